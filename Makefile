@@ -1,0 +1,38 @@
+# Thin wrapper over CMake: `make` sets up and builds build/wardfs,
+# `make demo` runs the demo, `make test` runs every test.
+BUILD ?= build
+ROOT := $(CURDIR)
+export PKG_CONFIG_PATH := $(ROOT)/deps/libfuse/lib/pkgconfig:$(PKG_CONFIG_PATH)
+
+.PHONY: all setup build demo test unit integration asan fuzz bench format clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j2
+
+demo: build
+	@bash scripts/demo.sh
+
+test: build
+	@bash scripts/test.sh
+
+asan: setup
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWARDFS_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j2
+
+fuzz: setup
+	@bash tests/fuzz/run.sh
+
+bench: build
+	@bash bench/run.sh
+
+format:
+	@find policy crypto audit daemon cli tests bench -name '*.[ch]' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -1,0 +1,351 @@
+/*
+ * audit.c - the daemon-facing API: open (key, db, journal, replay, writer
+ * thread), record (encode, reserve ring space, copy, commit; no fsync),
+ * counters and close.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define DEFAULT_JOURNAL_KIB 8192
+#define FULL_WAIT_MS        200
+#define MAX_TEXT            4096
+#define MAX_SHORT           256
+
+void wfs_audit_set_error(struct wfs_audit *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pthread_mutex_lock(&a->err_lock);
+	vsnprintf(a->last_error, sizeof a->last_error, fmt, ap);
+	pthread_mutex_unlock(&a->err_lock);
+	va_end(ap);
+}
+
+static char *xasprintf(const char *fmt, const char *a, const char *b)
+{
+	char *s = NULL;
+	return asprintf(&s, fmt, a, b) < 0 ? NULL : s;
+}
+
+static void free_handle(struct wfs_audit *a)
+{
+	wfs_writer_finalize(a);
+	if (a->db)
+		sqlite3_close(a->db);
+	if (a->j.map || a->j.fd >= 0)
+		wfs_journal_close(&a->j);
+	wfs_buf_free(&a->scratch);
+	wfs_buf_free(&a->macbuf);
+	pthread_mutex_destroy(&a->lock);
+	pthread_mutex_destroy(&a->db_lock);
+	pthread_mutex_destroy(&a->err_lock);
+	pthread_cond_destroy(&a->space_cv);
+	pthread_cond_destroy(&a->work_cv);
+	explicit_bzero(a->key, sizeof a->key);
+	free(a->db_path);
+	free(a->mount);
+	free(a->journal_path);
+	free(a);
+}
+
+static int open_journal(struct wfs_audit *a, uint64_t cap, char *err, size_t errlen)
+{
+	/* One journal per live handle; a second handle on the same db (another
+	 * mount) takes the next free name. */
+	int r = -EBUSY;
+	for (int i = 0; i < 16 && r == -EBUSY; i++) {
+		free(a->journal_path);
+		a->journal_path = i ? NULL : xasprintf("%s%s", a->db_path, "-wardfs-journal");
+		if (i && asprintf(&a->journal_path, "%s-wardfs-journal.%d", a->db_path, i) < 0)
+			a->journal_path = NULL;
+		if (!a->journal_path)
+			return -ENOMEM;
+		r = wfs_journal_open(&a->j, a->journal_path, cap, err, errlen);
+	}
+	if (!r && err[0])
+		wfs_audit_set_error(a, "%s", err); /* recreated a damaged journal */
+	return r;
+}
+
+int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char *err,
+		   size_t errlen)
+{
+	*out = NULL;
+	if (!o || !o->db_path || !o->db_path[0]) {
+		snprintf(err, errlen, "no audit database path given");
+		return -EINVAL;
+	}
+	struct wfs_audit *a = calloc(1, sizeof *a);
+	if (!a)
+		return -ENOMEM;
+	a->j.fd = -1;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->db_lock, NULL);
+	pthread_mutex_init(&a->err_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->space_cv, &ca);
+	pthread_cond_init(&a->work_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	a->fail_open = o->fail_open;
+	a->db_path = strdup(o->db_path);
+	a->mount = strdup(o->mount_id ? o->mount_id : "");
+	char *key_path = o->key_path ? strdup(o->key_path) : xasprintf("%s%s", o->db_path, ".key");
+	int r = -ENOMEM;
+	if (!a->db_path || !a->mount || !key_path) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((r = wfs_key_load(key_path, true, a->key, err, errlen)))
+		goto fail;
+	if ((r = wfs_db_open(a->db_path, true, &a->db, err, errlen)))
+		goto fail;
+	uint64_t cap = (uint64_t)(o->journal_kib ? o->journal_kib : DEFAULT_JOURNAL_KIB) * 1024;
+	if ((r = open_journal(a, cap, err, errlen)))
+		goto fail;
+	if ((r = wfs_writer_prepare(a, err, errlen)))
+		goto fail;
+
+	/* Replay what a killed daemon left in the journal. */
+	uint64_t off, seq;
+	wfs_journal_consumed(&a->j, &off, &seq);
+	a->drain_pos = off;
+	a->drain_seq = seq;
+	int n;
+	while ((n = wfs_writer_drain(a, true, 4096)) > 0)
+		;
+	if (n < 0) {
+		r = n;
+		snprintf(err, errlen, "cannot replay audit journal '%s': %s", a->journal_path,
+			 a->last_error);
+		goto fail;
+	}
+	/* Everything is drained: the whole ring is free, and free space is zero. */
+	wfs_journal_zero(&a->j, a->drain_pos, a->drain_pos + a->j.cap);
+	wfs_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
+	wfs_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
+	a->write_pos = a->consumed = a->drain_pos;
+	a->next_seq = a->drain_seq + 1;
+	atomic_store(&a->drained_seq, a->drain_seq);
+
+	if ((r = -pthread_create(&a->writer, NULL, wfs_writer_main, a))) {
+		snprintf(err, errlen, "cannot start the audit writer: %s", strerror(-r));
+		goto fail;
+	}
+	a->writer_started = true;
+	free(key_path);
+	*out = a;
+	return 0;
+fail:
+	free(key_path);
+	free_handle(a);
+	return r;
+}
+
+/* ---- record: the hot path ------------------------------------------ */
+
+struct enc {
+	unsigned char *p;
+	size_t len;
+};
+
+static size_t text_size(const char *s, size_t max, size_t *n)
+{
+	if (!s) {
+		*n = 0;
+		return 1;
+	}
+	*n = strnlen(s, max);
+	return 5 + *n;
+}
+
+static void put_int(struct enc *e, int64_t v)
+{
+	e->p[e->len++] = WFS_V_INT;
+	for (int i = 7; i >= 0; i--)
+		e->p[e->len++] = (unsigned char)((uint64_t)v >> (8 * i));
+}
+
+static void put_text(struct enc *e, const char *s, size_t n)
+{
+	if (!s) {
+		e->p[e->len++] = WFS_V_NULL;
+		return;
+	}
+	e->p[e->len++] = WFS_V_TEXT;
+	for (int i = 3; i >= 0; i--)
+		e->p[e->len++] = (unsigned char)((uint32_t)n >> (8 * i));
+	memcpy(e->p + e->len, s, n);
+	e->len += n;
+}
+
+static const char *kind_name(enum wfs_audit_kind k)
+{
+	static const char *names[] = {"open", "create", "integrity", "reload", "mount", "unmount"};
+	return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "other";
+}
+
+static void flag_names(int flags, char *buf)
+{
+	static const struct {
+		int f;
+		const char *n;
+	} t[] = {{O_CREAT, "O_CREAT"}, {O_EXCL, "O_EXCL"}, {O_TRUNC, "O_TRUNC"},
+		 {O_APPEND, "O_APPEND"}};
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (flags & t[i].f) {
+			if (buf[0])
+				strcat(buf, "|");
+			strcat(buf, t[i].n);
+		}
+}
+
+int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
+{
+	if (!a)
+		return 0;
+	if (!ev)
+		return -EINVAL;
+	int64_t t = ev->time_ns;
+	if (!t) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	}
+	bool is_open = ev->kind == WFS_AUDIT_OPEN || ev->kind == WFS_AUDIT_CREATE;
+	const char *access = NULL;
+	char fnames[64] = "";
+	if (is_open) {
+		int acc = ev->flags & O_ACCMODE;
+		access = acc == O_RDONLY ? "r" : acc == O_WRONLY ? "w" : acc == O_RDWR ? "rw" : "?";
+		flag_names(ev->flags, fnames);
+	}
+	char rule[MAX_SHORT + 16];
+	const char *rulep = NULL;
+	if (ev->rule_file) {
+		snprintf(rule, sizeof rule, "%.*s:%u", MAX_SHORT, ev->rule_file, ev->rule_line);
+		rulep = rule;
+	}
+	const char *kind = kind_name(ev->kind);
+	const char *txt[] = {a->mount, kind,	 ev->path, access,  is_open ? fnames : NULL,
+			     ev->cls,  ev->form, ev->allowed ? "allow" : "deny",
+			     rulep,    ev->comm, ev->exe,  ev->detail};
+	static const size_t max[] = {MAX_TEXT,	MAX_SHORT, MAX_TEXT,  MAX_SHORT,
+				     MAX_SHORT, MAX_SHORT, MAX_SHORT, MAX_SHORT,
+				     MAX_SHORT + 16, MAX_SHORT, MAX_TEXT,  MAX_TEXT};
+	size_t tn[12], plen = 9 * 6; /* time, flags, errno, uid, gid, pid */
+	for (int i = 0; i < 12; i++)
+		plen += text_size(txt[i], max[i], &tn[i]);
+
+	unsigned char buf[plen];
+	struct enc e = {buf, 0};
+	put_int(&e, t);
+	put_text(&e, txt[0], tn[0]);		 /* mount */
+	put_text(&e, txt[1], tn[1]);		 /* kind */
+	put_text(&e, txt[2], tn[2]);		 /* path */
+	put_int(&e, ev->flags);			 /* flags */
+	put_text(&e, txt[3], tn[3]);		 /* access */
+	put_text(&e, txt[4], tn[4]);		 /* flag_names */
+	put_text(&e, txt[5], tn[5]);		 /* class */
+	put_text(&e, txt[6], tn[6]);		 /* form */
+	put_text(&e, txt[7], tn[7]);		 /* decision */
+	put_int(&e, ev->allowed ? 0 : ev->err); /* errno */
+	put_text(&e, txt[8], tn[8]);		 /* rule */
+	put_int(&e, (int64_t)ev->uid);
+	put_int(&e, (int64_t)ev->gid);
+	put_int(&e, (int64_t)ev->pid);
+	put_text(&e, txt[9], tn[9]);   /* comm */
+	put_text(&e, txt[10], tn[10]); /* exe */
+	put_text(&e, txt[11], tn[11]); /* detail */
+
+	uint32_t need = (uint32_t)((WFS_JREC_HDR + plen + 7) & ~(size_t)7);
+	pthread_mutex_lock(&a->lock);
+	int werr = atomic_load(&a->writer_err);
+	if (werr && !a->fail_open) {
+		pthread_mutex_unlock(&a->lock);
+		return werr;
+	}
+	if (a->write_pos + need - a->consumed > a->j.cap) {
+		pthread_cond_signal(&a->work_cv);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += FULL_WAIT_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		while (a->write_pos + need - a->consumed > a->j.cap && !a->stop)
+			if (pthread_cond_timedwait(&a->space_cv, &a->lock, &ts) == ETIMEDOUT)
+				break;
+		if (a->write_pos + need - a->consumed > a->j.cap || a->stop) {
+			werr = atomic_load(&a->writer_err);
+			pthread_mutex_unlock(&a->lock);
+			if (a->fail_open) {
+				atomic_fetch_add(&a->lost, 1);
+				return 0;
+			}
+			if (!werr)
+				wfs_audit_set_error(a, "audit journal '%s' is full: the writer "
+						       "is not draining",
+						    a->journal_path);
+			return werr ? werr : -EIO;
+		}
+	}
+	uint64_t pos = a->write_pos, seq = a->next_seq++;
+	a->write_pos += need;
+	wfs_jrec_reserve(&a->j, pos, need, seq);
+	pthread_mutex_unlock(&a->lock);
+
+	wfs_jrec_commit(&a->j, pos, buf, plen);
+	atomic_fetch_add(&a->recorded, 1);
+	if ((seq & 511) == 0)
+		pthread_cond_signal(&a->work_cv);
+	return 0;
+}
+
+void wfs_audit_counters(struct wfs_audit *a, struct wfs_audit_counters *c)
+{
+	memset(c, 0, sizeof *c);
+	if (!a)
+		return;
+	c->recorded = atomic_load(&a->recorded);
+	c->lost = atomic_load(&a->lost);
+	pthread_mutex_lock(&a->lock);
+	uint64_t next = a->next_seq;
+	pthread_mutex_unlock(&a->lock);
+	uint64_t drained = atomic_load(&a->drained_seq);
+	c->pending = next - 1 > drained ? next - 1 - drained : 0;
+	pthread_mutex_lock(&a->err_lock);
+	snprintf(c->last_error, sizeof c->last_error, "%s", a->last_error);
+	pthread_mutex_unlock(&a->err_lock);
+}
+
+void wfs_audit_close(struct wfs_audit *a)
+{
+	if (!a)
+		return;
+	if (a->writer_started) {
+		pthread_mutex_lock(&a->lock);
+		a->stop = true;
+		pthread_cond_broadcast(&a->work_cv);
+		pthread_cond_broadcast(&a->space_cv);
+		pthread_mutex_unlock(&a->lock);
+		pthread_join(a->writer, NULL);
+	}
+	free_handle(a);
+}
+
+int wfs_audit__exec(struct wfs_audit *a, const char *sql)
+{
+	pthread_mutex_lock(&a->db_lock);
+	int rc = sqlite3_exec(a->db, sql, NULL, NULL, NULL);
+	pthread_mutex_unlock(&a->db_lock);
+	return wfs_sqlite_errno(rc);
+}

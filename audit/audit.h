@@ -1,0 +1,179 @@
+/*
+ * audit.h - the wardfs audit database: schema, durable writer, queries and
+ * chain verification. The only module that includes sqlite3.h; no FUSE.
+ *
+ * Durability: wfs_audit_record() appends the row to a crash-safe journal
+ * (a shared file mapping the kernel keeps after a SIGKILL) and returns
+ * without an fsync; a writer thread drains the journal into SQLite in batched
+ * transactions, and the next open replays whatever was not drained.
+ */
+#ifndef WARDFS_AUDIT_H
+#define WARDFS_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+enum wfs_audit_kind {
+	WFS_AUDIT_OPEN = 0,
+	WFS_AUDIT_CREATE = 1,
+	WFS_AUDIT_INTEGRITY = 2, /* tampered block read: EIO */
+	WFS_AUDIT_RELOAD = 3,    /* policy reload (ok or failed) */
+	WFS_AUDIT_MOUNT = 4,
+	WFS_AUDIT_UNMOUNT = 5,
+};
+
+struct wfs_audit_event {
+	int64_t time_ns; /* UTC, CLOCK_REALTIME; 0 = now */
+	enum wfs_audit_kind kind;
+	const char *path; /* relative to the mount root, starts with "/" */
+	int flags;        /* open(2) flags as given */
+	const char *cls;  /* "public" | "sensitive" | "deny" | NULL */
+	const char *form; /* "plain" | "encrypted" | "empty" | NULL */
+	bool allowed;
+	int err; /* errno returned to the caller, 0 if allowed */
+	const char *rule_file;
+	unsigned rule_line;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	const char *comm; /* process name */
+	const char *exe;  /* executable path */
+	const char *detail; /* free text for integrity/reload events */
+};
+
+struct wfs_audit_opts {
+	const char *db_path;
+	const char *mount_id;  /* e.g. the mount point; each row says which */
+	const char *key_path;  /* chain MAC key (root-only); NULL = db_path + ".key" */
+	bool fail_open;        /* --audit-failure=open: serve opens, count lost rows */
+	unsigned journal_kib;  /* journal ring size; 0 = 8192 (8 MiB) */
+};
+
+struct wfs_audit;
+
+/* Opens (creating/migrating) the db, replays the journal, starts the writer.
+ * On error returns -errno and a one-line message in err. */
+int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char *err,
+		   size_t errlen);
+
+/* Records one event durably against SIGKILL of the daemon. 0, or -errno when
+ * the row cannot be recorded (the caller refuses the open unless fail_open;
+ * with fail_open the loss is counted and 0 is returned). Thread-safe.
+ * Fails closed (-EIO/-ENOSPC/-EROFS...) as soon as the writer's last COMMIT
+ * failed, or when the journal stays full for 200 ms. a == NULL is a no-op. */
+int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev);
+
+struct wfs_audit_counters {
+	uint64_t recorded, lost, pending;
+	char last_error[256];
+};
+void wfs_audit_counters(struct wfs_audit *a, struct wfs_audit_counters *c);
+
+/* Drains the journal into SQLite, stops the writer, closes. NULL is fine. */
+void wfs_audit_close(struct wfs_audit *a);
+
+/* ---- admin side (used by `wardfs audit ...`) ---------------------- */
+
+/* A db opened for queries (read-only) or prune (writable). */
+struct wfs_audit_db;
+int wfs_audit_db_open(const char *path, bool writable, struct wfs_audit_db **out, char *err,
+		      size_t errlen);
+void wfs_audit_db_close(struct wfs_audit_db *db);
+
+/* One row as stored (strings may be NULL; valid during the callback). */
+struct wfs_audit_row {
+	int64_t id, time_ns;
+	const char *mount, *kind, *path;
+	int flags;
+	const char *access, *flag_names, *cls, *form, *decision;
+	int err;
+	const char *rule;
+	int64_t uid, gid, pid;
+	const char *comm, *exe, *detail;
+};
+
+enum wfs_audit_order {
+	WFS_AUDIT_LATEST = 0, /* with a limit: the newest N matches, printed oldest first */
+	WFS_AUDIT_EARLIEST,   /* with a limit: the oldest N matches */
+	WFS_AUDIT_BY_ID,      /* id order (tail): after_id, ascending */
+};
+
+struct wfs_audit_filter {
+	int64_t since_ns, until_ns; /* [since, until); 0 = unbounded */
+	int64_t uid, pid;           /* -1 = any */
+	const char *path_glob;      /* SQLite GLOB (case-sensitive); literal prefix uses the index */
+	const char *cls, *exe, *mount, *kind; /* exact match; NULL = any */
+	bool denied_only;
+	int64_t after_id; /* id > after_id; 0 = any */
+	int64_t limit;    /* 0 = no limit */
+	enum wfs_audit_order order;
+};
+void wfs_audit_filter_init(struct wfs_audit_filter *f);
+
+/* Calls cb for each matching row, sorted by time (or id for BY_ID). cb
+ * returns nonzero to stop. Returns the number of rows, or -errno. */
+typedef int (*wfs_audit_row_cb)(void *arg, const struct wfs_audit_row *r);
+int64_t wfs_audit_query(struct wfs_audit_db *db, const struct wfs_audit_filter *f,
+			wfs_audit_row_cb cb, void *arg, char *err, size_t errlen);
+/* EXPLAIN QUERY PLAN of the query f runs, one step a line (for tests/bench). */
+int wfs_audit_query_plan(struct wfs_audit_db *db, const struct wfs_audit_filter *f, char *buf,
+			 size_t len);
+int64_t wfs_audit_max_id(struct wfs_audit_db *db);
+
+/* Stats over the rows f selects (limit/order/after_id ignored). */
+enum wfs_audit_stat {
+	WFS_STAT_PATHS,  /* top paths */
+	WFS_STAT_EXES,   /* top executables */
+	WFS_STAT_USERS,  /* top uids (key is the uid in decimal) */
+	WFS_STAT_DENIED, /* top denied (path, exe) pairs; key "path\texe" */
+};
+typedef int (*wfs_audit_stat_cb)(void *arg, const char *key, int64_t count, int64_t denied);
+int wfs_audit_top(struct wfs_audit_db *db, enum wfs_audit_stat what,
+		  const struct wfs_audit_filter *f, int limit, wfs_audit_stat_cb cb, void *arg,
+		  char *err, size_t errlen);
+struct wfs_audit_totals {
+	int64_t rows, denied, first_ns, last_ns, first_id, last_id;
+};
+int wfs_audit_totals(struct wfs_audit_db *db, const struct wfs_audit_filter *f,
+		     struct wfs_audit_totals *t, char *err, size_t errlen);
+
+/* Recomputes the chain with the key (NULL key_path = db path + ".key").
+ * Returns 0 if intact, 1 if not (bad_id and reason say where), -errno if
+ * it could not check (err says why). */
+struct wfs_audit_verify_result {
+	int64_t rows;      /* rows checked */
+	int64_t anchor_id; /* chain verified from the row after this id (0 = start) */
+	int64_t bad_id;    /* first edited/inserted row, or first missing id */
+	char reason[256];
+};
+int wfs_audit_verify(struct wfs_audit_db *db, const char *key_path,
+		     struct wfs_audit_verify_result *r, char *err, size_t errlen);
+
+/* Deletes the rows older than cutoff_ns (a prefix by id: stops at the first
+ * row that is not older) after verifying them, and stores an anchor (last
+ * pruned id and mac, authenticated) so verify still works. */
+struct wfs_audit_prune_result {
+	int64_t rows_deleted, pruned_to;
+};
+int wfs_audit_prune(struct wfs_audit_db *db, const char *key_path, int64_t cutoff_ns,
+		    struct wfs_audit_prune_result *r, char *err, size_t errlen);
+
+/* ---- formatting (format.c) ----------------------------------------- */
+enum wfs_audit_format { WFS_FMT_TABLE, WFS_FMT_JSON, WFS_FMT_CSV };
+/* "2026-11-25T10:00:00.123456789Z" */
+void wfs_audit_format_time(int64_t ns, char *buf, size_t len);
+/* "EACCES", or "" for 0 */
+const char *wfs_audit_errno_name(int e);
+/* Prints the header line of the format (CSV and table; none for JSON). */
+void wfs_audit_print_header(FILE *f, enum wfs_audit_format fmt);
+void wfs_audit_print_row(FILE *f, enum wfs_audit_format fmt, const struct wfs_audit_row *r);
+/* Parses "2026-11-25", "2026-11-25T10:00:00[.frac][Z]" (UTC) or a relative
+ * "30s", "15m", "2h", "7d", "1w" (that long before now_ns). 0 or -EINVAL. */
+int wfs_audit_parse_time(const char *s, int64_t now_ns, int64_t *out);
+/* Parses a duration "90d", "12h", "30m", "45s", "2w" into ns. */
+int wfs_audit_parse_duration(const char *s, int64_t *out);
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * encode.c - the canonical value encoding shared by the journal payload and
+ * the row MAC, plus a growable buffer and CRC-32 for journal records.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int wfs_buf_reserve(struct wfs_buf *b, size_t more)
+{
+	if (b->len + more <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->len + more)
+		cap *= 2;
+	unsigned char *p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+void wfs_buf_free(struct wfs_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+static void put_be(unsigned char *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		p[i] = (unsigned char)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t get_be(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+int wfs_enc_int(struct wfs_buf *b, int64_t v)
+{
+	if (wfs_buf_reserve(b, 9))
+		return -ENOMEM;
+	b->p[b->len] = WFS_V_INT;
+	put_be(b->p + b->len + 1, (uint64_t)v, 8);
+	b->len += 9;
+	return 0;
+}
+
+int wfs_enc_text(struct wfs_buf *b, const char *s, size_t len)
+{
+	if (!s)
+		return wfs_enc_null(b);
+	if (len > UINT32_MAX || wfs_buf_reserve(b, 5 + len))
+		return -ENOMEM;
+	b->p[b->len] = WFS_V_TEXT;
+	put_be(b->p + b->len + 1, len, 4);
+	memcpy(b->p + b->len + 5, s, len);
+	b->len += 5 + len;
+	return 0;
+}
+
+int wfs_enc_null(struct wfs_buf *b)
+{
+	if (wfs_buf_reserve(b, 1))
+		return -ENOMEM;
+	b->p[b->len++] = WFS_V_NULL;
+	return 0;
+}
+
+int wfs_enc_column(struct wfs_buf *b, sqlite3_stmt *st, int col)
+{
+	switch (sqlite3_column_type(st, col)) {
+	case SQLITE_NULL:
+		return wfs_enc_null(b);
+	case SQLITE_INTEGER:
+		return wfs_enc_int(b, sqlite3_column_int64(st, col));
+	case SQLITE_TEXT: {
+		const char *s = (const char *)sqlite3_column_text(st, col);
+		return wfs_enc_text(b, s ? s : "", (size_t)sqlite3_column_bytes(st, col));
+	}
+	default: /* REAL or BLOB: never written by wardfs */
+		if (wfs_buf_reserve(b, 1))
+			return -ENOMEM;
+		b->p[b->len++] = 0xff;
+		return 0;
+	}
+}
+
+int wfs_dec_vals(const unsigned char *p, size_t len, struct wfs_val *v, int n)
+{
+	size_t o = 0;
+	for (int k = 0; k < n; k++) {
+		if (o >= len)
+			return -EINVAL;
+		v[k].type = p[o++];
+		v[k].s = NULL;
+		v[k].len = 0;
+		v[k].i = 0;
+		switch (v[k].type) {
+		case WFS_V_NULL:
+			break;
+		case WFS_V_INT:
+			if (len - o < 8)
+				return -EINVAL;
+			v[k].i = (int64_t)get_be(p + o, 8);
+			o += 8;
+			break;
+		case WFS_V_TEXT:
+			if (len - o < 4)
+				return -EINVAL;
+			v[k].len = (uint32_t)get_be(p + o, 4);
+			o += 4;
+			if (len - o < v[k].len)
+				return -EINVAL;
+			v[k].s = (const char *)p + o;
+			o += v[k].len;
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	return o == len ? 0 : -EINVAL;
+}
+
+static uint32_t crc_table[256];
+
+__attribute__((constructor)) static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+uint32_t wfs_crc32(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	uint32_t c = 0xffffffffu;
+	while (n--)
+		c = crc_table[(c ^ *s++) & 0xff] ^ (c >> 8);
+	return c ^ 0xffffffffu;
+}

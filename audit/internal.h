@@ -1,0 +1,191 @@
+/*
+ * internal.h - private types shared by the audit/ sources: the canonical
+ * row encoding, the journal, the chain key and the live handle. Not part of
+ * the public API (unit tests may include it for fault injection).
+ */
+#ifndef WARDFS_AUDIT_INTERNAL_H
+#define WARDFS_AUDIT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "audit.h"
+
+#define WFS_MAC_LEN        32
+#define WFS_KEY_LEN        32
+#define WFS_SCHEMA_VERSION 1
+
+/* ---- canonical encoding (encode.c) --------------------------------
+ * A row is a sequence of values, each: 0x00 (NULL) | 0x01 + int64 BE |
+ * 0x02 + u32 BE length + bytes. The journal payload is the encoding of the
+ * columns after `id` in WFS_ROW_COLS order; the MAC input is
+ * prev_mac || enc(id) || payload, and verify rebuilds it from the columns. */
+enum { WFS_V_NULL = 0, WFS_V_INT = 1, WFS_V_TEXT = 2 };
+
+/* Columns after id, in order (the MAC covers them in this order). */
+#define WFS_ROW_NFIELDS 18
+#define WFS_ROW_COLS                                                                               \
+	"time_ns,mount,kind,path,flags,access,flag_names,class,form,decision,errno,rule,uid,"     \
+	"gid,pid,comm,exe,detail"
+
+struct wfs_val {
+	int type;
+	int64_t i;
+	const char *s;
+	uint32_t len;
+};
+
+struct wfs_buf {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+int wfs_buf_reserve(struct wfs_buf *b, size_t more);
+void wfs_buf_free(struct wfs_buf *b);
+/* Append-encoders into a growable buffer (return -ENOMEM on failure). */
+int wfs_enc_int(struct wfs_buf *b, int64_t v);
+int wfs_enc_text(struct wfs_buf *b, const char *s, size_t len);
+int wfs_enc_null(struct wfs_buf *b);
+/* Encodes one column of a stepped statement (NULL/INTEGER/TEXT; others
+ * encode as a marker that never matches what the writer produced). */
+int wfs_enc_column(struct wfs_buf *b, sqlite3_stmt *st, int col);
+/* Decodes exactly n values from p[0..len); 0 or -EINVAL. */
+int wfs_dec_vals(const unsigned char *p, size_t len, struct wfs_val *v, int n);
+uint32_t wfs_crc32(const void *p, size_t n);
+
+/* ---- chain (chain.c) ------------------------------------------------ */
+int wfs_key_load(const char *path, bool create, unsigned char key[WFS_KEY_LEN], char *err,
+		 size_t errlen);
+/* out = HMAC-SHA256(key, prev || enc(id) || payload) */
+int wfs_mac_row(const unsigned char *key, const unsigned char *prev, int64_t id,
+		const void *payload, size_t plen, unsigned char out[WFS_MAC_LEN]);
+/* out = HMAC-SHA256(key, label || data) for chain head / anchor records */
+int wfs_mac_label(const unsigned char *key, const char *label, const void *data, size_t len,
+		  unsigned char out[WFS_MAC_LEN]);
+int wfs_head_auth(const unsigned char *key, int64_t id, const unsigned char *mac,
+		  unsigned char out[WFS_MAC_LEN]);
+
+/* ---- schema (schema.c) --------------------------------------------- */
+/* Opens (rw: creating and migrating) a db with the pragmas wardfs uses. */
+int wfs_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen);
+int wfs_sqlite_errno(int rc); /* SQLITE_* -> -errno */
+
+/* ---- journal (journal.c) -------------------------------------------- */
+#define WFS_JREC_HDR   24u
+#define WFS_JREC_MAGIC 0x57464a31u /* committed */
+
+struct wfs_journal {
+	int fd;
+	unsigned char *map; /* header page + ring */
+	size_t map_len;
+	unsigned char *ring;
+	uint64_t cap;
+	int64_t id;
+	unsigned next_slot;
+};
+
+struct wfs_jrec {
+	uint64_t pos, seq;
+	uint32_t len; /* whole record, 8-aligned */
+	bool valid;   /* committed and checksum ok (else torn: skip) */
+	const unsigned char *payload;
+	size_t plen;
+};
+
+int wfs_journal_open(struct wfs_journal *j, const char *path, uint64_t cap, char *err,
+		     size_t errlen);
+void wfs_journal_close(struct wfs_journal *j);
+/* The persisted consumed position and last consumed seq. */
+void wfs_journal_consumed(struct wfs_journal *j, uint64_t *off, uint64_t *seq);
+void wfs_journal_set_consumed(struct wfs_journal *j, uint64_t off, uint64_t seq);
+void wfs_journal_zero(struct wfs_journal *j, uint64_t from, uint64_t to);
+void wfs_ring_write(struct wfs_journal *j, uint64_t pos, const void *src, size_t n);
+void wfs_ring_read(const struct wfs_journal *j, uint64_t pos, void *dst, size_t n);
+/* Writes a reserved record's header (not yet committed). */
+void wfs_jrec_reserve(struct wfs_journal *j, uint64_t pos, uint32_t len, uint64_t seq);
+/* Fills the payload and crc, then publishes the commit word (release). */
+void wfs_jrec_commit(struct wfs_journal *j, uint64_t pos, const void *payload, size_t plen);
+/* Reads the record at pos. Returns 1 if a record with the expected seq is
+ * there (r->valid false when torn), 0 if pos is the end (free space, or
+ * reserved but not committed when !crashed), -1 on a malformed header.
+ * The payload points into the ring or into scratch when it wraps. */
+int wfs_jrec_read(struct wfs_journal *j, uint64_t pos, uint64_t expect_seq, bool crashed,
+		  struct wfs_buf *scratch, struct wfs_jrec *r);
+
+/* ---- live handle (audit.c, writer.c) -------------------------------- */
+struct wfs_audit {
+	char *db_path, *mount, *journal_path;
+	bool fail_open;
+	unsigned char key[WFS_KEY_LEN];
+	sqlite3 *db;
+	pthread_mutex_t db_lock; /* the writer's connection */
+	struct wfs_journal j;
+
+	pthread_mutex_t lock; /* reservation state below */
+	pthread_cond_t space_cv, work_cv;
+	uint64_t write_pos, consumed, next_seq;
+	bool stop;
+	pthread_t writer;
+	bool writer_started;
+
+	/* writer-only */
+	uint64_t drain_pos, drain_seq;
+	struct wfs_buf scratch, macbuf;
+	sqlite3_stmt *st_head, *st_jget, *st_ins, *st_jset, *st_headset;
+
+	_Atomic int writer_err; /* -errno of the last failed COMMIT, 0 if fine */
+	atomic_uint_fast64_t recorded, lost, drained_seq;
+	pthread_mutex_t err_lock;
+	char last_error[256];
+};
+
+void wfs_audit_set_error(struct wfs_audit *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int wfs_writer_prepare(struct wfs_audit *a, char *err, size_t errlen);
+void wfs_writer_finalize(struct wfs_audit *a);
+/* Drains committed records from drain_pos into SQLite in one transaction.
+ * crashed: replay mode at open (skip torn records). Returns the number of
+ * records consumed (>= 0) or -errno. */
+int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max);
+void *wfs_writer_main(void *arg);
+
+/* ---- admin side (query.c, verify.c, prune.c) ------------------------ */
+struct wfs_audit_db {
+	sqlite3 *db;
+	char *path;
+};
+
+struct wfs_where {
+	char sql[1024]; /* " WHERE ..." or "" */
+	struct {
+		bool is_text;
+		int64_t i;
+		const char *s;
+	} b[16];
+	int nb;
+	bool selective; /* a path/exe filter narrow enough to drive the plan */
+	char lo[1024], hi[1024];
+};
+void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f);
+int wfs_where_bind(sqlite3_stmt *st, const struct wfs_where *w, int first);
+/* Maps "id," WFS_ROW_COLS columns 0..18 of a stepped statement. */
+void wfs_row_from_stmt(sqlite3_stmt *st, struct wfs_audit_row *r);
+
+int wfs_anchor_auth(const unsigned char *key, int64_t pruned_to, const unsigned char *mac,
+		    int64_t time_ns, int64_t cutoff_ns, int64_t rows, unsigned char out[WFS_MAC_LEN]);
+/* 0 intact (last_mac, if given, gets the MAC of the last row checked), 1
+ * broken (r says where), -errno. upto > 0 checks only rows with id <= upto. */
+int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
+		     struct wfs_audit_verify_result *r, unsigned char *last_mac);
+int wfs_key_for_db(const char *db_path, const char *key_path, unsigned char key[WFS_KEY_LEN],
+		   char *err, size_t errlen);
+
+/* Test hook: runs SQL on the writer's connection (fault injection). */
+int wfs_audit__exec(struct wfs_audit *a, const char *sql);
+
+#endif

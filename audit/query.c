@@ -1,0 +1,340 @@
+/*
+ * query.c - the admin side's read path: open a db for queries, turn a
+ * filter into an index-friendly WHERE clause, iterate rows, and compute
+ * stats (top paths, executables, users, denials; totals).
+ *
+ * A path glob with a literal prefix also becomes a range on `path`
+ * (prefix <= path < prefix+1), so the events_path index is used whatever
+ * the binding; the time order is then a sort of the matches only.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int wfs_audit_db_open(const char *path, bool writable, struct wfs_audit_db **out, char *err,
+		      size_t errlen)
+{
+	*out = NULL;
+	struct wfs_audit_db *d = calloc(1, sizeof *d);
+	if (!d || !(d->path = strdup(path))) {
+		free(d);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int r = wfs_db_open(path, writable, &d->db, err, errlen);
+	if (r) {
+		free(d->path);
+		free(d);
+		return r;
+	}
+	*out = d;
+	return 0;
+}
+
+void wfs_audit_db_close(struct wfs_audit_db *d)
+{
+	if (!d)
+		return;
+	sqlite3_close(d->db);
+	free(d->path);
+	free(d);
+}
+
+void wfs_audit_filter_init(struct wfs_audit_filter *f)
+{
+	memset(f, 0, sizeof *f);
+	f->uid = f->pid = -1;
+}
+
+static void add(struct wfs_where *w, const char *cond)
+{
+	size_t n = strlen(w->sql);
+	snprintf(w->sql + n, sizeof w->sql - n, "%s%s", n ? " AND " : " WHERE ", cond);
+}
+
+static void bind_int(struct wfs_where *w, int64_t v)
+{
+	w->b[w->nb].is_text = false;
+	w->b[w->nb++].i = v;
+}
+
+static void bind_text(struct wfs_where *w, const char *s)
+{
+	w->b[w->nb].is_text = true;
+	w->b[w->nb++].s = s;
+}
+
+void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f)
+{
+	memset(w, 0, sizeof *w);
+	if (f->since_ns) {
+		add(w, "time_ns >= ?");
+		bind_int(w, f->since_ns);
+	}
+	if (f->until_ns) {
+		add(w, "time_ns < ?");
+		bind_int(w, f->until_ns);
+	}
+	if (f->uid >= 0) {
+		add(w, "uid = ?");
+		bind_int(w, f->uid);
+	}
+	if (f->pid >= 0) {
+		add(w, "pid = ?");
+		bind_int(w, f->pid);
+	}
+	if (f->path_glob) {
+		size_t lit = strcspn(f->path_glob, "*?[");
+		if (!f->path_glob[lit]) {
+			add(w, "path = ?");
+			bind_text(w, f->path_glob);
+			w->selective = true;
+		} else {
+			if (lit > 0 && lit < sizeof w->lo) {
+				memcpy(w->lo, f->path_glob, lit);
+				memcpy(w->hi, f->path_glob, lit);
+				unsigned char *last = (unsigned char *)&w->hi[lit - 1];
+				if (*last < 0xff) {
+					(*last)++;
+					add(w, "path >= ? AND path < ?");
+					bind_text(w, w->lo);
+					bind_text(w, w->hi);
+					w->selective = lit > 1;
+				}
+			}
+			add(w, "path GLOB ?");
+			bind_text(w, f->path_glob);
+		}
+	}
+	const char *eq[][2] = {{"class = ?", f->cls}, {"exe = ?", f->exe},
+			       {"mount = ?", f->mount}, {"kind = ?", f->kind}};
+	for (size_t i = 0; i < sizeof eq / sizeof eq[0]; i++)
+		if (eq[i][1]) {
+			add(w, eq[i][0]);
+			bind_text(w, eq[i][1]);
+		}
+	if (f->exe)
+		w->selective = true;
+	if (f->denied_only)
+		add(w, "decision = 'deny'");
+	if (f->after_id > 0) {
+		add(w, "id > ?");
+		bind_int(w, f->after_id);
+	}
+}
+
+int wfs_where_bind(sqlite3_stmt *st, const struct wfs_where *w, int first)
+{
+	for (int i = 0; i < w->nb; i++) {
+		int rc = w->b[i].is_text
+				 ? sqlite3_bind_text(st, first + i, w->b[i].s, -1, SQLITE_STATIC)
+				 : sqlite3_bind_int64(st, first + i, w->b[i].i);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+#define COLS "id," WFS_ROW_COLS
+
+static int build_query(const struct wfs_audit_filter *f, struct wfs_where *w, char *sql,
+		       size_t len)
+{
+	wfs_where_build(w, f);
+	/* With a selective path/exe filter, sort the matches rather than walk
+	 * the time index: "+time_ns" keeps the planner off events_time. */
+	const char *t = w->selective ? "+time_ns" : "time_ns";
+	char lim[32] = "";
+	if (f->limit > 0)
+		snprintf(lim, sizeof lim, " LIMIT %lld", (long long)f->limit);
+	int n;
+	if (f->order == WFS_AUDIT_BY_ID && f->limit > 0)
+		n = snprintf(sql, len,
+			     "SELECT * FROM (SELECT " COLS " FROM events%s ORDER BY id DESC%s) "
+			     "ORDER BY id",
+			     w->sql, lim);
+	else if (f->order == WFS_AUDIT_BY_ID)
+		n = snprintf(sql, len, "SELECT " COLS " FROM events%s ORDER BY id", w->sql);
+	else if (f->order == WFS_AUDIT_LATEST && f->limit > 0)
+		n = snprintf(sql, len,
+			     "SELECT * FROM (SELECT " COLS " FROM events%s ORDER BY %s DESC, id "
+			     "DESC%s) ORDER BY time_ns, id",
+			     w->sql, t, lim);
+	else
+		n = snprintf(sql, len, "SELECT " COLS " FROM events%s ORDER BY %s, id%s", w->sql,
+			     t, lim);
+	return n < (int)len ? 0 : -E2BIG;
+}
+
+static const char *col_text(sqlite3_stmt *st, int c)
+{
+	return (const char *)sqlite3_column_text(st, c);
+}
+
+void wfs_row_from_stmt(sqlite3_stmt *st, struct wfs_audit_row *r)
+{
+	r->id = sqlite3_column_int64(st, 0);
+	r->time_ns = sqlite3_column_int64(st, 1);
+	r->mount = col_text(st, 2);
+	r->kind = col_text(st, 3);
+	r->path = col_text(st, 4);
+	r->flags = sqlite3_column_int(st, 5);
+	r->access = col_text(st, 6);
+	r->flag_names = col_text(st, 7);
+	r->cls = col_text(st, 8);
+	r->form = col_text(st, 9);
+	r->decision = col_text(st, 10);
+	r->err = sqlite3_column_int(st, 11);
+	r->rule = col_text(st, 12);
+	r->uid = sqlite3_column_int64(st, 13);
+	r->gid = sqlite3_column_int64(st, 14);
+	r->pid = sqlite3_column_int64(st, 15);
+	r->comm = col_text(st, 16);
+	r->exe = col_text(st, 17);
+	r->detail = col_text(st, 18);
+}
+
+static int prep(struct wfs_audit_db *d, const char *sql, sqlite3_stmt **st, char *err,
+		size_t errlen)
+{
+	int rc = sqlite3_prepare_v2(d->db, sql, -1, st, NULL);
+	if (rc) {
+		snprintf(err, errlen, "cannot query '%s': %s", d->path, sqlite3_errmsg(d->db));
+		return wfs_sqlite_errno(rc);
+	}
+	return 0;
+}
+
+int64_t wfs_audit_query(struct wfs_audit_db *d, const struct wfs_audit_filter *f,
+			wfs_audit_row_cb cb, void *arg, char *err, size_t errlen)
+{
+	struct wfs_where w;
+	char sql[2048];
+	if (build_query(f, &w, sql, sizeof sql)) {
+		snprintf(err, errlen, "query too long");
+		return -E2BIG;
+	}
+	sqlite3_stmt *st;
+	int r = prep(d, sql, &st, err, errlen);
+	if (r)
+		return r;
+	wfs_where_bind(st, &w, 1);
+	int64_t n = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct wfs_audit_row row;
+		wfs_row_from_stmt(st, &row);
+		n++;
+		if (cb && cb(arg, &row))
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		snprintf(err, errlen, "cannot query '%s': %s", d->path, sqlite3_errmsg(d->db));
+		n = wfs_sqlite_errno(rc);
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
+int wfs_audit_query_plan(struct wfs_audit_db *d, const struct wfs_audit_filter *f, char *buf,
+			 size_t len)
+{
+	struct wfs_where w;
+	char sql[2100] = "EXPLAIN QUERY PLAN ";
+	char err[256];
+	if (build_query(f, &w, sql + 19, sizeof sql - 19))
+		return -E2BIG;
+	sqlite3_stmt *st;
+	int r = prep(d, sql, &st, err, sizeof err);
+	if (r)
+		return r;
+	wfs_where_bind(st, &w, 1);
+	size_t o = 0;
+	buf[0] = 0;
+	while (sqlite3_step(st) == SQLITE_ROW && o < len)
+		o += (size_t)snprintf(buf + o, len - o, "%s\n", col_text(st, 3));
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int64_t wfs_audit_max_id(struct wfs_audit_db *d)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(d->db, "SELECT max(id) FROM events", -1, &st, NULL))
+		return -EIO;
+	int64_t id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -EIO;
+	sqlite3_finalize(st);
+	return id;
+}
+
+int wfs_audit_top(struct wfs_audit_db *d, enum wfs_audit_stat what,
+		  const struct wfs_audit_filter *f, int limit, wfs_audit_stat_cb cb, void *arg,
+		  char *err, size_t errlen)
+{
+	struct wfs_audit_filter g = *f;
+	g.limit = 0;
+	g.after_id = 0;
+	if (what == WFS_STAT_DENIED)
+		g.denied_only = true;
+	struct wfs_where w;
+	wfs_where_build(&w, &g);
+	static const char *keys[] = {"path", "exe", "CAST(uid AS TEXT)",
+				     "coalesce(path, '') || char(9) || coalesce(exe, '')"};
+	static const char *groups[] = {"path", "exe", "uid", "path, exe"};
+	char sql[2048];
+	snprintf(sql, sizeof sql,
+		 "SELECT %s, count(*), sum(decision = 'deny') FROM events%s GROUP BY %s "
+		 "ORDER BY 2 DESC, 1 LIMIT %d",
+		 keys[what], w.sql, groups[what], limit > 0 ? limit : -1);
+	sqlite3_stmt *st;
+	int r = prep(d, sql, &st, err, errlen);
+	if (r)
+		return r;
+	wfs_where_bind(st, &w, 1);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb(arg, col_text(st, 0), sqlite3_column_int64(st, 1),
+		       sqlite3_column_int64(st, 2)))
+			break;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		snprintf(err, errlen, "cannot query '%s': %s", d->path, sqlite3_errmsg(d->db));
+		r = wfs_sqlite_errno(rc);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int wfs_audit_totals(struct wfs_audit_db *d, const struct wfs_audit_filter *f,
+		     struct wfs_audit_totals *t, char *err, size_t errlen)
+{
+	struct wfs_audit_filter g = *f;
+	g.after_id = 0;
+	struct wfs_where w;
+	wfs_where_build(&w, &g);
+	char sql[2048];
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*), coalesce(sum(decision = 'deny'), 0), min(time_ns), "
+		 "max(time_ns), min(id), max(id) FROM events%s",
+		 w.sql);
+	sqlite3_stmt *st;
+	int r = prep(d, sql, &st, err, errlen);
+	if (r)
+		return r;
+	wfs_where_bind(st, &w, 1);
+	memset(t, 0, sizeof *t);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t *v[] = {&t->rows, &t->denied, &t->first_ns, &t->last_ns, &t->first_id,
+				&t->last_id};
+		for (int i = 0; i < 6; i++)
+			*v[i] = sqlite3_column_int64(st, i);
+	} else {
+		snprintf(err, errlen, "cannot query '%s': %s", d->path, sqlite3_errmsg(d->db));
+		r = wfs_sqlite_errno(rc);
+	}
+	sqlite3_finalize(st);
+	return r;
+}

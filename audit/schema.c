@@ -1,0 +1,298 @@
+/*
+ * schema.c - opens the audit database with wardfs's pragmas and creates or
+ * migrates its schema (versioned by PRAGMA user_version). docs/audit.md
+ * documents these tables for admins who use sqlite3 directly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const char schema_v1[] =
+	"CREATE TABLE events (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  time_ns INTEGER NOT NULL,\n"
+	"  mount TEXT NOT NULL,\n"
+	"  kind TEXT NOT NULL,\n"
+	"  path TEXT,\n"
+	"  flags INTEGER NOT NULL,\n"
+	"  access TEXT,\n"
+	"  flag_names TEXT,\n"
+	"  class TEXT,\n"
+	"  form TEXT,\n"
+	"  decision TEXT NOT NULL,\n"
+	"  errno INTEGER NOT NULL,\n"
+	"  rule TEXT,\n"
+	"  uid INTEGER NOT NULL,\n"
+	"  gid INTEGER NOT NULL,\n"
+	"  pid INTEGER NOT NULL,\n"
+	"  comm TEXT,\n"
+	"  exe TEXT,\n"
+	"  detail TEXT,\n"
+	"  mac BLOB\n"
+	");\n"
+	"CREATE INDEX events_time ON events(time_ns);\n"
+	"CREATE INDEX events_path ON events(path);\n"
+	"CREATE INDEX events_uid ON events(uid, time_ns);\n"
+	"CREATE INDEX events_exe ON events(exe);\n"
+	"CREATE INDEX events_decision ON events(decision, time_ns);\n"
+	"CREATE TABLE journals (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  mount TEXT NOT NULL,\n"
+	"  path TEXT NOT NULL,\n"
+	"  drained_seq INTEGER NOT NULL DEFAULT 0,\n"
+	"  updated_ns INTEGER NOT NULL DEFAULT 0\n"
+	");\n"
+	"CREATE TABLE chain (\n"
+	"  k INTEGER PRIMARY KEY CHECK (k = 1),\n"
+	"  last_id INTEGER NOT NULL,\n"
+	"  last_mac BLOB NOT NULL,\n"
+	"  auth BLOB NOT NULL\n"
+	");\n"
+	"CREATE TABLE anchors (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  time_ns INTEGER NOT NULL,\n"
+	"  cutoff_ns INTEGER NOT NULL,\n"
+	"  pruned_to INTEGER NOT NULL,\n"
+	"  rows_deleted INTEGER NOT NULL,\n"
+	"  mac BLOB NOT NULL,\n"
+	"  auth BLOB NOT NULL\n"
+	");\n"
+	"CREATE TABLE errno_names (errno INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
+	"CREATE VIEW events_readable AS SELECT e.id AS id,\n"
+	"  strftime('%Y-%m-%dT%H:%M:%S', e.time_ns / 1000000000, 'unixepoch')\n"
+	"    || printf('.%09dZ', e.time_ns % 1000000000) AS time,\n"
+	"  e.mount AS mount, e.kind AS kind, e.path AS path, e.access AS access,\n"
+	"  e.flag_names AS flag_names, e.class AS class, e.form AS form,\n"
+	"  e.decision AS decision,\n"
+	"  CASE WHEN e.errno = 0 THEN '' ELSE coalesce(n.name, 'E' || e.errno) END AS errno,\n"
+	"  e.rule AS rule, e.uid AS uid, e.gid AS gid, e.pid AS pid, e.comm AS comm,\n"
+	"  e.exe AS exe, e.detail AS detail\n"
+	"  FROM events e LEFT JOIN errno_names n ON n.errno = e.errno;\n";
+
+int wfs_sqlite_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EPERM;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	default: /* IOERR, CORRUPT, NOTADB, ... */
+		return -EIO;
+	}
+}
+
+static int fail(sqlite3 *db, int rc, const char *path, const char *what, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s '%s': %s", what, path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	return wfs_sqlite_errno(rc);
+}
+
+static int fill_errno_names(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "INSERT INTO errno_names VALUES (?, ?)", -1, &st, NULL);
+	if (rc)
+		return rc;
+	for (int e = 1; e < 134 && !rc; e++) {
+		const char *n = strerrorname_np(e);
+		if (!n)
+			continue;
+		sqlite3_bind_int(st, 1, e);
+		sqlite3_bind_text(st, 2, n, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite3_errcode(db);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int user_version(sqlite3 *db, int *v)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*v = sqlite3_column_int(st, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int has_events(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = 'events'", -1, &st,
+			       NULL))
+		return 0;
+	int r = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Runs the migrations from the stored version up to WFS_SCHEMA_VERSION. */
+static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc)
+		return fail(db, rc, path, "cannot open audit database", err, errlen);
+	int v = 0;
+	rc = user_version(db, &v);
+	if (!rc && v > WFS_SCHEMA_VERSION) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		snprintf(err, errlen,
+			 "audit database '%s' has schema version %d, newer than this wardfs (%d)",
+			 path, v, WFS_SCHEMA_VERSION);
+		return -EPROTO;
+	}
+	if (!rc && v == 0 && has_events(db)) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		snprintf(err, errlen, "'%s' has an events table but is not a wardfs audit database",
+			 path);
+		return -EINVAL;
+	}
+	if (!rc && v < 1) {
+		rc = sqlite3_exec(db, schema_v1, NULL, NULL, NULL);
+		if (!rc)
+			rc = fill_errno_names(db);
+	}
+	/* Later versions: if (!rc && v < 2) { ALTER TABLE ... } */
+	if (!rc && v < WFS_SCHEMA_VERSION) {
+		char sql[64];
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", WFS_SCHEMA_VERSION);
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	}
+	if (!rc)
+		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (rc) {
+		int r = fail(db, rc, path, "cannot create the schema of", err, errlen);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	return 0;
+}
+
+static void mkdir_p(const char *dir, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp)
+		return;
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			mkdir(tmp, mode);
+			*p = '/';
+		}
+	mkdir(tmp, mode);
+}
+
+/* Under /var/lib/wardfs the parent directory is created 0700; elsewhere it
+ * must exist. The db file itself is created 0600 (SQLite gives -wal/-shm
+ * the same mode). */
+static int prepare_path(const char *path, char *err, size_t errlen)
+{
+	const char *slash = strrchr(path, '/');
+	if (slash && slash != path) {
+		char dir[PATH_MAX];
+		size_t n = (size_t)(slash - path);
+		if (n >= sizeof dir)
+			return -ENAMETOOLONG;
+		memcpy(dir, path, n);
+		dir[n] = 0;
+		struct stat st;
+		if (stat(dir, &st) < 0 && !strncmp(dir, "/var/lib/wardfs", 15) &&
+		    (dir[15] == 0 || dir[15] == '/'))
+			mkdir_p(dir, 0700);
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open audit database '%s': %s", path, strerror(e));
+		return -e;
+	}
+	close(fd);
+	return 0;
+}
+
+int wfs_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (writable) {
+		int r = prepare_path(path, err, errlen);
+		if (r)
+			return r;
+	} else if (access(path, R_OK) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open audit database '%s': %s", path, strerror(e));
+		return -e;
+	}
+	sqlite3 *db = NULL;
+	int flags = (writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) |
+		    SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW;
+	int rc = sqlite3_open_v2(path, &db, flags, NULL);
+	if (rc) {
+		int r = fail(db, rc, path, "cannot open audit database", err, errlen);
+		sqlite3_close(db);
+		return r;
+	}
+	sqlite3_extended_result_codes(db, 0);
+	sqlite3_busy_timeout(db, 5000);
+	int r = 0;
+	if (writable && sqlite3_db_readonly(db, "main") == 1) {
+		snprintf(err, errlen, "audit database '%s' is read-only", path);
+		r = -EROFS;
+		goto out;
+	}
+	/* Reading the version is the first access: catches NOTADB early. */
+	int v = 0;
+	rc = user_version(db, &v);
+	if (!rc && writable)
+		rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL", NULL,
+				  NULL, NULL);
+	if (rc) {
+		r = fail(db, rc, path, "cannot open audit database", err, errlen);
+		goto out;
+	}
+	if (writable) {
+		r = migrate(db, path, err, errlen);
+	} else if (v == 0) {
+		snprintf(err, errlen, "'%s' is not a wardfs audit database", path);
+		r = -EINVAL;
+	} else if (v > WFS_SCHEMA_VERSION) {
+		snprintf(err, errlen, "audit database '%s' has schema version %d, newer than this wardfs",
+			 path, v);
+		r = -EPROTO;
+	}
+out:
+	if (r) {
+		sqlite3_close(db);
+		return r;
+	}
+	*out = db;
+	return 0;
+}

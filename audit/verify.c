@@ -1,0 +1,257 @@
+/*
+ * verify.c - recomputes the audit chain: from the latest prune anchor (or
+ * the start), each row's MAC must equal HMAC(key, prev_mac || row), ids
+ * must be consecutive, and the last row must be the authenticated chain
+ * head. Reports the first edited, inserted or deleted row.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int wfs_anchor_auth(const unsigned char *key, int64_t pruned_to, const unsigned char *mac,
+		    int64_t time_ns, int64_t cutoff_ns, int64_t rows, unsigned char out[WFS_MAC_LEN])
+{
+	unsigned char tmp[4 * 9 + 5 + WFS_MAC_LEN];
+	struct wfs_buf b = {tmp, 0, sizeof tmp};
+	wfs_enc_int(&b, pruned_to);
+	wfs_enc_text(&b, (const char *)mac, WFS_MAC_LEN);
+	wfs_enc_int(&b, time_ns);
+	wfs_enc_int(&b, cutoff_ns);
+	wfs_enc_int(&b, rows);
+	return wfs_mac_label(key, "wardfs-audit-anchor", tmp, b.len, out);
+}
+
+static bool blob_is(sqlite3_stmt *st, int col, const unsigned char *mac)
+{
+	return sqlite3_column_type(st, col) == SQLITE_BLOB &&
+	       sqlite3_column_bytes(st, col) == WFS_MAC_LEN &&
+	       !memcmp(sqlite3_column_blob(st, col), mac, WFS_MAC_LEN);
+}
+
+static int bad(struct wfs_audit_verify_result *r, int64_t id, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int bad(struct wfs_audit_verify_result *r, int64_t id, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	r->bad_id = id;
+	vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+	va_end(ap);
+	return 1;
+}
+
+/* Chain position from the latest anchor; 1 if the anchor is forged. */
+static int load_anchor(sqlite3 *db, const unsigned char *key, struct wfs_audit_verify_result *r,
+		       unsigned char *prev, int64_t *expect)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db,
+				    "SELECT pruned_to, mac, time_ns, cutoff_ns, rows_deleted, auth "
+				    "FROM anchors ORDER BY pruned_to DESC, id DESC LIMIT 1",
+				    -1, &st, NULL);
+	if (rc)
+		return wfs_sqlite_errno(rc);
+	memset(prev, 0, WFS_MAC_LEN);
+	*expect = 1;
+	int ret = 0;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t to = sqlite3_column_int64(st, 0);
+		unsigned char mac[WFS_MAC_LEN] = {0}, auth[WFS_MAC_LEN];
+		if (sqlite3_column_bytes(st, 1) == WFS_MAC_LEN)
+			memcpy(mac, sqlite3_column_blob(st, 1), WFS_MAC_LEN);
+		wfs_anchor_auth(key, to, mac, sqlite3_column_int64(st, 2),
+				sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4), auth);
+		if (!blob_is(st, 5, auth)) {
+			ret = bad(r, to, "the prune anchor at row %lld is forged or edited",
+				  (long long)to);
+		} else {
+			memcpy(prev, mac, WFS_MAC_LEN);
+			*expect = to + 1;
+			r->anchor_id = to;
+		}
+	} else if (rc != SQLITE_DONE) {
+		ret = wfs_sqlite_errno(rc);
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+struct head {
+	bool present;
+	int64_t id;
+	unsigned char mac[WFS_MAC_LEN];
+};
+
+static int load_head(sqlite3 *db, const unsigned char *key, struct wfs_audit_verify_result *r,
+		     struct head *h)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "SELECT last_id, last_mac, auth FROM chain WHERE k = 1",
+				    -1, &st, NULL);
+	if (rc)
+		return wfs_sqlite_errno(rc);
+	memset(h, 0, sizeof *h);
+	int ret = 0;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		h->present = true;
+		h->id = sqlite3_column_int64(st, 0);
+		if (sqlite3_column_bytes(st, 1) == WFS_MAC_LEN)
+			memcpy(h->mac, sqlite3_column_blob(st, 1), WFS_MAC_LEN);
+		unsigned char auth[WFS_MAC_LEN];
+		wfs_head_auth(key, h->id, h->mac, auth);
+		if (!blob_is(st, 2, auth))
+			ret = bad(r, h->id, "the chain head (row %lld) is forged or edited",
+				  (long long)h->id);
+	} else if (rc != SQLITE_DONE) {
+		ret = wfs_sqlite_errno(rc);
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
+		     struct wfs_audit_verify_result *r, unsigned char *last_mac)
+{
+	memset(r, 0, sizeof *r);
+	unsigned char prev[WFS_MAC_LEN];
+	int64_t expect;
+	struct head h;
+	int ret = load_anchor(db, key, r, prev, &expect);
+	if (!ret)
+		ret = load_head(db, key, r, &h);
+	if (ret)
+		return ret;
+	sqlite3_stmt *st;
+	char sql[256];
+	snprintf(sql, sizeof sql,
+		 "SELECT id," WFS_ROW_COLS ",mac FROM events%s ORDER BY id",
+		 upto > 0 ? " WHERE id <= ?" : "");
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc)
+		return wfs_sqlite_errno(rc);
+	if (upto > 0)
+		sqlite3_bind_int64(st, 1, upto);
+	struct wfs_buf b = {0};
+	bool pending = false;
+	int64_t pend_id = 0;
+	unsigned char pend_mac[WFS_MAC_LEN];
+	const int maccol = WFS_ROW_NFIELDS + 1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		b.len = 0;
+		for (int c = 1; c <= WFS_ROW_NFIELDS && !ret; c++)
+			ret = wfs_enc_column(&b, st, c);
+		if (ret)
+			break;
+		unsigned char mac[WFS_MAC_LEN];
+		if (pending) {
+			/* Does this row chain from the suspect row's stored MAC? */
+			wfs_mac_row(key, pend_mac, id, b.p, b.len, mac);
+			ret = blob_is(st, maccol, mac) && id == pend_id + 1
+				      ? bad(r, pend_id, "row %lld: edited (its fields do not match "
+							"its MAC)",
+					    (long long)pend_id)
+				      : bad(r, pend_id, "row %lld: inserted or edited (neither it "
+							"nor the next row chain)",
+					    (long long)pend_id);
+			break;
+		}
+		if (id < expect) {
+			ret = bad(r, id,
+				  "row %lld: inserted (the chain continues at row %lld after the "
+				  "prune anchor)",
+				  (long long)id, (long long)expect);
+			break;
+		}
+		if (id > expect) {
+			ret = id == expect + 1
+				      ? bad(r, expect, "row %lld: deleted", (long long)expect)
+				      : bad(r, expect, "rows %lld..%lld: deleted", (long long)expect,
+					    (long long)id - 1);
+			break;
+		}
+		wfs_mac_row(key, prev, id, b.p, b.len, mac);
+		if (blob_is(st, maccol, mac)) {
+			memcpy(prev, mac, WFS_MAC_LEN);
+			expect++;
+			r->rows++;
+			continue;
+		}
+		if (sqlite3_column_type(st, maccol) != SQLITE_BLOB ||
+		    sqlite3_column_bytes(st, maccol) != WFS_MAC_LEN) {
+			ret = bad(r, id, "row %lld: inserted (it has no MAC)", (long long)id);
+			break;
+		}
+		if (h.present && id > h.id) {
+			ret = bad(r, id, "row %lld: inserted (after the chain head, row %lld)",
+				  (long long)id, (long long)h.id);
+			break;
+		}
+		pending = true;
+		pend_id = id;
+		memcpy(pend_mac, sqlite3_column_blob(st, maccol), WFS_MAC_LEN);
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE && !ret)
+		ret = wfs_sqlite_errno(rc);
+	sqlite3_finalize(st);
+	wfs_buf_free(&b);
+	if (ret)
+		return ret;
+	if (pending)
+		return h.present && h.id == pend_id && !memcmp(h.mac, pend_mac, WFS_MAC_LEN)
+			       ? bad(r, pend_id, "row %lld: edited (its fields do not match its MAC)",
+				     (long long)pend_id)
+			       : bad(r, pend_id, "row %lld: edited or inserted", (long long)pend_id);
+	if (upto <= 0 && h.present) {
+		int64_t last = expect - 1;
+		if (last < h.id)
+			return last + 1 == h.id
+				       ? bad(r, h.id, "row %lld: deleted (it was the last row)",
+					     (long long)h.id)
+				       : bad(r, last + 1, "rows %lld..%lld: deleted (at the end)",
+					     (long long)last + 1, (long long)h.id);
+		if (last == h.id && memcmp(prev, h.mac, WFS_MAC_LEN))
+			return bad(r, last, "row %lld: does not match the chain head",
+				   (long long)last);
+	}
+	if (last_mac)
+		memcpy(last_mac, prev, WFS_MAC_LEN);
+	return 0;
+}
+
+int wfs_key_for_db(const char *db_path, const char *key_path, unsigned char key[WFS_KEY_LEN],
+		   char *err, size_t errlen)
+{
+	char *kp = NULL;
+	if (!key_path) {
+		if (asprintf(&kp, "%s.key", db_path) < 0)
+			return -ENOMEM;
+		key_path = kp;
+	}
+	int r = wfs_key_load(key_path, false, key, err, errlen);
+	free(kp);
+	return r;
+}
+
+int wfs_audit_verify(struct wfs_audit_db *d, const char *key_path,
+		     struct wfs_audit_verify_result *r, char *err, size_t errlen)
+{
+	unsigned char key[WFS_KEY_LEN];
+	memset(r, 0, sizeof *r);
+	int ret = wfs_key_for_db(d->path, key_path, key, err, errlen);
+	if (ret)
+		return ret;
+	sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL); /* one snapshot */
+	ret = wfs_chain_verify(d->db, key, 0, r, NULL);
+	sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+	explicit_bzero(key, sizeof key);
+	if (ret < 0)
+		snprintf(err, errlen, "cannot verify '%s': %s", d->path, sqlite3_errmsg(d->db));
+	return ret;
+}

@@ -1,0 +1,266 @@
+/*
+ * writer.c - drains journal records into SQLite in batched transactions,
+ * chaining each row's MAC to the previous one, then marks them consumed.
+ * Runs on its own thread (and synchronously at open to replay a journal
+ * left by a killed daemon). Exactly-once: the db stores each journal's
+ * highest drained seq in the same transaction as the rows.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define BATCH_MAX   4096
+#define INTERVAL_MS 20
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int wfs_writer_prepare(struct wfs_audit *a, char *err, size_t errlen)
+{
+	static const char *sql[] = {
+		"SELECT last_id, last_mac FROM chain WHERE k = 1 UNION ALL SELECT * FROM "
+		"(SELECT id, mac FROM events ORDER BY id DESC LIMIT 1) UNION ALL SELECT * FROM "
+		"(SELECT pruned_to, mac FROM anchors ORDER BY pruned_to DESC LIMIT 1)",
+		"SELECT drained_seq FROM journals WHERE id = ?",
+		"INSERT INTO events (id," WFS_ROW_COLS ",mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+		"?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+		"INSERT INTO journals (id, mount, path, drained_seq, updated_ns) VALUES (?, ?, ?, "
+		"?, ?) ON CONFLICT(id) DO UPDATE SET drained_seq = excluded.drained_seq, "
+		"updated_ns = excluded.updated_ns, mount = excluded.mount",
+		"INSERT OR REPLACE INTO chain (k, last_id, last_mac, auth) VALUES (1, ?, ?, ?)",
+	};
+	sqlite3_stmt **st[] = {&a->st_head, &a->st_jget, &a->st_ins, &a->st_jset, &a->st_headset};
+	for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+		int rc = sqlite3_prepare_v3(a->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i],
+					    NULL);
+		if (rc) {
+			snprintf(err, errlen, "cannot prepare audit statements on '%s': %s",
+				 a->db_path, sqlite3_errmsg(a->db));
+			return wfs_sqlite_errno(rc);
+		}
+	}
+	return 0;
+}
+
+void wfs_writer_finalize(struct wfs_audit *a)
+{
+	sqlite3_stmt **st[] = {&a->st_head, &a->st_jget, &a->st_ins, &a->st_jset, &a->st_headset};
+	for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+		sqlite3_finalize(*st[i]);
+		*st[i] = NULL;
+	}
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : rc;
+}
+
+static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac)
+{
+	*id = 0;
+	memset(mac, 0, WFS_MAC_LEN);
+	int rc = sqlite3_step(a->st_head);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(a->st_head, 0);
+		if (sqlite3_column_bytes(a->st_head, 1) == WFS_MAC_LEN)
+			memcpy(mac, sqlite3_column_blob(a->st_head, 1), WFS_MAC_LEN);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = 0;
+	}
+	sqlite3_reset(a->st_head);
+	return rc;
+}
+
+static int insert(struct wfs_audit *a, int64_t id, const struct wfs_jrec *r,
+		  const struct wfs_val *v, const unsigned char *mac)
+{
+	sqlite3_stmt *st = a->st_ins;
+	(void)r;
+	sqlite3_bind_int64(st, 1, id);
+	for (int k = 0; k < WFS_ROW_NFIELDS; k++) {
+		if (v[k].type == WFS_V_INT)
+			sqlite3_bind_int64(st, k + 2, v[k].i);
+		else if (v[k].type == WFS_V_TEXT)
+			sqlite3_bind_text(st, k + 2, v[k].s, (int)v[k].len, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, k + 2);
+	}
+	sqlite3_bind_blob(st, WFS_ROW_NFIELDS + 2, mac, WFS_MAC_LEN, SQLITE_STATIC);
+	return step_done(st);
+}
+
+static int fail(struct wfs_audit *a, int rc, const char *what)
+{
+	int e = wfs_sqlite_errno(rc);
+	if (!e)
+		e = -EIO;
+	wfs_audit_set_error(a, "cannot %s audit database '%s': %s", what, a->db_path,
+			    sqlite3_errmsg(a->db));
+	sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+	return e;
+}
+
+int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
+{
+	struct wfs_jrec r;
+	uint64_t pos = a->drain_pos, seq = a->drain_seq + 1;
+	int rc = wfs_jrec_read(&a->j, pos, seq, crashed, &a->scratch, &r);
+	if (rc == 0 || (rc < 0 && crashed))
+		return 0;
+	if (rc < 0) {
+		wfs_audit_set_error(a, "audit journal '%s' is damaged at offset %llu",
+				    a->journal_path, (unsigned long long)pos);
+		return -EIO;
+	}
+
+	pthread_mutex_lock(&a->db_lock);
+	rc = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc) {
+		int e = fail(a, rc, "write to");
+		pthread_mutex_unlock(&a->db_lock);
+		return e;
+	}
+	int64_t last_id;
+	unsigned char prev[WFS_MAC_LEN];
+	rc = read_head(a, &last_id, prev);
+	int64_t drained = 0;
+	if (!rc) {
+		sqlite3_bind_int64(a->st_jget, 1, a->j.id);
+		rc = sqlite3_step(a->st_jget);
+		if (rc == SQLITE_ROW)
+			drained = sqlite3_column_int64(a->st_jget, 0);
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : rc;
+		sqlite3_reset(a->st_jget);
+	}
+	unsigned n = 0;
+	bool inserted = false;
+	uint64_t skipped = 0;
+	while (!rc && n < max) {
+		if (n > 0) {
+			int k = wfs_jrec_read(&a->j, pos, seq, crashed, &a->scratch, &r);
+			if (k <= 0)
+				break;
+		}
+		struct wfs_val v[WFS_ROW_NFIELDS];
+		if (r.valid && (int64_t)r.seq > drained &&
+		    wfs_dec_vals(r.payload, r.plen, v, WFS_ROW_NFIELDS) == 0) {
+			unsigned char mac[WFS_MAC_LEN];
+			if (wfs_mac_row(a->key, prev, last_id + 1, r.payload, r.plen, mac)) {
+				rc = SQLITE_ERROR;
+				break;
+			}
+			rc = insert(a, last_id + 1, &r, v, mac);
+			if (rc)
+				break;
+			last_id++;
+			memcpy(prev, mac, WFS_MAC_LEN);
+			inserted = true;
+		} else if (!r.valid || (int64_t)r.seq > drained) {
+			skipped++; /* torn after a crash, or undecodable */
+		}
+		pos += r.len;
+		seq++;
+		n++;
+	}
+	if (!rc) {
+		sqlite3_stmt *st = a->st_jset;
+		sqlite3_bind_int64(st, 1, a->j.id);
+		sqlite3_bind_text(st, 2, a->mount, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, a->journal_path, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (int64_t)(seq - 1));
+		sqlite3_bind_int64(st, 5, now_ns());
+		rc = step_done(st);
+	}
+	if (!rc && inserted) {
+		unsigned char auth[WFS_MAC_LEN];
+		wfs_head_auth(a->key, last_id, prev, auth);
+		sqlite3_bind_int64(a->st_headset, 1, last_id);
+		sqlite3_bind_blob(a->st_headset, 2, prev, WFS_MAC_LEN, SQLITE_STATIC);
+		sqlite3_bind_blob(a->st_headset, 3, auth, WFS_MAC_LEN, SQLITE_STATIC);
+		rc = step_done(a->st_headset);
+	}
+	if (!rc)
+		rc = sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL);
+	if (rc) {
+		sqlite3_reset(a->st_ins);
+		int e = fail(a, rc, "write to");
+		pthread_mutex_unlock(&a->db_lock);
+		return e;
+	}
+	pthread_mutex_unlock(&a->db_lock);
+
+	/* Committed: persist the consumed position, then free the space. */
+	wfs_journal_set_consumed(&a->j, pos, seq - 1);
+	wfs_journal_zero(&a->j, a->drain_pos, pos);
+	a->drain_pos = pos;
+	a->drain_seq = seq - 1;
+	atomic_store(&a->drained_seq, seq - 1);
+	if (skipped)
+		atomic_fetch_add(&a->lost, skipped);
+	pthread_mutex_lock(&a->lock);
+	a->consumed = pos;
+	pthread_cond_broadcast(&a->space_cv);
+	pthread_mutex_unlock(&a->lock);
+	return (int)n;
+}
+
+static void deadline_ms(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_nsec += ms * 1000000L;
+	ts->tv_sec += ts->tv_nsec / 1000000000L;
+	ts->tv_nsec %= 1000000000L;
+}
+
+void *wfs_writer_main(void *arg)
+{
+	struct wfs_audit *a = arg;
+	int fails = 0;
+	for (;;) {
+		pthread_mutex_lock(&a->lock);
+		bool stopping = a->stop;
+		if (!stopping) {
+			struct timespec ts;
+			deadline_ms(&ts, fails ? 100 : INTERVAL_MS);
+			pthread_cond_timedwait(&a->work_cv, &a->lock, &ts);
+			stopping = a->stop;
+		}
+		pthread_mutex_unlock(&a->lock);
+
+		int n;
+		do
+			n = wfs_writer_drain(a, false, BATCH_MAX);
+		while (n == (int)BATCH_MAX);
+		if (n < 0) {
+			atomic_store(&a->writer_err, n);
+			fails++;
+		} else if (n > 0) {
+			atomic_store(&a->writer_err, 0);
+			fails = 0;
+		}
+		if (stopping) {
+			pthread_mutex_lock(&a->lock);
+			bool empty = a->consumed == a->write_pos;
+			pthread_mutex_unlock(&a->lock);
+			/* Stop when drained; on errors leave the rest to the next open. */
+			if (empty || n < 0)
+				return NULL;
+			if (n == 0) {
+				struct timespec ts = {0, 1000000};
+				nanosleep(&ts, NULL);
+			}
+		}
+	}
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run.sh (standard library only).
+
+  report.py fio JSON read|write bw|iops
+      print one number from a fio --output-format=json file:
+      bw -> MB/s (10^6 bytes per second), iops -> I/O per second.
+
+  report.py table RESULTS.tsv HEADER.md SYSTEMS...
+      print the Markdown report: HEADER.md, then one table per metric with one
+      row per system (in the order given): median over repeats, ratio to ext4
+      native, to passthrough_hp for metadata/open metrics, and to gocryptfs
+      for the wardfs-sensitive row.
+
+RESULTS.tsv lines (tab-separated):  workload metric system repeat value note
+value is a number, or FAIL/SKIP with the reason in note. A failure recorded
+for metric "*" covers every metric of that workload.
+"""
+import json
+import re
+import statistics
+import sys
+from collections import defaultdict
+
+# metric -> (title, unit, compare with passthrough_hp?)
+METRICS = [
+    ("seqwrite", "Sequential write, 1 MiB blocks, end_fsync", "MB/s", False),
+    ("seqread-cold", "Sequential read, 1 MiB blocks, cold cache", "MB/s", False),
+    ("seqread-warm", "Sequential read, 1 MiB blocks, warm cache", "MB/s", False),
+    ("randread", "Random read, 4 KiB, psync, 1 job", "IOPS", False),
+    ("randwrite", "Random write, 4 KiB, psync, 1 job", "IOPS", False),
+    ("create", "Metadata: create (+ write) small files", "files/s", True),
+    ("stat", "Metadata: stat small files", "files/s", True),
+    ("read", "Metadata: open + read + close small files", "files/s", True),
+    ("delete", "Metadata: delete small files (cold, after remount)", "files/s", True),
+]
+OPEN_RE = re.compile(r"^open-(\d+)t$")
+
+
+def fio_value(path, direction, what):
+    with open(path) as f:
+        text = f.read()
+    # fio may print warnings before the JSON object.
+    data = json.loads(text[text.index("{"):])
+    job = data["jobs"][0]
+    if job.get("error"):
+        sys.exit(f"fio reported error {job['error']}")
+    side = job[direction]
+    if what == "bw":
+        return side["bw_bytes"] / 1e6
+    return side["iops"]
+
+
+def fmt_value(v):
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def fmt_ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}x"
+
+
+def table(results_path, header_path, systems):
+    vals = defaultdict(list)        # (metric, system) -> [float]
+    fails = {}                      # (metric or workload:*, system) -> note
+    metric_workload = {}
+    seen_metrics = set()
+    with open(results_path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 5:
+                continue
+            workload, metric, system, _rep, value = parts[:5]
+            note = parts[5] if len(parts) > 5 else ""
+            if value in ("FAIL", "SKIP"):
+                key = (f"{workload}:*" if metric == "*" else metric, system)
+                fails.setdefault(key, f"{value}: {note}" if note else value)
+                continue
+            metric_workload[metric] = workload
+            seen_metrics.add(metric)
+            vals[(metric, system)].append(float(value))
+
+    open_metrics = sorted((m for m in seen_metrics if OPEN_RE.match(m)),
+                          key=lambda m: int(OPEN_RE.match(m).group(1)))
+    metrics = [m for m in METRICS if m[0] in seen_metrics]
+    metrics += [(m, f"Open-heavy: open + close existing files, "
+                    f"{OPEN_RE.match(m).group(1)} thread(s)", "opens/s", True)
+                for m in open_metrics]
+    # Metrics whose every run failed still get a table, from the failure rows.
+    workload_of = {"seqwrite": "seqwrite", "seqread-cold": "seqread",
+                   "seqread-warm": "seqread", "randread": "randread",
+                   "randwrite": "randwrite", "create": "metadata", "stat": "metadata",
+                   "read": "metadata", "delete": "metadata"}
+    failed_workloads = {k[0][:-2] for k in fails if k[0].endswith(":*")}
+    for m in METRICS:
+        if m[0] not in seen_metrics and workload_of[m[0]] in failed_workloads:
+            metrics.append(m)
+    if "open" in failed_workloads and not open_metrics:
+        metrics.append(("open-*", "Open-heavy: open + close existing files", "opens/s", True))
+    order = {m[0]: i for i, m in enumerate(METRICS)}
+    metrics.sort(key=lambda m: (order.get(m[0], len(METRICS)),
+                                int(OPEN_RE.match(m[0]).group(1)) if OPEN_RE.match(m[0]) else 0))
+
+    def median(metric, system):
+        v = vals.get((metric, system))
+        return statistics.median(v) if v else None
+
+    def failure(metric, system):
+        wl = metric_workload.get(metric) or workload_of.get(metric) or "open"
+        return fails.get((metric, system)) or fails.get((f"{wl}:*", system))
+
+    with open(header_path) as f:
+        out = [f.read().rstrip("\n"), ""]
+    for metric, title, unit, vs_hp in metrics:
+        out.append(f"### {title} ({unit}, median)")
+        out.append("")
+        cols = ["system", f"median {unit}", "vs ext4"]
+        if vs_hp:
+            cols.append("vs passthrough_hp")
+        cols += ["vs gocryptfs", "runs"]
+        out.append("| " + " | ".join(cols) + " |")
+        out.append("|" + "|".join([" --- "] + [" ---: "] * (len(cols) - 2) + [" --- "]) + "|")
+        base = median(metric, "ext4")
+        hp = median(metric, "passthrough_hp")
+        gc = median(metric, "gocryptfs")
+        for s in systems:
+            m = median(metric, s)
+            if m is None:
+                why = failure(metric, s) or "no data"
+                row = [s, why] + ["–"] * (len(cols) - 2)
+            else:
+                runs = ", ".join(fmt_value(v) for v in vals[(metric, s)])
+                extra = failure(metric, s)
+                if extra:
+                    runs += f" (some runs {extra})"
+                row = [s, fmt_value(m), fmt_ratio(m, base)]
+                if vs_hp:
+                    row.append(fmt_ratio(m, hp))
+                row.append(fmt_ratio(m, gc) if s == "wardfs-sensitive" else "–")
+                row.append(runs)
+            out.append("| " + " | ".join(row) + " |")
+        out.append("")
+    out.append("Ratios are system median / reference median: above 1.00x is faster "
+               "than the reference.")
+    print("\n".join(out))
+
+
+def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "fio":
+        print(f"{fio_value(sys.argv[2], sys.argv[3], sys.argv[4]):.3f}")
+    elif len(sys.argv) >= 5 and sys.argv[1] == "table":
+        table(sys.argv[2], sys.argv[3], sys.argv[4:])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+/*
+ * cmd_mount.c - `wardfs mount`, `wardfs umount` and `wardfs status`.
+ *
+ * mount checks everything a user can get wrong before touching the kernel,
+ * unlocks the vault in the foreground (so a wrong passphrase fails before
+ * anything is mounted), then forks a daemon that reports "ok" or its error
+ * through a pipe, so the command's exit status tells whether it mounted.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "crypto.h"
+#include "vault.h"
+#include "wardfs_daemon.h"
+
+#define DEFAULT_POLICY "/etc/wardfs/policy"
+#define DEFAULT_AUDIT_DB "/var/lib/wardfs/audit.db"
+#define DEFAULT_LOG "/var/log/wardfs.log"
+#define STATUS_XATTR "trusted.wardfs.status"
+
+static void mount_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: wardfs mount [options] BACKING MOUNTPOINT\n\n"
+		"Mounts the vault BACKING over MOUNTPOINT and serves each path as the\n"
+		"policy says: public (passthrough), sensitive (encrypted) or deny.\n\n"
+		"  -f, --foreground         stay in the foreground, log to stderr\n"
+		"  -o OPT[,OPT...]          FUSE mount options (nonempty: allow a non-empty\n"
+		"                           mount point)\n"
+		"  --policy FILE            policy file (default " DEFAULT_POLICY ")\n"
+		"  --audit-db FILE          audit database (default " DEFAULT_AUDIT_DB ")\n"
+		"  --audit-failure=closed|open\n"
+		"                           refuse opens that cannot be audited (closed,\n"
+		"                           default) or serve them and count the loss\n"
+		"  --no-passthrough         serve public files through the daemon\n"
+		"  --passfile FILE          read the passphrase from FILE\n"
+		"  --extpass CMD            read the passphrase from CMD's output\n"
+		"  --recovery-key           unlock with the recovery key instead\n"
+		"  --log FILE               daemon log (default " DEFAULT_LOG ")\n"
+		"  -d, --debug              print every FUSE request\n"
+		"  -h, --help               show this help\n");
+}
+
+/* Removes "nonempty" from a comma list (libfuse 3 has no such option);
+ * returns whether it was there. */
+static bool take_nonempty(char *opts)
+{
+	bool found = false;
+	char *out = opts, *save = NULL;
+	char *copy = strdup(opts);
+	if (!copy)
+		return false;
+	*out = '\0';
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(tok, "nonempty")) {
+			found = true;
+			continue;
+		}
+		if (*opts)
+			strcat(opts, ",");
+		strcat(opts, tok);
+	}
+	free(copy);
+	return found;
+}
+
+static int dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int empty = 1;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+static bool is_under(const char *path, const char *dir)
+{
+	size_t l = strlen(dir);
+	if (!strcmp(dir, "/"))
+		return true;
+	return !strncmp(path, dir, l) && (path[l] == '/' || path[l] == '\0');
+}
+
+static int run_daemon(struct wfs_daemon_opts *o, const char *log)
+{
+	int pfd[2];
+	if (pipe(pfd) < 0) {
+		perror("wardfs mount: pipe");
+		return 1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("wardfs mount: fork");
+		return 1;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		setsid();
+		int null = open("/dev/null", O_RDWR);
+		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(lfd >= 0 ? lfd : null, 2);
+		}
+		if (chdir("/") < 0) {
+			/* stays where it was; nothing depends on it */
+		}
+		o->ready_fd = pfd[1];
+		_exit(wfs_daemon_run(o));
+	}
+	close(pfd[1]);
+	wfs_keys_free(o->keys); /* the child has its own copy */
+	o->keys = NULL;
+	char buf[1024];
+	size_t used = 0;
+	ssize_t n;
+	while (used < sizeof(buf) - 1 && (n = read(pfd[0], buf + used, sizeof(buf) - 1 - used)) > 0)
+		used += (size_t)n;
+	buf[used] = '\0';
+	close(pfd[0]);
+	if (!strcmp(buf, "ok\n"))
+		return 0;
+	if (!used) {
+		int st;
+		waitpid(pid, &st, 0);
+		fprintf(stderr, "wardfs mount: the daemon died before mounting; see %s\n", log);
+		return 1;
+	}
+	fputs(buf, stderr);
+	return 1;
+}
+
+int wfs_cmd_mount(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"foreground", no_argument, NULL, 'f'},
+		{"debug", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{"policy", required_argument, NULL, 'P'},
+		{"audit-db", required_argument, NULL, 'A'},
+		{"no-audit", no_argument, NULL, 'N'}, /* hidden: benchmarks only */
+		{"audit-failure", required_argument, NULL, 'F'},
+		{"no-passthrough", no_argument, NULL, 'T'},
+		{"passfile", required_argument, NULL, 'p'},
+		{"extpass", required_argument, NULL, 'x'},
+		{"recovery-key", no_argument, NULL, 'R'},
+		{"log", required_argument, NULL, 'L'},
+		{NULL, 0, NULL, 0},
+	};
+	struct wfs_daemon_opts o = {.passthrough = true, .ready_fd = -1};
+	struct wfs_pass_opts po = {0};
+	const char *policy = NULL, *audit_db = DEFAULT_AUDIT_DB, *log = DEFAULT_LOG;
+	char fuse_opts[1024] = "";
+	bool no_audit = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+fdho:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': o.foreground = true; break;
+		case 'd': o.debug = true; o.foreground = true; break;
+		case 'h': mount_usage(stdout); return 0;
+		case 'o':
+			if (strlen(fuse_opts) + strlen(optarg) + 2 > sizeof(fuse_opts)) {
+				fprintf(stderr, "wardfs mount: -o options too long\n");
+				return 2;
+			}
+			if (fuse_opts[0])
+				strcat(fuse_opts, ",");
+			strcat(fuse_opts, optarg);
+			break;
+		case 'P': policy = optarg; break;
+		case 'A': audit_db = optarg; break;
+		case 'N': no_audit = true; break;
+		case 'F':
+			if (!strcmp(optarg, "open"))
+				o.audit_fail_open = true;
+			else if (strcmp(optarg, "closed")) {
+				fprintf(stderr, "wardfs mount: --audit-failure takes 'closed' or 'open', not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'T': o.passthrough = false; break;
+		case 'p': po.passfile = optarg; break;
+		case 'x': po.extpass = optarg; break;
+		case 'R': po.recovery_from_stdin = true; break;
+		case 'L': log = optarg; break;
+		default: mount_usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "wardfs mount: expected BACKING and MOUNTPOINT; see 'wardfs mount --help'\n");
+		return 2;
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "wardfs mount: must run as root (passthrough and allow_other need it); try 'sudo wardfs mount ...'\n");
+		return 1;
+	}
+	char backing[PATH_MAX], mnt[PATH_MAX];
+	if (!realpath(argv[optind], backing)) {
+		fprintf(stderr, "wardfs mount: backing directory '%s': %s; create it and run 'wardfs init %s'\n",
+			argv[optind], strerror(errno), argv[optind]);
+		return 1;
+	}
+	if (!realpath(argv[optind + 1], mnt)) {
+		fprintf(stderr, "wardfs mount: mount point '%s': %s; create it with 'mkdir -p %s'\n",
+			argv[optind + 1], strerror(errno), argv[optind + 1]);
+		return 1;
+	}
+	struct stat st;
+	if (stat(backing, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "wardfs mount: backing '%s' is not a directory\n", backing);
+		return 1;
+	}
+	if (stat(mnt, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "wardfs mount: mount point '%s' is not a directory\n", mnt);
+		return 1;
+	}
+	if (is_under(mnt, backing)) {
+		fprintf(stderr, "wardfs mount: mount point '%s' is inside the backing directory '%s'; choose a mount point outside it\n",
+			mnt, backing);
+		return 1;
+	}
+	bool nonempty = take_nonempty(fuse_opts);
+	if (!nonempty && dir_is_empty(mnt) == 0) {
+		fprintf(stderr, "wardfs mount: mount point '%s' is not empty; empty it or pass '-o nonempty'\n", mnt);
+		return 1;
+	}
+	if (!wfs_vault_exists(backing)) {
+		fprintf(stderr, "wardfs mount: '%s' is not a wardfs vault; run 'wardfs init %s' first\n",
+			backing, backing);
+		return 1;
+	}
+	if (wfs_crypto_init() < 0) {
+		fprintf(stderr, "wardfs mount: cannot initialize crypto\n");
+		return 1;
+	}
+	struct wfs_keys *keys = NULL;
+	if (wfs_vault_unlock(backing, &po, &keys) < 0)
+		return 1; /* wfs_vault_unlock said why */
+
+	o.backing = backing;
+	o.mountpoint = mnt;
+	o.keys = keys;
+	o.policy_path = policy ? policy : DEFAULT_POLICY;
+	o.policy_required = policy != NULL;
+	o.audit_db = no_audit ? NULL : audit_db;
+	o.fuse_opts = fuse_opts[0] ? fuse_opts : NULL;
+	if (o.foreground)
+		return wfs_daemon_run(&o);
+	return run_daemon(&o, log);
+}
+
+static void umount_usage(FILE *f)
+{
+	fprintf(f, "usage: wardfs umount [-l] MOUNTPOINT\n\n"
+		   "Unmounts a wardfs mount and waits for its daemon to finish (audit\n"
+		   "rows drained, keys wiped).\n\n"
+		   "  -l, --lazy   detach now even if busy\n"
+		   "  -h, --help   show this help\n");
+}
+
+/* Reads the daemon's status text from the mount root. */
+static int read_status(const char *mnt, char *buf, size_t len)
+{
+	ssize_t n = getxattr(mnt, STATUS_XATTR, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static pid_t status_pid(const char *status)
+{
+	const char *p = strstr(status, "\npid: ");
+	return p ? (pid_t)atoi(p + 6) : 0;
+}
+
+int wfs_cmd_umount(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"lazy", no_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool lazy = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+lh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l': lazy = true; break;
+		case 'h': umount_usage(stdout); return 0;
+		default: umount_usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "wardfs umount: expected MOUNTPOINT; see 'wardfs umount --help'\n");
+		return 2;
+	}
+	const char *mnt = argv[optind];
+	char status[4096];
+	pid_t pid = read_status(mnt, status, sizeof(status)) == 0 ? status_pid(status) : 0;
+	if (umount2(mnt, lazy ? MNT_DETACH : 0) < 0) {
+		int err = errno;
+		if (err == ENOTCONN || err == EIO) /* daemon died: detach the corpse */
+			err = umount2(mnt, MNT_DETACH) < 0 ? errno : 0;
+		if (err) {
+			fprintf(stderr, "wardfs umount: cannot unmount '%s': %s%s\n", mnt, strerror(err),
+				err == EBUSY ? "; close the files using it or pass -l" : "");
+			return 1;
+		}
+	}
+	/* Wait for the daemon to drain its audit rows and wipe its keys. */
+	for (int i = 0; pid > 0 && i < 600 && kill(pid, 0) == 0; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+static void status_usage(FILE *f)
+{
+	fprintf(f, "usage: wardfs status MOUNTPOINT\n\n"
+		   "Shows a running mount's backing directory, policy in force (path,\n"
+		   "hash, load time, rules, last reload error), passthrough and audit\n"
+		   "state. Needs root.\n");
+}
+
+int wfs_cmd_status(int argc, char **argv)
+{
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		status_usage(stdout);
+		return 0;
+	}
+	if (argc != 2) {
+		status_usage(stderr);
+		return 2;
+	}
+	char status[4096];
+	int r = read_status(argv[1], status, sizeof(status));
+	if (r) {
+		fprintf(stderr, "wardfs status: '%s' is not a running wardfs mount (%s)\n", argv[1],
+			strerror(-r));
+		return 1;
+	}
+	fputs(status, stdout);
+	return 0;
+}

@@ -1,0 +1,379 @@
+/*
+ * cmd_policy.c - `wardfs policy`: check a policy file, explain how paths
+ * are classified, and scan a backing directory for files whose form on
+ * disk disagrees with the policy.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "crypto.h"
+#include "policy.h"
+
+#define DEFAULT_POLICY "/etc/wardfs/policy"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: wardfs policy <command> [<args>]\n\n"
+		   "commands:\n"
+		   "  check FILE                            validate a policy and its includes\n"
+		   "  explain [--policy FILE] [-v] PATH...  show each path's class and the "
+		   "deciding rule\n"
+		   "  scan [--policy FILE] BACKING          count files per class and list files "
+		   "whose\n"
+		   "                                        form on disk disagrees with the "
+		   "policy\n\n"
+		   "The default policy file is " DEFAULT_POLICY
+		   ". As root, policy files must be\n"
+		   "owned by root and not writable by group or others, as for the daemon.\n"
+		   "See wardfs-policy(5) for the language.\n");
+}
+
+static bool is_help(const char *a)
+{
+	return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
+static int bad_usage(const char *sub, const char *msg)
+{
+	fprintf(stderr, "wardfs policy%s%s: %s; see 'wardfs policy%s%s --help'\n", sub ? " " : "",
+		sub ? sub : "", msg, sub ? " " : "", sub ? sub : "");
+	return 2;
+}
+
+static void print_diags(const struct wfs_policy_diags *d)
+{
+	char line[1200];
+	for (size_t i = 0; i < d->n; i++) {
+		wfs_policy_diag_format(&d->v[i], line, sizeof(line));
+		fprintf(stderr, "%s\n", line);
+	}
+}
+
+static unsigned load_flags(void)
+{
+	/* the daemon runs as root with strict ownership; so do we, as root */
+	return geteuid() == 0 ? WFS_POLICY_STRICT_OWNER : 0;
+}
+
+/* Loads the policy for explain/scan; falls back to the built-in default
+ * only when no --policy was given and the default file does not exist. */
+static struct wfs_policy *open_policy(const char *file, bool explicit_file)
+{
+	struct wfs_policy *p = NULL;
+	struct wfs_policy_diags d = {0};
+	int rc = wfs_policy_load(file, load_flags(), &p, &d);
+	if (rc == -ENOENT && !explicit_file) {
+		wfs_policy_diags_free(&d);
+		fprintf(stderr,
+			"wardfs policy: %s does not exist; using the built-in default policy "
+			"(everything public)\n",
+			file);
+		p = wfs_policy_default();
+		if (!p)
+			fprintf(stderr, "wardfs policy: out of memory\n");
+		return p;
+	}
+	/* warnings are for `check`; here only what stops loading */
+	for (size_t i = 0; i < d.n; i++)
+		if (d.v[i].is_error) {
+			char line[1200];
+			wfs_policy_diag_format(&d.v[i], line, sizeof(line));
+			fprintf(stderr, "%s\n", line);
+		}
+	wfs_policy_diags_free(&d);
+	return rc ? NULL : p;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	const char *file = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (is_help(argv[i])) {
+			printf("usage: wardfs policy check FILE\n\n"
+			       "Parses FILE and its includes and prints every error and warning\n"
+			       "as FILE:LINE:COL: error|warning: MESSAGE. Exits 1 on any error.\n");
+			return 0;
+		}
+		if (!strcmp(argv[i], "--") && i + 1 < argc && !file) {
+			file = argv[++i];
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			return bad_usage("check", "unknown option");
+		} else if (file) {
+			return bad_usage("check", "expected exactly one FILE");
+		} else {
+			file = argv[i];
+		}
+	}
+	if (!file)
+		return bad_usage("check", "missing FILE");
+	struct wfs_policy *p = NULL;
+	struct wfs_policy_diags d = {0};
+	int rc = wfs_policy_load(file, load_flags(), &p, &d);
+	print_diags(&d);
+	wfs_policy_diags_free(&d);
+	if (rc)
+		return 1;
+	printf("%s: ok (%zu rule%s)\n", file, wfs_policy_rule_count(p),
+	       wfs_policy_rule_count(p) == 1 ? "" : "s");
+	wfs_policy_free(p);
+	return 0;
+}
+
+static void print_decision(const struct wfs_decision *d)
+{
+	char opts[1024];
+	wfs_rule_opts_format(d->opts, opts, sizeof(opts));
+	printf("%s%s%s", wfs_class_name(d->cls), opts[0] ? " " : "", opts);
+}
+
+struct explain_ctx {
+	const struct wfs_policy *p;
+};
+
+static void explain_one(void *arg, const struct wfs_decision *d)
+{
+	struct explain_ctx *c = arg;
+	char opts[1024];
+	wfs_rule_opts_format(d->opts, opts, sizeof(opts));
+	printf("  %s:%u: %s %s%s%s\n", d->file, d->line, wfs_class_name(d->cls),
+	       wfs_policy_rule_text(c->p, d->rule_index), opts[0] ? " " : "", opts);
+}
+
+/* Parses [--policy FILE] [-v]; returns the index of the first operand or
+ * -1 after printing a usage error (2) or help (0) into *ret. */
+static int common_opts(int argc, char **argv, const char *sub, bool allow_v, const char **file,
+		       bool *explicit_file, bool *verbose, int *ret)
+{
+	int i;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (is_help(a)) {
+			*ret = 0;
+			return -2;
+		}
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(a, "--policy")) {
+			if (i + 1 >= argc) {
+				*ret = bad_usage(sub, "--policy needs a FILE");
+				return -1;
+			}
+			*file = argv[++i];
+			*explicit_file = true;
+		} else if (!strncmp(a, "--policy=", 9)) {
+			*file = a + 9;
+			*explicit_file = true;
+		} else if (allow_v && (!strcmp(a, "-v") || !strcmp(a, "--verbose"))) {
+			*verbose = true;
+		} else if (a[0] == '-' && a[1]) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "unknown option '%.200s'", a);
+			*ret = bad_usage(sub, msg);
+			return -1;
+		} else {
+			break;
+		}
+	}
+	return i;
+}
+
+static int cmd_explain(int argc, char **argv)
+{
+	const char *file = DEFAULT_POLICY;
+	bool explicit_file = false, verbose = false;
+	int ret = 0;
+	int i = common_opts(argc, argv, "explain", true, &file, &explicit_file, &verbose, &ret);
+	if (i == -2) {
+		printf("usage: wardfs policy explain [--policy FILE] [-v] PATH...\n\n"
+		       "Prints each PATH (relative to the mount root) as\n"
+		       "  PATH: CLASS [OPTIONS] (FILE:LINE)   or   PATH: CLASS (default)\n"
+		       "With -v, also every rule that matches, in file order (the last wins).\n"
+		       "The policy defaults to " DEFAULT_POLICY
+		       ", or the built-in default if that is missing.\n");
+		return 0;
+	}
+	if (i < 0)
+		return ret;
+	if (i >= argc)
+		return bad_usage("explain", "missing PATH");
+	struct wfs_policy *p = open_policy(file, explicit_file);
+	if (!p)
+		return 1;
+	for (; i < argc; i++) {
+		char path[8192];
+		const char *a = argv[i];
+		snprintf(path, sizeof(path), "%s%s", a[0] == '/' ? "" : "/", a);
+		struct wfs_decision d;
+		wfs_policy_classify(p, path, strlen(path), &d);
+		printf("%s: ", path);
+		print_decision(&d);
+		if (d.file)
+			printf(" (%s:%u)\n", d.file, d.line);
+		else
+			printf(" (default)\n");
+		if (verbose) {
+			struct explain_ctx c = {.p = p};
+			wfs_policy_each_match(p, path, explain_one, &c);
+		}
+	}
+	wfs_policy_free(p);
+	return 0;
+}
+
+/* ---- scan: nftw has no user pointer, so its state is file-static ---- */
+
+static struct {
+	const struct wfs_policy *p;
+	size_t rootlen;
+	unsigned long count[3], errors, files;
+	char **mismatch;
+	size_t nmis, capmis;
+} scan;
+
+static void add_mismatch(const char *rel, enum wfs_class c, enum wfs_form f)
+{
+	if (scan.nmis == scan.capmis) {
+		size_t cap = scan.capmis ? scan.capmis * 2 : 64;
+		char **v = realloc(scan.mismatch, cap * sizeof(*v));
+		if (!v)
+			return;
+		scan.mismatch = v;
+		scan.capmis = cap;
+	}
+	char *s = NULL;
+	if (asprintf(&s, "%s: %s but stored %s", rel, wfs_class_name(c),
+		     f == WFS_FORM_ENCRYPTED ? "encrypted" : "plain") < 0)
+		return;
+	scan.mismatch[scan.nmis++] = s;
+}
+
+static int scan_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	const char *rel = path + scan.rootlen;
+	if (type == FTW_D && ftw->level == 1 && !strcmp(path + ftw->base, ".wardfs"))
+		return FTW_SKIP_SUBTREE;
+	if (type == FTW_DNR || type == FTW_NS) {
+		fprintf(stderr, "wardfs policy scan: cannot read %s: %s\n", path, strerror(errno));
+		scan.errors++;
+		return FTW_CONTINUE;
+	}
+	if (type != FTW_F || !S_ISREG(st->st_mode))
+		return FTW_CONTINUE;
+	scan.files++;
+	struct wfs_decision d;
+	wfs_policy_classify(scan.p, rel, strlen(rel), &d);
+	scan.count[d.cls]++;
+	unsigned char buf[64];
+	ssize_t n = 0;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || (n = pread(fd, buf, sizeof(buf), 0)) < 0) {
+		fprintf(stderr, "wardfs policy scan: cannot read %s: %s\n", path, strerror(errno));
+		scan.errors++;
+		if (fd >= 0)
+			close(fd);
+		return FTW_CONTINUE;
+	}
+	close(fd);
+	enum wfs_form f = wfs_form_sniff(buf, (size_t)n, st->st_size);
+	if ((d.cls == WFS_SENSITIVE && f == WFS_FORM_PLAIN) ||
+	    (d.cls != WFS_SENSITIVE && f == WFS_FORM_ENCRYPTED))
+		add_mismatch(rel, d.cls, f);
+	return FTW_CONTINUE;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmd_scan(int argc, char **argv)
+{
+	const char *file = DEFAULT_POLICY;
+	bool explicit_file = false, verbose = false;
+	int ret = 0;
+	int i = common_opts(argc, argv, "scan", false, &file, &explicit_file, &verbose, &ret);
+	if (i == -2) {
+		printf("usage: wardfs policy scan [--policy FILE] BACKING\n\n"
+		       "Walks the backing directory BACKING (without following symbolic links,\n"
+		       "skipping BACKING/.wardfs), classifies every regular file by its path\n"
+		       "relative to BACKING, prints the number of files per class, then every\n"
+		       "file whose form on disk disagrees with its class: sensitive but stored\n"
+		       "plain, or public/deny but stored encrypted ('wardfs migrate' converts\n"
+		       "them).\n");
+		return 0;
+	}
+	if (i < 0)
+		return ret;
+	if (i >= argc)
+		return bad_usage("scan", "missing BACKING");
+	if (i + 1 < argc)
+		return bad_usage("scan", "expected exactly one BACKING directory");
+	char root[4096];
+	snprintf(root, sizeof(root), "%s", argv[i]);
+	size_t rl = strlen(root);
+	while (rl > 1 && root[rl - 1] == '/')
+		root[--rl] = 0;
+	struct stat st;
+	if (stat(root, &st)) {
+		fprintf(stderr, "wardfs policy scan: %s: %s\n", root, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "wardfs policy scan: %s: not a directory\n", root);
+		return 1;
+	}
+	struct wfs_policy *p = open_policy(file, explicit_file);
+	if (!p)
+		return 1;
+	memset(&scan, 0, sizeof(scan));
+	scan.p = p;
+	scan.rootlen = strcmp(root, "/") ? rl : 0;
+	if (nftw(root, scan_one, 64, FTW_PHYS | FTW_ACTIONRETVAL) < 0) {
+		fprintf(stderr, "wardfs policy scan: %s: %s\n", root, strerror(errno));
+		wfs_policy_free(p);
+		return 1;
+	}
+	qsort(scan.mismatch, scan.nmis, sizeof(char *), cmp_str);
+	printf("files      %lu\n", scan.files);
+	for (int c = WFS_PUBLIC; c <= WFS_DENY; c++)
+		printf("%-10s %lu\n", wfs_class_name((enum wfs_class)c), scan.count[c]);
+	printf("mismatch   %zu\n", scan.nmis);
+	for (size_t k = 0; k < scan.nmis; k++) {
+		printf("%s\n", scan.mismatch[k]);
+		free(scan.mismatch[k]);
+	}
+	free(scan.mismatch);
+	if (scan.errors)
+		fprintf(stderr, "wardfs policy scan: %lu file(s) could not be read\n", scan.errors);
+	wfs_policy_free(p);
+	return 0;
+}
+
+int wfs_cmd_policy(int argc, char **argv)
+{
+	if (argc < 2)
+		return bad_usage(NULL, "missing command (check, explain or scan)");
+	if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "check"))
+		return cmd_check(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "explain"))
+		return cmd_explain(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "scan"))
+		return cmd_scan(argc - 1, argv + 1);
+	char msg[300];
+	snprintf(msg, sizeof(msg), "'%.200s' is not a policy command (check, explain or scan)",
+		 argv[1]);
+	return bad_usage(NULL, msg);
+}

@@ -1,0 +1,956 @@
+/*
+ * cmd_vault.c - the vault subcommands: `wardfs init` (create the keyfile,
+ * print the recovery key), `passwd` (rewrap under a new passphrase),
+ * `fsck` (verify every block of every encrypted file) and `migrate`
+ * (convert files whose form on disk disagrees with the policy, offline).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "commands.h"
+#include "policy.h"
+#include "vault.h"
+
+#define DEFAULT_POLICY "/etc/wardfs/policy"
+#define MIGRATE_SUFFIX ".wardfs-migrate"
+#define CHUNK	       (1u << 20)
+
+enum {
+	OPT_PASSFILE = 256,
+	OPT_EXTPASS,
+	OPT_NEW_PASSFILE,
+	OPT_KDF_MEMORY,
+	OPT_KDF_OPS,
+	OPT_POLICY,
+	OPT_DRY_RUN,
+	OPT_RECOVERY_KEY,
+	OPT_RECOVERY_KEY_FILE,
+};
+
+static const struct option all_opts[] = {
+	{"passfile", required_argument, NULL, OPT_PASSFILE},
+	{"extpass", required_argument, NULL, OPT_EXTPASS},
+	{"new-passfile", required_argument, NULL, OPT_NEW_PASSFILE},
+	{"kdf-memory", required_argument, NULL, OPT_KDF_MEMORY},
+	{"kdf-ops", required_argument, NULL, OPT_KDF_OPS},
+	{"policy", required_argument, NULL, OPT_POLICY},
+	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	{"recovery-key", no_argument, NULL, OPT_RECOVERY_KEY},
+	{"recovery-key-file", required_argument, NULL, OPT_RECOVERY_KEY_FILE},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+/* Everything any vault command may be given; each command says which it takes. */
+struct args {
+	const char *cmd;
+	struct wfs_pass_opts po;
+	const char *new_passfile, *policy;
+	uint64_t kdf_mib, kdf_ops; /* 0: not given */
+	bool dry_run, help;
+	char *backing; /* normalized copy of the one operand */
+};
+
+static char prog[64];
+
+static int usage_error(const struct args *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "; see 'wardfs %s --help'\n", a->cmd);
+	return 2;
+}
+
+static int parse_num(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static const char *opt_name(int c)
+{
+	for (const struct option *o = all_opts; o->name != NULL; o++)
+		if (o->val == c)
+			return o->name;
+	return "?";
+}
+
+/* Which options a command accepts. */
+#define A_PASS	   0x1	/* --passfile, --extpass */
+#define A_RECOVERY 0x2	/* --recovery-key, --recovery-key-file */
+#define A_KDF	   0x4	/* --kdf-memory, --kdf-ops */
+#define A_NEWPASS  0x8	/* --new-passfile */
+#define A_POLICY   0x10 /* --policy */
+#define A_DRYRUN   0x20 /* --dry-run */
+
+/* 0, or the exit status for bad usage (2) after printing one line. */
+static int parse_args(struct args *a, int argc, char **argv, unsigned allowed)
+{
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->cmd = argv[0];
+	snprintf(prog, sizeof(prog), "wardfs %s", argv[0]);
+	wfs_vault_set_prog(prog);
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", all_opts, NULL)) != -1) {
+		unsigned need = 0;
+
+		switch (c) {
+		case 'h':
+			a->help = true;
+			return 0;
+		case OPT_PASSFILE:
+			a->po.passfile = optarg, need = A_PASS;
+			break;
+		case OPT_EXTPASS:
+			a->po.extpass = optarg, need = A_PASS;
+			break;
+		case OPT_RECOVERY_KEY:
+			a->po.recovery_from_stdin = true, need = A_RECOVERY;
+			break;
+		case OPT_RECOVERY_KEY_FILE:
+			a->po.recovery_key_file = optarg, need = A_RECOVERY;
+			break;
+		case OPT_NEW_PASSFILE:
+			a->new_passfile = optarg, need = A_NEWPASS;
+			break;
+		case OPT_POLICY:
+			a->policy = optarg, need = A_POLICY;
+			break;
+		case OPT_DRY_RUN:
+			a->dry_run = true, need = A_DRYRUN;
+			break;
+		case OPT_KDF_MEMORY:
+			need = A_KDF;
+			if (parse_num(optarg, 1, 4096, &a->kdf_mib) != 0)
+				return usage_error(
+					a, "--kdf-memory takes MiB from 1 to 4096, not '%s'",
+					optarg);
+			break;
+		case OPT_KDF_OPS:
+			need = A_KDF;
+			if (parse_num(optarg, 1, 64, &a->kdf_ops) != 0)
+				return usage_error(a, "--kdf-ops takes 1 to 64 passes, not '%s'",
+						   optarg);
+			break;
+		case ':':
+			return usage_error(a, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			if (optopt != 0)
+				return usage_error(a, "unknown option '-%c'", optopt);
+			return usage_error(a, "unknown option '%s'", argv[optind - 1]);
+		}
+		if (!(allowed & need))
+			return usage_error(a, "unknown option '--%s'", opt_name(c));
+	}
+	if (a->po.passfile && a->po.extpass)
+		return usage_error(a, "give --passfile or --extpass, not both");
+	if (a->po.recovery_key_file && a->po.recovery_from_stdin)
+		return usage_error(a, "give --recovery-key or --recovery-key-file, not both");
+	if ((a->po.recovery_key_file || a->po.recovery_from_stdin) &&
+	    (a->po.passfile || a->po.extpass))
+		return usage_error(a, "a recovery key replaces the passphrase options");
+	if (optind >= argc)
+		return usage_error(a, "missing BACKING directory");
+	if (optind + 1 < argc)
+		return usage_error(a, "unexpected argument '%s'", argv[optind + 1]);
+	if ((a->backing = strdup(argv[optind])) == NULL) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return 2;
+	}
+	for (size_t n = strlen(a->backing); n > 1 && a->backing[n - 1] == '/'; n--)
+		a->backing[n - 1] = '\0';
+	return 0;
+}
+
+/* A usable backing directory, or 1 after one line of error. */
+static int check_backing(const struct args *a)
+{
+	struct stat st;
+
+	if (stat(a->backing, &st) != 0) {
+		fprintf(stderr, "%s: cannot access '%s': %s\n", prog, a->backing, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "%s: '%s' is not a directory\n", prog, a->backing);
+		return 1;
+	}
+	return 0;
+}
+
+static int crypto_start(void)
+{
+	int r = wfs_crypto_init();
+
+	if (r != 0)
+		fprintf(stderr, "%s: cannot start the crypto library: %s\n", prog, strerror(-r));
+	return r;
+}
+
+static bool is_migrate_temp(const char *name)
+{
+	size_t n = strlen(name), s = strlen(MIGRATE_SUFFIX);
+
+	return name[0] == '.' && n > s + 1 && !strcmp(name + n - s, MIGRATE_SUFFIX);
+}
+
+/* The form of dirfd/name from its first bytes (no key needed). */
+static int sniff_form(int dfd, const char *name, const struct stat *st, enum wfs_form *form)
+{
+	uint8_t b[WFS_HDR_SIZE];
+	ssize_t n;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, b, sizeof(b), 0);
+	if (n < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	close(fd);
+	*form = wfs_form_sniff(b, (size_t)n, st->st_size);
+	return 0;
+}
+
+/* ---- policy ----------------------------------------------------------- */
+
+static int load_policy(const char *path, struct wfs_policy **out)
+{
+	struct wfs_policy_diags d = {0};
+	char line[1200];
+	int r;
+
+	*out = NULL;
+	r = wfs_policy_load(path ? path : DEFAULT_POLICY, 0, out, &d);
+	if (r == -ENOENT && path == NULL) {
+		wfs_policy_diags_free(&d);
+		*out = wfs_policy_default();
+		return *out ? 0 : -ENOMEM;
+	}
+	for (size_t i = 0; i < d.n; i++) {
+		wfs_policy_diag_format(&d.v[i], line, sizeof(line));
+		fprintf(stderr, "%s\n", line);
+	}
+	wfs_policy_diags_free(&d);
+	if (r != 0 || *out == NULL) {
+		fprintf(stderr, "%s: cannot use the policy '%s'\n", prog,
+			path ? path : DEFAULT_POLICY);
+		return r != 0 ? r : -EINVAL;
+	}
+	return 0;
+}
+
+enum action { ACT_NONE, ACT_ENCRYPT, ACT_DECRYPT };
+
+static enum action wanted(const struct wfs_policy *pol, const char *rel, enum wfs_form form)
+{
+	struct wfs_decision d;
+
+	wfs_policy_classify(pol, rel, strlen(rel), &d);
+	if (d.cls == WFS_SENSITIVE && form == WFS_FORM_PLAIN)
+		return ACT_ENCRYPT;
+	if (d.cls != WFS_SENSITIVE && form == WFS_FORM_ENCRYPTED)
+		return ACT_DECRYPT;
+	return ACT_NONE;
+}
+
+/* ---- init ----------------------------------------------------------- */
+
+struct count {
+	const char *backing;
+	const struct wfs_policy *pol;
+	unsigned files, disagree, errors;
+};
+
+static int count_one(void *arg, int dfd, const char *name, const char *rel, const struct stat *st)
+{
+	struct count *c = arg;
+	enum wfs_form form;
+	int r;
+
+	if (is_migrate_temp(name))
+		return 0;
+	if ((r = sniff_form(dfd, name, st, &form)) != 0) {
+		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, c->backing, rel,
+			strerror(-r));
+		c->errors++;
+		return 0;
+	}
+	c->files++;
+	if (wanted(c->pol, rel, form) != ACT_NONE)
+		c->disagree++;
+	return 0;
+}
+
+static const char init_usage[] =
+	"usage: wardfs init [options] BACKING\n"
+	"\n"
+	"Creates a vault in BACKING/.wardfs: a random master key wrapped under a\n"
+	"key derived from a passphrase (Argon2id) and under a recovery key that is\n"
+	"printed once. BACKING may be empty or already hold files.\n"
+	"\n"
+	"  --passfile FILE     read the passphrase from the first line of FILE\n"
+	"  --extpass CMD       read it from the first line printed by CMD (/bin/sh -c)\n"
+	"  --kdf-memory MIB    Argon2id memory in MiB (default 512)\n"
+	"  --kdf-ops N         Argon2id passes (default 3)\n"
+	"  --policy FILE       policy for counting files stored in the wrong form\n"
+	"                      (default " DEFAULT_POLICY ")\n"
+	"  -h, --help          show this help\n"
+	"\n"
+	"Without --passfile or --extpass the passphrase is read from stdin when it\n"
+	"is not a terminal, else asked twice on the terminal.\n";
+
+int wfs_cmd_init(int argc, char **argv)
+{
+	struct args a;
+	struct wfs_kdf_params kp;
+	struct wfs_keys *keys = NULL;
+	struct wfs_policy *pol = NULL;
+	char *pass = NULL, dir[PATH_MAX], rec[WFS_RECOVERY_LEN];
+	uint8_t *kf = NULL;
+	size_t passlen, kflen;
+	int r, status = 1;
+
+	if ((r = parse_args(&a, argc, argv, A_PASS | A_KDF | A_POLICY)) != 0)
+		return r;
+	if (a.help) {
+		fputs(init_usage, stdout);
+		return 0;
+	}
+	if (check_backing(&a) != 0)
+		goto out;
+	if (wfs_vault_exists(a.backing)) {
+		fprintf(stderr, "%s: '%s' is already a wardfs vault\n", prog, a.backing);
+		goto out;
+	}
+	if (crypto_start() != 0)
+		goto out;
+	wfs_kdf_params_default(&kp);
+	if (a.kdf_mib)
+		kp.memlimit = (size_t)a.kdf_mib << 20;
+	if (a.kdf_ops)
+		kp.opslimit = a.kdf_ops;
+	if (wfs_secret_read(a.po.passfile, a.po.extpass, "Passphrase for the new vault: ", true,
+			    &pass, &passlen, NULL) != 0)
+		goto out;
+	r = wfs_keyfile_create(pass, passlen, &kp, &kf, &kflen, rec, &keys);
+	wfs_secret_free(pass);
+	if (r != 0) {
+		fprintf(stderr, "%s: cannot create the key: %s\n", prog, strerror(-r));
+		goto out;
+	}
+	snprintf(dir, sizeof(dir), "%s/" WFS_VAULT_DIR, a.backing);
+	if (mkdir(dir, 0700) != 0) {
+		struct stat st;
+
+		if (errno != EEXIST || lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "%s: cannot create '%s': %s\n", prog, dir,
+				strerror(errno == EEXIST ? ENOTDIR : errno));
+			goto out;
+		}
+	}
+	if (chmod(dir, 0700) != 0) {
+		fprintf(stderr, "%s: cannot set the mode of '%s': %s\n", prog, dir,
+			strerror(errno));
+		goto out;
+	}
+	/* the keyfile last: its presence is what makes a vault */
+	if ((r = wfs_vault_write_config(a.backing, &kp)) != 0) {
+		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_CONFIG "': %s\n", prog, dir,
+			strerror(-r));
+		goto out;
+	}
+	if ((r = wfs_vault_write(a.backing, WFS_VAULT_KEYFILE, kf, kflen, 0600)) != 0) {
+		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_KEYFILE "': %s\n", prog, dir,
+			strerror(-r));
+		goto out;
+	}
+	printf("Created a wardfs vault in %s.\n\n"
+	       "Recovery key (it unlocks the vault without the passphrase; it is shown\n"
+	       "only now, so write it down and keep it offline, away from this machine):\n\n"
+	       "    %s\n\n",
+	       a.backing, rec);
+	fflush(stdout);
+	status = 0;
+
+	if (load_policy(a.policy, &pol) == 0) {
+		struct count c = {.backing = a.backing, .pol = pol};
+
+		(void)wfs_vault_walk(a.backing, count_one, &c, &c.errors);
+		if (c.disagree > 0)
+			printf("%u file%s with the policy; run 'wardfs migrate %s' to convert "
+			       "%s.\n",
+			       c.disagree, c.disagree == 1 ? " disagrees" : "s disagree", a.backing,
+			       c.disagree == 1 ? "it" : "them");
+		wfs_policy_free(pol);
+	}
+out:
+	sodium_memzero(rec, sizeof(rec));
+	wfs_keys_free(keys);
+	free(kf);
+	free(a.backing);
+	return status;
+}
+
+/* ---- passwd --------------------------------------------------------- */
+
+static const char passwd_usage[] =
+	"usage: wardfs passwd [options] BACKING\n"
+	"\n"
+	"Changes the passphrase of the vault in BACKING: unlocks it with the\n"
+	"current passphrase (or the recovery key), then wraps the master key under\n"
+	"the new one. Files are not rewritten; the recovery key stays valid.\n"
+	"\n"
+	"  --passfile FILE          current passphrase from the first line of FILE\n"
+	"  --extpass CMD            current passphrase from CMD's first output line\n"
+	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
+	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
+	"  --new-passfile FILE      new passphrase from the first line of FILE\n"
+	"  --kdf-memory MIB         new Argon2id memory in MiB (default: keep)\n"
+	"  --kdf-ops N              new Argon2id passes (default: keep)\n"
+	"  -h, --help               show this help\n"
+	"\n"
+	"Without files, passphrases are read as lines from stdin when it is not a\n"
+	"terminal (current, then new), else asked on the terminal (new one twice).\n";
+
+int wfs_cmd_passwd(int argc, char **argv)
+{
+	struct args a;
+	struct wfs_kdf_params kp;
+	struct wfs_keys *keys = NULL;
+	uint8_t *kf = NULL, *nkf = NULL;
+	size_t kflen, nkflen, passlen;
+	char *pass = NULL;
+	int r, status = 1;
+
+	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_KDF | A_NEWPASS)) != 0)
+		return r;
+	if (a.help) {
+		fputs(passwd_usage, stdout);
+		return 0;
+	}
+	if (check_backing(&a) != 0 || crypto_start() != 0)
+		goto out;
+	if (wfs_vault_unlock(a.backing, &a.po, &keys) != 0)
+		goto out;
+	if ((r = wfs_vault_read_keyfile(a.backing, &kf, &kflen)) != 0 ||
+	    (r = wfs_keyfile_check(kf, kflen, &kp)) != 0) {
+		fprintf(stderr, "%s: cannot read the keyfile of '%s': %s\n", prog, a.backing,
+			strerror(-r));
+		goto out;
+	}
+	if (a.kdf_mib)
+		kp.memlimit = (size_t)a.kdf_mib << 20;
+	if (a.kdf_ops)
+		kp.opslimit = a.kdf_ops;
+	if (wfs_secret_read(a.new_passfile, NULL, "New passphrase: ", true, &pass, &passlen,
+			    NULL) != 0)
+		goto out;
+	r = wfs_keyfile_rewrap(kf, kflen, keys, pass, passlen, &kp, &nkf, &nkflen);
+	wfs_secret_free(pass);
+	if (r != 0) {
+		fprintf(stderr, "%s: cannot wrap the key: %s\n", prog, strerror(-r));
+		goto out;
+	}
+	if ((r = wfs_vault_write(a.backing, WFS_VAULT_KEYFILE, nkf, nkflen, 0600)) != 0) {
+		fprintf(stderr,
+			"%s: cannot write '%s/" WFS_VAULT_DIR "/" WFS_VAULT_KEYFILE "': %s\n", prog,
+			a.backing, strerror(-r));
+		goto out;
+	}
+	if ((r = wfs_vault_write_config(a.backing, &kp)) != 0)
+		fprintf(stderr,
+			"%s: warning: cannot update '%s/" WFS_VAULT_DIR "/" WFS_VAULT_CONFIG
+			"': %s\n",
+			prog, a.backing, strerror(-r));
+	printf("Passphrase changed for %s.\n", a.backing);
+	status = 0;
+out:
+	wfs_keys_free(keys);
+	free(kf);
+	free(nkf);
+	free(a.backing);
+	return status;
+}
+
+/* ---- fsck ----------------------------------------------------------- */
+
+struct fsck {
+	const char *backing;
+	const struct wfs_keys *keys;
+	const char *rel;
+	unsigned files, damaged, errors, temps;
+	long bad_here;
+};
+
+static void fsck_damage(void *arg, uint64_t block, off_t off, const char *why)
+{
+	struct fsck *f = arg;
+
+	if (block == WFS_BLOCK_HEADER)
+		printf("%s%s: header: %s\n", f->backing, f->rel, why);
+	else
+		printf("%s%s: block %llu at offset %lld: %s\n", f->backing, f->rel,
+		       (unsigned long long)block, (long long)off, why);
+	f->bad_here++;
+}
+
+static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const struct stat *st)
+{
+	struct fsck *f = arg;
+	uint8_t b[WFS_HDR_SIZE];
+	ssize_t n;
+	long v;
+	int fd;
+
+	if (is_migrate_temp(name)) {
+		f->temps++;
+		return 0;
+	}
+	if ((fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) <
+		    0 ||
+	    (n = pread(fd, b, sizeof(b), 0)) < 0) {
+		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, f->backing, rel,
+			strerror(errno));
+		f->errors++;
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	if (wfs_form_sniff(b, (size_t)n, st->st_size) == WFS_FORM_ENCRYPTED) {
+		f->files++;
+		f->rel = rel;
+		f->bad_here = 0;
+		v = wfs_content_verify(f->keys, fd, fsck_damage, f);
+		if (v < 0) {
+			fprintf(stderr, "%s: cannot verify '%s%s': %s\n", prog, f->backing, rel,
+				strerror((int)-v));
+			f->errors++;
+		} else if (v > 0) {
+			f->damaged++;
+		}
+		fflush(stdout);
+	}
+	close(fd);
+	return 0;
+}
+
+static const char fsck_usage[] =
+	"usage: wardfs fsck [options] BACKING\n"
+	"\n"
+	"Verifies the header and every block of every encrypted file under BACKING\n"
+	"(symlinks are not followed, BACKING/.wardfs is skipped) and prints each\n"
+	"damaged one as 'PATH: block N at offset O: WHY'.\n"
+	"\n"
+	"  --passfile FILE          passphrase from the first line of FILE\n"
+	"  --extpass CMD            passphrase from CMD's first output line\n"
+	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
+	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
+	"  -h, --help               show this help\n"
+	"\n"
+	"Exit status: 0 no damage, 1 damage found, 2 a file or the vault could not\n"
+	"be checked (and no damage found).\n";
+
+int wfs_cmd_fsck(int argc, char **argv)
+{
+	struct args a;
+	struct wfs_keys *keys = NULL;
+	struct fsck f = {0};
+	int r, status = 2;
+
+	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY)) != 0)
+		return r;
+	if (a.help) {
+		fputs(fsck_usage, stdout);
+		return 0;
+	}
+	if (check_backing(&a) != 0 || crypto_start() != 0)
+		goto out;
+	if (wfs_vault_unlock(a.backing, &a.po, &keys) != 0)
+		goto out;
+	f.backing = a.backing;
+	f.keys = keys;
+	if ((r = wfs_vault_walk(a.backing, fsck_one, &f, &f.errors)) != 0) {
+		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, a.backing, strerror(-r));
+		goto out;
+	}
+	fprintf(stderr, "%s: %u encrypted file%s checked, %u damaged", prog, f.files,
+		f.files == 1 ? "" : "s", f.damaged);
+	if (f.errors)
+		fprintf(stderr, ", %u could not be read", f.errors);
+	if (f.temps)
+		fprintf(stderr, ", %u leftover migrate file%s (run 'wardfs migrate')", f.temps,
+			f.temps == 1 ? "" : "s");
+	fprintf(stderr, "\n");
+	status = f.damaged ? 1 : f.errors ? 2 : 0;
+out:
+	wfs_keys_free(keys);
+	free(a.backing);
+	return status;
+}
+
+/* ---- migrate -------------------------------------------------------- */
+
+struct migrate {
+	const char *backing;
+	const struct wfs_policy *pol;
+	const struct wfs_keys *keys;
+	bool dry_run, progress;
+	uint8_t *buf; /* CHUNK bytes */
+	unsigned todo, done, encrypted, decrypted, skipped, failed, temps, errors;
+};
+
+static void progress(struct migrate *m)
+{
+	int width = 30, fill = m->todo ? (int)((uint64_t)m->done * width / m->todo) : width;
+
+	if (!m->progress)
+		return;
+	fprintf(stderr, "\r%s: [%.*s%*s] %u/%u files", prog, fill, "##############################",
+		width - fill, "", m->done, m->todo);
+	if (m->done == m->todo)
+		fputc('\n', stderr);
+}
+
+/* Copies extended attributes; only user.* failures are fatal. */
+static int copy_xattrs(int src, int dst)
+{
+	ssize_t n = flistxattr(src, NULL, 0), v;
+	char *names = NULL, *val = NULL;
+	int r = 0;
+
+	if (n <= 0)
+		return n < 0 && errno != ENOTSUP ? -errno : 0;
+	if ((names = malloc((size_t)n)) == NULL || (n = flistxattr(src, names, (size_t)n)) < 0) {
+		r = n < 0 ? -errno : -ENOMEM;
+		goto out;
+	}
+	for (char *p = names; p < names + n; p += strlen(p) + 1) {
+		bool must = strncmp(p, "user.", 5) == 0;
+
+		free(val);
+		val = NULL;
+		if ((v = fgetxattr(src, p, NULL, 0)) < 0 || (val = malloc((size_t)v + 1)) == NULL ||
+		    (v = fgetxattr(src, p, val, (size_t)v)) < 0 ||
+		    fsetxattr(dst, p, val, (size_t)v, 0) != 0) {
+			if (must) {
+				r = errno ? -errno : -ENOMEM;
+				goto out;
+			}
+		}
+	}
+out:
+	free(names);
+	free(val);
+	return r;
+}
+
+/* Plain -> encrypted, or back, into dst. -errno; -EIO for damage. */
+static int copy_content(struct migrate *m, int src, int dst, off_t size, bool encrypt)
+{
+	struct wfs_file_hdr h;
+	off_t off = 0;
+	ssize_t n, w;
+	int r;
+
+	if (encrypt) {
+		if ((r = wfs_hdr_write(m->keys, dst, &h)) != 0)
+			return r;
+		for (;;) {
+			n = pread(src, m->buf, CHUNK, off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				break;
+			if ((w = wfs_content_pwrite(m->keys, dst, &h, m->buf, (size_t)n, off)) < 0)
+				return (int)w;
+			off += n;
+		}
+		return off == size ? 0 : -EAGAIN; /* it changed under us */
+	}
+	if ((r = wfs_hdr_read(m->keys, src, &h)) < 0)
+		return r;
+	if (r != WFS_FORM_ENCRYPTED)
+		return -EAGAIN;
+	for (off_t plain = wfs_plain_size(size); off < plain; off += n) {
+		if ((n = wfs_content_pread(m->keys, src, &h, m->buf, CHUNK, off)) < 0)
+			return (int)n;
+		if (n == 0)
+			break;
+		size_t done = 0;
+		while (done < (size_t)n) {
+			w = pwrite(dst, m->buf + done, (size_t)n - done, off + (off_t)done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return -errno;
+			done += (size_t)w;
+		}
+	}
+	return off == wfs_plain_size(size) ? 0 : -EIO;
+}
+
+/* Converts dirfd/name atomically through .NAME.wardfs-migrate. */
+static int convert(struct migrate *m, int dfd, const char *name, const char *rel, bool encrypt)
+{
+	char tmp[NAME_MAX + 1];
+	struct stat st, st2;
+	int src = -1, dst = -1, r;
+	bool made = false;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s" MIGRATE_SUFFIX, name) >= sizeof(tmp)) {
+		r = -ENAMETOOLONG;
+		goto out;
+	}
+	if ((src = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) <
+		    0 ||
+	    fstat(src, &st) != 0) {
+		r = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EAGAIN;
+		goto out;
+	}
+	if (st.st_nlink > 1) {
+		fprintf(stderr, "%s%s: %s%s has %ju hard links; not converted\n",
+			m->progress ? "\n" : "", prog, m->backing, rel, (uintmax_t)st.st_nlink);
+		m->skipped++;
+		r = 0;
+		goto done;
+	}
+	(void)unlinkat(dfd, tmp, 0);
+	if ((dst = openat(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) <
+	    0) {
+		r = -errno;
+		goto out;
+	}
+	made = true;
+	if ((r = copy_content(m, src, dst, st.st_size, encrypt)) != 0)
+		goto out;
+	if (fchown(dst, st.st_uid, st.st_gid) != 0 && !(errno == EPERM && st.st_uid == geteuid())) {
+		r = -errno;
+		goto out;
+	}
+	struct timespec times[2] = {st.st_atim, st.st_mtim};
+	if (fchmod(dst, st.st_mode & 07777) != 0 || (r = copy_xattrs(src, dst)) != 0 ||
+	    futimens(dst, times) != 0 || fsync(dst) != 0) {
+		r = r ? r : -errno;
+		goto out;
+	}
+	if (fstat(src, &st2) != 0 || st2.st_size != st.st_size ||
+	    st2.st_mtim.tv_sec != st.st_mtim.tv_sec || st2.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
+		r = -EAGAIN;
+		goto out;
+	}
+	if (renameat(dfd, tmp, dfd, name) != 0 || fsync(dfd) != 0) {
+		r = -errno;
+		goto out;
+	}
+	made = false;
+	if (encrypt)
+		m->encrypted++;
+	else
+		m->decrypted++;
+	r = 0;
+out:
+	if (r != 0) {
+		fprintf(stderr, "%s%s: cannot %s '%s%s': %s\n", m->progress ? "\n" : "", prog,
+			encrypt ? "encrypt" : "decrypt", m->backing, rel,
+			r == -EIO ? "a block or the header fails authentication (see 'wardfs fsck')"
+			: r == -EAGAIN ? "it changed during the migration; run it again"
+				       : strerror(-r));
+		m->failed++;
+	}
+done:
+	if (made)
+		(void)unlinkat(dfd, tmp, 0);
+	if (src >= 0)
+		close(src);
+	if (dst >= 0)
+		close(dst);
+	return 0;
+}
+
+/* Pass 1: remove leftover temp files, count (or list) what disagrees. */
+static int migrate_scan(void *arg, int dfd, const char *name, const char *rel,
+			const struct stat *st)
+{
+	struct migrate *m = arg;
+	enum wfs_form form;
+	enum action act;
+	int r;
+
+	if (is_migrate_temp(name)) {
+		if (m->dry_run)
+			printf("remove %s%s (left by an interrupted migrate)\n", m->backing, rel);
+		else if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT) {
+			fprintf(stderr, "%s: cannot remove '%s%s': %s\n", prog, m->backing, rel,
+				strerror(errno));
+			m->errors++;
+			return 0;
+		}
+		m->temps++;
+		return 0;
+	}
+	if ((r = sniff_form(dfd, name, st, &form)) != 0) {
+		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, m->backing, rel,
+			strerror(-r));
+		m->errors++;
+		return 0;
+	}
+	act = wanted(m->pol, rel, form);
+	if (act == ACT_NONE)
+		return 0;
+	m->todo++;
+	if (m->dry_run)
+		printf("%s %s%s\n", act == ACT_ENCRYPT ? "encrypt" : "decrypt", m->backing, rel);
+	return 0;
+}
+
+/* Pass 2: convert. */
+static int migrate_convert(void *arg, int dfd, const char *name, const char *rel,
+			   const struct stat *st)
+{
+	struct migrate *m = arg;
+	enum wfs_form form;
+	enum action act;
+
+	if (is_migrate_temp(name) || sniff_form(dfd, name, st, &form) != 0)
+		return 0; /* ours, or reported by the scan */
+	if ((act = wanted(m->pol, rel, form)) == ACT_NONE)
+		return 0;
+	if (m->done >= m->todo)
+		m->todo = m->done + 1; /* appeared since the scan */
+	convert(m, dfd, name, rel, act == ACT_ENCRYPT);
+	m->done++;
+	progress(m);
+	return 0;
+}
+
+static const char migrate_usage[] =
+	"usage: wardfs migrate [options] BACKING\n"
+	"\n"
+	"Converts each file whose form on disk disagrees with the policy: sensitive\n"
+	"files stored plain are encrypted, public and deny files stored encrypted\n"
+	"are decrypted. Run it while BACKING is not mounted. Each file is written\n"
+	"to .NAME" MIGRATE_SUFFIX " beside it, with the original's mode, owner,\n"
+	"times and extended attributes, then renamed over it; running migrate again\n"
+	"after an interruption removes leftovers and carries on. Files with more\n"
+	"than one hard link are skipped.\n"
+	"\n"
+	"  --dry-run                list what would be converted, change nothing\n"
+	"  --policy FILE            the policy (default " DEFAULT_POLICY ")\n"
+	"  --passfile FILE          passphrase from the first line of FILE\n"
+	"  --extpass CMD            passphrase from CMD's first output line\n"
+	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
+	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
+	"  -h, --help               show this help\n"
+	"\n"
+	"Exit status: 0 all converted, 1 some file failed or could not be read.\n";
+
+int wfs_cmd_migrate(int argc, char **argv)
+{
+	struct args a;
+	struct wfs_keys *keys = NULL;
+	struct wfs_policy *pol = NULL;
+	struct migrate m = {0};
+	int r, status = 1;
+
+	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_POLICY | A_DRYRUN)) != 0)
+		return r;
+	if (a.help) {
+		fputs(migrate_usage, stdout);
+		return 0;
+	}
+	if (check_backing(&a) != 0 || load_policy(a.policy, &pol) != 0)
+		goto out;
+	if (!wfs_vault_exists(a.backing)) {
+		fprintf(stderr, "%s: '%s' is not a wardfs vault; see 'wardfs init'\n", prog,
+			a.backing);
+		goto out;
+	}
+	m.backing = a.backing;
+	m.pol = pol;
+	m.dry_run = a.dry_run;
+	if ((r = wfs_vault_walk(a.backing, migrate_scan, &m, &m.errors)) != 0) {
+		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, a.backing, strerror(-r));
+		goto out;
+	}
+	if (a.dry_run) {
+		printf("%u file%s would be converted", m.todo, m.todo == 1 ? "" : "s");
+		if (m.temps)
+			printf(", %u leftover file%s would be removed", m.temps,
+			       m.temps == 1 ? "" : "s");
+		printf("\n");
+		status = m.errors ? 1 : 0;
+		goto out;
+	}
+	if (m.todo == 0) {
+		printf("Nothing to convert: every file agrees with the policy");
+		if (m.temps)
+			printf(" (%u leftover file%s removed)", m.temps, m.temps == 1 ? "" : "s");
+		printf(".\n");
+		status = m.errors ? 1 : 0;
+		goto out;
+	}
+	if (crypto_start() != 0 || wfs_vault_unlock(a.backing, &a.po, &keys) != 0)
+		goto out;
+	if ((m.buf = malloc(CHUNK)) == NULL) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		goto out;
+	}
+	m.keys = keys;
+	m.progress = isatty(STDERR_FILENO);
+	progress(&m);
+	if ((r = wfs_vault_walk(a.backing, migrate_convert, &m, &m.errors)) != 0) {
+		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, a.backing, strerror(-r));
+		goto out;
+	}
+	if (m.progress && m.done != m.todo)
+		fputc('\n', stderr);
+	printf("Encrypted %u, decrypted %u, skipped %u, failed %u", m.encrypted, m.decrypted,
+	       m.skipped, m.failed);
+	if (m.temps)
+		printf("; removed %u leftover file%s", m.temps, m.temps == 1 ? "" : "s");
+	printf(".\n");
+	status = m.failed || m.errors ? 1 : 0;
+out:
+	if (m.buf != NULL)
+		sodium_memzero(m.buf, CHUNK), free(m.buf);
+	wfs_keys_free(keys);
+	wfs_policy_free(pol);
+	free(a.backing);
+	return status;
+}

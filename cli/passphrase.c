@@ -1,0 +1,265 @@
+/*
+ * passphrase.c - reading secrets (passphrases, recovery keys) from a file,
+ * an external command, stdin or the terminal without echo. Secrets are read
+ * byte by byte straight into sodium_malloc memory (no stdio copies) and
+ * never come from or go to argv.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "vault.h"
+
+static char *secret_alloc(void)
+{
+	char *s = sodium_malloc(WFS_SECRET_MAX + 1);
+
+	if (s != NULL)
+		sodium_memzero(s, WFS_SECRET_MAX + 1);
+	return s;
+}
+
+void wfs_secret_free(char *s)
+{
+	if (s != NULL)
+		sodium_free(s); /* wipes */
+}
+
+/*
+ * Reads one line (without its newline) into s. 0, -E2BIG for a line over
+ * WFS_SECRET_MAX, -ENODATA for EOF before any byte, -EINTR, or -errno.
+ */
+static int read_line(int fd, char *s, size_t *len)
+{
+	size_t n = 0;
+	int any = 0;
+
+	for (;;) {
+		char c;
+		ssize_t r = read(fd, &c, 1);
+
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		any = 1;
+		if (c == '\n')
+			break;
+		if (n >= WFS_SECRET_MAX) {
+			sodium_memzero(s, WFS_SECRET_MAX + 1);
+			return -E2BIG;
+		}
+		s[n++] = c;
+	}
+	if (!any)
+		return -ENODATA;
+	if (n > 0 && s[n - 1] == '\r')
+		n--; /* a file written on Windows */
+	s[n] = '\0';
+	*len = n;
+	return 0;
+}
+
+static int from_file(const char *path, char *s, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0) {
+		r = -errno;
+		fprintf(stderr, "%s: cannot open '%s': %s\n", wfs_vault_prog(), path, strerror(-r));
+		return r;
+	}
+	r = read_line(fd, s, len);
+	close(fd);
+	if (r == -ENODATA)
+		r = 0, *len = 0;
+	if (r < 0)
+		fprintf(stderr, "%s: cannot read '%s': %s\n", wfs_vault_prog(), path,
+			r == -E2BIG ? "line too long" : strerror(-r));
+	return r;
+}
+
+static int from_command(const char *cmd, char *s, size_t *len)
+{
+	int p[2], status, r;
+	pid_t pid;
+	char sink[256];
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -errno;
+	if ((pid = fork()) < 0) {
+		r = -errno;
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	if (pid == 0) {
+		if (dup2(p[1], STDOUT_FILENO) < 0)
+			_exit(127);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	r = read_line(p[0], s, len);
+	if (r == -ENODATA)
+		r = 0, *len = 0;
+	while (read(p[0], sink, sizeof(sink)) > 0) /* let it finish writing */
+		;
+	sodium_memzero(sink, sizeof(sink));
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			status = -1;
+			break;
+		}
+	if (r == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		fprintf(stderr, "%s: --extpass command failed (%s %d)\n", wfs_vault_prog(),
+			WIFSIGNALED(status) ? "signal" : "exit status",
+			WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		return -EIO;
+	}
+	if (r < 0)
+		fprintf(stderr, "%s: cannot read the --extpass output: %s\n", wfs_vault_prog(),
+			r == -E2BIG ? "line too long" : strerror(-r));
+	return r;
+}
+
+/* ---- the terminal --------------------------------------------------- */
+
+static volatile sig_atomic_t tty_signal;
+
+static void on_signal(int sig)
+{
+	tty_signal = sig;
+}
+
+static const int tty_sigs[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU};
+#define NSIGS (sizeof(tty_sigs) / sizeof(tty_sigs[0]))
+
+/* Prompts on /dev/tty with echo off (like OpenSSH's readpassphrase). */
+static int from_tty(int fd, const char *prompt, char *s, size_t *len)
+{
+	struct sigaction sa, old[NSIGS];
+	struct termios t, quiet;
+	int r, restore;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal; /* no SA_RESTART: a signal ends the read */
+	sigemptyset(&sa.sa_mask);
+	tty_signal = 0;
+	for (size_t i = 0; i < NSIGS; i++)
+		sigaction(tty_sigs[i], &sa, &old[i]);
+	restore = tcgetattr(fd, &t) == 0;
+	if (restore) {
+		quiet = t;
+		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
+		quiet.c_lflag |= ICANON;
+		(void)tcsetattr(fd, TCSAFLUSH, &quiet);
+	}
+	if (write(fd, prompt, strlen(prompt)) < 0) {
+		/* the read below reports a dead terminal */
+	}
+	r = read_line(fd, s, len);
+	if (restore)
+		(void)tcsetattr(fd, TCSAFLUSH, &t);
+	if (write(fd, "\n", 1) < 0) {
+		/* nothing to do */
+	}
+	for (size_t i = 0; i < NSIGS; i++)
+		sigaction(tty_sigs[i], &old[i], NULL);
+	if (tty_signal != 0) {
+		sodium_memzero(s, WFS_SECRET_MAX + 1);
+		raise(tty_signal); /* now with the caller's disposition */
+		return -EINTR;
+	}
+	if (r == -ENODATA)
+		r = 0, *len = 0;
+	return r;
+}
+
+int wfs_secret_read(const char *file, const char *extpass, const char *prompt, bool confirm,
+		    char **out, size_t *len, bool *from_tty_out)
+{
+	char *s = secret_alloc(), *again = NULL;
+	size_t n = 0, n2 = 0;
+	const char *what = strncmp(prompt, "Recovery", 8) == 0 ? "recovery key" : "passphrase";
+	bool tty = false;
+	int r, fd = -1;
+
+	*out = NULL;
+	*len = 0;
+	if (from_tty_out != NULL)
+		*from_tty_out = false;
+	if (s == NULL) {
+		r = -ENOMEM;
+		fprintf(stderr, "%s: out of secure memory\n", wfs_vault_prog());
+		goto out;
+	}
+	if (file != NULL) {
+		r = from_file(file, s, &n);
+	} else if (extpass != NULL) {
+		r = from_command(extpass, s, &n);
+	} else if (!isatty(STDIN_FILENO)) {
+		r = read_line(STDIN_FILENO, s, &n);
+		if (r < 0)
+			fprintf(stderr, "%s: cannot read the %s from stdin: %s\n", wfs_vault_prog(),
+				what,
+				r == -ENODATA ? "end of input"
+				: r == -E2BIG ? "line too long"
+					      : strerror(-r));
+	} else {
+		if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+			r = -errno;
+			fprintf(stderr,
+				"%s: no terminal to ask on; use --passfile, --extpass or stdin\n",
+				wfs_vault_prog());
+			goto out;
+		}
+		tty = true;
+		r = from_tty(fd, prompt, s, &n);
+		if (r == 0 && n > 0 && confirm) {
+			char p2[128];
+
+			if ((again = secret_alloc()) == NULL) {
+				r = -ENOMEM;
+				goto out;
+			}
+			snprintf(p2, sizeof(p2), "Repeat %c%s", prompt[0] | 0x20, prompt + 1);
+			r = from_tty(fd, p2, again, &n2);
+			if (r == 0 && (n2 != n || sodium_memcmp(s, again, n) != 0)) {
+				fprintf(stderr, "%s: passphrases do not match\n", wfs_vault_prog());
+				r = -EINVAL;
+				goto out;
+			}
+		}
+		if (r < 0 && r != -EINTR)
+			fprintf(stderr, "%s: cannot read from the terminal: %s\n", wfs_vault_prog(),
+				r == -E2BIG ? "line too long" : strerror(-r));
+	}
+	if (r < 0)
+		goto out;
+	if (n == 0) {
+		fprintf(stderr, "%s: empty %s\n", wfs_vault_prog(), what);
+		r = -EINVAL;
+		goto out;
+	}
+	*out = s;
+	*len = n;
+	s = NULL;
+	if (from_tty_out != NULL)
+		*from_tty_out = tty;
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	wfs_secret_free(s);
+	wfs_secret_free(again);
+	return r;
+}

@@ -1,0 +1,345 @@
+/*
+ * vault.c - BACKING/.wardfs/ for the CLI: does a vault exist, read and
+ * atomically replace its keyfile and config, unlock it from a passphrase
+ * or recovery key source, and walk the regular files of a backing tree.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vault.h"
+
+static const char *prog = "wardfs";
+
+void wfs_vault_set_prog(const char *p)
+{
+	prog = p;
+}
+
+const char *wfs_vault_prog(void)
+{
+	return prog;
+}
+
+static int vault_path(char *buf, size_t len, const char *backing, const char *name)
+{
+	int n = snprintf(buf, len, "%s/" WFS_VAULT_DIR "%s%s", backing, name ? "/" : "",
+			 name ? name : "");
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+bool wfs_vault_exists(const char *backing)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	return vault_path(path, sizeof(path), backing, WFS_VAULT_KEYFILE) == 0 &&
+	       lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+#define KEYFILE_MAX 4096
+
+int wfs_vault_read_keyfile(const char *backing, uint8_t **buf, size_t *len)
+{
+	char path[PATH_MAX];
+	uint8_t *b = NULL;
+	ssize_t n;
+	int fd = -1, r;
+
+	*buf = NULL;
+	*len = 0;
+	if ((r = vault_path(path, sizeof(path), backing, WFS_VAULT_KEYFILE)) != 0)
+		return r;
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -errno;
+	if ((b = malloc(KEYFILE_MAX)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	size_t got = 0;
+	while (got < KEYFILE_MAX) {
+		n = read(fd, b + got, KEYFILE_MAX - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == KEYFILE_MAX) {
+		r = -EFBIG;
+		goto out;
+	}
+	*buf = b;
+	*len = got;
+	b = NULL;
+	r = 0;
+out:
+	free(b);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+int wfs_vault_write(const char *backing, const char *name, const void *buf, size_t len, mode_t mode)
+{
+	char dir[PATH_MAX], tmp[NAME_MAX + 1];
+	int dfd = -1, fd = -1, r;
+	size_t done = 0;
+
+	if ((r = vault_path(dir, sizeof(dir), backing, NULL)) != 0)
+		return r;
+	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.tmp", name) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -errno;
+	(void)unlinkat(dfd, tmp, 0); /* left by an interrupted run */
+	if ((fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)) <
+	    0) {
+		r = -errno;
+		goto out;
+	}
+	while (done < len) {
+		ssize_t n = write(fd, (const uint8_t *)buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		done += (size_t)n;
+	}
+	if (fchmod(fd, mode) != 0 || fsync(fd) != 0) {
+		r = -errno;
+		goto out;
+	}
+	r = close(fd);
+	fd = -1;
+	if (r != 0 || renameat(dfd, tmp, dfd, name) != 0 || fsync(dfd) != 0) {
+		r = -errno;
+		goto out;
+	}
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (r != 0)
+		(void)unlinkat(dfd, tmp, 0);
+	close(dfd);
+	return r;
+}
+
+int wfs_vault_write_config(const char *backing, const struct wfs_kdf_params *p)
+{
+	char path[PATH_MAX], created[64] = "", text[512], line[256];
+	FILE *f;
+	int n, r;
+
+	if ((r = vault_path(path, sizeof(path), backing, WFS_VAULT_CONFIG)) != 0)
+		return r;
+	if ((f = fopen(path, "re")) != NULL) { /* keep the creation time */
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "created %63s", created) == 1)
+				break;
+		fclose(f);
+	}
+	if (created[0] == '\0') {
+		time_t now = time(NULL);
+		struct tm tm;
+
+		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+	}
+	n = snprintf(text, sizeof(text),
+		     "# wardfs vault configuration, written by wardfs init/passwd.\n"
+		     "# The keyfile holds the authoritative key-derivation cost.\n"
+		     "format %d\n"
+		     "created %s\n"
+		     "kdf argon2id\n"
+		     "kdf-ops %llu\n"
+		     "kdf-memory-mib %zu\n",
+		     WFS_VAULT_FORMAT, created, (unsigned long long)p->opslimit, p->memlimit >> 20);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return -EOVERFLOW;
+	return wfs_vault_write(backing, WFS_VAULT_CONFIG, text, (size_t)n, 0600);
+}
+
+int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct wfs_keys **keys)
+{
+	bool recovery = po != NULL && (po->recovery_key_file != NULL || po->recovery_from_stdin);
+	struct wfs_pass_opts none = {0};
+	uint8_t *kf = NULL;
+	size_t kflen, slen;
+	char *secret = NULL, prompt[PATH_MAX + 64];
+	bool tty = false;
+	int r, tries = 0;
+
+	*keys = NULL;
+	if (po == NULL)
+		po = &none;
+	if ((r = wfs_vault_read_keyfile(backing, &kf, &kflen)) != 0) {
+		if (r == -ENOENT)
+			fprintf(stderr,
+				"%s: '%s' is not a wardfs vault (no %s/%s); see 'wardfs init'\n",
+				prog, backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE);
+		else
+			fprintf(stderr, "%s: cannot read '%s/%s/%s': %s\n", prog, backing,
+				WFS_VAULT_DIR, WFS_VAULT_KEYFILE, strerror(-r));
+		return r;
+	}
+	if (wfs_keyfile_check(kf, kflen, NULL) != 0) {
+		fprintf(stderr, "%s: '%s/%s/%s' is corrupt or from a newer wardfs\n", prog, backing,
+			WFS_VAULT_DIR, WFS_VAULT_KEYFILE);
+		r = -EINVAL;
+		goto out;
+	}
+	do {
+		wfs_secret_free(secret);
+		secret = NULL;
+		if (recovery) {
+			r = wfs_secret_read(po->recovery_key_file, NULL, "Recovery key: ", false,
+					    &secret, &slen, &tty);
+			if (r != 0)
+				goto out;
+			if (!wfs_recovery_wellformed(secret)) {
+				fprintf(stderr,
+					"%s: malformed recovery key (expected 48 hex digits in "
+					"groups, as printed by wardfs init)\n",
+					prog);
+				r = -EINVAL;
+				continue;
+			}
+			r = wfs_keyfile_unlock_recovery(kf, kflen, secret, keys);
+		} else {
+			snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", backing);
+			r = wfs_secret_read(po->passfile, po->extpass, prompt, false, &secret,
+					    &slen, &tty);
+			if (r != 0)
+				goto out;
+			r = wfs_keyfile_unlock(kf, kflen, secret, slen, keys);
+		}
+		if (r == -EACCES)
+			fprintf(stderr, "%s: wrong %s for %s\n", prog,
+				recovery ? "recovery key" : "passphrase", backing);
+		else if (r == -EINVAL)
+			fprintf(stderr, "%s: '%s/%s/%s' is corrupt\n", prog, backing, WFS_VAULT_DIR,
+				WFS_VAULT_KEYFILE);
+		else if (r != 0)
+			fprintf(stderr, "%s: cannot unlock %s: %s\n", prog, backing, strerror(-r));
+	} while ((r == -EACCES || (recovery && r == -EINVAL)) && tty && ++tries < 3);
+out:
+	wfs_secret_free(secret);
+	free(kf);
+	return r;
+}
+
+/* ---- walking -------------------------------------------------------- */
+
+struct walk {
+	wfs_walk_fn fn;
+	void *arg;
+	unsigned *errors;
+	dev_t dev;
+	const char *backing;
+	char rel[PATH_MAX];
+};
+
+static void walk_error(struct walk *w, size_t rellen, const char *name, int err)
+{
+	fprintf(stderr, "%s: cannot read '%s%.*s%s%s': %s\n", wfs_vault_prog(), w->backing,
+		(int)rellen, w->rel, name ? "/" : "", name ? name : "", strerror(err));
+	if (w->errors != NULL)
+		(*w->errors)++;
+}
+
+/* Walks the directory open as dfd (consumed), whose relpath is w->rel[0..rellen). */
+static int walk_dir(struct walk *w, int dfd, size_t rellen)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *e;
+	int r = 0;
+
+	if (d == NULL) {
+		walk_error(w, rellen, NULL, errno);
+		close(dfd);
+		return 0;
+	}
+	for (;;) {
+		struct stat st;
+		size_t nl;
+
+		errno = 0;
+		if ((e = readdir(d)) == NULL) {
+			if (errno != 0)
+				walk_error(w, rellen, NULL, errno);
+			break;
+		}
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (rellen == 0 && !strcmp(e->d_name, WFS_VAULT_DIR))
+			continue;
+		nl = strlen(e->d_name);
+		if (rellen + 1 + nl >= sizeof(w->rel)) {
+			walk_error(w, rellen, e->d_name, ENAMETOOLONG);
+			continue;
+		}
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			if (errno != ENOENT)
+				walk_error(w, rellen, e->d_name, errno);
+			continue;
+		}
+		w->rel[rellen] = '/';
+		memcpy(w->rel + rellen + 1, e->d_name, nl + 1);
+		if (S_ISREG(st.st_mode)) {
+			r = w->fn(w->arg, dirfd(d), e->d_name, w->rel, &st);
+		} else if (S_ISDIR(st.st_mode) && st.st_dev == w->dev) {
+			int sub = openat(dirfd(d), e->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub < 0)
+				walk_error(w, rellen, e->d_name, errno);
+			else
+				r = walk_dir(w, sub, rellen + 1 + nl);
+		}
+		w->rel[rellen] = '\0';
+		if (r != 0)
+			break;
+	}
+	closedir(d);
+	return r;
+}
+
+int wfs_vault_walk(const char *backing, wfs_walk_fn fn, void *arg, unsigned *errors)
+{
+	struct walk *w = calloc(1, sizeof(*w));
+	struct stat st;
+	int fd, r;
+
+	if (w == NULL)
+		return -ENOMEM;
+	if ((fd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		free(w);
+		return r;
+	}
+	w->fn = fn;
+	w->arg = arg;
+	w->errors = errors;
+	w->dev = st.st_dev;
+	w->backing = backing;
+	r = walk_dir(w, fd, 0);
+	free(w);
+	return r;
+}

@@ -1,0 +1,92 @@
+/*
+ * vault.h - the vault in BACKING/.wardfs/ as the CLI sees it: finding and
+ * unlocking it, reading passphrases and recovery keys from their sources,
+ * atomic file writes, and walking a backing tree. Shared by init, passwd,
+ * fsck, migrate and mount.
+ */
+#ifndef WARDFS_VAULT_H
+#define WARDFS_VAULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "crypto.h"
+
+#define WFS_VAULT_DIR	  ".wardfs"
+#define WFS_VAULT_KEYFILE "keyfile"
+#define WFS_VAULT_CONFIG  "config"
+#define WFS_VAULT_FORMAT  1
+#define WFS_SECRET_MAX	  1024 /* longest passphrase line accepted, bytes */
+
+/* Passphrase source options shared by init/mount/passwd. */
+struct wfs_pass_opts {
+	const char *passfile;	       /* first line of FILE */
+	const char *extpass;	       /* first line of the output of /bin/sh -c CMD */
+	const char *recovery_key_file; /* unlock with the recovery key from FILE */
+	bool recovery_from_stdin;      /* unlock with the recovery key from stdin or the tty */
+};
+
+/* Prefix of the one-line errors printed here ("wardfs" unless set, e.g. "wardfs init"). */
+void wfs_vault_set_prog(const char *prog);
+const char *wfs_vault_prog(void);
+
+bool wfs_vault_exists(const char *backing); /* BACKING/.wardfs/keyfile present */
+
+/*
+ * Reads the keyfile and unlocks with the passphrase from the given sources
+ * (or recovery key). Prints a one-line error (e.g. "wardfs: wrong
+ * passphrase for /path") and returns -errno on failure. A passphrase typed
+ * on the tty gets three tries.
+ */
+int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct wfs_keys **keys);
+
+/* Reads BACKING/.wardfs/keyfile (malloc'd). -errno, printing nothing. */
+int wfs_vault_read_keyfile(const char *backing, uint8_t **buf, size_t *len);
+
+/*
+ * Writes BACKING/.wardfs/NAME atomically: temp file, fsync, rename, fsync
+ * of the directory. mode is the new file's mode. -errno, printing nothing.
+ */
+int wfs_vault_write(const char *backing, const char *name, const void *buf, size_t len,
+		    mode_t mode);
+
+/* Writes the text config (format, created time, kdf cost); keeps an existing
+ * "created" line. -errno, printing nothing. */
+int wfs_vault_write_config(const char *backing, const struct wfs_kdf_params *p);
+
+/* ---- secrets ------------------------------------------------------- */
+
+/*
+ * Reads one secret line from, in order of preference, `file`, `extpass`,
+ * stdin when it is not a tty, or the tty (prompt, no echo; with confirm,
+ * asked twice and compared). The result is NUL-terminated in sodium_malloc
+ * memory: free it with wfs_secret_free. Prints a one-line error and returns
+ * -errno on failure; an empty secret is an error. *from_tty (may be NULL)
+ * says whether it was typed.
+ */
+int wfs_secret_read(const char *file, const char *extpass, const char *prompt, bool confirm,
+		    char **out, size_t *len, bool *from_tty);
+void wfs_secret_free(char *s);
+
+/* ---- walking a backing tree --------------------------------------- */
+
+/*
+ * Called for each regular file: dirfd/name opens it, relpath is its path
+ * relative to BACKING beginning with "/". A nonzero return stops the walk
+ * and is returned.
+ */
+typedef int (*wfs_walk_fn)(void *arg, int dirfd, const char *name, const char *relpath,
+			   const struct stat *st);
+
+/*
+ * Visits every regular file under backing, without following symlinks,
+ * without crossing into other file systems, and skipping /.wardfs.
+ * Directories that can't be read are reported and counted in *errors.
+ * Returns 0, fn's nonzero value, or -errno if backing can't be opened.
+ */
+int wfs_vault_walk(const char *backing, wfs_walk_fn fn, void *arg, unsigned *errors);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * crypto.h - wardfs keys, secure memory and the encrypted file format.
+ *
+ * No FUSE and no path I/O: callers pass buffers and file descriptors.
+ * Layering follows gocryptfs: a crypto core (AEAD, HKDF, secure memory),
+ * key handling (keyfile, Argon2id, recovery key) and content encryption
+ * (header + fixed-size authenticated blocks over pread/pwrite on an fd).
+ */
+#ifndef WARDFS_CRYPTO_H
+#define WARDFS_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Call once before anything else: sodium_init, OpenSSL checks. 0 or -errno. */
+int wfs_crypto_init(void);
+
+/* Secure memory: locked, guarded, wiped on free (sodium_malloc). */
+void *wfs_secure_alloc(size_t n);
+void wfs_secure_free(void *p);
+/* Wipes then frees an ordinary heap buffer (like OpenSSH's freezero). */
+void wfs_freezero(void *p, size_t n);
+/* Constant-time compare: 0 when equal. */
+int wfs_ct_compare(const void *a, const void *b, size_t n);
+
+/* ---- keys ---------------------------------------------------------- */
+
+struct wfs_kdf_params {
+	uint64_t opslimit;
+	size_t memlimit; /* bytes */
+};
+void wfs_kdf_params_default(struct wfs_kdf_params *p);
+
+/* Unlocked key material: master key and per-purpose HKDF subkeys, all in
+ * secure memory. Opaque. */
+struct wfs_keys;
+void wfs_keys_free(struct wfs_keys *k); /* wipes; NULL is fine */
+
+#define WFS_RECOVERY_LEN 64 /* printable recovery key incl. NUL, groups of hex */
+
+/*
+ * Creates a new vault key: random master key, wrapped by Argon2id(pass) and
+ * by a random recovery key. Returns the serialized keyfile in *out (malloc,
+ * caller frees), the recovery key text, and the unlocked keys.
+ */
+int wfs_keyfile_create(const char *pass, size_t passlen, const struct wfs_kdf_params *params,
+		       uint8_t **out, size_t *outlen, char recovery[WFS_RECOVERY_LEN],
+		       struct wfs_keys **keys);
+/* 0, -EACCES for a wrong passphrase/recovery key, -EINVAL for a malformed keyfile. */
+int wfs_keyfile_unlock(const uint8_t *buf, size_t len, const char *pass, size_t passlen,
+		       struct wfs_keys **keys);
+int wfs_keyfile_unlock_recovery(const uint8_t *buf, size_t len, const char *recovery,
+				struct wfs_keys **keys);
+/* Rewraps the master key under a new passphrase (recovery wrap kept). */
+int wfs_keyfile_rewrap(const uint8_t *buf, size_t len, const struct wfs_keys *keys,
+		       const char *newpass, size_t newpasslen, const struct wfs_kdf_params *params,
+		       uint8_t **out, size_t *outlen);
+/* Parses without unlocking (for the fuzzer and `wardfs status`): 0 or -EINVAL. */
+int wfs_keyfile_check(const uint8_t *buf, size_t len, struct wfs_kdf_params *params);
+/* True when text has the shape of a recovery key (48 hex digits; '-', white
+ * space and case ignored), so callers can tell a typo from a wrong key. */
+bool wfs_recovery_wellformed(const char *text);
+
+/* ---- encrypted file format ---------------------------------------- */
+
+#define WFS_BLOCK_SIZE	   4096u /* plaintext bytes per block */
+#define WFS_BLOCK_OVERHEAD 28u	 /* 12-byte nonce + 16-byte GCM tag */
+#define WFS_CBLOCK_SIZE	   (WFS_BLOCK_SIZE + WFS_BLOCK_OVERHEAD)
+#define WFS_HDR_SIZE	   64u
+
+enum wfs_form {
+	WFS_FORM_EMPTY = 0,	/* zero-length file: fine in either class */
+	WFS_FORM_PLAIN = 1,	/* no wardfs header */
+	WFS_FORM_ENCRYPTED = 2, /* valid, authenticated header */
+};
+const char *wfs_form_name(enum wfs_form f);
+
+struct wfs_file_hdr {
+	uint8_t file_id[16];
+};
+
+/* Form of a file from its first bytes, without keys (magic only). */
+enum wfs_form wfs_form_sniff(const void *buf, size_t len, off_t file_size);
+
+/*
+ * Reads and authenticates the header at offset 0. Returns the form
+ * (>= 0), or -EIO for a header that has the magic but fails authentication
+ * (tampered, or from another vault), or another -errno from pread.
+ */
+int wfs_hdr_read(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h);
+/* Writes a fresh header with a random file id at offset 0. */
+int wfs_hdr_write(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h);
+
+/* Size mapping. wfs_plain_size of a size cut mid-block counts the cut block's
+ * bytes (reading them gives -EIO). */
+off_t wfs_plain_size(off_t cipher_size);
+off_t wfs_cipher_size(off_t plain_size);
+
+/*
+ * Content I/O on an encrypted file (fd opened O_RDWR or O_RDONLY for reads).
+ * Per-thread cipher contexts and scratch buffers: no allocation per call.
+ * Reads return bytes read (short at EOF) or -EIO when a needed block fails
+ * authentication. Writes do read-modify-write of partial blocks, fill any gap
+ * past EOF with encrypted zero blocks, and return bytes written or -errno
+ * (-ENOSPC leaves earlier blocks intact). The caller serializes writers and
+ * truncates per file.
+ */
+ssize_t wfs_content_pread(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h, void *buf,
+			  size_t n, off_t off);
+ssize_t wfs_content_pwrite(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h,
+			   const void *buf, size_t n, off_t off);
+int wfs_content_truncate(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h,
+			 off_t new_plain_size);
+
+/* Called for each damaged block found by wfs_content_verify; block is
+ * WFS_BLOCK_HEADER (cipher_off 0) when the header fails authentication. */
+#define WFS_BLOCK_HEADER UINT64_MAX
+typedef void (*wfs_damage_fn)(void *arg, uint64_t block, off_t cipher_off, const char *why);
+/* Verifies every block; returns the number of damaged blocks or -errno. */
+long wfs_content_verify(const struct wfs_keys *k, int fd, wfs_damage_fn fn, void *arg);
+
+#endif

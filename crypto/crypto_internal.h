@@ -1,0 +1,113 @@
+/*
+ * crypto_internal.h - private to crypto/ and its tests: the layout of the
+ * unlocked keys, the AES-256-GCM helpers shared by the keyfile, header and
+ * content code, and test-only hooks (fixed randomness for known answers).
+ */
+#ifndef WARDFS_CRYPTO_INTERNAL_H
+#define WARDFS_CRYPTO_INTERNAL_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "crypto.h"
+
+#define WFS_KEY_LEN	    32
+#define WFS_NONCE_LEN	    12
+#define WFS_TAG_LEN	    16
+#define WFS_FILE_ID_LEN	    16
+#define WFS_HDR_OFF_FILE_ID 16 /* where the file id sits in the header */
+
+/* HKDF-SHA256 info strings for the subkeys (see docs/format.md). */
+#define WFS_INFO_CONTENT "wardfs v1 content key"
+#define WFS_INFO_HEADER	 "wardfs v1 header key"
+
+/* Unlocked keys, in one sodium_malloc allocation, read-only once built. */
+struct wfs_keys {
+	uint8_t master[WFS_KEY_LEN];
+	uint8_t content[WFS_KEY_LEN];
+	uint8_t header[WFS_KEY_LEN];
+	uint64_t gen; /* unique per wfs_keys ever built; lets threads cache key schedules */
+};
+
+/* Which subkey a cached cipher context holds (combined with keys->gen). */
+enum wfs_key_purpose { WFS_KP_NONE = 0, WFS_KP_CONTENT = 1, WFS_KP_HEADER = 2 };
+
+/* Builds keys (subkeys by HKDF) from a master key. 0 or -errno. */
+int wfs__keys_from_master(const uint8_t master[WFS_KEY_LEN], struct wfs_keys **out);
+
+/* HKDF-SHA256 (RFC 5869) through OpenSSL EVP_KDF. 0 or -EIO. */
+int wfs__hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt, size_t saltlen,
+		     const char *info, uint8_t *out, size_t outlen);
+
+/*
+ * AES-256-GCM with a 12-byte nonce and a 16-byte tag, on the calling
+ * thread's cached cipher contexts. `cache_id` identifies the key (0: never
+ * cached, the key is loaded every call). Open returns -EIO when
+ * authentication fails (and wipes `pt`), seal/open return -ENOMEM when the
+ * thread's context can't be made.
+ */
+int wfs__gcm_seal(const uint8_t key[WFS_KEY_LEN], uint64_t cache_id, const uint8_t *nonce,
+		  const uint8_t *aad, size_t aadlen, const uint8_t *pt, size_t len, uint8_t *ct,
+		  uint8_t *tag);
+int wfs__gcm_open(const uint8_t key[WFS_KEY_LEN], uint64_t cache_id, const uint8_t *nonce,
+		  const uint8_t *aad, size_t aadlen, const uint8_t *ct, size_t len,
+		  const uint8_t *tag, uint8_t *pt);
+static inline uint64_t wfs__cache_id(const struct wfs_keys *k, enum wfs_key_purpose p)
+{
+	return (k->gen << 2) | (uint64_t)p;
+}
+
+/* Per-thread scratch buffer of WFS_SCRATCH_BLOCKS cipher blocks (NULL on ENOMEM). */
+#define WFS_SCRATCH_BLOCKS 256u
+uint8_t *wfs__scratch(void);
+
+/*
+ * Randomness for file ids and nonces. Tests may replace it with a
+ * deterministic source to produce known-answer vectors; NULL restores
+ * randombytes_buf. Never used for key material.
+ */
+typedef void (*wfs_random_fn)(void *arg, void *out, size_t n);
+void wfs__set_nonce_source(wfs_random_fn fn, void *arg);
+void wfs__random(void *out, size_t n);
+
+/* pread/pwrite until done: bytes moved (short only at EOF for reads) or -errno. */
+ssize_t wfs__pread_full(int fd, void *buf, size_t n, off_t off);
+ssize_t wfs__pwrite_full(int fd, const void *buf, size_t n, off_t off);
+
+/* Little-endian helpers. */
+static inline void wfs__put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static inline void wfs__put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void wfs__put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t wfs__get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t wfs__get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+static inline uint64_t wfs__get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * io.c - pread/pwrite loops that retry on EINTR and short transfers, so the
+ * format code sees either the whole range, EOF, or an errno.
+ */
+#include <errno.h>
+#include <unistd.h>
+
+#include "crypto_internal.h"
+
+ssize_t wfs__pread_full(int fd, void *buf, size_t n, off_t off)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = pread(fd, (uint8_t *)buf + done, n - done, off + (off_t)done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t wfs__pwrite_full(int fd, const void *buf, size_t n, off_t off)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = pwrite(fd, (const uint8_t *)buf + done, n - done, off + (off_t)done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -EIO;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}

@@ -1,0 +1,96 @@
+/*
+ * access.c - the open-time decision: the policy's class and options
+ * applied to the calling process, and the audit row that records it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fs.h"
+#include "procinfo.h"
+
+#define MAX_GROUPS 64
+
+static bool needs_caller(const struct wfs_decision *d)
+{
+	return d->opts != NULL;
+}
+
+int wfs_access_check(fuse_req_t req, struct wfs_open_ctx *c)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	c->caller_uid = ctx->uid;
+	c->caller_gid = ctx->gid;
+	c->caller_pid = ctx->pid;
+	c->have_proc = false;
+	if (wfs.audit || needs_caller(&c->dec)) {
+		wfs_procinfo_get(ctx->pid, &c->proc);
+		c->have_proc = true;
+	}
+	if (c->dec.cls == WFS_DENY)
+		return -EACCES;
+	if (needs_caller(&c->dec)) {
+		gid_t groups[MAX_GROUPS];
+		int n = fuse_req_getgroups(req, MAX_GROUPS, groups);
+		struct wfs_caller who = {
+			.uid = ctx->uid,
+			.gid = ctx->gid,
+			.groups = groups,
+			.ngroups = n > 0 ? (n < MAX_GROUPS ? n : MAX_GROUPS) : 0,
+			.exe = c->proc.exe[0] ? c->proc.exe : NULL,
+		};
+		if (!wfs_policy_allows(&c->dec, &who))
+			return -EACCES;
+	}
+	return 0;
+}
+
+int wfs_access_record(struct wfs_open_ctx *c, int err)
+{
+	if (!wfs.audit)
+		return 0;
+	struct wfs_audit_event ev = {
+		.kind = c->create ? WFS_AUDIT_CREATE : WFS_AUDIT_OPEN,
+		.path = c->path,
+		.flags = c->flags,
+		.cls = wfs_class_name(c->dec.cls),
+		.form = c->form,
+		.allowed = err == 0,
+		.err = err < 0 ? -err : err,
+		.rule_file = c->dec.file,
+		.rule_line = c->dec.line,
+		.uid = c->caller_uid,
+		.gid = c->caller_gid,
+		.pid = c->caller_pid,
+		.comm = c->have_proc ? c->proc.comm : NULL,
+		.exe = c->have_proc ? c->proc.exe : NULL,
+	};
+	int r = wfs_audit_record(wfs.audit, &ev);
+	if (r) {
+		fprintf(stderr, "wardfs: cannot record the open of '%s' in the audit db: %s; refusing it\n",
+			c->path, strerror(-r));
+		return -EACCES;
+	}
+	return 0;
+}
+
+void wfs_audit_integrity(struct wfs_inode *n, const char *what)
+{
+	char path[PATH_MAX];
+	if (wfs_inode_path(n, path, sizeof(path)))
+		snprintf(path, sizeof(path), "?");
+	atomic_fetch_add(&wfs.integrity_errors, 1);
+	fprintf(stderr, "wardfs: integrity failure in '%s': %s\n", path, what);
+	if (!wfs.audit)
+		return;
+	struct wfs_audit_event ev = {
+		.kind = WFS_AUDIT_INTEGRITY,
+		.path = path,
+		.cls = "sensitive",
+		.form = "encrypted",
+		.allowed = false,
+		.err = EIO,
+		.detail = what,
+	};
+	wfs_audit_record(wfs.audit, &ev);
+}

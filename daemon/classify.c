@@ -1,0 +1,152 @@
+/*
+ * classify.c - the policy in force: loading, reloading on SIGHUP or when
+ * the file changes, and per-inode classification cached by generation.
+ *
+ * Classification is computed once per inode and kept until the policy
+ * generation moves (a reload, or a rename that changes paths under a
+ * directory); it is then recomputed lazily at the next use, never by
+ * walking the tree.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+/* Policies replaced by a reload stay allocated: decisions cached in inodes
+ * point into them (rule file names, options). Reloads are rare and small. */
+#define MAX_RETIRED 256
+static struct wfs_policy *retired[MAX_RETIRED];
+static int nretired;
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void wfs_classify_path(const char *relpath, struct wfs_decision *out)
+{
+	pthread_rwlock_rdlock(&wfs.policy_lock);
+	wfs_policy_classify(wfs.policy, relpath, strlen(relpath), out);
+	pthread_rwlock_unlock(&wfs.policy_lock);
+}
+
+void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision *out)
+{
+	unsigned gen = atomic_load(&wfs.policy_gen);
+	pthread_mutex_lock(&n->open_lock);
+	if (n->cls_gen == gen) {
+		*out = n->dec;
+		pthread_mutex_unlock(&n->open_lock);
+		return;
+	}
+	pthread_mutex_unlock(&n->open_lock);
+	wfs_classify_path(relpath, out);
+	pthread_mutex_lock(&n->open_lock);
+	n->dec = *out;
+	n->cls_gen = gen;
+	pthread_mutex_unlock(&n->open_lock);
+}
+
+static void log_reload(bool ok, const char *detail)
+{
+	if (!wfs.audit)
+		return;
+	struct wfs_audit_event ev = {
+		.kind = WFS_AUDIT_RELOAD,
+		.path = wfs.o->policy_path ? wfs.o->policy_path : "(built-in)",
+		.allowed = ok,
+		.err = ok ? 0 : EINVAL,
+		.detail = detail,
+	};
+	wfs_audit_record(wfs.audit, &ev);
+}
+
+int wfs_policy_reload(bool initial)
+{
+	struct wfs_policy *p = NULL;
+	struct wfs_policy_diags diags = {0};
+	const char *path = wfs.o->policy_path;
+	int r = -ENOENT;
+	if (path)
+		r = wfs_policy_load(path, geteuid() == 0 ? WFS_POLICY_STRICT_OWNER : 0, &p, &diags);
+	if (r == -ENOENT && !wfs.o->policy_required && !wfs.policy) {
+		p = wfs_policy_default();
+		r = p ? 0 : -ENOMEM;
+		fprintf(stderr, "wardfs: no policy file%s%s; everything is public\n",
+			path ? " at " : "", path ? path : "");
+	}
+	char msg[512] = "";
+	for (size_t i = 0; i < diags.n; i++) {
+		wfs_policy_diag_format(&diags.v[i], msg, sizeof(msg));
+		fprintf(stderr, "wardfs: %s\n", msg);
+	}
+	if (r || !p) {
+		if (diags.nerrors)
+			for (size_t i = 0; i < diags.n; i++)
+				if (diags.v[i].is_error) {
+					wfs_policy_diag_format(&diags.v[i], msg, sizeof(msg));
+					break;
+				}
+		if (!msg[0])
+			snprintf(msg, sizeof(msg), "%s: %s", path ? path : "policy", strerror(-r));
+		pthread_rwlock_wrlock(&wfs.policy_lock);
+		snprintf(wfs.policy_error, sizeof(wfs.policy_error), "%s", msg);
+		pthread_rwlock_unlock(&wfs.policy_lock);
+		if (!initial) {
+			fprintf(stderr, "wardfs: policy reload rejected; keeping the policy in force\n");
+			log_reload(false, msg);
+		}
+		wfs_policy_diags_free(&diags);
+		return -EINVAL;
+	}
+	wfs_policy_diags_free(&diags);
+	pthread_rwlock_wrlock(&wfs.policy_lock);
+	struct wfs_policy *old = wfs.policy;
+	wfs.policy = p;
+	wfs.policy_error[0] = '\0';
+	wfs.policy_loaded_ns = now_ns();
+	atomic_fetch_add(&wfs.policy_gen, 1);
+	if (old) {
+		if (nretired < MAX_RETIRED)
+			retired[nretired++] = old;
+		/* else: leaked on purpose rather than freed under readers */
+	}
+	pthread_rwlock_unlock(&wfs.policy_lock);
+	if (!initial) {
+		fprintf(stderr, "wardfs: policy reloaded from %s (%zu rules)\n",
+			path ? path : "(built-in)", wfs_policy_rule_count(p));
+		log_reload(true, wfs_policy_sha256(p));
+	}
+	return 0;
+}
+
+void wfs_policy_status(char *buf, size_t len)
+{
+	pthread_rwlock_rdlock(&wfs.policy_lock);
+	const char *path = wfs_policy_path(wfs.policy);
+	time_t t = (time_t)(wfs.policy_loaded_ns / 1000000000);
+	struct tm tm;
+	char when[64];
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(buf, len,
+		 "policy: %s\npolicy-sha256: %s\npolicy-loaded: %s\npolicy-rules: %zu\n"
+		 "policy-last-error: %s\n",
+		 path[0] ? path : "(built-in: everything public)", wfs_policy_sha256(wfs.policy),
+		 when, wfs_policy_rule_count(wfs.policy),
+		 wfs.policy_error[0] ? wfs.policy_error : "none");
+	pthread_rwlock_unlock(&wfs.policy_lock);
+}
+
+void wfs_policy_free_retired(void)
+{
+	for (int i = 0; i < nretired; i++)
+		wfs_policy_free(retired[i]);
+	nretired = 0;
+}

@@ -1,0 +1,194 @@
+/*
+ * fs.h - internal state of the wardfs daemon: the filesystem, its inode
+ * table and per-open handles. Shared by the daemon's .c files only.
+ *
+ * Lock order (outer to inner): wfs_inode.open_lock -> fs.table_lock ->
+ * fs.fd_lock. wfs_inode.io_lock (sensitive files) is taken with no other
+ * lock held except open_lock is never held across I/O.
+ */
+#ifndef WARDFS_FS_H
+#define WARDFS_FS_H
+
+#define FUSE_USE_VERSION 317
+#include <fuse_lowlevel.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "audit.h"
+#include "crypto.h"
+#include "policy.h"
+#include "procinfo.h"
+#include "wardfs_daemon.h"
+
+#define WFS_HANDLE_MAX 40 /* bytes of f_handle; ext4/xfs/btrfs/tmpfs fit */
+#define WFS_VAULT_DIR ".wardfs"
+
+/* How an open regular file's data is served. */
+enum wfs_serve {
+	WFS_SERVE_PASSTHROUGH, /* kernel does I/O on the backing file */
+	WFS_SERVE_FORWARD,     /* daemon forwards plaintext I/O */
+	WFS_SERVE_ENCRYPTED,   /* daemon encrypts/decrypts */
+};
+
+/*
+ * One backing inode known to the kernel. Identified by a file handle, not an
+ * fd, so the number of known inodes is not bounded by the fd limit; an
+ * O_PATH fd is cached for recently used inodes (fs.fd_lru).
+ */
+struct wfs_inode {
+	/* table (table_lock) */
+	dev_t dev;
+	ino_t ino;
+	uint64_t nlookup;
+	struct wfs_inode *hnext;
+	mode_t type; /* S_IFMT bits, fixed */
+
+	/* identity */
+	unsigned handle_type, handle_bytes;
+	unsigned char handle[WFS_HANDLE_MAX];
+
+	/* cached O_PATH fd (fd_lock) */
+	int fd;
+	int fd_users;
+	struct wfs_inode *lru_prev, *lru_next;
+
+	/* name used for policy paths (table_lock): parent and last name */
+	struct wfs_inode *parent;
+	char *name;
+
+	/* form on disk of a regular file: enum wfs_form, or -1 not yet known */
+	_Atomic int form;
+
+	/* classification cache (open_lock) */
+	unsigned cls_gen;
+	struct wfs_decision dec;
+
+	/* open state (open_lock) */
+	pthread_mutex_t open_lock;
+	int opens;
+	int backing_id; /* passthrough id shared by all opens, 0 if none */
+	enum wfs_serve serve;
+	struct wfs_file_hdr hdr; /* WFS_SERVE_ENCRYPTED */
+
+	/* serializes read-modify-write on encrypted files */
+	pthread_rwlock_t io_lock;
+};
+
+/* One open file (fuse_file_info.fh). */
+struct wfs_file {
+	int fd;
+	enum wfs_serve serve;
+	struct wfs_inode *inode;
+};
+
+struct wfs_fs {
+	struct wfs_daemon_opts *o;
+	struct fuse_session *se;
+	int root_fd;  /* backing root, O_PATH */
+	int mount_fd; /* backing root, O_RDONLY: open_by_handle_at ignores O_PATH fds */
+	struct wfs_inode root;
+	dev_t root_dev;
+
+	pthread_mutex_t table_lock;
+	struct wfs_inode **buckets;
+	size_t nbuckets, ninodes;
+
+	pthread_mutex_t fd_lock;
+	struct wfs_inode lru; /* sentinel: lru.next = most recent */
+	int nfds, max_fds;
+
+	bool passthrough;        /* negotiated and working */
+	atomic_bool passthrough_warned;
+	double timeout;
+
+	/* policy (policy_lock guards the pointer; readers take a ref by gen) */
+	pthread_rwlock_t policy_lock;
+	struct wfs_policy *policy;
+	atomic_uint policy_gen;
+	char policy_error[512];
+	int64_t policy_loaded_ns;
+
+	struct wfs_keys *keys;
+	struct wfs_audit *audit;
+	atomic_uint_fast64_t integrity_errors;
+	/* READ/WRITE requests the daemon served itself (passthrough: none) */
+	atomic_uint_fast64_t reads_served, writes_served;
+};
+
+extern struct wfs_fs wfs;
+
+/* inode.c */
+int wfs_table_init(struct wfs_fs *fs);
+void wfs_table_destroy(struct wfs_fs *fs);
+struct wfs_inode *wfs_inode_get(fuse_ino_t ino);
+fuse_ino_t wfs_inode_ino(struct wfs_inode *n);
+/* Looks up or creates the inode for name in parent; fills *st. Takes one
+ * lookup reference. Returns 0 or -errno. */
+int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st,
+		     struct wfs_inode **out);
+void wfs_inode_forget(struct wfs_inode *n, uint64_t nlookup);
+/* Returns an O_PATH fd for n (cached) or -errno; pair with wfs_inode_put_fd. */
+int wfs_inode_fd(struct wfs_inode *n);
+void wfs_inode_put_fd(struct wfs_inode *n);
+/* Opens the backing object with real flags (not O_PATH). */
+int wfs_inode_open(struct wfs_inode *n, int flags);
+/* Moves n's policy name after a rename. */
+void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname);
+/* Writes the path of n relative to the mount root ("/a/b"); -ENAMETOOLONG. */
+int wfs_inode_path(struct wfs_inode *n, char *buf, size_t len);
+int wfs_child_path(struct wfs_inode *parent, const char *name, char *buf, size_t len);
+
+/* creds.c: act as the calling user for object creation. */
+struct wfs_creds {
+	uid_t uid;
+	gid_t gid;
+	bool switched;
+};
+int wfs_creds_become(fuse_req_t req, struct wfs_creds *c);
+void wfs_creds_restore(struct wfs_creds *c);
+
+/* classify.c */
+void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision *out);
+void wfs_classify_path(const char *relpath, struct wfs_decision *out);
+int wfs_policy_reload(bool initial);
+void wfs_policy_status(char *buf, size_t len);
+
+/* access.c: the open-time decision and its audit record */
+struct wfs_open_ctx {
+	const char *path;
+	int flags;
+	bool create;
+	struct wfs_decision dec;
+	const char *form;
+	uid_t caller_uid;
+	gid_t caller_gid;
+	pid_t caller_pid;
+	bool have_proc;
+	struct wfs_procinfo proc;
+};
+/* 0, or -EACCES when the class or the rule's options refuse the caller. */
+int wfs_access_check(fuse_req_t req, struct wfs_open_ctx *c);
+/* Records the open with its outcome; -EACCES when the row cannot be kept
+ * and the audit fails closed. */
+int wfs_access_record(struct wfs_open_ctx *c, int err);
+void wfs_audit_integrity(struct wfs_inode *n, const char *what);
+void wfs_policy_free_retired(void);
+
+/* ops_*.c */
+void wfs_fill_ops(struct fuse_lowlevel_ops *ops);
+int wfs_getattr_fd(struct wfs_inode *n, int fd, struct stat *st);
+int wfs_stat_inode(struct wfs_inode *n, struct stat *st);
+void wfs_fill_entry(struct fuse_entry_param *e, struct wfs_inode *n, const struct stat *st);
+
+/* file data paths */
+int wfs_file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_file_info *fi,
+		  bool created, const struct wfs_decision *dec, const char **form);
+void wfs_file_release(fuse_req_t req, struct wfs_file *f);
+
+#endif

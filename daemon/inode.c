@@ -1,0 +1,408 @@
+/*
+ * inode.c - the inode table: backing inodes the kernel knows, keyed by
+ * (st_dev, st_ino) and identified by file handles.
+ *
+ * A home directory has far more files than the 20,000 fds a process may
+ * hold, so an inode does not own an fd. It keeps a file handle
+ * (name_to_handle_at) and reopens with open_by_handle_at when needed; a
+ * bounded LRU of O_PATH fds keeps hot inodes cheap.
+ *
+ * Every inode except the root holds a reference on the parent it was last
+ * reached through, so the policy path of any known inode can be rebuilt by
+ * walking up (renames move the link; see wfs_inode_rename).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+struct handle_buf {
+	struct file_handle fh;
+	unsigned char bytes[WFS_HANDLE_MAX];
+};
+
+static size_t bucket_of(dev_t dev, ino_t ino, size_t n)
+{
+	uint64_t h = (uint64_t)ino * 0x9E3779B97F4A7C15ull ^ (uint64_t)dev;
+	return (size_t)(h ^ (h >> 29)) & (n - 1);
+}
+
+int wfs_table_init(struct wfs_fs *fs)
+{
+	fs->nbuckets = 1u << 16;
+	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
+	if (!fs->buckets)
+		return -ENOMEM;
+	pthread_mutex_init(&fs->table_lock, NULL);
+	pthread_mutex_init(&fs->fd_lock, NULL);
+	fs->lru.lru_next = fs->lru.lru_prev = &fs->lru;
+	if (!fs->max_fds)
+		fs->max_fds = 8192;
+	pthread_mutex_init(&fs->root.open_lock, NULL);
+	pthread_rwlock_init(&fs->root.io_lock, NULL);
+	fs->root.nlookup = 1;
+	fs->root.fd = fs->root_fd;
+	fs->root.type = S_IFDIR;
+	return 0;
+}
+
+static void lru_unlink(struct wfs_inode *n)
+{
+	n->lru_prev->lru_next = n->lru_next;
+	n->lru_next->lru_prev = n->lru_prev;
+	n->lru_next = n->lru_prev = NULL;
+}
+
+static void lru_push_front(struct wfs_fs *fs, struct wfs_inode *n)
+{
+	n->lru_next = fs->lru.lru_next;
+	n->lru_prev = &fs->lru;
+	fs->lru.lru_next->lru_prev = n;
+	fs->lru.lru_next = n;
+}
+
+/* Closes idle cached fds beyond the cap. Caller holds fd_lock. */
+static void lru_trim(struct wfs_fs *fs)
+{
+	struct wfs_inode *n = fs->lru.lru_prev;
+	while (fs->nfds > fs->max_fds && n != &fs->lru) {
+		struct wfs_inode *prev = n->lru_prev;
+		if (n->fd_users == 0) {
+			lru_unlink(n);
+			close(n->fd);
+			n->fd = -1;
+			fs->nfds--;
+		}
+		n = prev;
+	}
+}
+
+static void inode_free(struct wfs_fs *fs, struct wfs_inode *n)
+{
+	pthread_mutex_lock(&fs->fd_lock);
+	if (n->fd >= 0) {
+		lru_unlink(n);
+		close(n->fd);
+		fs->nfds--;
+	}
+	pthread_mutex_unlock(&fs->fd_lock);
+	pthread_mutex_destroy(&n->open_lock);
+	pthread_rwlock_destroy(&n->io_lock);
+	free(n->name);
+	free(n);
+}
+
+void wfs_table_destroy(struct wfs_fs *fs)
+{
+	for (size_t i = 0; i < fs->nbuckets; i++) {
+		struct wfs_inode *n = fs->buckets[i];
+		while (n) {
+			struct wfs_inode *next = n->hnext;
+			inode_free(fs, n);
+			n = next;
+		}
+	}
+	free(fs->buckets);
+	fs->buckets = NULL;
+}
+
+struct wfs_inode *wfs_inode_get(fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return &wfs.root;
+	return (struct wfs_inode *)(uintptr_t)ino;
+}
+
+fuse_ino_t wfs_inode_ino(struct wfs_inode *n)
+{
+	return n == &wfs.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+}
+
+/* Drops count references from n; an inode whose count reaches zero leaves
+ * the table and drops its reference on its parent. nlookup counts both the
+ * kernel's lookups and children linked below, since both keep it alive. */
+static void unref_locked(struct wfs_fs *fs, struct wfs_inode *n, uint64_t count,
+			 struct wfs_inode **freelist)
+{
+	while (n && n != &fs->root) {
+		n->nlookup -= count;
+		if (n->nlookup)
+			return;
+		struct wfs_inode **pp = &fs->buckets[bucket_of(n->dev, n->ino, fs->nbuckets)];
+		while (*pp != n)
+			pp = &(*pp)->hnext;
+		*pp = n->hnext;
+		fs->ninodes--;
+		struct wfs_inode *parent = n->parent;
+		n->hnext = *freelist;
+		*freelist = n;
+		n = parent;
+		count = 1;
+	}
+}
+
+static void free_list(struct wfs_fs *fs, struct wfs_inode *list)
+{
+	while (list) {
+		struct wfs_inode *next = list->hnext;
+		inode_free(fs, list);
+		list = next;
+	}
+}
+
+void wfs_inode_forget(struct wfs_inode *n, uint64_t nlookup)
+{
+	struct wfs_inode *freelist = NULL;
+	pthread_mutex_lock(&wfs.table_lock);
+	unref_locked(&wfs, n, nlookup, &freelist);
+	pthread_mutex_unlock(&wfs.table_lock);
+	free_list(&wfs, freelist);
+}
+
+/* Points n at (parent, name); caller holds table_lock. */
+static int set_name_locked(struct wfs_inode *n, struct wfs_inode *parent, const char *name)
+{
+	if (n->parent == parent && n->name && !strcmp(n->name, name))
+		return 0;
+	char *copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	struct wfs_inode *old = n->parent;
+	if (parent != &wfs.root)
+		parent->nlookup++;
+	n->parent = parent;
+	free(n->name);
+	n->name = copy;
+	if (old && old != &wfs.root) {
+		/* Freeing under table_lock is fine: fd_lock nests inside it. */
+		struct wfs_inode *freelist = NULL;
+		unref_locked(&wfs, old, 1, &freelist);
+		free_list(&wfs, freelist);
+	}
+	return 0;
+}
+
+void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname)
+{
+	pthread_mutex_lock(&wfs.table_lock);
+	set_name_locked(n, newparent, newname);
+	atomic_fetch_add(&wfs.policy_gen, 1); /* paths under n changed */
+	pthread_mutex_unlock(&wfs.table_lock);
+}
+
+static struct wfs_inode *find_locked(dev_t dev, ino_t ino)
+{
+	struct wfs_inode *n = wfs.buckets[bucket_of(dev, ino, wfs.nbuckets)];
+	while (n && !(n->ino == ino && n->dev == dev))
+		n = n->hnext;
+	return n;
+}
+
+/* Gives a fresh O_PATH fd to n's cache, or closes it. */
+static void adopt_fd(struct wfs_inode *n, int fd)
+{
+	pthread_mutex_lock(&wfs.fd_lock);
+	if (n->fd < 0) {
+		n->fd = fd;
+		lru_push_front(&wfs, n);
+		wfs.nfds++;
+		lru_trim(&wfs);
+		fd = -1;
+	}
+	pthread_mutex_unlock(&wfs.fd_lock);
+	if (fd >= 0)
+		close(fd);
+}
+
+int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st,
+		     struct wfs_inode **out)
+{
+	int pfd = wfs_inode_fd(parent);
+	if (pfd < 0)
+		return pfd;
+	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int err = fd < 0 ? -errno : 0;
+	wfs_inode_put_fd(parent);
+	if (err)
+		return err;
+	if (fstat(fd, st) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+
+	pthread_mutex_lock(&wfs.table_lock);
+	struct wfs_inode *n = find_locked(st->st_dev, st->st_ino);
+	if (n) {
+		n->nlookup++;
+		set_name_locked(n, parent, name);
+		pthread_mutex_unlock(&wfs.table_lock);
+		adopt_fd(n, fd);
+		*out = n;
+		return 0;
+	}
+	pthread_mutex_unlock(&wfs.table_lock);
+
+	struct handle_buf hb = {.fh.handle_bytes = WFS_HANDLE_MAX};
+	int mount_id;
+	if (name_to_handle_at(fd, "", &hb.fh, &mount_id, AT_EMPTY_PATH) < 0) {
+		err = errno == EOVERFLOW ? -EOPNOTSUPP : -errno;
+		close(fd);
+		return err;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		close(fd);
+		return -ENOMEM;
+	}
+	n->dev = st->st_dev;
+	n->ino = st->st_ino;
+	n->type = st->st_mode & S_IFMT;
+	n->handle_type = hb.fh.handle_type;
+	n->handle_bytes = hb.fh.handle_bytes;
+	memcpy(n->handle, hb.fh.f_handle, hb.fh.handle_bytes);
+	n->fd = -1;
+	n->nlookup = 1;
+	n->cls_gen = (unsigned)-1;
+	atomic_init(&n->form, -1);
+	pthread_mutex_init(&n->open_lock, NULL);
+	pthread_rwlock_init(&n->io_lock, NULL);
+
+	pthread_mutex_lock(&wfs.table_lock);
+	struct wfs_inode *raced = find_locked(st->st_dev, st->st_ino);
+	if (raced) {
+		raced->nlookup++;
+		set_name_locked(raced, parent, name);
+		pthread_mutex_unlock(&wfs.table_lock);
+		inode_free(&wfs, n);
+		adopt_fd(raced, fd);
+		*out = raced;
+		return 0;
+	}
+	err = set_name_locked(n, parent, name);
+	if (err) {
+		pthread_mutex_unlock(&wfs.table_lock);
+		inode_free(&wfs, n);
+		close(fd);
+		return err;
+	}
+	size_t b = bucket_of(n->dev, n->ino, wfs.nbuckets);
+	n->hnext = wfs.buckets[b];
+	wfs.buckets[b] = n;
+	wfs.ninodes++;
+	pthread_mutex_unlock(&wfs.table_lock);
+	adopt_fd(n, fd);
+	*out = n;
+	return 0;
+}
+
+static int open_handle(struct wfs_inode *n, int flags)
+{
+	struct handle_buf hb;
+	hb.fh.handle_bytes = n->handle_bytes;
+	hb.fh.handle_type = (int)n->handle_type;
+	memcpy(hb.fh.f_handle, n->handle, n->handle_bytes);
+	int fd = open_by_handle_at(wfs.mount_fd, &hb.fh, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int wfs_inode_fd(struct wfs_inode *n)
+{
+	if (n == &wfs.root)
+		return wfs.root_fd;
+	pthread_mutex_lock(&wfs.fd_lock);
+	if (n->fd >= 0) {
+		n->fd_users++;
+		lru_unlink(n);
+		lru_push_front(&wfs, n);
+		int fd = n->fd;
+		pthread_mutex_unlock(&wfs.fd_lock);
+		return fd;
+	}
+	pthread_mutex_unlock(&wfs.fd_lock);
+
+	int fd = open_handle(n, O_PATH);
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&wfs.fd_lock);
+	if (n->fd >= 0) {
+		close(fd);
+	} else {
+		n->fd = fd;
+		lru_push_front(&wfs, n);
+		wfs.nfds++;
+	}
+	n->fd_users++;
+	lru_trim(&wfs);
+	fd = n->fd;
+	pthread_mutex_unlock(&wfs.fd_lock);
+	return fd;
+}
+
+void wfs_inode_put_fd(struct wfs_inode *n)
+{
+	if (n == &wfs.root)
+		return;
+	pthread_mutex_lock(&wfs.fd_lock);
+	n->fd_users--;
+	if (wfs.nfds > wfs.max_fds)
+		lru_trim(&wfs);
+	pthread_mutex_unlock(&wfs.fd_lock);
+}
+
+int wfs_inode_open(struct wfs_inode *n, int flags)
+{
+	if (n == &wfs.root) {
+		int fd = openat(wfs.root_fd, ".", flags | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
+	return open_handle(n, flags);
+}
+
+static int path_locked(struct wfs_inode *n, char *buf, size_t len)
+{
+	size_t pos = len;
+	buf[--pos] = '\0';
+	if (n == &wfs.root) {
+		if (pos < 1)
+			return -ENAMETOOLONG;
+		buf[--pos] = '/';
+	}
+	for (; n && n != &wfs.root; n = n->parent) {
+		if (!n->name)
+			return -ENOENT;
+		size_t l = strlen(n->name);
+		if (pos < l + 1)
+			return -ENAMETOOLONG;
+		pos -= l;
+		memcpy(buf + pos, n->name, l);
+		buf[--pos] = '/';
+	}
+	memmove(buf, buf + pos, len - pos);
+	return 0;
+}
+
+int wfs_inode_path(struct wfs_inode *n, char *buf, size_t len)
+{
+	pthread_mutex_lock(&wfs.table_lock);
+	int r = path_locked(n, buf, len);
+	pthread_mutex_unlock(&wfs.table_lock);
+	return r;
+}
+
+int wfs_child_path(struct wfs_inode *parent, const char *name, char *buf, size_t len)
+{
+	int r = wfs_inode_path(parent, buf, len);
+	if (r)
+		return r;
+	size_t l = strlen(buf), nl = strlen(name);
+	if (l == 1)
+		l = 0; /* root: "/" + name */
+	if (l + 1 + nl + 1 > len)
+		return -ENAMETOOLONG;
+	buf[l] = '/';
+	memcpy(buf + l + 1, name, nl + 1);
+	return 0;
+}

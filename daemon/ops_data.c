@@ -1,0 +1,172 @@
+/*
+ * ops_data.c - file data served by the daemon: reads and writes of files
+ * that are forwarded (no passthrough) or encrypted, plus fallocate and
+ * lseek for every mode (the kernel still sends those with passthrough).
+ *
+ * Encrypted files: readers share n->io_lock, writers and truncates take it
+ * exclusively (read-modify-write of partial blocks). Buffers are per thread
+ * and sized for max_write, so the hot path does not allocate.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+#define WFS_MAX_IO (1u << 20)
+
+static struct wfs_file *file_of(struct fuse_file_info *fi)
+{
+	return (struct wfs_file *)(uintptr_t)fi->fh;
+}
+
+static __thread char *io_buf;
+
+static char *thread_buf(void)
+{
+	if (!io_buf)
+		io_buf = malloc(WFS_MAX_IO);
+	return io_buf;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct wfs_file *f = file_of(fi);
+	atomic_fetch_add_explicit(&wfs.reads_served, 1, memory_order_relaxed);
+	if (f->serve != WFS_SERVE_ENCRYPTED) {
+		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		buf.buf[0].fd = f->fd;
+		buf.buf[0].pos = off;
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+	char *buf = thread_buf();
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (size > WFS_MAX_IO)
+		size = WFS_MAX_IO;
+	struct wfs_inode *n = f->inode;
+	pthread_rwlock_rdlock(&n->io_lock);
+	ssize_t r = wfs_content_pread(wfs.keys, f->fd, &n->hdr, buf, size, off);
+	pthread_rwlock_unlock(&n->io_lock);
+	if (r == -EIO) {
+		char what[96];
+		snprintf(what, sizeof(what), "block at plaintext offset %lld failed authentication",
+			 (long long)off);
+		wfs_audit_integrity(n, what);
+	}
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+}
+
+/* A write by an ordinary user clears setuid/setgid, as on any filesystem. */
+static void kill_suid(fuse_req_t req, int fd)
+{
+	if (fuse_req_ctx(req)->uid == 0)
+		return;
+	struct stat st;
+	if (fstat(fd, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
+		mode_t m = st.st_mode & 07777 & ~S_ISUID;
+		if (st.st_mode & S_IXGRP)
+			m &= ~S_ISGID;
+		if (fchmod(fd, m) < 0) {
+			/* best effort, as the kernel's own file_remove_privs */
+		}
+	}
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct wfs_file *f = file_of(fi);
+	ssize_t r;
+	atomic_fetch_add_explicit(&wfs.writes_served, 1, memory_order_relaxed);
+	if (f->serve != WFS_SERVE_ENCRYPTED) {
+		r = pwrite(f->fd, buf, size, off);
+		if (r < 0)
+			r = -errno;
+	} else {
+		struct wfs_inode *n = f->inode;
+		pthread_rwlock_wrlock(&n->io_lock);
+		r = wfs_content_pwrite(wfs.keys, f->fd, &n->hdr, buf, size, off);
+		pthread_rwlock_unlock(&n->io_lock);
+	}
+	if (r >= 0 && !fi->writepage)
+		kill_suid(req, f->fd);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_write(req, (size_t)r);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct wfs_file *f = file_of(fi);
+	if (f->serve != WFS_SERVE_ENCRYPTED) {
+		int r = fallocate(f->fd, mode, off, len);
+		fuse_reply_err(req, r < 0 ? errno : 0);
+		return;
+	}
+	/* Encrypted: only plain allocation, done by writing zero blocks out to
+	 * the new end; punching or zeroing ranges is not offered. */
+	if (mode & ~FALLOC_FL_KEEP_SIZE) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	struct wfs_inode *n = f->inode;
+	int r = 0;
+	pthread_rwlock_wrlock(&n->io_lock);
+	struct stat st;
+	if (fstat(f->fd, &st) < 0) {
+		r = -errno;
+	} else if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > wfs_plain_size(st.st_size)) {
+		r = wfs_content_truncate(wfs.keys, f->fd, &n->hdr, off + len);
+	}
+	pthread_rwlock_unlock(&n->io_lock);
+	fuse_reply_err(req, -r);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct wfs_file *f = file_of(fi);
+	if (f->serve != WFS_SERVE_ENCRYPTED) {
+		off_t r = lseek(f->fd, off, whence);
+		if (r < 0)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_lseek(req, r);
+		return;
+	}
+	/* Encrypted files have no holes: all data up to the end. */
+	struct stat st;
+	if (fstat(f->fd, &st) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	off_t size = wfs_plain_size(st.st_size);
+	if (off >= size)
+		fuse_reply_err(req, ENXIO);
+	else
+		fuse_reply_lseek(req, whence == SEEK_DATA ? off : size);
+}
+
+void wfs_fill_data_ops(struct fuse_lowlevel_ops *ops)
+{
+	ops->read = op_read;
+	ops->write = op_write;
+	ops->fallocate = op_fallocate;
+	ops->lseek = op_lseek;
+}

@@ -1,0 +1,177 @@
+/*
+ * ops_dir.c - directory listing: opendir, readdir and readdirplus,
+ * releasedir, fsyncdir. The vault directory at the root is never listed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+struct wfs_dir {
+	DIR *dp;
+	off_t offset;
+	struct dirent *entry; /* read but not yet returned */
+};
+
+static struct wfs_dir *dir_of(struct fuse_file_info *fi)
+{
+	return (struct wfs_dir *)(uintptr_t)fi->fh;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct wfs_inode *n = wfs_inode_get(ino);
+	struct wfs_dir *d = calloc(1, sizeof(*d));
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int fd = wfs_inode_open(n, O_RDONLY | O_DIRECTORY);
+	if (fd < 0) {
+		free(d);
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	d->dp = fdopendir(fd);
+	if (!d->dp) {
+		int err = errno;
+		close(fd);
+		free(d);
+		fuse_reply_err(req, err);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		closedir(d->dp);
+		free(d);
+	}
+}
+
+static bool is_dot(const char *name)
+{
+	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct wfs_inode *dir = wfs_inode_get(ino);
+	struct wfs_dir *d = dir_of(fi);
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (offset != d->offset) {
+		seekdir(d->dp, offset);
+		d->entry = NULL;
+		d->offset = offset;
+	}
+	size_t used = 0;
+	int err = 0;
+	for (;;) {
+		if (!d->entry) {
+			errno = 0;
+			d->entry = readdir(d->dp);
+			if (!d->entry) {
+				err = errno;
+				break;
+			}
+		}
+		struct dirent *de = d->entry;
+		off_t next = de->d_off;
+		if (dir == &wfs.root && !strcmp(de->d_name, WFS_VAULT_DIR)) {
+			d->entry = NULL;
+			d->offset = next;
+			continue;
+		}
+		size_t len;
+		if (plus) {
+			struct fuse_entry_param e;
+			memset(&e, 0, sizeof(e));
+			struct stat st;
+			struct wfs_inode *child = NULL;
+			if (is_dot(de->d_name)) {
+				e.attr.st_ino = de->d_ino;
+				e.attr.st_mode = (mode_t)de->d_type << 12;
+			} else {
+				int r = wfs_inode_lookup(dir, de->d_name, &st, &child);
+				if (r == -ENOENT) { /* raced with unlink */
+					d->entry = NULL;
+					d->offset = next;
+					continue;
+				}
+				if (r) {
+					err = -r;
+					break;
+				}
+				if (atomic_load(&child->form) == WFS_FORM_ENCRYPTED)
+					st.st_size = wfs_plain_size(st.st_size);
+				wfs_fill_entry(&e, child, &st);
+			}
+			len = fuse_add_direntry_plus(req, buf + used, size - used, de->d_name, &e,
+						     next);
+			if (len > size - used) {
+				if (child)
+					wfs_inode_forget(child, 1);
+				break;
+			}
+		} else {
+			struct stat st = {.st_ino = de->d_ino, .st_mode = (mode_t)de->d_type << 12};
+			len = fuse_add_direntry(req, buf + used, size - used, de->d_name, &st, next);
+			if (len > size - used)
+				break;
+		}
+		used += len;
+		d->entry = NULL;
+		d->offset = next;
+	}
+	if (err && used == 0)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct wfs_dir *d = dir_of(fi);
+	closedir(d->dp);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	int fd = dirfd(dir_of(fi)->dp);
+	int r = datasync ? fdatasync(fd) : fsync(fd);
+	fuse_reply_err(req, r < 0 ? errno : 0);
+}
+
+void wfs_fill_dir_ops(struct fuse_lowlevel_ops *ops)
+{
+	ops->opendir = op_opendir;
+	ops->readdir = op_readdir;
+	ops->readdirplus = op_readdirplus;
+	ops->releasedir = op_releasedir;
+	ops->fsyncdir = op_fsyncdir;
+}

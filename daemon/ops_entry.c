@@ -1,0 +1,502 @@
+/*
+ * ops_entry.c - FUSE operations on names and attributes: lookup, forget,
+ * getattr/setattr, mknod/mkdir/symlink/link, unlink/rmdir, rename, statfs.
+ * Each handler replies exactly once.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+#define PROCFD_LEN 32
+
+static void procfd(char *buf, int fd)
+{
+	snprintf(buf, PROCFD_LEN, "/proc/self/fd/%d", fd);
+}
+
+/* The mount hides the vault directory at the root. */
+static bool hidden(struct wfs_inode *parent, const char *name)
+{
+	return parent == &wfs.root && !strcmp(name, WFS_VAULT_DIR);
+}
+
+int wfs_getattr_fd(struct wfs_inode *n, int fd, struct stat *st)
+{
+	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (n && S_ISREG(st->st_mode) && atomic_load(&n->form) == WFS_FORM_ENCRYPTED)
+		st->st_size = wfs_plain_size(st->st_size);
+	return 0;
+}
+
+int wfs_stat_inode(struct wfs_inode *n, struct stat *st)
+{
+	int fd = wfs_inode_fd(n);
+	if (fd < 0)
+		return fd;
+	int r = wfs_getattr_fd(n, fd, st);
+	wfs_inode_put_fd(n);
+	return r;
+}
+
+void wfs_fill_entry(struct fuse_entry_param *e, struct wfs_inode *n, const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = wfs_inode_ino(n);
+	e->attr = *st;
+	e->attr_timeout = wfs.timeout;
+	e->entry_timeout = wfs.timeout;
+}
+
+/*
+ * Learns the form on disk of a regular file whose class is sensitive, so
+ * stat shows the plaintext size before any open. Public files are sniffed
+ * at open (where the fd exists anyway) to keep lookups of the many public
+ * files free of extra I/O.
+ */
+static void sniff_if_sensitive(struct wfs_inode *n, struct stat *st)
+{
+	if (!S_ISREG(st->st_mode) || atomic_load(&n->form) >= 0)
+		return;
+	if (st->st_size == 0) {
+		atomic_store(&n->form, WFS_FORM_EMPTY);
+		return;
+	}
+	char path[PATH_MAX];
+	if (wfs_inode_path(n, path, sizeof(path)))
+		return;
+	struct wfs_decision d;
+	wfs_classify(n, path, &d);
+	if (d.cls != WFS_SENSITIVE || !wfs.keys)
+		return;
+	int fd = wfs_inode_open(n, O_RDONLY | O_NOATIME);
+	if (fd < 0)
+		return;
+	unsigned char buf[WFS_HDR_SIZE];
+	ssize_t r = pread(fd, buf, sizeof(buf), 0);
+	close(fd);
+	if (r < 0)
+		return;
+	enum wfs_form f = wfs_form_sniff(buf, (size_t)r, st->st_size);
+	atomic_store(&n->form, (int)f);
+	if (f == WFS_FORM_ENCRYPTED)
+		st->st_size = wfs_plain_size(st->st_size);
+}
+
+static int do_lookup(struct wfs_inode *parent, const char *name, struct fuse_entry_param *e)
+{
+	if (hidden(parent, name))
+		return -ENOENT;
+	struct stat st;
+	struct wfs_inode *n;
+	int r = wfs_inode_lookup(parent, name, &st, &n);
+	if (r)
+		return r;
+	if (atomic_load(&n->form) == WFS_FORM_ENCRYPTED)
+		st.st_size = wfs_plain_size(st.st_size);
+	else
+		sniff_if_sensitive(n, &st);
+	wfs_fill_entry(e, n, &st);
+	return 0;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int r = do_lookup(wfs_inode_get(parent), name, &e);
+	if (r == -ENOENT) {
+		/* A negative entry the kernel may cache. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = wfs.timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (r)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	wfs_inode_forget(wfs_inode_get(ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		wfs_inode_forget(wfs_inode_get(forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct wfs_inode *n = wfs_inode_get(ino);
+	struct stat st;
+	int r;
+	if (fi && fi->fh)
+		r = wfs_getattr_fd(n, ((struct wfs_file *)(uintptr_t)fi->fh)->fd, &st);
+	else
+		r = wfs_stat_inode(n, &st);
+	if (r)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, wfs.timeout);
+}
+
+/* Truncates a regular file in the form it has on disk. */
+static int do_truncate(fuse_req_t req, struct wfs_inode *n, struct fuse_file_info *fi,
+		       off_t size)
+{
+	(void)req;
+	int fd = fi && fi->fh ? ((struct wfs_file *)(uintptr_t)fi->fh)->fd : -1;
+	bool own = false;
+	bool enc = atomic_load(&n->form) == WFS_FORM_ENCRYPTED;
+	if (enc && (fd < 0 || (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY)) {
+		fd = wfs_inode_open(n, O_RDWR);
+		own = true;
+	} else if (fd < 0) {
+		fd = wfs_inode_open(n, O_WRONLY);
+		own = true;
+	}
+	if (fd < 0)
+		return fd;
+	int r = 0;
+	if (enc) {
+		pthread_rwlock_wrlock(&n->io_lock);
+		struct wfs_file_hdr h;
+		r = wfs_hdr_read(wfs.keys, fd, &h);
+		if (r == WFS_FORM_ENCRYPTED)
+			r = wfs_content_truncate(wfs.keys, fd, &h, size);
+		else if (r >= 0)
+			r = ftruncate(fd, size) < 0 ? -errno : 0;
+		pthread_rwlock_unlock(&n->io_lock);
+	} else if (ftruncate(fd, size) < 0) {
+		r = -errno;
+	}
+	if (own)
+		close(fd);
+	return r;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		       struct fuse_file_info *fi)
+{
+	struct wfs_inode *n = wfs_inode_get(ino);
+	char pf[PROCFD_LEN];
+	int r = 0;
+	int fd = wfs_inode_fd(n);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	procfd(pf, fd);
+
+	if (valid & FUSE_SET_ATTR_MODE) {
+		if (chmod(pf, attr->st_mode & 07777) < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		r = do_truncate(req, n, fi, attr->st_size);
+		if (r)
+			goto out;
+	}
+	if (valid & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID)) {
+		/* handle_killpriv_v2: a truncate or write by the caller drops
+		 * setuid/setgid, which root's own ftruncate would keep. */
+		struct stat st;
+		if (fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
+			mode_t m = st.st_mode & 07777 & ~S_ISUID;
+			if (st.st_mode & S_IXGRP)
+				m &= ~S_ISGID;
+			chmod(pf, m);
+		}
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec tv[2];
+		tv[0].tv_sec = tv[1].tv_sec = 0;
+		tv[0].tv_nsec = tv[1].tv_nsec = UTIME_OMIT;
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		int res;
+		if (n->type == S_IFLNK)
+			res = utimensat(fd, "", tv, AT_EMPTY_PATH);
+		else
+			res = utimensat(AT_FDCWD, pf, tv, 0);
+		if (res < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+out:
+	if (!r) {
+		struct stat st;
+		r = wfs_getattr_fd(n, fd, &st);
+		wfs_inode_put_fd(n);
+		if (r)
+			fuse_reply_err(req, -r);
+		else
+			fuse_reply_attr(req, &st, wfs.timeout);
+		return;
+	}
+	wfs_inode_put_fd(n);
+	fuse_reply_err(req, -r);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct wfs_inode *n = wfs_inode_get(ino);
+	char buf[PATH_MAX + 1];
+	int fd = wfs_inode_fd(n);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	ssize_t r = readlinkat(fd, "", buf, sizeof(buf));
+	int err = r < 0 ? errno : 0;
+	wfs_inode_put_fd(n);
+	if (err)
+		fuse_reply_err(req, err);
+	else if (r == sizeof(buf))
+		fuse_reply_err(req, ENAMETOOLONG);
+	else {
+		buf[r] = '\0';
+		fuse_reply_readlink(req, buf);
+	}
+}
+
+/* Creates a directory entry of any non-regular kind as the caller. */
+static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
+		      dev_t rdev, const char *link)
+{
+	struct wfs_inode *parent = wfs_inode_get(parent_ino);
+	if (hidden(parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	int pfd = wfs_inode_fd(parent);
+	if (pfd < 0) {
+		fuse_reply_err(req, -pfd);
+		return;
+	}
+	struct wfs_creds c;
+	int r = wfs_creds_become(req, &c);
+	if (!r) {
+		if (S_ISDIR(mode))
+			r = mkdirat(pfd, name, mode);
+		else if (S_ISLNK(mode))
+			r = symlinkat(link, pfd, name);
+		else
+			r = mknodat(pfd, name, mode, rdev);
+		r = r < 0 ? -errno : 0;
+		wfs_creds_restore(&c);
+	}
+	wfs_inode_put_fd(parent);
+	struct fuse_entry_param e;
+	if (!r)
+		r = do_lookup(parent, name, &e);
+	if (r)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	if (S_ISREG(mode)) {
+		/* Regular files are created through the policy-aware path. */
+		struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
+		extern void wfs_create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
+					    mode_t mode, struct fuse_file_info *fi, bool reply_entry);
+		wfs_create_node(req, parent, name, mode, &fi, true);
+		return;
+	}
+	make_node(req, parent, name, mode, rdev, NULL);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	make_node(req, parent, name, S_IFDIR | mode, 0, NULL);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	make_node(req, parent, name, S_IFLNK, 0, link);
+}
+
+/* Same class on both sides, or EXDEV so `mv` copies into the new form. */
+static int same_class(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname)
+{
+	if (n->type == S_IFDIR || n->type == S_IFLNK)
+		return 0;
+	char from[PATH_MAX], to[PATH_MAX];
+	if (wfs_inode_path(n, from, sizeof(from)) || wfs_child_path(newparent, newname, to, sizeof(to)))
+		return -ENAMETOOLONG;
+	struct wfs_decision a, b;
+	wfs_classify(n, from, &a);
+	wfs_classify_path(to, &b);
+	return a.cls == b.cls ? 0 : -EXDEV;
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char *newname)
+{
+	struct wfs_inode *n = wfs_inode_get(ino);
+	struct wfs_inode *np = wfs_inode_get(newparent_ino);
+	if (hidden(np, newname)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	int r = same_class(n, np, newname);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	int fd = wfs_inode_fd(n);
+	int pfd = fd >= 0 ? wfs_inode_fd(np) : -1;
+	if (fd < 0 || pfd < 0) {
+		if (fd >= 0)
+			wfs_inode_put_fd(n);
+		fuse_reply_err(req, fd < 0 ? -fd : -pfd);
+		return;
+	}
+	r = linkat(fd, "", pfd, newname, AT_EMPTY_PATH) < 0 ? -errno : 0;
+	wfs_inode_put_fd(np);
+	wfs_inode_put_fd(n);
+	struct fuse_entry_param e;
+	if (!r)
+		r = do_lookup(np, newname, &e);
+	if (r)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name, int flags)
+{
+	struct wfs_inode *parent = wfs_inode_get(parent_ino);
+	if (hidden(parent, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	int pfd = wfs_inode_fd(parent);
+	if (pfd < 0) {
+		fuse_reply_err(req, -pfd);
+		return;
+	}
+	int r = unlinkat(pfd, name, flags) < 0 ? errno : 0;
+	wfs_inode_put_fd(parent);
+	fuse_reply_err(req, r);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, AT_REMOVEDIR);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
+		      fuse_ino_t newparent_ino, const char *newname, unsigned int flags)
+{
+	struct wfs_inode *parent = wfs_inode_get(parent_ino);
+	struct wfs_inode *np = wfs_inode_get(newparent_ino);
+	if (hidden(parent, name) || hidden(np, newname)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	/* Learn the moving inode to check classes (and to track its name). */
+	struct stat st;
+	struct wfs_inode *n = NULL;
+	int r = wfs_inode_lookup(parent, name, &st, &n);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = same_class(n, np, newname);
+	if (!r && (flags & RENAME_EXCHANGE)) {
+		struct wfs_inode *other = NULL;
+		struct stat ost;
+		r = wfs_inode_lookup(np, newname, &ost, &other);
+		if (!r) {
+			r = same_class(other, parent, name);
+			if (!r) {
+				int pfd = wfs_inode_fd(parent), npfd = wfs_inode_fd(np);
+				r = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
+				wfs_inode_put_fd(np);
+				wfs_inode_put_fd(parent);
+				if (!r) {
+					wfs_inode_rename(n, np, newname);
+					wfs_inode_rename(other, parent, name);
+				}
+			}
+			wfs_inode_forget(other, 1);
+		}
+		wfs_inode_forget(n, 1);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (!r) {
+		int pfd = wfs_inode_fd(parent), npfd = wfs_inode_fd(np);
+		r = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
+		wfs_inode_put_fd(np);
+		wfs_inode_put_fd(parent);
+		if (!r)
+			wfs_inode_rename(n, np, newname);
+	}
+	wfs_inode_forget(n, 1);
+	fuse_reply_err(req, -r);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct statvfs sv;
+	if (fstatvfs(wfs.root_fd, &sv) < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+void wfs_fill_entry_ops(struct fuse_lowlevel_ops *ops)
+{
+	ops->lookup = op_lookup;
+	ops->forget = op_forget;
+	ops->forget_multi = op_forget_multi;
+	ops->getattr = op_getattr;
+	ops->setattr = op_setattr;
+	ops->readlink = op_readlink;
+	ops->mknod = op_mknod;
+	ops->mkdir = op_mkdir;
+	ops->symlink = op_symlink;
+	ops->link = op_link;
+	ops->unlink = op_unlink;
+	ops->rmdir = op_rmdir;
+	ops->rename = op_rename;
+	ops->statfs = op_statfs;
+}

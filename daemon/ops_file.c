@@ -1,0 +1,347 @@
+/*
+ * ops_file.c - opening regular files: the policy decision, the audit row,
+ * and the choice of how the file's data is served.
+ *
+ * The serving mode is fixed per inode while it is open (the kernel refuses
+ * to mix passthrough and cached opens of one inode): files that are
+ * plaintext on disk use passthrough (or forwarding), files that are
+ * encrypted on disk are served by the daemon. The form is read from the
+ * file's header, not assumed from the policy.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+/* Flags the daemon's own backing fd is opened with: read-write unless
+ * read-only (encrypted blocks need read-modify-write), and never O_APPEND
+ * (the kernel computes the append offset; pwrite must honour it). */
+static int backing_flags(int flags)
+{
+	int acc = (flags & O_ACCMODE) == O_RDONLY ? O_RDONLY : O_RDWR;
+	flags &= ~(O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOCTTY);
+	return flags | acc | O_CLOEXEC;
+}
+
+static const char *form_label(int form)
+{
+	return form < 0 ? NULL : wfs_form_name((enum wfs_form)form);
+}
+
+/* Registers the inode's backing file once; shared by all its opens. */
+static int passthrough_id(fuse_req_t req, struct wfs_inode *n, int fd)
+{
+	if (n->backing_id > 0)
+		return n->backing_id;
+	int id = fuse_passthrough_open(req, fd);
+	if (id <= 0) {
+		if (!atomic_exchange(&wfs.passthrough_warned, true))
+			fprintf(stderr, "wardfs: passthrough registration failed (%s); "
+					"serving public files through the daemon\n",
+				strerror(errno ? errno : EPERM));
+		wfs.passthrough = false;
+		return 0;
+	}
+	n->backing_id = id;
+	return id;
+}
+
+/*
+ * Decides the serving mode for an open of n on backing fd and fills fi.
+ * Called with n->open_lock held. Returns 0 or -errno.
+ */
+static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
+		      struct fuse_file_info *fi, const struct wfs_decision *dec, int *formp)
+{
+	int form;
+	if (n->opens > 0) {
+		f->serve = n->serve;
+		form = atomic_load(&n->form);
+	} else {
+		unsigned char buf[WFS_HDR_SIZE];
+		struct stat st;
+		if (fstat(f->fd, &st) < 0)
+			return -errno;
+		ssize_t r = pread(f->fd, buf, sizeof(buf), 0);
+		if (r < 0)
+			return -errno;
+		form = wfs_form_sniff(buf, (size_t)r, st.st_size);
+		if (form == WFS_FORM_EMPTY && dec->cls == WFS_SENSITIVE && wfs.keys &&
+		    (fi->flags & O_ACCMODE) != O_RDONLY) {
+			/* First write of an empty sensitive file: give it a header. */
+			int w = wfs_hdr_write(wfs.keys, f->fd, &n->hdr);
+			if (w < 0)
+				return w;
+			form = WFS_FORM_ENCRYPTED;
+		} else if (form == WFS_FORM_ENCRYPTED) {
+			if (!wfs.keys)
+				return -EACCES;
+			int h = wfs_hdr_read(wfs.keys, f->fd, &n->hdr);
+			if (h < 0) {
+				if (h == -EIO)
+					wfs_audit_integrity(n, "file header failed authentication");
+				return h;
+			}
+		}
+		if (form == WFS_FORM_ENCRYPTED ||
+		    (form == WFS_FORM_EMPTY && dec->cls == WFS_SENSITIVE && wfs.keys))
+			n->serve = WFS_SERVE_ENCRYPTED;
+		else
+			n->serve = wfs.passthrough ? WFS_SERVE_PASSTHROUGH : WFS_SERVE_FORWARD;
+		atomic_store(&n->form, form);
+		f->serve = n->serve;
+	}
+	if (f->serve == WFS_SERVE_PASSTHROUGH) {
+		int id = passthrough_id(req, n, f->fd);
+		if (id > 0) {
+			fi->backing_id = id;
+		} else if (n->opens == 0) {
+			n->serve = f->serve = WFS_SERVE_FORWARD;
+		} else {
+			return -EIO;
+		}
+	}
+	fi->keep_cache = f->serve == WFS_SERVE_ENCRYPTED;
+	fi->noflush = 1;
+	*formp = form;
+	return 0;
+}
+
+int wfs_file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_file_info *fi,
+		  bool created, const struct wfs_decision *dec, const char **form)
+{
+	(void)created;
+	struct wfs_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->fd = fd;
+	f->inode = n;
+	int formv = -1;
+	pthread_mutex_lock(&n->open_lock);
+	int r = serve_open(req, n, f, fi, dec, &formv);
+	if (!r)
+		n->opens++;
+	pthread_mutex_unlock(&n->open_lock);
+	*form = form_label(formv);
+	if (r) {
+		free(f);
+		return r;
+	}
+	fi->fh = (uintptr_t)f;
+	return 0;
+}
+
+/* Undoes wfs_file_open for a file the kernel never got (or released). */
+static void file_close(fuse_req_t req, struct wfs_file *f)
+{
+	struct wfs_inode *n = f->inode;
+	pthread_mutex_lock(&n->open_lock);
+	if (--n->opens == 0 && n->backing_id > 0) {
+		fuse_passthrough_close(req, n->backing_id);
+		n->backing_id = 0;
+	}
+	pthread_mutex_unlock(&n->open_lock);
+	close(f->fd);
+	free(f);
+}
+
+void wfs_file_release(fuse_req_t req, struct wfs_file *f)
+{
+	file_close(req, f);
+}
+
+/* Truncates at open time (O_TRUNC) in the file's own form. */
+static int open_truncate(struct wfs_file *f)
+{
+	if (f->serve != WFS_SERVE_ENCRYPTED)
+		return ftruncate(f->fd, 0) < 0 ? -errno : 0;
+	pthread_rwlock_wrlock(&f->inode->io_lock);
+	int r = wfs_content_truncate(wfs.keys, f->fd, &f->inode->hdr, 0);
+	pthread_rwlock_unlock(&f->inode->io_lock);
+	return r;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct wfs_inode *n = wfs_inode_get(ino);
+	char path[PATH_MAX];
+	struct wfs_open_ctx c = {.path = path, .flags = fi->flags};
+	int r = wfs_inode_path(n, path, sizeof(path));
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	wfs_classify(n, path, &c.dec);
+	r = wfs_access_check(req, &c);
+	if (r) {
+		int a = wfs_access_record(&c, r);
+		fuse_reply_err(req, -(a ? a : r));
+		return;
+	}
+	int fd = wfs_inode_open(n, backing_flags(fi->flags));
+	if (fd < 0) {
+		wfs_access_record(&c, fd);
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	r = wfs_file_open(req, n, fd, fi, false, &c.dec, &c.form);
+	if (r) {
+		close(fd);
+		wfs_access_record(&c, r);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	struct wfs_file *f = (struct wfs_file *)(uintptr_t)fi->fh;
+	if (fi->flags & O_TRUNC)
+		r = open_truncate(f);
+	if (!r)
+		r = wfs_access_record(&c, 0);
+	if (r) {
+		file_close(req, f);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		file_close(req, f); /* the caller was interrupted */
+}
+
+/*
+ * Creates a regular file as the caller, in the form its class requires.
+ * Used by create (reply_entry false: replies with an open file) and by
+ * mknod of a regular file (reply_entry true).
+ */
+void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
+		     struct fuse_file_info *fi, bool reply_entry)
+{
+	struct wfs_inode *parent = wfs_inode_get(parent_ino);
+	char path[PATH_MAX];
+	struct wfs_open_ctx c = {.path = path, .flags = fi->flags | O_CREAT, .create = true};
+	int r = wfs_child_path(parent, name, path, sizeof(path));
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (parent == &wfs.root && !strcmp(name, WFS_VAULT_DIR)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	wfs_classify_path(path, &c.dec);
+	r = wfs_access_check(req, &c);
+	if (r) {
+		int a = wfs_access_record(&c, r);
+		fuse_reply_err(req, -(a ? a : r));
+		return;
+	}
+	int pfd = wfs_inode_fd(parent);
+	if (pfd < 0) {
+		fuse_reply_err(req, -pfd);
+		return;
+	}
+	struct wfs_creds cr;
+	int fd = -1;
+	bool created = true;
+	r = wfs_creds_become(req, &cr);
+	if (!r) {
+		int bf = backing_flags(fi->flags);
+		fd = openat(pfd, name, bf | O_CREAT | O_EXCL, mode & ~S_IFMT);
+		if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) {
+			created = false;
+			fd = openat(pfd, name, bf | O_NOFOLLOW);
+		}
+		r = fd < 0 ? -errno : 0;
+		wfs_creds_restore(&cr);
+	}
+	wfs_inode_put_fd(parent);
+	if (r) {
+		wfs_access_record(&c, r);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	struct stat st;
+	struct wfs_inode *n;
+	r = wfs_inode_lookup(parent, name, &st, &n);
+	if (r) {
+		close(fd);
+		wfs_access_record(&c, r);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (created)
+		atomic_store(&n->form, WFS_FORM_EMPTY);
+	struct fuse_file_info ofi = *fi;
+	if (reply_entry)
+		ofi.flags = O_RDWR;
+	r = wfs_file_open(req, n, fd, &ofi, created, &c.dec, &c.form);
+	if (r) {
+		close(fd);
+		wfs_inode_forget(n, 1);
+		wfs_access_record(&c, r);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	struct wfs_file *f = (struct wfs_file *)(uintptr_t)ofi.fh;
+	if (!created && (fi->flags & O_TRUNC))
+		r = open_truncate(f);
+	if (!r)
+		r = wfs_access_record(&c, 0);
+	struct fuse_entry_param e;
+	if (!r)
+		r = wfs_getattr_fd(n, f->fd, &st);
+	if (r) {
+		file_close(req, f);
+		wfs_inode_forget(n, 1);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	wfs_fill_entry(&e, n, &st);
+	if (reply_entry) {
+		file_close(req, f);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	*fi = ofi;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		file_close(req, f);
+		wfs_inode_forget(n, 1);
+	}
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	wfs_create_node(req, parent, name, mode, fi, false);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	file_close(req, (struct wfs_file *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	int fd = ((struct wfs_file *)(uintptr_t)fi->fh)->fd;
+	int r = datasync ? fdatasync(fd) : fsync(fd);
+	fuse_reply_err(req, r < 0 ? errno : 0);
+}
+
+void wfs_fill_file_ops(struct fuse_lowlevel_ops *ops)
+{
+	ops->open = op_open;
+	ops->create = op_create;
+	ops->release = op_release;
+	ops->flush = op_flush;
+	ops->fsync = op_fsync;
+}

@@ -1,0 +1,173 @@
+/*
+ * ops_xattr.c - extended attributes, forwarded to the backing inode, and
+ * the status attribute on the mount root that `wardfs status` reads
+ * (trusted.* names need CAP_SYS_ADMIN, so only admins see it).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+#define STATUS_XATTR "trusted.wardfs.status"
+
+static void status_text(char *buf, size_t len)
+{
+	size_t used = 0;
+	used += (size_t)snprintf(buf + used, len - used,
+				 "backing: %s\nmountpoint: %s\npid: %d\npassthrough: %s\n"
+				 "vault: %s\nintegrity-errors: %llu\nreads-served: %llu\n"
+				 "writes-served: %llu\ninodes: %zu\ncached-fds: %d\n",
+				 wfs.o->backing, wfs.o->mountpoint, (int)getpid(),
+				 wfs.passthrough ? "on" : "off", wfs.keys ? "unlocked" : "none",
+				 (unsigned long long)atomic_load(&wfs.integrity_errors),
+				 (unsigned long long)atomic_load(&wfs.reads_served),
+				 (unsigned long long)atomic_load(&wfs.writes_served), wfs.ninodes,
+				 wfs.nfds);
+	if (used < len)
+		wfs_policy_status(buf + used, len - used);
+	used = strlen(buf);
+	if (used < len) {
+		if (wfs.audit) {
+			struct wfs_audit_counters c;
+			wfs_audit_counters(wfs.audit, &c);
+			snprintf(buf + used, len - used,
+				 "audit-db: %s\naudit-recorded: %llu\naudit-lost: %llu\n"
+				 "audit-pending: %llu\naudit-last-error: %s\n",
+				 wfs.o->audit_db, (unsigned long long)c.recorded,
+				 (unsigned long long)c.lost, (unsigned long long)c.pending,
+				 c.last_error[0] ? c.last_error : "none");
+		} else {
+			snprintf(buf + used, len - used, "audit-db: disabled\n");
+		}
+	}
+}
+
+static void reply_value(fuse_req_t req, const char *val, size_t n, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, n);
+	else if (n > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, n);
+}
+
+static int proc_path(struct wfs_inode *n, char *buf, size_t len, int *fd)
+{
+	if (n->type == S_IFLNK)
+		return -EPERM; /* xattrs on symlinks are not forwarded */
+	*fd = wfs_inode_fd(n);
+	if (*fd < 0)
+		return *fd;
+	snprintf(buf, len, "/proc/self/fd/%d", *fd);
+	return 0;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct wfs_inode *n = wfs_inode_get(ino);
+	if (n == &wfs.root && !strcmp(name, STATUS_XATTR)) {
+		char buf[4096];
+		status_text(buf, sizeof(buf));
+		reply_value(req, buf, strlen(buf), size);
+		return;
+	}
+	char pp[64];
+	int fd;
+	int r = proc_path(n, pp, sizeof(pp), &fd);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	char *val = size ? malloc(size) : NULL;
+	if (size && !val) {
+		wfs_inode_put_fd(n);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t len = getxattr(pp, name, val, size);
+	int err = len < 0 ? errno : 0;
+	wfs_inode_put_fd(n);
+	if (err)
+		fuse_reply_err(req, err);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, val, (size_t)len);
+	free(val);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct wfs_inode *n = wfs_inode_get(ino);
+	char pp[64];
+	int fd;
+	int r = proc_path(n, pp, sizeof(pp), &fd);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	char *val = size ? malloc(size) : NULL;
+	if (size && !val) {
+		wfs_inode_put_fd(n);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t len = listxattr(pp, val, size);
+	int err = len < 0 ? errno : 0;
+	wfs_inode_put_fd(n);
+	if (err)
+		fuse_reply_err(req, err);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, val, (size_t)len);
+	free(val);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct wfs_inode *n = wfs_inode_get(ino);
+	if (!strncmp(name, "trusted.wardfs.", 15)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	char pp[64];
+	int fd;
+	int r = proc_path(n, pp, sizeof(pp), &fd);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = setxattr(pp, name, value, size, flags) < 0 ? errno : 0;
+	wfs_inode_put_fd(n);
+	fuse_reply_err(req, r);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct wfs_inode *n = wfs_inode_get(ino);
+	char pp[64];
+	int fd;
+	int r = proc_path(n, pp, sizeof(pp), &fd);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = removexattr(pp, name) < 0 ? errno : 0;
+	wfs_inode_put_fd(n);
+	fuse_reply_err(req, r);
+}
+
+void wfs_fill_xattr_ops(struct fuse_lowlevel_ops *ops)
+{
+	ops->getxattr = op_getxattr;
+	ops->listxattr = op_listxattr;
+	ops->setxattr = op_setxattr;
+	ops->removexattr = op_removexattr;
+}

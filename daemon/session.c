@@ -1,0 +1,296 @@
+/*
+ * session.c - the daemon's life: set up state, negotiate with the kernel,
+ * mount, serve on a thread pool, reload the policy on SIGHUP or when the
+ * file changes, and tear everything down (audit drained, keys wiped).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+struct wfs_fs wfs;
+
+void wfs_fill_entry_ops(struct fuse_lowlevel_ops *ops);
+void wfs_fill_dir_ops(struct fuse_lowlevel_ops *ops);
+void wfs_fill_file_ops(struct fuse_lowlevel_ops *ops);
+void wfs_fill_data_ops(struct fuse_lowlevel_ops *ops);
+void wfs_fill_xattr_ops(struct fuse_lowlevel_ops *ops);
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct wfs_fs *fs = userdata;
+	/* Passthrough and writeback cache exclude each other per connection
+	 * (FUSE-NOTES.md): never ask for writeback. */
+	fuse_unset_feature_flag(conn, FUSE_CAP_WRITEBACK_CACHE);
+	fs->passthrough = false;
+	if (fs->o->passthrough) {
+		if (fuse_set_feature_flag(conn, FUSE_CAP_PASSTHROUGH))
+			fs->passthrough = true;
+		else
+			fprintf(stderr, "wardfs: the kernel offers no FUSE passthrough; "
+					"serving public files through the daemon\n");
+	}
+	/*
+	 * With handle_killpriv_v2 the kernel sets SB_NOSEC, so a write to a
+	 * file without setuid bits stops asking for security.capability on
+	 * every write (one GETXATTR per write(2) otherwise). The daemon then
+	 * owns killing setuid/setgid: see kill_suid and setattr.
+	 */
+	fuse_set_feature_flag(conn, FUSE_CAP_HANDLE_KILLPRIV_V2);
+	fuse_set_feature_flag(conn, FUSE_CAP_READDIRPLUS);
+	fuse_set_feature_flag(conn, FUSE_CAP_READDIRPLUS_AUTO);
+	fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
+	fuse_unset_feature_flag(conn, FUSE_CAP_FLOCK_LOCKS); /* kernel-local locks */
+	fuse_unset_feature_flag(conn, FUSE_CAP_POSIX_LOCKS);
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+	conn->time_gran = 1;
+}
+
+static void op_destroy(void *userdata)
+{
+	(void)userdata;
+}
+
+static void op_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)parent;
+	(void)mode;
+	(void)fi;
+	/* An anonymous file has no path to classify: refuse clearly. */
+	fuse_reply_err(req, EOPNOTSUPP);
+}
+
+void wfs_fill_ops(struct fuse_lowlevel_ops *ops)
+{
+	memset(ops, 0, sizeof(*ops));
+	ops->init = op_init;
+	ops->destroy = op_destroy;
+	ops->tmpfile = op_tmpfile;
+	wfs_fill_entry_ops(ops);
+	wfs_fill_dir_ops(ops);
+	wfs_fill_file_ops(ops);
+	wfs_fill_data_ops(ops);
+	wfs_fill_xattr_ops(ops);
+}
+
+/* ---- policy watcher ------------------------------------------------ */
+
+static pthread_t watcher;
+static volatile sig_atomic_t watcher_stop;
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Reloads on SIGHUP, and when the policy file changes (checked each
+ * second: editors replace files by rename, which inotify on the file would
+ * miss). */
+static void *watch_policy(void *arg)
+{
+	(void)arg;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	struct stat last = {0}, now;
+	bool have = wfs.o->policy_path && stat(wfs.o->policy_path, &last) == 0;
+	while (!watcher_stop) {
+		struct timespec ts = {.tv_sec = 1};
+		int sig = sigtimedwait(&set, NULL, &ts);
+		if (watcher_stop)
+			break;
+		bool changed = false;
+		if (wfs.o->policy_path) {
+			bool exists = stat(wfs.o->policy_path, &now) == 0;
+			if (exists != have || (exists && !same_stat(&now, &last))) {
+				changed = true;
+				have = exists;
+				last = now;
+			}
+		}
+		if (sig == SIGHUP || changed)
+			wfs_policy_reload(false);
+	}
+	return NULL;
+}
+
+/* ---- run ------------------------------------------------------------ */
+
+static void report(struct wfs_daemon_opts *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void report(struct wfs_daemon_opts *o, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s\n", line);
+	if (o->ready_fd >= 0) {
+		strncat(line, "\n", sizeof(line) - strlen(line) - 1);
+		if (write(o->ready_fd, line, strlen(line)) < 0) {
+			/* the parent is gone; nothing more to tell */
+		}
+		close(o->ready_fd);
+		o->ready_fd = -1;
+	}
+}
+
+int wfs_daemon_run(struct wfs_daemon_opts *o)
+{
+	int ret = 1;
+	struct fuse_session *se = NULL;
+	bool mounted = false, watching = false;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	char *optstr = NULL;
+
+	/* Keys live in this process: no core dumps, no ptrace by others. */
+	prctl(PR_SET_DUMPABLE, 0);
+
+	memset(&wfs, 0, sizeof(wfs));
+	wfs.o = o;
+	wfs.keys = o->keys;
+	wfs.timeout = 86400.0;
+	pthread_rwlock_init(&wfs.policy_lock, NULL);
+
+	wfs.root_fd = open(o->backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (wfs.root_fd < 0) {
+		report(o, "wardfs: cannot open backing directory '%s': %s", o->backing,
+		       strerror(errno));
+		goto out;
+	}
+	/* One daemon per backing directory. */
+	int lockfd = open(o->backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	wfs.mount_fd = lockfd;
+	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+		report(o, "wardfs: '%s' is already mounted by another wardfs; unmount it first",
+		       o->backing);
+		goto out;
+	}
+	struct stat rst;
+	fstat(wfs.root_fd, &rst);
+	wfs.root_dev = rst.st_dev;
+	wfs.root.dev = rst.st_dev;
+	wfs.root.ino = rst.st_ino;
+
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		/* Cache at most a third of the fd budget; open files need the rest. */
+		wfs.max_fds = rl.rlim_cur / 3 > 64 ? (int)(rl.rlim_cur / 3) : 64;
+	}
+	if (wfs_table_init(&wfs) < 0) {
+		report(o, "wardfs: out of memory");
+		goto out;
+	}
+	if (wfs_policy_reload(true) < 0) {
+		report(o, "wardfs: cannot load policy: %s", wfs.policy_error);
+		goto out;
+	}
+	if (o->audit_db) {
+		char err[512];
+		struct wfs_audit_opts ao = {
+			.db_path = o->audit_db,
+			.mount_id = o->mountpoint,
+			.fail_open = o->audit_fail_open,
+		};
+		if (wfs_audit_open(&ao, &wfs.audit, err, sizeof(err)) < 0) {
+			report(o, "wardfs: cannot open audit db '%s': %s", o->audit_db, err);
+			goto out;
+		}
+	}
+
+	struct fuse_lowlevel_ops ops;
+	wfs_fill_ops(&ops);
+	if (asprintf(&optstr, "allow_other,default_permissions,fsname=%s,subtype=wardfs%s%s",
+		     o->backing, o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "") < 0)
+		goto out;
+	if (fuse_opt_add_arg(&args, "wardfs") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, optstr) || (o->debug && fuse_opt_add_arg(&args, "-d")))
+		goto out;
+	se = fuse_session_new(&args, &ops, sizeof(ops), &wfs);
+	if (!se) {
+		report(o, "wardfs: cannot start a FUSE session (bad -o option?)");
+		goto out;
+	}
+	wfs.se = se;
+	if (fuse_set_signal_handlers(se) < 0)
+		goto out;
+	/* SIGHUP reloads the policy (the watcher waits for it) instead of
+	 * ending the session; block it before any thread starts. */
+	sigset_t hup;
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &hup, NULL);
+
+	if (fuse_session_mount(se, o->mountpoint) != 0) {
+		report(o, "wardfs: cannot mount on '%s'", o->mountpoint);
+		goto out;
+	}
+	mounted = true;
+	if (pthread_create(&watcher, NULL, watch_policy, NULL) == 0)
+		watching = true;
+	if (wfs.audit) {
+		struct wfs_audit_event ev = {.kind = WFS_AUDIT_MOUNT, .path = "/", .allowed = true,
+					     .detail = o->backing};
+		wfs_audit_record(wfs.audit, &ev);
+	}
+	report(o, "ok");
+
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(cfg, 1);
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	ret = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+	fuse_loop_cfg_destroy(cfg);
+
+out:
+	if (watching) {
+		watcher_stop = 1;
+		pthread_kill(watcher, SIGHUP);
+		pthread_join(watcher, NULL);
+	}
+	if (mounted)
+		fuse_session_unmount(se);
+	if (se) {
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+	}
+	fuse_opt_free_args(&args);
+	free(optstr);
+	if (wfs.audit) {
+		struct wfs_audit_event ev = {.kind = WFS_AUDIT_UNMOUNT, .path = "/", .allowed = true,
+					     .detail = o->backing};
+		wfs_audit_record(wfs.audit, &ev);
+		wfs_audit_close(wfs.audit);
+		wfs.audit = NULL;
+	}
+	if (wfs.buckets)
+		wfs_table_destroy(&wfs);
+	wfs_policy_free_retired();
+	if (wfs.policy)
+		wfs_policy_free(wfs.policy);
+	wfs_keys_free(wfs.keys);
+	wfs.keys = o->keys = NULL;
+	if (wfs.root_fd > 0)
+		close(wfs.root_fd);
+	if (wfs.mount_fd > 0)
+		close(wfs.mount_fd);
+	if (o->ready_fd >= 0 && ret)
+		report(o, "wardfs: mount failed");
+	return ret;
+}

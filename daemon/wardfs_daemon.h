@@ -1,0 +1,33 @@
+/*
+ * wardfs_daemon.h - the daemon module's public interface: run a wardfs
+ * mount in the calling process until it is unmounted.
+ */
+#ifndef WARDFS_DAEMON_H
+#define WARDFS_DAEMON_H
+
+#include <stdbool.h>
+
+struct wfs_keys;
+
+struct wfs_daemon_opts {
+	const char *backing;    /* absolute, canonical */
+	const char *mountpoint; /* absolute, canonical */
+	const char *policy_path; /* NULL: built-in default (everything public) */
+	bool policy_required;    /* the path was given explicitly: must load */
+	const char *audit_db;    /* NULL: no audit (hidden debug flag) */
+	bool audit_fail_open;
+	bool passthrough; /* false: --no-passthrough */
+	bool foreground;
+	bool debug;
+	const char *fuse_opts; /* extra -o options, comma list, may be NULL */
+	struct wfs_keys *keys; /* unlocked vault keys or NULL; ownership passes in */
+	int ready_fd;          /* written "ok\n" or an error line once mounted; -1 */
+};
+
+/*
+ * Mounts and serves until unmounted or signalled. Returns 0 on a clean
+ * unmount, or 1 after printing a one-line error.
+ */
+int wfs_daemon_run(struct wfs_daemon_opts *o);
+
+#endif

@@ -1,0 +1,82 @@
+#!/bin/bash
+# Installs what wardfs needs to build and test on Debian 12, idempotently:
+# apt packages, and libfuse >= 3.17 built from Debian's source package into a
+# project-local prefix (deps/) when the system's libfuse is older. Never
+# replaces or upgrades a system package.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+deps="$root/deps"
+fuse_min=3.17
+stamp="$deps/.apt-done"
+
+apt_pkgs=(build-essential cmake pkg-config meson ninja-build dpkg-dev
+	  libssl-dev libsodium-dev libsqlite3-dev sqlite3 libcmocka-dev
+	  clang fuse3 attr acl python3 python3-pytest git rsync)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+install_apt() {
+	local missing=()
+	for p in "${apt_pkgs[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q 'install ok installed' || missing+=("$p")
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		return
+	fi
+	log "installing: ${missing[*]}"
+	if [ "$(id -u)" -ne 0 ]; then
+		log "need root to install packages; run as root"; exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-upgrade "${missing[@]}" >/dev/null
+}
+
+system_fuse_ok() {
+	pkg-config --exists "fuse3 >= $fuse_min" 2>/dev/null
+}
+
+# Builds libfuse from Debian 13's source package (deb-src only: no binary of
+# the next release is ever installed) into deps/libfuse.
+build_libfuse() {
+	local prefix="$deps/libfuse"
+	if [ -f "$prefix/.done" ]; then
+		return
+	fi
+	log "building libfuse >= $fuse_min from Debian's source package into $prefix"
+	local apt="$deps/apt"
+	rm -rf "$apt" "$deps/src"
+	mkdir -p "$apt/lists/partial" "$deps/src"
+	echo "deb-src http://deb.debian.org/debian trixie main" >"$apt/sources.list"
+	local opts=(-o "Dir::Etc::SourceList=$apt/sources.list"
+		    -o "Dir::Etc::SourceParts=/dev/null"
+		    -o "Dir::State::Lists=$apt/lists"
+		    -o "APT::Sandbox::User=root")
+	apt-get -qq "${opts[@]}" update
+	(cd "$deps/src" && apt-get -qq "${opts[@]}" source fuse3 >/dev/null)
+	local src
+	src=$(find "$deps/src" -maxdepth 1 -type d -name 'fuse3-*' | head -n1)
+	[ -n "$src" ] || { log "apt-get source fuse3 gave no source tree"; exit 1; }
+	meson setup "$src/build" "$src" --prefix="$prefix" --libdir=lib \
+		-Dexamples=true -Dutils=false -Dtests=false \
+		-Ddisable-mtab=true -Dbuildtype=release >"$deps/libfuse-build.log" 2>&1 ||
+		{ tail -20 "$deps/libfuse-build.log"; exit 1; }
+	ninja -C "$src/build" >>"$deps/libfuse-build.log" 2>&1 ||
+		{ tail -20 "$deps/libfuse-build.log"; exit 1; }
+	ninja -C "$src/build" install >>"$deps/libfuse-build.log" 2>&1
+	# passthrough_hp is the benchmark's reference peer.
+	install -m755 "$src/build/example/passthrough_hp" "$prefix/bin/passthrough_hp" 2>/dev/null ||
+		{ mkdir -p "$prefix/bin"; install -m755 "$src/build/example/passthrough_hp" "$prefix/bin/"; }
+	touch "$prefix/.done"
+}
+
+install_apt
+mkdir -p "$deps"
+if system_fuse_ok; then
+	log "system libfuse is new enough"
+else
+	build_libfuse
+fi
+modprobe fuse 2>/dev/null || true

@@ -1,0 +1,147 @@
+"""Integration test harness: real wardfs mounts on /dev/fuse in private temp
+dirs, always unmounted (fixture finalizers), plus a real unprivileged user."""
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+WARDFS = os.environ.get("WARDFS_BIN", str(ROOT / "build" / "wardfs"))
+TEST_USER = "wardfs-test"
+TEST_GROUP = "wardfs-extra"  # a supplementary group of TEST_USER
+PASS = "correct horse battery staple"
+
+DEFAULT_POLICY = """\
+default public
+sensitive /.ssh/**
+public    /.ssh/*.pub
+sensitive *.pem
+sensitive /secret/**
+deny      /.netrc
+deny      /denied/**
+"""
+
+
+def run(*args, check=True, input=None, user=None, **kw):
+    """Runs a command (as TEST_USER with its groups when user=True)."""
+    cmd = [str(a) for a in args]
+    if user:
+        cmd = ["setpriv", f"--reuid={TEST_USER}", f"--regid={TEST_USER}",
+               "--init-groups", "--"] + cmd
+    return subprocess.run(cmd, check=check, input=input, capture_output=True,
+                          text=True, **kw)
+
+
+def wardfs(*args, **kw):
+    return run(WARDFS, *args, **kw)
+
+
+def is_mounted(path):
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == str(path) for line in f)
+
+
+class Mount:
+    def __init__(self, base):
+        self.base = base
+        self.backing = base / "backing"
+        self.mnt = base / "mnt"
+        self.db = base / "audit.db"
+        self.log = base / "wardfs.log"
+        self.policy = base / "policy"
+        self.passfile = base / "pass"
+        self.extra = []
+
+    def init(self):
+        self.backing.mkdir(exist_ok=True)
+        self.passfile.write_text(PASS + "\n")
+        self.passfile.chmod(0o600)
+        wardfs("init", "--passfile", self.passfile, "--kdf-memory", "8",
+               "--kdf-ops", "1", "--policy", self.policy, self.backing)
+
+    def mount(self, *extra, check=True):
+        self.mnt.mkdir(exist_ok=True)
+        args = ["mount", "--passfile", self.passfile, "--policy", self.policy,
+                "--audit-db", self.db, "--log", self.log, *self.extra, *extra,
+                self.backing, self.mnt]
+        r = wardfs(*args, check=False)
+        if check and r.returncode != 0:
+            raise AssertionError(f"mount failed: {r.stderr}\nlog: {self.logtext()}")
+        return r
+
+    def umount(self):
+        if is_mounted(self.mnt):
+            r = wardfs("umount", self.mnt, check=False)
+            if r.returncode != 0:
+                subprocess.run(["umount", "-l", str(self.mnt)], check=False)
+        assert not is_mounted(self.mnt)
+
+    def status(self):
+        out = wardfs("status", self.mnt).stdout
+        return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+
+    def logtext(self):
+        return self.log.read_text() if self.log.exists() else ""
+
+    def sql(self, query):
+        return run("sqlite3", "-json", self.db, query).stdout
+
+
+@pytest.fixture
+def base():
+    d = pathlib.Path(tempfile.mkdtemp(prefix="wardfs-it-", dir="/tmp"))
+    d.chmod(0o755)
+    yield d
+    # Anything still mounted below d is a bug, but never leave it mounted.
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            mp = line.split()[1]
+            if mp.startswith(str(d)):
+                subprocess.run(["umount", "-l", mp], check=False)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def vault(base):
+    m = Mount(base)
+    m.policy.write_text(DEFAULT_POLICY)
+    m.init()
+    return m
+
+
+@pytest.fixture
+def mnt(vault):
+    vault.mount()
+    try:
+        yield vault
+    finally:
+        vault.umount()
+        log = vault.logtext()
+        assert "AddressSanitizer" not in log and "runtime error" not in log, log
+
+
+@pytest.fixture(scope="session")
+def test_user():
+    """A real unprivileged user with one supplementary group."""
+    if subprocess.run(["getent", "group", TEST_GROUP], capture_output=True).returncode:
+        subprocess.run(["groupadd", TEST_GROUP], check=True)
+    if subprocess.run(["id", TEST_USER], capture_output=True).returncode:
+        subprocess.run(["useradd", "-M", "-s", "/bin/sh", "-G", TEST_GROUP, TEST_USER],
+                       check=True)
+    uid = int(run("id", "-u", TEST_USER).stdout)
+    gid = int(run("id", "-g", TEST_USER).stdout)
+    extra = int(run("getent", "group", TEST_GROUP).stdout.split(":")[2])
+    return {"uid": uid, "gid": gid, "extra_gid": extra}
+
+
+def wait_for(pred, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()

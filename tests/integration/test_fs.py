@@ -1,0 +1,303 @@
+"""A mount a person can live on: the operations programs use, checked
+through the mount and in the backing directory."""
+import ctypes
+import errno
+import fcntl
+import mmap
+import os
+import stat
+import subprocess
+
+import pytest
+
+from conftest import run, wait_for
+
+libc = ctypes.CDLL(None, use_errno=True)
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+AT_FDCWD = -100
+
+
+def renameat2(a, b, flags):
+    r = libc.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), flags)
+    if r != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def test_write_read_and_backing_identical(mnt):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    (mnt.mnt / "src").mkdir()
+    p = mnt.mnt / "src" / "blob"
+    p.write_bytes(data)
+    assert p.read_bytes() == data
+    assert (mnt.backing / "src" / "blob").read_bytes() == data
+    assert p.stat().st_size == len(data)
+
+
+def test_public_io_bypasses_daemon(mnt):
+    before = mnt.status()
+    assert before["passthrough"] == "on"
+    p = mnt.mnt / "big"
+    with open(p, "wb") as f:
+        for _ in range(16):
+            f.write(b"x" * 65536)
+    with open(p, "rb") as f:
+        while f.read(65536):
+            pass
+    after = mnt.status()
+    assert after["reads-served"] == before["reads-served"]
+    assert after["writes-served"] == before["writes-served"]
+
+
+def test_no_passthrough_forwards(vault):
+    vault.mount("--no-passthrough")
+    try:
+        st = vault.status()
+        assert st["passthrough"] == "off"
+        p = vault.mnt / "f"
+        p.write_bytes(b"hello" * 1000)
+        assert p.read_bytes() == b"hello" * 1000
+        assert int(vault.status()["writes-served"]) > int(st["writes-served"])
+    finally:
+        vault.umount()
+
+
+def test_vault_dir_hidden(mnt):
+    assert ".wardfs" not in os.listdir(mnt.mnt)
+    with pytest.raises(FileNotFoundError):
+        os.stat(mnt.mnt / ".wardfs")
+    with pytest.raises(OSError):
+        os.mkdir(mnt.mnt / ".wardfs")
+
+
+def test_editor_save_by_rename(mnt):
+    p = mnt.mnt / "notes.txt"
+    p.write_text("v1")
+    tmp = mnt.mnt / ".notes.txt.swp"
+    tmp.write_text("v2")
+    os.fsync(os.open(tmp, os.O_RDONLY))
+    os.rename(tmp, p)
+    assert p.read_text() == "v2"
+    assert (mnt.backing / "notes.txt").read_text() == "v2"
+    assert not tmp.exists()
+
+
+def test_rename_noreplace_and_exchange(mnt):
+    a, b = mnt.mnt / "a", mnt.mnt / "b"
+    a.write_text("A")
+    b.write_text("B")
+    with pytest.raises(OSError) as e:
+        renameat2(a, b, RENAME_NOREPLACE)
+    assert e.value.errno == errno.EEXIST
+    renameat2(a, b, RENAME_EXCHANGE)
+    assert a.read_text() == "B" and b.read_text() == "A"
+    assert (mnt.backing / "a").read_text() == "B"
+    renameat2(a, mnt.mnt / "c", RENAME_NOREPLACE)
+    assert (mnt.mnt / "c").read_text() == "B" and not a.exists()
+
+
+def test_directory_rename_keeps_children(mnt):
+    d = mnt.mnt / "d1" / "sub"
+    d.mkdir(parents=True)
+    (d / "f").write_text("x")
+    os.rename(mnt.mnt / "d1", mnt.mnt / "d2")
+    assert (mnt.mnt / "d2" / "sub" / "f").read_text() == "x"
+    assert (mnt.backing / "d2" / "sub" / "f").exists()
+
+
+def test_links(mnt):
+    t = mnt.mnt / "target"
+    t.write_text("data")
+    os.link(t, mnt.mnt / "hard")
+    os.symlink("target", mnt.mnt / "soft")
+    assert (mnt.mnt / "hard").read_text() == "data"
+    assert os.readlink(mnt.mnt / "soft") == "target"
+    assert (mnt.mnt / "soft").read_text() == "data"
+    assert os.stat(t).st_nlink == 2
+    assert os.lstat(mnt.mnt / "soft").st_mode & stat.S_IFLNK
+    assert os.readlink(mnt.backing / "soft") == "target"
+    assert os.stat(mnt.backing / "hard").st_ino == os.stat(mnt.backing / "target").st_ino
+
+
+def test_chmod_chown_utimes(mnt, test_user):
+    p = mnt.mnt / "f"
+    p.write_text("x")
+    os.chmod(p, 0o640)
+    os.chown(p, test_user["uid"], test_user["extra_gid"])
+    os.utime(p, ns=(1_000_000_000, 2_000_000_123))
+    for q in (p, mnt.backing / "f"):
+        st = os.stat(q)
+        assert stat.S_IMODE(st.st_mode) == 0o640
+        assert (st.st_uid, st.st_gid) == (test_user["uid"], test_user["extra_gid"])
+        assert st.st_mtime_ns == 2_000_000_123
+
+
+def test_xattrs(mnt):
+    p = mnt.mnt / "f"
+    p.write_text("x")
+    os.setxattr(p, "user.color", b"blue")
+    assert os.getxattr(p, "user.color") == b"blue"
+    assert "user.color" in os.listxattr(p)
+    assert os.getxattr(mnt.backing / "f", "user.color") == b"blue"
+    os.removexattr(p, "user.color")
+    assert "user.color" not in os.listxattr(p)
+
+
+def test_flock_and_posix_locks(mnt):
+    p = mnt.mnt / "lock"
+    p.write_text("")
+    fd1 = os.open(p, os.O_RDWR)
+    fd2 = os.open(p, os.O_RDWR)
+    fcntl.flock(fd1, fcntl.LOCK_EX)
+    with pytest.raises(BlockingIOError):
+        fcntl.flock(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.flock(fd1, fcntl.LOCK_UN)
+    fcntl.flock(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(fd1)
+    os.close(fd2)
+    # POSIX record locks conflict between processes.
+    fd = os.open(p, os.O_RDWR)
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+    r = subprocess.run(["python3", "-c",
+                        "import fcntl,os,sys\n"
+                        f"fd=os.open({str(p)!r},os.O_RDWR)\n"
+                        "try:\n fcntl.lockf(fd,fcntl.LOCK_EX|fcntl.LOCK_NB)\nexcept OSError:\n sys.exit(3)\n"])
+    assert r.returncode == 3
+    os.close(fd)
+
+
+def test_fallocate_sparse_append(mnt):
+    p = mnt.mnt / "alloc"
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    os.posix_fallocate(fd, 0, 1 << 20)
+    assert os.fstat(fd).st_size == 1 << 20
+    os.close(fd)
+    s = mnt.mnt / "sparse"
+    with open(s, "wb") as f:
+        f.seek(100 << 20)
+        f.write(b"end")
+    assert s.stat().st_size == (100 << 20) + 3
+    assert os.stat(mnt.backing / "sparse").st_blocks * 512 < 1 << 20
+    with open(s, "rb") as f:
+        f.seek(50 << 20)
+        assert f.read(4) == b"\0" * 4
+        fd = f.fileno()
+        assert os.lseek(fd, 0, os.SEEK_DATA) >= 99 << 20
+    a = mnt.mnt / "append"
+    a.write_text("one\n")
+    with open(a, "a") as f:
+        f.write("two\n")
+    fd = os.open(a, os.O_WRONLY | os.O_APPEND)
+    os.pwrite(fd, b"three\n", 0) if False else os.write(fd, b"three\n")
+    os.close(fd)
+    assert a.read_text() == "one\ntwo\nthree\n"
+
+
+def test_mmap_shared_writable(mnt):
+    p = mnt.mnt / "mm"
+    p.write_bytes(b"\0" * 8192)
+    with open(p, "r+b") as f:
+        m = mmap.mmap(f.fileno(), 8192, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        m[0:5] = b"hello"
+        m[4096:4101] = b"world"
+        m.flush()
+        m.close()
+    data = (mnt.backing / "mm").read_bytes()
+    assert data[0:5] == b"hello" and data[4096:4101] == b"world"
+
+
+def test_o_tmpfile_is_clear(mnt):
+    try:
+        fd = os.open(mnt.mnt, os.O_TMPFILE | os.O_RDWR, 0o600)
+    except OSError as e:
+        assert e.errno == errno.EOPNOTSUPP
+    else:
+        os.close(fd)
+
+
+def test_statfs(mnt):
+    a, b = os.statvfs(mnt.mnt), os.statvfs(mnt.backing)
+    assert a.f_blocks == b.f_blocks and a.f_bsize == b.f_bsize
+
+
+def test_truncate(mnt):
+    p = mnt.mnt / "t"
+    p.write_bytes(b"abcdef")
+    os.truncate(p, 3)
+    assert p.read_bytes() == b"abc"
+    with open(p, "r+b") as f:
+        f.truncate(10)
+    assert p.read_bytes() == b"abc" + b"\0" * 7
+    with open(p, "w") as f:  # O_TRUNC
+        f.write("z")
+    assert (mnt.backing / "t").read_bytes() == b"z"
+
+
+def test_tar_and_rsync(mnt, base):
+    src = base / "tree"
+    (src / "a" / "b").mkdir(parents=True)
+    for i in range(50):
+        (src / "a" / f"f{i}").write_bytes(os.urandom(i * 100))
+    os.symlink("f1", src / "a" / "link")
+    os.chmod(src / "a" / "f3", 0o600)
+    run("tar", "-C", base, "-cf", base / "t.tar", "tree")
+    run("tar", "-C", mnt.mnt, "-xf", base / "t.tar")
+    run("rsync", "-a", str(src) + "/", str(mnt.mnt / "rs") + "/")
+    r = run("diff", "-r", "--no-dereference", src, mnt.mnt / "tree")
+    assert r.returncode == 0
+    run("diff", "-r", "--no-dereference", src, mnt.mnt / "rs")
+    assert stat.S_IMODE(os.stat(mnt.mnt / "rs" / "a" / "f3").st_mode) == 0o600
+
+
+def test_git_and_c_build(mnt):
+    repo = mnt.mnt / "proj"
+    repo.mkdir()
+    (repo / "main.c").write_text('#include <stdio.h>\nint main(void){puts("hi");return 0;}\n')
+    (repo / "Makefile").write_text("hello: main.c\n\tcc -O2 -o hello main.c\n")
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@x")
+    run("git", "-C", repo, "init", "-q", env=env)
+    run("git", "-C", repo, "add", ".", env=env)
+    run("git", "-C", repo, "commit", "-qm", "init", env=env)
+    run("git", "clone", "-q", repo, mnt.mnt / "clone", env=env)
+    run("make", "-C", mnt.mnt / "clone")
+    assert run(mnt.mnt / "clone" / "hello").stdout == "hi\n"
+    assert run("git", "-C", mnt.mnt / "clone", "status", "--porcelain").stdout.strip() == "?? hello"
+    run("git", "-C", mnt.mnt / "clone", "fsck", "-q")
+
+
+def test_concurrent_writers(mnt):
+    procs = []
+    for i in range(4):
+        procs.append(subprocess.Popen(["python3", "-c",
+            "import os\n"
+            f"fd=os.open({str(mnt.mnt / 'shared')!r},os.O_WRONLY|os.O_CREAT,0o644)\n"
+            f"for k in range(256): os.pwrite(fd, bytes([{i}])*4096, ({i}*256+k)*4096)\n"]))
+    for p in procs:
+        assert p.wait() == 0
+    data = (mnt.mnt / "shared").read_bytes()
+    for i in range(4):
+        assert data[i * 256 * 4096:(i + 1) * 256 * 4096] == bytes([i]) * 256 * 4096
+
+
+def test_many_files_beyond_fd_limit(mnt):
+    """More files than the daemon may hold fds (20,000 here): no EMFILE."""
+    d = mnt.mnt / "many"
+    d.mkdir()
+    n = 100_000
+    base = str(d)
+    for i in range(n):
+        fd = os.open(f"{base}/f{i}", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.close(fd)
+    names = os.listdir(d)
+    assert len(names) == n
+    # readdirplus + stat of every entry keeps all inodes known at once.
+    total = 0
+    with os.scandir(d) as it:
+        for e in it:
+            total += e.stat(follow_symlinks=False).st_size == 0
+    assert total == n
+    st = mnt.status()
+    pid = int(st["pid"])
+    assert len(os.listdir(f"/proc/{pid}/fd")) < 20_000
+    assert len(os.listdir(mnt.backing / "many")) == n

@@ -1,0 +1,79 @@
+"""Bad input to `wardfs mount`: one-line errors that say what to do, a
+non-zero exit, and nothing left mounted."""
+import os
+
+from conftest import is_mounted, run, wardfs, WARDFS
+
+
+def one_line(r):
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+def test_nonempty_mountpoint(vault):
+    vault.mnt.mkdir()
+    (vault.mnt / "x").write_text("x")
+    line = one_line(vault.mount(check=False))
+    assert "not empty" in line and "nonempty" in line
+    assert not is_mounted(vault.mnt)
+    vault.mount("-o", "nonempty")
+    try:
+        assert is_mounted(vault.mnt)
+    finally:
+        vault.umount()
+
+
+def test_missing_backing(vault):
+    vault.backing = vault.base / "nope"
+    line = one_line(vault.mount(check=False))
+    assert "nope" in line and "wardfs init" in line
+
+
+def test_mountpoint_inside_backing(vault):
+    vault.mnt = vault.backing / "inner"
+    line = one_line(vault.mount(check=False))
+    assert "inside the backing" in line
+
+
+def test_second_mount_of_same_backing(vault):
+    vault.mount()
+    try:
+        other = vault.base / "mnt2"
+        other.mkdir()
+        r = wardfs("mount", "--passfile", vault.passfile, "--policy", vault.policy,
+                   "--audit-db", vault.db, "--log", vault.log, vault.backing, other,
+                   check=False)
+        line = one_line(r)
+        assert "already mounted" in line
+        assert not is_mounted(other)
+    finally:
+        vault.umount()
+
+
+def test_non_root_caller(vault, test_user):
+    vault.mnt.mkdir()
+    os.chmod(vault.base, 0o755)
+    r = run(WARDFS, "mount", vault.backing, vault.mnt, user=True, check=False)
+    line = one_line(r)
+    assert "root" in line
+
+
+def test_not_a_vault(base):
+    (base / "plain").mkdir()
+    (base / "m").mkdir()
+    r = wardfs("mount", base / "plain", base / "m", check=False)
+    line = one_line(r)
+    assert "wardfs init" in line
+
+
+def test_killed_daemon_then_umount(vault):
+    vault.mount()
+    pid = int(vault.status()["pid"])
+    os.kill(pid, 9)
+    r = wardfs("umount", vault.mnt, check=False)
+    assert r.returncode == 0, r.stderr
+    assert not is_mounted(vault.mnt)
+    vault.mount()
+    vault.umount()

@@ -1,0 +1,61 @@
+"""Multi-user behaviour with a real unprivileged user: ownership of created
+objects, group inheritance, and permission checks including supplementary
+groups."""
+import os
+import stat
+
+from conftest import run
+
+
+def test_objects_belong_to_the_caller(mnt, test_user):
+    home = mnt.mnt / "home"
+    home.mkdir()
+    os.chown(home, test_user["uid"], test_user["gid"])
+    run("sh", "-c", f"cd {home} && echo hi > file && mkdir dir && ln -s file sym && mkfifo fifo",
+        user=True)
+    for name in ("file", "dir", "sym", "fifo"):
+        for root in (home, mnt.backing / "home"):
+            st = os.lstat(root / name)
+            assert (st.st_uid, st.st_gid) == (test_user["uid"], test_user["gid"]), name
+    # A device node made by root through the mount.
+    os.mknod(home / "null", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    assert stat.S_ISCHR(os.stat(mnt.backing / "home" / "null").st_mode)
+
+
+def test_setgid_directory_group(mnt, test_user):
+    shared = mnt.mnt / "shared"
+    shared.mkdir()
+    os.chown(shared, 0, test_user["extra_gid"])
+    os.chmod(shared, 0o2775)
+    run("sh", "-c", f"echo x > {shared}/f && mkdir {shared}/d", user=True)
+    for name in ("f", "d"):
+        st = os.stat(mnt.backing / "shared" / name)
+        assert st.st_uid == test_user["uid"]
+        assert st.st_gid == test_user["extra_gid"]
+    assert os.stat(shared / "d").st_mode & stat.S_ISGID
+
+
+def test_permissions_are_the_callers(mnt, test_user):
+    priv = mnt.mnt / "rootonly"
+    priv.write_text("secret")
+    os.chmod(priv, 0o600)
+    r = run("cat", priv, user=True, check=False)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    # Access through a supplementary group only.
+    grp = mnt.mnt / "grpdir"
+    grp.mkdir()
+    os.chown(grp, 0, test_user["extra_gid"])
+    os.chmod(grp, 0o770)
+    run("sh", "-c", f"echo ok > {grp}/mine", user=True)
+    assert (mnt.backing / "grpdir" / "mine").read_text() == "ok\n"
+    assert os.stat(grp / "mine").st_uid == test_user["uid"]
+
+
+def test_write_clears_setuid(mnt, test_user):
+    p = mnt.mnt / "suid"
+    p.write_text("#!/bin/sh\n")
+    os.chown(p, test_user["uid"], test_user["gid"])
+    os.chmod(p, 0o4755)
+    os.chmod(mnt.mnt, 0o755)
+    run("sh", "-c", f"echo more >> {p}", user=True)
+    assert not os.stat(mnt.backing / "suid").st_mode & stat.S_ISUID

@@ -1,0 +1,214 @@
+/*
+ * test_kat.c - known answers for the encrypted file format. With a fixed
+ * master key and a fixed nonce/file-id source, the library must produce
+ * tests/data/format-kat.txt byte for byte; then the same file is decrypted
+ * again with raw OpenSSL calls written from docs/format.md alone (HKDF by
+ * hand from HMAC, AES-256-GCM via EVP), which proves the document.
+ *
+ * Regenerate (only when the format changes on purpose):
+ *   WFS_KAT_GENERATE=tests/data/format-kat.txt ./crypto_kat
+ */
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "helpers.h"
+
+#define PLAIN_LEN 5000
+
+static uint8_t counter;
+
+/* byte n of the "random" stream is 0xa0 + n (mod 256) */
+static void fixed_random(void *arg, void *out, size_t n)
+{
+	(void)arg;
+	for (size_t i = 0; i < n; i++)
+		((uint8_t *)out)[i] = (uint8_t)(0xa0 + counter++);
+}
+
+static void kat_plain(uint8_t *p)
+{
+	for (size_t i = 0; i < PLAIN_LEN; i++)
+		p[i] = (uint8_t)(i * 31 + 7);
+}
+
+static void hex_put(FILE *f, const char *name, const uint8_t *b, size_t n)
+{
+	fprintf(f, "%s: ", name);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", b[i]);
+	fprintf(f, "\n");
+}
+
+/* Finds "name: hex" in the vector text and decodes it; returns the length. */
+static size_t hex_get(const char *text, const char *name, uint8_t *out, size_t cap)
+{
+	char key[64];
+	const char *p;
+	size_t n = 0;
+
+	snprintf(key, sizeof(key), "\n%s: ", name);
+	p = strstr(text, key);
+	assert_non_null(p);
+	p += strlen(key);
+	while (p[0] && p[1] && p[0] != '\n') {
+		unsigned v;
+		assert_int_equal(sscanf(p, "%2x", &v), 1);
+		assert_true(n < cap);
+		out[n++] = (uint8_t)v;
+		p += 2;
+	}
+	return n;
+}
+
+static char *read_vector(void)
+{
+	const char *dir = getenv("WFS_TEST_DATA");
+	char path[4096];
+	FILE *f;
+	char *buf = calloc(1, 1 << 16);
+	size_t n;
+
+	assert_non_null(dir);
+	snprintf(path, sizeof(path), "%s/format-kat.txt", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	buf[0] = '\n';
+	n = fread(buf + 1, 1, (1 << 16) - 2, f);
+	assert_true(n > 0);
+	fclose(f);
+	return buf;
+}
+
+/* HKDF-SHA256 (RFC 5869) with an empty salt and a 32-byte output, by hand. */
+static void hkdf_by_hand(const uint8_t *ikm, const char *info, uint8_t out[32])
+{
+	uint8_t zeros[32] = {0}, prk[32], msg[128];
+	unsigned len = 32;
+	size_t il = strlen(info);
+
+	assert_non_null(HMAC(EVP_sha256(), zeros, 32, ikm, 32, prk, &len));
+	memcpy(msg, info, il);
+	msg[il] = 0x01;
+	assert_non_null(HMAC(EVP_sha256(), prk, 32, msg, il + 1, out, &len));
+}
+
+/* AES-256-GCM open with raw EVP calls: 1 when authentic. */
+static int gcm_open_raw(const uint8_t *key, const uint8_t *iv, const uint8_t *aad, int aadlen,
+			const uint8_t *ct, int len, const uint8_t *tag, uint8_t *pt)
+{
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	uint8_t t[16], fin[16];
+	int outl, ok;
+
+	memcpy(t, tag, 16);
+	ok = EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) &&
+	     EVP_DecryptUpdate(c, NULL, &outl, aad, aadlen) &&
+	     (len == 0 || EVP_DecryptUpdate(c, pt, &outl, ct, len)) &&
+	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, t) &&
+	     EVP_DecryptFinal_ex(c, fin, &outl) > 0;
+	EVP_CIPHER_CTX_free(c);
+	return ok;
+}
+
+static void test_kat(void **state)
+{
+	uint8_t mk[32], plain[PLAIN_LEN], got[PLAIN_LEN], file[8192], want[8192];
+	struct wfs_keys *k;
+	struct wfs_file_hdr h;
+	int fd = test_memfd();
+	size_t flen;
+
+	(void)state;
+	for (int i = 0; i < 32; i++)
+		mk[i] = (uint8_t)i;
+	kat_plain(plain);
+	assert_int_equal(wfs__keys_from_master(mk, &k), 0);
+	counter = 0;
+	wfs__set_nonce_source(fixed_random, NULL);
+	assert_int_equal(wfs_hdr_write(k, fd, &h), 0);
+	assert_int_equal(wfs_content_pwrite(k, fd, &h, plain, PLAIN_LEN, 0), PLAIN_LEN);
+	wfs__set_nonce_source(NULL, NULL);
+	flen = (size_t)test_fsize(fd);
+	assert_int_equal(flen, wfs_cipher_size(PLAIN_LEN));
+	assert_int_equal(flen, 64 + 4124 + (PLAIN_LEN - 4096) + 28);
+	test_pread_raw(fd, file, flen, 0);
+
+	const char *gen = getenv("WFS_KAT_GENERATE");
+	if (gen != NULL) {
+		FILE *f = fopen(gen, "w");
+		assert_non_null(f);
+		fprintf(f,
+			"# wardfs encrypted-file known-answer vector (docs/format.md).\n"
+			"# plaintext: %d bytes, byte i = (i * 31 + 7) mod 256.\n"
+			"# nonces and file id: byte n drawn = (0xa0 + n) mod 256.\n"
+			"# Written once by tests/unit/crypto/test_kat.c; do not edit.\n",
+			PLAIN_LEN);
+		hex_put(f, "master_key", mk, 32);
+		hex_put(f, "content_key", k->content, 32);
+		hex_put(f, "header_key", k->header, 32);
+		hex_put(f, "file_id", h.file_id, 16);
+		hex_put(f, "cipher_file", file, flen);
+		fclose(f);
+	}
+
+	/* 1. byte for byte against the stored vector */
+	char *vec = read_vector();
+	assert_int_equal(hex_get(vec, "master_key", want, sizeof(want)), 32);
+	assert_memory_equal(want, mk, 32);
+	assert_int_equal(hex_get(vec, "content_key", want, sizeof(want)), 32);
+	assert_memory_equal(want, k->content, 32);
+	assert_int_equal(hex_get(vec, "header_key", want, sizeof(want)), 32);
+	assert_memory_equal(want, k->header, 32);
+	assert_int_equal(hex_get(vec, "cipher_file", want, sizeof(want)), flen);
+	assert_memory_equal(want, file, flen);
+	free(vec);
+
+	/* 2. independently, from docs/format.md */
+	uint8_t ck[32], hk[32], aad[24];
+	hkdf_by_hand(mk, "wardfs v1 content key", ck);
+	hkdf_by_hand(mk, "wardfs v1 header key", hk);
+	assert_memory_equal(ck, k->content, 32);
+	assert_memory_equal(hk, k->header, 32);
+	static const uint8_t magic[8] = {0x89, 0x57, 0x41, 0x52, 0x44, 0x46, 0x53, 0x00};
+	assert_memory_equal(file, magic, 8);
+	assert_int_equal(file[8] | file[9] << 8, 1); /* version */
+	assert_memory_equal(file + 16, h.file_id, 16);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(file[16 + i], 0xa0 + i); /* file id drawn first */
+	/* header: GCM over no plaintext, AAD = bytes 0..35, nonce 36..47, tag 48..63 */
+	assert_true(gcm_open_raw(hk, file + 36, file, 36, NULL, 0, file + 48, NULL));
+	file[12] ^= 1; /* reserved bytes are covered */
+	assert_false(gcm_open_raw(hk, file + 36, file, 36, NULL, 0, file + 48, NULL));
+	file[12] ^= 1;
+	/* blocks: nonce || ct || tag, AAD = file id || le64(index) */
+	size_t pos = 64, plen;
+	for (uint64_t i = 0; pos < flen; i++, pos += plen + 28) {
+		plen = flen - pos - 28 < 4096 ? flen - pos - 28 : 4096;
+		memcpy(aad, file + 16, 16);
+		for (int b = 0; b < 8; b++)
+			aad[16 + b] = (uint8_t)(i >> (8 * b));
+		assert_true(gcm_open_raw(ck, file + pos, aad, 24, file + pos + 12, (int)plen,
+					 file + pos + 12 + plen, got + i * 4096));
+		aad[16] ^= 1; /* another index must fail */
+		assert_false(gcm_open_raw(ck, file + pos, aad, 24, file + pos + 12, (int)plen,
+					  file + pos + 12 + plen, got + i * 4096));
+	}
+	assert_int_equal(pos, flen);
+	assert_memory_equal(got, plain, PLAIN_LEN);
+
+	/* 3. and the library reads it back */
+	memset(got, 0, sizeof(got));
+	assert_int_equal(wfs_content_pread(k, fd, &h, got, sizeof(got), 0), PLAIN_LEN);
+	assert_memory_equal(got, plain, PLAIN_LEN);
+	wfs_keys_free(k);
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kat),
+	};
+	assert_int_equal(wfs_crypto_init(), 0);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

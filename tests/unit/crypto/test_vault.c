@@ -1,0 +1,225 @@
+/*
+ * test_vault.c - the CLI's vault helpers (cli/vault.c, cli/passphrase.c):
+ * atomic writes, config, unlocking from a passfile, an external command or
+ * a recovery key file, and the backing-tree walk (no symlinks, no .wardfs).
+ */
+#include <fcntl.h>
+
+#include "helpers.h"
+#include "vault.h"
+
+static char root[64];
+
+static void put(const char *rel, const char *text)
+{
+	char p[256];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	strcpy(root, "/tmp/wfs-vault-XXXXXX");
+	assert_non_null(mkdtemp(root));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+static void make_vault(char rec[WFS_RECOVERY_LEN])
+{
+	struct wfs_kdf_params p = {.opslimit = 1, .memlimit = 8u << 20};
+	struct wfs_keys *k;
+	uint8_t *kf;
+	size_t len;
+	char dir[128];
+
+	snprintf(dir, sizeof(dir), "%s/.wardfs", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(wfs_keyfile_create("hunter2", 7, &p, &kf, &len, rec, &k), 0);
+	assert_false(wfs_vault_exists(root));
+	assert_int_equal(wfs_vault_write_config(root, &p), 0);
+	assert_int_equal(wfs_vault_write(root, WFS_VAULT_KEYFILE, kf, len, 0600), 0);
+	assert_true(wfs_vault_exists(root));
+	free(kf);
+	wfs_keys_free(k);
+}
+
+static void test_write_and_config(void **state)
+{
+	char rec[WFS_RECOVERY_LEN], p[256], text[1024];
+	struct stat st;
+	uint8_t *buf;
+	size_t len;
+	struct wfs_kdf_params kp = {.opslimit = 4, .memlimit = 64u << 20};
+	FILE *f;
+
+	(void)state;
+	make_vault(rec);
+	snprintf(p, sizeof(p), "%s/.wardfs/keyfile", root);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_size, 188);
+	snprintf(p, sizeof(p), "%s/.wardfs/.keyfile.tmp", root);
+	assert_int_equal(access(p, F_OK), -1); /* no temp left behind */
+	assert_int_equal(wfs_vault_read_keyfile(root, &buf, &len), 0);
+	assert_int_equal(len, 188);
+	assert_int_equal(wfs_keyfile_check(buf, len, NULL), 0);
+	free(buf);
+
+	/* config: rewritten with new cost, same creation time */
+	snprintf(p, sizeof(p), "%s/.wardfs/config", root);
+	f = fopen(p, "r");
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = 0;
+	fclose(f);
+	char *created = strstr(text, "created ");
+	assert_non_null(created);
+	assert_non_null(strstr(text, "kdf-memory-mib 8\n"));
+	char c1[40];
+	memcpy(c1, created, 30);
+	sleep(1);
+	assert_int_equal(wfs_vault_write_config(root, &kp), 0);
+	f = fopen(p, "r");
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = 0;
+	fclose(f);
+	assert_non_null(strstr(text, "kdf-ops 4\n"));
+	assert_non_null(strstr(text, "kdf-memory-mib 64\n"));
+	assert_memory_equal(strstr(text, "created "), c1, 30);
+	assert_int_equal(wfs_vault_read_keyfile("/nonexistent", &buf, &len), -ENOENT);
+}
+
+static void test_unlock_sources(void **state)
+{
+	char pf[256], cmd[300];
+	struct wfs_keys *k;
+	struct wfs_pass_opts po = {0};
+
+	(void)state;
+	/* the vault from the previous test */
+	assert_true(wfs_vault_exists(root));
+	snprintf(pf, sizeof(pf), "%s/pass", root);
+	put("pass", "hunter2\n");
+	po.passfile = pf;
+	assert_int_equal(wfs_vault_unlock(root, &po, &k), 0);
+	assert_non_null(k);
+	wfs_keys_free(k);
+	put("pass", "hunter3\n");
+	assert_int_equal(wfs_vault_unlock(root, &po, &k), -EACCES);
+	assert_null(k);
+	put("pass", "hunter2\r\nsecond line\n");
+	assert_int_equal(wfs_vault_unlock(root, &po, &k), 0);
+	wfs_keys_free(k);
+	put("pass", "\n");
+	assert_int_equal(wfs_vault_unlock(root, &po, &k), -EINVAL); /* empty */
+	po.passfile = NULL;
+	snprintf(cmd, sizeof(cmd), "printf 'hunter2\\nmore'");
+	po.extpass = cmd;
+	assert_int_equal(wfs_vault_unlock(root, &po, &k), 0);
+	wfs_keys_free(k);
+	po.extpass = "echo hunter2; exit 3";
+	assert_int_equal(wfs_vault_unlock(root, &po, &k), -EIO);
+}
+
+static void test_recovery_file(void **state)
+{
+	char rec[WFS_RECOVERY_LEN], rf[256], text[128];
+	struct wfs_keys *k;
+	struct wfs_pass_opts po = {0};
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/.wardfs'", root);
+	assert_int_equal(system(cmd), 0);
+	make_vault(rec);
+	snprintf(rf, sizeof(rf), "%s/rec", root);
+	snprintf(text, sizeof(text), "%s\n", rec);
+	put("rec", text);
+	po.recovery_key_file = rf;
+	assert_int_equal(wfs_vault_unlock(root, &po, &k), 0);
+	wfs_keys_free(k);
+	put("rec", "0123\n");
+	assert_int_equal(wfs_vault_unlock(root, &po, &k), -EINVAL); /* malformed */
+	rec[0] = rec[0] == 'a' ? 'b' : 'a';
+	snprintf(text, sizeof(text), "%s\n", rec);
+	put("rec", text);
+	assert_int_equal(wfs_vault_unlock(root, &po, &k), -EACCES);
+}
+
+struct seen {
+	char paths[16][64];
+	int n;
+};
+
+static int collect(void *arg, int dfd, const char *name, const char *rel, const struct stat *st)
+{
+	struct seen *s = arg;
+
+	assert_true(S_ISREG(st->st_mode));
+	assert_true(faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0);
+	assert_true(s->n < 16);
+	snprintf(s->paths[s->n++], 64, "%s", rel);
+	return 0;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void test_walk(void **state)
+{
+	char p[256], q[256];
+	struct seen s = {0};
+	unsigned errors = 0;
+
+	(void)state;
+	snprintf(p, sizeof(p), "%s/a", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/a/b", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	put("a/b/deep", "x");
+	put("top", "y");
+	snprintf(p, sizeof(p), "%s/a/link", root);
+	assert_int_equal(symlink("/etc/passwd", p), 0);
+	snprintf(q, sizeof(q), "%s/a/dirlink", root);
+	assert_int_equal(symlink("/etc", q), 0);
+	assert_int_equal(wfs_vault_walk(root, collect, &s, &errors), 0);
+	assert_int_equal(errors, 0);
+	qsort(s.paths, (size_t)s.n, sizeof(s.paths[0]), cmp);
+	/* pass and rec from the earlier tests, no .wardfs, no symlinks */
+	assert_int_equal(s.n, 4);
+	assert_string_equal(s.paths[0], "/a/b/deep");
+	assert_string_equal(s.paths[1], "/pass");
+	assert_string_equal(s.paths[2], "/rec");
+	assert_string_equal(s.paths[3], "/top");
+	assert_int_equal(wfs_vault_walk("/nonexistent", collect, &s, &errors), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_write_and_config),
+		cmocka_unit_test(test_unlock_sources),
+		cmocka_unit_test(test_recovery_file),
+		cmocka_unit_test(test_walk),
+	};
+	assert_int_equal(wfs_crypto_init(), 0);
+	wfs_vault_set_prog("test_vault");
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
