@@ -64,11 +64,23 @@ def fmt_ratio(a, b):
     return f"{a / b:.2f}x"
 
 
+def workload_of(metric):
+    """The run.sh workload that produces a metric (failures are per workload)."""
+    if metric.startswith("seqread"):
+        return "seqread"
+    if metric in ("create", "stat", "read"):
+        return "metadata"
+    if metric == "delete":
+        return "metadata-delete"
+    if metric.startswith("open-"):
+        return "open"
+    return metric
+
+
 def table(results_path, header_path, systems):
     vals = defaultdict(list)        # (metric, system) -> [float]
-    fails = {}                      # (metric or workload:*, system) -> note
-    metric_workload = {}
-    seen_metrics = set()
+    fails = {}                      # (workload, system) -> first failure note
+    failed_workloads = set()
     with open(results_path) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
@@ -77,41 +89,31 @@ def table(results_path, header_path, systems):
             workload, metric, system, _rep, value = parts[:5]
             note = parts[5] if len(parts) > 5 else ""
             if value in ("FAIL", "SKIP"):
-                key = (f"{workload}:*" if metric == "*" else metric, system)
-                fails.setdefault(key, f"{value}: {note}" if note else value)
+                fails.setdefault((workload, system), f"{value}: {note}" if note else value)
+                failed_workloads.add(workload)
                 continue
-            metric_workload[metric] = workload
-            seen_metrics.add(metric)
             vals[(metric, system)].append(float(value))
+    seen = {m for m, _ in vals}
 
-    open_metrics = sorted((m for m in seen_metrics if OPEN_RE.match(m)),
+    # Which tables: every metric with data, plus those of workloads that only
+    # failed (so a failure is never silently dropped from the report).
+    metrics = [m for m in METRICS if m[0] in seen or workload_of(m[0]) in failed_workloads]
+    open_metrics = sorted((m for m in seen if OPEN_RE.match(m)),
                           key=lambda m: int(OPEN_RE.match(m).group(1)))
-    metrics = [m for m in METRICS if m[0] in seen_metrics]
-    metrics += [(m, f"Open-heavy: open + close existing files, "
-                    f"{OPEN_RE.match(m).group(1)} thread(s)", "opens/s", True)
-                for m in open_metrics]
-    # Metrics whose every run failed still get a table, from the failure rows.
-    workload_of = {"seqwrite": "seqwrite", "seqread-cold": "seqread",
-                   "seqread-warm": "seqread", "randread": "randread",
-                   "randwrite": "randwrite", "create": "metadata", "stat": "metadata",
-                   "read": "metadata", "delete": "metadata"}
-    failed_workloads = {k[0][:-2] for k in fails if k[0].endswith(":*")}
-    for m in METRICS:
-        if m[0] not in seen_metrics and workload_of[m[0]] in failed_workloads:
-            metrics.append(m)
-    if "open" in failed_workloads and not open_metrics:
-        metrics.append(("open-*", "Open-heavy: open + close existing files", "opens/s", True))
-    order = {m[0]: i for i, m in enumerate(METRICS)}
-    metrics.sort(key=lambda m: (order.get(m[0], len(METRICS)),
-                                int(OPEN_RE.match(m[0]).group(1)) if OPEN_RE.match(m[0]) else 0))
+    if not open_metrics and "open" in failed_workloads:
+        open_metrics = ["open-all"]
+    for m in open_metrics:
+        n = OPEN_RE.match(m)
+        metrics.append((m, "Open-heavy: open + close existing files, " +
+                        (f"{n.group(1)} thread(s)" if n else "all thread counts"),
+                        "opens/s", True))
 
     def median(metric, system):
         v = vals.get((metric, system))
         return statistics.median(v) if v else None
 
     def failure(metric, system):
-        wl = metric_workload.get(metric) or workload_of.get(metric) or "open"
-        return fails.get((metric, system)) or fails.get((f"{wl}:*", system))
+        return fails.get((workload_of(metric), system))
 
     with open(header_path) as f:
         out = [f.read().rstrip("\n"), ""]
@@ -142,7 +144,7 @@ def table(results_path, header_path, systems):
                     row.append(fmt_ratio(m, hp))
                 row.append(fmt_ratio(m, gc) if s == "wardfs-sensitive" else "–")
                 row.append(runs)
-            out.append("| " + " | ".join(row) + " |")
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
         out.append("")
     out.append("Ratios are system median / reference median: above 1.00x is faster "
                "than the reference.")

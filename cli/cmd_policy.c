@@ -29,8 +29,7 @@ static void usage(FILE *f)
 		   "whose\n"
 		   "                                        form on disk disagrees with the "
 		   "policy\n\n"
-		   "The default policy file is " DEFAULT_POLICY
-		   ". As root, policy files must be\n"
+		   "The default policy file is " DEFAULT_POLICY ". As root, policy files must be\n"
 		   "owned by root and not writable by group or others, as for the daemon.\n"
 		   "See wardfs-policy(5) for the language.\n");
 }

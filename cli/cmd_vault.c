@@ -878,7 +878,7 @@ static const char migrate_usage[] =
 	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
 	"  -h, --help               show this help\n"
 	"\n"
-	"Exit status: 0 all converted, 1 some file failed or could not be read.\n";
+	"Exit status: 0 all converted, 1 some file was not converted or read.\n";
 
 int wfs_cmd_migrate(int argc, char **argv)
 {
@@ -945,7 +945,7 @@ int wfs_cmd_migrate(int argc, char **argv)
 	if (m.temps)
 		printf("; removed %u leftover file%s", m.temps, m.temps == 1 ? "" : "s");
 	printf(".\n");
-	status = m.failed || m.errors ? 1 : 0;
+	status = m.failed || m.skipped || m.errors ? 1 : 0;
 out:
 	if (m.buf != NULL)
 		sodium_memzero(m.buf, CHUNK), free(m.buf);

@@ -31,6 +31,20 @@ static const char *form_label(int form)
 	return form < 0 ? NULL : wfs_form_name((enum wfs_form)form);
 }
 
+/*
+ * With handle_killpriv_v2 (asked for so writes skip a GETXATTR each) the
+ * kernel leaves clearing setuid/setgid on write to the daemon, and a
+ * passthrough write never reaches the daemon (and runs with the daemon's
+ * CAP_FSETID on the backing file). So files whose write must clear those
+ * bits are forwarded; security.capability is cleared by the backing
+ * filesystem itself on any write.
+ */
+static bool kills_privs(const struct stat *st)
+{
+	return (st->st_mode & S_ISUID) ||
+	       (st->st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+}
+
 /* Registers the inode's backing file once; shared by all its opens. */
 static int passthrough_id(fuse_req_t req, struct wfs_inode *n, int fd)
 {
@@ -89,6 +103,8 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 		if (form == WFS_FORM_ENCRYPTED ||
 		    (form == WFS_FORM_EMPTY && dec->cls == WFS_SENSITIVE && wfs.keys))
 			n->serve = WFS_SERVE_ENCRYPTED;
+		else if (kills_privs(&st))
+			n->serve = WFS_SERVE_FORWARD;
 		else
 			n->serve = wfs.passthrough ? WFS_SERVE_PASSTHROUGH : WFS_SERVE_FORWARD;
 		atomic_store(&n->form, form);

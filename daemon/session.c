@@ -160,6 +160,14 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	/* Keys live in this process: no core dumps, no ptrace by others. */
 	prctl(PR_SET_DUMPABLE, 0);
 
+	/* SIGHUP reloads the policy (the watcher thread waits for it) instead
+	 * of ending the session: block it before any thread (the audit writer,
+	 * FUSE workers) starts, so every thread inherits the mask. */
+	sigset_t hup;
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &hup, NULL);
+
 	memset(&wfs, 0, sizeof(wfs));
 	wfs.o = o;
 	wfs.keys = o->keys;
@@ -230,12 +238,6 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	wfs.se = se;
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out;
-	/* SIGHUP reloads the policy (the watcher waits for it) instead of
-	 * ending the session; block it before any thread starts. */
-	sigset_t hup;
-	sigemptyset(&hup);
-	sigaddset(&hup, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 
 	if (fuse_session_mount(se, o->mountpoint) != 0) {
 		report(o, "wardfs: cannot mount on '%s'", o->mountpoint);

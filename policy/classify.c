@@ -23,8 +23,8 @@ const char *wfs_class_name(enum wfs_class c)
 
 /* Scans one candidate list (descending) for a match above *best. `t` is the
  * path component the list was found at (IXN_FLOAT) or the path start. */
-static inline void scan(const struct wfs_policy *p, uint32_t node, const char *path,
-			const char *t, const char *pe, int *best)
+static inline void scan(const struct wfs_policy *p, uint32_t node, const char *path, const char *t,
+			const char *pe, int *best)
 {
 	const struct pol_index *ix = &p->ix;
 	const struct ix_node *nd = &ix->nodes[node];

@@ -53,8 +53,8 @@ static uint32_t find_or_add(struct builder *b, uint32_t tag, const char *key, si
 	size_t mask = ix->cap - 1, i = (size_t)m & mask;
 	while (ix->tab[i].key)
 		i = (i + 1) & mask;
-	ix->tab[i] = (struct ix_ent){.h = m, .key = key, .klen = (uint32_t)klen, .tag = tag,
-				     .node = node};
+	ix->tab[i] = (struct ix_ent){
+		.h = m, .key = key, .klen = (uint32_t)klen, .tag = tag, .node = node};
 	ix->used++;
 	return node;
 }
@@ -161,7 +161,8 @@ static int build_index(struct wfs_policy *p)
 					tag = IX_TAG_P2;
 					key = head;
 					klen = 2;
-					unsigned k = (unsigned char)head[0] << 8 | (unsigned char)head[1];
+					unsigned k = (unsigned char)head[0] << 8 |
+						     (unsigned char)head[1];
 					ix->p2bits[k >> 6] |= 1ull << (k & 63);
 					ix->n_p2++;
 				} else if (rl >= 3) {
@@ -312,7 +313,7 @@ static int shadow_warnings(const struct wfs_policy *p, struct pol_diagsink *diag
 				 "later rule '%s' at %s:%u",
 				 shorten(o->text, qb, sizeof(qb)), o->file, o->line);
 		}
-next:;
+	next:;
 	}
 	free(seen);
 	free(dead);

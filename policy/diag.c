@@ -23,8 +23,8 @@ static void push(struct wfs_policy_diags *d, const struct wfs_policy_diag *x)
 		d->nerrors++;
 }
 
-void pol_diag(struct pol_diagsink *s, bool is_error, const char *file, unsigned line,
-	      unsigned col, const char *fmt, ...)
+void pol_diag(struct pol_diagsink *s, bool is_error, const char *file, unsigned line, unsigned col,
+	      const char *fmt, ...)
 {
 	if (is_error)
 		s->nerrors++;

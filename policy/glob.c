@@ -254,7 +254,8 @@ int pol_pattern_compile(struct pol_arena *a, const char *raw, size_t len, struct
 			if (i > cs) {
 				if (nc == POL_MAX_PATTERN_COMPS) {
 					*erroff = i;
-					*errmsg = "too many components in pattern; expected at most 512";
+					*errmsg = "too many components in pattern; expected at "
+						  "most 512";
 					return -1;
 				}
 				comps[nc].s = cs;

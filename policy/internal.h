@@ -15,11 +15,11 @@
 
 #include "policy.h"
 
-#define POL_MAX_LINE 4096u         /* bytes per line, without the newline */
-#define POL_MAX_FILE (8u << 20)    /* bytes per policy file */
-#define POL_MAX_DEPTH 16u          /* include nesting */
-#define POL_MAX_DIAGS 200u         /* diagnostics kept before giving up */
-#define POL_MAX_PATTERN_COMPS 512u /* components in one pattern */
+#define POL_MAX_LINE	      4096u	 /* bytes per line, without the newline */
+#define POL_MAX_FILE	      (8u << 20) /* bytes per policy file */
+#define POL_MAX_DEPTH	      16u	 /* include nesting */
+#define POL_MAX_DIAGS	      200u	 /* diagnostics kept before giving up */
+#define POL_MAX_PATTERN_COMPS 512u	 /* components in one pattern */
 
 /* ---- arena: every string and array of a compiled policy ---------------- */
 
@@ -47,7 +47,7 @@ void pol_sha256_hex(const uint8_t d[32], char hex[65]);
 /* ---- patterns (glob.c) --------------------------------------------------- */
 
 enum pc_kind {
-	PC_LIT,   /* literal component, unescaped text */
+	PC_LIT,	  /* literal component, unescaped text */
 	PC_GLOB,  /* component with * ? [ or escapes, raw glob text */
 	PC_DSTAR, /* a whole "**" component: zero or more components */
 };
@@ -124,10 +124,10 @@ struct ix_ent {
 
 #define IX_TAG_LIT 0xfffffff0u /* floating, first component literal */
 #define IX_TAG_EXT 0xfffffff1u /* floating, first component ends in ".ext" */
-#define IX_TAG_P2 0xfffffff2u  /* floating, first component has a 2-byte literal head */
-#define IX_TAG_P1 0xfffffff3u  /* floating, first component has a 1-byte literal head */
+#define IX_TAG_P2  0xfffffff2u /* floating, first component has a 2-byte literal head */
+#define IX_TAG_P1  0xfffffff3u /* floating, first component has a 1-byte literal head */
 #define IX_TAG_TRI 0xfffffff4u /* floating, first component contains a 3-byte literal */
-#define IX_NONE 0xffffffffu
+#define IX_NONE	   0xffffffffu
 
 struct pol_index {
 	struct ix_ent *tab;
@@ -163,8 +163,8 @@ struct pol_diagsink {
 	size_t nerrors, ntotal;
 	bool stopped; /* too many diagnostics: parsing gives up */
 };
-void pol_diag(struct pol_diagsink *s, bool is_error, const char *file, unsigned line,
-	      unsigned col, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void pol_diag(struct pol_diagsink *s, bool is_error, const char *file, unsigned line, unsigned col,
+	      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* ---- loader (load.c, parse.c) --------------------------------------------- */
 

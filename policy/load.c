@@ -66,8 +66,7 @@ static int read_all(int fd, char **out, size_t *outlen)
 	return 0;
 }
 
-int pol_load_file(struct pol_loader *L, const char *path, const char *wf, unsigned wl,
-		  unsigned wc)
+int pol_load_file(struct pol_loader *L, const char *path, const char *wf, unsigned wl, unsigned wc)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
@@ -115,9 +114,10 @@ int pol_load_file(struct pol_loader *L, const char *path, const char *wf, unsign
 				 "refusing '%s': writable by %s (mode %04o); expected a file only "
 				 "root can write, such as mode 0644",
 				 path,
-				 (st.st_mode & S_IWGRP) && (st.st_mode & S_IWOTH) ? "group and others"
-				 : (st.st_mode & S_IWGRP)                         ? "group"
-										  : "others",
+				 (st.st_mode & S_IWGRP) && (st.st_mode & S_IWOTH)
+					 ? "group and others"
+				 : (st.st_mode & S_IWGRP) ? "group"
+							  : "others",
 				 (unsigned)(st.st_mode & 07777));
 			goto out;
 		}
@@ -145,8 +145,8 @@ int pol_load_file(struct pol_loader *L, const char *path, const char *wf, unsign
 		goto out;
 	}
 	if (st.st_size > (off_t)POL_MAX_FILE) {
-		FILE_ERR(L, path, wf, wl, wc, "'%s' is too large; expected at most %u bytes",
-			 path, POL_MAX_FILE);
+		FILE_ERR(L, path, wf, wl, wc, "'%s' is too large; expected at most %u bytes", path,
+			 POL_MAX_FILE);
 		goto out;
 	}
 	int e = read_all(fd, &buf, &len);

@@ -230,7 +230,8 @@ static int parse_opts(struct pol_loader *L, const char *file, unsigned lineno, c
 			if (kind == OPT_EXE) {
 				if (v[0] != '/') {
 					pol_diag(&L->diag, true, file, lineno, ecol,
-						 "allow-exe path '%.200s' is not absolute; expected a "
+						 "allow-exe path '%.200s' is not absolute; "
+						 "expected a "
 						 "path starting with '/'",
 						 v);
 					return -1;
@@ -244,11 +245,13 @@ static int parse_opts(struct pol_loader *L, const char *file, unsigned lineno, c
 							 "unknown %s '%.200s'; expected a %s name "
 							 "or a numeric %s",
 							 grp ? "group" : "user", v,
-							 grp ? "group" : "user", grp ? "gid" : "uid");
+							 grp ? "group" : "user",
+							 grp ? "gid" : "uid");
 					else
 						pol_diag(&L->diag, true, file, lineno, ecol,
 							 "cannot look up %s '%.200s': %s",
-							 grp ? "group" : "user", v, strerror(errno));
+							 grp ? "group" : "user", v,
+							 strerror(errno));
 					return -1;
 				}
 			}
@@ -277,8 +280,7 @@ static int parse_opts(struct pol_loader *L, const char *file, unsigned lineno, c
 		goto oom;
 	if (counts[OPT_USER] && !(o->uids = pol_arena_alloc(a, counts[OPT_USER] * sizeof(uid_t))))
 		goto oom;
-	if (counts[OPT_GROUP] &&
-	    !(o->gids = pol_arena_alloc(a, counts[OPT_GROUP] * sizeof(gid_t))))
+	if (counts[OPT_GROUP] && !(o->gids = pol_arena_alloc(a, counts[OPT_GROUP] * sizeof(gid_t))))
 		goto oom;
 	for (size_t k = 0; k < nv; k++) {
 		if (vals[k].kind == OPT_EXE)
@@ -313,8 +315,8 @@ static struct rule *add_rule(struct pol_loader *L)
 	return r;
 }
 
-static void stmt_default(struct pol_loader *L, const char *file, unsigned lineno,
-			 const char *line, size_t len, size_t pos, const struct tok *kw)
+static void stmt_default(struct pol_loader *L, const char *file, unsigned lineno, const char *line,
+			 size_t len, size_t pos, const struct tok *kw)
 {
 	struct tok t, extra;
 	char qb[80];
@@ -350,8 +352,8 @@ static void stmt_default(struct pol_loader *L, const char *file, unsigned lineno
 	p->def_line = lineno;
 }
 
-static void stmt_include(struct pol_loader *L, const char *file, unsigned lineno,
-			 const char *line, size_t len, size_t pos, const struct tok *kw)
+static void stmt_include(struct pol_loader *L, const char *file, unsigned lineno, const char *line,
+			 size_t len, size_t pos, const struct tok *kw)
 {
 	struct tok t, extra;
 	char qb[80];
@@ -423,14 +425,14 @@ void pol_parse_line(struct pol_loader *L, const char *file, const char *line, si
 {
 	if (L->diag.stopped || L->oom)
 		return;
+	if (len && line[len - 1] == '\r')
+		len--;
 	if (len > POL_MAX_LINE) {
 		pol_diag(&L->diag, true, file, lineno, POL_MAX_LINE + 1,
 			 "line is too long (%zu bytes); expected at most %u bytes per line", len,
 			 POL_MAX_LINE);
 		return;
 	}
-	if (len && line[len - 1] == '\r')
-		len--;
 	const char *nul = memchr(line, 0, len);
 	if (nul) {
 		pol_diag(&L->diag, true, file, lineno, (unsigned)(nul - line) + 1,

@@ -263,7 +263,7 @@ def test_git_and_c_build(mnt):
     run("make", "-C", mnt.mnt / "clone")
     assert run(mnt.mnt / "clone" / "hello").stdout == "hi\n"
     assert run("git", "-C", mnt.mnt / "clone", "status", "--porcelain").stdout.strip() == "?? hello"
-    run("git", "-C", mnt.mnt / "clone", "fsck", "-q")
+    run("git", "-C", mnt.mnt / "clone", "fsck")
 
 
 def test_concurrent_writers(mnt):

@@ -152,9 +152,9 @@ int main(int argc, char **argv)
 		if (rate > best)
 			best = rate;
 	}
-	printf("rules=%zu paths=%zu public=%lu sensitive=%lu deny=%lu\n",
-	       wfs_policy_rule_count(p), npaths, counts[0] / (unsigned long)rounds,
-	       counts[1] / (unsigned long)rounds, counts[2] / (unsigned long)rounds);
+	printf("rules=%zu paths=%zu public=%lu sensitive=%lu deny=%lu\n", wfs_policy_rule_count(p),
+	       npaths, counts[0] / (unsigned long)rounds, counts[1] / (unsigned long)rounds,
+	       counts[2] / (unsigned long)rounds);
 	printf("classify: %.0f paths/s (best of %d)\n", best, rounds);
 	free(buf);
 	free(off);

@@ -30,8 +30,7 @@ static inline struct wfs_policy *parse_ok(const char *src)
 {
 	struct wfs_policy *p = NULL;
 	struct wfs_policy_diags d = {0};
-	int rc = wfs_policy_parse_buffer("policy", src, strlen(src), WFS_POLICY_NO_INCLUDE, &p,
-					 &d);
+	int rc = wfs_policy_parse_buffer("policy", src, strlen(src), WFS_POLICY_NO_INCLUDE, &p, &d);
 	if (rc)
 		dump_diags(&d);
 	assert_int_equal(rc, 0);
@@ -93,8 +92,8 @@ static inline void assert_diag(const struct wfs_policy_diags *d, const char *wan
 }
 
 /* Asserts the first diagnostic is an error at line:col containing text. */
-static inline void assert_first_error(const struct wfs_policy_diags *d, unsigned line,
-				      unsigned col, const char *text)
+static inline void assert_first_error(const struct wfs_policy_diags *d, unsigned line, unsigned col,
+				      const char *text)
 {
 	assert_true(d->n >= 1);
 	if (!d->v[0].is_error || d->v[0].line != line || d->v[0].col != col ||

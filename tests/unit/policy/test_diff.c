@@ -76,10 +76,9 @@ static bool ref_match(struct ref_rule *r, const char *path)
 }
 
 static const char *const pool[] = {
-	"a",    "b",    "ab",  "ba",   "abc",   "*",     "?",    "a*",   "*b",   "[ab]",
-	"[!a]", "[^b]", "**",  "**",   "*.x",   "a.x",   "a*.x", "*a.x", "ab*",  "a?c",
-	"\\*",  "x*y",  ".x",  "*c*",  "[a-c]", "[a-c]*", "?.x", "b**",  "c",    "[]a]",
-	"*abc*", "?bca", "*ab?c",
+	"a",	"b",   "ab",	"ba",	  "abc", "*",	 "?",	 "a*",	 "*b",	  "[ab]", "[!a]",
+	"[^b]", "**",  "**",	"*.x",	  "a.x", "a*.x", "*a.x", "ab*",	 "a?c",	  "\\*",  "x*y",
+	".x",	"*c*", "[a-c]", "[a-c]*", "?.x", "b**",	 "c",	 "[]a]", "*abc*", "?bca", "*ab?c",
 };
 
 static void gen_pattern(char *out, size_t n)
@@ -89,7 +88,8 @@ static void gen_pattern(char *out, size_t n)
 	if (rnd(2))
 		out[o++] = '/';
 	for (int i = 0; i < nc; i++) {
-		o += (size_t)snprintf(out + o, n - o, "%s%s", i ? "/" : "", pool[rnd(sizeof(pool) / sizeof(pool[0]))]);
+		o += (size_t)snprintf(out + o, n - o, "%s%s", i ? "/" : "",
+				      pool[rnd(sizeof(pool) / sizeof(pool[0]))]);
 	}
 	if (rnd(5) == 0)
 		out[o++] = '/';
@@ -158,7 +158,8 @@ static void test_differential(void **state)
 				if (!ref_match(&ref[i], path))
 					continue;
 				if (n >= h.n || h.idx[n] != i) {
-					fprintf(stderr, "path %s: each_match differs at rule %d (%s)\n",
+					fprintf(stderr,
+						"path %s: each_match differs at rule %d (%s)\n",
 						path, i, pats[i]);
 					fail();
 				}

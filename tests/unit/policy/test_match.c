@@ -116,8 +116,10 @@ static void test_question_utf8(void **state)
 	assert_false(matches("/caf??", "/caf\xc3\xa9"));
 	assert_true(matches("/[\xc3\xa9\xc3\xa8]t\xc3\xa9", "/\xc3\xa8t\xc3\xa9"));
 	/* invalid UTF-8 in a path is one byte per '?' */
-	assert_true(matches("/a?b", "/a\xffz" "b") == false);
-	assert_true(matches("/a?b", "/a\xff" "b"));
+	assert_true(matches("/a?b", "/a\xffz"
+				    "b") == false);
+	assert_true(matches("/a?b", "/a\xff"
+				    "b"));
 }
 
 static void test_char_classes(void **state)
@@ -201,14 +203,13 @@ static void test_last_match_wins_and_default(void **state)
 static void test_design_example(void **state)
 {
 	(void)state;
-	struct wfs_policy *p =
-		parse_ok("default public\n"
-			 "sensitive  /.ssh/**\n"
-			 "public     /.ssh/*.pub          # later rules win\n"
-			 "sensitive  *.pem\n"
-			 "sensitive  /Documents/private/**\n"
-			 "sensitive  /.aws/credentials    allow-exe=/usr/bin/aws\n"
-			 "deny       /.netrc\n");
+	struct wfs_policy *p = parse_ok("default public\n"
+					"sensitive  /.ssh/**\n"
+					"public     /.ssh/*.pub          # later rules win\n"
+					"sensitive  *.pem\n"
+					"sensitive  /Documents/private/**\n"
+					"sensitive  /.aws/credentials    allow-exe=/usr/bin/aws\n"
+					"deny       /.netrc\n");
 	assert_int_equal(cls(p, "/.ssh/id_ed25519"), WFS_SENSITIVE);
 	assert_int_equal(cls(p, "/.ssh/id_ed25519.pub"), WFS_PUBLIC);
 	assert_int_equal(cls(p, "/.ssh"), WFS_PUBLIC);
@@ -285,12 +286,12 @@ static void test_each_match_order(void **state)
 static void test_allows(void **state)
 {
 	(void)state;
-	struct wfs_policy *p = parse_ok(
-		"sensitive /a allow-exe=/usr/bin/aws,/usr/bin/env\n"
-		"sensitive /u allow-user=root,1000\n"
-		"sensitive /g allow-group=root,4242\n"
-		"sensitive /all allow-exe=/bin/cat allow-user=1000 allow-group=50\n"
-		"public /open\n");
+	struct wfs_policy *p =
+		parse_ok("sensitive /a allow-exe=/usr/bin/aws,/usr/bin/env\n"
+			 "sensitive /u allow-user=root,1000\n"
+			 "sensitive /g allow-group=root,4242\n"
+			 "sensitive /all allow-exe=/bin/cat allow-user=1000 allow-group=50\n"
+			 "public /open\n");
 	struct wfs_decision d;
 	gid_t sup[] = {7, 4242};
 	struct wfs_caller c = {.uid = 1000, .gid = 100, .exe = "/usr/bin/aws"};

@@ -111,7 +111,7 @@ static void test_long_line(void **state)
 {
 	(void)state;
 	size_t n = 1u << 20;
-	char *src = malloc(n + 32);
+	char *src = malloc(n + 64);
 	assert_non_null(src);
 	strcpy(src, "public /ok\nsensitive /");
 	size_t l = strlen(src);
@@ -261,14 +261,14 @@ static void test_warnings(void **state)
 	(void)state;
 	struct wfs_policy *p = NULL;
 	struct wfs_policy_diags d = {0};
-	const char *src = "sensitive *.pem\n"       /* 1: repeated at 4 */
-			  "sensitive /a/b/c\n"      /* 2: covered by 5 */
-			  "public /x/y\n"           /* 3: fine */
-			  "public *.pem\n"          /* 4 */
-			  "deny /a/**\n"            /* 5 */
-			  "public id_rsa\n"         /* 6: covered by 7 */
-			  "sensitive id_*\n"        /* 7 */
-			  "public /x/*/z\n";        /* 8: fine, not a proof */
+	const char *src = "sensitive *.pem\n"  /* 1: repeated at 4 */
+			  "sensitive /a/b/c\n" /* 2: covered by 5 */
+			  "public /x/y\n"      /* 3: fine */
+			  "public *.pem\n"     /* 4 */
+			  "deny /a/**\n"       /* 5 */
+			  "public id_rsa\n"    /* 6: covered by 7 */
+			  "sensitive id_*\n"   /* 7 */
+			  "public /x/*/z\n";   /* 8: fine, not a proof */
 	assert_int_equal(wfs_policy_parse_buffer("policy", src, strlen(src), 0, &p, &d), 0);
 	assert_int_equal(d.nerrors, 0);
 	assert_int_equal(d.n, 3);
@@ -335,17 +335,21 @@ static void test_sha256_vectors(void **state)
 	char hex[65];
 	/* FIPS 180-2 appendix B vectors */
 	sha_hex("abc", 3, 3, hex);
-	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(hex,
+			    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
 	sha_hex(m, strlen(m), 7, hex);
-	assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	assert_string_equal(hex,
+			    "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 	char *a = malloc(1000000);
 	memset(a, 'a', 1000000);
 	sha_hex(a, 1000000, 4099, hex);
-	assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	assert_string_equal(hex,
+			    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 	free(a);
 	sha_hex("", 0, 1, hex);
-	assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_string_equal(hex,
+			    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 int main(void)

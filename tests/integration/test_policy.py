@@ -1,0 +1,138 @@
+"""The policy on a live mount: deny, allow-exe/user/group with real
+processes, EXDEV between classes, reload on change and SIGHUP, status, and
+the policy CLI on bad input."""
+import errno
+import os
+import shutil
+import signal
+import time
+
+import pytest
+
+from conftest import run, wardfs, wait_for, TEST_USER
+
+
+def test_deny_open_but_stat_and_readdir_work(mnt):
+    (mnt.backing / "denied").mkdir()
+    (mnt.backing / "denied" / "f").write_text("x")
+    (mnt.backing / ".netrc").write_text("machine x password y")
+    for p in (mnt.mnt / ".netrc", mnt.mnt / "denied" / "f"):
+        with pytest.raises(PermissionError):
+            open(p).read()
+        assert os.stat(p).st_size > 0
+    assert "f" in os.listdir(mnt.mnt / "denied")
+    with pytest.raises(PermissionError):
+        (mnt.mnt / "denied" / "new").write_text("x")
+    assert not (mnt.backing / "denied" / "new").exists()
+
+
+def reload_policy(m, text):
+    m.policy.write_text(text)
+    os.kill(int(m.status()["pid"]), signal.SIGHUP)
+    assert wait_for(lambda: m.status()["policy-sha256"] != m.old_sha, 5)
+
+
+def test_allow_exe_uses_the_real_executable(mnt, base):
+    (mnt.mnt / "creds").write_text("token")
+    mnt.old_sha = mnt.status()["policy-sha256"]
+    reload_policy(mnt, mnt.policy.read_text() + "public /creds allow-exe=/usr/bin/cat\n")
+    assert run("/usr/bin/cat", mnt.mnt / "creds").stdout == "token"
+    copy = base / "mycat"
+    shutil.copy("/usr/bin/cat", copy)
+    r = run(copy, mnt.mnt / "creds", check=False)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    # argv[0] does not matter: exec the copy under the name "cat".
+    r = run("bash", "-c", f"exec -a /usr/bin/cat {copy} {mnt.mnt / 'creds'}", check=False)
+    assert r.returncode != 0
+
+
+def test_allow_user_and_group(mnt, test_user):
+    os.chmod(mnt.mnt, 0o755)
+    for name in ("u", "g"):
+        (mnt.mnt / name).write_text(name)
+        os.chmod(mnt.mnt / name, 0o644)
+    mnt.old_sha = mnt.status()["policy-sha256"]
+    reload_policy(mnt, mnt.policy.read_text() +
+                  "public /u allow-user=root\npublic /g allow-group=wardfs-extra,root\n")
+    assert run("cat", mnt.mnt / "u").stdout == "u"
+    r = run("cat", mnt.mnt / "u", user=True, check=False)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    # The test user reaches /g through its supplementary group.
+    assert run("cat", mnt.mnt / "g", user=True).stdout == "g"
+
+
+def test_rename_and_link_across_classes(mnt):
+    (mnt.mnt / "secret").mkdir()
+    (mnt.mnt / "pub").write_text("p")
+    with pytest.raises(OSError) as e:
+        os.rename(mnt.mnt / "pub", mnt.mnt / "secret" / "pub")
+    assert e.value.errno == errno.EXDEV
+    with pytest.raises(OSError) as e:
+        os.link(mnt.mnt / "pub", mnt.mnt / "secret" / "pub")
+    assert e.value.errno == errno.EXDEV
+    run("mv", mnt.mnt / "pub", mnt.mnt / "secret" / "pub")
+    assert (mnt.mnt / "secret" / "pub").read_text() == "p"
+    assert (mnt.backing / "secret" / "pub").read_bytes()[1:7] == b"WARDFS"
+    os.rename(mnt.mnt / "secret" / "pub", mnt.mnt / "secret" / "pub2")  # same class
+    assert (mnt.mnt / "secret" / "pub2").read_text() == "p"
+
+
+def test_reload_on_edit_and_bad_policy_keeps_old(mnt):
+    st = mnt.status()
+    mnt.old_sha = st["policy-sha256"]
+    (mnt.mnt / "later").write_text("x")
+    # An editor replaces the file: picked up without a signal.
+    tmp = mnt.policy.with_suffix(".new")
+    tmp.write_text(mnt.policy.read_text() + "deny /later\n")
+    os.rename(tmp, mnt.policy)
+    assert wait_for(lambda: mnt.status()["policy-sha256"] != mnt.old_sha, 5)
+    with pytest.raises(PermissionError):
+        open(mnt.mnt / "later").read()
+    good = mnt.status()
+    # A broken policy is rejected; the last good one stays in force.
+    mnt.policy.write_text("default public\nsensitive /x[abc\n")
+    assert wait_for(lambda: mnt.status()["policy-last-error"] != "none", 5)
+    st = mnt.status()
+    assert st["policy-sha256"] == good["policy-sha256"]
+    assert "unterminated" in st["policy-last-error"]
+    with pytest.raises(PermissionError):
+        open(mnt.mnt / "later").read()
+
+
+def test_status_shows_policy(mnt):
+    st = mnt.status()
+    assert st["policy"] == str(mnt.policy)
+    assert len(st["policy-sha256"]) == 64
+    assert int(st["policy-rules"]) == 6
+    assert st["policy-last-error"] == "none"
+
+
+def test_insecure_policy_refused_at_mount(vault):
+    os.chmod(vault.policy, 0o666)
+    r = vault.mount(check=False)
+    assert r.returncode != 0
+    assert "writable" in r.stderr
+
+
+def test_policy_check_cli(base):
+    bad = base / "bad"
+    bad.write_text("default public\nsecret /x\npublic /y[ab\n")
+    r = wardfs("policy", "check", bad, check=False)
+    assert r.returncode == 1
+    assert f"{bad}:2:1" in r.stderr and f"{bad}:3:" in r.stderr
+    good = base / "good"
+    good.write_text("default public\nsensitive /.ssh/**\n")
+    assert wardfs("policy", "check", good).returncode == 0
+    out = wardfs("policy", "explain", "--policy", good, "/.ssh/id_rsa", "/src/a.c").stdout
+    assert "sensitive" in out and f"{good}:2" in out and "public" in out
+
+
+def test_policy_scan_reports_disagreeing_form(mnt):
+    (mnt.mnt / "secret").mkdir()
+    (mnt.mnt / "secret" / "k").write_text("key")
+    (mnt.backing / "secret" / "plain").write_text("was here before")
+    mnt.umount()
+    out = wardfs("policy", "scan", "--policy", mnt.policy, mnt.backing).stdout
+    assert "secret/plain" in out
+    assert "secret/k" not in out.split("disagree")[-1] if "disagree" in out else True
+    mnt.mount()
