@@ -13,10 +13,10 @@
 
 #include "internal.h"
 
-#define DEFAULT_JOURNAL_KIB 8192
-#define FULL_WAIT_MS        200
-#define MAX_TEXT            4096
-#define MAX_SHORT           256
+#define DEFAULT_JOURNAL_KIB 16384
+#define FULL_WAIT_MS	    1000
+#define MAX_TEXT	    4096
+#define MAX_SHORT	    256
 
 void wfs_audit_set_error(struct wfs_audit *a, const char *fmt, ...)
 {
@@ -74,8 +74,7 @@ static int open_journal(struct wfs_audit *a, uint64_t cap, char *err, size_t err
 	return r;
 }
 
-int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char *err,
-		   size_t errlen)
+int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	if (!o || !o->db_path || !o->db_path[0]) {
@@ -198,7 +197,9 @@ static void flag_names(int flags, char *buf)
 	static const struct {
 		int f;
 		const char *n;
-	} t[] = {{O_CREAT, "O_CREAT"}, {O_EXCL, "O_EXCL"}, {O_TRUNC, "O_TRUNC"},
+	} t[] = {{O_CREAT, "O_CREAT"},
+		 {O_EXCL, "O_EXCL"},
+		 {O_TRUNC, "O_TRUNC"},
 		 {O_APPEND, "O_APPEND"}};
 	buf[0] = 0;
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -236,11 +237,20 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 		rulep = rule;
 	}
 	const char *kind = kind_name(ev->kind);
-	const char *txt[] = {a->mount, kind,	 ev->path, access,  is_open ? fnames : NULL,
-			     ev->cls,  ev->form, ev->allowed ? "allow" : "deny",
-			     rulep,    ev->comm, ev->exe,  ev->detail};
-	static const size_t max[] = {MAX_TEXT,	MAX_SHORT, MAX_TEXT,  MAX_SHORT,
-				     MAX_SHORT, MAX_SHORT, MAX_SHORT, MAX_SHORT,
+	const char *txt[] = {a->mount,
+			     kind,
+			     ev->path,
+			     access,
+			     is_open ? fnames : NULL,
+			     ev->cls,
+			     ev->form,
+			     ev->allowed ? "allow" : "deny",
+			     rulep,
+			     ev->comm,
+			     ev->exe,
+			     ev->detail};
+	static const size_t max[] = {MAX_TEXT,	     MAX_SHORT, MAX_TEXT,  MAX_SHORT,
+				     MAX_SHORT,	     MAX_SHORT, MAX_SHORT, MAX_SHORT,
 				     MAX_SHORT + 16, MAX_SHORT, MAX_TEXT,  MAX_TEXT};
 	size_t tn[12], plen = 9 * 6; /* time, flags, errno, uid, gid, pid */
 	for (int i = 0; i < 12; i++)
@@ -249,17 +259,17 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 	unsigned char buf[plen];
 	struct enc e = {buf, 0};
 	put_int(&e, t);
-	put_text(&e, txt[0], tn[0]);		 /* mount */
-	put_text(&e, txt[1], tn[1]);		 /* kind */
-	put_text(&e, txt[2], tn[2]);		 /* path */
-	put_int(&e, ev->flags);			 /* flags */
-	put_text(&e, txt[3], tn[3]);		 /* access */
-	put_text(&e, txt[4], tn[4]);		 /* flag_names */
-	put_text(&e, txt[5], tn[5]);		 /* class */
-	put_text(&e, txt[6], tn[6]);		 /* form */
-	put_text(&e, txt[7], tn[7]);		 /* decision */
+	put_text(&e, txt[0], tn[0]);		/* mount */
+	put_text(&e, txt[1], tn[1]);		/* kind */
+	put_text(&e, txt[2], tn[2]);		/* path */
+	put_int(&e, ev->flags);			/* flags */
+	put_text(&e, txt[3], tn[3]);		/* access */
+	put_text(&e, txt[4], tn[4]);		/* flag_names */
+	put_text(&e, txt[5], tn[5]);		/* class */
+	put_text(&e, txt[6], tn[6]);		/* form */
+	put_text(&e, txt[7], tn[7]);		/* decision */
 	put_int(&e, ev->allowed ? 0 : ev->err); /* errno */
-	put_text(&e, txt[8], tn[8]);		 /* rule */
+	put_text(&e, txt[8], tn[8]);		/* rule */
 	put_int(&e, (int64_t)ev->uid);
 	put_int(&e, (int64_t)ev->gid);
 	put_int(&e, (int64_t)ev->pid);
@@ -292,8 +302,9 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 				return 0;
 			}
 			if (!werr)
-				wfs_audit_set_error(a, "audit journal '%s' is full: the writer "
-						       "is not draining",
+				wfs_audit_set_error(a,
+						    "audit journal '%s' is full: the writer "
+						    "is not draining",
 						    a->journal_path);
 			return werr ? werr : -EIO;
 		}
@@ -305,7 +316,7 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 
 	wfs_jrec_commit(&a->j, pos, buf, plen);
 	atomic_fetch_add(&a->recorded, 1);
-	if ((seq & 511) == 0)
+	if ((seq & 511) == 0) /* the writer also wakes every 20 ms */
 		pthread_cond_signal(&a->work_cv);
 	return 0;
 }

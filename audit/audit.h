@@ -20,7 +20,7 @@ enum wfs_audit_kind {
 	WFS_AUDIT_OPEN = 0,
 	WFS_AUDIT_CREATE = 1,
 	WFS_AUDIT_INTEGRITY = 2, /* tampered block read: EIO */
-	WFS_AUDIT_RELOAD = 3,    /* policy reload (ok or failed) */
+	WFS_AUDIT_RELOAD = 3,	 /* policy reload (ok or failed) */
 	WFS_AUDIT_MOUNT = 4,
 	WFS_AUDIT_UNMOUNT = 5,
 };
@@ -29,7 +29,7 @@ struct wfs_audit_event {
 	int64_t time_ns; /* UTC, CLOCK_REALTIME; 0 = now */
 	enum wfs_audit_kind kind;
 	const char *path; /* relative to the mount root, starts with "/" */
-	int flags;        /* open(2) flags as given */
+	int flags;	  /* open(2) flags as given */
 	const char *cls;  /* "public" | "sensitive" | "deny" | NULL */
 	const char *form; /* "plain" | "encrypted" | "empty" | NULL */
 	bool allowed;
@@ -39,17 +39,17 @@ struct wfs_audit_event {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
-	const char *comm; /* process name */
-	const char *exe;  /* executable path */
+	const char *comm;   /* process name */
+	const char *exe;    /* executable path */
 	const char *detail; /* free text for integrity/reload events */
 };
 
 struct wfs_audit_opts {
 	const char *db_path;
-	const char *mount_id;  /* e.g. the mount point; each row says which */
-	const char *key_path;  /* chain MAC key (root-only); NULL = db_path + ".key" */
-	bool fail_open;        /* --audit-failure=open: serve opens, count lost rows */
-	unsigned journal_kib;  /* journal ring size; 0 = 8192 (8 MiB) */
+	const char *mount_id; /* e.g. the mount point; each row says which */
+	const char *key_path; /* chain MAC key (root-only); NULL = db_path + ".key" */
+	bool fail_open;	      /* --audit-failure=open: serve opens, count lost rows */
+	unsigned journal_kib; /* journal ring size; 0 = 16384 (16 MiB) */
 };
 
 struct wfs_audit;
@@ -63,7 +63,7 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
  * the row cannot be recorded (the caller refuses the open unless fail_open;
  * with fail_open the loss is counted and 0 is returned). Thread-safe.
  * Fails closed (-EIO/-ENOSPC/-EROFS...) as soon as the writer's last COMMIT
- * failed, or when the journal stays full for 200 ms. a == NULL is a no-op. */
+ * failed, or when the journal stays full for 1 s. a == NULL is a no-op. */
 int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev);
 
 struct wfs_audit_counters {
@@ -103,12 +103,12 @@ enum wfs_audit_order {
 
 struct wfs_audit_filter {
 	int64_t since_ns, until_ns; /* [since, until); 0 = unbounded */
-	int64_t uid, pid;           /* -1 = any */
-	const char *path_glob;      /* SQLite GLOB (case-sensitive); literal prefix uses the index */
+	int64_t uid, pid;	    /* -1 = any */
+	const char *path_glob; /* SQLite GLOB (case-sensitive); literal prefix uses the index */
 	const char *cls, *exe, *mount, *kind; /* exact match; NULL = any */
 	bool denied_only;
 	int64_t after_id; /* id > after_id; 0 = any */
-	int64_t limit;    /* 0 = no limit */
+	int64_t limit;	  /* 0 = no limit */
 	enum wfs_audit_order order;
 };
 void wfs_audit_filter_init(struct wfs_audit_filter *f);
@@ -125,9 +125,9 @@ int64_t wfs_audit_max_id(struct wfs_audit_db *db);
 
 /* Stats over the rows f selects (limit/order/after_id ignored). */
 enum wfs_audit_stat {
-	WFS_STAT_PATHS,  /* top paths */
-	WFS_STAT_EXES,   /* top executables */
-	WFS_STAT_USERS,  /* top uids (key is the uid in decimal) */
+	WFS_STAT_PATHS,	 /* top paths */
+	WFS_STAT_EXES,	 /* top executables */
+	WFS_STAT_USERS,	 /* top uids (key is the uid in decimal) */
 	WFS_STAT_DENIED, /* top denied (path, exe) pairs; key "path\texe" */
 };
 typedef int (*wfs_audit_stat_cb)(void *arg, const char *key, int64_t count, int64_t denied);
@@ -144,9 +144,9 @@ int wfs_audit_totals(struct wfs_audit_db *db, const struct wfs_audit_filter *f,
  * Returns 0 if intact, 1 if not (bad_id and reason say where), -errno if
  * it could not check (err says why). */
 struct wfs_audit_verify_result {
-	int64_t rows;      /* rows checked */
+	int64_t rows;	   /* rows checked */
 	int64_t anchor_id; /* chain verified from the row after this id (0 = start) */
-	int64_t bad_id;    /* first edited/inserted row, or first missing id */
+	int64_t bad_id;	   /* first edited/inserted row, or first missing id */
 	char reason[256];
 };
 int wfs_audit_verify(struct wfs_audit_db *db, const char *key_path,

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -109,18 +110,65 @@ struct iov {
 	size_t n;
 };
 
-static int hmac_v(const unsigned char *key, const struct iov *v, int nv, unsigned char *out)
+/* A per-thread context keyed once, duplicated per MAC: EVP_MAC_init with a
+ * digest parameter costs more than the MAC of a row. */
+static pthread_key_t tmpl_key;
+static pthread_once_t tmpl_once = PTHREAD_ONCE_INIT;
+
+struct tmpl {
+	EVP_MAC_CTX *ctx;
+	unsigned char key[WFS_KEY_LEN];
+};
+
+static void tmpl_free(void *p)
 {
+	struct tmpl *t = p;
+	EVP_MAC_CTX_free(t->ctx);
+	explicit_bzero(t, sizeof *t);
+	free(t);
+}
+
+static void tmpl_init(void)
+{
+	pthread_key_create(&tmpl_key, tmpl_free);
+}
+
+static EVP_MAC_CTX *keyed_ctx(const unsigned char *key)
+{
+	pthread_once(&tmpl_once, tmpl_init);
+	struct tmpl *t = pthread_getspecific(tmpl_key);
+	if (t && t->ctx && !memcmp(t->key, key, WFS_KEY_LEN))
+		return EVP_MAC_CTX_dup(t->ctx);
 	EVP_MAC *alg = hmac_alg();
 	if (!alg)
-		return -ENOSYS;
+		return NULL;
 	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(alg);
 	if (!ctx)
-		return -ENOMEM;
+		return NULL;
 	char digest[] = "SHA256";
 	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
 			       OSSL_PARAM_construct_end()};
-	int ok = EVP_MAC_init(ctx, key, WFS_KEY_LEN, params);
+	if (!EVP_MAC_init(ctx, key, WFS_KEY_LEN, params)) {
+		EVP_MAC_CTX_free(ctx);
+		return NULL;
+	}
+	if (!t && (t = calloc(1, sizeof *t)))
+		pthread_setspecific(tmpl_key, t);
+	if (t) {
+		EVP_MAC_CTX_free(t->ctx);
+		t->ctx = ctx;
+		memcpy(t->key, key, WFS_KEY_LEN);
+		return EVP_MAC_CTX_dup(ctx);
+	}
+	return ctx;
+}
+
+static int hmac_v(const unsigned char *key, const struct iov *v, int nv, unsigned char *out)
+{
+	EVP_MAC_CTX *ctx = keyed_ctx(key);
+	if (!ctx)
+		return -ENOMEM;
+	int ok = 1;
 	for (int i = 0; ok && i < nv; i++)
 		ok = EVP_MAC_update(ctx, v[i].p, v[i].n);
 	size_t outl = 0;

@@ -113,8 +113,8 @@ void wfs_audit_print_row(FILE *f, enum wfs_audit_format fmt, const struct wfs_au
 	char t[48];
 	wfs_audit_format_time(r->time_ns, t, sizeof t);
 	if (fmt == WFS_FMT_JSON) {
-		fprintf(f, "{\"id\":%lld,\"time\":\"%s\",\"time_ns\":%lld,\"mount\":", (long long)r->id,
-			t, (long long)r->time_ns);
+		fprintf(f, "{\"id\":%lld,\"time\":\"%s\",\"time_ns\":%lld,\"mount\":",
+			(long long)r->id, t, (long long)r->time_ns);
 		json_str(f, r->mount);
 		fputs(",\"kind\":", f);
 		json_str(f, r->kind);
@@ -175,8 +175,9 @@ void wfs_audit_print_row(FILE *f, enum wfs_audit_format fmt, const struct wfs_au
 		char user[64];
 		bool open = r->kind && (!strcmp(r->kind, "open") || !strcmp(r->kind, "create"));
 		fprintf(f, "%-23s %-7s %-3s %-9s %-10s %-8s %7lld %-15s %-20s ", t, res,
-			str(r->access), str(r->cls), str(r->form), user_name(r->uid, user, sizeof user),
-			(long long)r->pid, str(r->comm), str(r->rule));
+			str(r->access), str(r->cls), str(r->form),
+			user_name(r->uid, user, sizeof user), (long long)r->pid, str(r->comm),
+			str(r->rule));
 		if (!open)
 			fprintf(f, "[%s] ", str(r->kind));
 		fputs(str(r->path), f);

@@ -16,8 +16,8 @@
 
 #include "audit.h"
 
-#define WFS_MAC_LEN        32
-#define WFS_KEY_LEN        32
+#define WFS_MAC_LEN	   32
+#define WFS_KEY_LEN	   32
 #define WFS_SCHEMA_VERSION 1
 
 /* ---- canonical encoding (encode.c) --------------------------------
@@ -30,7 +30,7 @@ enum { WFS_V_NULL = 0, WFS_V_INT = 1, WFS_V_TEXT = 2 };
 /* Columns after id, in order (the MAC covers them in this order). */
 #define WFS_ROW_NFIELDS 18
 #define WFS_ROW_COLS                                                                               \
-	"time_ns,mount,kind,path,flags,access,flag_names,class,form,decision,errno,rule,uid,"     \
+	"time_ns,mount,kind,path,flags,access,flag_names,class,form,decision,errno,rule,uid,"      \
 	"gid,pid,comm,exe,detail"
 
 struct wfs_val {
@@ -177,7 +177,8 @@ int wfs_where_bind(sqlite3_stmt *st, const struct wfs_where *w, int first);
 void wfs_row_from_stmt(sqlite3_stmt *st, struct wfs_audit_row *r);
 
 int wfs_anchor_auth(const unsigned char *key, int64_t pruned_to, const unsigned char *mac,
-		    int64_t time_ns, int64_t cutoff_ns, int64_t rows, unsigned char out[WFS_MAC_LEN]);
+		    int64_t time_ns, int64_t cutoff_ns, int64_t rows,
+		    unsigned char out[WFS_MAC_LEN]);
 /* 0 intact (last_mac, if given, gets the MAC of the last row checked), 1
  * broken (r says where), -errno. upto > 0 checks only rows with id <= upto. */
 int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,

@@ -163,8 +163,8 @@ int wfs_journal_open(struct wfs_journal *j, const char *path, uint64_t cap, char
 				snprintf(aside, sizeof aside, "%s.corrupt", path);
 				if (rename(path, aside) == 0) {
 					snprintf(err, errlen,
-						 "audit journal '%s' was damaged; moved to '%s'", path,
-						 aside);
+						 "audit journal '%s' was damaged; moved to '%s'",
+						 path, aside);
 					close(fd);
 					j->fd = -1;
 					char e2[256];
@@ -272,8 +272,8 @@ int wfs_jrec_read(struct wfs_journal *j, uint64_t pos, uint64_t expect_seq, bool
 {
 	uint32_t commit = __atomic_load_n(word32(j, pos), __ATOMIC_ACQUIRE);
 	uint32_t len = __atomic_load_n(word32(j, pos + 4), __ATOMIC_RELAXED);
-	uint64_t seq = __atomic_load_n((uint64_t *)(j->ring + (pos + 8) % j->cap),
-				       __ATOMIC_RELAXED);
+	uint64_t seq =
+		__atomic_load_n((uint64_t *)(j->ring + (pos + 8) % j->cap), __ATOMIC_RELAXED);
 	memset(r, 0, sizeof *r);
 	if (len == 0)
 		return 0;

@@ -59,9 +59,11 @@ static int chunk(sqlite3 *db, const unsigned char *key, int64_t to, int64_t now,
 		wfs_anchor_auth(key, to, mac, now, cutoff, *deleted, auth);
 		rc = sqlite3_prepare_v2(
 			db,
-			*anchor_row ? "UPDATE anchors SET time_ns = ?1, cutoff_ns = ?2, pruned_to = ?3, "
+			*anchor_row ? "UPDATE anchors SET time_ns = ?1, cutoff_ns = ?2, pruned_to "
+				      "= ?3, "
 				      "rows_deleted = ?4, mac = ?5, auth = ?6 WHERE id = ?7"
-				    : "INSERT INTO anchors (time_ns, cutoff_ns, pruned_to, rows_deleted, "
+				    : "INSERT INTO anchors (time_ns, cutoff_ns, pruned_to, "
+				      "rows_deleted, "
 				      "mac, auth) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 			-1, &st, NULL);
 	}
@@ -95,10 +97,11 @@ int wfs_audit_prune(struct wfs_audit_db *d, const char *key_path, int64_t cutoff
 	if (r)
 		return r;
 	bool null1, null2;
-	int64_t to = one_int(d->db,
-			     "SELECT coalesce((SELECT min(id) FROM events WHERE time_ns >= ?1) - 1, "
-			     "(SELECT max(id) FROM events))",
-			     cutoff_ns, &null1);
+	int64_t to =
+		one_int(d->db,
+			"SELECT coalesce((SELECT min(id) FROM events WHERE time_ns >= ?1) - 1, "
+			"(SELECT max(id) FROM events))",
+			cutoff_ns, &null1);
 	int64_t first = one_int(d->db, "SELECT min(id) FROM events", 0, &null2);
 	if (null1 || null2 || to < first)
 		goto out; /* nothing older than the cutoff */

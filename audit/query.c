@@ -109,8 +109,10 @@ void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f)
 			bind_text(w, f->path_glob);
 		}
 	}
-	const char *eq[][2] = {{"class = ?", f->cls}, {"exe = ?", f->exe},
-			       {"mount = ?", f->mount}, {"kind = ?", f->kind}};
+	const char *eq[][2] = {{"class = ?", f->cls},
+			       {"exe = ?", f->exe},
+			       {"mount = ?", f->mount},
+			       {"kind = ?", f->kind}};
 	for (size_t i = 0; i < sizeof eq / sizeof eq[0]; i++)
 		if (eq[i][1]) {
 			add(w, eq[i][0]);
@@ -140,8 +142,7 @@ int wfs_where_bind(sqlite3_stmt *st, const struct wfs_where *w, int first)
 
 #define COLS "id," WFS_ROW_COLS
 
-static int build_query(const struct wfs_audit_filter *f, struct wfs_where *w, char *sql,
-		       size_t len)
+static int build_query(const struct wfs_audit_filter *f, struct wfs_where *w, char *sql, size_t len)
 {
 	wfs_where_build(w, f);
 	/* With a selective path/exe filter, sort the matches rather than walk
@@ -164,8 +165,8 @@ static int build_query(const struct wfs_audit_filter *f, struct wfs_where *w, ch
 			     "DESC%s) ORDER BY time_ns, id",
 			     w->sql, t, lim);
 	else
-		n = snprintf(sql, len, "SELECT " COLS " FROM events%s ORDER BY %s, id%s", w->sql,
-			     t, lim);
+		n = snprintf(sql, len, "SELECT " COLS " FROM events%s ORDER BY %s, id%s", w->sql, t,
+			     lim);
 	return n < (int)len ? 0 : -E2BIG;
 }
 
@@ -327,8 +328,8 @@ int wfs_audit_totals(struct wfs_audit_db *d, const struct wfs_audit_filter *f,
 	memset(t, 0, sizeof *t);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		int64_t *v[] = {&t->rows, &t->denied, &t->first_ns, &t->last_ns, &t->first_id,
-				&t->last_id};
+		int64_t *v[] = {&t->rows,    &t->denied,   &t->first_ns,
+				&t->last_ns, &t->first_id, &t->last_id};
 		for (int i = 0; i < 6; i++)
 			*v[i] = sqlite3_column_int64(st, i);
 	} else {

@@ -106,7 +106,8 @@ int wfs_sqlite_errno(int rc)
 
 static int fail(sqlite3 *db, int rc, const char *path, const char *what, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "%s '%s': %s", what, path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	snprintf(err, errlen, "%s '%s': %s", what, path,
+		 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 	return wfs_sqlite_errno(rc);
 }
 
@@ -272,8 +273,8 @@ int wfs_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_
 	int v = 0;
 	rc = user_version(db, &v);
 	if (!rc && writable)
-		rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL", NULL,
-				  NULL, NULL);
+		rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
+				  NULL, NULL, NULL);
 	if (rc) {
 		r = fail(db, rc, path, "cannot open audit database", err, errlen);
 		goto out;
@@ -284,8 +285,9 @@ int wfs_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_
 		snprintf(err, errlen, "'%s' is not a wardfs audit database", path);
 		r = -EINVAL;
 	} else if (v > WFS_SCHEMA_VERSION) {
-		snprintf(err, errlen, "audit database '%s' has schema version %d, newer than this wardfs",
-			 path, v);
+		snprintf(err, errlen,
+			 "audit database '%s' has schema version %d, newer than this wardfs", path,
+			 v);
 		r = -EPROTO;
 	}
 out:

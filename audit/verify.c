@@ -13,7 +13,8 @@
 #include "internal.h"
 
 int wfs_anchor_auth(const unsigned char *key, int64_t pruned_to, const unsigned char *mac,
-		    int64_t time_ns, int64_t cutoff_ns, int64_t rows, unsigned char out[WFS_MAC_LEN])
+		    int64_t time_ns, int64_t cutoff_ns, int64_t rows,
+		    unsigned char out[WFS_MAC_LEN])
 {
 	unsigned char tmp[4 * 9 + 5 + WFS_MAC_LEN];
 	struct wfs_buf b = {tmp, 0, sizeof tmp};
@@ -91,8 +92,8 @@ static int load_head(sqlite3 *db, const unsigned char *key, struct wfs_audit_ver
 		     struct head *h)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(db, "SELECT last_id, last_mac, auth FROM chain WHERE k = 1",
-				    -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(db, "SELECT last_id, last_mac, auth FROM chain WHERE k = 1", -1,
+				    &st, NULL);
 	if (rc)
 		return wfs_sqlite_errno(rc);
 	memset(h, 0, sizeof *h);
@@ -129,8 +130,7 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		return ret;
 	sqlite3_stmt *st;
 	char sql[256];
-	snprintf(sql, sizeof sql,
-		 "SELECT id," WFS_ROW_COLS ",mac FROM events%s ORDER BY id",
+	snprintf(sql, sizeof sql, "SELECT id," WFS_ROW_COLS ",mac FROM events%s ORDER BY id",
 		 upto > 0 ? " WHERE id <= ?" : "");
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	if (rc)
@@ -154,11 +154,13 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 			/* Does this row chain from the suspect row's stored MAC? */
 			wfs_mac_row(key, pend_mac, id, b.p, b.len, mac);
 			ret = blob_is(st, maccol, mac) && id == pend_id + 1
-				      ? bad(r, pend_id, "row %lld: edited (its fields do not match "
-							"its MAC)",
+				      ? bad(r, pend_id,
+					    "row %lld: edited (its fields do not match "
+					    "its MAC)",
 					    (long long)pend_id)
-				      : bad(r, pend_id, "row %lld: inserted or edited (neither it "
-							"nor the next row chain)",
+				      : bad(r, pend_id,
+					    "row %lld: inserted or edited (neither it "
+					    "nor the next row chain)",
 					    (long long)pend_id);
 			break;
 		}
@@ -172,8 +174,8 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		if (id > expect) {
 			ret = id == expect + 1
 				      ? bad(r, expect, "row %lld: deleted", (long long)expect)
-				      : bad(r, expect, "rows %lld..%lld: deleted", (long long)expect,
-					    (long long)id - 1);
+				      : bad(r, expect, "rows %lld..%lld: deleted",
+					    (long long)expect, (long long)id - 1);
 			break;
 		}
 		wfs_mac_row(key, prev, id, b.p, b.len, mac);
@@ -205,9 +207,11 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		return ret;
 	if (pending)
 		return h.present && h.id == pend_id && !memcmp(h.mac, pend_mac, WFS_MAC_LEN)
-			       ? bad(r, pend_id, "row %lld: edited (its fields do not match its MAC)",
+			       ? bad(r, pend_id,
+				     "row %lld: edited (its fields do not match its MAC)",
 				     (long long)pend_id)
-			       : bad(r, pend_id, "row %lld: edited or inserted", (long long)pend_id);
+			       : bad(r, pend_id, "row %lld: edited or inserted",
+				     (long long)pend_id);
 	if (upto <= 0 && h.present) {
 		int64_t last = expect - 1;
 		if (last < h.id)

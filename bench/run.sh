@@ -27,6 +27,7 @@ BENCH_REPEAT=${BENCH_REPEAT:-3}
 BENCH_SIZE=${BENCH_SIZE:-1G}               # sequential file size (fio syntax)
 BENCH_RAND_SIZE=${BENCH_RAND_SIZE:-256M}   # random I/O file size
 BENCH_RUNTIME=${BENCH_RUNTIME:-10}         # seconds per random I/O run
+BENCH_RAND_COLD=${BENCH_RAND_COLD:-0}      # 1: drop caches before the random read run
 BENCH_FILES=${BENCH_FILES:-20000}          # metadata: number of small files
 BENCH_DIRS=${BENCH_DIRS:-100}              # metadata/open: directories they spread over
 BENCH_FILE_SIZE=${BENCH_FILE_SIZE:-4096}   # metadata: bytes per small file
@@ -45,6 +46,7 @@ DEFAULT_SIZES="BENCH_REPEAT=3 BENCH_SIZE=1G BENCH_RAND_SIZE=256M BENCH_RUNTIME=1
 # State of the one mount in use (one benchmark at a time, so one mount at a time).
 CUR_MNT="" CUR_PID="" TARGET=""
 STEP_ERR=""      # why the last mount/step failed, for the report
+STEP_PID=""      # the running workload subshell, stopped by the trap
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -240,7 +242,7 @@ mount_system() {
 		"$WARDFS" mount --passfile "$BENCH_DIR/passfile" --policy "$BENCH_DIR/policy" \
 			--audit-db "$inst/audit.db" --log "$inst/wardfs.log" "${extra[@]}" \
 			"$inst/backing" "$inst/mnt" >>"$inst/daemon.log" 2>&1 ||
-			{ STEP_ERR="wardfs mount failed: $(tail -n 1 "$inst/daemon.log")"; CUR_MNT=""; return 1; }
+			{ STEP_ERR="wardfs mount failed: $(tail -n 1 "$inst/daemon.log")"; return 1; }
 		mkdir -p "$inst/mnt/public" "$inst/mnt/sensitive" ||
 			{ STEP_ERR="cannot create public/ and sensitive/ in the mount"; return 1; }
 		TARGET=$inst/mnt/$sub
@@ -255,6 +257,7 @@ unmount_one() {
 	local mnt=$1 fstype
 	mountpoint -q "$mnt" || return 0
 	fstype=$(findmnt -n -o FSTYPE -M "$mnt" 2>/dev/null)
+	# fuse.wardfs (the daemon sets subtype=wardfs)
 	if [[ "$fstype" == *wardfs* ]] && [ -x "$WARDFS" ]; then
 		"$WARDFS" umount "$mnt" 2>/dev/null && return 0
 	fi
@@ -296,9 +299,27 @@ unmount_all() {
 	done
 }
 
+# Pids of every process below $1.
+descendants() {
+	local child
+	for child in $(pgrep -P "$1"); do
+		echo "$child"
+		descendants "$child"
+	done
+}
+
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
+	# Stop an interrupted workload: the subshell and everything under it
+	# (fio, metabench, timeout, pipeline subshells), by pid.
+	if [ -n "${STEP_PID:-}" ]; then
+		local pids
+		pids=$(descendants "$STEP_PID")
+		# shellcheck disable=SC2086
+		kill -TERM "$STEP_PID" $pids 2>/dev/null
+		wait "$STEP_PID" 2>/dev/null
+	fi
 	unmount_all
 	# Our own daemons (by pid) that outlived their mount.
 	[ -n "${CUR_PID:-}" ] && kill "$CUR_PID" 2>/dev/null
@@ -361,9 +382,11 @@ wl_seqread() {
 	rm -f "$TARGET/seq"
 }
 
+# By default the file was just written, so systems that keep their page
+# cache serve most reads from it; BENCH_RAND_COLD=1 starts from disk instead.
 wl_randread() {
 	fio_layout "$TARGET/rand" "$BENCH_RAND_SIZE" || return 1
-	sync
+	if [ "$BENCH_RAND_COLD" = 1 ]; then drop_caches; else sync; fi
 	fio_run randread --filename="$TARGET/rand" --rw=randread --bs=4k --size="$BENCH_RAND_SIZE" \
 		--time_based --runtime="$BENCH_RUNTIME" --invalidate=0 || return 1
 	echo "randread $(fio_get randread read iops)"
@@ -420,9 +443,10 @@ record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS_TSV"; }
 # run_step WORKLOAD SYSTEM REPEAT INSTANCE_TAG: mount, run, record, unmount.
 # A failure is recorded (and shown in the table) but does not stop the run.
 run_step() {
-	local wl=$1 sys=$2 rep=$3 tag=$4 out rc errf
+	local wl=$1 sys=$2 rep=$3 tag=$4 rc errf outf
 	INST=$BENCH_DIR/run/$sys/$tag
 	errf=$BENCH_DIR/tmp/step.err
+	outf=$BENCH_DIR/tmp/step.out
 	log "$wl  run $rep/$BENCH_REPEAT  $sys"
 	if ! mount_system "$sys" "$INST"; then
 		log "  FAIL: $STEP_ERR"
@@ -430,17 +454,23 @@ run_step() {
 		unmount_system
 		return
 	fi
-	out=$("wl_${wl//-/_}" 2>"$errf")
+	# In the background plus wait, because bash runs a signal trap only
+	# when the foreground command ends, but interrupts a wait at once.
+	"wl_${wl//-/_}" >"$outf" 2>"$errf" &
+	STEP_PID=$!
+	wait "$STEP_PID"
 	rc=$?
+	STEP_PID=""
 	local metric value
 	while read -r metric value; do
 		[ -n "$metric" ] || continue
 		record "$wl" "$metric" "$sys" "$rep" "$value" ""
 		log "  $metric = $value"
-	done <<<"$out"
+	done <"$outf"
 	if [ "$rc" != 0 ]; then
 		local why
-		why=$(grep -v '^\s*$' "$errf" | tail -n 1 | cut -c1-160)
+		# Last error line, paths shortened, fit for a table cell.
+		why=$(grep -v '^\s*$' "$errf" | tail -n 1 | sed "s|$BENCH_DIR/run/||g" | tr '\t' ' ' | cut -c1-160)
 		[ -n "$CUR_PID" ] && ! kill -0 "$CUR_PID" 2>/dev/null && why="daemon died ($why)"
 		log "  FAIL (exit $rc): $why"
 		record "$wl" "*" "$sys" "$rep" FAIL "${why:-exit $rc}"
@@ -466,7 +496,7 @@ write_header() {
 		echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 		echo "- kernel: $(uname -r); $(nproc) CPUs; $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
 		echo "- work dir: $BENCH_DIR ($(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$BENCH_DIR"))"
-		echo "- sizes: sequential $BENCH_SIZE; random $BENCH_RAND_SIZE for ${BENCH_RUNTIME}s;" \
+		echo "- sizes: sequential $BENCH_SIZE; random $BENCH_RAND_SIZE for ${BENCH_RUNTIME}s ($([ "$BENCH_RAND_COLD" = 1 ] && echo cold || echo warm) cache);" \
 			"metadata $BENCH_FILES files of $BENCH_FILE_SIZE B in $BENCH_DIRS dirs;" \
 			"open-heavy $BENCH_OPEN_FILES files, threads: $BENCH_OPEN_THREADS; median of $BENCH_REPEAT runs"
 		echo "- versions: $(fio --version), gocryptfs $(gocryptfs -version 2>/dev/null | awk '{ sub(";", "", $2); print $2 }')," \

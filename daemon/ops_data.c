@@ -8,6 +8,7 @@
  * and sized for max_write, so the hot path does not allocate.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,68 @@ static char *thread_buf(void)
 	if (!io_buf)
 		io_buf = malloc(WFS_MAX_IO);
 	return io_buf;
+}
+
+/*
+ * Growing an encrypted file rewrites its last partial block in place and
+ * appends new blocks. If that fails half way (ENOSPC, EIO), the old last
+ * block may be half overwritten: bytes a caller already had acknowledged
+ * would then read as EIO. grow_begin saves the old tail block's raw bytes
+ * and size; grow_end(failed) puts them back and cuts the file to its old
+ * size, so a failed write that grows the file leaves it as it was.
+ * grow_begin also gives a header-less empty file (opened read-only first,
+ * so its open did not write one) its header. Called with io_lock held
+ * exclusively.
+ */
+struct grow_guard {
+	bool grows;
+	off_t old_size;	 /* cipher size before the write */
+	off_t tail_off;	 /* cipher offset of the saved tail block */
+	ssize_t tail_len; /* bytes saved, 0 when the old end is block-aligned */
+	unsigned char tail[WFS_CBLOCK_SIZE];
+};
+
+static int grow_begin(struct wfs_file *f, struct wfs_inode *n, struct grow_guard *g,
+		      off_t new_plain_end)
+{
+	struct stat st;
+	g->grows = false;
+	g->tail_len = 0;
+	if (fstat(f->fd, &st) < 0)
+		return -errno;
+	if (st.st_size == 0) {
+		int w = wfs_hdr_write(wfs.keys, f->fd, &n->hdr);
+		if (w < 0)
+			return w;
+		atomic_store(&n->form, WFS_FORM_ENCRYPTED);
+		st.st_size = WFS_HDR_SIZE;
+	}
+	g->old_size = st.st_size;
+	off_t P = wfs_plain_size(st.st_size);
+	if (new_plain_end <= P)
+		return 0;
+	g->grows = true;
+	g->tail_off = (off_t)WFS_HDR_SIZE + (P / WFS_BLOCK_SIZE) * (off_t)WFS_CBLOCK_SIZE;
+	if (g->tail_off < st.st_size) {
+		size_t want = (size_t)(st.st_size - g->tail_off);
+		if (want > sizeof(g->tail))
+			want = sizeof(g->tail);
+		ssize_t got = pread(f->fd, g->tail, want, g->tail_off);
+		g->tail_len = got > 0 ? got : 0;
+	}
+	return 0;
+}
+
+static void grow_end(struct wfs_file *f, struct grow_guard *g, bool failed)
+{
+	if (!g->grows || !failed)
+		return;
+	if (g->tail_len > 0 && pwrite(f->fd, g->tail, (size_t)g->tail_len, g->tail_off) < 0) {
+		/* the old tail block stays damaged; reads report EIO */
+	}
+	if (ftruncate(f->fd, g->old_size) < 0) {
+		/* the cut tail reads as EIO, never as garbage */
+	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -96,8 +159,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			r = -errno;
 	} else {
 		struct wfs_inode *n = f->inode;
+		struct grow_guard g;
 		pthread_rwlock_wrlock(&n->io_lock);
-		r = wfs_content_pwrite(wfs.keys, f->fd, &n->hdr, buf, size, off);
+		r = grow_begin(f, n, &g, off + (off_t)size);
+		if (r == 0) {
+			r = wfs_content_pwrite(wfs.keys, f->fd, &n->hdr, buf, size, off);
+			grow_end(f, &g, r < 0);
+		}
 		pthread_rwlock_unlock(&n->io_lock);
 	}
 	if (r >= 0 && !fi->writepage)
@@ -126,12 +194,14 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	}
 	struct wfs_inode *n = f->inode;
 	int r = 0;
+	struct grow_guard g;
 	pthread_rwlock_wrlock(&n->io_lock);
-	struct stat st;
-	if (fstat(f->fd, &st) < 0) {
-		r = -errno;
-	} else if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > wfs_plain_size(st.st_size)) {
-		r = wfs_content_truncate(wfs.keys, f->fd, &n->hdr, off + len);
+	if (!(mode & FALLOC_FL_KEEP_SIZE)) {
+		r = grow_begin(f, n, &g, off + len);
+		if (r == 0 && g.grows) {
+			r = wfs_content_truncate(wfs.keys, f->fd, &n->hdr, off + len);
+			grow_end(f, &g, r < 0);
+		}
 	}
 	pthread_rwlock_unlock(&n->io_lock);
 	fuse_reply_err(req, -r);

@@ -1,1 +1,240 @@
-/* stub */ int main(void){return 0;}
+/*
+ * test_chain.c - tamper evidence: verify passes on an intact chain and
+ * names the first edited, deleted or inserted row (tampering done with
+ * plain SQL on the db file); prune keeps the chain verifiable; a forged
+ * anchor and a loose key file are refused.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "util.h"
+
+static int setup(void **state)
+{
+	struct tenv *t = calloc(1, sizeof *t);
+	tenv_init(t);
+	struct wfs_audit *a = topen(t, "/m", false, 0);
+	char p[64];
+	for (int i = 0; i < 100; i++) {
+		struct wfs_audit_event e = tevent(i, p, sizeof p);
+		assert_int_equal(wfs_audit_record(a, &e), 0);
+	}
+	wfs_audit_close(a);
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tenv_fini(*state);
+	free(*state);
+	return 0;
+}
+
+/* Returns verify's result; r gets the details. */
+static int verify(const struct tenv *t, struct wfs_audit_verify_result *r)
+{
+	struct wfs_audit_db *d;
+	char err[256];
+	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
+	int ret = wfs_audit_verify(d, NULL, r, err, sizeof err);
+	wfs_audit_db_close(d);
+	return ret;
+}
+
+static void expect_bad(const struct tenv *t, int64_t id, const char *word)
+{
+	struct wfs_audit_verify_result r;
+	assert_int_equal(verify(t, &r), 1);
+	if (r.bad_id != id || !strstr(r.reason, word))
+		fail_msg("expected row %lld '%s', got row %lld: %s", (long long)id, word,
+			 (long long)r.bad_id, r.reason);
+}
+
+static void test_intact(void **state)
+{
+	struct wfs_audit_verify_result r;
+	assert_int_equal(verify(*state, &r), 0);
+	assert_int_equal(r.rows, 100);
+	assert_int_equal(r.anchor_id, 0);
+}
+
+static void test_edited(void **state)
+{
+	struct tenv *t = *state;
+	assert_int_equal(sql_exec(t->db, "UPDATE events SET path = '/innocent' WHERE id = 42"), 0);
+	expect_bad(t, 42, "edited");
+}
+
+static void test_edited_last(void **state)
+{
+	struct tenv *t = *state;
+	assert_int_equal(sql_exec(t->db, "UPDATE events SET uid = 0 WHERE id = 100"), 0);
+	expect_bad(t, 100, "edited");
+}
+
+static void test_deleted(void **state)
+{
+	struct tenv *t = *state;
+	assert_int_equal(sql_exec(t->db, "DELETE FROM events WHERE id = 42"), 0);
+	expect_bad(t, 42, "deleted");
+}
+
+static void test_deleted_tail(void **state)
+{
+	struct tenv *t = *state;
+	assert_int_equal(sql_exec(t->db, "DELETE FROM events WHERE id >= 98"), 0);
+	expect_bad(t, 98, "deleted");
+}
+
+static void test_inserted(void **state)
+{
+	struct tenv *t = *state;
+	assert_int_equal(sql_exec(t->db, "INSERT INTO events (time_ns, mount, kind, path, flags, "
+					 "decision, errno, uid, gid, pid) VALUES (1, '/m', 'open', "
+					 "'/alibi', 0, 'allow', 0, 0, 0, 1)"),
+			 0);
+	expect_bad(t, 101, "inserted");
+}
+
+static void test_inserted_copied_mac(void **state)
+{
+	struct tenv *t = *state;
+	/* a row copied with its MAC, appended after the head */
+	assert_int_equal(sql_exec(t->db, "INSERT INTO events SELECT 101, time_ns, mount, kind, "
+					 "path, flags, access, flag_names, class, form, decision, "
+					 "errno, rule, uid, gid, pid, comm, exe, detail, mac FROM "
+					 "events WHERE id = 100"),
+			 0);
+	expect_bad(t, 101, "inserted");
+}
+
+static void test_replaced_row(void **state)
+{
+	struct tenv *t = *state;
+	/* delete row 50 and put a different row (with row 49's MAC) in its place */
+	assert_int_equal(sql_exec(t->db,
+				  "DELETE FROM events WHERE id = 50; INSERT INTO events "
+				  "SELECT 50, time_ns, mount, kind, '/x', flags, access, "
+				  "flag_names, class, form, decision, errno, rule, uid, gid, "
+				  "pid, comm, exe, detail, mac FROM events WHERE id = 49"),
+			 0);
+	struct wfs_audit_verify_result r;
+	assert_int_equal(verify(t, &r), 1);
+	assert_int_equal(r.bad_id, 50);
+}
+
+static int64_t prune(const struct tenv *t, int64_t cutoff, int expect_ret)
+{
+	struct wfs_audit_db *d;
+	char err[256] = "";
+	assert_int_equal(wfs_audit_db_open(t->db, true, &d, err, sizeof err), 0);
+	struct wfs_audit_prune_result pr;
+	int r = wfs_audit_prune(d, NULL, cutoff, &pr, err, sizeof err);
+	wfs_audit_db_close(d);
+	if (r != expect_ret)
+		fail_msg("prune: %d (%s)", r, err);
+	return pr.rows_deleted;
+}
+
+static void test_prune(void **state)
+{
+	struct tenv *t = *state;
+	/* rows 1..100 have time 1700000000000000000 + i*1000 (i = id-1) */
+	assert_int_equal(prune(t, 1700000000000000000LL + 30 * 1000, 0), 30);
+	assert_int_equal(sql_int(t->db, "SELECT min(id) FROM events"), 31);
+	assert_int_equal(sql_int(t->db, "SELECT pruned_to FROM anchors"), 30);
+	struct wfs_audit_verify_result r;
+	assert_int_equal(verify(t, &r), 0);
+	assert_int_equal(r.rows, 70);
+	assert_int_equal(r.anchor_id, 30);
+	/* the chain continues after a prune */
+	struct wfs_audit *a = topen(t, "/m", false, 0);
+	char p[64];
+	struct wfs_audit_event e = tevent(1000, p, sizeof p);
+	assert_int_equal(wfs_audit_record(a, &e), 0);
+	wfs_audit_close(a);
+	assert_int_equal(verify(t, &r), 0);
+	assert_int_equal(r.rows, 71);
+	/* nothing older: no-op */
+	assert_int_equal(prune(t, 1, 0), 0);
+	/* prune everything, then record again */
+	assert_int_equal(prune(t, INT64_MAX, 0), 71);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events"), 0);
+	assert_int_equal(verify(t, &r), 0);
+	a = topen(t, "/m", false, 0);
+	assert_int_equal(wfs_audit_record(a, &e), 0);
+	wfs_audit_close(a);
+	assert_int_equal(sql_int(t->db, "SELECT id FROM events"), 102);
+	assert_int_equal(verify(t, &r), 0);
+	assert_int_equal(r.rows, 1);
+	/* deleting before the anchor is still caught */
+	assert_int_equal(sql_exec(t->db, "DELETE FROM events"), 0);
+	expect_bad(t, 102, "deleted");
+}
+
+static void test_prune_refuses_tampered(void **state)
+{
+	struct tenv *t = *state;
+	assert_int_equal(sql_exec(t->db, "UPDATE events SET exe = '/bin/true' WHERE id = 10"), 0);
+	prune(t, 1700000000000000000LL + 50 * 1000, -EBADMSG);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events"), 100);
+}
+
+static void test_forged_anchor(void **state)
+{
+	struct tenv *t = *state;
+	/* someone deletes old rows and writes an anchor with the real MAC */
+	assert_int_equal(sql_exec(t->db, "INSERT INTO anchors (time_ns, cutoff_ns, pruned_to, "
+					 "rows_deleted, mac, auth) SELECT 1, 1, 20, 20, mac, mac "
+					 "FROM events WHERE id = 20; DELETE FROM events WHERE id "
+					 "<= 20"),
+			 0);
+	expect_bad(t, 20, "anchor");
+}
+
+static void test_key_mode(void **state)
+{
+	struct tenv *t = *state;
+	char key[256];
+	snprintf(key, sizeof key, "%s.key", t->db);
+	struct stat st;
+	assert_int_equal(stat(key, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_size, 32);
+	assert_int_equal(chmod(key, 0644), 0);
+	struct wfs_audit_opts o = {.db_path = t->db, .mount_id = "/m"};
+	struct wfs_audit *a;
+	char err[256];
+	assert_int_equal(wfs_audit_open(&o, &a, err, sizeof err), -EPERM);
+	assert_non_null(strstr(err, "group or others"));
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_intact),
+		T(test_edited),
+		T(test_edited_last),
+		T(test_deleted),
+		T(test_deleted_tail),
+		T(test_inserted),
+		T(test_inserted_copied_mac),
+		T(test_replaced_row),
+		T(test_prune),
+		T(test_prune_refuses_tampered),
+		T(test_forged_anchor),
+		T(test_key_mode),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

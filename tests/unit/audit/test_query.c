@@ -1,1 +1,328 @@
-/* stub */ int main(void){return 0;}
+/*
+ * test_query.c - the admin read path: each filter selects the expected
+ * rows in time order, limits pick the newest (or oldest) rows, a path glob
+ * with a literal prefix uses the path index, JSON Lines / CSV output is
+ * exact, stats count correctly, and time/duration parsing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "util.h"
+
+#define T0 1764064800000000000LL /* 2025-11-25T10:00:00Z */
+
+struct spec {
+	int64_t t;
+	const char *mount, *path, *cls, *exe;
+	int uid, pid;
+	bool allowed;
+};
+
+static const struct spec rows[] = {
+	{T0 + 5, "/home/alice", "/.ssh/id_ed25519", "sensitive", "/usr/bin/ssh", 1000, 10, true},
+	{T0 + 1, "/home/alice", "/src/main.c", "public", "/usr/bin/vim", 1000, 11, true},
+	{T0 + 3, "/home/alice", "/.netrc", "deny", "/usr/bin/curl", 1000, 12, false},
+	{T0 + 2, "/home/bob", "/.ssh/config", "sensitive", "/usr/bin/ssh", 1001, 13, true},
+	{T0 + 4, "/home/bob", "/.ssh/known_hosts", "sensitive", "/usr/bin/vim", 1001, 14, false},
+	{T0 + 6, "/home/bob", "/notes, \"draft\".txt", "public", "/usr/bin/vim", 1001, 15, true},
+};
+#define NROWS (int)(sizeof rows / sizeof rows[0])
+
+static int setup(void **state)
+{
+	struct tenv *t = calloc(1, sizeof *t);
+	tenv_init(t);
+	const char *mounts[] = {"/home/alice", "/home/bob"};
+	for (int m = 0; m < 2; m++) {
+		struct wfs_audit *a = topen(t, mounts[m], false, 0);
+		for (int i = 0; i < NROWS; i++) {
+			if (strcmp(rows[i].mount, mounts[m]))
+				continue;
+			struct wfs_audit_event e = {.time_ns = rows[i].t,
+						    .kind = WFS_AUDIT_OPEN,
+						    .path = rows[i].path,
+						    .flags = O_RDONLY,
+						    .cls = rows[i].cls,
+						    .form = "plain",
+						    .allowed = rows[i].allowed,
+						    .err = rows[i].allowed ? 0 : EACCES,
+						    .rule_file = "/etc/wardfs/policy",
+						    .rule_line = 3,
+						    .uid = rows[i].uid,
+						    .gid = 100,
+						    .pid = rows[i].pid,
+						    .comm = "c",
+						    .exe = rows[i].exe};
+			assert_int_equal(wfs_audit_record(a, &e), 0);
+		}
+		wfs_audit_close(a);
+	}
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tenv_fini(*state);
+	free(*state);
+	return 0;
+}
+
+struct got {
+	int n;
+	int pids[16];
+};
+
+static int collect(void *arg, const struct wfs_audit_row *r)
+{
+	struct got *g = arg;
+	g->pids[g->n++] = (int)r->pid;
+	return 0;
+}
+
+/* Runs f and checks the pids of the rows, in order. */
+static void expect(const struct tenv *t, const struct wfs_audit_filter *f, const char *want)
+{
+	struct wfs_audit_db *d;
+	char err[256];
+	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
+	struct got g = {0};
+	int64_t n = wfs_audit_query(d, f, collect, &g, err, sizeof err);
+	wfs_audit_db_close(d);
+	assert_int_equal(n, g.n);
+	char s[128] = "";
+	for (int i = 0; i < g.n; i++)
+		snprintf(s + strlen(s), sizeof s - strlen(s), "%s%d", i ? "," : "", g.pids[i]);
+	assert_string_equal(s, want);
+}
+
+static void test_filters(void **state)
+{
+	struct tenv *t = *state;
+	struct wfs_audit_filter f;
+	wfs_audit_filter_init(&f);
+	expect(t, &f, "11,13,12,14,10,15"); /* time order */
+	f.since_ns = T0 + 2;
+	f.until_ns = T0 + 5;
+	expect(t, &f, "13,12,14");
+	wfs_audit_filter_init(&f);
+	f.uid = 1001;
+	expect(t, &f, "13,14,15");
+	wfs_audit_filter_init(&f);
+	f.path_glob = "/.ssh/*";
+	expect(t, &f, "13,14,10");
+	f.path_glob = "/.ssh/config";
+	expect(t, &f, "13");
+	f.path_glob = "*.c";
+	expect(t, &f, "11");
+	wfs_audit_filter_init(&f);
+	f.cls = "sensitive";
+	expect(t, &f, "13,14,10");
+	wfs_audit_filter_init(&f);
+	f.denied_only = true;
+	expect(t, &f, "12,14");
+	wfs_audit_filter_init(&f);
+	f.exe = "/usr/bin/vim";
+	expect(t, &f, "11,14,15");
+	wfs_audit_filter_init(&f);
+	f.pid = 12;
+	expect(t, &f, "12");
+	wfs_audit_filter_init(&f);
+	f.mount = "/home/bob";
+	expect(t, &f, "13,14,15");
+	wfs_audit_filter_init(&f);
+	f.kind = "create";
+	expect(t, &f, "");
+	/* combined */
+	wfs_audit_filter_init(&f);
+	f.exe = "/usr/bin/vim";
+	f.uid = 1001;
+	f.denied_only = true;
+	expect(t, &f, "14");
+}
+
+static void test_limits(void **state)
+{
+	struct tenv *t = *state;
+	struct wfs_audit_filter f;
+	wfs_audit_filter_init(&f);
+	f.limit = 2;
+	expect(t, &f, "10,15"); /* newest two, oldest first */
+	f.order = WFS_AUDIT_EARLIEST;
+	expect(t, &f, "11,13");
+	f.order = WFS_AUDIT_BY_ID; /* ids: alice's 3 rows, then bob's */
+	expect(t, &f, "14,15");
+	f.limit = 0;
+	f.after_id = 4;
+	expect(t, &f, "14,15");
+}
+
+static void test_path_index(void **state)
+{
+	struct tenv *t = *state;
+	struct wfs_audit_db *d;
+	char err[256], plan[1024];
+	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
+	struct wfs_audit_filter f;
+	wfs_audit_filter_init(&f);
+	f.path_glob = "/home/alice/.ssh/*";
+	f.limit = 100;
+	assert_int_equal(wfs_audit_query_plan(d, &f, plan, sizeof plan), 0);
+	if (!strstr(plan, "USING INDEX events_path (path>? AND path<?)"))
+		fail_msg("plan: %s", plan);
+	f.path_glob = NULL;
+	f.uid = 5;
+	assert_int_equal(wfs_audit_query_plan(d, &f, plan, sizeof plan), 0);
+	assert_non_null(strstr(plan, "events_uid"));
+	wfs_audit_db_close(d);
+}
+
+struct pr {
+	FILE *f;
+	enum wfs_audit_format fmt;
+};
+
+static int print_cb(void *arg, const struct wfs_audit_row *r)
+{
+	struct pr *p = arg;
+	wfs_audit_print_row(p->f, p->fmt, r);
+	return 0;
+}
+
+static char *print(const struct tenv *t, enum wfs_audit_format fmt, int64_t pid)
+{
+	struct wfs_audit_db *d;
+	char err[256];
+	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
+	struct wfs_audit_filter f;
+	wfs_audit_filter_init(&f);
+	f.pid = pid;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	wfs_audit_print_header(out, fmt);
+	struct pr p = {out, fmt};
+	assert_int_equal(wfs_audit_query(d, &f, print_cb, &p, err, sizeof err), 1);
+	fclose(out);
+	wfs_audit_db_close(d);
+	return buf;
+}
+
+static void test_formats(void **state)
+{
+	struct tenv *t = *state;
+	char *s = print(t, WFS_FMT_JSON, 12);
+	assert_string_equal(
+		s, "{\"id\":3,\"time\":\"2025-11-25T10:00:00.000000003Z\",\"time_ns\":"
+		   "1764064800000000003,\"mount\":\"/home/alice\",\"kind\":\"open\",\"path\":"
+		   "\"/.netrc\",\"access\":\"r\",\"flag_names\":\"\",\"flags\":0,\"class\":"
+		   "\"deny\",\"form\":\"plain\",\"decision\":\"deny\",\"errno\":13,\"error\":"
+		   "\"EACCES\",\"rule\":\"/etc/wardfs/policy:3\",\"uid\":1000,\"gid\":100,"
+		   "\"pid\":12,\"comm\":\"c\",\"exe\":\"/usr/bin/curl\",\"detail\":null}\n");
+	free(s);
+	s = print(t, WFS_FMT_JSON, 15);
+	assert_non_null(strstr(s, "\"path\":\"/notes, \\\"draft\\\".txt\""));
+	free(s);
+	s = print(t, WFS_FMT_CSV, 15);
+	assert_string_equal(s, "id,time,time_ns,mount,kind,path,access,flag_names,flags,class,"
+			       "form,decision,errno,error,rule,uid,gid,pid,comm,exe,detail\n"
+			       "6,2025-11-25T10:00:00.000000006Z,1764064800000000006,/home/bob,"
+			       "open,\"/notes, \"\"draft\"\".txt\",r,,0,public,plain,allow,0,,"
+			       "/etc/wardfs/policy:3,1001,100,15,c,/usr/bin/vim,\n");
+	free(s);
+	s = print(t, WFS_FMT_TABLE, 14);
+	assert_non_null(strstr(s, "TIME (UTC)"));
+	assert_non_null(strstr(s, "2025-11-25 10:00:00.000 EACCES"));
+	assert_non_null(strstr(s, "/.ssh/known_hosts"));
+	free(s);
+}
+
+static int stat_cb(void *arg, const char *key, int64_t count, int64_t denied)
+{
+	char *s = arg;
+	snprintf(s + strlen(s), 256 - strlen(s), "%s=%lld/%lld;", key, (long long)count,
+		 (long long)denied);
+	return 0;
+}
+
+static void test_stats(void **state)
+{
+	struct tenv *t = *state;
+	struct wfs_audit_db *d;
+	char err[256], s[256] = "";
+	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
+	struct wfs_audit_filter f;
+	wfs_audit_filter_init(&f);
+	assert_int_equal(wfs_audit_top(d, WFS_STAT_EXES, &f, 2, stat_cb, s, err, sizeof err), 0);
+	assert_string_equal(s, "/usr/bin/vim=3/1;/usr/bin/ssh=2/0;");
+	s[0] = 0;
+	assert_int_equal(wfs_audit_top(d, WFS_STAT_USERS, &f, 5, stat_cb, s, err, sizeof err), 0);
+	assert_string_equal(s, "1000=3/1;1001=3/1;");
+	s[0] = 0;
+	assert_int_equal(wfs_audit_top(d, WFS_STAT_DENIED, &f, 5, stat_cb, s, err, sizeof err), 0);
+	assert_string_equal(s, "/.netrc\t/usr/bin/curl=1/1;/.ssh/known_hosts\t/usr/bin/vim=1/1;");
+	s[0] = 0;
+	f.since_ns = T0 + 4;
+	assert_int_equal(wfs_audit_top(d, WFS_STAT_PATHS, &f, 1, stat_cb, s, err, sizeof err), 0);
+	assert_string_equal(s, "/.ssh/id_ed25519=1/0;");
+	struct wfs_audit_totals tot;
+	wfs_audit_filter_init(&f);
+	assert_int_equal(wfs_audit_totals(d, &f, &tot, err, sizeof err), 0);
+	assert_int_equal(tot.rows, 6);
+	assert_int_equal(tot.denied, 2);
+	assert_int_equal(tot.first_ns, T0 + 1);
+	assert_int_equal(tot.last_ns, T0 + 6);
+	assert_int_equal(wfs_audit_max_id(d), 6);
+	wfs_audit_db_close(d);
+}
+
+static void test_parse(void **state)
+{
+	(void)state;
+	int64_t v, now = 2000000000000000000LL;
+	assert_int_equal(wfs_audit_parse_time("2025-11-25", now, &v), 0);
+	assert_int_equal(v, 1764028800000000000LL);
+	assert_int_equal(wfs_audit_parse_time("2025-11-25T10:00:00", now, &v), 0);
+	assert_int_equal(v, T0);
+	assert_int_equal(wfs_audit_parse_time("2025-11-25T10:00:00Z", now, &v), 0);
+	assert_int_equal(v, T0);
+	assert_int_equal(wfs_audit_parse_time("2025-11-25 10:00", now, &v), 0);
+	assert_int_equal(v, T0);
+	assert_int_equal(wfs_audit_parse_time("2025-11-25T10:00:00.5Z", now, &v), 0);
+	assert_int_equal(v, T0 + 500000000);
+	assert_int_equal(wfs_audit_parse_time("15m", now, &v), 0);
+	assert_int_equal(v, now - 900000000000LL);
+	assert_int_equal(wfs_audit_parse_time("7d", now, &v), 0);
+	assert_int_equal(v, now - 7 * 86400000000000LL);
+	assert_int_equal(wfs_audit_parse_time("yesterday", now, &v), -EINVAL);
+	assert_int_equal(wfs_audit_parse_time("2025-13-01", now, &v), -EINVAL);
+	assert_int_equal(wfs_audit_parse_time("2025-11-25T10", now, &v), -EINVAL);
+	assert_int_equal(wfs_audit_parse_duration("90d", &v), 0);
+	assert_int_equal(v, 90 * 86400000000000LL);
+	assert_int_equal(wfs_audit_parse_duration("90", &v), -EINVAL);
+	assert_int_equal(wfs_audit_parse_duration("2x", &v), -EINVAL);
+	assert_int_equal(wfs_audit_parse_duration("-1d", &v), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse),
+	};
+	const struct CMUnitTest db_tests[] = {
+		cmocka_unit_test(test_filters),	   cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_path_index), cmocka_unit_test(test_formats),
+		cmocka_unit_test(test_stats),
+	};
+	int r = cmocka_run_group_tests(tests, NULL, NULL);
+	return r + cmocka_run_group_tests_name("db", db_tests, setup, teardown);
+}

@@ -45,7 +45,7 @@ static void model_close(struct model *m)
 
 static void model_write(struct model *m, off_t off, size_t n, uint32_t seed)
 {
-	uint8_t *data = malloc(n + 1);
+	uint8_t *data = calloc(n + 1, 1);
 
 	test_pattern(data, n, seed);
 	assert_int_equal(wfs_content_pwrite(K, m->fd, &m->h, data, n, off), (ssize_t)n);

@@ -35,8 +35,9 @@ struct ref_rule {
 static void ref_compile(const char *pat, struct ref_rule *r)
 {
 	char buf[256];
-	snprintf(buf, sizeof(buf), "%s", pat);
-	size_t l = strlen(buf);
+	size_t l = strnlen(pat, sizeof(buf) - 1);
+	memcpy(buf, pat, l);
+	buf[l] = '\0';
 	while (l && buf[l - 1] == '/')
 		buf[--l] = 0;
 	bool anchored = buf[0] == '/' || strchr(buf, '/') != NULL;
