@@ -103,6 +103,21 @@ static bool is_under(const char *path, const char *dir)
 	return !strncmp(path, dir, l) && (path[l] == '/' || path[l] == '\0');
 }
 
+/*
+ * The daemon runs in "/", and reloads the policy long after the command
+ * line is gone: file names given relative to the caller's directory are
+ * made absolute first. The file need not exist yet (audit db, log).
+ */
+static const char *absolute(const char *path, char *buf, size_t len)
+{
+	char cwd[PATH_MAX];
+	if (!path || path[0] == '/')
+		return path;
+	if (!getcwd(cwd, sizeof(cwd)) || (size_t)snprintf(buf, len, "%s/%s", cwd, path) >= len)
+		return path;
+	return buf;
+}
+
 static int run_daemon(struct wfs_daemon_opts *o, const char *log)
 {
 	int pfd[2];
@@ -261,6 +276,10 @@ int wfs_cmd_mount(int argc, char **argv)
 	if (wfs_vault_unlock(backing, &po, &keys) < 0)
 		return 1; /* wfs_vault_unlock said why */
 
+	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX];
+	policy = absolute(policy, policy_abs, sizeof(policy_abs));
+	audit_db = absolute(audit_db, db_abs, sizeof(db_abs));
+	log = absolute(log, log_abs, sizeof(log_abs));
 	o.backing = backing;
 	o.mountpoint = mnt;
 	o.keys = keys;

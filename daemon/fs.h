@@ -3,8 +3,10 @@
  * table and per-open handles. Shared by the daemon's .c files only.
  *
  * Lock order (outer to inner): wfs_inode.open_lock -> fs.table_lock ->
- * fs.fd_lock. wfs_inode.io_lock (sensitive files) is taken with no other
- * lock held except open_lock is never held across I/O.
+ * fs.fd_lock, and wfs_inode.open_lock -> wfs_inode.io_lock (a truncate
+ * that gives an empty sensitive file its header). io_lock guards I/O on
+ * encrypted files and is never held while taking open_lock, table_lock or
+ * fd_lock.
  */
 #ifndef WARDFS_FS_H
 #define WARDFS_FS_H
@@ -27,7 +29,7 @@
 #include "wardfs_daemon.h"
 
 #define WFS_HANDLE_MAX 40 /* bytes of f_handle; ext4/xfs/btrfs/tmpfs fit */
-#define WFS_VAULT_DIR ".wardfs"
+#define WFS_VAULT_DIR  ".wardfs"
 
 /* How an open regular file's data is served. */
 enum wfs_serve {
@@ -103,7 +105,7 @@ struct wfs_fs {
 	struct wfs_inode lru; /* sentinel: lru.next = most recent */
 	int nfds, max_fds;
 
-	bool passthrough;        /* negotiated and working */
+	bool passthrough; /* negotiated and working */
 	atomic_bool passthrough_warned;
 	double timeout;
 
@@ -152,6 +154,10 @@ struct wfs_creds {
 };
 int wfs_creds_become(fuse_req_t req, struct wfs_creds *c);
 void wfs_creds_restore(struct wfs_creds *c);
+
+/* rename_class.c: 0 when n moved to newparent/newname keeps the class of
+ * every file it holds, -EXDEV when not (so mv copies into the new form). */
+int wfs_rename_keeps_class(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname);
 
 /* classify.c */
 void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision *out);

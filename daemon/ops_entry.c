@@ -150,14 +150,70 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, wfs.timeout);
 }
 
-/* Truncates a regular file in the form it has on disk. */
-static int do_truncate(fuse_req_t req, struct wfs_inode *n, struct fuse_file_info *fi,
-		       off_t size)
+/*
+ * Whether a truncate to size must leave n encrypted: it is already, or it is
+ * an empty sensitive file about to grow (a plain ftruncate would turn it into
+ * a plaintext file that later writes extend in the clear).
+ */
+static bool truncate_encrypts(struct wfs_inode *n, off_t size)
+{
+	int form = atomic_load(&n->form);
+	if (form == WFS_FORM_ENCRYPTED)
+		return true;
+	if (form != WFS_FORM_EMPTY || size == 0 || !wfs.keys)
+		return false;
+	char path[PATH_MAX];
+	struct wfs_decision d;
+	if (wfs_inode_path(n, path, sizeof(path)))
+		return false;
+	wfs_classify(n, path, &d);
+	return d.cls == WFS_SENSITIVE;
+}
+
+/*
+ * Truncates an encrypted (or to-be-encrypted empty) file on fd. open_lock
+ * keeps a concurrent first open from sniffing the file while its header is
+ * written; n->hdr is what open handles use, so a new header goes there.
+ */
+static int truncate_encrypted(struct wfs_inode *n, int fd, off_t size)
+{
+	struct wfs_file_hdr h;
+	struct stat st;
+	int r;
+	pthread_mutex_lock(&n->open_lock);
+	pthread_rwlock_wrlock(&n->io_lock);
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (st.st_size == 0) {
+		if (size == 0) {
+			r = 0;
+			goto out;
+		}
+		r = wfs_hdr_write(wfs.keys, fd, &n->hdr);
+		if (r < 0)
+			goto out;
+		atomic_store(&n->form, WFS_FORM_ENCRYPTED);
+	}
+	r = wfs_hdr_read(wfs.keys, fd, &h);
+	if (r == WFS_FORM_ENCRYPTED)
+		r = wfs_content_truncate(wfs.keys, fd, &h, size);
+	else if (r >= 0)
+		r = ftruncate(fd, size) < 0 ? -errno : 0;
+out:
+	pthread_rwlock_unlock(&n->io_lock);
+	pthread_mutex_unlock(&n->open_lock);
+	return r;
+}
+
+/* Truncates a regular file in the form it has (or must get) on disk. */
+static int do_truncate(fuse_req_t req, struct wfs_inode *n, struct fuse_file_info *fi, off_t size)
 {
 	(void)req;
 	int fd = fi && fi->fh ? ((struct wfs_file *)(uintptr_t)fi->fh)->fd : -1;
 	bool own = false;
-	bool enc = atomic_load(&n->form) == WFS_FORM_ENCRYPTED;
+	bool enc = truncate_encrypts(n, size);
 	if (enc && (fd < 0 || (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY)) {
 		fd = wfs_inode_open(n, O_RDWR);
 		own = true;
@@ -168,18 +224,10 @@ static int do_truncate(fuse_req_t req, struct wfs_inode *n, struct fuse_file_inf
 	if (fd < 0)
 		return fd;
 	int r = 0;
-	if (enc) {
-		pthread_rwlock_wrlock(&n->io_lock);
-		struct wfs_file_hdr h;
-		r = wfs_hdr_read(wfs.keys, fd, &h);
-		if (r == WFS_FORM_ENCRYPTED)
-			r = wfs_content_truncate(wfs.keys, fd, &h, size);
-		else if (r >= 0)
-			r = ftruncate(fd, size) < 0 ? -errno : 0;
-		pthread_rwlock_unlock(&n->io_lock);
-	} else if (ftruncate(fd, size) < 0) {
+	if (enc)
+		r = truncate_encrypted(n, fd, size);
+	else if (ftruncate(fd, size) < 0)
 		r = -errno;
-	}
 	if (own)
 		close(fd);
 	return r;
@@ -221,7 +269,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		/* handle_killpriv_v2: a truncate or write by the caller drops
 		 * setuid/setgid, which root's own ftruncate would keep. */
 		struct stat st;
-		if (fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
+		if (fstatat(fd, "", &st, AT_EMPTY_PATH) == 0 &&
+		    (st.st_mode & (S_ISUID | S_ISGID))) {
 			mode_t m = st.st_mode & 07777 & ~S_ISUID;
 			if (st.st_mode & S_IXGRP)
 				m &= ~S_ISGID;
@@ -323,14 +372,14 @@ static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		fuse_reply_entry(req, &e);
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		     dev_t rdev)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	if (S_ISREG(mode)) {
 		/* Regular files are created through the policy-aware path. */
 		struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
 		extern void wfs_create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
-					    mode_t mode, struct fuse_file_info *fi, bool reply_entry);
+					    mode_t mode, struct fuse_file_info *fi,
+					    bool reply_entry);
 		wfs_create_node(req, parent, name, mode, &fi, true);
 		return;
 	}
@@ -347,20 +396,6 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	make_node(req, parent, name, S_IFLNK, 0, link);
 }
 
-/* Same class on both sides, or EXDEV so `mv` copies into the new form. */
-static int same_class(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname)
-{
-	if (n->type == S_IFDIR || n->type == S_IFLNK)
-		return 0;
-	char from[PATH_MAX], to[PATH_MAX];
-	if (wfs_inode_path(n, from, sizeof(from)) || wfs_child_path(newparent, newname, to, sizeof(to)))
-		return -ENAMETOOLONG;
-	struct wfs_decision a, b;
-	wfs_classify(n, from, &a);
-	wfs_classify_path(to, &b);
-	return a.cls == b.cls ? 0 : -EXDEV;
-}
-
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char *newname)
 {
 	struct wfs_inode *n = wfs_inode_get(ino);
@@ -369,7 +404,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	int r = same_class(n, np, newname);
+	int r = wfs_rename_keeps_class(n, np, newname);
 	if (r) {
 		fuse_reply_err(req, -r);
 		return;
@@ -438,13 +473,13 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		fuse_reply_err(req, -r);
 		return;
 	}
-	r = same_class(n, np, newname);
+	r = wfs_rename_keeps_class(n, np, newname);
 	if (!r && (flags & RENAME_EXCHANGE)) {
 		struct wfs_inode *other = NULL;
 		struct stat ost;
 		r = wfs_inode_lookup(np, newname, &ost, &other);
 		if (!r) {
-			r = same_class(other, parent, name);
+			r = wfs_rename_keeps_class(other, parent, name);
 			if (!r) {
 				int pfd = wfs_inode_fd(parent), npfd = wfs_inode_fd(np);
 				r = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;

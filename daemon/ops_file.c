@@ -17,12 +17,15 @@
 #include "fs.h"
 
 /* Flags the daemon's own backing fd is opened with: read-write unless
- * read-only (encrypted blocks need read-modify-write), and never O_APPEND
- * (the kernel computes the append offset; pwrite must honour it). */
+ * read-only (encrypted blocks need read-modify-write), never O_APPEND
+ * (the kernel computes the append offset; pwrite must honour it), and
+ * never O_DIRECT: the header sniff and encrypted blocks are not sector
+ * aligned, and one backing file serves every open of an inode. The kernel
+ * still gives an O_DIRECT caller uncached I/O on the FUSE side. */
 static int backing_flags(int flags)
 {
 	int acc = (flags & O_ACCMODE) == O_RDONLY ? O_RDONLY : O_RDWR;
-	flags &= ~(O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOCTTY);
+	flags &= ~(O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_NOCTTY | O_DIRECT);
 	return flags | acc | O_CLOEXEC;
 }
 

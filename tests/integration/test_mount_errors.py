@@ -2,6 +2,8 @@
 non-zero exit, and nothing left mounted."""
 import os
 
+import pytest
+
 from conftest import is_mounted, run, wardfs, WARDFS
 
 
@@ -77,3 +79,22 @@ def test_killed_daemon_then_umount(vault):
     assert not is_mounted(vault.mnt)
     vault.mount()
     vault.umount()
+
+
+def test_relative_paths_are_kept_after_daemonizing(vault):
+    """The daemon runs in "/": --policy, --audit-db and --log given relative
+    to the caller's directory must still name the caller's files."""
+    vault.policy.write_text("deny /secret-deny\n")
+    args = ["mount", "--passfile", "pass", "--policy", "policy", "--audit-db", "rel.db",
+            "--log", "rel.log", "backing", "mnt"]
+    vault.mnt.mkdir(exist_ok=True)
+    r = run(WARDFS, *args, check=False, cwd=vault.base)
+    assert r.returncode == 0, r.stderr
+    try:
+        (vault.backing / "secret-deny").write_text("x")
+        with pytest.raises(PermissionError):
+            (vault.mnt / "secret-deny").read_text()
+    finally:
+        vault.umount()
+    assert (vault.base / "rel.db").exists()
+    assert (vault.base / "rel.log").exists()

@@ -485,9 +485,6 @@ def test_empty_sensitive_file_open_readonly_then_written(vault):
         vault.umount()
 
 
-@pytest.mark.xfail(strict=True, reason="daemon bug (ops_entry.c do_truncate): an empty "
-                   "sensitive file (form EMPTY) is grown with a plain ftruncate, so it "
-                   "becomes a plain file and later writes land unencrypted on disk")
 def test_truncate_grows_empty_sensitive_file(vault):
     """`truncate -s` on an empty sensitive file (e.g. created empty before
     init), then data appended: the data must land encrypted."""
@@ -778,9 +775,6 @@ def test_mv_across_classes_copies(mnt):
     assert (mnt.mnt / "back").read_bytes() == data
 
 
-@pytest.mark.xfail(strict=True, reason="daemon bug (ops_entry.c same_class): directory renames "
-                   "are never EXDEV, so `mv DIR secret/` moves plaintext files into the "
-                   "sensitive area where they stay unencrypted on disk")
 def test_mv_directory_across_classes(mnt):
     (mnt.mnt / "secret").mkdir()
     data = pattern(20000)
@@ -795,6 +789,29 @@ def test_mv_directory_across_classes(mnt):
     (mnt.mnt / "secret" / "d2" / "g").write_bytes(data)
     run("mv", mnt.mnt / "secret" / "d2", mnt.mnt / "d2")
     assert (mnt.backing / "d2" / "g").read_bytes() == data
+
+
+def test_directory_rename_within_a_class_is_a_rename(mnt):
+    (mnt.mnt / "secret" / "a" / "b").mkdir(parents=True)
+    (mnt.mnt / "secret" / "a" / "b" / "f").write_bytes(b"x" * 100)
+    (mnt.mnt / "pub" / "c").mkdir(parents=True)
+    (mnt.mnt / "pub" / "c" / "g").write_bytes(b"y")
+    ino = os.stat(mnt.backing / "secret" / "a").st_ino
+    os.rename(mnt.mnt / "secret" / "a", mnt.mnt / "secret" / "a2")
+    assert os.stat(mnt.backing / "secret" / "a2").st_ino == ino
+    ino = os.stat(mnt.backing / "pub").st_ino
+    os.rename(mnt.mnt / "pub", mnt.mnt / "pub2")
+    assert os.stat(mnt.backing / "pub2").st_ino == ino
+    # a plain rename(2) of a tree holding a file of another class is EXDEV
+    with pytest.raises(OSError) as e:
+        os.rename(mnt.mnt / "pub2", mnt.mnt / "secret" / "pub2")
+    assert e.value.errno == errno.EXDEV
+    with pytest.raises(OSError) as e:
+        os.rename(mnt.mnt / "secret" / "a2", mnt.mnt / "a2")
+    assert e.value.errno == errno.EXDEV
+    # an empty directory holds nothing whose form could be wrong
+    (mnt.mnt / "empty").mkdir()
+    os.rename(mnt.mnt / "empty", mnt.mnt / "secret" / "empty")
 
 
 # ---------------------------------------------------------------------------
