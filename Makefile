@@ -1,10 +1,13 @@
 # Thin wrapper over CMake: `make` sets up and builds build/wardfs,
-# `make demo` runs the demo, `make test` runs every test.
+# `make demo` runs the demo, `make test` runs every test, `make install`
+# installs (PREFIX, default /usr/local, under DESTDIR if set).
 BUILD ?= build
+PREFIX ?= /usr/local
+DESTDIR ?=
 ROOT := $(CURDIR)
 export PKG_CONFIG_PATH := $(ROOT)/deps/libfuse/lib/pkgconfig:$(PKG_CONFIG_PATH)
 
-.PHONY: all setup build demo test unit integration asan fuzz bench format clean
+.PHONY: all setup build install demo test unit integration asan fuzz bench format clean
 
 all: build
 
@@ -14,6 +17,9 @@ setup:
 build: setup
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j2
+
+install: build
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 demo: build
 	@bash scripts/demo.sh

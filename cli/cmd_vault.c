@@ -329,15 +329,81 @@ static const char init_usage[] =
 	"Without --passfile or --extpass the passphrase is read from stdin when it\n"
 	"is not a terminal, else asked twice on the terminal.\n";
 
+int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
+		     const struct wfs_kdf_params *kp, struct wfs_keys **keys_out)
+{
+	struct wfs_keys *keys = NULL;
+	char *pass = NULL, dir[PATH_MAX], rec[WFS_RECOVERY_LEN];
+	uint8_t *kf = NULL;
+	size_t passlen, kflen;
+	int r;
+
+	if (wfs_vault_exists(backing)) {
+		fprintf(stderr, "%s: '%s' is already a wardfs vault\n", prog, backing);
+		r = -EEXIST;
+		goto out;
+	}
+	if ((r = crypto_start()) != 0)
+		goto out;
+	if ((r = wfs_secret_read(po->passfile, po->extpass, "Passphrase for the new vault: ", true,
+				 &pass, &passlen, NULL)) != 0)
+		goto out;
+	r = wfs_keyfile_create(pass, passlen, kp, &kf, &kflen, rec, &keys);
+	wfs_secret_free(pass);
+	if (r != 0) {
+		fprintf(stderr, "%s: cannot create the key: %s\n", prog, strerror(-r));
+		goto out;
+	}
+	snprintf(dir, sizeof(dir), "%s/" WFS_VAULT_DIR, backing);
+	if (mkdir(dir, 0700) != 0) {
+		struct stat st;
+
+		if (errno != EEXIST || lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			r = -(errno == EEXIST ? ENOTDIR : errno);
+			fprintf(stderr, "%s: cannot create '%s': %s\n", prog, dir, strerror(-r));
+			goto out;
+		}
+	}
+	if (chmod(dir, 0700) != 0) {
+		r = -errno;
+		fprintf(stderr, "%s: cannot set the mode of '%s': %s\n", prog, dir,
+			strerror(errno));
+		goto out;
+	}
+	/* the keyfile last: its presence is what makes a vault */
+	if ((r = wfs_vault_write_config(backing, kp)) != 0) {
+		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_CONFIG "': %s\n", prog, dir,
+			strerror(-r));
+		goto out;
+	}
+	if ((r = wfs_vault_write(backing, WFS_VAULT_KEYFILE, kf, kflen, 0600)) != 0) {
+		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_KEYFILE "': %s\n", prog, dir,
+			strerror(-r));
+		goto out;
+	}
+	printf("Created a wardfs vault in %s.\n\n"
+	       "Recovery key (it unlocks the vault without the passphrase; it is shown\n"
+	       "only now, so write it down and keep it offline, away from this machine):\n\n"
+	       "    %s\n\n",
+	       backing, rec);
+	fflush(stdout);
+	if (keys_out != NULL) {
+		*keys_out = keys;
+		keys = NULL;
+	}
+	r = 0;
+out:
+	sodium_memzero(rec, sizeof(rec));
+	wfs_keys_free(keys);
+	free(kf);
+	return r;
+}
+
 int wfs_cmd_init(int argc, char **argv)
 {
 	struct args a;
 	struct wfs_kdf_params kp;
-	struct wfs_keys *keys = NULL;
 	struct wfs_policy *pol = NULL;
-	char *pass = NULL, dir[PATH_MAX], rec[WFS_RECOVERY_LEN];
-	uint8_t *kf = NULL;
-	size_t passlen, kflen;
 	int r, status = 1;
 
 	if ((r = parse_args(&a, argc, argv, A_PASS | A_KDF | A_POLICY)) != 0)
@@ -348,58 +414,13 @@ int wfs_cmd_init(int argc, char **argv)
 	}
 	if (check_backing(&a) != 0)
 		goto out;
-	if (wfs_vault_exists(a.backing)) {
-		fprintf(stderr, "%s: '%s' is already a wardfs vault\n", prog, a.backing);
-		goto out;
-	}
-	if (crypto_start() != 0)
-		goto out;
 	wfs_kdf_params_default(&kp);
 	if (a.kdf_mib)
 		kp.memlimit = (size_t)a.kdf_mib << 20;
 	if (a.kdf_ops)
 		kp.opslimit = a.kdf_ops;
-	if (wfs_secret_read(a.po.passfile, a.po.extpass, "Passphrase for the new vault: ", true,
-			    &pass, &passlen, NULL) != 0)
+	if (wfs_vault_create(a.backing, &a.po, &kp, NULL) != 0)
 		goto out;
-	r = wfs_keyfile_create(pass, passlen, &kp, &kf, &kflen, rec, &keys);
-	wfs_secret_free(pass);
-	if (r != 0) {
-		fprintf(stderr, "%s: cannot create the key: %s\n", prog, strerror(-r));
-		goto out;
-	}
-	snprintf(dir, sizeof(dir), "%s/" WFS_VAULT_DIR, a.backing);
-	if (mkdir(dir, 0700) != 0) {
-		struct stat st;
-
-		if (errno != EEXIST || lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-			fprintf(stderr, "%s: cannot create '%s': %s\n", prog, dir,
-				strerror(errno == EEXIST ? ENOTDIR : errno));
-			goto out;
-		}
-	}
-	if (chmod(dir, 0700) != 0) {
-		fprintf(stderr, "%s: cannot set the mode of '%s': %s\n", prog, dir,
-			strerror(errno));
-		goto out;
-	}
-	/* the keyfile last: its presence is what makes a vault */
-	if ((r = wfs_vault_write_config(a.backing, &kp)) != 0) {
-		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_CONFIG "': %s\n", prog, dir,
-			strerror(-r));
-		goto out;
-	}
-	if ((r = wfs_vault_write(a.backing, WFS_VAULT_KEYFILE, kf, kflen, 0600)) != 0) {
-		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_KEYFILE "': %s\n", prog, dir,
-			strerror(-r));
-		goto out;
-	}
-	printf("Created a wardfs vault in %s.\n\n"
-	       "Recovery key (it unlocks the vault without the passphrase; it is shown\n"
-	       "only now, so write it down and keep it offline, away from this machine):\n\n"
-	       "    %s\n\n",
-	       a.backing, rec);
-	fflush(stdout);
 	status = 0;
 
 	if (load_policy(a.policy, &pol) == 0) {
@@ -414,9 +435,6 @@ int wfs_cmd_init(int argc, char **argv)
 		wfs_policy_free(pol);
 	}
 out:
-	sodium_memzero(rec, sizeof(rec));
-	wfs_keys_free(keys);
-	free(kf);
 	free(a.backing);
 	return status;
 }
@@ -953,4 +971,60 @@ out:
 	wfs_policy_free(pol);
 	free(a.backing);
 	return status;
+}
+
+/* ---- shared with setup-home ----------------------------------------- */
+
+void wfs_vault_cmd_prog(const char *p)
+{
+	snprintf(prog, sizeof(prog), "%s", p);
+	wfs_vault_set_prog(prog);
+}
+
+int wfs_vault_load_policy(const char *path, struct wfs_policy **out)
+{
+	return load_policy(path, out);
+}
+
+int wfs_vault_migrate(const char *backing, const struct wfs_policy *pol,
+		      const struct wfs_keys *keys, struct wfs_migrate_stats *st)
+{
+	struct migrate m = {0};
+	int r;
+
+	m.backing = backing;
+	m.pol = pol;
+	m.keys = keys;
+	if ((r = wfs_vault_walk(backing, migrate_scan, &m, &m.errors)) != 0) {
+		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, backing, strerror(-r));
+		goto out;
+	}
+	if (m.todo > 0) {
+		printf("Converting %u file%s to the form the policy asks for.\n", m.todo,
+		       m.todo == 1 ? "" : "s");
+		fflush(stdout);
+		if ((m.buf = malloc(CHUNK)) == NULL) {
+			fprintf(stderr, "%s: out of memory\n", prog);
+			r = -ENOMEM;
+			goto out;
+		}
+		m.progress = isatty(STDERR_FILENO);
+		progress(&m);
+		if ((r = wfs_vault_walk(backing, migrate_convert, &m, &m.errors)) != 0) {
+			fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, backing, strerror(-r));
+			goto out;
+		}
+		if (m.progress && m.done != m.todo)
+			fputc('\n', stderr);
+	}
+	r = 0;
+out:
+	if (m.buf != NULL)
+		sodium_memzero(m.buf, CHUNK), free(m.buf);
+	st->encrypted = m.encrypted;
+	st->decrypted = m.decrypted;
+	st->skipped = m.skipped;
+	st->failed = m.failed;
+	st->errors = m.errors;
+	return r;
 }

@@ -1,7 +1,9 @@
 /*
  * main.c - the `wardfs` binary: a small table that dispatches subcommands
- * (after WireGuard's wg.c) and prints usage.
+ * (after WireGuard's wg.c) and prints usage. Called as mount.wardfs
+ * or mount.fuse.wardfs it is the mount(8) helper.
  */
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +23,8 @@ static const struct {
 	{"migrate", wfs_cmd_migrate, "convert files whose form on disk disagrees with the policy"},
 	{"fsck", wfs_cmd_fsck, "verify every block of every encrypted file"},
 	{"audit", wfs_cmd_audit, "query, tail, verify and prune the audit database"},
+	{"setup-home", wfs_cmd_setup_home,
+	 "move a user's home into a new vault, encrypting as the policy says"},
 };
 
 static void usage(FILE *f)
@@ -30,12 +34,16 @@ static void usage(FILE *f)
 		   "(passthrough), sensitive (encrypted) or deny, as an admin policy says,\n"
 		   "recording every open in an audit database.\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-		fprintf(f, "  %-9s %s\n", subcommands[i].name, subcommands[i].summary);
+		fprintf(f, "  %-11s %s\n", subcommands[i].name, subcommands[i].summary);
 	fprintf(f, "\n'wardfs <command> --help' shows a command's options.\n");
 }
 
 int main(int argc, char **argv)
 {
+	const char *self = argc > 0 ? basename(argv[0]) : "wardfs";
+
+	if (!strcmp(self, "mount.wardfs") || !strcmp(self, "mount.fuse.wardfs"))
+		return wfs_mount_helper(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 1;

@@ -89,4 +89,38 @@ typedef int (*wfs_walk_fn)(void *arg, int dirfd, const char *name, const char *r
  */
 int wfs_vault_walk(const char *backing, wfs_walk_fn fn, void *arg, unsigned *errors);
 
+/* ---- shared by init, migrate and setup-home (cmd_vault.c) ----------- */
+
+struct wfs_policy;
+
+/* Sets the "wardfs CMD" prefix of the errors printed below. */
+void wfs_vault_cmd_prog(const char *prog);
+
+/*
+ * Creates the vault in BACKING (which must exist and not be a vault yet):
+ * reads the new passphrase from po's sources (asked twice on a tty), writes
+ * BACKING/.wardfs/{config,keyfile} and prints the recovery key once. On
+ * success *keys (if not NULL) holds the unlocked keys. -errno after one
+ * line of error.
+ */
+int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
+		     const struct wfs_kdf_params *kp, struct wfs_keys **keys);
+
+/* Loads the policy at path (NULL: /etc/wardfs/policy, or the built-in
+ * default if that is missing), printing diagnostics. -errno on failure. */
+int wfs_vault_load_policy(const char *path, struct wfs_policy **out);
+
+struct wfs_migrate_stats {
+	unsigned encrypted, decrypted, skipped, failed, errors;
+};
+
+/*
+ * wardfs migrate's work with the keys at hand: removes leftovers of an
+ * interrupted run, then converts each file whose form disagrees with the
+ * policy (atomically, one file at a time), with a progress bar on a
+ * terminal. 0 when the walk completed (see st for per-file failures).
+ */
+int wfs_vault_migrate(const char *backing, const struct wfs_policy *pol,
+		      const struct wfs_keys *keys, struct wfs_migrate_stats *st);
+
 #endif

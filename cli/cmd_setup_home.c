@@ -1,0 +1,454 @@
+/*
+ * cmd_setup_home.c - `wardfs setup-home USER`: turns a user's existing home
+ * into a vault in one run. It creates the backing directory and the vault,
+ * moves the home's entries into the backing directory (rename(2), so the
+ * same file system is required), encrypts what the policy calls sensitive
+ * (wardfs migrate's code), and prints the fstab and pam_mount lines.
+ *
+ * Resumable: BACKING/.wardfs/setup-home records the user, the home and the
+ * state ("started" until the end, then "done"). Every step is idempotent
+ * (each rename is atomic, migrate converts file by file through a temp file
+ * and removes leftovers), so a run killed at any point is finished by
+ * running the same command again; nothing is copied, so nothing is lost.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "policy.h"
+#include "vault.h"
+
+#define PROG	       "wardfs setup-home"
+#define DEFAULT_PARENT "/home/.wardfs"
+#define MARKER	       "setup-home"
+
+static const char usage[] =
+	"usage: wardfs setup-home [options] USER\n"
+	"\n"
+	"Moves USER's existing home into a new wardfs vault and leaves the home an\n"
+	"empty mount point: creates BACKING (default " DEFAULT_PARENT "/USER, on the\n"
+	"same file system as the home), creates the vault (prints the recovery key\n"
+	"once), moves every entry of the home into BACKING, encrypts the files the\n"
+	"policy calls sensitive (with a progress bar on a terminal), and prints the\n"
+	"/etc/fstab and pam_mount lines that mount it. Run it as root while USER is\n"
+	"logged out. If it is interrupted, run the same command again: it carries\n"
+	"on where it stopped (state in BACKING/.wardfs/" MARKER ").\n"
+	"\n"
+	"  --backing DIR       the backing directory (default " DEFAULT_PARENT "/USER)\n"
+	"  --policy FILE       the policy (default /etc/wardfs/policy)\n"
+	"  --passfile FILE     the vault passphrase from the first line of FILE\n"
+	"  --extpass CMD       the passphrase from CMD's first output line\n"
+	"  --kdf-memory MIB    Argon2id memory in MiB (default 512)\n"
+	"  --kdf-ops N         Argon2id passes (default 3)\n"
+	"  -h, --help          show this help\n"
+	"\n"
+	"Without --passfile or --extpass the passphrase is read from stdin when it\n"
+	"is not a terminal, else asked (twice when the vault is new). To unlock at\n"
+	"login with pam_mount, use USER's login password (see wardfs-setup-home(8)).\n";
+
+enum { OPT_BACKING = 256, OPT_POLICY, OPT_PASSFILE, OPT_EXTPASS, OPT_KDF_MEMORY, OPT_KDF_OPS };
+
+struct setup {
+	const char *user, *policy_path;
+	char home[PATH_MAX], backing[PATH_MAX];
+	struct wfs_pass_opts po;
+	struct wfs_kdf_params kp;
+};
+
+static int fail(const char *fmt, const char *a, const char *b, int err)
+{
+	fprintf(stderr, PROG ": ");
+	fprintf(stderr, fmt, a, b);
+	if (err)
+		fprintf(stderr, ": %s", strerror(err));
+	fputc('\n', stderr);
+	return 1;
+}
+
+static int parse_mib(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return errno || *end || s[0] < '0' || s[0] > '9' || *out < 1 || *out > max ? -1 : 0;
+}
+
+/* mkdir -p for the parents of path (mode 0700: users must not reach the
+ * backing directory around the mount). */
+static int make_parents(const char *path)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+static bool is_under(const char *path, const char *dir)
+{
+	size_t l = strlen(dir);
+
+	return !strcmp(dir, "/") || (!strncmp(path, dir, l) && (path[l] == '/' || path[l] == '\0'));
+}
+
+static void setstr(char *dst, size_t len, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* Reads the marker: 1 if present (state copied into state), 0 if absent. */
+static int read_marker(const struct setup *s, char *state, size_t len)
+{
+	char path[PATH_MAX + 32], line[PATH_MAX + 16], user[256] = "", home[PATH_MAX] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/" WFS_VAULT_DIR "/" MARKER, s->backing);
+	if ((f = fopen(path, "re")) == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	state[0] = '\0';
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strncmp(line, "user ", 5))
+			setstr(user, sizeof(user), line + 5);
+		else if (!strncmp(line, "home ", 5))
+			setstr(home, sizeof(home), line + 5);
+		else if (!strncmp(line, "state ", 6))
+			setstr(state, len, line + 6);
+	}
+	fclose(f);
+	if (strcmp(user, s->user) || strcmp(home, s->home)) {
+		fprintf(stderr,
+			PROG ": '%s' is being set up for user '%s' (home '%s'), not '%s'; "
+			     "choose another --backing\n",
+			s->backing, user, home, s->user);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+static int write_marker(const struct setup *s, const char *state)
+{
+	char text[PATH_MAX + 512];
+	int n = snprintf(text, sizeof(text),
+			 "# wardfs setup-home progress; re-run 'wardfs setup-home %s' if the\n"
+			 "# state is not done.\nuser %s\nhome %s\nstate %s\n",
+			 s->user, s->user, s->home, state);
+	int r = wfs_vault_write(s->backing, MARKER, text, (size_t)n, 0600);
+
+	if (r != 0)
+		fprintf(stderr, PROG ": cannot write '%s/" WFS_VAULT_DIR "/" MARKER "': %s\n",
+			s->backing, strerror(-r));
+	return r;
+}
+
+/* The backing may hold nothing but .wardfs before the vault is created. */
+static int only_vault_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int r = 1;
+
+	if (d == NULL)
+		return -errno;
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    strcmp(e->d_name, WFS_VAULT_DIR))
+			r = 0;
+	closedir(d);
+	return r;
+}
+
+/* Renames every entry of the home into the backing directory. */
+static int move_entries(const struct setup *s)
+{
+	int hfd = -1, bfd = -1, r = 0;
+	unsigned moved = 0;
+	DIR *d = NULL;
+	struct dirent *e;
+
+	if ((hfd = open(s->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (bfd = open(s->backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		r = fail("cannot open '%s'%s", hfd < 0 ? s->home : s->backing, "", errno);
+		goto out;
+	}
+	if ((d = fdopendir(hfd)) == NULL) {
+		r = fail("cannot read '%s'%s", s->home, "", errno);
+		goto out;
+	}
+	hfd = -1;
+	while ((e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (!strcmp(e->d_name, WFS_VAULT_DIR)) {
+			r = fail("'%s/%s' is in the way of the vault directory; move it away",
+				 s->home, WFS_VAULT_DIR, 0);
+			goto out;
+		}
+		if (renameat2(dirfd(d), e->d_name, bfd, e->d_name, RENAME_NOREPLACE) != 0) {
+			int err = errno;
+
+			fprintf(stderr, PROG ": cannot move '%s/%s' into '%s': %s%s\n", s->home,
+				e->d_name, s->backing, strerror(err),
+				err == EEXIST ? "; both exist: keep one and run again" : "");
+			r = 1;
+			goto out;
+		}
+		moved++;
+	}
+	if (fsync(bfd) != 0 || fsync(dirfd(d)) != 0) {
+		r = fail("cannot sync '%s'%s", s->backing, "", errno);
+		goto out;
+	}
+	if (moved)
+		printf("Moved %u entr%s of %s into %s.\n", moved, moved == 1 ? "y" : "ies", s->home,
+		       s->backing);
+out:
+	if (d != NULL)
+		closedir(d);
+	if (hfd >= 0)
+		close(hfd);
+	if (bfd >= 0)
+		close(bfd);
+	return r;
+}
+
+static void print_lines(const struct setup *s)
+{
+	char opts[PATH_MAX * 2 + 64] = "";
+
+	if (s->policy_path)
+		snprintf(opts, sizeof(opts), "policy=%s,", s->policy_path);
+	printf("\nMount it at boot: add to /etc/fstab (the passfile holds the passphrase,\n"
+	       "readable by root only):\n\n"
+	       "    %s %s fuse.wardfs passfile=%s,%snofail 0 0\n\n",
+	       s->backing, s->home, s->po.passfile ? s->po.passfile : "/root/wardfs-USER.pass",
+	       opts);
+	printf("Or unlock it at login with %s's password (the vault passphrase must be\n"
+	       "that password; see wardfs-setup-home(8) and docs/pam.md): add to\n"
+	       "/etc/security/pam_mount.conf.xml\n\n"
+	       "    <volume user=\"%s\" fstype=\"fuse.wardfs\" path=\"%s\" mountpoint=\"%s\" "
+	       "options=\"%snosuid,nodev\" />\n\n"
+	       "Until it is mounted, %s is an empty directory.\n",
+	       s->user, s->user, s->backing, s->home, opts, s->home);
+}
+
+static int run(struct setup *s)
+{
+	struct wfs_policy *pol = NULL;
+	struct wfs_keys *keys = NULL;
+	struct wfs_migrate_stats ms = {0};
+	struct stat hst, bst, pst;
+	char state[64] = "", vdir[PATH_MAX + 16], parent[PATH_MAX + 4];
+	int r, status = 1;
+
+	if (stat(s->home, &hst) != 0 || !S_ISDIR(hst.st_mode))
+		return fail("home '%s' of '%s' is not a directory", s->home, s->user,
+			    errno == 0 ? 0 : errno);
+	snprintf(parent, sizeof(parent), "%s/..", s->home);
+	if (stat(parent, &pst) == 0 && pst.st_dev != hst.st_dev)
+		return fail("'%s' is a mount point; unmount it (and log %s out) first", s->home,
+			    s->user, 0);
+	if (is_under(s->backing, s->home) || is_under(s->home, s->backing))
+		return fail("the backing directory '%s' and the home '%s' must not contain "
+			    "each other",
+			    s->backing, s->home, 0);
+	if (wfs_vault_load_policy(s->policy_path, &pol) != 0)
+		goto out;
+	if ((r = make_parents(s->backing)) != 0) {
+		fail("cannot create the parents of '%s'%s", s->backing, "", -r);
+		goto out;
+	}
+	if (mkdir(s->backing, 0700) != 0 && errno != EEXIST) {
+		fail("cannot create '%s'%s", s->backing, "", errno);
+		goto out;
+	}
+	if (stat(s->backing, &bst) != 0 || !S_ISDIR(bst.st_mode)) {
+		fail("'%s' is not a directory%s", s->backing, "", 0);
+		goto out;
+	}
+	if (bst.st_dev != hst.st_dev) {
+		fail("'%s' is not on the file system of '%s' (entries are moved, not copied); "
+		     "choose a --backing beside the home",
+		     s->backing, s->home, 0);
+		goto out;
+	}
+	if ((r = read_marker(s, state, sizeof(state))) < 0) {
+		if (r != -EINVAL)
+			fail("cannot read the state of '%s'%s", s->backing, "", -r);
+		goto out;
+	}
+	if (r == 0 && wfs_vault_exists(s->backing)) {
+		fail("'%s' is already a wardfs vault (not made by setup-home)%s", s->backing, "",
+		     0);
+		goto out;
+	}
+	if (!strcmp(state, "done")) {
+		printf("%s's home is already set up in %s.\n", s->user, s->backing);
+		print_lines(s);
+		status = 0;
+		goto out;
+	}
+	if (r == 0) { /* a fresh start */
+		if ((r = only_vault_dir(s->backing)) <= 0) {
+			fail("'%s' is not empty; choose an empty or new --backing%s", s->backing,
+			     "", r < 0 ? -r : 0);
+			goto out;
+		}
+		snprintf(vdir, sizeof(vdir), "%s/" WFS_VAULT_DIR, s->backing);
+		if (mkdir(vdir, 0700) != 0 && errno != EEXIST) {
+			fail("cannot create '%s'%s", vdir, "", errno);
+			goto out;
+		}
+		if (write_marker(s, "started") != 0)
+			goto out;
+	} else {
+		printf("Resuming the set-up of %s's home in %s.\n", s->user, s->backing);
+	}
+	/* The mount root shows the backing root: give it the home's owner and mode. */
+	if (chown(s->backing, hst.st_uid, hst.st_gid) != 0 ||
+	    chmod(s->backing, hst.st_mode & 07777) != 0) {
+		fail("cannot set the owner and mode of '%s'%s", s->backing, "", errno);
+		goto out;
+	}
+	if (!wfs_vault_exists(s->backing)) {
+		if (wfs_vault_create(s->backing, &s->po, &s->kp, &keys) != 0)
+			goto out;
+	} else if (wfs_crypto_init() != 0 || wfs_vault_unlock(s->backing, &s->po, &keys) != 0) {
+		goto out;
+	}
+	if (move_entries(s) != 0)
+		goto out;
+	if ((r = wfs_vault_migrate(s->backing, pol, keys, &ms)) != 0)
+		goto out;
+	if (ms.failed || ms.skipped || ms.errors) {
+		fprintf(stderr,
+			PROG ": %u file%s could not be encrypted, %u skipped (hard links), %u "
+			     "unreadable; fix them and run 'wardfs setup-home %s' again\n",
+			ms.failed, ms.failed == 1 ? "" : "s", ms.skipped, ms.errors, s->user);
+		goto out;
+	}
+	if (write_marker(s, "done") != 0)
+		goto out;
+	printf("%s's home is now the vault %s (%u file%s encrypted).\n", s->user, s->backing,
+	       ms.encrypted, ms.encrypted == 1 ? "" : "s");
+	print_lines(s);
+	status = 0;
+out:
+	wfs_keys_free(keys);
+	wfs_policy_free(pol);
+	return status;
+}
+
+int wfs_cmd_setup_home(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"backing", required_argument, NULL, OPT_BACKING},
+		{"policy", required_argument, NULL, OPT_POLICY},
+		{"passfile", required_argument, NULL, OPT_PASSFILE},
+		{"extpass", required_argument, NULL, OPT_EXTPASS},
+		{"kdf-memory", required_argument, NULL, OPT_KDF_MEMORY},
+		{"kdf-ops", required_argument, NULL, OPT_KDF_OPS},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct setup s = {0};
+	const char *backing = NULL;
+	unsigned long v;
+	struct passwd *pw;
+	int c;
+
+	wfs_vault_cmd_prog(PROG);
+	wfs_kdf_params_default(&s.kp);
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case OPT_BACKING:
+			backing = optarg;
+			break;
+		case OPT_POLICY:
+			s.policy_path = optarg;
+			break;
+		case OPT_PASSFILE:
+			s.po.passfile = optarg;
+			break;
+		case OPT_EXTPASS:
+			s.po.extpass = optarg;
+			break;
+		case OPT_KDF_MEMORY:
+			if (parse_mib(optarg, 4096, &v) != 0)
+				return fail("--kdf-memory takes MiB from 1 to 4096, not '%s'%s",
+					    optarg, "", 0) +
+				       1;
+			s.kp.memlimit = (size_t)v << 20;
+			break;
+		case OPT_KDF_OPS:
+			if (parse_mib(optarg, 64, &v) != 0)
+				return fail("--kdf-ops takes 1 to 64 passes, not '%s'%s", optarg,
+					    "", 0) +
+				       1;
+			s.kp.opslimit = v;
+			break;
+		case ':':
+			return fail("option '%s' needs a value%s; see 'wardfs setup-home --help'",
+				    argv[optind - 1], "", 0) +
+			       1;
+		default:
+			return fail("unknown option '%s'%s; see 'wardfs setup-home --help'",
+				    argv[optind - 1], "", 0) +
+			       1;
+		}
+	}
+	if (argc - optind != 1)
+		return fail("expected one USER%s%s; see 'wardfs setup-home --help'", "", "", 0) + 1;
+	if (s.po.passfile && s.po.extpass)
+		return fail("give --passfile or --extpass, not both%s%s", "", "", 0) + 1;
+	s.user = argv[optind];
+	if (geteuid() != 0)
+		return fail("must run as root (it moves %s's home)%s; try 'sudo wardfs "
+			    "setup-home ...'",
+			    s.user, "", 0);
+	if ((pw = getpwnam(s.user)) == NULL)
+		return fail("no user '%s'%s", s.user, "", 0);
+	if (realpath(pw->pw_dir, s.home) == NULL)
+		return fail("cannot find the home '%s' of '%s'", pw->pw_dir, s.user, errno);
+	if (backing == NULL)
+		snprintf(s.backing, sizeof(s.backing), DEFAULT_PARENT "/%s", s.user);
+	else if (backing[0] != '/') {
+		char cwd[PATH_MAX];
+
+		if (getcwd(cwd, sizeof(cwd)) == NULL)
+			return fail("cannot find the current directory%s%s", "", "", errno);
+		if ((size_t)snprintf(s.backing, sizeof(s.backing), "%s/%s", cwd, backing) >=
+		    sizeof(s.backing))
+			return fail("'%s'%s: path too long", backing, "", 0);
+	} else {
+		snprintf(s.backing, sizeof(s.backing), "%s", backing);
+	}
+	for (size_t n = strlen(s.backing); n > 1 && s.backing[n - 1] == '/'; n--)
+		s.backing[n - 1] = '\0';
+	return run(&s);
+}

@@ -1,0 +1,76 @@
+# cmake/install.cmake - what `cmake --install build [--prefix P]` (and
+# `make install [PREFIX=P] [DESTDIR=D]`) puts where:
+#   bin/wardfs                          the binary
+#   sbin/mount.wardfs, sbin/mount.fuse.wardfs
+#                                       mount(8) helpers (links to the
+#                                       binary; mount(8) only looks in /sbin,
+#                                       see WARDFS_HELPER_DIR)
+#   share/man/man{1,5,8}/               man pages from docs/man/
+#   share/bash-completion/completions/wardfs
+#   lib/systemd/system/wardfs@.service  template unit, @BINDIR@ substituted
+#   /etc/wardfs/policy                  etc/policy.example, only if absent
+include(GNUInstallDirs)
+
+set(WARDFS_HELPER_DIR "${CMAKE_INSTALL_SBINDIR}" CACHE STRING
+    "where the mount helpers go (relative to the prefix, or absolute such as /sbin)")
+set(WARDFS_SYSTEMD_DIR "lib/systemd/system" CACHE STRING
+    "where the systemd unit goes (relative to the prefix, or absolute)")
+set(WARDFS_SYSCONF_DIR "/etc/wardfs" CACHE STRING "where the policy goes (under DESTDIR)")
+
+install(TARGETS wardfs RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+
+# The helpers are symlinks: relative when they live under the prefix, so a
+# DESTDIR or relocated tree stays consistent.
+install(CODE "
+  set(_bindir \"${CMAKE_INSTALL_BINDIR}\")
+  set(_helperdir \"${WARDFS_HELPER_DIR}\")
+  if(IS_ABSOLUTE \"\${_helperdir}\")
+    set(_dir \"\$ENV{DESTDIR}\${_helperdir}\")
+    set(_target \"\${CMAKE_INSTALL_PREFIX}/\${_bindir}/wardfs\")
+  else()
+    set(_dir \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/\${_helperdir}\")
+    file(RELATIVE_PATH _target \"/p/\${_helperdir}\" \"/p/\${_bindir}/wardfs\")
+  endif()
+  file(MAKE_DIRECTORY \"\${_dir}\")
+  foreach(_name mount.wardfs mount.fuse.wardfs)
+    message(STATUS \"Installing: \${_dir}/\${_name} -> \${_target}\")
+    file(REMOVE \"\${_dir}/\${_name}\")
+    file(CREATE_LINK \"\${_target}\" \"\${_dir}/\${_name}\" SYMBOLIC)
+  endforeach()
+")
+
+foreach(_section 1 5 8)
+	file(GLOB _pages CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/man/*.${_section})
+	install(FILES ${_pages} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${_section})
+endforeach()
+
+install(FILES ${PROJECT_SOURCE_DIR}/etc/bash-completion/wardfs
+	DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/bash-completion/completions)
+
+# The unit names the installed binary: substitute @BINDIR@ at install time,
+# when the final prefix is known.
+install(CODE "
+  set(_unitdir \"${WARDFS_SYSTEMD_DIR}\")
+  if(NOT IS_ABSOLUTE \"\${_unitdir}\")
+    set(_unitdir \"\${CMAKE_INSTALL_PREFIX}/\${_unitdir}\")
+  endif()
+  file(READ \"${PROJECT_SOURCE_DIR}/etc/systemd/wardfs@.service\" _unit)
+  string(REPLACE \"@BINDIR@\" \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\" _unit \"\${_unit}\")
+  message(STATUS \"Installing: \$ENV{DESTDIR}\${_unitdir}/wardfs@.service\")
+  file(WRITE \"\$ENV{DESTDIR}\${_unitdir}/wardfs@.service\" \"\${_unit}\")
+")
+
+# Never overwrite an admin's policy. (file(COPY) does not prepend DESTDIR
+# the way file(INSTALL) does.)
+install(CODE "
+  set(_etc \"\$ENV{DESTDIR}${WARDFS_SYSCONF_DIR}\")
+  file(MAKE_DIRECTORY \"\${_etc}/mounts\")
+  if(EXISTS \"\${_etc}/policy\")
+    message(STATUS \"Keeping: \${_etc}/policy (exists)\")
+  else()
+    message(STATUS \"Installing: \${_etc}/policy\")
+    file(COPY \"${PROJECT_SOURCE_DIR}/etc/policy.example\" DESTINATION \"\${_etc}\"
+         FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+    file(RENAME \"\${_etc}/policy.example\" \"\${_etc}/policy\")
+  endif()
+")
