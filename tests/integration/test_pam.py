@@ -1,0 +1,150 @@
+"""Login unlock with libpam-mount (the recipe in docs/pam.md): a user whose
+home was moved into a vault by `wardfs setup-home`, with the vault
+passphrase equal to the login password, logs in with `su - USER` typed on
+a pty by an unprivileged user (so PAM really authenticates: pam_unix checks
+the password and pam_mount keeps it), pam_mount mounts the home with the
+password on the helper's stdin, and unmounts it when the session ends.
+
+The test adds one <volume> to /etc/security/pam_mount.conf.xml for its own
+user and restores the file afterwards. It is skipped (with the reason) only
+when pam_mount is not installed or not in the PAM stack."""
+import os
+import pathlib
+import pty
+import pwd
+import select
+import subprocess
+import time
+
+import pytest
+
+from conftest import TEST_USER, WARDFS, is_mounted, run, wait_for
+from test_install import helper  # noqa: F401  (fixture)
+
+USER = "wardfs-pam"
+PASSWORD = "Login pass 7!"
+CONF = pathlib.Path("/etc/security/pam_mount.conf.xml")
+MAGIC = b"\x89WARDFS\x00"
+
+
+def pam_mount_missing():
+    if not CONF.exists() or not any(pathlib.Path(d, "pam_mount.so").exists() for d in (
+            "/lib/x86_64-linux-gnu/security", "/usr/lib/x86_64-linux-gnu/security",
+            "/lib/security", "/usr/lib/security")):
+        return "libpam-mount is not installed (scripts/setup.sh installs it)"
+    common = pathlib.Path("/etc/pam.d/common-session")
+    if not common.exists() or "pam_mount.so" not in common.read_text():
+        return "pam_mount is not in /etc/pam.d/common-session (run pam-auth-update)"
+    if not os.path.exists("/usr/bin/su"):
+        return "no su"
+    return None
+
+
+pytestmark = pytest.mark.skipif(pam_mount_missing() is not None,
+                                reason=str(pam_mount_missing()))
+
+
+def su_on_pty(password, command, timeout=60):
+    """`su - USER -c command` run by TEST_USER on a pty, typing password
+    at the prompt. Returns (exit status, everything printed)."""
+    u = pwd.getpwnam(TEST_USER)
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(u.pw_gid)
+            os.setuid(u.pw_uid)
+            os.chdir("/")
+            os.execv("/usr/bin/su", ["su", "-", USER, "-c", command])
+        finally:
+            os._exit(127)
+    out, sent, end = b"", False, time.time() + timeout
+    try:
+        while time.time() < end:
+            r, _, _ = select.select([fd], [], [], 0.5)
+            if not r:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not sent and b"assword" in out:
+                os.write(fd, password.encode() + b"\n")
+                sent = True
+        else:
+            os.kill(pid, 9)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return status, out.decode(errors="replace")
+
+
+@pytest.fixture
+def pam_home(base, test_user, helper):  # noqa: F811
+    """USER with a password and a home moved into a vault whose passphrase
+    is that password, and a pam_mount volume for it."""
+    home = base / "home" / USER
+    backing = base / "backing"
+    subprocess.run(["userdel", USER], capture_output=True)
+    run("useradd", "-M", "-d", home, "-s", "/bin/sh", USER)
+    saved = CONF.read_text()
+    try:
+        run("chpasswd", input=f"{USER}:{PASSWORD}\n")
+        (home / "secret").mkdir(parents=True)
+        (home / "secret/hello").write_text("hello from the vault\n")
+        (home / "notes.txt").write_text("public notes\n")
+        run("chown", "-R", f"{USER}:{USER}", home)
+        (base / "policy").write_text("default public\nsensitive /secret/**\n")
+        (base / "pass").write_text(PASSWORD + "\n")
+        run(WARDFS, "setup-home", "--backing", backing, "--policy", base / "policy",
+            "--passfile", base / "pass", "--kdf-memory", "8", "--kdf-ops", "1", USER)
+        (base / "pass").unlink()  # from now on only the login password unlocks it
+        assert (backing / "secret/hello").read_bytes()[:8] == MAGIC
+        volume = (f'<volume user="{USER}" fstype="fuse.wardfs" path="{backing}" '
+                  f'mountpoint="~" options="policy={base}/policy,audit-db={base}/audit.db,'
+                  f'log={base}/wardfs.log,nosuid,nodev" />')
+        text = saved.replace("<pam_mount>", "<pam_mount>\n" + volume, 1)
+        assert volume in text
+        CONF.write_text(text)
+        yield {"home": home, "backing": backing, "db": base / "audit.db",
+               "log": base / "wardfs.log"}
+    finally:
+        CONF.write_text(saved)
+        if is_mounted(home):
+            subprocess.run([WARDFS, "umount", str(home)], capture_output=True)
+            if is_mounted(home):
+                subprocess.run(["umount", "-l", str(home)], check=False)
+        subprocess.run(["userdel", USER], capture_output=True)
+        subprocess.run(["rm", "-f", f"/run/pam_mount/{USER}"], check=False)
+
+
+def test_login_password_mounts_home(pam_home):
+    home = pam_home["home"]
+    status, out = su_on_pty(PASSWORD, "cat ~/secret/hello ~/notes.txt; "
+                            "echo written > ~/secret/new; id -un; "
+                            "grep -c fuse.wardfs /proc/self/mounts")
+    log = pam_home["log"].read_text() if pam_home["log"].exists() else ""
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out + log
+    assert "hello from the vault" in out and "public notes" in out, out + log
+    assert USER in out
+    # logout unmounted it, and the daemon finished
+    assert wait_for(lambda: not is_mounted(home), 30), out
+    assert list(home.iterdir()) == []
+    new = pam_home["backing"] / "secret/new"
+    assert new.read_bytes()[:8] == MAGIC
+    assert b"written" not in new.read_bytes()
+    uid = pwd.getpwnam(USER).pw_uid
+    rows = run("sqlite3", pam_home["db"],
+               f"SELECT count(*) FROM events WHERE path = '/secret/hello' AND uid = {uid}")
+    assert int(rows.stdout) >= 1
+    assert "AddressSanitizer" not in log and "runtime error" not in log, log
+
+
+def test_wrong_password_mounts_nothing(pam_home):
+    status, out = su_on_pty("not the password", "echo logged-in")
+    assert not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0), out
+    assert "logged-in" not in out
+    assert not is_mounted(pam_home["home"])
