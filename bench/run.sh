@@ -17,7 +17,7 @@ BENCH_SRC="$ROOT/bench"
 RESULTS_DIR="$BENCH_SRC/results"
 
 # ---- knobs ------------------------------------------------------------------
-ALL_SYSTEMS="ext4 wardfs wardfs-nopt wardfs-sensitive passthrough_hp gocryptfs loggedfs"
+ALL_SYSTEMS="ext4 wardfs wardfs-noaudit wardfs-nopt wardfs-sensitive passthrough_hp gocryptfs loggedfs"
 ALL_WORKLOADS="seqwrite seqread randread randwrite metadata open"
 
 BENCH_DIR=${BENCH_DIR:-/var/tmp/wardfs-bench}
@@ -80,7 +80,8 @@ check_tools() {
 	if want_system passthrough_hp && [ ! -x "$PASSTHROUGH_HP" ]; then
 		die "$PASSTHROUGH_HP is missing: run 'make' first (it builds libfuse and its examples)"
 	fi
-	if want_system wardfs || want_system wardfs-nopt || want_system wardfs-sensitive; then
+	if want_system wardfs || want_system wardfs-noaudit || want_system wardfs-nopt ||
+		want_system wardfs-sensitive; then
 		[ -x "$WARDFS" ] || die "$WARDFS is missing: run 'make' first"
 		"$WARDFS" init --help >/dev/null 2>&1 ||
 			die "'$WARDFS init' does not work yet; leave the wardfs systems out, e.g. BENCH_SYSTEMS=\"ext4 passthrough_hp gocryptfs loggedfs\""
@@ -226,9 +227,10 @@ mount_system() {
 			"${CAP_CMD[@]}" loggedfs -f -p -l "$inst/loggedfs.log" "$inst/data" || return 1
 		TARGET=$inst/data
 		;;
-	wardfs | wardfs-nopt | wardfs-sensitive)
+	wardfs | wardfs-noaudit | wardfs-nopt | wardfs-sensitive)
 		local extra=() sub=public
 		[ "$sys" = wardfs-nopt ] && extra=(--no-passthrough)
+		[ "$sys" = wardfs-noaudit ] && extra=(--no-audit) # the audit's own cost
 		[ "$sys" = wardfs-sensitive ] && sub=sensitive
 		mkdir -p "$inst/backing" "$inst/mnt"
 		if [ ! -e "$inst/.vault-ok" ]; then
@@ -529,6 +531,8 @@ main() {
 		want_workload "$wl" || continue
 		for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 			for sys in $BENCH_SYSTEMS; do
+				# wardfs-noaudit only prices the audit of opens
+				[ "$sys" = wardfs-noaudit ] && [ "$wl" != open ] && continue
 				if [ "$wl" = open ]; then
 					run_step "$wl" "$sys" "$rep" open
 				else
@@ -541,6 +545,7 @@ main() {
 	if want_workload metadata; then
 		for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 			for sys in $BENCH_SYSTEMS; do
+				[ "$sys" = wardfs-noaudit ] && continue
 				run_step metadata-delete "$sys" "$rep" "metadata-r$rep"
 			done
 		done

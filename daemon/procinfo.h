@@ -1,4 +1,4 @@
-/* procinfo.h - process name and executable of a caller, cached. */
+/* procinfo.h - process name and executable of a caller. */
 #ifndef WARDFS_PROCINFO_H
 #define WARDFS_PROCINFO_H
 

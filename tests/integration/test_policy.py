@@ -46,6 +46,24 @@ def test_allow_exe_uses_the_real_executable(mnt, base):
     assert r.returncode != 0
 
 
+def test_allow_exe_follows_execve(mnt):
+    """A process that opened a file, then exec'd another program, is judged
+    (and audited) as the new program: same pid, same start time."""
+    (mnt.mnt / "creds").write_text("token")
+    (mnt.mnt / "before").write_text("x")
+    mnt.old_sha = mnt.status()["policy-sha256"]
+    reload_policy(mnt, mnt.policy.read_text() + "public /creds allow-exe=/usr/bin/cat\n")
+    # python opens /before, then the same process becomes cat and opens /creds
+    script = (f"import os; os.close(os.open({str(mnt.mnt / 'before')!r}, os.O_RDONLY)); "
+              f"os.execv('/usr/bin/cat', ['cat', {str(mnt.mnt / 'creds')!r}])")
+    r = run("/usr/bin/python3", "-c", script, check=False)
+    assert r.returncode == 0 and r.stdout == "token", r.stderr
+    # and the reverse: cat's pid is not trusted once it is another program
+    script = (f"import os; os.close(os.open({str(mnt.mnt / 'creds')!r}, os.O_RDONLY))")
+    r = run("/usr/bin/python3", "-c", script, check=False)
+    assert r.returncode != 0 and "PermissionError" in r.stderr
+
+
 def test_allow_user_and_group(mnt, test_user):
     os.chmod(mnt.mnt, 0o755)
     for name in ("u", "g"):
