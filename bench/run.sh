@@ -17,7 +17,7 @@ BENCH_SRC="$ROOT/bench"
 RESULTS_DIR="$BENCH_SRC/results"
 
 # ---- knobs ------------------------------------------------------------------
-ALL_SYSTEMS="ext4 wardfs wardfs-noaudit wardfs-nopt wardfs-sensitive passthrough_hp gocryptfs loggedfs"
+ALL_SYSTEMS="ext4 wardfs wardfs-noaudit wardfs-policy1k wardfs-nopt wardfs-sensitive passthrough_hp gocryptfs loggedfs"
 ALL_WORKLOADS="seqwrite seqread randread randwrite metadata open"
 
 BENCH_DIR=${BENCH_DIR:-/var/tmp/wardfs-bench}
@@ -42,6 +42,7 @@ BENCH_STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1800}
 BENCH_KEEP=${BENCH_KEEP:-0}                # 1: keep BENCH_DIR (still unmounted) for debugging
 WARDFS=${WARDFS:-$ROOT/build/wardfs}
 PASSTHROUGH_HP=${PASSTHROUGH_HP:-$ROOT/deps/libfuse/bin/passthrough_hp}
+CLASSIFY=${CLASSIFY:-$ROOT/build/tests/unit/policy/bench_classify}
 
 # Defaults, to flag a report made with other sizes as "not a result".
 DEFAULT_SIZES="BENCH_REPEAT=3 BENCH_SIZE=1G BENCH_RAND_SIZE=256M BENCH_RUNTIME=10 BENCH_FILES=19000 BENCH_DIRS=100 BENCH_FILE_SIZE=4096 BENCH_OPEN_FILES=100000"
@@ -84,7 +85,7 @@ check_tools() {
 		die "$PASSTHROUGH_HP is missing: run 'make' first (it builds libfuse and its examples)"
 	fi
 	if want_system wardfs || want_system wardfs-noaudit || want_system wardfs-nopt ||
-		want_system wardfs-sensitive; then
+		want_system wardfs-sensitive || want_system wardfs-policy1k; then
 		[ -x "$WARDFS" ] || die "$WARDFS is missing: run 'make' first"
 		"$WARDFS" init --help >/dev/null 2>&1 ||
 			die "'$WARDFS init' does not work yet; leave the wardfs systems out, e.g. BENCH_SYSTEMS=\"ext4 passthrough_hp gocryptfs loggedfs\""
@@ -118,6 +119,12 @@ prepare_bench_dir() {
 	printf 'default public\nsensitive /sensitive/**\n' >"$BENCH_DIR/policy"
 	chown root:root "$BENCH_DIR/policy"
 	chmod 0644 "$BENCH_DIR/policy"
+	# wardfs-policy1k: the 1,000-rule policy of bench_classify, same classes
+	# for public/ and sensitive/ as the 2-rule one.
+	if [ -x "$CLASSIFY" ]; then
+		{ "$CLASSIFY" --print-policy && echo 'sensitive /sensitive/**'; } >"$BENCH_DIR/policy1k"
+		chmod 0644 "$BENCH_DIR/policy1k"
+	fi
 	printf 'wardfs-bench-passphrase\n' >"$BENCH_DIR/passfile"
 	chmod 0600 "$BENCH_DIR/passfile"
 }
@@ -230,8 +237,9 @@ mount_system() {
 			"${CAP_CMD[@]}" loggedfs -f -p -l "$inst/loggedfs.log" "$inst/data" || return 1
 		TARGET=$inst/data
 		;;
-	wardfs | wardfs-noaudit | wardfs-nopt | wardfs-sensitive)
-		local extra=() sub=public
+	wardfs | wardfs-noaudit | wardfs-policy1k | wardfs-nopt | wardfs-sensitive)
+		local extra=() sub=public policy=$BENCH_DIR/policy
+		[ "$sys" = wardfs-policy1k ] && policy=$BENCH_DIR/policy1k
 		[ "$sys" = wardfs-nopt ] && extra=(--no-passthrough)
 		[ "$sys" = wardfs-noaudit ] && extra=(--no-audit) # the audit's own cost
 		[ "$sys" = wardfs-sensitive ] && sub=sensitive
@@ -244,7 +252,7 @@ mount_system() {
 		fi
 		# wardfs mount daemonizes and its exit status says whether it mounted.
 		CUR_MNT=$inst/mnt
-		"$WARDFS" mount --passfile "$BENCH_DIR/passfile" --policy "$BENCH_DIR/policy" \
+		"$WARDFS" mount --passfile "$BENCH_DIR/passfile" --policy "$policy" \
 			--audit-db "$inst/audit.db" --log "$inst/wardfs.log" "${extra[@]}" \
 			"$inst/backing" "$inst/mnt" >>"$inst/daemon.log" 2>&1 ||
 			{ STEP_ERR="wardfs mount failed: $(tail -n 1 "$inst/daemon.log")"; return 1; }
@@ -443,6 +451,16 @@ wl_open() {
 
 # ---- driver -----------------------------------------------------------------
 
+# The variants that price one feature run only the workload it touches:
+# wardfs-noaudit the audit of opens, wardfs-policy1k a large policy.
+skip_step() {
+	case $1 in
+	wardfs-noaudit) [ "$2" != open ] ;;
+	wardfs-policy1k) [ "$2" != metadata ] ;;
+	*) return 1 ;;
+	esac
+}
+
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS_TSV"; }
 
 # run_step WORKLOAD SYSTEM REPEAT INSTANCE_TAG: mount, run, record, unmount.
@@ -507,6 +525,9 @@ write_header() {
 		echo "- versions: $(fio --version), gocryptfs $(gocryptfs -version 2>/dev/null | awk '{ sub(";", "", $2); print $2 }')," \
 			"loggedfs $(dpkg-query -W -f='${Version}' loggedfs 2>/dev/null), wardfs $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
 		echo "- LoggedFS memory cap: $CAP_HOW; remounted for every step"
+		if [ -x "$CLASSIFY" ]; then
+			echo "- policy classify (one core, bench_classify, 1,000 rules, 1,000,000 paths): $("$CLASSIFY" 1000000 5 | tail -n 1 | sed 's/^classify: //')"
+		fi
 	} >"$HEADER"
 }
 
@@ -534,8 +555,7 @@ main() {
 		want_workload "$wl" || continue
 		for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 			for sys in $BENCH_SYSTEMS; do
-				# wardfs-noaudit only prices the audit of opens
-				[ "$sys" = wardfs-noaudit ] && [ "$wl" != open ] && continue
+				skip_step "$sys" "$wl" && continue
 				if [ "$wl" = open ]; then
 					run_step "$wl" "$sys" "$rep" open
 				else
@@ -548,7 +568,7 @@ main() {
 	if want_workload metadata; then
 		for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 			for sys in $BENCH_SYSTEMS; do
-				[ "$sys" = wardfs-noaudit ] && continue
+				skip_step "$sys" metadata && continue
 				run_step metadata-delete "$sys" "$rep" "metadata-r$rep"
 			done
 		done
