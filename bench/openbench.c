@@ -115,7 +115,8 @@ static int do_open(int threads)
 	double s = now() - t0;
 	for (int t = 0; t < threads; t++)
 		if (sl[t].err) {
-			fprintf(stderr, "openbench: open %s: %s\n", sl[t].path, strerror(sl[t].err));
+			fprintf(stderr, "openbench: open %s: %s\n", sl[t].path,
+				strerror(sl[t].err));
 			return 1;
 		}
 	printf("open-%dt %.6f %.1f\n", threads, s, s > 0 ? (double)nfiles / s : 0.0);

@@ -28,32 +28,31 @@
 #include "vault.h"
 #include "wardfs_daemon.h"
 
-#define DEFAULT_POLICY "/etc/wardfs/policy"
+#define DEFAULT_POLICY	 "/etc/wardfs/policy"
 #define DEFAULT_AUDIT_DB "/var/lib/wardfs/audit.db"
-#define DEFAULT_LOG "/var/log/wardfs.log"
-#define STATUS_XATTR "trusted.wardfs.status"
+#define DEFAULT_LOG	 "/var/log/wardfs.log"
+#define STATUS_XATTR	 "trusted.wardfs.status"
 
 static void mount_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: wardfs mount [options] BACKING MOUNTPOINT\n\n"
-		"Mounts the vault BACKING over MOUNTPOINT and serves each path as the\n"
-		"policy says: public (passthrough), sensitive (encrypted) or deny.\n\n"
-		"  -f, --foreground         stay in the foreground, log to stderr\n"
-		"  -o OPT[,OPT...]          FUSE mount options (nonempty: allow a non-empty\n"
-		"                           mount point)\n"
-		"  --policy FILE            policy file (default " DEFAULT_POLICY ")\n"
-		"  --audit-db FILE          audit database (default " DEFAULT_AUDIT_DB ")\n"
-		"  --audit-failure=closed|open\n"
-		"                           refuse opens that cannot be audited (closed,\n"
-		"                           default) or serve them and count the loss\n"
-		"  --no-passthrough         serve public files through the daemon\n"
-		"  --passfile FILE          read the passphrase from FILE\n"
-		"  --extpass CMD            read the passphrase from CMD's output\n"
-		"  --recovery-key           unlock with the recovery key instead\n"
-		"  --log FILE               daemon log (default " DEFAULT_LOG ")\n"
-		"  -d, --debug              print every FUSE request\n"
-		"  -h, --help               show this help\n");
+	fprintf(f, "usage: wardfs mount [options] BACKING MOUNTPOINT\n\n"
+		   "Mounts the vault BACKING over MOUNTPOINT and serves each path as the\n"
+		   "policy says: public (passthrough), sensitive (encrypted) or deny.\n\n"
+		   "  -f, --foreground         stay in the foreground, log to stderr\n"
+		   "  -o OPT[,OPT...]          FUSE mount options (nonempty: allow a non-empty\n"
+		   "                           mount point)\n"
+		   "  --policy FILE            policy file (default " DEFAULT_POLICY ")\n"
+		   "  --audit-db FILE          audit database (default " DEFAULT_AUDIT_DB ")\n"
+		   "  --audit-failure=closed|open\n"
+		   "                           refuse opens that cannot be audited (closed,\n"
+		   "                           default) or serve them and count the loss\n"
+		   "  --no-passthrough         serve public files through the daemon\n"
+		   "  --passfile FILE          read the passphrase from FILE\n"
+		   "  --extpass CMD            read the passphrase from CMD's output\n"
+		   "  --recovery-key           unlock with the recovery key instead\n"
+		   "  --log FILE               daemon log (default " DEFAULT_LOG ")\n"
+		   "  -d, --debug              print every FUSE request\n"
+		   "  -h, --help               show this help\n");
 }
 
 /* Removes "nonempty" from a comma list (libfuse 3 has no such option);
@@ -194,9 +193,16 @@ int wfs_cmd_mount(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+fdho:", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'f': o.foreground = true; break;
-		case 'd': o.debug = true; o.foreground = true; break;
-		case 'h': mount_usage(stdout); return 0;
+		case 'f':
+			o.foreground = true;
+			break;
+		case 'd':
+			o.debug = true;
+			o.foreground = true;
+			break;
+		case 'h':
+			mount_usage(stdout);
+			return 0;
 		case 'o':
 			if (strlen(fuse_opts) + strlen(optarg) + 2 > sizeof(fuse_opts)) {
 				fprintf(stderr, "wardfs mount: -o options too long\n");
@@ -206,41 +212,67 @@ int wfs_cmd_mount(int argc, char **argv)
 				strcat(fuse_opts, ",");
 			strcat(fuse_opts, optarg);
 			break;
-		case 'P': policy = optarg; break;
-		case 'A': audit_db = optarg; break;
-		case 'N': no_audit = true; break;
+		case 'P':
+			policy = optarg;
+			break;
+		case 'A':
+			audit_db = optarg;
+			break;
+		case 'N':
+			no_audit = true;
+			break;
 		case 'F':
 			if (!strcmp(optarg, "open"))
 				o.audit_fail_open = true;
 			else if (strcmp(optarg, "closed")) {
-				fprintf(stderr, "wardfs mount: --audit-failure takes 'closed' or 'open', not '%s'\n", optarg);
+				fprintf(stderr,
+					"wardfs mount: --audit-failure takes 'closed' or 'open', "
+					"not '%s'\n",
+					optarg);
 				return 2;
 			}
 			break;
-		case 'T': o.passthrough = false; break;
-		case 'p': po.passfile = optarg; break;
-		case 'x': po.extpass = optarg; break;
-		case 'R': po.recovery_from_stdin = true; break;
-		case 'L': log = optarg; break;
-		default: mount_usage(stderr); return 2;
+		case 'T':
+			o.passthrough = false;
+			break;
+		case 'p':
+			po.passfile = optarg;
+			break;
+		case 'x':
+			po.extpass = optarg;
+			break;
+		case 'R':
+			po.recovery_from_stdin = true;
+			break;
+		case 'L':
+			log = optarg;
+			break;
+		default:
+			mount_usage(stderr);
+			return 2;
 		}
 	}
 	if (argc - optind != 2) {
-		fprintf(stderr, "wardfs mount: expected BACKING and MOUNTPOINT; see 'wardfs mount --help'\n");
+		fprintf(stderr, "wardfs mount: expected BACKING and MOUNTPOINT; see 'wardfs mount "
+				"--help'\n");
 		return 2;
 	}
 	if (geteuid() != 0) {
-		fprintf(stderr, "wardfs mount: must run as root (passthrough and allow_other need it); try 'sudo wardfs mount ...'\n");
+		fprintf(stderr, "wardfs mount: must run as root (passthrough and allow_other need "
+				"it); try 'sudo wardfs mount ...'\n");
 		return 1;
 	}
 	char backing[PATH_MAX], mnt[PATH_MAX];
 	if (!realpath(argv[optind], backing)) {
-		fprintf(stderr, "wardfs mount: backing directory '%s': %s; create it and run 'wardfs init %s'\n",
+		fprintf(stderr,
+			"wardfs mount: backing directory '%s': %s; create it and run 'wardfs init "
+			"%s'\n",
 			argv[optind], strerror(errno), argv[optind]);
 		return 1;
 	}
 	if (!realpath(argv[optind + 1], mnt)) {
-		fprintf(stderr, "wardfs mount: mount point '%s': %s; create it with 'mkdir -p %s'\n",
+		fprintf(stderr,
+			"wardfs mount: mount point '%s': %s; create it with 'mkdir -p %s'\n",
 			argv[optind + 1], strerror(errno), argv[optind + 1]);
 		return 1;
 	}
@@ -254,17 +286,23 @@ int wfs_cmd_mount(int argc, char **argv)
 		return 1;
 	}
 	if (is_under(mnt, backing)) {
-		fprintf(stderr, "wardfs mount: mount point '%s' is inside the backing directory '%s'; choose a mount point outside it\n",
+		fprintf(stderr,
+			"wardfs mount: mount point '%s' is inside the backing directory '%s'; "
+			"choose a mount point outside it\n",
 			mnt, backing);
 		return 1;
 	}
 	bool nonempty = take_nonempty(fuse_opts);
 	if (!nonempty && dir_is_empty(mnt) == 0) {
-		fprintf(stderr, "wardfs mount: mount point '%s' is not empty; empty it or pass '-o nonempty'\n", mnt);
+		fprintf(stderr,
+			"wardfs mount: mount point '%s' is not empty; empty it or pass '-o "
+			"nonempty'\n",
+			mnt);
 		return 1;
 	}
 	if (!wfs_vault_exists(backing)) {
-		fprintf(stderr, "wardfs mount: '%s' is not a wardfs vault; run 'wardfs init %s' first\n",
+		fprintf(stderr,
+			"wardfs mount: '%s' is not a wardfs vault; run 'wardfs init %s' first\n",
 			backing, backing);
 		return 1;
 	}
@@ -329,9 +367,15 @@ int wfs_cmd_umount(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+lh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'l': lazy = true; break;
-		case 'h': umount_usage(stdout); return 0;
-		default: umount_usage(stderr); return 2;
+		case 'l':
+			lazy = true;
+			break;
+		case 'h':
+			umount_usage(stdout);
+			return 0;
+		default:
+			umount_usage(stderr);
+			return 2;
 		}
 	}
 	if (argc - optind != 1) {
@@ -346,7 +390,8 @@ int wfs_cmd_umount(int argc, char **argv)
 		if (err == ENOTCONN || err == EIO) /* daemon died: detach the corpse */
 			err = umount2(mnt, MNT_DETACH) < 0 ? errno : 0;
 		if (err) {
-			fprintf(stderr, "wardfs umount: cannot unmount '%s': %s%s\n", mnt, strerror(err),
+			fprintf(stderr, "wardfs umount: cannot unmount '%s': %s%s\n", mnt,
+				strerror(err),
 				err == EBUSY ? "; close the files using it or pass -l" : "");
 			return 1;
 		}

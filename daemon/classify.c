@@ -99,7 +99,8 @@ int wfs_policy_reload(bool initial)
 		snprintf(wfs.policy_error, sizeof(wfs.policy_error), "%s", msg);
 		pthread_rwlock_unlock(&wfs.policy_lock);
 		if (!initial) {
-			fprintf(stderr, "wardfs: policy reload rejected; keeping the policy in force\n");
+			fprintf(stderr,
+				"wardfs: policy reload rejected; keeping the policy in force\n");
 			log_reload(false, msg);
 		}
 		wfs_policy_diags_free(&diags);

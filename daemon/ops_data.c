@@ -44,8 +44,8 @@ static char *thread_buf(void)
  */
 struct grow_guard {
 	bool grows;
-	off_t old_size;	 /* cipher size before the write */
-	off_t tail_off;	 /* cipher offset of the saved tail block */
+	off_t old_size;	  /* cipher size before the write */
+	off_t tail_off;	  /* cipher offset of the saved tail block */
 	ssize_t tail_len; /* bytes saved, 0 when the old end is block-aligned */
 	unsigned char tail[WFS_CBLOCK_SIZE];
 };

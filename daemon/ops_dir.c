@@ -123,7 +123,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 			}
 		} else {
 			struct stat st = {.st_ino = de->d_ino, .st_mode = (mode_t)de->d_type << 12};
-			len = fuse_add_direntry(req, buf + used, size - used, de->d_name, &st, next);
+			len = fuse_add_direntry(req, buf + used, size - used, de->d_name, &st,
+						next);
 			if (len > size - used)
 				break;
 		}

@@ -56,8 +56,9 @@ static int passthrough_id(fuse_req_t req, struct wfs_inode *n, int fd)
 	int id = fuse_passthrough_open(req, fd);
 	if (id <= 0) {
 		if (!atomic_exchange(&wfs.passthrough_warned, true))
-			fprintf(stderr, "wardfs: passthrough registration failed (%s); "
-					"serving public files through the daemon\n",
+			fprintf(stderr,
+				"wardfs: passthrough registration failed (%s); "
+				"serving public files through the daemon\n",
 				strerror(errno ? errno : EPERM));
 		wfs.passthrough = false;
 		return 0;

@@ -247,7 +247,9 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	if (pthread_create(&watcher, NULL, watch_policy, NULL) == 0)
 		watching = true;
 	if (wfs.audit) {
-		struct wfs_audit_event ev = {.kind = WFS_AUDIT_MOUNT, .path = "/", .allowed = true,
+		struct wfs_audit_event ev = {.kind = WFS_AUDIT_MOUNT,
+					     .path = "/",
+					     .allowed = true,
 					     .detail = o->backing};
 		wfs_audit_record(wfs.audit, &ev);
 	}
@@ -275,7 +277,9 @@ out:
 	fuse_opt_free_args(&args);
 	free(optstr);
 	if (wfs.audit) {
-		struct wfs_audit_event ev = {.kind = WFS_AUDIT_UNMOUNT, .path = "/", .allowed = true,
+		struct wfs_audit_event ev = {.kind = WFS_AUDIT_UNMOUNT,
+					     .path = "/",
+					     .allowed = true,
 					     .detail = o->backing};
 		wfs_audit_record(wfs.audit, &ev);
 		wfs_audit_close(wfs.audit);

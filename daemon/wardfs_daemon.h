@@ -10,18 +10,18 @@
 struct wfs_keys;
 
 struct wfs_daemon_opts {
-	const char *backing;    /* absolute, canonical */
-	const char *mountpoint; /* absolute, canonical */
+	const char *backing;	 /* absolute, canonical */
+	const char *mountpoint;	 /* absolute, canonical */
 	const char *policy_path; /* NULL: built-in default (everything public) */
-	bool policy_required;    /* the path was given explicitly: must load */
-	const char *audit_db;    /* NULL: no audit (hidden debug flag) */
+	bool policy_required;	 /* the path was given explicitly: must load */
+	const char *audit_db;	 /* NULL: no audit (hidden debug flag) */
 	bool audit_fail_open;
 	bool passthrough; /* false: --no-passthrough */
 	bool foreground;
 	bool debug;
 	const char *fuse_opts; /* extra -o options, comma list, may be NULL */
 	struct wfs_keys *keys; /* unlocked vault keys or NULL; ownership passes in */
-	int ready_fd;          /* written "ok\n" or an error line once mounted; -1 */
+	int ready_fd;	       /* written "ok\n" or an error line once mounted; -1 */
 };
 
 /*

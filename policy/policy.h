@@ -79,7 +79,7 @@ struct wfs_rule_opts;
 struct wfs_decision {
 	enum wfs_class cls;
 	const struct wfs_rule_opts *opts; /* NULL when no option narrows access */
-	const char *file;                 /* deciding rule; NULL if the default decided */
+	const char *file;		  /* deciding rule; NULL if the default decided */
 	unsigned line;
 	int rule_index; /* -1 for the default */
 };

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #define MAXSZ (3L << 20) /* files are kept below about this size */
-#define HIST 24
+#define HIST  24
 
 static uint64_t rng;
 static unsigned long long seed, opi;
@@ -130,7 +130,8 @@ static void compare_range(off_t off, size_t len)
 			size_t i = 0;
 			while (ra[i] == rb[i])
 				i++;
-			fail("content differs at offset %lld (mount %02x, reference %02x), read of %zu at %lld",
+			fail("content differs at offset %lld (mount %02x, reference %02x), read of "
+			     "%zu at %lld",
 			     (long long)(off + (off_t)i), ra[i], rb[i], n, (long long)off);
 		}
 		off += x;
@@ -163,7 +164,7 @@ static off_t pick_offset(off_t size)
 	}
 	case 2:
 		return size; /* exactly at EOF */
-	case 3: /* far past EOF */
+	case 3:		     /* far past EOF */
 		return size + 4096 * (off_t)below(200) + (off_t)below(4097);
 	case 4:
 		return size > 0 ? size - (off_t)below((uint64_t)(size < 5000 ? size : 5000)) : 0;
@@ -174,7 +175,8 @@ static off_t pick_offset(off_t size)
 
 static size_t pick_len(void)
 {
-	static const size_t special[] = {0, 1, 27, 28, 29, 4095, 4096, 4097, 8191, 8192, 8193, 12288};
+	static const size_t special[] = {0,    1,    27,   28,	 29,   4095,
+					 4096, 4097, 8191, 8192, 8193, 12288};
 	if (below(3) == 0)
 		return special[below(sizeof(special) / sizeof(special[0]))];
 	return (size_t)below(20001);
@@ -400,7 +402,7 @@ int main(int argc, char **argv)
 	posix_fadvise(fa, 0, 0, POSIX_FADV_DONTNEED);
 	compare_all();
 	close_all();
-	printf("difftest ok: seed=%llu ops=%llu size=%lld\n", seed, nops, (long long)size_of(
-		       (fb = open(pb, O_RDONLY))));
+	printf("difftest ok: seed=%llu ops=%llu size=%lld\n", seed, nops,
+	       (long long)size_of((fb = open(pb, O_RDONLY))));
 	return 0;
 }
