@@ -162,7 +162,11 @@ static size_t text_size(const char *s, size_t max, size_t *n)
 		*n = 0;
 		return 1;
 	}
-	*n = strnlen(s, max);
+	/* Every field is a C string; strlen (not strnlen with a bound larger
+	 * than some of the buffers) keeps -O3's -Wstringop-overread quiet. */
+	*n = strlen(s);
+	if (*n > max)
+		*n = max;
 	return 5 + *n;
 }
 
@@ -284,7 +288,12 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 		pthread_mutex_unlock(&a->lock);
 		return werr;
 	}
-	if (a->write_pos + need - a->consumed > a->j.cap) {
+	/* A full journal: wait (bounded) for a healthy writer to make room. A
+	 * failing writer (only possible here with fail_open) frees nothing
+	 * until it recovers, so the row is lost at once rather than the open
+	 * being held for the whole wait. */
+	bool full = a->write_pos + need - a->consumed > a->j.cap;
+	if (full && !werr) {
 		pthread_cond_signal(&a->work_cv);
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -294,20 +303,19 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 		while (a->write_pos + need - a->consumed > a->j.cap && !a->stop)
 			if (pthread_cond_timedwait(&a->space_cv, &a->lock, &ts) == ETIMEDOUT)
 				break;
-		if (a->write_pos + need - a->consumed > a->j.cap || a->stop) {
-			werr = atomic_load(&a->writer_err);
-			pthread_mutex_unlock(&a->lock);
-			if (a->fail_open) {
-				atomic_fetch_add(&a->lost, 1);
-				return 0;
-			}
-			if (!werr)
-				wfs_audit_set_error(a,
-						    "audit journal '%s' is full: the writer "
-						    "is not draining",
-						    a->journal_path);
-			return werr ? werr : -EIO;
+	}
+	if (full && (a->write_pos + need - a->consumed > a->j.cap || a->stop)) {
+		werr = atomic_load(&a->writer_err);
+		pthread_mutex_unlock(&a->lock);
+		if (a->fail_open) {
+			atomic_fetch_add(&a->lost, 1);
+			return 0;
 		}
+		if (!werr)
+			wfs_audit_set_error(
+				a, "audit journal '%s' is full: the writer is not draining",
+				a->journal_path);
+		return werr ? werr : -EIO;
 	}
 	uint64_t pos = a->write_pos, seq = a->next_seq++;
 	a->write_pos += need;

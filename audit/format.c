@@ -97,6 +97,19 @@ static const char *str(const char *s)
 	return s ? s : "";
 }
 
+/* One table column of width w: padded, or cut with a '+' where it was cut
+ * (at the end, or at the start with keep_tail) so the columns stay aligned. */
+static void cell(FILE *f, const char *s, int w, bool keep_tail)
+{
+	int n = (int)strlen(s);
+	if (n <= w)
+		fprintf(f, "%-*s ", w, s);
+	else if (keep_tail)
+		fprintf(f, "+%s ", s + n - (w - 1));
+	else
+		fprintf(f, "%.*s+ ", w - 1, s);
+}
+
 void wfs_audit_print_header(FILE *f, enum wfs_audit_format fmt)
 {
 	if (fmt == WFS_FMT_CSV)
@@ -104,7 +117,7 @@ void wfs_audit_print_header(FILE *f, enum wfs_audit_format fmt)
 		      "errno,error,rule,uid,gid,pid,comm,exe,detail\n",
 		      f);
 	else if (fmt == WFS_FMT_TABLE)
-		fprintf(f, "%-23s %-7s %-3s %-9s %-10s %-8s %7s %-15s %-20s %s\n", "TIME (UTC)",
+		fprintf(f, "%-23s %-7s %-3s %-9s %-10s %-12s %7s %-15s %-20s %s\n", "TIME (UTC)",
 			"RESULT", "ACC", "CLASS", "FORM", "USER", "PID", "COMM", "RULE", "PATH");
 }
 
@@ -174,10 +187,15 @@ void wfs_audit_print_row(FILE *f, enum wfs_audit_format fmt, const struct wfs_au
 					  : (r->err ? wfs_audit_errno_name(r->err) : "deny");
 		char user[64];
 		bool open = r->kind && (!strcmp(r->kind, "open") || !strcmp(r->kind, "create"));
-		fprintf(f, "%-23s %-7s %-3s %-9s %-10s %-8s %7lld %-15s %-20s ", t, res,
-			str(r->access), str(r->cls), str(r->form),
-			user_name(r->uid, user, sizeof user), (long long)r->pid, str(r->comm),
-			str(r->rule));
+		cell(f, t, 23, false);
+		cell(f, res, 7, false);
+		cell(f, str(r->access), 3, false);
+		cell(f, str(r->cls), 9, false);
+		cell(f, str(r->form), 10, false);
+		cell(f, user_name(r->uid, user, sizeof user), 12, false);
+		fprintf(f, "%7lld ", (long long)r->pid);
+		cell(f, str(r->comm), 15, false);
+		cell(f, str(r->rule), 20, true); /* file:line: the line is at the end */
 		if (!open)
 			fprintf(f, "[%s] ", str(r->kind));
 		fputs(str(r->path), f);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "fs.h"
 #include "procinfo.h"
@@ -45,6 +46,34 @@ int wfs_access_check(fuse_req_t req, struct wfs_open_ctx *c)
 	return 0;
 }
 
+/*
+ * Logs an open refused because its audit row cannot be recorded, with the
+ * audit's own reason. While the db stays broken every open is refused: log
+ * at most one a second and count the rest, so the log cannot flood.
+ */
+static void log_refusal(const char *path, int err)
+{
+	static _Atomic int64_t last_sec = -1;
+	static atomic_uint_fast64_t unlogged;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t prev = atomic_load(&last_sec);
+	if (prev == (int64_t)ts.tv_sec ||
+	    !atomic_compare_exchange_strong(&last_sec, &prev, (int64_t)ts.tv_sec)) {
+		atomic_fetch_add(&unlogged, 1);
+		return;
+	}
+	struct wfs_audit_counters ac;
+	wfs_audit_counters(wfs.audit, &ac);
+	unsigned long long more = atomic_exchange(&unlogged, 0);
+	char tail[64] = "";
+	if (more)
+		snprintf(tail, sizeof(tail), " (%llu more refused since the last message)", more);
+	fprintf(stderr,
+		"wardfs: cannot record the open of '%s' in the audit db: %s (%s); refusing it%s\n",
+		path, strerror(-err), ac.last_error[0] ? ac.last_error : "no detail", tail);
+}
+
 int wfs_access_record(struct wfs_open_ctx *c, int err)
 {
 	if (!wfs.audit)
@@ -67,8 +96,7 @@ int wfs_access_record(struct wfs_open_ctx *c, int err)
 	};
 	int r = wfs_audit_record(wfs.audit, &ev);
 	if (r) {
-		fprintf(stderr, "wardfs: cannot record the open of '%s' in the audit db: %s; refusing it\n",
-			c->path, strerror(-r));
+		log_refusal(c->path, r);
 		return -EACCES;
 	}
 	return 0;
