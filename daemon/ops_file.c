@@ -215,10 +215,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	struct wfs_file *f = (struct wfs_file *)(uintptr_t)fi->fh;
-	if (fi->flags & O_TRUNC)
+	/* Recorded before truncating: an open refused for want of an audit
+	 * row must leave the file as it was. */
+	r = wfs_access_record(&c, 0);
+	if (!r && (fi->flags & O_TRUNC)) {
 		r = open_truncate(f);
-	if (!r)
-		r = wfs_access_record(&c, 0);
+		if (r)
+			wfs_access_record(&c, r); /* the open failed after all */
+	}
 	if (r) {
 		file_close(req, f);
 		fuse_reply_err(req, -r);
@@ -226,6 +230,19 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		file_close(req, f); /* the caller was interrupted */
+}
+
+/* Removes the file a create made (O_EXCL: this request's own) when the
+ * create is refused after all because its audit row cannot be recorded. */
+static void undo_create(struct wfs_inode *parent, const char *name)
+{
+	int pfd = wfs_inode_fd(parent);
+	if (pfd < 0)
+		return;
+	if (unlinkat(pfd, name, 0) < 0)
+		fprintf(stderr, "wardfs: cannot remove '%s' after a refused create: %s\n", name,
+			strerror(errno));
+	wfs_inode_put_fd(parent);
 }
 
 /*
@@ -303,16 +320,21 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 		return;
 	}
 	struct wfs_file *f = (struct wfs_file *)(uintptr_t)ofi.fh;
-	if (!created && (fi->flags & O_TRUNC))
+	r = wfs_access_record(&c, 0); /* before truncating, as in op_open */
+	bool refused = r != 0;
+	if (!r && !created && (fi->flags & O_TRUNC)) {
 		r = open_truncate(f);
-	if (!r)
-		r = wfs_access_record(&c, 0);
+		if (r)
+			wfs_access_record(&c, r);
+	}
 	struct fuse_entry_param e;
 	if (!r)
 		r = wfs_getattr_fd(n, f->fd, &st);
 	if (r) {
 		file_close(req, f);
 		wfs_inode_forget(n, 1);
+		if (refused && created)
+			undo_create(parent, name);
 		fuse_reply_err(req, -r);
 		return;
 	}

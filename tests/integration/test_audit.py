@@ -399,6 +399,14 @@ def test_failure_closed_refuses_opens(vault, how):
             for _ in range(20):
                 with pytest.raises(PermissionError):
                     open_close(m.mnt / "f")
+            # A refused open has no effect: O_TRUNC does not truncate, O_CREAT
+            # does not create.
+            with pytest.raises(PermissionError):
+                open_close(m.mnt / "f", os.O_WRONLY | os.O_TRUNC)
+            assert (m.backing / "f").read_text() == "x"
+            with pytest.raises(PermissionError):
+                open_close(m.mnt / "new", os.O_WRONLY | os.O_CREAT)
+            assert not (m.backing / "new").exists()
             # ... and the daemon says why, in its status and its log (not
             # once per refused open).
             st = m.status()
