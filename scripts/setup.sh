@@ -8,11 +8,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 deps="$root/deps"
 fuse_min=3.17
-stamp="$deps/.apt-done"
 
 apt_pkgs=(build-essential cmake pkg-config meson ninja-build dpkg-dev
 	  libssl-dev libsodium-dev libsqlite3-dev sqlite3 libcmocka-dev
-	  clang fuse3 attr acl python3 python3-pytest git rsync
+	  clang clang-format fuse3 attr acl python3 python3-pytest git rsync
 	  libpam-mount) # libpam-mount: the login-unlock test (tests/integration/test_pam.py)
 
 log() { printf 'setup: %s\n' "$*" >&2; }

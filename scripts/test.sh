@@ -9,6 +9,9 @@ export PKG_CONFIG_PATH="$root/deps/libfuse/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG
 fails=0
 step() { printf '\n== %s\n' "$*"; }
 
+step "code format (.clang-format)"
+git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror || fails=$((fails + 1))
+
 step "unit tests"
 (cd build && ctest --output-on-failure -j2) || fails=$((fails + 1))
 
