@@ -239,10 +239,14 @@ void *wfs_writer_main(void *arg)
 		}
 		pthread_mutex_unlock(&a->lock);
 
+		/* After a failure (disk full, say) retry with ever smaller
+		 * batches: a little freed space must be enough to make
+		 * progress, not the room a 4,096-row transaction needs. */
+		unsigned batch = BATCH_MAX >> (fails < 12 ? fails : 12);
 		int n;
 		do
-			n = wfs_writer_drain(a, false, BATCH_MAX);
-		while (n == (int)BATCH_MAX);
+			n = wfs_writer_drain(a, false, batch);
+		while (n == (int)batch);
 		if (n < 0) {
 			atomic_store(&a->writer_err, n);
 			fails++;

@@ -476,6 +476,39 @@ def test_failure_open_serves_and_counts_lost(vault, how):
         assert verify(m.db).returncode == 0
 
 
+def test_writer_recovers_when_little_space_is_freed(vault):
+    """After a disk-full episode, freeing less room than one big batch of
+    rows needs must still let the writer make progress (smaller batches),
+    not leave it retrying the same large transaction for ever."""
+    m = vault
+    f = long_path(m.backing)
+    path = m.mnt / f.relative_to(m.backing)
+    with broken_db(m, "full") as (break_it, repair):
+        filler = m.base / "dbdir" / "filler"
+        with mounted(m, "--audit-failure=open"):
+            open_close(path)
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
+            break_it()
+            n = 1
+            for _ in range(3000):  # ~10 MB of rows wait in the journal
+                open_close(path)
+                n += 1
+            assert wait_for(lambda: m.status()["audit-last-error"] != "none", 10)
+            pending = status_int(m, "audit-pending")
+            assert pending > 1000, m.status()
+            # 2 MiB: room for a few hundred of these rows, not for 3,000
+            os.truncate(filler, filler.stat().st_size - (2 << 20))
+            assert wait_for(lambda: status_int(m, "audit-pending") < pending, 20), m.status()
+            repair()
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 30), m.status()
+            lost = status_int(m, "audit-lost")
+        rel = "/" + str(f.relative_to(m.backing))
+        got = db_rows(m.db, "SELECT count(*) FROM events WHERE path = ? AND kind = 'open'",
+                      (rel,))[0][0]
+        assert got == n - lost, (n, lost, got)
+        assert verify(m.db).returncode == 0
+
+
 def test_unwritable_db_at_mount_is_refused(vault):
     m = vault
     dbdir = m.base / "rodb"
