@@ -1,6 +1,7 @@
 # cmake/install.cmake - what `cmake --install build [--prefix P]` (and
 # `make install [PREFIX=P] [DESTDIR=D]`) puts where:
 #   bin/wardfs                          the binary
+#   lib/wardfs/libfuse3.so.*            the project-local libfuse, if used
 #   sbin/mount.wardfs, sbin/mount.fuse.wardfs
 #                                       mount(8) helpers (links to the
 #                                       binary; mount(8) only looks in /sbin,
@@ -17,6 +18,15 @@ set(WARDFS_SYSTEMD_DIR "lib/systemd/system" CACHE STRING
     "where the systemd unit goes (relative to the prefix, or absolute)")
 set(WARDFS_SYSCONF_DIR "/etc/wardfs" CACHE STRING "where the policy goes (under DESTDIR)")
 
+# A project-local libfuse goes to lib/wardfs/ and the binary finds it there
+# relative to itself ($ORIGIN is the real path, so the mount helper links
+# work too); a system libfuse needs no rpath.
+if(WARDFS_BUNDLED_FUSE)
+	set_target_properties(wardfs PROPERTIES INSTALL_RPATH
+		"$ORIGIN/../${CMAKE_INSTALL_LIBDIR}/wardfs")
+	file(GLOB _fuse_libs ${FUSE3_LIBRARY_DIRS}/libfuse3.so.*)
+	install(FILES ${_fuse_libs} DESTINATION ${CMAKE_INSTALL_LIBDIR}/wardfs)
+endif()
 install(TARGETS wardfs RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # The helpers are symlinks: relative when they live under the prefix, so a

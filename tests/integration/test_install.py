@@ -35,6 +35,14 @@ def test_install_into_destdir(base):
     binary = usr / "bin/wardfs"
     assert binary.is_file() and os.access(binary, os.X_OK)
     assert run(binary, "--version").stdout.startswith("wardfs ")
+    # it does not need the source tree: a project-local libfuse is installed
+    # beside it and found relative to the binary
+    fuse = [ln for ln in run("ldd", binary).stdout.splitlines() if "libfuse3" in ln]
+    assert len(fuse) == 1, fuse
+    lib = os.path.realpath(fuse[0].split("=>")[1].split("(")[0].strip())
+    assert not lib.startswith(str(ROOT)), fuse
+    if (ROOT / "deps/libfuse/lib").is_dir():
+        assert lib.startswith(str(usr / "lib")), fuse
     for name in ("mount.wardfs", "mount.fuse.wardfs"):
         link = usr / "sbin" / name
         assert link.is_symlink(), name
