@@ -389,6 +389,10 @@ int wfs_cmd_umount(int argc, char **argv)
 		int err = errno;
 		if (err == ENOTCONN || err == EIO) /* daemon died: detach the corpse */
 			err = umount2(mnt, MNT_DETACH) < 0 ? errno : 0;
+		if (err == EINVAL) {
+			fprintf(stderr, "wardfs umount: '%s' is not a mount point\n", mnt);
+			return 1;
+		}
 		if (err) {
 			fprintf(stderr, "wardfs umount: cannot unmount '%s': %s%s\n", mnt,
 				strerror(err),
@@ -400,6 +404,13 @@ int wfs_cmd_umount(int argc, char **argv)
 	for (int i = 0; pid > 0 && i < 600 && kill(pid, 0) == 0; i++) {
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
+	}
+	if (pid > 0 && kill(pid, 0) == 0) {
+		fprintf(stderr,
+			"wardfs umount: '%s' is unmounted, but its daemon (pid %d) is still "
+			"writing audit rows after 30 s; see its log\n",
+			mnt, (int)pid);
+		return 1;
 	}
 	return 0;
 }

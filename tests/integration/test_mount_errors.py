@@ -98,3 +98,10 @@ def test_relative_paths_are_kept_after_daemonizing(vault):
         vault.umount()
     assert (vault.base / "rel.db").exists()
     assert (vault.base / "rel.log").exists()
+
+
+def test_umount_of_something_not_mounted(base):
+    (base / "empty").mkdir()
+    r = wardfs("umount", base / "empty", check=False)
+    assert r.returncode == 1
+    assert one_line(r) == f"wardfs umount: '{base / 'empty'}' is not a mount point"
