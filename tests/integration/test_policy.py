@@ -2,6 +2,7 @@
 processes, EXDEV between classes, reload on change and SIGHUP, status, and
 the policy CLI on bad input."""
 import errno
+import json
 import os
 import shutil
 import signal
@@ -58,6 +59,15 @@ def test_allow_exe_follows_execve(mnt):
               f"os.execv('/usr/bin/cat', ['cat', {str(mnt.mnt / 'creds')!r}])")
     r = run("/usr/bin/python3", "-c", script, check=False)
     assert r.returncode == 0 and r.stdout == "token", r.stderr
+    # the audit names the program that opened each file, not a cached one
+    assert wait_for(lambda: mnt.status()["audit-pending"] == "0", 10)
+    rows = [json.loads(line) for line in wardfs(
+        "audit", "query", "--db", mnt.db, "--format", "json", "--kind", "open").stdout.splitlines()]
+    by_path = {row["path"]: row for row in rows if row["path"] in ("/before", "/creds")}
+    assert by_path["/creds"]["exe"] == "/usr/bin/cat", by_path
+    assert by_path["/creds"]["comm"] == "cat", by_path
+    assert by_path["/before"]["comm"].startswith("python"), by_path
+    assert by_path["/before"]["pid"] == by_path["/creds"]["pid"], by_path
     # and the reverse: cat's pid is not trusted once it is another program
     script = (f"import os; os.close(os.open({str(mnt.mnt / 'creds')!r}, os.O_RDONLY))")
     r = run("/usr/bin/python3", "-c", script, check=False)
