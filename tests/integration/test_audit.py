@@ -433,6 +433,16 @@ def test_failure_closed_refuses_opens(vault, how):
         assert verify(m.db).returncode == 0
 
 
+def assert_rows_are_opens_minus_lost(m, f, n, lost):
+    """Every served open of backing file f is a row, except exactly the
+    ones counted lost; and the chain still verifies."""
+    rel = "/" + str(f.relative_to(m.backing))
+    got = db_rows(m.db, "SELECT count(*) FROM events WHERE path = ? AND kind = 'open'",
+                  (rel,))[0][0]
+    assert got == n - lost, (n, lost, got)
+    assert verify(m.db).returncode == 0
+
+
 @pytest.mark.parametrize("how", ["full", "ro"])
 def test_failure_open_serves_and_counts_lost(vault, how):
     m = vault
@@ -468,12 +478,7 @@ def test_failure_open_serves_and_counts_lost(vault, how):
             repair()
             assert wait_for(lambda: m.status()["audit-pending"] == "0", 30), m.status()
             assert status_int(m, "audit-lost") == lost
-        rel = "/" + str(f.relative_to(m.backing))
-        got = db_rows(m.db, "SELECT count(*) FROM events WHERE path = ? AND kind = 'open'",
-                      (rel,))[0][0]
-        # Every served open is a row, except exactly the ones counted lost.
-        assert got == n - lost, (n, lost, got)
-        assert verify(m.db).returncode == 0
+        assert_rows_are_opens_minus_lost(m, f, n, lost)
 
 
 def test_writer_recovers_when_little_space_is_freed(vault):
@@ -502,11 +507,7 @@ def test_writer_recovers_when_little_space_is_freed(vault):
             repair()
             assert wait_for(lambda: m.status()["audit-pending"] == "0", 30), m.status()
             lost = status_int(m, "audit-lost")
-        rel = "/" + str(f.relative_to(m.backing))
-        got = db_rows(m.db, "SELECT count(*) FROM events WHERE path = ? AND kind = 'open'",
-                      (rel,))[0][0]
-        assert got == n - lost, (n, lost, got)
-        assert verify(m.db).returncode == 0
+        assert_rows_are_opens_minus_lost(m, f, n, lost)
 
 
 def test_unwritable_db_at_mount_is_refused(vault):
