@@ -88,7 +88,7 @@ class Mount:
         return self.log.read_text() if self.log.exists() else ""
 
     def sql(self, query):
-        return run("sqlite3", "-json", self.db, query).stdout
+        return run("sqlite3", "-cmd", ".timeout 30000", "-json", self.db, query).stdout
 
 
 @pytest.fixture

@@ -137,7 +137,9 @@ def test_login_password_mounts_home(pam_home):
     assert new.read_bytes()[:8] == MAGIC
     assert b"written" not in new.read_bytes()
     uid = pwd.getpwnam(USER).pw_uid
-    rows = run("sqlite3", pam_home["db"],
+    # the daemon may still be closing the db after the kernel let go of the
+    # mount point (pam_mount does not wait for it): wait for its lock
+    rows = run("sqlite3", "-cmd", ".timeout 30000", pam_home["db"],
                f"SELECT count(*) FROM events WHERE path = '/secret/hello' AND uid = {uid}")
     assert int(rows.stdout) >= 1
     assert "AddressSanitizer" not in log and "runtime error" not in log, log

@@ -74,7 +74,7 @@ def drop_caches():
 
 def integrity_events(m):
     """Rows of kind 'integrity' in the audit db (call after umount)."""
-    out = run("sqlite3", m.db,
+    out = run("sqlite3", "-cmd", ".timeout 30000", m.db,
               "SELECT path || '|' || coalesce(detail,'') FROM events "
               "WHERE kind = 'integrity'").stdout
     return [line for line in out.splitlines() if line]
