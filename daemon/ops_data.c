@@ -59,10 +59,9 @@ static int grow_begin(struct wfs_file *f, struct wfs_inode *n, struct grow_guard
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
 	if (st.st_size == 0) {
-		int w = wfs_hdr_write(wfs.keys, f->fd, &n->hdr);
+		int w = wfs_file_begin_encrypted(n, f->fd);
 		if (w < 0)
 			return w;
-		atomic_store(&n->form, WFS_FORM_ENCRYPTED);
 		st.st_size = WFS_HDR_SIZE;
 	}
 	g->old_size = st.st_size;

@@ -191,10 +191,9 @@ static int truncate_encrypted(struct wfs_inode *n, int fd, off_t size)
 			r = 0;
 			goto out;
 		}
-		r = wfs_hdr_write(wfs.keys, fd, &n->hdr);
+		r = wfs_file_begin_encrypted(n, fd);
 		if (r < 0)
 			goto out;
-		atomic_store(&n->form, WFS_FORM_ENCRYPTED);
 	}
 	r = wfs_hdr_read(wfs.keys, fd, &h);
 	if (r == WFS_FORM_ENCRYPTED)

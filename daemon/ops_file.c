@@ -67,6 +67,15 @@ static int passthrough_id(fuse_req_t req, struct wfs_inode *n, int fd)
 	return id;
 }
 
+int wfs_file_begin_encrypted(struct wfs_inode *n, int fd)
+{
+	int r = wfs_hdr_write(wfs.keys, fd, &n->hdr);
+	if (r < 0)
+		return r;
+	atomic_store(&n->form, WFS_FORM_ENCRYPTED);
+	return 0;
+}
+
 /*
  * Decides the serving mode for an open of n on backing fd and fills fi.
  * Called with n->open_lock held. Returns 0 or -errno.
@@ -90,7 +99,7 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 		if (form == WFS_FORM_EMPTY && dec->cls == WFS_SENSITIVE && wfs.keys &&
 		    (fi->flags & O_ACCMODE) != O_RDONLY) {
 			/* First write of an empty sensitive file: give it a header. */
-			int w = wfs_hdr_write(wfs.keys, f->fd, &n->hdr);
+			int w = wfs_file_begin_encrypted(n, f->fd);
 			if (w < 0)
 				return w;
 			form = WFS_FORM_ENCRYPTED;

@@ -117,12 +117,8 @@ int wfs_rename_keeps_class(struct wfs_inode *n, struct wfs_inode *newparent, con
 		return -ENAMETOOLONG;
 	w.from_len = strlen(w.from);
 	w.to_len = strlen(w.to);
-	if (n->type != S_IFDIR) {
-		struct wfs_decision a, b;
-		wfs_classify(n, w.from, &a);
-		wfs_classify_path(w.to, &b);
-		return a.cls == b.cls ? 0 : -EXDEV;
-	}
+	if (n->type != S_IFDIR)
+		return path_keeps_class(&w) ? 0 : -EXDEV;
 	int fd = wfs_inode_open(n, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
 		return fd;
