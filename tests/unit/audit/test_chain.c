@@ -20,8 +20,9 @@
 
 static int setup(void **state)
 {
-	struct tenv *t = calloc(1, sizeof *t);
-	tenv_init(t);
+	if (tenv_setup(state))
+		return -1;
+	struct tenv *t = *state;
 	struct wfs_audit *a = topen(t, "/m", false, 0);
 	char p[64];
 	for (int i = 0; i < 100; i++) {
@@ -29,14 +30,6 @@ static int setup(void **state)
 		assert_int_equal(wfs_audit_record(a, &e), 0);
 	}
 	wfs_audit_close(a);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	tenv_fini(*state);
-	free(*state);
 	return 0;
 }
 
@@ -221,7 +214,7 @@ static void test_key_mode(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, tenv_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_intact),
 		T(test_edited),

@@ -22,21 +22,6 @@
 #include "internal.h"
 #include "util.h"
 
-static int setup(void **state)
-{
-	struct tenv *t = calloc(1, sizeof *t);
-	tenv_init(t);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	tenv_fini(*state);
-	free(*state);
-	return 0;
-}
-
 /* Records until one fails (up to 5 s); returns that error, counts ok. */
 static int record_until_error(struct wfs_audit *a, int *ok)
 {
@@ -197,7 +182,7 @@ static void test_corrupt_at_open(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, tenv_setup, tenv_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_full_closed),	       T(test_full_open),
 		T(test_readonly_closed),       T(test_readonly_open),

@@ -23,21 +23,6 @@
 
 #include "util.h"
 
-static int setup(void **state)
-{
-	struct tenv *t = calloc(1, sizeof *t);
-	tenv_init(t);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	tenv_fini(*state);
-	free(*state);
-	return 0;
-}
-
 static void verify_ok(const struct tenv *t, int64_t rows)
 {
 	struct wfs_audit_db *d;
@@ -300,12 +285,13 @@ static void test_two_mounts_one_db(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_crash_replay, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_crash_all_in_journal, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_crash_torn_record, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_two_mounts_one_db, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roundtrip, tenv_setup, tenv_teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent, tenv_setup, tenv_teardown),
+		cmocka_unit_test_setup_teardown(test_crash_replay, tenv_setup, tenv_teardown),
+		cmocka_unit_test_setup_teardown(test_crash_all_in_journal, tenv_setup,
+						tenv_teardown),
+		cmocka_unit_test_setup_teardown(test_crash_torn_record, tenv_setup, tenv_teardown),
+		cmocka_unit_test_setup_teardown(test_two_mounts_one_db, tenv_setup, tenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,8 +39,9 @@ static const struct spec rows[] = {
 
 static int setup(void **state)
 {
-	struct tenv *t = calloc(1, sizeof *t);
-	tenv_init(t);
+	if (tenv_setup(state))
+		return -1;
+	struct tenv *t = *state;
 	const char *mounts[] = {"/home/alice", "/home/bob"};
 	for (int m = 0; m < 2; m++) {
 		struct wfs_audit *a = topen(t, mounts[m], false, 0);
@@ -66,14 +67,6 @@ static int setup(void **state)
 		}
 		wfs_audit_close(a);
 	}
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	tenv_fini(*state);
-	free(*state);
 	return 0;
 }
 
@@ -324,5 +317,5 @@ int main(void)
 		cmocka_unit_test(test_stats),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
-	return r + cmocka_run_group_tests_name("db", db_tests, setup, teardown);
+	return r + cmocka_run_group_tests_name("db", db_tests, setup, tenv_teardown);
 }

@@ -31,6 +31,23 @@ void tenv_fini(struct tenv *t)
 		fprintf(stderr, "cleanup of %s failed\n", t->dir);
 }
 
+int tenv_setup(void **state)
+{
+	struct tenv *t = calloc(1, sizeof *t);
+	if (!t)
+		return -1;
+	tenv_init(t);
+	*state = t;
+	return 0;
+}
+
+int tenv_teardown(void **state)
+{
+	tenv_fini(*state);
+	free(*state);
+	return 0;
+}
+
 struct wfs_audit *topen(const struct tenv *t, const char *mount, bool fail_open,
 			unsigned journal_kib)
 {

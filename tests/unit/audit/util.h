@@ -17,6 +17,9 @@ struct tenv {
 
 void tenv_init(struct tenv *t);
 void tenv_fini(struct tenv *t);
+/* cmocka fixtures: *state becomes a fresh struct tenv, then is removed. */
+int tenv_setup(void **state);
+int tenv_teardown(void **state);
 struct wfs_audit *topen(const struct tenv *t, const char *mount, bool fail_open,
 			unsigned journal_kib);
 /* A fully populated event; path "/f/<i>", pid 1000+i. */
