@@ -42,6 +42,7 @@ static void free_handle(struct wfs_audit *a)
 	if (a->j.map || a->j.fd >= 0)
 		wfs_journal_close(&a->j);
 	wfs_buf_free(&a->scratch);
+	wfs_buf_free(&a->rpath);
 	wfs_buf_free(&a->macbuf);
 	pthread_mutex_destroy(&a->lock);
 	pthread_mutex_destroy(&a->db_lock);
@@ -105,7 +106,7 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	}
 	if ((r = wfs_key_load(key_path, true, a->key, err, errlen)))
 		goto fail;
-	if ((r = wfs_db_open(a->db_path, true, &a->db, err, errlen)))
+	if ((r = wfs_db_open(a->db_path, true, &a->db, err, errlen, NULL)))
 		goto fail;
 	uint64_t cap = (uint64_t)(o->journal_kib ? o->journal_kib : DEFAULT_JOURNAL_KIB) * 1024;
 	if ((r = open_journal(a, cap, err, errlen)))

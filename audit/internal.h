@@ -18,7 +18,7 @@
 
 #define WFS_MAC_LEN	   32
 #define WFS_KEY_LEN	   32
-#define WFS_SCHEMA_VERSION 1
+#define WFS_SCHEMA_VERSION 2
 
 /* ---- canonical encoding (encode.c) --------------------------------
  * A row is a sequence of values, each: 0x00 (NULL) | 0x01 + int64 BE |
@@ -72,7 +72,12 @@ int wfs_head_auth(const unsigned char *key, int64_t id, const unsigned char *mac
 
 /* ---- schema (schema.c) --------------------------------------------- */
 /* Opens (rw: creating and migrating) a db with the pragmas wardfs uses. */
-int wfs_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen);
+/* version (may be NULL) gets the schema version the connection sees: a
+ * writable open migrates to WFS_SCHEMA_VERSION, a read-only one does not. */
+int wfs_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen,
+		int *version);
+/* dst[i] = src[n-1-i]: the rpath column (schema v2) of a path. */
+void wfs_reverse_bytes(char *dst, const char *src, size_t n);
 int wfs_sqlite_errno(int rc); /* SQLITE_* -> -errno */
 
 /* ---- journal (journal.c) -------------------------------------------- */
@@ -135,7 +140,7 @@ struct wfs_audit {
 
 	/* writer-only */
 	uint64_t drain_pos, drain_seq;
-	struct wfs_buf scratch, macbuf;
+	struct wfs_buf scratch, macbuf, rpath;
 	sqlite3_stmt *st_head, *st_jget, *st_ins, *st_jset, *st_headset;
 
 	_Atomic int writer_err; /* -errno of the last failed COMMIT, 0 if fine */
@@ -158,6 +163,7 @@ void *wfs_writer_main(void *arg);
 struct wfs_audit_db {
 	sqlite3 *db;
 	char *path;
+	int version; /* schema version; >= 2 has rpath */
 };
 
 struct wfs_where {
@@ -171,7 +177,8 @@ struct wfs_where {
 	bool selective; /* a path/exe filter narrow enough to drive the plan */
 	char lo[1024], hi[1024];
 };
-void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f);
+/* has_rpath: the db has schema v2's reversed-path column. */
+void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f, bool has_rpath);
 int wfs_where_bind(sqlite3_stmt *st, const struct wfs_where *w, int first);
 /* Maps "id," WFS_ROW_COLS columns 0..18 of a stepped statement. */
 void wfs_row_from_stmt(sqlite3_stmt *st, struct wfs_audit_row *r);

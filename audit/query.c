@@ -5,7 +5,10 @@
  *
  * A path glob with a literal prefix also becomes a range on `path`
  * (prefix <= path < prefix+1), so the events_path index is used whatever
- * the binding; the time order is then a sort of the matches only.
+ * the binding; the time order is then a sort of the matches only. A glob
+ * without one but with a literal suffix (`*.pem`) becomes the same kind of
+ * range on `rpath`, the path reversed (schema v2). Only globs with
+ * wildcards at both ends (`*secret*`) scan the table.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +27,7 @@ int wfs_audit_db_open(const char *path, bool writable, struct wfs_audit_db **out
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	int r = wfs_db_open(path, writable, &d->db, err, errlen);
+	int r = wfs_db_open(path, writable, &d->db, err, errlen, &d->version);
 	if (r) {
 		free(d->path);
 		free(d);
@@ -67,7 +70,25 @@ static void bind_text(struct wfs_where *w, const char *s)
 	w->b[w->nb++].s = s;
 }
 
-void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f)
+/* col >= lit AND col < lit with its last byte + 1: the rows whose col
+ * starts with lit, as an index range. */
+static void add_range(struct wfs_where *w, const char *col, const char *lit, size_t n)
+{
+	if (n == 0 || n >= sizeof w->lo || (unsigned char)lit[n - 1] == 0xff)
+		return;
+	memcpy(w->lo, lit, n);
+	memcpy(w->hi, lit, n);
+	w->lo[n] = w->hi[n] = 0;
+	w->hi[n - 1]++;
+	char cond[64];
+	snprintf(cond, sizeof cond, "%s >= ? AND %s < ?", col, col);
+	add(w, cond);
+	bind_text(w, w->lo);
+	bind_text(w, w->hi);
+	w->selective = n > 1;
+}
+
+void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f, bool has_rpath)
 {
 	memset(w, 0, sizeof *w);
 	if (f->since_ns) {
@@ -87,26 +108,25 @@ void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f)
 		bind_int(w, f->pid);
 	}
 	if (f->path_glob) {
-		size_t lit = strcspn(f->path_glob, "*?[");
-		if (!f->path_glob[lit]) {
+		const char *g = f->path_glob;
+		size_t lit = strcspn(g, "*?["), len = strlen(g), tail = len;
+		while (tail > 0 && !strchr("*?[]", g[tail - 1]))
+			tail--;
+		if (!g[lit]) {
 			add(w, "path = ?");
-			bind_text(w, f->path_glob);
+			bind_text(w, g);
 			w->selective = true;
-		} else {
-			if (lit > 0 && lit < sizeof w->lo) {
-				memcpy(w->lo, f->path_glob, lit);
-				memcpy(w->hi, f->path_glob, lit);
-				unsigned char *last = (unsigned char *)&w->hi[lit - 1];
-				if (*last < 0xff) {
-					(*last)++;
-					add(w, "path >= ? AND path < ?");
-					bind_text(w, w->lo);
-					bind_text(w, w->hi);
-					w->selective = lit > 1;
-				}
-			}
+		} else if (lit > 0) {
+			add_range(w, "path", g, lit);
+		} else if (has_rpath && len - tail > 0 && len - tail < sizeof w->lo) {
+			/* `*.pem`: a range on the reversed path ("mep." ...). */
+			char rev[sizeof w->lo];
+			wfs_reverse_bytes(rev, g + tail, len - tail);
+			add_range(w, "rpath", rev, len - tail);
+		}
+		if (g[lit]) {
 			add(w, "path GLOB ?");
-			bind_text(w, f->path_glob);
+			bind_text(w, g);
 		}
 	}
 	const char *eq[][2] = {{"class = ?", f->cls},
@@ -142,9 +162,10 @@ int wfs_where_bind(sqlite3_stmt *st, const struct wfs_where *w, int first)
 
 #define COLS "id," WFS_ROW_COLS
 
-static int build_query(const struct wfs_audit_filter *f, struct wfs_where *w, char *sql, size_t len)
+static int build_query(const struct wfs_audit_db *d, const struct wfs_audit_filter *f,
+		       struct wfs_where *w, char *sql, size_t len)
 {
-	wfs_where_build(w, f);
+	wfs_where_build(w, f, d->version >= 2);
 	/* With a selective path/exe filter, sort the matches rather than walk
 	 * the time index: "+time_ns" keeps the planner off events_time. */
 	const char *t = w->selective ? "+time_ns" : "time_ns";
@@ -214,7 +235,7 @@ int64_t wfs_audit_query(struct wfs_audit_db *d, const struct wfs_audit_filter *f
 {
 	struct wfs_where w;
 	char sql[2048];
-	if (build_query(f, &w, sql, sizeof sql)) {
+	if (build_query(d, f, &w, sql, sizeof sql)) {
 		snprintf(err, errlen, "query too long");
 		return -E2BIG;
 	}
@@ -246,7 +267,7 @@ int wfs_audit_query_plan(struct wfs_audit_db *d, const struct wfs_audit_filter *
 	struct wfs_where w;
 	char sql[2100] = "EXPLAIN QUERY PLAN ";
 	char err[256];
-	if (build_query(f, &w, sql + 19, sizeof sql - 19))
+	if (build_query(d, f, &w, sql + 19, sizeof sql - 19))
 		return -E2BIG;
 	sqlite3_stmt *st;
 	int r = prep(d, sql, &st, err, sizeof err);
@@ -281,7 +302,7 @@ int wfs_audit_top(struct wfs_audit_db *d, enum wfs_audit_stat what,
 	if (what == WFS_STAT_DENIED)
 		g.denied_only = true;
 	struct wfs_where w;
-	wfs_where_build(&w, &g);
+	wfs_where_build(&w, &g, d->version >= 2);
 	static const char *keys[] = {"path", "exe", "CAST(uid AS TEXT)",
 				     "coalesce(path, '') || char(9) || coalesce(exe, '')"};
 	static const char *groups[] = {"path", "exe", "uid", "path, exe"};
@@ -314,7 +335,7 @@ int wfs_audit_totals(struct wfs_audit_db *d, const struct wfs_audit_filter *f,
 	struct wfs_audit_filter g = *f;
 	g.after_id = 0;
 	struct wfs_where w;
-	wfs_where_build(&w, &g);
+	wfs_where_build(&w, &g, d->version >= 2);
 	char sql[2048];
 	snprintf(sql, sizeof sql,
 		 "SELECT count(*), coalesce(sum(decision = 'deny'), 0), min(time_ns), "

@@ -116,6 +116,26 @@ static int load_head(sqlite3 *db, const unsigned char *key, struct wfs_audit_ver
 	return ret;
 }
 
+/* Column of `path` in "SELECT id," WFS_ROW_COLS. */
+#define PATH_COL 4
+
+static bool rpath_matches(sqlite3_stmt *st, int pcol, int rcol)
+{
+	if (sqlite3_column_type(st, pcol) == SQLITE_NULL)
+		return sqlite3_column_type(st, rcol) == SQLITE_NULL;
+	if (sqlite3_column_type(st, rcol) != SQLITE_TEXT)
+		return false;
+	const char *p = (const char *)sqlite3_column_text(st, pcol);
+	int n = sqlite3_column_bytes(st, pcol);
+	const char *q = (const char *)sqlite3_column_text(st, rcol);
+	if (!p || !q || sqlite3_column_bytes(st, rcol) != n)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (q[i] != p[n - 1 - i])
+			return false;
+	return true;
+}
+
 int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		     struct wfs_audit_verify_result *r, unsigned char *last_mac)
 {
@@ -130,8 +150,16 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		return ret;
 	sqlite3_stmt *st;
 	char sql[256];
-	snprintf(sql, sizeof sql, "SELECT id," WFS_ROW_COLS ",mac FROM events%s ORDER BY id",
-		 upto > 0 ? " WHERE id <= ?" : "");
+	/* Schema v2's rpath is derived from path, outside the MAC: an edit of
+	 * it alone would hide the row from suffix queries, so check it too. */
+	bool has_rpath = false;
+	if (sqlite3_prepare_v2(db, "SELECT rpath FROM events LIMIT 0", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		has_rpath = true;
+		sqlite3_finalize(st);
+	}
+	snprintf(sql, sizeof sql, "SELECT id," WFS_ROW_COLS ",mac%s FROM events%s ORDER BY id",
+		 has_rpath ? ",rpath" : "", upto > 0 ? " WHERE id <= ?" : "");
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	if (rc)
 		return wfs_sqlite_errno(rc);
@@ -180,6 +208,12 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		}
 		wfs_mac_row(key, prev, id, b.p, b.len, mac);
 		if (blob_is(st, maccol, mac)) {
+			if (has_rpath && !rpath_matches(st, PATH_COL, maccol + 1)) {
+				ret = bad(r, id,
+					  "row %lld: edited (its rpath is not its path reversed)",
+					  (long long)id);
+				break;
+			}
 			memcpy(prev, mac, WFS_MAC_LEN);
 			expect++;
 			r->rows++;

@@ -29,8 +29,8 @@ int wfs_writer_prepare(struct wfs_audit *a, char *err, size_t errlen)
 		"(SELECT id, mac FROM events ORDER BY id DESC LIMIT 1) UNION ALL SELECT * FROM "
 		"(SELECT pruned_to, mac FROM anchors ORDER BY pruned_to DESC LIMIT 1)",
 		"SELECT drained_seq FROM journals WHERE id = ?",
-		"INSERT INTO events (id," WFS_ROW_COLS ",mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-		"?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+		"INSERT INTO events (id," WFS_ROW_COLS ",mac,rpath) VALUES (?1, ?2, ?3, ?4, ?5, "
+		"?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 		"INSERT INTO journals (id, mount, path, drained_seq, updated_ns) VALUES (?, ?, ?, "
 		"?, ?) ON CONFLICT(id) DO UPDATE SET drained_seq = excluded.drained_seq, "
 		"updated_ns = excluded.updated_ns, mount = excluded.mount",
@@ -83,11 +83,13 @@ static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac)
 	return rc;
 }
 
-static int insert(struct wfs_audit *a, int64_t id, const struct wfs_jrec *r,
-		  const struct wfs_val *v, const unsigned char *mac)
+/* Index of `path` among the values after id (WFS_ROW_COLS). */
+#define PATH_FIELD 3
+
+static int insert(struct wfs_audit *a, int64_t id, const struct wfs_val *v,
+		  const unsigned char *mac)
 {
 	sqlite3_stmt *st = a->st_ins;
-	(void)r;
 	sqlite3_bind_int64(st, 1, id);
 	for (int k = 0; k < WFS_ROW_NFIELDS; k++) {
 		if (v[k].type == WFS_V_INT)
@@ -98,6 +100,14 @@ static int insert(struct wfs_audit *a, int64_t id, const struct wfs_jrec *r,
 			sqlite3_bind_null(st, k + 2);
 	}
 	sqlite3_bind_blob(st, WFS_ROW_NFIELDS + 2, mac, WFS_MAC_LEN, SQLITE_STATIC);
+	const struct wfs_val *path = &v[PATH_FIELD];
+	if (path->type == WFS_V_TEXT && !wfs_buf_reserve(&a->rpath, path->len + 1)) {
+		wfs_reverse_bytes((char *)a->rpath.p, path->s, path->len);
+		sqlite3_bind_text(st, WFS_ROW_NFIELDS + 3, (const char *)a->rpath.p, (int)path->len,
+				  SQLITE_STATIC);
+	} else if (path->type == WFS_V_TEXT) {
+		return SQLITE_NOMEM;
+	}
 	return step_done(st);
 }
 
@@ -161,7 +171,7 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 				rc = SQLITE_ERROR;
 				break;
 			}
-			rc = insert(a, last_id + 1, &r, v, mac);
+			rc = insert(a, last_id + 1, v, mac);
 			if (rc)
 				break;
 			last_id++;

@@ -82,9 +82,9 @@ int main(int argc, char **argv)
 		db,
 		"INSERT INTO events (id, time_ns, mount, kind, path, flags, access, "
 		"flag_names, class, form, decision, errno, rule, uid, gid, pid, comm, "
-		"exe, detail, mac) VALUES (?1, ?2, '/home/u' || (?3 % 50), 'open', ?4, 0, "
+		"exe, detail, mac, rpath) VALUES (?1, ?2, '/home/u' || (?3 % 50), 'open', ?4, 0, "
 		"'r', '', ?5, 'plain', ?6, ?7, '/etc/wardfs/policy:3', 1000 + ?3 % 50, "
-		"100, ?8, 'cc1', ?9, NULL, randomblob(32))",
+		"100, ?8, 'cc1', ?9, NULL, randomblob(32), ?10)",
 		-1, &st, NULL);
 	static const char *exes[] = {"/usr/bin/vim", "/usr/bin/git", "/usr/lib/gcc/cc1",
 				     "/usr/bin/ssh", "/usr/bin/bash"};
@@ -106,6 +106,11 @@ int main(int argc, char **argv)
 		sqlite3_bind_int64(st, 2, t0 + i * 1000000);
 		sqlite3_bind_int64(st, 3, (int64_t)(x >> 40));
 		sqlite3_bind_text(st, 4, p, -1, SQLITE_TRANSIENT);
+		size_t plen = strlen(p);
+		char rp[128];
+		for (size_t k = 0; k < plen; k++)
+			rp[k] = p[plen - 1 - k];
+		sqlite3_bind_text(st, 10, rp, (int)plen, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 5, sens ? "sensitive" : "public", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 6, deny ? "deny" : "allow", -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 7, deny ? EACCES : 0);
@@ -122,9 +127,10 @@ int main(int argc, char **argv)
 	t = now_s();
 	if (sqlite3_exec(db,
 			 "COMMIT; CREATE INDEX events_time ON events(time_ns); CREATE INDEX "
-			 "events_path ON events(path); CREATE INDEX events_uid ON events(uid, "
-			 "time_ns); CREATE INDEX events_exe ON events(exe); CREATE INDEX "
-			 "events_decision ON events(decision, time_ns); PRAGMA journal_mode = WAL",
+			 "events_path ON events(path); CREATE INDEX events_rpath ON events(rpath); "
+			 "CREATE INDEX events_uid ON events(uid, time_ns); CREATE INDEX events_exe "
+			 "ON events(exe); CREATE INDEX events_denied ON events(time_ns) WHERE "
+			 "decision = 'deny'; PRAGMA journal_mode = WAL",
 			 NULL, NULL, NULL)) {
 		fprintf(stderr, "index: %s\n", sqlite3_errmsg(db));
 		return 1;
@@ -143,6 +149,10 @@ int main(int argc, char **argv)
 		run(d, "/src/proj7/*", 100);
 		run(d, "/src/proj7/*", 0);
 		run(d, "/src/proj7/dir3/file12.c", 0);
+		run(d, "*/id_3", 0); /* suffix globs: the rpath index */
+		run(d, "*/file12.c", 100);
+		run(d, "*/file12.c", 0);
+		run(d, "*.pem", 0);
 	}
 	wfs_audit_db_close(d);
 	return 0;

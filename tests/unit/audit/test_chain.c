@@ -75,6 +75,57 @@ static void test_edited_last(void **state)
 	expect_bad(t, 100, "edited");
 }
 
+static void test_edited_rpath(void **state)
+{
+	struct tenv *t = *state;
+	/* rpath is outside the MAC (it is derived): hiding a row from suffix
+	 * queries by editing it alone is still caught */
+	assert_int_equal(sql_exec(t->db, "UPDATE events SET rpath = 'txt.' WHERE id = 7"), 0);
+	expect_bad(t, 7, "rpath");
+}
+
+/* A db written by schema v1 (no rpath, a full denial index) is migrated
+ * by the first writable open: rpath filled for old rows, the chain still
+ * verifies, suffix globs use the new index. A read-only open of a v1 db
+ * (an older daemon still runs) must keep working without rpath. */
+static void test_migrate_v1(void **state)
+{
+	struct tenv *t = *state;
+	assert_int_equal(sql_exec(t->db, "DROP INDEX events_rpath; DROP INDEX events_denied; "
+					 "ALTER TABLE events DROP COLUMN rpath; CREATE INDEX "
+					 "events_decision ON events(decision, time_ns); "
+					 "PRAGMA user_version = 1"),
+			 0);
+	struct wfs_audit_db *d;
+	char err[256];
+	struct wfs_audit_filter f;
+	wfs_audit_filter_init(&f);
+	f.path_glob = "*/42";
+	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
+	assert_int_equal(wfs_audit_query(d, &f, NULL, NULL, err, sizeof err), 1);
+	wfs_audit_db_close(d);
+
+	assert_int_equal(wfs_audit_db_open(t->db, true, &d, err, sizeof err), 0);
+	wfs_audit_db_close(d);
+	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 2);
+	assert_int_equal(
+		sql_int(t->db,
+			"SELECT count(*) FROM events WHERE path = '/f/42' AND rpath = '24/f/'"),
+		1);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events WHERE rpath IS NULL"), 0);
+	struct wfs_audit_verify_result r;
+	assert_int_equal(verify(t, &r), 0);
+	assert_int_equal(r.rows, 100);
+
+	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
+	char plan[1024];
+	assert_int_equal(wfs_audit_query_plan(d, &f, plan, sizeof plan), 0);
+	if (!strstr(plan, "events_rpath"))
+		fail_msg("plan: %s", plan);
+	assert_int_equal(wfs_audit_query(d, &f, NULL, NULL, err, sizeof err), 1);
+	wfs_audit_db_close(d);
+}
+
 static void test_deleted(void **state)
 {
 	struct tenv *t = *state;
@@ -103,10 +154,11 @@ static void test_inserted_copied_mac(void **state)
 {
 	struct tenv *t = *state;
 	/* a row copied with its MAC, appended after the head */
-	assert_int_equal(sql_exec(t->db, "INSERT INTO events SELECT 101, time_ns, mount, kind, "
-					 "path, flags, access, flag_names, class, form, decision, "
-					 "errno, rule, uid, gid, pid, comm, exe, detail, mac FROM "
-					 "events WHERE id = 100"),
+	assert_int_equal(sql_exec(t->db,
+				  "INSERT INTO events SELECT 101, time_ns, mount, kind, "
+				  "path, flags, access, flag_names, class, form, decision, "
+				  "errno, rule, uid, gid, pid, comm, exe, detail, mac, rpath "
+				  "FROM events WHERE id = 100"),
 			 0);
 	expect_bad(t, 101, "inserted");
 }
@@ -119,7 +171,7 @@ static void test_replaced_row(void **state)
 				  "DELETE FROM events WHERE id = 50; INSERT INTO events "
 				  "SELECT 50, time_ns, mount, kind, '/x', flags, access, "
 				  "flag_names, class, form, decision, errno, rule, uid, gid, "
-				  "pid, comm, exe, detail, mac FROM events WHERE id = 49"),
+				  "pid, comm, exe, detail, mac, 'x/' FROM events WHERE id = 49"),
 			 0);
 	struct wfs_audit_verify_result r;
 	assert_int_equal(verify(t, &r), 1);
@@ -216,18 +268,11 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, tenv_teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_intact),
-		T(test_edited),
-		T(test_edited_last),
-		T(test_deleted),
-		T(test_deleted_tail),
-		T(test_inserted),
-		T(test_inserted_copied_mac),
-		T(test_replaced_row),
-		T(test_prune),
-		T(test_prune_refuses_tampered),
-		T(test_forged_anchor),
-		T(test_key_mode),
+		T(test_intact),	       T(test_edited),	   T(test_edited_last),
+		T(test_edited_rpath),  T(test_migrate_v1), T(test_deleted),
+		T(test_deleted_tail),  T(test_inserted),   T(test_inserted_copied_mac),
+		T(test_replaced_row),  T(test_prune),	   T(test_prune_refuses_tampered),
+		T(test_forged_anchor), T(test_key_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

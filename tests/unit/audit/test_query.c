@@ -1,7 +1,8 @@
 /*
  * test_query.c - the admin read path: each filter selects the expected
  * rows in time order, limits pick the newest (or oldest) rows, a path glob
- * with a literal prefix uses the path index, JSON Lines / CSV output is
+ * with a literal prefix uses the path index (a literal suffix the
+ * reversed-path index), JSON Lines / CSV output is
  * exact, stats count correctly, and time/duration parsing.
  */
 #include <errno.h>
@@ -117,6 +118,12 @@ static void test_filters(void **state)
 	expect(t, &f, "13");
 	f.path_glob = "*.c";
 	expect(t, &f, "11");
+	f.path_glob = "*config"; /* suffix globs: a range on rpath */
+	expect(t, &f, "13");
+	f.path_glob = "*/[ck]*s";
+	expect(t, &f, "14");
+	f.path_glob = "*ssh*"; /* wildcards at both ends: a scan */
+	expect(t, &f, "13,14,10");
 	wfs_audit_filter_init(&f);
 	f.cls = "sensitive";
 	expect(t, &f, "13,14,10");
@@ -172,7 +179,16 @@ static void test_path_index(void **state)
 	assert_int_equal(wfs_audit_query_plan(d, &f, plan, sizeof plan), 0);
 	if (!strstr(plan, "USING INDEX events_path (path>? AND path<?)"))
 		fail_msg("plan: %s", plan);
+	f.path_glob = "*.pem";
+	assert_int_equal(wfs_audit_query_plan(d, &f, plan, sizeof plan), 0);
+	if (!strstr(plan, "USING INDEX events_rpath (rpath>? AND rpath<?)"))
+		fail_msg("plan: %s", plan);
 	f.path_glob = NULL;
+	f.denied_only = true;
+	assert_int_equal(wfs_audit_query_plan(d, &f, plan, sizeof plan), 0);
+	if (!strstr(plan, "events_denied"))
+		fail_msg("plan: %s", plan);
+	f.denied_only = false;
 	f.uid = 5;
 	assert_int_equal(wfs_audit_query_plan(d, &f, plan, sizeof plan), 0);
 	assert_non_null(strstr(plan, "events_uid"));
