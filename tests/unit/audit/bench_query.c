@@ -72,11 +72,15 @@ int main(int argc, char **argv)
 	double t = now_s();
 	sqlite3 *db;
 	sqlite3_open(path, &db);
-	sqlite3_exec(db,
-		     "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = "
-		     "-262144; DROP INDEX events_path; DROP INDEX events_time; DROP INDEX "
-		     "events_uid; DROP INDEX events_exe; DROP INDEX events_decision; BEGIN",
-		     NULL, NULL, NULL);
+	if (sqlite3_exec(db,
+			 "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = "
+			 "-262144; DROP INDEX events_path; DROP INDEX events_rpath; DROP INDEX "
+			 "events_time; DROP INDEX events_uid; DROP INDEX events_exe; DROP INDEX "
+			 "events_denied; BEGIN",
+			 NULL, NULL, NULL)) {
+		fprintf(stderr, "set-up: %s\n", sqlite3_errmsg(db));
+		return 1;
+	}
 	sqlite3_stmt *st;
 	sqlite3_prepare_v2(
 		db,
