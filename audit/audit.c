@@ -13,7 +13,7 @@
 
 #include "internal.h"
 
-#define DEFAULT_JOURNAL_KIB 16384
+#define DEFAULT_JOURNAL_KIB 65536
 #define FULL_WAIT_MS	    1000
 #define MAX_TEXT	    4096
 #define MAX_SHORT	    256

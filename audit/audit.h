@@ -49,7 +49,7 @@ struct wfs_audit_opts {
 	const char *mount_id; /* e.g. the mount point; each row says which */
 	const char *key_path; /* chain MAC key (root-only); NULL = db_path + ".key" */
 	bool fail_open;	      /* --audit-failure=open: serve opens, count lost rows */
-	unsigned journal_kib; /* journal ring size; 0 = 16384 (16 MiB) */
+	unsigned journal_kib; /* journal ring size; 0 = 65536 (64 MiB) */
 };
 
 struct wfs_audit;

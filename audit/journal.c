@@ -99,7 +99,9 @@ static int init_file(struct wfs_journal *j, uint64_t cap)
 	if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
 		return -EIO;
 	id &= INT64_MAX;
-	memset(j->map, 0, HDR_SIZE + cap);
+	/* No memset: the file was just cut to 0 and allocated, so it reads as
+	 * zeros (free space must be zero), and a memset would dirty, and write
+	 * back, every page of the ring at each mount. */
 	h->version = 1;
 	h->hdr_size = HDR_SIZE;
 	h->cap = cap;

@@ -234,10 +234,61 @@ static void deadline_ms(struct timespec *ts, long ms)
 	ts->tv_nsec %= 1000000000L;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * When to drain. Inserting a row into SQLite (six b-trees and a MAC) costs
+ * several times what the open it records costs the daemon, and on a small
+ * machine a burst of opens (git status, a build) is CPU-bound: draining
+ * during the burst slows the opens themselves. The rows are already safe
+ * in the journal, so during a burst (more than BURST_RATE records/s) the
+ * writer waits, and drains when the burst ends, when the journal is half
+ * full, or when the oldest waiting row is DEFER_MAX_MS old, whichever
+ * comes first. Below the burst rate it drains at every wake-up, so rows
+ * reach the database within INTERVAL_MS on a quiet mount.
+ */
+#define BURST_RATE   2000
+#define DEFER_MAX_MS 5000
+
+struct pace {
+	uint64_t seen_seq;
+	int64_t seen_ms, oldest_ms; /* oldest_ms: 0 = nothing waiting */
+};
+
+static bool should_drain(struct wfs_audit *a, struct pace *p, bool stopping, int fails)
+{
+	pthread_mutex_lock(&a->lock);
+	uint64_t next = a->next_seq, used = a->write_pos - a->consumed;
+	pthread_mutex_unlock(&a->lock);
+	int64_t now = mono_ms();
+	uint64_t arrived = next - p->seen_seq;
+	int64_t span = now - p->seen_ms;
+	p->seen_seq = next;
+	p->seen_ms = now;
+	if (used == 0) {
+		p->oldest_ms = 0;
+		return false;
+	}
+	if (!p->oldest_ms)
+		p->oldest_ms = now;
+	bool burst = arrived * 1000 > (uint64_t)BURST_RATE * (uint64_t)(span > 0 ? span : 1);
+	return stopping || fails || !burst || used * 2 > a->j.cap ||
+	       now - p->oldest_ms >= DEFER_MAX_MS;
+}
+
 void *wfs_writer_main(void *arg)
 {
 	struct wfs_audit *a = arg;
 	int fails = 0;
+	struct pace pace = {0, mono_ms(), 0};
+	pthread_mutex_lock(&a->lock);
+	pace.seen_seq = a->next_seq;
+	pthread_mutex_unlock(&a->lock);
 	for (;;) {
 		pthread_mutex_lock(&a->lock);
 		bool stopping = a->stop;
@@ -248,21 +299,31 @@ void *wfs_writer_main(void *arg)
 			stopping = a->stop;
 		}
 		pthread_mutex_unlock(&a->lock);
+		if (!should_drain(a, &pace, stopping, fails) && !stopping)
+			continue;
 
 		/* After a failure (disk full, say) retry with ever smaller
 		 * batches: a little freed space must be enough to make
 		 * progress, not the room a 4,096-row transaction needs. */
 		unsigned batch = BATCH_MAX >> (fails < 12 ? fails : 12);
 		int n;
-		do
+		for (;;) {
 			n = wfs_writer_drain(a, false, batch);
-		while (n == (int)batch);
+			if (n > 0 && fails) {
+				/* Recovered: serve opens again at once, not after
+				 * the backlog went through in tiny batches. */
+				atomic_store(&a->writer_err, 0);
+				fails = 0;
+			}
+			if (n < (int)batch)
+				break;
+			batch = BATCH_MAX;
+		}
 		if (n < 0) {
 			atomic_store(&a->writer_err, n);
 			fails++;
-		} else if (n > 0) {
-			atomic_store(&a->writer_err, 0);
-			fails = 0;
+		} else {
+			pace.oldest_ms = 0;
 		}
 		if (stopping) {
 			pthread_mutex_lock(&a->lock);

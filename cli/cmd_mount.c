@@ -46,6 +46,9 @@ static void mount_usage(FILE *f)
 		   "  --audit-failure=closed|open\n"
 		   "                           refuse opens that cannot be audited (closed,\n"
 		   "                           default) or serve them and count the loss\n"
+		   "  --audit-journal-size MIB\n"
+		   "                           crash-safe journal in front of the audit db,\n"
+		   "                           when it is created (default 64; 1..4096)\n"
 		   "  --no-passthrough         serve public files through the daemon\n"
 		   "  --passfile FILE          read the passphrase from FILE\n"
 		   "  --extpass CMD            read the passphrase from CMD's output\n"
@@ -177,6 +180,7 @@ int wfs_cmd_mount(int argc, char **argv)
 		{"audit-db", required_argument, NULL, 'A'},
 		{"no-audit", no_argument, NULL, 'N'}, /* hidden: benchmarks only */
 		{"audit-failure", required_argument, NULL, 'F'},
+		{"audit-journal-size", required_argument, NULL, 'J'},
 		{"no-passthrough", no_argument, NULL, 'T'},
 		{"passfile", required_argument, NULL, 'p'},
 		{"extpass", required_argument, NULL, 'x'},
@@ -232,6 +236,20 @@ int wfs_cmd_mount(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'J': {
+			char *end;
+			errno = 0;
+			unsigned long mib = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || mib < 1 || mib > 4096) {
+				fprintf(stderr,
+					"wardfs mount: --audit-journal-size takes MiB from 1 to "
+					"4096, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			o.audit_journal_mib = (unsigned)mib;
+			break;
+		}
 		case 'T':
 			o.passthrough = false;
 			break;

@@ -60,6 +60,7 @@ static const struct {
 	{"policy", "--policy", true},
 	{"audit-db", "--audit-db", true},
 	{"audit-failure", "--audit-failure", true},
+	{"audit-journal-size", "--audit-journal-size", true},
 	{"log", "--log", true},
 	{"recovery-key", "--recovery-key", false},
 	{"no-passthrough", "--no-passthrough", false},
@@ -146,7 +147,8 @@ static int translate(struct helper *h, char *opts, bool sloppy)
 		}
 		fprintf(stderr,
 			"%s: unknown mount option '%s%s%s'; wardfs takes passfile=, extpass=, "
-			"policy=, audit-db=, audit-failure=, log=, recovery-key, "
+			"policy=, audit-db=, audit-failure=, audit-journal-size=, log=, "
+			"recovery-key, "
 			"no-passthrough, nonempty and kernel flags such as nosuid,nodev "
 			"(see mount.wardfs(8)); mount -s ignores unknown options\n",
 			h->prog, tok, val ? "=" : "", val ? val : "");
@@ -194,7 +196,8 @@ int wfs_mount_helper(int argc, char **argv)
 			       "The mount(8) helper for wardfs: see mount.wardfs(8) and\n"
 			       "'wardfs mount --help'. Options: passfile=FILE, extpass=CMD,\n"
 			       "policy=FILE, audit-db=FILE, audit-failure=closed|open,\n"
-			       "log=FILE, recovery-key, no-passthrough, nonempty, and kernel\n"
+			       "audit-journal-size=MIB, log=FILE, recovery-key, no-passthrough,\n"
+			       "nonempty, and kernel\n"
 			       "flags (ro, nosuid, nodev, noexec, noatime, ...).\n");
 			return 0;
 		case 'N':

@@ -215,6 +215,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 			.db_path = o->audit_db,
 			.mount_id = o->mountpoint,
 			.fail_open = o->audit_fail_open,
+			.journal_kib = o->audit_journal_mib * 1024,
 		};
 		if (wfs_audit_open(&ao, &wfs.audit, err, sizeof(err)) < 0) {
 			report(o, "wardfs: cannot open audit db '%s': %s", o->audit_db, err);

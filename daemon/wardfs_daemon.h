@@ -16,7 +16,8 @@ struct wfs_daemon_opts {
 	bool policy_required;	 /* the path was given explicitly: must load */
 	const char *audit_db;	 /* NULL: no audit (hidden debug flag) */
 	bool audit_fail_open;
-	bool passthrough; /* false: --no-passthrough */
+	unsigned audit_journal_mib; /* 0: the audit library's default */
+	bool passthrough;	    /* false: --no-passthrough */
 	bool foreground;
 	bool debug;
 	const char *fuse_opts; /* extra -o options, comma list, may be NULL */

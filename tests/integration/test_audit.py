@@ -297,7 +297,11 @@ def test_sigkill_mid_load_loses_no_returned_open(vault):
 
 # The db's filesystem holds the 16 MiB journal (allocated up front) and,
 # once repaired, room for every row the journal kept (large rows, indexed).
-DB_FS_SIZE = "96m"
+DB_FS_SIZE = "160m"
+# The journal lives next to the db, in that small file system, and must be
+# small enough to leave room for the rows it holds (3,000-character paths,
+# indexed forwards and reversed, and again in the WAL).
+SMALL_JOURNAL = ("--audit-journal-size", "16")
 
 
 def probe_immutable(path):
@@ -383,7 +387,7 @@ def test_failure_closed_refuses_opens(vault, how):
     m = vault
     (m.backing / "f").write_text("x")
     with broken_db(m, how) as (break_it, repair):
-        with mounted(m):
+        with mounted(m, *SMALL_JOURNAL):
             ok = 0
             for _ in range(50):
                 open_close(m.mnt / "f")
@@ -449,7 +453,7 @@ def test_failure_open_serves_and_counts_lost(vault, how):
     f = long_path(m.backing)
     path = m.mnt / f.relative_to(m.backing)
     with broken_db(m, how) as (break_it, repair):
-        with mounted(m, "--audit-failure=open"):
+        with mounted(m, "--audit-failure=open", *SMALL_JOURNAL):
             for _ in range(20):
                 open_close(path)
             assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
@@ -490,7 +494,7 @@ def test_writer_recovers_when_little_space_is_freed(vault):
     path = m.mnt / f.relative_to(m.backing)
     with broken_db(m, "full") as (break_it, repair):
         filler = m.base / "dbdir" / "filler"
-        with mounted(m, "--audit-failure=open"):
+        with mounted(m, "--audit-failure=open", *SMALL_JOURNAL):
             open_close(path)
             assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
             break_it()
