@@ -4,6 +4,7 @@
  * || tag, authenticated with the file id and the block index. Reads fetch
  * the whole cipher range in one pread; writes build every changed block in
  * the thread's scratch buffer and store it with one pwrite (per 1 MiB).
+ * Runs of whole blocks are opened or sealed on two cores (parallel.c).
  */
 #include <errno.h>
 #include <limits.h>
@@ -58,6 +59,74 @@ static int seal_block(const struct wfs_keys *k, const struct wfs_file_hdr *h, ui
 	wfs__random(cb, WFS_NONCE_LEN); /* fresh nonce for every block write */
 	return wfs__gcm_seal(k->content, wfs__cache_id(k, WFS_KP_CONTENT), cb, aad, sizeof(aad), pt,
 			     len, cb + WFS_NONCE_LEN, cb + WFS_NONCE_LEN + len);
+}
+
+/*
+ * Runs of whole blocks (the bulk of any large read or write) are opened or
+ * sealed on two cores (parallel.c): below PAR_MIN blocks, waking the
+ * helper costs more than it saves.
+ */
+#define PAR_MIN 16
+
+struct run {
+	const struct wfs_keys *k;
+	const struct wfs_file_hdr *h;
+	uint64_t first;	   /* index of the run's first block */
+	const uint8_t *in; /* cipher blocks (open) or plaintext (seal) */
+	uint8_t *out;	   /* plaintext (open) or cipher blocks, nonces in place (seal) */
+};
+
+static int open_range(void *arg, size_t lo, size_t hi)
+{
+	const struct run *r = arg;
+
+	for (size_t j = lo; j < hi; j++) {
+		ssize_t n = open_block(r->k, r->h, r->first + j, r->in + j * CB, CB,
+				       r->out + j * (size_t)PB);
+		if (n < 0)
+			return (int)n;
+	}
+	return 0;
+}
+
+static int seal_range(void *arg, size_t lo, size_t hi)
+{
+	const struct run *r = arg;
+	uint8_t aad[AAD_LEN];
+
+	for (size_t j = lo; j < hi; j++) {
+		uint8_t *cb = r->out + j * CB;
+		int e;
+
+		block_aad(aad, r->h, r->first + j);
+		e = wfs__gcm_seal(r->k->content, wfs__cache_id(r->k, WFS_KP_CONTENT), cb, aad,
+				  sizeof(aad), r->in + j * (size_t)PB, (size_t)PB,
+				  cb + WFS_NONCE_LEN, cb + WFS_NONCE_LEN + (size_t)PB);
+		if (e != 0)
+			return e;
+	}
+	return 0;
+}
+
+/* Opens count whole stored blocks from cb into pt (count * 4096 bytes). */
+static int open_blocks(const struct wfs_keys *k, const struct wfs_file_hdr *h, uint64_t first,
+		       const uint8_t *cb, size_t count, uint8_t *pt)
+{
+	struct run r = {k, h, first, cb, pt};
+
+	return wfs__par_range(count, PAR_MIN, open_range, &r);
+}
+
+/* Seals count whole plaintext blocks into cb (count * CB bytes). The nonces
+ * are drawn here, in block order, on the calling thread. */
+static int seal_blocks(const struct wfs_keys *k, const struct wfs_file_hdr *h, uint64_t first,
+		       const uint8_t *pt, size_t count, uint8_t *cb)
+{
+	struct run r = {k, h, first, pt, cb};
+
+	for (size_t j = 0; j < count; j++)
+		wfs__random(cb + j * CB, WFS_NONCE_LEN);
+	return wfs__par_range(count, PAR_MIN, seal_range, &r);
 }
 
 /* Reads and opens stored block i, which must hold exactly want bytes. */
@@ -117,9 +186,18 @@ ssize_t wfs_content_pread(const struct wfs_keys *k, int fd, const struct wfs_fil
 			if (want > n - done)
 				want = n - done;
 			if (skip == 0 && want == WFS_BLOCK_SIZE && avail == CB) {
-				if ((r = open_block(k, h, bi, scr + j * CB, avail, out + done)) < 0)
+				/* blocks j.. that are whole, stored whole, and wanted whole */
+				size_t run = nb - j, wanted = (n - done) / WFS_BLOCK_SIZE,
+				       stored = got / CB - j;
+
+				if (run > wanted)
+					run = wanted;
+				if (run > stored)
+					run = stored;
+				if ((r = open_blocks(k, h, bi, scr + j * CB, run, out + done)) < 0)
 					goto fail;
-				done += WFS_BLOCK_SIZE;
+				done += run * WFS_BLOCK_SIZE;
+				j += run - 1;
 				continue;
 			}
 			if ((r = open_block(k, h, bi, scr + j * CB, avail, tmp)) < 0)
@@ -195,8 +273,22 @@ static ssize_t write_range(const struct wfs_keys *k, int fd, const struct wfs_fi
 				ws = (size_t)(lo - bs);
 				we = (size_t)(hi - bs);
 			}
+			if (ws == 0 && we >= nl && nl == (size_t)PB) {
+				/* blocks j.. that the write covers whole */
+				size_t run = nb - j, covered = (size_t)((end - bs) / PB);
+
+				if (run > covered)
+					run = covered;
+				if ((r = seal_blocks(k, h, i, data + (bs - off), run, scr + clen)) <
+				    0)
+					goto out;
+				clen += run * CB;
+				j += run - 1;
+				continue;
+			}
 			if (ws == 0 && we >= nl) {
-				pt = data + (bs - off); /* the write covers the whole block */
+				pt = data +
+				     (bs - off); /* the write covers the whole (last) block */
 			} else {
 				memset(tmp, 0, nl);
 				if (ol > 0 && !(ws == 0 && we >= ol) &&

@@ -58,6 +58,17 @@ static inline uint64_t wfs__cache_id(const struct wfs_keys *k, enum wfs_key_purp
 	return (k->gen << 2) | (uint64_t)p;
 }
 
+/*
+ * Runs fn(arg, lo, hi) over [0, n): for n >= min_split the upper half on a
+ * helper thread while the caller does the lower half (parallel.c); else,
+ * or if the helper is busy, fn(arg, 0, n) on the caller. fn must only
+ * touch its own range. Returns the first nonzero result (lower half
+ * first). wfs__par_stop ends the helper (its cipher contexts are wiped).
+ */
+typedef int (*wfs_range_fn)(void *arg, size_t lo, size_t hi);
+int wfs__par_range(size_t n, size_t min_split, wfs_range_fn fn, void *arg);
+void wfs__par_stop(void);
+
 /* Per-thread scratch buffer of WFS_SCRATCH_BLOCKS cipher blocks (NULL on ENOMEM). */
 #define WFS_SCRATCH_BLOCKS 256u
 uint8_t *wfs__scratch(void);

@@ -54,6 +54,7 @@ void wfs_keys_free(struct wfs_keys *k)
 {
 	if (k == NULL)
 		return;
+	wfs__par_stop(); /* its cached key schedules go with it */
 	(void)sodium_mprotect_readwrite(k);
 	sodium_memzero(k, sizeof(*k));
 	sodium_free(k);

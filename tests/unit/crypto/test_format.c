@@ -257,6 +257,46 @@ static void test_large_io(void **state)
 	close(fd);
 }
 
+/* Large runs of blocks are opened on two threads (crypto/parallel.c): a
+ * bad block in either half fails the whole read with EIO and nothing of
+ * the buffer is left behind; the rest of the file still reads. */
+static void test_parallel_tamper(void **state)
+{
+	size_t n = 64 * 4096;
+	int fd = test_memfd();
+	struct wfs_file_hdr h;
+	uint8_t *a = malloc(n), *b = malloc(n), byte;
+
+	(void)state;
+	test_pattern(a, n, 21);
+	assert_int_equal(wfs_hdr_write(K, fd, &h), 0);
+	assert_int_equal(wfs_content_pwrite(K, fd, &h, a, n, 0), (ssize_t)n);
+	static const size_t bad[] = {50, 10}; /* the helper's half, the caller's */
+	for (size_t w = 0; w < N(bad); w++) {
+		off_t pos = 64 + (off_t)bad[w] * 4124 + 100;
+
+		test_pread_raw(fd, &byte, 1, pos);
+		byte ^= 1;
+		test_pwrite_raw(fd, &byte, 1, pos);
+		memset(b, 0x5a, n);
+		assert_int_equal(wfs_content_pread(K, fd, &h, b, n, 0), -EIO);
+		for (size_t i = 0; i < n; i++)
+			if (b[i] != 0)
+				fail_msg("byte %zu left in the buffer after EIO", i);
+		size_t good = bad[w] < 32 ? 32 : 0; /* the other half */
+		assert_int_equal(wfs_content_pread(K, fd, &h, b, 32 * 4096, (off_t)good * 4096),
+				 32 * 4096);
+		assert_memory_equal(b, a + good * 4096, 32 * 4096);
+		byte ^= 1;
+		test_pwrite_raw(fd, &byte, 1, pos);
+	}
+	assert_int_equal(wfs_content_pread(K, fd, &h, b, n, 0), (ssize_t)n);
+	assert_memory_equal(a, b, n);
+	free(a);
+	free(b);
+	close(fd);
+}
+
 static void test_gap(void **state)
 {
 	(void)state;
@@ -633,6 +673,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_writes),
 		cmocka_unit_test(test_roundtrip_reads),
 		cmocka_unit_test(test_large_io),
+		cmocka_unit_test(test_parallel_tamper),
 		cmocka_unit_test(test_gap),
 		cmocka_unit_test(test_truncate),
 		cmocka_unit_test(test_tamper_bitflip),
