@@ -201,4 +201,8 @@ void wfs_file_release(fuse_req_t req, struct wfs_file *f);
  * (open_lock or io_lock). Returns 0 or -errno. */
 int wfs_file_begin_encrypted(struct wfs_inode *n, int fd);
 
+/* readahead.c: once the kernel has answered INIT, raises the mount's
+ * readahead to 1 MiB (a detached thread; failures are logged). */
+void wfs_readahead_raise_async(const char *mountpoint);
+
 #endif

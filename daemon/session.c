@@ -245,6 +245,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 		goto out;
 	}
 	mounted = true;
+	wfs_readahead_raise_async(o->mountpoint);
 	if (pthread_create(&watcher, NULL, watch_policy, NULL) == 0)
 		watching = true;
 	if (wfs.audit) {
