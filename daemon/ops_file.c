@@ -242,14 +242,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /* Removes the file a create made (O_EXCL: this request's own) when the
- * create is refused after all because its audit row cannot be recorded. */
-static void undo_create(struct wfs_inode *parent, const char *name)
+ * create fails after all (its audit row cannot be recorded, its header
+ * cannot be written on a full disk, ...): a failed creat(2) leaves no file.
+ * Only if the name still is that file (ino: what the create made). */
+static void undo_create(struct wfs_inode *parent, const char *name, ino_t ino)
 {
+	struct stat st;
 	int pfd = wfs_inode_fd(parent);
 	if (pfd < 0)
 		return;
-	if (unlinkat(pfd, name, 0) < 0)
-		fprintf(stderr, "wardfs: cannot remove '%s' after a refused create: %s\n", name,
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == ino &&
+	    unlinkat(pfd, name, 0) < 0)
+		fprintf(stderr, "wardfs: cannot remove '%s' after a failed create: %s\n", name,
 			strerror(errno));
 	wfs_inode_put_fd(parent);
 }
@@ -307,10 +311,15 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 		return;
 	}
 	struct stat st;
+	ino_t made = 0;
+	if (created && fstat(fd, &st) == 0)
+		made = st.st_ino;
 	struct wfs_inode *n;
 	r = wfs_inode_lookup(parent, name, &st, &n);
 	if (r) {
 		close(fd);
+		if (made)
+			undo_create(parent, name, made);
 		wfs_access_record(&c, r);
 		fuse_reply_err(req, -r);
 		return;
@@ -324,13 +333,14 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 	if (r) {
 		close(fd);
 		wfs_inode_forget(n, 1);
+		if (made)
+			undo_create(parent, name, made);
 		wfs_access_record(&c, r);
 		fuse_reply_err(req, -r);
 		return;
 	}
 	struct wfs_file *f = (struct wfs_file *)(uintptr_t)ofi.fh;
 	r = wfs_access_record(&c, 0); /* before truncating, as in op_open */
-	bool refused = r != 0;
 	if (!r && !created && (fi->flags & O_TRUNC)) {
 		r = open_truncate(f);
 		if (r)
@@ -342,8 +352,8 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 	if (r) {
 		file_close(req, f);
 		wfs_inode_forget(n, 1);
-		if (refused && created)
-			undo_create(parent, name);
+		if (made)
+			undo_create(parent, name, made);
 		fuse_reply_err(req, -r);
 		return;
 	}

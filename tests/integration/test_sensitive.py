@@ -890,6 +890,13 @@ def test_full_disk_enospc(base):
                     pass
             assert err is not None and err.errno == errno.ENOSPC, err
             assert written > 1 << 20
+            # A create that cannot write the new file's header fails and
+            # leaves no file behind (as creat(2) on ext4 would).
+            with pytest.raises(OSError) as e:
+                os.close(os.open(m.mnt / "secret" / "new", os.O_WRONLY | os.O_CREAT, 0o600))
+            assert e.value.errno == errno.ENOSPC
+            assert not (m.backing / "secret" / "new").exists()
+            assert not (m.mnt / "secret" / "new").exists()
         finally:
             m.umount()
         m.mount()
