@@ -49,16 +49,24 @@ static ssize_t open_block(const struct wfs_keys *k, const struct wfs_file_hdr *h
 	return r != 0 ? r : (ssize_t)len;
 }
 
-/* Seals len (1..4096) plaintext bytes as block i into cb (len + 28 bytes). */
-static int seal_block(const struct wfs_keys *k, const struct wfs_file_hdr *h, uint64_t i,
-		      const uint8_t *pt, size_t len, uint8_t *cb)
+/* Seals len (1..4096) plaintext bytes as block i into cb (len + 28 bytes)
+ * under the nonce already in cb's first 12 bytes. */
+static int seal_with_nonce(const struct wfs_keys *k, const struct wfs_file_hdr *h, uint64_t i,
+			   const uint8_t *pt, size_t len, uint8_t *cb)
 {
 	uint8_t aad[AAD_LEN];
 
 	block_aad(aad, h, i);
-	wfs__random(cb, WFS_NONCE_LEN); /* fresh nonce for every block write */
 	return wfs__gcm_seal(k->content, wfs__cache_id(k, WFS_KP_CONTENT), cb, aad, sizeof(aad), pt,
 			     len, cb + WFS_NONCE_LEN, cb + WFS_NONCE_LEN + len);
+}
+
+/* The same with a fresh nonce: for every block write. */
+static int seal_block(const struct wfs_keys *k, const struct wfs_file_hdr *h, uint64_t i,
+		      const uint8_t *pt, size_t len, uint8_t *cb)
+{
+	wfs__random(cb, WFS_NONCE_LEN);
+	return seal_with_nonce(k, h, i, pt, len, cb);
 }
 
 /*
@@ -92,16 +100,10 @@ static int open_range(void *arg, size_t lo, size_t hi)
 static int seal_range(void *arg, size_t lo, size_t hi)
 {
 	const struct run *r = arg;
-	uint8_t aad[AAD_LEN];
 
 	for (size_t j = lo; j < hi; j++) {
-		uint8_t *cb = r->out + j * CB;
-		int e;
-
-		block_aad(aad, r->h, r->first + j);
-		e = wfs__gcm_seal(r->k->content, wfs__cache_id(r->k, WFS_KP_CONTENT), cb, aad,
-				  sizeof(aad), r->in + j * (size_t)PB, (size_t)PB,
-				  cb + WFS_NONCE_LEN, cb + WFS_NONCE_LEN + (size_t)PB);
+		int e = seal_with_nonce(r->k, r->h, r->first + j, r->in + j * (size_t)PB,
+					(size_t)PB, r->out + j * CB);
 		if (e != 0)
 			return e;
 	}
