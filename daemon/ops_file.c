@@ -244,15 +244,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 /* Removes the file a create made (O_EXCL: this request's own) when the
  * create fails after all (its audit row cannot be recorded, its header
  * cannot be written on a full disk, ...): a failed creat(2) leaves no file.
- * Only if the name still is that file (ino: what the create made). */
-static void undo_create(struct wfs_inode *parent, const char *name, ino_t ino)
+ * Only if the name still is that file (fd: the create's, still open). */
+static void undo_create(struct wfs_inode *parent, const char *name, int fd)
 {
-	struct stat st;
+	struct stat made, st;
+	if (fstat(fd, &made) < 0)
+		return;
 	int pfd = wfs_inode_fd(parent);
 	if (pfd < 0)
 		return;
-	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == ino &&
-	    unlinkat(pfd, name, 0) < 0)
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == made.st_ino &&
+	    st.st_dev == made.st_dev && unlinkat(pfd, name, 0) < 0)
 		fprintf(stderr, "wardfs: cannot remove '%s' after a failed create: %s\n", name,
 			strerror(errno));
 	wfs_inode_put_fd(parent);
@@ -311,15 +313,12 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 		return;
 	}
 	struct stat st;
-	ino_t made = 0;
-	if (created && fstat(fd, &st) == 0)
-		made = st.st_ino;
 	struct wfs_inode *n;
 	r = wfs_inode_lookup(parent, name, &st, &n);
 	if (r) {
+		if (created)
+			undo_create(parent, name, fd);
 		close(fd);
-		if (made)
-			undo_create(parent, name, made);
 		wfs_access_record(&c, r);
 		fuse_reply_err(req, -r);
 		return;
@@ -331,10 +330,10 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 		ofi.flags = O_RDWR;
 	r = wfs_file_open(req, n, fd, &ofi, created, &c.dec, &c.form);
 	if (r) {
+		if (created)
+			undo_create(parent, name, fd);
 		close(fd);
 		wfs_inode_forget(n, 1);
-		if (made)
-			undo_create(parent, name, made);
 		wfs_access_record(&c, r);
 		fuse_reply_err(req, -r);
 		return;
@@ -350,10 +349,10 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 	if (!r)
 		r = wfs_getattr_fd(n, f->fd, &st);
 	if (r) {
+		if (created)
+			undo_create(parent, name, f->fd);
 		file_close(req, f);
 		wfs_inode_forget(n, 1);
-		if (made)
-			undo_create(parent, name, made);
 		fuse_reply_err(req, -r);
 		return;
 	}
