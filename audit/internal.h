@@ -32,6 +32,7 @@ enum { WFS_V_NULL = 0, WFS_V_INT = 1, WFS_V_TEXT = 2 };
 #define WFS_ROW_COLS                                                                               \
 	"time_ns,mount,kind,path,flags,access,flag_names,class,form,decision,errno,rule,uid,"      \
 	"gid,pid,comm,exe,detail"
+#define WFS_ROW_PATH 3 /* index of path in WFS_ROW_COLS (0 = time_ns) */
 
 struct wfs_val {
 	int type;

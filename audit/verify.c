@@ -116,9 +116,6 @@ static int load_head(sqlite3 *db, const unsigned char *key, struct wfs_audit_ver
 	return ret;
 }
 
-/* Column of `path` in "SELECT id," WFS_ROW_COLS. */
-#define PATH_COL 4
-
 static bool rpath_matches(sqlite3_stmt *st, int pcol, int rcol)
 {
 	if (sqlite3_column_type(st, pcol) == SQLITE_NULL)
@@ -208,7 +205,7 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		}
 		wfs_mac_row(key, prev, id, b.p, b.len, mac);
 		if (blob_is(st, maccol, mac)) {
-			if (has_rpath && !rpath_matches(st, PATH_COL, maccol + 1)) {
+			if (has_rpath && !rpath_matches(st, 1 + WFS_ROW_PATH, maccol + 1)) {
 				ret = bad(r, id,
 					  "row %lld: edited (its rpath is not its path reversed)",
 					  (long long)id);

@@ -83,9 +83,6 @@ static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac)
 	return rc;
 }
 
-/* Index of `path` among the values after id (WFS_ROW_COLS). */
-#define PATH_FIELD 3
-
 static int insert(struct wfs_audit *a, int64_t id, const struct wfs_val *v,
 		  const unsigned char *mac)
 {
@@ -100,7 +97,7 @@ static int insert(struct wfs_audit *a, int64_t id, const struct wfs_val *v,
 			sqlite3_bind_null(st, k + 2);
 	}
 	sqlite3_bind_blob(st, WFS_ROW_NFIELDS + 2, mac, WFS_MAC_LEN, SQLITE_STATIC);
-	const struct wfs_val *path = &v[PATH_FIELD];
+	const struct wfs_val *path = &v[WFS_ROW_PATH];
 	if (path->type == WFS_V_TEXT && !wfs_buf_reserve(&a->rpath, path->len + 1)) {
 		wfs_reverse_bytes((char *)a->rpath.p, path->s, path->len);
 		sqlite3_bind_text(st, WFS_ROW_NFIELDS + 3, (const char *)a->rpath.p, (int)path->len,
