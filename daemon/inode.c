@@ -63,15 +63,37 @@ static void lru_push_front(struct wfs_fs *fs, struct wfs_inode *n)
 	fs->lru.lru_next = n;
 }
 
-/* Closes idle cached fds beyond the cap. Caller holds fd_lock. */
-static void lru_trim(struct wfs_fs *fs)
+/*
+ * Lock order: table_lock, then fd_lock. No fd is closed while either is
+ * held: closing the last fd of an unlinked file makes the backing file
+ * system free the inode there and then (tens of microseconds, a disk
+ * write), and every lookup and open would wait for it.
+ */
+
+#define TRIM_MAX 8
+
+struct closing {
+	int fds[TRIM_MAX];
+	int n;
+};
+
+static void close_all(struct closing *c)
+{
+	for (int i = 0; i < c->n; i++)
+		close(c->fds[i]);
+	c->n = 0;
+}
+
+/* Takes idle cached fds beyond the cap (at most TRIM_MAX a call; the cap is
+ * soft) for the caller to close after dropping fd_lock, which it holds. */
+static void lru_trim(struct wfs_fs *fs, struct closing *c)
 {
 	struct wfs_inode *n = fs->lru.lru_prev;
-	while (fs->nfds > fs->max_fds && n != &fs->lru) {
+	while (fs->nfds > fs->max_fds && n != &fs->lru && c->n < TRIM_MAX) {
 		struct wfs_inode *prev = n->lru_prev;
 		if (n->fd_users == 0) {
 			lru_unlink(n);
-			close(n->fd);
+			c->fds[c->n++] = n->fd;
 			n->fd = -1;
 			fs->nfds--;
 		}
@@ -79,15 +101,19 @@ static void lru_trim(struct wfs_fs *fs)
 	}
 }
 
+/* Caller holds no lock (see above). */
 static void inode_free(struct wfs_fs *fs, struct wfs_inode *n)
 {
+	int fd = -1;
 	pthread_mutex_lock(&fs->fd_lock);
 	if (n->fd >= 0) {
 		lru_unlink(n);
-		close(n->fd);
+		fd = n->fd;
 		fs->nfds--;
 	}
 	pthread_mutex_unlock(&fs->fd_lock);
+	if (fd >= 0)
+		close(fd);
 	pthread_mutex_destroy(&n->open_lock);
 	pthread_rwlock_destroy(&n->io_lock);
 	free(n->name);
@@ -161,8 +187,10 @@ void wfs_inode_forget(struct wfs_inode *n, uint64_t nlookup)
 	free_list(&wfs, freelist);
 }
 
-/* Points n at (parent, name); caller holds table_lock. */
-static int set_name_locked(struct wfs_inode *n, struct wfs_inode *parent, const char *name)
+/* Points n at (parent, name); caller holds table_lock and frees what lands
+ * on *freelist (an old parent nobody else holds) after dropping it. */
+static int set_name_locked(struct wfs_inode *n, struct wfs_inode *parent, const char *name,
+			   struct wfs_inode **freelist)
 {
 	if (n->parent == parent && n->name && !strcmp(n->name, name))
 		return 0;
@@ -175,21 +203,19 @@ static int set_name_locked(struct wfs_inode *n, struct wfs_inode *parent, const 
 	n->parent = parent;
 	free(n->name);
 	n->name = copy;
-	if (old && old != &wfs.root) {
-		/* Freeing under table_lock is fine: fd_lock nests inside it. */
-		struct wfs_inode *freelist = NULL;
-		unref_locked(&wfs, old, 1, &freelist);
-		free_list(&wfs, freelist);
-	}
+	if (old && old != &wfs.root)
+		unref_locked(&wfs, old, 1, freelist);
 	return 0;
 }
 
 void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname)
 {
+	struct wfs_inode *freelist = NULL;
 	pthread_mutex_lock(&wfs.table_lock);
-	set_name_locked(n, newparent, newname);
+	set_name_locked(n, newparent, newname, &freelist);
 	atomic_fetch_add(&wfs.policy_gen, 1); /* paths under n changed */
 	pthread_mutex_unlock(&wfs.table_lock);
+	free_list(&wfs, freelist);
 }
 
 static struct wfs_inode *find_locked(dev_t dev, ino_t ino)
@@ -203,15 +229,17 @@ static struct wfs_inode *find_locked(dev_t dev, ino_t ino)
 /* Gives a fresh O_PATH fd to n's cache, or closes it. */
 static void adopt_fd(struct wfs_inode *n, int fd)
 {
+	struct closing c = {.n = 0};
 	pthread_mutex_lock(&wfs.fd_lock);
 	if (n->fd < 0) {
 		n->fd = fd;
 		lru_push_front(&wfs, n);
 		wfs.nfds++;
-		lru_trim(&wfs);
+		lru_trim(&wfs, &c);
 		fd = -1;
 	}
 	pthread_mutex_unlock(&wfs.fd_lock);
+	close_all(&c);
 	if (fd >= 0)
 		close(fd);
 }
@@ -219,6 +247,7 @@ static void adopt_fd(struct wfs_inode *n, int fd)
 int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st,
 		     struct wfs_inode **out)
 {
+	struct wfs_inode *freelist = NULL;
 	int pfd = wfs_inode_fd(parent);
 	if (pfd < 0)
 		return pfd;
@@ -237,8 +266,9 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	struct wfs_inode *n = find_locked(st->st_dev, st->st_ino);
 	if (n) {
 		n->nlookup++;
-		set_name_locked(n, parent, name);
+		set_name_locked(n, parent, name, &freelist);
 		pthread_mutex_unlock(&wfs.table_lock);
+		free_list(&wfs, freelist);
 		adopt_fd(n, fd);
 		*out = n;
 		return 0;
@@ -274,14 +304,15 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	struct wfs_inode *raced = find_locked(st->st_dev, st->st_ino);
 	if (raced) {
 		raced->nlookup++;
-		set_name_locked(raced, parent, name);
+		set_name_locked(raced, parent, name, &freelist);
 		pthread_mutex_unlock(&wfs.table_lock);
+		free_list(&wfs, freelist);
 		inode_free(&wfs, n);
 		adopt_fd(raced, fd);
 		*out = raced;
 		return 0;
 	}
-	err = set_name_locked(n, parent, name);
+	err = set_name_locked(n, parent, name, &freelist);
 	if (err) {
 		pthread_mutex_unlock(&wfs.table_lock);
 		inode_free(&wfs, n);
@@ -293,6 +324,7 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	wfs.buckets[b] = n;
 	wfs.ninodes++;
 	pthread_mutex_unlock(&wfs.table_lock);
+	free_list(&wfs, freelist);
 	adopt_fd(n, fd);
 	*out = n;
 	return 0;
@@ -326,18 +358,20 @@ int wfs_inode_fd(struct wfs_inode *n)
 	int fd = open_handle(n, O_PATH);
 	if (fd < 0)
 		return fd;
+	struct closing c = {.n = 0};
 	pthread_mutex_lock(&wfs.fd_lock);
 	if (n->fd >= 0) {
-		close(fd);
+		c.fds[c.n++] = fd; /* another thread cached one first */
 	} else {
 		n->fd = fd;
 		lru_push_front(&wfs, n);
 		wfs.nfds++;
 	}
 	n->fd_users++;
-	lru_trim(&wfs);
+	lru_trim(&wfs, &c);
 	fd = n->fd;
 	pthread_mutex_unlock(&wfs.fd_lock);
+	close_all(&c);
 	return fd;
 }
 
@@ -345,11 +379,13 @@ void wfs_inode_put_fd(struct wfs_inode *n)
 {
 	if (n == &wfs.root)
 		return;
+	struct closing c = {.n = 0};
 	pthread_mutex_lock(&wfs.fd_lock);
 	n->fd_users--;
 	if (wfs.nfds > wfs.max_fds)
-		lru_trim(&wfs);
+		lru_trim(&wfs, &c);
 	pthread_mutex_unlock(&wfs.fd_lock);
+	close_all(&c);
 }
 
 int wfs_inode_open(struct wfs_inode *n, int flags)
