@@ -19,6 +19,7 @@ import signal
 import sqlite3
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -237,6 +238,31 @@ def test_exact_rows_for_concurrent_opens(mnt):
     assert bad == [(0,)]
     r = verify(mnt.db)
     assert r.returncode == 0 and f"ok: {n} rows verified" in r.stdout, r.stdout + r.stderr
+
+
+def test_rows_name_the_executable_after_an_execve(mnt):
+    """The daemon keeps a link per pid to /proc/PID/exe; an execve keeps the
+    pid, so the row after it must name the new program, not a cached one."""
+    d = mnt.mnt / "exec"
+    d.mkdir()
+    for name in ("before", "after", "again"):
+        (d / name).write_text(name)
+    py = os.path.realpath(sys.executable)
+    cat = shutil.which("cat")
+    script = (f"import os; open({str(d / 'before')!r}).read(); "
+              f"os.execv({cat!r}, ['cat', {str(d / 'after')!r}])")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    assert p.stdout == b"after"
+    # Another process gets its own link.
+    run(cat, str(d / "again"))
+    mnt.umount()
+    rows = db_rows(mnt.db, "SELECT path, pid, exe, comm FROM events WHERE kind = 'open' "
+                   "AND path GLOB '/exec/*' ORDER BY id")
+    assert [(r[0], r[2]) for r in rows] == [("/exec/before", py),
+                                           ("/exec/after", os.path.realpath(cat)),
+                                           ("/exec/again", os.path.realpath(cat))]
+    assert rows[0][1] == rows[1][1], "the execve kept the pid"
+    assert rows[1][3] == "cat" and rows[0][3].startswith("python")
 
 
 # ---------------------------------------------------------------------------
