@@ -132,8 +132,8 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	wfs_journal_zero(&a->j, a->drain_pos, a->drain_pos + a->j.cap);
 	wfs_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
 	wfs_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
-	a->write_pos = a->consumed = a->drain_pos;
-	a->next_seq = a->drain_seq + 1;
+	a->head = (wfs_u128)(a->drain_seq + 1) << 64 | a->drain_pos;
+	atomic_store(&a->consumed, a->drain_pos);
 	atomic_store(&a->drained_seq, a->drain_seq);
 
 	if ((r = -pthread_create(&a->writer, NULL, wfs_writer_main, a))) {
@@ -215,6 +215,89 @@ static void flag_names(int flags, char *buf)
 		}
 }
 
+/* The head, read in two halves: a torn value only fails the first CAS. */
+static wfs_u128 head_peek(struct wfs_audit *a)
+{
+	const uint64_t *h = (const uint64_t *)&a->head; /* little-endian: pos, seq */
+	uint64_t pos = __atomic_load_n(&h[0], __ATOMIC_RELAXED);
+	uint64_t seq = __atomic_load_n(&h[1], __ATOMIC_RELAXED);
+	return (wfs_u128)seq << 64 | pos;
+}
+
+/* Moves the head from *old to nw, or loads the current head into *old. */
+static bool head_cas(struct wfs_audit *a, wfs_u128 *old, wfs_u128 nw)
+{
+#ifdef __GCC_HAVE_SYNC_COMPARE_AND_SWAP_16
+	wfs_u128 seen = __sync_val_compare_and_swap(&a->head, *old, nw);
+#else
+	static pthread_mutex_t head_lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&head_lock);
+	wfs_u128 seen = a->head;
+	if (seen == *old)
+		a->head = nw;
+	pthread_mutex_unlock(&head_lock);
+#endif
+	if (seen == *old)
+		return true;
+	*old = seen;
+	return false;
+}
+
+void wfs_audit_head(struct wfs_audit *a, uint64_t *pos, uint64_t *seq)
+{
+	wfs_u128 h = head_peek(a);
+	while (!head_cas(a, &h, h)) /* a CAS to itself: an atomic read */
+		;
+	*pos = (uint64_t)h;
+	*seq = (uint64_t)(h >> 64);
+}
+
+/*
+ * The journal is full: wait (bounded, from *deadline on the first call) for
+ * a healthy writer to make room. A failing writer (only possible here with
+ * fail_open) frees nothing until it recovers, so the row is lost at once
+ * rather than the open being held for the whole wait. Returns 0 to claim
+ * again, 1 when the row is lost (fail_open), or -errno.
+ */
+static int wait_for_space(struct wfs_audit *a, uint32_t need, struct timespec *deadline)
+{
+	int werr = atomic_load(&a->writer_err);
+	uint64_t pos, seq;
+	pthread_mutex_lock(&a->lock);
+	if (!deadline->tv_sec) {
+		clock_gettime(CLOCK_MONOTONIC, deadline);
+		deadline->tv_nsec += FULL_WAIT_MS * 1000000L;
+		deadline->tv_sec += deadline->tv_nsec / 1000000000L;
+		deadline->tv_nsec %= 1000000000L;
+	}
+	bool full = true;
+	while (!a->stop) {
+		wfs_audit_head(a, &pos, &seq);
+		full = pos + need - atomic_load(&a->consumed) > a->j.cap;
+		if (!full || werr)
+			break;
+		pthread_cond_signal(&a->work_cv);
+		if (pthread_cond_timedwait(&a->space_cv, &a->lock, deadline) == ETIMEDOUT) {
+			wfs_audit_head(a, &pos, &seq);
+			full = pos + need - atomic_load(&a->consumed) > a->j.cap;
+			break;
+		}
+	}
+	bool stop = a->stop;
+	pthread_mutex_unlock(&a->lock);
+	if (!full && !stop)
+		return 0;
+	if (a->fail_open) {
+		atomic_fetch_add(&a->lost, 1);
+		return 1;
+	}
+	werr = atomic_load(&a->writer_err);
+	if (!werr)
+		wfs_audit_set_error(a, "audit journal '%s' is full: the writer is not draining",
+				    a->journal_path);
+	return werr ? werr : -EIO;
+}
+
 int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 {
 	if (!a)
@@ -283,46 +366,26 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 	put_text(&e, txt[11], tn[11]); /* detail */
 
 	uint32_t need = (uint32_t)((WFS_JREC_HDR + plen + 7) & ~(size_t)7);
-	pthread_mutex_lock(&a->lock);
 	int werr = atomic_load(&a->writer_err);
-	if (werr && !a->fail_open) {
-		pthread_mutex_unlock(&a->lock);
+	if (werr && !a->fail_open)
 		return werr;
-	}
-	/* A full journal: wait (bounded) for a healthy writer to make room. A
-	 * failing writer (only possible here with fail_open) frees nothing
-	 * until it recovers, so the row is lost at once rather than the open
-	 * being held for the whole wait. */
-	bool full = a->write_pos + need - a->consumed > a->j.cap;
-	if (full && !werr) {
-		pthread_cond_signal(&a->work_cv);
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += FULL_WAIT_MS * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		while (a->write_pos + need - a->consumed > a->j.cap && !a->stop)
-			if (pthread_cond_timedwait(&a->space_cv, &a->lock, &ts) == ETIMEDOUT)
+	/* Claim [pos, pos + need) and the next seq in one step. */
+	wfs_u128 old = head_peek(a);
+	struct timespec deadline = {0, 0};
+	for (;;) {
+		uint64_t consumed = atomic_load_explicit(&a->consumed, memory_order_acquire);
+		if ((uint64_t)old + need - consumed <= a->j.cap) {
+			if (head_cas(a, &old, old + ((wfs_u128)1 << 64) + need))
 				break;
-	}
-	if (full && (a->write_pos + need - a->consumed > a->j.cap || a->stop)) {
-		werr = atomic_load(&a->writer_err);
-		pthread_mutex_unlock(&a->lock);
-		if (a->fail_open) {
-			atomic_fetch_add(&a->lost, 1);
-			return 0;
+			continue;
 		}
-		if (!werr)
-			wfs_audit_set_error(
-				a, "audit journal '%s' is full: the writer is not draining",
-				a->journal_path);
-		return werr ? werr : -EIO;
+		int r = wait_for_space(a, need, &deadline);
+		if (r)
+			return r > 0 ? 0 : r;
+		old = head_peek(a);
 	}
-	uint64_t pos = a->write_pos, seq = a->next_seq++;
-	a->write_pos += need;
+	uint64_t pos = (uint64_t)old, seq = (uint64_t)(old >> 64);
 	wfs_jrec_reserve(&a->j, pos, need, seq);
-	pthread_mutex_unlock(&a->lock);
-
 	wfs_jrec_commit(&a->j, pos, buf, plen);
 	atomic_fetch_add(&a->recorded, 1);
 	if ((seq & 511) == 0) /* the writer also wakes every 20 ms */
@@ -337,9 +400,8 @@ void wfs_audit_counters(struct wfs_audit *a, struct wfs_audit_counters *c)
 		return;
 	c->recorded = atomic_load(&a->recorded);
 	c->lost = atomic_load(&a->lost);
-	pthread_mutex_lock(&a->lock);
-	uint64_t next = a->next_seq;
-	pthread_mutex_unlock(&a->lock);
+	uint64_t pos, next;
+	wfs_audit_head(a, &pos, &next);
 	uint64_t drained = atomic_load(&a->drained_seq);
 	c->pending = next - 1 > drained ? next - 1 - drained : 0;
 	pthread_mutex_lock(&a->err_lock);

@@ -7,9 +7,12 @@
  * Record (8-aligned, every 8-byte word contiguous in the ring):
  *   u32 commit (WFS_JREC_MAGIC once complete) | u32 len | u64 seq |
  *   u32 crc32(payload) | u32 plen | payload | pad to 8
- * Free space is always zero, so a scan stops at len == 0; a record whose
- * commit word is missing after a crash is torn (its caller never returned)
- * and is skipped using len, which is written under the reservation lock.
+ * A producer claims its space and seq first (audit.c), then writes len,
+ * seq, payload and, last, commit. Free space is always zero, so a scan
+ * stops at len == 0. After a crash a record without its commit word is torn
+ * (its caller never returned) and is skipped using len; one killed between
+ * its claim and its len store left a hole of zeros, and replay looks past
+ * it for the records claimed after it.
  *
  * The header keeps the consumed position (off, last drained seq) in two
  * checked slots written alternately, so a kill mid-update leaves the older
@@ -256,9 +259,9 @@ static uint32_t *word32(struct wfs_journal *j, uint64_t pos)
 
 void wfs_jrec_reserve(struct wfs_journal *j, uint64_t pos, uint32_t len, uint64_t seq)
 {
-	__atomic_store_n(word32(j, pos), 0, __ATOMIC_RELAXED);
-	__atomic_store_n(word32(j, pos + 4), len, __ATOMIC_RELAXED);
-	__atomic_store_n((uint64_t *)(j->ring + (pos + 8) % j->cap), seq, __ATOMIC_RELAXED);
+	/* len first: once it is there, replay can step over the record. */
+	__atomic_store_n(word32(j, pos + 4), len, __ATOMIC_RELEASE);
+	__atomic_store_n((uint64_t *)(j->ring + (pos + 8) % j->cap), seq, __ATOMIC_RELEASE);
 }
 
 void wfs_jrec_commit(struct wfs_journal *j, uint64_t pos, const void *payload, size_t plen)
@@ -269,27 +272,50 @@ void wfs_jrec_commit(struct wfs_journal *j, uint64_t pos, const void *payload, s
 	__atomic_store_n(word32(j, pos), WFS_JREC_MAGIC, __ATOMIC_RELEASE);
 }
 
-int wfs_jrec_read(struct wfs_journal *j, uint64_t pos, uint64_t expect_seq, bool crashed,
-		  struct wfs_buf *scratch, struct wfs_jrec *r)
+/* After a crash: the first record header after the hole at pos, before end
+ * and within WFS_JHOLE_SCAN; 0 if there is none. */
+static uint64_t past_hole(struct wfs_journal *j, uint64_t pos, uint64_t end)
 {
-	uint32_t commit = __atomic_load_n(word32(j, pos), __ATOMIC_ACQUIRE);
-	uint32_t len = __atomic_load_n(word32(j, pos + 4), __ATOMIC_RELAXED);
-	uint64_t seq =
-		__atomic_load_n((uint64_t *)(j->ring + (pos + 8) % j->cap), __ATOMIC_RELAXED);
+	uint64_t stop = pos + WFS_JHOLE_SCAN < end ? pos + WFS_JHOLE_SCAN : end;
+	for (uint64_t p = pos + 8; p + WFS_JREC_HDR <= stop; p += 8)
+		if (__atomic_load_n(word32(j, p + 4), __ATOMIC_ACQUIRE))
+			return p; /* a len: headers are written from len on */
+	return 0;
+}
+
+int wfs_jrec_read(struct wfs_journal *j, uint64_t pos, uint64_t expect_seq, uint64_t end,
+		  bool crashed, struct wfs_buf *scratch, struct wfs_jrec *r)
+{
 	memset(r, 0, sizeof *r);
+	uint32_t len = __atomic_load_n(word32(j, pos + 4), __ATOMIC_ACQUIRE);
+	if (len == 0 && crashed) {
+		uint64_t next = past_hole(j, pos, end);
+		if (!next)
+			return 0;
+		pos = next;
+		len = __atomic_load_n(word32(j, pos + 4), __ATOMIC_ACQUIRE);
+		r->hole = true;
+	}
 	if (len == 0)
 		return 0;
-	if (seq != expect_seq)
-		return crashed ? 0 : -1;
 	if (len < WFS_JREC_HDR || len > j->cap || len % 8)
-		return -1;
+		return crashed ? 0 : -1;
+	uint32_t commit = __atomic_load_n(word32(j, pos), __ATOMIC_ACQUIRE);
 	if (commit != WFS_JREC_MAGIC && !crashed)
-		return 0; /* reserved, the producer is still copying */
+		return 0; /* claimed, the producer is still writing it */
+	uint64_t seq =
+		__atomic_load_n((uint64_t *)(j->ring + (pos + 8) % j->cap), __ATOMIC_ACQUIRE);
 	r->pos = pos;
-	r->seq = seq;
 	r->len = len;
-	if (commit != WFS_JREC_MAGIC)
-		return 1; /* torn */
+	if (commit != WFS_JREC_MAGIC) {
+		/* Torn: its seq may not be written yet. */
+		r->seq = seq > expect_seq ? seq : expect_seq;
+		return 1;
+	}
+	/* Past a hole the seqs of the holes are missing: later is fine. */
+	if (seq != expect_seq && !(r->hole && seq > expect_seq))
+		return crashed ? 0 : -1;
+	r->seq = seq;
 	uint32_t w[2];
 	wfs_ring_read(j, pos + 16, w, sizeof w);
 	if (w[1] > len - WFS_JREC_HDR)

@@ -123,7 +123,8 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 {
 	struct wfs_jrec r;
 	uint64_t pos = a->drain_pos, seq = a->drain_seq + 1;
-	int rc = wfs_jrec_read(&a->j, pos, seq, crashed, &a->scratch, &r);
+	uint64_t end = pos + a->j.cap; /* the ring before pos is free (zero) */
+	int rc = wfs_jrec_read(&a->j, pos, seq, end, crashed, &a->scratch, &r);
 	if (rc == 0 || (rc < 0 && crashed))
 		return 0;
 	if (rc < 0) {
@@ -156,7 +157,7 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 	uint64_t skipped = 0;
 	while (!rc && n < max) {
 		if (n > 0) {
-			int k = wfs_jrec_read(&a->j, pos, seq, crashed, &a->scratch, &r);
+			int k = wfs_jrec_read(&a->j, pos, seq, end, crashed, &a->scratch, &r);
 			if (k <= 0)
 				break;
 		}
@@ -177,8 +178,10 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 		} else if (!r.valid || (int64_t)r.seq > drained) {
 			skipped++; /* torn after a crash, or undecodable */
 		}
-		pos += r.len;
-		seq++;
+		if (r.hole)
+			skipped++; /* at least one claimed record never written */
+		pos = r.pos + r.len;
+		seq = r.seq + 1;
 		n++;
 	}
 	if (!rc) {
@@ -217,7 +220,7 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 	if (skipped)
 		atomic_fetch_add(&a->lost, skipped);
 	pthread_mutex_lock(&a->lock);
-	a->consumed = pos;
+	atomic_store_explicit(&a->consumed, pos, memory_order_release);
 	pthread_cond_broadcast(&a->space_cv);
 	pthread_mutex_unlock(&a->lock);
 	return (int)n;
@@ -260,7 +263,9 @@ struct pace {
 static bool should_drain(struct wfs_audit *a, struct pace *p, bool stopping, int fails)
 {
 	pthread_mutex_lock(&a->lock);
-	uint64_t next = a->next_seq, used = a->write_pos - a->consumed;
+	uint64_t head_pos, next;
+	wfs_audit_head(a, &head_pos, &next);
+	uint64_t used = head_pos - atomic_load(&a->consumed);
 	pthread_mutex_unlock(&a->lock);
 	int64_t now = mono_ms();
 	uint64_t arrived = next - p->seen_seq;
@@ -283,9 +288,8 @@ void *wfs_writer_main(void *arg)
 	struct wfs_audit *a = arg;
 	int fails = 0;
 	struct pace pace = {0, mono_ms(), 0};
-	pthread_mutex_lock(&a->lock);
-	pace.seen_seq = a->next_seq;
-	pthread_mutex_unlock(&a->lock);
+	uint64_t head_pos;
+	wfs_audit_head(a, &head_pos, &pace.seen_seq);
 	for (;;) {
 		pthread_mutex_lock(&a->lock);
 		bool stopping = a->stop;
@@ -323,9 +327,9 @@ void *wfs_writer_main(void *arg)
 			pace.oldest_ms = 0;
 		}
 		if (stopping) {
-			pthread_mutex_lock(&a->lock);
-			bool empty = a->consumed == a->write_pos;
-			pthread_mutex_unlock(&a->lock);
+			uint64_t next;
+			wfs_audit_head(a, &head_pos, &next);
+			bool empty = atomic_load(&a->consumed) == head_pos;
 			/* Stop when drained; on errors leave the rest to the next open. */
 			if (empty || n < 0)
 				return NULL;

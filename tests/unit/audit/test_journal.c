@@ -267,6 +267,86 @@ static void test_crash_torn_record(void **state)
 	verify_ok(t, 99);
 }
 
+/* The offset in the journal file of record k (0-based) of a fresh journal. */
+static off_t record_offset(int fd, int k, uint32_t *len)
+{
+	off_t pos = 4096;
+	for (int i = 0;; i++) {
+		uint32_t w[2];
+		assert_int_equal(pread(fd, w, 8, pos), 8);
+		assert_int_equal(w[0], 0x57464a31u);
+		if (i == k) {
+			*len = w[1];
+			return pos;
+		}
+		pos += w[1];
+	}
+}
+
+/* Wipes records [from, to) as a recorder killed at some point of writing
+ * them would have left them: keep_len leaves their len words (killed after
+ * storing len), otherwise nothing of them is there (killed between claiming
+ * the space and storing len). */
+static void wipe_records(const char *jpath, int from, int to, bool keep_len)
+{
+	int fd = open(jpath, O_RDWR);
+	assert_true(fd >= 0);
+	uint32_t len, last_len;
+	off_t a = record_offset(fd, from, &len);
+	off_t b = record_offset(fd, to - 1, &last_len) + last_len;
+	static const char zeros[1 << 16];
+	assert_true(b - a <= (off_t)sizeof zeros);
+	uint32_t lens[64];
+	int n = to - from;
+	assert_true(n <= 64);
+	for (int i = 0; i < n; i++)
+		record_offset(fd, from + i, &lens[i]);
+	assert_int_equal(pwrite(fd, zeros, (size_t)(b - a), a), b - a);
+	if (keep_len)
+		for (off_t p = a, i = 0; i < n; p += lens[i], i++)
+			assert_int_equal(pwrite(fd, &lens[i], 4, p + 4), 4);
+	close(fd);
+}
+
+static void crash_with_wiped(const struct tenv *t, int from, int to, bool keep_len, uint64_t lost)
+{
+	char jpath[256];
+	snprintf(jpath, sizeof jpath, "%s-wardfs-journal", t->db);
+	crash_child(t, 100, true, 0);
+	wipe_records(jpath, from, to, keep_len);
+	struct wfs_audit *a = topen(t, "/m", false, 0);
+	struct wfs_audit_counters c;
+	wfs_audit_counters(a, &c);
+	assert_int_equal(c.lost, lost);
+	wfs_audit_close(a);
+	int kept = 100 - (to - from);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events"), kept);
+	for (int i = from; i < to; i++) {
+		char q[128];
+		snprintf(q, sizeof q, "SELECT count(*) FROM events WHERE path = '/f/%d'", i);
+		assert_int_equal(sql_int(t->db, q), 0);
+	}
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events WHERE path = '/f/99'"), 1);
+	verify_ok(t, kept);
+}
+
+/* Producers claim space without a lock and write len after: a kill in
+ * between leaves a hole, and the records claimed after it must replay. */
+static void test_crash_hole(void **state)
+{
+	crash_with_wiped(*state, 5, 6, false, 1);
+}
+
+static void test_crash_adjacent_holes(void **state)
+{
+	crash_with_wiped(*state, 5, 8, false, 1); /* one hole, three records */
+}
+
+static void test_crash_len_without_seq(void **state)
+{
+	crash_with_wiped(*state, 5, 7, true, 2); /* two torn, stepped over by len */
+}
+
 static void test_two_mounts_one_db(void **state)
 {
 	struct tenv *t = *state;
@@ -323,6 +403,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_all_in_journal, tenv_setup,
 						tenv_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_torn_record, tenv_setup, tenv_teardown),
+		cmocka_unit_test_setup_teardown(test_crash_hole, tenv_setup, tenv_teardown),
+		cmocka_unit_test_setup_teardown(test_crash_adjacent_holes, tenv_setup,
+						tenv_teardown),
+		cmocka_unit_test_setup_teardown(test_crash_len_without_seq, tenv_setup,
+						tenv_teardown),
 		cmocka_unit_test_setup_teardown(test_two_mounts_one_db, tenv_setup, tenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
