@@ -228,6 +228,7 @@ static int sniff_form(int dfd, const char *name, const struct stat *st, enum wfs
 	ssize_t n;
 	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 
+	*form = WFS_FORM_PLAIN; /* unused on failure; -O3 cannot tell errno is set */
 	if (fd < 0)
 		return -errno;
 	n = pread(fd, b, sizeof(b), 0);

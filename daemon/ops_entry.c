@@ -354,7 +354,7 @@ static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 	if (!r) {
 		if (S_ISDIR(mode))
 			r = mkdirat(pfd, name, mode);
-		else if (S_ISLNK(mode))
+		else if (S_ISLNK(mode) && link)
 			r = symlinkat(link, pfd, name);
 		else
 			r = mknodat(pfd, name, mode, rdev);
