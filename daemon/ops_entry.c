@@ -440,8 +440,13 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 		fuse_reply_err(req, -pfd);
 		return;
 	}
+	struct stat st;
+	bool last = !(flags & AT_REMOVEDIR) && fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_nlink == 1;
 	int r = unlinkat(pfd, name, flags) < 0 ? errno : 0;
 	wfs_inode_put_fd(parent);
+	if (!r && last)
+		wfs_inode_drop_fd(st.st_dev, st.st_ino);
 	fuse_reply_err(req, r);
 }
 
@@ -497,11 +502,17 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	}
 	if (!r) {
 		int pfd = wfs_inode_fd(parent), npfd = wfs_inode_fd(np);
+		struct stat over; /* the file renamed over, if it loses its last name */
+		bool last = fstatat(npfd, newname, &over, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    !S_ISDIR(over.st_mode) && over.st_nlink == 1 &&
+			    (over.st_dev != st.st_dev || over.st_ino != st.st_ino);
 		r = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
 		wfs_inode_put_fd(np);
 		wfs_inode_put_fd(parent);
 		if (!r)
 			wfs_inode_rename(n, np, newname);
+		if (!r && last)
+			wfs_inode_drop_fd(over.st_dev, over.st_ino);
 	}
 	wfs_inode_forget(n, 1);
 	fuse_reply_err(req, -r);

@@ -1152,3 +1152,42 @@ def test_fsck_clean_and_flipped_bit(vault):
     r = fsck(vault)
     assert r.returncode == 1
     assert re.search(r"secret/f2: header: authentication failed", r.stdout), r.stdout
+
+
+@pytest.mark.parametrize("how", ["unlink", "rename-over"])
+def test_removing_the_last_name_frees_the_space_at_once(base, how):
+    """The daemon caches an O_PATH fd per known inode; when the file loses
+    its last name that fd must be closed before the unlink (or rename over
+    it) is answered, or the space comes back only at the later FORGET."""
+    small = base / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(small)], check=True)
+    m = Mount(base)
+    m.backing = small / "backing"
+    m.policy.write_text(DEFAULT_POLICY)
+    try:
+        m.init()
+        m.mount()
+        try:
+            for round in range(5):
+                big = m.mnt / f"big{round}"
+                big.write_bytes(b"x" * (6 << 20))  # most of the 8 MiB
+                os.stat(big)  # a lookup: the daemon now caches an fd for it
+                if how == "unlink":
+                    big.unlink()
+                else:
+                    (m.mnt / "small").write_bytes(b"y")
+                    os.rename(m.mnt / "small", big)
+                # No wait: the space must be free when unlink/rename returned.
+                free = os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
+                assert free > 6 << 20, f"round {round}: only {free} bytes free"
+                (m.mnt / "small").unlink(missing_ok=True)
+                for p in list(m.mnt.iterdir()):
+                    if p.name.startswith("big"):
+                        p.unlink()
+        finally:
+            m.umount()
+    finally:
+        if is_mounted(m.mnt):
+            subprocess.run(["umount", "-l", str(m.mnt)], check=False)
+        subprocess.run(["umount", "-l", str(small)], check=False)
