@@ -138,6 +138,8 @@ void wfs_inode_forget(struct wfs_inode *n, uint64_t nlookup);
 /* Returns an O_PATH fd for n (cached) or -errno; pair with wfs_inode_put_fd. */
 int wfs_inode_fd(struct wfs_inode *n);
 void wfs_inode_put_fd(struct wfs_inode *n);
+/* stat(2) of n by its parent and name; -ESTALE etc. when that misses. */
+int wfs_inode_stat_by_name(struct wfs_inode *n, struct stat *st);
 /* Closes the cached fd of the inode (dev, ino), if we know it and nobody
  * uses the fd: called when its last name is removed. */
 void wfs_inode_drop_fd(dev_t dev, ino_t ino);

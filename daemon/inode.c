@@ -414,6 +414,41 @@ void wfs_inode_drop_fd(dev_t dev, ino_t ino)
 		close(fd);
 }
 
+/*
+ * Without an fd of its own: stats n through its parent's (cached) fd and
+ * its name, if the name still leads to n (a rename behind our back makes it
+ * miss; the caller then opens n by handle). One fstatat instead of
+ * open_by_handle_at + fstat + close: with more files than the fd cache
+ * holds, every stat missed the cache.
+ */
+int wfs_inode_stat_by_name(struct wfs_inode *n, struct stat *st)
+{
+	char name[NAME_MAX + 1];
+	pthread_mutex_lock(&wfs.table_lock);
+	struct wfs_inode *parent = n->parent;
+	if (!parent || !n->name || strlen(n->name) > NAME_MAX) {
+		pthread_mutex_unlock(&wfs.table_lock);
+		return -ENOENT;
+	}
+	strcpy(name, n->name);
+	if (parent != &wfs.root)
+		parent->nlookup++; /* a rename of n cannot free it meanwhile */
+	pthread_mutex_unlock(&wfs.table_lock);
+
+	int r = wfs_inode_fd(parent);
+	if (r >= 0) {
+		int pfd = r;
+		if (fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+			r = -errno;
+		else
+			r = st->st_dev == n->dev && st->st_ino == n->ino ? 0 : -ESTALE;
+		wfs_inode_put_fd(parent);
+	}
+	if (parent != &wfs.root)
+		wfs_inode_forget(parent, 1);
+	return r;
+}
+
 int wfs_inode_open(struct wfs_inode *n, int flags)
 {
 	if (n == &wfs.root) {

@@ -25,17 +25,29 @@ static bool hidden(struct wfs_inode *parent, const char *name)
 	return parent == &wfs.root && !strcmp(name, WFS_VAULT_DIR);
 }
 
+/* Shows an encrypted file's plaintext size. */
+static void show_plain_size(struct wfs_inode *n, struct stat *st)
+{
+	if (n && S_ISREG(st->st_mode) && atomic_load(&n->form) == WFS_FORM_ENCRYPTED)
+		st->st_size = wfs_plain_size(st->st_size);
+}
+
 int wfs_getattr_fd(struct wfs_inode *n, int fd, struct stat *st)
 {
 	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	if (n && S_ISREG(st->st_mode) && atomic_load(&n->form) == WFS_FORM_ENCRYPTED)
-		st->st_size = wfs_plain_size(st->st_size);
+	show_plain_size(n, st);
 	return 0;
 }
 
 int wfs_stat_inode(struct wfs_inode *n, struct stat *st)
 {
+	/* Files: by name (cheap, and there are more of them than cached fds);
+	 * directories keep their fds cached as parents anyway. */
+	if (n != &wfs.root && n->type != S_IFDIR && wfs_inode_stat_by_name(n, st) == 0) {
+		show_plain_size(n, st);
+		return 0;
+	}
 	int fd = wfs_inode_fd(n);
 	if (fd < 0)
 		return fd;
