@@ -318,3 +318,24 @@ def test_many_files_beyond_fd_limit(mnt):
     pid = int(st["pid"])
     assert len(os.listdir(f"/proc/{pid}/fd")) < 20_000
     assert len(os.listdir(mnt.backing / "many")) == n
+
+
+def test_stat_after_names_swapped_behind_the_mount(mnt):
+    """getattr stats a file by its parent and last known name when its fd is
+    not cached; after the names were swapped in the backing directory that
+    name leads to the other file, which must not be reported."""
+    a, b = mnt.mnt / "a", mnt.mnt / "b"
+    a.write_bytes(b"x" * 10)
+    b.write_bytes(b"y" * 20)
+    ino_a = os.stat(a).st_ino
+    tmp = mnt.backing / "swap.tmp"
+    os.rename(mnt.backing / "a", tmp)
+    os.rename(mnt.backing / "b", mnt.backing / "a")
+    os.rename(tmp, mnt.backing / "b")
+    # The kernel still maps the name "a" to the first file; a write through
+    # it makes the kernel ask the daemon for fresh attributes.
+    with open(a, "ab") as f:
+        f.write(b"z" * 5)
+    st = os.stat(a)
+    assert (st.st_ino, st.st_size) == (ino_a, 15)
+    assert (mnt.backing / "b").read_bytes() == b"x" * 10 + b"z" * 5
