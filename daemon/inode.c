@@ -84,6 +84,17 @@ static void close_all(struct closing *c)
 	c->n = 0;
 }
 
+/* Takes n's cached fd off the LRU and returns it for the caller to close
+ * once it has dropped fd_lock, which it holds. */
+static int take_fd_locked(struct wfs_fs *fs, struct wfs_inode *n)
+{
+	int fd = n->fd;
+	lru_unlink(n);
+	n->fd = -1;
+	fs->nfds--;
+	return fd;
+}
+
 /* Takes idle cached fds beyond the cap (at most TRIM_MAX a call; the cap is
  * soft) for the caller to close after dropping fd_lock, which it holds. */
 static void lru_trim(struct wfs_fs *fs, struct closing *c)
@@ -91,12 +102,8 @@ static void lru_trim(struct wfs_fs *fs, struct closing *c)
 	struct wfs_inode *n = fs->lru.lru_prev;
 	while (fs->nfds > fs->max_fds && n != &fs->lru && c->n < TRIM_MAX) {
 		struct wfs_inode *prev = n->lru_prev;
-		if (n->fd_users == 0) {
-			lru_unlink(n);
-			c->fds[c->n++] = n->fd;
-			n->fd = -1;
-			fs->nfds--;
-		}
+		if (n->fd_users == 0)
+			c->fds[c->n++] = take_fd_locked(fs, n);
 		n = prev;
 	}
 }
@@ -106,11 +113,8 @@ static void inode_free(struct wfs_fs *fs, struct wfs_inode *n)
 {
 	int fd = -1;
 	pthread_mutex_lock(&fs->fd_lock);
-	if (n->fd >= 0) {
-		lru_unlink(n);
-		fd = n->fd;
-		fs->nfds--;
-	}
+	if (n->fd >= 0)
+		fd = take_fd_locked(fs, n);
 	pthread_mutex_unlock(&fs->fd_lock);
 	if (fd >= 0)
 		close(fd);
@@ -401,12 +405,8 @@ void wfs_inode_drop_fd(dev_t dev, ino_t ino)
 	struct wfs_inode *n = find_locked(dev, ino);
 	if (n) {
 		pthread_mutex_lock(&wfs.fd_lock);
-		if (n->fd >= 0 && n->fd_users == 0) {
-			lru_unlink(n);
-			fd = n->fd;
-			n->fd = -1;
-			wfs.nfds--;
-		}
+		if (n->fd >= 0 && n->fd_users == 0)
+			fd = take_fd_locked(&wfs, n);
 		pthread_mutex_unlock(&wfs.fd_lock);
 	}
 	pthread_mutex_unlock(&wfs.table_lock);

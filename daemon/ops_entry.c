@@ -32,6 +32,15 @@ static void show_plain_size(struct wfs_inode *n, struct stat *st)
 		st->st_size = wfs_plain_size(st->st_size);
 }
 
+/* Whether removing or replacing name in pfd takes the last name of a file
+ * (not a directory), which st then describes: its space is freed once our
+ * cached fd is dropped (wfs_inode_drop_fd). */
+static bool loses_last_name(int pfd, const char *name, struct stat *st)
+{
+	return fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st->st_mode) &&
+	       st->st_nlink == 1;
+}
+
 int wfs_getattr_fd(struct wfs_inode *n, int fd, struct stat *st)
 {
 	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
@@ -453,8 +462,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 		return;
 	}
 	struct stat st;
-	bool last = !(flags & AT_REMOVEDIR) && fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    st.st_nlink == 1;
+	bool last = !(flags & AT_REMOVEDIR) && loses_last_name(pfd, name, &st);
 	int r = unlinkat(pfd, name, flags) < 0 ? errno : 0;
 	wfs_inode_put_fd(parent);
 	if (!r && last)
@@ -515,8 +523,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	if (!r) {
 		int pfd = wfs_inode_fd(parent), npfd = wfs_inode_fd(np);
 		struct stat over; /* the file renamed over, if it loses its last name */
-		bool last = fstatat(npfd, newname, &over, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    !S_ISDIR(over.st_mode) && over.st_nlink == 1 &&
+		bool last = loses_last_name(npfd, newname, &over) &&
 			    (over.st_dev != st.st_dev || over.st_ino != st.st_ino);
 		r = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
 		wfs_inode_put_fd(np);
