@@ -252,6 +252,12 @@ void wfs_audit_head(struct wfs_audit *a, uint64_t *pos, uint64_t *seq)
 	*seq = (uint64_t)(h >> 64);
 }
 
+/* Whether a record of need bytes claimed at pos fits in the ring. */
+static bool room_at(struct wfs_audit *a, uint64_t pos, uint32_t need)
+{
+	return pos + need - atomic_load_explicit(&a->consumed, memory_order_acquire) <= a->j.cap;
+}
+
 /*
  * The journal is full: wait (bounded, from *deadline on the first call) for
  * a healthy writer to make room. A failing writer (only possible here with
@@ -270,18 +276,14 @@ static int wait_for_space(struct wfs_audit *a, uint32_t need, struct timespec *d
 		deadline->tv_sec += deadline->tv_nsec / 1000000000L;
 		deadline->tv_nsec %= 1000000000L;
 	}
-	bool full = true;
+	bool full = true, timed_out = false;
 	while (!a->stop) {
 		wfs_audit_head(a, &pos, &seq);
-		full = pos + need - atomic_load(&a->consumed) > a->j.cap;
-		if (!full || werr)
+		full = !room_at(a, pos, need);
+		if (!full || werr || timed_out)
 			break;
 		pthread_cond_signal(&a->work_cv);
-		if (pthread_cond_timedwait(&a->space_cv, &a->lock, deadline) == ETIMEDOUT) {
-			wfs_audit_head(a, &pos, &seq);
-			full = pos + need - atomic_load(&a->consumed) > a->j.cap;
-			break;
-		}
+		timed_out = pthread_cond_timedwait(&a->space_cv, &a->lock, deadline) == ETIMEDOUT;
 	}
 	bool stop = a->stop;
 	pthread_mutex_unlock(&a->lock);
@@ -373,8 +375,7 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 	wfs_u128 old = head_peek(a);
 	struct timespec deadline = {0, 0};
 	for (;;) {
-		uint64_t consumed = atomic_load_explicit(&a->consumed, memory_order_acquire);
-		if ((uint64_t)old + need - consumed <= a->j.cap) {
+		if (room_at(a, (uint64_t)old, need)) {
 			if (head_cas(a, &old, old + ((wfs_u128)1 << 64) + need))
 				break;
 			continue;

@@ -262,11 +262,9 @@ struct pace {
 
 static bool should_drain(struct wfs_audit *a, struct pace *p, bool stopping, int fails)
 {
-	pthread_mutex_lock(&a->lock);
 	uint64_t head_pos, next;
 	wfs_audit_head(a, &head_pos, &next);
 	uint64_t used = head_pos - atomic_load(&a->consumed);
-	pthread_mutex_unlock(&a->lock);
 	int64_t now = mono_ms();
 	uint64_t arrived = next - p->seen_seq;
 	int64_t span = now - p->seen_ms;
