@@ -2,6 +2,7 @@
 operations programs use, a randomized differential test against ext4,
 tampering, cross-class renames, bad input, crashes and the vault tools
 (init on existing data, migrate, passwd, recovery key, fsck)."""
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -60,6 +61,26 @@ def read_block(path, i, size=PB):
         return os.pread(fd, size, i * PB)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def vault_on_small_tmpfs(base, size):
+    """A vault whose backing dir is on a tmpfs of the given size (a disk that
+    fills up); the tmpfs is unmounted however the test ends."""
+    small = base / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(small)],
+                   check=True)
+    m = Mount(base)
+    m.backing = small / "backing"
+    m.policy.write_text(DEFAULT_POLICY)
+    try:
+        m.init()
+        yield m, small
+    finally:
+        if is_mounted(m.mnt):
+            subprocess.run(["umount", "-l", str(m.mnt)], check=False)
+        subprocess.run(["umount", "-l", str(small)], check=False)
 
 
 def remount(m, *extra):
@@ -857,14 +878,7 @@ def test_bad_keyfile(vault, damage):
 
 
 def test_full_disk_enospc(base):
-    small = base / "small"
-    small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(small)], check=True)
-    m = Mount(base)
-    m.backing = small / "backing"
-    m.policy.write_text(DEFAULT_POLICY)
-    try:
-        m.init()
+    with vault_on_small_tmpfs(base, "2M") as (m, _):
         m.mount()
         try:
             (m.mnt / "secret").mkdir()
@@ -911,10 +925,6 @@ def test_full_disk_enospc(base):
             (m.mnt / "secret" / "again").write_bytes(b"ok")
         finally:
             m.umount()
-    finally:
-        if is_mounted(m.mnt):
-            subprocess.run(["umount", "-l", str(m.mnt)], check=False)
-        subprocess.run(["umount", "-l", str(small)], check=False)
 
 
 def test_sigkill_during_writes(vault):
@@ -1159,14 +1169,7 @@ def test_removing_the_last_name_frees_the_space_at_once(base, how):
     """The daemon caches an O_PATH fd per known inode; when the file loses
     its last name that fd must be closed before the unlink (or rename over
     it) is answered, or the space comes back only at the later FORGET."""
-    small = base / "small"
-    small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(small)], check=True)
-    m = Mount(base)
-    m.backing = small / "backing"
-    m.policy.write_text(DEFAULT_POLICY)
-    try:
-        m.init()
+    with vault_on_small_tmpfs(base, "8M") as (m, small):
         m.mount()
         try:
             for round in range(5):
@@ -1187,7 +1190,3 @@ def test_removing_the_last_name_frees_the_space_at_once(base, how):
                         p.unlink()
         finally:
             m.umount()
-    finally:
-        if is_mounted(m.mnt):
-            subprocess.run(["umount", "-l", str(m.mnt)], check=False)
-        subprocess.run(["umount", "-l", str(small)], check=False)
