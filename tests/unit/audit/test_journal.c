@@ -236,37 +236,6 @@ static void test_crash_all_in_journal(void **state)
 	verify_ok(t, 1000);
 }
 
-static void test_crash_torn_record(void **state)
-{
-	struct tenv *t = *state;
-	char jpath[256];
-	snprintf(jpath, sizeof jpath, "%s-wardfs-journal", t->db);
-	crash_child(t, 100, true, 0);
-	/* Un-commit record #5 (0-based) as if the recorder was killed while
-	 * copying it: replay must skip it and keep the ones after it. */
-	int fd = open(jpath, O_RDWR);
-	assert_true(fd >= 0);
-	off_t pos = 4096;
-	for (int i = 0; i < 5; i++) {
-		uint32_t w[2];
-		assert_int_equal(pread(fd, w, 8, pos), 8);
-		assert_int_equal(w[0], 0x57464a31u);
-		pos += w[1];
-	}
-	uint32_t zero = 0;
-	assert_int_equal(pwrite(fd, &zero, 4, pos), 4);
-	close(fd);
-	struct wfs_audit *a = topen(t, "/m", false, 0);
-	struct wfs_audit_counters c;
-	wfs_audit_counters(a, &c);
-	assert_int_equal(c.lost, 1);
-	wfs_audit_close(a);
-	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events"), 99);
-	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events WHERE path = '/f/5'"), 0);
-	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events WHERE path = '/f/99'"), 1);
-	verify_ok(t, 99);
-}
-
 /* The offset in the journal file of record k (0-based) of a fresh journal. */
 static off_t record_offset(int fd, int k, uint32_t *len)
 {
@@ -283,6 +252,32 @@ static off_t record_offset(int fd, int k, uint32_t *len)
 	}
 }
 
+static void test_crash_torn_record(void **state)
+{
+	struct tenv *t = *state;
+	char jpath[256];
+	snprintf(jpath, sizeof jpath, "%s-wardfs-journal", t->db);
+	crash_child(t, 100, true, 0);
+	/* Un-commit record #5 (0-based) as if the recorder was killed while
+	 * copying it: replay must skip it and keep the ones after it. */
+	int fd = open(jpath, O_RDWR);
+	assert_true(fd >= 0);
+	uint32_t len;
+	off_t pos = record_offset(fd, 5, &len);
+	uint32_t zero = 0;
+	assert_int_equal(pwrite(fd, &zero, 4, pos), 4);
+	close(fd);
+	struct wfs_audit *a = topen(t, "/m", false, 0);
+	struct wfs_audit_counters c;
+	wfs_audit_counters(a, &c);
+	assert_int_equal(c.lost, 1);
+	wfs_audit_close(a);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events"), 99);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events WHERE path = '/f/5'"), 0);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events WHERE path = '/f/99'"), 1);
+	verify_ok(t, 99);
+}
+
 /* Wipes records [from, to) as a recorder killed at some point of writing
  * them would have left them: keep_len leaves their len words (killed after
  * storing len), otherwise nothing of them is there (killed between claiming
@@ -291,16 +286,14 @@ static void wipe_records(const char *jpath, int from, int to, bool keep_len)
 {
 	int fd = open(jpath, O_RDWR);
 	assert_true(fd >= 0);
-	uint32_t len, last_len;
-	off_t a = record_offset(fd, from, &len);
-	off_t b = record_offset(fd, to - 1, &last_len) + last_len;
-	static const char zeros[1 << 16];
-	assert_true(b - a <= (off_t)sizeof zeros);
 	uint32_t lens[64];
 	int n = to - from;
 	assert_true(n <= 64);
-	for (int i = 0; i < n; i++)
-		record_offset(fd, from + i, &lens[i]);
+	off_t a = record_offset(fd, from, &lens[0]), b = a + lens[0];
+	for (int i = 1; i < n; i++)
+		b = record_offset(fd, from + i, &lens[i]) + lens[i];
+	static const char zeros[1 << 16];
+	assert_true(b - a <= (off_t)sizeof zeros);
 	assert_int_equal(pwrite(fd, zeros, (size_t)(b - a), a), b - a);
 	if (keep_len)
 		for (off_t p = a, i = 0; i < n; p += lens[i], i++)
