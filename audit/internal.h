@@ -18,7 +18,7 @@
 
 #define WFS_MAC_LEN	   32
 #define WFS_KEY_LEN	   32
-#define WFS_SCHEMA_VERSION 2
+#define WFS_SCHEMA_VERSION 3
 
 /* ---- canonical encoding (encode.c) --------------------------------
  * A row is a sequence of values, each: 0x00 (NULL) | 0x01 + int64 BE |
@@ -164,6 +164,9 @@ struct wfs_audit {
 	uint64_t drain_pos, drain_seq;
 	struct wfs_buf scratch, macbuf, rpath;
 	sqlite3_stmt *st_head, *st_jget, *st_ins, *st_jset, *st_headset;
+	sqlite3_stmt *st_pget, *st_pins, *st_pgen; /* paths.c */
+	struct wfs_path_slot *pcache;
+	int64_t pcache_gen; /* the anchor's pruned_to when the cache was filled */
 
 	_Atomic int writer_err; /* -errno of the last failed COMMIT, 0 if fine */
 	atomic_uint_fast64_t recorded, lost, drained_seq;
@@ -183,11 +186,20 @@ void wfs_writer_finalize(struct wfs_audit *a);
 int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max);
 void *wfs_writer_main(void *arg);
 
+/* ---- paths (paths.c): path -> paths.id, for the writer -------------
+ * SQLITE_* codes. begin: at the start of each batch's transaction (drops
+ * the cache if a prune removed paths); clear: after a rollback. */
+int wfs_paths_prepare(struct wfs_audit *a);
+void wfs_paths_finalize(struct wfs_audit *a);
+int wfs_paths_begin(struct wfs_audit *a);
+void wfs_paths_clear(struct wfs_audit *a);
+int wfs_paths_id(struct wfs_audit *a, const char *path, uint32_t len, int64_t *id);
+
 /* ---- admin side (query.c, verify.c, prune.c) ------------------------ */
 struct wfs_audit_db {
 	sqlite3 *db;
 	char *path;
-	int version; /* schema version; >= 2 has rpath */
+	int version; /* schema version: 2 has events.rpath, 3 the paths table */
 };
 
 struct wfs_where {
@@ -198,11 +210,15 @@ struct wfs_where {
 		const char *s;
 	} b[16];
 	int nb;
-	bool selective; /* a path/exe filter narrow enough to drive the plan */
+	bool selective;	   /* a path/exe filter narrow enough to drive the plan */
+	bool path_by_time; /* in: keep the path filter off the index (query.c) */
 	char lo[1024], hi[1024];
 };
-/* has_rpath: the db has schema v2's reversed-path column. */
-void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f, bool has_rpath);
+/* version: the db's schema version (v2 has rpath, v3 the paths table).
+ * path_by_time: so many rows match the path that the time order should
+ * drive the plan (v3). */
+void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f, int version,
+		     bool path_by_time);
 int wfs_where_bind(sqlite3_stmt *st, const struct wfs_where *w, int first);
 /* Maps "id," WFS_ROW_COLS columns 0..18 of a stepped statement. */
 void wfs_row_from_stmt(sqlite3_stmt *st, struct wfs_audit_row *r);

@@ -1,8 +1,9 @@
 /*
  * prune.c - deletes rows older than a cutoff (a prefix of the chain by id),
  * after verifying them, and records an authenticated anchor (the last
- * pruned id and its MAC) so the rest of the chain stays verifiable. Deletes
- * in chunks so a running daemon's writer is never blocked for long.
+ * pruned id and its MAC) so the rest of the chain stays verifiable. The
+ * paths no remaining row uses go too. Deletes in chunks so a running
+ * daemon's writer is never blocked for long.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,8 +30,8 @@ static int64_t one_int(sqlite3 *db, const char *sql, int64_t arg, bool *null)
 	return v;
 }
 
-static int chunk(sqlite3 *db, const unsigned char *key, int64_t to, int64_t now, int64_t cutoff,
-		 int64_t *anchor_row, int64_t *deleted)
+static int chunk(sqlite3 *db, bool paths, const unsigned char *key, int64_t to, int64_t now,
+		 int64_t cutoff, int64_t *anchor_row, int64_t *deleted)
 {
 	int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc)
@@ -45,6 +46,20 @@ static int chunk(sqlite3 *db, const unsigned char *key, int64_t to, int64_t now,
 			     : SQLITE_CORRUPT;
 		if (!rc)
 			memcpy(mac, sqlite3_column_blob(st, 0), WFS_MAC_LEN);
+		sqlite3_finalize(st);
+	}
+	/* Paths only these rows used go with them (schema v3). The anchor
+	 * moves in this same transaction, which tells a running writer to
+	 * drop its cache of path ids (paths.c). */
+	if (!rc && paths)
+		rc = sqlite3_prepare_v2(db,
+					"DELETE FROM paths WHERE id IN (SELECT path_id FROM events "
+					"WHERE id <= ?1) AND NOT EXISTS (SELECT 1 FROM events e "
+					"WHERE e.path_id = paths.id AND e.id > ?1)",
+					-1, &st, NULL);
+	if (!rc && paths) {
+		sqlite3_bind_int64(st, 1, to);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite3_errcode(db);
 		sqlite3_finalize(st);
 	}
 	if (!rc)
@@ -128,7 +143,8 @@ int wfs_audit_prune(struct wfs_audit_db *d, const char *key_path, int64_t cutoff
 	int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, anchor_row = 0;
 	for (int64_t from = first; from <= to; from += CHUNK) {
 		int64_t upto = from + CHUNK - 1 < to ? from + CHUNK - 1 : to;
-		int rc = chunk(d->db, key, upto, now, cutoff_ns, &anchor_row, &res->rows_deleted);
+		int rc = chunk(d->db, d->version >= 3, key, upto, now, cutoff_ns, &anchor_row,
+			       &res->rows_deleted);
 		if (rc) {
 			snprintf(err, errlen, "cannot prune '%s': %s", d->path,
 				 rc == SQLITE_CORRUPT ? "a row to prune has no MAC"

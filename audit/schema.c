@@ -88,6 +88,28 @@ static const char schema_v2[] =
 	"DROP INDEX events_decision;\n"
 	"CREATE INDEX events_denied ON events(time_ns) WHERE decision = 'deny';\n";
 
+/* v3: each distinct path is stored once, in `paths`, with its reversal;
+ * events point at it by path_id (and keep their path text, which the MAC
+ * covers). A home has far fewer files than opens, so a glob with wildcards
+ * at both ends scans the paths, not the rows, and a row costs one integer
+ * index instead of two text ones (path and rpath). */
+static const char schema_v3[] =
+	"CREATE TABLE paths (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  path TEXT NOT NULL UNIQUE,\n"
+	"  rpath TEXT NOT NULL\n"
+	");\n"
+	"CREATE INDEX paths_rpath ON paths(rpath);\n"
+	"INSERT INTO paths (path, rpath) SELECT path, wfs_reverse(path) FROM events\n"
+	"  WHERE path IS NOT NULL GROUP BY path;\n"
+	"ALTER TABLE events ADD COLUMN path_id INTEGER;\n"
+	"UPDATE events SET path_id = (SELECT id FROM paths WHERE paths.path = events.path)\n"
+	"  WHERE path IS NOT NULL;\n"
+	"DROP INDEX events_path;\n"
+	"DROP INDEX events_rpath;\n"
+	"ALTER TABLE events DROP COLUMN rpath;\n"
+	"CREATE INDEX events_path_id ON events(path_id);\n";
+
 void wfs_reverse_bytes(char *dst, const char *src, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -221,6 +243,8 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 	}
 	if (!rc && v < 2)
 		rc = sqlite3_exec(db, schema_v2, NULL, NULL, NULL);
+	if (!rc && v < 3)
+		rc = sqlite3_exec(db, schema_v3, NULL, NULL, NULL);
 	if (!rc && v < WFS_SCHEMA_VERSION) {
 		char sql[64];
 		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", WFS_SCHEMA_VERSION);

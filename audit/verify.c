@@ -116,11 +116,10 @@ static int load_head(sqlite3 *db, const unsigned char *key, struct wfs_audit_ver
 	return ret;
 }
 
-static bool rpath_matches(sqlite3_stmt *st, int pcol, int rcol)
+static bool is_reverse(sqlite3_stmt *st, int pcol, int rcol)
 {
-	if (sqlite3_column_type(st, pcol) == SQLITE_NULL)
-		return sqlite3_column_type(st, rcol) == SQLITE_NULL;
-	if (sqlite3_column_type(st, rcol) != SQLITE_TEXT)
+	if (sqlite3_column_type(st, pcol) != SQLITE_TEXT ||
+	    sqlite3_column_type(st, rcol) != SQLITE_TEXT)
 		return false;
 	const char *p = (const char *)sqlite3_column_text(st, pcol);
 	int n = sqlite3_column_bytes(st, pcol);
@@ -131,6 +130,73 @@ static bool rpath_matches(sqlite3_stmt *st, int pcol, int rcol)
 		if (q[i] != p[n - 1 - i])
 			return false;
 	return true;
+}
+
+static bool same_text(sqlite3_stmt *st, int a, int b)
+{
+	int n = sqlite3_column_bytes(st, a);
+	return sqlite3_column_type(st, a) == SQLITE_TEXT &&
+	       sqlite3_column_type(st, b) == SQLITE_TEXT && sqlite3_column_bytes(st, b) == n &&
+	       !memcmp(sqlite3_column_text(st, a), sqlite3_column_text(st, b), (size_t)n);
+}
+
+/*
+ * What query's path filter reads is derived from path and lies outside the
+ * MAC: v2's rpath column, v3's path_id and the path and rpath it points
+ * to. An edit there alone would hide a row from path queries (or show it
+ * under another path), so verify checks them too. Columns from `col` on:
+ * v2 rpath; v3 path_id, paths.path, paths.rpath.
+ */
+enum derived { NONE, RPATH_COLUMN, PATHS_TABLE };
+
+static enum derived derived_kind(sqlite3 *db)
+{
+	static const char *probe[] = {"SELECT path_id FROM events LIMIT 0",
+				      "SELECT rpath FROM events LIMIT 0"};
+	for (int i = 0; i < 2; i++) {
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(db, probe[i], -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_finalize(st);
+			return i == 0 ? PATHS_TABLE : RPATH_COLUMN;
+		}
+	}
+	return NONE;
+}
+
+static const char *derived_wrong(sqlite3_stmt *st, enum derived kind, int col)
+{
+	int path = 1 + WFS_ROW_PATH;
+	bool null_path = sqlite3_column_type(st, path) == SQLITE_NULL;
+	switch (kind) {
+	case RPATH_COLUMN:
+		if (null_path ? sqlite3_column_type(st, col) != SQLITE_NULL
+			      : !is_reverse(st, path, col))
+			return "its rpath is not its path reversed";
+		return NULL;
+	case PATHS_TABLE:
+		if (null_path)
+			return sqlite3_column_type(st, col) == SQLITE_NULL
+				       ? NULL
+				       : "it has a path_id but no path";
+		if (!same_text(st, path, col + 1))
+			return "its path_id does not name its path";
+		if (!is_reverse(st, col + 1, col + 2))
+			return "the rpath of its path in paths is not the path reversed";
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+/* "e.time_ns,e.mount,...": WFS_ROW_COLS of events aliased e. */
+static void qualified_cols(char *buf, size_t len)
+{
+	size_t o = 0;
+	for (const char *c = WFS_ROW_COLS; *c && o + 3 < len;) {
+		size_t n = strcspn(c, ",");
+		o += (size_t)snprintf(buf + o, len - o, "%se.%.*s", o ? "," : "", (int)n, c);
+		c += n + (c[n] == ',');
+	}
 }
 
 int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
@@ -146,17 +212,15 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 	if (ret)
 		return ret;
 	sqlite3_stmt *st;
-	char sql[256];
-	/* Schema v2's rpath is derived from path, outside the MAC: an edit of
-	 * it alone would hide the row from suffix queries, so check it too. */
-	bool has_rpath = false;
-	if (sqlite3_prepare_v2(db, "SELECT rpath FROM events LIMIT 0", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		has_rpath = true;
-		sqlite3_finalize(st);
-	}
-	snprintf(sql, sizeof sql, "SELECT id," WFS_ROW_COLS ",mac%s FROM events%s ORDER BY id",
-		 has_rpath ? ",rpath" : "", upto > 0 ? " WHERE id <= ?" : "");
+	char cols[512], sql[1024];
+	enum derived kind = derived_kind(db);
+	static const char *extra[] = {[NONE] = "",
+				      [RPATH_COLUMN] = ",e.rpath",
+				      [PATHS_TABLE] = ",e.path_id,p.path,p.rpath"};
+	qualified_cols(cols, sizeof cols);
+	snprintf(sql, sizeof sql, "SELECT e.id,%s,e.mac%s FROM events e%s%s ORDER BY e.id", cols,
+		 extra[kind], kind == PATHS_TABLE ? " LEFT JOIN paths p ON p.id = e.path_id" : "",
+		 upto > 0 ? " WHERE e.id <= ?" : "");
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	if (rc)
 		return wfs_sqlite_errno(rc);
@@ -205,10 +269,9 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		}
 		wfs_mac_row(key, prev, id, b.p, b.len, mac);
 		if (blob_is(st, maccol, mac)) {
-			if (has_rpath && !rpath_matches(st, 1 + WFS_ROW_PATH, maccol + 1)) {
-				ret = bad(r, id,
-					  "row %lld: edited (its rpath is not its path reversed)",
-					  (long long)id);
+			const char *why = derived_wrong(st, kind, maccol + 1);
+			if (why) {
+				ret = bad(r, id, "row %lld: edited (%s)", (long long)id, why);
 				break;
 			}
 			memcpy(prev, mac, WFS_MAC_LEN);

@@ -29,7 +29,7 @@ int wfs_writer_prepare(struct wfs_audit *a, char *err, size_t errlen)
 		"(SELECT id, mac FROM events ORDER BY id DESC LIMIT 1) UNION ALL SELECT * FROM "
 		"(SELECT pruned_to, mac FROM anchors ORDER BY pruned_to DESC LIMIT 1)",
 		"SELECT drained_seq FROM journals WHERE id = ?",
-		"INSERT INTO events (id," WFS_ROW_COLS ",mac,rpath) VALUES (?1, ?2, ?3, ?4, ?5, "
+		"INSERT INTO events (id," WFS_ROW_COLS ",mac,path_id) VALUES (?1, ?2, ?3, ?4, ?5, "
 		"?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 		"INSERT INTO journals (id, mount, path, drained_seq, updated_ns) VALUES (?, ?, ?, "
 		"?, ?) ON CONFLICT(id) DO UPDATE SET drained_seq = excluded.drained_seq, "
@@ -46,11 +46,18 @@ int wfs_writer_prepare(struct wfs_audit *a, char *err, size_t errlen)
 			return wfs_sqlite_errno(rc);
 		}
 	}
+	int rc = wfs_paths_prepare(a);
+	if (rc) {
+		snprintf(err, errlen, "cannot prepare audit statements on '%s': %s", a->db_path,
+			 rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(a->db));
+		return wfs_sqlite_errno(rc);
+	}
 	return 0;
 }
 
 void wfs_writer_finalize(struct wfs_audit *a)
 {
+	wfs_paths_finalize(a);
 	sqlite3_stmt **st[] = {&a->st_head, &a->st_jget, &a->st_ins, &a->st_jset, &a->st_headset};
 	for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
 		sqlite3_finalize(*st[i]);
@@ -98,12 +105,14 @@ static int insert(struct wfs_audit *a, int64_t id, const struct wfs_val *v,
 	}
 	sqlite3_bind_blob(st, WFS_ROW_NFIELDS + 2, mac, WFS_MAC_LEN, SQLITE_STATIC);
 	const struct wfs_val *path = &v[WFS_ROW_PATH];
-	if (path->type == WFS_V_TEXT && !wfs_buf_reserve(&a->rpath, path->len + 1)) {
-		wfs_reverse_bytes((char *)a->rpath.p, path->s, path->len);
-		sqlite3_bind_text(st, WFS_ROW_NFIELDS + 3, (const char *)a->rpath.p, (int)path->len,
-				  SQLITE_STATIC);
-	} else if (path->type == WFS_V_TEXT) {
-		return SQLITE_NOMEM;
+	if (path->type == WFS_V_TEXT) {
+		int64_t path_id;
+		int rc = wfs_paths_id(a, path->s, path->len, &path_id);
+		if (rc) {
+			sqlite3_clear_bindings(st);
+			return rc;
+		}
+		sqlite3_bind_int64(st, WFS_ROW_NFIELDS + 3, path_id);
 	}
 	return step_done(st);
 }
@@ -116,6 +125,7 @@ static int fail(struct wfs_audit *a, int rc, const char *what)
 	wfs_audit_set_error(a, "cannot %s audit database '%s': %s", what, a->db_path,
 			    sqlite3_errmsg(a->db));
 	sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+	wfs_paths_clear(a); /* it may hold ids of paths the rollback removed */
 	return e;
 }
 
@@ -142,7 +152,9 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 	}
 	int64_t last_id;
 	unsigned char prev[WFS_MAC_LEN];
-	rc = read_head(a, &last_id, prev);
+	rc = wfs_paths_begin(a);
+	if (!rc)
+		rc = read_head(a, &last_id, prev);
 	int64_t drained = 0;
 	if (!rc) {
 		sqlite3_bind_int64(a->st_jget, 1, a->j.id);
@@ -242,7 +254,7 @@ static int64_t mono_ms(void)
 }
 
 /*
- * When to drain. Inserting a row into SQLite (six b-trees and a MAC) costs
+ * When to drain. Inserting a row into SQLite (five b-trees and a MAC) costs
  * several times what the open it records costs the daemon, and on a small
  * machine a burst of opens (git status, a build) is CPU-bound: draining
  * during the burst slows the opens themselves. The rows are already safe

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -75,55 +76,129 @@ static void test_edited_last(void **state)
 	expect_bad(t, 100, "edited");
 }
 
-static void test_edited_rpath(void **state)
+/* path_id and the paths table are derived from path, outside the MAC:
+ * pointing a row at another path, or editing a path's reversal to hide
+ * rows from suffix queries, is still caught. */
+static void test_edited_path_id(void **state)
 {
 	struct tenv *t = *state;
-	/* rpath is outside the MAC (it is derived): hiding a row from suffix
-	 * queries by editing it alone is still caught */
-	assert_int_equal(sql_exec(t->db, "UPDATE events SET rpath = 'txt.' WHERE id = 7"), 0);
-	expect_bad(t, 7, "rpath");
+	assert_int_equal(sql_exec(t->db, "UPDATE events SET path_id = (SELECT path_id FROM events "
+					 "WHERE id = 8) WHERE id = 7"),
+			 0);
+	expect_bad(t, 7, "path_id");
 }
 
-/* A db written by schema v1 (no rpath, a full denial index) is migrated
- * by the first writable open: rpath filled for old rows, the chain still
- * verifies, suffix globs use the new index. A read-only open of a v1 db
- * (an older daemon still runs) must keep working without rpath. */
-static void test_migrate_v1(void **state)
+static void test_edited_paths_row(void **state)
 {
 	struct tenv *t = *state;
-	assert_int_equal(sql_exec(t->db, "DROP INDEX events_rpath; DROP INDEX events_denied; "
-					 "ALTER TABLE events DROP COLUMN rpath; CREATE INDEX "
-					 "events_decision ON events(decision, time_ns); "
-					 "PRAGMA user_version = 1"),
+	assert_int_equal(sql_exec(t->db, "UPDATE paths SET rpath = 'txt.' WHERE path = '/f/6'"), 0);
+	expect_bad(t, 7, "rpath");
+	assert_int_equal(sql_exec(t->db, "UPDATE paths SET rpath = '6/f/', path = '/g' WHERE "
+					 "path = '/f/6'"),
 			 0);
+	expect_bad(t, 7, "path_id");
+}
+
+/* Turns the db made by setup into one written by schema v1 (no rpath, a
+ * full denial index) or v2 (rpath in events, no paths table). */
+static void make_old_schema(const struct tenv *t, int version)
+{
+	assert_int_equal(sql_exec(t->db, "DROP INDEX events_path_id; ALTER TABLE events DROP "
+					 "COLUMN path_id; DROP TABLE paths; CREATE INDEX "
+					 "events_path ON events(path)"),
+			 0);
+	if (version == 1)
+		assert_int_equal(sql_exec(t->db, "DROP INDEX events_denied; CREATE INDEX "
+						 "events_decision ON events(decision, time_ns); "
+						 "PRAGMA user_version = 1"),
+				 0);
+	if (version == 1)
+		return;
+	assert_int_equal(sql_exec(t->db, "ALTER TABLE events ADD COLUMN rpath TEXT; CREATE "
+					 "INDEX events_rpath ON events(rpath); PRAGMA "
+					 "user_version = 2"),
+			 0);
+	for (int i = 0; i < 100; i++) { /* row i+1 has path /f/i */
+		char sql[128], rev[16];
+		int n = snprintf(rev, sizeof rev, "%d", i);
+		for (int k = 0; k < n / 2; k++) {
+			char c = rev[k];
+			rev[k] = rev[n - 1 - k];
+			rev[n - 1 - k] = c;
+		}
+		snprintf(sql, sizeof sql, "UPDATE events SET rpath = '%s/f/' WHERE id = %d", rev,
+			 i + 1);
+		assert_int_equal(sql_exec(t->db, sql), 0);
+	}
+}
+
+/* A db written by an older schema is migrated by the first writable open:
+ * a paths row for each distinct path, path_id filled for old rows, the
+ * chain still verifies, suffix globs use the paths' rpath index. A
+ * read-only open of an old db (an older daemon still runs) must keep
+ * working as it is. */
+static void migrate_from(const struct tenv *t, int version)
+{
+	make_old_schema(t, version);
 	struct wfs_audit_db *d;
 	char err[256];
 	struct wfs_audit_filter f;
 	wfs_audit_filter_init(&f);
 	f.path_glob = "*/42";
+	struct wfs_audit_verify_result r;
 	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
 	assert_int_equal(wfs_audit_query(d, &f, NULL, NULL, err, sizeof err), 1);
+	assert_int_equal(wfs_audit_verify(d, NULL, &r, err, sizeof err), 0);
 	wfs_audit_db_close(d);
+	if (version == 2) { /* v2's rpath is checked by verify */
+		assert_int_equal(sql_exec(t->db, "UPDATE events SET rpath = 'x' WHERE id = 9"), 0);
+		expect_bad(t, 9, "rpath");
+		assert_int_equal(sql_exec(t->db, "UPDATE events SET rpath = '8/f/' WHERE id = 9"),
+				 0);
+	}
 
 	assert_int_equal(wfs_audit_db_open(t->db, true, &d, err, sizeof err), 0);
 	wfs_audit_db_close(d);
-	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 2);
-	assert_int_equal(
-		sql_int(t->db,
-			"SELECT count(*) FROM events WHERE path = '/f/42' AND rpath = '24/f/'"),
-		1);
-	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events WHERE rpath IS NULL"), 0);
-	struct wfs_audit_verify_result r;
+	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 3);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM paths"), 100);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events e JOIN paths p ON p.id = "
+					"e.path_id WHERE p.path = e.path"),
+			 100);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM paths WHERE path = '/f/42' AND "
+					"rpath = '24/f/'"),
+			 1);
 	assert_int_equal(verify(t, &r), 0);
 	assert_int_equal(r.rows, 100);
 
 	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
 	char plan[1024];
 	assert_int_equal(wfs_audit_query_plan(d, &f, plan, sizeof plan), 0);
-	if (!strstr(plan, "events_rpath"))
+	if (!strstr(plan, "paths_rpath"))
 		fail_msg("plan: %s", plan);
 	assert_int_equal(wfs_audit_query(d, &f, NULL, NULL, err, sizeof err), 1);
 	wfs_audit_db_close(d);
+
+	/* and the writer goes on with the migrated db */
+	struct wfs_audit *a = topen(t, "/m", false, 0);
+	char p[64];
+	struct wfs_audit_event e = tevent(42, p, sizeof p);
+	assert_int_equal(wfs_audit_record(a, &e), 0);
+	wfs_audit_close(a);
+	assert_int_equal(sql_int(t->db, "SELECT count(DISTINCT path_id) FROM events WHERE path = "
+					"'/f/42'"),
+			 1);
+	assert_int_equal(verify(t, &r), 0);
+	assert_int_equal(r.rows, 101);
+}
+
+static void test_migrate_v1(void **state)
+{
+	migrate_from(*state, 1);
+}
+
+static void test_migrate_v2(void **state)
+{
+	migrate_from(*state, 2);
 }
 
 static void test_deleted(void **state)
@@ -157,7 +232,7 @@ static void test_inserted_copied_mac(void **state)
 	assert_int_equal(sql_exec(t->db,
 				  "INSERT INTO events SELECT 101, time_ns, mount, kind, "
 				  "path, flags, access, flag_names, class, form, decision, "
-				  "errno, rule, uid, gid, pid, comm, exe, detail, mac, rpath "
+				  "errno, rule, uid, gid, pid, comm, exe, detail, mac, path_id "
 				  "FROM events WHERE id = 100"),
 			 0);
 	expect_bad(t, 101, "inserted");
@@ -171,7 +246,7 @@ static void test_replaced_row(void **state)
 				  "DELETE FROM events WHERE id = 50; INSERT INTO events "
 				  "SELECT 50, time_ns, mount, kind, '/x', flags, access, "
 				  "flag_names, class, form, decision, errno, rule, uid, gid, "
-				  "pid, comm, exe, detail, mac, 'x/' FROM events WHERE id = 49"),
+				  "pid, comm, exe, detail, mac, NULL FROM events WHERE id = 49"),
 			 0);
 	struct wfs_audit_verify_result r;
 	assert_int_equal(verify(t, &r), 1);
@@ -227,6 +302,44 @@ static void test_prune(void **state)
 	expect_bad(t, 102, "deleted");
 }
 
+static void wait_for_row(const struct tenv *t, int64_t id)
+{
+	char sql[64];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE id = %lld", (long long)id);
+	for (int i = 0; i < 500 && !sql_int(t->db, sql); i++)
+		usleep(10000);
+	assert_int_equal(sql_int(t->db, sql), 1);
+}
+
+/* Prune deletes the paths no remaining row uses, and a running writer,
+ * which caches path ids, must not go on using the ids it deleted. */
+static void test_prune_paths(void **state)
+{
+	struct tenv *t = *state;
+	struct wfs_audit *a = topen(t, "/m", false, 0);
+	char p[64];
+	struct wfs_audit_event e = tevent(99, p, sizeof p);
+	assert_int_equal(wfs_audit_record(a, &e), 0); /* row 101: /f/99 again */
+	wait_for_row(t, 101);
+	assert_int_equal(prune(t, 1700000000000000000LL + 30 * 1000, 0), 30);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM paths"), 70);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM paths WHERE path = '/f/29'"), 0);
+	int64_t before = sql_int(t->db, "SELECT id FROM paths WHERE path = '/f/99'");
+
+	assert_int_equal(prune(t, INT64_MAX, 0), 71);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM paths"), 0);
+	assert_int_equal(wfs_audit_record(a, &e), 0); /* row 102: /f/99, id now gone */
+	wait_for_row(t, 102);
+	wfs_audit_close(a);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events e JOIN paths p ON p.id = "
+					"e.path_id AND p.path = '/f/99'"),
+			 1);
+	assert_true(sql_int(t->db, "SELECT path_id FROM events WHERE id = 102") != before);
+	struct wfs_audit_verify_result r;
+	assert_int_equal(verify(t, &r), 0);
+	assert_int_equal(r.rows, 1);
+}
+
 static void test_prune_refuses_tampered(void **state)
 {
 	struct tenv *t = *state;
@@ -268,11 +381,23 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, tenv_teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_intact),	       T(test_edited),	   T(test_edited_last),
-		T(test_edited_rpath),  T(test_migrate_v1), T(test_deleted),
-		T(test_deleted_tail),  T(test_inserted),   T(test_inserted_copied_mac),
-		T(test_replaced_row),  T(test_prune),	   T(test_prune_refuses_tampered),
-		T(test_forged_anchor), T(test_key_mode),
+		T(test_intact),
+		T(test_edited),
+		T(test_edited_last),
+		T(test_edited_path_id),
+		T(test_edited_paths_row),
+		T(test_migrate_v1),
+		T(test_migrate_v2),
+		T(test_deleted),
+		T(test_deleted_tail),
+		T(test_inserted),
+		T(test_inserted_copied_mac),
+		T(test_replaced_row),
+		T(test_prune),
+		T(test_prune_paths),
+		T(test_prune_refuses_tampered),
+		T(test_forged_anchor),
+		T(test_key_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -69,9 +69,10 @@ static void test_roundtrip(void **state)
 	wfs_audit_close(a);
 
 	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events"), 3);
-	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 2);
-	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events WHERE path = '/f/1' AND "
-					"rpath = '1/f/'"),
+	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 3);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events e JOIN paths p ON p.id = "
+					"e.path_id WHERE e.path = '/f/1' AND p.path = '/f/1' AND "
+					"p.rpath = '1/f/'"),
 			 1);
 	assert_int_equal(
 		sql_int(t->db,

@@ -177,11 +177,11 @@ static void test_path_index(void **state)
 	f.path_glob = "/home/alice/.ssh/*";
 	f.limit = 100;
 	assert_int_equal(wfs_audit_query_plan(d, &f, plan, sizeof plan), 0);
-	if (!strstr(plan, "USING INDEX events_path (path>? AND path<?)"))
+	if (!strstr(plan, "sqlite_autoindex_paths_1 (path>? AND path<?)"))
 		fail_msg("plan: %s", plan);
 	f.path_glob = "*.pem";
 	assert_int_equal(wfs_audit_query_plan(d, &f, plan, sizeof plan), 0);
-	if (!strstr(plan, "USING INDEX events_rpath (rpath>? AND rpath<?)"))
+	if (!strstr(plan, "USING INDEX paths_rpath (rpath>? AND rpath<?)"))
 		fail_msg("plan: %s", plan);
 	f.path_glob = NULL;
 	f.denied_only = true;
