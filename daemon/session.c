@@ -49,6 +49,19 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	fuse_set_feature_flag(conn, FUSE_CAP_READDIRPLUS);
 	fuse_set_feature_flag(conn, FUSE_CAP_READDIRPLUS_AUTO);
 	fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
+	/*
+	 * auto_inval_data drops a file's page cache whenever a GETATTR shows a
+	 * new mtime, and our own writes through the mount make one: every
+	 * block an encrypted file's writer just put in the cache was thrown
+	 * away and decrypted again on the next read. Only the daemon writes
+	 * the backing files of the files it serves from the cache (encrypted
+	 * ones, opened with keep_cache; a second mount of a backing dir is
+	 * refused), so nothing is lost by turning it off. Forwarded public
+	 * files are opened without keep_cache and still see changes made
+	 * behind the mount at their next open; passthrough files use the
+	 * backing file's own cache.
+	 */
+	fuse_unset_feature_flag(conn, FUSE_CAP_AUTO_INVAL_DATA);
 	fuse_unset_feature_flag(conn, FUSE_CAP_FLOCK_LOCKS); /* kernel-local locks */
 	fuse_unset_feature_flag(conn, FUSE_CAP_POSIX_LOCKS);
 	conn->max_write = 1u << 20;

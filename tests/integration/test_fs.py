@@ -62,6 +62,22 @@ def test_no_passthrough_forwards(vault):
         vault.umount()
 
 
+@pytest.mark.parametrize("args", [(), ("--no-passthrough",)], ids=["passthrough", "forwarded"])
+def test_public_file_changed_behind_the_mount_reads_new_at_next_open(vault, args):
+    """The kernel's cache of a public file is not kept across opens (the
+    daemon turns auto_inval_data off): a change made in the backing dir
+    while the file is cached shows at the next open."""
+    vault.mount(*args)
+    try:
+        p = vault.mnt / "f"
+        p.write_bytes(b"a" * 8192)
+        assert p.read_bytes() == b"a" * 8192  # now in the page cache
+        (vault.backing / "f").write_bytes(b"b" * 8192)  # same size
+        assert p.read_bytes() == b"b" * 8192
+    finally:
+        vault.umount()
+
+
 def test_vault_dir_hidden(mnt):
     assert ".wardfs" not in os.listdir(mnt.mnt)
     with pytest.raises(FileNotFoundError):
