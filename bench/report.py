@@ -27,6 +27,7 @@ METRICS = [
     ("seqread-cold", "Sequential read, 1 MiB blocks, cold cache", "MB/s", False),
     ("seqread-warm", "Sequential read, 1 MiB blocks, warm cache", "MB/s", False),
     ("randread", "Random read, 4 KiB, psync, 1 job", "IOPS", False),
+    ("randread-miss", "Random read, 4 KiB, psync, 1 job, page-cache misses only (20,000 reads from a dropped cache)", "IOPS", False),
     ("randwrite", "Random write, 4 KiB, psync, 1 job", "IOPS", False),
     ("create", "Metadata: create (+ write) small files", "files/s", True),
     ("stat", "Metadata: stat small files", "files/s", True),
