@@ -14,6 +14,7 @@
  * reads fewer (see path_is_dense).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,9 +221,7 @@ static bool path_is_dense(const struct wfs_audit_db *d, const struct wfs_where *
 		NULL);
 	if (rows <= 0)
 		return false;
-	int64_t bound = 1;
-	while (bound * bound < limit * rows)
-		bound++;
+	int64_t bound = (int64_t)ceil(sqrt((double)limit * (double)rows));
 	if (bound >= rows)
 		return false;
 	char sql[sizeof w->sql + 96];

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "internal.h"
 #include "util.h"
 
 static int setup(void **state)
@@ -107,26 +108,23 @@ static void make_old_schema(const struct tenv *t, int version)
 					 "COLUMN path_id; DROP TABLE paths; CREATE INDEX "
 					 "events_path ON events(path)"),
 			 0);
-	if (version == 1)
+	if (version == 1) {
 		assert_int_equal(sql_exec(t->db, "DROP INDEX events_denied; CREATE INDEX "
 						 "events_decision ON events(decision, time_ns); "
 						 "PRAGMA user_version = 1"),
 				 0);
-	if (version == 1)
 		return;
+	}
 	assert_int_equal(sql_exec(t->db, "ALTER TABLE events ADD COLUMN rpath TEXT; CREATE "
 					 "INDEX events_rpath ON events(rpath); PRAGMA "
 					 "user_version = 2"),
 			 0);
 	for (int i = 0; i < 100; i++) { /* row i+1 has path /f/i */
-		char sql[128], rev[16];
-		int n = snprintf(rev, sizeof rev, "%d", i);
-		for (int k = 0; k < n / 2; k++) {
-			char c = rev[k];
-			rev[k] = rev[n - 1 - k];
-			rev[n - 1 - k] = c;
-		}
-		snprintf(sql, sizeof sql, "UPDATE events SET rpath = '%s/f/' WHERE id = %d", rev,
+		char sql[128], path[16], rev[16];
+		int n = snprintf(path, sizeof path, "/f/%d", i);
+		wfs_reverse_bytes(rev, path, (size_t)n);
+		rev[n] = 0;
+		snprintf(sql, sizeof sql, "UPDATE events SET rpath = '%s' WHERE id = %d", rev,
 			 i + 1);
 		assert_int_equal(sql_exec(t->db, sql), 0);
 	}
