@@ -80,6 +80,10 @@ struct wfs_inode {
 
 	/* serializes read-modify-write on encrypted files */
 	pthread_rwlock_t io_lock;
+
+	/* backing bytes written in one run, not yet sent to disk (wb_lock) */
+	pthread_mutex_t wb_lock;
+	off_t wb_start, wb_end;
 };
 
 /* One open file (fuse_file_info.fh). */
@@ -205,6 +209,10 @@ void wfs_file_release(fuse_req_t req, struct wfs_file *f);
  * into the file and n->hdr. The caller keeps other opens from racing it
  * (open_lock or io_lock). Returns 0 or -errno. */
 int wfs_file_begin_encrypted(struct wfs_inode *n, int fd);
+
+/* writebehind.c: the daemon wrote backing bytes [start, end) of n through
+ * fd; starts their writeback once a contiguous run is long enough. */
+void wfs_write_behind(struct wfs_inode *n, int fd, off_t start, off_t end);
 
 /* readahead.c: once the kernel has answered INIT, raises the mount's
  * readahead to 1 MiB (a detached thread; failures are logged). */

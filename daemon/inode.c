@@ -42,6 +42,7 @@ int wfs_table_init(struct wfs_fs *fs)
 		fs->max_fds = 8192;
 	pthread_mutex_init(&fs->root.open_lock, NULL);
 	pthread_rwlock_init(&fs->root.io_lock, NULL);
+	pthread_mutex_init(&fs->root.wb_lock, NULL);
 	fs->root.nlookup = 1;
 	fs->root.fd = fs->root_fd;
 	fs->root.type = S_IFDIR;
@@ -120,6 +121,7 @@ static void inode_free(struct wfs_fs *fs, struct wfs_inode *n)
 		close(fd);
 	pthread_mutex_destroy(&n->open_lock);
 	pthread_rwlock_destroy(&n->io_lock);
+	pthread_mutex_destroy(&n->wb_lock);
 	free(n->name);
 	free(n);
 }
@@ -303,6 +305,7 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	atomic_init(&n->form, -1);
 	pthread_mutex_init(&n->open_lock, NULL);
 	pthread_rwlock_init(&n->io_lock, NULL);
+	pthread_mutex_init(&n->wb_lock, NULL);
 
 	pthread_mutex_lock(&wfs.table_lock);
 	struct wfs_inode *raced = find_locked(st->st_dev, st->st_ino);

@@ -156,6 +156,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		r = pwrite(f->fd, buf, size, off);
 		if (r < 0)
 			r = -errno;
+		else
+			wfs_write_behind(f->inode, f->fd, off, off + r);
 	} else {
 		struct wfs_inode *n = f->inode;
 		struct grow_guard g;
@@ -166,6 +168,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			grow_end(f, &g, r < 0);
 		}
 		pthread_rwlock_unlock(&n->io_lock);
+		/* the blocks rewritten: from the one holding off to the new end */
+		if (r > 0)
+			wfs_write_behind(n, f->fd, wfs_cipher_size(off - off % WFS_BLOCK_SIZE),
+					 wfs_cipher_size(off + r));
 	}
 	if (r >= 0 && !fi->writepage)
 		kill_suid(req, f->fd);
