@@ -481,6 +481,48 @@ def test_concurrent_writers_and_readers(mnt, direct):
     assert fsck(mnt).returncode == 0
 
 
+def _dirty_kib():
+    """Dirty + Writeback of the whole machine, in KiB (/proc/meminfo)."""
+    kib = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            name, value = line.split(":")
+            if name in ("Dirty", "Writeback"):
+                kib += int(value.split()[0])
+    return kib
+
+
+@pytest.mark.parametrize("policy", ["sensitive", "public"])
+def test_long_sequential_write_goes_to_disk_without_fsync(base, policy):
+    """The daemon starts the backing file's writeback as a long sequential
+    write arrives (write-behind), so the data is not left dirty until the
+    kernel's flusher comes for it 30 s later. Public files are checked on a
+    --no-passthrough mount, where the daemon writes them too."""
+    m = Mount(base)
+    m.policy.write_text(f"default {policy}\n")
+    m.init()
+    m.mount(*([] if policy == "sensitive" else ["--no-passthrough"]))
+    try:
+        p = m.mnt / "big"
+        data = os.urandom(1 << 20)
+        os.sync()
+        before = _dirty_kib()
+        with open(p, "wb") as fh:
+            for _ in range(64):
+                fh.write(data)
+        # no fsync, no sync: 64 MiB would stay dirty for about 30 s
+        assert wait_for(lambda: _dirty_kib() < before + 16 * 1024, timeout=8), (
+            f"{_dirty_kib() - before} KiB still dirty")
+        assert p.stat().st_size == 64 << 20
+        backing = (m.backing / "big").read_bytes()
+        if policy == "sensitive":
+            assert len(backing) == cipher_size(64 << 20) and backing[:8] == MAGIC
+        else:
+            assert backing == data * 64
+    finally:
+        m.umount()
+
+
 def test_empty_sensitive_file_open_readonly_then_written(vault):
     """`tail -f secret/log` on an empty file, then something appends: the
     second (writing) open shares the inode with the first, read-only one."""
