@@ -42,7 +42,8 @@ void wfs_write_behind(struct wfs_inode *n, int fd, off_t start, off_t end)
 		n->wb_start = n->wb_end;
 	}
 	pthread_mutex_unlock(&n->wb_lock);
-	/* SYNC_FILE_RANGE_WRITE only queues the pages; it waits for nothing */
+	/* SYNC_FILE_RANGE_WRITE starts the writeback without waiting for it
+	 * (only, like any writer, for room in a full device queue) */
 	if (len > 0 && sync_file_range(fd, from, len, SYNC_FILE_RANGE_WRITE) < 0) {
 		/* a hint: the fsync that matters still writes everything */
 	}
