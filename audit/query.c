@@ -373,6 +373,10 @@ int wfs_audit_top(struct wfs_audit_db *d, enum wfs_audit_stat what,
 		g.denied_only = true;
 	struct wfs_where w;
 	wfs_where_build(&w, &g, d->version, false);
+	/* The tops are about files: mounts, unmounts and reloads are rows too,
+	 * but their "/" and policy file are not paths anybody opened. */
+	if (!g.kind)
+		add(&w, "kind IN ('open', 'create')");
 	static const char *keys[] = {"path", "exe", "CAST(uid AS TEXT)",
 				     "coalesce(path, '') || char(9) || coalesce(exe, '')"};
 	static const char *groups[] = {"path", "exe", "uid", "path, exe"};

@@ -1043,6 +1043,10 @@ def test_tail_and_stats(qdb):
         if s["section"] != "totals":
             sec.setdefault(s["section"], []).append((s["key"], s["count"], s["denied"]))
     assert sec["paths"][0] == ("/pub/b", 150, 0)
+    # mount and unmount rows count in the totals, not as opens of "/" by nobody
+    assert db_rows(qdb.db, "SELECT count(*) FROM events WHERE kind = 'mount'")[0][0] > 0
+    assert "/" not in [k for k, _, _ in sec["paths"]]
+    assert "" not in [k for k, _, _ in sec["programs"]]
     assert ("/denied/f", 2, 2) in sec["paths"] and ("/pub/u", 4, 0) in sec["paths"]
     assert (str(qdb.user["uid"]), 4, 0) in sec["users"]
     assert ("/usr/bin/cat", 5, 0) in sec["programs"]
