@@ -22,13 +22,39 @@ static struct wfs_file *file_of(struct fuse_file_info *fi)
 	return (struct wfs_file *)(uintptr_t)fi->fh;
 }
 
-static __thread char *io_buf;
+/*
+ * Each worker thread keeps one WFS_MAX_IO buffer. It holds plaintext of
+ * sensitive files, so a thread that exits (libfuse ends workers it no
+ * longer needs) wipes and frees it in the key's destructor; a plain
+ * __thread pointer would leak a megabyte per exited thread.
+ */
+static pthread_key_t io_buf_key;
+static pthread_once_t io_buf_once = PTHREAD_ONCE_INIT;
+static bool io_buf_key_made;
+
+static void io_buf_free(void *buf)
+{
+	wfs_freezero(buf, WFS_MAX_IO);
+}
+
+static void io_buf_key_init(void)
+{
+	io_buf_key_made = pthread_key_create(&io_buf_key, io_buf_free) == 0;
+}
 
 static char *thread_buf(void)
 {
-	if (!io_buf)
-		io_buf = malloc(WFS_MAX_IO);
-	return io_buf;
+	pthread_once(&io_buf_once, io_buf_key_init);
+	if (!io_buf_key_made)
+		return NULL; /* the callers answer ENOMEM */
+	char *buf = pthread_getspecific(io_buf_key);
+	if (buf)
+		return buf;
+	if ((buf = malloc(WFS_MAX_IO)) != NULL && pthread_setspecific(io_buf_key, buf) != 0) {
+		free(buf);
+		buf = NULL;
+	}
+	return buf;
 }
 
 /*

@@ -272,8 +272,10 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(cfg, 1);
+	/* At most 16 workers, and idle ones are kept (libfuse's default): a
+	 * worker that exits takes its warm buffers with it, and the next
+	 * burst of requests pays for new ones. */
 	fuse_loop_cfg_set_max_threads(cfg, 16);
-	fuse_loop_cfg_set_idle_threads(cfg, 8);
 	ret = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
 	fuse_loop_cfg_destroy(cfg);
 

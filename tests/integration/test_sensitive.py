@@ -523,6 +523,40 @@ def test_long_sequential_write_goes_to_disk_without_fsync(base, policy):
         m.umount()
 
 
+def _rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def test_bursts_of_concurrent_readers_do_not_grow_the_daemon(mnt):
+    """Sixteen readers at once make the daemon start workers; bursts after
+    the first must reuse them (or free what exited ones held). A worker's
+    1 MiB plaintext buffer once leaked each time libfuse ended a worker:
+    about 10 MiB per burst here."""
+    p = mnt.mnt / "secret" / "f"
+    p.parent.mkdir(exist_ok=True)
+    p.write_bytes(os.urandom(32 << 20))
+    pid = int(mnt.status()["pid"])
+
+    def burst():
+        readers = [subprocess.Popen(["dd", f"if={p}", "of=/dev/null", "bs=1M",
+                                     "iflag=direct", "status=none"])
+                   for _ in range(16)]
+        assert [r.wait() for r in readers] == [0] * 16
+        time.sleep(0.3)  # let workers beyond the idle limit exit
+
+    for _ in range(3):
+        burst()
+    before = _rss_kib(pid)
+    for _ in range(8):
+        burst()
+    grown = _rss_kib(pid) - before
+    assert grown < 8 * 1024, f"the daemon grew by {grown} KiB over 8 bursts"
+
+
 def test_empty_sensitive_file_open_readonly_then_written(vault):
     """`tail -f secret/log` on an empty file, then something appends: the
     second (writing) open shares the inode with the first, read-only one."""
