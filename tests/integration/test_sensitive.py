@@ -481,15 +481,22 @@ def test_concurrent_writers_and_readers(mnt, direct):
     assert fsck(mnt).returncode == 0
 
 
-def _dirty_kib():
-    """Dirty + Writeback of the whole machine, in KiB (/proc/meminfo)."""
-    kib = 0
-    with open("/proc/meminfo") as f:
+def _proc_kib(path, *names):
+    """The sum of the "Name: N kB" fields names of a /proc file."""
+    kib, seen = 0, set()
+    with open(path) as f:
         for line in f:
-            name, value = line.split(":")
-            if name in ("Dirty", "Writeback"):
+            name, value = line.split(":", 1)
+            if name in names:
                 kib += int(value.split()[0])
+                seen.add(name)
+    assert seen == set(names), f"{path} has no {set(names) - seen}"
     return kib
+
+
+def _dirty_kib():
+    """Dirty + Writeback of the whole machine."""
+    return _proc_kib("/proc/meminfo", "Dirty", "Writeback")
 
 
 @pytest.mark.parametrize("policy", ["sensitive", "public"])
@@ -523,14 +530,6 @@ def test_long_sequential_write_goes_to_disk_without_fsync(base, policy):
         m.umount()
 
 
-def _rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
-
-
 def test_bursts_of_concurrent_readers_do_not_grow_the_daemon(mnt):
     """Sixteen readers at once make the daemon start workers; bursts after
     the first must reuse them (or free what exited ones held). A worker's
@@ -550,10 +549,10 @@ def test_bursts_of_concurrent_readers_do_not_grow_the_daemon(mnt):
 
     for _ in range(3):
         burst()
-    before = _rss_kib(pid)
+    before = _proc_kib(f"/proc/{pid}/status", "VmRSS")
     for _ in range(8):
         burst()
-    grown = _rss_kib(pid) - before
+    grown = _proc_kib(f"/proc/{pid}/status", "VmRSS") - before
     assert grown < 8 * 1024, f"the daemon grew by {grown} KiB over 8 bursts"
 
 
