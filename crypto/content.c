@@ -150,80 +150,123 @@ static int read_block(const struct wfs_keys *k, int fd, const struct wfs_file_hd
 	return (size_t)n == want ? 0 : -EIO;
 }
 
+/*
+ * Opens plaintext [pos, pos+n) out of stored blocks b0.. held in cb (got
+ * bytes from the start of block b0; pos lies in block b0) into out.
+ * Returns the bytes produced: n, or fewer where the stored blocks end (the
+ * file's end); or -EIO.
+ */
+static ssize_t open_span(const struct wfs_keys *k, const struct wfs_file_hdr *h, uint64_t b0,
+			 const uint8_t *cb, size_t got, uint8_t *out, size_t n, off_t pos)
+{
+	uint8_t tmp[WFS_BLOCK_SIZE];
+	size_t done = 0;
+	ssize_t r;
+
+	for (uint64_t j = 0; done < n; j++) {
+		uint64_t bi = b0 + j;
+		size_t avail = got > j * CB ? got - j * CB : 0;
+		size_t skip = (size_t)(pos + (off_t)done - (off_t)bi * PB);
+		size_t want = WFS_BLOCK_SIZE - skip, plen, take;
+
+		if (avail == 0)
+			break; /* EOF at a block boundary */
+		if (avail > CB)
+			avail = CB;
+		if (want > n - done)
+			want = n - done;
+		if (skip == 0 && want == WFS_BLOCK_SIZE && avail == CB) {
+			/* blocks j.. that are whole, stored whole, and wanted whole */
+			size_t run = (n - done) / WFS_BLOCK_SIZE, stored = got / CB - j;
+
+			if (run > stored)
+				run = stored;
+			if ((r = open_blocks(k, h, bi, cb + j * CB, run, out + done)) < 0)
+				goto fail;
+			done += run * WFS_BLOCK_SIZE;
+			j += run - 1;
+			continue;
+		}
+		if ((r = open_block(k, h, bi, cb + j * CB, avail, tmp)) < 0)
+			goto fail;
+		plen = (size_t)r;
+		take = plen > skip ? plen - skip : 0;
+		if (take > want)
+			take = want;
+		memcpy(out + done, tmp + skip, take);
+		done += take;
+		if (plen < WFS_BLOCK_SIZE)
+			break; /* a short block is the last one */
+	}
+	sodium_memzero(tmp, sizeof(tmp));
+	return (ssize_t)done;
+fail:
+	sodium_memzero(tmp, sizeof(tmp));
+	return r;
+}
+
+/* Clamps a request so that off + n fits off_t and n fits ssize_t. */
+static size_t clamp_len(size_t n, off_t off)
+{
+	if (n > (size_t)SSIZE_MAX)
+		n = (size_t)SSIZE_MAX;
+	if ((off_t)n > INT64_MAX - off)
+		n = (size_t)(INT64_MAX - off);
+	return n;
+}
+
 ssize_t wfs_content_pread(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h, void *buf,
 			  size_t n, off_t off)
 {
-	uint8_t *out = buf, *scr, tmp[WFS_BLOCK_SIZE];
+	uint8_t *out = buf, *scr;
 	size_t done = 0;
 	ssize_t r;
 
 	if (off < 0)
 		return -EINVAL;
-	if (n > (size_t)SSIZE_MAX)
-		n = (size_t)SSIZE_MAX;
-	if ((off_t)n > INT64_MAX - off)
-		n = (size_t)(INT64_MAX - off);
-	if (n == 0)
+	if ((n = clamp_len(n, off)) == 0)
 		return 0;
 	if ((scr = wfs__scratch()) == NULL)
 		return -ENOMEM;
 	while (done < n) {
 		off_t pos = off + (off_t)done;
 		uint64_t b0 = (uint64_t)(pos / PB);
-		uint64_t b1 = (uint64_t)((pos + (off_t)(n - done) - 1) / PB);
-		uint64_t nb = b1 - b0 + 1;
-		size_t got;
+		size_t span = (size_t)((off_t)WFS_SCRATCH_BLOCKS * PB - (pos - (off_t)b0 * PB));
 
-		if (nb > WFS_SCRATCH_BLOCKS)
-			nb = WFS_SCRATCH_BLOCKS;
+		if (span > n - done)
+			span = n - done;
+		uint64_t nb = (uint64_t)((pos + (off_t)span - 1) / PB) - b0 + 1;
 		if ((r = wfs__pread_full(fd, scr, nb * CB, cblock_off(b0))) < 0)
 			goto fail;
-		got = (size_t)r;
-		for (uint64_t j = 0; j < nb && done < n; j++) {
-			uint64_t bi = b0 + j;
-			size_t avail = got > j * CB ? got - j * CB : 0;
-			size_t skip = (size_t)(off + (off_t)done - (off_t)bi * PB);
-			size_t want = WFS_BLOCK_SIZE - skip, plen, take;
-
-			if (avail == 0)
-				return (ssize_t)done; /* EOF at a block boundary */
-			if (avail > CB)
-				avail = CB;
-			if (want > n - done)
-				want = n - done;
-			if (skip == 0 && want == WFS_BLOCK_SIZE && avail == CB) {
-				/* blocks j.. that are whole, stored whole, and wanted whole */
-				size_t run = nb - j, wanted = (n - done) / WFS_BLOCK_SIZE,
-				       stored = got / CB - j;
-
-				if (run > wanted)
-					run = wanted;
-				if (run > stored)
-					run = stored;
-				if ((r = open_blocks(k, h, bi, scr + j * CB, run, out + done)) < 0)
-					goto fail;
-				done += run * WFS_BLOCK_SIZE;
-				j += run - 1;
-				continue;
-			}
-			if ((r = open_block(k, h, bi, scr + j * CB, avail, tmp)) < 0)
-				goto fail;
-			plen = (size_t)r;
-			take = plen > skip ? plen - skip : 0;
-			if (take > want)
-				take = want;
-			memcpy(out + done, tmp + skip, take);
-			done += take;
-			if (plen < WFS_BLOCK_SIZE)
-				return (ssize_t)done; /* a short block is the last one */
-		}
-		if (got < nb * CB)
-			break;
+		if ((r = open_span(k, h, b0, scr, (size_t)r, out + done, span, pos)) < 0)
+			goto fail;
+		done += (size_t)r;
+		if ((size_t)r < span)
+			break; /* the file ends here */
 	}
 	return (ssize_t)done;
 fail:
 	sodium_memzero(buf, n); /* nothing unauthenticated leaves here */
-	sodium_memzero(tmp, sizeof(tmp));
+	return r;
+}
+
+ssize_t wfs_content_open(const struct wfs_keys *k, const struct wfs_file_hdr *h, const void *cipher,
+			 size_t clen, off_t coff, void *buf, size_t n, off_t off)
+{
+	ssize_t r;
+
+	if (off < 0)
+		return -EINVAL;
+	if ((n = clamp_len(n, off)) == 0)
+		return 0;
+	uint64_t b0 = (uint64_t)(off / PB);
+	off_t at = cblock_off(b0);
+	if (at < coff || at - coff > (off_t)clen)
+		return -EINVAL; /* the range does not start inside cipher */
+	r = open_span(k, h, b0, (const uint8_t *)cipher + (at - coff), clen - (size_t)(at - coff),
+		      buf, n, off);
+	if (r < 0)
+		sodium_memzero(buf, n);
 	return r;
 }
 

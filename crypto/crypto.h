@@ -109,6 +109,15 @@ off_t wfs_cipher_size(off_t plain_size);
  */
 ssize_t wfs_content_pread(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h, void *buf,
 			  size_t n, off_t off);
+/*
+ * The same as wfs_content_pread for a caller that already holds the
+ * ciphertext: cipher has the file's bytes [coff, coff + clen), and the
+ * blocks of [off, off + n) must lie in it. Where cipher ends inside the
+ * range, that is taken as the file's end (a short result). -EINVAL when
+ * the range's first block does not start inside cipher.
+ */
+ssize_t wfs_content_open(const struct wfs_keys *k, const struct wfs_file_hdr *h, const void *cipher,
+			 size_t clen, off_t coff, void *buf, size_t n, off_t off);
 ssize_t wfs_content_pwrite(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h,
 			   const void *buf, size_t n, off_t off);
 int wfs_content_truncate(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h,

@@ -257,6 +257,63 @@ static void test_large_io(void **state)
 	close(fd);
 }
 
+/* wfs_content_open gives what wfs_content_pread gives from the same bytes,
+ * for windows of the file that start on any 4 KiB boundary before the
+ * range (as the daemon's O_DIRECT reads do); a window that ends inside the
+ * range reads as the file's end; a flipped bit is EIO with nothing left. */
+static void test_open_held_cipher(void **state)
+{
+	size_t n = (1u << 20) + 5 * 4096 + 99;
+	int fd = test_memfd();
+	struct wfs_file_hdr h;
+	uint8_t *a = malloc(n), *got = malloc(n), *want = malloc(n);
+	off_t csize;
+	uint8_t *c;
+
+	(void)state;
+	test_pattern(a, n, 17);
+	assert_int_equal(wfs_hdr_write(K, fd, &h), 0);
+	assert_int_equal(wfs_content_pwrite(K, fd, &h, a, n, 0), (ssize_t)n);
+	csize = test_fsize(fd);
+	c = malloc((size_t)csize);
+	assert_int_equal(pread(fd, c, (size_t)csize, 0), csize);
+	static const off_t offs[] = {0, 1, 4095, 4096, 70000, 1 << 20, (1 << 20) + 5 * 4096};
+	static const size_t lens[] = {1, 4096, 4097, 65536, 1 << 20};
+	for (size_t o = 0; o < N(offs); o++)
+		for (size_t l = 0; l < N(lens); l++) {
+			off_t off = offs[o];
+			/* the 4 KiB-aligned window around the range's blocks */
+			off_t lo = wfs_cipher_size(off - off % 4096) / 4096 * 4096;
+			size_t len = lens[l];
+			ssize_t r = wfs_content_pread(K, fd, &h, want, len, off);
+			assert_true(r > 0);
+			assert_int_equal(wfs_content_open(K, &h, c + lo, (size_t)(csize - lo), lo,
+							  got, len, off),
+					 r);
+			assert_memory_equal(got, want, (size_t)r);
+		}
+	/* a window that stops after block 3: the read ends there */
+	assert_int_equal(
+		wfs_content_open(K, &h, c, wfs_cipher_size(4 * 4096), 0, got, 8 * 4096, 4096),
+		3 * 4096);
+	assert_memory_equal(got, a + 4096, 3 * 4096);
+	/* a range that starts before or after the window */
+	assert_int_equal(wfs_content_open(K, &h, c + 8192, 8192, 8192, got, 10, 0), -EINVAL);
+	assert_int_equal(wfs_content_open(K, &h, c, 8192, 0, got, 10, 1 << 20), -EINVAL);
+	/* tampered: EIO, nothing left in the buffer */
+	c[wfs_cipher_size(2 * 4096) + 100] ^= 1;
+	memset(got, 0xAA, n);
+	assert_int_equal(wfs_content_open(K, &h, c, (size_t)csize, 0, got, n, 0), -EIO);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(got[i], 0);
+	assert_int_equal(wfs_content_open(K, &h, c, (size_t)csize, 0, got, 8192, 0), 8192);
+	free(c);
+	free(a);
+	free(got);
+	free(want);
+	close(fd);
+}
+
 /* Large runs of blocks are opened on two threads (crypto/parallel.c): a
  * bad block in either half fails the whole read with EIO and nothing of
  * the buffer is left behind; the rest of the file still reads. */
@@ -673,6 +730,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_writes),
 		cmocka_unit_test(test_roundtrip_reads),
 		cmocka_unit_test(test_large_io),
+		cmocka_unit_test(test_open_held_cipher),
 		cmocka_unit_test(test_parallel_tamper),
 		cmocka_unit_test(test_gap),
 		cmocka_unit_test(test_truncate),
