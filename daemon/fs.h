@@ -80,6 +80,8 @@ struct wfs_inode {
 
 	/* serializes read-modify-write on encrypted files */
 	pthread_rwlock_t io_lock;
+	/* odd while the bytes of an encrypted file change (stream.c) */
+	atomic_uint_fast64_t data_gen;
 
 	/* backing bytes written in one run, not yet sent to disk (wb_lock) */
 	pthread_mutex_t wb_lock;
@@ -91,6 +93,10 @@ struct wfs_file {
 	int fd;
 	enum wfs_serve serve;
 	struct wfs_inode *inode;
+	/* encrypted: how far reads ran in order, and their stream (stream.c) */
+	_Atomic(off_t) seq_end, seq_run;
+	_Atomic(struct wfs_stream *) stream;
+	bool no_stream; /* one could not be started (streams_lock) */
 };
 
 struct wfs_fs {
@@ -125,6 +131,8 @@ struct wfs_fs {
 	atomic_uint_fast64_t integrity_errors;
 	/* READ/WRITE requests the daemon served itself (passthrough: none) */
 	atomic_uint_fast64_t reads_served, writes_served;
+	/* READ requests of encrypted files opened from a stream's ring */
+	atomic_uint_fast64_t reads_streamed;
 };
 
 extern struct wfs_fs wfs;
@@ -209,6 +217,34 @@ void wfs_file_release(fuse_req_t req, struct wfs_file *f);
  * into the file and n->hdr. The caller keeps other opens from racing it
  * (open_lock or io_lock). Returns 0 or -errno. */
 int wfs_file_begin_encrypted(struct wfs_inode *n, int fd);
+
+/*
+ * Every change of an encrypted file's bytes goes between these two: they
+ * take n->io_lock exclusively and keep n->data_gen odd meanwhile, so that
+ * ciphertext read ahead without the lock (stream.c) is known to be stale.
+ */
+static inline void wfs_io_change_begin(struct wfs_inode *n)
+{
+	pthread_rwlock_wrlock(&n->io_lock);
+	atomic_fetch_add(&n->data_gen, 1);
+}
+
+static inline void wfs_io_change_end(struct wfs_inode *n)
+{
+	atomic_fetch_add(&n->data_gen, 1);
+	pthread_rwlock_unlock(&n->io_lock);
+}
+
+/* stream.c: read-ahead of encrypted files read in order. */
+struct wfs_stream;
+/* Opens [off, off + size) from f's ring: bytes, -EIO, or -EAGAIN when the
+ * ring does not hold it. Called with n->io_lock held shared. */
+ssize_t wfs_stream_read(struct wfs_stream *s, char *buf, size_t size, off_t off);
+/* Notes a served read of f (missed: not from the ring): starts f's stream
+ * once reads run in order, and moves it to where they went. */
+void wfs_stream_note(struct wfs_file *f, off_t off, size_t size, bool missed);
+/* Ends f's stream, if any: at release. */
+void wfs_stream_stop(struct wfs_file *f);
 
 /* writebehind.c: the daemon wrote backing bytes [start, end) of n through
  * fd; starts their writeback once a contiguous run is long enough. */

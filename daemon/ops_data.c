@@ -140,9 +140,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (size > WFS_MAX_IO)
 		size = WFS_MAX_IO;
 	struct wfs_inode *n = f->inode;
+	struct wfs_stream *s = atomic_load(&f->stream);
+	ssize_t r = -EAGAIN;
 	pthread_rwlock_rdlock(&n->io_lock);
-	ssize_t r = wfs_content_pread(wfs.keys, f->fd, &n->hdr, buf, size, off);
+	if (s)
+		r = wfs_stream_read(s, buf, size, off);
+	bool streamed = r != -EAGAIN;
+	if (!streamed)
+		r = wfs_content_pread(wfs.keys, f->fd, &n->hdr, buf, size, off);
 	pthread_rwlock_unlock(&n->io_lock);
+	if (r > 0)
+		wfs_stream_note(f, off, (size_t)r, !streamed);
 	if (r == -EIO) {
 		char what[96];
 		snprintf(what, sizeof(what), "block at plaintext offset %lld failed authentication",
@@ -187,13 +195,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	} else {
 		struct wfs_inode *n = f->inode;
 		struct grow_guard g;
-		pthread_rwlock_wrlock(&n->io_lock);
+		wfs_io_change_begin(n);
 		r = grow_begin(f, n, &g, off + (off_t)size);
 		if (r == 0) {
 			r = wfs_content_pwrite(wfs.keys, f->fd, &n->hdr, buf, size, off);
 			grow_end(f, &g, r < 0);
 		}
-		pthread_rwlock_unlock(&n->io_lock);
+		wfs_io_change_end(n);
 		/* the blocks rewritten: from the one holding off to the new end */
 		if (r > 0)
 			wfs_write_behind(n, f->fd, wfs_cipher_size(off - off % WFS_BLOCK_SIZE),
@@ -226,7 +234,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	struct wfs_inode *n = f->inode;
 	int r = 0;
 	struct grow_guard g;
-	pthread_rwlock_wrlock(&n->io_lock);
+	wfs_io_change_begin(n);
 	if (!(mode & FALLOC_FL_KEEP_SIZE)) {
 		r = grow_begin(f, n, &g, off + len);
 		if (r == 0 && g.grows) {
@@ -234,7 +242,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 			grow_end(f, &g, r < 0);
 		}
 	}
-	pthread_rwlock_unlock(&n->io_lock);
+	wfs_io_change_end(n);
 	fuse_reply_err(req, -r);
 }
 

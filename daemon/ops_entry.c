@@ -202,7 +202,7 @@ static int truncate_encrypted(struct wfs_inode *n, int fd, off_t size)
 	struct stat st;
 	int r;
 	pthread_mutex_lock(&n->open_lock);
-	pthread_rwlock_wrlock(&n->io_lock);
+	wfs_io_change_begin(n);
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
 		goto out;
@@ -222,7 +222,7 @@ static int truncate_encrypted(struct wfs_inode *n, int fd, off_t size)
 	else if (r >= 0)
 		r = ftruncate(fd, size) < 0 ? -errno : 0;
 out:
-	pthread_rwlock_unlock(&n->io_lock);
+	wfs_io_change_end(n);
 	pthread_mutex_unlock(&n->open_lock);
 	return r;
 }

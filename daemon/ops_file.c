@@ -167,6 +167,7 @@ int wfs_file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_file_
 static void file_close(fuse_req_t req, struct wfs_file *f)
 {
 	struct wfs_inode *n = f->inode;
+	wfs_stream_stop(f);
 	pthread_mutex_lock(&n->open_lock);
 	if (--n->opens == 0 && n->backing_id > 0) {
 		fuse_passthrough_close(req, n->backing_id);
@@ -187,9 +188,9 @@ static int open_truncate(struct wfs_file *f)
 {
 	if (f->serve != WFS_SERVE_ENCRYPTED)
 		return ftruncate(f->fd, 0) < 0 ? -errno : 0;
-	pthread_rwlock_wrlock(&f->inode->io_lock);
+	wfs_io_change_begin(f->inode);
 	int r = wfs_content_truncate(wfs.keys, f->fd, &f->inode->hdr, 0);
-	pthread_rwlock_unlock(&f->inode->io_lock);
+	wfs_io_change_end(f->inode);
 	return r;
 }
 
