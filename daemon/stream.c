@@ -364,8 +364,8 @@ static struct wfs_stream *stream_new(struct wfs_inode *n, off_t off)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (int i = 0; i < READERS; i++)
-		if (pthread_create(&s->thread[i], NULL, stream_main, s) == 0)
-			s->nthreads++;
+		if (pthread_create(&s->thread[s->nthreads], NULL, stream_main, s) == 0)
+			pthread_setname_np(s->thread[s->nthreads++], "wardfs-stream");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (s->nthreads == 0)
 		goto fail;

@@ -556,6 +556,147 @@ def test_bursts_of_concurrent_readers_do_not_grow_the_daemon(mnt):
     assert grown < 8 * 1024, f"the daemon grew by {grown} KiB over 8 bursts"
 
 
+# Read-ahead streams (daemon/stream.c): an encrypted file read in order is
+# read ahead with O_DIRECT into a ring. O_DIRECT opens on the mount send
+# every read to the daemon, so these tests know which requests it sees.
+
+MiB = 1 << 20
+
+
+def _aligned(n):
+    """A page-aligned buffer for O_DIRECT I/O on the mount."""
+    return mmap.mmap(-1, n)
+
+
+def _direct_pread(fd, n, off):
+    buf = _aligned(n)
+    got = os.preadv(fd, [buf], off)
+    return bytes(buf[:got])
+
+
+def _stream_threads(pid):
+    task = pathlib.Path(f"/proc/{pid}/task")
+    names = []
+    for t in task.iterdir():
+        with contextlib.suppress(OSError):
+            names.append((t / "comm").read_text().strip())
+    return names.count("wardfs-stream")
+
+
+def _direct_fds(pid):
+    """Open O_DIRECT fds of the daemon (the streams' backing fds)."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        with contextlib.suppress(OSError):
+            flags = open(f"/proc/{pid}/fdinfo/{fd}").read().split("flags:")[1].split()[0]
+            n += bool(int(flags, 8) & os.O_DIRECT)
+    return n
+
+
+def test_stream_sees_writes_made_while_it_reads_ahead(mnt):
+    """A reader in order gets a stream that reads megabytes ahead of it.
+    Writes (aligned O_DIRECT, small buffered ones, a truncate) land in
+    the part already read ahead; the reader must get the new bytes, never
+    the ring's old ones."""
+    (mnt.mnt / "secret").mkdir()
+    p = mnt.mnt / "secret" / "big"
+    ref = bytearray(os.urandom(24 * MiB))
+    p.write_bytes(ref)
+    drop_caches()
+    before = int(mnt.status()["reads-streamed"])
+    r = os.open(p, os.O_RDONLY | os.O_DIRECT)
+    w = os.open(p, os.O_RDWR)
+    wd = os.open(p, os.O_RDWR | os.O_DIRECT)
+    try:
+        for i in range(24):
+            got = _direct_pread(r, MiB, i * MiB)
+            assert got == bytes(ref[i * MiB:(i + 1) * MiB]), f"megabyte {i} differs"
+            if i == 6:
+                # megabytes 7.. are in the ring by now
+                new = _aligned(64 << 10)
+                new.write(os.urandom(64 << 10))
+                assert os.pwritev(wd, [new], 9 * MiB + 8192) == 64 << 10
+                ref[9 * MiB + 8192:9 * MiB + 8192 + (64 << 10)] = new[:]
+                os.pwrite(w, b"changed while read ahead", 8 * MiB + 100)
+                os.fsync(w)
+                ref[8 * MiB + 100:8 * MiB + 124] = b"changed while read ahead"
+            if i == 14:
+                os.ftruncate(w, 18 * MiB + 1234)
+                del ref[18 * MiB + 1234:]
+                ref[16 * MiB:16 * MiB + 5] = b"after"
+                os.pwrite(w, b"after", 16 * MiB)
+                os.fsync(w)
+                assert len(ref) == 18 * MiB + 1234
+    finally:
+        os.close(wd)
+        os.close(w)
+        os.close(r)
+    streamed = int(mnt.status()["reads-streamed"]) - before
+    assert streamed >= 12, f"only {streamed} reads came from the read-ahead ring"
+    drop_caches()
+    assert hashlib.sha256(p.read_bytes()).digest() == hashlib.sha256(ref).digest()
+
+
+def test_stream_tampered_block_reads_eio(mnt):
+    """A flipped bit in a megabyte the stream read ahead: that read is EIO
+    and audited, the megabytes before and after read correctly."""
+    (mnt.mnt / "secret").mkdir()
+    p = mnt.mnt / "secret" / "big"
+    ref = os.urandom(12 * MiB)
+    p.write_bytes(ref)
+    bad_block = 8 * 256 + 17
+    with open(mnt.backing / "secret" / "big", "r+b") as fh:
+        fh.seek(block_off(bad_block) + 40)
+        b = fh.read(1)
+        fh.seek(block_off(bad_block) + 40)
+        fh.write(bytes([b[0] ^ 1]))
+    drop_caches()
+    before = int(mnt.status()["reads-streamed"])
+    errors = int(mnt.status()["integrity-errors"])
+    fd = os.open(p, os.O_RDONLY | os.O_DIRECT)
+    try:
+        for i in range(12):
+            if i == 8:
+                with pytest.raises(OSError) as ei:
+                    _direct_pread(fd, MiB, i * MiB)
+                assert ei.value.errno == errno.EIO
+            else:
+                assert _direct_pread(fd, MiB, i * MiB) == ref[i * MiB:(i + 1) * MiB]
+    finally:
+        os.close(fd)
+    assert int(mnt.status()["reads-streamed"]) - before >= 6
+    assert int(mnt.status()["integrity-errors"]) > errors
+
+
+def test_streams_end_with_their_files(mnt):
+    """Six files read in order at once: at most four streams (two threads
+    each) run, every file reads back intact, and closing the files ends
+    the streams and closes their O_DIRECT fds."""
+    (mnt.mnt / "secret").mkdir()
+    pid = int(mnt.status()["pid"])
+    refs = []
+    for k in range(6):
+        refs.append(os.urandom(10 * MiB))
+        (mnt.mnt / "secret" / f"f{k}").write_bytes(refs[k])
+    drop_caches()
+    assert _stream_threads(pid) == 0 and _direct_fds(pid) == 0
+    fds = [os.open(mnt.mnt / "secret" / f"f{k}", os.O_RDONLY | os.O_DIRECT) for k in range(6)]
+    most = most_fds = 0
+    try:
+        for i in range(10):
+            for k, fd in enumerate(fds):
+                assert _direct_pread(fd, MiB, i * MiB) == refs[k][i * MiB:(i + 1) * MiB]
+            most = max(most, _stream_threads(pid))
+            most_fds = max(most_fds, _direct_fds(pid))
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert 2 <= most <= 8, f"{most} stream threads for six files"
+    assert 1 <= most_fds <= 4, f"{most_fds} O_DIRECT fds for six files"
+    assert wait_for(lambda: _stream_threads(pid) == 0), "streams left running"
+    assert _direct_fds(pid) == 0
+
+
 def test_empty_sensitive_file_open_readonly_then_written(vault):
     """`tail -f secret/log` on an empty file, then something appends: the
     second (writing) open shares the inode with the first, read-only one."""
