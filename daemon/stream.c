@@ -10,7 +10,7 @@
  * fresh page-cache page, on top of the mount's own cache of the plaintext,
  * and the backing file's readahead is not deep enough to keep the disk
  * busy. Measured here, a cold 1 GiB read went from 783-935 MiB/s to
- * 1,059-1,234 MiB/s and the CPU time per GiB fell by a fifth.
+ * 1,059-1,234 MiB/s and the CPU time per GiB fell by a quarter.
  *
  * Coherence: the ring is filled without n->io_lock. Every change of an
  * encrypted file's bytes happens under io_lock held exclusively between two
