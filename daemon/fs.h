@@ -212,7 +212,6 @@ void wfs_fill_entry(struct fuse_entry_param *e, struct wfs_inode *n, const struc
 /* file data paths */
 int wfs_file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_file_info *fi,
 		  bool created, const struct wfs_decision *dec, const char **form);
-void wfs_file_release(fuse_req_t req, struct wfs_file *f);
 /* Makes empty file fd (inode n, sensitive) encrypted: writes a fresh header
  * into the file and n->hdr. The caller keeps other opens from racing it
  * (open_lock or io_lock). Returns 0 or -errno. */

@@ -4,7 +4,9 @@
  * lseek for every mode (the kernel still sends those with passthrough).
  *
  * Encrypted files: readers share n->io_lock, writers and truncates take it
- * exclusively (read-modify-write of partial blocks). Buffers are per thread
+ * exclusively (read-modify-write of partial blocks) through
+ * wfs_io_change_begin/end. Reads of a file read in order come from its
+ * read-ahead stream (stream.c) when it holds them. Buffers are per thread
  * and sized for max_write, so the hot path does not allocate.
  */
 #include <errno.h>

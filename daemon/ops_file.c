@@ -178,11 +178,6 @@ static void file_close(fuse_req_t req, struct wfs_file *f)
 	free(f);
 }
 
-void wfs_file_release(fuse_req_t req, struct wfs_file *f)
-{
-	file_close(req, f);
-}
-
 /* Truncates at open time (O_TRUNC) in the file's own form. */
 static int open_truncate(struct wfs_file *f)
 {
