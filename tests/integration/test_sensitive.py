@@ -11,7 +11,9 @@ import os
 import pathlib
 import re
 import shutil
+import random
 import signal
+import struct
 import subprocess
 import time
 
@@ -666,6 +668,74 @@ def test_stream_tampered_block_reads_eio(mnt):
         os.close(fd)
     assert int(mnt.status()["reads-streamed"]) - before >= 6
     assert int(mnt.status()["integrity-errors"]) > errors
+
+
+def _versioned_mib(m, v):
+    """Megabyte m of the versions file at version v: every 16-byte record
+    of block b says (m, b, v, magic)."""
+    return b"".join(struct.pack("<IIII", m, b, v, 0x5EED) * (PB // 16) for b in range(MiB // PB))
+
+
+def test_stream_never_serves_bytes_older_than_a_finished_write(mnt):
+    """A writer rewrites whole megabytes with a new version while a reader
+    streams through the file again and again. Every block a read returns
+    must be whole, in its place, and at least as new as the last write of
+    its megabyte that had finished before the read began: the ring must
+    never hand out ciphertext that a finished write replaced."""
+    (mnt.mnt / "secret").mkdir()
+    p = mnt.mnt / "secret" / "versions"
+    nmb, writes = 16, 160
+    p.write_bytes(b"".join(_versioned_mib(m, 0) for m in range(nmb)))
+    # shared with the children: done[m] (last finished version), started[m], stop
+    shared = mmap.mmap(-1, 4 * (2 * nmb + 1))
+    before = int(mnt.status()["reads-streamed"])
+
+    def get(i):
+        return struct.unpack_from("<I", shared, 4 * i)[0]
+
+    def put(i, v):
+        struct.pack_into("<I", shared, 4 * i, v)
+
+    def writer():
+        rnd = random.Random(7)
+        buf = _aligned(MiB)
+        fd = os.open(p, os.O_RDWR | os.O_DIRECT)
+        try:
+            for v in range(1, writes + 1):
+                m = rnd.randrange(nmb)
+                buf[:] = _versioned_mib(m, v)
+                put(nmb + m, v)
+                assert os.pwritev(fd, [buf], m * MiB) == MiB
+                put(m, v)
+                time.sleep(0.002)
+        finally:
+            os.close(fd)
+            put(2 * nmb, 1)
+
+    def reader():
+        fd = os.open(p, os.O_RDONLY | os.O_DIRECT)
+        passes = 0
+        try:
+            while not get(2 * nmb) or passes < 2:
+                for m in range(nmb):
+                    low = get(m)
+                    got = _direct_pread(fd, MiB, m * MiB)
+                    high = get(nmb + m)
+                    assert len(got) == MiB
+                    for b in range(MiB // PB):
+                        rec = got[b * PB:b * PB + 16]
+                        mm, bb, v, magic = struct.unpack("<IIII", rec)
+                        assert (mm, bb, magic) == (m, b, 0x5EED), f"block {b} of megabyte {m}"
+                        assert got[b * PB:(b + 1) * PB] == rec * (PB // 16)
+                        assert low <= v <= high, f"megabyte {m} block {b}: version {v} " \
+                            f"read, {low} had finished before the read"
+                passes += 1
+        finally:
+            os.close(fd)
+
+    _wait_all([_child(writer), _child(reader)])
+    streamed = int(mnt.status()["reads-streamed"]) - before
+    assert streamed >= 2 * nmb, f"only {streamed} reads came from the read-ahead ring"
 
 
 def test_streams_end_with_their_files(mnt):
