@@ -233,21 +233,16 @@ ssize_t wfs_stream_read(struct wfs_stream *s, char *buf, size_t size, off_t off)
 		return -EAGAIN;
 
 	pthread_mutex_lock(&s->lock);
-	a = slot_of_or_read(s, c0, gen);
-	if (a && c1 != c0 && !a->eof) {
-		a->users++; /* kept while this thread may read c1 */
-		b = slot_of_or_read(s, c1, gen);
-		a->users--;
-		if (!b)
-			a = NULL;
-	}
-	if (!a) {
-		pthread_mutex_unlock(&s->lock);
-		return -EAGAIN;
-	}
-	a->users++;
-	if (b)
+	if ((a = slot_of_or_read(s, c0, gen)) == NULL)
+		goto miss;
+	a->users++; /* also while this thread may read c1, dropping the lock */
+	if (c1 != c0 && !a->eof) {
+		if ((b = slot_of_or_read(s, c1, gen)) == NULL) {
+			slot_put(a);
+			goto miss;
+		}
 		b->users++;
+	}
 	if (off + (off_t)size > s->served_to)
 		s->served_to = off + (off_t)size;
 	pthread_cond_broadcast(&s->cv);
@@ -270,6 +265,9 @@ ssize_t wfs_stream_read(struct wfs_stream *s, char *buf, size_t size, off_t off)
 	if (r >= 0)
 		atomic_fetch_add_explicit(&wfs.reads_streamed, 1, memory_order_relaxed);
 	return r;
+miss:
+	pthread_mutex_unlock(&s->lock);
+	return -EAGAIN;
 }
 
 /*
