@@ -174,22 +174,30 @@ static void *stream_main(void *arg)
 	return NULL;
 }
 
-/* A usable slot holding chunk c, waiting for a read of it under way.
- * Called with s->lock held. */
+/* The slot holding chunk c as of generation gen, or NULL; *reading says
+ * whether a read of c is under way. Called with s->lock held. */
+static struct slot *slot_find(struct wfs_stream *s, uint64_t c, uint64_t gen, bool *reading)
+{
+	*reading = false;
+	for (int i = 0; i < SLOTS; i++) {
+		struct slot *sl = &s->slot[i];
+		if (sl->chunk != c || sl->dead)
+			continue;
+		if (sl->state == SLOT_READY && sl->gen == gen)
+			return sl;
+		*reading |= sl->state == SLOT_READING;
+	}
+	return NULL;
+}
+
+/* slot_find, waiting for a read of chunk c under way. (s->lock held) */
 static struct slot *slot_of(struct wfs_stream *s, uint64_t c, uint64_t gen)
 {
 	for (;;) {
-		bool reading = false;
-		for (int i = 0; i < SLOTS; i++) {
-			struct slot *sl = &s->slot[i];
-			if (sl->chunk != c || sl->dead)
-				continue;
-			if (sl->state == SLOT_READY && sl->gen == gen)
-				return sl;
-			reading |= sl->state == SLOT_READING;
-		}
-		if (!reading || s->stop)
-			return NULL;
+		bool reading;
+		struct slot *sl = slot_find(s, c, gen, &reading);
+		if (sl || !reading || s->stop)
+			return sl;
 		pthread_cond_wait(&s->cv, &s->lock);
 	}
 }
@@ -279,14 +287,9 @@ miss:
 static void stream_reset(struct wfs_stream *s, off_t off)
 {
 	uint64_t c = (uint64_t)(off / CHUNK), gen = atomic_load(&s->n->data_gen);
+	bool reading;
 	pthread_mutex_lock(&s->lock);
-	for (int i = 0; i < SLOTS && !s->failed; i++) {
-		struct slot *sl = &s->slot[i];
-		if (sl->chunk == c && !sl->dead &&
-		    (sl->state == SLOT_READING || (sl->state == SLOT_READY && sl->gen == gen)))
-			goto out;
-	}
-	if (s->failed)
+	if (s->failed || slot_find(s, c, gen, &reading) || reading)
 		goto out;
 	s->epoch++;
 	for (int i = 0; i < SLOTS; i++) {
@@ -298,7 +301,7 @@ static void stream_reset(struct wfs_stream *s, off_t off)
 		else
 			sl->state = SLOT_FREE;
 	}
-	s->next = (uint64_t)(off / CHUNK);
+	s->next = c;
 	s->served_to = off;
 	s->at_eof = false;
 	pthread_cond_broadcast(&s->cv);
