@@ -1,5 +1,5 @@
 # Thin wrapper over CMake: `make` sets up and builds build/wardfs,
-# `make demo` runs the demo, `make test` runs every test, `make install`
+# `make demo` runs the demo, `make test` runs every test, `make test-long` the soaks, `make install`
 # installs (PREFIX, default /usr/local, under DESTDIR if set).
 BUILD ?= build
 PREFIX ?= /usr/local
@@ -7,7 +7,7 @@ DESTDIR ?=
 ROOT := $(CURDIR)
 export PKG_CONFIG_PATH := $(ROOT)/deps/libfuse/lib/pkgconfig:$(PKG_CONFIG_PATH)
 
-.PHONY: all setup build install demo test unit integration asan fuzz bench format clean
+.PHONY: all setup build install demo test test-long unit integration asan fuzz bench format clean
 
 all: build
 
@@ -26,6 +26,10 @@ demo: build
 
 test: build
 	@bash scripts/test.sh
+
+# Soak and long crash loops (pytest marker `long`), kept out of `make test`.
+test-long: build
+	@/usr/bin/python3 -m pytest -q -p no:cacheprovider -m long tests/integration
 
 asan: setup
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWARDFS_SANITIZE=ON >/dev/null

@@ -48,8 +48,9 @@ struct wfs_inode {
 	dev_t dev;
 	ino_t ino;
 	uint64_t nlookup;
-	struct wfs_inode *hnext;
-	mode_t type; /* S_IFMT bits, fixed */
+	struct wfs_inode *hnext; /* hash chain, or fs.stale when !hashed */
+	bool hashed;		 /* false: its number now names another file */
+	mode_t type;		 /* S_IFMT bits, fixed */
 
 	/* identity */
 	unsigned handle_type, handle_bytes;
@@ -109,6 +110,7 @@ struct wfs_fs {
 
 	pthread_mutex_t table_lock;
 	struct wfs_inode **buckets;
+	struct wfs_inode *stale; /* entries of files whose number was reused */
 	size_t nbuckets, ninodes;
 
 	pthread_mutex_t fd_lock;

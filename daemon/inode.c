@@ -1,6 +1,6 @@
 /*
- * inode.c - the inode table: backing inodes the kernel knows, keyed by
- * (st_dev, st_ino) and identified by file handles.
+ * inode.c - the inode table: backing inodes the kernel knows, hashed by
+ * (st_dev, st_ino) and identified by their whole file handles.
  *
  * A home directory has far more files than the 20,000 fds a process may
  * hold, so an inode does not own an fd. It keeps a file handle
@@ -10,6 +10,15 @@
  * Every inode except the root holds a reference on the parent it was last
  * reached through, so the policy path of any known inode can be rebuilt by
  * walking up (renames move the link; see wfs_inode_rename).
+ *
+ * (dev, ino) alone is not an identity: ext4 hands a freed inode number to
+ * the next file created, often before the kernel's FORGET of the old file
+ * reaches us. A lookup that met the old entry would lend the new file the
+ * old one's handle (ESTALE at open), form and class. So an entry matches
+ * only when its handle (which carries the inode generation) is the file's,
+ * and an entry whose number was reused leaves the hash: the kernel may
+ * still name it until it forgets it, and it then reads as the deleted file
+ * it is.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -126,16 +135,21 @@ static void inode_free(struct wfs_fs *fs, struct wfs_inode *n)
 	free(n);
 }
 
+static void free_chain(struct wfs_fs *fs, struct wfs_inode *n)
+{
+	while (n) {
+		struct wfs_inode *next = n->hnext;
+		inode_free(fs, n);
+		n = next;
+	}
+}
+
 void wfs_table_destroy(struct wfs_fs *fs)
 {
-	for (size_t i = 0; i < fs->nbuckets; i++) {
-		struct wfs_inode *n = fs->buckets[i];
-		while (n) {
-			struct wfs_inode *next = n->hnext;
-			inode_free(fs, n);
-			n = next;
-		}
-	}
+	for (size_t i = 0; i < fs->nbuckets; i++)
+		free_chain(fs, fs->buckets[i]);
+	free_chain(fs, fs->stale);
+	fs->stale = NULL;
 	free(fs->buckets);
 	fs->buckets = NULL;
 }
@@ -152,6 +166,27 @@ fuse_ino_t wfs_inode_ino(struct wfs_inode *n)
 	return n == &wfs.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
 }
 
+/* Takes n off its chain: its hash bucket, or the list of stale entries. */
+static void unchain_locked(struct wfs_fs *fs, struct wfs_inode *n)
+{
+	struct wfs_inode **pp =
+		n->hashed ? &fs->buckets[bucket_of(n->dev, n->ino, fs->nbuckets)] : &fs->stale;
+	while (*pp != n)
+		pp = &(*pp)->hnext;
+	*pp = n->hnext;
+	n->hnext = NULL;
+}
+
+/* Moves n, whose inode number now names another file, to the stale list:
+ * lookups no longer find it, and it is freed when the kernel forgets it. */
+static void unhash_locked(struct wfs_fs *fs, struct wfs_inode *n)
+{
+	unchain_locked(fs, n);
+	n->hashed = false;
+	n->hnext = fs->stale;
+	fs->stale = n;
+}
+
 /* Drops count references from n; an inode whose count reaches zero leaves
  * the table and drops its reference on its parent. nlookup counts both the
  * kernel's lookups and children linked below, since both keep it alive. */
@@ -162,10 +197,7 @@ static void unref_locked(struct wfs_fs *fs, struct wfs_inode *n, uint64_t count,
 		n->nlookup -= count;
 		if (n->nlookup)
 			return;
-		struct wfs_inode **pp = &fs->buckets[bucket_of(n->dev, n->ino, fs->nbuckets)];
-		while (*pp != n)
-			pp = &(*pp)->hnext;
-		*pp = n->hnext;
+		unchain_locked(fs, n);
 		fs->ninodes--;
 		struct wfs_inode *parent = n->parent;
 		n->hnext = *freelist;
@@ -175,22 +207,13 @@ static void unref_locked(struct wfs_fs *fs, struct wfs_inode *n, uint64_t count,
 	}
 }
 
-static void free_list(struct wfs_fs *fs, struct wfs_inode *list)
-{
-	while (list) {
-		struct wfs_inode *next = list->hnext;
-		inode_free(fs, list);
-		list = next;
-	}
-}
-
 void wfs_inode_forget(struct wfs_inode *n, uint64_t nlookup)
 {
 	struct wfs_inode *freelist = NULL;
 	pthread_mutex_lock(&wfs.table_lock);
 	unref_locked(&wfs, n, nlookup, &freelist);
 	pthread_mutex_unlock(&wfs.table_lock);
-	free_list(&wfs, freelist);
+	free_chain(&wfs, freelist);
 }
 
 /* Points n at (parent, name); caller holds table_lock and frees what lands
@@ -221,14 +244,42 @@ void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const ch
 	set_name_locked(n, newparent, newname, &freelist);
 	atomic_fetch_add(&wfs.policy_gen, 1); /* paths under n changed */
 	pthread_mutex_unlock(&wfs.table_lock);
-	free_list(&wfs, freelist);
+	free_chain(&wfs, freelist);
 }
 
+/* The entry of (dev, ino) in the hash: the newest file with that number. */
 static struct wfs_inode *find_locked(dev_t dev, ino_t ino)
 {
 	struct wfs_inode *n = wfs.buckets[bucket_of(dev, ino, wfs.nbuckets)];
 	while (n && !(n->ino == ino && n->dev == dev))
 		n = n->hnext;
+	return n;
+}
+
+static bool same_handle(const struct wfs_inode *n, const struct file_handle *fh)
+{
+	return n->handle_type == (unsigned)fh->handle_type && n->handle_bytes == fh->handle_bytes &&
+	       memcmp(n->handle, fh->f_handle, fh->handle_bytes) == 0;
+}
+
+/*
+ * The entry of the file st and fh describe, with one more lookup reference
+ * and its name set to (parent, name); NULL when there is none. An entry
+ * of an older file with the same number leaves the hash (see the top).
+ */
+static struct wfs_inode *take_known_locked(const struct stat *st, const struct file_handle *fh,
+					   struct wfs_inode *parent, const char *name,
+					   struct wfs_inode **freelist)
+{
+	struct wfs_inode *n = find_locked(st->st_dev, st->st_ino);
+	if (!n)
+		return NULL;
+	if (!same_handle(n, fh)) {
+		unhash_locked(&wfs, n);
+		return NULL;
+	}
+	n->nlookup++;
+	set_name_locked(n, parent, name, freelist);
 	return n;
 }
 
@@ -254,6 +305,8 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 		     struct wfs_inode **out)
 {
 	struct wfs_inode *freelist = NULL;
+	struct handle_buf hb = {.fh.handle_bytes = WFS_HANDLE_MAX};
+	int mount_id;
 	int pfd = wfs_inode_fd(parent);
 	if (pfd < 0)
 		return pfd;
@@ -262,32 +315,18 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	wfs_inode_put_fd(parent);
 	if (err)
 		return err;
-	if (fstat(fd, st) < 0) {
-		err = -errno;
+	if (fstat(fd, st) < 0 || name_to_handle_at(fd, "", &hb.fh, &mount_id, AT_EMPTY_PATH) < 0) {
+		err = errno == EOVERFLOW ? -EOPNOTSUPP : -errno;
 		close(fd);
 		return err;
 	}
 
 	pthread_mutex_lock(&wfs.table_lock);
-	struct wfs_inode *n = find_locked(st->st_dev, st->st_ino);
-	if (n) {
-		n->nlookup++;
-		set_name_locked(n, parent, name, &freelist);
-		pthread_mutex_unlock(&wfs.table_lock);
-		free_list(&wfs, freelist);
-		adopt_fd(n, fd);
-		*out = n;
-		return 0;
-	}
+	struct wfs_inode *n = take_known_locked(st, &hb.fh, parent, name, &freelist);
 	pthread_mutex_unlock(&wfs.table_lock);
+	if (n)
+		goto found;
 
-	struct handle_buf hb = {.fh.handle_bytes = WFS_HANDLE_MAX};
-	int mount_id;
-	if (name_to_handle_at(fd, "", &hb.fh, &mount_id, AT_EMPTY_PATH) < 0) {
-		err = errno == EOVERFLOW ? -EOPNOTSUPP : -errno;
-		close(fd);
-		return err;
-	}
 	n = calloc(1, sizeof(*n));
 	if (!n) {
 		close(fd);
@@ -296,7 +335,7 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	n->dev = st->st_dev;
 	n->ino = st->st_ino;
 	n->type = st->st_mode & S_IFMT;
-	n->handle_type = hb.fh.handle_type;
+	n->handle_type = (unsigned)hb.fh.handle_type;
 	n->handle_bytes = hb.fh.handle_bytes;
 	memcpy(n->handle, hb.fh.f_handle, hb.fh.handle_bytes);
 	n->fd = -1;
@@ -308,16 +347,12 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	pthread_mutex_init(&n->wb_lock, NULL);
 
 	pthread_mutex_lock(&wfs.table_lock);
-	struct wfs_inode *raced = find_locked(st->st_dev, st->st_ino);
+	struct wfs_inode *raced = take_known_locked(st, &hb.fh, parent, name, &freelist);
 	if (raced) {
-		raced->nlookup++;
-		set_name_locked(raced, parent, name, &freelist);
 		pthread_mutex_unlock(&wfs.table_lock);
-		free_list(&wfs, freelist);
 		inode_free(&wfs, n);
-		adopt_fd(raced, fd);
-		*out = raced;
-		return 0;
+		n = raced;
+		goto found;
 	}
 	err = set_name_locked(n, parent, name, &freelist);
 	if (err) {
@@ -328,10 +363,12 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	}
 	size_t b = bucket_of(n->dev, n->ino, wfs.nbuckets);
 	n->hnext = wfs.buckets[b];
+	n->hashed = true;
 	wfs.buckets[b] = n;
 	wfs.ninodes++;
 	pthread_mutex_unlock(&wfs.table_lock);
-	free_list(&wfs, freelist);
+found:
+	free_chain(&wfs, freelist);
 	adopt_fd(n, fd);
 	*out = n;
 	return 0;

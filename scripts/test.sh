@@ -22,14 +22,15 @@ cmake --build build-asan -j2 >/dev/null
 
 step "integration tests on the ASan binary"
 WARDFS_BIN="$root/build-asan/wardfs" ASAN_OPTIONS=detect_leaks=0 \
-	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration \
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider -m "not long" tests/integration \
 	-k "not many_files and not git_and_c" || fails=$((fails + 1))
 
 step "fuzz targets (${FUZZ_SECONDS:=15}s each)"
 FUZZ_SECONDS=$FUZZ_SECONDS bash tests/fuzz/run.sh || fails=$((fails + 1))
 
 step "integration tests"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration || fails=$((fails + 1))
+/usr/bin/python3 -m pytest -q -p no:cacheprovider -m "not long" tests/integration ||
+	fails=$((fails + 1))
 
 if [ "$fails" -ne 0 ]; then
 	echo "test: $fails step(s) failed"

@@ -26,6 +26,11 @@ deny      /denied/**
 """
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "long: soak and crash loops, run by `make test-long` only")
+
+
 def run(*args, check=True, input=None, user=None, **kw):
     """Runs a command (as TEST_USER with its groups when user=True)."""
     cmd = [str(a) for a in args]
