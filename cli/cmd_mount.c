@@ -170,6 +170,36 @@ static int run_daemon(struct wfs_daemon_opts *o, const char *log)
 	return 1;
 }
 
+/*
+ * The daemon serves as ciphertext only what carries its mark. A vault
+ * from before the mark, or a tree restored without xattrs, gets its
+ * ciphertext marked here, once (cli/marks.c). 0, or 1 after a message.
+ */
+static int adopt_marks(const char *backing, const struct wfs_keys *keys)
+{
+	unsigned n = 0;
+	int r = wfs_vault_marks_done(backing);
+	if (r == 0)
+		r = wfs_vault_adopt_marks(backing, keys, &n);
+	else if (r > 0)
+		return 0;
+	if (r < 0) {
+		fprintf(stderr, "wardfs mount: cannot mark the encrypted files of '%s': %s\n",
+			backing,
+			r == -ENOTSUP ? "its file system cannot keep trusted extended attributes, "
+					"which wardfs needs"
+				      : strerror(-r));
+		return 1;
+	}
+	if (n)
+		fprintf(stderr,
+			"wardfs mount: marked %u encrypted file%s of this vault as wardfs's own "
+			"(first mount with marks, or a tree restored without extended "
+			"attributes)\n",
+			n, n == 1 ? "" : "s");
+	return 0;
+}
+
 int wfs_cmd_mount(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -331,6 +361,10 @@ int wfs_cmd_mount(int argc, char **argv)
 	struct wfs_keys *keys = NULL;
 	if (wfs_vault_unlock(backing, &po, &keys) < 0)
 		return 1; /* wfs_vault_unlock said why */
+	if (adopt_marks(backing, keys) != 0) {
+		wfs_keys_free(keys);
+		return 1;
+	}
 
 	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX];
 	policy = absolute(policy, policy_abs, sizeof(policy_abs));

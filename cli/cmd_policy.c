@@ -271,18 +271,17 @@ static int scan_one(const char *path, const struct stat *st, int type, struct FT
 	struct wfs_decision d;
 	wfs_policy_classify(scan.p, rel, strlen(rel), &d);
 	scan.count[d.cls]++;
-	unsigned char buf[64];
-	ssize_t n = 0;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 || (n = pread(fd, buf, sizeof(buf), 0)) < 0) {
-		fprintf(stderr, "wardfs policy scan: cannot read %s: %s\n", path, strerror(errno));
+	/* The form is the daemon's mark, not the bytes (crypto/mark.c). */
+	enum wfs_form f = WFS_FORM_PLAIN;
+	int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int r = fd < 0 ? -errno : wfs_form_of(fd, st->st_size, &f);
+	if (fd >= 0)
+		close(fd);
+	if (r < 0) {
+		fprintf(stderr, "wardfs policy scan: cannot read %s: %s\n", path, strerror(-r));
 		scan.errors++;
-		if (fd >= 0)
-			close(fd);
 		return FTW_CONTINUE;
 	}
-	close(fd);
-	enum wfs_form f = wfs_form_sniff(buf, (size_t)n, st->st_size);
 	if ((d.cls == WFS_SENSITIVE && f == WFS_FORM_PLAIN) ||
 	    (d.cls != WFS_SENSITIVE && f == WFS_FORM_ENCRYPTED))
 		add_mismatch(rel, d.cls, f);

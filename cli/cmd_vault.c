@@ -221,25 +221,17 @@ static bool is_migrate_temp(const char *name)
 	return name[0] == '.' && n > s + 1 && !strcmp(name + n - s, MIGRATE_SUFFIX);
 }
 
-/* The form of dirfd/name from its first bytes (no key needed). */
-static int sniff_form(int dfd, const char *name, const struct stat *st, enum wfs_form *form)
+/* The form of dirfd/name by the daemon's mark (crypto/mark.c). */
+static int file_form(int dfd, const char *name, const struct stat *st, enum wfs_form *form)
 {
-	uint8_t b[WFS_HDR_SIZE];
-	ssize_t n;
-	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
 	*form = WFS_FORM_PLAIN; /* unused on failure; -O3 cannot tell errno is set */
 	if (fd < 0)
 		return -errno;
-	n = pread(fd, b, sizeof(b), 0);
-	if (n < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
+	int r = wfs_form_of(fd, st->st_size, form);
 	close(fd);
-	*form = wfs_form_sniff(b, (size_t)n, st->st_size);
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 /* ---- policy ----------------------------------------------------------- */
@@ -300,7 +292,7 @@ static int count_one(void *arg, int dfd, const char *name, const char *rel, cons
 
 	if (is_migrate_temp(name))
 		return 0;
-	if ((r = sniff_form(dfd, name, st, &form)) != 0) {
+	if ((r = file_form(dfd, name, st, &form)) != 0) {
 		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, c->backing, rel,
 			strerror(-r));
 		c->errors++;
@@ -369,6 +361,15 @@ int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 		r = -errno;
 		fprintf(stderr, "%s: cannot set the mode of '%s': %s\n", prog, dir,
 			strerror(errno));
+		goto out;
+	}
+	/* A new vault holds no ciphertext yet: nothing to adopt (marks.c).
+	 * This also proves that the file system keeps trusted xattrs. */
+	if ((r = wfs_vault_stamp_marks(backing)) != 0) {
+		fprintf(stderr, "%s: cannot mark '%s': %s\n", prog, dir,
+			r == -ENOTSUP ? "the file system cannot keep trusted extended "
+					"attributes, which wardfs needs"
+				      : strerror(-r));
 		goto out;
 	}
 	/* the keyfile last: its presence is what makes a vault */
@@ -527,7 +528,7 @@ struct fsck {
 	const char *backing;
 	const struct wfs_keys *keys;
 	const char *rel;
-	unsigned files, damaged, errors, temps;
+	unsigned files, damaged, errors, temps, unmarked;
 	long bad_here;
 };
 
@@ -547,9 +548,10 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 {
 	struct fsck *f = arg;
 	uint8_t b[WFS_HDR_SIZE];
-	ssize_t n;
+	enum wfs_form form = WFS_FORM_PLAIN;
+	ssize_t n = 0;
 	long v;
-	int fd;
+	int fd, m = 0;
 
 	if (is_migrate_temp(name)) {
 		f->temps++;
@@ -557,15 +559,16 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 	}
 	if ((fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) <
 		    0 ||
-	    (n = pread(fd, b, sizeof(b), 0)) < 0) {
+	    (m = wfs_form_of(fd, st->st_size, &form)) < 0 ||
+	    (form == WFS_FORM_PLAIN && (n = pread(fd, b, sizeof(b), 0)) < 0)) {
 		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, f->backing, rel,
-			strerror(errno));
+			strerror(m < 0 ? -m : errno));
 		f->errors++;
 		if (fd >= 0)
 			close(fd);
 		return 0;
 	}
-	if (wfs_form_sniff(b, (size_t)n, st->st_size) == WFS_FORM_ENCRYPTED) {
+	if (form == WFS_FORM_ENCRYPTED) {
 		f->files++;
 		f->rel = rel;
 		f->bad_here = 0;
@@ -578,6 +581,14 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 			f->damaged++;
 		}
 		fflush(stdout);
+	} else if (form == WFS_FORM_PLAIN &&
+		   wfs_form_sniff(b, (size_t)n, st->st_size) == WFS_FORM_ENCRYPTED) {
+		/* Served as the plain bytes it is. Ours and restored without
+		 * xattrs? The next mount adopts what this key authenticates. */
+		printf("%s%s: starts like an encrypted file but has no wardfs mark: "
+		       "served as plain bytes\n",
+		       f->backing, rel);
+		f->unmarked++;
 	}
 	close(fd);
 	return 0;
@@ -629,6 +640,9 @@ int wfs_cmd_fsck(int argc, char **argv)
 	if (f.temps)
 		fprintf(stderr, ", %u leftover migrate file%s (run 'wardfs migrate')", f.temps,
 			f.temps == 1 ? "" : "s");
+	if (f.unmarked)
+		fprintf(stderr, ", %u unmarked file%s that look%s encrypted", f.unmarked,
+			f.unmarked == 1 ? "" : "s", f.unmarked == 1 ? "s" : "");
 	fprintf(stderr, "\n");
 	status = f.damaged ? 1 : f.errors ? 2 : 0;
 out:
@@ -660,7 +674,7 @@ static void progress(struct migrate *m)
 		fputc('\n', stderr);
 }
 
-/* Copies extended attributes; only user.* failures are fatal. */
+/* Copies extended attributes but the mark; only user.* failures are fatal. */
 static int copy_xattrs(int src, int dst)
 {
 	ssize_t n = flistxattr(src, NULL, 0), v;
@@ -675,6 +689,9 @@ static int copy_xattrs(int src, int dst)
 	}
 	for (char *p = names; p < names + n; p += strlen(p) + 1) {
 		bool must = strncmp(p, "user.", 5) == 0;
+
+		if (!strcmp(p, WFS_MARK_XATTR))
+			continue; /* the form is the copy's own (wfs_hdr_write marks) */
 
 		free(val);
 		val = NULL;
@@ -843,7 +860,7 @@ static int migrate_scan(void *arg, int dfd, const char *name, const char *rel,
 		m->temps++;
 		return 0;
 	}
-	if ((r = sniff_form(dfd, name, st, &form)) != 0) {
+	if ((r = file_form(dfd, name, st, &form)) != 0) {
 		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, m->backing, rel,
 			strerror(-r));
 		m->errors++;
@@ -866,7 +883,7 @@ static int migrate_convert(void *arg, int dfd, const char *name, const char *rel
 	enum wfs_form form;
 	enum action act;
 
-	if (is_migrate_temp(name) || sniff_form(dfd, name, st, &form) != 0)
+	if (is_migrate_temp(name) || file_form(dfd, name, st, &form) != 0)
 		return 0; /* ours, or reported by the scan */
 	if ((act = wanted(m->pol, rel, form)) == ACT_NONE)
 		return 0;

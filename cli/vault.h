@@ -89,6 +89,21 @@ typedef int (*wfs_walk_fn)(void *arg, int dirfd, const char *name, const char *r
  */
 int wfs_vault_walk(const char *backing, wfs_walk_fn fn, void *arg, unsigned *errors);
 
+/* ---- marks (marks.c) ------------------------------------------------ */
+
+/* 1 when every ciphertext file under backing carries the daemon's mark
+ * (adoption done and the tree not since restored without xattrs), 0 when
+ * not, -errno. */
+int wfs_vault_marks_done(const char *backing);
+/*
+ * Marks every unmarked file under backing whose header authenticates
+ * under keys, then records that it is done. *adopted counts the files
+ * marked. -ENOTSUP: the backing file system cannot keep trusted xattrs.
+ */
+int wfs_vault_adopt_marks(const char *backing, const struct wfs_keys *keys, unsigned *adopted);
+/* Records that adoption is done, for a new vault with nothing to adopt. */
+int wfs_vault_stamp_marks(const char *backing);
+
 /* ---- shared by init, migrate and setup-home (cmd_vault.c) ----------- */
 
 struct wfs_policy;

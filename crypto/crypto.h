@@ -81,8 +81,27 @@ struct wfs_file_hdr {
 	uint8_t file_id[16];
 };
 
-/* Form of a file from its first bytes, without keys (magic only). */
+/*
+ * Whether the first bytes look like a header (magic only, no keys). Never
+ * the form of a file: bytes a user wrote can look like anything. Used to
+ * find ciphertext that lost its mark (a restore without xattrs).
+ */
 enum wfs_form wfs_form_sniff(const void *buf, size_t len, off_t file_size);
+
+/*
+ * The mark (mark.c): an extended attribute that only CAP_SYS_ADMIN can
+ * write, set on every file a wardfs tool encrypted. A file is encrypted
+ * when it has the mark, whatever its bytes. fd may be O_PATH.
+ */
+#define WFS_MARK_XATTR "trusted.wardfs.encrypted"
+/* 1 marked, 0 not, -EIO for a mark this build does not know, -errno. */
+int wfs_mark_get(int fd);
+int wfs_mark_set(int fd);
+int wfs_mark_clear(int fd); /* 0 also when there was none */
+/* The form of file fd of size bytes by its mark: empty, encrypted, plain.
+ * Returns 1 when marked (an empty file can be: a crash between the mark
+ * and the header), 0 when not, or -errno. */
+int wfs_form_of(int fd, off_t size, enum wfs_form *form);
 
 /*
  * Reads and authenticates the header at offset 0. Returns the form
@@ -90,7 +109,9 @@ enum wfs_form wfs_form_sniff(const void *buf, size_t len, off_t file_size);
  * (tampered, or from another vault), or another -errno from pread.
  */
 int wfs_hdr_read(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h);
-/* Writes a fresh header with a random file id at offset 0. */
+/* Marks fd (wfs_mark_set), then writes a fresh header with a random
+ * file id at offset 0: a crash between the two leaves a marked file
+ * without a header, which reads as empty or EIO, never as plaintext. */
 int wfs_hdr_write(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h);
 
 /* Size mapping. wfs_plain_size of a size cut mid-block counts the cut block's

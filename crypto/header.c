@@ -79,6 +79,8 @@ int wfs_hdr_write(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h)
 	ssize_t n;
 	int r;
 
+	if ((r = wfs_mark_set(fd)) != 0)
+		return r;
 	memcpy(b, hdr_magic, sizeof(hdr_magic));
 	wfs__put_le16(b + HDR_OFF_VERSION, HDR_VERSION);
 	wfs__random(b + HDR_OFF_FILE_ID, WFS_FILE_ID_LEN);

@@ -154,9 +154,10 @@ int wfs_inode_fd(struct wfs_inode *n);
 void wfs_inode_put_fd(struct wfs_inode *n);
 /* stat(2) of n by its parent and name; -ESTALE etc. when that misses. */
 int wfs_inode_stat_by_name(struct wfs_inode *n, struct stat *st);
-/* Closes the cached fd of the inode (dev, ino), if we know it and nobody
- * uses the fd: called when its last name is removed. */
-void wfs_inode_drop_fd(dev_t dev, ino_t ino);
+/* parent/name, which led to the file st describes (stat before the
+ * removal), was removed: the entry forgets that name if the file has
+ * others, and drops its cached fd if that was its last. */
+void wfs_inode_name_removed(struct wfs_inode *parent, const char *name, const struct stat *st);
 /* Opens the backing object with real flags (not O_PATH). */
 int wfs_inode_open(struct wfs_inode *n, int flags);
 /* Moves n's policy name after a rename. */
@@ -209,6 +210,8 @@ void wfs_policy_free_retired(void);
 void wfs_fill_ops(struct fuse_lowlevel_ops *ops);
 int wfs_getattr_fd(struct wfs_inode *n, int fd, struct stat *st);
 int wfs_stat_inode(struct wfs_inode *n, struct stat *st);
+/* Shows an encrypted file's plaintext size in *st (its form, not class). */
+void wfs_show_plain_size(struct wfs_inode *n, struct stat *st);
 void wfs_fill_entry(struct fuse_entry_param *e, struct wfs_inode *n, const struct stat *st);
 
 /* file data paths */

@@ -342,6 +342,13 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	n->nlookup = 1;
 	n->cls_gen = (unsigned)-1;
 	atomic_init(&n->form, -1);
+	/* Every regular file's form, whatever its class: stat, truncate and
+	 * every open must treat a file as what it is on disk, also where a
+	 * policy change made it disagree with its class. An unreadable mark
+	 * leaves it unknown; the open then fails with the mark's error. */
+	enum wfs_form form;
+	if (S_ISREG(st->st_mode) && wfs_form_of(fd, st->st_size, &form) >= 0)
+		atomic_init(&n->form, (int)form);
 	pthread_mutex_init(&n->open_lock, NULL);
 	pthread_rwlock_init(&n->io_lock, NULL);
 	pthread_mutex_init(&n->wb_lock, NULL);
@@ -433,17 +440,32 @@ void wfs_inode_put_fd(struct wfs_inode *n)
 }
 
 /*
- * Our cached O_PATH fd may be the last reference to a file whose last name
- * was just removed: its space is only freed when the fd is closed. Closing
- * it here, before the unlink is answered, frees the space by the time
+ * parent/name, which led to the file (dev, ino), was removed (unlink,
+ * rmdir, or a rename over it). nlink is the file's link count before.
+ *
+ * A file that keeps other names must not be judged or audited under the
+ * removed one: its entry forgets the name, so the next open without a
+ * fresh lookup is answered ESTALE and the kernel looks the path up again
+ * (LOOKUP_REVAL), which gives the entry the name it was really opened by.
+ * A file that lost its last name keeps it: it is the only name it had, and
+ * a reopen through /proc/PID/fd is judged by it.
+ *
+ * Our cached O_PATH fd may also be the last reference to a file whose last
+ * name went: its space is only freed when the fd is closed. Closing it
+ * here, before the removal is answered, frees the space by the time
  * unlink(2) returns, as on ext4, instead of at the FORGET that follows.
  */
-void wfs_inode_drop_fd(dev_t dev, ino_t ino)
+void wfs_inode_name_removed(struct wfs_inode *parent, const char *name, const struct stat *st)
 {
 	int fd = -1;
+	bool last = !S_ISDIR(st->st_mode) && st->st_nlink <= 1;
 	pthread_mutex_lock(&wfs.table_lock);
-	struct wfs_inode *n = find_locked(dev, ino);
-	if (n) {
+	struct wfs_inode *n = find_locked(st->st_dev, st->st_ino);
+	if (n && !last && n->parent == parent && n->name && !strcmp(n->name, name)) {
+		free(n->name);
+		n->name = NULL;
+	}
+	if (n && last) {
 		pthread_mutex_lock(&wfs.fd_lock);
 		if (n->fd >= 0 && n->fd_users == 0)
 			fd = take_fd_locked(&wfs, n);

@@ -110,8 +110,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 					err = -r;
 					break;
 				}
-				if (atomic_load(&child->form) == WFS_FORM_ENCRYPTED)
-					st.st_size = wfs_plain_size(st.st_size);
+				wfs_show_plain_size(child, &st);
 				wfs_fill_entry(&e, child, &st);
 			}
 			len = fuse_add_direntry_plus(req, buf + used, size - used, de->d_name, &e,

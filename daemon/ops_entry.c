@@ -25,27 +25,17 @@ static bool hidden(struct wfs_inode *parent, const char *name)
 	return parent == &wfs.root && !strcmp(name, WFS_VAULT_DIR);
 }
 
-/* Shows an encrypted file's plaintext size. */
-static void show_plain_size(struct wfs_inode *n, struct stat *st)
+void wfs_show_plain_size(struct wfs_inode *n, struct stat *st)
 {
 	if (n && S_ISREG(st->st_mode) && atomic_load(&n->form) == WFS_FORM_ENCRYPTED)
 		st->st_size = wfs_plain_size(st->st_size);
-}
-
-/* Whether removing or replacing name in pfd takes the last name of a file
- * (not a directory), which st then describes: its space is freed once our
- * cached fd is dropped (wfs_inode_drop_fd). */
-static bool loses_last_name(int pfd, const char *name, struct stat *st)
-{
-	return fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st->st_mode) &&
-	       st->st_nlink == 1;
 }
 
 int wfs_getattr_fd(struct wfs_inode *n, int fd, struct stat *st)
 {
 	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	show_plain_size(n, st);
+	wfs_show_plain_size(n, st);
 	return 0;
 }
 
@@ -54,7 +44,7 @@ int wfs_stat_inode(struct wfs_inode *n, struct stat *st)
 	/* Files: by name (cheap, and there are more of them than cached fds);
 	 * directories keep their fds cached as parents anyway. */
 	if (n != &wfs.root && n->type != S_IFDIR && wfs_inode_stat_by_name(n, st) == 0) {
-		show_plain_size(n, st);
+		wfs_show_plain_size(n, st);
 		return 0;
 	}
 	int fd = wfs_inode_fd(n);
@@ -74,41 +64,6 @@ void wfs_fill_entry(struct fuse_entry_param *e, struct wfs_inode *n, const struc
 	e->entry_timeout = wfs.timeout;
 }
 
-/*
- * Learns the form on disk of a regular file whose class is sensitive, so
- * stat shows the plaintext size before any open. Public files are sniffed
- * at open (where the fd exists anyway) to keep lookups of the many public
- * files free of extra I/O.
- */
-static void sniff_if_sensitive(struct wfs_inode *n, struct stat *st)
-{
-	if (!S_ISREG(st->st_mode) || atomic_load(&n->form) >= 0)
-		return;
-	if (st->st_size == 0) {
-		atomic_store(&n->form, WFS_FORM_EMPTY);
-		return;
-	}
-	char path[PATH_MAX];
-	if (wfs_inode_path(n, path, sizeof(path)))
-		return;
-	struct wfs_decision d;
-	wfs_classify(n, path, &d);
-	if (d.cls != WFS_SENSITIVE || !wfs.keys)
-		return;
-	int fd = wfs_inode_open(n, O_RDONLY | O_NOATIME);
-	if (fd < 0)
-		return;
-	unsigned char buf[WFS_HDR_SIZE];
-	ssize_t r = pread(fd, buf, sizeof(buf), 0);
-	close(fd);
-	if (r < 0)
-		return;
-	enum wfs_form f = wfs_form_sniff(buf, (size_t)r, st->st_size);
-	atomic_store(&n->form, (int)f);
-	if (f == WFS_FORM_ENCRYPTED)
-		st->st_size = wfs_plain_size(st->st_size);
-}
-
 static int do_lookup(struct wfs_inode *parent, const char *name, struct fuse_entry_param *e)
 {
 	if (hidden(parent, name))
@@ -118,10 +73,7 @@ static int do_lookup(struct wfs_inode *parent, const char *name, struct fuse_ent
 	int r = wfs_inode_lookup(parent, name, &st, &n);
 	if (r)
 		return r;
-	if (atomic_load(&n->form) == WFS_FORM_ENCRYPTED)
-		st.st_size = wfs_plain_size(st.st_size);
-	else
-		sniff_if_sensitive(n, &st);
+	wfs_show_plain_size(n, &st);
 	wfs_fill_entry(e, n, &st);
 	return 0;
 }
@@ -215,12 +167,21 @@ static int truncate_encrypted(struct wfs_inode *n, int fd, off_t size)
 		r = wfs_file_begin_encrypted(n, fd);
 		if (r < 0)
 			goto out;
+		st.st_size = WFS_HDR_SIZE;
 	}
-	r = wfs_hdr_read(wfs.keys, fd, &h);
-	if (r == WFS_FORM_ENCRYPTED)
-		r = wfs_content_truncate(wfs.keys, fd, &h, size);
-	else if (r >= 0)
+	/* By the mark, as at open: a plain file's bytes may look like a
+	 * header, and a marked file whose header is gone is damaged. */
+	enum wfs_form form;
+	r = wfs_form_of(fd, st.st_size, &form);
+	if (r >= 0 && form == WFS_FORM_ENCRYPTED) {
+		r = wfs_hdr_read(wfs.keys, fd, &h);
+		if (r == WFS_FORM_ENCRYPTED)
+			r = wfs_content_truncate(wfs.keys, fd, &h, size);
+		else if (r >= 0 || r == -EIO)
+			r = -EIO;
+	} else if (r >= 0) {
 		r = ftruncate(fd, size) < 0 ? -errno : 0;
+	}
 out:
 	wfs_io_change_end(n);
 	pthread_mutex_unlock(&n->open_lock);
@@ -462,11 +423,11 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 		return;
 	}
 	struct stat st;
-	bool last = !(flags & AT_REMOVEDIR) && loses_last_name(pfd, name, &st);
+	bool known = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	int r = unlinkat(pfd, name, flags) < 0 ? errno : 0;
 	wfs_inode_put_fd(parent);
-	if (!r && last)
-		wfs_inode_drop_fd(st.st_dev, st.st_ino);
+	if (!r && known)
+		wfs_inode_name_removed(parent, name, &st);
 	fuse_reply_err(req, r);
 }
 
@@ -522,16 +483,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	}
 	if (!r) {
 		int pfd = wfs_inode_fd(parent), npfd = wfs_inode_fd(np);
-		struct stat over; /* the file renamed over, if it loses its last name */
-		bool last = loses_last_name(npfd, newname, &over) &&
-			    (over.st_dev != st.st_dev || over.st_ino != st.st_ino);
+		struct stat over; /* the file renamed over, if another one */
+		bool replaces = fstatat(npfd, newname, &over, AT_SYMLINK_NOFOLLOW) == 0 &&
+				(over.st_dev != st.st_dev || over.st_ino != st.st_ino);
 		r = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
 		wfs_inode_put_fd(np);
 		wfs_inode_put_fd(parent);
+		if (!r && replaces)
+			wfs_inode_name_removed(np, newname, &over);
 		if (!r)
 			wfs_inode_rename(n, np, newname);
-		if (!r && last)
-			wfs_inode_drop_fd(over.st_dev, over.st_ino);
 	}
 	wfs_inode_forget(n, 1);
 	fuse_reply_err(req, -r);

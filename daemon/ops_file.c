@@ -5,8 +5,9 @@
  * The serving mode is fixed per inode while it is open (the kernel refuses
  * to mix passthrough and cached opens of one inode): files that are
  * plaintext on disk use passthrough (or forwarding), files that are
- * encrypted on disk are served by the daemon. The form is read from the
- * file's header, not assumed from the policy.
+ * encrypted on disk are served by the daemon. The form is the daemon's
+ * own mark (crypto/mark.c), neither assumed from the policy nor read from
+ * bytes a user may have written.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -88,14 +89,18 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 		f->serve = n->serve;
 		form = atomic_load(&n->form);
 	} else {
-		unsigned char buf[WFS_HDR_SIZE];
 		struct stat st;
 		if (fstat(f->fd, &st) < 0)
 			return -errno;
-		ssize_t r = pread(f->fd, buf, sizeof(buf), 0);
-		if (r < 0)
-			return -errno;
-		form = wfs_form_sniff(buf, (size_t)r, st.st_size);
+		enum wfs_form disk;
+		int marked = wfs_form_of(f->fd, st.st_size, &disk);
+		form = (int)disk;
+		if (marked < 0) {
+			if (marked == -EIO)
+				wfs_audit_integrity(n, "the file's wardfs mark is not one this "
+						       "build knows");
+			return marked;
+		}
 		if (form == WFS_FORM_EMPTY && dec->cls == WFS_SENSITIVE && wfs.keys &&
 		    (fi->flags & O_ACCMODE) != O_RDONLY) {
 			/* First write of an empty sensitive file: give it a header. */
@@ -107,9 +112,15 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 			if (!wfs.keys)
 				return -EACCES;
 			int h = wfs_hdr_read(wfs.keys, f->fd, &n->hdr);
-			if (h < 0) {
-				if (h == -EIO)
-					wfs_audit_integrity(n, "file header failed authentication");
+			if (h != WFS_FORM_ENCRYPTED) {
+				/* Marked, so ours: a header that fails or is gone
+				 * (replaced by plaintext) is damage, not plain bytes. */
+				if (h >= 0 || h == -EIO) {
+					wfs_audit_integrity(n, h >= 0 ? "the file header is missing"
+								      : "file header failed "
+									"authentication");
+					h = -EIO;
+				}
 				return h;
 			}
 		}
@@ -120,6 +131,12 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 			n->serve = WFS_SERVE_FORWARD;
 		else
 			n->serve = wfs.passthrough ? WFS_SERVE_PASSTHROUGH : WFS_SERVE_FORWARD;
+		if (marked && n->serve != WFS_SERVE_ENCRYPTED) {
+			/* Empty, and about to be written in the clear. */
+			int c = wfs_mark_clear(f->fd);
+			if (c < 0)
+				return c;
+		}
 		atomic_store(&n->form, form);
 		f->serve = n->serve;
 	}
@@ -196,7 +213,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct wfs_open_ctx c = {.path = path, .flags = fi->flags};
 	int r = wfs_inode_path(n, path, sizeof(path));
 	if (r) {
-		fuse_reply_err(req, -r);
+		/* The name we knew was removed while the file kept others
+		 * (wfs_inode_name_removed): ESTALE makes the kernel look the
+		 * path up again and retry, and the open is judged by the name
+		 * it really came through, never by a removed one. */
+		fuse_reply_err(req, r == -ENOENT ? ESTALE : -r);
 		return;
 	}
 	wfs_classify(n, path, &c.dec);

@@ -13,6 +13,30 @@
 #include "fs.h"
 
 #define STATUS_XATTR "trusted.wardfs.status"
+#define OWN_PREFIX   "trusted.wardfs."
+
+/* The daemon's own names (the mark that says a file is ciphertext, the
+ * status) are not the user's: never read, listed, set or removed through
+ * the mount, by root neither. */
+static bool own_name(const char *name)
+{
+	return !strncmp(name, OWN_PREFIX, sizeof(OWN_PREFIX) - 1);
+}
+
+/* Drops the daemon's own names from a listxattr result; its new length. */
+static size_t drop_own_names(char *list, size_t len)
+{
+	size_t out = 0;
+	for (size_t i = 0; i < len;) {
+		size_t l = strnlen(list + i, len - i) + 1;
+		if (!own_name(list + i)) {
+			memmove(list + out, list + i, l);
+			out += l;
+		}
+		i += l;
+	}
+	return out;
+}
 
 static void status_text(char *buf, size_t len)
 {
@@ -77,6 +101,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		reply_value(req, buf, strlen(buf), size);
 		return;
 	}
+	if (own_name(name)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
 	char pp[64];
 	int fd;
 	int r = proc_path(n, pp, sizeof(pp), &fd);
@@ -112,21 +140,34 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, -r);
 		return;
 	}
-	char *val = size ? malloc(size) : NULL;
-	if (size && !val) {
-		wfs_inode_put_fd(n);
-		fuse_reply_err(req, ENOMEM);
-		return;
+	/* The whole list even when only its size is asked: the size must
+	 * not count the names dropped from it. */
+	char *val = NULL;
+	ssize_t len;
+	int err = 0;
+	for (;;) {
+		len = listxattr(pp, NULL, 0);
+		if (len <= 0)
+			break;
+		char *grown = realloc(val, (size_t)len);
+		if (!grown) {
+			errno = ENOMEM;
+			len = -1;
+			break;
+		}
+		val = grown;
+		len = listxattr(pp, val, (size_t)len);
+		if (len >= 0 || errno != ERANGE)
+			break; /* ERANGE: it grew meanwhile */
 	}
-	ssize_t len = listxattr(pp, val, size);
-	int err = len < 0 ? errno : 0;
+	if (len < 0)
+		err = errno;
 	wfs_inode_put_fd(n);
+	size_t shown = len > 0 ? drop_own_names(val, (size_t)len) : 0;
 	if (err)
 		fuse_reply_err(req, err);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)len);
 	else
-		fuse_reply_buf(req, val, (size_t)len);
+		reply_value(req, val, shown, size);
 	free(val);
 }
 
@@ -134,7 +175,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 			size_t size, int flags)
 {
 	struct wfs_inode *n = wfs_inode_get(ino);
-	if (!strncmp(name, "trusted.wardfs.", 15)) {
+	if (own_name(name)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -153,6 +194,10 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct wfs_inode *n = wfs_inode_get(ino);
+	if (own_name(name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	char pp[64];
 	int fd;
 	int r = proc_path(n, pp, sizeof(pp), &fd);

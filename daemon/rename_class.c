@@ -1,5 +1,11 @@
 /*
- * rename_class.c - may a rename or link keep the on-disk form right?
+ * rename_class.c - may a rename or link keep every file's decision?
+ *
+ * A link or rename must never give a file a weaker decision than it had:
+ * the new path must decide alike (class and every allow-* option; see
+ * wfs_decision_same), or a user could link ~/.aws/credentials to a name
+ * without allow-exe= and read it through that. Such requests fail with
+ * EXDEV (mv then copies, and the copy is judged by its own path).
  *
  * A file's class follows its path, but its form (plain or encrypted) is
  * fixed on disk. Renaming it to a path of another class would leave a
@@ -57,7 +63,7 @@ static bool path_keeps_class(const struct walk *w)
 	struct wfs_decision a, b;
 	wfs_classify_path(w->from, &a);
 	wfs_classify_path(w->to, &b);
-	return a.cls == b.cls;
+	return wfs_decision_same(&a, &b);
 }
 
 /* Checks every regular file below dirfd (which it closes). 0 or -EXDEV. */

@@ -91,6 +91,10 @@ struct wfs_decision {
 void wfs_policy_classify(const struct wfs_policy *p, const char *relpath, size_t len,
 			 struct wfs_decision *out);
 
+/* Whether a and b decide alike: the same class and the same allow-* sets
+ * (not necessarily the same rule). Links and renames require it. */
+bool wfs_decision_same(const struct wfs_decision *a, const struct wfs_decision *b);
+
 /*
  * Calls fn for every rule matching relpath, in file order (for `explain -v`).
  */

@@ -1,0 +1,84 @@
+"""Attacks by an unprivileged local user on the policy's meaning (issue 15):
+each test performs the attack through a real mount as a real user."""
+import errno
+import os
+import signal
+
+import pytest
+
+from conftest import run, wait_for
+
+
+def set_policy(m, extra):
+    old = m.status()["policy-sha256"]
+    m.policy.write_text(m.policy.read_text() + extra)
+    os.kill(int(m.status()["pid"]), signal.SIGHUP)
+    assert wait_for(lambda: m.status()["policy-sha256"] != old, 5)
+
+
+def as_user_py(code, *args):
+    return run("/usr/bin/python3", "-c", code, *args, user=True, check=False)
+
+
+LINK = "import os, sys; os.link(sys.argv[1], sys.argv[2])"
+RENAME = "import os, sys; os.rename(sys.argv[1], sys.argv[2])"
+
+
+@pytest.mark.parametrize("how", [LINK, RENAME], ids=["link", "rename"])
+def test_link_or_rename_cannot_shed_allow_exe(mnt, test_user, how):
+    """ln .aws/credentials .ssh/x, then read .ssh/x with any program: the
+    new name has the same class but not the allow-exe= option."""
+    for d in (".aws", ".ssh"):
+        (mnt.mnt / d).mkdir()
+        os.chmod(mnt.mnt / d, 0o777)
+    creds = mnt.mnt / ".aws" / "credentials"
+    run("sh", "-c", f"echo secret-token > {creds}", user=True)
+    set_policy(mnt, "sensitive /.aws/credentials allow-exe=/usr/bin/md5sum\n")
+    assert "secret-token" not in run("md5sum", creds, user=True).stdout  # allowed
+    assert run("cat", creds, user=True, check=False).returncode != 0
+    r = as_user_py(how, creds, mnt.mnt / ".ssh" / "x")
+    assert "Invalid cross-device link" in r.stderr, r.stdout + r.stderr
+    assert not (mnt.mnt / ".ssh" / "x").exists()
+    assert run("cat", creds, user=True, check=False).returncode != 0
+
+
+@pytest.mark.parametrize("how", [LINK, RENAME], ids=["link", "rename"])
+def test_link_or_rename_cannot_shed_allow_user(mnt, test_user, how):
+    """A file only root may open (allow-user=root) cannot be given a name
+    without that option, which another user could then read for as long
+    as the kernel caches the entry."""
+    (mnt.mnt / "team").mkdir()
+    os.chmod(mnt.mnt / "team", 0o777)
+    only = mnt.mnt / "team" / "only"
+    run("sh", "-c", f"echo team-secret > {only}", user=True)
+    set_policy(mnt, "public /team/only allow-user=root\n")
+    assert run("cat", only, user=True, check=False).returncode != 0
+    r = as_user_py(how, only, mnt.mnt / "team" / "other")
+    assert "Invalid cross-device link" in r.stderr, r.stdout + r.stderr
+    assert run("cat", mnt.mnt / "team" / "other", user=True, check=False).returncode != 0
+
+
+def test_link_with_the_same_decision_still_works(mnt, test_user):
+    (mnt.mnt / "pub").mkdir()
+    os.chmod(mnt.mnt / "pub", 0o777)
+    run("sh", "-c", f"echo x > {mnt.mnt / 'pub' / 'a'}", user=True)
+    assert as_user_py(LINK, mnt.mnt / "pub" / "a", mnt.mnt / "pub" / "b").returncode == 0
+    assert (mnt.mnt / "pub" / "b").read_text() == "x\n"
+
+
+def test_open_is_never_recorded_under_a_removed_name(mnt, test_user):
+    """ln a b; (b looked up last); rm b; cat a: the open was recorded as
+    path=/pub/b, a name that no longer existed."""
+    (mnt.mnt / "pub").mkdir()
+    os.chmod(mnt.mnt / "pub", 0o777)
+    a, b = mnt.mnt / "pub" / "a", mnt.mnt / "pub" / "b"
+    run("sh", "-c", f"echo data > {a}", user=True)
+    run("ln", a, b, user=True)
+    assert run("cat", b, user=True).stdout == "data\n"
+    run("rm", b, user=True)
+    assert run("cat", a, user=True).stdout == "data\n"
+    mnt.umount()
+    rows = mnt.sql("SELECT path FROM events WHERE kind = 'open' ORDER BY id DESC LIMIT 1")
+    assert '"path":"/pub/a"' in rows, rows
+    assert "/pub/b" not in mnt.sql("SELECT path FROM events WHERE kind = 'open' "
+                                   "ORDER BY id DESC LIMIT 1")
