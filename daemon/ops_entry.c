@@ -124,22 +124,35 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 /*
- * Whether a truncate to size must leave n encrypted: it is already, or it is
- * an empty sensitive file about to grow (a plain ftruncate would turn it into
- * a plaintext file that later writes extend in the clear).
+ * Whether a truncate to size may have to leave n encrypted: it is already,
+ * or it is an empty file about to grow, which truncate_encrypted decides
+ * under open_lock (a plain ftruncate of an empty file that must become
+ * encrypted would let later writes extend it in the clear).
  */
 static bool truncate_encrypts(struct wfs_inode *n, off_t size)
 {
 	int form = atomic_load(&n->form);
 	if (form == WFS_FORM_ENCRYPTED)
 		return true;
-	if (form != WFS_FORM_EMPTY || size == 0 || !wfs.keys)
-		return false;
+	return form == WFS_FORM_EMPTY && size > 0 && wfs.keys;
+}
+
+/*
+ * Whether empty file n, about to grow, becomes encrypted. Called with
+ * open_lock held. While n is open, its opens decide: the kernel serves a
+ * passthrough open's writes straight to the backing file, so a header
+ * must not appear under it, and an encrypted open must not meet plain
+ * bytes. Otherwise the class of its path does.
+ */
+static bool empty_becomes_encrypted(struct wfs_inode *n)
+{
+	if (n->opens > 0)
+		return n->serve == WFS_SERVE_ENCRYPTED;
 	char path[PATH_MAX];
 	struct wfs_decision d;
 	if (wfs_inode_path(n, path, sizeof(path)))
 		return false;
-	wfs_classify(n, path, &d);
+	wfs_classify_path(path, &d); /* not wfs_classify: it takes open_lock */
 	return d.cls == WFS_SENSITIVE;
 }
 
@@ -162,6 +175,10 @@ static int truncate_encrypted(struct wfs_inode *n, int fd, off_t size)
 	if (st.st_size == 0) {
 		if (size == 0) {
 			r = 0;
+			goto out;
+		}
+		if (!empty_becomes_encrypted(n)) {
+			r = ftruncate(fd, size) < 0 ? -errno : 0;
 			goto out;
 		}
 		r = wfs_file_begin_encrypted(n, fd);

@@ -273,3 +273,121 @@ def test_old_vault_and_restore_without_xattrs_are_adopted(vault, base):
     r = vault.mount()  # once only
     assert "marked" not in r.stderr
     vault.umount()
+
+
+@pytest.fixture(scope="module")
+def difftest_bin(tmp_path_factory):
+    out = tmp_path_factory.mktemp("difftest") / "difftest"
+    subprocess.run(["cc", "-O2", "-Wall", "-o", str(out), str(HERE / "difftest.c")], check=True)
+    return out
+
+
+def flip_policy_under_random_ops(m, base, difftest_bin, files, nops, every=0.2, savers=None):
+    """Random operations on files in /mix against reference files while
+    the policy flips /mix between sensitive and public, and savers =
+    (savetest, processes, iterations) save by rename beside them; each file
+    must always equal its reference, before and after a remount."""
+    (m.mnt / "mix").mkdir()
+    stop = threading.Event()
+
+    def flipper():
+        texts = [MIX_POLICY, "default public\n"]
+        k = 0
+        while not stop.wait(every):
+            k += 1
+            m.policy.write_text(texts[k % 2])
+            os.kill(pid, signal.SIGHUP)
+
+    pid = int(m.status()["pid"])
+    t = threading.Thread(target=flipper)
+    t.start()
+    try:
+        procs = [subprocess.Popen([str(difftest_bin), str(m.mnt / "mix" / f"f{i}"),
+                                   str(base / f"ref{i}"), str(100 + i), str(nops)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(files)]
+        saves = []
+        if savers:
+            exe, nproc, iterations = savers
+            saves = [subprocess.Popen([str(exe), str(m.mnt / "mix"), f"s{i}", str(iterations)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for i in range(nproc)]
+        outs = [p.communicate() for p in procs]
+        for p in saves:
+            o, e = p.communicate()
+            assert p.returncode == 0, o + e
+    finally:
+        stop.set()
+        t.join()
+    for i, (p, (o, e)) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0, f"file {i}:\n{o}{e}"
+    assert m.status()["integrity-errors"] == "0"
+    remount(m)
+    for i in range(files):
+        assert (m.mnt / "mix" / f"f{i}").read_bytes() == (base / f"ref{i}").read_bytes(), i
+    f = fsck(m)
+    assert f.returncode == 0, f.stdout + f.stderr
+
+
+def test_policy_flips_under_random_operations(mnt, base, difftest_bin, savetest_bin):
+    """Issue 22's load with policy edits, short: random operations and
+    save-by-rename in one directory whose class flips every 0.2 s."""
+    nops = int(os.environ.get("WFS_FLIP_OPS", "3000"))
+    every = float(os.environ.get("WFS_FLIP_EVERY", "0.2"))
+    flip_policy_under_random_ops(mnt, base, difftest_bin, files=4, nops=nops, every=every,
+                                 savers=(savetest_bin, 4, nops))
+
+
+@pytest.mark.long
+def test_policy_flips_under_random_operations_soak(mnt, base, difftest_bin, savetest_bin):
+    """The same for about ten minutes here with 16 processes; repeat it
+    (WFS_FLIP_OPS scales it) to build up soak time."""
+    nops = int(os.environ.get("WFS_FLIP_OPS", "60000"))
+    flip_policy_under_random_ops(mnt, base, difftest_bin, files=8, nops=nops, every=1.0,
+                                 savers=(savetest_bin, 8, nops))
+
+
+def test_empty_file_open_in_the_clear_stays_clear_when_its_path_turns_sensitive(vault):
+    """An empty file opened (passthrough) while public; the rule makes it
+    sensitive; growing it through that open must not give it a header
+    under the kernel's feet (its passthrough writes would land on it)."""
+    vault.policy.write_text("default public\n")
+    vault.mount()
+    try:
+        (vault.mnt / "mix").mkdir()
+        f = vault.mnt / "mix" / "a"
+        fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            set_policy(vault, MIX_POLICY)
+            os.ftruncate(fd, 100)
+            os.pwrite(fd, b"abc", 0)
+        finally:
+            os.close(fd)
+        drop_caches()
+        assert f.read_bytes() == b"abc" + b"\0" * 97
+        assert vault.status()["integrity-errors"] == "0"
+    finally:
+        vault.umount()
+
+
+def test_empty_file_open_encrypted_stays_encrypted_when_its_rule_goes(vault):
+    """The reverse: an empty sensitive file held open (served encrypted),
+    the rule goes, a truncate by path grows it: it must grow encrypted."""
+    vault.policy.write_text(MIX_POLICY)
+    vault.mount()
+    try:
+        (vault.mnt / "mix").mkdir()
+        f = vault.mnt / "mix" / "a"
+        f.touch()
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            set_policy(vault, "default public\n")
+            os.truncate(f, 100)
+            assert os.pread(fd, 200, 0) == b"\0" * 100
+        finally:
+            os.close(fd)
+        assert_encrypted(vault.backing / "mix" / "a", b"\0" * 100)
+        assert f.read_bytes() == b"\0" * 100
+        assert vault.status()["integrity-errors"] == "0"
+    finally:
+        vault.umount()
