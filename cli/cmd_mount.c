@@ -120,28 +120,65 @@ static const char *absolute(const char *path, char *buf, size_t len)
 	return buf;
 }
 
-static int run_daemon(struct wfs_daemon_opts *o, const char *log)
+/*
+ * Opens (appends to) the daemon's log, creating its directory 0700 if it is
+ * missing, so that a log that cannot be written is an error now rather than
+ * a daemon that logs nowhere. The fd, or -1 after one line of error.
+ */
+static int open_log(const char *log)
+{
+	char dir[PATH_MAX], failed[PATH_MAX];
+	const char *slash = strrchr(log, '/');
+	int fd, r;
+
+	if (slash && slash != log) {
+		if ((size_t)(slash - log) >= sizeof(dir)) {
+			fprintf(stderr, "wardfs mount: log '%s': %s\n", log,
+				strerror(ENAMETOOLONG));
+			return -1;
+		}
+		memcpy(dir, log, (size_t)(slash - log));
+		dir[slash - log] = '\0';
+		if ((r = wfs_make_dirs(dir, 0700, failed, sizeof(failed))) != 0) {
+			fprintf(stderr,
+				"wardfs mount: cannot create the log's directory '%s': %s\n",
+				failed, strerror(-r));
+			return -1;
+		}
+	}
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fprintf(stderr, "wardfs mount: cannot open the log '%s': %s\n", log,
+			strerror(errno));
+	return fd;
+}
+
+static int run_daemon(struct wfs_daemon_opts *o, const char *log, int lfd)
 {
 	int pfd[2];
 	if (pipe(pfd) < 0) {
 		perror("wardfs mount: pipe");
+		close(lfd);
 		return 1;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		perror("wardfs mount: fork");
+		close(lfd);
 		return 1;
 	}
 	if (pid == 0) {
 		close(pfd[0]);
 		setsid();
 		int null = open("/dev/null", O_RDWR);
-		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (null >= 0) {
 			dup2(null, 0);
 			dup2(null, 1);
-			dup2(lfd >= 0 ? lfd : null, 2);
 		}
+		dup2(lfd, 2);
+		close(lfd);
+		if (null > 2)
+			close(null);
 		if (chdir("/") < 0) {
 			/* stays where it was; nothing depends on it */
 		}
@@ -149,6 +186,7 @@ static int run_daemon(struct wfs_daemon_opts *o, const char *log)
 		_exit(wfs_daemon_run(o));
 	}
 	close(pfd[1]);
+	close(lfd);
 	wfs_keys_free(o->keys); /* the child has its own copy */
 	o->keys = NULL;
 	char buf[1024];
@@ -324,18 +362,22 @@ int wfs_cmd_mount(int argc, char **argv)
 			backing, backing);
 		return 1;
 	}
-	if (wfs_crypto_init() < 0) {
-		fprintf(stderr, "wardfs mount: cannot initialize crypto\n");
-		return 1;
-	}
-	struct wfs_keys *keys = NULL;
-	if (wfs_vault_unlock(backing, &po, &keys) < 0)
-		return 1; /* wfs_vault_unlock said why */
-
 	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX];
 	policy = absolute(policy, policy_abs, sizeof(policy_abs));
 	audit_db = absolute(audit_db, db_abs, sizeof(db_abs));
 	log = absolute(log, log_abs, sizeof(log_abs));
+	/* The log first: a log that cannot be written fails before the passphrase. */
+	int lfd = -1;
+	if (!o.foreground && (lfd = open_log(log)) < 0)
+		return 1;
+	if (wfs_crypto_init() < 0) {
+		fprintf(stderr, "wardfs mount: cannot initialize crypto\n");
+		goto fail;
+	}
+	struct wfs_keys *keys = NULL;
+	if (wfs_vault_unlock(backing, &po, &keys) < 0)
+		goto fail; /* wfs_vault_unlock said why */
+
 	o.backing = backing;
 	o.mountpoint = mnt;
 	o.keys = keys;
@@ -345,7 +387,11 @@ int wfs_cmd_mount(int argc, char **argv)
 	o.fuse_opts = fuse_opts[0] ? fuse_opts : NULL;
 	if (o.foreground)
 		return wfs_daemon_run(&o);
-	return run_daemon(&o, log);
+	return run_daemon(&o, log, lfd);
+fail:
+	if (lfd >= 0)
+		close(lfd);
+	return 1;
 }
 
 static void umount_usage(FILE *f)

@@ -105,3 +105,29 @@ def test_umount_of_something_not_mounted(base):
     r = wardfs("umount", base / "empty", check=False)
     assert r.returncode == 1
     assert one_line(r) == f"wardfs umount: '{base / 'empty'}' is not a mount point"
+
+
+def test_log_and_audit_db_in_missing_directories(vault):
+    """--log and --audit-db in directories that do not exist yet: both are
+    created 0700 (the log used to go nowhere, the audit key failed)."""
+    vault.log = vault.base / "logs" / "sub" / "wardfs.log"
+    vault.db = vault.base / "state" / "sub" / "audit.db"
+    vault.mount()
+    try:
+        (vault.mnt / "f").write_text("x")
+    finally:
+        vault.umount()
+    for d in (vault.base / "logs", vault.log.parent, vault.base / "state", vault.db.parent):
+        assert oct(os.stat(d).st_mode & 0o7777) == "0o700", d
+    assert vault.log.exists()
+    assert oct(os.stat(vault.db).st_mode & 0o7777) == "0o600"
+
+
+def test_log_that_cannot_be_written(vault):
+    """A log that cannot be opened is refused before anything is mounted."""
+    (vault.base / "file").write_text("not a directory")
+    vault.log = vault.base / "file" / "wardfs.log"
+    line = one_line(vault.mount(check=False))
+    assert line == (f"wardfs mount: cannot create the log's directory '{vault.base}/file': "
+                    "Not a directory"), line
+    assert not is_mounted(vault.mnt)
