@@ -113,6 +113,40 @@ def setup_alice():
     return sh("wardfs setup-home alice", input=PASS + "\n").stdout
 
 
+def test_setup_home_fstab_line(base):
+    """The fstab line `wardfs setup-home alice` prints names alice's
+    passfile, and mounts on a machine without /var/lib/wardfs."""
+
+    def body():
+        assert not STATE.exists()
+        link_helper()
+        try:
+            out = setup_alice()
+            assert "USER" not in out, out
+            lines = [ln.strip() for ln in out.splitlines() if " fuse.wardfs " in ln]
+            assert len(lines) == 1, out
+            fields = lines[0].split()
+            assert fields[:3] == ["/home/.wardfs/alice", "/home/alice", "fuse.wardfs"]
+            opts = dict(o.split("=", 1) if "=" in o else (o, "") for o in fields[3].split(","))
+            assert opts["passfile"] == "/root/wardfs-alice.pass", lines[0]
+            pathlib.Path(opts["passfile"]).write_text(PASS + "\n")
+            os.chmod(opts["passfile"], 0o600)
+            with open("/etc/fstab", "a") as f:
+                f.write(lines[0] + "\n")
+            sh("mount /home/alice")
+            assert pathlib.Path("/home/alice/notes").read_text() == "notes\n"
+            assert pathlib.Path("/home/alice/.ssh/id_ed25519").read_text() == "PRIVATE\n"
+            check_state_dir()
+            sh("umount /home/alice")
+            assert wait_for(lambda: daemon_gone("/home/.wardfs/alice"), 30)
+            assert audit_rows("/notes") >= 1
+            assert pathlib.Path("/var/log/wardfs.log").exists()
+        finally:
+            run("userdel", "alice", check=False)
+
+    in_private_root(base, body)
+
+
 def pam_missing():
     from test_pam import pam_mount_missing
     return pam_mount_missing()
