@@ -181,6 +181,16 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	sigaddset(&hup, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 
+	/*
+	 * The kernel has applied the caller's umask to the mode of every
+	 * create, mkdir and mknod before the request arrives: applying the
+	 * daemon's own (the mounting shell's 022) again would turn a 0664 the
+	 * caller asked for into 0644. The daemon's own files (audit db, key,
+	 * journal) are created with explicit modes; the log is opened by the
+	 * mount command.
+	 */
+	umask(0);
+
 	memset(&wfs, 0, sizeof(wfs));
 	wfs.o = o;
 	wfs.keys = o->keys;
