@@ -52,10 +52,33 @@ static void mount_usage(FILE *f)
 		   "  --no-passthrough         serve public files through the daemon\n"
 		   "  --passfile FILE          read the passphrase from FILE\n"
 		   "  --extpass CMD            read the passphrase from CMD's output\n"
-		   "  --recovery-key           unlock with the recovery key instead\n"
+		   "  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
+		   "  --recovery-key-file FILE unlock with the recovery key in FILE\n"
 		   "  --log FILE               daemon log (default " DEFAULT_LOG ")\n"
 		   "  -d, --debug              print every FUSE request\n"
 		   "  -h, --help               show this help\n");
+}
+
+/* One line of bad usage, pointing at the command's --help; exit status 2. */
+static int usage_error(const char *cmd, const char *what)
+{
+	fprintf(stderr, "wardfs %s: %s; see 'wardfs %s --help'\n", cmd, what, cmd);
+	return 2;
+}
+
+/* getopt_long (opterr 0, optstring ":...") returned ':' or '?'. */
+static int bad_option(const char *cmd, int c, char **argv)
+{
+	char what[256];
+	const char *arg = argv[optind - 1];
+
+	if (c == ':')
+		snprintf(what, sizeof(what), "option '%s' needs a value", arg);
+	else if (optopt != 0)
+		snprintf(what, sizeof(what), "unknown option '-%c'", optopt);
+	else
+		snprintf(what, sizeof(what), "unknown option '%.*s'", (int)strcspn(arg, "="), arg);
+	return usage_error(cmd, what);
 }
 
 /* Removes "nonempty" from a comma list (libfuse 3 has no such option);
@@ -223,6 +246,7 @@ int wfs_cmd_mount(int argc, char **argv)
 		{"passfile", required_argument, NULL, 'p'},
 		{"extpass", required_argument, NULL, 'x'},
 		{"recovery-key", no_argument, NULL, 'R'},
+		{"recovery-key-file", required_argument, NULL, 'K'},
 		{"log", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
@@ -233,7 +257,8 @@ int wfs_cmd_mount(int argc, char **argv)
 	bool no_audit = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+fdho:", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:fdho:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			o.foreground = true;
@@ -300,18 +325,24 @@ int wfs_cmd_mount(int argc, char **argv)
 		case 'R':
 			po.recovery_from_stdin = true;
 			break;
+		case 'K':
+			po.recovery_key_file = optarg;
+			break;
 		case 'L':
 			log = optarg;
 			break;
 		default:
-			mount_usage(stderr);
-			return 2;
+			return bad_option("mount", c, argv);
 		}
 	}
+	if (po.passfile && po.extpass)
+		return usage_error("mount", "give --passfile or --extpass, not both");
+	if (po.recovery_key_file && po.recovery_from_stdin)
+		return usage_error("mount", "give --recovery-key or --recovery-key-file, not both");
+	if ((po.recovery_key_file || po.recovery_from_stdin) && (po.passfile || po.extpass))
+		return usage_error("mount", "a recovery key replaces the passphrase options");
 	if (argc - optind != 2) {
-		fprintf(stderr, "wardfs mount: expected BACKING and MOUNTPOINT; see 'wardfs mount "
-				"--help'\n");
-		return 2;
+		return usage_error("mount", "expected BACKING and MOUNTPOINT");
 	}
 	if (geteuid() != 0) {
 		fprintf(stderr, "wardfs mount: must run as root (passthrough and allow_other need "
@@ -429,7 +460,8 @@ int wfs_cmd_umount(int argc, char **argv)
 	bool lazy = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+lh", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:lh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			lazy = true;
@@ -438,13 +470,11 @@ int wfs_cmd_umount(int argc, char **argv)
 			umount_usage(stdout);
 			return 0;
 		default:
-			umount_usage(stderr);
-			return 2;
+			return bad_option("umount", c, argv);
 		}
 	}
 	if (argc - optind != 1) {
-		fprintf(stderr, "wardfs umount: expected MOUNTPOINT; see 'wardfs umount --help'\n");
-		return 2;
+		return usage_error("umount", "expected MOUNTPOINT");
 	}
 	const char *mnt = argv[optind];
 	char status[4096];
