@@ -29,7 +29,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct wfs_fs *fs = userdata;
 	/* Passthrough and writeback cache exclude each other per connection
-	 * (FUSE-NOTES.md): never ask for writeback. */
+	 * (docs/design.md): never ask for writeback. */
 	fuse_unset_feature_flag(conn, FUSE_CAP_WRITEBACK_CACHE);
 	fs->passthrough = false;
 	if (fs->o->passthrough) {
