@@ -177,6 +177,12 @@ def in_private_root(base, fn, timeout=600):
             if libc.unshare(CLONE_NEWNS) != 0:
                 raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
             subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+            # Copies of FUSE mounts that other tests have up right now: drop
+            # them, or they would keep those file systems (and their
+            # daemons) alive until this child exits, and count as ours.
+            with open("/proc/self/mounts") as f:
+                for mp in [ln.split()[1] for ln in f if ln.split()[2].startswith("fuse")]:
+                    subprocess.run(["umount", "-l", mp], capture_output=True)
             for d in PRIVATE_EMPTY:
                 empty = root / d.lstrip("/")
                 empty.mkdir(parents=True)

@@ -137,6 +137,40 @@ def test_admin_md_fstab_line(base):
     in_private_root(base, body)
 
 
+def test_admin_md_systemd_unit(base):
+    """docs/admin.md's wardfs@.service recipe: its conf file written as
+    shown, the unit's ExecStart and ExecStop run as systemd would."""
+    from test_install import unit_commands
+    block = code_block("docs/admin.md", "systemd-escape")
+    heredoc = "\n".join(block[block.index(next(ln for ln in block if ln.startswith("cat >"))):
+                              block.index("EOF") + 1])
+
+    def body():
+        assert not STATE.exists()
+        os.makedirs("/etc/wardfs/mounts")  # as make install does
+        sh("install -D -m 644 etc/policy.example /etc/wardfs/policy")
+        pathlib.Path("/root/alice.pass").write_text(PASS + "\n")
+        os.chmod("/root/alice.pass", 0o600)
+        os.makedirs("/home/alice")
+        os.makedirs("/home/.wardfs/alice", mode=0o700)
+        sh("wardfs init --passfile /root/alice.pass --kdf-memory 8 --kdf-ops 1 "
+           "/home/.wardfs/alice")
+        sh(heredoc)
+        instance = sh("systemd-escape --path /home/alice").stdout.strip()
+        start, stop = unit_commands(instance, "/etc/wardfs/mounts")
+        r = run(*start, check=False)
+        assert r.returncode == 0, r.stderr
+        assert is_mounted("/home/alice")
+        check_state_dir()
+        pathlib.Path("/home/alice/notes").write_text("x")
+        r = run(*stop, check=False)
+        assert r.returncode == 0, r.stderr
+        assert not is_mounted("/home/alice")
+        assert audit_rows("/notes") >= 1
+
+    in_private_root(base, body)
+
+
 def setup_alice():
     """alice, with a home holding a key and a note, moved into a vault by
     `wardfs setup-home alice` (passphrase on stdin); returns its output."""
