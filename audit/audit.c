@@ -104,6 +104,9 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	/* The key lives beside the db by default: its directory first. */
+	if ((r = wfs_db_make_dir(a->db_path, err, errlen)))
+		goto fail;
 	if ((r = wfs_key_load(key_path, true, a->key, err, errlen)))
 		goto fail;
 	if ((r = wfs_db_open(a->db_path, true, &a->db, err, errlen, NULL)))

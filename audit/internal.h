@@ -77,6 +77,9 @@ int wfs_head_auth(const unsigned char *key, int64_t id, const unsigned char *mac
  * writable open migrates to WFS_SCHEMA_VERSION, a read-only one does not. */
 int wfs_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen,
 		int *version);
+/* Creates the directory of the db file path, and its missing parents, each
+ * 0700 (docs/audit.md), unless it exists. 0 or -errno with err set. */
+int wfs_db_make_dir(const char *path, char *err, size_t errlen);
 /* dst[i] = src[n-1-i]: the rpath column (schema v2) of a path. */
 void wfs_reverse_bytes(char *dst, const char *src, size_t n);
 int wfs_sqlite_errno(int rc); /* SQLITE_* -> -errno */

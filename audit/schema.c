@@ -260,38 +260,52 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-static void mkdir_p(const char *dir, mode_t mode)
-{
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp)
-		return;
-	for (char *p = tmp + 1; *p; p++)
-		if (*p == '/') {
-			*p = 0;
-			mkdir(tmp, mode);
-			*p = '/';
-		}
-	mkdir(tmp, mode);
-}
-
-/* Under /var/lib/wardfs the parent directory is created 0700; elsewhere it
- * must exist. The db file itself is created 0600 (SQLite gives -wal/-shm
- * the same mode). */
-static int prepare_path(const char *path, char *err, size_t errlen)
+int wfs_db_make_dir(const char *path, char *err, size_t errlen)
 {
 	const char *slash = strrchr(path, '/');
-	if (slash && slash != path) {
-		char dir[PATH_MAX];
-		size_t n = (size_t)(slash - path);
-		if (n >= sizeof dir)
-			return -ENAMETOOLONG;
-		memcpy(dir, path, n);
-		dir[n] = 0;
-		struct stat st;
-		if (stat(dir, &st) < 0 && !strncmp(dir, "/var/lib/wardfs", 15) &&
-		    (dir[15] == 0 || dir[15] == '/'))
-			mkdir_p(dir, 0700);
+	char dir[PATH_MAX];
+	struct stat st;
+	size_t n;
+
+	if (!slash || slash == path)
+		return 0; /* in the current directory, or in "/" */
+	n = (size_t)(slash - path);
+	if (n >= sizeof dir) {
+		snprintf(err, errlen, "audit database path '%s' is too long", path);
+		return -ENAMETOOLONG;
 	}
+	memcpy(dir, path, n);
+	dir[n] = 0;
+	if (stat(dir, &st) == 0)
+		return 0;
+	/* mkdir -p, each missing directory 0700 */
+	for (char *p = dir + 1;; p++) {
+		if (*p != '/' && *p != 0)
+			continue;
+		char c = *p;
+		*p = 0;
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			int e = errno;
+			snprintf(err, errlen,
+				 "cannot create the audit database's directory '%s': %s", dir,
+				 strerror(e));
+			return -e;
+		}
+		*p = c;
+		if (!c)
+			break;
+	}
+	return 0;
+}
+
+/* The db's directory is created 0700 (with missing parents) if it does not
+ * exist. The db file itself is created 0600 (SQLite gives -wal/-shm the
+ * same mode). */
+static int prepare_path(const char *path, char *err, size_t errlen)
+{
+	int r = wfs_db_make_dir(path, err, errlen);
+	if (r)
+		return r;
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		int e = errno;

@@ -52,10 +52,33 @@ static void mount_usage(FILE *f)
 		   "  --no-passthrough         serve public files through the daemon\n"
 		   "  --passfile FILE          read the passphrase from FILE\n"
 		   "  --extpass CMD            read the passphrase from CMD's output\n"
-		   "  --recovery-key           unlock with the recovery key instead\n"
+		   "  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
+		   "  --recovery-key-file FILE unlock with the recovery key in FILE\n"
 		   "  --log FILE               daemon log (default " DEFAULT_LOG ")\n"
 		   "  -d, --debug              print every FUSE request\n"
 		   "  -h, --help               show this help\n");
+}
+
+/* One line of bad usage, pointing at the command's --help; exit status 2. */
+static int usage_error(const char *cmd, const char *what)
+{
+	fprintf(stderr, "wardfs %s: %s; see 'wardfs %s --help'\n", cmd, what, cmd);
+	return 2;
+}
+
+/* getopt_long (opterr 0, optstring ":...") returned ':' or '?'. */
+static int bad_option(const char *cmd, int c, char **argv)
+{
+	char what[256];
+	const char *arg = argv[optind - 1];
+
+	if (c == ':')
+		snprintf(what, sizeof(what), "option '%s' needs a value", arg);
+	else if (optopt != 0)
+		snprintf(what, sizeof(what), "unknown option '-%c'", optopt);
+	else
+		snprintf(what, sizeof(what), "unknown option '%.*s'", (int)strcspn(arg, "="), arg);
+	return usage_error(cmd, what);
 }
 
 /* Removes "nonempty" from a comma list (libfuse 3 has no such option);
@@ -120,28 +143,65 @@ static const char *absolute(const char *path, char *buf, size_t len)
 	return buf;
 }
 
-static int run_daemon(struct wfs_daemon_opts *o, const char *log)
+/*
+ * Opens (appends to) the daemon's log, creating its directory 0700 if it is
+ * missing, so that a log that cannot be written is an error now rather than
+ * a daemon that logs nowhere. The fd, or -1 after one line of error.
+ */
+static int open_log(const char *log)
+{
+	char dir[PATH_MAX], failed[PATH_MAX];
+	const char *slash = strrchr(log, '/');
+	int fd, r;
+
+	if (slash && slash != log) {
+		if ((size_t)(slash - log) >= sizeof(dir)) {
+			fprintf(stderr, "wardfs mount: log '%s': %s\n", log,
+				strerror(ENAMETOOLONG));
+			return -1;
+		}
+		memcpy(dir, log, (size_t)(slash - log));
+		dir[slash - log] = '\0';
+		if ((r = wfs_make_dirs(dir, 0700, failed, sizeof(failed))) != 0) {
+			fprintf(stderr,
+				"wardfs mount: cannot create the log's directory '%s': %s\n",
+				failed, strerror(-r));
+			return -1;
+		}
+	}
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fprintf(stderr, "wardfs mount: cannot open the log '%s': %s\n", log,
+			strerror(errno));
+	return fd;
+}
+
+static int run_daemon(struct wfs_daemon_opts *o, const char *log, int lfd)
 {
 	int pfd[2];
 	if (pipe(pfd) < 0) {
 		perror("wardfs mount: pipe");
+		close(lfd);
 		return 1;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		perror("wardfs mount: fork");
+		close(lfd);
 		return 1;
 	}
 	if (pid == 0) {
 		close(pfd[0]);
 		setsid();
 		int null = open("/dev/null", O_RDWR);
-		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (null >= 0) {
 			dup2(null, 0);
 			dup2(null, 1);
-			dup2(lfd >= 0 ? lfd : null, 2);
 		}
+		dup2(lfd, 2);
+		close(lfd);
+		if (null > 2)
+			close(null);
 		if (chdir("/") < 0) {
 			/* stays where it was; nothing depends on it */
 		}
@@ -149,6 +209,7 @@ static int run_daemon(struct wfs_daemon_opts *o, const char *log)
 		_exit(wfs_daemon_run(o));
 	}
 	close(pfd[1]);
+	close(lfd);
 	wfs_keys_free(o->keys); /* the child has its own copy */
 	o->keys = NULL;
 	char buf[1024];
@@ -215,6 +276,7 @@ int wfs_cmd_mount(int argc, char **argv)
 		{"passfile", required_argument, NULL, 'p'},
 		{"extpass", required_argument, NULL, 'x'},
 		{"recovery-key", no_argument, NULL, 'R'},
+		{"recovery-key-file", required_argument, NULL, 'K'},
 		{"log", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
@@ -225,7 +287,8 @@ int wfs_cmd_mount(int argc, char **argv)
 	bool no_audit = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+fdho:", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:fdho:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			o.foreground = true;
@@ -292,18 +355,24 @@ int wfs_cmd_mount(int argc, char **argv)
 		case 'R':
 			po.recovery_from_stdin = true;
 			break;
+		case 'K':
+			po.recovery_key_file = optarg;
+			break;
 		case 'L':
 			log = optarg;
 			break;
 		default:
-			mount_usage(stderr);
-			return 2;
+			return bad_option("mount", c, argv);
 		}
 	}
+	if (po.passfile && po.extpass)
+		return usage_error("mount", "give --passfile or --extpass, not both");
+	if (po.recovery_key_file && po.recovery_from_stdin)
+		return usage_error("mount", "give --recovery-key or --recovery-key-file, not both");
+	if ((po.recovery_key_file || po.recovery_from_stdin) && (po.passfile || po.extpass))
+		return usage_error("mount", "a recovery key replaces the passphrase options");
 	if (argc - optind != 2) {
-		fprintf(stderr, "wardfs mount: expected BACKING and MOUNTPOINT; see 'wardfs mount "
-				"--help'\n");
-		return 2;
+		return usage_error("mount", "expected BACKING and MOUNTPOINT");
 	}
 	if (geteuid() != 0) {
 		fprintf(stderr, "wardfs mount: must run as root (passthrough and allow_other need "
@@ -354,22 +423,26 @@ int wfs_cmd_mount(int argc, char **argv)
 			backing, backing);
 		return 1;
 	}
-	if (wfs_crypto_init() < 0) {
-		fprintf(stderr, "wardfs mount: cannot initialize crypto\n");
-		return 1;
-	}
-	struct wfs_keys *keys = NULL;
-	if (wfs_vault_unlock(backing, &po, &keys) < 0)
-		return 1; /* wfs_vault_unlock said why */
-	if (adopt_marks(backing, keys) != 0) {
-		wfs_keys_free(keys);
-		return 1;
-	}
-
 	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX];
 	policy = absolute(policy, policy_abs, sizeof(policy_abs));
 	audit_db = absolute(audit_db, db_abs, sizeof(db_abs));
 	log = absolute(log, log_abs, sizeof(log_abs));
+	/* The log first: a log that cannot be written fails before the passphrase. */
+	int lfd = -1;
+	if (!o.foreground && (lfd = open_log(log)) < 0)
+		return 1;
+	if (wfs_crypto_init() < 0) {
+		fprintf(stderr, "wardfs mount: cannot initialize crypto\n");
+		goto fail;
+	}
+	struct wfs_keys *keys = NULL;
+	if (wfs_vault_unlock(backing, &po, &keys) < 0)
+		goto fail; /* wfs_vault_unlock said why */
+	if (adopt_marks(backing, keys) != 0) {
+		wfs_keys_free(keys);
+		goto fail;
+	}
+
 	o.backing = backing;
 	o.mountpoint = mnt;
 	o.keys = keys;
@@ -379,7 +452,11 @@ int wfs_cmd_mount(int argc, char **argv)
 	o.fuse_opts = fuse_opts[0] ? fuse_opts : NULL;
 	if (o.foreground)
 		return wfs_daemon_run(&o);
-	return run_daemon(&o, log);
+	return run_daemon(&o, log, lfd);
+fail:
+	if (lfd >= 0)
+		close(lfd);
+	return 1;
 }
 
 static void umount_usage(FILE *f)
@@ -417,7 +494,8 @@ int wfs_cmd_umount(int argc, char **argv)
 	bool lazy = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+lh", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:lh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			lazy = true;
@@ -426,13 +504,11 @@ int wfs_cmd_umount(int argc, char **argv)
 			umount_usage(stdout);
 			return 0;
 		default:
-			umount_usage(stderr);
-			return 2;
+			return bad_option("umount", c, argv);
 		}
 	}
 	if (argc - optind != 1) {
-		fprintf(stderr, "wardfs umount: expected MOUNTPOINT; see 'wardfs umount --help'\n");
-		return 2;
+		return usage_error("umount", "expected MOUNTPOINT");
 	}
 	const char *mnt = argv[optind];
 	char status[4096];

@@ -234,15 +234,18 @@ out:
 
 static void print_lines(const struct setup *s)
 {
-	char opts[PATH_MAX * 2 + 64] = "";
+	char opts[PATH_MAX * 2 + 64] = "", passfile[PATH_MAX];
 
 	if (s->policy_path)
 		snprintf(opts, sizeof(opts), "policy=%s,", s->policy_path);
+	if (s->po.passfile)
+		snprintf(passfile, sizeof(passfile), "%s", s->po.passfile);
+	else
+		snprintf(passfile, sizeof(passfile), "/root/wardfs-%s.pass", s->user);
 	printf("\nMount it at boot: add to /etc/fstab (the passfile holds the passphrase,\n"
 	       "readable by root only):\n\n"
 	       "    %s %s fuse.wardfs passfile=%s,%snofail 0 0\n\n",
-	       s->backing, s->home, s->po.passfile ? s->po.passfile : "/root/wardfs-USER.pass",
-	       opts);
+	       s->backing, s->home, passfile, opts);
 	printf("Or unlock it at login with %s's password (the vault passphrase must be\n"
 	       "that password; see wardfs-setup-home(8) and docs/pam.md): add to\n"
 	       "/etc/security/pam_mount.conf.xml\n\n"

@@ -205,6 +205,23 @@ static int check_backing(const struct args *a)
 	return 0;
 }
 
+/* init: a missing BACKING is created with its missing parents, each 0700
+ * (only its owner, root, may reach the files around the mount). */
+static int make_backing(const struct args *a)
+{
+	char failed[PATH_MAX];
+	struct stat st;
+	int r;
+
+	if (lstat(a->backing, &st) == 0 || errno != ENOENT)
+		return 0; /* check_backing says what is wrong with it, if anything */
+	if ((r = wfs_make_dirs(a->backing, 0700, failed, sizeof(failed))) != 0) {
+		fprintf(stderr, "%s: cannot create '%s': %s\n", prog, failed, strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
 static int crypto_start(void)
 {
 	int r = wfs_crypto_init();
@@ -309,7 +326,8 @@ static const char init_usage[] =
 	"\n"
 	"Creates a vault in BACKING/.wardfs: a random master key wrapped under a\n"
 	"key derived from a passphrase (Argon2id) and under a recovery key that is\n"
-	"printed once. BACKING may be empty or already hold files.\n"
+	"printed once. BACKING may be empty or already hold files; if it does not\n"
+	"exist it is created, with its missing parents, mode 0700.\n"
 	"\n"
 	"  --passfile FILE     read the passphrase from the first line of FILE\n"
 	"  --extpass CMD       read it from the first line printed by CMD (/bin/sh -c)\n"
@@ -414,7 +432,7 @@ int wfs_cmd_init(int argc, char **argv)
 		fputs(init_usage, stdout);
 		return 0;
 	}
-	if (check_backing(&a) != 0)
+	if (make_backing(&a) != 0 || check_backing(&a) != 0)
 		goto out;
 	wfs_kdf_params_default(&kp);
 	if (a.kdf_mib)

@@ -63,6 +63,7 @@ static const struct {
 	{"audit-journal-size", "--audit-journal-size", true},
 	{"log", "--log", true},
 	{"recovery-key", "--recovery-key", false},
+	{"recovery-key-file", "--recovery-key-file", true},
 	{"no-passthrough", "--no-passthrough", false},
 };
 
@@ -148,7 +149,7 @@ static int translate(struct helper *h, char *opts, bool sloppy)
 		fprintf(stderr,
 			"%s: unknown mount option '%s%s%s'; wardfs takes passfile=, extpass=, "
 			"policy=, audit-db=, audit-failure=, audit-journal-size=, log=, "
-			"recovery-key, "
+			"recovery-key, recovery-key-file=, "
 			"no-passthrough, nonempty and kernel flags such as nosuid,nodev "
 			"(see mount.wardfs(8)); mount -s ignores unknown options\n",
 			h->prog, tok, val ? "=" : "", val ? val : "");
@@ -196,8 +197,8 @@ int wfs_mount_helper(int argc, char **argv)
 			       "The mount(8) helper for wardfs: see mount.wardfs(8) and\n"
 			       "'wardfs mount --help'. Options: passfile=FILE, extpass=CMD,\n"
 			       "policy=FILE, audit-db=FILE, audit-failure=closed|open,\n"
-			       "audit-journal-size=MIB, log=FILE, recovery-key, no-passthrough,\n"
-			       "nonempty, and kernel\n"
+			       "audit-journal-size=MIB, log=FILE, recovery-key,\n"
+			       "recovery-key-file=FILE, no-passthrough, nonempty, and kernel\n"
 			       "flags (ro, nosuid, nodev, noexec, noatime, ...).\n");
 			return 0;
 		case 'N':

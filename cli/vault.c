@@ -35,6 +35,36 @@ static int vault_path(char *buf, size_t len, const char *backing, const char *na
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+int wfs_make_dirs(const char *dir, mode_t mode, char *failed, size_t len)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+
+	if ((size_t)snprintf(buf, sizeof(buf), "%s", dir) >= sizeof(buf)) {
+		snprintf(failed, len, "%s", dir);
+		return -ENAMETOOLONG;
+	}
+	if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	for (char *p = buf + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) != 0 &&
+		    (errno != EEXIST || stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))) {
+			int r = errno == EEXIST ? -ENOTDIR : -errno;
+
+			snprintf(failed, len, "%s", buf);
+			return r;
+		}
+		*p = c;
+		if (c == '\0')
+			return 0;
+	}
+}
+
 bool wfs_vault_exists(const char *backing)
 {
 	char path[PATH_MAX];

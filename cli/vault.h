@@ -71,6 +71,15 @@ int wfs_secret_read(const char *file, const char *extpass, const char *prompt, b
 		    char **out, size_t *len, bool *from_tty);
 void wfs_secret_free(char *s);
 
+/* ---- directories -------------------------------------------------- */
+
+/*
+ * mkdir -p: creates dir and each missing parent with mode (each one is the
+ * caller's, so root's when run as root). An existing dir is left as it is.
+ * -errno, with the directory that could not be created in failed.
+ */
+int wfs_make_dirs(const char *dir, mode_t mode, char *failed, size_t len);
+
 /* ---- walking a backing tree --------------------------------------- */
 
 /*

@@ -81,10 +81,16 @@ static void reply_value(fuse_req_t req, const char *val, size_t n, size_t size)
 		fuse_reply_buf(req, val, n);
 }
 
+/*
+ * The backing inode's path through its O_PATH fd. The path calls that
+ * follow links (getxattr, not lgetxattr) resolve /proc/self/fd/N to the
+ * inode itself and do not follow it further when it is a symlink: a
+ * symlink's attributes are its own, and the answers are the backing file
+ * system's (ENODATA for a missing name, EPERM for setting user.* on it).
+ * fgetxattr and the *xattrat calls refuse O_PATH fds (EBADF).
+ */
 static int proc_path(struct wfs_inode *n, char *buf, size_t len, int *fd)
 {
-	if (n->type == S_IFLNK)
-		return -EPERM; /* xattrs on symlinks are not forwarded */
 	*fd = wfs_inode_fd(n);
 	if (*fd < 0)
 		return *fd;

@@ -29,7 +29,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct wfs_fs *fs = userdata;
 	/* Passthrough and writeback cache exclude each other per connection
-	 * (FUSE-NOTES.md): never ask for writeback. */
+	 * (docs/design.md): never ask for writeback. */
 	fuse_unset_feature_flag(conn, FUSE_CAP_WRITEBACK_CACHE);
 	fs->passthrough = false;
 	if (fs->o->passthrough) {
@@ -180,6 +180,16 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	sigemptyset(&hup);
 	sigaddset(&hup, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
+
+	/*
+	 * The kernel has applied the caller's umask to the mode of every
+	 * create, mkdir and mknod before the request arrives: applying the
+	 * daemon's own (the mounting shell's 022) again would turn a 0664 the
+	 * caller asked for into 0644. The daemon's own files (audit db, key,
+	 * journal) are created with explicit modes; the log is opened by the
+	 * mount command.
+	 */
+	umask(0);
 
 	memset(&wfs, 0, sizeof(wfs));
 	wfs.o = o;

@@ -3,7 +3,7 @@
  * just written, once a contiguous run of it reaches WFS_WRITE_BEHIND bytes.
  *
  * The mount has no writeback cache (it would rule out passthrough,
- * FUSE-NOTES.md), so every write(2) reaches the daemon before it returns,
+ * docs/design.md), so every write(2) reaches the daemon before it returns,
  * and the backing file's copy would then sit dirty until an fsync or the
  * kernel's flusher (30 s). A program that writes a large file and fsyncs it
  * would wait for encryption and then for the disk, one after the other.

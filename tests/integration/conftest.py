@@ -1,11 +1,13 @@
 """Integration test harness: real wardfs mounts on /dev/fuse in private temp
 dirs, always unmounted (fixture finalizers), plus a real unprivileged user."""
+import ctypes
 import os
 import pathlib
 import shutil
 import subprocess
 import tempfile
 import time
+import traceback
 
 import pytest
 
@@ -150,3 +152,81 @@ def wait_for(pred, timeout=10.0):
             return True
         time.sleep(0.05)
     return pred()
+
+
+# Directories a private root covers: empty ones bound over them, so the
+# documented default paths (/var/lib/wardfs, /var/log/wardfs.log,
+# /home/.wardfs/USER, /root/USER.pass) start out missing; and /etc and /sbin
+# overlaid, so /etc/wardfs, /etc/fstab, users and pam_mount.conf.xml, and the
+# /sbin/mount.fuse.wardfs link can be written without touching the host's.
+PRIVATE_EMPTY = ("/home", "/root", "/var/lib", "/var/log")
+PRIVATE_OVERLAY = ("/etc", "/usr/sbin")
+CLONE_NEWNS = 0x00020000
+
+
+def in_private_root(base, fn, timeout=600):
+    """Runs fn() in a child process with its own mount namespace, in which
+    the directories above are temporary (under base/root): a machine on
+    which wardfs was never set up, whose changes vanish with the test. The
+    host's /var/lib, /etc, /home, ... are never written. Mounts made by fn
+    exist in that namespace only; any wardfs mount fn leaves is unmounted
+    there before the child exits. Raises fn's failure in the caller."""
+    root = base / "root"
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 1
+        try:
+            os.close(rd)
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.unshare(CLONE_NEWNS) != 0:
+                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+            subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+            # Copies of FUSE mounts that other tests have up right now: drop
+            # them, or they would keep those file systems (and their
+            # daemons) alive until this child exits, and count as ours.
+            with open("/proc/self/mounts") as f:
+                for mp in [ln.split()[1] for ln in f if ln.split()[2].startswith("fuse")]:
+                    subprocess.run(["umount", "-l", mp], capture_output=True)
+            for d in PRIVATE_EMPTY:
+                empty = root / d.lstrip("/")
+                empty.mkdir(parents=True)
+                subprocess.run(["mount", "--bind", str(empty), d], check=True)
+            for d in PRIVATE_OVERLAY:
+                upper, work = root / "upper" / d.lstrip("/"), root / "work" / d.lstrip("/")
+                upper.mkdir(parents=True)
+                work.mkdir(parents=True)
+                subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                                f"lowerdir={d},upperdir={upper},workdir={work}", d],
+                               check=True)
+            try:
+                fn()
+                status = 0
+            finally:
+                with open("/proc/self/mounts") as f:
+                    left = [ln.split()[1] for ln in f if ln.split()[2] == "fuse.wardfs"]
+                for mp in left:
+                    if subprocess.run([WARDFS, "umount", mp], capture_output=True).returncode:
+                        subprocess.run(["umount", "-l", mp], capture_output=True)
+                if left:
+                    raise AssertionError(f"left mounted: {left}")
+        except BaseException:
+            os.write(wr, traceback.format_exc().encode())
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(wr)
+    end = time.time() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.time() > end:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the private-root test timed out")
+        time.sleep(0.1)
+    with os.fdopen(rd, "rb") as f:
+        err = f.read().decode(errors="replace")
+    if status != 0:
+        raise AssertionError(err or f"the private-root child failed ({status})")

@@ -355,3 +355,46 @@ def test_stat_after_names_swapped_behind_the_mount(mnt):
     st = os.stat(a)
     assert (st.st_ino, st.st_size) == (ino_a, 15)
     assert (mnt.backing / "b").read_bytes() == b"x" * 10 + b"z" * 5
+
+
+def xattr_answer(fn, *args):
+    """What an xattr call answers: its value, or its errno."""
+    try:
+        r = fn(*args, follow_symlinks=False)
+        return sorted(r) if isinstance(r, list) else r
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+
+@pytest.mark.parametrize("target", ["f", "missing"])
+def test_xattrs_on_symlinks_answer_as_the_backing(mnt, target):
+    """get/list/set/remove xattr on a symlink (l*xattr, getfattr -h, ls -l)
+    answer what the backing file system answers for the same symlink,
+    instead of EPERM for everything."""
+    (mnt.mnt / "f").write_text("x")
+    link, back, ref = mnt.mnt / "link", mnt.backing / "link", mnt.base / "ref-link"
+    os.symlink(target, link)
+    os.symlink(target, ref)
+    names = ("security.selinux", "security.capability", "user.x", "trusted.x")
+    for p in (link, back):
+        assert [xattr_answer(os.getxattr, p, n) for n in names] == \
+            [xattr_answer(os.getxattr, ref, n) for n in names], p
+        assert xattr_answer(os.listxattr, p) == xattr_answer(os.listxattr, ref) == []
+    # set through the mount: on the backing symlink itself, not its target
+    for p in (link, ref):
+        assert xattr_answer(os.setxattr, p, "trusted.t", b"v") is None
+        assert xattr_answer(os.setxattr, p, "user.t", b"v") == "EPERM"
+    assert os.getxattr(back, "trusted.t", follow_symlinks=False) == b"v"
+    assert xattr_answer(os.getxattr, link, "trusted.t") == b"v"
+    assert "trusted.t" in xattr_answer(os.listxattr, link)
+    assert xattr_answer(os.listxattr, link) == xattr_answer(os.listxattr, ref)
+    if target == "f":
+        assert "trusted.t" not in os.listxattr(mnt.backing / "f")
+    for p in (link, ref):
+        assert xattr_answer(os.removexattr, p, "trusted.t") is None
+        assert xattr_answer(os.removexattr, p, "trusted.t") == "ENODATA"
+    assert xattr_answer(os.listxattr, back) == []
+    r = run("getfattr", "-h", "-d", "-m", "-", link, check=False)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    r = run("ls", "-la", mnt.mnt, check=False)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr

@@ -105,3 +105,77 @@ def test_umount_of_something_not_mounted(base):
     r = wardfs("umount", base / "empty", check=False)
     assert r.returncode == 1
     assert one_line(r) == f"wardfs umount: '{base / 'empty'}' is not a mount point"
+
+
+def test_log_and_audit_db_in_missing_directories(vault):
+    """--log and --audit-db in directories that do not exist yet: both are
+    created 0700 (the log used to go nowhere, the audit key failed)."""
+    vault.log = vault.base / "logs" / "sub" / "wardfs.log"
+    vault.db = vault.base / "state" / "sub" / "audit.db"
+    vault.mount()
+    try:
+        (vault.mnt / "f").write_text("x")
+    finally:
+        vault.umount()
+    for d in (vault.base / "logs", vault.log.parent, vault.base / "state", vault.db.parent):
+        assert oct(os.stat(d).st_mode & 0o7777) == "0o700", d
+    assert vault.log.exists()
+    assert oct(os.stat(vault.db).st_mode & 0o7777) == "0o600"
+
+
+def test_log_that_cannot_be_written(vault):
+    """A log that cannot be opened is refused before anything is mounted."""
+    (vault.base / "file").write_text("not a directory")
+    vault.log = vault.base / "file" / "wardfs.log"
+    line = one_line(vault.mount(check=False))
+    assert line == (f"wardfs mount: cannot create the log's directory '{vault.base}/file': "
+                    "Not a directory"), line
+    assert not is_mounted(vault.mnt)
+
+
+@pytest.mark.parametrize("cmd, arg, want", [
+    ("mount", "--x", "wardfs mount: unknown option '--x'; see 'wardfs mount --help'"),
+    ("mount", "--colour=blue", "wardfs mount: unknown option '--colour'; see 'wardfs mount --help'"),
+    ("mount", "-z", "wardfs mount: unknown option '-z'; see 'wardfs mount --help'"),
+    ("umount", "--x", "wardfs umount: unknown option '--x'; see 'wardfs umount --help'"),
+])
+def test_unknown_option_is_one_line(base, cmd, arg, want):
+    """Not the whole help, and not getopt's "mount: unrecognized option"."""
+    r = wardfs(cmd, arg, base / "a", base / "b", check=False)
+    assert r.returncode == 2
+    assert one_line(r) == want
+    assert r.stdout == ""
+    r = wardfs("mount", "--policy", check=False)
+    assert one_line(r) == ("wardfs mount: option '--policy' needs a value; "
+                           "see 'wardfs mount --help'")
+
+
+def test_recovery_key_file(base):
+    """wardfs-init(1) names --recovery-key-file among the unlock options of
+    wardfs mount (and mount.wardfs takes recovery-key-file=)."""
+    from conftest import Mount, PASS
+    v = Mount(base)
+    v.policy.write_text("default public\n")
+    v.backing.mkdir()
+    r = wardfs("init", "--kdf-memory", "8", "--kdf-ops", "1", v.backing, input=PASS + "\n")
+    key = [ln.strip() for ln in r.stdout.splitlines() if ln.startswith("    ")][0]
+    keyfile = base / "recovery"
+    keyfile.write_text(key + "\n")
+    keyfile.chmod(0o600)
+    v.mnt.mkdir()
+    r = wardfs("mount", "--recovery-key-file", keyfile, "--passfile", keyfile, v.backing,
+               v.mnt, check=False)
+    assert one_line(r).endswith("a recovery key replaces the passphrase options; "
+                                "see 'wardfs mount --help'")
+    r = wardfs("mount", "--recovery-key-file", keyfile, "--policy", v.policy, "--audit-db",
+               v.db, "--log", v.log, v.backing, v.mnt, check=False)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert is_mounted(v.mnt)
+    finally:
+        v.umount()
+    os.symlink(WARDFS, base / "mount.wardfs")
+    helper = run(base / "mount.wardfs", v.backing, v.mnt, "-f", "-o",
+                 f"recovery-key-file={keyfile}", check=False)
+    assert helper.returncode == 0, helper.stderr
+    assert f"--recovery-key-file {keyfile}" in helper.stderr

@@ -59,8 +59,8 @@ def daemon_running(backing):
     return False
 
 
-def su_on_pty(password, command, timeout=60):
-    """`su - USER -c command` run by TEST_USER on a pty, typing password
+def su_on_pty(password, command, timeout=60, user=USER):
+    """`su - user -c command` run by TEST_USER on a pty, typing password
     at the prompt. Returns (exit status, everything printed)."""
     u = pwd.getpwnam(TEST_USER)
     pid, fd = pty.fork()
@@ -70,7 +70,7 @@ def su_on_pty(password, command, timeout=60):
             os.setgid(u.pw_gid)
             os.setuid(u.pw_uid)
             os.chdir("/")
-            os.execv("/usr/bin/su", ["su", "-", USER, "-c", command])
+            os.execv("/usr/bin/su", ["su", "-", user, "-c", command])
         finally:
             os._exit(127)
     out, sent, end = b"", False, time.time() + timeout

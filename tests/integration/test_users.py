@@ -3,6 +3,9 @@ objects, group inheritance, and permission checks including supplementary
 groups."""
 import os
 import stat
+import sys
+
+import pytest
 
 from conftest import run
 
@@ -59,3 +62,47 @@ def test_write_clears_setuid(mnt, test_user):
     os.chmod(mnt.mnt, 0o755)
     run("sh", "-c", f"echo more >> {p}", user=True)
     assert not os.stat(mnt.backing / "suid").st_mode & stat.S_ISUID
+
+
+MAKE_NODES = """
+import os, stat, sys
+os.umask(int(sys.argv[1], 8))
+for d in sys.argv[2:]:
+    for name, m in (("f620", 0o620), ("f666", 0o666), ("f777", 0o777)):
+        os.close(os.open(f"{d}/{name}", os.O_CREAT | os.O_WRONLY, m))
+    os.mknod(f"{d}/mknod646", 0o646 | stat.S_IFREG)
+    os.mkdir(f"{d}/d777", 0o777)
+    os.mkdir(f"{d}/d750", 0o750)
+    os.mkfifo(f"{d}/fifo666", 0o666)
+"""
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o022])
+def test_modes_are_the_callers_request_and_umask(vault, test_user, umask):
+    """Files (public and sensitive), mknod'ed files, directories and fifos
+    made through the mount get the mode the caller's request and umask give,
+    as on the backing file system itself: the daemon (which inherits the
+    mounting shell's umask, here 077) must not mask them a second time."""
+    saved = os.umask(0o077)
+    try:
+        vault.mount()
+    finally:
+        os.umask(saved)
+    try:
+        ref = vault.base / "ref"
+        dirs = {"pub": vault.mnt / "pub", "secret": vault.mnt / "secret",
+                "ref_pub": ref / "pub", "ref_secret": ref / "secret"}
+        for d in dirs.values():
+            d.mkdir(parents=True)
+            os.chown(d, test_user["uid"], test_user["gid"])
+        run(sys.executable, "-c", MAKE_NODES, oct(umask), *dirs.values(), user=True)
+        names = ("f620", "f666", "f777", "mknod646", "d777", "d750", "fifo666")
+        for cls in ("pub", "secret"):
+            want = {n: oct(stat.S_IMODE(os.lstat(dirs["ref_" + cls] / n).st_mode))
+                    for n in names}
+            for root in (dirs[cls], vault.backing / cls):
+                got = {n: oct(stat.S_IMODE(os.lstat(root / n).st_mode)) for n in names}
+                assert got == want, (root, oct(umask))
+        assert want["f666"] == oct(0o666 & ~umask)  # the reference is what POSIX says
+    finally:
+        vault.umount()
