@@ -955,6 +955,10 @@ int wfs_cmd_migrate(int argc, char **argv)
 			a.backing);
 		goto out;
 	}
+	/* The key first, also when nothing turns out to need it: a wrong
+	 * passphrase must say so, not "nothing to convert". */
+	if (!a.dry_run && (crypto_start() != 0 || wfs_vault_unlock(a.backing, &a.po, &keys) != 0))
+		goto out;
 	m.backing = a.backing;
 	m.pol = pol;
 	m.dry_run = a.dry_run;
@@ -979,8 +983,6 @@ int wfs_cmd_migrate(int argc, char **argv)
 		status = m.errors ? 1 : 0;
 		goto out;
 	}
-	if (crypto_start() != 0 || wfs_vault_unlock(a.backing, &a.po, &keys) != 0)
-		goto out;
 	if ((m.buf = malloc(CHUNK)) == NULL) {
 		fprintf(stderr, "%s: out of memory\n", prog);
 		goto out;

@@ -6,11 +6,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -32,19 +36,55 @@ void wfs_secret_free(char *s)
 		sodium_free(s); /* wipes */
 }
 
-/*
- * Reads one line (without its newline) into s. 0, -E2BIG for a line over
- * WFS_SECRET_MAX, -ENODATA for EOF before any byte, -EINTR, or -errno.
- */
-static int read_line(int fd, char *s, size_t *len)
+/* How long an --extpass command may take to print its line and exit:
+ * 60 s, or WARDFS_EXTPASS_TIMEOUT seconds (1 to 3600). */
+static int extpass_timeout_s(void)
+{
+	const char *e = getenv("WARDFS_EXTPASS_TIMEOUT");
+	int v = e ? atoi(e) : 0;
+	return v >= 1 && v <= 3600 ? v : 60;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until fd is readable or deadline_ms (CLOCK_MONOTONIC) passes:
+ * 0, -ETIME, or -errno. A deadline of 0 waits for ever. */
+static int wait_readable(int fd, int64_t deadline_ms)
+{
+	if (deadline_ms == 0)
+		return 0;
+	for (;;) {
+		int64_t left = deadline_ms - now_ms();
+		if (left <= 0)
+			return -ETIME;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = poll(&p, 1, left > 1000 ? 1000 : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* read_line with a deadline (0: none); -ETIME when it passes. */
+static int read_line_by(int fd, char *s, size_t *len, int64_t deadline_ms)
 {
 	size_t n = 0;
 	int any = 0;
 
 	for (;;) {
 		char c;
+		int w = wait_readable(fd, deadline_ms);
+		if (w < 0) {
+			sodium_memzero(s, WFS_SECRET_MAX + 1);
+			return w;
+		}
 		ssize_t r = read(fd, &c, 1);
-
 		if (r < 0)
 			return -errno;
 		if (r == 0)
@@ -67,6 +107,15 @@ static int read_line(int fd, char *s, size_t *len)
 	return 0;
 }
 
+/*
+ * Reads one line (without its newline) into s. 0, -E2BIG for a line over
+ * WFS_SECRET_MAX, -ENODATA for EOF before any byte, -EINTR, or -errno.
+ */
+static int read_line(int fd, char *s, size_t *len)
+{
+	return read_line_by(fd, s, len, 0);
+}
+
 static int from_file(const char *path, char *s, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
@@ -75,6 +124,17 @@ static int from_file(const char *path, char *s, size_t *len)
 		r = -errno;
 		fprintf(stderr, "%s: cannot open '%s': %s\n", wfs_vault_prog(), path, strerror(-r));
 		return r;
+	}
+	/* Like ssh with a private key: a passphrase other users can read
+	 * is no secret, and one they can write is not the admin's. */
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+		fprintf(stderr,
+			"%s: passphrase file '%s' is accessible by other users (mode %04o); "
+			"run 'chmod 600 %s'\n",
+			wfs_vault_prog(), path, (unsigned)(st.st_mode & 07777), path);
+		close(fd);
+		return -EPERM;
 	}
 	r = read_line(fd, s, len);
 	close(fd);
@@ -107,18 +167,40 @@ static int from_command(const char *cmd, char *s, size_t *len)
 		_exit(127);
 	}
 	close(p[1]);
-	r = read_line(p[0], s, len);
+	/* A command that never answers (a prompt on no terminal, a hung
+	 * agent) must not hang the mount, the boot or the login. */
+	int timeout_s = extpass_timeout_s();
+	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
+	r = read_line_by(p[0], s, len, deadline);
 	if (r == -ENODATA)
 		r = 0, *len = 0;
-	while (read(p[0], sink, sizeof(sink)) > 0) /* let it finish writing */
-		;
+	while (r != -ETIME) { /* let it finish writing */
+		int w = wait_readable(p[0], deadline);
+		if (w < 0) {
+			r = w == -ETIME ? -ETIME : r;
+			break;
+		}
+		if (read(p[0], sink, sizeof(sink)) <= 0)
+			break;
+	}
 	sodium_memzero(sink, sizeof(sink));
 	close(p[0]);
+	if (r == -ETIME) {
+		/* Its process group stays ours: a command that asks on the
+		 * terminal must stay in the foreground group to read it. */
+		kill(pid, SIGKILL);
+		sodium_memzero(s, WFS_SECRET_MAX + 1);
+		*len = 0;
+		fprintf(stderr, "%s: --extpass command did not print a line and exit within %d s\n",
+			wfs_vault_prog(), timeout_s);
+	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
 			status = -1;
 			break;
 		}
+	if (r == -ETIME)
+		return r;
 	if (r == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 		fprintf(stderr, "%s: --extpass command failed (%s %d)\n", wfs_vault_prog(),
 			WIFSIGNALED(status) ? "signal" : "exit status",

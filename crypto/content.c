@@ -446,8 +446,10 @@ long wfs_content_verify(const struct wfs_keys *k, int fd, wfs_damage_fn fn, void
 	for (uint64_t b0 = 0;; b0 += WFS_SCRATCH_BLOCKS) {
 		ssize_t got = wfs__pread_full(fd, scr, WFS_SCRATCH_BLOCKS * CB, cblock_off(b0));
 
-		if (got < 0)
-			return got;
+		if (got < 0) {
+			bad = got; /* tmp may hold an earlier block's plaintext */
+			break;
+		}
 		for (uint64_t j = 0; j * CB < (size_t)got; j++) {
 			size_t avail = (size_t)got - j * CB;
 

@@ -37,6 +37,9 @@ void wfs_kdf_params_default(struct wfs_kdf_params *p);
  * secure memory. Opaque. */
 struct wfs_keys;
 void wfs_keys_free(struct wfs_keys *k); /* wipes; NULL is fine */
+/* Locks k's memory again (it is locked when built): a child made by fork
+ * does not inherit the parent's locks. 0 or -errno (errno set too). */
+int wfs_keys_lock(const struct wfs_keys *k);
 
 #define WFS_RECOVERY_LEN 64 /* printable recovery key incl. NUL, groups of hex */
 

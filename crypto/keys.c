@@ -50,6 +50,11 @@ out:
 	return r;
 }
 
+int wfs_keys_lock(const struct wfs_keys *k)
+{
+	return sodium_mlock((void *)k, sizeof(*k)) == 0 ? 0 : -errno;
+}
+
 void wfs_keys_free(struct wfs_keys *k)
 {
 	if (k == NULL)

@@ -194,6 +194,11 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	memset(&wfs, 0, sizeof(wfs));
 	wfs.o = o;
 	wfs.keys = o->keys;
+	/* `wardfs mount` unlocked the keys before it forked us, and mlock(2)
+	 * locks are not inherited: lock them again in the process that keeps
+	 * them, or they could be swapped out. */
+	if (wfs.keys && wfs_keys_lock(wfs.keys) < 0)
+		fprintf(stderr, "wardfs: cannot lock the keys in memory: %s\n", strerror(errno));
 	wfs.timeout = 86400.0;
 	pthread_rwlock_init(&wfs.policy_lock, NULL);
 

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from conftest import run, wait_for
+from conftest import WARDFS, is_mounted, run, wait_for
 
 
 def set_policy(m, extra):
@@ -82,3 +82,50 @@ def test_open_is_never_recorded_under_a_removed_name(mnt, test_user):
     assert '"path":"/pub/a"' in rows, rows
     assert "/pub/b" not in mnt.sql("SELECT path FROM events WHERE kind = 'open' "
                                    "ORDER BY id DESC LIMIT 1")
+
+
+# ---------------------------------------------------------------------------
+# Secrets hygiene (15.12) and hangs (22.12)
+
+def test_daemon_keeps_its_keys_locked(mnt):
+    """The keys were locked before `wardfs mount` forked the daemon, and a
+    forked child does not inherit locks: VmLck was 0 kB."""
+    pid = mnt.status()["pid"]
+    with open(f"/proc/{pid}/status") as f:
+        vmlck = next(int(line.split()[1]) for line in f if line.startswith("VmLck:"))
+    assert vmlck > 0
+
+
+def test_passfile_readable_by_others_is_refused(vault):
+    vault.passfile.chmod(0o644)
+    vault.mnt.mkdir(exist_ok=True)
+    r = vault.mount(check=False)
+    assert r.returncode != 0
+    assert "accessible by other users (mode 0644)" in r.stderr
+    assert "chmod 600" in r.stderr
+    vault.passfile.chmod(0o600)
+    vault.mount()
+    vault.umount()
+
+
+@pytest.mark.parametrize("cmd", ["exec sleep 600", "echo x; exec sleep 600"],
+                         ids=["silent", "no-exit"])
+def test_extpass_that_never_ends_times_out(vault, cmd):
+    vault.mnt.mkdir(exist_ok=True)
+    r = run(WARDFS, "mount", "--extpass", cmd, "--policy", vault.policy, "--audit-db", vault.db,
+            vault.backing, vault.mnt, check=False, timeout=60,
+            env=dict(os.environ, WARDFS_EXTPASS_TIMEOUT="2"))
+    assert r.returncode != 0
+    assert "did not print a line and exit within 2 s" in r.stderr, r.stderr
+    assert not is_mounted(vault.mnt)
+
+
+def test_migrate_with_a_wrong_passphrase_says_so(vault, base):
+    bad = base / "bad"
+    bad.write_text("wrong\n")
+    bad.chmod(0o600)
+    r = run(WARDFS, "migrate", "--passfile", bad, "--policy", vault.policy, vault.backing,
+            check=False)
+    assert r.returncode != 0
+    assert "wrong passphrase" in r.stderr, r.stdout + r.stderr
+    assert "Nothing to convert" not in r.stdout
