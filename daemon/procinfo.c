@@ -21,14 +21,22 @@
  * keeps its old comm in the audit until it execs. The caller is blocked in
  * its open while we read, so its pid cannot be reused unless it is killed
  * meanwhile.
+ *
+ * For opens of files whose rule has allow-exe= (few), the program is also
+ * identified by inode and its process looked at for ways to run other code
+ * inside it (wfs_procinfo_exe_id, wfs_procinfo_suspect): a few /proc reads,
+ * never on other opens.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "procinfo.h"
@@ -150,4 +158,196 @@ int wfs_procinfo_get(pid_t pid, struct wfs_procinfo *out)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+int wfs_procinfo_exe_id(pid_t pid, dev_t *dev, ino_t *ino)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st) < 0)
+		return -errno;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
+/* The daemon's own user namespace, once: it does not change. */
+static struct stat own_userns;
+static int own_userns_err;
+static pthread_once_t userns_once = PTHREAD_ONCE_INIT;
+
+static void userns_init(void)
+{
+	if (stat("/proc/self/ns/user", &own_userns) < 0)
+		own_userns_err = errno;
+}
+
+/*
+ * A user namespace makes its creator root over the mounts of the mount
+ * namespaces it owns: bind mounts over the libraries an allowed program
+ * loads, /etc/ld.so.preload or the program itself. Its processes are not
+ * running the program the admin allowed, whatever inode it has. Mount
+ * namespaces made by root (systemd's PrivateTmp=) stay in the daemon's
+ * user namespace and are fine.
+ */
+static int check_userns(pid_t pid, char *why, size_t len)
+{
+	char path[64];
+	struct stat st;
+	pthread_once(&userns_once, userns_init);
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	if (own_userns_err || stat(path, &st) < 0) {
+		snprintf(why, len, "cannot tell its user namespace: %s",
+			 strerror(own_userns_err ? own_userns_err : errno));
+		return 1;
+	}
+	if (st.st_dev != own_userns.st_dev || st.st_ino != own_userns.st_ino) {
+		snprintf(why, len, "runs in another user namespace (user:[%lu])",
+			 (unsigned long)st.st_ino);
+		return 1;
+	}
+	return 0;
+}
+
+/* TracerPid of one thread (dirfd: /proc/PID/task), or -errno. */
+static long tracer_of(int dirfd, const char *tid)
+{
+	char path[96], buf[1024];
+	snprintf(path, sizeof(path), "%s/status", tid);
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* TracerPid is the 8th line, well inside the first kilobyte */
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int err = errno;
+	close(fd);
+	if (n < 0)
+		return -err;
+	buf[n] = '\0';
+	const char *t = strstr(buf, "\nTracerPid:");
+	if (!t)
+		return -EIO;
+	return strtol(t + sizeof("\nTracerPid:") - 1, NULL, 10);
+}
+
+/*
+ * A tracer can read and write the memory of every thread of the process
+ * and make it do anything. ptrace attaches to threads one by one, and the
+ * memory is shared, so every thread is looked at, not only the caller.
+ */
+static int check_traced(pid_t pid, char *why, size_t len)
+{
+	char path[64];
+	int r = 1;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d) {
+		snprintf(why, len, "cannot list its threads: %s", strerror(errno));
+		return 1;
+	}
+	struct dirent *e;
+	errno = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		long t = tracer_of(dirfd(d), e->d_name);
+		if (t == -ENOENT)
+			continue; /* the thread ended meanwhile */
+		if (t < 0) {
+			snprintf(why, len, "cannot read the status of thread %s: %s", e->d_name,
+				 strerror((int)-t));
+			goto out;
+		}
+		if (t > 0) {
+			snprintf(why, len, "traced by pid %ld (thread %s)", t, e->d_name);
+			goto out;
+		}
+		errno = 0;
+	}
+	if (errno) {
+		snprintf(why, len, "cannot list its threads: %s", strerror(errno));
+		goto out;
+	}
+	r = 0;
+out:
+	closedir(d);
+	return r;
+}
+
+/* Variables that make the dynamic loader (or glibc's iconv) load code the
+ * program does not name: the ones glibc itself drops for setuid programs
+ * that load code. Set but empty, the loader ignores them. */
+static const char *const loader_vars[] = {"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT",
+					  "GCONV_PATH"};
+#define NVARS (sizeof(loader_vars) / sizeof(loader_vars[0]))
+
+/*
+ * /proc/PID/environ is the environment the process was started with, as
+ * it is now in its memory: the strings execve copied, which the process
+ * may since have overwritten (a preloaded library could erase itself).
+ * It is what the loader saw at start unless the process changed it.
+ */
+static int check_environ(pid_t pid, char *why, size_t len)
+{
+	char path[64], buf[4096], name[24];
+	size_t nl = 0;
+	bool skip = false; /* past this entry's name */
+	int pending = -1;  /* loader_vars index whose '=' was the last byte */
+	int r = 1;
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len, "cannot read its environment: %s", strerror(errno));
+		return 1;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(why, len, "cannot read its environment: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			char ch = buf[i];
+			if (pending >= 0 && ch != '\0') {
+				snprintf(why, len, "%s is set in its environment",
+					 loader_vars[pending]);
+				goto out;
+			}
+			pending = -1;
+			if (ch == '\0') {
+				nl = 0;
+				skip = false;
+			} else if (skip) {
+				continue;
+			} else if (ch == '=') {
+				skip = true;
+				for (size_t k = 0; k < NVARS; k++)
+					if (nl == strlen(loader_vars[k]) &&
+					    !memcmp(name, loader_vars[k], nl))
+						pending = (int)k;
+			} else if (nl == sizeof(name)) {
+				skip = true; /* longer than any name we look for */
+			} else {
+				name[nl++] = ch;
+			}
+		}
+	}
+	r = 0;
+out:
+	close(fd);
+	return r;
+}
+
+int wfs_procinfo_suspect(pid_t pid, char *why, size_t len)
+{
+	if (check_userns(pid, why, len) || check_traced(pid, why, len) ||
+	    check_environ(pid, why, len))
+		return 1;
+	why[0] = '\0';
+	return 0;
 }
