@@ -189,15 +189,13 @@ static void userns_init(void)
  * loads, /etc/ld.so.preload or the program itself. Its processes are not
  * running the program the admin allowed, whatever inode it has. Mount
  * namespaces made by root (systemd's PrivateTmp=) stay in the daemon's
- * user namespace and are fine.
+ * user namespace and are fine. pfd: /proc/PID.
  */
-static int check_userns(pid_t pid, char *why, size_t len)
+static int check_userns(int pfd, char *why, size_t len)
 {
-	char path[64];
 	struct stat st;
 	pthread_once(&userns_once, userns_init);
-	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
-	if (own_userns_err || stat(path, &st) < 0) {
+	if (own_userns_err || fstatat(pfd, "ns/user", &st, 0) < 0) {
 		snprintf(why, len, "cannot tell its user namespace: %s",
 			 strerror(own_userns_err ? own_userns_err : errno));
 		return 1;
@@ -210,57 +208,85 @@ static int check_userns(pid_t pid, char *why, size_t len)
 	return 0;
 }
 
-/* TracerPid of one thread (dirfd: /proc/PID/task), or -errno. */
-static long tracer_of(int dirfd, const char *tid)
+/* A "Name:\tNUMBER" field of a status file, or -1. */
+static long status_field(const char *buf, const char *name)
 {
-	char path[96], buf[1024];
-	snprintf(path, sizeof(path), "%s/status", tid);
+	const char *t = strstr(buf, name);
+	return t ? strtol(t + strlen(name), NULL, 10) : -1;
+}
+
+/* TracerPid of the thread whose status file is `path` under dirfd, and
+ * its process's thread count if threads is not NULL; -errno. */
+static long tracer_of(int dirfd, const char *path, long *threads)
+{
+	char buf[2048];
 	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	/* TracerPid is the 8th line, well inside the first kilobyte */
+	/* TracerPid is the 8th line, Threads about the 37th: both well
+	 * inside the first 2 KiB of the 1.4 KiB file */
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	int err = errno;
 	close(fd);
 	if (n < 0)
 		return -err;
 	buf[n] = '\0';
-	const char *t = strstr(buf, "\nTracerPid:");
-	if (!t)
+	long t = status_field(buf, "\nTracerPid:");
+	if (t < 0)
 		return -EIO;
-	return strtol(t + sizeof("\nTracerPid:") - 1, NULL, 10);
+	if (threads)
+		*threads = status_field(buf, "\nThreads:");
+	return t;
 }
 
 /*
  * A tracer can read and write the memory of every thread of the process
  * and make it do anything. ptrace attaches to threads one by one, and the
- * memory is shared, so every thread is looked at, not only the caller.
+ * memory is shared, so every thread is looked at, not only the caller;
+ * listing them is skipped for a process of one thread (most). pfd:
+ * /proc/TID of the caller.
  */
-static int check_traced(pid_t pid, char *why, size_t len)
+static int check_traced(int pfd, char *why, size_t len)
 {
-	char path[64];
+	long threads = -1;
+	long t = tracer_of(pfd, "status", &threads);
+	if (t < 0) {
+		snprintf(why, len, "cannot read its status: %s", strerror((int)-t));
+		return 1;
+	}
+	if (t > 0) {
+		snprintf(why, len, "traced by pid %ld", t);
+		return 1;
+	}
+	if (threads == 1)
+		return 0;
+
 	int r = 1;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
+	int tfd = openat(pfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = tfd < 0 ? NULL : fdopendir(tfd);
 	if (!d) {
 		snprintf(why, len, "cannot list its threads: %s", strerror(errno));
+		if (tfd >= 0)
+			close(tfd);
 		return 1;
 	}
 	struct dirent *e;
 	errno = 0;
 	while ((e = readdir(d))) {
+		char path[sizeof(e->d_name) + 8];
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
-		long t = tracer_of(dirfd(d), e->d_name);
-		if (t == -ENOENT)
+		snprintf(path, sizeof(path), "%s/status", e->d_name);
+		t = tracer_of(dirfd(d), path, NULL);
+		if (t == -ENOENT || t == -ESRCH)
 			continue; /* the thread ended meanwhile */
 		if (t < 0) {
-			snprintf(why, len, "cannot read the status of thread %s: %s", e->d_name,
+			snprintf(why, len, "cannot read the status of its thread %s: %s", e->d_name,
 				 strerror((int)-t));
 			goto out;
 		}
 		if (t > 0) {
-			snprintf(why, len, "traced by pid %ld (thread %s)", t, e->d_name);
+			snprintf(why, len, "traced by pid %ld (its thread %s)", t, e->d_name);
 			goto out;
 		}
 		errno = 0;
@@ -286,17 +312,17 @@ static const char *const loader_vars[] = {"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_A
  * /proc/PID/environ is the environment the process was started with, as
  * it is now in its memory: the strings execve copied, which the process
  * may since have overwritten (a preloaded library could erase itself).
- * It is what the loader saw at start unless the process changed it.
+ * It is what the loader saw at start unless the process changed it. pfd:
+ * /proc/PID.
  */
-static int check_environ(pid_t pid, char *why, size_t len)
+static int check_environ(int pfd, char *why, size_t len)
 {
-	char path[64], buf[4096], name[24];
+	char buf[4096], name[24];
 	size_t nl = 0;
 	bool skip = false; /* past this entry's name */
 	int pending = -1;  /* loader_vars index whose '=' was the last byte */
 	int r = 1;
-	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = openat(pfd, "environ", O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(why, len, "cannot read its environment: %s", strerror(errno));
 		return 1;
@@ -345,9 +371,18 @@ out:
 
 int wfs_procinfo_suspect(pid_t pid, char *why, size_t len)
 {
-	if (check_userns(pid, why, len) || check_traced(pid, why, len) ||
-	    check_environ(pid, why, len))
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	/* one walk of /proc/PID for the four files below */
+	int pfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0) {
+		snprintf(why, len, "cannot look at its process: %s", strerror(errno));
 		return 1;
-	why[0] = '\0';
-	return 0;
+	}
+	int r = check_userns(pfd, why, len) || check_traced(pfd, why, len) ||
+		check_environ(pfd, why, len);
+	close(pfd);
+	if (!r)
+		why[0] = '\0';
+	return r;
 }

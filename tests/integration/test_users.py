@@ -70,20 +70,22 @@ def test_write_clears_setuid(mnt, test_user):
 # ---- allow-exe= against an unprivileged user ------------------------------
 
 SECRET = "aws_secret_access_key = hunter2\n"
+PYTHON = "/usr/bin/python3"  # a symbolic link to python3.X on Debian
 
 
 @pytest.fixture
 def exe_mnt(vault, test_user):
     """A mount whose /.aws/credentials (the test user's) only md5sum may
-    open, and whose /tool-creds only BASE/bin/tool (a root-owned copy of
-    cat, renamed over by the update test) or BASE/bin/link (a symbolic link
-    to md5sum) may open."""
+    open, whose /tool-creds only BASE/bin/tool (a root-owned copy of cat,
+    renamed over by the update test), /link-creds only BASE/bin/link (a
+    symbolic link to md5sum) and /py-creds only python3 (a symbolic link
+    to python3.X) may open."""
     bindir = vault.base / "bin"
     bindir.mkdir()
     shutil.copy("/usr/bin/cat", bindir / "tool")
     os.symlink("/usr/bin/md5sum", bindir / "link")
     rules = [("/.aws/credentials", "/usr/bin/md5sum"), ("/tool-creds", bindir / "tool"),
-             ("/link-creds", bindir / "link")]
+             ("/link-creds", bindir / "link"), ("/py-creds", PYTHON)]
     # The files are made by root before the rules narrow who may open them.
     vault.policy.write_text("default public\n" +
                             "".join(f"sensitive {p}\n" for p, _ in rules))
@@ -217,3 +219,43 @@ def test_allow_exe_refuses_a_traced_program(exe_mnt):
     assert refused(r), r
     row = exe_rows(exe_mnt, "/.aws/credentials")[-1]
     assert row["detail"].startswith(identity("/usr/bin/md5sum") + "; refused: traced by pid "), row
+
+
+TRACE_ONE_THREAD = """
+import subprocess, sys, threading, time
+path = sys.argv[1]
+tid, done = [], threading.Event()
+def idle():
+    tid.append(threading.get_native_id())
+    done.wait()
+threading.Thread(target=idle).start()
+while not tid:
+    time.sleep(0.01)
+def attempt():
+    try:
+        open(path).read()
+        return "opened"
+    except PermissionError:
+        return "refused"
+first = attempt()  # two threads, none traced
+# strace -p attaches to that one thread only: the caller is not traced
+tracer = subprocess.Popen(["strace", "-o", "/dev/null", "-p", str(tid[0])])
+while "TracerPid:\t0" in open(f"/proc/{tid[0]}/status").read():
+    time.sleep(0.01)
+second = attempt()
+tracer.terminate()
+tracer.wait()
+done.set()
+print(first, second, tid[0])
+"""
+
+
+def test_allow_exe_refuses_a_program_with_one_traced_thread(exe_mnt):
+    """A tracer of any thread can rewrite the shared memory: the opener's
+    own TracerPid is not enough."""
+    r = run(PYTHON, "-c", TRACE_ONE_THREAD, exe_mnt.mnt / "py-creds", user=True)
+    first, second, tid = r.stdout.split()
+    assert (first, second) == ("opened", "refused"), r
+    row = exe_rows(exe_mnt, "/py-creds")[-1]
+    assert row["detail"].startswith(identity(PYTHON) + "; refused: traced by pid "), row
+    assert row["detail"].endswith(f" (its thread {tid})"), row
