@@ -14,7 +14,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +29,12 @@
  * sticky directory only lets others add names, not replace root's. */
 static const char *who_can_write(const struct stat *st, char *buf, size_t len)
 {
+	char nb[1024];
 	if (st->st_uid != 0) {
-		snprintf(buf, len, "its owner, uid %u", (unsigned)st->st_uid);
+		struct passwd pw, *res = NULL;
+		getpwuid_r(st->st_uid, &pw, nb, sizeof(nb), &res);
+		snprintf(buf, len, "its owner, uid %u%s%s%s", (unsigned)st->st_uid, res ? " (" : "",
+			 res ? res->pw_name : "", res ? ")" : "");
 		return buf;
 	}
 	bool sticky = S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX);
@@ -37,7 +43,11 @@ static const char *who_can_write(const struct stat *st, char *buf, size_t len)
 	if (st->st_mode & S_IWOTH)
 		return "everyone";
 	if (st->st_mode & S_IWGRP) {
-		snprintf(buf, len, "group %u", (unsigned)st->st_gid);
+		/* e.g. Debian's /usr/local/bin, root:staff 2775 on older installs */
+		struct group gr, *res = NULL;
+		getgrgid_r(st->st_gid, &gr, nb, sizeof(nb), &res);
+		snprintf(buf, len, "group %u%s%s%s", (unsigned)st->st_gid, res ? " (" : "",
+			 res ? res->gr_name : "", res ? ")" : "");
 		return buf;
 	}
 	return NULL;
@@ -63,7 +73,7 @@ static bool writable_dir(const char *real, char *dir, size_t len, char *who, siz
 		struct stat st;
 		if (stat(p, &st) < 0)
 			return false;
-		char b[64];
+		char b[128];
 		const char *w = who_can_write(&st, b, sizeof(b));
 		if (w) {
 			snprintf(who, wlen, "%s", w);
@@ -92,7 +102,7 @@ void pol_check_exe(struct pol_loader *L, const char *file, unsigned line, unsign
 {
 	struct pol_diagsink *D = &L->diag;
 	struct stat st;
-	char real[PATH_MAX], who[64], dir[PATH_MAX];
+	char real[PATH_MAX], who[128], dir[PATH_MAX];
 	int fd = -1;
 
 	if (lstat(path, &st) < 0) {
