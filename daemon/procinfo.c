@@ -304,23 +304,105 @@ out:
 /* Variables that make the dynamic loader (or glibc's iconv) load code the
  * program does not name: the ones glibc itself drops for setuid programs
  * that load code. Set but empty, the loader ignores them. */
-static const char *const loader_vars[] = {"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT",
-					  "GCONV_PATH"};
-#define NVARS (sizeof(loader_vars) / sizeof(loader_vars[0]))
+enum { V_PRELOAD, V_LIBPATH, V_AUDIT, V_GCONV, NVARS };
+static const char *const loader_vars[NVARS] = {"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT",
+					       "GCONV_PATH"};
+#define MAX_VALUE 4096 /* longer values are refused, not looked at */
+
+/*
+ * Whether `dir`, a directory LD_LIBRARY_PATH names, is one only root can
+ * change: it and every directory above it are root's and not writable by
+ * group or others (above it, a sticky directory is fine: others can add
+ * names there but not replace root's). Such a path cannot substitute a
+ * library the user chose; PyInstaller programs (AWS CLI v2) re-exec
+ * themselves with their own root-owned directory in LD_LIBRARY_PATH.
+ * Resolved now, in the daemon's namespace: what only root can change now
+ * only root could change when the program started.
+ */
+static int root_only_dir(const char *dir, char *why, size_t len)
+{
+	char real[PATH_MAX];
+	if (dir[0] != '/' || strchr(dir, '$')) {
+		snprintf(why, len, "LD_LIBRARY_PATH has a relative entry '%.60s'", dir);
+		return 1;
+	}
+	if (!realpath(dir, real)) {
+		snprintf(why, len, "LD_LIBRARY_PATH names '%.60s': %s", dir, strerror(errno));
+		return 1;
+	}
+	for (bool first = true;; first = false) {
+		struct stat st;
+		if (stat(real, &st) < 0) {
+			snprintf(why, len, "LD_LIBRARY_PATH names '%.60s': %s", real,
+				 strerror(errno));
+			return 1;
+		}
+		bool others =
+			(st.st_mode & (S_IWGRP | S_IWOTH)) && (first || !(st.st_mode & S_ISVTX));
+		if (st.st_uid != 0 || others) {
+			snprintf(why, len,
+				 "LD_LIBRARY_PATH names '%.60s', which someone other than root "
+				 "can change",
+				 real);
+			return 1;
+		}
+		char *slash = strrchr(real, '/');
+		if (slash == real && !real[1])
+			return 0;
+		if (slash == real)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+	}
+}
+
+/* Judges one loader variable of the environment; 1 with why when it
+ * refuses. vl > MAX_VALUE: the value did not fit. */
+static int judge(int var, const char *val, size_t vl, char *why, size_t len)
+{
+	if (!vl)
+		return 0;
+	if (var != V_LIBPATH) {
+		snprintf(why, len, "%s is set in its environment", loader_vars[var]);
+		return 1;
+	}
+	if (vl > MAX_VALUE) {
+		snprintf(why, len, "LD_LIBRARY_PATH is too long to check");
+		return 1;
+	}
+	/* glibc splits on ':' and ';'; an empty entry is the working directory */
+	char dir[MAX_VALUE + 1];
+	for (size_t s = 0, i = 0; i <= vl; i++) {
+		if (i < vl && val[i] != ':' && val[i] != ';')
+			continue;
+		if (i == s) {
+			snprintf(why, len,
+				 "LD_LIBRARY_PATH has an empty entry (the working directory)");
+			return 1;
+		}
+		memcpy(dir, val + s, i - s);
+		dir[i - s] = '\0';
+		if (root_only_dir(dir, why, len))
+			return 1;
+		s = i + 1;
+	}
+	return 0;
+}
 
 /*
  * /proc/PID/environ is the environment the process was started with, as
  * it is now in its memory: the strings execve copied, which the process
  * may since have overwritten (a preloaded library could erase itself).
- * It is what the loader saw at start unless the process changed it. pfd:
+ * It is what the loader saw at start unless the process changed it. Every
+ * occurrence of a variable is judged (the loader takes the last). pfd:
  * /proc/PID.
  */
 static int check_environ(int pfd, char *why, size_t len)
 {
-	char buf[4096], name[24];
-	size_t nl = 0;
-	bool skip = false; /* past this entry's name */
-	int pending = -1;  /* loader_vars index whose '=' was the last byte */
+	char buf[4096], name[24], val[MAX_VALUE + 1];
+	size_t nl = 0, vl = 0;
+	bool skip = false; /* past this entry's name, not a variable we judge */
+	int var = -1;	   /* loader_vars index whose value is being read */
 	int r = 1;
 	int fd = openat(pfd, "environ", O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -339,23 +421,25 @@ static int check_environ(int pfd, char *why, size_t len)
 			break;
 		for (ssize_t i = 0; i < n; i++) {
 			char ch = buf[i];
-			if (pending >= 0 && ch != '\0') {
-				snprintf(why, len, "%s is set in its environment",
-					 loader_vars[pending]);
-				goto out;
-			}
-			pending = -1;
 			if (ch == '\0') {
-				nl = 0;
+				if (var >= 0 && judge(var, val, vl, why, len))
+					goto out;
+				nl = vl = 0;
 				skip = false;
+				var = -1;
+			} else if (var >= 0) {
+				if (vl < MAX_VALUE)
+					val[vl] = ch;
+				if (vl <= MAX_VALUE)
+					vl++;
 			} else if (skip) {
 				continue;
 			} else if (ch == '=') {
 				skip = true;
-				for (size_t k = 0; k < NVARS; k++)
+				for (int k = 0; k < NVARS; k++)
 					if (nl == strlen(loader_vars[k]) &&
 					    !memcmp(name, loader_vars[k], nl))
-						pending = (int)k;
+						var = k;
 			} else if (nl == sizeof(name)) {
 				skip = true; /* longer than any name we look for */
 			} else {
@@ -363,6 +447,8 @@ static int check_environ(int pfd, char *why, size_t len)
 			}
 		}
 	}
+	if (var >= 0 && judge(var, val, vl, why, len))
+		goto out; /* the last entry had no NUL */
 	r = 0;
 out:
 	close(fd);

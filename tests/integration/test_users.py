@@ -200,10 +200,10 @@ def loader_lib():
     return libs[0] if libs else "/nonexistent/libx.so"
 
 
-@pytest.mark.parametrize("var", ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"])
+@pytest.mark.parametrize("var", ["LD_PRELOAD", "LD_AUDIT", "GCONV_PATH"])
 def test_allow_exe_refuses_loader_variables(exe_mnt, var):
-    value = loader_lib() if var != "LD_LIBRARY_PATH" else os.path.dirname(loader_lib())
-    r = run("env", f"{var}={value}", "/usr/bin/md5sum", exe_mnt.creds, user=True, check=False)
+    r = run("env", f"{var}={loader_lib()}", "/usr/bin/md5sum", exe_mnt.creds, user=True,
+            check=False)
     assert refused(r), r
     row = exe_rows(exe_mnt, "/.aws/credentials")[-1]
     assert row["detail"] == (identity("/usr/bin/md5sum") +
@@ -211,6 +211,31 @@ def test_allow_exe_refuses_loader_variables(exe_mnt, var):
     # set but empty, the loader ignores it, and so do we
     r = run("env", f"{var}=", "/usr/bin/md5sum", exe_mnt.creds, user=True, check=False)
     assert r.returncode == 0, r
+
+
+def test_allow_exe_refuses_a_library_path_its_user_controls(exe_mnt, test_user):
+    """LD_LIBRARY_PATH lets whoever can write a directory it names swap any
+    library of the program; a path only root can change cannot (PyInstaller
+    programs such as AWS CLI v2 re-exec themselves with one)."""
+    def attempt(value):
+        return run("env", f"LD_LIBRARY_PATH={value}", "/usr/bin/md5sum", exe_mnt.creds,
+                   user=True, check=False)
+
+    mine = exe_mnt.base / "mylibs"
+    mine.mkdir()
+    os.chown(mine, test_user["uid"], test_user["gid"])
+    root_only = os.path.dirname(loader_lib())
+    for value, why in [
+            (f"{root_only}:{mine}", f"LD_LIBRARY_PATH names '{mine}', which someone other "
+                                    "than root can change"),
+            (f"{root_only}:", "LD_LIBRARY_PATH has an empty entry (the working directory)"),
+            ("lib", "LD_LIBRARY_PATH has a relative entry 'lib'"),
+            ("$ORIGIN/lib", "LD_LIBRARY_PATH has a relative entry '$ORIGIN/lib'")]:
+        r = attempt(value)
+        assert refused(r), (value, r)
+        row = exe_rows(exe_mnt, "/.aws/credentials")[-1]
+        assert row["detail"] == identity("/usr/bin/md5sum") + "; refused: " + why, row
+    assert attempt(f"{root_only};/usr/lib").returncode == 0
 
 
 def test_allow_exe_refuses_a_traced_program(exe_mnt):
