@@ -97,7 +97,10 @@ static int cmd_check(int argc, char **argv)
 		if (is_help(argv[i])) {
 			printf("usage: wardfs policy check FILE\n\n"
 			       "Parses FILE and its includes and prints every error and warning\n"
-			       "as FILE:LINE:COL: error|warning: MESSAGE. Exits 1 on any error.\n");
+			       "as FILE:LINE:COL: error|warning|note: MESSAGE. Exits 1 on any\n"
+			       "error. It also looks at each allow-exe= program on this machine:\n"
+			       "which file a symbolic link matches, and why a script or a program\n"
+			       "others can rewrite will not work as meant.\n");
 			return 0;
 		}
 		if (!strcmp(argv[i], "--") && i + 1 < argc && !file) {
@@ -114,7 +117,7 @@ static int cmd_check(int argc, char **argv)
 		return bad_usage("check", "missing FILE");
 	struct wfs_policy *p = NULL;
 	struct wfs_policy_diags d = {0};
-	int rc = wfs_policy_load(file, load_flags(), &p, &d);
+	int rc = wfs_policy_load(file, load_flags() | WFS_POLICY_CHECK_EXES, &p, &d);
 	print_diags(&d);
 	wfs_policy_diags_free(&d);
 	if (rc)

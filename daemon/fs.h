@@ -197,6 +197,8 @@ struct wfs_open_ctx {
 	pid_t caller_pid;
 	bool have_proc;
 	struct wfs_procinfo proc;
+	/* audit detail: an allow-exe= decision's program identity and reason */
+	char detail[192];
 };
 /* 0, or -EACCES when the class or the rule's options refuse the caller. */
 int wfs_access_check(fuse_req_t req, struct wfs_open_ctx *c);

@@ -1,4 +1,5 @@
-/* procinfo.h - process name and executable of a caller. */
+/* procinfo.h - process name and executable of a caller, and what makes an
+ * allowed program's process untrustworthy. */
 #ifndef WARDFS_PROCINFO_H
 #define WARDFS_PROCINFO_H
 
@@ -13,5 +14,23 @@ struct wfs_procinfo {
 
 /* Fills out (comm "?" and exe "" when the process is gone); 0 or -errno. */
 int wfs_procinfo_get(pid_t pid, struct wfs_procinfo *out);
+
+/*
+ * What pid runs, as the daemon sees it: the device and inode of the file
+ * /proc/PID/exe resolves to. stat() follows that magic link to the file
+ * the kernel loaded, wherever the caller's mount namespace put it, so a
+ * bind mount over an allowed path cannot fake it. 0 or -errno.
+ */
+int wfs_procinfo_exe_id(pid_t pid, dev_t *dev, ino_t *ino);
+
+/*
+ * Why pid, running an allowed program, may not be that program's own
+ * doing: it lives in another user namespace than the daemon (where its
+ * user can mount over what the program loads), a thread of it is traced,
+ * or its initial environment asks the loader for other code (LD_PRELOAD,
+ * LD_LIBRARY_PATH, LD_AUDIT, GCONV_PATH). Writes the reason into why and
+ * returns 1; 0 when none is found; 1 also when it cannot be told.
+ */
+int wfs_procinfo_suspect(pid_t pid, char *why, size_t len);
 
 #endif

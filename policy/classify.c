@@ -187,8 +187,12 @@ bool wfs_policy_allows(const struct wfs_decision *d, const struct wfs_caller *c)
 		return true;
 	if (o->nexes) {
 		bool ok = false;
-		for (size_t i = 0; c->exe && i < o->nexes && !ok; i++)
-			ok = !strcmp(o->exes[i], c->exe);
+		for (size_t i = 0; i < o->nexes && !ok; i++) {
+			if (c->exe_is)
+				ok = c->exe_is(c->exe_arg, o->exes[i]);
+			else
+				ok = c->exe && !strcmp(o->exes[i], c->exe);
+		}
 		if (!ok)
 			return false;
 	}

@@ -1,5 +1,5 @@
 /*
- * diag.c - policy diagnostics: collecting located errors and warnings,
+ * diag.c - policy diagnostics: collecting located errors, warnings and notes,
  * formatting them git/gcc style ("FILE:LINE:COL: error: MSG").
  */
 #include <stdio.h>
@@ -23,8 +23,8 @@ static void push(struct wfs_policy_diags *d, const struct wfs_policy_diag *x)
 		d->nerrors++;
 }
 
-void pol_diag(struct pol_diagsink *s, bool is_error, const char *file, unsigned line, unsigned col,
-	      const char *fmt, ...)
+static void vdiag(struct pol_diagsink *s, bool is_error, bool is_note, const char *file,
+		  unsigned line, unsigned col, const char *fmt, va_list ap)
 {
 	if (is_error)
 		s->nerrors++;
@@ -33,21 +33,38 @@ void pol_diag(struct pol_diagsink *s, bool is_error, const char *file, unsigned 
 	struct wfs_policy_diag x;
 	memset(&x, 0, sizeof(x));
 	x.is_error = is_error;
+	x.is_note = is_note;
 	snprintf(x.file, sizeof(x.file), "%s", file ? file : "");
 	x.line = line;
 	x.col = col;
 	if (++s->ntotal > POL_MAX_DIAGS) {
 		s->stopped = true;
 		x.is_error = true;
+		x.is_note = false;
 		snprintf(x.msg, sizeof(x.msg), "too many diagnostics; stopping");
 	} else {
-		va_list ap;
-		va_start(ap, fmt);
 		vsnprintf(x.msg, sizeof(x.msg), fmt, ap);
-		va_end(ap);
 	}
 	if (s->d)
 		push(s->d, &x);
+}
+
+void pol_diag(struct pol_diagsink *s, bool is_error, const char *file, unsigned line, unsigned col,
+	      const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(s, is_error, false, file, line, col, fmt, ap);
+	va_end(ap);
+}
+
+void pol_note(struct pol_diagsink *s, const char *file, unsigned line, unsigned col,
+	      const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdiag(s, false, true, file, line, col, fmt, ap);
+	va_end(ap);
 }
 
 void wfs_policy_diags_free(struct wfs_policy_diags *d)
@@ -60,7 +77,7 @@ void wfs_policy_diags_free(struct wfs_policy_diags *d)
 
 void wfs_policy_diag_format(const struct wfs_policy_diag *d, char *buf, size_t len)
 {
-	const char *kind = d->is_error ? "error" : "warning";
+	const char *kind = d->is_error ? "error" : d->is_note ? "note" : "warning";
 	if (d->line)
 		snprintf(buf, len, "%s:%u:%u: %s: %s", d->file, d->line, d->col, kind, d->msg);
 	else

@@ -165,6 +165,9 @@ struct pol_diagsink {
 };
 void pol_diag(struct pol_diagsink *s, bool is_error, const char *file, unsigned line, unsigned col,
 	      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Information that is neither an error nor a warning. */
+void pol_note(struct pol_diagsink *s, const char *file, unsigned line, unsigned col,
+	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* ---- loader (load.c, parse.c) --------------------------------------------- */
 
@@ -235,6 +238,11 @@ int pol_best(const struct wfs_policy *p, const char *path, size_t len);
 /* Builds the index and emits shadowing warnings (compile.c). 0 or -ENOMEM. */
 int pol_compile(struct wfs_policy *p, struct pol_diagsink *diag);
 void pol_index_free(struct pol_index *ix);
+
+/* Diagnoses allow-exe= program `path` as it is on this machine (exe.c);
+ * for WFS_POLICY_CHECK_EXES. Warnings and notes only. */
+void pol_check_exe(struct pol_loader *L, const char *file, unsigned line, unsigned col,
+		   const char *path);
 
 /* Utilities (util.c). */
 uint64_t pol_hash(const char *s, size_t n);

@@ -236,6 +236,8 @@ static int parse_opts(struct pol_loader *L, const char *file, unsigned lineno, c
 						 v);
 					return -1;
 				}
+				if (L->flags & WFS_POLICY_CHECK_EXES)
+					pol_check_exe(L, file, lineno, ecol, v);
 			} else if (!parse_id(v, &ov->id)) {
 				bool grp = kind == OPT_GROUP;
 				int rc = lookup_name(grp, v, &ov->id);

@@ -21,9 +21,10 @@ enum wfs_class {
 
 const char *wfs_class_name(enum wfs_class c);
 
-/* One diagnostic: error or warning, always located. */
+/* One diagnostic: error, warning or note, always located. */
 struct wfs_policy_diag {
 	bool is_error;
+	bool is_note; /* information only (is_error is false) */
 	char file[512];
 	unsigned line, col;
 	char msg[512]; /* lowercase, says what is wrong and what was expected */
@@ -36,13 +37,19 @@ struct wfs_policy_diags {
 	size_t nerrors;
 };
 void wfs_policy_diags_free(struct wfs_policy_diags *d);
-/* "FILE:LINE:COL: error: MSG" */
+/* "FILE:LINE:COL: error: MSG" (or warning:, note:) */
 void wfs_policy_diag_format(const struct wfs_policy_diag *d, char *buf, size_t len);
 
 struct wfs_policy; /* compiled, immutable once built; safe to share across threads */
 
 /* Load flags. */
 #define WFS_POLICY_STRICT_OWNER 0x1 /* refuse files not owned by root or group/other-writable */
+/* Looks at every allow-exe= program as it is on this machine: a note names
+ * the target of a symbolic link (the file that will be matched) and a
+ * missing program; a warning says why a script, a non-executable or a
+ * program others can replace will never work as meant. Never an error:
+ * the policy may be written for another machine. */
+#define WFS_POLICY_CHECK_EXES 0x4
 
 /*
  * Loads and compiles a policy file and its includes. On success returns 0
@@ -112,6 +119,15 @@ struct wfs_caller {
 	const gid_t *groups; /* supplementary groups */
 	int ngroups;
 	const char *exe; /* resolved executable path, or NULL if unknown */
+	/*
+	 * When set, decides allow-exe=: called with each allowed path until
+	 * it returns true. The daemon compares inodes there, because the
+	 * path text of /proc/PID/exe is relative to the caller's mount
+	 * namespace and a user namespace lets anyone bind-mount any program
+	 * over an allowed path. When NULL, exe is compared as text (tests).
+	 */
+	bool (*exe_is)(void *arg, const char *allowed);
+	void *exe_arg;
 };
 
 /* True when the decision's options let this caller open the file. */

@@ -58,7 +58,7 @@ after=$("$wardfs" status "$mnt" | sed -n 's/^reads-served: //p')
 echo "daemon-served reads before: $before, after: $after"
 
 say "an admin narrows .aws/credentials to the aws program; the mount reloads the policy"
-echo "sensitive /.aws/credentials allow-exe=/usr/bin/aws" >>"$demo/policy"
+echo "sensitive /.aws/credentials allow-exe=/usr/local/bin/aws" >>"$demo/policy"
 sleep 2
 show cat "$mnt/.aws/credentials"
 show sh -c "echo 'machine example.com password hunter2' > '$mnt/.netrc'"

@@ -281,6 +281,110 @@ static void test_strict_owner(void **state)
 	wfs_policy_diags_free(&d);
 }
 
+/* Finds the diagnostic whose message contains both texts, or NULL. */
+static const struct wfs_policy_diag *find_diag(const struct wfs_policy_diags *d, const char *a,
+					       const char *b)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (strstr(d->v[i].msg, a) && strstr(d->v[i].msg, b))
+			return &d->v[i];
+	return NULL;
+}
+
+static void put_exe(const char *name, const char *text, mode_t mode)
+{
+	put(name, text);
+	chmod(path_of(name), mode);
+}
+
+/* WFS_POLICY_CHECK_EXES: what each allow-exe= program is on this machine. */
+static void test_check_exes(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* the programs must be root's, as real ones are */
+	chmod(dir, 0755);
+	put_exe("script", "#!/usr/bin/python3 -E\nprint(1)\n", 0755);
+	put_exe("elf", "\177ELF and the rest", 0755);
+	put_exe("noexec", "\177ELF", 0644);
+	put_exe("text", "echo hi\n", 0755);
+	put_exe("theirs", "\177ELF", 0755);
+	assert_int_equal(chown(path_of("theirs"), 1000, 0), 0);
+	put_exe("grpw", "\177ELF", 0775);
+	assert_int_equal(symlink(path_of("elf"), path_of("link")), 0);
+	assert_int_equal(symlink(path_of("gone"), path_of("dangling")), 0);
+	assert_int_equal(mkdir(path_of("open"), 0777), 0);
+	chmod(path_of("open"), 0777);
+	put_exe("open/prog", "\177ELF", 0755);
+
+	/* one rule a line; path_of() has four buffers, so one path at a time */
+	static const char *const lines[3][4] = {{"script", "elf", "link"},
+						{"noexec", "text", "theirs"},
+						{"grpw", "dangling", "missing", "open/prog"}};
+	char src[4096];
+	size_t n = 0;
+	for (int l = 0; l < 3; l++) {
+		n += (size_t)snprintf(src + n, sizeof(src) - n,
+				      "sensitive /%c allow-exe=", 'a' + l);
+		for (int k = 0; k < 4 && lines[l][k]; k++)
+			n += (size_t)snprintf(src + n, sizeof(src) - n, "%s%s", k ? "," : "",
+					      path_of(lines[l][k]));
+		n += (size_t)snprintf(src + n, sizeof(src) - n, "\n");
+	}
+	put("policy", src);
+	struct wfs_policy *p = NULL;
+	struct wfs_policy_diags d = {0};
+	assert_int_equal(wfs_policy_load(path_of("policy"), WFS_POLICY_CHECK_EXES, &p, &d), 0);
+	assert_int_equal(d.nerrors, 0); /* never an error: the policy loads */
+
+	const struct wfs_policy_diag *x = find_diag(&d, path_of("script"), "is a script run by");
+	assert_non_null(x);
+	assert_false(x->is_error || x->is_note);
+	assert_int_equal(x->line, 1);
+	assert_int_equal(x->col, 24); /* at the path in the list */
+	assert_non_null(strstr(x->msg, "'/usr/bin/python3'"));
+	assert_non_null(strstr(x->msg, "the caller's executable is the interpreter"));
+
+	char want[1200];
+	snprintf(want, sizeof(want), "resolves through a symbolic link to '%s'", path_of("elf"));
+	x = find_diag(&d, path_of("link"), want);
+	assert_non_null(x);
+	assert_true(x->is_note);
+	char line[1400];
+	wfs_policy_diag_format(x, line, sizeof(line));
+	assert_non_null(strstr(line, ":1:"));
+	assert_non_null(strstr(line, ": note: allow-exe program '"));
+
+	x = find_diag(&d, path_of("noexec"), "is not executable (mode 0644)");
+	assert_true(x && !x->is_note);
+	x = find_diag(&d, path_of("text"), "is not an ELF binary");
+	assert_true(x && !x->is_note);
+	x = find_diag(&d, path_of("theirs"), "is writable by its owner, uid 1000");
+	assert_true(x && !x->is_note);
+	x = find_diag(&d, path_of("grpw"), "is writable by group 0 (root),");
+	assert_true(x && !x->is_note);
+	x = find_diag(&d, path_of("dangling"), "resolves to nothing here");
+	assert_true(x && x->is_note);
+	x = find_diag(&d, path_of("missing"), "does not exist here");
+	assert_true(x && x->is_note);
+	snprintf(want, sizeof(want), "'%s' is writable by everyone", path_of("open"));
+	x = find_diag(&d, path_of("open/prog"), want);
+	assert_true(x && !x->is_note);
+	/* a good program, named directly, says nothing */
+	for (size_t i = 0; i < d.n; i++)
+		if (strstr(d.v[i].msg, path_of("elf")))
+			assert_non_null(strstr(d.v[i].msg, path_of("link")));
+	wfs_policy_diags_free(&d);
+	wfs_policy_free(p);
+
+	/* without the flag nothing is looked at */
+	p = NULL;
+	assert_int_equal(wfs_policy_load(path_of("policy"), 0, &p, &d), 0);
+	assert_int_equal(d.n, 0);
+	wfs_policy_diags_free(&d);
+	wfs_policy_free(p);
+}
+
 static void test_parse_buffer_include(void **state)
 {
 	(void)state;
@@ -307,6 +411,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_include_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_include_directory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strict_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_exes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parse_buffer_include, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

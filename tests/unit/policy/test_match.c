@@ -350,6 +350,54 @@ static void test_allows(void **state)
 	wfs_policy_free(p);
 }
 
+/* exe_is decides allow-exe= alone; the exe text is not looked at. */
+struct exe_probe {
+	const char *is; /* the allowed path that names the caller's program */
+	int calls;
+};
+
+static bool probe_is(void *arg, const char *allowed)
+{
+	struct exe_probe *e = arg;
+	e->calls++;
+	return e->is && !strcmp(e->is, allowed);
+}
+
+static void test_allows_exe_is(void **state)
+{
+	(void)state;
+	struct wfs_policy *p = parse_ok("sensitive /a allow-exe=/usr/bin/aws,/usr/bin/env\n"
+					"sensitive /b allow-exe=/bin/cat allow-user=1000\n"
+					"sensitive /u allow-user=1000\n");
+	struct wfs_decision d;
+	struct exe_probe e = {0};
+	/* the text says aws (a bind mount over /usr/bin/aws says so too) */
+	struct wfs_caller c = {
+		.uid = 1000, .gid = 100, .exe = "/usr/bin/aws", .exe_is = probe_is, .exe_arg = &e};
+
+	wfs_policy_classify(p, "/a", 2, &d);
+	assert_false(wfs_policy_allows(&d, &c));
+	assert_int_equal(e.calls, 2); /* asked about each allowed path */
+	e = (struct exe_probe){.is = "/usr/bin/env"};
+	assert_true(wfs_policy_allows(&d, &c));
+	c.exe = NULL; /* no text at all: the inode still decides */
+	assert_true(wfs_policy_allows(&d, &c));
+
+	wfs_policy_classify(p, "/b", 2, &d);
+	e = (struct exe_probe){.is = "/bin/cat"};
+	assert_true(wfs_policy_allows(&d, &c));
+	c.uid = 1001; /* the program matches, the user does not */
+	assert_false(wfs_policy_allows(&d, &c));
+
+	/* a rule without allow-exe never asks */
+	wfs_policy_classify(p, "/u", 2, &d);
+	c.uid = 1000;
+	e = (struct exe_probe){0};
+	assert_true(wfs_policy_allows(&d, &c));
+	assert_int_equal(e.calls, 0);
+	wfs_policy_free(p);
+}
+
 static void test_default_policy(void **state)
 {
 	(void)state;
@@ -398,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_classify_uses_len),
 		cmocka_unit_test(test_each_match_order),
 		cmocka_unit_test(test_allows),
+		cmocka_unit_test(test_allows_exe_is),
 		cmocka_unit_test(test_default_policy),
 		cmocka_unit_test(test_path_edge_cases),
 	};
