@@ -30,6 +30,7 @@ trap 'exit 143' TERM
 [ -x "$WARDFS" ] || { echo "sustained-open.sh: $WARDFS is missing: run 'make'" >&2; exit 1; }
 cc -O2 -Wall -pthread -o "$DIR/openbench" "$ROOT/bench/openbench.c"
 echo pw >"$DIR/pass"
+chmod 600 "$DIR/pass"
 printf 'default public\n' >"$DIR/policy"
 mkdir "$DIR/back" "$MNT"
 "$WARDFS" init --passfile "$DIR/pass" --kdf-memory 8 --kdf-ops 1 "$DIR/back" >/dev/null 2>&1

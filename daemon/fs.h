@@ -91,7 +91,8 @@ struct wfs_inode {
 
 /* One open file (fuse_file_info.fh). */
 struct wfs_file {
-	int fd;
+	int fd;	 /* -1 for a passthrough open once answered (file_fd.c) */
+	int acc; /* its access mode (O_RDONLY, O_RDWR) when fd is -1 */
 	enum wfs_serve serve;
 	struct wfs_inode *inode;
 	/* encrypted: how far reads ran in order, and their stream (stream.c) */
@@ -158,6 +159,9 @@ int wfs_inode_stat_by_name(struct wfs_inode *n, struct stat *st);
  * removal), was removed: the entry forgets that name if the file has
  * others, and drops its cached fd if that was its last. */
 void wfs_inode_name_removed(struct wfs_inode *parent, const char *name, const struct stat *st);
+/* After an open failed with err: closes idle cached fds if err is EMFILE
+ * or ENFILE; true when it freed any (try again). Logs when it cannot. */
+bool wfs_fds_reclaim(int err);
 /* Opens the backing object with real flags (not O_PATH). */
 int wfs_inode_open(struct wfs_inode *n, int flags);
 /* Moves n's policy name after a rename. */
@@ -240,6 +244,12 @@ static inline void wfs_io_change_end(struct wfs_inode *n)
 	atomic_fetch_add(&n->data_gen, 1);
 	pthread_rwlock_unlock(&n->io_lock);
 }
+
+/* file_fd.c: a passthrough open gives up its fd before it is answered;
+ * requests that need one borrow it (by handle) between get and put. */
+void wfs_file_shed_fd(struct wfs_file *f);
+int wfs_file_get_fd(struct wfs_file *f); /* fd or -errno */
+void wfs_file_put_fd(struct wfs_file *f, int fd);
 
 /* stream.c: read-ahead of encrypted files read in order. */
 struct wfs_stream;

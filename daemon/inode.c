@@ -21,8 +21,10 @@
  * it is.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -116,6 +118,49 @@ static void lru_trim(struct wfs_fs *fs, struct closing *c)
 			c->fds[c->n++] = take_fd_locked(fs, n);
 		n = prev;
 	}
+}
+
+/*
+ * The cached O_PATH fds only save reopening; the fds of open files and of
+ * new files are what users wait on. When an open fails for want of fds,
+ * the idle half of the cache is closed, and the caller tries again (true)
+ * while that freed any. Out of fds with nothing left to free is logged,
+ * at most once a minute: every user of the mount is failing then.
+ */
+bool wfs_fds_reclaim(int err)
+{
+	if (err != EMFILE && err != ENFILE)
+		return false;
+	int closed = 0;
+	int saved = errno; /* the caller reports the open's own errno */
+	for (;;) {
+		struct closing c = {.n = 0};
+		pthread_mutex_lock(&wfs.fd_lock);
+		int want = wfs.nfds / 2;
+		struct wfs_inode *n = wfs.lru.lru_prev;
+		while (n != &wfs.lru && c.n < TRIM_MAX && closed + c.n < want) {
+			struct wfs_inode *prev = n->lru_prev;
+			if (n->fd_users == 0)
+				c.fds[c.n++] = take_fd_locked(&wfs, n);
+			n = prev;
+		}
+		pthread_mutex_unlock(&wfs.fd_lock);
+		closed += c.n;
+		close_all(&c);
+		if (c.n < TRIM_MAX)
+			break;
+	}
+	if (closed == 0) {
+		static _Atomic time_t last;
+		time_t now = time(NULL), prev = atomic_load(&last);
+		if (now - prev >= 60 && atomic_compare_exchange_strong(&last, &prev, now))
+			fprintf(stderr,
+				"wardfs: out of file descriptors (%s), with %d cached and none "
+				"idle; opens and creates fail until files are closed\n",
+				strerror(err), wfs.nfds);
+	}
+	errno = saved;
+	return closed > 0;
 }
 
 /* Caller holds no lock (see above). */
@@ -310,7 +355,10 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	int pfd = wfs_inode_fd(parent);
 	if (pfd < 0)
 		return pfd;
-	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int fd;
+	do
+		fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	while (fd < 0 && wfs_fds_reclaim(errno));
 	int err = fd < 0 ? -errno : 0;
 	wfs_inode_put_fd(parent);
 	if (err)
@@ -387,7 +435,10 @@ static int open_handle(struct wfs_inode *n, int flags)
 	hb.fh.handle_bytes = n->handle_bytes;
 	hb.fh.handle_type = (int)n->handle_type;
 	memcpy(hb.fh.f_handle, n->handle, n->handle_bytes);
-	int fd = open_by_handle_at(wfs.mount_fd, &hb.fh, flags | O_CLOEXEC);
+	int fd;
+	do
+		fd = open_by_handle_at(wfs.mount_fd, &hb.fh, flags | O_CLOEXEC);
+	while (fd < 0 && wfs_fds_reclaim(errno));
 	return fd < 0 ? -errno : fd;
 }
 

@@ -223,8 +223,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	(void)ino;
 	struct wfs_file *f = file_of(fi);
 	if (f->serve != WFS_SERVE_ENCRYPTED) {
-		int r = fallocate(f->fd, mode, off, len);
-		fuse_reply_err(req, r < 0 ? errno : 0);
+		int fd = wfs_file_get_fd(f);
+		int r = fd < 0 ? fd : fallocate(fd, mode, off, len) < 0 ? -errno : 0;
+		wfs_file_put_fd(f, fd);
+		fuse_reply_err(req, -r);
 		return;
 	}
 	/* Encrypted: only plain allocation, done by writing zero blocks out to
@@ -254,9 +256,13 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	(void)ino;
 	struct wfs_file *f = file_of(fi);
 	if (f->serve != WFS_SERVE_ENCRYPTED) {
-		off_t r = lseek(f->fd, off, whence);
+		int fd = wfs_file_get_fd(f);
+		off_t r = fd < 0 ? fd : lseek(fd, off, whence);
+		if (fd >= 0 && r < 0)
+			r = -errno;
+		wfs_file_put_fd(f, fd);
 		if (r < 0)
-			fuse_reply_err(req, errno);
+			fuse_reply_err(req, (int)-r);
 		else
 			fuse_reply_lseek(req, r);
 		return;

@@ -113,10 +113,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct wfs_inode *n = wfs_inode_get(ino);
 	struct stat st;
 	int r;
-	if (fi && fi->fh)
-		r = wfs_getattr_fd(n, ((struct wfs_file *)(uintptr_t)fi->fh)->fd, &st);
+	struct wfs_file *f = fi && fi->fh ? (struct wfs_file *)(uintptr_t)fi->fh : NULL;
+	if (f && f->fd >= 0)
+		r = wfs_getattr_fd(n, f->fd, &st);
 	else
-		r = wfs_stat_inode(n, &st);
+		r = wfs_stat_inode(n, &st); /* also for a passthrough open: no fd to borrow */
 	if (r)
 		fuse_reply_err(req, -r);
 	else

@@ -191,7 +191,8 @@ static void file_close(fuse_req_t req, struct wfs_file *f)
 		n->backing_id = 0;
 	}
 	pthread_mutex_unlock(&n->open_lock);
-	close(f->fd);
+	if (f->fd >= 0)
+		close(f->fd);
 	free(f);
 }
 
@@ -254,6 +255,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -r);
 		return;
 	}
+	wfs_file_shed_fd(f);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		file_close(req, f); /* the caller was interrupted */
 }
@@ -315,7 +317,9 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 	r = wfs_creds_become(req, &cr);
 	if (!r) {
 		int bf = backing_flags(fi->flags);
-		fd = openat(pfd, name, bf | O_CREAT | O_EXCL, mode & ~S_IFMT);
+		do
+			fd = openat(pfd, name, bf | O_CREAT | O_EXCL, mode & ~S_IFMT);
+		while (fd < 0 && wfs_fds_reclaim(errno));
 		if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) {
 			created = false;
 			fd = openat(pfd, name, bf | O_NOFOLLOW);
@@ -380,6 +384,7 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 		return;
 	}
 	*fi = ofi;
+	wfs_file_shed_fd(f);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		file_close(req, f);
 		wfs_inode_forget(n, 1);
@@ -409,9 +414,13 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)ino;
-	int fd = ((struct wfs_file *)(uintptr_t)fi->fh)->fd;
-	int r = datasync ? fdatasync(fd) : fsync(fd);
-	fuse_reply_err(req, r < 0 ? errno : 0);
+	/* Any fd of the file flushes its data: a passthrough open's is by
+	 * handle (file_fd.c). */
+	struct wfs_file *f = (struct wfs_file *)(uintptr_t)fi->fh;
+	int fd = wfs_file_get_fd(f);
+	int r = fd < 0 ? fd : (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
+	wfs_file_put_fd(f, fd);
+	fuse_reply_err(req, -r);
 }
 
 void wfs_fill_file_ops(struct fuse_lowlevel_ops *ops)

@@ -3,6 +3,7 @@ each test performs the attack through a real mount as a real user."""
 import errno
 import os
 import signal
+import subprocess
 
 import pytest
 
@@ -129,3 +130,53 @@ def test_migrate_with_a_wrong_passphrase_says_so(vault, base):
     assert r.returncode != 0
     assert "wrong passphrase" in r.stderr, r.stdout + r.stderr
     assert "Nothing to convert" not in r.stdout
+
+
+# ---------------------------------------------------------------------------
+# The daemon's fds are everyone's (22.11)
+
+HOLD = r"""
+import os, resource, sys
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+d = sys.argv[1]
+fds = []
+try:
+    for name in sorted(os.listdir(d)):
+        fds.append(os.open(os.path.join(d, name), os.O_RDONLY))
+except OSError as e:
+    print("error", len(fds), e, flush=True)
+print("held", len(fds), flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_user_holding_19000_files_open_does_not_lock_others_out(mnt, test_user):
+    """One process held 13,300 files open and then got EMFILE, and every
+    other process on the mount got EMFILE on create, mkdir and rename."""
+    many = mnt.backing / "many"
+    many.mkdir()
+    for i in range(19000):
+        (many / f"f{i:05d}").write_bytes(b"x")
+    (mnt.mnt / "work").mkdir()
+    holder = subprocess.Popen(
+        ["setpriv", f"--reuid={test_user['uid']}", f"--regid={test_user['gid']}",
+         "--init-groups", "--", "/usr/bin/python3", "-c", HOLD, str(mnt.mnt / "many")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = holder.stdout.readline()
+        if line.startswith("error"):
+            line = line + holder.stdout.readline()
+        assert line.strip() == "held 19000", line
+        # Everybody else still works meanwhile.
+        work = mnt.mnt / "work"
+        for i in range(200):
+            (work / f"new{i}").write_text("data")
+            (work / f"dir{i}").mkdir()
+            os.rename(work / f"new{i}", work / f"dir{i}" / "moved")
+        (mnt.mnt / "secret").mkdir()
+        (mnt.mnt / "secret" / "s").write_bytes(b"sensitive")
+        assert (mnt.mnt / "secret" / "s").read_bytes() == b"sensitive"
+    finally:
+        holder.communicate("done\n", timeout=120)
+    assert (mnt.mnt / "work" / "dir199" / "moved").read_text() == "data"

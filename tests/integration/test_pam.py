@@ -114,6 +114,7 @@ def pam_home(base, test_user, helper):  # noqa: F811
         run("chown", "-R", f"{USER}:{USER}", home)
         (base / "policy").write_text("default public\nsensitive /secret/**\n")
         (base / "pass").write_text(PASSWORD + "\n")
+        os.chmod((base / "pass"), 0o600)  # wardfs refuses a passfile others can read
         run(WARDFS, "setup-home", "--backing", backing, "--policy", base / "policy",
             "--passfile", base / "pass", "--kdf-memory", "8", "--kdf-ops", "1", USER)
         (base / "pass").unlink()  # from now on only the login password unlocks it

@@ -1381,6 +1381,7 @@ def test_migrate_wrong_passphrase(mnt, base):
     (mnt.mnt / "secret").mkdir()
     bad = base / "badpass"
     bad.write_text("wrong\n")
+    os.chmod(bad, 0o600)  # wardfs refuses a passfile others can read
     (mnt.backing / "secret" / "plain").write_bytes(b"stored plain")  # work to do
     mnt.umount()
     r = wardfs("migrate", "--passfile", bad, "--policy", mnt.policy, mnt.backing, check=False)

@@ -113,6 +113,7 @@ def test_setup_home_killed_and_resumed(base, home_user):
     home = home_user
     (base / "policy").write_text(POLICY)
     (base / "pass").write_text(PASS + "\n")
+    os.chmod((base / "pass"), 0o600)  # wardfs refuses a passfile others can read
     backing = base / "backing"
     before = tree_hashes(home)
     assert len(before) > 1500
@@ -166,6 +167,7 @@ def test_setup_home_killed_and_resumed(base, home_user):
 def test_setup_home_refuses(base, home_user):
     (base / "policy").write_text(POLICY)
     (base / "pass").write_text(PASS + "\n")
+    os.chmod((base / "pass"), 0o600)  # wardfs refuses a passfile others can read
     args = setup_args(base, home_user)
     # a backing that is not empty and not ours
     (base / "backing").mkdir()

@@ -4,6 +4,7 @@
  * a recovery key file, and the backing-tree walk (no symlinks, no .wardfs).
  */
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include "helpers.h"
 #include "vault.h"
@@ -20,6 +21,7 @@ static void put(const char *rel, const char *text)
 	assert_non_null(f);
 	fputs(text, f);
 	fclose(f);
+	chmod(p, 0600); /* secrets in files others can read are refused */
 }
 
 static int setup(void **state)
