@@ -25,13 +25,13 @@
 
 #include "commands.h"
 #include "crypto.h"
+#include "mounted.h"
 #include "vault.h"
 #include "wardfs_daemon.h"
 
 #define DEFAULT_POLICY	 "/etc/wardfs/policy"
 #define DEFAULT_AUDIT_DB "/var/lib/wardfs/audit.db"
 #define DEFAULT_LOG	 "/var/log/wardfs.log"
-#define STATUS_XATTR	 "trusted.wardfs.status"
 
 static void mount_usage(FILE *f)
 {
@@ -468,14 +468,35 @@ static void umount_usage(FILE *f)
 		   "  -h, --help   show this help\n");
 }
 
-/* Reads the daemon's status text from the mount root. */
+/* How long umount and status wait for a daemon to answer. */
+#define STATUS_TIMEOUT_MS 5000
+
+/* 0 when mnt is a wardfs mount; otherwise says why not (prefix "wardfs
+ * CMD") and returns 1. Refusing others keeps `wardfs umount` from
+ * unmounting a tmpfs that happens to be named. */
+static int require_wardfs(const char *cmd, const char *mnt)
+{
+	char type[64];
+	int r = wfs_mount_type(mnt, type, sizeof(type));
+	if (r == -EINVAL) {
+		fprintf(stderr, "wardfs %s: '%s' is not a mount point\n", cmd, mnt);
+		return 1;
+	}
+	if (r) {
+		fprintf(stderr, "wardfs %s: cannot read the mount table: %s\n", cmd, strerror(-r));
+		return 1;
+	}
+	if (strcmp(type, WFS_FSTYPE)) {
+		fprintf(stderr, "wardfs %s: '%s' is a %s mount, not wardfs; leaving it alone\n",
+			cmd, mnt, type);
+		return 1;
+	}
+	return 0;
+}
+
 static int read_status(const char *mnt, char *buf, size_t len)
 {
-	ssize_t n = getxattr(mnt, STATUS_XATTR, buf, len - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
+	return wfs_read_status(mnt, buf, len, STATUS_TIMEOUT_MS);
 }
 
 static pid_t status_pid(const char *status)
@@ -511,8 +532,21 @@ int wfs_cmd_umount(int argc, char **argv)
 		return usage_error("umount", "expected MOUNTPOINT");
 	}
 	const char *mnt = argv[optind];
+	if (require_wardfs("umount", mnt))
+		return 1;
 	char status[4096];
-	pid_t pid = read_status(mnt, status, sizeof(status)) == 0 ? status_pid(status) : 0;
+	int sr = read_status(mnt, status, sizeof(status));
+	pid_t pid = sr == 0 ? status_pid(status) : 0;
+	if (sr == -ETIMEDOUT) {
+		/* A stopped or stuck daemon: an ordinary unmount would wait for
+		 * it too. Detach now; the daemon exits once it runs again. */
+		fprintf(stderr,
+			"wardfs umount: the daemon of '%s' did not answer within %d s; detaching "
+			"the mount (umount -l): it is gone for new opens, and its daemon ends "
+			"when it runs again\n",
+			mnt, STATUS_TIMEOUT_MS / 1000);
+		lazy = true;
+	}
 	if (umount2(mnt, lazy ? MNT_DETACH : 0) < 0) {
 		int err = errno;
 		if (err == ENOTCONN || err == EIO) /* daemon died: detach the corpse */
@@ -561,11 +595,20 @@ int wfs_cmd_status(int argc, char **argv)
 		status_usage(stderr);
 		return 2;
 	}
+	if (require_wardfs("status", argv[1]))
+		return 1;
 	char status[4096];
 	int r = read_status(argv[1], status, sizeof(status));
+	if (r == -ETIMEDOUT) {
+		fprintf(stderr,
+			"wardfs status: the daemon of '%s' did not answer within %d s (stopped or "
+			"stuck?); 'wardfs umount %s' detaches it\n",
+			argv[1], STATUS_TIMEOUT_MS / 1000, argv[1]);
+		return 1;
+	}
 	if (r) {
-		fprintf(stderr, "wardfs status: '%s' is not a running wardfs mount (%s)\n", argv[1],
-			strerror(-r));
+		fprintf(stderr, "wardfs status: cannot read the status of '%s': %s%s\n", argv[1],
+			strerror(-r), r == -ENODATA || r == -EPERM ? " (it needs root)" : "");
 		return 1;
 	}
 	fputs(status, stdout);

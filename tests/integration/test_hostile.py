@@ -180,3 +180,36 @@ def test_a_user_holding_19000_files_open_does_not_lock_others_out(mnt, test_user
     finally:
         holder.communicate("done\n", timeout=120)
     assert (mnt.mnt / "work" / "dir199" / "moved").read_text() == "data"
+
+
+# ---------------------------------------------------------------------------
+# umount and status (22.12)
+
+def test_umount_refuses_what_is_not_wardfs(base):
+    t = base / "tmpfs"
+    t.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(t)], check=True)
+    try:
+        r = run(WARDFS, "umount", t, check=False)
+        assert r.returncode != 0 and "is a tmpfs mount, not wardfs" in r.stderr, r.stderr
+        assert is_mounted(t)
+        r = run(WARDFS, "status", t, check=False)
+        assert r.returncode != 0 and "not wardfs" in r.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(t)], check=False)
+    r = run(WARDFS, "umount", base, check=False)
+    assert r.returncode != 0 and "is not a mount point" in r.stderr
+
+
+def test_status_and_umount_do_not_hang_on_a_stopped_daemon(mnt):
+    pid = int(mnt.status()["pid"])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        r = run(WARDFS, "status", mnt.mnt, check=False, timeout=30)
+        assert r.returncode != 0 and "did not answer within 5 s" in r.stderr, r.stderr
+        r = run(WARDFS, "umount", mnt.mnt, check=False, timeout=60)
+        assert "detaching the mount" in r.stderr, r.stderr
+        assert not is_mounted(mnt.mnt)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 30)

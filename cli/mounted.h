@@ -1,0 +1,22 @@
+/*
+ * mounted.h - a running wardfs mount as umount and status see it: is a
+ * path one, and what does its daemon say, without hanging on a daemon
+ * that is stopped or stuck.
+ */
+#ifndef WARDFS_MOUNTED_H
+#define WARDFS_MOUNTED_H
+
+#include <stddef.h>
+
+#define WFS_FSTYPE "fuse.wardfs"
+
+/* The file system type of the topmost mount at path (as /proc/self/
+ * mountinfo shows it) into type. 0, -EINVAL when path is not a mount
+ * point, -errno. Never touches the mount itself. */
+int wfs_mount_type(const char *path, char *type, size_t len);
+
+/* Reads the daemon's status text from the mount root within timeout_ms:
+ * 0, -ETIMEDOUT when the daemon does not answer, -errno. */
+int wfs_read_status(const char *mnt, char *buf, size_t len, int timeout_ms);
+
+#endif
