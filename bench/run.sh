@@ -244,6 +244,7 @@ mount_system() {
 		[ "$sys" = wardfs-noaudit ] && extra=(--no-audit) # the audit's own cost
 		[ "$sys" = wardfs-sensitive ] && sub=sensitive
 		mkdir -p "$inst/backing" "$inst/mnt"
+		chmod 700 "$inst/backing" # init and mount refuse a backing dir others reach
 		if [ ! -e "$inst/.vault-ok" ]; then
 			"$WARDFS" init --passfile "$BENCH_DIR/passfile" --kdf-memory 8 --kdf-ops 1 \
 				"$inst/backing" >>"$inst/daemon.log" 2>&1 ||

@@ -33,6 +33,7 @@ echo pw >"$DIR/pass"
 chmod 600 "$DIR/pass"
 printf 'default public\n' >"$DIR/policy"
 mkdir "$DIR/back" "$MNT"
+chmod 700 "$DIR/back"
 "$WARDFS" init --passfile "$DIR/pass" --kdf-memory 8 --kdf-ops 1 "$DIR/back" >/dev/null 2>&1
 
 mnt() {

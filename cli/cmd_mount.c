@@ -50,6 +50,8 @@ static void mount_usage(FILE *f)
 		   "                           crash-safe journal in front of the audit db,\n"
 		   "                           when it is created (default 64; 1..4096)\n"
 		   "  --no-passthrough         serve public files through the daemon\n"
+		   "  --allow-reachable        mount a BACKING that users other than root can\n"
+		   "                           reach (they bypass the policy and the audit)\n"
 		   "  --passfile FILE          read the passphrase from FILE\n"
 		   "  --extpass CMD            read the passphrase from CMD's output\n"
 		   "  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
@@ -278,13 +280,14 @@ int wfs_cmd_mount(int argc, char **argv)
 		{"recovery-key", no_argument, NULL, 'R'},
 		{"recovery-key-file", required_argument, NULL, 'K'},
 		{"log", required_argument, NULL, 'L'},
+		{"allow-reachable", no_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
 	struct wfs_daemon_opts o = {.passthrough = true, .ready_fd = -1};
 	struct wfs_pass_opts po = {0};
 	const char *policy = NULL, *audit_db = DEFAULT_AUDIT_DB, *log = DEFAULT_LOG;
 	char fuse_opts[1024] = "";
-	bool no_audit = false;
+	bool no_audit = false, allow_reachable = false;
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -317,6 +320,9 @@ int wfs_cmd_mount(int argc, char **argv)
 			break;
 		case 'N':
 			no_audit = true;
+			break;
+		case 'U':
+			allow_reachable = true;
 			break;
 		case 'F':
 			if (!strcmp(optarg, "open"))
@@ -423,6 +429,8 @@ int wfs_cmd_mount(int argc, char **argv)
 			backing, backing);
 		return 1;
 	}
+	if (!allow_reachable && wfs_backing_private(backing, "wardfs mount", true) != 0)
+		return 1;
 	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX];
 	policy = absolute(policy, policy_abs, sizeof(policy_abs));
 	audit_db = absolute(audit_db, db_abs, sizeof(db_abs));

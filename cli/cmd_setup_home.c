@@ -289,6 +289,12 @@ static int run(struct setup *s)
 		fail("'%s' is not a directory%s", s->backing, "", 0);
 		goto out;
 	}
+	/* The backing root is about to become the user's: a directory above it
+	 * must keep other users (the user too) out. */
+	if (wfs_backing_private(s->backing, "wardfs setup-home", false) != 0) {
+		(void)rmdir(s->backing); /* only if we just made it, empty */
+		goto out;
+	}
 	if (bst.st_dev != hst.st_dev) {
 		fail("'%s' is not on the file system of '%s' (entries are moved, not copied); "
 		     "choose a --backing beside the home",

@@ -36,6 +36,7 @@ enum {
 	OPT_DRY_RUN,
 	OPT_RECOVERY_KEY,
 	OPT_RECOVERY_KEY_FILE,
+	OPT_ALLOW_REACHABLE,
 };
 
 static const struct option all_opts[] = {
@@ -48,6 +49,7 @@ static const struct option all_opts[] = {
 	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	{"recovery-key", no_argument, NULL, OPT_RECOVERY_KEY},
 	{"recovery-key-file", required_argument, NULL, OPT_RECOVERY_KEY_FILE},
+	{"allow-reachable", no_argument, NULL, OPT_ALLOW_REACHABLE},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -58,7 +60,7 @@ struct args {
 	struct wfs_pass_opts po;
 	const char *new_passfile, *policy;
 	uint64_t kdf_mib, kdf_ops; /* 0: not given */
-	bool dry_run, help;
+	bool dry_run, help, allow_reachable;
 	char *backing; /* normalized copy of the one operand */
 };
 
@@ -106,6 +108,7 @@ static const char *opt_name(int c)
 #define A_NEWPASS  0x8	/* --new-passfile */
 #define A_POLICY   0x10 /* --policy */
 #define A_DRYRUN   0x20 /* --dry-run */
+#define A_REACH	   0x40 /* --allow-reachable */
 
 /* 0, or the exit status for bad usage (2) after printing one line. */
 static int parse_args(struct args *a, int argc, char **argv, unsigned allowed)
@@ -145,6 +148,9 @@ static int parse_args(struct args *a, int argc, char **argv, unsigned allowed)
 			break;
 		case OPT_DRY_RUN:
 			a->dry_run = true, need = A_DRYRUN;
+			break;
+		case OPT_ALLOW_REACHABLE:
+			a->allow_reachable = true, need = A_REACH;
 			break;
 		case OPT_KDF_MEMORY:
 			need = A_KDF;
@@ -335,10 +341,14 @@ static const char init_usage[] =
 	"  --kdf-ops N         Argon2id passes (default 3)\n"
 	"  --policy FILE       policy for counting files stored in the wrong form\n"
 	"                      (default " DEFAULT_POLICY ")\n"
+	"  --allow-reachable   accept a BACKING that users other than root can reach\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"Without --passfile or --extpass the passphrase is read from stdin when it\n"
-	"is not a terminal, else asked twice on the terminal.\n";
+	"is not a terminal, else asked twice on the terminal. BACKING must be closed\n"
+	"to users other than root (a directory on its path root's, without search\n"
+	"permission for others; none above it changeable by others), or they could\n"
+	"read its files around the policy and the audit.\n";
 
 int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 		     const struct wfs_kdf_params *kp, struct wfs_keys **keys_out)
@@ -426,13 +436,15 @@ int wfs_cmd_init(int argc, char **argv)
 	struct wfs_policy *pol = NULL;
 	int r, status = 1;
 
-	if ((r = parse_args(&a, argc, argv, A_PASS | A_KDF | A_POLICY)) != 0)
+	if ((r = parse_args(&a, argc, argv, A_PASS | A_KDF | A_POLICY | A_REACH)) != 0)
 		return r;
 	if (a.help) {
 		fputs(init_usage, stdout);
 		return 0;
 	}
 	if (make_backing(&a) != 0 || check_backing(&a) != 0)
+		goto out;
+	if (!a.allow_reachable && wfs_backing_private(a.backing, prog, true) != 0)
 		goto out;
 	wfs_kdf_params_default(&kp);
 	if (a.kdf_mib)

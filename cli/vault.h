@@ -98,6 +98,12 @@ typedef int (*wfs_walk_fn)(void *arg, int dirfd, const char *name, const char *r
  */
 int wfs_vault_walk(const char *backing, wfs_walk_fn fn, void *arg, unsigned *errors);
 
+/* 0 when no user but root can reach backing or change a directory above
+ * it (backing_private.c); otherwise prints why, with the fix, prefixed by
+ * prog, and returns -EPERM (or -errno). count_self false: backing itself
+ * does not count as closed (it is about to be given to a user). */
+int wfs_backing_private(const char *backing, const char *prog, bool count_self);
+
 /* ---- marks (marks.c) ------------------------------------------------ */
 
 /* 1 when every ciphertext file under backing carries the daemon's mark

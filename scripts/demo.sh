@@ -20,6 +20,7 @@ say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@" || true; }
 
 mkdir -p "$backing" "$mnt"
+chmod 700 "$backing" # only root may reach it: init and mount refuse otherwise
 cat >"$demo/policy" <<'POLICY'
 default public
 sensitive /.ssh/**

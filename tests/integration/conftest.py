@@ -55,7 +55,9 @@ def is_mounted(path):
 class Mount:
     def __init__(self, base):
         self.base = base
-        self.backing = base / "backing"
+        # A directory closed to other users on the backing dir's path, as
+        # init and mount require (a reachable backing dir is refused).
+        self.backing = base / "vault" / "backing"
         self.mnt = base / "mnt"
         self.db = base / "audit.db"
         self.log = base / "wardfs.log"
@@ -64,6 +66,7 @@ class Mount:
         self.extra = []
 
     def init(self):
+        self.backing.parent.mkdir(mode=0o700, exist_ok=True)
         self.backing.mkdir(exist_ok=True)
         self.passfile.write_text(PASS + "\n")
         self.passfile.chmod(0o600)

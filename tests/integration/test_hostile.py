@@ -213,3 +213,44 @@ def test_status_and_umount_do_not_hang_on_a_stopped_daemon(mnt):
     finally:
         os.kill(pid, signal.SIGCONT)
     assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 30)
+
+
+# ---------------------------------------------------------------------------
+# A backing directory other users can reach (15.4)
+
+def test_init_and_mount_refuse_a_reachable_backing_dir(base, test_user):
+    """With umask 022 the backing dir was 0755 and every user read deny-
+    listed and public files straight from it, without policy or audit."""
+    from conftest import PASS, Mount
+    m = Mount(base)
+    m.policy.write_text("default public\n")
+    m.passfile.write_text(PASS + "\n")
+    m.passfile.chmod(0o600)
+    m.backing = base / "open" / "backing"
+    m.backing.mkdir(parents=True)
+    os.chmod(base / "open", 0o755)
+    os.chmod(m.backing, 0o755)
+    init = [WARDFS, "init", "--passfile", m.passfile, "--kdf-memory", "8", "--kdf-ops", "1",
+            "--policy", m.policy, m.backing]
+    r = run(*init, check=False)
+    assert r.returncode != 0 and "users other than root can reach" in r.stderr, r.stderr
+    assert f"chmod 700 {base / 'open'}" in r.stderr
+    assert not (m.backing / ".wardfs").exists()
+    run(*init, "--allow-reachable")  # the admin who means it
+    r = m.mount(check=False)
+    assert r.returncode != 0 and "users other than root can reach" in r.stderr
+    os.chmod(base / "open", 0o700)  # the fix the message names
+    m.mount()
+    try:
+        (m.mnt / "f").write_text("secret plans")
+        assert run("cat", m.backing / "f", user=True, check=False).returncode != 0
+    finally:
+        m.umount()
+
+
+def test_mount_refuses_a_backing_dir_whose_parent_others_can_change(vault, test_user):
+    os.chown(vault.backing.parent, test_user["uid"], test_user["gid"])
+    r = vault.mount(check=False)
+    assert r.returncode != 0, r.stderr
+    assert "can be changed by users other than root" in r.stderr
+    assert f"chown root {vault.backing.parent}" in r.stderr

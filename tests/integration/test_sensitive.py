@@ -74,7 +74,7 @@ def vault_on_small_tmpfs(base, size):
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(small)],
                    check=True)
     m = Mount(base)
-    m.backing = small / "backing"
+    m.backing = small / "vault" / "backing"
     m.policy.write_text(DEFAULT_POLICY)
     try:
         m.init()

@@ -71,7 +71,7 @@ def home_user(base):
 
 
 def setup_args(base, home):
-    return [WARDFS, "setup-home", "--backing", str(base / "backing"), "--policy",
+    return [WARDFS, "setup-home", "--backing", str(base / "vault" / "backing"), "--policy",
             str(base / "policy"), "--passfile", str(base / "pass"), "--kdf-memory", "8",
             "--kdf-ops", "1", USER]
 
@@ -114,7 +114,7 @@ def test_setup_home_killed_and_resumed(base, home_user):
     (base / "policy").write_text(POLICY)
     (base / "pass").write_text(PASS + "\n")
     os.chmod((base / "pass"), 0o600)  # wardfs refuses a passfile others can read
-    backing = base / "backing"
+    backing = base / "vault" / "backing"
     before = tree_hashes(home)
     assert len(before) > 1500
     home_mode = home.stat().st_mode
@@ -170,8 +170,9 @@ def test_setup_home_refuses(base, home_user):
     os.chmod((base / "pass"), 0o600)  # wardfs refuses a passfile others can read
     args = setup_args(base, home_user)
     # a backing that is not empty and not ours
-    (base / "backing").mkdir()
-    (base / "backing" / "x").write_text("x")
+    (base / "vault" / "backing").mkdir(parents=True)
+    (base / "vault").chmod(0o700)
+    (base / "vault" / "backing" / "x").write_text("x")
     r = run(*args, check=False)
     assert r.returncode == 1 and "not empty" in r.stderr
     assert (home_user / "src/main.c").exists()
