@@ -1084,3 +1084,54 @@ def test_tail_follow_shows_new_rows(mnt):
     finally:
         p.send_signal(signal.SIGINT)
         assert p.wait(timeout=10) == 0
+
+
+# ---------------------------------------------------------------------------
+# 6. hostile names: what users name files must not drive the admin's terminal
+
+FORGED_DIR = (b"x\r\x1b[2K2026-11-25 10:00:00.000 allow   r   sensitive encrypted  alice"
+              b"\x1b]0;owned\x07\xff\xc2\x9b\\")
+
+
+def controls(data):
+    """The terminal-control bytes (C0 but newline, DEL, and the UTF-8 of C1)
+    in a command's output."""
+    bad = [b for b in data if b < 0x20 and b != 0x0a or b == 0x7f]
+    return bad + [data[i + 1] for i in range(len(data) - 1)
+                  if data[i] == 0xc2 and 0x80 <= data[i + 1] <= 0x9f]
+
+
+def test_hostile_names_are_escaped_in_every_format(mnt):
+    d = os.path.join(bytes(mnt.mnt), FORGED_DIR)
+    os.mkdir(d)
+    os.mkdir(os.path.join(d, b".ssh"))
+    with open(os.path.join(d, b".ssh", b"id_rsa"), "wb") as f:
+        f.write(b"k")
+    rel = b"/" + FORGED_DIR + b"/.ssh/id_rsa"
+    mnt.umount()
+    db = str(mnt.db)
+    esc = ("/x\\r\\x1b[2K2026-11-25 10:00:00.000 allow   r   sensitive encrypted  alice"
+           "\\x1b]0;owned\\x07\\xff\\u009b\\\\/.ssh/id_rsa")
+
+    def out(*args):
+        r = subprocess.run([WARDFS, "audit", *args, "--db", db], capture_output=True,
+                           check=True)
+        assert controls(r.stdout) == [], r.stdout
+        return r.stdout.decode()
+
+    table = out("query", "--format", "table", "--path", "/x*")
+    lines = table.splitlines()
+    assert len(lines) == 2 and lines[1].endswith(" " + esc + " (O_CREAT|O_TRUNC)"), lines
+    tail = out("tail", "--format", "table", "-n", "3")
+    assert esc in tail
+    stats = out("stats", "--format", "table")
+    assert esc in stats
+    rows = list(csv.DictReader(io.StringIO(out("query", "--format", "csv"))))
+    assert [r["path"] for r in rows if r["kind"] == "create"] == [esc]
+    js = [json.loads(line) for line in out("query", "--format", "json").splitlines()]
+    paths = [r["path"] for r in js if r["kind"] == "create"]
+    # JSON keeps every byte: an invalid one as a lone surrogate (surrogateescape)
+    assert [p.encode("utf-8", "surrogateescape") for p in paths] == [rel]
+    st = [json.loads(line) for line in out("stats", "--format", "json").splitlines()]
+    assert rel in [s["key"].encode("utf-8", "surrogateescape") for s in st
+                   if s["section"] == "paths"]
