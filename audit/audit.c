@@ -109,7 +109,7 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 		goto fail;
 	if ((r = wfs_key_load(key_path, true, a->key, err, errlen)))
 		goto fail;
-	if ((r = wfs_db_open(a->db_path, true, &a->db, err, errlen, NULL)))
+	if ((r = wfs_db_open(a->db_path, WFS_DB_CREATE, &a->db, err, errlen, NULL)))
 		goto fail;
 	uint64_t cap = (uint64_t)(o->journal_kib ? o->journal_kib : DEFAULT_JOURNAL_KIB) * 1024;
 	if ((r = open_journal(a, cap, err, errlen)))

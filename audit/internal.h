@@ -75,7 +75,11 @@ int wfs_head_auth(const unsigned char *key, int64_t id, const unsigned char *mac
 /* Opens (rw: creating and migrating) a db with the pragmas wardfs uses. */
 /* version (may be NULL) gets the schema version the connection sees: a
  * writable open migrates to WFS_SCHEMA_VERSION, a read-only one does not. */
-int wfs_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen,
+/* READ: an existing audit db, read-only; WRITE: an existing audit db,
+ * migrated (prune); CREATE: also makes a missing or empty file one (the
+ * daemon). A database that is not empty and not an audit db is refused. */
+enum wfs_db_mode { WFS_DB_READ, WFS_DB_WRITE, WFS_DB_CREATE };
+int wfs_db_open(const char *path, enum wfs_db_mode mode, sqlite3 **out, char *err, size_t errlen,
 		int *version);
 /* Creates the directory of the db file path, and its missing parents, each
  * 0700 (docs/audit.md), unless it exists. 0 or -errno with err set. */

@@ -1135,3 +1135,37 @@ def test_hostile_names_are_escaped_in_every_format(mnt):
     st = [json.loads(line) for line in out("stats", "--format", "json").splitlines()]
     assert rel in [s["key"].encode("utf-8", "surrogateescape") for s in st
                    if s["section"] == "paths"]
+
+
+# ---------------------------------------------------------------------------
+# 7. a database that is not wardfs's
+
+
+def test_foreign_db_is_refused_not_filled(vault):
+    m = vault
+    m.db = m.base / "app.db"
+    con = sqlite3.connect(str(m.db))
+    con.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT)")
+    con.execute("INSERT INTO accounts VALUES (1, 'alice')")
+    con.commit()
+    con.close()
+    before = m.db.read_bytes()
+    for mode in ("closed", "open"):
+        r = m.mount(f"--audit-failure={mode}", check=False)
+        assert r.returncode != 0 and not is_mounted(m.mnt)
+        msg = [line for line in r.stderr.splitlines() if "not a wardfs audit database" in line]
+        assert len(msg) == 1 and str(m.db) in msg[0], r.stderr
+    r = wardfs("audit", "prune", "--db", m.db, "--older-than", "1d", check=False)
+    assert r.returncode == 1 and str(m.db) in r.stderr
+    assert "not a wardfs audit database" in r.stderr, r.stderr
+    assert m.db.read_bytes() == before
+    # prune on an empty file does not make it an audit db; a mount does
+    empty = m.base / "empty.db"
+    empty.touch()
+    r = wardfs("audit", "prune", "--db", empty, "--older-than", "1d", check=False)
+    assert r.returncode == 1 and f"'{empty}' is not a wardfs audit database" in r.stderr
+    assert empty.stat().st_size == 0
+    m.db = empty
+    with mounted(m):
+        pass
+    assert verify(m.db).returncode == 0
