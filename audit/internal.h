@@ -172,6 +172,7 @@ struct wfs_audit {
 	struct wfs_buf scratch, macbuf, rpath;
 	sqlite3_stmt *st_head, *st_jget, *st_ins, *st_jset, *st_headset;
 	sqlite3_stmt *st_pget, *st_pins, *st_pgen; /* paths.c */
+	int64_t committed_id; /* the last row id this writer committed (head rollback) */
 	struct wfs_path_slot *pcache;
 	int64_t pcache_gen; /* the anchor's pruned_to when the cache was filled */
 

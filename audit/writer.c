@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -25,9 +26,10 @@ static int64_t now_ns(void)
 int wfs_writer_prepare(struct wfs_audit *a, char *err, size_t errlen)
 {
 	static const char *sql[] = {
-		"SELECT last_id, last_mac FROM chain WHERE k = 1 UNION ALL SELECT * FROM "
-		"(SELECT id, mac FROM events ORDER BY id DESC LIMIT 1) UNION ALL SELECT * FROM "
-		"(SELECT pruned_to, mac FROM anchors ORDER BY pruned_to DESC LIMIT 1)",
+		"SELECT 0, last_id, last_mac, auth FROM chain WHERE k = 1 UNION ALL SELECT 1, * "
+		"FROM (SELECT id, mac, NULL FROM events ORDER BY id DESC LIMIT 1) UNION ALL "
+		"SELECT 2, * FROM (SELECT pruned_to, mac, NULL FROM anchors ORDER BY pruned_to "
+		"DESC LIMIT 1)",
 		"SELECT drained_seq FROM journals WHERE id = ?",
 		"INSERT INTO events (id," WFS_ROW_COLS ",mac,path_id) VALUES (?1, ?2, ?3, ?4, ?5, "
 		"?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
@@ -73,21 +75,128 @@ static int step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : rc;
 }
 
-static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac)
+struct tail {
+	bool present;
+	int64_t id;
+	unsigned char mac[WFS_MAC_LEN], auth[WFS_MAC_LEN];
+};
+
+/* Reads the chain head (tag 0), the last row (1) and the latest anchor (2). */
+static int read_tails(struct wfs_audit *a, struct tail t[3])
 {
-	*id = 0;
-	memset(mac, 0, WFS_MAC_LEN);
-	int rc = sqlite3_step(a->st_head);
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(a->st_head, 0);
-		if (sqlite3_column_bytes(a->st_head, 1) == WFS_MAC_LEN)
-			memcpy(mac, sqlite3_column_blob(a->st_head, 1), WFS_MAC_LEN);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = 0;
+	memset(t, 0, 3 * sizeof *t);
+	int rc;
+	while ((rc = sqlite3_step(a->st_head)) == SQLITE_ROW) {
+		int tag = sqlite3_column_int(a->st_head, 0);
+		if (tag < 0 || tag > 2)
+			continue;
+		t[tag].present = true;
+		t[tag].id = sqlite3_column_int64(a->st_head, 1);
+		if (sqlite3_column_bytes(a->st_head, 2) == WFS_MAC_LEN)
+			memcpy(t[tag].mac, sqlite3_column_blob(a->st_head, 2), WFS_MAC_LEN);
+		if (sqlite3_column_bytes(a->st_head, 3) == WFS_MAC_LEN)
+			memcpy(t[tag].auth, sqlite3_column_blob(a->st_head, 3), WFS_MAC_LEN);
 	}
 	sqlite3_reset(a->st_head);
-	return rc;
+	return rc == SQLITE_DONE ? 0 : rc;
+}
+
+/*
+ * Where the chain goes on: after the authenticated head, as long as it is
+ * one. A head that is missing while rows (or a prune anchor) exist, one
+ * that is forged, one behind the last row, or one behind what this writer
+ * itself committed means someone deleted or rewrote the newest rows (issue
+ * 15.10): the writer then never continues silently from whatever row is
+ * last. It goes on from the last row that is there and says so in why, and
+ * the caller records a chain-break row that verify reports. 0, or an
+ * SQLite code.
+ */
+static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac, char *why, size_t whylen)
+{
+	struct tail t[3];
+	why[0] = 0;
+	int rc = read_tails(a, t);
+	if (rc)
+		return rc;
+	const struct tail *head = &t[0], *last = t[1].present ? &t[1] : &t[2];
+	*id = last->present ? last->id : 0;
+	memset(mac, 0, WFS_MAC_LEN);
+	if (last->present)
+		memcpy(mac, last->mac, WFS_MAC_LEN);
+	if (!head->present) {
+		if (last->present)
+			snprintf(why, whylen,
+				 "the chain head is missing while rows exist up to row %lld: "
+				 "newer rows may have been deleted",
+				 (long long)last->id);
+		return 0;
+	}
+	unsigned char auth[WFS_MAC_LEN];
+	wfs_head_auth(a->key, head->id, head->mac, auth);
+	if (memcmp(auth, head->auth, WFS_MAC_LEN))
+		snprintf(why, whylen, "the chain head (row %lld) is forged or edited",
+			 (long long)head->id);
+	else if (head->id < *id)
+		snprintf(why, whylen,
+			 "the chain head (row %lld) is behind the last row (%lld): rows were "
+			 "added outside wardfs, or an old head was put back",
+			 (long long)head->id, (long long)*id);
+	else if (head->id < a->committed_id)
+		snprintf(why, whylen,
+			 "the chain head went back from row %lld, which this writer committed, "
+			 "to row %lld: rows %lld..%lld were deleted and an old head put back",
+			 (long long)a->committed_id, (long long)head->id, (long long)head->id + 1,
+			 (long long)a->committed_id);
+	if (why[0])
+		return 0;
+	/* An authentic head ahead of the rows: the rows after the last one
+	 * were deleted. Going on from the head keeps the gap, which verify
+	 * names ("rows N..M: deleted"). */
+	*id = head->id;
+	memcpy(mac, head->mac, WFS_MAC_LEN);
+	return 0;
+}
+
+/*
+ * Appends a row the writer itself makes (kind "chain-break" or "lost"),
+ * chained like any other: encoded as a journal payload would be, so verify
+ * rebuilds the same MAC input from its columns.
+ */
+static int insert(struct wfs_audit *a, int64_t id, const struct wfs_val *v,
+		  const unsigned char *mac);
+
+static int insert_note(struct wfs_audit *a, int64_t *last_id, unsigned char *prev, const char *kind,
+		       const char *detail)
+{
+	struct wfs_buf *b = &a->macbuf;
+	b->len = 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int r = wfs_enc_int(b, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+	r = r ? r : wfs_enc_text(b, a->mount, strlen(a->mount));
+	r = r ? r : wfs_enc_text(b, kind, strlen(kind));
+	for (int k = 0; k < 6 && !r; k++) /* path, flags, access, flag_names, class, form */
+		r = k == 1 ? wfs_enc_int(b, 0) : wfs_enc_null(b);
+	r = r ? r : wfs_enc_text(b, "allow", 5);
+	r = r ? r : wfs_enc_int(b, 0); /* errno */
+	r = r ? r : wfs_enc_null(b);   /* rule */
+	r = r ? r : wfs_enc_int(b, 0); /* uid: the daemon's own row */
+	r = r ? r : wfs_enc_int(b, 0); /* gid */
+	r = r ? r : wfs_enc_int(b, getpid());
+	r = r ? r : wfs_enc_null(b); /* comm */
+	r = r ? r : wfs_enc_null(b); /* exe */
+	r = r ? r : wfs_enc_text(b, detail, strlen(detail));
+	struct wfs_val v[WFS_ROW_NFIELDS];
+	unsigned char mac[WFS_MAC_LEN];
+	if (r || wfs_dec_vals(b->p, b->len, v, WFS_ROW_NFIELDS) ||
+	    wfs_mac_row(a->key, prev, *last_id + 1, b->p, b->len, mac))
+		return SQLITE_NOMEM;
+	int rc = insert(a, *last_id + 1, v, mac);
+	if (rc)
+		return rc;
+	++*last_id;
+	memcpy(prev, mac, WFS_MAC_LEN);
+	return 0;
 }
 
 static int insert(struct wfs_audit *a, int64_t id, const struct wfs_val *v,
@@ -152,9 +261,15 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 	}
 	int64_t last_id;
 	unsigned char prev[WFS_MAC_LEN];
+	char why[200];
+	bool inserted = false;
 	rc = wfs_paths_begin(a);
 	if (!rc)
-		rc = read_head(a, &last_id, prev);
+		rc = read_head(a, &last_id, prev, why, sizeof why);
+	if (!rc && why[0]) {
+		rc = insert_note(a, &last_id, prev, "chain-break", why);
+		inserted = !rc;
+	}
 	int64_t drained = 0;
 	if (!rc) {
 		sqlite3_bind_int64(a->st_jget, 1, a->j.id);
@@ -165,7 +280,6 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 		sqlite3_reset(a->st_jget);
 	}
 	unsigned n = 0;
-	bool inserted = false;
 	uint64_t skipped = 0;
 	while (!rc && n < max) {
 		if (n > 0) {
@@ -222,6 +336,11 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 		return e;
 	}
 	pthread_mutex_unlock(&a->db_lock);
+	if (inserted)
+		a->committed_id = last_id;
+	if (why[0])
+		fprintf(stderr, "wardfs: audit database '%s': %s; recorded a chain-break row\n",
+			a->db_path, why);
 
 	/* Committed: persist the consumed position, then free the space. */
 	wfs_journal_set_consumed(&a->j, pos, seq - 1);

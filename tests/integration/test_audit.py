@@ -1169,3 +1169,41 @@ def test_foreign_db_is_refused_not_filled(vault):
     with mounted(m):
         pass
     assert verify(m.db).returncode == 0
+
+
+# ---------------------------------------------------------------------------
+# 8. the newest rows deleted with the chain head
+
+
+def test_deleted_newest_rows_and_head_are_reported(vault):
+    m = vault
+    for i in range(4):
+        (m.backing / f"f{i}").write_text("x")
+    n = make_rows(m)
+    # The last 5 rows and the head that named them, deleted offline ...
+    db_exec(m.db, f"DELETE FROM events WHERE id > {n - 5}", "DELETE FROM chain")
+    r = verify(m.db)
+    assert r.returncode == 1 and r.stdout == f"first bad row: {n - 4}\n", r.stdout + r.stderr
+    assert "chain head is missing" in r.stderr, r.stderr
+    with mounted(m):
+        open_close(m.mnt / "f0")
+        assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
+        # ... the next mount does not re-chain quietly: it records the break.
+        assert db_rows(m.db, "SELECT id, kind FROM events WHERE id = ?", (n - 4,)) == \
+            [(n - 4, "chain-break")]
+        top = db_rows(m.db, "SELECT max(id) FROM events")[0][0]
+        # And live, under the running writer: the same again.
+        db_exec(m.db, f"DELETE FROM events WHERE id > {top - 2}", "DELETE FROM chain")
+        open_close(m.mnt / "f1")
+        assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
+        live = db_rows(m.db, "SELECT id, detail FROM events WHERE kind = 'chain-break' "
+                       "ORDER BY id")
+        assert [i for i, _ in live] == [n - 4, top - 1], live
+        assert all("chain head is missing" in d for _, d in live), live
+        assert "recorded a chain-break row" in m.logtext()
+    r = verify(m.db)
+    assert r.returncode == 1 and r.stdout == f"first bad row: {n - 4}\n", r.stdout + r.stderr
+    assert "chain break" in r.stderr and "chain head is missing" in r.stderr, r.stderr
+    # The table shows the break like any row the daemon writes.
+    q = wardfs("audit", "query", "--db", m.db, "--kind", "chain-break", "--format", "table")
+    assert len(q.stdout.splitlines()) == 3 and "[chain-break] " in q.stdout, q.stdout
