@@ -173,6 +173,9 @@ struct wfs_audit {
 	sqlite3_stmt *st_head, *st_jget, *st_ins, *st_jset, *st_headset;
 	sqlite3_stmt *st_pget, *st_pins, *st_pgen; /* paths.c */
 	int64_t committed_id; /* the last row id this writer committed (head rollback) */
+	uint64_t lost_noted;  /* lost rows already told by a "lost" row */
+	uint64_t lost_logged; /* ... and by a log line, at lost_log_ms */
+	int64_t lost_log_ms;
 	struct wfs_path_slot *pcache;
 	int64_t pcache_gen; /* the anchor's pruned_to when the cache was filled */
 

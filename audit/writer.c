@@ -270,6 +270,22 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 		rc = insert_note(a, &last_id, prev, "chain-break", why);
 		inserted = !rc;
 	}
+	/* Rows lost since the last "lost" row (open mode with the journal full
+	 * while the db could not be written, or torn records after a crash):
+	 * the db itself says how many, once it can be written again. */
+	uint64_t lost = atomic_load(&a->lost);
+	if (!rc && lost > a->lost_noted) {
+		char detail[400];
+		pthread_mutex_lock(&a->err_lock);
+		snprintf(detail, sizeof detail,
+			 "%llu audit rows lost (%llu since the database was opened); last writer "
+			 "error: %s",
+			 (unsigned long long)(lost - a->lost_noted), (unsigned long long)lost,
+			 a->last_error[0] ? a->last_error : "none");
+		pthread_mutex_unlock(&a->err_lock);
+		rc = insert_note(a, &last_id, prev, "lost", detail);
+		inserted |= !rc;
+	}
 	int64_t drained = 0;
 	if (!rc) {
 		sqlite3_bind_int64(a->st_jget, 1, a->j.id);
@@ -338,6 +354,8 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 	pthread_mutex_unlock(&a->db_lock);
 	if (inserted)
 		a->committed_id = last_id;
+	if (lost > a->lost_noted)
+		a->lost_noted = lost;
 	if (why[0])
 		fprintf(stderr, "wardfs: audit database '%s': %s; recorded a chain-break row\n",
 			a->db_path, why);
@@ -412,6 +430,30 @@ static bool should_drain(struct wfs_audit *a, struct pace *p, bool stopping, int
 	       now - p->oldest_ms >= DEFER_MAX_MS;
 }
 
+/*
+ * Open mode serves every open even when its row is lost: say so in the log,
+ * at most once a second with the count since the last line (like the
+ * daemon's refusals), or a full disk would lose rows by the million with
+ * nothing but a counter in `wardfs status` to show for it (issue 22.9).
+ */
+static void log_lost(struct wfs_audit *a)
+{
+	uint64_t lost = atomic_load(&a->lost);
+	int64_t now = mono_ms();
+	if (lost <= a->lost_logged || (a->lost_log_ms && now - a->lost_log_ms < 1000))
+		return;
+	char why[256];
+	pthread_mutex_lock(&a->err_lock);
+	snprintf(why, sizeof why, "%s", a->last_error[0] ? a->last_error : "no detail");
+	pthread_mutex_unlock(&a->err_lock);
+	fprintf(stderr,
+		"wardfs: %llu audit rows lost since the last message (%llu in all), opens served "
+		"without them (--audit-failure=open): %s\n",
+		(unsigned long long)(lost - a->lost_logged), (unsigned long long)lost, why);
+	a->lost_logged = lost;
+	a->lost_log_ms = now;
+}
+
 void *wfs_writer_main(void *arg)
 {
 	struct wfs_audit *a = arg;
@@ -429,6 +471,7 @@ void *wfs_writer_main(void *arg)
 			stopping = a->stop;
 		}
 		pthread_mutex_unlock(&a->lock);
+		log_lost(a);
 		if (!should_drain(a, &pace, stopping, fails) && !stopping)
 			continue;
 

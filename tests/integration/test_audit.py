@@ -1207,3 +1207,47 @@ def test_deleted_newest_rows_and_head_are_reported(vault):
     # The table shows the break like any row the daemon writes.
     q = wardfs("audit", "query", "--db", m.db, "--kind", "chain-break", "--format", "table")
     assert len(q.stdout.splitlines()) == 3 and "[chain-break] " in q.stdout, q.stdout
+
+
+# ---------------------------------------------------------------------------
+# 9. open mode on a full audit file system: losses are logged and recorded
+
+LOST_LINE = "audit rows lost since the last message"
+
+
+def test_failure_open_logs_and_records_lost_rows(vault):
+    m = vault
+    f = long_path(m.backing)
+    path = m.mnt / f.relative_to(m.backing)
+    with broken_db(m, "full") as (break_it, repair):
+        with mounted(m, "--audit-failure=open", *SMALL_JOURNAL):
+            open_close(path)
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
+            break_it()
+            n, t = 1, time.time()
+            while status_int(m, "audit-lost") == 0:
+                for _ in range(500):
+                    open_close(path)
+                    n += 1
+                assert time.time() - t < 120, n
+            # Keep losing rows for 3 s: a line a second at most, with counts.
+            t = time.time()
+            while time.time() - t < 3:
+                for _ in range(100):
+                    open_close(path)
+                    n += 1
+            assert wait_for(lambda: LOST_LINE in m.logtext().splitlines()[-1], 3)
+            lost = status_int(m, "audit-lost")
+            lines = [ln for ln in m.logtext().splitlines() if LOST_LINE in ln]
+            assert 2 <= len(lines) <= 2 + time.time() - t + 3, lines
+            counts = [int(ln.split("wardfs: ")[1].split()[0]) for ln in lines]
+            totals = [int(ln.split("(")[1].split()[0]) for ln in lines]
+            assert totals == sorted(totals) and sum(counts) == totals[-1] <= lost, lines
+            assert all("database or disk is full" in ln for ln in lines), lines
+            repair()
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 30), m.status()
+            assert status_int(m, "audit-lost") == lost
+        rows = db_rows(m.db, "SELECT detail FROM events WHERE kind = 'lost'")
+        assert len(rows) == 1 and rows[0][0].startswith(f"{lost} audit rows lost ("), rows
+        assert "database or disk is full" in rows[0][0]
+        assert_rows_are_opens_minus_lost(m, f, n, lost)
