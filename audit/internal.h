@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <sqlite3.h>
 
@@ -176,6 +177,13 @@ struct wfs_audit {
 	uint64_t lost_noted;  /* lost rows already told by a "lost" row */
 	uint64_t lost_logged; /* ... and by a log line, at lost_log_ms */
 	int64_t lost_log_ms;
+	/* The db file as opened: the writer checks, before each transaction,
+	 * that the path still names it and that its file system is writable
+	 * (a deleted db takes every row with it at unmount; issue 22.8). */
+	dev_t db_dev;
+	ino_t db_ino;
+	bool db_bad;		     /* the last check failed (logged once) */
+	_Atomic bool journal_unsafe; /* the journal's file system is read-only too */
 	struct wfs_path_slot *pcache;
 	int64_t pcache_gen; /* the anchor's pruned_to when the cache was filled */
 

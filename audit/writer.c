@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -238,8 +240,56 @@ static int fail(struct wfs_audit *a, int rc, const char *what)
 	return e;
 }
 
+/*
+ * Is the db at db_path still the file the writer has open, on a writable
+ * file system? SQLite goes on writing to a deleted file without an error
+ * (its rows vanish at unmount), and a read-only file system may still
+ * accept stores into the journal's mapping that can never reach the disk.
+ * Either is a write failure: closed mode refuses opens, open mode counts
+ * the rows lost. A stat and a statvfs per transaction cost little.
+ */
+static int check_db_file(struct wfs_audit *a)
+{
+	struct stat st;
+	struct statvfs vs;
+	int e = 0;
+	bool ro = false;
+	char why[256] = "";
+	if (stat(a->db_path, &st) < 0 && errno == ENOENT) {
+		e = -ENOENT;
+		snprintf(why, sizeof why,
+			 "audit database '%s' was deleted while in use: rows written to it "
+			 "would be lost; remount to start a new one",
+			 a->db_path);
+	} else if (st.st_dev != a->db_dev || st.st_ino != a->db_ino) {
+		e = -ENOENT;
+		snprintf(why, sizeof why,
+			 "audit database '%s' was replaced by another file while in use; "
+			 "remount to use it",
+			 a->db_path);
+	} else if (statvfs(a->db_path, &vs) == 0 && (vs.f_flag & ST_RDONLY)) {
+		e = -EROFS;
+		ro = true;
+		snprintf(why, sizeof why, "the file system of audit database '%s' is read-only",
+			 a->db_path);
+	}
+	atomic_store(&a->journal_unsafe, ro);
+	if (e) {
+		wfs_audit_set_error(a, "%s", why);
+		if (!a->db_bad)
+			fprintf(stderr, "wardfs: %s\n", why);
+	}
+	a->db_bad = e != 0;
+	return e;
+}
+
 int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 {
+	if (!crashed) {
+		int e = check_db_file(a);
+		if (e)
+			return e;
+	}
 	struct wfs_jrec r;
 	uint64_t pos = a->drain_pos, seq = a->drain_seq + 1;
 	uint64_t end = pos + a->j.cap; /* the ring before pos is free (zero) */

@@ -1251,3 +1251,44 @@ def test_failure_open_logs_and_records_lost_rows(vault):
         assert len(rows) == 1 and rows[0][0].startswith(f"{lost} audit rows lost ("), rows
         assert "database or disk is full" in rows[0][0]
         assert_rows_are_opens_minus_lost(m, f, n, lost)
+
+
+# ---------------------------------------------------------------------------
+# 10. the db deleted while mounted
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_db_deleted_while_mounted_is_a_write_failure(vault, mode):
+    m = vault
+    (m.backing / "f").write_text("x")
+    with mounted(m, f"--audit-failure={mode}"):
+        for _ in range(5):
+            open_close(m.mnt / "f")
+        assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
+        for suffix in ("", "-wal", "-shm"):
+            pathlib.Path(f"{m.db}{suffix}").unlink(missing_ok=True)
+        why = f"audit database '{m.db}' was deleted while in use"
+        if mode == "closed":
+            # Refused within a writer interval or two, not served into a
+            # file no one will ever read.
+            n, e = open_until_error(m.mnt / "f", 10**6, 10)
+            assert e is not None and e.errno == errno.EACCES, n
+            served = n
+        else:
+            served = 0
+            for _ in range(50):
+                open_close(m.mnt / "f")
+                served += 1
+            assert wait_for(lambda: why in m.status()["audit-last-error"], 5)
+            assert status_int(m, "audit-pending") > 0  # kept in the journal
+        st = m.status()
+        assert why in st["audit-last-error"], st
+        assert why in m.logtext()
+    # The next mount starts a new db, and the rows the journal kept reach it.
+    assert not m.db.exists()
+    with mounted(m):
+        pass
+    got = db_rows(m.db, "SELECT count(*) FROM events WHERE path = '/f' AND kind = 'open'")
+    assert got == [(served,)], (served, got)
+    r = verify(m.db)
+    assert r.returncode == 0, r.stdout + r.stderr
