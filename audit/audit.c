@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "internal.h"
@@ -109,8 +110,17 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 		goto fail;
 	if ((r = wfs_key_load(key_path, true, a->key, err, errlen)))
 		goto fail;
-	if ((r = wfs_db_open(a->db_path, true, &a->db, err, errlen, NULL)))
+	if ((r = wfs_db_open(a->db_path, WFS_DB_CREATE, &a->db, err, errlen, NULL)))
 		goto fail;
+	struct stat st;
+	if (stat(a->db_path, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot stat audit database '%s': %s", a->db_path,
+			 strerror(errno));
+		goto fail;
+	}
+	a->db_dev = st.st_dev;
+	a->db_ino = st.st_ino;
 	uint64_t cap = (uint64_t)(o->journal_kib ? o->journal_kib : DEFAULT_JOURNAL_KIB) * 1024;
 	if ((r = open_journal(a, cap, err, errlen)))
 		goto fail;
@@ -374,6 +384,12 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 	int werr = atomic_load(&a->writer_err);
 	if (werr && !a->fail_open)
 		return werr;
+	if (werr && atomic_load(&a->journal_unsafe)) {
+		/* The journal's file system is read-only: a row stored in its
+		 * mapping could never be written back, so it is lost now. */
+		atomic_fetch_add(&a->lost, 1);
+		return 0;
+	}
 	/* Claim [pos, pos + need) and the next seq in one step. */
 	wfs_u128 old = head_peek(a);
 	struct timespec deadline = {0, 0};

@@ -170,6 +170,13 @@ const char *wfs_audit_errno_name(int e);
 /* Prints the header line of the format (CSV and table; none for JSON). */
 void wfs_audit_print_header(FILE *f, enum wfs_audit_format fmt);
 void wfs_audit_print_row(FILE *f, enum wfs_audit_format fmt, const struct wfs_audit_row *r);
+/* Text for a terminal, table or CSV cell (malloc'd; NULL gives ""): C0,
+ * DEL, C1 and bidi controls and invalid UTF-8 escaped as \xNN, \r, \n,
+ * \t, \uNNNN, and a backslash as \\. */
+char *wfs_audit_escape(const char *s);
+/* A JSON string (or null): controls as \u00NN, an invalid UTF-8 byte NN as
+ * the lone surrogate \udcNN, so every line stays valid JSON. */
+void wfs_audit_print_json_str(FILE *f, const char *s);
 /* Parses "2026-11-25", "2026-11-25T10:00:00[.frac][Z]" (UTC) or a relative
  * "30s", "15m", "2h", "7d", "1w" (that long before now_ns). 0 or -EINVAL. */
 int wfs_audit_parse_time(const char *s, int64_t now_ns, int64_t *out);

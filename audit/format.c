@@ -4,6 +4,8 @@
  * the times and durations its options accept.
  */
 #include <ctype.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -53,48 +55,186 @@ static const char *user_name(int64_t uid, char *buf, size_t len)
 	return buf;
 }
 
-static void json_str(FILE *f, const char *s)
+/*
+ * Escaping of user-controlled text (paths, process names, executables,
+ * details): a file name is chosen by whoever creates the file, so printed
+ * raw it could move the cursor, rewrite the line (\r, ESC [2K) or set a
+ * terminal title (OSC), and show the admin a forged row in place of the
+ * real one. Every character that is not plain printable text is escaped,
+ * visibly and unambiguously (docs/audit.md, "Output").
+ */
+
+/* The length of the valid UTF-8 sequence at p (1..4), its code point in
+ * *cp; 0 if the byte at p does not start one (invalid, overlong,
+ * surrogate, beyond U+10FFFF, or cut short). */
+static int utf8_seq(const unsigned char *p, uint32_t *cp)
+{
+	unsigned char c = p[0];
+	int n;
+	uint32_t v, lo = 0x80, hi = 0xbf;
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		v = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		v = c & 0x0f;
+		if (c == 0xe0)
+			lo = 0xa0; /* overlong */
+		if (c == 0xed)
+			hi = 0x9f; /* UTF-16 surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		v = c & 0x07;
+		if (c == 0xf0)
+			lo = 0x90; /* overlong */
+		if (c == 0xf4)
+			hi = 0x8f; /* beyond U+10FFFF */
+	} else {
+		return 0;
+	}
+	for (int i = 1; i < n; i++) {
+		unsigned char k = p[i]; /* a NUL ends the string: never a continuation */
+		if (k < (i == 1 ? lo : 0x80) || k > (i == 1 ? hi : 0xbf))
+			return 0;
+		v = v << 6 | (k & 0x3f);
+	}
+	*cp = v;
+	return n;
+}
+
+/* Characters that change how a terminal shows text rather than being
+ * text: C0, DEL, C1, and the bidirectional and line-separator controls
+ * that can reorder what an admin reads. */
+static bool is_control(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c || cp == 0x200e ||
+	       cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *q = realloc(b->p, cap);
+		if (!q)
+			abort(); /* a few bytes for a printed row: nothing sane to do */
+		b->p = q;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = 0;
+}
+
+char *wfs_audit_escape(const char *s)
+{
+	struct sbuf b = {0};
+	sb_add(&b, "", 0);
+	if (!s)
+		return b.p;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		uint32_t cp;
+		int n = utf8_seq(p, &cp);
+		char e[16];
+		if (!n) { /* invalid UTF-8: the byte itself */
+			snprintf(e, sizeof e, "\\x%02x", *p);
+			sb_add(&b, e, 4);
+			p++;
+			continue;
+		}
+		if (cp == '\\') {
+			sb_add(&b, "\\\\", 2);
+		} else if (cp == '\n' || cp == '\r' || cp == '\t') {
+			sb_add(&b, cp == '\n' ? "\\n" : cp == '\r' ? "\\r" : "\\t", 2);
+		} else if (cp < 0x80 && is_control(cp)) {
+			snprintf(e, sizeof e, "\\x%02x", (unsigned)cp);
+			sb_add(&b, e, 4);
+		} else if (is_control(cp)) { /* C1 or bidi: by code point, not bytes */
+			snprintf(e, sizeof e, "\\u%04x", (unsigned)cp);
+			sb_add(&b, e, 6);
+		} else {
+			sb_add(&b, (const char *)p, (size_t)n);
+		}
+		p += n;
+	}
+	return b.p;
+}
+
+void wfs_audit_print_json_str(FILE *f, const char *s)
 {
 	if (!s) {
 		fputs("null", f);
 		return;
 	}
 	putc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", f);
-		else if (*p == '\t')
-			fputs("\\t", f);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(f, "\\u%04x", *p);
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		uint32_t cp;
+		int n = utf8_seq(p, &cp);
+		if (!n) {
+			/* JSON text must be UTF-8. An invalid byte becomes a lone
+			 * low surrogate U+DC80..U+DCFF, the "surrogateescape"
+			 * convention (Python decodes it back to the byte), so
+			 * the line stays JSON and no byte is lost or confused
+			 * with the text "\xNN". */
+			fprintf(f, "\\udc%02x", *p);
+			p++;
+			continue;
+		}
+		if (cp == '"' || cp == '\\')
+			fprintf(f, "\\%c", (int)cp);
+		else if (is_control(cp))
+			fprintf(f, "\\u%04x", (unsigned)cp);
 		else
-			putc(*p, f);
+			fwrite(p, 1, (size_t)n, f);
+		p += n;
 	}
 	putc('"', f);
 }
 
+static void json_str(FILE *f, const char *s)
+{
+	wfs_audit_print_json_str(f, s);
+}
+
+/*
+ * A CSV cell: escaped like the table (no control character reaches a
+ * spreadsheet or a terminal running `cat`), then defused: a cell that a
+ * spreadsheet would take for a formula (= + - @, or tab or CR first, as
+ * OWASP lists) gets a leading ', and so does one that starts with ' so
+ * that removing one leading ' always gives the escaped text back.
+ */
 static void csv_str(FILE *f, const char *s)
 {
 	if (!s)
 		return;
-	if (!strpbrk(s, ",\"\r\n")) {
-		fputs(s, f);
+	char *e = wfs_audit_escape(s);
+	bool formula = strchr("=+-@\t\r'", s[0]) && s[0];
+	if (!strpbrk(e, ",\"") && !formula) {
+		fputs(e, f);
+		free(e);
 		return;
 	}
 	putc('"', f);
-	for (; *s; s++) {
-		if (*s == '"')
+	if (formula)
+		putc('\'', f);
+	for (const char *c = e; *c; c++) {
+		if (*c == '"')
 			putc('"', f);
-		putc(*s, f);
+		putc(*c, f);
 	}
 	putc('"', f);
-}
-
-static const char *str(const char *s)
-{
-	return s ? s : "";
+	free(e);
 }
 
 /* One table column of width w: padded, or cut with a '+' where it was cut
@@ -187,22 +327,40 @@ void wfs_audit_print_row(FILE *f, enum wfs_audit_format fmt, const struct wfs_au
 					  : (r->err ? wfs_audit_errno_name(r->err) : "deny");
 		char user[64];
 		bool open = r->kind && (!strcmp(r->kind, "open") || !strcmp(r->kind, "create"));
+		/* Every column that can hold text someone other than the admin
+		 * chose is escaped (see wfs_audit_escape). */
+		char *acc = wfs_audit_escape(r->access), *cls = wfs_audit_escape(r->cls),
+		     *form = wfs_audit_escape(r->form),
+		     *usr = wfs_audit_escape(user_name(r->uid, user, sizeof user)),
+		     *comm = wfs_audit_escape(r->comm), *rule = wfs_audit_escape(r->rule),
+		     *kind = wfs_audit_escape(r->kind), *path = wfs_audit_escape(r->path),
+		     *fl = wfs_audit_escape(r->flag_names), *detail = wfs_audit_escape(r->detail);
 		cell(f, t, 23, false);
 		cell(f, res, 7, false);
-		cell(f, str(r->access), 3, false);
-		cell(f, str(r->cls), 9, false);
-		cell(f, str(r->form), 10, false);
-		cell(f, user_name(r->uid, user, sizeof user), 12, false);
+		cell(f, acc, 3, false);
+		cell(f, cls, 9, false);
+		cell(f, form, 10, false);
+		cell(f, usr, 12, false);
 		fprintf(f, "%7lld ", (long long)r->pid);
-		cell(f, str(r->comm), 15, false);
-		cell(f, str(r->rule), 20, true); /* file:line: the line is at the end */
+		cell(f, comm, 15, false);
+		cell(f, rule, 20, true); /* file:line: the line is at the end */
 		if (!open)
-			fprintf(f, "[%s] ", str(r->kind));
-		fputs(str(r->path), f);
-		if (r->flag_names && r->flag_names[0])
-			fprintf(f, " (%s)", r->flag_names);
+			fprintf(f, "[%s] ", kind);
+		fputs(path, f);
+		if (fl[0])
+			fprintf(f, " (%s)", fl);
 		if (r->detail)
-			fprintf(f, " %s", r->detail);
+			fprintf(f, " %s", detail);
+		free(acc);
+		free(cls);
+		free(form);
+		free(usr);
+		free(comm);
+		free(rule);
+		free(kind);
+		free(path);
+		free(fl);
+		free(detail);
 		putc('\n', f);
 	}
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <sqlite3.h>
 
@@ -75,7 +76,11 @@ int wfs_head_auth(const unsigned char *key, int64_t id, const unsigned char *mac
 /* Opens (rw: creating and migrating) a db with the pragmas wardfs uses. */
 /* version (may be NULL) gets the schema version the connection sees: a
  * writable open migrates to WFS_SCHEMA_VERSION, a read-only one does not. */
-int wfs_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen,
+/* READ: an existing audit db, read-only; WRITE: an existing audit db,
+ * migrated (prune); CREATE: also makes a missing or empty file one (the
+ * daemon). A database that is not empty and not an audit db is refused. */
+enum wfs_db_mode { WFS_DB_READ, WFS_DB_WRITE, WFS_DB_CREATE };
+int wfs_db_open(const char *path, enum wfs_db_mode mode, sqlite3 **out, char *err, size_t errlen,
 		int *version);
 /* Creates the directory of the db file path, and its missing parents, each
  * 0700 (docs/audit.md), unless it exists. 0 or -errno with err set. */
@@ -168,6 +173,17 @@ struct wfs_audit {
 	struct wfs_buf scratch, macbuf, rpath;
 	sqlite3_stmt *st_head, *st_jget, *st_ins, *st_jset, *st_headset;
 	sqlite3_stmt *st_pget, *st_pins, *st_pgen; /* paths.c */
+	int64_t committed_id; /* the last row id this writer committed (head rollback) */
+	uint64_t lost_noted;  /* lost rows already told by a "lost" row */
+	uint64_t lost_logged; /* ... and by a log line, at lost_log_ms */
+	int64_t lost_log_ms;
+	/* The db file as opened: the writer checks, before each transaction,
+	 * that the path still names it and that its file system is writable
+	 * (a deleted db takes every row with it at unmount; issue 22.8). */
+	dev_t db_dev;
+	ino_t db_ino;
+	bool db_bad;		     /* the last check failed (logged once) */
+	_Atomic bool journal_unsafe; /* the journal's file system is read-only too */
 	struct wfs_path_slot *pcache;
 	int64_t pcache_gen; /* the anchor's pruned_to when the cache was filled */
 

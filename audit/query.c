@@ -31,7 +31,8 @@ int wfs_audit_db_open(const char *path, bool writable, struct wfs_audit_db **out
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	int r = wfs_db_open(path, writable, &d->db, err, errlen, &d->version);
+	int r = wfs_db_open(path, writable ? WFS_DB_WRITE : WFS_DB_READ, &d->db, err, errlen,
+			    &d->version);
 	if (r) {
 		free(d->path);
 		free(d);

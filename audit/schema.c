@@ -204,15 +204,25 @@ static int user_version(sqlite3 *db, int *v)
 	return rc;
 }
 
-static int has_events(sqlite3 *db)
+/* The number of schema objects (tables, indexes, views, triggers) named
+ * like, or (name NULL) of any name: 0 on an empty database. */
+static int count_objects(sqlite3 *db, const char *name)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = 'events'", -1, &st,
-			       NULL))
+	if (sqlite3_prepare_v2(db,
+			       "SELECT count(*) FROM sqlite_master WHERE ?1 IS NULL OR name = ?1",
+			       -1, &st, NULL))
 		return 0;
-	int r = sqlite3_step(st) == SQLITE_ROW;
+	if (name)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int r = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
 	sqlite3_finalize(st);
 	return r;
+}
+
+static int has_events(sqlite3 *db)
+{
+	return count_objects(db, "events") > 0;
 }
 
 /* Runs the migrations from the stored version up to WFS_SCHEMA_VERSION. */
@@ -230,9 +240,14 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 			 path, v, WFS_SCHEMA_VERSION);
 		return -EPROTO;
 	}
-	if (!rc && v == 0 && has_events(db)) {
+	/* Only an empty database becomes an audit db: wardfs tables added to
+	 * someone else's database (a wrong --audit-db) would mix with, and be
+	 * hard to tell from, its own (issue 22.10). */
+	if (!rc && v == 0 && count_objects(db, NULL)) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		snprintf(err, errlen, "'%s' has an events table but is not a wardfs audit database",
+		snprintf(err, errlen,
+			 "'%s' is not a wardfs audit database (it holds other tables); refusing "
+			 "to use it",
 			 path);
 		return -EINVAL;
 	}
@@ -324,17 +339,18 @@ static void configure_sqlite(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-int wfs_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_t errlen,
+int wfs_db_open(const char *path, enum wfs_db_mode mode, sqlite3 **out, char *err, size_t errlen,
 		int *version)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, configure_sqlite);
 	*out = NULL;
-	if (writable) {
+	bool writable = mode != WFS_DB_READ;
+	if (mode == WFS_DB_CREATE) {
 		int r = prepare_path(path, err, errlen);
 		if (r)
 			return r;
-	} else if (access(path, R_OK) < 0) {
+	} else if (access(path, writable ? R_OK | W_OK : R_OK) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot open audit database '%s': %s", path, strerror(e));
 		return -e;
@@ -362,24 +378,45 @@ int wfs_db_open(const char *path, bool writable, sqlite3 **out, char *err, size_
 	/* Reading the version is the first access: catches NOTADB early. */
 	int v = 0;
 	rc = user_version(db, &v);
-	if (!rc && writable)
-		rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
-				  NULL, NULL, NULL);
 	if (rc) {
 		r = fail(db, rc, path, "cannot open audit database", err, errlen);
 		goto out;
 	}
+	/* Decide before anything is written (even the journal mode): wardfs
+	 * tables added to someone else's database (a wrong --audit-db) would
+	 * mix with its own; the admin side (prune, query) never makes a
+	 * database, so an empty file there is a wrong --db (issue 22.10). */
+	if (v == 0 && count_objects(db, NULL)) {
+		snprintf(err, errlen,
+			 "'%s' is not a wardfs audit database (it holds other tables); refusing "
+			 "to use it",
+			 path);
+		r = -EINVAL;
+		goto out;
+	}
+	if ((v == 0 && mode != WFS_DB_CREATE) ||
+	    (v > 0 && v <= WFS_SCHEMA_VERSION && !has_events(db))) {
+		snprintf(err, errlen, "'%s' is not a wardfs audit database%s", path,
+			 v == 0 ? " (it is empty)" : "");
+		r = -EINVAL;
+		goto out;
+	}
+	if (v > WFS_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+			 "audit database '%s' has schema version %d, newer than this wardfs (%d)",
+			 path, v, WFS_SCHEMA_VERSION);
+		r = -EPROTO;
+		goto out;
+	}
 	if (writable) {
+		rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
+				  NULL, NULL, NULL);
+		if (rc) {
+			r = fail(db, rc, path, "cannot open audit database", err, errlen);
+			goto out;
+		}
 		r = migrate(db, path, err, errlen);
 		v = WFS_SCHEMA_VERSION;
-	} else if (v == 0) {
-		snprintf(err, errlen, "'%s' is not a wardfs audit database", path);
-		r = -EINVAL;
-	} else if (v > WFS_SCHEMA_VERSION) {
-		snprintf(err, errlen,
-			 "audit database '%s' has schema version %d, newer than this wardfs", path,
-			 v);
-		r = -EPROTO;
 	}
 out:
 	if (r) {

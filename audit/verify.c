@@ -228,7 +228,8 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		sqlite3_bind_int64(st, 1, upto);
 	struct wfs_buf b = {0};
 	bool pending = false;
-	int64_t pend_id = 0;
+	int64_t pend_id = 0, breaks = 0, break_id = 0;
+	char break_why[160] = "";
 	unsigned char pend_mac[WFS_MAC_LEN];
 	const int maccol = WFS_ROW_NFIELDS + 1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -274,6 +275,18 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 				ret = bad(r, id, "row %lld: edited (%s)", (long long)id, why);
 				break;
 			}
+			/* A chain-break row is authentic: the writer found the
+			 * head missing or wrong (writer.c) and says so. */
+			if (sqlite3_column_type(st, 3) == SQLITE_TEXT &&
+			    !strcmp((const char *)sqlite3_column_text(st, 3), "chain-break") &&
+			    !breaks++) {
+				break_id = id;
+				snprintf(break_why, sizeof break_why, "%s",
+					 sqlite3_column_type(st, WFS_ROW_NFIELDS) == SQLITE_TEXT
+						 ? (const char *)sqlite3_column_text(
+							   st, WFS_ROW_NFIELDS)
+						 : "");
+			}
 			memcpy(prev, mac, WFS_MAC_LEN);
 			expect++;
 			r->rows++;
@@ -318,6 +331,17 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 			return bad(r, last, "row %lld: does not match the chain head",
 				   (long long)last);
 	}
+	/* The head is written with every row: rows (or a prune anchor) without
+	 * one means the newest rows were deleted together with it. */
+	if (upto <= 0 && !h.present && expect > 1)
+		return bad(r, expect,
+			   "the chain head is missing while rows exist up to row %lld: newer "
+			   "rows may have been deleted with it",
+			   (long long)expect - 1);
+	if (upto <= 0 && breaks)
+		return bad(r, break_id, "row %lld: the writer recorded a chain break: %s%s",
+			   (long long)break_id, break_why,
+			   breaks > 1 ? " (and more chain breaks after it)" : "");
 	if (last_mac)
 		memcpy(last_mac, prev, WFS_MAC_LEN);
 	return 0;

@@ -8,7 +8,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -25,9 +28,10 @@ static int64_t now_ns(void)
 int wfs_writer_prepare(struct wfs_audit *a, char *err, size_t errlen)
 {
 	static const char *sql[] = {
-		"SELECT last_id, last_mac FROM chain WHERE k = 1 UNION ALL SELECT * FROM "
-		"(SELECT id, mac FROM events ORDER BY id DESC LIMIT 1) UNION ALL SELECT * FROM "
-		"(SELECT pruned_to, mac FROM anchors ORDER BY pruned_to DESC LIMIT 1)",
+		"SELECT 0, last_id, last_mac, auth FROM chain WHERE k = 1 UNION ALL SELECT 1, * "
+		"FROM (SELECT id, mac, NULL FROM events ORDER BY id DESC LIMIT 1) UNION ALL "
+		"SELECT 2, * FROM (SELECT pruned_to, mac, NULL FROM anchors ORDER BY pruned_to "
+		"DESC LIMIT 1)",
 		"SELECT drained_seq FROM journals WHERE id = ?",
 		"INSERT INTO events (id," WFS_ROW_COLS ",mac,path_id) VALUES (?1, ?2, ?3, ?4, ?5, "
 		"?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
@@ -73,21 +77,128 @@ static int step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : rc;
 }
 
-static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac)
+struct tail {
+	bool present;
+	int64_t id;
+	unsigned char mac[WFS_MAC_LEN], auth[WFS_MAC_LEN];
+};
+
+/* Reads the chain head (tag 0), the last row (1) and the latest anchor (2). */
+static int read_tails(struct wfs_audit *a, struct tail t[3])
 {
-	*id = 0;
-	memset(mac, 0, WFS_MAC_LEN);
-	int rc = sqlite3_step(a->st_head);
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(a->st_head, 0);
-		if (sqlite3_column_bytes(a->st_head, 1) == WFS_MAC_LEN)
-			memcpy(mac, sqlite3_column_blob(a->st_head, 1), WFS_MAC_LEN);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = 0;
+	memset(t, 0, 3 * sizeof *t);
+	int rc;
+	while ((rc = sqlite3_step(a->st_head)) == SQLITE_ROW) {
+		int tag = sqlite3_column_int(a->st_head, 0);
+		if (tag < 0 || tag > 2)
+			continue;
+		t[tag].present = true;
+		t[tag].id = sqlite3_column_int64(a->st_head, 1);
+		if (sqlite3_column_bytes(a->st_head, 2) == WFS_MAC_LEN)
+			memcpy(t[tag].mac, sqlite3_column_blob(a->st_head, 2), WFS_MAC_LEN);
+		if (sqlite3_column_bytes(a->st_head, 3) == WFS_MAC_LEN)
+			memcpy(t[tag].auth, sqlite3_column_blob(a->st_head, 3), WFS_MAC_LEN);
 	}
 	sqlite3_reset(a->st_head);
-	return rc;
+	return rc == SQLITE_DONE ? 0 : rc;
+}
+
+/*
+ * Where the chain goes on: after the authenticated head, as long as it is
+ * one. A head that is missing while rows (or a prune anchor) exist, one
+ * that is forged, one behind the last row, or one behind what this writer
+ * itself committed means someone deleted or rewrote the newest rows (issue
+ * 15.10): the writer then never continues silently from whatever row is
+ * last. It goes on from the last row that is there and says so in why, and
+ * the caller records a chain-break row that verify reports. 0, or an
+ * SQLite code.
+ */
+static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac, char *why, size_t whylen)
+{
+	struct tail t[3];
+	why[0] = 0;
+	int rc = read_tails(a, t);
+	if (rc)
+		return rc;
+	const struct tail *head = &t[0], *last = t[1].present ? &t[1] : &t[2];
+	*id = last->present ? last->id : 0;
+	memset(mac, 0, WFS_MAC_LEN);
+	if (last->present)
+		memcpy(mac, last->mac, WFS_MAC_LEN);
+	if (!head->present) {
+		if (last->present)
+			snprintf(why, whylen,
+				 "the chain head is missing while rows exist up to row %lld: "
+				 "newer rows may have been deleted",
+				 (long long)last->id);
+		return 0;
+	}
+	unsigned char auth[WFS_MAC_LEN];
+	wfs_head_auth(a->key, head->id, head->mac, auth);
+	if (memcmp(auth, head->auth, WFS_MAC_LEN))
+		snprintf(why, whylen, "the chain head (row %lld) is forged or edited",
+			 (long long)head->id);
+	else if (head->id < *id)
+		snprintf(why, whylen,
+			 "the chain head (row %lld) is behind the last row (%lld): rows were "
+			 "added outside wardfs, or an old head was put back",
+			 (long long)head->id, (long long)*id);
+	else if (head->id < a->committed_id)
+		snprintf(why, whylen,
+			 "the chain head went back from row %lld, which this writer committed, "
+			 "to row %lld: rows %lld..%lld were deleted and an old head put back",
+			 (long long)a->committed_id, (long long)head->id, (long long)head->id + 1,
+			 (long long)a->committed_id);
+	if (why[0])
+		return 0;
+	/* An authentic head ahead of the rows: the rows after the last one
+	 * were deleted. Going on from the head keeps the gap, which verify
+	 * names ("rows N..M: deleted"). */
+	*id = head->id;
+	memcpy(mac, head->mac, WFS_MAC_LEN);
+	return 0;
+}
+
+/*
+ * Appends a row the writer itself makes (kind "chain-break" or "lost"),
+ * chained like any other: encoded as a journal payload would be, so verify
+ * rebuilds the same MAC input from its columns.
+ */
+static int insert(struct wfs_audit *a, int64_t id, const struct wfs_val *v,
+		  const unsigned char *mac);
+
+static int insert_note(struct wfs_audit *a, int64_t *last_id, unsigned char *prev, const char *kind,
+		       const char *detail)
+{
+	struct wfs_buf *b = &a->macbuf;
+	b->len = 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int r = wfs_enc_int(b, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+	r = r ? r : wfs_enc_text(b, a->mount, strlen(a->mount));
+	r = r ? r : wfs_enc_text(b, kind, strlen(kind));
+	for (int k = 0; k < 6 && !r; k++) /* path, flags, access, flag_names, class, form */
+		r = k == 1 ? wfs_enc_int(b, 0) : wfs_enc_null(b);
+	r = r ? r : wfs_enc_text(b, "allow", 5);
+	r = r ? r : wfs_enc_int(b, 0); /* errno */
+	r = r ? r : wfs_enc_null(b);   /* rule */
+	r = r ? r : wfs_enc_int(b, 0); /* uid: the daemon's own row */
+	r = r ? r : wfs_enc_int(b, 0); /* gid */
+	r = r ? r : wfs_enc_int(b, getpid());
+	r = r ? r : wfs_enc_null(b); /* comm */
+	r = r ? r : wfs_enc_null(b); /* exe */
+	r = r ? r : wfs_enc_text(b, detail, strlen(detail));
+	struct wfs_val v[WFS_ROW_NFIELDS];
+	unsigned char mac[WFS_MAC_LEN];
+	if (r || wfs_dec_vals(b->p, b->len, v, WFS_ROW_NFIELDS) ||
+	    wfs_mac_row(a->key, prev, *last_id + 1, b->p, b->len, mac))
+		return SQLITE_NOMEM;
+	int rc = insert(a, *last_id + 1, v, mac);
+	if (rc)
+		return rc;
+	++*last_id;
+	memcpy(prev, mac, WFS_MAC_LEN);
+	return 0;
 }
 
 static int insert(struct wfs_audit *a, int64_t id, const struct wfs_val *v,
@@ -129,8 +240,56 @@ static int fail(struct wfs_audit *a, int rc, const char *what)
 	return e;
 }
 
+/*
+ * Is the db at db_path still the file the writer has open, on a writable
+ * file system? SQLite goes on writing to a deleted file without an error
+ * (its rows vanish at unmount), and a read-only file system may still
+ * accept stores into the journal's mapping that can never reach the disk.
+ * Either is a write failure: closed mode refuses opens, open mode counts
+ * the rows lost. A stat and a statvfs per transaction cost little.
+ */
+static int check_db_file(struct wfs_audit *a)
+{
+	struct stat st;
+	struct statvfs vs;
+	int e = 0;
+	bool ro = false;
+	char why[256] = "";
+	if (stat(a->db_path, &st) < 0 && errno == ENOENT) {
+		e = -ENOENT;
+		snprintf(why, sizeof why,
+			 "audit database '%s' was deleted while in use: rows written to it "
+			 "would be lost; remount to start a new one",
+			 a->db_path);
+	} else if (st.st_dev != a->db_dev || st.st_ino != a->db_ino) {
+		e = -ENOENT;
+		snprintf(why, sizeof why,
+			 "audit database '%s' was replaced by another file while in use; "
+			 "remount to use it",
+			 a->db_path);
+	} else if (statvfs(a->db_path, &vs) == 0 && (vs.f_flag & ST_RDONLY)) {
+		e = -EROFS;
+		ro = true;
+		snprintf(why, sizeof why, "the file system of audit database '%s' is read-only",
+			 a->db_path);
+	}
+	atomic_store(&a->journal_unsafe, ro);
+	if (e) {
+		wfs_audit_set_error(a, "%s", why);
+		if (!a->db_bad)
+			fprintf(stderr, "wardfs: %s\n", why);
+	}
+	a->db_bad = e != 0;
+	return e;
+}
+
 int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 {
+	if (!crashed) {
+		int e = check_db_file(a);
+		if (e)
+			return e;
+	}
 	struct wfs_jrec r;
 	uint64_t pos = a->drain_pos, seq = a->drain_seq + 1;
 	uint64_t end = pos + a->j.cap; /* the ring before pos is free (zero) */
@@ -152,9 +311,31 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 	}
 	int64_t last_id;
 	unsigned char prev[WFS_MAC_LEN];
+	char why[200];
+	bool inserted = false;
 	rc = wfs_paths_begin(a);
 	if (!rc)
-		rc = read_head(a, &last_id, prev);
+		rc = read_head(a, &last_id, prev, why, sizeof why);
+	if (!rc && why[0]) {
+		rc = insert_note(a, &last_id, prev, "chain-break", why);
+		inserted = !rc;
+	}
+	/* Rows lost since the last "lost" row (open mode with the journal full
+	 * while the db could not be written, or torn records after a crash):
+	 * the db itself says how many, once it can be written again. */
+	uint64_t lost = atomic_load(&a->lost);
+	if (!rc && lost > a->lost_noted) {
+		char detail[400];
+		pthread_mutex_lock(&a->err_lock);
+		snprintf(detail, sizeof detail,
+			 "%llu audit rows lost (%llu since the database was opened); last writer "
+			 "error: %s",
+			 (unsigned long long)(lost - a->lost_noted), (unsigned long long)lost,
+			 a->last_error[0] ? a->last_error : "none");
+		pthread_mutex_unlock(&a->err_lock);
+		rc = insert_note(a, &last_id, prev, "lost", detail);
+		inserted |= !rc;
+	}
 	int64_t drained = 0;
 	if (!rc) {
 		sqlite3_bind_int64(a->st_jget, 1, a->j.id);
@@ -165,7 +346,6 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 		sqlite3_reset(a->st_jget);
 	}
 	unsigned n = 0;
-	bool inserted = false;
 	uint64_t skipped = 0;
 	while (!rc && n < max) {
 		if (n > 0) {
@@ -222,6 +402,13 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 		return e;
 	}
 	pthread_mutex_unlock(&a->db_lock);
+	if (inserted)
+		a->committed_id = last_id;
+	if (lost > a->lost_noted)
+		a->lost_noted = lost;
+	if (why[0])
+		fprintf(stderr, "wardfs: audit database '%s': %s; recorded a chain-break row\n",
+			a->db_path, why);
 
 	/* Committed: persist the consumed position, then free the space. */
 	wfs_journal_set_consumed(&a->j, pos, seq - 1);
@@ -293,6 +480,30 @@ static bool should_drain(struct wfs_audit *a, struct pace *p, bool stopping, int
 	       now - p->oldest_ms >= DEFER_MAX_MS;
 }
 
+/*
+ * Open mode serves every open even when its row is lost: say so in the log,
+ * at most once a second with the count since the last line (like the
+ * daemon's refusals), or a full disk would lose rows by the million with
+ * nothing but a counter in `wardfs status` to show for it (issue 22.9).
+ */
+static void log_lost(struct wfs_audit *a)
+{
+	uint64_t lost = atomic_load(&a->lost);
+	int64_t now = mono_ms();
+	if (lost <= a->lost_logged || (a->lost_log_ms && now - a->lost_log_ms < 1000))
+		return;
+	char why[256];
+	pthread_mutex_lock(&a->err_lock);
+	snprintf(why, sizeof why, "%s", a->last_error[0] ? a->last_error : "no detail");
+	pthread_mutex_unlock(&a->err_lock);
+	fprintf(stderr,
+		"wardfs: %llu audit rows lost since the last message (%llu in all), opens served "
+		"without them (--audit-failure=open): %s\n",
+		(unsigned long long)(lost - a->lost_logged), (unsigned long long)lost, why);
+	a->lost_logged = lost;
+	a->lost_log_ms = now;
+}
+
 void *wfs_writer_main(void *arg)
 {
 	struct wfs_audit *a = arg;
@@ -310,6 +521,7 @@ void *wfs_writer_main(void *arg)
 			stopping = a->stop;
 		}
 		pthread_mutex_unlock(&a->lock);
+		log_lost(a);
 		if (!should_drain(a, &pace, stopping, fails) && !stopping)
 			continue;
 

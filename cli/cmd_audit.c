@@ -385,30 +385,35 @@ static int stat_cb(void *arg, const char *key, int64_t count, int64_t denied)
 {
 	struct stat_out *s = arg;
 	if (s->fmt == WFS_FMT_JSON) {
-		printf("{\"section\":\"%s\",\"key\":\"", s->section);
-		for (const char *c = key ? key : ""; *c; c++)
-			if (*c == '"' || *c == '\\')
-				printf("\\%c", *c);
-			else if (*c == '\t')
-				printf("\\t");
-			else if ((unsigned char)*c < 0x20)
-				printf("\\u%04x", *c);
-			else
-				putchar(*c);
-		printf("\",\"count\":%lld,\"denied\":%lld}\n", (long long)count, (long long)denied);
+		printf("{\"section\":\"%s\",\"key\":", s->section);
+		wfs_audit_print_json_str(stdout, key ? key : "");
+		printf(",\"count\":%lld,\"denied\":%lld}\n", (long long)count, (long long)denied);
 	} else {
-		char k[8192];
-		snprintf(k, sizeof k, "%s", key ? key : "(none)");
-		char *tab = strchr(k, '\t');
-		if (tab)
-			*tab = 0;
-		if (!strcmp(s->section, "users")) {
-			struct passwd *pw = getpwuid((uid_t)atoll(k));
-			if (pw)
-				snprintf(k + strlen(k), sizeof k - strlen(k), " (%s)", pw->pw_name);
+		/* Paths and programs are user-controlled: escaped, like the
+		 * query table (a file name must not rewrite the admin's screen). */
+		char *k = wfs_audit_escape(key ? key : "(none)");
+		const char *tabp = key ? strchr(key, '\t') : NULL;
+		char *by = NULL;
+		if (tabp) {
+			char *raw = strndup(key, (size_t)(tabp - key));
+			free(k);
+			k = wfs_audit_escape(raw ? raw : "");
+			free(raw);
+			by = wfs_audit_escape(tabp + 1);
 		}
-		printf("  %10lld %8lld  %s%s%s\n", (long long)count, (long long)denied, k,
-		       tab ? "  by " : "", tab ? tab + 1 : "");
+		char name[128] = "";
+		if (!strcmp(s->section, "users")) {
+			struct passwd *pw = getpwuid((uid_t)atoll(key ? key : ""));
+			if (pw) {
+				char *e = wfs_audit_escape(pw->pw_name);
+				snprintf(name, sizeof name, " (%s)", e);
+				free(e);
+			}
+		}
+		printf("  %10lld %8lld  %s%s%s%s\n", (long long)count, (long long)denied, k, name,
+		       by ? "  by " : "", by ? by : "");
+		free(k);
+		free(by);
 	}
 	return 0;
 }

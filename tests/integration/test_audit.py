@@ -1084,3 +1084,211 @@ def test_tail_follow_shows_new_rows(mnt):
     finally:
         p.send_signal(signal.SIGINT)
         assert p.wait(timeout=10) == 0
+
+
+# ---------------------------------------------------------------------------
+# 6. hostile names: what users name files must not drive the admin's terminal
+
+FORGED_DIR = (b"x\r\x1b[2K2026-11-25 10:00:00.000 allow   r   sensitive encrypted  alice"
+              b"\x1b]0;owned\x07\xff\xc2\x9b\\")
+
+
+def controls(data):
+    """The terminal-control bytes (C0 but newline, DEL, and the UTF-8 of C1)
+    in a command's output."""
+    bad = [b for b in data if b < 0x20 and b != 0x0a or b == 0x7f]
+    return bad + [data[i + 1] for i in range(len(data) - 1)
+                  if data[i] == 0xc2 and 0x80 <= data[i + 1] <= 0x9f]
+
+
+def test_hostile_names_are_escaped_in_every_format(mnt):
+    d = os.path.join(bytes(mnt.mnt), FORGED_DIR)
+    os.mkdir(d)
+    os.mkdir(os.path.join(d, b".ssh"))
+    with open(os.path.join(d, b".ssh", b"id_rsa"), "wb") as f:
+        f.write(b"k")
+    rel = b"/" + FORGED_DIR + b"/.ssh/id_rsa"
+    mnt.umount()
+    db = str(mnt.db)
+    esc = ("/x\\r\\x1b[2K2026-11-25 10:00:00.000 allow   r   sensitive encrypted  alice"
+           "\\x1b]0;owned\\x07\\xff\\u009b\\\\/.ssh/id_rsa")
+
+    def out(*args):
+        r = subprocess.run([WARDFS, "audit", *args, "--db", db], capture_output=True,
+                           check=True)
+        assert controls(r.stdout) == [], r.stdout
+        return r.stdout.decode()
+
+    table = out("query", "--format", "table", "--path", "/x*")
+    lines = table.splitlines()
+    assert len(lines) == 2 and lines[1].endswith(" " + esc + " (O_CREAT|O_TRUNC)"), lines
+    tail = out("tail", "--format", "table", "-n", "3")
+    assert esc in tail
+    stats = out("stats", "--format", "table")
+    assert esc in stats
+    rows = list(csv.DictReader(io.StringIO(out("query", "--format", "csv"))))
+    assert [r["path"] for r in rows if r["kind"] == "create"] == [esc]
+    js = [json.loads(line) for line in out("query", "--format", "json").splitlines()]
+    paths = [r["path"] for r in js if r["kind"] == "create"]
+    # JSON keeps every byte: an invalid one as a lone surrogate (surrogateescape)
+    assert [p.encode("utf-8", "surrogateescape") for p in paths] == [rel]
+    st = [json.loads(line) for line in out("stats", "--format", "json").splitlines()]
+    assert rel in [s["key"].encode("utf-8", "surrogateescape") for s in st
+                   if s["section"] == "paths"]
+
+
+# ---------------------------------------------------------------------------
+# 7. a database that is not wardfs's
+
+
+def test_foreign_db_is_refused_not_filled(vault):
+    m = vault
+    m.db = m.base / "app.db"
+    con = sqlite3.connect(str(m.db))
+    con.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT)")
+    con.execute("INSERT INTO accounts VALUES (1, 'alice')")
+    con.commit()
+    con.close()
+    before = m.db.read_bytes()
+    for mode in ("closed", "open"):
+        r = m.mount(f"--audit-failure={mode}", check=False)
+        assert r.returncode != 0 and not is_mounted(m.mnt)
+        msg = [line for line in r.stderr.splitlines() if "not a wardfs audit database" in line]
+        assert len(msg) == 1 and str(m.db) in msg[0], r.stderr
+    r = wardfs("audit", "prune", "--db", m.db, "--older-than", "1d", check=False)
+    assert r.returncode == 1 and str(m.db) in r.stderr
+    assert "not a wardfs audit database" in r.stderr, r.stderr
+    assert m.db.read_bytes() == before
+    # prune on an empty file does not make it an audit db; a mount does
+    empty = m.base / "empty.db"
+    empty.touch()
+    r = wardfs("audit", "prune", "--db", empty, "--older-than", "1d", check=False)
+    assert r.returncode == 1 and f"'{empty}' is not a wardfs audit database" in r.stderr
+    assert empty.stat().st_size == 0
+    m.db = empty
+    with mounted(m):
+        pass
+    assert verify(m.db).returncode == 0
+
+
+# ---------------------------------------------------------------------------
+# 8. the newest rows deleted with the chain head
+
+
+def test_deleted_newest_rows_and_head_are_reported(vault):
+    m = vault
+    for i in range(4):
+        (m.backing / f"f{i}").write_text("x")
+    n = make_rows(m)
+    # The last 5 rows and the head that named them, deleted offline ...
+    db_exec(m.db, f"DELETE FROM events WHERE id > {n - 5}", "DELETE FROM chain")
+    r = verify(m.db)
+    assert r.returncode == 1 and r.stdout == f"first bad row: {n - 4}\n", r.stdout + r.stderr
+    assert "chain head is missing" in r.stderr, r.stderr
+    with mounted(m):
+        open_close(m.mnt / "f0")
+        assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
+        # ... the next mount does not re-chain quietly: it records the break.
+        assert db_rows(m.db, "SELECT id, kind FROM events WHERE id = ?", (n - 4,)) == \
+            [(n - 4, "chain-break")]
+        top = db_rows(m.db, "SELECT max(id) FROM events")[0][0]
+        # And live, under the running writer: the same again.
+        db_exec(m.db, f"DELETE FROM events WHERE id > {top - 2}", "DELETE FROM chain")
+        open_close(m.mnt / "f1")
+        assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
+        live = db_rows(m.db, "SELECT id, detail FROM events WHERE kind = 'chain-break' "
+                       "ORDER BY id")
+        assert [i for i, _ in live] == [n - 4, top - 1], live
+        assert all("chain head is missing" in d for _, d in live), live
+        assert "recorded a chain-break row" in m.logtext()
+    r = verify(m.db)
+    assert r.returncode == 1 and r.stdout == f"first bad row: {n - 4}\n", r.stdout + r.stderr
+    assert "chain break" in r.stderr and "chain head is missing" in r.stderr, r.stderr
+    # The table shows the break like any row the daemon writes.
+    q = wardfs("audit", "query", "--db", m.db, "--kind", "chain-break", "--format", "table")
+    assert len(q.stdout.splitlines()) == 3 and "[chain-break] " in q.stdout, q.stdout
+
+
+# ---------------------------------------------------------------------------
+# 9. open mode on a full audit file system: losses are logged and recorded
+
+LOST_LINE = "audit rows lost since the last message"
+
+
+def test_failure_open_logs_and_records_lost_rows(vault):
+    m = vault
+    f = long_path(m.backing)
+    path = m.mnt / f.relative_to(m.backing)
+    with broken_db(m, "full") as (break_it, repair):
+        with mounted(m, "--audit-failure=open", *SMALL_JOURNAL):
+            open_close(path)
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
+            break_it()
+            n, t = 1, time.time()
+            while status_int(m, "audit-lost") == 0:
+                for _ in range(500):
+                    open_close(path)
+                    n += 1
+                assert time.time() - t < 120, n
+            # Keep losing rows for 3 s: a line a second at most, with counts.
+            t = time.time()
+            while time.time() - t < 3:
+                for _ in range(100):
+                    open_close(path)
+                    n += 1
+            assert wait_for(lambda: LOST_LINE in m.logtext().splitlines()[-1], 3)
+            lost = status_int(m, "audit-lost")
+            lines = [ln for ln in m.logtext().splitlines() if LOST_LINE in ln]
+            assert 2 <= len(lines) <= 2 + time.time() - t + 3, lines
+            counts = [int(ln.split("wardfs: ")[1].split()[0]) for ln in lines]
+            totals = [int(ln.split("(")[1].split()[0]) for ln in lines]
+            assert totals == sorted(totals) and sum(counts) == totals[-1] <= lost, lines
+            assert all("database or disk is full" in ln for ln in lines), lines
+            repair()
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 30), m.status()
+            assert status_int(m, "audit-lost") == lost
+        rows = db_rows(m.db, "SELECT detail FROM events WHERE kind = 'lost'")
+        assert len(rows) == 1 and rows[0][0].startswith(f"{lost} audit rows lost ("), rows
+        assert "database or disk is full" in rows[0][0]
+        assert_rows_are_opens_minus_lost(m, f, n, lost)
+
+
+# ---------------------------------------------------------------------------
+# 10. the db deleted while mounted
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_db_deleted_while_mounted_is_a_write_failure(vault, mode):
+    m = vault
+    (m.backing / "f").write_text("x")
+    with mounted(m, f"--audit-failure={mode}"):
+        for _ in range(5):
+            open_close(m.mnt / "f")
+        assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
+        for suffix in ("", "-wal", "-shm"):
+            pathlib.Path(f"{m.db}{suffix}").unlink(missing_ok=True)
+        why = f"audit database '{m.db}' was deleted while in use"
+        if mode == "closed":
+            # Refused within a writer interval or two, not served into a
+            # file no one will ever read.
+            n, e = open_until_error(m.mnt / "f", 10**6, 10)
+            assert e is not None and e.errno == errno.EACCES, n
+            served = n
+        else:
+            served = 0
+            for _ in range(50):
+                open_close(m.mnt / "f")
+                served += 1
+            assert wait_for(lambda: why in m.status()["audit-last-error"], 5)
+            assert status_int(m, "audit-pending") > 0  # kept in the journal
+        st = m.status()
+        assert why in st["audit-last-error"], st
+        assert why in m.logtext()
+    # The next mount starts a new db, and the rows the journal kept reach it.
+    assert not m.db.exists()
+    with mounted(m):
+        pass
+    got = db_rows(m.db, "SELECT count(*) FROM events WHERE path = '/f' AND kind = 'open'")
+    assert got == [(served,)], (served, got)
+    r = verify(m.db)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -83,11 +83,14 @@ int main(int argc, char **argv)
 	if (n == 0)
 		goto query;
 	unlink(path);
-	if (wfs_audit_db_open(path, true, &d, err, sizeof err)) {
+	/* The daemon's open creates the db (the admin side never does). */
+	struct wfs_audit_opts o = {.db_path = path, .mount_id = "/home/bench", .journal_kib = 64};
+	struct wfs_audit *a;
+	if (wfs_audit_open(&o, &a, err, sizeof err)) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	wfs_audit_db_close(d);
+	wfs_audit_close(a);
 
 	double t = now_s();
 	sqlite3 *db;

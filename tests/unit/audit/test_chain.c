@@ -375,6 +375,81 @@ static void test_key_mode(void **state)
 	assert_non_null(strstr(err, "group or others"));
 }
 
+static void record_one(struct wfs_audit *a, int i)
+{
+	char p[64];
+	struct wfs_audit_event e = tevent(i, p, sizeof p);
+	assert_int_equal(wfs_audit_record(a, &e), 0);
+	assert_true(drained(a));
+}
+
+/* The newest rows deleted together with the chain head (issue 15.10):
+ * verify fails, and the next writer records a chain break instead of
+ * continuing quietly from the last remaining row. */
+static void test_deleted_tail_and_head(void **state)
+{
+	struct tenv *t = *state;
+	assert_int_equal(sql_exec(t->db, "DELETE FROM events WHERE id >= 98; DELETE FROM chain"),
+			 0);
+	expect_bad(t, 98, "chain head is missing");
+	struct wfs_audit *a = topen(t, "/m", false, 0);
+	record_one(a, 500);
+	wfs_audit_close(a);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events WHERE id = 98 AND kind = "
+					"'chain-break' AND detail LIKE '%missing%row 97%'"),
+			 1);
+	assert_int_equal(sql_int(t->db, "SELECT max(id) FROM events"), 99);
+	expect_bad(t, 98, "chain break");
+	/* the rows before and after the break are intact: only the break is reported */
+	struct wfs_audit_verify_result r;
+	assert_int_equal(verify(t, &r), 1);
+	assert_int_equal(r.rows, 99);
+}
+
+/* With no rows left at all but a prune anchor, the head is still required. */
+static void test_deleted_all_and_head_after_prune(void **state)
+{
+	struct tenv *t = *state;
+	assert_int_equal(prune(t, 1700000000000000000LL + 30 * 1000, 0), 30);
+	assert_int_equal(sql_exec(t->db, "DELETE FROM events; DELETE FROM chain"), 0);
+	expect_bad(t, 31, "chain head is missing");
+}
+
+/* A running writer that finds an older (authentic) head put back, the rows
+ * after it deleted, does not re-chain from there silently. */
+static void test_head_rolled_back_under_writer(void **state)
+{
+	struct tenv *t = *state;
+	struct wfs_audit *a = topen(t, "/m", false, 0);
+	record_one(a, 101);
+	assert_int_equal(sql_exec(t->db, "CREATE TABLE saved AS SELECT * FROM chain"), 0);
+	for (int i = 102; i <= 105; i++)
+		record_one(a, i);
+	assert_int_equal(sql_exec(t->db, "DELETE FROM events WHERE id > 101; DELETE FROM chain; "
+					 "INSERT INTO chain SELECT * FROM saved; DROP TABLE saved"),
+			 0);
+	record_one(a, 106);
+	wfs_audit_close(a);
+	assert_int_equal(sql_int(t->db, "SELECT id FROM events WHERE kind = 'chain-break' AND "
+					"detail LIKE '%went back from row 105%'"),
+			 102);
+	expect_bad(t, 102, "chain break");
+}
+
+/* A forged head: the writer does not chain from it either. */
+static void test_forged_head_under_writer(void **state)
+{
+	struct tenv *t = *state;
+	assert_int_equal(sql_exec(t->db, "UPDATE chain SET auth = zeroblob(32)"), 0);
+	struct wfs_audit *a = topen(t, "/m", false, 0);
+	record_one(a, 101);
+	wfs_audit_close(a);
+	assert_int_equal(sql_int(t->db, "SELECT id FROM events WHERE kind = 'chain-break' AND "
+					"detail LIKE '%forged%'"),
+			 101);
+	expect_bad(t, 101, "chain break");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, tenv_teardown)
@@ -396,6 +471,10 @@ int main(void)
 		T(test_prune_refuses_tampered),
 		T(test_forged_anchor),
 		T(test_key_mode),
+		T(test_deleted_tail_and_head),
+		T(test_deleted_all_and_head_after_prune),
+		T(test_head_rolled_back_under_writer),
+		T(test_forged_head_under_writer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -93,8 +94,24 @@ static void fault_open(const struct tenv *t, const char *fault, const char *repa
 	assert_true(drained(a));
 	wfs_audit_counters(a, &c);
 	wfs_audit_close(a);
-	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events"), (int64_t)c.recorded);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events WHERE kind = 'open'"),
+			 (int64_t)c.recorded);
 	assert_int_equal(c.recorded + c.lost, n + 2);
+	/* Once rows can be written again, the db says how many were lost
+	 * (issue 22.9): one "lost" row, chained like the others. */
+	char sql[160];
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM events WHERE kind = 'lost' AND detail LIKE '%llu audit "
+		 "rows lost (%llu since%%'",
+		 (unsigned long long)c.lost, (unsigned long long)c.lost);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events WHERE kind = 'lost'"), 1);
+	assert_int_equal(sql_int(t->db, sql), 1);
+	struct wfs_audit_db *d;
+	char err[256];
+	struct wfs_audit_verify_result vr;
+	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
+	assert_int_equal(wfs_audit_verify(d, NULL, &vr, err, sizeof err), 0);
+	wfs_audit_db_close(d);
 }
 
 #define FULL   "PRAGMA max_page_count = 1"
@@ -180,6 +197,69 @@ static void test_corrupt_at_open(void **state)
 	assert_non_null(strstr(err, "not a database"));
 }
 
+static int64_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) ? -1 : (int64_t)st.st_size;
+}
+
+/* A wrong --audit-db (someone else's SQLite database) or a wrong --db for
+ * prune is refused with the file's name, and left exactly as it was; only
+ * the daemon makes an empty or missing file an audit db (issue 22.10). */
+static void test_foreign_db(void **state)
+{
+	struct tenv *t = *state;
+	int fd = open(t->db, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(sql_exec(t->db, "PRAGMA journal_mode = DELETE; CREATE TABLE accounts "
+					 "(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO "
+					 "accounts VALUES (1, 'x')"),
+			 0);
+	int64_t size = file_size(t->db);
+	struct wfs_audit_opts o = {.db_path = t->db, .mount_id = "/m"};
+	struct wfs_audit *a = NULL;
+	char err[512] = "";
+	assert_int_equal(wfs_audit_open(&o, &a, err, sizeof err), -EINVAL);
+	assert_null(a);
+	if (!strstr(err, t->db) || !strstr(err, "not a wardfs audit database"))
+		fail_msg("%s", err);
+	struct wfs_audit_db *d = NULL;
+	assert_int_equal(wfs_audit_db_open(t->db, true, &d, err, sizeof err), -EINVAL);
+	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), -EINVAL);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM sqlite_master"), 1);
+	assert_int_equal(file_size(t->db), size);
+	/* not even switched to WAL: header byte 18 is 1 (rollback journal), not 2 */
+	unsigned char hdr[20];
+	fd = open(t->db, O_RDONLY);
+	assert_int_equal(pread(fd, hdr, sizeof hdr, 0), (ssize_t)sizeof hdr);
+	close(fd);
+	assert_int_equal(hdr[18], 1);
+
+	/* a user_version of its own is no better */
+	assert_int_equal(sql_exec(t->db, "PRAGMA user_version = 2"), 0);
+	assert_int_equal(wfs_audit_open(&o, &a, err, sizeof err), -EINVAL);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM sqlite_master"), 1);
+
+	/* prune on an empty file, or on none, makes no database */
+	assert_int_equal(unlink(t->db), 0);
+	fd = open(t->db, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(wfs_audit_db_open(t->db, true, &d, err, sizeof err), -EINVAL);
+	if (!strstr(err, t->db) || !strstr(err, "empty"))
+		fail_msg("%s", err);
+	assert_int_equal(file_size(t->db), 0);
+	assert_int_equal(unlink(t->db), 0);
+	assert_int_equal(wfs_audit_db_open(t->db, true, &d, err, sizeof err), -ENOENT);
+	assert_int_equal(file_size(t->db), -1);
+	/* the daemon still creates one in an empty file */
+	fd = open(t->db, O_WRONLY | O_CREAT, 0600);
+	close(fd);
+	wfs_audit_close(topen(t, "/m", false, 0));
+	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 3);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tenv_setup, tenv_teardown)
@@ -187,7 +267,7 @@ int main(void)
 		T(test_full_closed),	       T(test_full_open),
 		T(test_readonly_closed),       T(test_readonly_open),
 		T(test_stalled_writer_closed), T(test_immutable_at_open),
-		T(test_corrupt_at_open),
+		T(test_corrupt_at_open),       T(test_foreign_db),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -322,10 +322,101 @@ static void test_parse(void **state)
 	assert_int_equal(wfs_audit_parse_duration("-1d", &v), -EINVAL);
 }
 
+/* The printer's output of one row (no db needed). */
+static char *print_one(enum wfs_audit_format fmt, const struct wfs_audit_row *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	wfs_audit_print_row(out, fmt, r);
+	fclose(out);
+	return buf;
+}
+
+/* No byte of s is a terminal control: only printable ASCII, the final
+ * newline, and valid non-control UTF-8 (here: none at all). */
+static void assert_inert(const char *s)
+{
+	size_t n = strlen(s);
+	assert_true(n > 0 && s[n - 1] == '\n');
+	for (size_t i = 0; i + 1 < n; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f)
+			fail_msg("byte 0x%02x at %zu in: %s", (unsigned char)s[i], i, s);
+}
+
+/*
+ * A user names a file so that, printed raw, it erases the line and draws a
+ * forged row (issue 15.9): every user-controlled column is escaped in the
+ * table and CSV, and stays valid JSON with every byte recoverable.
+ */
+static void test_escaping(void **state)
+{
+	(void)state;
+	struct wfs_audit_row r = {
+		.id = 7,
+		.time_ns = T0,
+		.mount = "/home/alice",
+		.kind = "open",
+		.path = "/x\r\x1b[2K2026-11-25 10:00:00.000 allow r sensitive \x1b]0;pwn\x07"
+			"\\z\xc2\x9b\xff\xe2\x80\xae\x7f\n.ssh/id_rsa",
+		.flags = 0,
+		.access = "r",
+		.flag_names = "",
+		.cls = "public",
+		.form = "plain",
+		.decision = "allow",
+		.rule = "/etc/wardfs/po\x1blicy:3",
+		.uid = 0,
+		.gid = 0,
+		.pid = 12,
+		.comm = "=cmd|\x1b[31m",
+		.exe = "-\x1b[0m/bin/sh,\"x\"",
+		.detail = "d\tx\x9b",
+	};
+	const char *esc_path = "/x\\r\\x1b[2K2026-11-25 10:00:00.000 allow r sensitive "
+			       "\\x1b]0;pwn\\x07\\\\z\\u009b\\xff\\u202e\\x7f\\n.ssh/id_rsa";
+	char *s = print_one(WFS_FMT_TABLE, &r);
+	assert_inert(s);
+	assert_non_null(strstr(s, esc_path));
+	assert_non_null(strstr(s, "=cmd|\\x1b[31m")); /* comm, 15 wide: cut */
+	assert_non_null(strstr(s, "licy:3"));
+	assert_non_null(strstr(s, " d\\tx\\x9b\n")); /* an invalid byte, not U+009B */
+	free(s);
+
+	s = print_one(WFS_FMT_CSV, &r);
+	assert_inert(s);
+	char want[1024];
+	snprintf(want, sizeof want, ",%s,r,", esc_path);
+	assert_non_null(strstr(s, want));
+	/* formulas are defused, quotes doubled, controls escaped */
+	assert_non_null(strstr(s, ",12,\"'=cmd|\\x1b[31m\",\"'-\\x1b[0m/bin/sh,\"\"x\"\"\","));
+	assert_non_null(strstr(s, ",/etc/wardfs/po\\x1blicy:3,"));
+	free(s);
+
+	s = print_one(WFS_FMT_JSON, &r);
+	assert_inert(s);
+	assert_non_null(strstr(s, "\"path\":\"/x\\u000d\\u001b[2K2026-11-25 10:00:00.000 allow r "
+				  "sensitive \\u001b]0;pwn\\u0007\\\\z\\u009b\\udcff\\u202e"
+				  "\\u007f\\u000a.ssh/id_rsa\""));
+	assert_non_null(strstr(s, "\"exe\":\"-\\u001b[0m/bin/sh,\\\"x\\\"\""));
+	assert_non_null(strstr(s, "\"detail\":\"d\\u0009x\\udc9b\""));
+	free(s);
+
+	/* Text that needs nothing stays as it is; valid UTF-8 too. */
+	char *e = wfs_audit_escape("/home/zoë/ファイル.txt");
+	assert_string_equal(e, "/home/zoë/ファイル.txt");
+	free(e);
+	/* overlong, surrogate and cut-short sequences are invalid bytes */
+	e = wfs_audit_escape("\xc0\xaf|\xed\xa0\x80|\xe2\x80");
+	assert_string_equal(e, "\\xc0\\xaf|\\xed\\xa0\\x80|\\xe2\\x80");
+	free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_escaping),
 	};
 	const struct CMUnitTest db_tests[] = {
 		cmocka_unit_test(test_filters),	   cmocka_unit_test(test_limits),
