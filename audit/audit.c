@@ -206,7 +206,10 @@ static void put_text(struct enc *e, const char *s, size_t n)
 
 static const char *kind_name(enum wfs_audit_kind k)
 {
-	static const char *names[] = {"open", "create", "integrity", "reload", "mount", "unmount"};
+	static const char *names[] = {"open",	"create",  "integrity", "reload",
+				      "mount",	"unmount", "unlink",	"rmdir",
+				      "rename", "link",	   "truncate",	"chmod",
+				      "chown",	"utimes",  "setxattr",	"removexattr"};
 	return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "other";
 }
 

@@ -23,6 +23,17 @@ enum wfs_audit_kind {
 	WFS_AUDIT_RELOAD = 3,	 /* policy reload (ok or failed) */
 	WFS_AUDIT_MOUNT = 4,
 	WFS_AUDIT_UNMOUNT = 5,
+	/* changes of sensitive and deny files other than opens */
+	WFS_AUDIT_UNLINK = 6,
+	WFS_AUDIT_RMDIR = 7,
+	WFS_AUDIT_RENAME = 8, /* detail: "to /new/path" */
+	WFS_AUDIT_LINK = 9,   /* path: the new name; detail: "of /old/path" */
+	WFS_AUDIT_TRUNCATE = 10,
+	WFS_AUDIT_CHMOD = 11,
+	WFS_AUDIT_CHOWN = 12,
+	WFS_AUDIT_UTIMES = 13,
+	WFS_AUDIT_SETXATTR = 14, /* detail: the attribute's name */
+	WFS_AUDIT_REMOVEXATTR = 15,
 };
 
 struct wfs_audit_event {

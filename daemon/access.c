@@ -147,7 +147,9 @@ int wfs_access_record(struct wfs_open_ctx *c, int err)
 	if (!wfs.audit)
 		return 0;
 	struct wfs_audit_event ev = {
-		.kind = c->create ? WFS_AUDIT_CREATE : WFS_AUDIT_OPEN,
+		.kind = c->kind != WFS_AUDIT_OPEN ? c->kind
+			: c->create		  ? WFS_AUDIT_CREATE
+						  : WFS_AUDIT_OPEN,
 		.path = c->path,
 		.flags = c->flags,
 		.cls = wfs_class_name(c->dec.cls),
@@ -161,7 +163,7 @@ int wfs_access_record(struct wfs_open_ctx *c, int err)
 		.pid = c->caller_pid,
 		.comm = c->have_proc ? c->proc.comm : NULL,
 		.exe = c->have_proc ? c->proc.exe : NULL,
-		.detail = c->detail[0] ? c->detail : NULL,
+		.detail = c->detail[0] ? c->detail : c->change_detail,
 	};
 	int r = wfs_audit_record(wfs.audit, &ev);
 	if (r) {

@@ -238,8 +238,24 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	struct wfs_inode *n = wfs_inode_get(ino);
 	char pf[PROCFD_LEN];
 	int r = 0;
+	/* A truncate through an open file was judged at its open. */
+	enum wfs_audit_kind kind =
+		(valid & FUSE_SET_ATTR_SIZE) && !fi			? WFS_AUDIT_TRUNCATE
+		: (valid & FUSE_SET_ATTR_MODE)				? WFS_AUDIT_CHMOD
+		: (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))	? WFS_AUDIT_CHOWN
+		: (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) ? WFS_AUDIT_UTIMES
+									: WFS_AUDIT_OPEN; /* none */
+	struct wfs_change ch = {.audited = false};
+	if (kind != WFS_AUDIT_OPEN) {
+		r = wfs_change_begin(req, &ch, kind, n, NULL, NULL, NULL);
+		if (r) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
 	int fd = wfs_inode_fd(n);
 	if (fd < 0) {
+		wfs_change_end(&ch, fd);
 		fuse_reply_err(req, -fd);
 		return;
 	}
@@ -299,6 +315,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		}
 	}
 out:
+	wfs_change_end(&ch, r);
 	if (!r) {
 		struct stat st;
 		r = wfs_getattr_fd(n, fd, &st);
@@ -403,8 +420,14 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	struct wfs_change ch;
+	char to[PATH_MAX + 8] = "as ";
+	if (wfs_child_path(np, newname, to + 3, sizeof(to) - 3))
+		to[0] = '\0';
+	wfs_change_begin(req, &ch, WFS_AUDIT_LINK, n, NULL, NULL, to[0] ? to : NULL);
 	int r = wfs_rename_keeps_class(n, np, newname);
 	if (r) {
+		wfs_change_end(&ch, r);
 		fuse_reply_err(req, -r);
 		return;
 	}
@@ -413,12 +436,14 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 	if (fd < 0 || pfd < 0) {
 		if (fd >= 0)
 			wfs_inode_put_fd(n);
+		wfs_change_end(&ch, fd < 0 ? fd : pfd);
 		fuse_reply_err(req, fd < 0 ? -fd : -pfd);
 		return;
 	}
 	r = linkat(fd, "", pfd, newname, AT_EMPTY_PATH) < 0 ? -errno : 0;
 	wfs_inode_put_fd(np);
 	wfs_inode_put_fd(n);
+	wfs_change_end(&ch, r);
 	struct fuse_entry_param e;
 	if (!r)
 		r = do_lookup(np, newname, &e);
@@ -440,12 +465,16 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 		fuse_reply_err(req, -pfd);
 		return;
 	}
+	struct wfs_change ch;
+	wfs_change_begin(req, &ch, flags & AT_REMOVEDIR ? WFS_AUDIT_RMDIR : WFS_AUDIT_UNLINK, NULL,
+			 parent, name, NULL); /* never refused: recorded */
 	struct stat st;
 	bool known = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	int r = unlinkat(pfd, name, flags) < 0 ? errno : 0;
 	wfs_inode_put_fd(parent);
 	if (!r && known)
 		wfs_inode_name_removed(parent, name, &st);
+	wfs_change_end(&ch, -r);
 	fuse_reply_err(req, r);
 }
 
@@ -459,6 +488,59 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	remove_entry(req, parent, name, AT_REMOVEDIR);
 }
 
+/* renameat2 of parent/name to np/newname through their fds; -errno. */
+static int rename_at(struct wfs_inode *parent, const char *name, struct wfs_inode *np,
+		     const char *newname, unsigned flags, const struct stat *st)
+{
+	int pfd = wfs_inode_fd(parent);
+	if (pfd < 0)
+		return pfd;
+	int npfd = wfs_inode_fd(np);
+	if (npfd < 0) {
+		wfs_inode_put_fd(parent);
+		return npfd;
+	}
+	struct stat over; /* the file renamed over, if another one */
+	bool replaces = !(flags & RENAME_EXCHANGE) &&
+			fstatat(npfd, newname, &over, AT_SYMLINK_NOFOLLOW) == 0 &&
+			(over.st_dev != st->st_dev || over.st_ino != st->st_ino);
+	int r = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
+	wfs_inode_put_fd(np);
+	wfs_inode_put_fd(parent);
+	if (!r && replaces)
+		wfs_inode_name_removed(np, newname, &over);
+	return r;
+}
+
+static int do_rename(struct wfs_inode *parent, const char *name, struct wfs_inode *np,
+		     const char *newname, unsigned int flags)
+{
+	/* Learn the moving inode to check decisions (and to track its name). */
+	struct stat st;
+	struct wfs_inode *n = NULL, *other = NULL;
+	int r = wfs_inode_lookup(parent, name, &st, &n);
+	if (r)
+		return r;
+	r = wfs_rename_keeps_class(n, np, newname);
+	if (!r && (flags & RENAME_EXCHANGE)) {
+		struct stat ost;
+		r = wfs_inode_lookup(np, newname, &ost, &other);
+		if (!r)
+			r = wfs_rename_keeps_class(other, parent, name);
+	}
+	if (!r)
+		r = rename_at(parent, name, np, newname, flags, &st);
+	if (!r) {
+		wfs_inode_rename(n, np, newname);
+		if (other)
+			wfs_inode_rename(other, parent, name);
+	}
+	if (other)
+		wfs_inode_forget(other, 1);
+	wfs_inode_forget(n, 1);
+	return r;
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		      fuse_ino_t newparent_ino, const char *newname, unsigned int flags)
 {
@@ -468,51 +550,13 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	/* Learn the moving inode to check classes (and to track its name). */
-	struct stat st;
-	struct wfs_inode *n = NULL;
-	int r = wfs_inode_lookup(parent, name, &st, &n);
-	if (r) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	r = wfs_rename_keeps_class(n, np, newname);
-	if (!r && (flags & RENAME_EXCHANGE)) {
-		struct wfs_inode *other = NULL;
-		struct stat ost;
-		r = wfs_inode_lookup(np, newname, &ost, &other);
-		if (!r) {
-			r = wfs_rename_keeps_class(other, parent, name);
-			if (!r) {
-				int pfd = wfs_inode_fd(parent), npfd = wfs_inode_fd(np);
-				r = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
-				wfs_inode_put_fd(np);
-				wfs_inode_put_fd(parent);
-				if (!r) {
-					wfs_inode_rename(n, np, newname);
-					wfs_inode_rename(other, parent, name);
-				}
-			}
-			wfs_inode_forget(other, 1);
-		}
-		wfs_inode_forget(n, 1);
-		fuse_reply_err(req, -r);
-		return;
-	}
-	if (!r) {
-		int pfd = wfs_inode_fd(parent), npfd = wfs_inode_fd(np);
-		struct stat over; /* the file renamed over, if another one */
-		bool replaces = fstatat(npfd, newname, &over, AT_SYMLINK_NOFOLLOW) == 0 &&
-				(over.st_dev != st.st_dev || over.st_ino != st.st_ino);
-		r = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
-		wfs_inode_put_fd(np);
-		wfs_inode_put_fd(parent);
-		if (!r && replaces)
-			wfs_inode_name_removed(np, newname, &over);
-		if (!r)
-			wfs_inode_rename(n, np, newname);
-	}
-	wfs_inode_forget(n, 1);
+	struct wfs_change ch;
+	char to[PATH_MAX + 8] = "to ";
+	if (wfs_child_path(np, newname, to + 3, sizeof(to) - 3))
+		to[0] = '\0';
+	wfs_change_begin(req, &ch, WFS_AUDIT_RENAME, NULL, parent, name, to[0] ? to : NULL);
+	int r = do_rename(parent, name, np, newname, flags);
+	wfs_change_end(&ch, r);
 	fuse_reply_err(req, -r);
 }
 

@@ -185,15 +185,23 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	struct wfs_change ch;
+	int r = wfs_change_begin(req, &ch, WFS_AUDIT_SETXATTR, n, NULL, NULL, name);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
 	char pp[64];
 	int fd;
-	int r = proc_path(n, pp, sizeof(pp), &fd);
+	r = proc_path(n, pp, sizeof(pp), &fd);
 	if (r) {
+		wfs_change_end(&ch, r);
 		fuse_reply_err(req, -r);
 		return;
 	}
 	r = setxattr(pp, name, value, size, flags) < 0 ? errno : 0;
 	wfs_inode_put_fd(n);
+	wfs_change_end(&ch, -r);
 	fuse_reply_err(req, r);
 }
 
@@ -204,15 +212,23 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	struct wfs_change ch;
+	int r = wfs_change_begin(req, &ch, WFS_AUDIT_REMOVEXATTR, n, NULL, NULL, name);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
 	char pp[64];
 	int fd;
-	int r = proc_path(n, pp, sizeof(pp), &fd);
+	r = proc_path(n, pp, sizeof(pp), &fd);
 	if (r) {
+		wfs_change_end(&ch, r);
 		fuse_reply_err(req, -r);
 		return;
 	}
 	r = removexattr(pp, name) < 0 ? errno : 0;
 	wfs_inode_put_fd(n);
+	wfs_change_end(&ch, -r);
 	fuse_reply_err(req, r);
 }
 

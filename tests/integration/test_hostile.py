@@ -1,6 +1,7 @@
 """Attacks by an unprivileged local user on the policy's meaning (issue 15):
 each test performs the attack through a real mount as a real user."""
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -254,3 +255,51 @@ def test_mount_refuses_a_backing_dir_whose_parent_others_can_change(vault, test_
     assert r.returncode != 0, r.stderr
     assert "can be changed by users other than root" in r.stderr
     assert f"chown root {vault.backing.parent}" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# Changes that are not opens (15.5)
+
+def change_rows(m):
+    out = m.sql("SELECT kind, path, decision = 'allow' AS allowed, detail, uid FROM events "
+                "WHERE kind NOT IN ('open', 'create', 'mount', 'unmount', 'reload') ORDER BY id")
+    return json.loads(out) if out.strip() else []
+
+
+def test_deny_files_refuse_content_changes_and_every_change_is_recorded(mnt, test_user):
+    """truncate (by path), chmod, setfattr and rm of a deny file succeeded
+    and nothing was recorded."""
+    d = mnt.backing / "denied"
+    d.mkdir()
+    os.chmod(d, 0o777)
+    for name in ("a", "b"):
+        (d / name).write_text("do not touch")
+        os.chown(d / name, test_user["uid"], test_user["gid"])
+    a, b = mnt.mnt / "denied" / "a", mnt.mnt / "denied" / "b"
+    assert run("truncate", "-s", "0", a, user=True, check=False).returncode != 0  # by open
+    r = as_user_py("import os, sys; os.truncate(sys.argv[1], 0)", a)  # truncate(2) by path
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r.stderr
+    assert run("setfattr", "-n", "user.x", "-v", "1", a, user=True, check=False).returncode != 0
+    assert (d / "a").read_text() == "do not touch"
+    run("chmod", "600", a, user=True)  # allowed, but recorded
+    run("rm", b, user=True)
+    (mnt.mnt / "secret").mkdir(mode=0o777)
+    os.chmod(mnt.mnt / "secret", 0o777)
+    s = mnt.mnt / "secret" / "s"
+    run("sh", "-c", f"echo key > {s}", user=True)
+    run("mv", s, mnt.mnt / "secret" / "t", user=True)
+    run("rm", mnt.mnt / "secret" / "t", user=True)
+    (mnt.mnt / "pub").write_text("x")
+    os.unlink(mnt.mnt / "pub")  # public: no row
+    mnt.umount()
+    rows = change_rows(mnt)
+    got = [(r["kind"], r["path"], r["allowed"]) for r in rows]
+    assert ("truncate", "/denied/a", 0) in got, got
+    assert ("setxattr", "/denied/a", 0) in got, got
+    assert ("chmod", "/denied/a", 1) in got, got
+    assert ("unlink", "/denied/b", 1) in got, got
+    assert ("rename", "/secret/s", 1) in got, got
+    assert ("unlink", "/secret/t", 1) in got, got
+    assert not any(p == "/pub" for _, p, _ in got), got
+    ren = next(r for r in rows if r["kind"] == "rename")
+    assert ren["detail"] == "to /secret/t" and ren["uid"] == test_user["uid"]
