@@ -412,6 +412,39 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	make_node(req, parent, name, S_IFLNK, 0, link);
 }
 
+/* "WORD /path/of/np/name" into buf for a change row's detail; NULL when
+ * the path cannot be made. */
+static const char *to_detail(char *buf, size_t len, const char *word, struct wfs_inode *np,
+			     const char *name)
+{
+	size_t l = strlen(word);
+	if (l + 2 > len)
+		return NULL;
+	memcpy(buf, word, l);
+	buf[l++] = ' ';
+	return wfs_child_path(np, name, buf + l, len - l) ? NULL : buf;
+}
+
+static int do_link(struct wfs_inode *n, struct wfs_inode *np, const char *newname,
+		   struct fuse_entry_param *e)
+{
+	int r = wfs_rename_keeps_class(n, np, newname);
+	if (r)
+		return r;
+	int fd = wfs_inode_fd(n);
+	if (fd < 0)
+		return fd;
+	int pfd = wfs_inode_fd(np);
+	if (pfd >= 0) {
+		r = linkat(fd, "", pfd, newname, AT_EMPTY_PATH) < 0 ? -errno : 0;
+		wfs_inode_put_fd(np);
+	} else {
+		r = pfd;
+	}
+	wfs_inode_put_fd(n);
+	return r ? r : do_lookup(np, newname, e);
+}
+
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char *newname)
 {
 	struct wfs_inode *n = wfs_inode_get(ino);
@@ -421,32 +454,12 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 		return;
 	}
 	struct wfs_change ch;
-	char to[PATH_MAX + 8] = "as ";
-	if (wfs_child_path(np, newname, to + 3, sizeof(to) - 3))
-		to[0] = '\0';
-	wfs_change_begin(req, &ch, WFS_AUDIT_LINK, n, NULL, NULL, to[0] ? to : NULL);
-	int r = wfs_rename_keeps_class(n, np, newname);
-	if (r) {
-		wfs_change_end(&ch, r);
-		fuse_reply_err(req, -r);
-		return;
-	}
-	int fd = wfs_inode_fd(n);
-	int pfd = fd >= 0 ? wfs_inode_fd(np) : -1;
-	if (fd < 0 || pfd < 0) {
-		if (fd >= 0)
-			wfs_inode_put_fd(n);
-		wfs_change_end(&ch, fd < 0 ? fd : pfd);
-		fuse_reply_err(req, fd < 0 ? -fd : -pfd);
-		return;
-	}
-	r = linkat(fd, "", pfd, newname, AT_EMPTY_PATH) < 0 ? -errno : 0;
-	wfs_inode_put_fd(np);
-	wfs_inode_put_fd(n);
-	wfs_change_end(&ch, r);
+	char as[PATH_MAX + 8];
+	wfs_change_begin(req, &ch, WFS_AUDIT_LINK, n, NULL, NULL,
+			 to_detail(as, sizeof(as), "as", np, newname));
 	struct fuse_entry_param e;
-	if (!r)
-		r = do_lookup(np, newname, &e);
+	int r = do_link(n, np, newname, &e);
+	wfs_change_end(&ch, r);
 	if (r)
 		fuse_reply_err(req, -r);
 	else
@@ -551,10 +564,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		return;
 	}
 	struct wfs_change ch;
-	char to[PATH_MAX + 8] = "to ";
-	if (wfs_child_path(np, newname, to + 3, sizeof(to) - 3))
-		to[0] = '\0';
-	wfs_change_begin(req, &ch, WFS_AUDIT_RENAME, NULL, parent, name, to[0] ? to : NULL);
+	char to[PATH_MAX + 8];
+	wfs_change_begin(req, &ch, WFS_AUDIT_RENAME, NULL, parent, name,
+			 to_detail(to, sizeof(to), "to", np, newname));
 	int r = do_rename(parent, name, np, newname, flags);
 	wfs_change_end(&ch, r);
 	fuse_reply_err(req, -r);
