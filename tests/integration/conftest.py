@@ -65,9 +65,13 @@ class Mount:
         self.passfile = base / "pass"
         self.extra = []
 
-    def init(self):
+    def make_backing(self):
+        """The backing dir, below a directory only root may enter."""
         self.backing.parent.mkdir(mode=0o700, exist_ok=True)
         self.backing.mkdir(exist_ok=True)
+
+    def init(self):
+        self.make_backing()
         self.passfile.write_text(PASS + "\n")
         self.passfile.chmod(0o600)
         wardfs("init", "--passfile", self.passfile, "--kdf-memory", "8",

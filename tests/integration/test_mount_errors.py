@@ -86,7 +86,7 @@ def test_relative_paths_are_kept_after_daemonizing(vault):
     to the caller's directory must still name the caller's files."""
     vault.policy.write_text("deny /secret-deny\n")
     args = ["mount", "--passfile", "pass", "--policy", "policy", "--audit-db", "rel.db",
-            "--log", "rel.log", "backing", "mnt"]
+            "--log", "rel.log", "vault/backing", "mnt"]
     vault.mnt.mkdir(exist_ok=True)
     r = run(WARDFS, *args, check=False, cwd=vault.base)
     assert r.returncode == 0, r.stderr
@@ -156,7 +156,7 @@ def test_recovery_key_file(base):
     from conftest import Mount, PASS
     v = Mount(base)
     v.policy.write_text("default public\n")
-    v.backing.mkdir()
+    v.make_backing()
     r = wardfs("init", "--kdf-memory", "8", "--kdf-ops", "1", v.backing, input=PASS + "\n")
     key = [ln.strip() for ln in r.stdout.splitlines() if ln.startswith("    ")][0]
     keyfile = base / "recovery"

@@ -555,7 +555,12 @@ def test_bursts_of_concurrent_readers_do_not_grow_the_daemon(mnt):
     for _ in range(8):
         burst()
     grown = _proc_kib(f"/proc/{pid}/status", "VmRSS") - before
-    assert grown < 8 * 1024, f"the daemon grew by {grown} KiB over 8 bursts"
+    # Under ASan freed memory waits in its quarantine (up to 256 MiB), so
+    # RSS also grows by what is merely churned: 8-11 MiB over 8 bursts here,
+    # on this code and on the code before it. The leak this guards against
+    # grew it by about 80 MiB, which either limit catches.
+    limit = (32 if "build-asan" in WARDFS else 8) * 1024
+    assert grown < limit, f"the daemon grew by {grown} KiB over 8 bursts"
 
 
 # Read-ahead streams (daemon/stream.c): an encrypted file read in order is
@@ -1298,7 +1303,7 @@ RECOVERY_RE = re.compile(r"\b[0-9a-f]{6}(?:-[0-9a-f]{6}){7}\b")
 def test_init_existing_dir_and_migrate(base):
     m = Mount(base)
     m.policy.write_text(DEFAULT_POLICY)
-    m.backing.mkdir()
+    m.make_backing()
     (m.backing / "secret").mkdir()
     (m.backing / "docs").mkdir()
     files = {
