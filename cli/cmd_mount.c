@@ -52,6 +52,8 @@ static void mount_usage(FILE *f)
 		   "  --no-passthrough         serve public files through the daemon\n"
 		   "  --allow-reachable        mount a BACKING that users other than root can\n"
 		   "                           reach (they bypass the policy and the audit)\n"
+		   "  --strict-forms           refuse opens of plaintext files in sensitive\n"
+		   "                           paths until 'wardfs migrate' encrypts them\n"
 		   "  --passfile FILE          read the passphrase from FILE\n"
 		   "  --extpass CMD            read the passphrase from CMD's output\n"
 		   "  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
@@ -281,6 +283,7 @@ int wfs_cmd_mount(int argc, char **argv)
 		{"recovery-key-file", required_argument, NULL, 'K'},
 		{"log", required_argument, NULL, 'L'},
 		{"allow-reachable", no_argument, NULL, 'U'},
+		{"strict-forms", no_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	struct wfs_daemon_opts o = {.passthrough = true, .ready_fd = -1};
@@ -323,6 +326,9 @@ int wfs_cmd_mount(int argc, char **argv)
 			break;
 		case 'U':
 			allow_reachable = true;
+			break;
+		case 'S':
+			o.strict_forms = true;
 			break;
 		case 'F':
 			if (!strcmp(optarg, "open"))

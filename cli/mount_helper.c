@@ -65,6 +65,7 @@ static const struct {
 	{"recovery-key", "--recovery-key", false},
 	{"recovery-key-file", "--recovery-key-file", true},
 	{"no-passthrough", "--no-passthrough", false},
+	{"strict-forms", "--strict-forms", false},
 };
 
 static bool in_list(const char *const *list, const char *s)
@@ -150,7 +151,8 @@ static int translate(struct helper *h, char *opts, bool sloppy)
 			"%s: unknown mount option '%s%s%s'; wardfs takes passfile=, extpass=, "
 			"policy=, audit-db=, audit-failure=, audit-journal-size=, log=, "
 			"recovery-key, recovery-key-file=, "
-			"no-passthrough, nonempty and kernel flags such as nosuid,nodev "
+			"no-passthrough, strict-forms, nonempty and kernel flags such as "
+			"nosuid,nodev "
 			"(see mount.wardfs(8)); mount -s ignores unknown options\n",
 			h->prog, tok, val ? "=" : "", val ? val : "");
 		return -EINVAL;
@@ -198,7 +200,8 @@ int wfs_mount_helper(int argc, char **argv)
 			       "'wardfs mount --help'. Options: passfile=FILE, extpass=CMD,\n"
 			       "policy=FILE, audit-db=FILE, audit-failure=closed|open,\n"
 			       "audit-journal-size=MIB, log=FILE, recovery-key,\n"
-			       "recovery-key-file=FILE, no-passthrough, nonempty, and kernel\n"
+			       "recovery-key-file=FILE, no-passthrough, strict-forms, nonempty, "
+			       "and kernel\n"
 			       "flags (ro, nosuid, nodev, noexec, noatime, ...).\n");
 			return 0;
 		case 'N':

@@ -136,6 +136,9 @@ struct wfs_fs {
 	atomic_uint_fast64_t reads_served, writes_served;
 	/* READ requests of encrypted files opened from a stream's ring */
 	atomic_uint_fast64_t reads_streamed;
+	/* opens of files whose form disagrees with their class (a policy
+	 * change not yet followed by `wardfs migrate`) */
+	atomic_uint_fast64_t form_disagrees;
 };
 
 extern struct wfs_fs wfs;

@@ -167,10 +167,22 @@ int wfs_file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_file_
 	f->inode = n;
 	int formv = -1;
 	pthread_mutex_lock(&n->open_lock);
-	int r = serve_open(req, n, f, fi, dec, &formv);
+	int r = 0;
+	if (wfs.o->strict_forms && dec->cls == WFS_SENSITIVE &&
+	    atomic_load(&n->form) == WFS_FORM_PLAIN) {
+		/* --strict-forms: plaintext where the policy wants ciphertext is
+		 * refused until `wardfs migrate` encrypts it. */
+		formv = WFS_FORM_PLAIN;
+		r = -EACCES;
+	} else {
+		r = serve_open(req, n, f, fi, dec, &formv);
+	}
 	if (!r)
 		n->opens++;
 	pthread_mutex_unlock(&n->open_lock);
+	if ((formv == WFS_FORM_PLAIN && dec->cls == WFS_SENSITIVE) ||
+	    (formv == WFS_FORM_ENCRYPTED && dec->cls != WFS_SENSITIVE))
+		atomic_fetch_add(&wfs.form_disagrees, 1);
 	*form = form_label(formv);
 	if (r) {
 		free(f);

@@ -45,13 +45,16 @@ static void status_text(char *buf, size_t len)
 		buf + used, len - used,
 		"backing: %s\nmountpoint: %s\npid: %d\npassthrough: %s\n"
 		"vault: %s\nintegrity-errors: %llu\nreads-served: %llu\n"
-		"writes-served: %llu\nreads-streamed: %llu\ninodes: %zu\ncached-fds: %d\n",
+		"writes-served: %llu\nreads-streamed: %llu\nopens-form-disagrees: %llu\n"
+		"strict-forms: %s\ninodes: %zu\ncached-fds: %d\n",
 		wfs.o->backing, wfs.o->mountpoint, (int)getpid(), wfs.passthrough ? "on" : "off",
 		wfs.keys ? "unlocked" : "none",
 		(unsigned long long)atomic_load(&wfs.integrity_errors),
 		(unsigned long long)atomic_load(&wfs.reads_served),
 		(unsigned long long)atomic_load(&wfs.writes_served),
-		(unsigned long long)atomic_load(&wfs.reads_streamed), wfs.ninodes, wfs.nfds);
+		(unsigned long long)atomic_load(&wfs.reads_streamed),
+		(unsigned long long)atomic_load(&wfs.form_disagrees),
+		wfs.o->strict_forms ? "on" : "off", wfs.ninodes, wfs.nfds);
 	if (used < len)
 		wfs_policy_status(buf + used, len - used);
 	used = strlen(buf);

@@ -18,6 +18,7 @@ struct wfs_daemon_opts {
 	bool audit_fail_open;
 	unsigned audit_journal_mib; /* 0: the audit library's default */
 	bool passthrough;	    /* false: --no-passthrough */
+	bool strict_forms;	    /* refuse plain files in sensitive paths */
 	bool foreground;
 	bool debug;
 	const char *fuse_opts; /* extra -o options, comma list, may be NULL */

@@ -392,3 +392,33 @@ def test_empty_file_open_encrypted_stays_encrypted_when_its_rule_goes(vault):
         assert vault.status()["integrity-errors"] == "0"
     finally:
         vault.umount()
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "strict-forms"])
+def test_plain_files_in_sensitive_paths_are_counted_and_can_be_refused(vault, strict):
+    """Plaintext left in a path a policy change made sensitive is served as
+    plain by default, counted in status and shown as form=plain; with
+    --strict-forms it is refused until `wardfs migrate` encrypts it."""
+    vault.policy.write_text("default public\n")
+    vault.mount(*(["--strict-forms"] if strict else []))
+    try:
+        (vault.mnt / "mix").mkdir()
+        (vault.mnt / "mix" / "a").write_text("plain")
+        set_policy(vault, MIX_POLICY)
+        drop_caches()
+        if strict:
+            with pytest.raises(PermissionError):
+                (vault.mnt / "mix" / "a").read_text()
+            (vault.mnt / "mix" / "b").write_text("new files are encrypted")
+            assert (vault.mnt / "mix" / "b").read_text() == "new files are encrypted"
+        else:
+            assert (vault.mnt / "mix" / "a").read_text() == "plain"
+        st = vault.status()
+        assert st["opens-form-disagrees"] == "1", st
+        assert st["strict-forms"] == ("on" if strict else "off")
+    finally:
+        vault.umount()
+    rows = vault.sql("SELECT decision, form FROM events WHERE path = '/mix/a' AND kind = 'open' "
+                     "ORDER BY id DESC LIMIT 1")
+    assert '"form":"plain"' in rows
+    assert ('"decision":"deny"' in rows) == strict, rows
