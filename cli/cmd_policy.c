@@ -55,19 +55,13 @@ static void print_diags(const struct wfs_policy_diags *d)
 	}
 }
 
-static unsigned load_flags(void)
-{
-	/* the daemon runs as root with strict ownership; so do we, as root */
-	return geteuid() == 0 ? WFS_POLICY_STRICT_OWNER : 0;
-}
-
 /* Loads the policy for explain/scan; falls back to the built-in default
  * only when no --policy was given and the default file does not exist. */
 static struct wfs_policy *open_policy(const char *file, bool explicit_file)
 {
 	struct wfs_policy *p = NULL;
 	struct wfs_policy_diags d = {0};
-	int rc = wfs_policy_load(file, load_flags(), &p, &d);
+	int rc = wfs_policy_load(file, wfs_policy_caller_flags(), &p, &d);
 	if (rc == -ENOENT && !explicit_file) {
 		wfs_policy_diags_free(&d);
 		fprintf(stderr,
@@ -117,7 +111,7 @@ static int cmd_check(int argc, char **argv)
 		return bad_usage("check", "missing FILE");
 	struct wfs_policy *p = NULL;
 	struct wfs_policy_diags d = {0};
-	int rc = wfs_policy_load(file, load_flags() | WFS_POLICY_CHECK_EXES, &p, &d);
+	int rc = wfs_policy_load(file, wfs_policy_caller_flags() | WFS_POLICY_CHECK_EXES, &p, &d);
 	print_diags(&d);
 	wfs_policy_diags_free(&d);
 	if (rc)

@@ -266,7 +266,7 @@ static int load_policy(const char *path, struct wfs_policy **out)
 	int r;
 
 	*out = NULL;
-	r = wfs_policy_load(path ? path : DEFAULT_POLICY, 0, out, &d);
+	r = wfs_policy_load(path ? path : DEFAULT_POLICY, wfs_policy_caller_flags(), out, &d);
 	if (r == -ENOENT && path == NULL) {
 		wfs_policy_diags_free(&d);
 		*out = wfs_policy_default();

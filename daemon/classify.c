@@ -74,10 +74,8 @@ int wfs_policy_reload(bool initial)
 	const char *path = wfs.o->policy_path;
 	int r = -ENOENT;
 	if (path)
-		r = wfs_policy_load(path,
-				    (geteuid() == 0 ? WFS_POLICY_STRICT_OWNER : 0) |
-					    WFS_POLICY_CHECK_EXES,
-				    &p, &diags);
+		r = wfs_policy_load(path, wfs_policy_caller_flags() | WFS_POLICY_CHECK_EXES, &p,
+				    &diags);
 	if (r == -ENOENT && !wfs.o->policy_required && !wfs.policy) {
 		p = wfs_policy_default();
 		r = p ? 0 : -ENOMEM;

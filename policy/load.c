@@ -304,6 +304,11 @@ static int finish(struct pol_loader *L, int rc, const char *top, struct wfs_poli
 	return 0;
 }
 
+unsigned wfs_policy_caller_flags(void)
+{
+	return geteuid() == 0 ? WFS_POLICY_STRICT_OWNER : 0;
+}
+
 int wfs_policy_load(const char *path, unsigned flags, struct wfs_policy **out,
 		    struct wfs_policy_diags *diags)
 {

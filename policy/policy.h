@@ -50,6 +50,10 @@ struct wfs_policy; /* compiled, immutable once built; safe to share across threa
  * program others can replace will never work as meant. Never an error:
  * the policy may be written for another machine. */
 #define WFS_POLICY_CHECK_EXES 0x4
+/* The flags every wardfs command loads with: WFS_POLICY_STRICT_OWNER when
+ * running as root, so that the CLI (check, scan, migrate, setup-home)
+ * refuses exactly the files the daemon would. */
+unsigned wfs_policy_caller_flags(void);
 
 /*
  * Loads and compiles a policy file and its includes. On success returns 0

@@ -305,3 +305,14 @@ def test_deny_files_refuse_content_changes_and_every_change_is_recorded(mnt, tes
     assert not any(p == "/pub" for _, p, _ in got), got
     ren = next(r for r in rows if r["kind"] == "rename")
     assert ren["detail"] == "to /secret/t" and ren["uid"] == test_user["uid"]
+
+
+def test_migrate_refuses_the_policy_the_daemon_refuses(vault):
+    """One policy loader for all: migrate and setup-home accepted a group-
+    writable policy that mount refuses."""
+    os.chmod(vault.policy, 0o664)
+    r = run(WARDFS, "migrate", "--passfile", vault.passfile, "--policy", vault.policy,
+            vault.backing, check=False)
+    assert r.returncode != 0 and "writable" in r.stderr, r.stdout + r.stderr
+    m = vault.mount(check=False)
+    assert m.returncode != 0 and "writable" in m.stderr + vault.logtext()
