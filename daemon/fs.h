@@ -118,7 +118,7 @@ struct wfs_fs {
 	struct wfs_inode lru; /* sentinel: lru.next = most recent */
 	int nfds, max_fds;
 
-	bool passthrough; /* negotiated and working */
+	atomic_bool passthrough; /* negotiated and working; workers clear it */
 	atomic_bool passthrough_warned;
 	double timeout;
 
