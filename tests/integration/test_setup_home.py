@@ -185,3 +185,20 @@ def test_setup_home_refuses(base, home_user):
     r = run(WARDFS, "setup-home", "--bogus", USER, check=False)
     assert r.returncode == 2 and "unknown option" in r.stderr
     assert "usage: wardfs setup-home" in run(WARDFS, "setup-home", "--help").stdout
+
+
+def test_setup_home_refuses_a_backing_dir_others_can_reach(base, home_user):
+    """A --backing whose parents let other users in (here 0755) would leave
+    the home readable around the mount once the backing root is the user's."""
+    (base / "policy").write_text(POLICY)
+    (base / "pass").write_text(PASS + "\n")
+    os.chmod(base / "pass", 0o600)
+    before = tree_hashes(home_user)
+    args = setup_args(base, home_user)
+    i = args.index("--backing")
+    (base / "open").mkdir(mode=0o755)
+    os.chmod(base / "open", 0o755)
+    r = run(*args[:i + 1], str(base / "open" / "backing"), *args[i + 2:], check=False)
+    assert r.returncode != 0 and "users other than root can reach" in r.stderr, r.stderr
+    assert not (base / "open" / "backing").exists()
+    assert tree_hashes(home_user) == before
