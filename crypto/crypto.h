@@ -105,6 +105,10 @@ int wfs_mark_clear(int fd); /* 0 also when there was none */
  * Returns 1 when marked (an empty file can be: a crash between the mark
  * and the header), 0 when not, or -errno. */
 int wfs_form_of(int fd, off_t size, enum wfs_form *form);
+/* The same for the file name in dirfd (not following a symlink): one
+ * getxattrat(2) where the kernel has it (Linux 6.13), for lookups. */
+int wfs_mark_get_at(int dirfd, const char *name);
+int wfs_form_of_at(int dirfd, const char *name, off_t size, enum wfs_form *form);
 
 /*
  * Reads and authenticates the header at offset 0. Returns the form

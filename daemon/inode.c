@@ -360,20 +360,33 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 		fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	while (fd < 0 && wfs_fds_reclaim(errno));
 	int err = fd < 0 ? -errno : 0;
-	wfs_inode_put_fd(parent);
-	if (err)
-		return err;
-	if (fstat(fd, st) < 0 || name_to_handle_at(fd, "", &hb.fh, &mount_id, AT_EMPTY_PATH) < 0) {
+	if (!err && (fstat(fd, st) < 0 ||
+		     name_to_handle_at(fd, "", &hb.fh, &mount_id, AT_EMPTY_PATH) < 0)) {
 		err = errno == EOVERFLOW ? -EOPNOTSUPP : -errno;
 		close(fd);
+	}
+	if (err) {
+		wfs_inode_put_fd(parent);
 		return err;
 	}
 
 	pthread_mutex_lock(&wfs.table_lock);
 	struct wfs_inode *n = take_known_locked(st, &hb.fh, parent, name, &freelist);
 	pthread_mutex_unlock(&wfs.table_lock);
-	if (n)
+	if (n) {
+		wfs_inode_put_fd(parent);
 		goto found;
+	}
+
+	/* Every regular file's form, whatever its class: stat, truncate and
+	 * every open must treat a file as what it is on disk, also where a
+	 * policy change made it disagree with its class. By name in the
+	 * parent (one call): the kernel holds the parent's lock, so the name
+	 * is still this file. An unreadable mark leaves the form unknown, and
+	 * an open then fails with the mark's error. */
+	enum wfs_form form;
+	bool known = S_ISREG(st->st_mode) && wfs_form_of_at(pfd, name, st->st_size, &form) >= 0;
+	wfs_inode_put_fd(parent);
 
 	n = calloc(1, sizeof(*n));
 	if (!n) {
@@ -389,14 +402,7 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	n->fd = -1;
 	n->nlookup = 1;
 	n->cls_gen = (unsigned)-1;
-	atomic_init(&n->form, -1);
-	/* Every regular file's form, whatever its class: stat, truncate and
-	 * every open must treat a file as what it is on disk, also where a
-	 * policy change made it disagree with its class. An unreadable mark
-	 * leaves it unknown; the open then fails with the mark's error. */
-	enum wfs_form form;
-	if (S_ISREG(st->st_mode) && wfs_form_of(fd, st->st_size, &form) >= 0)
-		atomic_init(&n->form, (int)form);
+	atomic_init(&n->form, known ? (int)form : -1);
 	pthread_mutex_init(&n->open_lock, NULL);
 	pthread_rwlock_init(&n->io_lock, NULL);
 	pthread_mutex_init(&n->wb_lock, NULL);
