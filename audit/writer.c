@@ -255,12 +255,15 @@ static int check_db_file(struct wfs_audit *a)
 	int e = 0;
 	bool ro = false;
 	char why[256] = "";
-	if (stat(a->db_path, &st) < 0 && errno == ENOENT) {
+	int sr = stat(a->db_path, &st) < 0 ? errno : 0;
+	if (sr == ENOENT) {
 		e = -ENOENT;
 		snprintf(why, sizeof why,
 			 "audit database '%s' was deleted while in use: rows written to it "
 			 "would be lost; remount to start a new one",
 			 a->db_path);
+	} else if (sr) {
+		/* cannot tell (EACCES, EIO...): no verdict from st's garbage */
 	} else if (st.st_dev != a->db_dev || st.st_ino != a->db_ino) {
 		e = -ENOENT;
 		snprintf(why, sizeof why,
