@@ -744,7 +744,10 @@ def test_stream_never_serves_bytes_older_than_a_finished_write(mnt):
 
     _wait_all([_child(writer), _child(reader)])
     streamed = int(mnt.status()["reads-streamed"]) - before
-    assert streamed >= 2 * nmb, f"only {streamed} reads came from the read-ahead ring"
+    # How many reads the ring serves while writes keep invalidating it
+    # depends on scheduling (and on ASan's speed): 28-60 here. A file's worth
+    # (nmb) is enough for the version checks above to have met the ring.
+    assert streamed >= nmb, f"only {streamed} reads came from the read-ahead ring"
 
 
 def test_streams_end_with_their_files(mnt):
