@@ -270,10 +270,7 @@ static int scan_one(const char *path, const struct stat *st, int type, struct FT
 	scan.count[d.cls]++;
 	/* The form is the daemon's mark, not the bytes (crypto/mark.c). */
 	enum wfs_form f = WFS_FORM_PLAIN;
-	int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	int r = fd < 0 ? -errno : wfs_form_of(fd, st->st_size, &f);
-	if (fd >= 0)
-		close(fd);
+	int r = wfs_form_of_at(AT_FDCWD, path, st->st_size, &f);
 	if (r < 0) {
 		fprintf(stderr, "wardfs policy scan: cannot read %s: %s\n", path, strerror(-r));
 		scan.errors++;

@@ -247,13 +247,8 @@ static bool is_migrate_temp(const char *name)
 /* The form of dirfd/name by the daemon's mark (crypto/mark.c). */
 static int file_form(int dfd, const char *name, const struct stat *st, enum wfs_form *form)
 {
-	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-
-	*form = WFS_FORM_PLAIN; /* unused on failure; -O3 cannot tell errno is set */
-	if (fd < 0)
-		return -errno;
-	int r = wfs_form_of(fd, st->st_size, form);
-	close(fd);
+	*form = WFS_FORM_PLAIN; /* unused on failure */
+	int r = wfs_form_of_at(dfd, name, st->st_size, form);
 	return r < 0 ? r : 0;
 }
 

@@ -85,13 +85,18 @@ int wfs_mark_get_at(int dirfd, const char *name)
 	return r;
 }
 
-int wfs_form_of_at(int dirfd, const char *name, off_t size, enum wfs_form *form)
+/* The form of a file of size bytes whose mark read gave m. */
+static int form_by_mark(int m, off_t size, enum wfs_form *form)
 {
-	int m = wfs_mark_get_at(dirfd, name);
 	if (m < 0)
 		return m;
 	*form = size == 0 ? WFS_FORM_EMPTY : m ? WFS_FORM_ENCRYPTED : WFS_FORM_PLAIN;
 	return m;
+}
+
+int wfs_form_of_at(int dirfd, const char *name, off_t size, enum wfs_form *form)
+{
+	return form_by_mark(wfs_mark_get_at(dirfd, name), size, form);
 }
 
 int wfs_mark_set(int fd)
@@ -118,9 +123,5 @@ int wfs_mark_clear(int fd)
 
 int wfs_form_of(int fd, off_t size, enum wfs_form *form)
 {
-	int m = wfs_mark_get(fd);
-	if (m < 0)
-		return m;
-	*form = size == 0 ? WFS_FORM_EMPTY : m ? WFS_FORM_ENCRYPTED : WFS_FORM_PLAIN;
-	return m;
+	return form_by_mark(wfs_mark_get(fd), size, form);
 }
