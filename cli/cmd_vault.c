@@ -18,13 +18,16 @@
 
 #include <sodium.h>
 
+#include "audit.h"
 #include "commands.h"
+#include "mounted.h"
 #include "policy.h"
 #include "vault.h"
 
-#define DEFAULT_POLICY "/etc/wardfs/policy"
-#define MIGRATE_SUFFIX ".wardfs-migrate"
-#define CHUNK	       (1u << 20)
+#define DEFAULT_POLICY	 "/etc/wardfs/policy"
+#define DEFAULT_AUDIT_DB "/var/lib/wardfs/audit.db"
+#define MIGRATE_SUFFIX	 ".wardfs-migrate"
+#define CHUNK		 (1u << 20)
 
 enum {
 	OPT_PASSFILE = 256,
@@ -37,6 +40,8 @@ enum {
 	OPT_RECOVERY_KEY,
 	OPT_RECOVERY_KEY_FILE,
 	OPT_ALLOW_REACHABLE,
+	OPT_REPAIR,
+	OPT_AUDIT_DB,
 };
 
 static const struct option all_opts[] = {
@@ -50,6 +55,8 @@ static const struct option all_opts[] = {
 	{"recovery-key", no_argument, NULL, OPT_RECOVERY_KEY},
 	{"recovery-key-file", required_argument, NULL, OPT_RECOVERY_KEY_FILE},
 	{"allow-reachable", no_argument, NULL, OPT_ALLOW_REACHABLE},
+	{"repair", no_argument, NULL, OPT_REPAIR},
+	{"audit-db", required_argument, NULL, OPT_AUDIT_DB},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -58,9 +65,9 @@ static const struct option all_opts[] = {
 struct args {
 	const char *cmd;
 	struct wfs_pass_opts po;
-	const char *new_passfile, *policy;
+	const char *new_passfile, *policy, *audit_db;
 	uint64_t kdf_mib, kdf_ops; /* 0: not given */
-	bool dry_run, help, allow_reachable;
+	bool dry_run, help, allow_reachable, repair;
 	char *backing; /* normalized copy of the one operand */
 };
 
@@ -109,6 +116,7 @@ static const char *opt_name(int c)
 #define A_POLICY   0x10 /* --policy */
 #define A_DRYRUN   0x20 /* --dry-run */
 #define A_REACH	   0x40 /* --allow-reachable */
+#define A_REPAIR   0x80 /* --repair, --audit-db */
 
 /* 0, or the exit status for bad usage (2) after printing one line. */
 static int parse_args(struct args *a, int argc, char **argv, unsigned allowed)
@@ -151,6 +159,12 @@ static int parse_args(struct args *a, int argc, char **argv, unsigned allowed)
 			break;
 		case OPT_ALLOW_REACHABLE:
 			a->allow_reachable = true, need = A_REACH;
+			break;
+		case OPT_REPAIR:
+			a->repair = true, need = A_REPAIR;
+			break;
+		case OPT_AUDIT_DB:
+			a->audit_db = optarg, need = A_REPAIR;
 			break;
 		case OPT_KDF_MEMORY:
 			need = A_KDF;
@@ -553,9 +567,56 @@ struct fsck {
 	const char *backing;
 	const struct wfs_keys *keys;
 	const char *rel;
-	unsigned files, damaged, errors, temps, unmarked;
+	struct wfs_audit *audit; /* --repair: where each repair is recorded */
+	unsigned files, damaged, errors, temps, unmarked, repaired;
 	long bad_here;
 };
+
+/*
+ * --repair: a file whose damage is all at its end (a crash cut a write that
+ * grew it, or the file was cut) is trimmed back to the intact blocks before
+ * it, and the repair is an audit row; damage followed by intact blocks is
+ * left for a backup to fix.
+ */
+static void fsck_repair(struct fsck *f, int fd)
+{
+	char detail[160];
+	off_t was, kept = wfs_content_trim_tail(f->keys, fd, &was);
+
+	if (kept == -EIO) {
+		printf("%s%s: not repaired: intact blocks follow the damage (restore the file "
+		       "from a backup)\n",
+		       f->backing, f->rel);
+		return;
+	}
+	if (kept < 0) {
+		fprintf(stderr, "%s: cannot repair '%s%s': %s\n", prog, f->backing, f->rel,
+			strerror((int)-kept));
+		f->errors++;
+		return;
+	}
+	snprintf(detail, sizeof(detail),
+		 "fsck --repair: damaged end cut off: %lld bytes kept of %lld", (long long)kept,
+		 (long long)was);
+	printf("%s%s: repaired: %lld bytes kept of %lld (the damaged end was cut off)\n",
+	       f->backing, f->rel, (long long)kept, (long long)was);
+	f->repaired++;
+	struct wfs_audit_event ev = {
+		.kind = WFS_AUDIT_INTEGRITY,
+		.path = f->rel,
+		.form = "encrypted",
+		.allowed = true,
+		.pid = getpid(),
+		.comm = "wardfs fsck",
+		.exe = "wardfs fsck --repair",
+		.detail = detail,
+	};
+	if (wfs_audit_record(f->audit, &ev) != 0) {
+		fprintf(stderr, "%s: the repair of '%s%s' is not in the audit db\n", prog,
+			f->backing, f->rel);
+		f->errors++;
+	}
+}
 
 static void fsck_damage(void *arg, uint64_t block, off_t off, const char *why)
 {
@@ -582,8 +643,9 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 		f->temps++;
 		return 0;
 	}
-	if ((fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) <
-		    0 ||
+	if ((fd = openat(dfd, name,
+			 (f->audit ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+				 O_CLOEXEC)) < 0 ||
 	    (m = wfs_form_of(fd, st->st_size, &form)) < 0 ||
 	    (form == WFS_FORM_PLAIN && (n = pread(fd, b, sizeof(b), 0)) < 0)) {
 		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, f->backing, rel,
@@ -604,6 +666,8 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 			f->errors++;
 		} else if (v > 0) {
 			f->damaged++;
+			if (f->audit)
+				fsck_repair(f, fd);
 		}
 		fflush(stdout);
 	} else if (form == WFS_FORM_PLAIN &&
@@ -619,6 +683,28 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 	return 0;
 }
 
+/* --repair changes files under a daemon that would not know: refused
+ * while mounted. Every repair is an audit row, so the db must open. */
+static int fsck_open_audit(const struct args *a, struct fsck *f)
+{
+	char real[PATH_MAX], mnt[PATH_MAX], err[256];
+	const char *db = a->audit_db ? a->audit_db : DEFAULT_AUDIT_DB;
+	int r;
+
+	if (realpath(a->backing, real) != NULL && wfs_backing_mounted(real, mnt, sizeof(mnt)) > 0) {
+		fprintf(stderr, "%s: '%s' is mounted on '%s': unmount it before --repair\n", prog,
+			a->backing, mnt);
+		return -1;
+	}
+	struct wfs_audit_opts o = {.db_path = db, .mount_id = a->backing};
+	if ((r = wfs_audit_open(&o, &f->audit, err, sizeof(err))) != 0) {
+		fprintf(stderr, "%s: cannot open the audit db '%s' to record repairs: %s\n", prog,
+			db, err);
+		return -1;
+	}
+	return 0;
+}
+
 static const char fsck_usage[] =
 	"usage: wardfs fsck [options] BACKING\n"
 	"\n"
@@ -626,14 +712,19 @@ static const char fsck_usage[] =
 	"(symlinks are not followed, BACKING/.wardfs is skipped) and prints each\n"
 	"damaged one as 'PATH: block N at offset O: WHY'.\n"
 	"\n"
+	"  --repair                 cut files whose damage is all at their end (a\n"
+	"                           write cut short by a crash, a file cut short) back\n"
+	"                           to the intact blocks before it, and record each\n"
+	"                           repair in the audit db; BACKING must not be mounted\n"
+	"  --audit-db FILE          the audit db for --repair (default " DEFAULT_AUDIT_DB ")\n"
 	"  --passfile FILE          passphrase from the first line of FILE\n"
 	"  --extpass CMD            passphrase from CMD's first output line\n"
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
 	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
 	"  -h, --help               show this help\n"
 	"\n"
-	"Exit status: 0 no damage, 1 damage found, 2 a file or the vault could not\n"
-	"be checked (and no damage found).\n";
+	"Exit status: 0 no damage (or, with --repair, all of it repaired), 1 damage\n"
+	"found, 2 a file or the vault could not be checked (and no damage found).\n";
 
 int wfs_cmd_fsck(int argc, char **argv)
 {
@@ -642,13 +733,17 @@ int wfs_cmd_fsck(int argc, char **argv)
 	struct fsck f = {0};
 	int r, status = 2;
 
-	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY)) != 0)
+	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_REPAIR)) != 0)
 		return r;
 	if (a.help) {
 		fputs(fsck_usage, stdout);
 		return 0;
 	}
+	if (a.audit_db && !a.repair)
+		return usage_error(&a, "--audit-db is for --repair");
 	if (check_backing(&a) != 0 || crypto_start() != 0)
+		goto out;
+	if (a.repair && fsck_open_audit(&a, &f) != 0)
 		goto out;
 	if (wfs_vault_unlock(a.backing, &a.po, &keys) != 0)
 		goto out;
@@ -669,8 +764,12 @@ int wfs_cmd_fsck(int argc, char **argv)
 		fprintf(stderr, ", %u unmarked file%s that look%s encrypted", f.unmarked,
 			f.unmarked == 1 ? "" : "s", f.unmarked == 1 ? "s" : "");
 	fprintf(stderr, "\n");
-	status = f.damaged ? 1 : f.errors ? 2 : 0;
+	if (f.repaired)
+		fprintf(stderr, "%s: %u file%s repaired\n", prog, f.repaired,
+			f.repaired == 1 ? "" : "s");
+	status = f.damaged > f.repaired ? 1 : f.errors ? 2 : 0;
 out:
+	wfs_audit_close(f.audit);
 	wfs_keys_free(keys);
 	free(a.backing);
 	return status;

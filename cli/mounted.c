@@ -81,6 +81,44 @@ static void unescape(char *s)
 	*w = '\0';
 }
 
+int wfs_backing_mounted(const char *backing, char *mnt, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	char *line = NULL;
+	size_t cap = 0;
+	int r = 0;
+	while (r == 0 && getline(&line, &cap, f) > 0) {
+		/* id parent maj:min root MOUNTPOINT opts [tags...] - TYPE SOURCE ... */
+		char *save, *mp = NULL, *fstype = NULL, *src = NULL;
+		int field = 0;
+		bool after_dash = false;
+		for (char *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
+			if (++field == 5)
+				mp = t;
+			else if (after_dash && !fstype)
+				fstype = t;
+			else if (after_dash) {
+				src = t;
+				break;
+			} else if (field > 6 && !strcmp(t, "-"))
+				after_dash = true;
+		}
+		if (!mp || !fstype || !src || strcmp(fstype, WFS_FSTYPE))
+			continue;
+		unescape(mp);
+		unescape(src);
+		if (!strcmp(src, backing)) {
+			snprintf(mnt, len, "%s", mp);
+			r = 1;
+		}
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
 int wfs_mount_type(const char *path, char *type, size_t len)
 {
 	char want[PATH_MAX];

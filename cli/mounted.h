@@ -15,6 +15,10 @@
  * point, -errno. Never touches the mount itself. */
 int wfs_mount_type(const char *path, char *type, size_t len);
 
+/* Is the vault at backing (as given to mount: the daemon's fsname) served
+ * by a wardfs mount? 1 and its mount point in mnt, 0, or -errno. */
+int wfs_backing_mounted(const char *backing, char *mnt, size_t len);
+
 /* Reads the daemon's status text from the mount root within timeout_ms:
  * 0, -ETIMEDOUT when the daemon does not answer, -errno. */
 int wfs_read_status(const char *mnt, char *buf, size_t len, int timeout_ms);

@@ -37,7 +37,7 @@ static void tls_destroy(void *arg)
 		return;
 	EVP_CIPHER_CTX_free(t->enc); /* cleanses the key schedule */
 	EVP_CIPHER_CTX_free(t->dec);
-	wfs_freezero(t->scratch, t->scratch ? (size_t)WFS_SCRATCH_BLOCKS * WFS_CBLOCK_SIZE : 0);
+	wfs_freezero(t->scratch, t->scratch ? WFS_SCRATCH_BYTES : 0);
 	free(t);
 	tls = NULL;
 }
@@ -77,7 +77,7 @@ uint8_t *wfs__scratch(void)
 	if (t == NULL)
 		return NULL;
 	if (t->scratch == NULL)
-		t->scratch = malloc((size_t)WFS_SCRATCH_BLOCKS * WFS_CBLOCK_SIZE);
+		t->scratch = malloc(WFS_SCRATCH_BYTES);
 	return t->scratch;
 }
 

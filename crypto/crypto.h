@@ -82,6 +82,7 @@ const char *wfs_form_name(enum wfs_form f);
 
 struct wfs_file_hdr {
 	uint8_t file_id[16];
+	uint16_t version; /* format: 1 (read and written as it is) or 2 */
 };
 
 /*
@@ -117,14 +118,19 @@ int wfs_form_of_at(int dirfd, const char *name, off_t size, enum wfs_form *form)
  */
 int wfs_hdr_read(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h);
 /* Marks fd (wfs_mark_set), then writes a fresh header with a random
- * file id at offset 0: a crash between the two leaves a marked file
- * without a header, which reads as empty or EIO, never as plaintext. */
+ * file id at offset 0 and the empty end block after it (fd must be
+ * empty): a crash between the two leaves a marked file without a header,
+ * which reads as empty or EIO, never as plaintext. */
 int wfs_hdr_write(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h);
 
 /* Size mapping. wfs_plain_size of a size cut mid-block counts the cut block's
- * bytes (reading them gives -EIO). */
+ * bytes (reading them gives -EIO); it holds for both formats.
+ * wfs_cipher_size is the size in the format new files get (2). */
 off_t wfs_plain_size(off_t cipher_size);
 off_t wfs_cipher_size(off_t plain_size);
+/* Can a file of h's format have this cipher size? False for a format-2
+ * file that does not end in an end block (cut, or a torn write). */
+bool wfs_cipher_size_ok(const struct wfs_file_hdr *h, off_t cipher_size);
 
 /*
  * Content I/O on an encrypted file (fd opened O_RDWR or O_RDONLY for reads).
@@ -140,16 +146,33 @@ ssize_t wfs_content_pread(const struct wfs_keys *k, int fd, const struct wfs_fil
 /*
  * The same as wfs_content_pread for a caller that already holds the
  * ciphertext: cipher has the file's bytes [coff, coff + clen), and the
- * blocks of [off, off + n) must lie in it. Where cipher ends inside the
- * range, that is taken as the file's end (a short result). -EINVAL when
- * the range's first block does not start inside cipher.
+ * blocks of [off, off + n) must lie in it. eof: cipher ends where the file
+ * ends (the range may then end short); otherwise a partial block at its
+ * end is ignored. -EINVAL when the range's first block does not start
+ * inside cipher.
  */
 ssize_t wfs_content_open(const struct wfs_keys *k, const struct wfs_file_hdr *h, const void *cipher,
-			 size_t clen, off_t coff, void *buf, size_t n, off_t off);
+			 size_t clen, off_t coff, bool eof, void *buf, size_t n, off_t off);
 ssize_t wfs_content_pwrite(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h,
 			   const void *buf, size_t n, off_t off);
 int wfs_content_truncate(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h,
 			 off_t new_plain_size);
+
+/*
+ * Holes (format 2; -EOPNOTSUPP for format 1, whose blocks are all stored).
+ * wfs_content_zero makes plaintext [off, off + len) read as zeros without
+ * changing the size: whole blocks become holes (punched in the backing
+ * file, so they take no space), partly covered ones are rewritten.
+ * wfs_content_seek answers SEEK_DATA / SEEK_HOLE over the plaintext from
+ * the backing file's own holes: a block is a hole when all its stored
+ * bytes lie in one. -ENXIO past the end, as lseek(2).
+ */
+int wfs_content_zero(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h, off_t off,
+		     off_t len);
+off_t wfs_content_seek(int fd, const struct wfs_file_hdr *h, off_t off, int whence);
+/* Reserves backing space for plaintext [off, off + len) (fallocate(2) mode
+ * 0 or FALLOC_FL_KEEP_SIZE on the blocks' cipher range) without writing. */
+int wfs_content_reserve(int fd, const struct wfs_file_hdr *h, off_t off, off_t len, int mode);
 
 /* Called for each damaged block found by wfs_content_verify; block is
  * WFS_BLOCK_HEADER (cipher_off 0) when the header fails authentication. */
@@ -157,5 +180,13 @@ int wfs_content_truncate(const struct wfs_keys *k, int fd, const struct wfs_file
 typedef void (*wfs_damage_fn)(void *arg, uint64_t block, off_t cipher_off, const char *why);
 /* Verifies every block; returns the number of damaged blocks or -errno. */
 long wfs_content_verify(const struct wfs_keys *k, int fd, wfs_damage_fn fn, void *arg);
+/*
+ * Repairs a file whose damage is all at its end (a crash in the middle of
+ * a write that grew it): cuts it back to the whole blocks before the first
+ * damaged one and gives it an end block. Returns the plaintext size kept
+ * (*was: the size before), -EIO when intact blocks follow the damage
+ * (nothing changed: trimming would lose them), or -errno.
+ */
+off_t wfs_content_trim_tail(const struct wfs_keys *k, int fd, off_t *was);
 
 #endif

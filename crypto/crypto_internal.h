@@ -6,6 +6,7 @@
 #ifndef WARDFS_CRYPTO_INTERNAL_H
 #define WARDFS_CRYPTO_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -69,9 +70,56 @@ typedef int (*wfs_range_fn)(void *arg, size_t lo, size_t hi);
 int wfs__par_range(size_t n, size_t min_split, wfs_range_fn fn, void *arg);
 void wfs__par_stop(void);
 
-/* Per-thread scratch buffer of WFS_SCRATCH_BLOCKS cipher blocks (NULL on ENOMEM). */
+/* Per-thread scratch buffer of WFS_SCRATCH_BYTES (NULL on ENOMEM): cipher
+ * blocks, and an empty block and a byte more (WFS_PEEK), so that a read
+ * sees what follows the last block it asked for: nothing (the file was
+ * cut at a block boundary), an end block without data (which it then
+ * checks), or more data. */
 #define WFS_SCRATCH_BLOCKS 256u
+#define WFS_PEEK	   (WFS_BLOCK_OVERHEAD + 1)
+#define WFS_SCRATCH_BYTES  ((size_t)WFS_SCRATCH_BLOCKS * WFS_CBLOCK_SIZE + WFS_PEEK)
 uint8_t *wfs__scratch(void);
+
+/*
+ * The block layer (block.c): where blocks sit, how long each is, and
+ * sealing and opening one. Format 1 (the first) has no end block: its last
+ * block may be full and an empty file has none. Format 2 always ends in an
+ * end block of 0..4095 bytes sealed as the last one, and reads a stored
+ * block of zeros (a hole) as 4096 zero bytes. docs/format.md.
+ */
+#define WFS_FORMAT_1 1
+#define WFS_FORMAT_2 2
+static inline bool wfs__v2(const struct wfs_file_hdr *h)
+{
+	return h->version >= WFS_FORMAT_2;
+}
+static inline off_t wfs__cblock_off(uint64_t i)
+{
+	return (off_t)WFS_HDR_SIZE + (off_t)i * (off_t)WFS_CBLOCK_SIZE;
+}
+/* Number of blocks of a file of plain bytes (format 2: the end block too). */
+uint64_t wfs__nblocks(const struct wfs_file_hdr *h, off_t plain);
+/* Plaintext bytes of block i (< wfs__nblocks) of a file of plain bytes. */
+size_t wfs__blen(const struct wfs_file_hdr *h, off_t plain, uint64_t i);
+/* Is block i the end block (format 2 only)? */
+bool wfs__is_end(const struct wfs_file_hdr *h, off_t plain, uint64_t i);
+/* Cipher size of a file of plain bytes in h's format; -EFBIG past off_t. */
+off_t wfs__cipher_size(const struct wfs_file_hdr *h, off_t plain);
+/*
+ * Opens stored block i (clen bytes at cb) into pt, sealed as the end block
+ * or not: plaintext length, or -EIO. A format-2 block of 4124 zero bytes
+ * that is not the end block is a hole: 4096 zeros.
+ */
+ssize_t wfs__open_block(const struct wfs_keys *k, const struct wfs_file_hdr *h, uint64_t i,
+			bool end, const uint8_t *cb, size_t clen, uint8_t *pt);
+/* Seals len (0..4096) bytes as block i into cb (len + 28 bytes) under the
+ * nonce already in cb's first 12 bytes. */
+int wfs__seal_block_nonce(const struct wfs_keys *k, const struct wfs_file_hdr *h, uint64_t i,
+			  bool end, const uint8_t *pt, size_t len, uint8_t *cb);
+/* The same with a fresh nonce. */
+int wfs__seal_block(const struct wfs_keys *k, const struct wfs_file_hdr *h, uint64_t i, bool end,
+		    const uint8_t *pt, size_t len, uint8_t *cb);
+bool wfs__all_zero(const uint8_t *p, size_t n);
 
 /*
  * Randomness for file ids and nonces. Tests may replace it with a

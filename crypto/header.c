@@ -13,7 +13,7 @@
 
 static const uint8_t hdr_magic[8] = {0x89, 'W', 'A', 'R', 'D', 'F', 'S', 0x00};
 
-#define HDR_VERSION	  1
+#define HDR_VERSION	  WFS_FORMAT_2 /* written; format 1 is still read */
 #define HDR_OFF_VERSION	  8
 #define HDR_OFF_FLAGS	  10
 #define HDR_OFF_RESERVED  12
@@ -66,16 +66,18 @@ int wfs_hdr_read(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h)
 			  HDR_AAD_LEN, NULL, 0, b + HDR_OFF_TAG, NULL);
 	if (r != 0)
 		return r; /* -EIO: tampered, or another vault's key */
-	if (wfs__get_le16(b + HDR_OFF_VERSION) != HDR_VERSION ||
-	    wfs__get_le16(b + HDR_OFF_FLAGS) != 0)
+	uint16_t v = wfs__get_le16(b + HDR_OFF_VERSION);
+	if ((v != WFS_FORMAT_1 && v != WFS_FORMAT_2) || wfs__get_le16(b + HDR_OFF_FLAGS) != 0)
 		return -EIO; /* authentic but not a layout this build reads */
 	memcpy(h->file_id, b + HDR_OFF_FILE_ID, WFS_FILE_ID_LEN);
+	h->version = v;
 	return WFS_FORM_ENCRYPTED;
 }
 
 int wfs_hdr_write(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h)
 {
-	uint8_t b[WFS_HDR_SIZE] = {0};
+	/* the header and the empty end block, in one write */
+	uint8_t b[WFS_HDR_SIZE + WFS_BLOCK_OVERHEAD] = {0};
 	ssize_t n;
 	int r;
 
@@ -88,37 +90,11 @@ int wfs_hdr_write(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h)
 	if ((r = wfs__gcm_seal(k->header, wfs__cache_id(k, WFS_KP_HEADER), b + HDR_OFF_NONCE, b,
 			       HDR_AAD_LEN, NULL, 0, NULL, b + HDR_OFF_TAG)) != 0)
 		return r;
+	memcpy(h->file_id, b + HDR_OFF_FILE_ID, WFS_FILE_ID_LEN);
+	h->version = HDR_VERSION;
+	if ((r = wfs__seal_block(k, h, 0, true, NULL, 0, b + WFS_HDR_SIZE)) != 0)
+		return r;
 	if ((n = wfs__pwrite_full(fd, b, sizeof(b), 0)) < 0)
 		return (int)n;
-	memcpy(h->file_id, b + HDR_OFF_FILE_ID, WFS_FILE_ID_LEN);
 	return 0;
-}
-
-/* Largest plain size whose cipher size still fits in off_t. */
-#define MAX_FULL_BLOCKS ((INT64_MAX - WFS_HDR_SIZE - WFS_CBLOCK_SIZE) / WFS_CBLOCK_SIZE)
-
-off_t wfs_plain_size(off_t cipher_size)
-{
-	off_t n, full, rem;
-
-	if (cipher_size <= (off_t)WFS_HDR_SIZE)
-		return 0;
-	n = cipher_size - WFS_HDR_SIZE;
-	full = n / WFS_CBLOCK_SIZE;
-	rem = n % WFS_CBLOCK_SIZE;
-	return full * WFS_BLOCK_SIZE +
-	       (rem > (off_t)WFS_BLOCK_OVERHEAD ? rem - WFS_BLOCK_OVERHEAD : 0);
-}
-
-off_t wfs_cipher_size(off_t plain_size)
-{
-	off_t full, rem;
-
-	if (plain_size < 0)
-		return -EINVAL;
-	full = plain_size / WFS_BLOCK_SIZE;
-	rem = plain_size % WFS_BLOCK_SIZE;
-	if (full > (off_t)MAX_FULL_BLOCKS)
-		return -EFBIG;
-	return WFS_HDR_SIZE + full * WFS_CBLOCK_SIZE + (rem ? rem + WFS_BLOCK_OVERHEAD : 0);
 }

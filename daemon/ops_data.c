@@ -90,7 +90,7 @@ static int grow_begin(struct wfs_file *f, struct wfs_inode *n, struct grow_guard
 		int w = wfs_file_begin_encrypted(n, f->fd);
 		if (w < 0)
 			return w;
-		st.st_size = WFS_HDR_SIZE;
+		st.st_size = wfs_cipher_size(0);
 	}
 	g->old_size = st.st_size;
 	off_t P = wfs_plain_size(st.st_size);
@@ -229,17 +229,23 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, -r);
 		return;
 	}
-	/* Encrypted: only plain allocation, done by writing zero blocks out to
-	 * the new end; punching or zeroing ranges is not offered. */
-	if (mode & ~FALLOC_FL_KEEP_SIZE) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
+	/* Encrypted: punching and zeroing make holes (crypto/holes.c); an
+	 * allocation reserves the blocks' cipher range and grows the file. */
 	struct wfs_inode *n = f->inode;
 	int r = 0;
+	bool keep = mode & FALLOC_FL_KEEP_SIZE;
 	struct grow_guard g;
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) ||
+	    ((mode & FALLOC_FL_PUNCH_HOLE) && (!keep || (mode & FALLOC_FL_ZERO_RANGE)))) {
+		fuse_reply_err(req, (mode & FALLOC_FL_PUNCH_HOLE) ? EINVAL : EOPNOTSUPP);
+		return;
+	}
 	wfs_io_change_begin(n);
-	if (!(mode & FALLOC_FL_KEEP_SIZE)) {
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		r = wfs_content_zero(wfs.keys, f->fd, &n->hdr, off, len);
+	else
+		r = wfs_content_reserve(f->fd, &n->hdr, off, len, mode);
+	if (r == 0 && !keep && !(mode & FALLOC_FL_PUNCH_HOLE)) {
 		r = grow_begin(f, n, &g, off + len);
 		if (r == 0 && g.grows) {
 			r = wfs_content_truncate(wfs.keys, f->fd, &n->hdr, off + len);
@@ -267,17 +273,17 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 			fuse_reply_lseek(req, r);
 		return;
 	}
-	/* Encrypted files have no holes: all data up to the end. */
-	struct stat st;
-	if (fstat(f->fd, &st) < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	off_t size = wfs_plain_size(st.st_size);
-	if (off >= size)
-		fuse_reply_err(req, ENXIO);
+	/* Encrypted: from the backing file's holes (crypto/holes.c). */
+	struct wfs_inode *n = f->inode;
+	pthread_rwlock_rdlock(&n->io_lock);
+	off_t r = whence == SEEK_DATA || whence == SEEK_HOLE
+			  ? wfs_content_seek(f->fd, &n->hdr, off, whence)
+			  : -EINVAL;
+	pthread_rwlock_unlock(&n->io_lock);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
 	else
-		fuse_reply_lseek(req, whence == SEEK_DATA ? off : size);
+		fuse_reply_lseek(req, r);
 }
 
 void wfs_fill_data_ops(struct fuse_lowlevel_ops *ops)

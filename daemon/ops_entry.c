@@ -185,7 +185,7 @@ static int truncate_encrypted(struct wfs_inode *n, int fd, off_t size)
 		r = wfs_file_begin_encrypted(n, fd);
 		if (r < 0)
 			goto out;
-		st.st_size = WFS_HDR_SIZE;
+		st.st_size = wfs_cipher_size(0);
 	}
 	/* By the mark, as at open: a plain file's bytes may look like a
 	 * header, and a marked file whose header is gone is damaged. */

@@ -123,6 +123,11 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 				}
 				return h;
 			}
+			if (!wfs_cipher_size_ok(&n->hdr, st.st_size))
+				/* served all the same: the blocks before it still read */
+				wfs_audit_integrity(n, "the file does not end in its end block: "
+						       "cut, or a write cut short by a crash "
+						       "(see 'wardfs fsck --repair')");
 		}
 		if (form == WFS_FORM_ENCRYPTED ||
 		    (form == WFS_FORM_EMPTY && dec->cls == WFS_SENSITIVE && wfs.keys))

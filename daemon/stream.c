@@ -79,9 +79,10 @@ struct wfs_stream {
 static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
 static int nstreams;
 
+/* where chunk c's first block is stored, rounded down for O_DIRECT */
 static off_t chunk_start(uint64_t c)
 {
-	return wfs_cipher_size((off_t)c * CHUNK) / ALIGN * ALIGN;
+	return ((off_t)WFS_HDR_SIZE + (off_t)c * CHUNK_BLOCKS * WFS_CBLOCK_SIZE) / ALIGN * ALIGN;
 }
 
 static off_t chunk_end(uint64_t c)
@@ -229,7 +230,8 @@ static void slot_put(struct slot *sl)
 /* Opens [off, off + n), which lies in sl's chunk, from sl. */
 static ssize_t open_from(struct wfs_stream *s, struct slot *sl, char *buf, size_t n, off_t off)
 {
-	return wfs_content_open(wfs.keys, &s->n->hdr, sl->buf, sl->len, sl->coff, buf, n, off);
+	return wfs_content_open(wfs.keys, &s->n->hdr, sl->buf, sl->len, sl->coff, sl->eof, buf, n,
+				off);
 }
 
 ssize_t wfs_stream_read(struct wfs_stream *s, char *buf, size_t size, off_t off)

@@ -31,9 +31,8 @@ FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
 
 
 def cipher_size(p):
-    if p == 0:
-        return HDR
-    return HDR + (p // PB) * CB + ((p % PB) + 28 if p % PB else 0)
+    """Format 2: the header, whole blocks, and an end block of 0..4095 bytes."""
+    return HDR + (p // PB) * CB + (p % PB) + 28
 
 
 def block_off(i):
@@ -134,7 +133,7 @@ def test_sensitive_ciphertext_on_disk(mnt, size):
     if size:
         assert_encrypted(b, data)
     else:
-        assert b.stat().st_size in (0, HDR)
+        assert b.stat().st_size in (0, cipher_size(0))
     remount(mnt)
     assert p.stat().st_size == size
     assert p.read_bytes() == data
@@ -333,13 +332,9 @@ def test_fallocate(mnt):
         except OSError as e:
             assert e.errno == errno.EOPNOTSUPP
         assert os.fstat(fd).st_size == size
-        # punching a hole: EOPNOTSUPP, or reads zeros afterwards
-        try:
-            fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, PB, PB)
-            expect = before[:PB] + bytes(PB) + before[2 * PB:]
-        except OSError as e:
-            assert e.errno == errno.EOPNOTSUPP
-            expect = before
+        # punching a hole: reads zeros afterwards
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, PB, PB)
+        expect = before[:PB] + bytes(PB) + before[2 * PB:]
         assert os.pread(fd, 1 << 20, 0) == expect
     finally:
         os.close(fd)
@@ -365,7 +360,18 @@ def test_sparse_write_past_eof(mnt):
         zeros = fh.read(far - 4)
         assert zeros == bytes(far - 4)
         assert fh.read() == b"tail-data"
-    # the gap is stored as encrypted zero blocks, not holes
+    # the gap is a hole in the backing file too, and lseek finds it
+    assert b.stat().st_blocks * 512 < (1 << 20)
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        assert os.lseek(fd, 0, os.SEEK_DATA) == 0
+        hole = os.lseek(fd, 0, os.SEEK_HOLE)
+        assert PB <= hole <= 2 * PB
+        data = os.lseek(fd, hole, os.SEEK_DATA)
+        assert far - 2 * PB < data <= far
+        assert os.lseek(fd, far, os.SEEK_HOLE) == far + 9
+    finally:
+        os.close(fd)
     assert fsck(mnt).returncode == 0
 
 
@@ -909,13 +915,6 @@ def _tamper_foreign_block(bk, other):
     return {2}
 
 
-def _tamper_zero_block(bk, other):
-    raw = bytearray(bk.read_bytes())
-    raw[block_off(1):block_off(2)] = bytes(CB)
-    bk.write_bytes(bytes(raw))
-    return {1}
-
-
 def _tamper_foreign_header(bk, other):
     o = other.read_bytes()
     raw = bytearray(bk.read_bytes())
@@ -933,7 +932,6 @@ TAMPERS = {
     "flip-bit-block2": _tamper_flip,
     "swap-blocks-1-3": _tamper_swap,
     "block-from-other-file": _tamper_foreign_block,
-    "zeroed-block": _tamper_zero_block,
     "header-from-other-file": _tamper_foreign_header,
     "cut-mid-last-block": _tamper_cut_midblock,
 }
@@ -1006,21 +1004,120 @@ def test_tamper_reads_eio(vault, kind):
 
 def test_tamper_stub_last_block(vault):
     """A last block cut to 1..28 bytes holds no plaintext; fsck reports it as
-    truncated and the earlier blocks still read."""
+    truncated, the earlier blocks still read, and the last whole one, whose
+    read checks the end, reads EIO."""
     datas = _make_files(vault, ["victim"])
     bk = vault.backing / "secret" / "victim"
     os.truncate(bk, block_off(4) + 10)
     vault.mount()
     try:
         p = vault.mnt / "secret" / "victim"
-        for i in range(4):
+        for i in range(3):
             assert read_block(p, i) == datas["victim"][i * PB:(i + 1) * PB]
+        with pytest.raises(OSError) as ei:
+            read_block(p, 3)
+        assert ei.value.errno == errno.EIO
     finally:
         vault.umount()
     r = fsck(vault)
     assert r.returncode == 1
     assert re.search(r"secret/victim: block 4 at offset %d: truncated block" % block_off(4),
                      r.stdout + r.stderr), r.stdout + r.stderr
+
+
+def test_cut_and_grown_files_read_eio_and_fsck_repair_trims(vault):
+    """Format 2 authenticates a file's end: a file cut at a block boundary
+    and one with a block appended read EIO where the end should be (the
+    blocks before it still read), the open is an integrity row, fsck names
+    them, and fsck --repair cuts them back to their intact blocks, with an
+    audit row."""
+    datas = _make_files(vault, ["cut", "grown", "fine"])
+    cut, grown = vault.backing / "secret" / "cut", vault.backing / "secret" / "grown"
+    os.truncate(cut, block_off(4))                    # end block and block 4 gone
+    raw = grown.read_bytes()
+    grown.write_bytes(raw + raw[block_off(2):block_off(3)])  # a block appended
+    vault.mount()
+    try:
+        p = vault.mnt / "secret" / "cut"
+        assert p.stat().st_size == 4 * PB
+        for i in range(3):
+            assert read_block(p, i) == datas["cut"][i * PB:(i + 1) * PB]
+        with pytest.raises(OSError) as ei:
+            read_block(p, 3)
+        assert ei.value.errno == errno.EIO
+        g = vault.mnt / "secret" / "grown"
+        for i in range(5):
+            assert read_block(g, i) == datas["grown"][i * PB:(i + 1) * PB]
+        with pytest.raises(OSError) as ei:
+            g.read_bytes()
+        assert ei.value.errno == errno.EIO
+    finally:
+        vault.umount()
+    ev = integrity_events(vault)
+    assert any(e.startswith("/secret/cut") for e in ev), ev
+    r = fsck(vault)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert re.search(r"secret/cut: block 4 at offset %d: no end block" % block_off(4), out), out
+    assert re.search(r"secret/grown: block 5 at offset %d" % block_off(5), out), out
+    assert "secret/fine" not in out
+    r = wardfs("fsck", "--repair", "--audit-db", vault.db, "--passfile", vault.passfile,
+               vault.backing, check=False)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "secret/cut: repaired: 16384 bytes kept of 16384" in out, out
+    assert "secret/grown: repaired: 20480 bytes kept of 24576" in out, out
+    assert fsck(vault).returncode == 0
+    vault.mount()
+    try:
+        assert (vault.mnt / "secret" / "cut").read_bytes() == datas["cut"][:4 * PB]
+        assert (vault.mnt / "secret" / "grown").read_bytes() == datas["grown"]
+        assert (vault.mnt / "secret" / "fine").read_bytes() == datas["fine"]
+    finally:
+        vault.umount()
+    ev = integrity_events(vault)
+    assert "/secret/grown|fsck --repair: damaged end cut off: 20480 bytes kept of 24576" in ev, \
+        ev
+
+
+def test_fsck_repair_refuses_a_mounted_vault_and_middle_damage(mnt):
+    (mnt.mnt / "secret").mkdir()
+    (mnt.mnt / "secret" / "f").write_bytes(pattern(5 * PB))
+    r = wardfs("fsck", "--repair", "--audit-db", mnt.db, "--passfile", mnt.passfile,
+               mnt.backing, check=False)
+    assert r.returncode != 0 and "is mounted on" in r.stderr, r.stderr
+    mnt.umount()
+    bk = mnt.backing / "secret" / "f"
+    with open(bk, "r+b") as fh:
+        fh.seek(block_off(1) + 100)
+        fh.write(b"\xff" * 10)
+    before = bk.read_bytes()
+    r = wardfs("fsck", "--repair", "--audit-db", mnt.db, "--passfile", mnt.passfile,
+               mnt.backing, check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "secret/f: not repaired: intact blocks follow the damage" in r.stdout, r.stdout
+    assert bk.read_bytes() == before
+
+
+def test_zeroed_block_reads_as_a_hole_but_a_zeroed_end_is_damage(vault):
+    """docs/format.md: a stored block of zeros is a hole (reads zeros); the
+    end block never is."""
+    datas = _make_files(vault, ["z"], nblocks=3)
+    bk = vault.backing / "secret" / "z"
+    raw = bytearray(bk.read_bytes())
+    raw[block_off(1):block_off(2)] = bytes(CB)
+    raw[block_off(3):] = bytes(len(raw) - block_off(3))  # the (empty) end block
+    bk.write_bytes(bytes(raw))
+    vault.mount()
+    try:
+        p = vault.mnt / "secret" / "z"
+        assert read_block(p, 0) == datas["z"][:PB]
+        assert read_block(p, 1) == bytes(PB)
+        with pytest.raises(OSError) as ei:
+            read_block(p, 2)  # the last whole block, then no valid end
+        assert ei.value.errno == errno.EIO
+    finally:
+        vault.umount()
 
 
 def test_tamper_with_mount_up_after_drop_caches(mnt):

@@ -6,6 +6,10 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto_internal.h"
 
 #include "helpers.h"
 
@@ -27,7 +31,7 @@ static void model_open(struct model *m, off_t initial, uint32_t seed)
 	m->ref = calloc(1, MAXSZ);
 	assert_non_null(m->ref);
 	assert_int_equal(wfs_hdr_write(K, m->fd, &m->h), 0);
-	assert_int_equal(test_fsize(m->fd), WFS_HDR_SIZE);
+	assert_int_equal(test_fsize(m->fd), wfs_cipher_size(0)); /* header and end block */
 	m->size = 0;
 	if (initial > 0) {
 		test_pattern(m->ref, (size_t)initial, seed);
@@ -96,9 +100,10 @@ static void test_sizes(void **state)
 	assert_int_equal(wfs_plain_size(64 + 4124), 4096);
 	assert_int_equal(wfs_plain_size(64 + 4124 + 10), 4096); /* cut block: damage */
 	assert_int_equal(wfs_plain_size(64 + 2 * 4124 + 100), 2 * 4096 + 72);
-	assert_int_equal(wfs_cipher_size(0), 64);
+	/* format 2: always an end block of 0..4095 bytes */
+	assert_int_equal(wfs_cipher_size(0), 64 + 28);
 	assert_int_equal(wfs_cipher_size(1), 64 + 29);
-	assert_int_equal(wfs_cipher_size(4096), 64 + 4124);
+	assert_int_equal(wfs_cipher_size(4096), 64 + 4124 + 28);
 	assert_int_equal(wfs_cipher_size(4097), 64 + 4124 + 29);
 	assert_true(wfs_cipher_size(-1) < 0);
 	assert_true(wfs_cipher_size(INT64_MAX) < 0);
@@ -288,25 +293,30 @@ static void test_open_held_cipher(void **state)
 			ssize_t r = wfs_content_pread(K, fd, &h, want, len, off);
 			assert_true(r > 0);
 			assert_int_equal(wfs_content_open(K, &h, c + lo, (size_t)(csize - lo), lo,
-							  got, len, off),
+							  true, got, len, off),
 					 r);
 			assert_memory_equal(got, want, (size_t)r);
 		}
-	/* a window that stops after block 3: the read ends there */
-	assert_int_equal(
-		wfs_content_open(K, &h, c, wfs_cipher_size(4 * 4096), 0, got, 8 * 4096, 4096),
-		3 * 4096);
+	/* a window that stops after block 3 (and a few bytes of block 4)
+	 * before the file's end: the read ends there */
+	assert_int_equal(wfs_content_open(K, &h, c, wfs_cipher_size(4 * 4096), 0, false, got,
+					  8 * 4096, 4096),
+			 3 * 4096);
 	assert_memory_equal(got, a + 4096, 3 * 4096);
+	/* the same bytes said to be the whole file: cut, so damage */
+	assert_int_equal(wfs_content_open(K, &h, c, wfs_cipher_size(4 * 4096) - 28, 0, true, got,
+					  8 * 4096, 4096),
+			 -EIO);
 	/* a range that starts before or after the window */
-	assert_int_equal(wfs_content_open(K, &h, c + 8192, 8192, 8192, got, 10, 0), -EINVAL);
-	assert_int_equal(wfs_content_open(K, &h, c, 8192, 0, got, 10, 1 << 20), -EINVAL);
+	assert_int_equal(wfs_content_open(K, &h, c + 8192, 8192, 8192, true, got, 10, 0), -EINVAL);
+	assert_int_equal(wfs_content_open(K, &h, c, 8192, 0, true, got, 10, 1 << 20), -EINVAL);
 	/* tampered: EIO, nothing left in the buffer */
 	c[wfs_cipher_size(2 * 4096) + 100] ^= 1;
 	memset(got, 0xAA, n);
-	assert_int_equal(wfs_content_open(K, &h, c, (size_t)csize, 0, got, n, 0), -EIO);
+	assert_int_equal(wfs_content_open(K, &h, c, (size_t)csize, 0, true, got, n, 0), -EIO);
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(got[i], 0);
-	assert_int_equal(wfs_content_open(K, &h, c, (size_t)csize, 0, got, 8192, 0), 8192);
+	assert_int_equal(wfs_content_open(K, &h, c, (size_t)csize, 0, true, got, 8192, 0), 8192);
 	free(c);
 	free(a);
 	free(got);
@@ -510,21 +520,21 @@ static void test_tamper_cross_file(void **state)
 	assert_memory_equal(h.file_id, b.h.file_id, 16);
 	a.h = h;
 	uint8_t got[4096];
-	for (int i = 0; i < 3; i++) {
-		ssize_t r = wfs_content_pread(K, a.fd, &h, got, 4096, (off_t)i * 4096);
-		if (i == 2) /* this one came from b: now it matches */
-			assert_int_equal(r, 4096);
-		else
-			assert_int_equal(r, -EIO);
-	}
-	assert_int_equal(wfs_content_verify(K, a.fd, NULL, NULL), 2);
+	/* block 2 came from b and matches, but a read of it checks a's empty
+	 * end block after it, which does not */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(wfs_content_pread(K, a.fd, &h, got, 4096, (off_t)i * 4096), -EIO);
+	assert_int_equal(wfs_content_pread(K, b.fd, &h, got, 4096, 2 * 4096), 4096);
+	/* blocks 0 and 1, and a's end block */
+	assert_int_equal(wfs_content_verify(K, a.fd, NULL, NULL), 3);
 	/* other vault's key: header fails, verify reports header and all blocks */
 	struct wfs_keys *other = test_keys(200);
 	struct damage d = {0};
 	assert_int_equal(wfs_hdr_read(other, b.fd, &h), -EIO);
-	assert_int_equal(wfs_content_verify(other, b.fd, on_damage, &d), 4);
+	assert_int_equal(wfs_content_verify(other, b.fd, on_damage, &d), 5);
 	assert_int_equal(d.block[0], WFS_BLOCK_HEADER);
 	assert_int_equal(d.block[3], 2);
+	assert_int_equal(d.block[4], 3);
 	wfs_keys_free(other);
 	model_close(&a);
 	model_close(&b);
@@ -549,7 +559,9 @@ static void test_tamper_truncated(void **state)
 	assert_int_equal(ftruncate(m.fd, 64 + 2 * 4124 + 10), 0);
 	assert_int_equal(wfs_plain_size(test_fsize(m.fd)), 2 * 4096);
 	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, 4096, 2 * 4096), -EIO);
-	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, 4096, 4096), 4096);
+	/* the last whole block's read checks the end, which is torn */
+	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, 4096, 4096), -EIO);
+	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, 4096, 0), 4096);
 	memset(&d, 0, sizeof(d));
 	assert_int_equal(wfs_content_verify(K, m.fd, on_damage, &d), 1);
 	assert_int_equal(d.block[0], 2);
@@ -561,30 +573,158 @@ static void test_tamper_truncated(void **state)
 	model_close(&m);
 }
 
+/* A stored block of zeros (not the end block) is a hole and reads as
+ * zeros (docs/format.md says what that allows); a zeroed end block, or a
+ * file grown from the backing side, is damage. */
 static void test_tamper_zero_block(void **state)
 {
 	struct model m;
-	uint8_t z[4124] = {0};
+	uint8_t z[4124] = {0}, got[4096];
 
 	(void)state;
-	model_open(&m, 3 * 4096, 17);
+	model_open(&m, 3 * 4096 - 10, 17);
 	test_pwrite_raw(m.fd, z, sizeof(z), 64 + 4124);
-	expect_bad(&m, 3, 0x2);
-	/* a hole punched in the cipher file is damage too, never zeros */
+	memset(m.ref + 4096, 0, 4096);
+	model_check(&m);
+	test_pwrite_raw(m.fd, z, 4086 + 28, 64 + 2 * 4124); /* the end block */
+	expect_bad(&m, 3, 0x4);
 	model_close(&m);
+	/* grown to 3 blocks from the backing side: block 0 (the old end) and
+	 * the missing end fail, the zeros between are holes */
 	model_open(&m, 1, 18);
 	assert_int_equal(ftruncate(m.fd, 64 + 3 * 4124), 0);
 	assert_int_equal(wfs_plain_size(test_fsize(m.fd)), 3 * 4096);
-	uint8_t got[4096];
-	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, 4096, 4096), -EIO);
-	assert_int_equal(wfs_content_verify(K, m.fd, NULL, NULL), 3);
+	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, 4096, 0), -EIO);
+	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, 4096, 4096), 4096);
+	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, 4096, 2 * 4096), -EIO);
+	assert_int_equal(wfs_content_verify(K, m.fd, NULL, NULL), 2);
+	model_close(&m);
+}
+
+/* Format 2 authenticates the end: a file cut at a block boundary (or to
+ * its bare header) and whole blocks appended to a file are damage. */
+static void test_tamper_end(void **state)
+{
+	struct model m;
+	struct damage d = {0};
+	uint8_t got[4 * 4096], blk[4124];
+
+	(void)state;
+	model_open(&m, 3 * 4096 + 100, 30);
+	/* cut after block 2: the end block is gone */
+	assert_int_equal(ftruncate(m.fd, 64 + 3 * 4124), 0);
+	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, sizeof(got), 0), -EIO);
+	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, 4096, 2 * 4096), -EIO);
+	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, 4096, 0), 4096); /* before it */
+	assert_int_equal(wfs_content_verify(K, m.fd, on_damage, &d), 1);
+	assert_int_equal(d.block[0], 3);
+	assert_string_equal(d.why[0], "no end block: the file was cut at a block boundary");
+	/* cut after block 0, and to the bare header */
+	assert_int_equal(ftruncate(m.fd, 64 + 4124), 0);
+	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, 4096, 0), -EIO);
+	assert_int_equal(ftruncate(m.fd, 64), 0);
+	assert_int_equal(wfs_content_verify(K, m.fd, NULL, NULL), 1);
+	model_close(&m);
+
+	/* whole blocks of a longer version appended after the end block */
+	model_open(&m, 2 * 4096 + 100, 31);
+	struct model longer;
+	model_open(&longer, 5 * 4096, 32);
+	test_pread_raw(longer.fd, blk, sizeof(blk), 64 + 3 * 4124);
+	test_pwrite_raw(m.fd, blk, sizeof(blk), test_fsize(m.fd));
+	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, got, sizeof(got), 0), -EIO);
+	assert_true(wfs_content_verify(K, m.fd, NULL, NULL) > 0);
+	model_close(&longer);
+	model_close(&m);
+}
+
+/* Holes: writes past the end and wfs_content_zero leave blocks unstored,
+ * SEEK_DATA / SEEK_HOLE find them, and they read as zeros. */
+static void test_holes(void **state)
+{
+	int fd = test_memfd();
+	struct wfs_file_hdr h;
+	uint8_t buf[8192];
+	struct stat st;
+	off_t far = (off_t)10 << 20;
+
+	(void)state;
+	assert_int_equal(wfs_hdr_write(K, fd, &h), 0);
+	assert_int_equal(wfs_content_pwrite(K, fd, &h, "head", 4, 0), 4);
+	assert_int_equal(wfs_content_pwrite(K, fd, &h, "tail", 4, far), 4);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(st.st_blocks * 512 < 64 * 1024); /* not 10 MiB of zero blocks */
+	assert_int_equal(wfs_content_pread(K, fd, &h, buf, sizeof(buf), 4096 * 100), sizeof(buf));
+	assert_true(wfs__all_zero(buf, sizeof(buf)));
+	assert_int_equal(wfs_content_pread(K, fd, &h, buf, 4, far), 4);
+	assert_memory_equal(buf, "tail", 4);
+	assert_int_equal(wfs_content_verify(K, fd, NULL, NULL), 0);
+	/* block 0 is data (the old end, now whole); the hole starts at block
+	 * 2, as block 1's first bytes share a backing page with block 0 */
+	assert_int_equal(wfs_content_seek(fd, &h, 0, SEEK_DATA), 0);
+	assert_int_equal(wfs_content_seek(fd, &h, 0, SEEK_HOLE), 2 * 4096);
+	assert_int_equal(wfs_content_seek(fd, &h, 5000, SEEK_HOLE), 2 * 4096);
+	assert_int_equal(wfs_content_seek(fd, &h, 9000, SEEK_HOLE), 9000);
+	off_t d = wfs_content_seek(fd, &h, 9000, SEEK_DATA);
+	assert_true(d > 9000 && d <= far && far - d < 4096 * 2);
+	assert_int_equal(wfs_content_seek(fd, &h, far, SEEK_HOLE), far + 4);
+	assert_int_equal(wfs_content_seek(fd, &h, far + 4, SEEK_DATA), -ENXIO);
+	/* zero a range: whole blocks punched, partial ones rewritten */
+	uint8_t *a = malloc(64 * 4096);
+	test_pattern(a, 64 * 4096, 40);
+	assert_int_equal(wfs_content_pwrite(K, fd, &h, a, 64 * 4096, 0), 64 * 4096);
+	assert_int_equal(wfs_content_zero(K, fd, &h, 1000, 20 * 4096), 0);
+	memset(a + 1000, 0, 20 * 4096);
+	uint8_t *b = malloc(64 * 4096);
+	assert_int_equal(wfs_content_pread(K, fd, &h, b, 64 * 4096, 0), 64 * 4096);
+	assert_memory_equal(a, b, 64 * 4096);
+	/* block 1's first bytes share a page with block 0: the backing
+	 * file's hole may start at block 2 */
+	off_t hole = wfs_content_seek(fd, &h, 0, SEEK_HOLE);
+	assert_true(hole == 4096 || hole == 2 * 4096);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(st.st_blocks * 512 < 50 * 4096);
+	assert_int_equal(wfs_content_verify(K, fd, NULL, NULL), 0);
+	/* zeroing the end block's bytes keeps it an end block */
+	assert_int_equal(wfs_content_zero(K, fd, &h, far, 100), 0);
+	assert_int_equal(wfs_content_pread(K, fd, &h, buf, 100, far), 4);
+	assert_true(wfs__all_zero(buf, 4));
+	assert_int_equal(wfs_content_verify(K, fd, NULL, NULL), 0);
+	free(a);
+	free(b);
+	close(fd);
+}
+
+/* A crash while a write grew the file leaves damage at its end only:
+ * trim_tail keeps the whole blocks before it and gives the file an end
+ * block; damage before intact blocks is left alone. */
+static void test_trim_tail(void **state)
+{
+	struct model m;
+	off_t was;
+	uint8_t junk[3300];
+
+	(void)state;
+	model_open(&m, 3 * 4096 + 100, 50);
+	assert_int_equal(wfs_content_trim_tail(K, m.fd, &was), m.size); /* nothing to do */
+	memset(junk, 0x5c, sizeof(junk));
+	test_pwrite_raw(m.fd, junk, sizeof(junk), 64 + 2 * 4124 + 1000); /* blocks 2 and 3 */
+	assert_int_equal(wfs_content_trim_tail(K, m.fd, &was), 2 * 4096);
+	assert_int_equal(was, wfs_plain_size(64 + 2 * 4124 + 1000 + 3300)); /* grown by the junk */
+	m.size = 2 * 4096;
+	model_check(&m);
+	/* damage in the middle: refused, nothing changed */
+	model_write(&m, m.size, 3 * 4096, 51);
+	test_pwrite_raw(m.fd, junk, 10, 64 + 4124 + 50);
+	assert_int_equal(wfs_content_trim_tail(K, m.fd, &was), -EIO);
+	assert_int_equal(test_fsize(m.fd), wfs_cipher_size(m.size));
 	model_close(&m);
 }
 
 static void test_no_header(void **state)
 {
 	int fd = test_memfd();
-	struct wfs_file_hdr h = {{0}};
+	struct wfs_file_hdr h = {{0}, 0};
 
 	(void)state;
 	assert_int_equal(wfs_content_pwrite(K, fd, &h, "abc", 3, 0), -EINVAL);
@@ -739,6 +879,9 @@ int main(void)
 		cmocka_unit_test(test_tamper_cross_file),
 		cmocka_unit_test(test_tamper_truncated),
 		cmocka_unit_test(test_tamper_zero_block),
+		cmocka_unit_test(test_tamper_end),
+		cmocka_unit_test(test_holes),
+		cmocka_unit_test(test_trim_tail),
 		cmocka_unit_test(test_no_header),
 		cmocka_unit_test(test_nonce_fresh),
 		cmocka_unit_test(test_key_switch),

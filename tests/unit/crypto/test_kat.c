@@ -60,7 +60,7 @@ static size_t hex_get(const char *text, const char *name, uint8_t *out, size_t c
 	return n;
 }
 
-static char *read_vector(void)
+static char *read_vector(const char *name)
 {
 	const char *dir = getenv("WFS_TEST_DATA");
 	char path[4096];
@@ -69,7 +69,7 @@ static char *read_vector(void)
 	size_t n;
 
 	assert_non_null(dir);
-	snprintf(path, sizeof(path), "%s/format-kat.txt", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "r");
 	assert_non_null(f);
 	buf[0] = '\n';
@@ -152,7 +152,7 @@ static void test_kat(void **state)
 	}
 
 	/* 1. byte for byte against the stored vector */
-	char *vec = read_vector();
+	char *vec = read_vector("format-kat.txt");
 	assert_int_equal(hex_get(vec, "master_key", want, sizeof(want)), 32);
 	assert_memory_equal(want, mk, 32);
 	assert_int_equal(hex_get(vec, "content_key", want, sizeof(want)), 32);
@@ -164,14 +164,14 @@ static void test_kat(void **state)
 	free(vec);
 
 	/* 2. independently, from docs/format.md */
-	uint8_t ck[32], hk[32], aad[24];
+	uint8_t ck[32], hk[32], aad[25];
 	hkdf_by_hand(mk, "wardfs v1 content key", ck);
 	hkdf_by_hand(mk, "wardfs v1 header key", hk);
 	assert_memory_equal(ck, k->content, 32);
 	assert_memory_equal(hk, k->header, 32);
 	static const uint8_t magic[8] = {0x89, 0x57, 0x41, 0x52, 0x44, 0x46, 0x53, 0x00};
 	assert_memory_equal(file, magic, 8);
-	assert_int_equal(file[8] | file[9] << 8, 1); /* version */
+	assert_int_equal(file[8] | file[9] << 8, 2); /* version */
 	assert_memory_equal(file + 16, h.file_id, 16);
 	for (int i = 0; i < 16; i++)
 		assert_int_equal(file[16 + i], 0xa0 + i); /* file id drawn first */
@@ -180,17 +180,23 @@ static void test_kat(void **state)
 	file[12] ^= 1; /* reserved bytes are covered */
 	assert_false(gcm_open_raw(hk, file + 36, file, 36, NULL, 0, file + 48, NULL));
 	file[12] ^= 1;
-	/* blocks: nonce || ct || tag, AAD = file id || le64(index) */
+	/* blocks: nonce || ct || tag, AAD = file id || le64(index) || end flag;
+	 * the last block stored is the end block (flag 1), all others 0 */
 	size_t pos = 64, plen;
 	for (uint64_t i = 0; pos < flen; i++, pos += plen + 28) {
 		plen = flen - pos - 28 < 4096 ? flen - pos - 28 : 4096;
 		memcpy(aad, file + 16, 16);
 		for (int b = 0; b < 8; b++)
 			aad[16 + b] = (uint8_t)(i >> (8 * b));
-		assert_true(gcm_open_raw(ck, file + pos, aad, 24, file + pos + 12, (int)plen,
+		aad[24] = pos + plen + 28 == flen;
+		assert_true(gcm_open_raw(ck, file + pos, aad, 25, file + pos + 12, (int)plen,
 					 file + pos + 12 + plen, got + i * 4096));
+		aad[24] ^= 1; /* the other end flag must fail */
+		assert_false(gcm_open_raw(ck, file + pos, aad, 25, file + pos + 12, (int)plen,
+					  file + pos + 12 + plen, got + i * 4096));
+		aad[24] ^= 1;
 		aad[16] ^= 1; /* another index must fail */
-		assert_false(gcm_open_raw(ck, file + pos, aad, 24, file + pos + 12, (int)plen,
+		assert_false(gcm_open_raw(ck, file + pos, aad, 25, file + pos + 12, (int)plen,
 					  file + pos + 12 + plen, got + i * 4096));
 	}
 	assert_int_equal(pos, flen);
@@ -204,10 +210,49 @@ static void test_kat(void **state)
 	close(fd);
 }
 
+/* Format 1 (no end block, AAD without the end flag) still reads, and a
+ * file in it stays in it when written and truncated. */
+static void test_kat_v1(void **state)
+{
+	uint8_t mk[32], plain[PLAIN_LEN + 3000], got[PLAIN_LEN + 4000], file[8192];
+	struct wfs_keys *k;
+	struct wfs_file_hdr h;
+	int fd = test_memfd();
+	char *vec = read_vector("format-kat-v1.txt");
+	size_t flen = hex_get(vec, "cipher_file", file, sizeof(file));
+
+	(void)state;
+	for (int i = 0; i < 32; i++)
+		mk[i] = (uint8_t)i;
+	assert_int_equal(wfs__keys_from_master(mk, &k), 0);
+	test_pwrite_raw(fd, file, flen, 0);
+	assert_int_equal(wfs_hdr_read(k, fd, &h), WFS_FORM_ENCRYPTED);
+	assert_int_equal(h.version, 1);
+	kat_plain(plain);
+	assert_int_equal(wfs_content_pread(k, fd, &h, got, sizeof(got), 0), PLAIN_LEN);
+	assert_memory_equal(got, plain, PLAIN_LEN);
+	/* append: format 1's sizes (a full last block, no end block) */
+	memset(plain + PLAIN_LEN, 0x3c, 3000);
+	assert_int_equal(wfs_content_pwrite(k, fd, &h, plain + PLAIN_LEN, 3000, PLAIN_LEN), 3000);
+	assert_int_equal(test_fsize(fd), 64 + 4124 + (8000 - 4096) + 28);
+	assert_int_equal(wfs_content_pread(k, fd, &h, got, sizeof(got), 0), 8000);
+	assert_memory_equal(got, plain, 8000);
+	assert_int_equal(wfs_content_truncate(k, fd, &h, 4096), 0);
+	assert_int_equal(test_fsize(fd), 64 + 4124);
+	assert_int_equal(wfs_content_pread(k, fd, &h, got, sizeof(got), 0), 4096);
+	assert_memory_equal(got, plain, 4096);
+	assert_int_equal(wfs_content_verify(k, fd, NULL, NULL), 0);
+	assert_int_equal(wfs_content_zero(k, fd, &h, 0, 10), -EOPNOTSUPP);
+	free(vec);
+	wfs_keys_free(k);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kat),
+		cmocka_unit_test(test_kat_v1),
 	};
 	assert_int_equal(wfs_crypto_init(), 0);
 	return cmocka_run_group_tests(tests, NULL, NULL);

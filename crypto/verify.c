@@ -1,0 +1,157 @@
+/*
+ * verify.c - checks every block of an encrypted file (wardfs fsck) and
+ * trims a damaged tail (fsck --repair): what a crash in the middle of a
+ * write that grew the file can leave when nothing else repaired it.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "crypto_internal.h"
+
+#define PB ((off_t)WFS_BLOCK_SIZE)
+#define CB ((size_t)WFS_CBLOCK_SIZE)
+
+/* What the walk found: the first damaged block and whether any block
+ * after it was intact (damage in the middle, not only at the end). */
+struct scan {
+	wfs_damage_fn fn;
+	void *arg;
+	long bad;
+	uint64_t first_bad;
+	bool good_after_bad;
+};
+
+static void damage(struct scan *s, uint64_t i, off_t at, const char *why)
+{
+	if (s->bad++ == 0)
+		s->first_bad = i;
+	if (s->fn != NULL)
+		s->fn(s->arg, i, at, why);
+}
+
+/* Why stored block i (clen bytes) fails, trying the other reading of its
+ * end flag to tell blocks appended or cut from plain damage. */
+static const char *why_bad(const struct wfs_keys *k, const struct wfs_file_hdr *h, uint64_t i,
+			   bool end, const uint8_t *cb, size_t clen, uint8_t *tmp)
+{
+	if (clen < WFS_BLOCK_OVERHEAD || (!wfs__v2(h) && clen == WFS_BLOCK_OVERHEAD))
+		return "truncated block";
+	if (wfs__v2(h) && !end && wfs__open_block(k, h, i, true, cb, clen, tmp) >= 0)
+		return "the end block is followed by more blocks (blocks appended)";
+	return "authentication failed";
+}
+
+static long walk(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h, struct scan *s)
+{
+	uint8_t *scr, tmp[WFS_BLOCK_SIZE];
+	struct stat st;
+	uint64_t nb;
+	size_t tail;
+
+	if ((scr = wfs__scratch()) == NULL)
+		return -ENOMEM;
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	if (st.st_size < (off_t)WFS_HDR_SIZE)
+		return -EINVAL;
+	nb = (uint64_t)(st.st_size - WFS_HDR_SIZE) / CB; /* whole stored blocks */
+	tail = (size_t)(st.st_size - WFS_HDR_SIZE) % CB;
+	for (uint64_t b0 = 0; b0 <= nb; b0 += WFS_SCRATCH_BLOCKS) {
+		ssize_t got =
+			wfs__pread_full(fd, scr, WFS_SCRATCH_BLOCKS * CB, wfs__cblock_off(b0));
+
+		if (got < 0) {
+			sodium_memzero(tmp, sizeof(tmp));
+			return got;
+		}
+		for (uint64_t j = 0; j * CB < (size_t)got; j++) {
+			uint64_t i = b0 + j;
+			size_t avail = (size_t)got - j * CB;
+			bool end;
+
+			if (avail > CB)
+				avail = CB;
+			/* format 2: only the short last block is the end block */
+			end = wfs__v2(h) && i == nb;
+			if (wfs__open_block(k, h, i, end, scr + j * CB, avail, tmp) >= 0) {
+				if (s->bad > 0)
+					s->good_after_bad = true;
+				continue;
+			}
+			damage(s, i, wfs__cblock_off(i),
+			       why_bad(k, h, i, end, scr + j * CB, avail, tmp));
+		}
+		if ((size_t)got < WFS_SCRATCH_BLOCKS * CB)
+			break;
+	}
+	if (wfs__v2(h) && tail == 0)
+		damage(s, nb, wfs__cblock_off(nb),
+		       "no end block: the file was cut at a block boundary");
+	sodium_memzero(tmp, sizeof(tmp));
+	return s->bad;
+}
+
+long wfs_content_verify(const struct wfs_keys *k, int fd, wfs_damage_fn fn, void *arg)
+{
+	struct scan s = {.fn = fn, .arg = arg};
+	struct wfs_file_hdr h;
+	int r = wfs_hdr_read(k, fd, &h);
+
+	if (r == -EIO) {
+		uint8_t raw[WFS_HDR_SIZE];
+		ssize_t n = wfs__pread_full(fd, raw, sizeof(raw), 0);
+
+		damage(&s, WFS_BLOCK_HEADER, 0, "authentication failed");
+		if (n < (ssize_t)WFS_HDR_SIZE)
+			return s.bad; /* too short to hold blocks */
+		/* check the blocks against the file id and format the header claims */
+		memcpy(h.file_id, raw + WFS_HDR_OFF_FILE_ID, WFS_FILE_ID_LEN);
+		h.version = wfs__get_le16(raw + 8) == WFS_FORMAT_1 ? WFS_FORMAT_1 : WFS_FORMAT_2;
+	} else if (r < 0) {
+		return r;
+	} else if (r != WFS_FORM_ENCRYPTED) {
+		return -EINVAL;
+	}
+	return walk(k, fd, &h, &s);
+}
+
+off_t wfs_content_trim_tail(const struct wfs_keys *k, int fd, off_t *was)
+{
+	struct scan s = {0};
+	struct wfs_file_hdr h;
+	struct stat st;
+	long r;
+
+	if ((r = wfs_hdr_read(k, fd, &h)) < 0)
+		return r;
+	if (r != WFS_FORM_ENCRYPTED)
+		return -EINVAL;
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	*was = wfs_plain_size(st.st_size);
+	if ((r = walk(k, fd, &h, &s)) < 0)
+		return r;
+	if (s.bad == 0)
+		return *was;
+	if (s.good_after_bad)
+		return -EIO; /* damage before intact blocks: trimming would lose them */
+	/* keep blocks [0, first_bad): whole ones; give format 2 a new end block */
+	off_t keep = (off_t)s.first_bad * PB;
+	if (wfs__v2(&h)) {
+		uint8_t cb[WFS_BLOCK_OVERHEAD];
+		ssize_t w;
+
+		if ((r = wfs__seal_block(k, &h, s.first_bad, true, NULL, 0, cb)) < 0)
+			return r;
+		if ((w = wfs__pwrite_full(fd, cb, sizeof(cb), wfs__cblock_off(s.first_bad))) < 0)
+			return w;
+	}
+	if (ftruncate(fd, wfs__cipher_size(&h, keep)) != 0 || fsync(fd) != 0)
+		return -errno;
+	return keep;
+}
