@@ -232,6 +232,20 @@ out:
 	return r;
 }
 
+/* The home's access and default ACLs onto the backing root. */
+static int copy_root_acls(const struct setup *s)
+{
+	int hfd = open(s->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int bfd = open(s->backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = hfd < 0 || bfd < 0 ? -errno : wfs_copy_acls(hfd, bfd);
+
+	if (hfd >= 0)
+		close(hfd);
+	if (bfd >= 0)
+		close(bfd);
+	return r;
+}
+
 static void print_lines(const struct setup *s)
 {
 	char opts[PATH_MAX * 2 + 64] = "", passfile[PATH_MAX];
@@ -333,10 +347,15 @@ static int run(struct setup *s)
 	} else {
 		printf("Resuming the set-up of %s's home in %s.\n", s->user, s->backing);
 	}
-	/* The mount root shows the backing root: give it the home's owner and mode. */
+	/* The mount root shows the backing root: give it the home's owner and
+	 * mode, and its ACLs (the entries moved keep their own). */
 	if (chown(s->backing, hst.st_uid, hst.st_gid) != 0 ||
 	    chmod(s->backing, hst.st_mode & 07777) != 0) {
 		fail("cannot set the owner and mode of '%s'%s", s->backing, "", errno);
+		goto out;
+	}
+	if ((r = copy_root_acls(s)) != 0) {
+		fail("cannot give '%s' the ACLs of '%s'", s->backing, s->home, -r);
 		goto out;
 	}
 	if (!wfs_vault_exists(s->backing)) {

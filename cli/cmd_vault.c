@@ -798,7 +798,40 @@ static void progress(struct migrate *m)
 		fputc('\n', stderr);
 }
 
-/* Copies extended attributes but the mark; only user.* failures are fatal. */
+#define ACL_ACCESS  "system.posix_acl_access"
+#define ACL_DEFAULT "system.posix_acl_default"
+
+/* Makes dst's ACL of that name src's: the same, or none when src has none. */
+static int copy_acl(int src, int dst, const char *name)
+{
+	char buf[8192]; /* an ACL of 1,000 entries */
+	ssize_t n = fgetxattr(src, name, buf, sizeof(buf));
+
+	if (n < 0 && errno != ENODATA && errno != ENOTSUP)
+		return -errno;
+	if (n >= 0)
+		return fsetxattr(dst, name, buf, (size_t)n, 0) != 0 ? -errno : 0;
+	/* None: dst may have inherited its directory's default ACL when it
+	 * was created, which would give it entries the original never had. */
+	if (fremovexattr(dst, name) != 0 && errno != ENODATA && errno != ENOTSUP)
+		return -errno;
+	return 0;
+}
+
+int wfs_copy_acls(int src, int dst)
+{
+	struct stat st;
+	int r;
+
+	if (fstat(src, &st) != 0)
+		return -errno;
+	if ((r = copy_acl(src, dst, ACL_ACCESS)) != 0)
+		return r;
+	return S_ISDIR(st.st_mode) ? copy_acl(src, dst, ACL_DEFAULT) : 0;
+}
+
+/* Copies extended attributes but the mark and the ACLs (wfs_copy_acls);
+ * only user.* failures are fatal. */
 static int copy_xattrs(int src, int dst)
 {
 	ssize_t n = flistxattr(src, NULL, 0), v;
@@ -816,6 +849,8 @@ static int copy_xattrs(int src, int dst)
 
 		if (!strcmp(p, WFS_MARK_XATTR))
 			continue; /* the form is the copy's own (wfs_hdr_write marks) */
+		if (!strcmp(p, ACL_ACCESS) || !strcmp(p, ACL_DEFAULT))
+			continue; /* exactly, and fatally: wfs_copy_acls */
 
 		free(val);
 		val = NULL;
@@ -924,8 +959,10 @@ static int convert(struct migrate *m, int dfd, const char *name, const char *rel
 		goto out;
 	}
 	struct timespec times[2] = {st.st_atim, st.st_mtim};
-	if (fchmod(dst, st.st_mode & 07777) != 0 || (r = copy_xattrs(src, dst)) != 0 ||
-	    futimens(dst, times) != 0 || fsync(dst) != 0) {
+	/* The ACL after the mode: setting an access ACL sets the group bits
+	 * from its mask, which the original's mode already shows. */
+	if (fchmod(dst, st.st_mode & 07777) != 0 || (r = wfs_copy_acls(src, dst)) != 0 ||
+	    (r = copy_xattrs(src, dst)) != 0 || futimens(dst, times) != 0 || fsync(dst) != 0) {
 		r = r ? r : -errno;
 		goto out;
 	}
@@ -1026,9 +1063,9 @@ static const char migrate_usage[] =
 	"files stored plain are encrypted, public and deny files stored encrypted\n"
 	"are decrypted. Run it while BACKING is not mounted. Each file is written\n"
 	"to .NAME" MIGRATE_SUFFIX " beside it, with the original's mode, owner,\n"
-	"times and extended attributes, then renamed over it; running migrate again\n"
-	"after an interruption removes leftovers and carries on. Files with more\n"
-	"than one hard link are skipped.\n"
+	"times and extended attributes (its POSIX ACL exactly), then renamed over\n"
+	"it; running migrate again after an interruption removes leftovers and\n"
+	"carries on. Files with more than one hard link are skipped.\n"
 	"\n"
 	"  --dry-run                list what would be converted, change nothing\n"
 	"  --policy FILE            the policy (default " DEFAULT_POLICY ")\n"

@@ -173,11 +173,13 @@ void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const ch
 int wfs_inode_path(struct wfs_inode *n, char *buf, size_t len);
 int wfs_child_path(struct wfs_inode *parent, const char *name, char *buf, size_t len);
 
-/* creds.c: act as the calling user for object creation. */
+/* creds.c: act as the calling user for object creation, with the
+ * caller's umask (this thread's only, until restore). */
 struct wfs_creds {
 	uid_t uid;
 	gid_t gid;
 	bool switched;
+	bool masked; /* the thread's umask is the request's */
 };
 int wfs_creds_become(fuse_req_t req, struct wfs_creds *c);
 void wfs_creds_restore(struct wfs_creds *c);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -180,6 +181,38 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	free(val);
 }
 
+#define ACL_ACCESS "system.posix_acl_access"
+#define MAX_GROUPS 256
+
+/* Whether the caller may keep a setgid bit of group gid (root standing for
+ * CAP_FSETID, as the kernel's in_group_or_capable would). */
+static bool in_group_or_root(fuse_req_t req, gid_t gid)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	if (ctx->uid == 0 || ctx->gid == gid)
+		return true;
+	gid_t groups[MAX_GROUPS];
+	int n = fuse_req_getgroups(req, MAX_GROUPS, groups);
+	for (int i = 0; i < n && i < MAX_GROUPS; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * Setting an access ACL clears the setgid bit of a file whose group the
+ * caller is not in (posix_acl_update_mode, natively). The backing file
+ * system sees the daemon (root) and keeps it; the kernel asks FUSE
+ * servers to do it with FUSE_SETXATTR_ACL_KILL_SGID, which libfuse 3.17
+ * does not pass on: so the daemon decides as the kernel would.
+ */
+static void acl_kill_sgid(fuse_req_t req, const char *pp)
+{
+	struct stat st;
+	if (stat(pp, &st) == 0 && (st.st_mode & S_ISGID) && !in_group_or_root(req, st.st_gid))
+		chmod(pp, st.st_mode & 07777 & ~S_ISGID);
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
@@ -203,6 +236,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		return;
 	}
 	r = setxattr(pp, name, value, size, flags) < 0 ? errno : 0;
+	if (!r && !strcmp(name, ACL_ACCESS))
+		acl_kill_sgid(req, pp);
 	wfs_inode_put_fd(n);
 	wfs_change_end(&ch, -r);
 	fuse_reply_err(req, r);

@@ -46,6 +46,26 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * owns killing setuid/setgid: see kill_suid and setattr.
 	 */
 	fuse_set_feature_flag(conn, FUSE_CAP_HANDLE_KILLPRIV_V2);
+	/*
+	 * POSIX ACLs: with FUSE_POSIX_ACL the kernel enforces them (it reads
+	 * system.posix_acl_* through getxattr, caches them, and forgets them
+	 * on its own setfacl and chmod); without it only the mode bits count
+	 * and an ACL a user sets is stored but means nothing. The backing
+	 * file system does the rest when the daemon forwards the xattr: it
+	 * keeps the mode in sync with an access ACL, updates the ACL's mask
+	 * on chmod, and gives new files their parent's default ACL. For the
+	 * last, the umask must not be applied when the parent has a default
+	 * ACL: FUSE_DONT_MASK leaves it to the daemon, which creates with the
+	 * caller's umask (creds.c) so the backing file system decides.
+	 */
+	if (!fuse_set_feature_flag(conn, FUSE_CAP_POSIX_ACL))
+		fprintf(stderr, "wardfs: the kernel offers no FUSE POSIX ACL support; "
+				"ACLs are stored but only the mode bits are enforced\n");
+	else if (!fuse_set_feature_flag(conn, FUSE_CAP_DONT_MASK))
+		/* The kernel masks the mode itself: a new file's inherited
+		 * default ACL is masked by the umask too. */
+		fprintf(stderr, "wardfs: the kernel offers no FUSE_DONT_MASK; files created "
+				"under a default ACL are also masked by the umask\n");
 	fuse_set_feature_flag(conn, FUSE_CAP_READDIRPLUS);
 	fuse_set_feature_flag(conn, FUSE_CAP_READDIRPLUS_AUTO);
 	fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
@@ -182,12 +202,12 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 
 	/*
-	 * The kernel has applied the caller's umask to the mode of every
-	 * create, mkdir and mknod before the request arrives: applying the
-	 * daemon's own (the mounting shell's 022) again would turn a 0664 the
-	 * caller asked for into 0644. The daemon's own files (audit db, key,
-	 * journal) are created with explicit modes; the log is opened by the
-	 * mount command.
+	 * Creates apply the caller's umask (sent with each create, mkdir and
+	 * mknod), never the daemon's own (the mounting shell's 022 would turn
+	 * a 0664 the caller asked for into 0644): workers take the request's
+	 * while they create (creds.c) and return to 0. The daemon's own files
+	 * (audit db, key, journal) are created with explicit modes; the log
+	 * is opened by the mount command.
 	 */
 	umask(0);
 
