@@ -351,8 +351,10 @@ def probe_immutable(path):
 
 def write_error(m, how):
     """The writer's error (shown by `wardfs status`) when the db is broken."""
-    return f"cannot write to audit database '{m.db}': " + (
-        "database or disk is full" if how == "full" else "disk I/O error")
+    if how == "ro":  # the writer's check of the files' attributes says it first
+        return (f"audit database '{m.db}' is immutable (chattr +i): rows cannot be "
+                "written; make it writable again (chattr -i -a)")
+    return f"cannot write to audit database '{m.db}': database or disk is full"
 
 
 @contextlib.contextmanager
@@ -360,9 +362,9 @@ def broken_db(m, how):
     """Puts m's db in a directory where, inside the block, SQLite writes fail:
     how="full": a small tmpfs filled up (ENOSPC); how="ro": the db and its
     WAL made immutable (writes fail with EPERM even for root). The daemon's
-    journal and the -shm mapping are left alone (they are memory mappings; a
-    store into an immutable or unallocated page would be SIGBUS). Yields a
-    function that breaks the db, then one that repairs it."""
+    journal and the -shm mapping are left alone (they are memory mappings; an
+    immutable -shm is test_immutable_db_wal_shm_do_not_kill_the_mount's).
+    Yields a function that breaks the db, then one that repairs it."""
     dbdir = m.base / "dbdir"
     stack = contextlib.ExitStack()
     with stack:
@@ -1292,3 +1294,89 @@ def test_db_deleted_while_mounted_is_a_write_failure(vault, mode):
     assert got == [(served,)], (served, got)
     r = verify(m.db)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------------------
+# 11. the db, its WAL and its -shm made immutable (issue 22.7)
+
+
+@contextlib.contextmanager
+def immutable_later(paths):
+    """Yields a function that makes paths immutable; always undoes it."""
+    made = []
+
+    def freeze():
+        for p in paths:
+            run("chattr", "+i", p)
+            made.append(p)
+
+    try:
+        yield freeze
+    finally:
+        for p in made:
+            if p.exists():
+                subprocess.run(["chattr", "-i", str(p)], check=False)
+
+
+def open_or_errno(path):
+    try:
+        open_close(path)
+        return 0
+    except OSError as e:
+        return e.errno
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_immutable_db_wal_shm_do_not_kill_the_mount(vault, mode):
+    """SQLite stores into its -shm through a shared mapping: once that page
+    has been written back, a store into an immutable -shm is a SIGBUS. The
+    daemon must survive it, treat it like any other write failure, and
+    write again once the files are mutable."""
+    m = vault
+    probe_immutable(m.base / "probe")
+    f = long_path(m.backing)
+    path = m.mnt / f.relative_to(m.backing)
+    files = [m.db, pathlib.Path(f"{m.db}-wal"), pathlib.Path(f"{m.db}-shm")]
+    with immutable_later(files) as freeze:
+        with mounted(m, f"--audit-failure={mode}", *SMALL_JOURNAL):
+            n = 0
+            for _ in range(2000):  # a burst, drained
+                open_close(path)
+                n += 1
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 20), m.status()
+            assert all(p.exists() for p in files)
+            run("sync")  # written back: the next store into -shm faults
+            freeze()
+            run("sync")
+            errs = {}
+            t = time.time()
+            while time.time() - t < 6 or (mode == "open" and status_int(m, "audit-lost") == 0):
+                for _ in range(200):
+                    e = open_or_errno(path)
+                    errs[e] = errs.get(e, 0) + 1
+                    n += e == 0
+                assert errno.ENOTCONN not in errs and errno.ECONNABORTED not in errs, \
+                    (errs, m.logtext()[-2000:])
+                assert time.time() - t < 120, errs
+            st = m.status()  # the daemon answers
+            assert "immutable" in st["audit-last-error"], st
+            if mode == "closed":
+                assert errs.get(errno.EACCES, 0) > 0, errs
+                assert open_or_errno(path) == errno.EACCES
+            else:
+                assert set(errs) == {0}, errs
+                assert status_int(m, "audit-lost") > 0
+            for p in files:
+                run("chattr", "-i", p)
+            # Rows flow again: the journal drains, opens are served.
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 30), m.status()
+            lost = status_int(m, "audit-lost")
+            assert wait_for(lambda: open_or_errno(path) == 0, 10), m.status()
+            n += 1
+            for _ in range(20):
+                open_close(path)
+                n += 1
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 30), m.status()
+            assert status_int(m, "audit-lost") == lost
+            assert is_mounted(m.mnt)
+        assert_rows_are_opens_minus_lost(m, f, n, lost)
