@@ -291,6 +291,23 @@ static int check_companions(struct wfs_audit *a, bool *journal, char *why, size_
 }
 
 /*
+ * Whether the journal's file system (the db's) refuses writes: ext4 turned
+ * read-only by an error (errors=remount-ro) does not say so in statvfs
+ * (Linux 6.x keeps it "rw" with an emergency_ro flag), and the writer may
+ * not write for seconds during a burst; meanwhile the rows stored in the
+ * journal's mapping never reach the disk (issue 22.8). A write of zero bytes
+ * changes nothing on a healthy file system and fails on that one. The
+ * errno, or 0.
+ */
+static int refuses_writes(struct wfs_audit *a)
+{
+	char none = 0;
+	if (a->j.fd < 0 || pwrite(a->j.fd, &none, 0, 0) == 0)
+		return 0;
+	return errno == EROFS || errno == EIO ? errno : 0;
+}
+
+/*
  * Is the db at db_path still the file the writer has open, on a writable
  * file system, and are it and its companions writable? SQLite goes on
  * writing to a deleted file without an error (its rows vanish at unmount),
@@ -308,6 +325,7 @@ static int check_db_file(struct wfs_audit *a)
 	bool ro = false;
 	char why[4096 + 512] = ""; /* set_error truncates it to last_error */
 	const char *how;
+	int we = 0;
 	int sr = statx_of(a->db_path, &sx);
 	if (atomic_load(&a->journal_faults)) {
 		/* Sticky: the faulting pages are private memory now (guard.c). */
@@ -333,11 +351,12 @@ static int check_db_file(struct wfs_audit *a)
 			 "audit database '%s' was replaced by another file while in use; "
 			 "remount to use it",
 			 a->db_path);
-	} else if (statvfs(a->db_path, &vs) == 0 && (vs.f_flag & ST_RDONLY)) {
+	} else if ((statvfs(a->db_path, &vs) == 0 && (vs.f_flag & ST_RDONLY)) ||
+		   (we = refuses_writes(a))) {
 		e = -EROFS;
 		ro = true;
-		snprintf(why, sizeof why, "the file system of audit database '%s' is read-only",
-			 a->db_path);
+		snprintf(why, sizeof why, "the file system of audit database '%s' is read-only%s%s",
+			 a->db_path, we ? ": " : "", we ? strerror(we) : "");
 	} else if (a->test_no_attr_check) {
 		/* unit tests: let SQLite meet the immutable files itself */
 	} else if ((how = refusing_attr(&sx))) {
