@@ -40,6 +40,8 @@ static void free_handle(struct wfs_audit *a)
 	wfs_writer_finalize(a);
 	if (a->db)
 		sqlite3_close(a->db);
+	if (a->journal_guarded)
+		wfs_guard_remove(a->j.map);
 	if (a->j.map || a->j.fd >= 0)
 		wfs_journal_close(&a->j);
 	wfs_buf_free(&a->scratch);
@@ -87,6 +89,7 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	if (!a)
 		return -ENOMEM;
 	a->j.fd = -1;
+	wfs_guard_install();
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->db_lock, NULL);
 	pthread_mutex_init(&a->err_lock, NULL);
@@ -124,6 +127,9 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	uint64_t cap = (uint64_t)(o->journal_kib ? o->journal_kib : DEFAULT_JOURNAL_KIB) * 1024;
 	if ((r = open_journal(a, cap, err, errlen)))
 		goto fail;
+	/* A store into the journal's mapping after it was made immutable or
+	 * its file system read-only is a SIGBUS: survive it (guard.c). */
+	a->journal_guarded = wfs_guard_add(a->j.map, a->j.map_len, &a->journal_faults) == 0;
 	if ((r = wfs_writer_prepare(a, err, errlen)))
 		goto fail;
 
@@ -133,8 +139,10 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	a->drain_pos = off;
 	a->drain_seq = seq;
 	int n;
+	wfs_guard_thread(true); /* SQLite's -shm (guard.c) */
 	while ((n = wfs_writer_drain(a, true, 4096)) > 0)
 		;
+	wfs_guard_thread(false);
 	if (n < 0) {
 		r = n;
 		snprintf(err, errlen, "cannot replay audit journal '%s': %s", a->journal_path,
@@ -432,6 +440,33 @@ void wfs_audit_counters(struct wfs_audit *a, struct wfs_audit_counters *c)
 	pthread_mutex_unlock(&a->err_lock);
 }
 
+/*
+ * Rows left in a journal that cannot keep them (its file system turned
+ * read-only, or its pages were made private after a SIGBUS) will not be
+ * there for the next mount to replay: they are lost now, and said so
+ * rather than vanishing (issue 22.8).
+ */
+static void count_stranded(struct wfs_audit *a)
+{
+	if (!a->writer_started || !atomic_load(&a->journal_unsafe))
+		return;
+	uint64_t pos, next;
+	wfs_audit_head(a, &pos, &next);
+	uint64_t drained = atomic_load(&a->drained_seq);
+	if (next - 1 <= drained)
+		return;
+	uint64_t n = next - 1 - drained;
+	uint64_t all = atomic_fetch_add(&a->lost, n) + n;
+	char why[sizeof a->last_error];
+	pthread_mutex_lock(&a->err_lock);
+	snprintf(why, sizeof why, "%s", a->last_error);
+	pthread_mutex_unlock(&a->err_lock);
+	fprintf(stderr,
+		"wardfs: %llu audit rows still in the journal '%s' could not be written to the "
+		"audit database and are lost (%llu lost in all): %s\n",
+		(unsigned long long)n, a->journal_path, (unsigned long long)all, why);
+}
+
 void wfs_audit_close(struct wfs_audit *a)
 {
 	if (!a)
@@ -444,6 +479,7 @@ void wfs_audit_close(struct wfs_audit *a)
 		pthread_mutex_unlock(&a->lock);
 		pthread_join(a->writer, NULL);
 	}
+	count_stranded(a);
 	free_handle(a);
 }
 

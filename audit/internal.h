@@ -184,6 +184,16 @@ struct wfs_audit {
 	ino_t db_ino;
 	bool db_bad;		     /* the last check failed (logged once) */
 	_Atomic bool journal_unsafe; /* the journal's file system is read-only too */
+	/* SIGBUS taken in the journal's mapping (guard.c): its pages are now
+	 * private memory, so rows stored there would not survive a crash. */
+	_Atomic unsigned journal_faults;
+	bool journal_guarded; /* the journal's range is registered with guard.c */
+	/* The writer took a SIGBUS inside SQLite (its -shm mapping): its WAL
+	 * index may differ from the readers'; reopen before the next write. */
+	bool db_poisoned;
+	/* Test hook: skip the writer's check of the files' attributes, so a
+	 * unit test reaches the SIGBUS that check would have prevented. */
+	bool test_no_attr_check;
 	struct wfs_path_slot *pcache;
 	int64_t pcache_gen; /* the anchor's pruned_to when the cache was filled */
 
@@ -251,6 +261,17 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		     struct wfs_audit_verify_result *r, unsigned char *last_mac);
 int wfs_key_for_db(const char *db_path, const char *key_path, unsigned char key[WFS_KEY_LEN],
 		   char *err, size_t errlen);
+
+/* ---- guard (guard.c): surviving SIGBUS in the audit's file mappings ---
+ * install: once per process (add does it too). thread(true): a SIGBUS in
+ * this thread is the caller's (the page becomes private memory, and
+ * thread_faults counts it). add: a SIGBUS in [p, p + len) from any thread
+ * is handled the same way and counted in *faults. */
+void wfs_guard_install(void);
+void wfs_guard_thread(bool on);
+unsigned wfs_guard_thread_faults(void);
+int wfs_guard_add(const void *p, size_t len, _Atomic unsigned *faults);
+void wfs_guard_remove(const void *p);
 
 /* Test hook: runs SQL on the writer's connection (fault injection). */
 int wfs_audit__exec(struct wfs_audit *a, const char *sql);

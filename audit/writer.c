@@ -6,10 +6,12 @@
  * highest drained seq in the same transaction as the rows.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -240,41 +242,131 @@ static int fail(struct wfs_audit *a, int rc, const char *what)
 	return e;
 }
 
+/* "immutable (chattr +i)" or "append-only (chattr +a)" when the file's
+ * attributes refuse the writes SQLite (or the journal) makes, else NULL. */
+static const char *refusing_attr(const struct statx *sx)
+{
+	uint64_t set = sx->stx_attributes & sx->stx_attributes_mask;
+	if (set & STATX_ATTR_IMMUTABLE)
+		return "immutable (chattr +i)";
+	if (set & STATX_ATTR_APPEND)
+		return "append-only (chattr +a)";
+	return NULL;
+}
+
+static int statx_of(const char *path, struct statx *sx)
+{
+	return statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO, sx) < 0 ? errno
+											  : 0;
+}
+
+/*
+ * The db's companions: SQLite's -wal and -shm, and the journal. One that is
+ * immutable or append-only makes every write fail; for -shm and the journal,
+ * which are written through shared mappings, the first store into a page
+ * already written back would be a SIGBUS (guard.c survives it; this check
+ * says so first, plainly). Fills why and returns -EPERM, or 0.
+ */
+static int check_companions(struct wfs_audit *a, bool *journal, char *why, size_t len)
+{
+	const char *suffix[] = {"-wal", "-shm"};
+	char path[4096];
+	struct statx sx;
+	const char *how;
+	for (int i = 0; i < 3; i++) {
+		if (i < 2)
+			snprintf(path, sizeof path, "%s%s", a->db_path, suffix[i]);
+		else
+			snprintf(path, sizeof path, "%s", a->journal_path);
+		if (statx_of(path, &sx) || !(how = refusing_attr(&sx)))
+			continue;
+		*journal = i == 2;
+		snprintf(why, len,
+			 "audit %s '%s' is %s: rows cannot be written; make it writable again "
+			 "(chattr -i -a)",
+			 i == 2 ? "journal" : "database file", path, how);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/*
+ * Whether the journal's file system (the db's) refuses writes: ext4 turned
+ * read-only by an error (errors=remount-ro) does not say so in statvfs
+ * (Linux 6.x keeps it "rw" with an emergency_ro flag), and the writer may
+ * not write for seconds during a burst; meanwhile the rows stored in the
+ * journal's mapping never reach the disk (issue 22.8). A write of zero bytes
+ * changes nothing on a healthy file system and fails on that one. The
+ * errno, or 0.
+ */
+static int refuses_writes(struct wfs_audit *a)
+{
+	char none = 0;
+	if (a->j.fd < 0 || pwrite(a->j.fd, &none, 0, 0) == 0)
+		return 0;
+	return errno == EROFS || errno == EIO ? errno : 0;
+}
+
 /*
  * Is the db at db_path still the file the writer has open, on a writable
- * file system? SQLite goes on writing to a deleted file without an error
- * (its rows vanish at unmount), and a read-only file system may still
- * accept stores into the journal's mapping that can never reach the disk.
- * Either is a write failure: closed mode refuses opens, open mode counts
- * the rows lost. A stat and a statvfs per transaction cost little.
+ * file system, and are it and its companions writable? SQLite goes on
+ * writing to a deleted file without an error (its rows vanish at unmount),
+ * a read-only file system may still accept stores into the journal's
+ * mapping that can never reach the disk, and an immutable -shm kills the
+ * process that stores into it. Each is a write failure: closed mode
+ * refuses opens, open mode counts the rows lost. A few statx calls per
+ * wake-up cost little.
  */
 static int check_db_file(struct wfs_audit *a)
 {
-	struct stat st;
+	struct statx sx;
 	struct statvfs vs;
 	int e = 0;
 	bool ro = false;
-	char why[256] = "";
-	int sr = stat(a->db_path, &st) < 0 ? errno : 0;
-	if (sr == ENOENT) {
+	char why[4096 + 512] = ""; /* set_error truncates it to last_error */
+	const char *how;
+	int we = 0;
+	int sr = statx_of(a->db_path, &sx);
+	if (atomic_load(&a->journal_faults)) {
+		/* Sticky: the faulting pages are private memory now (guard.c). */
+		e = -EIO;
+		ro = true;
+		snprintf(why, sizeof why,
+			 "audit journal '%s' could not be written through its mapping (made "
+			 "immutable, truncated or read-only while in use): rows kept in it would "
+			 "not survive a crash of the daemon; remount to use it again",
+			 a->journal_path);
+	} else if (sr == ENOENT) {
 		e = -ENOENT;
 		snprintf(why, sizeof why,
 			 "audit database '%s' was deleted while in use: rows written to it "
 			 "would be lost; remount to start a new one",
 			 a->db_path);
 	} else if (sr) {
-		/* cannot tell (EACCES, EIO...): no verdict from st's garbage */
-	} else if (st.st_dev != a->db_dev || st.st_ino != a->db_ino) {
+		/* cannot tell (EACCES, EIO...): no verdict from sx's garbage */
+	} else if (makedev(sx.stx_dev_major, sx.stx_dev_minor) != a->db_dev ||
+		   sx.stx_ino != a->db_ino) {
 		e = -ENOENT;
 		snprintf(why, sizeof why,
 			 "audit database '%s' was replaced by another file while in use; "
 			 "remount to use it",
 			 a->db_path);
-	} else if (statvfs(a->db_path, &vs) == 0 && (vs.f_flag & ST_RDONLY)) {
+	} else if ((statvfs(a->db_path, &vs) == 0 && (vs.f_flag & ST_RDONLY)) ||
+		   (we = refuses_writes(a))) {
 		e = -EROFS;
 		ro = true;
-		snprintf(why, sizeof why, "the file system of audit database '%s' is read-only",
-			 a->db_path);
+		snprintf(why, sizeof why, "the file system of audit database '%s' is read-only%s%s",
+			 a->db_path, we ? ": " : "", we ? strerror(we) : "");
+	} else if (a->test_no_attr_check) {
+		/* unit tests: let SQLite meet the immutable files itself */
+	} else if ((how = refusing_attr(&sx))) {
+		e = -EPERM;
+		snprintf(why, sizeof why,
+			 "audit database '%s' is %s: rows cannot be written; make it writable "
+			 "again (chattr -i -a)",
+			 a->db_path, how);
+	} else {
+		e = check_companions(a, &ro, why, sizeof why);
 	}
 	atomic_store(&a->journal_unsafe, ro);
 	if (e) {
@@ -286,13 +378,49 @@ static int check_db_file(struct wfs_audit *a)
 	return e;
 }
 
+/*
+ * The writer took a SIGBUS inside SQLite (guard.c made the page private):
+ * its view of the WAL index may no longer be the one readers share. The
+ * transaction counts as failed whatever SQLite said (the rows stay in the
+ * journal; the db's drained seq keeps their replay exactly-once), and the
+ * connection is replaced before the next one.
+ */
+static int poisoned(struct wfs_audit *a)
+{
+	wfs_audit_set_error(a,
+			    "cannot write to audit database '%s': a store into its shared memory "
+			    "file '%s-shm' failed (SIGBUS: immutable, truncated or read-only?)",
+			    a->db_path, a->db_path);
+	fprintf(stderr, "wardfs: %s\n", a->last_error);
+	sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+	wfs_paths_clear(a);
+	a->db_poisoned = true;
+	return -EIO;
+}
+
+/* A new connection for a poisoned one. It is closed without a checkpoint:
+ * its WAL index may be private memory that disagrees with the file. */
+static int reopen_db(struct wfs_audit *a)
+{
+	char err[sizeof a->last_error];
+	if (a->db)
+		sqlite3_db_config(a->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	wfs_writer_finalize(a);
+	sqlite3_close(a->db);
+	a->db = NULL;
+	int r = wfs_db_open(a->db_path, WFS_DB_WRITE, &a->db, err, sizeof err, NULL);
+	if (!r)
+		r = wfs_writer_prepare(a, err, sizeof err);
+	if (r) {
+		wfs_audit_set_error(a, "%s", err);
+		return r;
+	}
+	a->db_poisoned = false;
+	return 0;
+}
+
 int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 {
-	if (!crashed) {
-		int e = check_db_file(a);
-		if (e)
-			return e;
-	}
 	struct wfs_jrec r;
 	uint64_t pos = a->drain_pos, seq = a->drain_seq + 1;
 	uint64_t end = pos + a->j.cap; /* the ring before pos is free (zero) */
@@ -306,9 +434,14 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 	}
 
 	pthread_mutex_lock(&a->db_lock);
+	if (a->db_poisoned && (rc = reopen_db(a))) {
+		pthread_mutex_unlock(&a->db_lock);
+		return rc;
+	}
+	unsigned faults = wfs_guard_thread_faults();
 	rc = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (rc) {
-		int e = fail(a, rc, "write to");
+	if (rc || wfs_guard_thread_faults() != faults) {
+		int e = wfs_guard_thread_faults() != faults ? poisoned(a) : fail(a, rc, "write to");
 		pthread_mutex_unlock(&a->db_lock);
 		return e;
 	}
@@ -398,9 +531,10 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 	}
 	if (!rc)
 		rc = sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL);
-	if (rc) {
+	bool bus = wfs_guard_thread_faults() != faults;
+	if (rc || bus) {
 		sqlite3_reset(a->st_ins);
-		int e = fail(a, rc, "write to");
+		int e = bus ? poisoned(a) : fail(a, rc, "write to");
 		pthread_mutex_unlock(&a->db_lock);
 		return e;
 	}
@@ -511,6 +645,10 @@ void *wfs_writer_main(void *arg)
 {
 	struct wfs_audit *a = arg;
 	int fails = 0;
+	bool check_bad = false, sql_bad = false;
+	/* A SIGBUS in this thread comes from SQLite's -shm mapping (or the
+	 * journal's): survive it and fail the transaction (guard.c). */
+	wfs_guard_thread(true);
 	struct pace pace = {0, mono_ms(), 0};
 	uint64_t head_pos;
 	wfs_audit_head(a, &head_pos, &pace.seen_seq);
@@ -525,6 +663,28 @@ void *wfs_writer_main(void *arg)
 		}
 		pthread_mutex_unlock(&a->lock);
 		log_lost(a);
+		/* Checked at every wake-up, not only before a drain: during a
+		 * burst the writer defers draining for up to 5 s, and opens
+		 * served meanwhile must not go to a db or a journal that can no
+		 * longer be written (issue 22.8: a file system turned read-only
+		 * mid-burst served 129,000 opens whose rows were then lost). */
+		int ce = check_db_file(a);
+		if (ce) {
+			atomic_store(&a->writer_err, ce);
+			fails += fails < 12;
+			check_bad = true;
+			if (stopping)
+				return NULL; /* the rest is for the next open (or lost: close) */
+			continue;
+		}
+		if (check_bad) {
+			/* Only the check failed: writable again, serve again. */
+			check_bad = false;
+			if (!sql_bad) {
+				atomic_store(&a->writer_err, 0);
+				fails = 0;
+			}
+		}
 		if (!should_drain(a, &pace, stopping, fails) && !stopping)
 			continue;
 
@@ -545,9 +705,12 @@ void *wfs_writer_main(void *arg)
 				break;
 			batch = BATCH_MAX;
 		}
+		if (n > 0)
+			sql_bad = false;
 		if (n < 0) {
 			atomic_store(&a->writer_err, n);
 			fails++;
+			sql_bad = true;
 		} else {
 			pace.oldest_ms = 0;
 		}

@@ -13,6 +13,7 @@ import mmap
 import os
 import pathlib
 import pty
+import re
 import select
 import shutil
 import signal
@@ -21,6 +22,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -351,8 +353,10 @@ def probe_immutable(path):
 
 def write_error(m, how):
     """The writer's error (shown by `wardfs status`) when the db is broken."""
-    return f"cannot write to audit database '{m.db}': " + (
-        "database or disk is full" if how == "full" else "disk I/O error")
+    if how == "ro":  # the writer's check of the files' attributes says it first
+        return (f"audit database '{m.db}' is immutable (chattr +i): rows cannot be "
+                "written; make it writable again (chattr -i -a)")
+    return f"cannot write to audit database '{m.db}': database or disk is full"
 
 
 @contextlib.contextmanager
@@ -360,9 +364,9 @@ def broken_db(m, how):
     """Puts m's db in a directory where, inside the block, SQLite writes fail:
     how="full": a small tmpfs filled up (ENOSPC); how="ro": the db and its
     WAL made immutable (writes fail with EPERM even for root). The daemon's
-    journal and the -shm mapping are left alone (they are memory mappings; a
-    store into an immutable or unallocated page would be SIGBUS). Yields a
-    function that breaks the db, then one that repairs it."""
+    journal and the -shm mapping are left alone (they are memory mappings; an
+    immutable -shm is test_immutable_db_wal_shm_do_not_kill_the_mount's).
+    Yields a function that breaks the db, then one that repairs it."""
     dbdir = m.base / "dbdir"
     stack = contextlib.ExitStack()
     with stack:
@@ -1292,3 +1296,213 @@ def test_db_deleted_while_mounted_is_a_write_failure(vault, mode):
     assert got == [(served,)], (served, got)
     r = verify(m.db)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------------------
+# 11. the db, its WAL and its -shm made immutable (issue 22.7)
+
+
+@contextlib.contextmanager
+def immutable_later(paths):
+    """Yields a function that makes paths immutable; always undoes it."""
+    made = []
+
+    def freeze():
+        for p in paths:
+            run("chattr", "+i", p)
+            made.append(p)
+
+    try:
+        yield freeze
+    finally:
+        for p in made:
+            if p.exists():
+                subprocess.run(["chattr", "-i", str(p)], check=False)
+
+
+def open_or_errno(path):
+    try:
+        open_close(path)
+        return 0
+    except OSError as e:
+        return e.errno
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_immutable_db_wal_shm_do_not_kill_the_mount(vault, mode):
+    """SQLite stores into its -shm through a shared mapping: once that page
+    has been written back, a store into an immutable -shm is a SIGBUS. The
+    daemon must survive it, treat it like any other write failure, and
+    write again once the files are mutable."""
+    m = vault
+    probe_immutable(m.base / "probe")
+    f = long_path(m.backing)
+    path = m.mnt / f.relative_to(m.backing)
+    files = [m.db, pathlib.Path(f"{m.db}-wal"), pathlib.Path(f"{m.db}-shm")]
+    with immutable_later(files) as freeze:
+        with mounted(m, f"--audit-failure={mode}", *SMALL_JOURNAL):
+            n = 0
+            for _ in range(2000):  # a burst, drained
+                open_close(path)
+                n += 1
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 20), m.status()
+            assert all(p.exists() for p in files)
+            run("sync")  # written back: the next store into -shm faults
+            freeze()
+            run("sync")
+            errs = {}
+            t = time.time()
+            while time.time() - t < 6 or (mode == "open" and status_int(m, "audit-lost") == 0):
+                for _ in range(200):
+                    e = open_or_errno(path)
+                    errs[e] = errs.get(e, 0) + 1
+                    n += e == 0
+                assert errno.ENOTCONN not in errs and errno.ECONNABORTED not in errs, \
+                    (errs, m.logtext()[-2000:])
+                assert time.time() - t < 120, errs
+            st = m.status()  # the daemon answers
+            assert "immutable" in st["audit-last-error"], st
+            if mode == "closed":
+                assert errs.get(errno.EACCES, 0) > 0, errs
+                assert open_or_errno(path) == errno.EACCES
+            else:
+                assert set(errs) == {0}, errs
+                assert status_int(m, "audit-lost") > 0
+            for p in files:
+                run("chattr", "-i", p)
+            # Rows flow again: the journal drains, opens are served.
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 30), m.status()
+            lost = status_int(m, "audit-lost")
+            assert wait_for(lambda: open_or_errno(path) == 0, 10), m.status()
+            n += 1
+            for _ in range(20):
+                open_close(path)
+                n += 1
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 30), m.status()
+            assert status_int(m, "audit-lost") == lost
+            assert is_mounted(m.mnt)
+        assert_rows_are_opens_minus_lost(m, f, n, lost)
+
+
+# ---------------------------------------------------------------------------
+# 12. the db's file system turns read-only under load (issue 22.8)
+
+
+class LoopExt4:
+    """A small ext4 on a loop device, mounted errors=remount-ro at path, that
+    a test can make fail as a disk error would (ext4's trigger_fs_error)."""
+
+    def __init__(self, path, size_mb=200):
+        self.path = path
+        self.img = path.parent / f"{path.name}.img"
+        run("truncate", "-s", f"{size_mb}M", self.img)
+        run("mkfs.ext4", "-q", "-F", self.img)
+        self.dev = run("losetup", "-f", "--show", self.img).stdout.strip()
+        path.mkdir()
+        self.mount()
+
+    def mount(self):
+        run("mount", "-o", "errors=remount-ro", self.dev, self.path)
+        self.path.chmod(0o700)
+
+    def fail(self):
+        """An ext4 error: with errors=remount-ro the file system is read-only
+        from now on, and the dirty pages it held never reach the disk."""
+        sysfs = pathlib.Path("/sys/fs/ext4") / pathlib.Path(self.dev).name / "trigger_fs_error"
+        sysfs.write_text("wardfs test\n")
+        # Linux 6.x marks it emergency_ro and leaves "rw" (statvfs too)
+        opts = self.options()
+        assert "ro" in opts or "emergency_ro" in opts, opts
+
+    def options(self):
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                if line.split()[1] == str(self.path):
+                    return line.split()[3].split(",")
+        return []
+
+    def repair(self):
+        """Unmounted, checked and mounted again, as an admin would."""
+        run("umount", self.path)
+        run("e2fsck", "-fy", self.dev, check=False)
+        self.mount()
+
+    def close(self):
+        if is_mounted(self.path):
+            if subprocess.run(["umount", str(self.path)]).returncode:
+                subprocess.run(["umount", "-l", str(self.path)], check=False)
+        subprocess.run(["losetup", "-d", self.dev], check=False)
+        self.img.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def loop_ext4(path):
+    fs = LoopExt4(path)
+    try:
+        yield fs
+    finally:
+        fs.close()
+
+
+def logged_lost(m):
+    """The rows the daemon's log says were lost, in all (its last count)."""
+    counts = [int(x) for x in re.findall(r"\((\d+)(?: lost)? in all\)", m.logtext())]
+    return max(counts, default=0)
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_db_file_system_turning_read_only_loses_nothing_silently(vault, mode):
+    """ext4's errors=remount-ro under a burst of opens: the writer defers
+    during a burst, and used to notice only when it drained; meanwhile every
+    open was served and its row went to a journal that could no longer
+    reach the disk (139,000 rows gone, audit-lost 0). Now closed mode
+    refuses opens within a writer interval, and every row that is not in
+    the db is counted lost and logged."""
+    m = vault
+    (m.backing / "f").write_text("x")
+    with loop_ext4(m.base / "dbfs") as fs:
+        m.db = fs.path / "audit.db"
+        counts = {0: 0, errno.EACCES: 0}
+        with mounted(m, f"--audit-failure={mode}"):
+            for _ in range(200):
+                open_close(m.mnt / "f")
+            assert wait_for(lambda: m.status()["audit-pending"] == "0", 10)
+            run("sync")  # these 200 rows are on the disk
+            stop = threading.Event()
+
+            def burst():  # the writer defers its drain while it lasts
+                while not stop.is_set():
+                    e = open_or_errno(m.mnt / "f")
+                    counts[e] = counts.get(e, 0) + 1
+
+            opener = threading.Thread(target=burst)
+            opener.start()
+            try:
+                time.sleep(0.5)
+                # What the writer committed before the burst was detected
+                # reaches the disk (rows SQLite committed but the file system
+                # never wrote are a machine crash's loss, docs/audit.md) ...
+                os.sync()
+                before = counts[0]
+                fs.fail()  # ... then the file system fails mid-burst
+                time.sleep(2.5)
+                st = m.status()
+            finally:
+                stop.set()
+                opener.join()
+            assert set(counts) == {0, errno.EACCES}, counts
+            served, refused = 200 + counts[0], counts[errno.EACCES]
+            assert "read-only" in m.logtext(), m.logtext()[-2000:]
+            if mode == "closed":
+                # refused within a few writer intervals, not 129,000 opens later
+                assert refused > 0 and counts[0] - before < 3000, (before, counts)
+            else:
+                assert refused == 0 and status_int(m, "audit-lost") > 0, st
+        lost = logged_lost(m)
+        assert lost > 0, m.logtext()[-2000:]
+        fs.repair()
+        rows = db_rows(m.db, "SELECT count(*) FROM events WHERE path = '/f' "
+                       "AND kind = 'open'")[0][0]
+        # Every served open is a row, or counted lost (a row the journal
+        # had on the disk may be both: replayed later, and told lost now).
+        assert served - rows <= lost, (served, rows, lost)

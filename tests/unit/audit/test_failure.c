@@ -176,6 +176,66 @@ static void test_immutable_at_open(void **state)
 	assert_non_null(strstr(err, t->db));
 }
 
+static int chattr_all(const struct tenv *t, char op)
+{
+	char cmd[800];
+	snprintf(cmd, sizeof cmd, "chattr %ci '%s' '%s-wal' '%s-shm' 2>/dev/null", op, t->db, t->db,
+		 t->db);
+	return system(cmd);
+}
+
+/*
+ * The db, its WAL and its -shm made immutable under a running writer
+ * (issue 22.7). The writer's check of the files' attributes is switched
+ * off, so SQLite stores into the -shm page that sync wrote back: a SIGBUS,
+ * which killed the daemon. It must be survived as a write failure (closed:
+ * refused), and rows must flow again once the files are mutable.
+ */
+static void test_sigbus_in_shm_is_a_write_failure(void **state)
+{
+	struct tenv *t = *state;
+	struct wfs_audit *a = topen(t, "/m", false, 1024);
+	a->test_no_attr_check = true;
+	char p[64];
+	int ok = 0;
+	for (int i = 0; i < 200; i++, ok++) {
+		struct wfs_audit_event e = tevent(i, p, sizeof p);
+		assert_int_equal(wfs_audit_record(a, &e), 0);
+	}
+	assert_true(drained(a));
+	sync(); /* the -shm pages are clean: the next store into one faults */
+	if (chattr_all(t, '+') != 0) {
+		chattr_all(t, '-');
+		wfs_audit_close(a);
+		skip(); /* no chattr support on this filesystem */
+	}
+	sync();
+	int r = record_until_error(a, &ok);
+	struct wfs_audit_counters c;
+	wfs_audit_counters(a, &c);
+	assert_int_equal(chattr_all(t, '-'), 0);
+	assert_true(r == -EIO || r == -EPERM);
+	assert_non_null(strstr(c.last_error, t->db));
+	/* mutable again: the writer reopens the db and catches up */
+	struct wfs_audit_event e = tevent(0, p, sizeof p);
+	r = -1;
+	for (int i = 0; i < 500 && r; i++) {
+		usleep(10000);
+		r = wfs_audit_record(a, &e);
+	}
+	assert_int_equal(r, 0);
+	ok++;
+	assert_true(drained(a));
+	wfs_audit_close(a);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events"), ok);
+	struct wfs_audit_db *d;
+	char err[256];
+	struct wfs_audit_verify_result vr;
+	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
+	assert_int_equal(wfs_audit_verify(d, NULL, &vr, err, sizeof err), 0);
+	wfs_audit_db_close(d);
+}
+
 static void test_corrupt_at_open(void **state)
 {
 	struct tenv *t = *state;
@@ -264,10 +324,15 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tenv_setup, tenv_teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_full_closed),	       T(test_full_open),
-		T(test_readonly_closed),       T(test_readonly_open),
-		T(test_stalled_writer_closed), T(test_immutable_at_open),
-		T(test_corrupt_at_open),       T(test_foreign_db),
+		T(test_full_closed),
+		T(test_full_open),
+		T(test_readonly_closed),
+		T(test_readonly_open),
+		T(test_stalled_writer_closed),
+		T(test_immutable_at_open),
+		T(test_corrupt_at_open),
+		T(test_foreign_db),
+		T(test_sigbus_in_shm_is_a_write_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
