@@ -81,35 +81,47 @@ static void unescape(char *s)
 	*w = '\0';
 }
 
+/*
+ * Splits one mountinfo line in place, "id parent maj:min root MOUNTPOINT
+ * opts [tags...] - TYPE SOURCE ...", into its mount point, type and source
+ * (escapes undone). False for a line without them.
+ */
+static bool mountinfo_fields(char *line, char **mp, char **fstype, char **src)
+{
+	char *save;
+	int field = 0;
+	bool after_dash = false;
+
+	*mp = *fstype = *src = NULL;
+	for (char *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
+		if (++field == 5)
+			*mp = t;
+		else if (after_dash && !*fstype)
+			*fstype = t;
+		else if (after_dash) {
+			*src = t;
+			break;
+		} else if (field > 6 && !strcmp(t, "-"))
+			after_dash = true;
+	}
+	if (!*mp || !*fstype || !*src)
+		return false;
+	unescape(*mp);
+	unescape(*src);
+	return true;
+}
+
 int wfs_backing_mounted(const char *backing, char *mnt, size_t len)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
 		return -errno;
-	char *line = NULL;
+	char *line = NULL, *mp, *fstype, *src;
 	size_t cap = 0;
 	int r = 0;
 	while (r == 0 && getline(&line, &cap, f) > 0) {
-		/* id parent maj:min root MOUNTPOINT opts [tags...] - TYPE SOURCE ... */
-		char *save, *mp = NULL, *fstype = NULL, *src = NULL;
-		int field = 0;
-		bool after_dash = false;
-		for (char *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
-			if (++field == 5)
-				mp = t;
-			else if (after_dash && !fstype)
-				fstype = t;
-			else if (after_dash) {
-				src = t;
-				break;
-			} else if (field > 6 && !strcmp(t, "-"))
-				after_dash = true;
-		}
-		if (!mp || !fstype || !src || strcmp(fstype, WFS_FSTYPE))
-			continue;
-		unescape(mp);
-		unescape(src);
-		if (!strcmp(src, backing)) {
+		if (mountinfo_fields(line, &mp, &fstype, &src) && !strcmp(fstype, WFS_FSTYPE) &&
+		    !strcmp(src, backing)) {
 			snprintf(mnt, len, "%s", mp);
 			r = 1;
 		}
@@ -128,27 +140,12 @@ int wfs_mount_type(const char *path, char *type, size_t len)
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
 		return -errno;
-	char *line = NULL;
+	char *line = NULL, *mp, *fstype, *src;
 	size_t cap = 0;
 	r = -EINVAL;
 	while (getline(&line, &cap, f) > 0) {
-		/* id parent maj:min root MOUNTPOINT opts [tags...] - TYPE src ... */
-		char *save, *mp = NULL, *fstype = NULL;
-		int field = 0;
-		bool after_dash = false;
-		for (char *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
-			if (++field == 5)
-				mp = t;
-			else if (after_dash) {
-				fstype = t;
-				break;
-			} else if (field > 6 && !strcmp(t, "-"))
-				after_dash = true;
-		}
-		if (!mp || !fstype)
-			continue;
-		unescape(mp);
-		if (!strcmp(mp, want)) { /* the last match is the topmost mount */
+		/* the last match is the topmost mount */
+		if (mountinfo_fields(line, &mp, &fstype, &src) && !strcmp(mp, want)) {
 			snprintf(type, len, "%s", fstype);
 			r = 0;
 		}
