@@ -252,7 +252,24 @@ struct wctx {
 	int fd;
 	const uint8_t *data;
 	off_t off, end, P, newsize;
+	off_t S; /* cipher size before the write (for the undo journal) */
 };
+
+/* Stores n cipher bytes at at, the old ones kept in the undo journal
+ * (undo.c) until the write is done. */
+static ssize_t store(const struct wfs_file_hdr *h, int fd, const uint8_t *buf, size_t n, off_t at,
+		     off_t old_size)
+{
+	struct wfs__undo_ticket t;
+	int r = wfs__undo_begin(h->undo, fd, h, at, n, old_size, &t);
+	ssize_t w;
+
+	if (r < 0)
+		return r;
+	w = wfs__pwrite_full(fd, buf, n, at);
+	wfs__undo_end(h->undo, &t);
+	return w;
+}
 
 /*
  * Seals block i as it is after the write into cb: the write's bytes over
@@ -324,7 +341,7 @@ static int store_blocks(const struct wctx *w, uint64_t first, uint64_t last)
 				goto out;
 			clen += (size_t)r;
 		}
-		if ((r = wfs__pwrite_full(w->fd, scr, clen, wfs__cblock_off(c))) < 0)
+		if ((r = store(w->h, w->fd, scr, clen, wfs__cblock_off(c), w->S)) < 0)
 			goto out;
 		c += nb;
 	}
@@ -355,6 +372,7 @@ static ssize_t write_range(const struct wfs_keys *k, int fd, const struct wfs_fi
 		return -EINVAL; /* no header: the caller must wfs_hdr_write first */
 	if ((off_t)n > INT64_MAX - off || wfs__cipher_size(h, off + (off_t)n) < 0)
 		return -EFBIG;
+	w.S = st.st_size;
 	w.P = wfs_plain_size(st.st_size);
 	w.end = off + (off_t)n;
 	w.newsize = w.end > w.P ? w.end : w.P;
@@ -421,8 +439,8 @@ int wfs_content_truncate(const struct wfs_keys *k, int fd, const struct wfs_file
 		if ((nl > 0 && (r = read_block(k, fd, h, P, i, tmp)) < 0) ||
 		    (r = wfs__seal_block(k, h, i, wfs__v2(h), tmp, nl, cb)) < 0)
 			goto out;
-		if ((w = wfs__pwrite_full(fd, cb, nl + WFS_BLOCK_OVERHEAD, wfs__cblock_off(i))) <
-		    0) {
+		if ((w = store(h, fd, cb, nl + WFS_BLOCK_OVERHEAD, wfs__cblock_off(i),
+			       st.st_size)) < 0) {
 			r = (int)w;
 			goto out;
 		}

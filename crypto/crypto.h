@@ -80,9 +80,13 @@ enum wfs_form {
 };
 const char *wfs_form_name(enum wfs_form f);
 
+struct wfs_undo_file;
 struct wfs_file_hdr {
 	uint8_t file_id[16];
 	uint16_t version; /* format: 1 (read and written as it is) or 2 */
+	/* the file's undo journal state, or NULL (no journal): set by the
+	 * caller after wfs_hdr_read / wfs_hdr_write, which clear it */
+	struct wfs_undo_file *undo;
 };
 
 /*
@@ -173,6 +177,29 @@ off_t wfs_content_seek(int fd, const struct wfs_file_hdr *h, off_t off, int when
 /* Reserves backing space for plaintext [off, off + len) (fallocate(2) mode
  * 0 or FALLOC_FL_KEEP_SIZE on the blocks' cipher range) without writing. */
 int wfs_content_reserve(int fd, const struct wfs_file_hdr *h, off_t off, off_t len, int mode);
+
+/*
+ * The undo journal (undo.c): before a write changes an encrypted file's
+ * stored bytes, their old copy goes to BACKING/.wardfs/undo, so that a
+ * crash in the middle of the write loses nothing written before it.
+ * wfs_undo_replay puts back what a crash left there (call it at mount,
+ * before wfs_undo_open, which empties the journal); it returns the
+ * entries applied or -errno, and reports each. wfs_undo_close syncs the
+ * file system and empties the journal (unmount). A file's state
+ * (wfs_undo_file_new, from its name_to_handle_at(2) handle) goes in its
+ * header's undo field; wfs_undo_file_synced after each successful fsync.
+ */
+struct wfs_undo;
+typedef void (*wfs_undo_report_fn)(void *arg, const char *path, off_t at, size_t restored,
+				   off_t size_was, off_t size_now);
+long wfs_undo_replay(const struct wfs_keys *k, int dirfd, const char *name, int mount_fd,
+		     wfs_undo_report_fn fn, void *arg);
+int wfs_undo_open(int dirfd, const char *name, struct wfs_undo **out);
+void wfs_undo_close(struct wfs_undo *u);
+struct wfs_undo_file *wfs_undo_file_new(struct wfs_undo *u, int handle_type, const void *handle,
+					unsigned handle_bytes);
+void wfs_undo_file_free(struct wfs_undo_file *f);
+void wfs_undo_file_synced(struct wfs_undo_file *f, off_t cipher_size);
 
 /* Called for each damaged block found by wfs_content_verify; block is
  * WFS_BLOCK_HEADER (cipher_off 0) when the header fails authentication. */

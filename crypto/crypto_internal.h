@@ -121,6 +121,17 @@ int wfs__seal_block(const struct wfs_keys *k, const struct wfs_file_hdr *h, uint
 		    const uint8_t *pt, size_t len, uint8_t *cb);
 bool wfs__all_zero(const uint8_t *p, size_t n);
 
+/* An undo entry in flight (undo.c): saves [at, at + len) of fd as it is
+ * (the part below old_size) before the caller overwrites it, and is
+ * cleared by wfs__undo_end once the write is done. f NULL: no journal. */
+struct wfs__undo_ticket {
+	off_t off; /* -1: none */
+	bool pinned;
+};
+int wfs__undo_begin(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *h, off_t at,
+		    size_t len, off_t old_size, struct wfs__undo_ticket *t);
+void wfs__undo_end(struct wfs_undo_file *f, const struct wfs__undo_ticket *t);
+
 /*
  * Randomness for file ids and nonces. Tests may replace it with a
  * deterministic source to produce known-answer vectors; NULL restores

@@ -71,6 +71,7 @@ int wfs_hdr_read(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h)
 		return -EIO; /* authentic but not a layout this build reads */
 	memcpy(h->file_id, b + HDR_OFF_FILE_ID, WFS_FILE_ID_LEN);
 	h->version = v;
+	h->undo = NULL;
 	return WFS_FORM_ENCRYPTED;
 }
 
@@ -92,6 +93,7 @@ int wfs_hdr_write(const struct wfs_keys *k, int fd, struct wfs_file_hdr *h)
 		return r;
 	memcpy(h->file_id, b + HDR_OFF_FILE_ID, WFS_FILE_ID_LEN);
 	h->version = HDR_VERSION;
+	h->undo = NULL;
 	if ((r = wfs__seal_block(k, h, 0, true, NULL, 0, b + WFS_HDR_SIZE)) != 0)
 		return r;
 	if ((n = wfs__pwrite_full(fd, b, sizeof(b), 0)) < 0)

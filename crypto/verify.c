@@ -99,7 +99,7 @@ static long walk(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h,
 long wfs_content_verify(const struct wfs_keys *k, int fd, wfs_damage_fn fn, void *arg)
 {
 	struct scan s = {.fn = fn, .arg = arg};
-	struct wfs_file_hdr h;
+	struct wfs_file_hdr h = {0};
 	int r = wfs_hdr_read(k, fd, &h);
 
 	if (r == -EIO) {

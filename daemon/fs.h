@@ -78,6 +78,8 @@ struct wfs_inode {
 	int backing_id; /* passthrough id shared by all opens, 0 if none */
 	enum wfs_serve serve;
 	struct wfs_file_hdr hdr; /* WFS_SERVE_ENCRYPTED */
+	/* its undo journal state, made once (wfs_inode_undo) */
+	_Atomic(struct wfs_undo_file *) undo;
 
 	/* serializes read-modify-write on encrypted files */
 	pthread_rwlock_t io_lock;
@@ -130,6 +132,7 @@ struct wfs_fs {
 	int64_t policy_loaded_ns;
 
 	struct wfs_keys *keys;
+	struct wfs_undo *undo; /* BACKING/.wardfs/undo, with keys */
 	struct wfs_audit *audit;
 	atomic_uint_fast64_t integrity_errors;
 	/* READ/WRITE requests the daemon served itself (passthrough: none) */
@@ -254,6 +257,9 @@ int wfs_file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_file_
  * into the file and n->hdr. The caller keeps other opens from racing it
  * (open_lock or io_lock). Returns 0 or -errno. */
 int wfs_file_begin_encrypted(struct wfs_inode *n, int fd);
+/* Gives h (n's header, just read or written) n's undo journal state, made
+ * on first use. */
+void wfs_inode_undo(struct wfs_inode *n, struct wfs_file_hdr *h);
 
 /*
  * Every change of an encrypted file's bytes goes between these two: they

@@ -176,6 +176,7 @@ static void inode_free(struct wfs_fs *fs, struct wfs_inode *n)
 	pthread_mutex_destroy(&n->open_lock);
 	pthread_rwlock_destroy(&n->io_lock);
 	pthread_mutex_destroy(&n->wb_lock);
+	wfs_undo_file_free(atomic_load(&n->undo));
 	free(n->name);
 	free(n);
 }

@@ -68,11 +68,25 @@ static int passthrough_id(fuse_req_t req, struct wfs_inode *n, int fd)
 	return id;
 }
 
+void wfs_inode_undo(struct wfs_inode *n, struct wfs_file_hdr *h)
+{
+	struct wfs_undo_file *u = atomic_load(&n->undo), *none = NULL;
+	if (!u && wfs.undo) {
+		u = wfs_undo_file_new(wfs.undo, (int)n->handle_type, n->handle, n->handle_bytes);
+		if (u && !atomic_compare_exchange_strong(&n->undo, &none, u)) {
+			wfs_undo_file_free(u); /* another thread made it first */
+			u = none;
+		}
+	}
+	h->undo = u;
+}
+
 int wfs_file_begin_encrypted(struct wfs_inode *n, int fd)
 {
 	int r = wfs_hdr_write(wfs.keys, fd, &n->hdr);
 	if (r < 0)
 		return r;
+	wfs_inode_undo(n, &n->hdr);
 	atomic_store(&n->form, WFS_FORM_ENCRYPTED);
 	return 0;
 }
@@ -112,6 +126,7 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 			if (!wfs.keys)
 				return -EACCES;
 			int h = wfs_hdr_read(wfs.keys, f->fd, &n->hdr);
+			wfs_inode_undo(n, &n->hdr);
 			if (h != WFS_FORM_ENCRYPTED) {
 				/* Marked, so ours: a header that fails or is gone
 				 * (replaced by plaintext) is damage, not plain bytes. */
@@ -436,6 +451,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	struct wfs_file *f = (struct wfs_file *)(uintptr_t)fi->fh;
 	int fd = wfs_file_get_fd(f);
 	int r = fd < 0 ? fd : (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
+	struct stat st;
+	if (r == 0 && f->serve == WFS_SERVE_ENCRYPTED && fstat(fd, &st) == 0)
+		/* what the undo journal kept of the file may go now */
+		wfs_undo_file_synced(atomic_load(&f->inode->undo), st.st_size);
 	wfs_file_put_fd(f, fd);
 	fuse_reply_err(req, -r);
 }

@@ -182,6 +182,55 @@ static void report(struct wfs_daemon_opts *o, const char *fmt, ...)
 	}
 }
 
+/* Each write a crash cut short and the undo journal put back: a row. */
+static void undo_applied(void *arg, const char *path, off_t at, size_t restored, off_t size_was,
+			 off_t size_now)
+{
+	(void)arg;
+	char detail[256];
+	const char *rel = path;
+	size_t bl = strlen(wfs.o->backing);
+	if (!strncmp(path, wfs.o->backing, bl) && path[bl] == '/')
+		rel = path + bl;
+	snprintf(detail, sizeof(detail),
+		 "undo journal: a write cut short by a crash was undone: %zu bytes put back "
+		 "at cipher offset %lld, size %lld -> %lld",
+		 restored, (long long)at, (long long)size_was, (long long)size_now);
+	fprintf(stderr, "wardfs: %s: %s\n", rel, detail);
+	struct wfs_audit_event ev = {.kind = WFS_AUDIT_INTEGRITY,
+				     .path = rel,
+				     .form = "encrypted",
+				     .allowed = true,
+				     .detail = detail};
+	wfs_audit_record(wfs.audit, &ev);
+}
+
+/*
+ * Puts back what the undo journal kept of writes a crash cut short (before
+ * anything is served), then starts it afresh for this mount.
+ */
+static int start_undo(struct wfs_daemon_opts *o)
+{
+	int dfd = openat(wfs.root_fd, ".wardfs", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	long r;
+	if (dfd < 0) {
+		report(o, "wardfs: cannot open '%s/.wardfs': %s", o->backing, strerror(errno));
+		return -1;
+	}
+	r = wfs_undo_replay(wfs.keys, dfd, "undo", wfs.mount_fd, undo_applied, NULL);
+	if (r < 0) {
+		report(o, "wardfs: cannot replay the undo journal '%s/.wardfs/undo': %s",
+		       o->backing, strerror((int)-r));
+		close(dfd);
+		return -1;
+	}
+	if ((r = wfs_undo_open(dfd, "undo", &wfs.undo)) < 0)
+		report(o, "wardfs: cannot open the undo journal '%s/.wardfs/undo': %s", o->backing,
+		       strerror((int)-r));
+	close(dfd);
+	return r < 0 ? -1 : 0;
+}
+
 int wfs_daemon_run(struct wfs_daemon_opts *o)
 {
 	int ret = 1;
@@ -271,6 +320,9 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 		}
 	}
 
+	if (wfs.keys && start_undo(o) != 0)
+		goto out;
+
 	struct fuse_lowlevel_ops ops;
 	wfs_fill_ops(&ops);
 	if (asprintf(&optstr, "allow_other,default_permissions,fsname=%s,subtype=wardfs%s%s",
@@ -339,6 +391,8 @@ out:
 	}
 	if (wfs.buckets)
 		wfs_table_destroy(&wfs);
+	wfs_undo_close(wfs.undo); /* after every file: syncs, then empties it */
+	wfs.undo = NULL;
 	wfs_policy_free_retired();
 	if (wfs.policy)
 		wfs_policy_free(wfs.policy);

@@ -29,7 +29,7 @@ static void count(void *arg, uint64_t block, off_t off, const char *why)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t buf[3 * 4096 + 17];
-	struct wfs_file_hdr h;
+	struct wfs_file_hdr h = {0};
 	uint32_t sel = 0;
 	long n = 0, v;
 	int fd, r;
@@ -52,9 +52,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = wfs_hdr_read(keys, fd, &h);
 	if (r == WFS_FORM_ENCRYPTED && f != WFS_FORM_ENCRYPTED)
 		abort(); /* an authentic header always has the magic */
-	if (r == -EIO && size >= 32)
-		memcpy(h.file_id, data + 16, sizeof(h.file_id)); /* try the blocks anyway */
-	else if (r != WFS_FORM_ENCRYPTED)
+	if (r == -EIO && size >= 32) {
+		/* try the blocks anyway, in the format the header claims */
+		memcpy(h.file_id, data + 16, sizeof(h.file_id));
+		h.version = data[8] == 1 && data[9] == 0 ? 1 : 2;
+		h.undo = NULL;
+	} else if (r != WFS_FORM_ENCRYPTED)
 		goto out;
 	if (size >= 4)
 		memcpy(&sel, data + size - 4, 4);

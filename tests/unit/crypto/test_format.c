@@ -724,7 +724,7 @@ static void test_trim_tail(void **state)
 static void test_no_header(void **state)
 {
 	int fd = test_memfd();
-	struct wfs_file_hdr h = {{0}, 0};
+	struct wfs_file_hdr h = {{0}, 0, NULL};
 
 	(void)state;
 	assert_int_equal(wfs_content_pwrite(K, fd, &h, "abc", 3, 0), -EINVAL);

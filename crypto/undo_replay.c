@@ -1,0 +1,206 @@
+/*
+ * undo_replay.c - at mount, puts back what the undo journal (undo.c) kept
+ * of writes a crash cut short: for each file with entries left, newest
+ * first, while the file fails verification, the entry's old bytes go back
+ * and the file is cut to its old size. A file that verifies is left as it
+ * is, so entries of writes that finished (and were not cleared before the
+ * crash) change nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "crypto_internal.h"
+
+#define MAGIC	   "WFSUNDO1"
+#define HDR_LEN	   224
+#define SUM_OFF	   192
+#define HANDLE_MAX 128
+
+struct entry {
+	uint64_t seq;
+	off_t old_size, at;
+	uint32_t saved;
+	int handle_type;
+	uint32_t handle_bytes;
+	uint8_t file_id[WFS_FILE_ID_LEN];
+	uint8_t handle[HANDLE_MAX];
+	uint8_t *data;
+	bool done; /* handled with its file */
+};
+
+static off_t entry_len(size_t saved)
+{
+	return (off_t)((HDR_LEN + saved + 7) & ~(size_t)7);
+}
+
+/* Reads the entries in order until one is torn or older than the one
+ * before it (what lies past the tail of a journal that was reset). Only
+ * live ones (magic intact) are kept. */
+static long read_entries(int fd, struct entry **out)
+{
+	struct entry *v = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t last = 0;
+	uint8_t h[HDR_LEN], sum[32];
+	off_t off = 0;
+
+	for (;;) {
+		if (wfs__pread_full(fd, h, HDR_LEN, off) != HDR_LEN)
+			break;
+		bool live = memcmp(h, MAGIC, 8) == 0;
+		uint64_t seq = wfs__get_le64(h + 8);
+		uint32_t saved = wfs__get_le32(h + 32), hb = wfs__get_le32(h + 40);
+		if ((!live && !sodium_is_zero(h, 8)) || seq <= last || hb > HANDLE_MAX ||
+		    saved > (64u << 20))
+			break;
+		uint8_t *data = malloc(saved ? saved : 1);
+		if (data == NULL)
+			goto nomem;
+		if (wfs__pread_full(fd, data, saved, off + HDR_LEN) != (ssize_t)saved) {
+			free(data);
+			break;
+		}
+		crypto_generichash_state st;
+		crypto_generichash_init(&st, NULL, 0, 32);
+		crypto_generichash_update(&st, h + 8, SUM_OFF - 8);
+		crypto_generichash_update(&st, data, saved);
+		crypto_generichash_final(&st, sum, 32);
+		if (sodium_memcmp(sum, h + SUM_OFF, 32) != 0) {
+			free(data);
+			break; /* torn: written last, when the crash came */
+		}
+		last = seq;
+		off += entry_len(saved);
+		if (!live) {
+			free(data);
+			continue;
+		}
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 16;
+			struct entry *nv = realloc(v, nc * sizeof(*nv));
+			if (nv == NULL) {
+				free(data);
+				goto nomem;
+			}
+			v = nv;
+			cap = nc;
+		}
+		struct entry *e = &v[n++];
+		memset(e, 0, sizeof(*e));
+		e->seq = seq;
+		e->old_size = (off_t)wfs__get_le64(h + 16);
+		e->at = (off_t)wfs__get_le64(h + 24);
+		e->saved = saved;
+		e->handle_type = (int)wfs__get_le32(h + 36);
+		e->handle_bytes = hb;
+		memcpy(e->file_id, h + 44, WFS_FILE_ID_LEN);
+		memcpy(e->handle, h + 64, hb);
+		e->data = data;
+	}
+	*out = v;
+	return (long)n;
+nomem:
+	for (size_t i = 0; i < n; i++)
+		free(v[i].data);
+	free(v);
+	return -ENOMEM;
+}
+
+static bool same_file(const struct entry *a, const struct entry *b)
+{
+	return a->handle_type == b->handle_type && a->handle_bytes == b->handle_bytes &&
+	       memcmp(a->handle, b->handle, a->handle_bytes) == 0;
+}
+
+/* Rolls back file fd with the entries of v that are its (newest first)
+ * while it fails verification. Returns entries applied or -errno. */
+static long replay_file(const struct wfs_keys *k, int fd, struct entry *v, long first,
+			wfs_undo_report_fn fn, void *arg, const char *name)
+{
+	struct wfs_file_hdr h;
+	long applied = 0;
+
+	if (wfs_hdr_read(k, fd, &h) != WFS_FORM_ENCRYPTED ||
+	    memcmp(h.file_id, v[first].file_id, WFS_FILE_ID_LEN) != 0)
+		return 0; /* not the file the entries were written for */
+	for (long i = first; i >= 0; i--) {
+		struct entry *e = &v[i];
+		struct stat st;
+
+		if (!same_file(e, &v[first]))
+			continue;
+		e->done = true;
+		if (wfs_content_verify(k, fd, NULL, NULL) == 0)
+			break;
+		if (fstat(fd, &st) != 0)
+			return -errno;
+		ssize_t w = wfs__pwrite_full(fd, e->data, e->saved, e->at);
+		if (w < 0)
+			return w;
+		if (st.st_size > e->old_size && ftruncate(fd, e->old_size) != 0)
+			return -errno;
+		applied++;
+		if (fn != NULL)
+			fn(arg, name, e->at, e->saved, st.st_size, e->old_size);
+	}
+	for (long i = first; i >= 0; i--)
+		if (same_file(&v[i], &v[first]))
+			v[i].done = true;
+	if (applied > 0 && fsync(fd) != 0)
+		return -errno;
+	return applied;
+}
+
+long wfs_undo_replay(const struct wfs_keys *k, int dirfd, const char *name, int mount_fd,
+		     wfs_undo_report_fn fn, void *arg)
+{
+	struct entry *v = NULL;
+	long n, total = 0, r = 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	n = read_entries(fd, &v);
+	close(fd);
+	if (n < 0)
+		return n;
+	for (long i = n - 1; i >= 0 && r >= 0; i--) {
+		if (v[i].done)
+			continue;
+		struct {
+			struct file_handle fh;
+			unsigned char b[HANDLE_MAX];
+		} hb;
+		hb.fh.handle_type = v[i].handle_type;
+		hb.fh.handle_bytes = v[i].handle_bytes;
+		memcpy(hb.fh.f_handle, v[i].handle, v[i].handle_bytes);
+		int ffd = open_by_handle_at(mount_fd, &hb.fh, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (ffd < 0) {
+			/* gone since (ESTALE): nothing to put back */
+			for (long j = i; j >= 0; j--)
+				if (same_file(&v[j], &v[i]))
+					v[j].done = true;
+			if (errno != ESTALE && errno != ENOENT)
+				r = -errno;
+			continue;
+		}
+		char path[64], real[4096];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", ffd);
+		ssize_t l = readlink(path, real, sizeof(real) - 1);
+		real[l > 0 ? l : 0] = '\0';
+		r = replay_file(k, ffd, v, i, fn, arg, real);
+		close(ffd);
+		if (r > 0)
+			total += r;
+	}
+	for (long i = 0; i < n; i++)
+		free(v[i].data);
+	free(v);
+	return r < 0 ? r : total;
+}
