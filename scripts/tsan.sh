@@ -18,6 +18,7 @@ cmake --build build-tsan -j2 >/dev/null
 it=tests/integration
 tests=(
 	$it/test_fs.py::test_concurrent_writers
+	$it/test_fs.py::test_status_while_files_come_and_go
 	$it/test_fs.py::test_editor_save_by_rename
 	$it/test_fs.py::test_rename_noreplace_and_exchange
 	$it/test_fs.py::test_directory_rename_keeps_children
