@@ -7,7 +7,7 @@ DESTDIR ?=
 ROOT := $(CURDIR)
 export PKG_CONFIG_PATH := $(ROOT)/deps/libfuse/lib/pkgconfig:$(PKG_CONFIG_PATH)
 
-.PHONY: all setup build install demo test test-long unit integration asan fuzz bench format clean
+.PHONY: all setup build install demo test test-long unit integration asan tsan fuzz bench format clean
 
 all: build
 
@@ -35,6 +35,10 @@ asan: setup
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWARDFS_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j2
 
+# The concurrent integration tests on a ThreadSanitizer build (part of `make test`).
+tsan: setup
+	@bash scripts/tsan.sh
+
 fuzz: setup
 	@bash tests/fuzz/run.sh
 
@@ -45,4 +49,4 @@ format:
 	@find policy crypto audit daemon cli tests bench -name '*.[ch]' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -131,11 +131,12 @@ bool wfs_fds_reclaim(int err)
 {
 	if (err != EMFILE && err != ENFILE)
 		return false;
-	int closed = 0;
+	int closed = 0, cached = 0;
 	int saved = errno; /* the caller reports the open's own errno */
 	for (;;) {
 		struct closing c = {.n = 0};
 		pthread_mutex_lock(&wfs.fd_lock);
+		cached = wfs.nfds; /* for the message below: nfds is fd_lock's */
 		int want = wfs.nfds / 2;
 		struct wfs_inode *n = wfs.lru.lru_prev;
 		while (n != &wfs.lru && c.n < TRIM_MAX && closed + c.n < want) {
@@ -157,7 +158,7 @@ bool wfs_fds_reclaim(int err)
 			fprintf(stderr,
 				"wardfs: out of file descriptors (%s), with %d cached and none "
 				"idle; opens and creates fail until files are closed\n",
-				strerror(err), wfs.nfds);
+				strerror(err), cached);
 	}
 	errno = saved;
 	return closed > 0;

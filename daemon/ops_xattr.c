@@ -41,6 +41,14 @@ static size_t drop_own_names(char *list, size_t len)
 
 static void status_text(char *buf, size_t len)
 {
+	/* ninodes and nfds change under their locks on every lookup and
+	 * open by other workers: read them under the same locks. */
+	pthread_mutex_lock(&wfs.table_lock);
+	size_t ninodes = wfs.ninodes;
+	pthread_mutex_unlock(&wfs.table_lock);
+	pthread_mutex_lock(&wfs.fd_lock);
+	int nfds = wfs.nfds;
+	pthread_mutex_unlock(&wfs.fd_lock);
 	size_t used = 0;
 	used += (size_t)snprintf(
 		buf + used, len - used,
@@ -55,7 +63,7 @@ static void status_text(char *buf, size_t len)
 		(unsigned long long)atomic_load(&wfs.writes_served),
 		(unsigned long long)atomic_load(&wfs.reads_streamed),
 		(unsigned long long)atomic_load(&wfs.form_disagrees),
-		wfs.o->strict_forms ? "on" : "off", wfs.ninodes, wfs.nfds);
+		wfs.o->strict_forms ? "on" : "off", ninodes, nfds);
 	if (used < len)
 		wfs_policy_status(buf + used, len - used);
 	used = strlen(buf);

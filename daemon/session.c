@@ -119,7 +119,10 @@ void wfs_fill_ops(struct fuse_lowlevel_ops *ops)
 /* ---- policy watcher ------------------------------------------------ */
 
 static pthread_t watcher;
-static volatile sig_atomic_t watcher_stop;
+/* Set by the main thread at the end, read by the watcher: a plain (or
+ * volatile sig_atomic_t) flag is a data race between threads, and the
+ * compiler may hoist its load out of the loop. */
+static atomic_bool watcher_stop;
 
 static bool same_stat(const struct stat *a, const struct stat *b)
 {
@@ -139,10 +142,10 @@ static void *watch_policy(void *arg)
 	sigaddset(&set, SIGHUP);
 	struct stat last = {0}, now;
 	bool have = wfs.o->policy_path && stat(wfs.o->policy_path, &last) == 0;
-	while (!watcher_stop) {
+	while (!atomic_load(&watcher_stop)) {
 		struct timespec ts = {.tv_sec = 1};
 		int sig = sigtimedwait(&set, NULL, &ts);
-		if (watcher_stop)
+		if (atomic_load(&watcher_stop))
 			break;
 		bool changed = false;
 		if (wfs.o->policy_path) {
@@ -368,7 +371,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 
 out:
 	if (watching) {
-		watcher_stop = 1;
+		atomic_store(&watcher_stop, true);
 		pthread_kill(watcher, SIGHUP);
 		pthread_join(watcher, NULL);
 	}

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Runs every test: unit tests (ctest), the same under ASan/UBSan together
-# with integration tests on a mount of the ASan binary, the fuzz targets for
-# a bounded time, and the integration tests on real mounts of build/wardfs.
+# with integration tests on a mount of the ASan binary, the concurrent
+# integration tests on a mount of a ThreadSanitizer binary, the fuzz targets
+# for a bounded time, and the integration tests on real mounts of
+# build/wardfs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,6 +26,9 @@ step "integration tests on the ASan binary"
 WARDFS_BIN="$root/build-asan/wardfs" ASAN_OPTIONS=detect_leaks=0 \
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider -m "not long" tests/integration \
 	-k "not many_files and not git_and_c" || fails=$((fails + 1))
+
+step "integration tests on the TSan binary (the concurrent ones)"
+bash scripts/tsan.sh || fails=$((fails + 1))
 
 step "fuzz targets (${FUZZ_SECONDS:=15}s each)"
 FUZZ_SECONDS=$FUZZ_SECONDS bash tests/fuzz/run.sh || fails=$((fails + 1))

@@ -398,3 +398,32 @@ def test_xattrs_on_symlinks_answer_as_the_backing(mnt, target):
     assert (r.returncode, r.stderr) == (0, ""), r.stderr
     r = run("ls", "-la", mnt.mnt, check=False)
     assert (r.returncode, r.stderr) == (0, ""), r.stderr
+
+
+def test_status_while_files_come_and_go(mnt):
+    """The status attribute counts inodes and cached fds while other
+    requests change both: under ThreadSanitizer (scripts/tsan.sh) a count
+    read without its lock is a reported race."""
+    procs = []
+    for i in range(3):
+        d = mnt.mnt / f"d{i}"
+        d.mkdir()
+        procs.append(subprocess.Popen(["python3", "-c",
+            "import os\n"
+            "for k in range(300):\n"
+            f"    p = {str(d)!r} + '/f%d' % (k % 50)\n"
+            "    open(p, 'w').close(); os.stat(p)\n"
+            "    if k % 3 == 0: os.unlink(p)\n"]))
+    while True:
+        busy = any(p.poll() is None for p in procs)
+        st = dict(line.split(": ", 1) for line in
+                  os.getxattr(mnt.mnt, "trusted.wardfs.status").decode().splitlines())
+        assert int(st["inodes"]) >= 0 and int(st["cached-fds"]) >= 0
+        if not busy:
+            break
+    for p in procs:
+        assert p.wait() == 0
+    # each name's last turn (k = r + 250) decides whether it is there
+    expected = {f"f{r}" for r in range(50) if (r + 250) % 3 != 0}
+    for i in range(3):
+        assert set(os.listdir(mnt.mnt / f"d{i}")) == expected
