@@ -196,8 +196,10 @@ long wfs_undo_replay(const struct wfs_keys *k, int dirfd, const char *name, int 
 		     wfs_undo_report_fn fn, void *arg);
 int wfs_undo_open(int dirfd, const char *name, struct wfs_undo **out);
 void wfs_undo_close(struct wfs_undo *u);
+/* size: the file's cipher size now, all of it taken as durable (written
+ * before this mount, or synced) until the first fsync says otherwise */
 struct wfs_undo_file *wfs_undo_file_new(struct wfs_undo *u, int handle_type, const void *handle,
-					unsigned handle_bytes);
+					unsigned handle_bytes, off_t size);
 void wfs_undo_file_free(struct wfs_undo_file *f);
 void wfs_undo_file_synced(struct wfs_undo_file *f, off_t cipher_size);
 

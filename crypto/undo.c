@@ -124,7 +124,7 @@ void wfs_undo_close(struct wfs_undo *u)
 }
 
 struct wfs_undo_file *wfs_undo_file_new(struct wfs_undo *u, int handle_type, const void *handle,
-					unsigned handle_bytes)
+					unsigned handle_bytes, off_t size)
 {
 	struct wfs_undo_file *f;
 
@@ -134,6 +134,10 @@ struct wfs_undo_file *wfs_undo_file_new(struct wfs_undo *u, int handle_type, con
 	f->handle_type = handle_type;
 	f->handle_bytes = handle_bytes;
 	memcpy(f->handle, handle, handle_bytes);
+	/* as if just synced: the first write's entry is durable, and so is
+	 * any that saves bytes that were there before this mount */
+	f->fresh_sync = true;
+	f->synced_size = size;
 	return f;
 }
 

@@ -259,7 +259,7 @@ int wfs_file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_file_
 int wfs_file_begin_encrypted(struct wfs_inode *n, int fd);
 /* Gives h (n's header, just read or written) n's undo journal state, made
  * on first use. */
-void wfs_inode_undo(struct wfs_inode *n, struct wfs_file_hdr *h);
+void wfs_inode_undo(struct wfs_inode *n, struct wfs_file_hdr *h, off_t cipher_size);
 
 /*
  * Every change of an encrypted file's bytes goes between these two: they

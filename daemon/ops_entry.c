@@ -193,7 +193,7 @@ static int truncate_encrypted(struct wfs_inode *n, int fd, off_t size)
 	r = wfs_form_of(fd, st.st_size, &form);
 	if (r >= 0 && form == WFS_FORM_ENCRYPTED) {
 		r = wfs_hdr_read(wfs.keys, fd, &h);
-		wfs_inode_undo(n, &h);
+		wfs_inode_undo(n, &h, st.st_size);
 		if (r == WFS_FORM_ENCRYPTED)
 			r = wfs_content_truncate(wfs.keys, fd, &h, size);
 		else if (r >= 0 || r == -EIO)

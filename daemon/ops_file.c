@@ -68,11 +68,12 @@ static int passthrough_id(fuse_req_t req, struct wfs_inode *n, int fd)
 	return id;
 }
 
-void wfs_inode_undo(struct wfs_inode *n, struct wfs_file_hdr *h)
+void wfs_inode_undo(struct wfs_inode *n, struct wfs_file_hdr *h, off_t cipher_size)
 {
 	struct wfs_undo_file *u = atomic_load(&n->undo), *none = NULL;
 	if (!u && wfs.undo) {
-		u = wfs_undo_file_new(wfs.undo, (int)n->handle_type, n->handle, n->handle_bytes);
+		u = wfs_undo_file_new(wfs.undo, (int)n->handle_type, n->handle, n->handle_bytes,
+				      cipher_size);
 		if (u && !atomic_compare_exchange_strong(&n->undo, &none, u)) {
 			wfs_undo_file_free(u); /* another thread made it first */
 			u = none;
@@ -86,7 +87,7 @@ int wfs_file_begin_encrypted(struct wfs_inode *n, int fd)
 	int r = wfs_hdr_write(wfs.keys, fd, &n->hdr);
 	if (r < 0)
 		return r;
-	wfs_inode_undo(n, &n->hdr);
+	wfs_inode_undo(n, &n->hdr, wfs_cipher_size(0));
 	atomic_store(&n->form, WFS_FORM_ENCRYPTED);
 	return 0;
 }
@@ -126,7 +127,7 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 			if (!wfs.keys)
 				return -EACCES;
 			int h = wfs_hdr_read(wfs.keys, f->fd, &n->hdr);
-			wfs_inode_undo(n, &n->hdr);
+			wfs_inode_undo(n, &n->hdr, st.st_size);
 			if (h != WFS_FORM_ENCRYPTED) {
 				/* Marked, so ours: a header that fails or is gone
 				 * (replaced by plaintext) is damage, not plain bytes. */

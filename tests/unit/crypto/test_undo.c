@@ -31,7 +31,8 @@ static void file_new(struct wfs_undo *u, const char *name, struct file *f)
 	assert_true(f->fd >= 0);
 	assert_int_equal(wfs_hdr_write(K, f->fd, &f->h), 0);
 	assert_int_equal(name_to_handle_at(f->fd, "", &hb.fh, &mnt, AT_EMPTY_PATH), 0);
-	f->uf = wfs_undo_file_new(u, hb.fh.handle_type, hb.fh.f_handle, hb.fh.handle_bytes);
+	f->uf = wfs_undo_file_new(u, hb.fh.handle_type, hb.fh.f_handle, hb.fh.handle_bytes,
+				  test_fsize(f->fd));
 	assert_non_null(f->uf);
 	f->h.undo = f->uf;
 }
