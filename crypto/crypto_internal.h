@@ -128,6 +128,16 @@ struct wfs__undo_ticket {
 	off_t off; /* -1: none */
 	bool pinned;
 };
+/* An entry's layout (docs/format.md): shared by undo.c and undo_replay.c. */
+#define WFS_UNDO_MAGIC	    "WFSUNDO1"
+#define WFS_UNDO_HDR	    224 /* then the saved bytes, padded to 8 */
+#define WFS_UNDO_SUM	    192 /* BLAKE2b-256 of [8, 192) and the saved bytes */
+#define WFS_UNDO_HANDLE_MAX 128
+static inline off_t wfs__undo_entry_len(size_t saved)
+{
+	return (off_t)((WFS_UNDO_HDR + saved + 7) & ~(size_t)7);
+}
+void wfs__undo_sum(const uint8_t *hdr, const uint8_t *saved, size_t n, uint8_t out[32]);
 int wfs__undo_begin(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *h, off_t at,
 		    size_t len, off_t old_size, struct wfs__undo_ticket *t);
 void wfs__undo_end(struct wfs_undo_file *f, const struct wfs__undo_ticket *t);

@@ -32,10 +32,6 @@
 
 #include "crypto_internal.h"
 
-#define MAGIC	   "WFSUNDO1"
-#define HDR_LEN	   224
-#define SUM_OFF	   192
-#define HANDLE_MAX 128
 /* a journal this long with entries still pinned: sync and start over */
 #define CHECKPOINT ((off_t)64 << 20)
 #define TOUCHED	   8
@@ -59,7 +55,7 @@ struct wfs_undo_file {
 	struct wfs_undo *u;
 	int handle_type;
 	unsigned handle_bytes;
-	uint8_t handle[HANDLE_MAX];
+	uint8_t handle[WFS_UNDO_HANDLE_MAX];
 	/* since the last fsync (u->lock): the first entry must be durable,
 	 * and so must any that saves bytes the fsync made durable that no
 	 * durable entry saved yet */
@@ -71,18 +67,13 @@ struct wfs_undo_file {
 	unsigned ntouched;
 };
 
-static off_t entry_len(size_t saved)
-{
-	return (off_t)((HDR_LEN + saved + 7) & ~(size_t)7);
-}
-
-static void entry_sum(const uint8_t *e, size_t saved, uint8_t out[32])
+void wfs__undo_sum(const uint8_t *hdr, const uint8_t *saved, size_t n, uint8_t out[32])
 {
 	crypto_generichash_state st;
 
 	crypto_generichash_init(&st, NULL, 0, 32);
-	crypto_generichash_update(&st, e + 8, SUM_OFF - 8);
-	crypto_generichash_update(&st, e + HDR_LEN, saved);
+	crypto_generichash_update(&st, hdr + 8, WFS_UNDO_SUM - 8);
+	crypto_generichash_update(&st, saved, n);
 	crypto_generichash_final(&st, out, 32);
 }
 
@@ -128,7 +119,7 @@ struct wfs_undo_file *wfs_undo_file_new(struct wfs_undo *u, int handle_type, con
 {
 	struct wfs_undo_file *f;
 
-	if (u == NULL || handle_bytes > HANDLE_MAX || (f = calloc(1, sizeof(*f))) == NULL)
+	if (u == NULL || handle_bytes > WFS_UNDO_HANDLE_MAX || (f = calloc(1, sizeof(*f))) == NULL)
 		return NULL;
 	f->u = u;
 	f->handle_type = handle_type;
@@ -265,9 +256,9 @@ int wfs__undo_begin(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *
 	u = f->u;
 	if (at < old_size)
 		saved = (size_t)(old_size - at) < len ? (size_t)(old_size - at) : len;
-	if ((e = calloc(1, (size_t)entry_len(saved))) == NULL)
+	if ((e = calloc(1, (size_t)wfs__undo_entry_len(saved))) == NULL)
 		return -ENOMEM;
-	ssize_t got = wfs__pread_full(fd, e + HDR_LEN, saved, at);
+	ssize_t got = wfs__pread_full(fd, e + WFS_UNDO_HDR, saved, at);
 	if (got < 0) {
 		free(e);
 		return (int)got;
@@ -285,10 +276,10 @@ int wfs__undo_begin(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *
 	if (u->tail > CHECKPOINT)
 		checkpoint_locked(u);
 	wfs__put_le64(e + 8, ++u->seq);
-	entry_sum(e, saved, e + SUM_OFF);
-	memcpy(e, MAGIC, 8);
+	wfs__undo_sum(e, e + WFS_UNDO_HDR, saved, e + WFS_UNDO_SUM);
+	memcpy(e, WFS_UNDO_MAGIC, 8);
 	t->off = u->tail;
-	u->tail += entry_len(saved);
+	u->tail += wfs__undo_entry_len(saved);
 	u->live++;
 	durable = needs_durable_locked(f, at, at + (off_t)saved);
 	if (durable && (r = add_pin_locked(u, f, t->off)) != 0) {
@@ -303,7 +294,7 @@ int wfs__undo_begin(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *
 	}
 	pthread_mutex_unlock(&u->lock);
 
-	ssize_t w = wfs__pwrite_full(u->fd, e, (size_t)entry_len(saved), t->off);
+	ssize_t w = wfs__pwrite_full(u->fd, e, (size_t)wfs__undo_entry_len(saved), t->off);
 	free(e);
 	if (w >= 0 && durable && fdatasync(u->fd) != 0)
 		w = -errno;

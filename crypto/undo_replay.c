@@ -17,11 +17,6 @@
 
 #include "crypto_internal.h"
 
-#define MAGIC	   "WFSUNDO1"
-#define HDR_LEN	   224
-#define SUM_OFF	   192
-#define HANDLE_MAX 128
-
 struct entry {
 	uint64_t seq;
 	off_t old_size, at;
@@ -29,15 +24,10 @@ struct entry {
 	int handle_type;
 	uint32_t handle_bytes;
 	uint8_t file_id[WFS_FILE_ID_LEN];
-	uint8_t handle[HANDLE_MAX];
+	uint8_t handle[WFS_UNDO_HANDLE_MAX];
 	uint8_t *data;
 	bool done; /* handled with its file */
 };
-
-static off_t entry_len(size_t saved)
-{
-	return (off_t)((HDR_LEN + saved + 7) & ~(size_t)7);
-}
 
 /* Reads the entries in order until one is torn or older than the one
  * before it (what lies past the tail of a journal that was reset). Only
@@ -47,36 +37,32 @@ static long read_entries(int fd, struct entry **out)
 	struct entry *v = NULL;
 	size_t n = 0, cap = 0;
 	uint64_t last = 0;
-	uint8_t h[HDR_LEN], sum[32];
+	uint8_t h[WFS_UNDO_HDR], sum[32];
 	off_t off = 0;
 
 	for (;;) {
-		if (wfs__pread_full(fd, h, HDR_LEN, off) != HDR_LEN)
+		if (wfs__pread_full(fd, h, WFS_UNDO_HDR, off) != WFS_UNDO_HDR)
 			break;
-		bool live = memcmp(h, MAGIC, 8) == 0;
+		bool live = memcmp(h, WFS_UNDO_MAGIC, 8) == 0;
 		uint64_t seq = wfs__get_le64(h + 8);
 		uint32_t saved = wfs__get_le32(h + 32), hb = wfs__get_le32(h + 40);
-		if ((!live && !sodium_is_zero(h, 8)) || seq <= last || hb > HANDLE_MAX ||
+		if ((!live && !sodium_is_zero(h, 8)) || seq <= last || hb > WFS_UNDO_HANDLE_MAX ||
 		    saved > (64u << 20))
 			break;
 		uint8_t *data = malloc(saved ? saved : 1);
 		if (data == NULL)
 			goto nomem;
-		if (wfs__pread_full(fd, data, saved, off + HDR_LEN) != (ssize_t)saved) {
+		if (wfs__pread_full(fd, data, saved, off + WFS_UNDO_HDR) != (ssize_t)saved) {
 			free(data);
 			break;
 		}
-		crypto_generichash_state st;
-		crypto_generichash_init(&st, NULL, 0, 32);
-		crypto_generichash_update(&st, h + 8, SUM_OFF - 8);
-		crypto_generichash_update(&st, data, saved);
-		crypto_generichash_final(&st, sum, 32);
-		if (sodium_memcmp(sum, h + SUM_OFF, 32) != 0) {
+		wfs__undo_sum(h, data, saved, sum);
+		if (sodium_memcmp(sum, h + WFS_UNDO_SUM, 32) != 0) {
 			free(data);
 			break; /* torn: written last, when the crash came */
 		}
 		last = seq;
-		off += entry_len(saved);
+		off += wfs__undo_entry_len(saved);
 		if (!live) {
 			free(data);
 			continue;
@@ -175,7 +161,7 @@ long wfs_undo_replay(const struct wfs_keys *k, int dirfd, const char *name, int 
 			continue;
 		struct {
 			struct file_handle fh;
-			unsigned char b[HANDLE_MAX];
+			unsigned char b[WFS_UNDO_HANDLE_MAX];
 		} hb;
 		hb.fh.handle_type = v[i].handle_type;
 		hb.fh.handle_bytes = v[i].handle_bytes;
