@@ -137,7 +137,7 @@ def test_sigkill_during_appends_and_rewrites_loses_nothing(vault):
     block's write only rarely (in 25 throttled rounds, none did here even
     without the journal); tests/unit/crypto/test_undo.c builds the torn
     write itself and checks that replay undoes it."""
-    restored = _kill_loop(vault, int(os.environ.get("WFS_CRASH_ROUNDS", "12")))
+    restored = _kill_loop(vault, int(os.environ.get("WFS_CRASH_ROUNDS", "8")))
     print(f"writes undone at remount: {restored}")
 
 
