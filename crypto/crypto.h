@@ -197,7 +197,8 @@ long wfs_undo_replay(const struct wfs_keys *k, int dirfd, const char *name, int 
 int wfs_undo_open(int dirfd, const char *name, struct wfs_undo **out);
 void wfs_undo_close(struct wfs_undo *u);
 /* size: the file's cipher size now, all of it taken as durable (written
- * before this mount, or synced) until the first fsync says otherwise */
+ * before this mount, or synced) until the first fsync says otherwise; 0
+ * for a file just created */
 struct wfs_undo_file *wfs_undo_file_new(struct wfs_undo *u, int handle_type, const void *handle,
 					unsigned handle_bytes, off_t size);
 void wfs_undo_file_free(struct wfs_undo_file *f);

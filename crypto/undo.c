@@ -125,9 +125,9 @@ struct wfs_undo_file *wfs_undo_file_new(struct wfs_undo *u, int handle_type, con
 	f->handle_type = handle_type;
 	f->handle_bytes = handle_bytes;
 	memcpy(f->handle, handle, handle_bytes);
-	/* as if just synced: the first write's entry is durable, and so is
-	 * any that saves bytes that were there before this mount */
-	f->fresh_sync = true;
+	/* bytes that were there when the file was opened may be durable:
+	 * an entry saving them is made durable too; a new file (size 0)
+	 * has none, so writing it costs no fdatasync */
 	f->synced_size = size;
 	return f;
 }

@@ -87,7 +87,7 @@ int wfs_file_begin_encrypted(struct wfs_inode *n, int fd)
 	int r = wfs_hdr_write(wfs.keys, fd, &n->hdr);
 	if (r < 0)
 		return r;
-	wfs_inode_undo(n, &n->hdr, wfs_cipher_size(0));
+	wfs_inode_undo(n, &n->hdr, 0); /* nothing of a new file is durable yet */
 	atomic_store(&n->form, WFS_FORM_ENCRYPTED);
 	return 0;
 }
