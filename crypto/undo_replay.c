@@ -26,7 +26,7 @@ struct entry {
 	uint8_t file_id[WFS_FILE_ID_LEN];
 	uint8_t handle[WFS_UNDO_HANDLE_MAX];
 	uint8_t *data;
-	bool done; /* handled with its file */
+	bool done; /* its file was handled */
 };
 
 /* Reads the entries in order until one is torn or older than the one
@@ -104,6 +104,14 @@ static bool same_file(const struct entry *a, const struct entry *b)
 	       memcmp(a->handle, b->handle, a->handle_bytes) == 0;
 }
 
+/* Marks entry i and every older one of the same file handled. */
+static void file_handled(struct entry *v, long i)
+{
+	for (long j = i; j >= 0; j--)
+		if (same_file(&v[j], &v[i]))
+			v[j].done = true;
+}
+
 /* Rolls back file fd with the entries of v that are its (newest first)
  * while it fails verification. Returns entries applied or -errno. */
 static long replay_file(const struct wfs_keys *k, int fd, struct entry *v, long first,
@@ -121,7 +129,6 @@ static long replay_file(const struct wfs_keys *k, int fd, struct entry *v, long 
 
 		if (!same_file(e, &v[first]))
 			continue;
-		e->done = true;
 		if (wfs_content_verify(k, fd, NULL, NULL) == 0)
 			break;
 		if (fstat(fd, &st) != 0)
@@ -135,9 +142,6 @@ static long replay_file(const struct wfs_keys *k, int fd, struct entry *v, long 
 		if (fn != NULL)
 			fn(arg, name, e->at, e->saved, st.st_size, e->old_size);
 	}
-	for (long i = first; i >= 0; i--)
-		if (same_file(&v[i], &v[first]))
-			v[i].done = true;
 	if (applied > 0 && fsync(fd) != 0)
 		return -errno;
 	return applied;
@@ -169,11 +173,9 @@ long wfs_undo_replay(const struct wfs_keys *k, int dirfd, const char *name, int 
 		int ffd = open_by_handle_at(mount_fd, &hb.fh, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 		if (ffd < 0) {
 			/* gone since (ESTALE): nothing to put back */
-			for (long j = i; j >= 0; j--)
-				if (same_file(&v[j], &v[i]))
-					v[j].done = true;
 			if (errno != ESTALE && errno != ENOENT)
 				r = -errno;
+			file_handled(v, i);
 			continue;
 		}
 		char path[64], real[4096];
@@ -182,6 +184,7 @@ long wfs_undo_replay(const struct wfs_keys *k, int dirfd, const char *name, int 
 		real[l > 0 ? l : 0] = '\0';
 		r = replay_file(k, ffd, v, i, fn, arg, real);
 		close(ffd);
+		file_handled(v, i); /* whatever came of it: the file is opened once */
 		if (r > 0)
 			total += r;
 	}
