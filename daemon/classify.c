@@ -36,6 +36,16 @@ void wfs_classify_path(const char *relpath, struct wfs_decision *out)
 	pthread_rwlock_unlock(&wfs.policy_lock);
 }
 
+bool wfs_paths_decide_alike(const char *a, const char *b)
+{
+	struct wfs_decision da, db;
+	pthread_rwlock_rdlock(&wfs.policy_lock);
+	wfs_policy_classify(wfs.policy, a, strlen(a), &da);
+	wfs_policy_classify(wfs.policy, b, strlen(b), &db);
+	pthread_rwlock_unlock(&wfs.policy_lock);
+	return wfs_decision_same(&da, &db);
+}
+
 void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision *out)
 {
 	unsigned gen = atomic_load(&wfs.policy_gen);

@@ -194,6 +194,10 @@ int wfs_rename_keeps_class(struct wfs_inode *n, struct wfs_inode *newparent, con
 /* classify.c */
 void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision *out);
 void wfs_classify_path(const char *relpath, struct wfs_decision *out);
+/* Whether two paths decide alike under one policy: a reload between two
+ * classifications must not make a same-directory rename look like a class
+ * change. */
+bool wfs_paths_decide_alike(const char *a, const char *b);
 int wfs_policy_reload(bool initial);
 void wfs_policy_status(char *buf, size_t len);
 

@@ -60,10 +60,7 @@ static void pop(struct walk *w, size_t from_len, size_t to_len)
 
 static bool path_keeps_class(const struct walk *w)
 {
-	struct wfs_decision a, b;
-	wfs_classify_path(w->from, &a);
-	wfs_classify_path(w->to, &b);
-	return wfs_decision_same(&a, &b);
+	return wfs_paths_decide_alike(w->from, w->to);
 }
 
 /* Checks every regular file below dirfd (which it closes). 0 or -EXDEV. */

@@ -1299,6 +1299,15 @@ def test_full_disk_enospc(base):
                     pass
             assert err is not None and err.errno == errno.ENOSPC, err
             assert written > 1 << 20
+            # The close emptied the undo journal and gave its blocks back:
+            # fill them from outside, so that the disk is full again.
+            filler = m.backing / "filler"
+            with open(filler, "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 4096)
+                except OSError as e:
+                    assert e.errno == errno.ENOSPC, e
             # A create that cannot write the new file's header fails and
             # leaves no file behind (as creat(2) on ext4 would).
             with pytest.raises(OSError) as e:
@@ -1308,6 +1317,7 @@ def test_full_disk_enospc(base):
             assert not (m.mnt / "secret" / "new").exists()
         finally:
             m.umount()
+        filler.unlink()
         m.mount()
         try:
             got = (m.mnt / "secret" / "fill").open("rb").read(written)
