@@ -124,6 +124,11 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	}
 	a->db_dev = st.st_dev;
 	a->db_ino = st.st_ino;
+	if ((r = wfs_db_identity(a->db, &a->ident))) {
+		snprintf(err, errlen, "cannot read the identity of audit database '%s': %s",
+			 a->db_path, strerror(-r));
+		goto fail;
+	}
 	uint64_t cap = (uint64_t)(o->journal_kib ? o->journal_kib : DEFAULT_JOURNAL_KIB) * 1024;
 	if ((r = open_journal(a, cap, err, errlen)))
 		goto fail;
@@ -214,10 +219,10 @@ static void put_text(struct enc *e, const char *s, size_t n)
 
 static const char *kind_name(enum wfs_audit_kind k)
 {
-	static const char *names[] = {"open",	"create",  "integrity", "reload",
-				      "mount",	"unmount", "unlink",	"rmdir",
-				      "rename", "link",	   "truncate",	"chmod",
-				      "chown",	"utimes",  "setxattr",	"removexattr"};
+	static const char *names[] = {
+		"open",	  "create", "integrity", "reload",	"mount",      "unmount",
+		"unlink", "rmdir",  "rename",	 "link",	"truncate",   "chmod",
+		"chown",  "utimes", "setxattr",	 "removexattr", "chain-break"};
 	return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "other";
 }
 
@@ -422,6 +427,11 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 	if ((seq & 511) == 0) /* the writer also wakes every 20 ms */
 		pthread_cond_signal(&a->work_cv);
 	return 0;
+}
+
+void wfs_audit_identity(struct wfs_audit *a, struct wfs_audit_identity *out)
+{
+	*out = a->ident;
 }
 
 void wfs_audit_counters(struct wfs_audit *a, struct wfs_audit_counters *c)

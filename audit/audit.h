@@ -34,6 +34,10 @@ enum wfs_audit_kind {
 	WFS_AUDIT_UTIMES = 13,
 	WFS_AUDIT_SETXATTR = 14, /* detail: the attribute's name */
 	WFS_AUDIT_REMOVEXATTR = 15,
+	/* Rows that belong before this one are not in this database: verify
+	 * reports the first such row (the writer's own, or the daemon's when
+	 * the vault's audit db was replaced). detail: why. */
+	WFS_AUDIT_CHAIN_BREAK = 16,
 };
 
 struct wfs_audit_event {
@@ -77,6 +81,17 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
  * failed, or when the journal stays full for 1 s. a == NULL is a no-op. */
 int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev);
 
+/* Who a database is: a random id made when it was made, kept when the file
+ * is moved, copied or restored. A vault remembers the id of the database it
+ * wrote to; a database made afresh (the old one deleted or replaced) has
+ * another (issue 22.8). */
+#define WFS_AUDIT_ID_LEN 32
+struct wfs_audit_identity {
+	char id[WFS_AUDIT_ID_LEN + 1]; /* lowercase hex */
+	int64_t created_ns;
+};
+void wfs_audit_identity(struct wfs_audit *a, struct wfs_audit_identity *out);
+
 struct wfs_audit_counters {
 	uint64_t recorded, lost, pending;
 	char last_error[256];
@@ -93,6 +108,8 @@ struct wfs_audit_db;
 int wfs_audit_db_open(const char *path, bool writable, struct wfs_audit_db **out, char *err,
 		      size_t errlen);
 void wfs_audit_db_close(struct wfs_audit_db *db);
+/* -ENOENT for a database older than identities (schema 3, read-only). */
+int wfs_audit_db_identity(struct wfs_audit_db *db, struct wfs_audit_identity *out);
 
 /* One row as stored (strings may be NULL; valid during the callback). */
 struct wfs_audit_row {

@@ -19,7 +19,7 @@
 
 #define WFS_MAC_LEN	   32
 #define WFS_KEY_LEN	   32
-#define WFS_SCHEMA_VERSION 3
+#define WFS_SCHEMA_VERSION 4
 
 /* ---- canonical encoding (encode.c) --------------------------------
  * A row is a sequence of values, each: 0x00 (NULL) | 0x01 + int64 BE |
@@ -88,6 +88,8 @@ int wfs_db_make_dir(const char *path, char *err, size_t errlen);
 /* dst[i] = src[n-1-i]: the rpath column (schema v2) of a path. */
 void wfs_reverse_bytes(char *dst, const char *src, size_t n);
 int wfs_sqlite_errno(int rc); /* SQLITE_* -> -errno */
+/* The meta table's identity (schema v4): -ENOENT on an older schema. */
+int wfs_db_identity(sqlite3 *db, struct wfs_audit_identity *out);
 
 /* ---- journal (journal.c) -------------------------------------------- */
 #define WFS_JREC_HDR   24u
@@ -182,8 +184,9 @@ struct wfs_audit {
 	 * (a deleted db takes every row with it at unmount; issue 22.8). */
 	dev_t db_dev;
 	ino_t db_ino;
-	bool db_bad;		     /* the last check failed (logged once) */
-	_Atomic bool journal_unsafe; /* the journal's file system is read-only too */
+	struct wfs_audit_identity ident; /* the db's, read at open */
+	bool db_bad;			 /* the last check failed (logged once) */
+	_Atomic bool journal_unsafe;	 /* the journal's file system is read-only too */
 	/* SIGBUS taken in the journal's mapping (guard.c): its pages are now
 	 * private memory, so rows stored there would not survive a crash. */
 	_Atomic unsigned journal_faults;

@@ -51,6 +51,11 @@ void wfs_audit_db_close(struct wfs_audit_db *d)
 	free(d);
 }
 
+int wfs_audit_db_identity(struct wfs_audit_db *d, struct wfs_audit_identity *out)
+{
+	return wfs_db_identity(d->db, out);
+}
+
 void wfs_audit_filter_init(struct wfs_audit_filter *f)
 {
 	memset(f, 0, sizeof *f);

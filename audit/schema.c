@@ -110,6 +110,17 @@ static const char schema_v3[] =
 	"ALTER TABLE events DROP COLUMN rpath;\n"
 	"CREATE INDEX events_path_id ON events(path_id);\n";
 
+/* v4: the database's identity, a random id made once, when the database is
+ * made (or, for an older one, migrated), and its creation time (the first
+ * row's, for an older one). It travels with the file (moved, copied,
+ * restored from backup); a database made afresh has a new one, which is how
+ * a vault tells that its audit db was replaced (issue 22.8). */
+static const char schema_v4[] =
+	"CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);\n"
+	"INSERT INTO meta VALUES ('db_id', lower(hex(randomblob(16))));\n"
+	"INSERT INTO meta VALUES ('created_ns', CAST(coalesce((SELECT min(time_ns) FROM events),\n"
+	"  CAST(strftime('%s', 'now') AS INTEGER) * 1000000000) AS TEXT));\n";
+
 void wfs_reverse_bytes(char *dst, const char *src, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -225,6 +236,32 @@ static int has_events(sqlite3 *db)
 	return count_objects(db, "events") > 0;
 }
 
+int wfs_db_identity(sqlite3 *db, struct wfs_audit_identity *out)
+{
+	sqlite3_stmt *st;
+	memset(out, 0, sizeof *out);
+	if (!count_objects(db, "meta"))
+		return -ENOENT; /* schema v3 or older, opened read-only */
+	int rc = sqlite3_prepare_v2(db, "SELECT k, v FROM meta WHERE k IN ('db_id', 'created_ns')",
+				    -1, &st, NULL);
+	if (rc)
+		return wfs_sqlite_errno(rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		const char *v = (const char *)sqlite3_column_text(st, 1);
+		if (!k || !v)
+			continue;
+		if (!strcmp(k, "db_id"))
+			snprintf(out->id, sizeof out->id, "%s", v);
+		else
+			out->created_ns = strtoll(v, NULL, 10);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return wfs_sqlite_errno(rc);
+	return strlen(out->id) == WFS_AUDIT_ID_LEN ? 0 : -EPROTO;
+}
+
 /* Runs the migrations from the stored version up to WFS_SCHEMA_VERSION. */
 static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
@@ -260,6 +297,8 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 		rc = sqlite3_exec(db, schema_v2, NULL, NULL, NULL);
 	if (!rc && v < 3)
 		rc = sqlite3_exec(db, schema_v3, NULL, NULL, NULL);
+	if (!rc && v < 4)
+		rc = sqlite3_exec(db, schema_v4, NULL, NULL, NULL);
 	if (!rc && v < WFS_SCHEMA_VERSION) {
 		char sql[64];
 		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", WFS_SCHEMA_VERSION);

@@ -339,7 +339,7 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 			   "rows may have been deleted with it",
 			   (long long)expect - 1);
 	if (upto <= 0 && breaks)
-		return bad(r, break_id, "row %lld: the writer recorded a chain break: %s%s",
+		return bad(r, break_id, "row %lld: a chain break was recorded: %s%s",
 			   (long long)break_id, break_why,
 			   breaks > 1 ? " (and more chain breaks after it)" : "");
 	if (last_mac)

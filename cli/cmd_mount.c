@@ -180,6 +180,47 @@ static int open_log(const char *log)
 	return fd;
 }
 
+/* The device of path, or of its nearest existing ancestor. */
+static int device_of(const char *path, dev_t *dev)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	snprintf(p, sizeof p, "%s", path);
+	for (;;) {
+		if (stat(p, &st) == 0) {
+			*dev = st.st_dev;
+			return 0;
+		}
+		char *slash = strrchr(p, '/');
+		if (!slash)
+			return -1;
+		if (slash == p) {
+			p[1] = '\0';
+			if (stat(p, &st) < 0)
+				return -1;
+			*dev = st.st_dev;
+			return 0;
+		}
+		*slash = '\0';
+	}
+}
+
+/* Users who fill the backing file system would fill the audit db's too:
+ * its rows then live on ext4's root reserve (the daemon writes users' data
+ * as the users, so they cannot take it; issue 15.11), and once that is
+ * gone, audit-failure=closed refuses every open. Said at every mount,
+ * because it is a choice of layout that only the admin can change. */
+static void warn_shared_fs(const char *db, const char *backing)
+{
+	dev_t a, b;
+	if (device_of(db, &a) == 0 && device_of(backing, &b) == 0 && a == b)
+		fprintf(stderr,
+			"wardfs mount: warning: the audit database '%s' is on the same file system "
+			"as '%s': users who fill it leave the audit only the root reserve; see "
+			"'Where the database lives' in docs/audit.md\n",
+			db, backing);
+}
+
 static int run_daemon(struct wfs_daemon_opts *o, const char *log, int lfd)
 {
 	int pfd[2];
@@ -466,7 +507,10 @@ int wfs_cmd_mount(int argc, char **argv)
 	o.fuse_opts = fuse_opts[0] ? fuse_opts : NULL;
 	if (o.foreground)
 		return wfs_daemon_run(&o);
-	return run_daemon(&o, log, lfd);
+	int r = run_daemon(&o, log, lfd);
+	if (r == 0 && o.audit_db)
+		warn_shared_fs(o.audit_db, backing);
+	return r;
 fail:
 	if (lfd >= 0)
 		close(lfd);

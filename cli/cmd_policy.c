@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -23,7 +26,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: wardfs policy <command> [<args>]\n\n"
 		   "commands:\n"
 		   "  check FILE                            validate a policy and its includes\n"
-		   "  explain [--policy FILE] [-v] PATH...  show each path's class and the "
+		   "  explain [--policy FILE] [--root DIR] [-v] PATH...\n"
+		   "                                        show each path's class and the "
 		   "deciding rule\n"
 		   "  scan [--policy FILE] BACKING          count files per class and list files "
 		   "whose\n"
@@ -145,7 +149,7 @@ static void explain_one(void *arg, const struct wfs_decision *d)
 /* Parses [--policy FILE] [-v]; returns the index of the first operand or
  * -1 after printing a usage error (2) or help (0) into *ret. */
 static int common_opts(int argc, char **argv, const char *sub, bool allow_v, const char **file,
-		       bool *explicit_file, bool *verbose, int *ret)
+		       bool *explicit_file, bool *verbose, const char **root, int *ret)
 {
 	int i;
 	for (i = 1; i < argc; i++) {
@@ -168,6 +172,14 @@ static int common_opts(int argc, char **argv, const char *sub, bool allow_v, con
 		} else if (!strncmp(a, "--policy=", 9)) {
 			*file = a + 9;
 			*explicit_file = true;
+		} else if (root && !strcmp(a, "--root")) {
+			if (i + 1 >= argc) {
+				*ret = bad_usage(sub, "--root needs a DIR");
+				return -1;
+			}
+			*root = argv[++i];
+		} else if (root && !strncmp(a, "--root=", 7)) {
+			*root = a + 7;
 		} else if (allow_v && (!strcmp(a, "-v") || !strcmp(a, "--verbose"))) {
 			*verbose = true;
 		} else if (a[0] == '-' && a[1]) {
@@ -182,17 +194,63 @@ static int common_opts(int argc, char **argv, const char *sub, bool allow_v, con
 	return i;
 }
 
+/*
+ * The path that decides for PATH under root (a backing directory or a mount
+ * point): the kernel follows symbolic links before wardfs sees a name, so a
+ * file reached through /link (a link to /pub) is /pub/...'s, whatever the
+ * rules say about /link (issue 15.7). Resolves inside root, as if it were
+ * "/" (RESOLVE_IN_ROOT); the last component only if it exists. 0 with
+ * real set ("/..."), or -errno.
+ */
+static int real_path(int rootfd, const char *path, char *real, size_t len)
+{
+	char dir[8192], fdpath[64], got[PATH_MAX + 1];
+	const char *name = NULL;
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+	int fd = (int)syscall(SYS_openat2, rootfd, path + 1, &how, sizeof how);
+	if (fd < 0 && errno == ENOENT) { /* a file to be: its directory */
+		snprintf(dir, sizeof dir, "%s", path);
+		char *slash = strrchr(dir, '/');
+		name = path + (slash - dir) + 1;
+		*slash = '\0';
+		fd = (int)syscall(SYS_openat2, rootfd, dir[0] ? dir + 1 : ".", &how, sizeof how);
+	}
+	if (fd < 0)
+		return -errno;
+	snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(fdpath, got, sizeof got - 1);
+	close(fd);
+	snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", rootfd);
+	char rootp[PATH_MAX + 1];
+	ssize_t rn = readlink(fdpath, rootp, sizeof rootp - 1);
+	if (n < 0 || rn < 0)
+		return -errno;
+	got[n] = rootp[rn] = '\0';
+	if (strncmp(got, rootp, (size_t)rn) || (got[rn] && got[rn] != '/'))
+		return -EXDEV; /* cannot happen with RESOLVE_IN_ROOT */
+	const char *rel = got + rn;
+	if (!strcmp(rootp, "/"))
+		rel = got;
+	snprintf(real, len, "%s%s%s", rel[0] ? rel : "", name ? "/" : "", name ? name : "");
+	if (!real[0])
+		snprintf(real, len, "/");
+	return 0;
+}
+
 static int cmd_explain(int argc, char **argv)
 {
-	const char *file = DEFAULT_POLICY;
+	const char *file = DEFAULT_POLICY, *root = NULL;
 	bool explicit_file = false, verbose = false;
-	int ret = 0;
-	int i = common_opts(argc, argv, "explain", true, &file, &explicit_file, &verbose, &ret);
+	int ret = 0, rootfd = -1;
+	int i = common_opts(argc, argv, "explain", true, &file, &explicit_file, &verbose, &root,
+			    &ret);
 	if (i == -2) {
-		printf("usage: wardfs policy explain [--policy FILE] [-v] PATH...\n\n"
+		printf("usage: wardfs policy explain [--policy FILE] [--root DIR] [-v] PATH...\n\n"
 		       "Prints each PATH (relative to the mount root) as\n"
 		       "  PATH: CLASS [OPTIONS] (FILE:LINE)   or   PATH: CLASS (default)\n"
 		       "With -v, also every rule that matches, in file order (the last wins).\n"
+		       "With --root (a backing directory or mount point), a PATH that goes\n"
+		       "through a symbolic link is shown with the real path that decides it.\n"
 		       "The policy defaults to " DEFAULT_POLICY
 		       ", or the built-in default if that is missing.\n");
 		return 0;
@@ -201,13 +259,27 @@ static int cmd_explain(int argc, char **argv)
 		return ret;
 	if (i >= argc)
 		return bad_usage("explain", "missing PATH");
-	struct wfs_policy *p = open_policy(file, explicit_file);
-	if (!p)
+	if (root && (rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "wardfs policy explain: cannot open '%s': %s\n", root,
+			strerror(errno));
 		return 1;
+	}
+	struct wfs_policy *p = open_policy(file, explicit_file);
+	if (!p) {
+		if (rootfd >= 0)
+			close(rootfd);
+		return 1;
+	}
 	for (; i < argc; i++) {
-		char path[8192];
+		char path[8192], real[8192];
 		const char *a = argv[i];
 		snprintf(path, sizeof(path), "%s%s", a[0] == '/' ? "" : "/", a);
+		if (rootfd >= 0 && real_path(rootfd, path, real, sizeof real) == 0 &&
+		    strcmp(real, path)) {
+			printf("%s: through a symbolic link, this is %s, which decides:\n", path,
+			       real);
+			snprintf(path, sizeof(path), "%s", real);
+		}
 		struct wfs_decision d;
 		wfs_policy_classify(p, path, strlen(path), &d);
 		printf("%s: ", path);
@@ -222,6 +294,8 @@ static int cmd_explain(int argc, char **argv)
 		}
 	}
 	wfs_policy_free(p);
+	if (rootfd >= 0)
+		close(rootfd);
 	return 0;
 }
 
@@ -292,7 +366,7 @@ static int cmd_scan(int argc, char **argv)
 	const char *file = DEFAULT_POLICY;
 	bool explicit_file = false, verbose = false;
 	int ret = 0;
-	int i = common_opts(argc, argv, "scan", false, &file, &explicit_file, &verbose, &ret);
+	int i = common_opts(argc, argv, "scan", false, &file, &explicit_file, &verbose, NULL, &ret);
 	if (i == -2) {
 		printf("usage: wardfs policy scan [--policy FILE] BACKING\n\n"
 		       "Walks the backing directory BACKING (without following symbolic links,\n"

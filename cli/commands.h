@@ -8,6 +8,7 @@
 int wfs_cmd_mount(int argc, char **argv);
 int wfs_cmd_umount(int argc, char **argv);
 int wfs_cmd_status(int argc, char **argv);
+int wfs_cmd_reload(int argc, char **argv);
 int wfs_cmd_policy(int argc, char **argv);
 int wfs_cmd_init(int argc, char **argv);
 int wfs_cmd_passwd(int argc, char **argv);

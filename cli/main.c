@@ -17,6 +17,7 @@ static const struct {
 	{"mount", wfs_cmd_mount, "mount a backing directory over a mount point"},
 	{"umount", wfs_cmd_umount, "unmount a wardfs mount"},
 	{"status", wfs_cmd_status, "show a running mount's policy, keys and audit state"},
+	{"reload", wfs_cmd_reload, "make running mounts read their policy again now"},
 	{"policy", wfs_cmd_policy, "check, explain and scan policies"},
 	{"init", wfs_cmd_init, "create a vault in a backing directory"},
 	{"passwd", wfs_cmd_passwd, "change a vault's passphrase"},

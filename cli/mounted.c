@@ -131,6 +131,22 @@ int wfs_backing_mounted(const char *backing, char *mnt, size_t len)
 	return r;
 }
 
+int wfs_each_mount(int (*fn)(void *arg, const char *mnt, const char *backing), void *arg)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	char *line = NULL, *mp, *fstype, *src;
+	size_t cap = 0;
+	int r = 0;
+	while (r == 0 && getline(&line, &cap, f) > 0)
+		if (mountinfo_fields(line, &mp, &fstype, &src) && !strcmp(fstype, WFS_FSTYPE))
+			r = fn(arg, mp, src);
+	free(line);
+	fclose(f);
+	return r;
+}
+
 int wfs_mount_type(const char *path, char *type, size_t len)
 {
 	char want[PATH_MAX];

@@ -19,6 +19,10 @@ int wfs_mount_type(const char *path, char *type, size_t len);
  * by a wardfs mount? 1 and its mount point in mnt, 0, or -errno. */
 int wfs_backing_mounted(const char *backing, char *mnt, size_t len);
 
+/* Calls fn for each wardfs mount, in mount order, until it returns
+ * non-zero (which is returned); 0, or -errno when the table is unreadable. */
+int wfs_each_mount(int (*fn)(void *arg, const char *mnt, const char *backing), void *arg);
+
 /* Reads the daemon's status text from the mount root within timeout_ms:
  * 0, -ETIMEDOUT when the daemon does not answer, -errno. */
 int wfs_read_status(const char *mnt, char *buf, size_t len, int timeout_ms);

@@ -150,10 +150,6 @@ struct wfs_migrate_stats {
  * policy (atomically, one file at a time), with a progress bar on a
  * terminal. 0 when the walk completed (see st for per-file failures).
  */
-/* Gives dst exactly src's POSIX ACLs (access, and default for a
- * directory): copied, or removed when src has none. 0 or -errno. */
-int wfs_copy_acls(int src, int dst);
-
 int wfs_vault_migrate(const char *backing, const struct wfs_policy *pol,
 		      const struct wfs_keys *keys, struct wfs_migrate_stats *st);
 

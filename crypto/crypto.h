@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* Call once before anything else: sodium_init, OpenSSL checks. 0 or -errno. */
@@ -24,6 +25,22 @@ void wfs_secure_free(void *p);
 void wfs_freezero(void *p, size_t n);
 /* Constant-time compare: 0 when equal. */
 int wfs_ct_compare(const void *a, const void *b, size_t n);
+
+/* ---- converting a file (convert.c) -------------------------------- */
+
+struct wfs_keys;
+/* Copies src's content (size bytes on disk) into the empty file dst in the
+ * other form: encrypt, plain -> encrypted (a new header, marked); else
+ * encrypted -> plain. buf is scratch of len bytes. 0; -EIO for damage;
+ * -EAGAIN when src changed meanwhile; -errno. */
+int wfs_convert_content(const struct wfs_keys *k, int src, int dst, off_t size, bool encrypt,
+			void *buf, size_t len);
+/* Gives dst src's owner, group, mode, ACLs, extended attributes (but the
+ * mark) and times, st being src's stat. 0 or -errno. */
+int wfs_copy_file_attrs(int src, int dst, const struct stat *st);
+/* Makes dst's POSIX ACLs src's (access; default for a directory), removing
+ * any dst inherited that src does not have. 0 or -errno. */
+int wfs_copy_acls(int src, int dst);
 
 /* ---- keys ---------------------------------------------------------- */
 

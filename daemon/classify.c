@@ -36,13 +36,19 @@ void wfs_classify_path(const char *relpath, struct wfs_decision *out)
 	pthread_rwlock_unlock(&wfs.policy_lock);
 }
 
+void wfs_classify_paths(const char *a, const char *b, struct wfs_decision *da,
+			struct wfs_decision *db)
+{
+	pthread_rwlock_rdlock(&wfs.policy_lock);
+	wfs_policy_classify(wfs.policy, a, strlen(a), da);
+	wfs_policy_classify(wfs.policy, b, strlen(b), db);
+	pthread_rwlock_unlock(&wfs.policy_lock);
+}
+
 bool wfs_paths_decide_alike(const char *a, const char *b)
 {
 	struct wfs_decision da, db;
-	pthread_rwlock_rdlock(&wfs.policy_lock);
-	wfs_policy_classify(wfs.policy, a, strlen(a), &da);
-	wfs_policy_classify(wfs.policy, b, strlen(b), &db);
-	pthread_rwlock_unlock(&wfs.policy_lock);
+	wfs_classify_paths(a, b, &da, &db);
 	return wfs_decision_same(&da, &db);
 }
 
@@ -108,6 +114,8 @@ int wfs_policy_reload(bool initial)
 			snprintf(msg, sizeof(msg), "%s: %s", path ? path : "policy", strerror(-r));
 		pthread_rwlock_wrlock(&wfs.policy_lock);
 		snprintf(wfs.policy_error, sizeof(wfs.policy_error), "%s", msg);
+		if (!initial)
+			wfs.policy_reloads++;
 		pthread_rwlock_unlock(&wfs.policy_lock);
 		if (!initial) {
 			fprintf(stderr,
@@ -123,6 +131,8 @@ int wfs_policy_reload(bool initial)
 	wfs.policy = p;
 	wfs.policy_error[0] = '\0';
 	wfs.policy_loaded_ns = now_ns();
+	if (!initial)
+		wfs.policy_reloads++;
 	atomic_fetch_add(&wfs.policy_gen, 1);
 	if (old) {
 		if (nretired < MAX_RETIRED)
@@ -149,10 +159,10 @@ void wfs_policy_status(char *buf, size_t len)
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(buf, len,
 		 "policy: %s\npolicy-sha256: %s\npolicy-loaded: %s\npolicy-rules: %zu\n"
-		 "policy-last-error: %s\n",
+		 "policy-last-error: %s\npolicy-reloads: %u\n",
 		 path[0] ? path : "(built-in: everything public)", wfs_policy_sha256(wfs.policy),
 		 when, wfs_policy_rule_count(wfs.policy),
-		 wfs.policy_error[0] ? wfs.policy_error : "none");
+		 wfs.policy_error[0] ? wfs.policy_error : "none", wfs.policy_reloads);
 	pthread_rwlock_unlock(&wfs.policy_lock);
 }
 

@@ -8,10 +8,17 @@
  * holds itself, so the daemon closes its own fd before answering the open
  * and reopens the file by handle for the few requests that still reach it
  * (fsync, fallocate, lseek, getattr and truncate of the open file). Opens
- * the daemon serves (encrypted, forwarded) keep their fd.
+ * the daemon serves (encrypted, forwarded) keep their fd, so one user may
+ * hold at most half of the daemon's fds that way (wfs_file_hold): more
+ * opens get EMFILE, as a process's own limit would give, and the other
+ * users keep the rest.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -36,4 +43,71 @@ void wfs_file_put_fd(struct wfs_file *f, int fd)
 {
 	if (fd >= 0 && fd != f->fd)
 		close(fd);
+}
+
+/* Daemon-held opens per user (hold_lock). A home has few users: a list. */
+struct holder {
+	uid_t uid;
+	unsigned n;
+};
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct holder *holders;
+static size_t nholders, capholders;
+static time_t hold_logged;
+
+static struct holder *holder_of(uid_t uid)
+{
+	for (size_t i = 0; i < nholders; i++)
+		if (holders[i].uid == uid)
+			return &holders[i];
+	if (nholders == capholders) {
+		size_t cap = capholders ? 2 * capholders : 16;
+		struct holder *v = realloc(holders, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		holders = v;
+		capholders = cap;
+	}
+	holders[nholders] = (struct holder){.uid = uid};
+	return &holders[nholders++];
+}
+
+int wfs_file_hold(struct wfs_file *f, uid_t uid)
+{
+	if (f->serve == WFS_SERVE_PASSTHROUGH || uid == 0 || wfs.max_held == 0)
+		return 0;
+	pthread_mutex_lock(&hold_lock);
+	struct holder *h = holder_of(uid);
+	int r = 0;
+	if (!h) {
+		r = -ENOMEM;
+	} else if (h->n >= wfs.max_held) {
+		time_t now = time(NULL);
+		if (now != hold_logged) {
+			hold_logged = now;
+			fprintf(stderr,
+				"wardfs: uid %u holds %u files open through the daemon, its limit: "
+				"more opens get EMFILE until it closes some\n",
+				(unsigned)uid, h->n);
+		}
+		r = -EMFILE;
+	} else {
+		h->n++;
+		f->held = true;
+		f->uid = uid;
+	}
+	pthread_mutex_unlock(&hold_lock);
+	return r;
+}
+
+void wfs_file_unhold(struct wfs_file *f)
+{
+	if (!f->held)
+		return;
+	pthread_mutex_lock(&hold_lock);
+	struct holder *h = holder_of(f->uid);
+	if (h && h->n > 0)
+		h->n--;
+	pthread_mutex_unlock(&hold_lock);
+	f->held = false;
 }

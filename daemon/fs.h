@@ -2,7 +2,8 @@
  * fs.h - internal state of the wardfs daemon: the filesystem, its inode
  * table and per-open handles. Shared by the daemon's .c files only.
  *
- * Lock order (outer to inner): wfs_inode.open_lock -> fs.table_lock ->
+ * Lock order (outer to inner): fs.tree_lock -> wfs_inode.open_lock ->
+ * fs.policy_lock, and wfs_inode.open_lock -> fs.table_lock ->
  * fs.fd_lock, and wfs_inode.open_lock -> wfs_inode.io_lock (a truncate
  * that gives an empty sensitive file its header). io_lock guards I/O on
  * encrypted files and is never held while taking open_lock, table_lock or
@@ -101,6 +102,8 @@ struct wfs_file {
 	_Atomic(off_t) seq_end, seq_run;
 	_Atomic(struct wfs_stream *) stream;
 	bool no_stream; /* one could not be started (streams_lock) */
+	bool held;	/* counted against uid (wfs_file_hold) */
+	uid_t uid;
 };
 
 struct wfs_fs {
@@ -119,6 +122,7 @@ struct wfs_fs {
 	pthread_mutex_t fd_lock;
 	struct wfs_inode lru; /* sentinel: lru.next = most recent */
 	int nfds, max_fds;
+	unsigned max_held; /* daemon-held opens per user (file_fd.c); 0 = no limit */
 
 	atomic_bool passthrough; /* negotiated and working; workers clear it */
 	atomic_bool passthrough_warned;
@@ -126,10 +130,19 @@ struct wfs_fs {
 
 	/* policy (policy_lock guards the pointer; readers take a ref by gen) */
 	pthread_rwlock_t policy_lock;
+	/* A directory's rename checks every file below it keeps its class
+	 * (rename_class.c), then moves it: held for writing across both, so
+	 * that no file is created (or linked, or renamed) into the tree in
+	 * between under the class of its old place (issue 15.7). Everything
+	 * that gives a directory a new file holds it for reading from the
+	 * classification to the new name. Prefers writers: creates never
+	 * starve a rename. Never taken twice by one thread. */
+	pthread_rwlock_t tree_lock;
 	struct wfs_policy *policy;
 	atomic_uint policy_gen;
 	char policy_error[512];
 	int64_t policy_loaded_ns;
+	unsigned policy_reloads; /* attempts after the first load (policy_lock) */
 
 	struct wfs_keys *keys;
 	struct wfs_undo *undo; /* BACKING/.wardfs/undo, with keys */
@@ -164,6 +177,10 @@ int wfs_inode_stat_by_name(struct wfs_inode *n, struct stat *st);
 /* parent/name, which led to the file st describes (stat before the
  * removal), was removed: the entry forgets that name if the file has
  * others, and drops its cached fd if that was its last. */
+/* n's backing file was replaced under its name by another (a converting
+ * rename): n forgets its name, so requests on it get ESTALE and the kernel
+ * looks the name up again; its cached fd is closed. */
+void wfs_inode_unname(struct wfs_inode *n);
 void wfs_inode_name_removed(struct wfs_inode *parent, const char *name, const struct stat *st);
 /* After an open failed with err: closes idle cached fds if err is EMFILE
  * or ENFILE; true when it freed any (try again). Logs when it cannot. */
@@ -186,10 +203,40 @@ struct wfs_creds {
 };
 int wfs_creds_become(fuse_req_t req, struct wfs_creds *c);
 void wfs_creds_restore(struct wfs_creds *c);
+/* Data writes as the writer (creds.c's comment: space, ext4's reserve and
+ * quotas): fsuid becomes the caller's, or fd's owner's for root's and the
+ * kernel's requests, until write_end with what begin returned. */
+uid_t wfs_creds_write_begin(fuse_req_t req, int fd);
+void wfs_creds_write_end(uid_t was);
+/* fuse_passthrough_open as fd's owner: the kernel keeps these credentials
+ * for every passthrough read and write of the file. */
+int wfs_creds_passthrough_open(fuse_req_t req, int fd);
+/* Gives up every capability the daemon does not use (CAP_SYS_RESOURCE
+ * first), from all sets and the bounding set; before any thread starts. */
+int wfs_creds_drop_unused(void);
 
 /* rename_class.c: 0 when n moved to newparent/newname keeps the class of
  * every file it holds, -EXDEV when not (so mv copies into the new form). */
 int wfs_rename_keeps_class(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname);
+
+/* rename_convert.c: a rename of a regular file to a path of another class
+ * that sheds nothing, done by converting it into the new path's form. 0
+ * when done (n has lost its name: the kernel looks it up again), 1 when
+ * the file is in that form already (rename it as usual), -EXDEV when it
+ * may not be converted, -errno. */
+#define WFS_CONVERT_MAX ((off_t)64 << 20)
+int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_inode *n,
+		       struct wfs_inode *np, const char *newname, unsigned flags);
+/* Removes what a crash left of conversions in BACKING/.wardfs. */
+void wfs_rename_convert_cleanup(int vault_dirfd);
+
+/* audit_lineage.c: at mount, a chain-break row when the vault's audit
+ * database is not the one it wrote to before; records the one in use. */
+void wfs_audit_lineage_check(const char *db_path);
+
+/* policy_watch.c: reloads on SIGHUP and on changes to the policy's sources */
+void wfs_policy_watch_start(void);
+void wfs_policy_watch_stop(void);
 
 /* classify.c */
 void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision *out);
@@ -198,6 +245,8 @@ void wfs_classify_path(const char *relpath, struct wfs_decision *out);
  * classifications must not make a same-directory rename look like a class
  * change. */
 bool wfs_paths_decide_alike(const char *a, const char *b);
+void wfs_classify_paths(const char *a, const char *b, struct wfs_decision *da,
+			struct wfs_decision *db);
 int wfs_policy_reload(bool initial);
 void wfs_policy_status(char *buf, size_t len);
 
@@ -285,6 +334,10 @@ static inline void wfs_io_change_end(struct wfs_inode *n)
 /* file_fd.c: a passthrough open gives up its fd before it is answered;
  * requests that need one borrow it (by handle) between get and put. */
 void wfs_file_shed_fd(struct wfs_file *f);
+/* Counts an open that keeps a daemon fd against its user (not root):
+ * -EMFILE beyond wfs.max_held; unhold when it closes (file_fd.c). */
+int wfs_file_hold(struct wfs_file *f, uid_t uid);
+void wfs_file_unhold(struct wfs_file *f);
 int wfs_file_get_fd(struct wfs_file *f); /* fd or -errno */
 void wfs_file_put_fd(struct wfs_file *f, int fd);
 

@@ -535,6 +535,21 @@ void wfs_inode_name_removed(struct wfs_inode *parent, const char *name, const st
 		close(fd);
 }
 
+void wfs_inode_unname(struct wfs_inode *n)
+{
+	int fd = -1;
+	pthread_mutex_lock(&wfs.table_lock);
+	free(n->name);
+	n->name = NULL;
+	pthread_mutex_lock(&wfs.fd_lock);
+	if (n->fd >= 0 && n->fd_users == 0)
+		fd = take_fd_locked(&wfs, n);
+	pthread_mutex_unlock(&wfs.fd_lock);
+	pthread_mutex_unlock(&wfs.table_lock);
+	if (fd >= 0)
+		close(fd);
+}
+
 /*
  * Without an fd of its own: stats n through its parent's (cached) fd and
  * its name, if the name still leads to n (a rename behind our back makes it

@@ -188,6 +188,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	struct wfs_file *f = file_of(fi);
 	ssize_t r;
 	atomic_fetch_add_explicit(&wfs.writes_served, 1, memory_order_relaxed);
+	uid_t as = wfs_creds_write_begin(req, f->fd);
 	if (f->serve != WFS_SERVE_ENCRYPTED) {
 		r = pwrite(f->fd, buf, size, off);
 		if (r < 0)
@@ -209,6 +210,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			wfs_write_behind(n, f->fd, wfs_cipher_size(off - off % WFS_BLOCK_SIZE),
 					 wfs_cipher_size(off + r));
 	}
+	wfs_creds_write_end(as);
 	if (r >= 0 && !fi->writepage)
 		kill_suid(req, f->fd);
 	if (r < 0)
@@ -224,7 +226,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	struct wfs_file *f = file_of(fi);
 	if (f->serve != WFS_SERVE_ENCRYPTED) {
 		int fd = wfs_file_get_fd(f);
+		uid_t as = wfs_creds_write_begin(req, fd);
 		int r = fd < 0 ? fd : fallocate(fd, mode, off, len) < 0 ? -errno : 0;
+		wfs_creds_write_end(as);
 		wfs_file_put_fd(f, fd);
 		fuse_reply_err(req, -r);
 		return;
@@ -240,6 +244,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, (mode & FALLOC_FL_PUNCH_HOLE) ? EINVAL : EOPNOTSUPP);
 		return;
 	}
+	uid_t as = wfs_creds_write_begin(req, f->fd);
 	wfs_io_change_begin(n);
 	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
 		r = wfs_content_zero(wfs.keys, f->fd, &n->hdr, off, len);
@@ -253,6 +258,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		}
 	}
 	wfs_io_change_end(n);
+	wfs_creds_write_end(as);
 	fuse_reply_err(req, -r);
 }
 

@@ -429,12 +429,13 @@ static const char *to_detail(char *buf, size_t len, const char *word, struct wfs
 static int do_link(struct wfs_inode *n, struct wfs_inode *np, const char *newname,
 		   struct fuse_entry_param *e)
 {
+	pthread_rwlock_rdlock(&wfs.tree_lock); /* fs.h */
 	int r = wfs_rename_keeps_class(n, np, newname);
-	if (r)
-		return r;
-	int fd = wfs_inode_fd(n);
-	if (fd < 0)
+	int fd = r ? r : wfs_inode_fd(n);
+	if (fd < 0) {
+		pthread_rwlock_unlock(&wfs.tree_lock);
 		return fd;
+	}
 	int pfd = wfs_inode_fd(np);
 	if (pfd >= 0) {
 		r = linkat(fd, "", pfd, newname, AT_EMPTY_PATH) < 0 ? -errno : 0;
@@ -443,6 +444,7 @@ static int do_link(struct wfs_inode *n, struct wfs_inode *np, const char *newnam
 		r = pfd;
 	}
 	wfs_inode_put_fd(n);
+	pthread_rwlock_unlock(&wfs.tree_lock);
 	return r ? r : do_lookup(np, newname, e);
 }
 
@@ -535,20 +537,39 @@ static int do_rename(struct wfs_inode *parent, const char *name, struct wfs_inod
 	int r = wfs_inode_lookup(parent, name, &st, &n);
 	if (r)
 		return r;
-	r = wfs_rename_keeps_class(n, np, newname);
-	if (!r && (flags & RENAME_EXCHANGE)) {
+	if (flags & RENAME_EXCHANGE) {
 		struct stat ost;
 		r = wfs_inode_lookup(np, newname, &ost, &other);
-		if (!r)
-			r = wfs_rename_keeps_class(other, parent, name);
+		if (r) {
+			wfs_inode_forget(n, 1);
+			return r;
+		}
 	}
-	if (!r)
+	/* A directory's walk and move exclude creates below it (fs.h). */
+	bool tree = n->type == S_IFDIR || (other && other->type == S_IFDIR);
+	if (tree)
+		pthread_rwlock_wrlock(&wfs.tree_lock);
+	else
+		pthread_rwlock_rdlock(&wfs.tree_lock);
+	r = wfs_rename_keeps_class(n, np, newname);
+	bool converted = false;
+	if (r == -EXDEV && !other) {
+		/* a save by rename across classes (rename_convert.c) */
+		r = wfs_rename_convert(parent, name, n, np, newname, flags);
+		converted = r == 0;
+		if (r == 1)
+			r = 0;
+	}
+	if (!r && other)
+		r = wfs_rename_keeps_class(other, parent, name);
+	if (!r && !converted)
 		r = rename_at(parent, name, np, newname, flags, &st);
-	if (!r) {
+	if (!r && !converted) {
 		wfs_inode_rename(n, np, newname);
 		if (other)
 			wfs_inode_rename(other, parent, name);
 	}
+	pthread_rwlock_unlock(&wfs.tree_lock);
 	if (other)
 		wfs_inode_forget(other, 1);
 	wfs_inode_forget(n, 1);

@@ -54,7 +54,7 @@ static int passthrough_id(fuse_req_t req, struct wfs_inode *n, int fd)
 {
 	if (n->backing_id > 0)
 		return n->backing_id;
-	int id = fuse_passthrough_open(req, fd);
+	int id = wfs_creds_passthrough_open(req, fd);
 	if (id <= 0) {
 		if (!atomic_exchange(&wfs.passthrough_warned, true))
 			fprintf(stderr,
@@ -197,6 +197,10 @@ int wfs_file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_file_
 		r = -EACCES;
 	} else {
 		r = serve_open(req, n, f, fi, dec, &formv);
+		/* Nothing of serve_open to undo when this fails: an open that
+		 * keeps a daemon fd registered no passthrough file. */
+		if (!r)
+			r = wfs_file_hold(f, fuse_req_ctx(req)->uid);
 	}
 	if (!r)
 		n->opens++;
@@ -224,6 +228,7 @@ static void file_close(fuse_req_t req, struct wfs_file *f)
 		n->backing_id = 0;
 	}
 	pthread_mutex_unlock(&n->open_lock);
+	wfs_file_unhold(f);
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f);
@@ -323,24 +328,30 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 	struct wfs_inode *parent = wfs_inode_get(parent_ino);
 	char path[PATH_MAX];
 	struct wfs_open_ctx c = {.path = path, .flags = fi->flags | O_CREAT, .create = true};
-	int r = wfs_child_path(parent, name, path, sizeof(path));
-	if (r) {
-		fuse_reply_err(req, -r);
-		return;
-	}
 	if (parent == &wfs.root && !strcmp(name, WFS_VAULT_DIR)) {
 		fuse_reply_err(req, EPERM);
+		return;
+	}
+	/* From the path until the name exists (fs.h, tree_lock): a directory
+	 * above may be moving to another class. */
+	pthread_rwlock_rdlock(&wfs.tree_lock);
+	int r = wfs_child_path(parent, name, path, sizeof(path));
+	if (r) {
+		pthread_rwlock_unlock(&wfs.tree_lock);
+		fuse_reply_err(req, -r);
 		return;
 	}
 	wfs_classify_path(path, &c.dec);
 	r = wfs_access_check(req, &c);
 	if (r) {
+		pthread_rwlock_unlock(&wfs.tree_lock);
 		int a = wfs_access_record(&c, r);
 		fuse_reply_err(req, -(a ? a : r));
 		return;
 	}
 	int pfd = wfs_inode_fd(parent);
 	if (pfd < 0) {
+		pthread_rwlock_unlock(&wfs.tree_lock);
 		fuse_reply_err(req, -pfd);
 		return;
 	}
@@ -360,6 +371,7 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 		r = fd < 0 ? -errno : 0;
 		wfs_creds_restore(&cr);
 	}
+	pthread_rwlock_unlock(&wfs.tree_lock);
 	wfs_inode_put_fd(parent);
 	if (r) {
 		wfs_access_record(&c, r);

@@ -116,52 +116,6 @@ void wfs_fill_ops(struct fuse_lowlevel_ops *ops)
 	wfs_fill_xattr_ops(ops);
 }
 
-/* ---- policy watcher ------------------------------------------------ */
-
-static pthread_t watcher;
-/* Set by the main thread at the end, read by the watcher: a plain (or
- * volatile sig_atomic_t) flag is a data race between threads, and the
- * compiler may hoist its load out of the loop. */
-static atomic_bool watcher_stop;
-
-static bool same_stat(const struct stat *a, const struct stat *b)
-{
-	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
-}
-
-/* Reloads on SIGHUP, and when the policy file changes (checked each
- * second: editors replace files by rename, which inotify on the file would
- * miss). */
-static void *watch_policy(void *arg)
-{
-	(void)arg;
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	struct stat last = {0}, now;
-	bool have = wfs.o->policy_path && stat(wfs.o->policy_path, &last) == 0;
-	while (!atomic_load(&watcher_stop)) {
-		struct timespec ts = {.tv_sec = 1};
-		int sig = sigtimedwait(&set, NULL, &ts);
-		if (atomic_load(&watcher_stop))
-			break;
-		bool changed = false;
-		if (wfs.o->policy_path) {
-			bool exists = stat(wfs.o->policy_path, &now) == 0;
-			if (exists != have || (exists && !same_stat(&now, &last))) {
-				changed = true;
-				have = exists;
-				last = now;
-			}
-		}
-		if (sig == SIGHUP || changed)
-			wfs_policy_reload(false);
-	}
-	return NULL;
-}
-
 /* ---- run ------------------------------------------------------------ */
 
 static void report(struct wfs_daemon_opts *o, const char *fmt, ...)
@@ -220,6 +174,7 @@ static int start_undo(struct wfs_daemon_opts *o)
 		report(o, "wardfs: cannot open '%s/.wardfs': %s", o->backing, strerror(errno));
 		return -1;
 	}
+	wfs_rename_convert_cleanup(dfd);
 	r = wfs_undo_replay(wfs.keys, dfd, "undo", wfs.mount_fd, undo_applied, NULL);
 	if (r < 0) {
 		report(o, "wardfs: cannot replay the undo journal '%s/.wardfs/undo': %s",
@@ -238,7 +193,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 {
 	int ret = 1;
 	struct fuse_session *se = NULL;
-	bool mounted = false, watching = false;
+	bool mounted = false;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	char *optstr = NULL;
 
@@ -273,6 +228,11 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 		fprintf(stderr, "wardfs: cannot lock the keys in memory: %s\n", strerror(errno));
 	wfs.timeout = 86400.0;
 	pthread_rwlock_init(&wfs.policy_lock, NULL);
+	pthread_rwlockattr_t tl;
+	pthread_rwlockattr_init(&tl);
+	pthread_rwlockattr_setkind_np(&tl, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&wfs.tree_lock, &tl);
+	pthread_rwlockattr_destroy(&tl);
 
 	wfs.root_fd = open(o->backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (wfs.root_fd < 0) {
@@ -300,7 +260,15 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 		setrlimit(RLIMIT_NOFILE, &rl);
 		/* Cache at most a third of the fd budget; open files need the rest. */
 		wfs.max_fds = rl.rlim_cur / 3 > 64 ? (int)(rl.rlim_cur / 3) : 64;
+		/* half of all fds: one user holding files open leaves the other
+		 * half to everyone else (file_fd.c) */
+		wfs.max_held = rl.rlim_cur / 2 > 64 ? (unsigned)(rl.rlim_cur / 2) : 64;
 	}
+	/* Before any thread starts, so that every one inherits the sets. */
+	int dropped = geteuid() == 0 ? wfs_creds_drop_unused() : 0;
+	if (dropped < 0)
+		fprintf(stderr, "wardfs: cannot drop unused capabilities: %s\n",
+			strerror(-dropped));
 	if (wfs_table_init(&wfs) < 0) {
 		report(o, "wardfs: out of memory");
 		goto out;
@@ -321,6 +289,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 			report(o, "wardfs: cannot open audit db '%s': %s", o->audit_db, err);
 			goto out;
 		}
+		wfs_audit_lineage_check(o->audit_db);
 	}
 
 	if (wfs.keys && start_undo(o) != 0)
@@ -349,8 +318,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	}
 	mounted = true;
 	wfs_readahead_raise_async(o->mountpoint);
-	if (pthread_create(&watcher, NULL, watch_policy, NULL) == 0)
-		watching = true;
+	wfs_policy_watch_start();
 	if (wfs.audit) {
 		struct wfs_audit_event ev = {.kind = WFS_AUDIT_MOUNT,
 					     .path = "/",
@@ -370,11 +338,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	fuse_loop_cfg_destroy(cfg);
 
 out:
-	if (watching) {
-		atomic_store(&watcher_stop, true);
-		pthread_kill(watcher, SIGHUP);
-		pthread_join(watcher, NULL);
-	}
+	wfs_policy_watch_stop();
 	if (mounted)
 		fuse_session_unmount(se);
 	if (se) {

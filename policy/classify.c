@@ -230,6 +230,12 @@ const char *wfs_policy_path(const struct wfs_policy *p)
 	return p->path ? p->path : "";
 }
 
+size_t wfs_policy_sources(const struct wfs_policy *p, const struct wfs_policy_source **out)
+{
+	*out = p->sources;
+	return p->nsources;
+}
+
 const char *wfs_policy_sha256(const struct wfs_policy *p)
 {
 	return p->sha_hex;

@@ -154,6 +154,9 @@ struct wfs_policy {
 	const char *path;
 	char sha_hex[65];
 	struct pol_index ix;
+	/* what the policy was read from (wfs_policy_sources), arena strings */
+	struct wfs_policy_source *sources;
+	size_t nsources, capsources;
 };
 
 /* ---- diagnostics (diag.c) ------------------------------------------------ */

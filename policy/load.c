@@ -66,6 +66,33 @@ static int read_all(int fd, char **out, size_t *outlen)
 	return 0;
 }
 
+/* Remembers a source (a file read, or a directory an include glob looked
+ * in) for wfs_policy_sources; path is copied into the arena. */
+static void add_source(struct pol_loader *L, const char *path, size_t len, bool is_dir)
+{
+	struct wfs_policy *p = L->p;
+	for (size_t i = 0; i < p->nsources; i++)
+		if (p->sources[i].is_dir == is_dir && strlen(p->sources[i].path) == len &&
+		    !memcmp(p->sources[i].path, path, len))
+			return;
+	if (p->nsources == p->capsources) {
+		size_t cap = p->capsources ? 2 * p->capsources : 8;
+		struct wfs_policy_source *v = realloc(p->sources, cap * sizeof(*v));
+		if (!v) {
+			L->oom = true;
+			return;
+		}
+		p->sources = v;
+		p->capsources = cap;
+	}
+	const char *s = pol_arena_strndup(&p->arena, path, len);
+	if (!s) {
+		L->oom = true;
+		return;
+	}
+	p->sources[p->nsources++] = (struct wfs_policy_source){.path = s, .is_dir = is_dir};
+}
+
 int pol_load_file(struct pol_loader *L, const char *path, const char *wf, unsigned wl, unsigned wc)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -165,6 +192,7 @@ int pol_load_file(struct pol_loader *L, const char *path, const char *wf, unsign
 		goto out;
 	}
 	pol_sha256_update(&L->sha, buf, len);
+	add_source(L, name, strlen(name), false);
 	L->chain[L->depth++] = (struct pol_chain){.dev = st.st_dev, .ino = st.st_ino, .name = name};
 	pol_parse_text(L, name, buf, len);
 	L->depth--;
@@ -230,6 +258,22 @@ void pol_include(struct pol_loader *L, const char *file, unsigned line, unsigned
 			 "include path is too long; expected at most %d bytes", PATH_MAX);
 		return;
 	}
+	/* The directory the glob lists: up to the last '/' before its first
+	 * wildcard (unescaped), where an added file would appear. */
+	char plain[PATH_MAX * 2 + 2];
+	size_t pl = 0, last_slash = 0;
+	for (const char *c = full; *c && pl + 1 < sizeof(plain); c++) {
+		if (*c == '\\' && c[1]) {
+			plain[pl++] = *++c;
+			continue;
+		}
+		if (*c == '*' || *c == '?' || *c == '[')
+			break;
+		if (*c == '/')
+			last_slash = pl;
+		plain[pl++] = *c;
+	}
+	add_source(L, plain, last_slash ? last_slash : 1, true);
 	glob_t g;
 	memset(&g, 0, sizeof(g));
 	int rc = glob(full, 0, NULL, &g);
@@ -265,6 +309,7 @@ void wfs_policy_free(struct wfs_policy *p)
 		return;
 	pol_index_free(&p->ix);
 	free(p->rules);
+	free(p->sources);
 	pol_arena_free(&p->arena);
 	free(p);
 }

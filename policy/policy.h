@@ -81,7 +81,15 @@ void wfs_policy_free(struct wfs_policy *p);
 
 /* Facts about a compiled policy for `wardfs status`. */
 size_t wfs_policy_rule_count(const struct wfs_policy *p);
-const char *wfs_policy_path(const struct wfs_policy *p);   /* "" for built-in */
+const char *wfs_policy_path(const struct wfs_policy *p); /* "" for built-in */
+/* What a change of would change the policy: every file it was read from,
+ * and every directory an include glob looked in (a file added there is
+ * included by the next load). For the daemon's watcher; valid while p is. */
+struct wfs_policy_source {
+	const char *path;
+	bool is_dir;
+};
+size_t wfs_policy_sources(const struct wfs_policy *p, const struct wfs_policy_source **out);
 const char *wfs_policy_sha256(const struct wfs_policy *p); /* hex of all source bytes */
 
 /* Access options of a rule (all lists empty = anyone may open). */

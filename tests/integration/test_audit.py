@@ -18,6 +18,7 @@ import select
 import shutil
 import signal
 import sqlite3
+import stat
 import struct
 import subprocess
 import sys
@@ -1288,14 +1289,73 @@ def test_db_deleted_while_mounted_is_a_write_failure(vault, mode):
         st = m.status()
         assert why in st["audit-last-error"], st
         assert why in m.logtext()
-    # The next mount starts a new db, and the rows the journal kept reach it.
+    # The next mount starts a new db, and the rows the journal kept reach it;
+    # verify says that the vault's earlier rows are not in it.
     assert not m.db.exists()
     with mounted(m):
         pass
     got = db_rows(m.db, "SELECT count(*) FROM events WHERE path = '/f' AND kind = 'open'")
     assert got == [(served,)], (served, got)
     r = verify(m.db)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "younger than the one this vault wrote to before" in r.stderr, r.stderr
+
+
+def test_verify_says_when_the_db_is_younger_than_the_vault(vault):
+    """Issue 22.8: a database deleted between mounts is replaced by a fresh
+    one that verified "ok" from its first row. The vault remembers its
+    database's identity; a new one is a chain-break row that verify reports.
+    A database moved (same identity) is not."""
+    m = vault
+    (m.backing / "f").write_text("x")
+    with mounted(m):
+        open_close(m.mnt / "f")
+    first = db_rows(m.db, "SELECT v FROM meta WHERE k = 'db_id'")[0][0]
+    record = (m.backing / ".wardfs" / "audit-db").read_text()
+    assert f"id {first}\n" in record and f"path {m.db}\n" in record, record
+    assert stat.S_IMODE((m.backing / ".wardfs" / "audit-db").stat().st_mode) == 0o600
+    r = verify(m.db)
     assert r.returncode == 0, r.stdout + r.stderr
+
+    # Moved: the same database under another name; nothing to report.
+    moved = m.db.with_name("moved.db")
+    os.rename(m.db, moved)
+    os.rename(f"{m.db}.key", f"{moved}.key")
+    m.db = moved
+    with mounted(m):
+        open_close(m.mnt / "f")
+    r = verify(m.db)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"path {moved}\n" in (m.backing / ".wardfs" / "audit-db").read_text()
+
+    # Deleted between mounts (the key kept): a fresh database.
+    for suffix in ("", "-wal", "-shm"):
+        pathlib.Path(f"{m.db}{suffix}").unlink(missing_ok=True)
+    with mounted(m):
+        open_close(m.mnt / "f")
+    second = db_rows(m.db, "SELECT v FROM meta WHERE k = 'db_id'")[0][0]
+    assert second != first
+    rows = db_rows(m.db, "SELECT id, detail FROM events WHERE kind = 'chain-break'")
+    assert len(rows) == 1, rows
+    assert first in rows[0][1] and second in rows[0][1] and str(moved) in rows[0][1], rows
+    assert "younger than the one this vault wrote to before" in m.logtext()
+    r = verify(m.db)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"row {rows[0][0]}: a chain break was recorded: this audit database" in r.stderr
+    assert "younger than" in r.stderr, r.stderr
+
+    # Told once: the record now names the new database.
+    with mounted(m):
+        pass
+    assert len(db_rows(m.db, "SELECT id FROM events WHERE kind = 'chain-break'")) == 1
+
+    # An unreadable record is a chain break too (then it is rewritten).
+    (m.backing / ".wardfs" / "audit-db").write_text("garbage\n")
+    with mounted(m):
+        pass
+    rows = db_rows(m.db, "SELECT detail FROM events WHERE kind = 'chain-break'")
+    assert len(rows) == 2 and "is unreadable" in rows[1][0], rows
+    assert f"id {second}\n" in (m.backing / ".wardfs" / "audit-db").read_text()
 
 
 # ---------------------------------------------------------------------------

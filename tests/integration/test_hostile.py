@@ -5,10 +5,12 @@ import json
 import os
 import signal
 import subprocess
+import threading
+import time
 
 import pytest
 
-from conftest import WARDFS, is_mounted, run, wait_for
+from conftest import DEFAULT_POLICY, WARDFS, Mount, is_mounted, run, wait_for
 
 
 def set_policy(m, extra):
@@ -185,6 +187,50 @@ def test_a_user_holding_19000_files_open_does_not_lock_others_out(mnt, test_user
     assert (mnt.mnt / "work" / "dir199" / "moved").read_text() == "data"
 
 
+def test_a_user_holding_sensitive_files_open_keeps_to_half_of_the_daemons_fds(mnt, test_user):
+    """Encrypted opens keep a daemon fd each (the daemon serves their I/O):
+    one user holding 12,000 of them got every other process on the mount
+    EMFILE. A user may hold half of the daemon's fds; beyond, EMFILE for that
+    user alone, logged; everybody else keeps working."""
+    pid = int(mnt.status()["pid"])
+    hard = int(next(line.split()[4] for line in open(f"/proc/{pid}/limits")
+                    if line.startswith("Max open files")))
+    limit = hard // 2
+    (mnt.mnt / "secret").mkdir()
+    many = mnt.backing / "secret" / "many"
+    many.mkdir()
+    os.chown(many, test_user["uid"], test_user["gid"])
+    # Empty files in a sensitive path: opens of them are the daemon's.
+    for i in range(limit + 500):
+        (many / f"f{i:05d}").touch()
+    holder = subprocess.Popen(
+        ["setpriv", f"--reuid={test_user['uid']}", f"--regid={test_user['gid']}",
+         "--init-groups", "--", "/usr/bin/python3", "-c", HOLD, str(mnt.mnt / "secret" / "many")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = holder.stdout.readline()
+        assert line.startswith(f"error {limit} ") and "Too many open files" in line, line
+        assert holder.stdout.readline().strip() == f"held {limit}"
+        assert f"holds {limit} files open through the daemon, its limit" in mnt.logtext()
+        # Everybody else still works meanwhile, sensitive files included.
+        work = mnt.mnt / "secret" / "work"
+        work.mkdir()
+        for i in range(300):
+            (work / f"s{i}").write_bytes(b"sensitive %d" % i)
+        fds = [os.open(work / f"s{i}", os.O_RDONLY) for i in range(300)]
+        try:
+            assert os.pread(fds[7], 100, 0) == b"sensitive 7"
+        finally:
+            for fd in fds:
+                os.close(fd)
+    finally:
+        holder.communicate("done\n", timeout=120)
+    # Closing gives the user their share back.
+    r = run("/usr/bin/python3", "-c", HOLD, mnt.mnt / "secret" / "many", user=True,
+            input="\n", timeout=120)
+    assert r.stdout.splitlines()[0].startswith(f"error {limit} "), r.stdout
+
+
 # ---------------------------------------------------------------------------
 # umount and status (22.12)
 
@@ -316,3 +362,164 @@ def test_migrate_refuses_the_policy_the_daemon_refuses(vault):
     assert r.returncode != 0 and "writable" in r.stderr, r.stdout + r.stderr
     m = vault.mount(check=False)
     assert m.returncode != 0 and "writable" in m.stderr + vault.logtext()
+
+
+# ---------------------------------------------------------------------------
+# 15.11: one user fills the disk; the root reserve is not lent to users
+
+
+FILL = """
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+chunk, n = b"\\x5a" * (256 << 10), 0
+try:
+    while True:
+        n += os.write(fd, chunk)
+except OSError as e:
+    assert e.errno in (28, 122), e  # ENOSPC, EDQUOT
+try:
+    os.close(fd)
+except OSError:
+    pass
+print(n)
+"""
+
+
+@pytest.fixture
+def reserved_vault(base):
+    """A vault on its own 96 MiB ext4 with half of it reserved for root (the
+    audit db stays on /tmp, another file system)."""
+    img, lo = base / "disk.img", base / "lo"
+    run("truncate", "-s", "96M", img)
+    run("mkfs.ext4", "-q", "-F", "-m", "50", img)
+    dev = run("losetup", "--find", "--show", img).stdout.strip()
+    try:
+        lo.mkdir()
+        run("mount", dev, lo)
+        try:
+            m = Mount(base)
+            m.backing = lo / "vault" / "backing"
+            m.policy.write_text(DEFAULT_POLICY)
+            m.init()
+            try:
+                yield m, lo
+            finally:
+                m.umount()
+        finally:
+            run("umount", lo, check=False)
+    finally:
+        run("losetup", "-d", dev, check=False)
+
+
+def user_fill(path):
+    r = run("/usr/bin/python3", "-c", FILL, path, user=True, check=False)
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout)
+
+
+def test_users_cannot_take_the_root_reserve_through_the_mount(reserved_vault, test_user):
+    """Issue 15.11: the daemon wrote users' data with root's fsuid and
+    CAP_SYS_RESOURCE, so a user wrote through the mount into ext4's root
+    reserve (31 MB where direct writes stopped at 11 MB). Through the mount,
+    public (passthrough) and sensitive (daemon) writes stop where the user's
+    own direct writes stop, and root keeps its reserve."""
+    m, lo = reserved_vault
+    direct_dir = lo / "direct"
+    direct_dir.mkdir()
+    os.chown(direct_dir, test_user["uid"], test_user["gid"])
+    direct = user_fill(direct_dir / "fill")
+    os.unlink(direct_dir / "fill")
+    assert direct > 8 << 20, direct
+    m.mount()
+    try:
+        pid = int(m.status()["pid"])
+        caps = {k: int(v, 16) for k, v in (line.split(":\t") for line in
+                open(f"/proc/{pid}/status").read().splitlines()
+                if line.startswith(("CapEff", "CapPrm", "CapBnd")))}
+        CAP_SYS_RESOURCE, CAP_NET_ADMIN = 24, 12
+        for k, v in caps.items():
+            assert not v & (1 << CAP_SYS_RESOURCE | 1 << CAP_NET_ADMIN), (k, hex(v))
+        for d in ("pub", "secret"):
+            (m.mnt / d).mkdir()
+            os.chown(m.mnt / d, test_user["uid"], test_user["gid"])
+        slack = 2 << 20  # ext4's per-file metadata; the header and MACs
+        for name in ("pub/fill", "secret/fill"):
+            got = user_fill(m.mnt / name)
+            assert got <= direct + slack, (name, got, direct)
+            assert got > direct // 2, (name, got, direct)  # it did write
+            # root still has its reserve while the user's file fills the disk
+            with open(lo / "root-probe", "wb") as f:
+                f.write(b"r" * (4 << 20))
+            os.unlink(lo / "root-probe")
+            os.unlink(m.mnt / name)
+    finally:
+        m.umount()
+
+
+# ---------------------------------------------------------------------------
+# 15.7: a directory's class change is atomic with respect to creates in it
+
+MARK = "trusted.wardfs.encrypted"
+
+
+def _marked(p):
+    try:
+        return os.getxattr(p, MARK) == b"1"
+    except OSError:
+        return False
+
+
+def test_directory_renamed_across_classes_never_holds_a_file_of_the_old_class(mnt):
+    """A directory moves between pub/ and secret/ (allowed while it holds no
+    file) while files are created below it through a descriptor of its
+    subdirectory: every file must land in the form of where it is. The issue
+    saw 8 plaintext files left in a sensitive path on its first try. (The
+    kernel locks a directory it moves to another parent, so creates right in
+    it wait; creates in its subdirectories do not.)"""
+    m = mnt
+    (m.mnt / "pub").mkdir()
+    (m.mnt / "secret").mkdir()
+    (m.mnt / "pub" / "d" / "sub").mkdir(parents=True)
+    where = {"pub": m.backing / "pub" / "d" / "sub", "secret": m.backing / "secret" / "d" / "sub"}
+    stop = threading.Event()
+    moves = [0]
+
+    def mover():
+        at = "pub"
+        while not stop.is_set():
+            to = "secret" if at == "pub" else "pub"
+            try:
+                os.rename(m.mnt / at / "d", m.mnt / to / "d")
+                at = to
+                moves[0] += 1
+            except OSError as e:
+                assert e.errno == errno.EXDEV, e
+
+    t = threading.Thread(target=mover)
+    t.start()
+    wrong, made = [], 0
+    dfd = os.open(m.mnt / "pub" / "d" / "sub", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        end = time.time() + 8
+        while time.time() < end and len(wrong) < 5:
+            name = f"x{made}"
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dfd)
+            os.write(fd, b"hello\n")
+            os.close(fd)
+            made += 1
+            # While it exists the directory cannot move (its class would
+            # change): it is where it is.
+            for cls, d in where.items():
+                if (d / name).exists():
+                    if _marked(d / name) != (cls == "secret"):
+                        wrong.append((name, cls, _marked(d / name)))
+                    break
+            else:
+                wrong.append((name, "nowhere", None))
+            os.unlink(name, dir_fd=dfd)
+    finally:
+        stop.set()
+        t.join()
+        os.close(dfd)
+    assert not wrong, (wrong, made, moves)
+    assert moves[0] > 50 and made > 50, (moves, made)

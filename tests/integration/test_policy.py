@@ -93,10 +93,13 @@ def test_rename_and_link_across_classes(mnt):
     (mnt.mnt / "secret").mkdir()
     (mnt.mnt / "pub").write_text("p")
     with pytest.raises(OSError) as e:
-        os.rename(mnt.mnt / "pub", mnt.mnt / "secret" / "pub")
-    assert e.value.errno == errno.EXDEV
-    with pytest.raises(OSError) as e:
         os.link(mnt.mnt / "pub", mnt.mnt / "secret" / "pub")
+    assert e.value.errno == errno.EXDEV
+    # a directory holding a file of another class cannot move
+    (mnt.mnt / "dir").mkdir()
+    (mnt.mnt / "dir" / "f").write_text("f")
+    with pytest.raises(OSError) as e:
+        os.rename(mnt.mnt / "dir", mnt.mnt / "secret" / "dir")
     assert e.value.errno == errno.EXDEV
     run("mv", mnt.mnt / "pub", mnt.mnt / "secret" / "pub")
     assert (mnt.mnt / "secret" / "pub").read_text() == "p"
@@ -188,3 +191,95 @@ def test_policy_scan_reports_disagreeing_form(mnt):
     assert "secret/plain" in out
     assert "secret/k" not in out.split("disagree")[-1] if "disagree" in out else True
     mnt.mount()
+
+
+def test_a_symlinked_directory_is_decided_by_its_real_path_and_explain_says_so(mnt):
+    """Issue 15.7: with `sensitive /link/**` and /link a symbolic link to
+    /pub, a file written through /link is /pub's, stored in the clear, while
+    `explain /link/f` said sensitive. explain --root names the real path and
+    its decision, for a backing dir and for the mount point alike."""
+    m = mnt
+    (m.mnt / "pub").mkdir()
+    os.symlink("pub", m.mnt / "link")
+    m.old_sha = m.status()["policy-sha256"]
+    reload_policy(m, "default public\nsensitive /link/**\nsensitive /secret/**\n")
+    (m.mnt / "link" / "f").write_bytes(b"through the link\n")
+    # stored where the kernel put it, in the form of its real path
+    assert (m.backing / "pub" / "f").read_bytes() == b"through the link\n"
+    pol = m.base / "explain-policy"
+    pol.write_text("default public\nsensitive /link/**\n")
+    plain = wardfs("policy", "explain", "--policy", pol, "/link/f").stdout
+    assert plain.startswith("/link/f: sensitive"), plain
+    for root in (m.backing, m.mnt):
+        out = wardfs("policy", "explain", "--policy", pol, "--root", root,
+                     "/link/f", "/link/new", "/pub/g").stdout.splitlines()
+        assert out == [
+            "/link/f: through a symbolic link, this is /pub/f, which decides:",
+            "/pub/f: public (default)",
+            "/link/new: through a symbolic link, this is /pub/new, which decides:",
+            "/pub/new: public (default)",
+            "/pub/g: public (default)",
+        ], (root, out)
+    # a link out of the root is resolved inside it, never outside
+    os.symlink("/etc", m.mnt / "etc-link")
+    out = wardfs("policy", "explain", "--policy", pol, "--root", m.backing,
+                 "/etc-link/passwd").stdout
+    assert "/etc/passwd" not in out.replace("/etc-link/passwd", ""), out
+    r = wardfs("policy", "explain", "--root", m.base / "missing", "/x", check=False)
+    assert r.returncode == 1 and "cannot open" in r.stderr, r.stderr
+
+
+def _is_marked(p):
+    try:
+        return os.getxattr(p, "trusted.wardfs.encrypted") == b"1"
+    except OSError:
+        return False
+
+
+def test_included_files_are_watched_and_reload_says_what_is_in_force(mnt):
+    """Issue 16: editing or adding a policy.d/*.conf file was not picked up;
+    only the top file was watched. Every file the policy reads, and every
+    directory an include glob lists, is watched; `wardfs reload` reloads now
+    and says what is in force, or why the new policy was rejected."""
+    m = mnt
+    d = m.base / "policy.d"
+    d.mkdir(mode=0o755)
+    m.old_sha = m.status()["policy-sha256"]
+    reload_policy(m, m.policy.read_text() + "include policy.d/*.conf\n")
+
+    def rules():
+        return int(m.status()["policy-rules"])
+
+    n0 = rules()
+    # a file added to the directory: picked up by itself
+    (d / "10-keys.conf").write_text("sensitive *.key\n")
+    assert wait_for(lambda: rules() == n0 + 1, 5), m.status()
+    (m.mnt / "a.key").write_bytes(b"key material")
+    assert _is_marked(m.backing / "a.key")
+    # an included file edited in place
+    with open(d / "10-keys.conf", "a") as f:
+        f.write("deny /denied.txt\n")
+    assert wait_for(lambda: rules() == n0 + 2, 5), m.status()
+    (m.backing / "denied.txt").write_text("no")
+    with pytest.raises(PermissionError):
+        (m.mnt / "denied.txt").read_text()
+
+    r = wardfs("reload", m.mnt)
+    assert r.stdout.startswith(f"{m.mnt}: reloaded {m.policy} ({n0 + 2} rules, sha256 "), r.stdout
+    # a broken include is rejected; the policy in force stays
+    (d / "20-bad.conf").write_text("sensitive\n")
+    r = wardfs("reload", m.mnt, check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the policy was rejected, the one in force stays" in r.stderr, r.stderr
+    assert "20-bad.conf:1" in r.stderr, r.stderr
+    assert rules() == n0 + 2
+    with pytest.raises(PermissionError):
+        (m.mnt / "denied.txt").read_text()
+    # fixed in place: picked up by itself, though the broken file was never in force
+    (d / "20-bad.conf").write_text("sensitive *.secret\n")
+    assert wait_for(lambda: rules() == n0 + 3, 5), m.status()
+    r = wardfs("reload")  # every mount
+    assert r.returncode == 0 and f"{m.mnt}: reloaded" in r.stdout, r.stdout + r.stderr
+    r = wardfs("reload", m.base, check=False)
+    assert r.returncode == 1 and "is not a wardfs mount" in r.stderr, r.stderr
+    assert wardfs("reload", "--help").stdout.startswith("usage: wardfs reload")

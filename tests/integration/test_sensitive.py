@@ -1153,7 +1153,7 @@ def test_tamper_with_mount_up_after_drop_caches(mnt):
 # 5. cross-class renames and links
 
 
-def test_cross_class_rename_and_link_exdev(mnt):
+def test_cross_class_link_exdev_and_rename_converts(mnt):
     (mnt.mnt / "secret").mkdir()
     (mnt.mnt / ".ssh").mkdir()
     pub = mnt.mnt / "pub"
@@ -1162,20 +1162,26 @@ def test_cross_class_rename_and_link_exdev(mnt):
     sec.write_bytes(b"secret data")
     key = mnt.mnt / ".ssh" / "id_x"
     key.write_bytes(b"private key")
-    for a, b in [(pub, mnt.mnt / "secret" / "pub"), (sec, mnt.mnt / "s"),
-                 (key, mnt.mnt / ".ssh" / "id_x.pub"), (pub, mnt.mnt / "x.pem")]:
-        with pytest.raises(OSError) as ei:
-            os.rename(a, b)
-        assert ei.value.errno == errno.EXDEV, (a, b)
+    other = mnt.mnt / "other"
+    other.write_bytes(b"more public data")
+    for a, b, encrypted in [(pub, mnt.mnt / "secret" / "pub", True), (sec, mnt.mnt / "s", False),
+                            (key, mnt.mnt / ".ssh" / "id_x.pub", False),
+                            (other, mnt.mnt / "x.pem", True)]:
         with pytest.raises(OSError) as ei:
             os.link(a, b)
         assert ei.value.errno == errno.EXDEV, (a, b)
         assert not b.exists()
+        # a rename converts into the new path's form (rename_convert.c)
+        data = a.read_bytes()
+        os.rename(a, b)
+        assert b.read_bytes() == data and not a.exists()
+        raw = (mnt.backing / b.relative_to(mnt.mnt)).read_bytes()
+        assert (data in raw) != encrypted, (a, b)
     # within a class: fine
-    os.rename(sec, mnt.mnt / "secret" / "s2")
-    os.link(mnt.mnt / "secret" / "s2", mnt.mnt / "secret" / "s3")
-    os.rename(pub, mnt.mnt / "pub2")
-    assert (mnt.mnt / "secret" / "s3").read_bytes() == b"secret data"
+    sec = mnt.mnt / "s"
+    os.rename(sec, mnt.mnt / "s2")
+    os.link(mnt.mnt / "s2", mnt.mnt / "s3")
+    assert (mnt.mnt / "s3").read_bytes() == b"secret data"
 
 
 def test_mv_across_classes_copies(mnt):

@@ -106,7 +106,7 @@ static void make_old_schema(const struct tenv *t, int version)
 {
 	assert_int_equal(sql_exec(t->db, "DROP INDEX events_path_id; ALTER TABLE events DROP "
 					 "COLUMN path_id; DROP TABLE paths; CREATE INDEX "
-					 "events_path ON events(path)"),
+					 "events_path ON events(path); DROP TABLE meta"),
 			 0);
 	if (version == 1) {
 		assert_int_equal(sql_exec(t->db, "DROP INDEX events_denied; CREATE INDEX "
@@ -144,9 +144,11 @@ static void migrate_from(const struct tenv *t, int version)
 	wfs_audit_filter_init(&f);
 	f.path_glob = "*/42";
 	struct wfs_audit_verify_result r;
+	struct wfs_audit_identity id;
 	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
 	assert_int_equal(wfs_audit_query(d, &f, NULL, NULL, err, sizeof err), 1);
 	assert_int_equal(wfs_audit_verify(d, NULL, &r, err, sizeof err), 0);
+	assert_int_equal(wfs_audit_db_identity(d, &id), -ENOENT); /* not migrated */
 	wfs_audit_db_close(d);
 	if (version == 2) { /* v2's rpath is checked by verify */
 		assert_int_equal(sql_exec(t->db, "UPDATE events SET rpath = 'x' WHERE id = 9"), 0);
@@ -156,8 +158,12 @@ static void migrate_from(const struct tenv *t, int version)
 	}
 
 	assert_int_equal(wfs_audit_db_open(t->db, true, &d, err, sizeof err), 0);
+	/* An older db gets an identity, created when its first row was. */
+	assert_int_equal(wfs_audit_db_identity(d, &id), 0);
+	assert_int_equal(strlen(id.id), WFS_AUDIT_ID_LEN);
+	assert_true(id.created_ns == sql_int(t->db, "SELECT min(time_ns) FROM events"));
 	wfs_audit_db_close(d);
-	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 3);
+	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 4);
 	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM paths"), 100);
 	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events e JOIN paths p ON p.id = "
 					"e.path_id WHERE p.path = e.path"),

@@ -317,7 +317,7 @@ static void test_foreign_db(void **state)
 	fd = open(t->db, O_WRONLY | O_CREAT, 0600);
 	close(fd);
 	wfs_audit_close(topen(t, "/m", false, 0));
-	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 3);
+	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 4);
 }
 
 int main(void)

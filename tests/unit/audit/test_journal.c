@@ -69,7 +69,7 @@ static void test_roundtrip(void **state)
 	wfs_audit_close(a);
 
 	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events"), 3);
-	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 3);
+	assert_int_equal(sql_int(t->db, "PRAGMA user_version"), 4);
 	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM events e JOIN paths p ON p.id = "
 					"e.path_id WHERE e.path = '/f/1' AND p.path = '/f/1' AND "
 					"p.rpath = '1/f/'"),
@@ -360,6 +360,45 @@ static void test_two_mounts_one_db(void **state)
 	verify_ok(t, 1000);
 }
 
+/* A database's identity is made once, with it: reopening (the writer or
+ * the admin side) or moving the file keeps it; a database made afresh at
+ * the same path has another (issue 22.8). */
+static void test_identity(void **state)
+{
+	struct tenv *t = *state;
+	int64_t before = now_ns();
+	struct wfs_audit *a = topen(t, "/m", false, 0);
+	struct wfs_audit_identity first, again, moved, fresh;
+	wfs_audit_identity(a, &first);
+	wfs_audit_close(a);
+	assert_int_equal(strlen(first.id), WFS_AUDIT_ID_LEN);
+	assert_true(strspn(first.id, "0123456789abcdef") == WFS_AUDIT_ID_LEN);
+	/* whole seconds: SQLite's clock */
+	assert_true(first.created_ns >= before - 1000000000 && first.created_ns <= now_ns());
+
+	a = topen(t, "/m", false, 0);
+	wfs_audit_identity(a, &again);
+	wfs_audit_close(a);
+	assert_string_equal(again.id, first.id);
+	assert_true(again.created_ns == first.created_ns);
+
+	char other[256];
+	snprintf(other, sizeof other, "%s.moved", t->db);
+	assert_int_equal(rename(t->db, other), 0);
+	struct wfs_audit_db *d;
+	char err[256];
+	assert_int_equal(wfs_audit_db_open(other, false, &d, err, sizeof err), 0);
+	assert_int_equal(wfs_audit_db_identity(d, &moved), 0);
+	wfs_audit_db_close(d);
+	assert_string_equal(moved.id, first.id);
+
+	a = topen(t, "/m", false, 0); /* a new database where the old one was */
+	wfs_audit_identity(a, &fresh);
+	wfs_audit_close(a);
+	assert_string_not_equal(fresh.id, first.id);
+	unlink(other);
+}
+
 /* The journal's CRC-32 is zlib's (IEEE): the standard check value, and a
  * bit-at-a-time reference at every length and alignment the fast path
  * splits into words and a tail. */
@@ -403,6 +442,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_len_without_seq, tenv_setup,
 						tenv_teardown),
 		cmocka_unit_test_setup_teardown(test_two_mounts_one_db, tenv_setup, tenv_teardown),
+		cmocka_unit_test_setup_teardown(test_identity, tenv_setup, tenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

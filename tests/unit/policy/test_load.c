@@ -158,6 +158,36 @@ static void test_relative_nested_include(void **state)
 	wfs_policy_free(p);
 }
 
+/* What the daemon watches: every file read, and each directory a glob
+ * lists (even one that matches nothing yet), each once. */
+static void test_sources(void **state)
+{
+	(void)state;
+	mkdir(path_of("conf.d"), 0755);
+	mkdir(path_of("sub"), 0755);
+	put("conf.d/a.conf", "sensitive /x\n");
+	put("conf.d/b.conf", "include ../sub/one.conf\n");
+	put("sub/one.conf", "deny /d\n");
+	put("main", "include conf.d/*.conf\ninclude empty.d/*.conf\ninclude conf.d/*.conf\n");
+	struct wfs_policy *p = load_ok("main", 0);
+	const struct wfs_policy_source *src;
+	size_t n = wfs_policy_sources(p, &src);
+	const char *want[][2] = {
+		{"main", "f"},
+		{"conf.d", "d"},
+		{"conf.d/a.conf", "f"},
+		{"conf.d/b.conf", "f"},
+		{"conf.d/../sub/one.conf", "f"},
+		{"empty.d", "d"},
+	};
+	assert_int_equal(n, 6);
+	for (size_t i = 0; i < 6; i++) {
+		assert_string_equal(src[i].path, path_of(want[i][0]));
+		assert_int_equal(src[i].is_dir, want[i][1][0] == 'd');
+	}
+	wfs_policy_free(p);
+}
+
 static void test_glob_include_sorted(void **state)
 {
 	(void)state;
@@ -407,6 +437,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_and_directory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relative_nested_include, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_glob_include_sorted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_include, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_include_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_include_directory, setup, teardown),

@@ -1,0 +1,125 @@
+/*
+ * policy_watch.c - reloads the policy on SIGHUP and whenever anything it
+ * was read from changes: the top file, every included file, and every
+ * directory an include glob lists (a file added to policy.d, or edited in
+ * place there, even while it is still broken and not yet included).
+ *
+ * Polled once a second rather than with inotify: editors replace files by
+ * rename, which a watch on the file misses, and the set of files changes
+ * with each load. A poll is a few stat calls.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fs.h"
+
+static pthread_t watcher;
+/* Set by the main thread at the end, read by the watcher: a plain (or
+ * volatile sig_atomic_t) flag is a data race between threads, and the
+ * compiler may hoist its load out of the loop. */
+static atomic_bool watcher_stop;
+static bool watching;
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	return h * 0x100000001b3ull;
+}
+
+static uint64_t mix_stat(uint64_t h, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return mix(h, 0xdeadull); /* missing is a state too */
+	h = mix(h, st.st_dev);
+	h = mix(h, st.st_ino);
+	h = mix(h, (uint64_t)st.st_size);
+	h = mix(h, (uint64_t)st.st_mtim.tv_sec);
+	h = mix(h, (uint64_t)st.st_mtim.tv_nsec);
+	h = mix(h, (uint64_t)st.st_ctim.tv_sec);
+	return mix(h, (uint64_t)st.st_ctim.tv_nsec);
+}
+
+/* A directory and each entry in it: an added, removed, renamed or edited
+ * file changes the signature. Entries come in readdir order, which only
+ * changes when the directory does. */
+static uint64_t mix_dir(uint64_t h, const char *dir)
+{
+	h = mix_stat(h, dir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return h;
+	char path[PATH_MAX];
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		for (const char *c = e->d_name; *c; c++)
+			h = mix(h, (unsigned char)*c);
+		h = mix_stat(h, path);
+	}
+	closedir(d);
+	return h;
+}
+
+/* The state of everything the policy in force was read from. Policies a
+ * reload replaced stay allocated (classify.c), so the sources read here
+ * outlive the lock. */
+static uint64_t signature(void)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	if (wfs.o->policy_path)
+		h = mix_stat(h, wfs.o->policy_path);
+	const struct wfs_policy_source *src;
+	pthread_rwlock_rdlock(&wfs.policy_lock);
+	size_t n = wfs.policy ? wfs_policy_sources(wfs.policy, &src) : 0;
+	pthread_rwlock_unlock(&wfs.policy_lock);
+	for (size_t i = 0; i < n; i++)
+		h = src[i].is_dir ? mix_dir(h, src[i].path) : mix_stat(h, src[i].path);
+	return h;
+}
+
+static void *watch(void *arg)
+{
+	(void)arg;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	uint64_t last = signature();
+	while (!atomic_load(&watcher_stop)) {
+		struct timespec ts = {.tv_sec = 1};
+		int sig = sigtimedwait(&set, NULL, &ts);
+		if (atomic_load(&watcher_stop))
+			break;
+		uint64_t now = signature();
+		if (sig == SIGHUP || now != last) {
+			wfs_policy_reload(false);
+			/* what the policy now in force (the new one, or the old
+			 * one after a rejected reload) was read from */
+			last = signature();
+		}
+	}
+	return NULL;
+}
+
+void wfs_policy_watch_start(void)
+{
+	watching = pthread_create(&watcher, NULL, watch, NULL) == 0;
+}
+
+void wfs_policy_watch_stop(void)
+{
+	if (!watching)
+		return;
+	atomic_store(&watcher_stop, true);
+	pthread_kill(watcher, SIGHUP);
+	pthread_join(watcher, NULL);
+	watching = false;
+}
