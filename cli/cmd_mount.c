@@ -637,38 +637,126 @@ int wfs_cmd_umount(int argc, char **argv)
 
 static void status_usage(FILE *f)
 {
-	fprintf(f, "usage: wardfs status MOUNTPOINT\n\n"
-		   "Shows a running mount's backing directory, policy in force (path,\n"
+	fprintf(f, "usage: wardfs status [--format text|json] [MOUNTPOINT...]\n\n"
+		   "Shows each running mount's backing directory, policy in force (path,\n"
 		   "hash, load time, rules, last reload error), passthrough and audit\n"
-		   "state. Needs root.\n");
+		   "state: the mounts named, or every wardfs mount. Needs root.\n");
+}
+
+/* One "key: value" line as a JSON member (after the first); values stay
+ * strings. Keys are the daemon's own words. */
+static void json_line(const char *line, size_t n)
+{
+	const char *colon = memchr(line, ':', n);
+	if (!colon || colon + 1 >= line + n || colon[1] != ' ')
+		return;
+	printf(",\n    \"%.*s\": ", (int)(colon - line), line);
+	putchar('"');
+	for (const char *c = colon + 2; c < line + n; c++) {
+		if (*c == '"' || *c == '\\')
+			printf("\\%c", *c);
+		else if ((unsigned char)*c < 0x20)
+			printf("\\u%04x", (unsigned char)*c);
+		else
+			putchar(*c);
+	}
+	putchar('"');
+}
+
+struct status_run {
+	bool json, many;
+	int shown, failed;
+};
+
+static int show_status(struct status_run *s, const char *mnt)
+{
+	char status[4096];
+	int r = require_wardfs("status", mnt) ? -EINVAL : read_status(mnt, status, sizeof(status));
+	if (r == -ETIMEDOUT)
+		fprintf(stderr,
+			"wardfs status: the daemon of '%s' did not answer within %d s (stopped or "
+			"stuck?); 'wardfs umount %s' detaches it\n",
+			mnt, STATUS_TIMEOUT_MS / 1000, mnt);
+	else if (r && r != -EINVAL)
+		fprintf(stderr, "wardfs status: cannot read the status of '%s': %s%s\n", mnt,
+			strerror(-r), r == -ENODATA || r == -EPERM ? " (it needs root)" : "");
+	if (r) {
+		s->failed = 1;
+		return 0;
+	}
+	if (s->json) {
+		printf("%s\n  {\"mount\": ", s->shown ? "," : "");
+		printf("\"");
+		for (const char *c = mnt; *c; c++)
+			printf(*c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
+		printf("\"");
+		for (const char *l = status; *l;) {
+			size_t n = strcspn(l, "\n");
+			json_line(l, n);
+			l += n + (l[n] == '\n');
+		}
+		printf("\n  }");
+	} else {
+		if (s->many)
+			printf("%smount: %s\n", s->shown ? "\n" : "", mnt);
+		fputs(status, stdout);
+	}
+	s->shown++;
+	return 0;
+}
+
+static int status_each(void *arg, const char *mnt, const char *backing)
+{
+	(void)backing;
+	return show_status(arg, mnt);
 }
 
 int wfs_cmd_status(int argc, char **argv)
 {
-	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		status_usage(stdout);
-		return 0;
+	static const struct option longopts[] = {
+		{"format", required_argument, NULL, 'F'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct status_run s = {0};
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'F':
+			if (!strcmp(optarg, "json"))
+				s.json = true;
+			else if (strcmp(optarg, "text"))
+				return usage_error("status", "--format is text or json");
+			break;
+		case 'h':
+			status_usage(stdout);
+			return 0;
+		default:
+			return bad_option("status", c, argv);
+		}
 	}
-	if (argc != 2) {
-		status_usage(stderr);
-		return 2;
-	}
-	if (require_wardfs("status", argv[1]))
+	if (geteuid() != 0) {
+		fprintf(stderr, "wardfs status: needs root (the daemon answers root only)\n");
 		return 1;
-	char status[4096];
-	int r = read_status(argv[1], status, sizeof(status));
-	if (r == -ETIMEDOUT) {
-		fprintf(stderr,
-			"wardfs status: the daemon of '%s' did not answer within %d s (stopped or "
-			"stuck?); 'wardfs umount %s' detaches it\n",
-			argv[1], STATUS_TIMEOUT_MS / 1000, argv[1]);
-		return 1;
 	}
-	if (r) {
-		fprintf(stderr, "wardfs status: cannot read the status of '%s': %s%s\n", argv[1],
-			strerror(-r), r == -ENODATA || r == -EPERM ? " (it needs root)" : "");
-		return 1;
+	s.many = argc - optind != 1;
+	if (s.json)
+		printf("[");
+	if (optind == argc) {
+		int r = wfs_each_mount(status_each, &s);
+		if (r < 0) {
+			fprintf(stderr, "wardfs status: cannot read the mount table: %s\n",
+				strerror(-r));
+			return 1;
+		}
+		if (!s.shown && !s.failed && !s.json)
+			printf("no wardfs mount is running\n");
 	}
-	fputs(status, stdout);
-	return 0;
+	for (int i = optind; i < argc; i++)
+		show_status(&s, argv[i]);
+	if (s.json)
+		printf("%s]\n", s.shown ? "\n" : "");
+	return s.failed;
 }

@@ -111,26 +111,6 @@ static bool mountinfo_fields(char *line, char **mp, char **fstype, char **src)
 	return true;
 }
 
-int wfs_backing_mounted(const char *backing, char *mnt, size_t len)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return -errno;
-	char *line = NULL, *mp, *fstype, *src;
-	size_t cap = 0;
-	int r = 0;
-	while (r == 0 && getline(&line, &cap, f) > 0) {
-		if (mountinfo_fields(line, &mp, &fstype, &src) && !strcmp(fstype, WFS_FSTYPE) &&
-		    !strcmp(src, backing)) {
-			snprintf(mnt, len, "%s", mp);
-			r = 1;
-		}
-	}
-	free(line);
-	fclose(f);
-	return r;
-}
-
 int wfs_each_mount(int (*fn)(void *arg, const char *mnt, const char *backing), void *arg)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -145,6 +125,27 @@ int wfs_each_mount(int (*fn)(void *arg, const char *mnt, const char *backing), v
 	free(line);
 	fclose(f);
 	return r;
+}
+
+struct find_backing {
+	const char *backing;
+	char *mnt;
+	size_t len;
+};
+
+static int is_backing(void *arg, const char *mnt, const char *backing)
+{
+	struct find_backing *f = arg;
+	if (strcmp(backing, f->backing))
+		return 0;
+	snprintf(f->mnt, f->len, "%s", mnt);
+	return 1;
+}
+
+int wfs_backing_mounted(const char *backing, char *mnt, size_t len)
+{
+	struct find_backing f = {backing, mnt, len};
+	return wfs_each_mount(is_backing, &f);
 }
 
 int wfs_mount_type(const char *path, char *type, size_t len)

@@ -498,6 +498,18 @@ void wfs_inode_put_fd(struct wfs_inode *n)
 	close_all(&c);
 }
 
+/* n's cached fd, taken for the caller to close once it drops its locks,
+ * when no one is using it; else -1. */
+static int take_idle_fd(struct wfs_inode *n)
+{
+	int fd = -1;
+	pthread_mutex_lock(&wfs.fd_lock);
+	if (n->fd >= 0 && n->fd_users == 0)
+		fd = take_fd_locked(&wfs, n);
+	pthread_mutex_unlock(&wfs.fd_lock);
+	return fd;
+}
+
 /*
  * parent/name, which led to the file (dev, ino), was removed (unlink,
  * rmdir, or a rename over it). nlink is the file's link count before.
@@ -524,12 +536,8 @@ void wfs_inode_name_removed(struct wfs_inode *parent, const char *name, const st
 		free(n->name);
 		n->name = NULL;
 	}
-	if (n && last) {
-		pthread_mutex_lock(&wfs.fd_lock);
-		if (n->fd >= 0 && n->fd_users == 0)
-			fd = take_fd_locked(&wfs, n);
-		pthread_mutex_unlock(&wfs.fd_lock);
-	}
+	if (n && last)
+		fd = take_idle_fd(n);
 	pthread_mutex_unlock(&wfs.table_lock);
 	if (fd >= 0)
 		close(fd);
@@ -537,14 +545,10 @@ void wfs_inode_name_removed(struct wfs_inode *parent, const char *name, const st
 
 void wfs_inode_unname(struct wfs_inode *n)
 {
-	int fd = -1;
 	pthread_mutex_lock(&wfs.table_lock);
 	free(n->name);
 	n->name = NULL;
-	pthread_mutex_lock(&wfs.fd_lock);
-	if (n->fd >= 0 && n->fd_users == 0)
-		fd = take_fd_locked(&wfs, n);
-	pthread_mutex_unlock(&wfs.fd_lock);
+	int fd = take_idle_fd(n);
 	pthread_mutex_unlock(&wfs.table_lock);
 	if (fd >= 0)
 		close(fd);

@@ -1,5 +1,6 @@
 """Integration test harness: real wardfs mounts on /dev/fuse in private temp
 dirs, always unmounted (fixture finalizers), plus a real unprivileged user."""
+import contextlib
 import ctypes
 import os
 import pathlib
@@ -50,6 +51,38 @@ def wardfs(*args, **kw):
 def is_mounted(path):
     with open("/proc/self/mounts") as f:
         return any(line.split()[1] == str(path) for line in f)
+
+
+MARK = "trusted.wardfs.encrypted"
+
+
+def is_marked(path):
+    """Whether the daemon marked a backing file as encrypted."""
+    try:
+        return os.getxattr(path, MARK) == b"1"
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def loop_ext4(path, size, *mkfs_args):
+    """A fresh ext4 of size (truncate's syntax) on a loop device, mounted
+    at path; yields the device. Unmounted and detached however it ends."""
+    img = path.parent / f"{path.name}.img"
+    run("truncate", "-s", size, img)
+    run("mkfs.ext4", "-q", "-F", *mkfs_args, img)
+    dev = run("losetup", "--find", "--show", img).stdout.strip()
+    try:
+        path.mkdir()
+        run("mount", dev, path)
+        try:
+            yield dev
+        finally:
+            if subprocess.run(["umount", str(path)]).returncode:
+                subprocess.run(["umount", "-l", str(path)], check=False)
+    finally:
+        run("losetup", "-d", dev, check=False)
+        img.unlink(missing_ok=True)
 
 
 class Mount:

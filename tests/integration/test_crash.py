@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import DEFAULT_POLICY, Mount, run, wait_for, wardfs
+from conftest import DEFAULT_POLICY, Mount, loop_ext4, run, wait_for, wardfs
 
 LIMIT = 1 << 20  # appenders turn into rewriters past this size
 
@@ -51,32 +51,22 @@ def throttled_vault(base):
     with a strict writeback limit of 256 KiB, so that the daemon's writes
     wait for writeback in the middle (where a SIGKILL cuts them short), as
     on a busy disk, without touching any other file system's limits."""
-    img, lo = base / "disk.img", base / "lo"
-    run("truncate", "-s", "768M", img)
-    run("mkfs.ext4", "-q", "-F", img)
-    dev = run("losetup", "--find", "--show", img).stdout.strip()
-    try:
-        lo.mkdir()
-        run("mount", dev, lo)
+    lo = base / "lo"
+    with loop_ext4(lo, "768M") as dev:
+        st = os.stat(dev)
+        bdi = f"/sys/class/bdi/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+        with open(f"{bdi}/strict_limit", "w") as f:
+            f.write("1")
+        with open(f"{bdi}/max_bytes", "w") as f:
+            f.write(str(256 << 10))
+        m = Mount(base)
+        m.backing = lo / "vault" / "backing"
+        m.policy.write_text(DEFAULT_POLICY)
+        m.init()
         try:
-            st = os.stat(dev)
-            bdi = f"/sys/class/bdi/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-            with open(f"{bdi}/strict_limit", "w") as f:
-                f.write("1")
-            with open(f"{bdi}/max_bytes", "w") as f:
-                f.write(str(256 << 10))
-            m = Mount(base)
-            m.backing = lo / "vault" / "backing"
-            m.policy.write_text(DEFAULT_POLICY)
-            m.init()
-            try:
-                yield m
-            finally:
-                m.umount()
+            yield m
         finally:
-            run("umount", lo, check=False)
-    finally:
-        run("losetup", "-d", dev, check=False)
+            m.umount()
 
 
 def _kill_loop(vault, rounds):

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from conftest import DEFAULT_POLICY, WARDFS, Mount, is_mounted, run, wait_for
+from conftest import (DEFAULT_POLICY, WARDFS, Mount, is_marked, is_mounted, loop_ext4, run,
+                      wait_for, wardfs)
 
 
 def set_policy(m, extra):
@@ -250,6 +251,22 @@ def test_umount_refuses_what_is_not_wardfs(base):
     assert r.returncode != 0 and "is not a mount point" in r.stderr
 
 
+def test_status_lists_every_mount_as_text_or_json_and_needs_root(mnt, test_user):
+    """Issue 16: status without arguments lists every mount; --format json;
+    a user who is not root is told it needs root."""
+    r = wardfs("status")
+    assert f"mount: {mnt.mnt}\n" in r.stdout and f"backing: {mnt.backing}" in r.stdout, r.stdout
+    every = json.loads(wardfs("status", "--format", "json").stdout)
+    mine = [x for x in every if x["mount"] == str(mnt.mnt)]
+    assert len(mine) == 1 and mine[0]["pid"] == mnt.status()["pid"], every
+    one = json.loads(wardfs("status", "--format=json", mnt.mnt).stdout)
+    assert one == mine and one[0]["policy"] == str(mnt.policy), one
+    r = run(WARDFS, "status", mnt.mnt, user=True, check=False)
+    assert r.returncode == 1 and "needs root" in r.stderr, r.stderr
+    r = wardfs("status", "--format", "yaml", check=False)
+    assert r.returncode == 2 and "text or json" in r.stderr, r.stderr
+
+
 def test_status_and_umount_do_not_hang_on_a_stopped_daemon(mnt):
     pid = int(mnt.status()["pid"])
     os.kill(pid, signal.SIGSTOP)
@@ -389,26 +406,16 @@ print(n)
 def reserved_vault(base):
     """A vault on its own 96 MiB ext4 with half of it reserved for root (the
     audit db stays on /tmp, another file system)."""
-    img, lo = base / "disk.img", base / "lo"
-    run("truncate", "-s", "96M", img)
-    run("mkfs.ext4", "-q", "-F", "-m", "50", img)
-    dev = run("losetup", "--find", "--show", img).stdout.strip()
-    try:
-        lo.mkdir()
-        run("mount", dev, lo)
+    lo = base / "lo"
+    with loop_ext4(lo, "96M", "-m", "50"):
+        m = Mount(base)
+        m.backing = lo / "vault" / "backing"
+        m.policy.write_text(DEFAULT_POLICY)
+        m.init()
         try:
-            m = Mount(base)
-            m.backing = lo / "vault" / "backing"
-            m.policy.write_text(DEFAULT_POLICY)
-            m.init()
-            try:
-                yield m, lo
-            finally:
-                m.umount()
+            yield m, lo
         finally:
-            run("umount", lo, check=False)
-    finally:
-        run("losetup", "-d", dev, check=False)
+            m.umount()
 
 
 def user_fill(path):
@@ -459,16 +466,6 @@ def test_users_cannot_take_the_root_reserve_through_the_mount(reserved_vault, te
 # ---------------------------------------------------------------------------
 # 15.7: a directory's class change is atomic with respect to creates in it
 
-MARK = "trusted.wardfs.encrypted"
-
-
-def _marked(p):
-    try:
-        return os.getxattr(p, MARK) == b"1"
-    except OSError:
-        return False
-
-
 def test_directory_renamed_across_classes_never_holds_a_file_of_the_old_class(mnt):
     """A directory moves between pub/ and secret/ (allowed while it holds no
     file) while files are created below it through a descriptor of its
@@ -511,8 +508,8 @@ def test_directory_renamed_across_classes_never_holds_a_file_of_the_old_class(mn
             # change): it is where it is.
             for cls, d in where.items():
                 if (d / name).exists():
-                    if _marked(d / name) != (cls == "secret"):
-                        wrong.append((name, cls, _marked(d / name)))
+                    if is_marked(d / name) != (cls == "secret"):
+                        wrong.append((name, cls, is_marked(d / name)))
                     break
             else:
                 wrong.append((name, "nowhere", None))

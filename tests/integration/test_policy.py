@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run, wardfs, wait_for, TEST_USER
+from conftest import ROOT, TEST_USER, is_marked, run, wardfs, wait_for
 
 
 def test_deny_open_but_stat_and_readdir_work(mnt):
@@ -229,13 +229,6 @@ def test_a_symlinked_directory_is_decided_by_its_real_path_and_explain_says_so(m
     assert r.returncode == 1 and "cannot open" in r.stderr, r.stderr
 
 
-def _is_marked(p):
-    try:
-        return os.getxattr(p, "trusted.wardfs.encrypted") == b"1"
-    except OSError:
-        return False
-
-
 def test_included_files_are_watched_and_reload_says_what_is_in_force(mnt):
     """Issue 16: editing or adding a policy.d/*.conf file was not picked up;
     only the top file was watched. Every file the policy reads, and every
@@ -255,7 +248,7 @@ def test_included_files_are_watched_and_reload_says_what_is_in_force(mnt):
     (d / "10-keys.conf").write_text("sensitive *.key\n")
     assert wait_for(lambda: rules() == n0 + 1, 5), m.status()
     (m.mnt / "a.key").write_bytes(b"key material")
-    assert _is_marked(m.backing / "a.key")
+    assert is_marked(m.backing / "a.key")
     # an included file edited in place
     with open(d / "10-keys.conf", "a") as f:
         f.write("deny /denied.txt\n")

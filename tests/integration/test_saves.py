@@ -11,17 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import run, wardfs
-
-
-MARK = "trusted.wardfs.encrypted"
-
-
-def marked(p):
-    try:
-        return os.getxattr(p, MARK) == b"1"
-    except OSError:
-        return False
+from conftest import is_marked as marked, run, wardfs
 
 
 def set_policy(m, extra):
