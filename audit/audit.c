@@ -217,13 +217,15 @@ static void put_text(struct enc *e, const char *s, size_t n)
 	e->len += n;
 }
 
+/* By enum wfs_audit_kind, then the kinds only the writer makes. */
+const char *const wfs_audit_kind_names[] = {
+	"open",	  "create", "integrity", "reload",	"mount",       "unmount", "unlink",
+	"rmdir",  "rename", "link",	 "truncate",	"chmod",       "chown",	  "utimes",
+	"setxattr", "removexattr", "chain-break", "lost", NULL};
+
 static const char *kind_name(enum wfs_audit_kind k)
 {
-	static const char *names[] = {
-		"open",	  "create", "integrity", "reload",	"mount",      "unmount",
-		"unlink", "rmdir",  "rename",	 "link",	"truncate",   "chmod",
-		"chown",  "utimes", "setxattr",	 "removexattr", "chain-break"};
-	return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "other";
+	return (unsigned)k <= WFS_AUDIT_CHAIN_BREAK ? wfs_audit_kind_names[k] : "other";
 }
 
 static void flag_names(int flags, char *buf)

@@ -193,6 +193,8 @@ int wfs_audit_prune(struct wfs_audit_db *db, const char *key_path, int64_t cutof
 enum wfs_audit_format { WFS_FMT_TABLE, WFS_FMT_JSON, WFS_FMT_CSV };
 /* "2026-11-25T10:00:00.123456789Z" */
 void wfs_audit_format_time(int64_t ns, char *buf, size_t len);
+/* The names of row kinds (events.kind), NULL-terminated. */
+extern const char *const wfs_audit_kind_names[];
 /* "EACCES", or "" for 0 */
 const char *wfs_audit_errno_name(int e);
 /* Prints the header line of the format (CSV and table; none for JSON). */

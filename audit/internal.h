@@ -245,6 +245,7 @@ struct wfs_where {
 	bool selective;	   /* a path/exe filter narrow enough to drive the plan */
 	bool path_by_time; /* in: keep the path filter off the index (query.c) */
 	char lo[1024], hi[1024];
+	char exe_glob[4096]; /* --exe NAME: "* /NAME" (a basename) */
 };
 /* version: the db's schema version (v2 has rpath, v3 the paths table).
  * path_by_time: so many rows match the path that the time order should

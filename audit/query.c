@@ -167,8 +167,18 @@ void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f, int 
 	}
 	if (f->path_glob)
 		add_path(w, f->path_glob, version);
+	/* --exe: a path, a glob (GLOB: case-sensitive, like paths), or a
+	 * program's basename, which matches it in any directory */
+	const char *exe_sql = "exe = ?", *exe = f->exe;
+	if (exe && strpbrk(exe, "*?[")) {
+		exe_sql = "exe GLOB ?";
+	} else if (exe && !strchr(exe, '/')) {
+		snprintf(w->exe_glob, sizeof w->exe_glob, "*/%s", exe);
+		exe_sql = "exe GLOB ?";
+		exe = w->exe_glob;
+	}
 	const char *eq[][2] = {{"class = ?", f->cls},
-			       {"exe = ?", f->exe},
+			       {exe_sql, exe},
 			       {"mount = ?", f->mount},
 			       {"kind = ?", f->kind}};
 	for (size_t i = 0; i < sizeof eq / sizeof eq[0]; i++)

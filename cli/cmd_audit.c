@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,6 +67,49 @@ static int usage_error(const char *fmt, const char *arg)
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "; see 'wardfs %s --help'\n", sub);
 	return 2;
+}
+
+static bool known_kind(const char *k)
+{
+	for (const char *const *n = wfs_audit_kind_names; *n; n++)
+		if (!strcmp(*n, k))
+			return true;
+	return false;
+}
+
+/* Edit distance (insertions, deletions, substitutions), capped at 9. */
+static int distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 30 || lb > 30)
+		return 9;
+	int d[31][31];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (int)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (int)j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+			d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+	return d[la][lb];
+}
+
+/* The kind a typo most likely meant (at most 2 edits away), or NULL. */
+static const char *nearest_kind(const char *k)
+{
+	const char *best = NULL;
+	int bd = 3;
+	for (const char *const *n = wfs_audit_kind_names; *n; n++) {
+		int d = distance(k, *n);
+		if (d < bd) {
+			bd = d;
+			best = *n;
+		}
+	}
+	return best;
 }
 
 static int64_t now_ns(void)
@@ -244,10 +288,11 @@ static int parse(int argc, char **argv, const int *allowed, const char *help, st
 			if (parse_i64(optarg, &a->f.pid))
 				return usage_error("bad pid '%s'", optarg);
 			break;
-		case O_PATH:
-			a->f.path_glob = optarg;
-			break;
 		case O_CLASS:
+			if (strcmp(optarg, "public") && strcmp(optarg, "sensitive") &&
+			    strcmp(optarg, "deny"))
+				return usage_error("unknown class '%s' (public, sensitive or deny)",
+						   optarg);
 			a->f.cls = optarg;
 			break;
 		case O_DENIED:
@@ -256,11 +301,42 @@ static int parse(int argc, char **argv, const int *allowed, const char *help, st
 		case O_EXE:
 			a->f.exe = optarg;
 			break;
-		case O_MOUNT:
+		case O_MOUNT: {
+			/* rows name the mount point as mounted: no trailing '/' */
+			size_t n = strlen(optarg);
+			while (n > 1 && optarg[n - 1] == '/')
+				optarg[--n] = '\0';
 			a->f.mount = optarg;
 			break;
+		}
 		case O_KIND:
+			if (!known_kind(optarg)) {
+				char msg[512];
+				const char *near = nearest_kind(optarg);
+				if (near)
+					snprintf(msg, sizeof msg, "unknown kind '%s'; did you mean '%s'?",
+						 optarg, near);
+				else
+					snprintf(msg, sizeof msg,
+						 "unknown kind '%s' (open, create, integrity, reload, "
+						 "mount, unmount, unlink, rmdir, rename, link, truncate, "
+						 "chmod, chown, utimes, setxattr, removexattr, "
+						 "chain-break, lost)",
+						 optarg);
+				return usage_error("%s", msg);
+			}
 			a->f.kind = optarg;
+			break;
+		case O_PATH:
+			if (optarg[0] != '/' && optarg[0] != '*') {
+				char msg[PATH_MAX + 200];
+				snprintf(msg, sizeof msg,
+					 "path '%s' must start with '/' or '*': paths are relative to "
+					 "the mount root (did you mean '/%s'?)",
+					 optarg, optarg);
+				return usage_error("%s", msg);
+			}
+			a->f.path_glob = optarg;
 			break;
 		case O_FORMAT:
 			if (parse_format(optarg, &a->fmt))

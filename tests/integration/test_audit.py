@@ -1028,6 +1028,26 @@ def test_query_path_class_denied_mount_kind_filters(qdb):
     assert len(query(qdb, "--kind", "mount")) == 2
 
 
+def test_unknown_filter_values_are_errors_not_empty_answers(qdb):
+    """Issue 16: --class secret, --kind opne or a path without its leading
+    '/' answered nothing, silently. Now an error that says what was meant;
+    a trailing '/' on --mount is dropped; --exe takes a basename or a glob."""
+    for args, said in [(("--class", "secret"), "unknown class 'secret' (public, sensitive or deny)"),
+                       (("--kind", "opne"), "unknown kind 'opne'; did you mean 'open'?"),
+                       (("--kind", "nothing-like-it"), "unknown kind 'nothing-like-it' (open,"),
+                       (("--path", "pub/a"), "did you mean '/pub/a'?")]:
+        r = wardfs("audit", "query", "--db", qdb.db, *args, check=False)
+        assert r.returncode == 2 and said in r.stderr, (args, r.stderr)
+        assert r.stdout == ""
+    assert query(qdb, "--mount", str(qdb.m2.mnt) + "/") == query(qdb, "--mount", str(qdb.m2.mnt))
+    assert len(query(qdb, "--mount", str(qdb.m2.mnt) + "//")) > 0
+    # --exe: a basename matches the program in any directory; a glob too
+    assert query(qdb, "--exe", "mycat") == query(qdb, "--exe", qdb.mycat)
+    assert opens_of(query(qdb, "--exe", "cat")) == {"/pub/u": 4, "/pub/p": 1}
+    assert opens_of(query(qdb, "--exe", "*cat")) == {"/pub/u": 4, "/pub/p": 1, "/pub/c": 2}
+    assert len(query(qdb, "--kind", "chain-break")) == 0  # a kind the writer makes
+
+
 def test_tail_and_stats(qdb):
     all_ids = [r[0] for r in db_rows(qdb.db, "SELECT id FROM events ORDER BY id")]
     r = wardfs("audit", "tail", "--db", qdb.db, "-n", "5")
