@@ -219,9 +219,9 @@ static void put_text(struct enc *e, const char *s, size_t n)
 
 /* By enum wfs_audit_kind, then the kinds only the writer makes. */
 const char *const wfs_audit_kind_names[] = {
-	"open",	  "create", "integrity", "reload",	"mount",       "unmount", "unlink",
-	"rmdir",  "rename", "link",	 "truncate",	"chmod",       "chown",	  "utimes",
-	"setxattr", "removexattr", "chain-break", "lost", NULL};
+	"open",	    "create",	   "integrity",	  "reload",   "mount", "unmount", "unlink",
+	"rmdir",    "rename",	   "link",	  "truncate", "chmod", "chown",	  "utimes",
+	"setxattr", "removexattr", "chain-break", "lost",     NULL};
 
 static const char *kind_name(enum wfs_audit_kind k)
 {

@@ -314,12 +314,15 @@ static int parse(int argc, char **argv, const int *allowed, const char *help, st
 				char msg[512];
 				const char *near = nearest_kind(optarg);
 				if (near)
-					snprintf(msg, sizeof msg, "unknown kind '%s'; did you mean '%s'?",
-						 optarg, near);
+					snprintf(msg, sizeof msg,
+						 "unknown kind '%s'; did you mean '%s'?", optarg,
+						 near);
 				else
 					snprintf(msg, sizeof msg,
-						 "unknown kind '%s' (open, create, integrity, reload, "
-						 "mount, unmount, unlink, rmdir, rename, link, truncate, "
+						 "unknown kind '%s' (open, create, integrity, "
+						 "reload, "
+						 "mount, unmount, unlink, rmdir, rename, link, "
+						 "truncate, "
 						 "chmod, chown, utimes, setxattr, removexattr, "
 						 "chain-break, lost)",
 						 optarg);
@@ -331,7 +334,8 @@ static int parse(int argc, char **argv, const int *allowed, const char *help, st
 			if (optarg[0] != '/' && optarg[0] != '*') {
 				char msg[PATH_MAX + 200];
 				snprintf(msg, sizeof msg,
-					 "path '%s' must start with '/' or '*': paths are relative to "
+					 "path '%s' must start with '/' or '*': paths are relative "
+					 "to "
 					 "the mount root (did you mean '/%s'?)",
 					 optarg, optarg);
 				return usage_error("%s", msg);
