@@ -501,6 +501,7 @@ int wfs_cmd_mount(int argc, char **argv)
 	o.backing = backing;
 	o.mountpoint = mnt;
 	o.keys = keys;
+	o.by_recovery_key = po.recovery_key_file || po.recovery_from_stdin;
 	o.policy_path = policy ? policy : DEFAULT_POLICY;
 	o.policy_required = policy != NULL;
 	o.audit_db = no_audit ? NULL : audit_db;

@@ -189,8 +189,55 @@ static int start_undo(struct wfs_daemon_opts *o)
 	return r < 0 ? -1 : 0;
 }
 
+/*
+ * BACKING/.wardfs/running names the daemon serving the vault ("PID
+ * MOUNTED_NS"); a clean end removes it. Found at the next mount (one
+ * daemon per vault: the flock), it says the last daemon died: killed or
+ * crashed, and its mount row tells the auditor (issue 16). Vaults without
+ * a .wardfs (no keys) have none.
+ */
+#define RUNNING "running"
+
+static void running_mark(char *unclean, size_t len)
+{
+	char buf[128];
+	unclean[0] = '\0';
+	int dfd = openat(wfs.root_fd, WFS_VAULT_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	int fd = openat(dfd, RUNNING, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		long pid = 0;
+		long long ns = 0;
+		buf[n > 0 ? n : 0] = '\0';
+		char when[64] = "an unknown time";
+		if (sscanf(buf, "%ld %lld", &pid, &ns) == 2)
+			wfs_audit_format_time(ns, when, sizeof when);
+		snprintf(unclean, len,
+			 "; the previous mount (daemon pid %ld, mounted %s) did not end cleanly: "
+			 "its daemon was killed or crashed",
+			 pid, when);
+		fprintf(stderr, "wardfs: warning: %s\n", unclean + 2);
+	}
+	fd = openat(dfd, RUNNING, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int n = snprintf(buf, sizeof buf, "%d %lld\n", (int)getpid(),
+				 (long long)ts.tv_sec * 1000000000 + ts.tv_nsec);
+		if (write(fd, buf, (size_t)n) != n || fsync(fd) < 0) {
+			/* told nothing at the next mount; the mount still works */
+		}
+		close(fd);
+	}
+	close(dfd);
+}
+
 int wfs_daemon_run(struct wfs_daemon_opts *o)
 {
+	char unclean[256] = "";
 	int ret = 1;
 	struct fuse_session *se = NULL;
 	bool mounted = false;
@@ -317,13 +364,17 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 		goto out;
 	}
 	mounted = true;
+	running_mark(unclean, sizeof unclean);
 	wfs_readahead_raise_async(o->mountpoint);
 	wfs_policy_watch_start();
 	if (wfs.audit) {
-		struct wfs_audit_event ev = {.kind = WFS_AUDIT_MOUNT,
-					     .path = "/",
-					     .allowed = true,
-					     .detail = o->backing};
+		/* what an auditor asks of a mount: how it was unlocked, and
+		 * whether the one before it ended (running_mark) */
+		char detail[PATH_MAX + 512];
+		snprintf(detail, sizeof detail, "%s%s%s", o->backing,
+			 o->by_recovery_key ? "; unlocked with the recovery key" : "", unclean);
+		struct wfs_audit_event ev = {
+			.kind = WFS_AUDIT_MOUNT, .path = "/", .allowed = true, .detail = detail};
 		wfs_audit_record(wfs.audit, &ev);
 	}
 	report(o, "ok");
@@ -356,6 +407,8 @@ out:
 		wfs_audit_close(wfs.audit);
 		wfs.audit = NULL;
 	}
+	if (mounted) /* the rows are in; this end was clean */
+		unlinkat(wfs.root_fd, WFS_VAULT_DIR "/" RUNNING, 0);
 	if (wfs.buckets)
 		wfs_table_destroy(&wfs);
 	wfs_undo_close(wfs.undo); /* after every file: syncs, then empties it */

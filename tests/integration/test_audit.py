@@ -1586,3 +1586,26 @@ def test_db_file_system_turning_read_only_loses_nothing_silently(vault, mode):
         # Every served open is a row, or counted lost (a row the journal
         # had on the disk may be both: replayed later, and told lost now).
         assert served - rows <= lost, (served, rows, lost)
+
+
+def test_a_daemon_that_died_is_told_by_the_next_mount(vault):
+    """Issue 16: an auditor expects to learn that a daemon died (killed or
+    crashed): the next mount's row says so, with the dead daemon's pid; a
+    clean end leaves nothing to say."""
+    m = vault
+    m.mount()
+    pid = int(m.status()["pid"])
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+    subprocess.run(["umount", "-l", str(m.mnt)], check=False)
+    with mounted(m):
+        pass
+    with mounted(m):
+        pass
+    rows = db_rows(m.db, "SELECT detail FROM events WHERE kind = 'mount' ORDER BY id")
+    assert len(rows) == 3, rows
+    assert rows[0][0] == str(m.backing), rows
+    assert rows[1][0].startswith(f"{m.backing}; the previous mount (daemon pid {pid}, mounted 20")
+    assert rows[1][0].endswith("did not end cleanly: its daemon was killed or crashed"), rows
+    assert rows[2][0] == str(m.backing), rows  # the mount before ended cleanly
+    assert f"daemon pid {pid}" in m.logtext()

@@ -174,6 +174,9 @@ def test_recovery_key_file(base):
         assert is_mounted(v.mnt)
     finally:
         v.umount()
+    # the audit says how the vault was unlocked
+    rows = v.sql("SELECT detail FROM events WHERE kind = 'mount'")
+    assert f"{v.backing}; unlocked with the recovery key" in rows, rows
     os.symlink(WARDFS, base / "mount.wardfs")
     helper = run(base / "mount.wardfs", v.backing, v.mnt, "-f", "-o",
                  f"recovery-key-file={keyfile}", check=False)
