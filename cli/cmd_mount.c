@@ -116,7 +116,8 @@ static int dir_is_empty(const char *path)
 	struct dirent *de;
 	int empty = 1;
 	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    strcmp(de->d_name, WFS_BARE_NOTE)) {
 			empty = 0;
 			break;
 		}

@@ -246,6 +246,78 @@ static int copy_root_acls(const struct setup *s)
 	return r;
 }
 
+/*
+ * The home, now a bare mount point, is root's and read-only, with a note:
+ * a user whose login mount failed must not go on working, unencrypted and
+ * unaudited, in an empty home that every later mount then refuses as not
+ * empty (as ecryptfs-migrate-home does). Idempotent.
+ */
+static int lock_bare_home(const struct setup *s)
+{
+	static const char note[] =
+		"This home is not mounted.\n\n"
+		"Its files are kept in a wardfs vault and appear here once it is mounted\n"
+		"(at login, or by 'wardfs mount'). If you see this, the mount failed: log\n"
+		"out and in again, or ask an administrator to look at the wardfs log.\n";
+	int dfd = open(s->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r = 0;
+	if (dfd < 0)
+		return -errno;
+	int fd = openat(dfd, WFS_BARE_NOTE, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+			0444);
+	if (fd < 0 || write(fd, note, sizeof note - 1) != (ssize_t)(sizeof note - 1) ||
+	    fchown(fd, 0, 0) != 0 || fchmod(fd, 0444) != 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (!r && (fchown(dfd, 0, 0) != 0 || fchmod(dfd, 0555) != 0))
+		r = -errno;
+	close(dfd);
+	return r;
+}
+
+/* The smallest uid of a person (login.defs UID_MIN; 1000 without it). */
+static uid_t uid_min(void)
+{
+	FILE *f = fopen("/etc/login.defs", "re");
+	unsigned long v = 1000;
+	char line[256];
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, " UID_MIN %lu", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (uid_t)v;
+}
+
+/* Lists (on stderr) up to 10 processes of uid; how many it found. */
+static int list_processes(uid_t uid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+	while (d && (e = readdir(d))) {
+		char path[300], comm[64] = "?";
+		struct stat st;
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%s", e->d_name);
+		if (stat(path, &st) != 0 || st.st_uid != uid)
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
+		FILE *f = fopen(path, "re");
+		if (f) {
+			if (fgets(comm, sizeof comm, f))
+				comm[strcspn(comm, "\n")] = '\0';
+			fclose(f);
+		}
+		if (n++ < 10)
+			fprintf(stderr, "  pid %s (%s)\n", e->d_name, comm);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
 static void print_lines(const struct setup *s)
 {
 	char opts[PATH_MAX * 2 + 64] = "", passfile[PATH_MAX];
@@ -326,6 +398,11 @@ static int run(struct setup *s)
 		goto out;
 	}
 	if (!strcmp(state, "done")) {
+		if ((r = lock_bare_home(s)) != 0) {
+			fail("cannot make the bare home '%s' root's and read-only%s", s->home, "",
+			     -r);
+			goto out;
+		}
 		printf("%s's home is already set up in %s.\n", s->user, s->backing);
 		print_lines(s);
 		status = 0;
@@ -377,6 +454,10 @@ static int run(struct setup *s)
 	}
 	if (write_marker(s, "done") != 0)
 		goto out;
+	if ((r = lock_bare_home(s)) != 0) {
+		fail("cannot make the bare home '%s' root's and read-only%s", s->home, "", -r);
+		goto out;
+	}
 	printf("%s's home is now the vault %s (%u file%s encrypted).\n", s->user, s->backing,
 	       ms.encrypted, ms.encrypted == 1 ? "" : "s");
 	print_lines(s);
@@ -461,6 +542,17 @@ int wfs_cmd_setup_home(int argc, char **argv)
 			    s.user, "", 0);
 	if ((pw = getpwnam(s.user)) == NULL)
 		return fail("no user '%s'%s", s.user, "", 0);
+	/* as ecryptfs-migrate-home: a person's home, with nobody using it */
+	char uid[32];
+	snprintf(uid, sizeof uid, "%u", (unsigned)pw->pw_uid);
+	if (pw->pw_uid == 0 || pw->pw_uid < uid_min())
+		return fail("'%s' is root or a system user (uid %s, below UID_MIN in "
+			    "/etc/login.defs); setup-home moves people's homes",
+			    s.user, uid, 0);
+	if (list_processes(pw->pw_uid) > 0)
+		return fail("%s has running processes (above)%s; log them out and stop "
+			    "them first",
+			    s.user, "", 0);
 	if (realpath(pw->pw_dir, s.home) == NULL)
 		return fail("cannot find the home '%s' of '%s'", pw->pw_dir, s.user, errno);
 	if (backing == NULL)

@@ -15,7 +15,10 @@
 
 #include "crypto.h"
 
-#define WFS_VAULT_DIR	  ".wardfs"
+#define WFS_VAULT_DIR ".wardfs"
+/* The note setup-home leaves in a bare (unmounted) home; mount ignores it
+ * when it checks that the mount point is empty. */
+#define WFS_BARE_NOTE	  "README.wardfs-not-mounted"
 #define WFS_VAULT_KEYFILE "keyfile"
 #define WFS_VAULT_CONFIG  "config"
 #define WFS_VAULT_FORMAT  1

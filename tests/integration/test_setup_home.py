@@ -144,7 +144,15 @@ def test_setup_home_killed_and_resumed(base, home_user):
     assert all(p.read_bytes()[:8] == MAGIC for p in (backing / "secret").rglob("*")
                if p.is_file() and p.stat().st_size > 0)
     assert backing.stat().st_mode == home_mode
-    assert list(home.iterdir()) == []
+    # the bare home: root's, read-only, with a note (issue 16), so a user
+    # whose login mount failed cannot work unencrypted in it
+    assert [p.name for p in home.iterdir()] == ["README.wardfs-not-mounted"]
+    st = home.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o555)
+    assert "This home is not mounted" in (home / "README.wardfs-not-mounted").read_text()
+    r = subprocess.run(["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups",
+                        "touch", str(home / "work")], capture_output=True, text=True)
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r.stderr
 
     # a third run changes nothing and says so
     r = run(*setup_args(base, home))
@@ -182,6 +190,22 @@ def test_setup_home_refuses(base, home_user):
     assert r.returncode == 1 and "must not contain" in r.stderr
     r = run(WARDFS, "setup-home", "no-such-user-wardfs", check=False)
     assert r.returncode == 1 and "no user" in r.stderr
+    # root and system users (as ecryptfs-migrate-home)
+    for who in ("root", "daemon"):
+        r = run(WARDFS, "setup-home", who, check=False)
+        assert r.returncode == 1 and "is root or a system user" in r.stderr, r.stderr
+    # a user with running processes: listed, nothing moved
+    p = subprocess.Popen(["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups",
+                          "sleep", "60"])
+    try:
+        time.sleep(0.3)
+        r = run(*args[:i], *args[i + 2:], check=False)
+        assert r.returncode == 1 and "has running processes" in r.stderr, r.stderr
+        assert f"pid {p.pid} (sleep)" in r.stderr, r.stderr
+        assert (home_user / "src/main.c").exists()
+    finally:
+        p.kill()
+        p.wait()
     r = run(WARDFS, "setup-home", "--bogus", USER, check=False)
     assert r.returncode == 2 and "unknown option" in r.stderr
     assert "usage: wardfs setup-home" in run(WARDFS, "setup-home", "--help").stdout
