@@ -42,6 +42,7 @@ enum {
 	OPT_ALLOW_REACHABLE,
 	OPT_REPAIR,
 	OPT_AUDIT_DB,
+	OPT_YES,
 };
 
 static const struct option all_opts[] = {
@@ -57,6 +58,7 @@ static const struct option all_opts[] = {
 	{"allow-reachable", no_argument, NULL, OPT_ALLOW_REACHABLE},
 	{"repair", no_argument, NULL, OPT_REPAIR},
 	{"audit-db", required_argument, NULL, OPT_AUDIT_DB},
+	{"yes", no_argument, NULL, OPT_YES},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -67,7 +69,7 @@ struct args {
 	struct wfs_pass_opts po;
 	const char *new_passfile, *policy, *audit_db;
 	uint64_t kdf_mib, kdf_ops; /* 0: not given */
-	bool dry_run, help, allow_reachable, repair;
+	bool dry_run, help, allow_reachable, repair, yes;
 	char *backing; /* normalized copy of the one operand */
 };
 
@@ -109,14 +111,15 @@ static const char *opt_name(int c)
 }
 
 /* Which options a command accepts. */
-#define A_PASS	   0x1	/* --passfile, --extpass */
-#define A_RECOVERY 0x2	/* --recovery-key, --recovery-key-file */
-#define A_KDF	   0x4	/* --kdf-memory, --kdf-ops */
-#define A_NEWPASS  0x8	/* --new-passfile */
-#define A_POLICY   0x10 /* --policy */
-#define A_DRYRUN   0x20 /* --dry-run */
-#define A_REACH	   0x40 /* --allow-reachable */
-#define A_REPAIR   0x80 /* --repair, --audit-db */
+#define A_PASS	   0x1	 /* --passfile, --extpass */
+#define A_RECOVERY 0x2	 /* --recovery-key, --recovery-key-file */
+#define A_KDF	   0x4	 /* --kdf-memory, --kdf-ops */
+#define A_NEWPASS  0x8	 /* --new-passfile */
+#define A_POLICY   0x10	 /* --policy */
+#define A_DRYRUN   0x20	 /* --dry-run */
+#define A_REACH	   0x40	 /* --allow-reachable */
+#define A_REPAIR   0x80	 /* --repair, --audit-db */
+#define A_YES	   0x100 /* --yes */
 
 /* 0, or the exit status for bad usage (2) after printing one line. */
 static int parse_args(struct args *a, int argc, char **argv, unsigned allowed)
@@ -156,6 +159,9 @@ static int parse_args(struct args *a, int argc, char **argv, unsigned allowed)
 			break;
 		case OPT_DRY_RUN:
 			a->dry_run = true, need = A_DRYRUN;
+			break;
+		case OPT_YES:
+			a->yes = true, need = A_YES;
 			break;
 		case OPT_ALLOW_REACHABLE:
 			a->allow_reachable = true, need = A_REACH;
@@ -784,6 +790,8 @@ struct migrate {
 	bool dry_run, progress;
 	uint8_t *buf; /* CHUNK bytes */
 	unsigned todo, done, encrypted, decrypted, skipped, failed, temps, errors;
+	unsigned to_decrypt; /* of todo: files that would be stored in plaintext */
+	FILE *decrypts;	     /* their names, one a line (wardfs migrate asks) */
 };
 
 static void progress(struct migrate *m)
@@ -906,6 +914,11 @@ static int migrate_scan(void *arg, int dfd, const char *name, const char *rel,
 	if (act == ACT_NONE)
 		return 0;
 	m->todo++;
+	if (act == ACT_DECRYPT) {
+		m->to_decrypt++;
+		if (m->decrypts)
+			fprintf(m->decrypts, "  %s%s\n", m->backing, rel);
+	}
 	if (m->dry_run)
 		printf("%s %s%s\n", act == ACT_ENCRYPT ? "encrypt" : "decrypt", m->backing, rel);
 	return 0;
@@ -936,13 +949,15 @@ static const char migrate_usage[] =
 	"\n"
 	"Converts each file whose form on disk disagrees with the policy: sensitive\n"
 	"files stored plain are encrypted, public and deny files stored encrypted\n"
-	"are decrypted. Run it while BACKING is not mounted. Each file is written\n"
+	"are decrypted. It refuses a mounted BACKING. Each file is written\n"
 	"to .NAME" MIGRATE_SUFFIX " beside it, with the original's mode, owner,\n"
 	"times and extended attributes (its POSIX ACL exactly), then renamed over\n"
 	"it; running migrate again after an interruption removes leftovers and\n"
 	"carries on. Files with more than one hard link are skipped.\n"
 	"\n"
 	"  --dry-run                list what would be converted, change nothing\n"
+	"  --yes                    decrypt without asking (files the policy no longer\n"
+	"                           calls sensitive are otherwise listed, and asked for)\n"
 	"  --policy FILE            the policy (default " DEFAULT_POLICY ")\n"
 	"  --passfile FILE          passphrase from the first line of FILE\n"
 	"  --extpass CMD            passphrase from CMD's first output line\n"
@@ -960,7 +975,8 @@ int wfs_cmd_migrate(int argc, char **argv)
 	struct migrate m = {0};
 	int r, status = 1;
 
-	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_POLICY | A_DRYRUN)) != 0)
+	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_POLICY | A_DRYRUN | A_YES)) !=
+	    0)
 		return r;
 	if (a.help) {
 		fputs(migrate_usage, stdout);
@@ -973,6 +989,14 @@ int wfs_cmd_migrate(int argc, char **argv)
 			a.backing);
 		goto out;
 	}
+	/* A daemon serving the vault would not know its files changed form. */
+	char real[PATH_MAX], mnt[PATH_MAX];
+	if (!a.dry_run && realpath(a.backing, real) != NULL &&
+	    wfs_backing_mounted(real, mnt, sizeof(mnt)) > 0) {
+		fprintf(stderr, "%s: '%s' is mounted on '%s': unmount it first\n", prog, a.backing,
+			mnt);
+		goto out;
+	}
 	/* The key first, also when nothing turns out to need it: a wrong
 	 * passphrase must say so, not "nothing to convert". */
 	if (!a.dry_run && (crypto_start() != 0 || wfs_vault_unlock(a.backing, &a.po, &keys) != 0))
@@ -980,9 +1004,41 @@ int wfs_cmd_migrate(int argc, char **argv)
 	m.backing = a.backing;
 	m.pol = pol;
 	m.dry_run = a.dry_run;
-	if ((r = wfs_vault_walk(a.backing, migrate_scan, &m, &m.errors)) != 0) {
-		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, a.backing, strerror(-r));
+	char *names = NULL;
+	size_t names_len = 0;
+	if (!a.dry_run && !a.yes && (m.decrypts = open_memstream(&names, &names_len)) == NULL) {
+		fprintf(stderr, "%s: out of memory\n", prog);
 		goto out;
+	}
+	r = wfs_vault_walk(a.backing, migrate_scan, &m, &m.errors);
+	if (m.decrypts)
+		fclose(m.decrypts);
+	if (r != 0) {
+		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, a.backing, strerror(-r));
+		free(names);
+		goto out;
+	}
+	/* Nothing becomes plaintext unasked: list it, then ask on a terminal
+	 * or want --yes. */
+	if (m.to_decrypt && !a.dry_run && !a.yes) {
+		fprintf(stderr, "%s: %u file%s would be decrypted and stored in plaintext:\n%s",
+			prog, m.to_decrypt, m.to_decrypt == 1 ? "" : "s", names ? names : "");
+		bool yes = false;
+		if (isatty(STDIN_FILENO)) {
+			char line[16] = "";
+			fprintf(stderr, "Decrypt %s? [y/N] ", m.to_decrypt == 1 ? "it" : "them");
+			yes = fgets(line, sizeof line, stdin) && (line[0] == 'y' || line[0] == 'Y');
+		}
+		free(names);
+		if (!yes) {
+			fprintf(stderr,
+				"%s: nothing changed; run it again with --yes to decrypt them, or "
+				"change the policy\n",
+				prog);
+			goto out;
+		}
+	} else {
+		free(names);
 	}
 	if (a.dry_run) {
 		printf("%u file%s would be converted", m.todo, m.todo == 1 ? "" : "s");

@@ -1465,7 +1465,24 @@ def test_init_existing_dir_and_migrate(base):
     assert "readme" not in r.stdout and "top.txt" not in r.stdout
     assert _sha_tree(m.backing) == before
 
+    # nothing is decrypted unasked (issue 16): listed, and --yes wanted
     r = wardfs("migrate", "--passfile", m.passfile, "--policy", m.policy, m.backing,
+               check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "1 file would be decrypted and stored in plaintext:" in r.stderr, r.stderr
+    assert f"  {m.backing}/docs/enc\n" in r.stderr and "key.pem" not in r.stderr
+    assert "run it again with --yes" in r.stderr
+    assert _sha_tree(m.backing) == before
+    # nor while mounted
+    m.mount()
+    try:
+        r = wardfs("migrate", "--yes", "--passfile", m.passfile, "--policy", m.policy,
+                   m.backing, check=False)
+        assert r.returncode == 1 and f"is mounted on '{m.mnt}'" in r.stderr, r.stderr
+    finally:
+        m.umount()
+    before = _sha_tree(m.backing)
+    r = wardfs("migrate", "--yes", "--passfile", m.passfile, "--policy", m.policy, m.backing,
                check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (m.backing / "secret" / "a.txt").read_bytes()[:8] == MAGIC
