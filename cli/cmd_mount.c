@@ -472,9 +472,16 @@ int wfs_cmd_mount(int argc, char **argv)
 		return 1;
 	}
 	if (!wfs_vault_exists(backing)) {
-		fprintf(stderr,
-			"wardfs mount: '%s' is not a wardfs vault; run 'wardfs init %s' first\n",
-			backing, backing);
+		char what[PATH_MAX + 64];
+		if (wfs_vault_orphaned(backing, what, sizeof what)) {
+			wfs_vault_set_prog("wardfs mount");
+			wfs_vault_say_orphaned(backing, what);
+		} else {
+			fprintf(stderr,
+				"wardfs mount: '%s' is not a wardfs vault; run 'wardfs init %s' "
+				"first\n",
+				backing, backing);
+		}
 		return 1;
 	}
 	if (!allow_reachable && wfs_backing_private(backing, "wardfs mount", true) != 0)

@@ -461,6 +461,11 @@ int wfs_cmd_init(int argc, char **argv)
 		goto out;
 	if (!a.allow_reachable && wfs_backing_private(a.backing, prog, true) != 0)
 		goto out;
+	char what[PATH_MAX + 64];
+	if (!wfs_vault_exists(a.backing) && wfs_vault_orphaned(a.backing, what, sizeof what)) {
+		wfs_vault_say_orphaned(a.backing, what);
+		goto out;
+	}
 	wfs_kdf_params_default(&kp);
 	if (a.kdf_mib)
 		kp.memlimit = (size_t)a.kdf_mib << 20;

@@ -74,6 +74,57 @@ bool wfs_vault_exists(const char *backing)
 	       lstat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+struct orphan_walk {
+	char *what;
+	size_t len;
+};
+
+static int is_encrypted(void *arg, int dfd, const char *name, const char *rel,
+			const struct stat *st)
+{
+	struct orphan_walk *w = arg;
+	unsigned char head[64];
+	if (wfs_mark_get_at(dfd, name) > 0)
+		goto found;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? pread(fd, head, sizeof head, 0) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0 || wfs_form_sniff(head, (size_t)n, st->st_size) != WFS_FORM_ENCRYPTED)
+		return 0;
+found:
+	snprintf(w->what, w->len, "encrypted files such as '%s'", rel);
+	return 1;
+}
+
+int wfs_vault_orphaned(const char *backing, char *what, size_t len)
+{
+	/* a .wardfs with anything in it (an init that failed before its
+	 * keyfile leaves it empty) */
+	char path[PATH_MAX];
+	DIR *d = vault_path(path, sizeof(path), backing, NULL) == 0 ? opendir(path) : NULL;
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			snprintf(what, len, "'%s/%s'", path, e->d_name);
+			closedir(d);
+			return 1;
+		}
+	if (d)
+		closedir(d);
+	struct orphan_walk w = {what, len};
+	unsigned errors = 0;
+	return wfs_vault_walk(backing, is_encrypted, &w, &errors) == 1;
+}
+
+void wfs_vault_say_orphaned(const char *backing, const char *what)
+{
+	fprintf(stderr,
+		"%s: '%s' has no keyfile (%s/%s) but holds a vault's files (%s): restore the "
+		"keyfile from your backup; a new vault ('wardfs init') could not read them\n",
+		prog, backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE, what);
+}
+
 #define KEYFILE_MAX 4096
 
 int wfs_vault_read_keyfile(const char *backing, uint8_t **buf, size_t *len)
@@ -218,7 +269,10 @@ int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct
 	if (po == NULL)
 		po = &none;
 	if ((r = wfs_vault_read_keyfile(backing, &kf, &kflen)) != 0) {
-		if (r == -ENOENT)
+		char what[PATH_MAX + 64];
+		if (r == -ENOENT && wfs_vault_orphaned(backing, what, sizeof what))
+			wfs_vault_say_orphaned(backing, what);
+		else if (r == -ENOENT)
 			fprintf(stderr,
 				"%s: '%s' is not a wardfs vault (no %s/%s); see 'wardfs init'\n",
 				prog, backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE);

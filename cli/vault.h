@@ -37,6 +37,14 @@ void wfs_vault_set_prog(const char *prog);
 const char *wfs_vault_prog(void);
 
 bool wfs_vault_exists(const char *backing); /* BACKING/.wardfs/keyfile present */
+/* A backing directory without a keyfile that still holds a vault's files
+ * (BACKING/.wardfs, or an encrypted file: marked, or with a header): its
+ * keyfile was lost, and a new vault could not read them. 1 with what was
+ * found in what ("'.wardfs/undo'", "encrypted files such as '/x'"), else 0.
+ * Call it only where wfs_vault_exists is false. */
+int wfs_vault_orphaned(const char *backing, char *what, size_t len);
+/* Says on stderr, for prog, that backing lost its keyfile: restore it. */
+void wfs_vault_say_orphaned(const char *backing, const char *what);
 
 /*
  * Reads the keyfile and unlocks with the passphrase from the given sources
@@ -92,6 +100,7 @@ int wfs_make_dirs(const char *dir, mode_t mode, char *failed, size_t len);
  */
 typedef int (*wfs_walk_fn)(void *arg, int dirfd, const char *name, const char *relpath,
 			   const struct stat *st);
+int wfs_vault_walk(const char *backing, wfs_walk_fn fn, void *arg, unsigned *errors);
 
 /*
  * Visits every regular file under backing, without following symlinks,
@@ -99,7 +108,6 @@ typedef int (*wfs_walk_fn)(void *arg, int dirfd, const char *name, const char *r
  * Directories that can't be read are reported and counted in *errors.
  * Returns 0, fn's nonzero value, or -errno if backing can't be opened.
  */
-int wfs_vault_walk(const char *backing, wfs_walk_fn fn, void *arg, unsigned *errors);
 
 /* 0 when no user but root can reach backing or change a directory above
  * it (backing_private.c); otherwise prints why, with the fix, prefixed by

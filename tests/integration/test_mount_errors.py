@@ -1,6 +1,7 @@
 """Bad input to `wardfs mount`: one-line errors that say what to do, a
 non-zero exit, and nothing left mounted."""
 import os
+import shutil
 
 import pytest
 
@@ -182,3 +183,38 @@ def test_recovery_key_file(base):
                  f"recovery-key-file={keyfile}", check=False)
     assert helper.returncode == 0, helper.stderr
     assert f"--recovery-key-file {keyfile}" in helper.stderr
+
+
+def test_a_vault_that_lost_its_keyfile_is_not_sent_to_init(vault):
+    """Issue 16: a backing dir whose keyfile is gone was "not a wardfs vault
+    (no .wardfs/keyfile); see 'wardfs init'", and init made a new key that
+    cannot read a single one of its files. Both now say to restore the
+    keyfile, as long as a vault's files are there."""
+    from conftest import PASS
+    v = vault
+    v.mount()
+    try:
+        (v.mnt / "secret").mkdir()
+        (v.mnt / "secret" / "x").write_bytes(b"only the old key reads this")
+    finally:
+        v.umount()
+    (v.backing / ".wardfs" / "keyfile").unlink()
+    v.mnt.mkdir(exist_ok=True)
+    for args in (["init", "--passfile", v.passfile, v.backing],
+                 ["mount", "--passfile", v.passfile, "--policy", v.policy, "--audit-db", v.db,
+                  "--log", v.log, v.backing, v.mnt]):
+        r = wardfs(*args, check=False)
+        assert r.returncode == 1 and not is_mounted(v.mnt), r.stderr
+        assert "has no keyfile (.wardfs/keyfile) but holds a vault's files" in r.stderr, r.stderr
+        assert "restore the keyfile from your backup" in r.stderr and "'.wardfs/" not in r.stderr
+    # without .wardfs at all, the ciphertext still tells
+    shutil.rmtree(v.backing / ".wardfs")
+    r = wardfs("init", "--passfile", v.passfile, v.backing, check=False)
+    assert r.returncode == 1 and "encrypted files such as '/secret/x'" in r.stderr, r.stderr
+    assert not (v.backing / ".wardfs").exists()
+    # plain files only: init is right
+    (v.backing / "secret" / "x").unlink()
+    (v.backing / "notes").write_text("plain")
+    r = wardfs("init", "--passfile", v.passfile, "--kdf-memory", "8", "--kdf-ops", "1",
+               v.backing, input=PASS + "\n")
+    assert "Created a wardfs vault" in r.stdout
