@@ -149,7 +149,8 @@ static void explain_one(void *arg, const struct wfs_decision *d)
 /* Parses [--policy FILE] [-v]; returns the index of the first operand or
  * -1 after printing a usage error (2) or help (0) into *ret. */
 static int common_opts(int argc, char **argv, const char *sub, bool allow_v, const char **file,
-		       bool *explicit_file, bool *verbose, const char **root, int *ret)
+		       bool *explicit_file, bool *verbose, const char **root, const char **format,
+		       int *ret)
 {
 	int i;
 	for (i = 1; i < argc; i++) {
@@ -172,6 +173,19 @@ static int common_opts(int argc, char **argv, const char *sub, bool allow_v, con
 		} else if (!strncmp(a, "--policy=", 9)) {
 			*file = a + 9;
 			*explicit_file = true;
+		} else if (format && (!strcmp(a, "--format") || !strncmp(a, "--format=", 9))) {
+			if (a[8] == '=')
+				*format = a + 9;
+			else if (i + 1 < argc)
+				*format = argv[++i];
+			else {
+				*ret = bad_usage(sub, "--format needs text or json");
+				return -1;
+			}
+			if (strcmp(*format, "text") && strcmp(*format, "json")) {
+				*ret = bad_usage(sub, "--format is text or json");
+				return -1;
+			}
 		} else if (root && !strcmp(a, "--root")) {
 			if (i + 1 >= argc) {
 				*ret = bad_usage(sub, "--root needs a DIR");
@@ -243,7 +257,7 @@ static int cmd_explain(int argc, char **argv)
 	bool explicit_file = false, verbose = false;
 	int ret = 0, rootfd = -1;
 	int i = common_opts(argc, argv, "explain", true, &file, &explicit_file, &verbose, &root,
-			    &ret);
+			    NULL, &ret);
 	if (i == -2) {
 		printf("usage: wardfs policy explain [--policy FILE] [--root DIR] [-v] PATH...\n\n"
 		       "Prints each PATH (relative to the mount root) as\n"
@@ -305,7 +319,11 @@ static struct {
 	const struct wfs_policy *p;
 	size_t rootlen;
 	unsigned long count[3], errors, files;
-	char **mismatch;
+	struct mismatch {
+		char *path;
+		enum wfs_class cls;
+		enum wfs_form form;
+	} * mismatch;
 	size_t nmis, capmis;
 } scan;
 
@@ -313,17 +331,15 @@ static void add_mismatch(const char *rel, enum wfs_class c, enum wfs_form f)
 {
 	if (scan.nmis == scan.capmis) {
 		size_t cap = scan.capmis ? scan.capmis * 2 : 64;
-		char **v = realloc(scan.mismatch, cap * sizeof(*v));
+		struct mismatch *v = realloc(scan.mismatch, cap * sizeof(*v));
 		if (!v)
 			return;
 		scan.mismatch = v;
 		scan.capmis = cap;
 	}
-	char *s = NULL;
-	if (asprintf(&s, "%s: %s but stored %s", rel, wfs_class_name(c),
-		     f == WFS_FORM_ENCRYPTED ? "encrypted" : "plain") < 0)
-		return;
-	scan.mismatch[scan.nmis++] = s;
+	char *s = strdup(rel);
+	if (s)
+		scan.mismatch[scan.nmis++] = (struct mismatch){s, c, f};
 }
 
 static int scan_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -356,9 +372,24 @@ static int scan_one(const char *path, const struct stat *st, int type, struct FT
 	return FTW_CONTINUE;
 }
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_mismatch(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(((const struct mismatch *)a)->path, ((const struct mismatch *)b)->path);
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
 }
 
 static int cmd_scan(int argc, char **argv)
@@ -366,15 +397,18 @@ static int cmd_scan(int argc, char **argv)
 	const char *file = DEFAULT_POLICY;
 	bool explicit_file = false, verbose = false;
 	int ret = 0;
-	int i = common_opts(argc, argv, "scan", false, &file, &explicit_file, &verbose, NULL, &ret);
+	const char *format = "text";
+	int i = common_opts(argc, argv, "scan", false, &file, &explicit_file, &verbose, NULL,
+			    &format, &ret);
 	if (i == -2) {
-		printf("usage: wardfs policy scan [--policy FILE] BACKING\n\n"
+		printf("usage: wardfs policy scan [--policy FILE] [--format text|json] BACKING\n\n"
 		       "Walks the backing directory BACKING (without following symbolic links,\n"
 		       "skipping BACKING/.wardfs), classifies every regular file by its path\n"
 		       "relative to BACKING, prints the number of files per class, then every\n"
 		       "file whose form on disk disagrees with its class: sensitive but stored\n"
 		       "plain, or public/deny but stored encrypted ('wardfs migrate' converts\n"
-		       "them).\n");
+		       "them). Exit status 0 when every file agrees, 1 when one does not or\n"
+		       "could not be read: a compliance check for scripts.\n");
 		return 0;
 	}
 	if (i < 0)
@@ -408,20 +442,43 @@ static int cmd_scan(int argc, char **argv)
 		wfs_policy_free(p);
 		return 1;
 	}
-	qsort(scan.mismatch, scan.nmis, sizeof(char *), cmp_str);
-	printf("files      %lu\n", scan.files);
-	for (int c = WFS_PUBLIC; c <= WFS_DENY; c++)
-		printf("%-10s %lu\n", wfs_class_name((enum wfs_class)c), scan.count[c]);
-	printf("mismatch   %zu\n", scan.nmis);
-	for (size_t k = 0; k < scan.nmis; k++) {
-		printf("%s\n", scan.mismatch[k]);
-		free(scan.mismatch[k]);
+	qsort(scan.mismatch, scan.nmis, sizeof(*scan.mismatch), cmp_mismatch);
+	bool json = !strcmp(format, "json");
+	if (json) {
+		printf("{\"backing\": ");
+		json_str(root);
+		printf(", \"policy\": ");
+		json_str(wfs_policy_path(p)[0] ? wfs_policy_path(p) : "(built-in)");
+		printf(", \"files\": %lu, \"public\": %lu, \"sensitive\": %lu, \"deny\": %lu, "
+		       "\"unreadable\": %lu, \"mismatch\": [",
+		       scan.files, scan.count[WFS_PUBLIC], scan.count[WFS_SENSITIVE],
+		       scan.count[WFS_DENY], scan.errors);
+	} else {
+		printf("files      %lu\n", scan.files);
+		for (int c = WFS_PUBLIC; c <= WFS_DENY; c++)
+			printf("%-10s %lu\n", wfs_class_name((enum wfs_class)c), scan.count[c]);
+		printf("mismatch   %zu\n", scan.nmis);
 	}
+	for (size_t k = 0; k < scan.nmis; k++) {
+		const struct mismatch *m = &scan.mismatch[k];
+		const char *form = m->form == WFS_FORM_ENCRYPTED ? "encrypted" : "plain";
+		if (json) {
+			printf("%s{\"path\": ", k ? ", " : "");
+			json_str(m->path);
+			printf(", \"class\": \"%s\", \"form\": \"%s\"}", wfs_class_name(m->cls),
+			       form);
+		} else {
+			printf("%s: %s but stored %s\n", m->path, wfs_class_name(m->cls), form);
+		}
+		free(m->path);
+	}
+	if (json)
+		printf("]}\n");
 	free(scan.mismatch);
 	if (scan.errors)
 		fprintf(stderr, "wardfs policy scan: %lu file(s) could not be read\n", scan.errors);
 	wfs_policy_free(p);
-	return 0;
+	return scan.nmis || scan.errors ? 1 : 0;
 }
 
 int wfs_cmd_policy(int argc, char **argv)

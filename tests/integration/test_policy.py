@@ -187,9 +187,19 @@ def test_policy_scan_reports_disagreeing_form(mnt):
     (mnt.mnt / "secret" / "k").write_text("key")
     (mnt.backing / "secret" / "plain").write_text("was here before")
     mnt.umount()
-    out = wardfs("policy", "scan", "--policy", mnt.policy, mnt.backing).stdout
-    assert "secret/plain" in out
-    assert "secret/k" not in out.split("disagree")[-1] if "disagree" in out else True
+    r = wardfs("policy", "scan", "--policy", mnt.policy, mnt.backing, check=False)
+    assert r.returncode == 1, r.stdout + r.stderr  # a compliance check fails (issue 16)
+    assert "/secret/plain: sensitive but stored plain\n" in r.stdout, r.stdout
+    assert "secret/k" not in r.stdout
+    j = json.loads(wardfs("policy", "scan", "--format", "json", "--policy", mnt.policy,
+                          mnt.backing, check=False).stdout)
+    assert j["mismatch"] == [{"path": "/secret/plain", "class": "sensitive", "form": "plain"}]
+    assert j["sensitive"] == 2 and j["files"] >= 2 and j["unreadable"] == 0, j
+    (mnt.backing / "secret" / "plain").unlink()
+    r = wardfs("policy", "scan", "--policy", mnt.policy, mnt.backing)
+    assert r.returncode == 0 and "mismatch   0\n" in r.stdout
+    r = wardfs("policy", "scan", "--format", "yaml", mnt.backing, check=False)
+    assert r.returncode == 2 and "text or json" in r.stderr
     mnt.mount()
 
 
