@@ -262,6 +262,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	}
 	procfd(pf, fd);
 
+	if (!(valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+		       FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+		       FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID)) &&
+	    fchownat(fd, "", (uid_t)-1, (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		/* chown(f, -1, -1) changes nothing but the ctime, as on ext4 */
+		r = -errno;
+		goto out;
+	}
 	if (valid & FUSE_SET_ATTR_MODE) {
 		if (chmod(pf, attr->st_mode & 07777) < 0) {
 			r = -errno;

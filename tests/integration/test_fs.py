@@ -7,6 +7,7 @@ import mmap
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -427,3 +428,17 @@ def test_status_while_files_come_and_go(mnt):
     expected = {f"f{r}" for r in range(50) if (r + 250) % 3 != 0}
     for i in range(3):
         assert set(os.listdir(mnt.mnt / f"d{i}")) == expected
+
+
+@pytest.mark.parametrize("where", ["pub", "secret"])
+def test_chown_to_nobody_else_updates_ctime_as_ext4(mnt, where):
+    """Issue 16: chown(f, -1, -1) left the ctime alone where ext4 updates it."""
+    (mnt.mnt / where).mkdir()
+    f = mnt.mnt / where / "f"
+    f.write_bytes(b"x")
+    before = os.stat(f).st_ctime_ns
+    time.sleep(0.02)
+    os.chown(f, -1, -1)
+    after = os.stat(f).st_ctime_ns
+    assert after > before, (before, after)
+    assert os.stat(mnt.backing / where / "f").st_ctime_ns == after
