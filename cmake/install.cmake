@@ -57,6 +57,8 @@ endforeach()
 install(FILES ${PROJECT_SOURCE_DIR}/etc/bash-completion/wardfs
 	DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/bash-completion/completions)
 
+get_filename_component(_wardfs_etc_parent "${WARDFS_SYSCONF_DIR}" DIRECTORY)
+
 # The unit names the installed binary: substitute @BINDIR@ at install time,
 # when the final prefix is known.
 install(CODE "
@@ -64,10 +66,23 @@ install(CODE "
   if(NOT IS_ABSOLUTE \"\${_unitdir}\")
     set(_unitdir \"\${CMAKE_INSTALL_PREFIX}/\${_unitdir}\")
   endif()
-  file(READ \"${PROJECT_SOURCE_DIR}/etc/systemd/wardfs@.service\" _unit)
-  string(REPLACE \"@BINDIR@\" \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\" _unit \"\${_unit}\")
-  message(STATUS \"Installing: \$ENV{DESTDIR}\${_unitdir}/wardfs@.service\")
-  file(WRITE \"\$ENV{DESTDIR}\${_unitdir}/wardfs@.service\" \"\${_unit}\")
+  foreach(_name wardfs@.service wardfs-prune.service wardfs-prune.timer)
+    file(READ \"${PROJECT_SOURCE_DIR}/etc/systemd/\${_name}\" _unit)
+    string(REPLACE \"@BINDIR@\" \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\" _unit \"\${_unit}\")
+    message(STATUS \"Installing: \$ENV{DESTDIR}\${_unitdir}/\${_name}\")
+    file(WRITE \"\$ENV{DESTDIR}\${_unitdir}/\${_name}\" \"\${_unit}\")
+  endforeach()
+  # the daily prune where systemd does not run, and the log's rotation
+  file(READ \"${PROJECT_SOURCE_DIR}/etc/cron/wardfs-prune\" _cron)
+  string(REPLACE \"@BINDIR@\" \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\" _cron \"\${_cron}\")
+  set(_etcroot \"\$ENV{DESTDIR}${_wardfs_etc_parent}\")
+  file(MAKE_DIRECTORY \"\${_etcroot}/cron.daily\" \"\${_etcroot}/logrotate.d\")
+  message(STATUS \"Installing: \${_etcroot}/cron.daily/wardfs-prune\")
+  file(WRITE \"\${_etcroot}/cron.daily/wardfs-prune\" \"\${_cron}\")
+  file(CHMOD \"\${_etcroot}/cron.daily/wardfs-prune\" PERMISSIONS OWNER_READ OWNER_WRITE
+       OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+  message(STATUS \"Installing: \${_etcroot}/logrotate.d/wardfs\")
+  file(COPY \"${PROJECT_SOURCE_DIR}/etc/logrotate/wardfs\" DESTINATION \"\${_etcroot}/logrotate.d\")
 ")
 
 # Never overwrite an admin's policy. (file(COPY) does not prepend DESTDIR

@@ -234,6 +234,9 @@ void wfs_rename_convert_cleanup(int vault_dirfd);
  * database is not the one it wrote to before; records the one in use. */
 void wfs_audit_lineage_check(const char *db_path);
 
+/* log.c: from now on, each line on stderr gets a timestamp and the mount */
+void wfs_log_start(const char *mount);
+
 /* policy_watch.c: reloads on SIGHUP and on changes to the policy's sources */
 void wfs_policy_watch_start(void);
 void wfs_policy_watch_stop(void);

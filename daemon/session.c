@@ -267,6 +267,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 
 	memset(&wfs, 0, sizeof(wfs));
 	wfs.o = o;
+	wfs_log_start(o->mountpoint);
 	wfs.keys = o->keys;
 	/* `wardfs mount` unlocked the keys before it forked us, and mlock(2)
 	 * locks are not inherited: lock them again in the process that keeps

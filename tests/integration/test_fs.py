@@ -5,13 +5,14 @@ import errno
 import fcntl
 import mmap
 import os
+import re
 import stat
 import subprocess
 import time
 
 import pytest
 
-from conftest import run, wait_for
+from conftest import WARDFS, run, wait_for
 
 libc = ctypes.CDLL(None, use_errno=True)
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
@@ -442,3 +443,14 @@ def test_chown_to_nobody_else_updates_ctime_as_ext4(mnt, where):
     after = os.stat(f).st_ctime_ns
     assert after > before, (before, after)
     assert os.stat(mnt.backing / where / "f").st_ctime_ns == after
+
+
+def test_daemon_log_lines_say_when_and_which_mount(mnt):
+    """Issue 16: log lines carry a timestamp and the mount (mounts may share
+    one log file)."""
+    mnt.policy.write_text(mnt.policy.read_text() + "sensitive /x\n")
+    run(WARDFS, "reload", mnt.mnt)
+    lines = [ln for ln in mnt.logtext().splitlines() if "policy reloaded" in ln]
+    assert lines, mnt.logtext()
+    pat = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z " + re.escape(str(mnt.mnt)) + " wardfs: "
+    assert all(re.match(pat, ln) for ln in lines), lines

@@ -63,6 +63,17 @@ def test_install_into_destdir(base):
             f"cur=setup-; prev=wardfs; }}; . {comp}; _wardfs; "
             'echo "${COMPREPLY[@]}"')
     assert r.stdout.split() == ["setup-home"]
+    # the daily audit prune (systemd timer, cron where systemd does not
+    # run) and the log's rotation (issue 16)
+    units = usr / "lib/systemd/system"
+    prune = (units / "wardfs-prune.service").read_text()
+    assert "ExecStart=/usr/local/bin/wardfs audit prune --older-than 365d" in prune
+    assert "OnCalendar=daily" in (units / "wardfs-prune.timer").read_text()
+    cron = dest / "etc/cron.daily/wardfs-prune"
+    assert os.access(cron, os.X_OK) and "/usr/local/bin/wardfs audit prune" in cron.read_text()
+    run("sh", "-n", cron)
+    rot = (dest / "etc/logrotate.d/wardfs").read_text()
+    assert "/var/log/wardfs.log {" in rot and "copytruncate" in rot
     unit = (usr / "lib/systemd/system/wardfs@.service").read_text()
     assert "@BINDIR@" not in unit
     assert "ExecStart=/usr/local/bin/wardfs mount " in unit
@@ -272,13 +283,16 @@ def test_systemd_unit_commands(vault):
         vault.umount()
 
 
-def test_systemd_unit_verifies(base):
-    """systemd-analyze accepts the unit (no running systemd needed)."""
+@pytest.mark.parametrize("name", ["wardfs@.service", "wardfs-prune.service",
+                                  "wardfs-prune.timer"])
+def test_systemd_unit_verifies(base, name):
+    """systemd-analyze accepts the units (no running systemd needed)."""
     unitdir = base / "units"
     unitdir.mkdir()
-    text = UNIT.read_text().replace("@BINDIR@", str(pathlib.Path(WARDFS).parent))
-    (unitdir / "wardfs@.service").write_text(text)
-    r = run("systemd-analyze", "verify", "--man=no", unitdir / "wardfs@.service",
-            check=False)
-    errors = [l for l in (r.stdout + r.stderr).splitlines() if "wardfs@" in l]
+    for n in ("wardfs@.service", "wardfs-prune.service", "wardfs-prune.timer"):
+        text = (UNIT.parent / n).read_text().replace("@BINDIR@",
+                                                     str(pathlib.Path(WARDFS).parent))
+        (unitdir / n).write_text(text)
+    r = run("systemd-analyze", "verify", "--man=no", unitdir / name, check=False)
+    errors = [l for l in (r.stdout + r.stderr).splitlines() if "wardfs" in l]
     assert r.returncode == 0 and not errors, r.stdout + r.stderr
