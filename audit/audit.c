@@ -221,11 +221,11 @@ static void put_text(struct enc *e, const char *s, size_t n)
 const char *const wfs_audit_kind_names[] = {
 	"open",	    "create",	   "integrity",	  "reload",   "mount", "unmount", "unlink",
 	"rmdir",    "rename",	   "link",	  "truncate", "chmod", "chown",	  "utimes",
-	"setxattr", "removexattr", "chain-break", "lost",     NULL};
+	"setxattr", "removexattr", "chain-break", "vault",    "lost",  NULL};
 
 static const char *kind_name(enum wfs_audit_kind k)
 {
-	return (unsigned)k <= WFS_AUDIT_CHAIN_BREAK ? wfs_audit_kind_names[k] : "other";
+	return (unsigned)k <= WFS_AUDIT_VAULT ? wfs_audit_kind_names[k] : "other";
 }
 
 static void flag_names(int flags, char *buf)

@@ -38,6 +38,9 @@ enum wfs_audit_kind {
 	 * reports the first such row (the writer's own, or the daemon's when
 	 * the vault's audit db was replaced). detail: why. */
 	WFS_AUDIT_CHAIN_BREAK = 16,
+	/* An admin's command on the vault outside the mount (passwd,
+	 * migrate); path "/", detail: what was done. */
+	WFS_AUDIT_VAULT = 17,
 };
 
 struct wfs_audit_event {

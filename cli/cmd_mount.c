@@ -27,6 +27,7 @@
 #include "crypto.h"
 #include "mounted.h"
 #include "vault.h"
+#include "vault_audit.h"
 #include "wardfs_daemon.h"
 
 #define DEFAULT_POLICY	 "/etc/wardfs/policy"
@@ -499,7 +500,13 @@ int wfs_cmd_mount(int argc, char **argv)
 		goto fail;
 	}
 	struct wfs_keys *keys = NULL;
-	if (wfs_vault_unlock(backing, &po, &keys) < 0)
+	int ur = wfs_vault_unlock(backing, &po, &keys);
+	if (ur == -EACCES && !no_audit) /* a failed unlock is an auditor's question */
+		wfs_vault_audit(backing, audit_db, WFS_AUDIT_MOUNT, EACCES,
+				po.recovery_key_file || po.recovery_from_stdin
+					? "unlock failed: wrong recovery key"
+					: "unlock failed: wrong passphrase");
+	if (ur < 0)
 		goto fail; /* wfs_vault_unlock said why */
 	if (adopt_marks(backing, keys) != 0) {
 		wfs_keys_free(keys);

@@ -23,6 +23,7 @@
 #include "mounted.h"
 #include "policy.h"
 #include "vault.h"
+#include "vault_audit.h"
 
 #define DEFAULT_POLICY	 "/etc/wardfs/policy"
 #define DEFAULT_AUDIT_DB "/var/lib/wardfs/audit.db"
@@ -530,8 +531,12 @@ int wfs_cmd_passwd(int argc, char **argv)
 	}
 	if (check_backing(&a) != 0 || crypto_start() != 0)
 		goto out;
-	if (wfs_vault_unlock(a.backing, &a.po, &keys) != 0)
+	if ((r = wfs_vault_unlock(a.backing, &a.po, &keys)) != 0) {
+		if (r == -EACCES)
+			wfs_vault_audit(a.backing, NULL, WFS_AUDIT_VAULT, EACCES,
+					"passwd: the passphrase (or recovery key) was wrong");
 		goto out;
+	}
 	if ((r = wfs_vault_read_keyfile(a.backing, &kf, &kflen)) != 0 ||
 	    (r = wfs_keyfile_check(kf, kflen, &kp)) != 0) {
 		fprintf(stderr, "%s: cannot read the keyfile of '%s': %s\n", prog, a.backing,
@@ -563,6 +568,11 @@ int wfs_cmd_passwd(int argc, char **argv)
 			"': %s\n",
 			prog, a.backing, strerror(-r));
 	printf("Passphrase changed for %s.\n", a.backing);
+	wfs_vault_audit(
+		a.backing, NULL, WFS_AUDIT_VAULT, 0,
+		a.po.recovery_key_file || a.po.recovery_from_stdin
+			? "passwd: the passphrase was changed (unlocked with the recovery key)"
+			: "passwd: the passphrase was changed");
 	status = 0;
 out:
 	wfs_keys_free(keys);
@@ -1004,8 +1014,13 @@ int wfs_cmd_migrate(int argc, char **argv)
 	}
 	/* The key first, also when nothing turns out to need it: a wrong
 	 * passphrase must say so, not "nothing to convert". */
-	if (!a.dry_run && (crypto_start() != 0 || wfs_vault_unlock(a.backing, &a.po, &keys) != 0))
+	if (!a.dry_run &&
+	    (crypto_start() != 0 || (r = wfs_vault_unlock(a.backing, &a.po, &keys)))) {
+		if (r == -EACCES)
+			wfs_vault_audit(a.backing, NULL, WFS_AUDIT_VAULT, EACCES,
+					"migrate: the passphrase (or recovery key) was wrong");
 		goto out;
+	}
 	m.backing = a.backing;
 	m.pol = pol;
 	m.dry_run = a.dry_run;
@@ -1077,6 +1092,10 @@ int wfs_cmd_migrate(int argc, char **argv)
 		fputc('\n', stderr);
 	printf("Encrypted %u, decrypted %u, skipped %u, failed %u", m.encrypted, m.decrypted,
 	       m.skipped, m.failed);
+	char said[160];
+	snprintf(said, sizeof said, "migrate: encrypted %u, decrypted %u, skipped %u, failed %u",
+		 m.encrypted, m.decrypted, m.skipped, m.failed);
+	wfs_vault_audit(a.backing, NULL, WFS_AUDIT_VAULT, m.failed ? EIO : 0, said);
 	if (m.temps)
 		printf("; removed %u leftover file%s", m.temps, m.temps == 1 ? "" : "s");
 	printf(".\n");

@@ -37,6 +37,7 @@ void wfs_vault_set_prog(const char *prog);
 const char *wfs_vault_prog(void);
 
 bool wfs_vault_exists(const char *backing); /* BACKING/.wardfs/keyfile present */
+
 /* A backing directory without a keyfile that still holds a vault's files
  * (BACKING/.wardfs, or an encrypted file: marked, or with a header): its
  * keyfile was lost, and a new vault could not read them. 1 with what was

@@ -14,6 +14,7 @@ import shutil
 import random
 import signal
 import struct
+import sqlite3
 import subprocess
 import time
 
@@ -1485,6 +1486,10 @@ def test_init_existing_dir_and_migrate(base):
     r = wardfs("migrate", "--yes", "--passfile", m.passfile, "--policy", m.policy, m.backing,
                check=False)
     assert r.returncode == 0, r.stdout + r.stderr
+    con = sqlite3.connect(f"file:{m.db}?mode=ro", uri=True)
+    assert con.execute("SELECT detail FROM events WHERE kind = 'vault'").fetchall() == \
+        [("migrate: encrypted 2, decrypted 1, skipped 0, failed 0",)]
+    con.close()
     assert (m.backing / "secret" / "a.txt").read_bytes()[:8] == MAGIC
     assert (m.backing / "docs" / "key.pem").read_bytes()[:8] == MAGIC
     assert (m.backing / "docs" / "enc").read_bytes() == files["docs/enc"]
@@ -1561,6 +1566,15 @@ def test_passwd(vault, base):
     assert r.returncode == 0, r.stdout + r.stderr
     r = wardfs("fsck", "--passfile", newp, vault.backing, check=False)
     assert r.returncode != 0
+    # an auditor sees the passphrase changes, and the failed unlock at mount,
+    # in the database the vault writes to (issue 16)
+    con = sqlite3.connect(f"file:{vault.db}?mode=ro", uri=True)
+    rows = con.execute("SELECT kind, decision, detail FROM events WHERE kind = 'vault' "
+                       "OR (kind = 'mount' AND decision = 'deny') ORDER BY id").fetchall()
+    con.close()
+    assert rows == [("vault", "allow", "passwd: the passphrase was changed"),
+                    ("mount", "deny", "unlock failed: wrong passphrase"),
+                    ("vault", "allow", "passwd: the passphrase was changed")], rows
 
 
 def test_fsck_clean_and_flipped_bit(vault):
