@@ -317,15 +317,15 @@ static int parse(int argc, char **argv, const int *allowed, const char *help, st
 					snprintf(msg, sizeof msg,
 						 "unknown kind '%s'; did you mean '%s'?", optarg,
 						 near);
-				else
-					snprintf(msg, sizeof msg,
-						 "unknown kind '%s' (open, create, integrity, "
-						 "reload, "
-						 "mount, unmount, unlink, rmdir, rename, link, "
-						 "truncate, "
-						 "chmod, chown, utimes, setxattr, removexattr, "
-						 "chain-break, lost)",
-						 optarg);
+				else {
+					size_t o = (size_t)snprintf(msg, sizeof msg,
+								    "unknown kind '%s' (", optarg);
+					for (const char *const *n = wfs_audit_kind_names;
+					     *n && o < sizeof msg; n++)
+						o += (size_t)snprintf(msg + o, sizeof msg - o,
+								      "%s%s", *n,
+								      n[1] ? ", " : ")");
+				}
 				return usage_error("%s", msg);
 			}
 			a->f.kind = optarg;
