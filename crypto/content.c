@@ -388,11 +388,16 @@ static ssize_t write_range(const struct wfs_keys *k, int fd, const struct wfs_fi
 	first = (uint64_t)((data != NULL ? off : w.newsize) / PB);
 	last = w.newsize > w.P ? (uint64_t)(w.newsize / PB) : (uint64_t)((w.end - 1) / PB);
 	old_end = (uint64_t)(w.P / PB);
+	/* The new blocks first: a write the backing file system refuses
+	 * (EFBIG past its largest file, ENOSPC) then leaves the file as it
+	 * was, end block and all, instead of a resealed old end block and no
+	 * end at all. */
+	if ((r = store_blocks(&w, first, last)) < 0)
+		return r;
 	if (w.newsize > w.P && old_end < first &&
 	    (r = store_blocks(&w, old_end, old_end)) < 0) /* no longer the end */
 		return r;
-	r = store_blocks(&w, first, last);
-	return r < 0 ? r : (ssize_t)n;
+	return (ssize_t)n;
 }
 
 ssize_t wfs_content_pwrite(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h,

@@ -46,6 +46,21 @@ static const char *why_bad(const struct wfs_keys *k, const struct wfs_file_hdr *
 	return "authentication failed";
 }
 
+/* Format 2: a block in a hole reads as zeros, which is what a hole is, so
+ * a walk goes on where the data starts again (or at the end block): a
+ * terabyte hole is not read through. Format 1 has no holes: every block. */
+static uint64_t next_data_block(int fd, uint64_t b, uint64_t nb)
+{
+	off_t at = wfs__cblock_off(b);
+	off_t d = lseek(fd, at, SEEK_DATA);
+	if (d < 0)
+		return errno == ENXIO ? nb : b;
+	if (d <= at)
+		return b;
+	uint64_t nd = (uint64_t)(d - (off_t)WFS_HDR_SIZE) / CB;
+	return nd > nb ? nb : nd;
+}
+
 static long walk(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h, struct scan *s)
 {
 	uint8_t *scr, tmp[WFS_BLOCK_SIZE];
@@ -62,6 +77,8 @@ static long walk(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h,
 	nb = (uint64_t)(st.st_size - WFS_HDR_SIZE) / CB; /* whole stored blocks */
 	tail = (size_t)(st.st_size - WFS_HDR_SIZE) % CB;
 	for (uint64_t b0 = 0; b0 <= nb; b0 += WFS_SCRATCH_BLOCKS) {
+		if (wfs__v2(h) && b0 < nb)
+			b0 = next_data_block(fd, b0, nb);
 		ssize_t got =
 			wfs__pread_full(fd, scr, WFS_SCRATCH_BLOCKS * CB, wfs__cblock_off(b0));
 

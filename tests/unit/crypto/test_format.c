@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crypto_internal.h"
@@ -640,6 +641,39 @@ static void test_tamper_end(void **state)
 
 /* Holes: writes past the end and wfs_content_zero leave blocks unstored,
  * SEEK_DATA / SEEK_HOLE find them, and they read as zeros. */
+/* A growth the backing file system refuses (a file larger than it allows)
+ * leaves the file as it was; and fsck's walk jumps over holes: a terabyte
+ * hole is verified without being read through. */
+static void test_huge_growth_and_huge_hole(void **state)
+{
+	/* a real file system (memfd's allows files of 8 EiB) */
+	char path[] = "/tmp/wfs-huge.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	struct wfs_file_hdr h;
+	uint8_t buf[16];
+	struct stat st, st2;
+	(void)state;
+	assert_int_equal(wfs_hdr_write(K, fd, &h), 0);
+	assert_int_equal(wfs_content_pwrite(K, fd, &h, "hi\n", 3, 0), 3);
+	assert_int_equal(fstat(fd, &st), 0);
+	off_t huge = (off_t)1 << 61; /* past ext4's (16 TiB), xfs's, btrfs's (8 EiB) */
+	assert_true(wfs_content_truncate(K, fd, &h, huge) < 0);
+	assert_true(wfs_content_pwrite(K, fd, &h, "x", 1, huge) < 0);
+	assert_int_equal(fstat(fd, &st2), 0);
+	assert_int_equal(st2.st_size, st.st_size);
+	assert_int_equal(wfs_content_pread(K, fd, &h, buf, sizeof buf, 0), 3);
+	assert_int_equal(wfs_content_verify(K, fd, NULL, NULL), 0);
+
+	off_t tib = (off_t)1 << 40;
+	assert_int_equal(wfs_content_pwrite(K, fd, &h, "far", 3, tib), 3);
+	time_t t0 = time(NULL);
+	assert_int_equal(wfs_content_verify(K, fd, NULL, NULL), 0);
+	assert_true(time(NULL) - t0 < 10); /* 268 million blocks if read */
+	close(fd);
+}
+
 static void test_holes(void **state)
 {
 	int fd = test_memfd();
@@ -881,6 +915,7 @@ int main(void)
 		cmocka_unit_test(test_tamper_zero_block),
 		cmocka_unit_test(test_tamper_end),
 		cmocka_unit_test(test_holes),
+		cmocka_unit_test(test_huge_growth_and_huge_hole),
 		cmocka_unit_test(test_trim_tail),
 		cmocka_unit_test(test_no_header),
 		cmocka_unit_test(test_nonce_fresh),
