@@ -405,6 +405,22 @@ int wfs_audit_parse_time(const char *s, int64_t now_ns, int64_t *out)
 		*out = now_ns - d;
 		return 0;
 	}
+	/* today, yesterday: local midnight, as a person means them */
+	if (!strcmp(s, "today") || !strcmp(s, "yesterday") || !strcmp(s, "now")) {
+		if (!strcmp(s, "now")) {
+			*out = now_ns;
+			return 0;
+		}
+		time_t now = (time_t)(now_ns / 1000000000);
+		struct tm lt;
+		localtime_r(&now, &lt);
+		lt.tm_hour = lt.tm_min = lt.tm_sec = 0;
+		if (s[0] == 'y')
+			lt.tm_mday -= 1; /* mktime normalizes the 0th */
+		lt.tm_isdst = -1;
+		*out = (int64_t)mktime(&lt) * 1000000000;
+		return 0;
+	}
 	struct tm tm = {0};
 	int n = 0;
 	if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10)
@@ -427,14 +443,29 @@ int wfs_audit_parse_time(const char *s, int64_t now_ns, int64_t *out)
 			}
 		}
 	}
-	if (*p == 'Z')
+	/* Z (UTC, as without a zone) or an offset: +01:00, -0500 */
+	long offset = 0;
+	if (*p == 'Z') {
 		p++;
+	} else if (*p == '+' || *p == '-') {
+		int hh, mm, k = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &k) == 2 && k == 5)
+			;
+		else if (sscanf(p + 1, "%2d%2d%n", &hh, &mm, &k) == 2 && k == 4)
+			;
+		else
+			return -EINVAL;
+		if (hh > 23 || mm > 59)
+			return -EINVAL;
+		offset = (*p == '-' ? -1 : 1) * (hh * 3600L + mm * 60L);
+		p += 1 + k;
+	}
 	if (*p || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
 	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
 		return -EINVAL;
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
-	time_t t = timegm(&tm);
+	time_t t = timegm(&tm) - offset;
 	*out = (int64_t)t * 1000000000 + frac;
 	return 0;
 }

@@ -37,17 +37,22 @@ static void usage_main(FILE *f)
 static const char *help_query =
 	"usage: wardfs audit query [--db FILE] [--since T] [--until T] [--user NAME] [--uid N]\n"
 	"                          [--path GLOB] [--class C] [--denied] [--exe PATH] [--pid N]\n"
-	"                          [--mount M] [--kind K] [--format table|json|csv] [--limit N]\n\n"
-	"T is a UTC time (2026-11-25, 2026-11-25T10:00:00[Z]) or an age (30s, 15m, 2h, 7d, 1w).\n"
+	"                          [--mount M] [--kind K] [--format table|json|csv] [--limit N]\n"
+	"                          [--after-id N]\n\n"
+	"T is a time: UTC (2026-11-25, 2026-11-25T10:00:00[Z]), with an offset\n"
+	"(2026-11-25T11:00+01:00), today or yesterday (local midnight), or an age (30s, 15m,\n"
+	"2h, 7d, 1w). --after-id N: only rows after row N (incremental export: pass the\n"
+	"last id of the previous export).\n"
 	"GLOB is matched against the path relative to the mount, case-sensitively (* ? [..]);\n"
 	"a literal prefix such as '/.ssh/*' is answered from the path index.\n"
 	"Rows are sorted by time. With --limit N the newest N matching rows are shown; the\n"
 	"default is 100 on a terminal and no limit otherwise (--limit 0: no limit).\n"
 	"Output is a table on a terminal and JSON Lines otherwise, unless --format says.\n";
-static const char *help_tail = "usage: wardfs audit tail [--db FILE] [-f] [-n N] [--format "
-			       "table|json|csv]\n\n"
-			       "Shows the last N rows (default 10) in id order; -f keeps "
-			       "polling for new rows.\n";
+static const char *help_tail =
+	"usage: wardfs audit tail [--db FILE] [-f] [-n N] [--format table|json|csv]\n"
+	"                         [query's filters: --since, --user, --path, --denied, ...]\n\n"
+	"Shows the last N matching rows (default 10) in id order; -f keeps polling for\n"
+	"new ones.\n";
 static const char *help_stats =
 	"usage: wardfs audit stats [--db FILE] [--since T] [--until T] [--mount M] [--top N]\n"
 	"                          [--format table|json]\n\n"
@@ -189,6 +194,7 @@ enum {
 	O_KIND,
 	O_FORMAT,
 	O_LIMIT,
+	O_AFTER,
 	O_KEY,
 	O_OLDER,
 	O_TOP,
@@ -209,6 +215,7 @@ static const struct option all_opts[] = {
 	{"kind", required_argument, NULL, O_KIND},
 	{"format", required_argument, NULL, O_FORMAT},
 	{"limit", required_argument, NULL, O_LIMIT},
+	{"after-id", required_argument, NULL, O_AFTER},
 	{"key", required_argument, NULL, O_KEY},
 	{"older-than", required_argument, NULL, O_OLDER},
 	{"top", required_argument, NULL, O_TOP},
@@ -270,7 +277,8 @@ static int parse(int argc, char **argv, const int *allowed, const char *help, st
 		case O_UNTIL:
 			if (wfs_audit_parse_time(optarg, now,
 						 c == O_SINCE ? &a->f.since_ns : &a->f.until_ns))
-				return usage_error("bad time '%s' (try 2026-11-25T10:00:00 or 2h)",
+				return usage_error("bad time '%s' (try 2026-11-25T10:00:00, "
+						   "2026-11-25T11:00+01:00, today or 2h)",
 						   optarg);
 			break;
 		case O_USER: {
@@ -347,6 +355,10 @@ static int parse(int argc, char **argv, const int *allowed, const char *help, st
 				return usage_error("bad format '%s' (table, json or csv)", optarg);
 			a->fmt_set = true;
 			break;
+		case O_AFTER:
+			if (parse_i64(optarg, &a->f.after_id) || a->f.after_id < 0)
+				return usage_error("bad row id '%s'", optarg);
+			break;
 		case O_LIMIT:
 			if (parse_i64(optarg, &a->f.limit))
 				return usage_error("bad limit '%s'", optarg);
@@ -378,9 +390,9 @@ static int parse(int argc, char **argv, const int *allowed, const char *help, st
 
 static int cmd_query(int argc, char **argv)
 {
-	static const int ok[] = {O_DB,	  O_SINCE, O_UNTIL,  O_USER,  O_UID,
-				 O_PATH,  O_CLASS, O_DENIED, O_EXE,   O_PID,
-				 O_MOUNT, O_KIND,  O_FORMAT, O_LIMIT, 0};
+	static const int ok[] = {O_DB,	   O_SINCE,  O_UNTIL, O_USER, O_UID,   O_PATH,
+				 O_CLASS,  O_DENIED, O_EXE,   O_PID,  O_MOUNT, O_KIND,
+				 O_FORMAT, O_LIMIT,  O_AFTER, 0};
 	struct args a;
 	int r = parse(argc, argv, ok, help_query, &a);
 	if (r)
@@ -418,7 +430,10 @@ static void on_signal(int sig)
 
 static int cmd_tail(int argc, char **argv)
 {
-	static const int ok[] = {O_DB, O_FORMAT, 'f', 'n', 0};
+	/* the same filters as query (issue 16) */
+	static const int ok[] = {O_DB,	   O_SINCE,  O_UNTIL, O_USER, O_UID,   O_PATH,
+				 O_CLASS,  O_DENIED, O_EXE,   O_PID,  O_MOUNT, O_KIND,
+				 O_FORMAT, 'f',	     'n',     0};
 	struct args a;
 	int r = parse(argc, argv, ok, help_tail, &a);
 	if (r)

@@ -1048,6 +1048,31 @@ def test_unknown_filter_values_are_errors_not_empty_answers(qdb):
     assert len(query(qdb, "--kind", "chain-break")) == 0  # a kind the writer makes
 
 
+def test_incremental_export_tail_filters_and_friendly_times(qdb):
+    """Issue 16: --after-id N for incremental export; tail takes query's
+    filters; --since today/yesterday and times with offsets."""
+    every = query(qdb)
+    k = every[len(every) // 2]["id"]
+    later = query(qdb, "--after-id", str(k))
+    assert [r["id"] for r in later] == [r["id"] for r in every if r["id"] > k]
+    r = wardfs("audit", "query", "--db", qdb.db, "--after-id", "-3", check=False)
+    assert r.returncode == 2 and "bad row id" in r.stderr
+    out = wardfs("audit", "tail", "--db", qdb.db, "-n", "3", "--path", "/pub/b",
+                 "--format", "json").stdout
+    tail = [json.loads(line) for line in out.splitlines()]
+    want = [r["id"] for r in every if r["path"] == "/pub/b"][-3:]
+    assert [r["id"] for r in tail] == want, (tail, want)
+    assert len(query(qdb, "--since", "today")) == qdb.total  # made a moment ago
+    assert len(query(qdb, "--since", "yesterday")) == qdb.total
+    assert query(qdb, "--until", "yesterday") == []
+    utc = iso(qdb.mid)  # "2026-...Z"
+    base, _, _ = utc.rstrip("Z").partition(".")
+    import datetime
+    t = datetime.datetime.fromisoformat(base)
+    plus2 = (t + datetime.timedelta(hours=2)).isoformat() + "+02:00"
+    assert query(qdb, "--since", plus2) == query(qdb, "--since", base + "Z")
+
+
 def test_tail_and_stats(qdb):
     all_ids = [r[0] for r in db_rows(qdb.db, "SELECT id FROM events ORDER BY id")]
     r = wardfs("audit", "tail", "--db", qdb.db, "-n", "5")

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -312,7 +313,28 @@ static void test_parse(void **state)
 	assert_int_equal(v, now - 900000000000LL);
 	assert_int_equal(wfs_audit_parse_time("7d", now, &v), 0);
 	assert_int_equal(v, now - 7 * 86400000000000LL);
-	assert_int_equal(wfs_audit_parse_time("yesterday", now, &v), -EINVAL);
+	/* offsets (issue 16): the same instant, said in another zone */
+	assert_int_equal(wfs_audit_parse_time("2025-11-25T11:00:00+01:00", now, &v), 0);
+	assert_int_equal(v, T0);
+	assert_int_equal(wfs_audit_parse_time("2025-11-25T05:00-0500", now, &v), 0);
+	assert_int_equal(v, T0);
+	assert_int_equal(wfs_audit_parse_time("2025-11-25T10:00:00+25:00", now, &v), -EINVAL);
+	assert_int_equal(wfs_audit_parse_time("2025-11-25T10:00:00+1", now, &v), -EINVAL);
+	/* today and yesterday: local midnights, a day apart (in this test's
+	 * zone, UTC+2 without summer time) */
+	setenv("TZ", "EET-2", 1);
+	tzset();
+	int64_t today, yesterday;
+	assert_int_equal(wfs_audit_parse_time("today", now, &today), 0);
+	assert_int_equal(wfs_audit_parse_time("yesterday", now, &yesterday), 0);
+	assert_int_equal(today - yesterday, 86400000000000LL);
+	assert_int_equal((today / 1000000000 + 2 * 3600) % 86400, 0);
+	assert_true(today <= now && now - today < 86400000000000LL);
+	assert_int_equal(wfs_audit_parse_time("now", now, &v), 0);
+	assert_int_equal(v, now);
+	unsetenv("TZ");
+	tzset();
+	assert_int_equal(wfs_audit_parse_time("tomorrow", now, &v), -EINVAL);
 	assert_int_equal(wfs_audit_parse_time("2025-13-01", now, &v), -EINVAL);
 	assert_int_equal(wfs_audit_parse_time("2025-11-25T10", now, &v), -EINVAL);
 	assert_int_equal(wfs_audit_parse_duration("90d", &v), 0);
