@@ -167,6 +167,7 @@ int wfs_audit_top(struct wfs_audit_db *db, enum wfs_audit_stat what,
 		  char *err, size_t errlen);
 struct wfs_audit_totals {
 	int64_t rows, denied, first_ns, last_ns, first_id, last_id;
+	int64_t opens, opens_denied; /* of the rows: opens and creates */
 };
 int wfs_audit_totals(struct wfs_audit_db *db, const struct wfs_audit_filter *f,
 		     struct wfs_audit_totals *t, char *err, size_t errlen);

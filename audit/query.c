@@ -429,7 +429,9 @@ int wfs_audit_totals(struct wfs_audit_db *d, const struct wfs_audit_filter *f,
 	char sql[2048];
 	snprintf(sql, sizeof sql,
 		 "SELECT count(*), coalesce(sum(decision = 'deny'), 0), min(time_ns), "
-		 "max(time_ns), min(id), max(id) FROM events%s",
+		 "max(time_ns), min(id), max(id), coalesce(sum(kind IN ('open', 'create')), 0), "
+		 "coalesce(sum(kind IN ('open', 'create') AND decision = 'deny'), 0) "
+		 "FROM events%s",
 		 w.sql);
 	sqlite3_stmt *st;
 	int r = prep(d, sql, &st, err, errlen);
@@ -439,9 +441,9 @@ int wfs_audit_totals(struct wfs_audit_db *d, const struct wfs_audit_filter *f,
 	memset(t, 0, sizeof *t);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		int64_t *v[] = {&t->rows,    &t->denied,   &t->first_ns,
-				&t->last_ns, &t->first_id, &t->last_id};
-		for (int i = 0; i < 6; i++)
+		int64_t *v[] = {&t->rows,     &t->denied,  &t->first_ns, &t->last_ns,
+				&t->first_id, &t->last_id, &t->opens,	 &t->opens_denied};
+		for (int i = 0; i < 8; i++)
 			*v[i] = sqlite3_column_int64(st, i);
 	} else {
 		snprintf(err, errlen, "cannot query '%s': %s", d->path, sqlite3_errmsg(d->db));

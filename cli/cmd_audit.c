@@ -55,8 +55,10 @@ static const char *help_tail =
 	"new ones.\n";
 static const char *help_stats =
 	"usage: wardfs audit stats [--db FILE] [--since T] [--until T] [--mount M] [--top N]\n"
-	"                          [--format table|json]\n\n"
-	"Totals, then the top N (default 10) paths, programs, users and denied opens.\n";
+	"                          [--format table|json|csv]\n\n"
+	"Totals (opens and creates, denied ones, all rows), then the top N (default 10)\n"
+	"paths, programs, users and denied opens. JSON and CSV name each field (path,\n"
+	"exe, uid, user, count, denied).\n";
 static const char *help_verify =
 	"usage: wardfs audit verify [--db FILE] [--key FILE]\n\n"
 	"Recomputes the HMAC chain (key default: DB.key). Exit 0 if intact, 1 with the\n"
@@ -476,13 +478,84 @@ struct stat_out {
 	const char *section;
 };
 
+/* A CSV field: quoted, quotes doubled, formulas defused (as query's). */
+static void csv_field(const char *s)
+{
+	char *e = wfs_audit_escape(s ? s : "");
+	putchar('"');
+	if (e[0] == '=' || e[0] == '+' || e[0] == '-' || e[0] == '@')
+		putchar('\'');
+	for (const char *c = e; *c; c++) {
+		if (*c == '"')
+			putchar('"');
+		putchar(*c);
+	}
+	putchar('"');
+	free(e);
+}
+
+/* The named fields of a stats entry: path, exe, uid and user, as the
+ * section has them (the key of "denied" is "PATH<tab>EXE"). */
+static void stat_fields(const struct stat_out *s, const char *key, char **path, char **exe,
+			char *uid, size_t uidlen, const char **user)
+{
+	*path = *exe = NULL;
+	uid[0] = '\0';
+	*user = NULL;
+	key = key ? key : "";
+	if (!strcmp(s->section, "paths")) {
+		*path = strdup(key);
+	} else if (!strcmp(s->section, "programs")) {
+		*exe = strdup(key);
+	} else if (!strcmp(s->section, "users")) {
+		snprintf(uid, uidlen, "%s", key);
+		struct passwd *pw = getpwuid((uid_t)atoll(key));
+		*user = pw ? pw->pw_name : NULL;
+	} else {
+		const char *tab = strchr(key, '\t');
+		*path = tab ? strndup(key, (size_t)(tab - key)) : strdup(key);
+		*exe = strdup(tab ? tab + 1 : "");
+	}
+}
+
 static int stat_cb(void *arg, const char *key, int64_t count, int64_t denied)
 {
 	struct stat_out *s = arg;
-	if (s->fmt == WFS_FMT_JSON) {
-		printf("{\"section\":\"%s\",\"key\":", s->section);
-		wfs_audit_print_json_str(stdout, key ? key : "");
-		printf(",\"count\":%lld,\"denied\":%lld}\n", (long long)count, (long long)denied);
+	if (s->fmt == WFS_FMT_JSON || s->fmt == WFS_FMT_CSV) {
+		char *path, *exe, uid[32];
+		const char *user;
+		stat_fields(s, key, &path, &exe, uid, sizeof uid, &user);
+		if (s->fmt == WFS_FMT_CSV) {
+			printf("%s,", s->section);
+			csv_field(path);
+			putchar(',');
+			csv_field(exe);
+			printf(",%s,", uid);
+			csv_field(user);
+			printf(",%lld,%lld\n", (long long)count, (long long)denied);
+		} else {
+			printf("{\"section\":\"%s\",\"key\":", s->section);
+			wfs_audit_print_json_str(stdout, key ? key : "");
+			if (path) {
+				printf(",\"path\":");
+				wfs_audit_print_json_str(stdout, path);
+			}
+			if (exe) {
+				printf(",\"exe\":");
+				wfs_audit_print_json_str(stdout, exe);
+			}
+			if (uid[0]) {
+				printf(",\"uid\":%s,\"user\":", uid);
+				if (user)
+					wfs_audit_print_json_str(stdout, user);
+				else
+					printf("null");
+			}
+			printf(",\"count\":%lld,\"denied\":%lld}\n", (long long)count,
+			       (long long)denied);
+		}
+		free(path);
+		free(exe);
 	} else {
 		/* Paths and programs are user-controlled: escaped, like the
 		 * query table (a file name must not rewrite the admin's screen). */
@@ -520,8 +593,6 @@ static int cmd_stats(int argc, char **argv)
 	int r = parse(argc, argv, ok, help_stats, &a);
 	if (r)
 		return r == 1 ? 0 : r;
-	if (a.fmt == WFS_FMT_CSV)
-		return usage_error("format '%s' is not available for stats", "csv");
 	struct wfs_audit_db *d = open_db(a.db, false);
 	if (!d)
 		return 1;
@@ -534,13 +605,22 @@ static int cmd_stats(int argc, char **argv)
 			wfs_audit_format_time(t.first_ns, t1, sizeof t1);
 			wfs_audit_format_time(t.last_ns, t2, sizeof t2);
 		}
+		/* opens are what an auditor counts; rows include mounts,
+		 * reloads and changes */
 		if (a.fmt == WFS_FMT_JSON)
 			printf("{\"section\":\"totals\",\"rows\":%lld,\"denied\":%lld,\"first\":"
-			       "\"%s\",\"last\":\"%s\"}\n",
-			       (long long)t.rows, (long long)t.denied, t1, t2);
+			       "\"%s\",\"last\":\"%s\",\"opens\":%lld,\"opens_denied\":%lld}\n",
+			       (long long)t.rows, (long long)t.denied, t1, t2, (long long)t.opens,
+			       (long long)t.opens_denied);
+		else if (a.fmt == WFS_FMT_CSV)
+			printf("section,path,exe,uid,user,count,denied\n"
+			       "totals,,,,,%lld,%lld\n",
+			       (long long)t.opens, (long long)t.opens_denied);
 		else
-			printf("%lld rows, %lld denied, from %s to %s\n", (long long)t.rows,
-			       (long long)t.denied, t1, t2);
+			printf("%lld opens and creates (%lld denied) from %s to %s; %lld rows in "
+			       "all\n",
+			       (long long)t.opens, (long long)t.opens_denied, t1, t2,
+			       (long long)t.rows);
 	}
 	static const struct {
 		enum wfs_audit_stat what;

@@ -1085,9 +1085,28 @@ def test_tail_and_stats(qdb):
     r = wardfs("audit", "stats", "--db", qdb.db)  # JSON Lines to a pipe
     st = [json.loads(line) for line in r.stdout.splitlines()]
     totals = [s for s in st if s["section"] == "totals"]
+    opens = db_rows(qdb.db, "SELECT count(*) FROM events WHERE kind IN ('open', 'create')")[0][0]
+    assert opens < qdb.total  # mounts and unmounts are rows, not opens (issue 16)
     assert totals == [{"section": "totals", "rows": qdb.total, "denied": 3,
                        "first": iso(db_rows(qdb.db, "SELECT min(time_ns) FROM events")[0][0]),
-                       "last": iso(db_rows(qdb.db, "SELECT max(time_ns) FROM events")[0][0])}]
+                       "last": iso(db_rows(qdb.db, "SELECT max(time_ns) FROM events")[0][0]),
+                       "opens": opens, "opens_denied": 3}]
+    # named fields, not tab-joined keys (issue 16)
+    first = {}
+    for s in st:
+        first.setdefault(s["section"], s)
+    assert first["paths"]["path"] == "/pub/b" and first["programs"]["exe"]
+    assert {(s.get("uid"), s.get("user")) for s in st if s["section"] == "users"} >= \
+        {(qdb.user["uid"], TEST_USER), (0, "root")}
+    den = [(s["path"], s["exe"]) for s in st if s["section"] == "denied"]
+    assert sorted(den) == [("/.netrc", os.path.realpath(f"/proc/{qdb.me}/exe")),
+                           ("/denied/f", os.path.realpath(f"/proc/{qdb.me}/exe"))]
+    r = wardfs("audit", "stats", "--db", qdb.db, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert rows[0] == {"section": "totals", "path": "", "exe": "", "uid": "", "user": "",
+                       "count": str(opens), "denied": "3"}, rows[0]
+    assert {"section": "users", "path": "", "exe": "", "uid": str(qdb.user["uid"]),
+            "user": TEST_USER, "count": "4", "denied": "0"} in rows
     sec = {}
     for s in st:
         if s["section"] != "totals":
