@@ -34,8 +34,9 @@
 static const char usage[] =
 	"usage: wardfs setup-home [options] USER\n"
 	"\n"
-	"Moves USER's existing home into a new wardfs vault and leaves the home an\n"
-	"empty mount point: creates BACKING (default " DEFAULT_PARENT "/USER, on the\n"
+	"Moves USER's existing home into a new wardfs vault and leaves the home a\n"
+	"bare mount point (root's, read-only, with a note): creates BACKING "
+	"(default " DEFAULT_PARENT "/USER, on the\n"
 	"same file system as the home), creates the vault (prints the recovery key\n"
 	"once), moves every entry of the home into BACKING, encrypts the files the\n"
 	"policy calls sensitive (with a progress bar on a terminal), and prints the\n"
@@ -49,13 +50,23 @@ static const char usage[] =
 	"  --extpass CMD       the passphrase from CMD's first output line\n"
 	"  --kdf-memory MIB    Argon2id memory in MiB (default 512)\n"
 	"  --kdf-ops N         Argon2id passes (default 3)\n"
+	"  --recovery-key-out FILE  write the recovery key to FILE (new, 0600) for\n"
+	"                      escrow instead of printing it\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"Without --passfile or --extpass the passphrase is read from stdin when it\n"
 	"is not a terminal, else asked (twice when the vault is new). To unlock at\n"
 	"login with pam_mount, use USER's login password (see wardfs-setup-home(8)).\n";
 
-enum { OPT_BACKING = 256, OPT_POLICY, OPT_PASSFILE, OPT_EXTPASS, OPT_KDF_MEMORY, OPT_KDF_OPS };
+enum {
+	OPT_BACKING = 256,
+	OPT_POLICY,
+	OPT_PASSFILE,
+	OPT_EXTPASS,
+	OPT_KDF_MEMORY,
+	OPT_KDF_OPS,
+	OPT_RECOVERY_OUT
+};
 
 struct setup {
 	const char *user, *policy_path;
@@ -477,6 +488,7 @@ int wfs_cmd_setup_home(int argc, char **argv)
 		{"extpass", required_argument, NULL, OPT_EXTPASS},
 		{"kdf-memory", required_argument, NULL, OPT_KDF_MEMORY},
 		{"kdf-ops", required_argument, NULL, OPT_KDF_OPS},
+		{"recovery-key-out", required_argument, NULL, OPT_RECOVERY_OUT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -513,6 +525,9 @@ int wfs_cmd_setup_home(int argc, char **argv)
 					    optarg, "", 0) +
 				       1;
 			s.kp.memlimit = (size_t)v << 20;
+			break;
+		case OPT_RECOVERY_OUT:
+			s.po.recovery_key_out = optarg;
 			break;
 		case OPT_KDF_OPS:
 			if (parse_mib(optarg, 64, &v) != 0)

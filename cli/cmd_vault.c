@@ -416,6 +416,26 @@ int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 				      : strerror(-r));
 		goto out;
 	}
+	/* Escrow before the keyfile: no vault exists whose recovery key was
+	 * not kept where the admin asked. */
+	if (po->recovery_key_out) {
+		int fd = open(po->recovery_key_out,
+			      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		size_t rl = strlen(rec);
+		if (fd < 0 || write(fd, rec, rl) != (ssize_t)rl || write(fd, "\n", 1) != 1 ||
+		    fsync(fd) != 0) {
+			r = -errno;
+			fprintf(stderr, "%s: cannot write the recovery key to '%s': %s%s\n", prog,
+				po->recovery_key_out, strerror(-r),
+				r == -EEXIST ? " (it exists; wardfs never overwrites one)" : "");
+			if (fd >= 0) {
+				close(fd);
+				unlink(po->recovery_key_out);
+			}
+			goto out;
+		}
+		close(fd);
+	}
 	/* the keyfile last: its presence is what makes a vault */
 	if ((r = wfs_vault_write_config(backing, kp)) != 0) {
 		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_CONFIG "': %s\n", prog, dir,
@@ -427,11 +447,18 @@ int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 			strerror(-r));
 		goto out;
 	}
-	printf("Created a wardfs vault in %s.\n\n"
-	       "Recovery key (it unlocks the vault without the passphrase; it is shown\n"
-	       "only now, so write it down and keep it offline, away from this machine):\n\n"
-	       "    %s\n\n",
-	       backing, rec);
+	if (po->recovery_key_out)
+		printf("Created a wardfs vault in %s.\n\n"
+		       "Recovery key written to %s (mode 0600): it unlocks the vault without\n"
+		       "the passphrase; keep it offline, away from this machine.\n\n",
+		       backing, po->recovery_key_out);
+	else
+		printf("Created a wardfs vault in %s.\n\n"
+		       "Recovery key (it unlocks the vault without the passphrase; it is shown\n"
+		       "only now, so write it down and keep it offline, away from this "
+		       "machine):\n\n"
+		       "    %s\n\n",
+		       backing, rec);
 	fflush(stdout);
 	if (keys_out != NULL) {
 		*keys_out = keys;

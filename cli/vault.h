@@ -30,6 +30,7 @@ struct wfs_pass_opts {
 	const char *extpass;	       /* first line of the output of /bin/sh -c CMD */
 	const char *recovery_key_file; /* unlock with the recovery key from FILE */
 	bool recovery_from_stdin;      /* unlock with the recovery key from stdin or the tty */
+	const char *recovery_key_out;  /* create: write the new recovery key to FILE (escrow) */
 };
 
 /* Prefix of the one-line errors printed here ("wardfs" unless set, e.g. "wardfs init"). */

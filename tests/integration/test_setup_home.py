@@ -10,6 +10,7 @@ import pty
 import re
 import select
 import signal
+import stat
 import subprocess
 import time
 
@@ -206,6 +207,16 @@ def test_setup_home_refuses(base, home_user):
     finally:
         p.kill()
         p.wait()
+    # escrow: the recovery key goes to a new 0600 file, not the terminal;
+    # an existing file is refused and no vault is made
+    esc = base / "escrow"
+    esc.write_text("keep me\n")
+    j = args.index("--backing")
+    r = run(*args[:j + 1], str(base / "vault" / "b2"), "--recovery-key-out", esc,
+            *args[j + 2:], check=False)
+    assert r.returncode == 1 and "never overwrites" in r.stderr, r.stderr
+    assert esc.read_text() == "keep me\n"
+    assert not (base / "vault" / "b2" / ".wardfs" / "keyfile").exists()
     r = run(WARDFS, "setup-home", "--bogus", USER, check=False)
     assert r.returncode == 2 and "unknown option" in r.stderr
     assert "usage: wardfs setup-home" in run(WARDFS, "setup-home", "--help").stdout
@@ -226,3 +237,29 @@ def test_setup_home_refuses_a_backing_dir_others_can_reach(base, home_user):
     assert r.returncode != 0 and "users other than root can reach" in r.stderr, r.stderr
     assert not (base / "open" / "backing").exists()
     assert tree_hashes(home_user) == before
+
+
+def test_setup_home_escrows_the_recovery_key(base, home_user):
+    """Issue 16: setup-home --recovery-key-out FILE for escrow: the key is in
+    a new 0600 file (not on the terminal), and it unlocks the vault."""
+    (base / "policy").write_text(POLICY)
+    (base / "pass").write_text(PASS + "\n")
+    os.chmod(base / "pass", 0o600)
+    esc = base / "escrow.key"
+    args = setup_args(base, home_user)
+    r = run(*args[:-1], "--recovery-key-out", esc, args[-1])
+    assert f"Recovery key written to {esc} (mode 0600)" in r.stdout, r.stdout
+    key = esc.read_text().strip()
+    assert re.fullmatch(r"([0-9a-f]{6}-){7}[0-9a-f]{6}", key), key
+    assert key not in r.stdout + r.stderr
+    assert stat.S_IMODE(esc.stat().st_mode) == 0o600
+    m = Mount(base)
+    m.mnt = home_user
+    m.policy = base / "policy"
+    r = wardfs("mount", "--recovery-key-file", esc, "--policy", m.policy, "--audit-db", m.db,
+               "--log", m.log, m.backing, m.mnt, check=False)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert (home_user / "src/main.c").read_text().startswith("int main")
+    finally:
+        m.umount()
