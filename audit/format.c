@@ -250,15 +250,101 @@ static void cell(FILE *f, const char *s, int w, bool keep_tail)
 		fprintf(f, "%.*s+ ", w - 1, s);
 }
 
+/* The table's columns, in the order shown; on a terminal too narrow for
+ * all of them, the least needed go (priority: 0 first kept), so that PATH
+ * keeps at least PATH_MIN columns; a line still longer is cut there. */
+enum {
+	C_TIME,
+	C_RESULT,
+	C_ACC,
+	C_CLASS,
+	C_FORM,
+	C_USER,
+	C_PID,
+	C_COMM,
+	C_EXE,
+	C_RULE,
+	C_MOUNT,
+	NCOL
+};
+static const struct {
+	const char *name;
+	int width, priority;
+} cols[NCOL] = {
+	[C_TIME] = {"TIME (UTC)", 23, 0}, [C_RESULT] = {"RESULT", 7, 1}, [C_ACC] = {"ACC", 3, 4},
+	[C_CLASS] = {"CLASS", 9, 5},	  [C_FORM] = {"FORM", 9, 8},	 [C_USER] = {"USER", 12, 2},
+	[C_PID] = {"PID", 7, 9},	  [C_COMM] = {"COMM", 15, 10},	 [C_EXE] = {"EXE", 20, 3},
+	[C_RULE] = {"RULE", 18, 6},	  [C_MOUNT] = {"MOUNT", 14, 7},
+};
+#define PATH_MIN 30
+static bool col_on[NCOL] = {true, true, true, true, true, true, true, true, true, true, true};
+static int table_width;
+
+void wfs_audit_table_width(int columns)
+{
+	table_width = columns;
+	for (int c = 0; c < NCOL; c++)
+		col_on[c] = true;
+	if (columns <= 0)
+		return;
+	int used = 0;
+	for (int c = 0; c < NCOL; c++)
+		used += cols[c].width + 1;
+	/* drop the least needed until PATH has room */
+	for (int p = NCOL - 1; p > 1 && used + PATH_MIN > columns; p--)
+		for (int c = 0; c < NCOL; c++)
+			if (cols[c].priority == p && col_on[c]) {
+				col_on[c] = false;
+				used -= cols[c].width + 1;
+			}
+}
+
+/* Writes line (no newline) to f, cut to table_width. */
+static void table_line(FILE *f, const char *line)
+{
+	size_t n = strlen(line);
+	if (table_width > 1 && n > (size_t)table_width) {
+		/* cut on a character boundary (UTF-8 from the escaper) */
+		size_t k = (size_t)table_width - 1;
+		while (k > 0 && ((unsigned char)line[k] & 0xc0) == 0x80)
+			k--;
+		fprintf(f, "%.*s>\n", (int)k, line);
+	} else {
+		fprintf(f, "%s\n", line);
+	}
+}
+
+/* The rule's file by its last component: "policy:12", "10-keys.conf:3",
+ * with the line, never cut (the file is the admin's: readable as is). */
+static const char *short_rule(const char *rule)
+{
+	if (!rule)
+		return NULL;
+	const char *colon = strrchr(rule, ':');
+	const char *slash = NULL;
+	for (const char *c = rule; *c && (!colon || c < colon); c++)
+		if (*c == '/')
+			slash = c;
+	return slash ? slash + 1 : rule;
+}
+
 void wfs_audit_print_header(FILE *f, enum wfs_audit_format fmt)
 {
 	if (fmt == WFS_FMT_CSV)
 		fputs("id,time,time_ns,mount,kind,path,access,flag_names,flags,class,form,decision,"
 		      "errno,error,rule,uid,gid,pid,comm,exe,detail\n",
 		      f);
-	else if (fmt == WFS_FMT_TABLE)
-		fprintf(f, "%-23s %-7s %-3s %-9s %-10s %-12s %7s %-15s %-20s %s\n", "TIME (UTC)",
-			"RESULT", "ACC", "CLASS", "FORM", "USER", "PID", "COMM", "RULE", "PATH");
+	else if (fmt == WFS_FMT_TABLE) {
+		char line[512];
+		size_t o = 0;
+		for (int c = 0; c < NCOL; c++)
+			if (col_on[c])
+				o += (size_t)snprintf(line + o, sizeof line - o,
+						      c == C_PID ? "%*s " : "%-*s ", cols[c].width,
+						      cols[c].name);
+		snprintf(line + o, sizeof line - o, "PATH");
+		table_line(f, line);
+	}
 }
 
 void wfs_audit_print_row(FILE *f, enum wfs_audit_format fmt, const struct wfs_audit_row *r)
@@ -332,36 +418,42 @@ void wfs_audit_print_row(FILE *f, enum wfs_audit_format fmt, const struct wfs_au
 		char *acc = wfs_audit_escape(r->access), *cls = wfs_audit_escape(r->cls),
 		     *form = wfs_audit_escape(r->form),
 		     *usr = wfs_audit_escape(user_name(r->uid, user, sizeof user)),
-		     *comm = wfs_audit_escape(r->comm), *rule = wfs_audit_escape(r->rule),
-		     *kind = wfs_audit_escape(r->kind), *path = wfs_audit_escape(r->path),
-		     *fl = wfs_audit_escape(r->flag_names), *detail = wfs_audit_escape(r->detail);
-		cell(f, t, 23, false);
-		cell(f, res, 7, false);
-		cell(f, acc, 3, false);
-		cell(f, cls, 9, false);
-		cell(f, form, 10, false);
-		cell(f, usr, 12, false);
-		fprintf(f, "%7lld ", (long long)r->pid);
-		cell(f, comm, 15, false);
-		cell(f, rule, 20, true); /* file:line: the line is at the end */
-		if (!open)
-			fprintf(f, "[%s] ", kind);
-		fputs(path, f);
-		if (fl[0])
-			fprintf(f, " (%s)", fl);
-		if (r->detail)
-			fprintf(f, " %s", detail);
-		free(acc);
-		free(cls);
-		free(form);
-		free(usr);
-		free(comm);
-		free(rule);
-		free(kind);
-		free(path);
-		free(fl);
-		free(detail);
-		putc('\n', f);
+		     *comm = wfs_audit_escape(r->comm), *exe = wfs_audit_escape(r->exe),
+		     *rule = wfs_audit_escape(short_rule(r->rule)),
+		     *mnt = wfs_audit_escape(r->mount), *kind = wfs_audit_escape(r->kind),
+		     *path = wfs_audit_escape(r->path), *fl = wfs_audit_escape(r->flag_names),
+		     *detail = wfs_audit_escape(r->detail);
+		char *line = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&line, &len);
+		if (m) {
+			/* a program's name, a rule's line and a mount's last
+			 * name are at their ends: those keep their tails */
+			const char *val[NCOL] = {t,    res,  acc, cls,	form, usr,
+						 NULL, comm, exe, rule, mnt};
+			for (int c = 0; c < NCOL; c++) {
+				if (!col_on[c])
+					continue;
+				if (c == C_PID)
+					fprintf(m, "%7lld ", (long long)r->pid);
+				else
+					cell(m, val[c], cols[c].width,
+					     c == C_EXE || c == C_RULE || c == C_MOUNT);
+			}
+			if (!open)
+				fprintf(m, "[%s] ", kind);
+			fputs(path, m);
+			if (fl[0])
+				fprintf(m, " (%s)", fl);
+			if (r->detail)
+				fprintf(m, " %s", detail);
+			fclose(m);
+			table_line(f, line);
+			free(line);
+		}
+		char *all[] = {acc, cls, form, usr, comm, exe, rule, mnt, kind, path, fl, detail};
+		for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+			free(all[k]);
 	}
 }
 

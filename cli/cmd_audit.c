@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,6 +388,10 @@ static int parse(int argc, char **argv, const int *allowed, const char *help, st
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (!a->fmt_set)
 		a->fmt = isatty(STDOUT_FILENO) ? WFS_FMT_TABLE : WFS_FMT_JSON;
+	/* a table on a terminal fits it: no wrapped rows */
+	struct winsize ws;
+	if (a->fmt == WFS_FMT_TABLE && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		wfs_audit_table_width(ws.ws_col);
 	return 0;
 }
 

@@ -121,6 +121,24 @@ void wfs_fill_ops(struct fuse_lowlevel_ops *ops)
 static void report(struct wfs_daemon_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* The first error, told to `wardfs mount` only once this daemon has let go
+ * of the vault (its lock): a mount run right after a failed one must not
+ * find it still held. */
+static char first_error[1024];
+
+static void tell_parent(struct wfs_daemon_opts *o, const char *line)
+{
+	char buf[1100];
+	if (o->ready_fd < 0)
+		return;
+	snprintf(buf, sizeof buf, "%s\n", line);
+	if (write(o->ready_fd, buf, strlen(buf)) < 0) {
+		/* the parent is gone; nothing more to tell */
+	}
+	close(o->ready_fd);
+	o->ready_fd = -1;
+}
+
 static void report(struct wfs_daemon_opts *o, const char *fmt, ...)
 {
 	char line[1024];
@@ -129,14 +147,10 @@ static void report(struct wfs_daemon_opts *o, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "%s\n", line);
-	if (o->ready_fd >= 0) {
-		strncat(line, "\n", sizeof(line) - strlen(line) - 1);
-		if (write(o->ready_fd, line, strlen(line)) < 0) {
-			/* the parent is gone; nothing more to tell */
-		}
-		close(o->ready_fd);
-		o->ready_fd = -1;
-	}
+	if (!strcmp(line, "ok"))
+		tell_parent(o, line);
+	else if (!first_error[0])
+		snprintf(first_error, sizeof first_error, "%s", line);
 }
 
 /* Each write a crash cut short and the undo journal put back: a row. */
@@ -423,7 +437,7 @@ out:
 		close(wfs.root_fd);
 	if (wfs.mount_fd > 0)
 		close(wfs.mount_fd);
-	if (o->ready_fd >= 0 && ret)
-		report(o, "wardfs: mount failed");
+	if (ret)
+		tell_parent(o, first_error[0] ? first_error : "wardfs: mount failed");
 	return ret;
 }

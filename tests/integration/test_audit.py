@@ -7,6 +7,7 @@ import contextlib
 import csv
 import errno
 import io
+import fcntl
 import json
 import math
 import mmap
@@ -23,6 +24,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 
@@ -862,8 +864,8 @@ def assert_table(lines, paths):
               and head[i:i + 5] != "(UTC)"]
     names = head.split()
     names.remove("(UTC)")
-    assert names == ["TIME", "RESULT", "ACC", "CLASS", "FORM", "USER", "PID", "COMM", "RULE",
-                     "PATH"]
+    assert names == ["TIME", "RESULT", "ACC", "CLASS", "FORM", "USER", "PID", "COMM", "EXE",
+                     "RULE", "MOUNT", "PATH"]
     path_col = starts[-1]
     for line in lines[1:]:
         assert line[path_col:].split(" (")[0] in paths, (line, path_col)
@@ -900,8 +902,10 @@ def test_query_formats(qdb):
     assert bad.returncode == 2 and "xml" in bad.stderr
 
 
-def test_query_on_a_terminal_is_a_limited_table(qdb):
+def query_on_a_terminal(qdb, columns):
+    """`wardfs audit query` on a pty of that width: (lines, stderr)."""
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     try:
         p = subprocess.Popen([WARDFS, "audit", "query", "--db", str(qdb.db)], stdout=slave,
                              stderr=subprocess.PIPE)
@@ -921,13 +925,28 @@ def test_query_on_a_terminal_is_a_limited_table(qdb):
         os.close(master)
         if slave >= 0:
             os.close(slave)
-    lines = out.decode().replace("\r\n", "\n").splitlines()
+    return out.decode().replace("\r\n", "\n").splitlines(), err
+
+
+def test_query_on_a_terminal_is_a_limited_table(qdb):
+    lines, err = query_on_a_terminal(qdb, 250)
     assert lines[0].startswith("TIME (UTC)")
     assert len(lines) == 101  # the newest 100 rows on a terminal
     assert "newest 100 rows" in err
     # The newest rows, oldest first: the last is the second mount's unmount.
     assert "[unmount] / " in lines[-1] and "[unmount] / " in lines[-2]
     assert_table([lines[0]] + lines[1:-2], {"/pub/b", "/pub/u"})
+    # EXE and MOUNT columns (their ends), the rule by its file's name (issue 16)
+    u = [line for line in lines if "/pub/u" in line]
+    assert u and all("/usr/bin/cat" in line for line in u), u
+    assert all(str(qdb.m.mnt)[-13:] in line for line in u), u
+    assert all(f"{qdb.m.policy.name}:" in line for line in lines if "/denied/f" in line)
+    # a narrow terminal: no row wraps, the least needed columns go, PATH stays
+    lines, _ = query_on_a_terminal(qdb, 100)
+    assert all(len(line) <= 100 for line in lines), max(lines, key=len)
+    head = lines[0].split()
+    assert "PATH" in head and "USER" in head and "EXE" in head and "COMM" not in head, head
+    assert any(line.rstrip().endswith("/pub/u") for line in lines), lines[:5]
 
 
 def test_query_limit(qdb):
