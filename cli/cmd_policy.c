@@ -442,7 +442,8 @@ static int cmd_scan(int argc, char **argv)
 		wfs_policy_free(p);
 		return 1;
 	}
-	qsort(scan.mismatch, scan.nmis, sizeof(*scan.mismatch), cmp_mismatch);
+	if (scan.nmis) /* qsort wants a real array, even of none */
+		qsort(scan.mismatch, scan.nmis, sizeof(*scan.mismatch), cmp_mismatch);
 	bool json = !strcmp(format, "json");
 	if (json) {
 		printf("{\"backing\": ");
