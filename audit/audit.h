@@ -10,6 +10,7 @@
 #ifndef WARDFS_AUDIT_H
 #define WARDFS_AUDIT_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -94,6 +95,17 @@ struct wfs_audit_identity {
 	int64_t created_ns;
 };
 void wfs_audit_identity(struct wfs_audit *a, struct wfs_audit_identity *out);
+
+/* The vault's record of its database: a file of this name in the vault's
+ * directory, opened as dfd (lineage.c). Read: 0, -ENOENT when there is
+ * none, -EINVAL when it cannot be read. Write: atomic, 0 or -errno. */
+#define WFS_AUDIT_LINEAGE_FILE "audit-db"
+struct wfs_audit_lineage {
+	struct wfs_audit_identity ident;
+	char path[PATH_MAX]; /* the database's absolute path when written */
+};
+int wfs_audit_lineage_read(int dfd, struct wfs_audit_lineage *rec);
+int wfs_audit_lineage_write(int dfd, const struct wfs_audit_identity *id, const char *db_path);
 
 struct wfs_audit_counters {
 	uint64_t recorded, lost, pending;
@@ -213,6 +225,9 @@ char *wfs_audit_escape(const char *s);
 /* A JSON string (or null): controls as \u00NN, an invalid UTF-8 byte NN as
  * the lone surrogate \udcNN, so every line stays valid JSON. */
 void wfs_audit_print_json_str(FILE *f, const char *s);
+/* A CSV cell (NULL: empty): escaped as above, quoted when it must be, and a
+ * cell a spreadsheet would take for a formula gets a leading '. */
+void wfs_audit_print_csv_str(FILE *f, const char *s);
 /* Parses "2026-11-25", "2026-11-25T10:00:00[.frac][Z]" (UTC) or a relative
  * "30s", "15m", "2h", "7d", "1w" (that long before now_ns). 0 or -EINVAL. */
 int wfs_audit_parse_time(const char *s, int64_t now_ns, int64_t *out);

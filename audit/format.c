@@ -214,7 +214,7 @@ static void json_str(FILE *f, const char *s)
  * OWASP lists) gets a leading ', and so does one that starts with ' so
  * that removing one leading ' always gives the escaped text back.
  */
-static void csv_str(FILE *f, const char *s)
+void wfs_audit_print_csv_str(FILE *f, const char *s)
 {
 	if (!s)
 		return;
@@ -385,24 +385,24 @@ void wfs_audit_print_row(FILE *f, enum wfs_audit_format fmt, const struct wfs_au
 		fprintf(f, "%lld,%s,%lld,", (long long)r->id, t, (long long)r->time_ns);
 		const char *a[] = {r->mount, r->kind, r->path, r->access, r->flag_names};
 		for (int i = 0; i < 5; i++) {
-			csv_str(f, a[i]);
+			wfs_audit_print_csv_str(f, a[i]);
 			putc(',', f);
 		}
 		fprintf(f, "%d,", r->flags);
 		const char *b[] = {r->cls, r->form, r->decision};
 		for (int i = 0; i < 3; i++) {
-			csv_str(f, b[i]);
+			wfs_audit_print_csv_str(f, b[i]);
 			putc(',', f);
 		}
 		fprintf(f, "%d,%s,", r->err, wfs_audit_errno_name(r->err));
-		csv_str(f, r->rule);
+		wfs_audit_print_csv_str(f, r->rule);
 		fprintf(f, ",%lld,%lld,%lld,", (long long)r->uid, (long long)r->gid,
 			(long long)r->pid);
-		csv_str(f, r->comm);
+		wfs_audit_print_csv_str(f, r->comm);
 		putc(',', f);
-		csv_str(f, r->exe);
+		wfs_audit_print_csv_str(f, r->exe);
 		putc(',', f);
-		csv_str(f, r->detail);
+		wfs_audit_print_csv_str(f, r->detail);
 		putc('\n', f);
 	} else {
 		/* "2026-11-25T10:00:00.123" (ms) */

@@ -483,22 +483,6 @@ struct stat_out {
 	const char *section;
 };
 
-/* A CSV field: quoted, quotes doubled, formulas defused (as query's). */
-static void csv_field(const char *s)
-{
-	char *e = wfs_audit_escape(s ? s : "");
-	putchar('"');
-	if (e[0] == '=' || e[0] == '+' || e[0] == '-' || e[0] == '@')
-		putchar('\'');
-	for (const char *c = e; *c; c++) {
-		if (*c == '"')
-			putchar('"');
-		putchar(*c);
-	}
-	putchar('"');
-	free(e);
-}
-
 /* The named fields of a stats entry: path, exe, uid and user, as the
  * section has them (the key of "denied" is "PATH<tab>EXE"). */
 static void stat_fields(const struct stat_out *s, const char *key, char **path, char **exe,
@@ -532,11 +516,11 @@ static int stat_cb(void *arg, const char *key, int64_t count, int64_t denied)
 		stat_fields(s, key, &path, &exe, uid, sizeof uid, &user);
 		if (s->fmt == WFS_FMT_CSV) {
 			printf("%s,", s->section);
-			csv_field(path);
+			wfs_audit_print_csv_str(stdout, path);
 			putchar(',');
-			csv_field(exe);
+			wfs_audit_print_csv_str(stdout, exe);
 			printf(",%s,", uid);
-			csv_field(user);
+			wfs_audit_print_csv_str(stdout, user);
 			printf(",%lld,%lld\n", (long long)count, (long long)denied);
 		} else {
 			printf("{\"section\":\"%s\",\"key\":", s->section);

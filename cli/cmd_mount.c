@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "commands.h"
 #include "crypto.h"
 #include "mounted.h"
@@ -666,17 +667,10 @@ static void json_line(const char *line, size_t n)
 	const char *colon = memchr(line, ':', n);
 	if (!colon || colon + 1 >= line + n || colon[1] != ' ')
 		return;
+	char *value = strndup(colon + 2, (size_t)(line + n - colon - 2));
 	printf(",\n    \"%.*s\": ", (int)(colon - line), line);
-	putchar('"');
-	for (const char *c = colon + 2; c < line + n; c++) {
-		if (*c == '"' || *c == '\\')
-			printf("\\%c", *c);
-		else if ((unsigned char)*c < 0x20)
-			printf("\\u%04x", (unsigned char)*c);
-		else
-			putchar(*c);
-	}
-	putchar('"');
+	wfs_audit_print_json_str(stdout, value ? value : "");
+	free(value);
 }
 
 struct status_run {
@@ -702,10 +696,7 @@ static int show_status(struct status_run *s, const char *mnt)
 	}
 	if (s->json) {
 		printf("%s\n  {\"mount\": ", s->shown ? "," : "");
-		printf("\"");
-		for (const char *c = mnt; *c; c++)
-			printf(*c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
-		printf("\"");
+		wfs_audit_print_json_str(stdout, mnt);
 		for (const char *l = status; *l;) {
 			size_t n = strcspn(l, "\n");
 			json_line(l, n);

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "commands.h"
 #include "crypto.h"
 #include "policy.h"
@@ -377,21 +378,6 @@ static int cmp_mismatch(const void *a, const void *b)
 	return strcmp(((const struct mismatch *)a)->path, ((const struct mismatch *)b)->path);
 }
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
 static int cmd_scan(int argc, char **argv)
 {
 	const char *file = DEFAULT_POLICY;
@@ -447,9 +433,10 @@ static int cmd_scan(int argc, char **argv)
 	bool json = !strcmp(format, "json");
 	if (json) {
 		printf("{\"backing\": ");
-		json_str(root);
+		wfs_audit_print_json_str(stdout, root);
 		printf(", \"policy\": ");
-		json_str(wfs_policy_path(p)[0] ? wfs_policy_path(p) : "(built-in)");
+		wfs_audit_print_json_str(stdout,
+					 wfs_policy_path(p)[0] ? wfs_policy_path(p) : "(built-in)");
 		printf(", \"files\": %lu, \"public\": %lu, \"sensitive\": %lu, \"deny\": %lu, "
 		       "\"unreadable\": %lu, \"mismatch\": [",
 		       scan.files, scan.count[WFS_PUBLIC], scan.count[WFS_SENSITIVE],
@@ -465,7 +452,7 @@ static int cmd_scan(int argc, char **argv)
 		const char *form = m->form == WFS_FORM_ENCRYPTED ? "encrypted" : "plain";
 		if (json) {
 			printf("%s{\"path\": ", k ? ", " : "");
-			json_str(m->path);
+			wfs_audit_print_json_str(stdout, m->path);
 			printf(", \"class\": \"%s\", \"form\": \"%s\"}", wfs_class_name(m->cls),
 			       form);
 		} else {

@@ -16,25 +16,20 @@
 #include "vault.h"
 #include "vault_audit.h"
 
-/* The "path " line of BACKING/.wardfs/audit-db into db; 0 or -errno. */
+/* The database the vault's daemon last wrote to, into db; 0 or -errno. */
 static int recorded_db(const char *backing, char *db, size_t len)
 {
-	char path[PATH_MAX], buf[PATH_MAX + 256];
-	snprintf(path, sizeof path, "%s/" WFS_VAULT_DIR "/audit-db", backing);
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	char dir[PATH_MAX];
+	struct wfs_audit_lineage rec;
+	snprintf(dir, sizeof dir, "%s/" WFS_VAULT_DIR, backing);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
 		return -errno;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -EINVAL;
-	buf[n] = '\0';
-	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-		if (!strncmp(l, "path /", 6)) {
-			snprintf(db, len, "%s", l + 5);
-			return 0;
-		}
-	return -EINVAL;
+	int r = wfs_audit_lineage_read(dfd, &rec);
+	close(dfd);
+	if (!r)
+		snprintf(db, len, "%s", rec.path);
+	return r;
 }
 
 void wfs_vault_audit(const char *backing, const char *db_path, enum wfs_audit_kind kind, int err,

@@ -11,11 +11,7 @@
  * database: that becomes a chain-break row, which `audit verify` reports,
  * and the record is rewritten for the database now in use.
  *
- * The record is plain text, one "key value" per line, written atomically
- * (a temporary file renamed over it):
- *   id 0123456789abcdef0123456789abcdef
- *   created 1733300000000000000
- *   path /var/lib/wardfs/audit.db
+ * The record's format is the audit library's (audit/lineage.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,62 +23,7 @@
 
 #include "fs.h"
 
-#define RECORD	   "audit-db"
-#define RECORD_TMP "audit-db.tmp"
-
-struct record {
-	struct wfs_audit_identity ident;
-	char path[PATH_MAX];
-};
-
-/* 0, -ENOENT when there is no record, -EINVAL when it cannot be read. */
-static int read_record(int dfd, struct record *rec)
-{
-	char buf[PATH_MAX + 256];
-	memset(rec, 0, sizeof *rec);
-	int fd = openat(dfd, RECORD, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : -EINVAL;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -EINVAL;
-	buf[n] = '\0';
-	for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		if (!strncmp(line, "id ", 3))
-			snprintf(rec->ident.id, sizeof rec->ident.id, "%s", line + 3);
-		else if (!strncmp(line, "created ", 8))
-			rec->ident.created_ns = strtoll(line + 8, NULL, 10);
-		else if (!strncmp(line, "path ", 5))
-			snprintf(rec->path, sizeof rec->path, "%s", line + 5);
-	}
-	return strlen(rec->ident.id) == WFS_AUDIT_ID_LEN ? 0 : -EINVAL;
-}
-
-static int write_record(int dfd, const struct wfs_audit_identity *id, const char *path)
-{
-	char buf[PATH_MAX + 256];
-	int len = snprintf(buf, sizeof buf, "id %s\ncreated %" PRId64 "\npath %s\n", id->id,
-			   id->created_ns, path);
-	if (len < 0 || (size_t)len >= sizeof buf)
-		return -ENAMETOOLONG;
-	int fd = openat(dfd, RECORD_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-			0600);
-	if (fd < 0)
-		return -errno;
-	int r = 0;
-	if (write(fd, buf, (size_t)len) != len || fsync(fd) < 0)
-		r = errno ? -errno : -EIO;
-	close(fd);
-	if (!r && renameat(dfd, RECORD_TMP, dfd, RECORD) < 0)
-		r = -errno;
-	if (r)
-		unlinkat(dfd, RECORD_TMP, 0);
-	else
-		fsync(dfd);
-	return r;
-}
+#define RECORD WFS_AUDIT_LINEAGE_FILE
 
 static void chain_break(const char *detail)
 {
@@ -92,7 +33,7 @@ static void chain_break(const char *detail)
 	wfs_audit_record(wfs.audit, &ev);
 }
 
-static void replaced(const struct record *was, const struct wfs_audit_identity *now)
+static void replaced(const struct wfs_audit_lineage *was, const struct wfs_audit_identity *now)
 {
 	char t_was[64], t_now[64], detail[PATH_MAX + 512];
 	wfs_audit_format_time(was->ident.created_ns, t_was, sizeof t_was);
@@ -112,9 +53,9 @@ void wfs_audit_lineage_check(const char *db_path)
 	if (dfd < 0)
 		return; /* no vault directory: a mount without keys */
 	struct wfs_audit_identity now;
-	struct record was;
+	struct wfs_audit_lineage was;
 	wfs_audit_identity(wfs.audit, &now);
-	int r = read_record(dfd, &was);
+	int r = wfs_audit_lineage_read(dfd, &was);
 	if (r == -EINVAL) {
 		char detail[PATH_MAX + 256];
 		snprintf(detail, sizeof detail,
@@ -126,7 +67,7 @@ void wfs_audit_lineage_check(const char *db_path)
 		replaced(&was, &now);
 	}
 	if (r || strcmp(was.ident.id, now.id) || strcmp(was.path, db_path)) {
-		int w = write_record(dfd, &now, db_path);
+		int w = wfs_audit_lineage_write(dfd, &now, db_path);
 		if (w)
 			fprintf(stderr,
 				"wardfs: warning: cannot record the audit database's identity in "
