@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "crypto.h"
+#include "crypto_internal.h"
 
 #define ACL_ACCESS  "system.posix_acl_access"
 #define ACL_DEFAULT "system.posix_acl_default"
@@ -124,15 +125,8 @@ int wfs_convert_content(const struct wfs_keys *k, int src, int dst, off_t size, 
 			return (int)n;
 		if (n == 0)
 			break;
-		size_t done = 0;
-		while (done < (size_t)n) {
-			w = pwrite(dst, (char *)buf + done, (size_t)n - done, off + (off_t)done);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return -errno;
-			done += (size_t)w;
-		}
+		if ((w = wfs__pwrite_full(dst, buf, (size_t)n, off)) < 0)
+			return (int)w;
 	}
 	return off == wfs_plain_size(size) ? 0 : -EIO;
 }
