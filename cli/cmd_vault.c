@@ -42,6 +42,7 @@ enum {
 	OPT_RECOVERY_KEY_FILE,
 	OPT_ALLOW_REACHABLE,
 	OPT_REPAIR,
+	OPT_HOLE_DAMAGED,
 	OPT_AUDIT_DB,
 	OPT_YES,
 };
@@ -58,6 +59,7 @@ static const struct option all_opts[] = {
 	{"recovery-key-file", required_argument, NULL, OPT_RECOVERY_KEY_FILE},
 	{"allow-reachable", no_argument, NULL, OPT_ALLOW_REACHABLE},
 	{"repair", no_argument, NULL, OPT_REPAIR},
+	{"hole-damaged", no_argument, NULL, OPT_HOLE_DAMAGED},
 	{"audit-db", required_argument, NULL, OPT_AUDIT_DB},
 	{"yes", no_argument, NULL, OPT_YES},
 	{"help", no_argument, NULL, 'h'},
@@ -70,7 +72,7 @@ struct args {
 	struct wfs_pass_opts po;
 	const char *new_passfile, *policy, *audit_db;
 	uint64_t kdf_mib, kdf_ops; /* 0: not given */
-	bool dry_run, help, allow_reachable, repair, yes;
+	bool dry_run, help, allow_reachable, repair, hole_damaged, yes;
 	char *backing; /* normalized copy of the one operand */
 };
 
@@ -172,6 +174,9 @@ static int parse_args(struct args *a, int argc, char **argv, unsigned allowed)
 			break;
 		case OPT_AUDIT_DB:
 			a->audit_db = optarg, need = A_REPAIR;
+			break;
+		case OPT_HOLE_DAMAGED:
+			a->hole_damaged = true, need = A_REPAIR;
 			break;
 		case OPT_KDF_MEMORY:
 			need = A_KDF;
@@ -616,39 +621,14 @@ struct fsck {
 	const struct wfs_keys *keys;
 	const char *rel;
 	struct wfs_audit *audit; /* --repair: where each repair is recorded */
+	bool hole_damaged;	 /* --hole-damaged */
 	unsigned files, damaged, errors, temps, unmarked, repaired;
 	long bad_here;
 };
 
-/*
- * --repair: a file whose damage is all at its end (a crash cut a write that
- * grew it, or the file was cut) is trimmed back to the intact blocks before
- * it, and the repair is an audit row; damage followed by intact blocks is
- * left for a backup to fix.
- */
-static void fsck_repair(struct fsck *f, int fd)
+/* An audit row for a repair; a repair the db does not hold is an error. */
+static void fsck_record(struct fsck *f, const char *detail)
 {
-	char detail[160];
-	off_t was, kept = wfs_content_trim_tail(f->keys, fd, &was);
-
-	if (kept == -EIO) {
-		printf("%s%s: not repaired: intact blocks follow the damage (restore the file "
-		       "from a backup)\n",
-		       f->backing, f->rel);
-		return;
-	}
-	if (kept < 0) {
-		fprintf(stderr, "%s: cannot repair '%s%s': %s\n", prog, f->backing, f->rel,
-			strerror((int)-kept));
-		f->errors++;
-		return;
-	}
-	snprintf(detail, sizeof(detail),
-		 "fsck --repair: damaged end cut off: %lld bytes kept of %lld", (long long)kept,
-		 (long long)was);
-	printf("%s%s: repaired: %lld bytes kept of %lld (the damaged end was cut off)\n",
-	       f->backing, f->rel, (long long)kept, (long long)was);
-	f->repaired++;
 	struct wfs_audit_event ev = {
 		.kind = WFS_AUDIT_INTEGRITY,
 		.path = f->rel,
@@ -664,6 +644,62 @@ static void fsck_repair(struct fsck *f, int fd)
 			f->backing, f->rel);
 		f->errors++;
 	}
+}
+
+/*
+ * --repair: a file whose damage is all at its end (a crash cut a write that
+ * grew it, or the file was cut) is trimmed back to the intact blocks before
+ * it, and the repair is an audit row; damage followed by intact blocks is
+ * left for a backup to fix, or, with --hole-damaged, each such block
+ * becomes a hole first (its bytes lost, the rest of the file readable).
+ */
+static void fsck_repair(struct fsck *f, int fd)
+{
+	char detail[160];
+	long holed = 0;
+
+	if (f->hole_damaged) {
+		holed = wfs_content_hole_damaged(f->keys, fd);
+		if (holed < 0 && holed != -EOPNOTSUPP) {
+			fprintf(stderr, "%s: cannot repair '%s%s': %s\n", prog, f->backing, f->rel,
+				strerror((int)-holed));
+			f->errors++;
+			return;
+		}
+		if (holed > 0) {
+			snprintf(detail, sizeof(detail),
+				 "fsck --repair --hole-damaged: %ld damaged block%s made holes "
+				 "(their bytes lost)",
+				 holed, holed == 1 ? "" : "s");
+			printf("%s%s: %ld damaged block%s made holes (they read as zeros)\n",
+			       f->backing, f->rel, holed, holed == 1 ? "" : "s");
+			fsck_record(f, detail);
+			if (wfs_content_verify(f->keys, fd, NULL, NULL) == 0) {
+				f->repaired++; /* the holes were all of it */
+				return;
+			}
+		}
+	}
+	off_t was, kept = wfs_content_trim_tail(f->keys, fd, &was);
+	if (kept == -EIO) {
+		printf("%s%s: not repaired: intact blocks follow the damage (restore the file "
+		       "from a backup, or make the damaged blocks holes: --hole-damaged)\n",
+		       f->backing, f->rel);
+		return;
+	}
+	if (kept < 0) {
+		fprintf(stderr, "%s: cannot repair '%s%s': %s\n", prog, f->backing, f->rel,
+			strerror((int)-kept));
+		f->errors++;
+		return;
+	}
+	f->repaired++;
+	snprintf(detail, sizeof(detail),
+		 "fsck --repair: damaged end cut off: %lld bytes kept of %lld", (long long)kept,
+		 (long long)was);
+	printf("%s%s: repaired: %lld bytes kept of %lld (the damaged end was cut off)\n",
+	       f->backing, f->rel, (long long)kept, (long long)was);
+	fsck_record(f, detail);
 }
 
 static void fsck_damage(void *arg, uint64_t block, off_t off, const char *why)
@@ -764,6 +800,10 @@ static const char fsck_usage[] =
 	"                           write cut short by a crash, a file cut short) back\n"
 	"                           to the intact blocks before it, and record each\n"
 	"                           repair in the audit db; BACKING must not be mounted\n"
+	"  --hole-damaged           with --repair, also damage that intact blocks follow\n"
+	"                           (what a power cut leaves of writes nobody fsync'ed):\n"
+	"                           each damaged block becomes a hole that reads as\n"
+	"                           zeros; the bytes it held are lost\n"
 	"  --audit-db FILE          the audit db for --repair (default " DEFAULT_AUDIT_DB ")\n"
 	"  --passfile FILE          passphrase from the first line of FILE\n"
 	"  --extpass CMD            passphrase from CMD's first output line\n"
@@ -789,6 +829,9 @@ int wfs_cmd_fsck(int argc, char **argv)
 	}
 	if (a.audit_db && !a.repair)
 		return usage_error(&a, "--audit-db is for --repair");
+	if (a.hole_damaged && !a.repair)
+		return usage_error(&a, "--hole-damaged is for --repair");
+	f.hole_damaged = a.hole_damaged;
 	if (check_backing(&a) != 0 || crypto_start() != 0)
 		goto out;
 	if (a.repair && fsck_open_audit(&a, &f) != 0)

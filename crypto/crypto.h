@@ -232,8 +232,18 @@ long wfs_content_verify(const struct wfs_keys *k, int fd, wfs_damage_fn fn, void
  * a write that grew it): cuts it back to the whole blocks before the first
  * damaged one and gives it an end block. Returns the plaintext size kept
  * (*was: the size before), -EIO when intact blocks follow the damage
- * (nothing changed: trimming would lose them), or -errno.
+ * (nothing changed: trimming would lose them), or -errno. A file (marked
+ * encrypted: the caller knows) without a header is cut to 0 bytes.
  */
 off_t wfs_content_trim_tail(const struct wfs_keys *k, int fd, off_t *was);
+/*
+ * Turns each damaged block of a format 2 file that is not its end block
+ * into a hole: it reads as zeros from then on, and the bytes it held are
+ * gone. For what a power cut leaves in a file whose writes nobody fsync'ed
+ * (writeback reaches the disk in any order): torn blocks with intact ones
+ * after them. Returns the number of blocks made holes, -EOPNOTSUPP for
+ * format 1 (no holes), or -errno. The end block is left to trim_tail.
+ */
+long wfs_content_hole_damaged(const struct wfs_keys *k, int fd);
 
 #endif

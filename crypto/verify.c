@@ -1,10 +1,14 @@
 /*
  * verify.c - checks every block of an encrypted file (wardfs fsck) and
  * trims a damaged tail (fsck --repair): what a crash in the middle of a
- * write that grew the file can leave when nothing else repaired it.
+ * write that grew the file can leave when nothing else repaired it, or,
+ * asked to, turns damaged blocks in the middle into holes (fsck --repair
+ * --hole-damaged: a power cut's torn writes in a file nobody fsync'ed).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -131,6 +135,11 @@ long wfs_content_verify(const struct wfs_keys *k, int fd, wfs_damage_fn fn, void
 		h.version = wfs__get_le16(raw + 8) == WFS_FORMAT_1 ? WFS_FORMAT_1 : WFS_FORMAT_2;
 	} else if (r < 0) {
 		return r;
+	} else if (r == WFS_FORM_PLAIN) {
+		/* The caller found the mark: a header that never reached the
+		 * disk (a power cut after the create), or one overwritten. */
+		damage(&s, WFS_BLOCK_HEADER, 0, "no header (the file is marked encrypted)");
+		return s.bad;
 	} else if (r != WFS_FORM_ENCRYPTED) {
 		return -EINVAL;
 	}
@@ -144,12 +153,20 @@ off_t wfs_content_trim_tail(const struct wfs_keys *k, int fd, off_t *was)
 	struct stat st;
 	long r;
 
-	if ((r = wfs_hdr_read(k, fd, &h)) < 0)
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	r = wfs_hdr_read(k, fd, &h);
+	if (r == WFS_FORM_PLAIN || r == WFS_FORM_EMPTY ||
+	    (r == -EIO && st.st_size < (off_t)WFS_HDR_SIZE)) {
+		/* marked, and no header: nothing in it can be read (the blocks
+		 * are sealed with the header's file id), so nothing is kept */
+		*was = st.st_size;
+		return ftruncate(fd, 0) != 0 || fsync(fd) != 0 ? -errno : 0;
+	}
+	if (r < 0)
 		return r;
 	if (r != WFS_FORM_ENCRYPTED)
 		return -EINVAL;
-	if (fstat(fd, &st) != 0)
-		return -errno;
 	*was = wfs_plain_size(st.st_size);
 	if ((r = walk(k, fd, &h, &s)) < 0)
 		return r;
@@ -171,4 +188,66 @@ off_t wfs_content_trim_tail(const struct wfs_keys *k, int fd, off_t *was)
 	if (ftruncate(fd, wfs__cipher_size(&h, keep)) != 0 || fsync(fd) != 0)
 		return -errno;
 	return keep;
+}
+
+struct damaged_list {
+	uint64_t *at;
+	size_t n, cap;
+	int err;
+};
+
+static void collect(void *arg, uint64_t block, off_t cipher_off, const char *why)
+{
+	struct damaged_list *l = arg;
+	(void)cipher_off, (void)why;
+	if (block == WFS_BLOCK_HEADER || l->err)
+		return;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		uint64_t *at = realloc(l->at, cap * sizeof(*at));
+		if (at == NULL) {
+			l->err = -ENOMEM;
+			return;
+		}
+		l->at = at, l->cap = cap;
+	}
+	l->at[l->n++] = block;
+}
+
+long wfs_content_hole_damaged(const struct wfs_keys *k, int fd)
+{
+	struct damaged_list l = {0};
+	struct scan s = {.fn = collect, .arg = &l};
+	struct wfs_file_hdr h;
+	struct stat st;
+	long r, holed = 0;
+
+	if ((r = wfs_hdr_read(k, fd, &h)) != WFS_FORM_ENCRYPTED)
+		return r == -EIO || r >= 0 ? 0 : r; /* no header to go by: trim_tail's */
+	if (!wfs__v2(&h))
+		return -EOPNOTSUPP; /* format 1 has no holes to stand for lost blocks */
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	uint64_t nb = (uint64_t)(st.st_size - WFS_HDR_SIZE) / CB; /* the end block's index */
+	if ((r = walk(k, fd, &h, &s)) < 0 || (r = l.err) < 0)
+		goto out;
+	for (size_t i = 0; i < l.n; i++) {
+		if (l.at[i] >= nb)
+			continue; /* the end block: never a hole; wfs_content_trim_tail's */
+		off_t at = wfs__cblock_off(l.at[i]);
+		/* punched, or written as zeros where the file system cannot */
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, (off_t)CB) != 0) {
+			static const uint8_t zeros[WFS_CBLOCK_SIZE];
+			ssize_t w = wfs__pwrite_full(fd, zeros, CB, at);
+			if (w < 0) {
+				r = w;
+				goto out;
+			}
+		}
+		holed++;
+	}
+	r = holed && fsync(fd) != 0 ? -errno : holed;
+out:
+	free(l.at);
+	return r;
 }

@@ -30,6 +30,7 @@ def _writer(path, name, log, do_fsync, seed):
     rnd = random.Random(seed)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     size = os.fstat(fd).st_size
+    logfd = os.open(log, os.O_WRONLY)
     while True:
         n = rnd.choice([1, 100, 4000, 4096, 5000, 9000, 70000])
         off = size if size < LIMIT else rnd.randrange(0, size - n)
@@ -41,8 +42,13 @@ def _writer(path, name, log, do_fsync, seed):
         except OSError:
             os._exit(0)
         size = max(size, off + n)
-        with open(log, "w") as fh:
-            fh.write(str(size))
+        log_number(logfd, size)
+
+
+def log_number(fd, n):
+    """One write of a fixed width: a kill leaves the old number or the new
+    one, never an empty file."""
+    os.pwrite(fd, b"%20d" % n, 0)
 
 
 @pytest.fixture

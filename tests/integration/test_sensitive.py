@@ -1098,6 +1098,21 @@ def test_fsck_repair_refuses_a_mounted_vault_and_middle_damage(mnt):
     assert r.returncode == 1, r.stdout + r.stderr
     assert "secret/f: not repaired: intact blocks follow the damage" in r.stdout, r.stdout
     assert bk.read_bytes() == before
+    r = wardfs("fsck", "--hole-damaged", "--passfile", mnt.passfile, mnt.backing, check=False)
+    assert r.returncode == 2 and "--hole-damaged is for --repair" in r.stderr, r.stderr
+    # what a power cut leaves in a file nobody fsync'ed: the admin may give
+    # up the torn block's bytes to read the rest
+    r = wardfs("fsck", "--repair", "--hole-damaged", "--audit-db", mnt.db,
+               "--passfile", mnt.passfile, mnt.backing, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "secret/f: 1 damaged block made holes (they read as zeros)" in r.stdout, r.stdout
+    assert wardfs("fsck", "--passfile", mnt.passfile, mnt.backing, check=False).returncode == 0
+    mnt.mount()
+    want = bytearray(pattern(5 * PB))
+    want[PB:2 * PB] = bytes(PB)
+    assert (mnt.mnt / "secret" / "f").read_bytes() == want
+    rows = mnt.sql("SELECT path, detail FROM events WHERE kind = 'integrity'")
+    assert "/secret/f" in rows and "1 damaged block made holes (their bytes lost)" in rows, rows
 
 
 def test_zeroed_block_reads_as_a_hole_but_a_zeroed_end_is_damage(vault):

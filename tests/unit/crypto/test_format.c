@@ -752,6 +752,15 @@ static void test_trim_tail(void **state)
 	test_pwrite_raw(m.fd, junk, 10, 64 + 4124 + 50);
 	assert_int_equal(wfs_content_trim_tail(K, m.fd, &was), -EIO);
 	assert_int_equal(test_fsize(m.fd), wfs_cipher_size(m.size));
+	/* fsck --hole-damaged: the torn block becomes a hole, the rest reads */
+	assert_int_equal(wfs_content_hole_damaged(K, m.fd), 1);
+	memset(m.ref + 4096, 0, 4096);
+	model_check(&m);
+	assert_int_equal(wfs_content_verify(K, m.fd, NULL, NULL), 0);
+	/* the end block is never a hole: trim_tail's */
+	test_pwrite_raw(m.fd, junk, 10, test_fsize(m.fd) - 20);
+	assert_int_equal(wfs_content_hole_damaged(K, m.fd), 0);
+	assert_int_equal(wfs_content_verify(K, m.fd, NULL, NULL), 1);
 	model_close(&m);
 }
 
@@ -763,8 +772,14 @@ static void test_no_header(void **state)
 	(void)state;
 	assert_int_equal(wfs_content_pwrite(K, fd, &h, "abc", 3, 0), -EINVAL);
 	assert_int_equal(wfs_content_verify(K, fd, NULL, NULL), -EINVAL);
+	/* the caller calls it encrypted (its mark): no header is damage, and
+	 * nothing in it can be read, so repair keeps nothing */
 	test_pwrite_raw(fd, "plain", 5, 0);
-	assert_int_equal(wfs_content_verify(K, fd, NULL, NULL), -EINVAL);
+	assert_int_equal(wfs_content_verify(K, fd, NULL, NULL), 1);
+	off_t was;
+	assert_int_equal(wfs_content_trim_tail(K, fd, &was), 0);
+	assert_int_equal(was, 5);
+	assert_int_equal(test_fsize(fd), 0);
 	close(fd);
 }
 
