@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -612,6 +614,9 @@ int wfs_cmd_umount(int argc, char **argv)
 	char status[4096];
 	int sr = read_status(mnt, status, sizeof(status));
 	pid_t pid = sr == 0 ? status_pid(status) : 0;
+	/* Taken while the daemon surely lives (it just answered): its pid
+	 * cannot have been reused by another process. */
+	int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
 	if (sr == -ETIMEDOUT) {
 		/* A stopped or stuck daemon: an ordinary unmount would wait for
 		 * it too. Detach now; the daemon exits once it runs again. */
@@ -628,21 +633,40 @@ int wfs_cmd_umount(int argc, char **argv)
 			err = umount2(mnt, MNT_DETACH) < 0 ? errno : 0;
 		if (err == EINVAL) {
 			fprintf(stderr, "wardfs umount: '%s' is not a mount point\n", mnt);
+			if (pidfd >= 0)
+				close(pidfd);
 			return 1;
 		}
 		if (err) {
 			fprintf(stderr, "wardfs umount: cannot unmount '%s': %s%s\n", mnt,
 				strerror(err),
 				err == EBUSY ? "; close the files using it or pass -l" : "");
+			if (pidfd >= 0)
+				close(pidfd);
 			return 1;
 		}
 	}
-	/* Wait for the daemon to drain its audit rows and wipe its keys. */
-	for (int i = 0; pid > 0 && i < 600 && kill(pid, 0) == 0; i++) {
-		struct timespec ts = {0, 50 * 1000 * 1000};
-		nanosleep(&ts, NULL);
+	/* Wait for the daemon to drain its audit rows and wipe its keys. A
+	 * pidfd turns readable when the process ends, not when its parent
+	 * (init, for a daemon) gets round to reaping it: a slow init kept
+	 * kill(pid, 0) true for seconds after the daemon was done. */
+	bool alive = pid > 0;
+	if (pidfd >= 0) {
+		struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+		int pr;
+		do
+			pr = poll(&pf, 1, 30 * 1000);
+		while (pr < 0 && errno == EINTR);
+		alive = pr == 0;
+		close(pidfd);
+	} else {
+		for (int i = 0; alive && i < 600; i++) {
+			struct timespec ts = {0, 50 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+			alive = kill(pid, 0) == 0;
+		}
 	}
-	if (pid > 0 && kill(pid, 0) == 0) {
+	if (alive) {
 		fprintf(stderr,
 			"wardfs umount: '%s' is unmounted, but its daemon (pid %d) is still "
 			"writing audit rows after 30 s; see its log\n",

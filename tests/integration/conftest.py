@@ -188,6 +188,16 @@ def test_user():
     return {"uid": uid, "gid": gid, "extra_gid": extra}
 
 
+def ended(pid):
+    """The process has ended: gone, or a zombie its parent has not reaped
+    yet (init here reaps a daemon's corpse only every second or two)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def wait_for(pred, timeout=10.0):
     end = time.time() + timeout
     while time.time() < end:

@@ -30,7 +30,7 @@ import time
 
 import pytest
 
-from conftest import (DEFAULT_POLICY, TEST_USER, WARDFS, Mount, is_mounted, run, wait_for,
+from conftest import (DEFAULT_POLICY, TEST_USER, WARDFS, Mount, ended, is_mounted, run, wait_for,
                       wardfs)
 
 # 8 x 10,000 opens take about 4 s on the normal build and 7 s on the ASan
@@ -298,7 +298,7 @@ def test_sigkill_mid_load_loses_no_returned_open(vault):
             # Every worker was stopped by the dead mount, not by anything else.
             errs = {w.error(i) for i in range(N_PROCS)}
             assert errs <= {errno.ENOTCONN, errno.ECONNABORTED}, errs
-            assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+            assert wait_for(lambda: ended(pid), 10)
         finally:
             if w:
                 w.stop()
@@ -1659,7 +1659,7 @@ def test_a_daemon_that_died_is_told_by_the_next_mount(vault):
     m.mount()
     pid = int(m.status()["pid"])
     os.kill(pid, signal.SIGKILL)
-    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+    assert wait_for(lambda: ended(pid), 10)
     subprocess.run(["umount", "-l", str(m.mnt)], check=False)
     with mounted(m):
         pass

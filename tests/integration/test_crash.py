@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import DEFAULT_POLICY, Mount, loop_ext4, run, wait_for, wardfs
+from conftest import DEFAULT_POLICY, Mount, ended, loop_ext4, run, wait_for, wardfs
 
 LIMIT = 1 << 20  # appenders turn into rewriters past this size
 
@@ -101,7 +101,7 @@ def _kill_loop(vault, rounds):
             killed = True
             for k in kids:
                 os.waitpid(k, 0)
-            assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"))
+            assert wait_for(lambda: ended(pid))
         finally:
             if killed:
                 wardfs("umount", vault.mnt, check=False)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import (DEFAULT_POLICY, WARDFS, Mount, is_marked, is_mounted, loop_ext4, run,
+from conftest import (DEFAULT_POLICY, WARDFS, Mount, ended, is_marked, is_mounted, loop_ext4, run,
                       wait_for, wardfs)
 
 
@@ -278,7 +278,7 @@ def test_status_and_umount_do_not_hang_on_a_stopped_daemon(mnt):
         assert not is_mounted(mnt.mnt)
     finally:
         os.kill(pid, signal.SIGCONT)
-    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 30)
+    assert wait_for(lambda: ended(pid), 30)
 
 
 # ---------------------------------------------------------------------------

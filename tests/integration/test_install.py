@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import PASS, ROOT, WARDFS, is_mounted, run, wait_for, wardfs
+from conftest import PASS, ROOT, WARDFS, ended, is_mounted, run, wait_for, wardfs
 
 BUILD = pathlib.Path(WARDFS).resolve().parent
 HELPER = pathlib.Path("/sbin/mount.fuse.wardfs")
@@ -139,7 +139,7 @@ def check_mount_works(v):
 def umount_and_wait(v, pid):
     run("umount", v.mnt)
     assert not is_mounted(v.mnt)
-    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 30), "daemon still runs"
+    assert wait_for(lambda: ended(pid), 30), "daemon still runs"
 
 
 def test_mount_t_fuse_wardfs(vault, helper):
@@ -276,7 +276,7 @@ def test_systemd_unit_commands(vault):
         assert r.returncode == 0, r.stderr
         # ExecStop returns after the daemon drained its audit rows and exited
         assert not is_mounted(vault.mnt)
-        assert not os.path.exists(f"/proc/{pid}")
+        assert ended(pid)
         rows = vault.sql("SELECT count(*) AS n FROM events WHERE path = '/f'")
         assert '"n":1' in rows.replace(" ", ""), rows
     finally:

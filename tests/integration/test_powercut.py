@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import DEFAULT_POLICY, ROOT, Mount, run, wait_for, wardfs
+from conftest import DEFAULT_POLICY, Mount, ROOT, ended, run, wait_for, wardfs
 from test_crash import _content, _writer, log_number
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -161,7 +161,7 @@ def _powercut_rounds(base, cutdisk_bin, rounds, seed):
                 os.kill(k, signal.SIGKILL)
                 os.waitpid(k, 0)
             kids = []
-            assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"))
+            assert wait_for(lambda: ended(pid))
         finally:
             for k in kids:
                 os.kill(k, signal.SIGKILL)

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import PASS, WARDFS, DEFAULT_POLICY, Mount, is_mounted, run, wardfs, wait_for
+from conftest import DEFAULT_POLICY, Mount, PASS, WARDFS, ended, is_mounted, run, wait_for, wardfs
 
 MAGIC = b"\x89WARDFS\x00"
 HDR, PB, CB = 64, 4096, 4124
@@ -1392,7 +1392,7 @@ def test_sigkill_during_writes(vault):
         killed = True
         for k in kids:
             os.waitpid(k, 0)
-        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"))
+        assert wait_for(lambda: ended(pid))
     finally:
         r = wardfs("umount", vault.mnt, check=False)
         if killed:
