@@ -36,6 +36,14 @@ void wfs_classify_path(const char *relpath, struct wfs_decision *out)
 	pthread_rwlock_unlock(&wfs.policy_lock);
 }
 
+bool wfs_subtrees_decide_alike(const char *a, const char *b)
+{
+	pthread_rwlock_rdlock(&wfs.policy_lock);
+	bool alike = wfs_policy_subtrees_alike(wfs.policy, a, b);
+	pthread_rwlock_unlock(&wfs.policy_lock);
+	return alike;
+}
+
 void wfs_classify_paths(const char *a, const char *b, struct wfs_decision *da,
 			struct wfs_decision *db)
 {

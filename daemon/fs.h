@@ -248,6 +248,9 @@ void wfs_classify_path(const char *relpath, struct wfs_decision *out);
  * classifications must not make a same-directory rename look like a class
  * change. */
 bool wfs_paths_decide_alike(const char *a, const char *b);
+/* Whether every path below a decides as the same path below b, by the
+ * policy alone (wfs_policy_subtrees_alike): no walk needed. */
+bool wfs_subtrees_decide_alike(const char *a, const char *b);
 void wfs_classify_paths(const char *a, const char *b, struct wfs_decision *da,
 			struct wfs_decision *db);
 int wfs_policy_reload(bool initial);

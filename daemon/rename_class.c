@@ -12,9 +12,11 @@
  * plaintext file in the sensitive area, or ciphertext in the public one, so
  * such renames fail with EXDEV and `mv` copies instead, through the mount,
  * into the new form. For a directory this must hold for every file below
- * it: the subtree is walked and each file's old and new path classified.
- * Walks are capped; a tree too large to check is EXDEV as well, which is
- * slow for the caller (mv copies) but never wrong.
+ * it. Mostly the policy alone shows that it does (no rule can tell the old
+ * subtree from the new: wfs_policy_subtrees_alike), whatever the tree
+ * holds; otherwise the subtree is walked and each file's old and new path
+ * classified. Such walks are capped; a tree too large to check is EXDEV as
+ * well, which is slow for the caller (mv copies) but never wrong.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -122,6 +124,8 @@ int wfs_rename_keeps_class(struct wfs_inode *n, struct wfs_inode *newparent, con
 	w.to_len = strlen(w.to);
 	if (n->type != S_IFDIR)
 		return path_keeps_class(&w) ? 0 : -EXDEV;
+	if (wfs_subtrees_decide_alike(w.from, w.to))
+		return 0;
 	int fd = wfs_inode_open(n, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
 		return fd;

@@ -115,6 +115,14 @@ void wfs_policy_classify(const struct wfs_policy *p, const char *relpath, size_t
 bool wfs_decision_same(const struct wfs_decision *a, const struct wfs_decision *b);
 
 /*
+ * True when no rule can tell a/X from b/X, for any X: every path below a
+ * decides as the same path below b, whatever the tree holds (renaming a
+ * directory from a to b changes no file's decision). False means perhaps
+ * not: the caller looks at the files. Paths as for wfs_policy_classify.
+ */
+bool wfs_policy_subtrees_alike(const struct wfs_policy *p, const char *a, const char *b);
+
+/*
  * Calls fn for every rule matching relpath, in file order (for `explain -v`).
  */
 void wfs_policy_each_match(const struct wfs_policy *p, const char *relpath,

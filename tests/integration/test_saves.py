@@ -181,3 +181,29 @@ def test_a_leftover_of_a_crash_is_removed_at_mount(vault):
         assert not leftovers(m)
     finally:
         m.umount()
+
+
+def test_a_directory_rename_that_changes_no_class_has_no_limit(mnt):
+    """Issue 16: a directory rename was EXDEV when its subtree was deeper
+    than 64 levels or had more than 100,000 entries, though no file changed
+    class (mv then copies). Now the policy alone shows that no rule tells
+    the old subtree from the new, and the rename is the kernel's, whatever
+    the tree holds. A subtree a rule does tell apart is still checked."""
+    m = mnt
+    top = m.mnt / "src" / "proj"
+    deep = top
+    for i in range(80):
+        deep = deep / f"d{i}"
+    os.makedirs(deep)
+    (deep / "main.c").write_text("int main(void) { return 0; }\n")
+    (deep / "key.pem").write_text("sensitive by its name, and stays so\n")
+    os.rename(top, m.mnt / "src" / "proj2")
+    moved = m.mnt / "src" / "proj2" / deep.relative_to(top)
+    assert (moved / "main.c").read_text().startswith("int main")
+    assert (moved / "key.pem").read_text().startswith("sensitive")
+    assert marked(m.backing / moved.relative_to(m.mnt) / "key.pem")
+    # into the sensitive area, the files below would change class
+    with pytest.raises(OSError) as e:
+        os.rename(m.mnt / "src" / "proj2", m.mnt / "secret")
+    assert e.value.errno == errno.EXDEV
+    assert (moved / "main.c").exists()

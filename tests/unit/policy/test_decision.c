@@ -1,6 +1,7 @@
 /*
  * test_decision.c - wfs_decision_same: links and renames need the new
- * name to decide alike, class and allow-* options as sets.
+ * name to decide alike, class and allow-* options as sets; and
+ * wfs_policy_subtrees_alike, which spares a directory rename its walk.
  */
 #include "helpers.h"
 
@@ -37,10 +38,70 @@ static void test_class_and_options(void **state)
 	wfs_policy_free(p);
 }
 
+static const char *const subtree_policy = "default public\n"
+					  "sensitive /.ssh/**\n"
+					  "public /.ssh/known_hosts\n"
+					  "sensitive *.pem\n"
+					  "deny **/secret/**\n"
+					  "sensitive /a/*/c allow-exe=/bin/cat\n";
+
+static void test_subtrees_alike(void **state)
+{
+	(void)state;
+	struct wfs_policy *p = parse_ok(subtree_policy);
+	assert_true(wfs_policy_subtrees_alike(p, "/src/a", "/src/b"));	 /* no rule below */
+	assert_true(wfs_policy_subtrees_alike(p, "/x", "/y/z/w"));	 /* floating rules alike */
+	assert_true(wfs_policy_subtrees_alike(p, "/.ssh/a", "/.ssh/b")); /* all below */
+	assert_false(wfs_policy_subtrees_alike(p, "/x", "/.ssh"));
+	assert_false(wfs_policy_subtrees_alike(p, "/x.pem", "/x"));	 /* a dir named *.pem */
+	assert_false(wfs_policy_subtrees_alike(p, "/a/secret", "/a/b")); /* deny below one */
+	assert_false(wfs_policy_subtrees_alike(p, "/a/b", "/z/b"));	 /* /a/b/c is a rule */
+	assert_false(wfs_policy_subtrees_alike(p, "/.ssh", "/.ssh2"));
+	wfs_policy_free(p);
+}
+
+/* Whenever the policy says two subtrees are alike, every path below them
+ * must decide alike: over all prefixes and suffixes of a small alphabet. */
+static void test_subtrees_alike_holds_for_every_file(void **state)
+{
+	(void)state;
+	static const char *const comp[] = {"a", "b", "c", ".ssh", "secret", "k.pem", "known_hosts"};
+	enum { NC = sizeof(comp) / sizeof(comp[0]) };
+	struct wfs_policy *p = parse_ok(subtree_policy);
+	char pre[512][64], a[160], b[160];
+	int npre = 0, alike = 0;
+	for (int i = 0; i < NC; i++) {
+		snprintf(pre[npre++], 64, "/%s", comp[i]);
+		for (int j = 0; j < NC; j++) {
+			snprintf(pre[npre++], 64, "/%s/%s", comp[i], comp[j]);
+			for (int k = 0; k < NC && npre < 512; k += 2)
+				snprintf(pre[npre++], 64, "/%s/%s/%s", comp[i], comp[j], comp[k]);
+		}
+	}
+	for (int x = 0; x < npre; x++)
+		for (int y = 0; y < npre; y++) {
+			if (!wfs_policy_subtrees_alike(p, pre[x], pre[y]))
+				continue;
+			alike++;
+			for (int s = 0; s < npre; s++) {
+				strcat(strcpy(a, pre[x]), pre[s]); /* each under 64 bytes */
+				strcat(strcpy(b, pre[y]), pre[s]);
+				if (!same(p, a, b))
+					fail_msg("'%s' and '%s' said alike, but '%s' and '%s' "
+						 "differ",
+						 pre[x], pre[y], a, b);
+			}
+		}
+	assert_true(alike > npre); /* not only each prefix with itself */
+	wfs_policy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_class_and_options),
+		cmocka_unit_test(test_subtrees_alike),
+		cmocka_unit_test(test_subtrees_alike_holds_for_every_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
