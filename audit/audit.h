@@ -215,7 +215,8 @@ extern const char *const wfs_audit_kind_names[];
 const char *wfs_audit_errno_name(int e);
 /* Prints the header line of the format (CSV and table; none for JSON). */
 void wfs_audit_print_header(FILE *f, enum wfs_audit_format fmt);
-/* Table rows longer than columns are cut there (a terminal's width); 0: not. */
+/* Sets the table up: rows longer than columns are cut there (a terminal's
+ * width; 0: not), and USER is as wide as the longest local user name. */
 void wfs_audit_table_width(int columns);
 void wfs_audit_print_row(FILE *f, enum wfs_audit_format fmt, const struct wfs_audit_row *r);
 /* Text for a terminal, table or CSV cell (malloc'd; NULL gives ""): C0,

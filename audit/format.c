@@ -238,11 +238,14 @@ void wfs_audit_print_csv_str(FILE *f, const char *s)
 }
 
 /* One table column of width w: padded, or cut with a '+' where it was cut
- * (at the end, or at the start with keep_tail) so the columns stay aligned. */
+ * (at the end, or at the start with keep_tail) so the columns stay aligned;
+ * w < 0: never cut (padded to -w). */
 static void cell(FILE *f, const char *s, int w, bool keep_tail)
 {
 	int n = (int)strlen(s);
-	if (n <= w)
+	if (w < 0)
+		fprintf(f, "%-*s ", -w, s);
+	else if (n <= w)
 		fprintf(f, "%-*s ", w, s);
 	else if (keep_tail)
 		fprintf(f, "+%s ", s + n - (w - 1));
@@ -267,7 +270,7 @@ enum {
 	C_MOUNT,
 	NCOL
 };
-static const struct {
+static struct {
 	const char *name;
 	int width, priority;
 } cols[NCOL] = {
@@ -280,9 +283,26 @@ static const struct {
 static bool col_on[NCOL] = {true, true, true, true, true, true, true, true, true, true, true};
 static int table_width;
 
+/* USER is as wide as the longest name in the user database (within the
+ * 32 bytes useradd allows), and a longer one (from a directory service)
+ * is shown whole: a user name is never cut. */
+static int user_width(void)
+{
+	int w = 4;
+	setpwent();
+	for (struct passwd *pw; (pw = getpwent()) != NULL;) {
+		int n = (int)strlen(pw->pw_name);
+		if (n > w)
+			w = n > 32 ? 32 : n;
+	}
+	endpwent();
+	return w;
+}
+
 void wfs_audit_table_width(int columns)
 {
 	table_width = columns;
+	cols[C_USER].width = user_width();
 	for (int c = 0; c < NCOL; c++)
 		col_on[c] = true;
 	if (columns <= 0)
@@ -437,7 +457,8 @@ void wfs_audit_print_row(FILE *f, enum wfs_audit_format fmt, const struct wfs_au
 				if (c == C_PID)
 					fprintf(m, "%7lld ", (long long)r->pid);
 				else
-					cell(m, val[c], cols[c].width,
+					cell(m, val[c],
+					     c == C_USER ? -cols[c].width : cols[c].width,
 					     c == C_EXE || c == C_RULE || c == C_MOUNT);
 			}
 			if (!open)

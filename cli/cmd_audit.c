@@ -390,8 +390,8 @@ static int parse(int argc, char **argv, const int *allowed, const char *help, st
 		a->fmt = isatty(STDOUT_FILENO) ? WFS_FMT_TABLE : WFS_FMT_JSON;
 	/* a table on a terminal fits it: no wrapped rows */
 	struct winsize ws;
-	if (a->fmt == WFS_FMT_TABLE && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-		wfs_audit_table_width(ws.ws_col);
+	if (a->fmt == WFS_FMT_TABLE)
+		wfs_audit_table_width(ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0);
 	return 0;
 }
 

@@ -902,6 +902,27 @@ def test_query_formats(qdb):
     assert bad.returncode == 2 and "xml" in bad.stderr
 
 
+def test_table_shows_user_names_whole(mnt):
+    """Issue 16: the USER column cut long names ("alexandra.k+"). It is as
+    wide as the longest local user name, and the table stays aligned."""
+    name = "wardfs-test-user-with-long-name"  # 31 bytes, useradd allows 32
+    if subprocess.run(["id", name], capture_output=True).returncode:
+        run("useradd", "-M", "-s", "/bin/sh", name)
+    try:
+        os.chmod(mnt.backing, 0o755)
+        (mnt.mnt / "pub").mkdir(mode=0o755)
+        (mnt.mnt / "pub" / "f").write_text("x")
+        os.chmod(mnt.mnt / "pub" / "f", 0o644)
+        run("setpriv", f"--reuid={name}", f"--regid={name}", "--clear-groups", "cat",
+            mnt.mnt / "pub" / "f")
+        r = wardfs("audit", "query", "--db", mnt.db, "--format", "table", "--path", "/pub/f")
+        lines = r.stdout.splitlines()
+        assert_table(lines, {"/pub/f"})
+        assert any(f" {name} " in line for line in lines[1:]), lines
+    finally:
+        run("userdel", name, check=False)
+
+
 def query_on_a_terminal(qdb, columns):
     """`wardfs audit query` on a pty of that width: (lines, stderr)."""
     master, slave = pty.openpty()
