@@ -343,8 +343,8 @@ static void print_lines(const struct setup *s)
 	       "readable by root only):\n\n"
 	       "    %s %s fuse.wardfs passfile=%s,%snofail 0 0\n\n",
 	       s->backing, s->home, passfile, opts);
-	printf("Or unlock it at login with %s's password (the vault passphrase must be\n"
-	       "that password; see wardfs-setup-home(8) and docs/pam.md): add to\n"
+	printf("Or, not both, unlock it at login with %s's password (the vault passphrase\n"
+	       "must be that password; see wardfs-setup-home(8) and docs/pam.md): add to\n"
 	       "/etc/security/pam_mount.conf.xml\n\n"
 	       "    <volume user=\"%s\" fstype=\"fuse.wardfs\" path=\"%s\" mountpoint=\"%s\" "
 	       "options=\"%snosuid,nodev\" />\n\n"

@@ -14,6 +14,7 @@ import pty
 import pwd
 import select
 import subprocess
+import threading
 import time
 
 import pytest
@@ -129,6 +130,7 @@ def pam_home(base, test_user, helper):  # noqa: F811
                "log": base / "wardfs.log"}
     finally:
         CONF.write_text(saved)
+        subprocess.run(["pkill", "-KILL", "-u", USER], check=False)  # what outlived a test
         if is_mounted(home):
             subprocess.run([WARDFS, "umount", str(home)], capture_output=True)
             if is_mounted(home):
@@ -170,3 +172,61 @@ def test_wrong_password_mounts_nothing(pam_home):
     assert not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0), out
     assert "logged-in" not in out
     assert not is_mounted(pam_home["home"])
+
+
+def test_su_and_a_lingering_agent_at_logout(pam_home):
+    """docs/pam.md "Which mount for which login", the recommended setup: the
+    home mounted by pam_mount alone, with <logout> set to signal what the
+    user left behind. A login, a second session of the same user (`su`)
+    that ends first, then the logout, while an agent started in the first
+    session (as gpg-agent or ssh-agent are) still holds a file of the home
+    open: the `su` leaves the home mounted, the logout ends the agent and
+    unmounts the home."""
+    home, flag = pam_home["home"], pam_home["home"].parent.parent / "logout-now"
+    text = CONF.read_text()
+    logout = '<logout wait="500" hup="yes" term="yes" kill="yes" />'
+    CONF.write_text(text.replace('<logout wait="0" hup="no" term="no" kill="no" />', logout)
+                    if "<logout " in text else text.replace("</pam_mount>",
+                                                             logout + "\n</pam_mount>"))
+    assert logout in CONF.read_text()
+    first = {}
+
+    def login():
+        first["status"], first["out"] = su_on_pty(
+            PASSWORD, "setsid sleep 600 < ~/notes.txt > /dev/null 2>&1 & "
+            f"echo agent-started; while [ ! -e {flag} ]; do sleep 0.1; done", timeout=120)
+
+    t = threading.Thread(target=login)
+    t.start()
+    try:
+        assert wait_for(lambda: is_mounted(home) and agent_pids(home), 60), first
+        agents = agent_pids(home)
+        status, out = su_on_pty(PASSWORD, "cat ~/secret/hello")
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out
+        assert "hello from the vault" in out
+        time.sleep(1)
+        assert is_mounted(home), "the end of a second session unmounted the home"
+        assert (home / "secret" / "hello").exists()
+    finally:
+        flag.touch()
+        t.join(150)
+    assert os.WIFEXITED(first["status"]) and os.WEXITSTATUS(first["status"]) == 0, first
+    assert wait_for(lambda: not is_mounted(home), 30), "the logout left the home mounted: " + first["out"]
+    assert wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in agents), 10)
+
+
+def agent_pids(home):
+    """Processes (other than su and shells) with a file of home open."""
+    pids = []
+    for proc in pathlib.Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "sleep":
+                continue
+            fds = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
+        except OSError:
+            continue
+        if any(f.startswith(str(home) + "/") for f in fds):
+            pids.append(int(proc.name))
+    return pids
