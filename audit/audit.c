@@ -17,7 +17,10 @@
 #define DEFAULT_JOURNAL_KIB 65536
 #define FULL_WAIT_MS	    1000
 #define MAX_TEXT	    4096
-#define MAX_SHORT	    256
+/* A path has no PATH_MAX through a mount (relative names reach any
+ * depth); 64 KiB keeps every real one whole and a row bounded. */
+#define MAX_PATH_TEXT 65536
+#define MAX_SHORT     256
 
 void wfs_audit_set_error(struct wfs_audit *a, const char *fmt, ...)
 {
@@ -370,9 +373,9 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 			     ev->comm,
 			     ev->exe,
 			     ev->detail};
-	static const size_t max[] = {MAX_TEXT,	     MAX_SHORT, MAX_TEXT,  MAX_SHORT,
-				     MAX_SHORT,	     MAX_SHORT, MAX_SHORT, MAX_SHORT,
-				     MAX_SHORT + 16, MAX_SHORT, MAX_TEXT,  MAX_TEXT};
+	static const size_t max[] = {MAX_TEXT,	     MAX_SHORT, MAX_PATH_TEXT, MAX_SHORT,
+				     MAX_SHORT,	     MAX_SHORT, MAX_SHORT,     MAX_SHORT,
+				     MAX_SHORT + 16, MAX_SHORT, MAX_TEXT,      MAX_PATH_TEXT};
 	size_t tn[12], plen = 9 * 6; /* time, flags, errno, uid, gid, pid */
 	for (int i = 0; i < 12; i++)
 		plen += text_size(txt[i], max[i], &tn[i]);

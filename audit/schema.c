@@ -112,14 +112,16 @@ static const char schema_v3[] =
 
 /* v4: the database's identity, a random id made once, when the database is
  * made (or, for an older one, migrated), and its creation time (the first
- * row's, for an older one). It travels with the file (moved, copied,
+ * row's, for an older one; to the millisecond: a database deleted and made
+ * again within a second is younger all the same). It travels with the file (moved, copied,
  * restored from backup); a database made afresh has a new one, which is how
  * a vault tells that its audit db was replaced (issue 22.8). */
 static const char schema_v4[] =
 	"CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);\n"
 	"INSERT INTO meta VALUES ('db_id', lower(hex(randomblob(16))));\n"
 	"INSERT INTO meta VALUES ('created_ns', CAST(coalesce((SELECT min(time_ns) FROM events),\n"
-	"  CAST(strftime('%s', 'now') AS INTEGER) * 1000000000) AS TEXT));\n";
+	"  CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) * 1000000)\n"
+	"  AS TEXT));\n";
 
 void wfs_reverse_bytes(char *dst, const char *src, size_t n)
 {

@@ -175,9 +175,8 @@ int wfs_access_record(struct wfs_open_ctx *c, int err)
 
 void wfs_audit_integrity(struct wfs_inode *n, const char *what)
 {
-	char path[PATH_MAX];
-	if (wfs_inode_path(n, path, sizeof(path)))
-		snprintf(path, sizeof(path), "?");
+	WFS_AUTOFREE char *known = NULL;
+	const char *path = wfs_inode_path(n, &known) ? "?" : known;
 	atomic_fetch_add(&wfs.integrity_errors, 1);
 	fprintf(stderr, "wardfs: integrity failure in '%s': %s\n", path, what);
 	if (!wfs.audit)

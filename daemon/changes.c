@@ -28,14 +28,16 @@ int wfs_change_begin(fuse_req_t req, struct wfs_change *ch, enum wfs_audit_kind 
 {
 	memset(&ch->c, 0, sizeof(ch->c));
 	ch->audited = false;
-	ch->c.path = ch->path;
+	ch->path = NULL;
 	ch->c.kind = kind;
 	ch->c.change_detail = detail;
 	ch->c.flags = changes_content(kind) ? O_WRONLY : 0;
-	int r = n ? wfs_inode_path(n, ch->path, sizeof(ch->path))
-		  : wfs_child_path(parent, name, ch->path, sizeof(ch->path));
-	if (r)
+	int r = n ? wfs_inode_path(n, &ch->path) : wfs_child_path(parent, name, &ch->path);
+	if (r == -ENOENT)
 		return 0; /* no name to judge by (removed); the kernel checked the caller */
+	if (r)
+		return r;
+	ch->c.path = ch->path;
 	if (n)
 		wfs_classify(n, ch->path, &ch->c.dec);
 	else
@@ -57,10 +59,11 @@ int wfs_change_begin(fuse_req_t req, struct wfs_change *ch, enum wfs_audit_kind 
 
 void wfs_change_end(struct wfs_change *ch, int err)
 {
-	if (!ch->audited)
-		return;
-	ch->audited = false; /* once */
-	if (!ch->c.caller_pid)
-		return; /* never judged: no caller details to record */
-	wfs_access_record(&ch->c, err);
+	if (ch->audited) {
+		ch->audited = false;  /* once */
+		if (ch->c.caller_pid) /* else never judged: no caller details to record */
+			wfs_access_record(&ch->c, err);
+	}
+	free(ch->path);
+	ch->path = NULL;
 }

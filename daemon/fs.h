@@ -189,9 +189,20 @@ bool wfs_fds_reclaim(int err);
 int wfs_inode_open(struct wfs_inode *n, int flags);
 /* Moves n's policy name after a rename. */
 void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname);
-/* Writes the path of n relative to the mount root ("/a/b"); -ENAMETOOLONG. */
-int wfs_inode_path(struct wfs_inode *n, char *buf, size_t len);
-int wfs_child_path(struct wfs_inode *parent, const char *name, char *buf, size_t len);
+/* The path of n relative to the mount root ("/a/b"), malloc'd into *out
+ * (the caller frees it): 0, -ENOENT when a name on the way was removed, or
+ * -ENOMEM. No PATH_MAX: a path may be as deep as the kernel lets a
+ * program reach by relative names (issue 16). */
+int wfs_inode_path(struct wfs_inode *n, char **out);
+int wfs_child_path(struct wfs_inode *parent, const char *name, char **out);
+
+/* A local freed when it goes out of scope: a path in a handler with many
+ * replies. */
+static inline void wfs_freep(void *p)
+{
+	free(*(void **)p);
+}
+#define WFS_AUTOFREE __attribute__((cleanup(wfs_freep)))
 
 /* creds.c: act as the calling user for object creation, with the
  * caller's umask (this thread's only, until restore). */
@@ -291,7 +302,7 @@ void wfs_audit_integrity(struct wfs_inode *n, const char *what);
  */
 struct wfs_change {
 	struct wfs_open_ctx c;
-	char path[PATH_MAX];
+	char *path; /* freed by wfs_change_end */
 	bool audited;
 };
 /* Of the file n, or (n NULL) of name in parent. */

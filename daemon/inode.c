@@ -598,48 +598,52 @@ int wfs_inode_open(struct wfs_inode *n, int flags)
 	return open_handle(n, flags);
 }
 
-static int path_locked(struct wfs_inode *n, char *buf, size_t len)
+/* The path of n, then "/" and name when name is not NULL. Two passes under
+ * table_lock: the length, then the bytes from the end backwards. */
+static int path_locked(struct wfs_inode *n, const char *name, char **out)
 {
-	size_t pos = len;
-	buf[--pos] = '\0';
-	if (n == &wfs.root) {
-		if (pos < 1)
-			return -ENAMETOOLONG;
-		buf[--pos] = '/';
-	}
-	for (; n && n != &wfs.root; n = n->parent) {
-		if (!n->name)
+	size_t len = name ? 1 + strlen(name) : 0;
+	for (struct wfs_inode *p = n; p && p != &wfs.root; p = p->parent) {
+		if (!p->name)
 			return -ENOENT;
-		size_t l = strlen(n->name);
-		if (pos < l + 1)
-			return -ENAMETOOLONG;
-		pos -= l;
-		memcpy(buf + pos, n->name, l);
-		buf[--pos] = '/';
+		len += 1 + strlen(p->name);
 	}
-	memmove(buf, buf + pos, len - pos);
+	if (len == 0)
+		len = 1; /* the root itself: "/" */
+	char *buf = malloc(len + 1), *pos = buf + len;
+	if (!buf)
+		return -ENOMEM;
+	*pos = '\0';
+	if (name) {
+		size_t l = strlen(name);
+		pos -= l;
+		memcpy(pos, name, l);
+		*--pos = '/';
+	}
+	for (struct wfs_inode *p = n; p && p != &wfs.root; p = p->parent) {
+		size_t l = strlen(p->name);
+		pos -= l;
+		memcpy(pos, p->name, l);
+		*--pos = '/';
+	}
+	if (pos > buf)
+		*--pos = '/';
+	*out = buf;
 	return 0;
 }
 
-int wfs_inode_path(struct wfs_inode *n, char *buf, size_t len)
+int wfs_inode_path(struct wfs_inode *n, char **out)
 {
 	pthread_mutex_lock(&wfs.table_lock);
-	int r = path_locked(n, buf, len);
+	int r = path_locked(n, NULL, out);
 	pthread_mutex_unlock(&wfs.table_lock);
 	return r;
 }
 
-int wfs_child_path(struct wfs_inode *parent, const char *name, char *buf, size_t len)
+int wfs_child_path(struct wfs_inode *parent, const char *name, char **out)
 {
-	int r = wfs_inode_path(parent, buf, len);
-	if (r)
-		return r;
-	size_t l = strlen(buf), nl = strlen(name);
-	if (l == 1)
-		l = 0; /* root: "/" + name */
-	if (l + 1 + nl + 1 > len)
-		return -ENAMETOOLONG;
-	buf[l] = '/';
-	memcpy(buf + l + 1, name, nl + 1);
-	return 0;
+	pthread_mutex_lock(&wfs.table_lock);
+	int r = path_locked(parent, name, out);
+	pthread_mutex_unlock(&wfs.table_lock);
+	return r;
 }

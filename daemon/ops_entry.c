@@ -149,9 +149,9 @@ static bool empty_becomes_encrypted(struct wfs_inode *n)
 {
 	if (n->opens > 0)
 		return n->serve == WFS_SERVE_ENCRYPTED;
-	char path[PATH_MAX];
+	WFS_AUTOFREE char *path = NULL;
 	struct wfs_decision d;
-	if (wfs_inode_path(n, path, sizeof(path)))
+	if (wfs_inode_path(n, &path))
 		return false;
 	wfs_classify_path(path, &d); /* not wfs_classify: it takes open_lock */
 	return d.cls == WFS_SENSITIVE;
@@ -421,17 +421,15 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	make_node(req, parent, name, S_IFLNK, 0, link);
 }
 
-/* "WORD /path/of/np/name" into buf for a change row's detail; NULL when
+/* "WORD /path/of/np/name" for a change row's detail (malloc'd); NULL when
  * the path cannot be made. */
-static const char *to_detail(char *buf, size_t len, const char *word, struct wfs_inode *np,
-			     const char *name)
+static char *to_detail(const char *word, struct wfs_inode *np, const char *name)
 {
-	size_t l = strlen(word);
-	if (l + 2 > len)
+	WFS_AUTOFREE char *path = NULL;
+	char *detail;
+	if (wfs_child_path(np, name, &path) || asprintf(&detail, "%s %s", word, path) < 0)
 		return NULL;
-	memcpy(buf, word, l);
-	buf[l++] = ' ';
-	return wfs_child_path(np, name, buf + l, len - l) ? NULL : buf;
+	return detail;
 }
 
 static int do_link(struct wfs_inode *n, struct wfs_inode *np, const char *newname,
@@ -465,9 +463,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 		return;
 	}
 	struct wfs_change ch;
-	char as[PATH_MAX + 8];
-	wfs_change_begin(req, &ch, WFS_AUDIT_LINK, n, NULL, NULL,
-			 to_detail(as, sizeof(as), "as", np, newname));
+	WFS_AUTOFREE char *as = to_detail("as", np, newname);
+	wfs_change_begin(req, &ch, WFS_AUDIT_LINK, n, NULL, NULL, as);
 	struct fuse_entry_param e;
 	int r = do_link(n, np, newname, &e);
 	wfs_change_end(&ch, r);
@@ -594,9 +591,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		return;
 	}
 	struct wfs_change ch;
-	char to[PATH_MAX + 8];
-	wfs_change_begin(req, &ch, WFS_AUDIT_RENAME, NULL, parent, name,
-			 to_detail(to, sizeof(to), "to", np, newname));
+	WFS_AUTOFREE char *to = to_detail("to", np, newname);
+	wfs_change_begin(req, &ch, WFS_AUDIT_RENAME, NULL, parent, name, to);
 	int r = do_rename(parent, name, np, newname, flags);
 	wfs_change_end(&ch, r);
 	fuse_reply_err(req, -r);

@@ -248,9 +248,9 @@ static int open_truncate(struct wfs_file *f)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct wfs_inode *n = wfs_inode_get(ino);
-	char path[PATH_MAX];
+	WFS_AUTOFREE char *path = NULL;
+	int r = wfs_inode_path(n, &path);
 	struct wfs_open_ctx c = {.path = path, .flags = fi->flags};
-	int r = wfs_inode_path(n, path, sizeof(path));
 	if (r) {
 		/* The name we knew was removed while the file kept others
 		 * (wfs_inode_name_removed): ESTALE makes the kernel look the
@@ -326,8 +326,8 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 		     struct fuse_file_info *fi, bool reply_entry)
 {
 	struct wfs_inode *parent = wfs_inode_get(parent_ino);
-	char path[PATH_MAX];
-	struct wfs_open_ctx c = {.path = path, .flags = fi->flags | O_CREAT, .create = true};
+	WFS_AUTOFREE char *path = NULL;
+	struct wfs_open_ctx c = {.flags = fi->flags | O_CREAT, .create = true};
 	if (parent == &wfs.root && !strcmp(name, WFS_VAULT_DIR)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -335,7 +335,8 @@ void wfs_create_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 	/* From the path until the name exists (fs.h, tree_lock): a directory
 	 * above may be moving to another class. */
 	pthread_rwlock_rdlock(&wfs.tree_lock);
-	int r = wfs_child_path(parent, name, path, sizeof(path));
+	int r = wfs_child_path(parent, name, &path);
+	c.path = path;
 	if (r) {
 		pthread_rwlock_unlock(&wfs.tree_lock);
 		fuse_reply_err(req, -r);

@@ -15,41 +15,48 @@
  * it. Mostly the policy alone shows that it does (no rule can tell the old
  * subtree from the new: wfs_policy_subtrees_alike), whatever the tree
  * holds; otherwise the subtree is walked and each file's old and new path
- * classified. Such walks are capped; a tree too large to check is EXDEV as
- * well, which is slow for the caller (mv copies) but never wrong.
+ * classified, skipping every subdirectory no rule tells apart. There is no
+ * cap on depth or size: a rename that changes no decision is never EXDEV
+ * (only a tree that cannot be read is, and mv copies it).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fs.h"
 
-#define WALK_MAX_ENTRIES 100000
-#define WALK_MAX_DEPTH	 64
-
+/* The old and new path of the entry being looked at; they grow as deep
+ * as the tree goes. */
 struct walk {
-	char from[PATH_MAX];
-	char to[PATH_MAX];
-	size_t from_len, to_len;
-	long entries;
+	char *from, *to;
+	size_t from_len, to_len, from_cap, to_cap;
 };
 
-/* Appends "/name" to both paths; false when either would be too long. */
+static bool append(char **s, size_t *len, size_t *cap, const char *name, size_t l)
+{
+	if (*len + l + 2 > *cap) {
+		size_t c = (*len + l + 2) * 2;
+		char *n = realloc(*s, c);
+		if (!n)
+			return false;
+		*s = n, *cap = c;
+	}
+	(*s)[(*len)++] = '/';
+	memcpy(*s + *len, name, l + 1);
+	*len += l;
+	return true;
+}
+
+/* Appends "/name" to both paths; false when memory runs out. */
 static bool push(struct walk *w, const char *name)
 {
 	size_t l = strlen(name);
-	if (w->from_len + l + 2 > sizeof(w->from) || w->to_len + l + 2 > sizeof(w->to))
-		return false;
-	w->from[w->from_len++] = '/';
-	memcpy(w->from + w->from_len, name, l + 1);
-	w->from_len += l;
-	w->to[w->to_len++] = '/';
-	memcpy(w->to + w->to_len, name, l + 1);
-	w->to_len += l;
-	return true;
+	return append(&w->from, &w->from_len, &w->from_cap, name, l) &&
+	       append(&w->to, &w->to_len, &w->to_cap, name, l);
 }
 
 static void pop(struct walk *w, size_t from_len, size_t to_len)
@@ -60,13 +67,11 @@ static void pop(struct walk *w, size_t from_len, size_t to_len)
 	w->to[to_len] = '\0';
 }
 
-static bool path_keeps_class(const struct walk *w)
-{
-	return wfs_paths_decide_alike(w->from, w->to);
-}
-
-/* Checks every regular file below dirfd (which it closes). 0 or -EXDEV. */
-static int walk_dir(struct walk *w, int fd, int depth)
+/* Checks every regular file below dirfd (which it closes) whose decision a
+ * rule could change: a subdirectory no rule tells apart under its two
+ * names is skipped whole. 0 or -EXDEV (also when the tree cannot be read:
+ * then mv copies, never wrong). */
+static int walk_dir(struct walk *w, int fd)
 {
 	int r = 0;
 	DIR *d = fdopendir(fd);
@@ -78,10 +83,6 @@ static int walk_dir(struct walk *w, int fd, int depth)
 	while (r == 0 && (errno = 0, e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (++w->entries > WALK_MAX_ENTRIES) {
-			r = -EXDEV;
-			break;
-		}
 		size_t fl = w->from_len, tl = w->to_len;
 		if (!push(w, e->d_name)) {
 			r = -EXDEV;
@@ -95,13 +96,11 @@ static int walk_dir(struct walk *w, int fd, int depth)
 				       ? DT_DIR
 				       : DT_REG;
 		}
-		if (type == DT_DIR) {
-			int sub = depth < WALK_MAX_DEPTH
-					  ? openat(dirfd(d), e->d_name,
-						   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-					  : -1;
-			r = sub < 0 ? -EXDEV : walk_dir(w, sub, depth + 1);
-		} else if (type == DT_REG && !path_keeps_class(w)) {
+		if (type == DT_DIR && !wfs_subtrees_decide_alike(w->from, w->to)) {
+			int sub = openat(dirfd(d), e->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			r = sub < 0 ? -EXDEV : walk_dir(w, sub);
+		} else if (type == DT_REG && !wfs_paths_decide_alike(w->from, w->to)) {
 			r = -EXDEV;
 		}
 		pop(w, fl, tl);
@@ -117,17 +116,21 @@ int wfs_rename_keeps_class(struct wfs_inode *n, struct wfs_inode *newparent, con
 	if (n->type == S_IFLNK)
 		return 0; /* symlinks have no content form */
 	struct walk w = {0};
-	if (wfs_inode_path(n, w.from, sizeof(w.from)) ||
-	    wfs_child_path(newparent, newname, w.to, sizeof(w.to)))
-		return -ENAMETOOLONG;
-	w.from_len = strlen(w.from);
-	w.to_len = strlen(w.to);
-	if (n->type != S_IFDIR)
-		return path_keeps_class(&w) ? 0 : -EXDEV;
+	int r = wfs_inode_path(n, &w.from);
+	if (r || (r = wfs_child_path(newparent, newname, &w.to)))
+		goto out;
+	if (n->type != S_IFDIR) {
+		r = wfs_paths_decide_alike(w.from, w.to) ? 0 : -EXDEV;
+		goto out;
+	}
 	if (wfs_subtrees_decide_alike(w.from, w.to))
-		return 0;
+		goto out;
+	w.from_len = w.from_cap = strlen(w.from);
+	w.to_len = w.to_cap = strlen(w.to);
 	int fd = wfs_inode_open(n, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return fd;
-	return walk_dir(&w, fd, 0);
+	r = fd < 0 ? fd : walk_dir(&w, fd);
+out:
+	free(w.from);
+	free(w.to);
+	return r;
 }

@@ -119,7 +119,8 @@ out:
 int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_inode *n,
 		       struct wfs_inode *np, const char *newname, unsigned flags)
 {
-	char from[PATH_MAX], to[PATH_MAX];
+	WFS_AUTOFREE char *from = NULL;
+	WFS_AUTOFREE char *to = NULL;
 	struct wfs_decision a, b;
 	struct stat st;
 	enum wfs_form form;
@@ -127,8 +128,7 @@ int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_in
 
 	if (n->type != S_IFREG || (flags & ~RENAME_NOREPLACE))
 		return -EXDEV;
-	if (wfs_child_path(parent, name, from, sizeof from) ||
-	    wfs_child_path(np, newname, to, sizeof to))
+	if (wfs_child_path(parent, name, &from) || wfs_child_path(np, newname, &to))
 		return -EXDEV;
 	wfs_classify_paths(from, to, &a, &b);
 	if (a.opts || a.cls == WFS_DENY || b.cls == WFS_DENY)

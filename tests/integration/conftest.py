@@ -85,6 +85,32 @@ def loop_ext4(path, size, *mkfs_args):
         img.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def throttled_writeback(dev, limit):
+    """Holds the block device's dirty pages to limit bytes (the kernel's
+    per-device strict limit), so that writes wait for writeback in the
+    middle, as on a busy disk. The limit belongs to the device, not to its
+    file system, and a loop device outlives its file: it is restored, or
+    the next test on that loop device crawls."""
+    st = os.stat(dev)
+    bdi = f"/sys/class/bdi/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    with open(f"{bdi}/strict_limit") as f:
+        strict = f.read().strip()
+    with open(f"{bdi}/max_ratio") as f:
+        ratio = f.read().strip()
+    try:
+        with open(f"{bdi}/strict_limit", "w") as f:
+            f.write("1")
+        with open(f"{bdi}/max_bytes", "w") as f:
+            f.write(str(limit))
+        yield
+    finally:
+        with open(f"{bdi}/max_ratio", "w") as f:
+            f.write(ratio)
+        with open(f"{bdi}/strict_limit", "w") as f:
+            f.write(strict)
+
+
 class Mount:
     def __init__(self, base):
         self.base = base

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from conftest import DEFAULT_POLICY, Mount, ended, loop_ext4, run, wait_for, wardfs
+from conftest import (DEFAULT_POLICY, Mount, ended, loop_ext4, run, throttled_writeback,
+                      wait_for, wardfs)
 
 LIMIT = 1 << 20  # appenders turn into rewriters past this size
 
@@ -58,13 +59,7 @@ def throttled_vault(base):
     wait for writeback in the middle (where a SIGKILL cuts them short), as
     on a busy disk, without touching any other file system's limits."""
     lo = base / "lo"
-    with loop_ext4(lo, "768M") as dev:
-        st = os.stat(dev)
-        bdi = f"/sys/class/bdi/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-        with open(f"{bdi}/strict_limit", "w") as f:
-            f.write("1")
-        with open(f"{bdi}/max_bytes", "w") as f:
-            f.write(str(256 << 10))
+    with loop_ext4(lo, "768M") as dev, throttled_writeback(dev, 256 << 10):
         m = Mount(base)
         m.backing = lo / "vault" / "backing"
         m.policy.write_text(DEFAULT_POLICY)

@@ -454,3 +454,55 @@ def test_daemon_log_lines_say_when_and_which_mount(mnt):
     assert lines, mnt.logtext()
     pat = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z " + re.escape(str(mnt.mnt)) + " wardfs: "
     assert all(re.match(pat, ln) for ln in lines), lines
+
+
+def test_paths_longer_than_path_max_work_as_on_ext4(mnt):
+    """Issue 16: the daemon built each path in a PATH_MAX buffer, so a file
+    reached by relative names below 4 KiB of directories could not be
+    created (ENAMETOOLONG) where ext4 has no such limit. Now the only limits
+    are the kernel's, the policy still decides by the whole path (a *.pem
+    there is encrypted), and the audit row holds the whole path."""
+    def walk(root):
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        for _ in range(25):
+            sub = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+        return fd
+
+    fd = os.open(mnt.mnt, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(25):
+        os.mkdir("d" * 200, dir_fd=fd)
+        sub = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = sub
+    try:
+        deep = "/" + "/".join(["d" * 200] * 25)  # 5,025 bytes
+        for name, data in (("f", b"plain"), ("k.pem", b"-----BEGIN KEY-----")):
+            w = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=fd)
+            os.write(w, data)
+            os.close(w)
+        os.chmod("f", 0o640, dir_fd=fd)
+        os.link("f", "g", src_dir_fd=fd, dst_dir_fd=fd)
+        os.rename("g", "h", src_dir_fd=fd, dst_dir_fd=fd)
+        os.unlink("h", dir_fd=fd)
+        r = os.open("k.pem", os.O_RDONLY, dir_fd=fd)
+        assert os.read(r, 100) == b"-----BEGIN KEY-----"
+        os.close(r)
+    finally:
+        os.close(fd)
+    bfd = walk(mnt.backing)
+    try:
+        raw = os.open("k.pem", os.O_RDONLY, dir_fd=bfd)
+        assert os.read(raw, 8) == b"\x89WARDFS\x00"  # encrypted by its name
+        os.close(raw)
+        raw = os.open("f", os.O_RDONLY, dir_fd=bfd)
+        assert os.read(raw, 10) == b"plain"
+        assert stat.S_IMODE(os.fstat(raw).st_mode) == 0o640
+        os.close(raw)
+    finally:
+        os.close(bfd)
+    mnt.umount()
+    rows = mnt.sql("SELECT kind, path FROM events WHERE kind IN ('create', 'open') "
+                   "AND path LIKE '%/k.pem'")
+    assert f'"path":"{deep}/k.pem"' in rows.replace(" ", ""), rows[:200]

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import DEFAULT_POLICY, Mount, ROOT, ended, run, wait_for, wardfs
+from conftest import DEFAULT_POLICY, Mount, ROOT, ended, run, throttled_writeback, wait_for, wardfs
 from test_crash import _content, _writer, log_number
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -86,13 +86,13 @@ class Disk:
         self.dev = run("losetup", "--find", "--show", self.cd / "disk").stdout.strip()
         # Writeback held to 256 KiB (as test_crash's throttled disk), so
         # data reaches the disk's cache between flushes, not only at fsync.
-        st = os.stat(self.dev)
-        bdi = f"/sys/class/bdi/{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-        with open(f"{bdi}/strict_limit", "w") as f:
-            f.write("1")
-        with open(f"{bdi}/max_bytes", "w") as f:
-            f.write(str(256 << 10))
-        run("mount", self.dev, self.path)
+        self.throttle = throttled_writeback(self.dev, 256 << 10)
+        self.throttle.__enter__()
+        try:
+            run("mount", self.dev, self.path)
+        except Exception:
+            self.close()
+            raise
 
     def cut(self):
         self.proc.send_signal(signal.SIGUSR1)
@@ -102,6 +102,7 @@ class Disk:
         if self.dev:
             if subprocess.run(["umount", str(self.path)]).returncode:
                 subprocess.run(["umount", "-l", str(self.path)], check=False)
+            self.throttle.__exit__(None, None, None)
             run("losetup", "-d", self.dev, check=False)
         subprocess.run(["umount", str(self.cd)], check=False)
         try:

@@ -207,3 +207,27 @@ def test_a_directory_rename_that_changes_no_class_has_no_limit(mnt):
         os.rename(m.mnt / "src" / "proj2", m.mnt / "secret")
     assert e.value.errno == errno.EXDEV
     assert (moved / "main.c").exists()
+
+
+def test_a_directory_rename_a_rule_could_tell_apart_checks_only_what_it_must(mnt):
+    """A rule that names something below the old path but not the new one
+    (`/work/*/credentials`) means the files are checked: only those a rule
+    could tell apart, so a deep tree with no such file moves (once EXDEV
+    past 64 levels), and one that holds such a file does not."""
+    m = mnt
+    set_policy(m, "sensitive /work/*/credentials\n")
+    top = m.mnt / "work" / "proj"
+    deep = top
+    for i in range(80):
+        deep = deep / f"d{i}"
+    os.makedirs(deep)
+    (deep / "credentials").write_text("deep down: no rule names it\n")
+    (m.mnt / "other").mkdir()
+    os.rename(top, m.mnt / "other" / "proj")
+    assert (m.mnt / "other" / "proj" / deep.relative_to(top) / "credentials").exists()
+    os.rename(m.mnt / "other" / "proj", top)  # and back
+    (top / "credentials").write_text("the rule's file: encrypted here\n")
+    assert marked(m.backing / "work" / "proj" / "credentials")
+    with pytest.raises(OSError) as e:
+        os.rename(top, m.mnt / "other" / "proj")
+    assert e.value.errno == errno.EXDEV
