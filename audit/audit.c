@@ -32,10 +32,14 @@ void wfs_audit_set_error(struct wfs_audit *a, const char *fmt, ...)
 	va_end(ap);
 }
 
-static char *xasprintf(const char *fmt, const char *a, const char *b)
+static __attribute__((format(printf, 1, 2))) char *xasprintf(const char *fmt, ...)
 {
 	char *s = NULL;
-	return asprintf(&s, fmt, a, b) < 0 ? NULL : s;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
 }
 
 static void free_handle(struct wfs_audit *a)
@@ -334,6 +338,43 @@ static int wait_for_space(struct wfs_audit *a, uint32_t need, struct timespec *d
 	return werr ? werr : -EIO;
 }
 
+/* Appends one encoded row to the journal: claims its place, waiting for
+ * room (or counting it lost, as the failure mode says). 0 or -errno. */
+static int append_row(struct wfs_audit *a, const unsigned char *buf, size_t plen)
+{
+	uint32_t need = (uint32_t)((WFS_JREC_HDR + plen + 7) & ~(size_t)7);
+	int werr = atomic_load(&a->writer_err);
+	if (werr && !a->fail_open)
+		return werr;
+	if (werr && atomic_load(&a->journal_unsafe)) {
+		/* The journal's file system is read-only: a row stored in its
+		 * mapping could never be written back, so it is lost now. */
+		atomic_fetch_add(&a->lost, 1);
+		return 0;
+	}
+	/* Claim [pos, pos + need) and the next seq in one step. */
+	wfs_u128 old = head_peek(a);
+	struct timespec deadline = {0, 0};
+	for (;;) {
+		if (room_at(a, (uint64_t)old, need)) {
+			if (head_cas(a, &old, old + ((wfs_u128)1 << 64) + need))
+				break;
+			continue;
+		}
+		int r = wait_for_space(a, need, &deadline);
+		if (r)
+			return r > 0 ? 0 : r;
+		old = head_peek(a);
+	}
+	uint64_t pos = (uint64_t)old, seq = (uint64_t)(old >> 64);
+	wfs_jrec_reserve(&a->j, pos, need, seq);
+	wfs_jrec_commit(&a->j, pos, buf, plen);
+	atomic_fetch_add(&a->recorded, 1);
+	if ((seq & 511) == 0) /* the writer also wakes every 20 ms */
+		pthread_cond_signal(&a->work_cv);
+	return 0;
+}
+
 int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 {
 	if (!a)
@@ -380,7 +421,10 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 	for (int i = 0; i < 12; i++)
 		plen += text_size(txt[i], max[i], &tn[i]);
 
-	unsigned char buf[plen];
+	/* A row fits on the stack but for very long paths (up to 64 KiB). */
+	unsigned char small[8192], *buf = plen <= sizeof small ? small : malloc(plen);
+	if (!buf)
+		return -ENOMEM;
 	struct enc e = {buf, 0};
 	put_int(&e, t);
 	put_text(&e, txt[0], tn[0]);		/* mount */
@@ -401,37 +445,10 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 	put_text(&e, txt[10], tn[10]); /* exe */
 	put_text(&e, txt[11], tn[11]); /* detail */
 
-	uint32_t need = (uint32_t)((WFS_JREC_HDR + plen + 7) & ~(size_t)7);
-	int werr = atomic_load(&a->writer_err);
-	if (werr && !a->fail_open)
-		return werr;
-	if (werr && atomic_load(&a->journal_unsafe)) {
-		/* The journal's file system is read-only: a row stored in its
-		 * mapping could never be written back, so it is lost now. */
-		atomic_fetch_add(&a->lost, 1);
-		return 0;
-	}
-	/* Claim [pos, pos + need) and the next seq in one step. */
-	wfs_u128 old = head_peek(a);
-	struct timespec deadline = {0, 0};
-	for (;;) {
-		if (room_at(a, (uint64_t)old, need)) {
-			if (head_cas(a, &old, old + ((wfs_u128)1 << 64) + need))
-				break;
-			continue;
-		}
-		int r = wait_for_space(a, need, &deadline);
-		if (r)
-			return r > 0 ? 0 : r;
-		old = head_peek(a);
-	}
-	uint64_t pos = (uint64_t)old, seq = (uint64_t)(old >> 64);
-	wfs_jrec_reserve(&a->j, pos, need, seq);
-	wfs_jrec_commit(&a->j, pos, buf, plen);
-	atomic_fetch_add(&a->recorded, 1);
-	if ((seq & 511) == 0) /* the writer also wakes every 20 ms */
-		pthread_cond_signal(&a->work_cv);
-	return 0;
+	int r = append_row(a, buf, plen);
+	if (buf != small)
+		free(buf);
+	return r;
 }
 
 void wfs_audit_identity(struct wfs_audit *a, struct wfs_audit_identity *out)

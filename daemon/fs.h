@@ -377,4 +377,17 @@ void wfs_write_behind(struct wfs_inode *n, int fd, off_t start, off_t end);
  * readahead to 1 MiB (a detached thread; failures are logged). */
 void wfs_readahead_raise_async(const char *mountpoint);
 
+/* The handlers, by file: each ops_*.c fills in its share of the table
+ * (session.c puts it together). */
+void wfs_fill_entry_ops(struct fuse_lowlevel_ops *ops);
+void wfs_fill_dir_ops(struct fuse_lowlevel_ops *ops);
+void wfs_fill_file_ops(struct fuse_lowlevel_ops *ops);
+void wfs_fill_data_ops(struct fuse_lowlevel_ops *ops);
+void wfs_fill_xattr_ops(struct fuse_lowlevel_ops *ops);
+/* ops_file.c: creates a regular file as the caller, in the form its class
+ * requires; create replies with an open file, mknod (reply_entry) with
+ * the entry. */
+void wfs_create_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     struct fuse_file_info *fi, bool reply_entry);
+
 #endif

@@ -402,9 +402,6 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	if (S_ISREG(mode)) {
 		/* Regular files are created through the policy-aware path. */
 		struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
-		extern void wfs_create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
-					    mode_t mode, struct fuse_file_info *fi,
-					    bool reply_entry);
 		wfs_create_node(req, parent, name, mode, &fi, true);
 		return;
 	}

@@ -19,12 +19,6 @@
 
 struct wfs_fs wfs;
 
-void wfs_fill_entry_ops(struct fuse_lowlevel_ops *ops);
-void wfs_fill_dir_ops(struct fuse_lowlevel_ops *ops);
-void wfs_fill_file_ops(struct fuse_lowlevel_ops *ops);
-void wfs_fill_data_ops(struct fuse_lowlevel_ops *ops);
-void wfs_fill_xattr_ops(struct fuse_lowlevel_ops *ops);
-
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct wfs_fs *fs = userdata;

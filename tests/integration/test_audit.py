@@ -915,6 +915,7 @@ def test_table_shows_user_names_whole(mnt):
         os.chmod(mnt.mnt / "pub" / "f", 0o644)
         run("setpriv", f"--reuid={name}", f"--regid={name}", "--clear-groups", "cat",
             mnt.mnt / "pub" / "f")
+        assert wait_for(lambda: mnt.status()["audit-pending"] == "0", 10)
         r = wardfs("audit", "query", "--db", mnt.db, "--format", "table", "--path", "/pub/f")
         lines = r.stdout.splitlines()
         assert_table(lines, {"/pub/f"})

@@ -19,6 +19,15 @@ def set_policy(m, extra):
     wardfs("reload", m.mnt)
 
 
+def deep_tree(top, levels=80):
+    """Makes top/d0/d1/.../d{levels-1}; returns the deepest directory."""
+    deep = top
+    for i in range(levels):
+        deep = deep / f"d{i}"
+    os.makedirs(deep)
+    return deep
+
+
 def leftovers(m):
     """Temporary files of conversions in the vault directory."""
     return [n for n in os.listdir(m.backing / ".wardfs") if n.startswith("convert.")]
@@ -191,10 +200,7 @@ def test_a_directory_rename_that_changes_no_class_has_no_limit(mnt):
     the tree holds. A subtree a rule does tell apart is still checked."""
     m = mnt
     top = m.mnt / "src" / "proj"
-    deep = top
-    for i in range(80):
-        deep = deep / f"d{i}"
-    os.makedirs(deep)
+    deep = deep_tree(top)
     (deep / "main.c").write_text("int main(void) { return 0; }\n")
     (deep / "key.pem").write_text("sensitive by its name, and stays so\n")
     os.rename(top, m.mnt / "src" / "proj2")
@@ -217,10 +223,7 @@ def test_a_directory_rename_a_rule_could_tell_apart_checks_only_what_it_must(mnt
     m = mnt
     set_policy(m, "sensitive /work/*/credentials\n")
     top = m.mnt / "work" / "proj"
-    deep = top
-    for i in range(80):
-        deep = deep / f"d{i}"
-    os.makedirs(deep)
+    deep = deep_tree(top)
     (deep / "credentials").write_text("deep down: no rule names it\n")
     (m.mnt / "other").mkdir()
     os.rename(top, m.mnt / "other" / "proj")
