@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,11 +70,14 @@ static const char *help_prune =
 	"Deletes rows older than AGE (90d, 12w, 24h...) after verifying them, and stores\n"
 	"an anchor so 'wardfs audit verify' still checks the remaining rows.\n";
 
-static int usage_error(const char *fmt, const char *arg)
+static __attribute__((format(printf, 1, 2))) int usage_error(const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
 	fprintf(stderr, "wardfs %s: ", sub);
-	fprintf(stderr, fmt, arg);
+	vfprintf(stderr, fmt, ap);
 	fprintf(stderr, "; see 'wardfs %s --help'\n", sub);
+	va_end(ap);
 	return 2;
 }
 

@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,10 +76,13 @@ struct setup {
 	struct wfs_kdf_params kp;
 };
 
-static int fail(const char *fmt, const char *a, const char *b, int err)
+static __attribute__((format(printf, 2, 3))) int fail(int err, const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
 	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, a, b);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	if (err)
 		fprintf(stderr, ": %s", strerror(err));
 	fputc('\n', stderr);
@@ -199,11 +203,11 @@ static int move_entries(const struct setup *s)
 
 	if ((hfd = open(s->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    (bfd = open(s->backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		r = fail("cannot open '%s'%s", hfd < 0 ? s->home : s->backing, "", errno);
+		r = fail(errno, "cannot open '%s'", hfd < 0 ? s->home : s->backing);
 		goto out;
 	}
 	if ((d = fdopendir(hfd)) == NULL) {
-		r = fail("cannot read '%s'%s", s->home, "", errno);
+		r = fail(errno, "cannot read '%s'", s->home);
 		goto out;
 	}
 	hfd = -1;
@@ -211,8 +215,8 @@ static int move_entries(const struct setup *s)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		if (!strcmp(e->d_name, WFS_VAULT_DIR)) {
-			r = fail("'%s/%s' is in the way of the vault directory; move it away",
-				 s->home, WFS_VAULT_DIR, 0);
+			r = fail(0, "'%s/%s' is in the way of the vault directory; move it away",
+				 s->home, WFS_VAULT_DIR);
 			goto out;
 		}
 		if (renameat2(dirfd(d), e->d_name, bfd, e->d_name, RENAME_NOREPLACE) != 0) {
@@ -227,7 +231,7 @@ static int move_entries(const struct setup *s)
 		moved++;
 	}
 	if (fsync(bfd) != 0 || fsync(dirfd(d)) != 0) {
-		r = fail("cannot sync '%s'%s", s->backing, "", errno);
+		r = fail(errno, "cannot sync '%s'", s->backing);
 		goto out;
 	}
 	if (moved)
@@ -362,28 +366,29 @@ static int run(struct setup *s)
 	int r, status = 1;
 
 	if (stat(s->home, &hst) != 0 || !S_ISDIR(hst.st_mode))
-		return fail("home '%s' of '%s' is not a directory", s->home, s->user,
-			    errno == 0 ? 0 : errno);
+		return fail(errno == 0 ? 0 : errno, "home '%s' of '%s' is not a directory", s->home,
+			    s->user);
 	snprintf(parent, sizeof(parent), "%s/..", s->home);
 	if (stat(parent, &pst) == 0 && pst.st_dev != hst.st_dev)
-		return fail("'%s' is a mount point; unmount it (and log %s out) first", s->home,
-			    s->user, 0);
+		return fail(0, "'%s' is a mount point; unmount it (and log %s out) first", s->home,
+			    s->user);
 	if (is_under(s->backing, s->home) || is_under(s->home, s->backing))
-		return fail("the backing directory '%s' and the home '%s' must not contain "
+		return fail(0,
+			    "the backing directory '%s' and the home '%s' must not contain "
 			    "each other",
-			    s->backing, s->home, 0);
+			    s->backing, s->home);
 	if (wfs_vault_load_policy(s->policy_path, &pol) != 0)
 		goto out;
 	if ((r = make_parents(s->backing)) != 0) {
-		fail("cannot create the parents of '%s'%s", s->backing, "", -r);
+		fail(-r, "cannot create the parents of '%s'", s->backing);
 		goto out;
 	}
 	if (mkdir(s->backing, 0700) != 0 && errno != EEXIST) {
-		fail("cannot create '%s'%s", s->backing, "", errno);
+		fail(errno, "cannot create '%s'", s->backing);
 		goto out;
 	}
 	if (stat(s->backing, &bst) != 0 || !S_ISDIR(bst.st_mode)) {
-		fail("'%s' is not a directory%s", s->backing, "", 0);
+		fail(0, "'%s' is not a directory", s->backing);
 		goto out;
 	}
 	/* The backing root is about to become the user's: a directory above it
@@ -393,25 +398,24 @@ static int run(struct setup *s)
 		goto out;
 	}
 	if (bst.st_dev != hst.st_dev) {
-		fail("'%s' is not on the file system of '%s' (entries are moved, not copied); "
+		fail(0,
+		     "'%s' is not on the file system of '%s' (entries are moved, not copied); "
 		     "choose a --backing beside the home",
-		     s->backing, s->home, 0);
+		     s->backing, s->home);
 		goto out;
 	}
 	if ((r = read_marker(s, state, sizeof(state))) < 0) {
 		if (r != -EINVAL)
-			fail("cannot read the state of '%s'%s", s->backing, "", -r);
+			fail(-r, "cannot read the state of '%s'", s->backing);
 		goto out;
 	}
 	if (r == 0 && wfs_vault_exists(s->backing)) {
-		fail("'%s' is already a wardfs vault (not made by setup-home)%s", s->backing, "",
-		     0);
+		fail(0, "'%s' is already a wardfs vault (not made by setup-home)", s->backing);
 		goto out;
 	}
 	if (!strcmp(state, "done")) {
 		if ((r = lock_bare_home(s)) != 0) {
-			fail("cannot make the bare home '%s' root's and read-only%s", s->home, "",
-			     -r);
+			fail(-r, "cannot make the bare home '%s' root's and read-only", s->home);
 			goto out;
 		}
 		printf("%s's home is already set up in %s.\n", s->user, s->backing);
@@ -421,13 +425,13 @@ static int run(struct setup *s)
 	}
 	if (r == 0) { /* a fresh start */
 		if ((r = only_vault_dir(s->backing)) <= 0) {
-			fail("'%s' is not empty; choose an empty or new --backing%s", s->backing,
-			     "", r < 0 ? -r : 0);
+			fail(r < 0 ? -r : 0, "'%s' is not empty; choose an empty or new --backing",
+			     s->backing);
 			goto out;
 		}
 		snprintf(vdir, sizeof(vdir), "%s/" WFS_VAULT_DIR, s->backing);
 		if (mkdir(vdir, 0700) != 0 && errno != EEXIST) {
-			fail("cannot create '%s'%s", vdir, "", errno);
+			fail(errno, "cannot create '%s'", vdir);
 			goto out;
 		}
 		if (write_marker(s, "started") != 0)
@@ -439,11 +443,11 @@ static int run(struct setup *s)
 	 * mode, and its ACLs (the entries moved keep their own). */
 	if (chown(s->backing, hst.st_uid, hst.st_gid) != 0 ||
 	    chmod(s->backing, hst.st_mode & 07777) != 0) {
-		fail("cannot set the owner and mode of '%s'%s", s->backing, "", errno);
+		fail(errno, "cannot set the owner and mode of '%s'", s->backing);
 		goto out;
 	}
 	if ((r = copy_root_acls(s)) != 0) {
-		fail("cannot give '%s' the ACLs of '%s'", s->backing, s->home, -r);
+		fail(-r, "cannot give '%s' the ACLs of '%s'", s->backing, s->home);
 		goto out;
 	}
 	if (!wfs_vault_exists(s->backing)) {
@@ -466,7 +470,7 @@ static int run(struct setup *s)
 	if (write_marker(s, "done") != 0)
 		goto out;
 	if ((r = lock_bare_home(s)) != 0) {
-		fail("cannot make the bare home '%s' root's and read-only%s", s->home, "", -r);
+		fail(-r, "cannot make the bare home '%s' root's and read-only", s->home);
 		goto out;
 	}
 	printf("%s's home is now the vault %s (%u file%s encrypted).\n", s->user, s->backing,
@@ -521,8 +525,8 @@ int wfs_cmd_setup_home(int argc, char **argv)
 			break;
 		case OPT_KDF_MEMORY:
 			if (parse_mib(optarg, 4096, &v) != 0)
-				return fail("--kdf-memory takes MiB from 1 to 4096, not '%s'%s",
-					    optarg, "", 0) +
+				return fail(0, "--kdf-memory takes MiB from 1 to 4096, not '%s'",
+					    optarg) +
 				       1;
 			s.kp.memlimit = (size_t)v << 20;
 			break;
@@ -531,55 +535,57 @@ int wfs_cmd_setup_home(int argc, char **argv)
 			break;
 		case OPT_KDF_OPS:
 			if (parse_mib(optarg, 64, &v) != 0)
-				return fail("--kdf-ops takes 1 to 64 passes, not '%s'%s", optarg,
-					    "", 0) +
+				return fail(0, "--kdf-ops takes 1 to 64 passes, not '%s'", optarg) +
 				       1;
 			s.kp.opslimit = v;
 			break;
 		case ':':
-			return fail("option '%s' needs a value%s; see 'wardfs setup-home --help'",
-				    argv[optind - 1], "", 0) +
+			return fail(0, "option '%s' needs a value; see 'wardfs setup-home --help'",
+				    argv[optind - 1]) +
 			       1;
 		default:
-			return fail("unknown option '%s'%s; see 'wardfs setup-home --help'",
-				    argv[optind - 1], "", 0) +
+			return fail(0, "unknown option '%s'; see 'wardfs setup-home --help'",
+				    argv[optind - 1]) +
 			       1;
 		}
 	}
 	if (argc - optind != 1)
-		return fail("expected one USER%s%s; see 'wardfs setup-home --help'", "", "", 0) + 1;
+		return fail(0, "expected one USER; see 'wardfs setup-home --help'") + 1;
 	if (s.po.passfile && s.po.extpass)
-		return fail("give --passfile or --extpass, not both%s%s", "", "", 0) + 1;
+		return fail(0, "give --passfile or --extpass, not both") + 1;
 	s.user = argv[optind];
 	if (geteuid() != 0)
-		return fail("must run as root (it moves %s's home)%s; try 'sudo wardfs "
+		return fail(0,
+			    "must run as root (it moves %s's home); try 'sudo wardfs "
 			    "setup-home ...'",
-			    s.user, "", 0);
+			    s.user);
 	if ((pw = getpwnam(s.user)) == NULL)
-		return fail("no user '%s'%s", s.user, "", 0);
+		return fail(0, "no user '%s'", s.user);
 	/* as ecryptfs-migrate-home: a person's home, with nobody using it */
 	char uid[32];
 	snprintf(uid, sizeof uid, "%u", (unsigned)pw->pw_uid);
 	if (pw->pw_uid == 0 || pw->pw_uid < uid_min())
-		return fail("'%s' is root or a system user (uid %s, below UID_MIN in "
+		return fail(0,
+			    "'%s' is root or a system user (uid %s, below UID_MIN in "
 			    "/etc/login.defs); setup-home moves people's homes",
-			    s.user, uid, 0);
+			    s.user, uid);
 	if (list_processes(pw->pw_uid) > 0)
-		return fail("%s has running processes (above)%s; log them out and stop "
+		return fail(0,
+			    "%s has running processes (above); log them out and stop "
 			    "them first",
-			    s.user, "", 0);
+			    s.user);
 	if (realpath(pw->pw_dir, s.home) == NULL)
-		return fail("cannot find the home '%s' of '%s'", pw->pw_dir, s.user, errno);
+		return fail(errno, "cannot find the home '%s' of '%s'", pw->pw_dir, s.user);
 	if (backing == NULL)
 		snprintf(s.backing, sizeof(s.backing), DEFAULT_PARENT "/%s", s.user);
 	else if (backing[0] != '/') {
 		char cwd[PATH_MAX];
 
 		if (getcwd(cwd, sizeof(cwd)) == NULL)
-			return fail("cannot find the current directory%s%s", "", "", errno);
+			return fail(errno, "cannot find the current directory");
 		if ((size_t)snprintf(s.backing, sizeof(s.backing), "%s/%s", cwd, backing) >=
 		    sizeof(s.backing))
-			return fail("'%s'%s: path too long", backing, "", 0);
+			return fail(0, "'%s': path too long", backing);
 	} else {
 		snprintf(s.backing, sizeof(s.backing), "%s", backing);
 	}
