@@ -616,7 +616,7 @@ int wfs_cmd_umount(int argc, char **argv)
 	pid_t pid = sr == 0 ? status_pid(status) : 0;
 	/* Taken while the daemon surely lives (it just answered): its pid
 	 * cannot have been reused by another process. */
-	int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+	int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1, ret = 1;
 	if (sr == -ETIMEDOUT) {
 		/* A stopped or stuck daemon: an ordinary unmount would wait for
 		 * it too. Detach now; the daemon exits once it runs again. */
@@ -631,20 +631,14 @@ int wfs_cmd_umount(int argc, char **argv)
 		int err = errno;
 		if (err == ENOTCONN || err == EIO) /* daemon died: detach the corpse */
 			err = umount2(mnt, MNT_DETACH) < 0 ? errno : 0;
-		if (err == EINVAL) {
+		if (err == EINVAL)
 			fprintf(stderr, "wardfs umount: '%s' is not a mount point\n", mnt);
-			if (pidfd >= 0)
-				close(pidfd);
-			return 1;
-		}
-		if (err) {
+		else if (err)
 			fprintf(stderr, "wardfs umount: cannot unmount '%s': %s%s\n", mnt,
 				strerror(err),
 				err == EBUSY ? "; close the files using it or pass -l" : "");
-			if (pidfd >= 0)
-				close(pidfd);
-			return 1;
-		}
+		if (err)
+			goto out;
 	}
 	/* Wait for the daemon to drain its audit rows and wipe its keys. A
 	 * pidfd turns readable when the process ends, not when its parent
@@ -658,7 +652,6 @@ int wfs_cmd_umount(int argc, char **argv)
 			pr = poll(&pf, 1, 30 * 1000);
 		while (pr < 0 && errno == EINTR);
 		alive = pr == 0;
-		close(pidfd);
 	} else {
 		for (int i = 0; alive && i < 600; i++) {
 			struct timespec ts = {0, 50 * 1000 * 1000};
@@ -666,14 +659,17 @@ int wfs_cmd_umount(int argc, char **argv)
 			alive = kill(pid, 0) == 0;
 		}
 	}
-	if (alive) {
+	if (alive)
 		fprintf(stderr,
 			"wardfs umount: '%s' is unmounted, but its daemon (pid %d) is still "
 			"writing audit rows after 30 s; see its log\n",
 			mnt, (int)pid);
-		return 1;
-	}
-	return 0;
+	else
+		ret = 0;
+out:
+	if (pidfd >= 0)
+		close(pidfd);
+	return ret;
 }
 
 static void status_usage(FILE *f)

@@ -15,15 +15,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fs.h"
-
-#define RECORD WFS_AUDIT_LINEAGE_FILE
 
 static void chain_break(const char *detail)
 {
@@ -61,7 +57,7 @@ void wfs_audit_lineage_check(const char *db_path)
 		snprintf(detail, sizeof detail,
 			 "the vault's record of its audit database ('%s/%s/%s') is unreadable: "
 			 "the vault's earlier rows may be in another database",
-			 wfs.o->backing, WFS_VAULT_DIR, RECORD);
+			 wfs.o->backing, WFS_VAULT_DIR, WFS_AUDIT_LINEAGE_FILE);
 		chain_break(detail);
 	} else if (r == 0 && strcmp(was.ident.id, now.id)) {
 		replaced(&was, &now);
@@ -72,7 +68,8 @@ void wfs_audit_lineage_check(const char *db_path)
 			fprintf(stderr,
 				"wardfs: warning: cannot record the audit database's identity in "
 				"'%s/%s/%s': %s\n",
-				wfs.o->backing, WFS_VAULT_DIR, RECORD, strerror(-w));
+				wfs.o->backing, WFS_VAULT_DIR, WFS_AUDIT_LINEAGE_FILE,
+				strerror(-w));
 	}
 	close(dfd);
 }

@@ -29,25 +29,29 @@
 
 #include "fs.h"
 
-/* The old and new path of the entry being looked at; they grow as deep
- * as the tree goes. */
-struct walk {
-	char *from, *to;
-	size_t from_len, to_len, from_cap, to_cap;
+/* A path that grows as deep as the tree goes. */
+struct wpath {
+	char *s; /* malloc'd (wfs_inode_path), grown by realloc */
+	size_t len, cap;
 };
 
-static bool append(char **s, size_t *len, size_t *cap, const char *name, size_t l)
+/* The old and new path of the entry being looked at. */
+struct walk {
+	struct wpath from, to;
+};
+
+static bool append(struct wpath *p, const char *name, size_t l)
 {
-	if (*len + l + 2 > *cap) {
-		size_t c = (*len + l + 2) * 2;
-		char *n = realloc(*s, c);
+	if (p->len + l + 2 > p->cap) {
+		size_t c = (p->len + l + 2) * 2;
+		char *n = realloc(p->s, c);
 		if (!n)
 			return false;
-		*s = n, *cap = c;
+		p->s = n, p->cap = c;
 	}
-	(*s)[(*len)++] = '/';
-	memcpy(*s + *len, name, l + 1);
-	*len += l;
+	p->s[p->len++] = '/';
+	memcpy(p->s + p->len, name, l + 1);
+	p->len += l;
 	return true;
 }
 
@@ -55,16 +59,13 @@ static bool append(char **s, size_t *len, size_t *cap, const char *name, size_t 
 static bool push(struct walk *w, const char *name)
 {
 	size_t l = strlen(name);
-	return append(&w->from, &w->from_len, &w->from_cap, name, l) &&
-	       append(&w->to, &w->to_len, &w->to_cap, name, l);
+	return append(&w->from, name, l) && append(&w->to, name, l);
 }
 
-static void pop(struct walk *w, size_t from_len, size_t to_len)
+static void cut(struct wpath *p, size_t len)
 {
-	w->from_len = from_len;
-	w->from[from_len] = '\0';
-	w->to_len = to_len;
-	w->to[to_len] = '\0';
+	p->len = len;
+	p->s[len] = '\0';
 }
 
 /* Checks every regular file below dirfd (which it closes) whose decision a
@@ -83,7 +84,7 @@ static int walk_dir(struct walk *w, int fd)
 	while (r == 0 && (errno = 0, e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		size_t fl = w->from_len, tl = w->to_len;
+		size_t fl = w->from.len, tl = w->to.len;
 		if (!push(w, e->d_name)) {
 			r = -EXDEV;
 			break;
@@ -96,14 +97,15 @@ static int walk_dir(struct walk *w, int fd)
 				       ? DT_DIR
 				       : DT_REG;
 		}
-		if (type == DT_DIR && !wfs_subtrees_decide_alike(w->from, w->to)) {
+		if (type == DT_DIR && !wfs_subtrees_decide_alike(w->from.s, w->to.s)) {
 			int sub = openat(dirfd(d), e->d_name,
 					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			r = sub < 0 ? -EXDEV : walk_dir(w, sub);
-		} else if (type == DT_REG && !wfs_paths_decide_alike(w->from, w->to)) {
+		} else if (type == DT_REG && !wfs_paths_decide_alike(w->from.s, w->to.s)) {
 			r = -EXDEV;
 		}
-		pop(w, fl, tl);
+		cut(&w->from, fl);
+		cut(&w->to, tl);
 	}
 	if (r == 0 && errno)
 		r = -EXDEV;
@@ -116,21 +118,23 @@ int wfs_rename_keeps_class(struct wfs_inode *n, struct wfs_inode *newparent, con
 	if (n->type == S_IFLNK)
 		return 0; /* symlinks have no content form */
 	struct walk w = {0};
-	int r = wfs_inode_path(n, &w.from);
-	if (r || (r = wfs_child_path(newparent, newname, &w.to)))
+	int r = wfs_inode_path(n, &w.from.s);
+	if (r || (r = wfs_child_path(newparent, newname, &w.to.s)))
 		goto out;
 	if (n->type != S_IFDIR) {
-		r = wfs_paths_decide_alike(w.from, w.to) ? 0 : -EXDEV;
+		r = wfs_paths_decide_alike(w.from.s, w.to.s) ? 0 : -EXDEV;
 		goto out;
 	}
-	if (wfs_subtrees_decide_alike(w.from, w.to))
+	if (wfs_subtrees_decide_alike(w.from.s, w.to.s))
 		goto out;
-	w.from_len = w.from_cap = strlen(w.from);
-	w.to_len = w.to_cap = strlen(w.to);
+	w.from.len = strlen(w.from.s);
+	w.from.cap = w.from.len + 1;
+	w.to.len = strlen(w.to.s);
+	w.to.cap = w.to.len + 1;
 	int fd = wfs_inode_open(n, O_RDONLY | O_DIRECTORY);
 	r = fd < 0 ? fd : walk_dir(&w, fd);
 out:
-	free(w.from);
-	free(w.to);
+	free(w.from.s);
+	free(w.to.s);
 	return r;
 }

@@ -70,13 +70,10 @@ int pol_best(const struct wfs_policy *p, const char *path, size_t len)
 	if (!trie && !floats)
 		return best;
 	for (;;) {
-		while (t < pe && *t == '/')
-			t++;
+		t = pol_skip_slashes(t, pe);
 		if (t == pe)
 			break;
-		const char *ce = memchr(t, '/', (size_t)(pe - t));
-		if (!ce)
-			ce = pe;
+		const char *ce = pol_comp_end(t, pe);
 		size_t n = (size_t)(ce - t);
 		uint64_t h = pol_hash(t, n);
 		uint32_t c;

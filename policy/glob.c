@@ -175,19 +175,6 @@ bool pol_comp_match(const struct pcomp *pc, const char *t, size_t tl)
 	return glob_comp(pc->s, pc->s + pc->len, t, t + tl);
 }
 
-static const char *skip_slashes(const char *t, const char *te)
-{
-	while (t < te && *t == '/')
-		t++;
-	return t;
-}
-
-static const char *comp_end(const char *t, const char *te)
-{
-	const char *e = memchr(t, '/', (size_t)(te - t));
-	return e ? e : te;
-}
-
 /* The same one-star-backtrack scheme one level up: "**" is the star and
  * components are the symbols. Running out of pattern is a match (the
  * pattern matched a leading directory of the path). */
@@ -198,14 +185,14 @@ bool pol_seq_match(const struct pcomp *pc, size_t np, const char *t, const char 
 	for (;;) {
 		if (p == np)
 			return true;
-		t = skip_slashes(t, te);
+		t = pol_skip_slashes(t, te);
 		if (pc[p].kind == PC_DSTAR) {
 			sp = ++p;
 			st = t;
 			continue;
 		}
 		if (t < te) {
-			const char *ce = comp_end(t, te);
+			const char *ce = pol_comp_end(t, te);
 			if (pol_comp_match(&pc[p], t, (size_t)(ce - t))) {
 				p++;
 				t = ce;
@@ -214,7 +201,7 @@ bool pol_seq_match(const struct pcomp *pc, size_t np, const char *t, const char 
 		}
 		if (sp == (size_t)-1 || st >= te)
 			return false;
-		st = skip_slashes(comp_end(st, te), te);
+		st = pol_skip_slashes(pol_comp_end(st, te), te);
 		p = sp;
 		t = st;
 	}

@@ -76,6 +76,21 @@ int pol_pattern_compile(struct pol_arena *a, const char *raw, size_t len, struct
 const char *pol_bracket_end(const char *p, const char *pe, bool *bad_class);
 /* One component against one path component (no '/'). */
 bool pol_comp_match(const struct pcomp *pc, const char *t, size_t tl);
+/* Walking a path's components: past the slashes at t, and the end of the
+ * component that starts at t (its '/' or te). */
+static inline const char *pol_skip_slashes(const char *t, const char *te)
+{
+	while (t < te && *t == '/')
+		t++;
+	return t;
+}
+
+static inline const char *pol_comp_end(const char *t, const char *te)
+{
+	const char *e = memchr(t, '/', (size_t)(te - t));
+	return e ? e : te;
+}
+
 /* Pattern components against the path starting at t (a component start or
  * '/'): true when they match the path or any of its leading directories. */
 bool pol_seq_match(const struct pcomp *pc, size_t np, const char *t, const char *te);

@@ -42,13 +42,10 @@ static void run(const struct pattern *pat, const char *t, const char *te, bool *
 	memset(s, 0, np + 1);
 	reach(pat->c, np, s, 0);
 	while (!s[np]) {
-		while (t < te && *t == '/')
-			t++;
+		t = pol_skip_slashes(t, te);
 		if (t == te)
 			return;
-		const char *ce = memchr(t, '/', (size_t)(te - t));
-		if (!ce)
-			ce = te;
+		const char *ce = pol_comp_end(t, te);
 		memset(scratch, 0, np + 1);
 		for (size_t i = 0; i < np; i++) {
 			if (!s[i])
