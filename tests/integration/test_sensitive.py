@@ -111,10 +111,13 @@ def assert_encrypted(backing_path, plain):
     raw = backing_path.read_bytes()
     assert raw[:8] == MAGIC, f"{backing_path} is not in the encrypted form"
     assert len(raw) == cipher_size(len(plain))
-    # no 16-byte window of the plaintext (which is not all one byte) leaks
+    # No 16-byte window of the plaintext leaks. A window must hold at least
+    # 8 non-zero bytes to count: holes are stored as zeros, so a window of a
+    # few bytes and then zeros turns up by chance where a block's last
+    # ciphertext byte meets a hole (1 in 256 per hole; it made CI fail).
     for k in range(0, max(len(plain) - 16, 0), 997):
         w = plain[k:k + 16]
-        if len(set(w)) > 1:
+        if len(set(w)) > 1 and 16 - w.count(0) >= 8:
             assert w not in raw, f"plaintext at {k} found on disk in {backing_path}"
 
 
