@@ -173,7 +173,7 @@ int wfs_access_record(struct wfs_open_ctx *c, int err)
 	return 0;
 }
 
-void wfs_audit_integrity(struct wfs_inode *n, const char *what)
+void wfs_fs_integrity_failure(struct wfs_inode *n, const char *what)
 {
 	WFS_AUTOFREE char *known = NULL;
 	const char *path = wfs_inode_path(n, &known) ? "?" : known;

@@ -44,7 +44,7 @@ int wfs_change_begin(fuse_req_t req, struct wfs_change *ch, enum wfs_audit_kind 
 		wfs_classify_path(ch->path, &ch->c.dec);
 	bool content = changes_content(kind);
 	if (ch->c.dec.cls == WFS_PUBLIC && !(content && ch->c.dec.opts))
-		return 0;
+		return 0; /* wfs_change_end lets the decision go */
 	ch->audited = ch->c.dec.cls != WFS_PUBLIC;
 	/* Also fills in the caller for the row. Removing, renaming or
 	 * relabelling is not opening: the kernel's permission check decides
@@ -64,6 +64,7 @@ void wfs_change_end(struct wfs_change *ch, int err)
 		if (ch->c.caller_pid) /* else never judged: no caller details to record */
 			wfs_access_record(&ch->c, err);
 	}
+	wfs_decision_put(&ch->c.dec);
 	free(ch->path);
 	ch->path = NULL;
 }

@@ -252,9 +252,12 @@ void wfs_log_start(const char *mount);
 void wfs_policy_watch_start(void);
 void wfs_policy_watch_stop(void);
 
-/* classify.c */
+/* fs_policy.c: decisions by the policy in force. Each decision handed out
+ * holds its policy until wfs_decision_put: a reload cannot free it under
+ * the request. */
 void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision *out);
 void wfs_classify_path(const char *relpath, struct wfs_decision *out);
+void wfs_decision_put(struct wfs_decision *d);
 /* Whether two paths decide alike under one policy: a reload between two
  * classifications must not make a same-directory rename look like a class
  * change. */
@@ -264,8 +267,10 @@ bool wfs_paths_decide_alike(const char *a, const char *b);
 bool wfs_subtrees_decide_alike(const char *a, const char *b);
 void wfs_classify_paths(const char *a, const char *b, struct wfs_decision *da,
 			struct wfs_decision *db);
-int wfs_policy_reload(bool initial);
-void wfs_policy_status(char *buf, size_t len);
+/* Loads the policy (at mount) or reloads it; the old one goes with the
+ * last decision made by it. */
+int wfs_fs_reload_policy(bool initial);
+void wfs_fs_policy_status(char *buf, size_t len);
 
 /* access.c: the open-time decision and its audit record */
 struct wfs_open_ctx {
@@ -284,13 +289,16 @@ struct wfs_open_ctx {
 	/* a change other than an open (changes.c), or WFS_AUDIT_OPEN */
 	enum wfs_audit_kind kind;
 	const char *change_detail; /* e.g. a rename's new path */
+	/* file_open.c: a row holds the outcome so far; the audit could not
+	 * keep it */
+	bool recorded, unrecordable;
 };
 /* 0, or -EACCES when the class or the rule's options refuse the caller. */
 int wfs_access_check(fuse_req_t req, struct wfs_open_ctx *c);
 /* Records the open with its outcome; -EACCES when the row cannot be kept
  * and the audit fails closed. */
 int wfs_access_record(struct wfs_open_ctx *c, int err);
-void wfs_audit_integrity(struct wfs_inode *n, const char *what);
+void wfs_fs_integrity_failure(struct wfs_inode *n, const char *what);
 
 /*
  * changes.c: changes of files that are not opens. A deny path refuses
@@ -310,19 +318,26 @@ int wfs_change_begin(fuse_req_t req, struct wfs_change *ch, enum wfs_audit_kind 
 		     struct wfs_inode *n, struct wfs_inode *parent, const char *name,
 		     const char *detail);
 void wfs_change_end(struct wfs_change *ch, int err);
-void wfs_policy_free_retired(void);
 
-/* ops_*.c */
+/* session.c: the handler table */
 void wfs_fill_ops(struct fuse_lowlevel_ops *ops);
+
+/* attr.c */
 int wfs_getattr_fd(struct wfs_inode *n, int fd, struct stat *st);
 int wfs_stat_inode(struct wfs_inode *n, struct stat *st);
 /* Shows an encrypted file's plaintext size in *st (its form, not class). */
 void wfs_show_plain_size(struct wfs_inode *n, struct stat *st);
 void wfs_fill_entry(struct fuse_entry_param *e, struct wfs_inode *n, const struct stat *st);
 
-/* file data paths */
-int wfs_file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_file_info *fi,
-		  bool created, const struct wfs_decision *dec, const char **form);
+/* file_open.c: opens n as fi asks (the policy's decision, its audit row,
+ * the serving mode); fi->fh is the open file. 0 or -errno. */
+int wfs_open_file(fuse_req_t req, struct wfs_inode *n, struct fuse_file_info *fi);
+/* Creates parent/name, a regular file, as the caller, in the form its
+ * class requires, and opens it as fi asks; *e is its entry. */
+int wfs_create_file(fuse_req_t req, struct wfs_inode *parent, const char *name, mode_t mode,
+		    struct fuse_file_info *fi, struct fuse_entry_param *e);
+/* Closes an open file (release, or one the kernel never got). */
+void wfs_file_close(fuse_req_t req, struct wfs_file *f);
 /* Makes empty file fd (inode n, sensitive) encrypted: writes a fresh header
  * into the file and n->hdr. The caller keeps other opens from racing it
  * (open_lock or io_lock). Returns 0 or -errno. */
@@ -384,10 +399,5 @@ void wfs_fill_dir_ops(struct fuse_lowlevel_ops *ops);
 void wfs_fill_file_ops(struct fuse_lowlevel_ops *ops);
 void wfs_fill_data_ops(struct fuse_lowlevel_ops *ops);
 void wfs_fill_xattr_ops(struct fuse_lowlevel_ops *ops);
-/* ops_file.c: creates a regular file as the caller, in the form its class
- * requires; create replies with an open file, mknod (reply_entry) with
- * the entry. */
-void wfs_create_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		     struct fuse_file_info *fi, bool reply_entry);
 
 #endif

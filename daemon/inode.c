@@ -178,6 +178,7 @@ static void inode_free(struct wfs_fs *fs, struct wfs_inode *n)
 	pthread_rwlock_destroy(&n->io_lock);
 	pthread_mutex_destroy(&n->wb_lock);
 	wfs_undo_file_free(atomic_load(&n->undo));
+	wfs_decision_put(&n->dec);
 	free(n->name);
 	free(n);
 }
@@ -199,6 +200,7 @@ void wfs_table_destroy(struct wfs_fs *fs)
 	fs->stale = NULL;
 	free(fs->buckets);
 	fs->buckets = NULL;
+	wfs_decision_put(&fs->root.dec);
 }
 
 struct wfs_inode *wfs_inode_get(fuse_ino_t ino)

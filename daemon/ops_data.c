@@ -157,7 +157,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		char what[96];
 		snprintf(what, sizeof(what), "block at plaintext offset %lld failed authentication",
 			 (long long)off);
-		wfs_audit_integrity(n, what);
+		wfs_fs_integrity_failure(n, what);
 	}
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);

@@ -25,45 +25,6 @@ static bool hidden(struct wfs_inode *parent, const char *name)
 	return parent == &wfs.root && !strcmp(name, WFS_VAULT_DIR);
 }
 
-void wfs_show_plain_size(struct wfs_inode *n, struct stat *st)
-{
-	if (n && S_ISREG(st->st_mode) && atomic_load(&n->form) == WFS_FORM_ENCRYPTED)
-		st->st_size = wfs_plain_size(st->st_size);
-}
-
-int wfs_getattr_fd(struct wfs_inode *n, int fd, struct stat *st)
-{
-	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	wfs_show_plain_size(n, st);
-	return 0;
-}
-
-int wfs_stat_inode(struct wfs_inode *n, struct stat *st)
-{
-	/* Files: by name (cheap, and there are more of them than cached fds);
-	 * directories keep their fds cached as parents anyway. */
-	if (n != &wfs.root && n->type != S_IFDIR && wfs_inode_stat_by_name(n, st) == 0) {
-		wfs_show_plain_size(n, st);
-		return 0;
-	}
-	int fd = wfs_inode_fd(n);
-	if (fd < 0)
-		return fd;
-	int r = wfs_getattr_fd(n, fd, st);
-	wfs_inode_put_fd(n);
-	return r;
-}
-
-void wfs_fill_entry(struct fuse_entry_param *e, struct wfs_inode *n, const struct stat *st)
-{
-	memset(e, 0, sizeof(*e));
-	e->ino = wfs_inode_ino(n);
-	e->attr = *st;
-	e->attr_timeout = wfs.timeout;
-	e->entry_timeout = wfs.timeout;
-}
-
 static int do_lookup(struct wfs_inode *parent, const char *name, struct fuse_entry_param *e)
 {
 	if (hidden(parent, name))
@@ -154,7 +115,9 @@ static bool empty_becomes_encrypted(struct wfs_inode *n)
 	if (wfs_inode_path(n, &path))
 		return false;
 	wfs_classify_path(path, &d); /* not wfs_classify: it takes open_lock */
-	return d.cls == WFS_SENSITIVE;
+	bool sensitive = d.cls == WFS_SENSITIVE;
+	wfs_decision_put(&d);
+	return sensitive;
 }
 
 /*
@@ -402,7 +365,14 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	if (S_ISREG(mode)) {
 		/* Regular files are created through the policy-aware path. */
 		struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
-		wfs_create_node(req, parent, name, mode, &fi, true);
+		struct fuse_entry_param e;
+		int r = wfs_create_file(req, wfs_inode_get(parent), name, mode, &fi, &e);
+		if (r) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+		wfs_file_close(req, (struct wfs_file *)(uintptr_t)fi.fh);
+		fuse_reply_entry(req, &e);
 		return;
 	}
 	make_node(req, parent, name, mode, rdev, NULL);

@@ -65,7 +65,7 @@ static void status_text(char *buf, size_t len)
 		(unsigned long long)atomic_load(&wfs.form_disagrees),
 		wfs.o->strict_forms ? "on" : "off", ninodes, nfds);
 	if (used < len)
-		wfs_policy_status(buf + used, len - used);
+		wfs_fs_policy_status(buf + used, len - used);
 	used = strlen(buf);
 	if (used < len) {
 		if (wfs.audit) {

@@ -69,9 +69,8 @@ static uint64_t mix_dir(uint64_t h, const char *dir)
 	return h;
 }
 
-/* The state of everything the policy in force was read from. Policies a
- * reload replaced stay allocated (classify.c), so the sources read here
- * outlive the lock. */
+/* The state of everything the policy in force was read from (held: a
+ * reload may replace it meanwhile). */
 static uint64_t signature(void)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -79,10 +78,12 @@ static uint64_t signature(void)
 		h = mix_stat(h, wfs.o->policy_path);
 	const struct wfs_policy_source *src;
 	pthread_rwlock_rdlock(&wfs.policy_lock);
-	size_t n = wfs.policy ? wfs_policy_sources(wfs.policy, &src) : 0;
+	const struct wfs_policy *p = wfs_policy_hold(wfs.policy);
 	pthread_rwlock_unlock(&wfs.policy_lock);
+	size_t n = p ? wfs_policy_sources(p, &src) : 0;
 	for (size_t i = 0; i < n; i++)
 		h = src[i].is_dir ? mix_dir(h, src[i].path) : mix_stat(h, src[i].path);
+	wfs_policy_free(p);
 	return h;
 }
 
@@ -100,7 +101,7 @@ static void *watch(void *arg)
 			break;
 		uint64_t now = signature();
 		if (sig == SIGHUP || now != last) {
-			wfs_policy_reload(false);
+			wfs_fs_reload_policy(false);
 			/* what the policy now in force (the new one, or the old
 			 * one after a rejected reload) was read from */
 			last = signature();

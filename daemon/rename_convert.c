@@ -131,7 +131,12 @@ int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_in
 	if (wfs_child_path(parent, name, &from) || wfs_child_path(np, newname, &to))
 		return -EXDEV;
 	wfs_classify_paths(from, to, &a, &b);
-	if (a.opts || a.cls == WFS_DENY || b.cls == WFS_DENY)
+	/* Only the classes are needed: no option of either outlives this. */
+	bool sheds = a.opts || a.cls == WFS_DENY || b.cls == WFS_DENY;
+	bool encrypt = b.cls == WFS_SENSITIVE && wfs.keys;
+	wfs_decision_put(&a);
+	wfs_decision_put(&b);
+	if (sheds)
 		return -EXDEV; /* it would shed a rule, or touch a deny path */
 
 	pthread_mutex_lock(&n->open_lock);
@@ -156,7 +161,6 @@ int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_in
 	}
 	if ((r = wfs_form_of(src, st.st_size, &form)) < 0)
 		goto out;
-	bool encrypt = b.cls == WFS_SENSITIVE && wfs.keys;
 	if (form == WFS_FORM_EMPTY || (form == WFS_FORM_ENCRYPTED) == encrypt) {
 		r = 1; /* already in the target's form: a plain rename */
 		goto out;
@@ -167,8 +171,8 @@ int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_in
 	}
 	r = convert(src, &st, encrypt, np, newname, flags);
 	if (r == -EIO)
-		wfs_audit_integrity(n, "a rename that converts the file found it damaged; "
-				       "nothing was renamed");
+		wfs_fs_integrity_failure(n, "a rename that converts the file found it damaged; "
+					    "nothing was renamed");
 	if (r)
 		goto out;
 	int pfd = wfs_inode_fd(parent);

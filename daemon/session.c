@@ -329,7 +329,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 		report(o, "wardfs: out of memory");
 		goto out;
 	}
-	if (wfs_policy_reload(true) < 0) {
+	if (wfs_fs_reload_policy(true) < 0) {
 		report(o, "wardfs: cannot load policy: %s", wfs.policy_error);
 		goto out;
 	}
@@ -422,9 +422,8 @@ out:
 		wfs_table_destroy(&wfs);
 	wfs_undo_close(wfs.undo); /* after every file: syncs, then empties it */
 	wfs.undo = NULL;
-	wfs_policy_free_retired();
-	if (wfs.policy)
-		wfs_policy_free(wfs.policy);
+	wfs_policy_free(wfs.policy); /* after the inodes, whose decisions hold it */
+	wfs.policy = NULL;
 	wfs_keys_free(wfs.keys);
 	wfs.keys = o->keys = NULL;
 	if (wfs.root_fd > 0)

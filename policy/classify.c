@@ -133,6 +133,7 @@ int pol_best(const struct wfs_policy *p, const char *path, size_t len)
 
 static void fill(const struct wfs_policy *p, int r, struct wfs_decision *out)
 {
+	out->policy = p;
 	if (r < 0) {
 		out->cls = p->def;
 		out->opts = NULL;

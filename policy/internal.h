@@ -7,6 +7,7 @@
 #define WARDFS_POLICY_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -159,6 +160,8 @@ struct pol_index {
 };
 
 struct wfs_policy {
+	/* references (wfs_policy_hold); mutable through a const policy */
+	atomic_uint refs;
 	struct pol_arena arena;
 	struct rule *rules;
 	size_t nrules, caprules;

@@ -298,14 +298,26 @@ void pol_include(struct pol_loader *L, const char *file, unsigned line, unsigned
 static struct wfs_policy *policy_new(void)
 {
 	struct wfs_policy *p = calloc(1, sizeof(*p));
-	if (p)
+	if (p) {
+		atomic_init(&p->refs, 1);
 		p->def = WFS_PUBLIC;
+	}
 	return p;
 }
 
-void wfs_policy_free(struct wfs_policy *p)
+const struct wfs_policy *wfs_policy_hold(const struct wfs_policy *p)
 {
-	if (!p)
+	if (p)
+		atomic_fetch_add(&((struct wfs_policy *)p)->refs, 1);
+	return p;
+}
+
+void wfs_policy_free(const struct wfs_policy *cp)
+{
+	/* The count is the one mutable part of a shared policy: const
+	 * holders may drop their reference. */
+	struct wfs_policy *p = (struct wfs_policy *)cp;
+	if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
 		return;
 	pol_index_free(&p->ix);
 	free(p->rules);

@@ -77,7 +77,13 @@ int wfs_policy_parse_buffer(const char *name, const char *buf, size_t len, unsig
 /* Built-in policy used when no file exists: everything public. */
 struct wfs_policy *wfs_policy_default(void);
 
-void wfs_policy_free(struct wfs_policy *p);
+/*
+ * A policy is counted: load and default return one reference, hold takes
+ * another (a thread or a cached decision that outlives a reload), and free
+ * drops one and frees the policy with the last. Thread-safe.
+ */
+const struct wfs_policy *wfs_policy_hold(const struct wfs_policy *p);
+void wfs_policy_free(const struct wfs_policy *p);
 
 /* Facts about a compiled policy for `wardfs status`. */
 size_t wfs_policy_rule_count(const struct wfs_policy *p);
@@ -101,6 +107,9 @@ struct wfs_decision {
 	const char *file;		  /* deciding rule; NULL if the default decided */
 	unsigned line;
 	int rule_index; /* -1 for the default */
+	/* The policy the decision points into (opts, file): a decision kept
+	 * while the policy may be replaced holds it (wfs_policy_hold). */
+	const struct wfs_policy *policy;
 };
 
 /*

@@ -96,12 +96,33 @@ static void test_subtrees_alike_holds_for_every_file(void **state)
 	wfs_policy_free(p);
 }
 
+/* A held decision outlives its policy's other owner (a reload in the
+ * daemon): its rule's options and file name stay readable until the
+ * last reference goes (ASan would report a use after free). */
+static void test_held_decision_outlives_the_owner(void **state)
+{
+	(void)state;
+	struct wfs_policy *p = parse_ok("sensitive /a allow-user=0\n");
+	struct wfs_decision d;
+	wfs_policy_classify(p, "/a", 2, &d);
+	assert_ptr_equal(d.policy, p);
+	wfs_policy_hold(d.policy);
+	wfs_policy_free(p); /* the owner lets go */
+	assert_int_equal(d.cls, WFS_SENSITIVE);
+	char opts[64];
+	wfs_rule_opts_format(d.opts, opts, sizeof(opts));
+	assert_string_equal(opts, "allow-user=0");
+	assert_string_equal(d.file, "policy");
+	wfs_policy_free(d.policy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_class_and_options),
 		cmocka_unit_test(test_subtrees_alike),
 		cmocka_unit_test(test_subtrees_alike_holds_for_every_file),
+		cmocka_unit_test(test_held_decision_outlives_the_owner),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,11 +1,17 @@
 /*
- * classify.c - the policy in force: loading, reloading on SIGHUP or when
- * the file changes, and per-inode classification cached by generation.
+ * fs_policy.c - the filesystem's policy in force: loading, reloading on
+ * SIGHUP or when the file changes, and per-inode classification cached by
+ * generation.
  *
  * Classification is computed once per inode and kept until the policy
  * generation moves (a reload, or a rename that changes paths under a
  * directory); it is then recomputed lazily at the next use, never by
  * walking the tree.
+ *
+ * A decision points into its policy (rule options, file names). Every
+ * decision handed out holds its policy (wfs_decision_put lets go), and so
+ * does an inode's cached one: a reload drops only the filesystem's own
+ * reference, and the old policy goes with the last decision made by it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,12 +21,6 @@
 #include <unistd.h>
 
 #include "fs.h"
-
-/* Policies replaced by a reload stay allocated: decisions cached in inodes
- * point into them (rule file names, options). Reloads are rare and small. */
-#define MAX_RETIRED 256
-static struct wfs_policy *retired[MAX_RETIRED];
-static int nretired;
 
 static int64_t now_ns(void)
 {
@@ -33,7 +33,14 @@ void wfs_classify_path(const char *relpath, struct wfs_decision *out)
 {
 	pthread_rwlock_rdlock(&wfs.policy_lock);
 	wfs_policy_classify(wfs.policy, relpath, strlen(relpath), out);
+	wfs_policy_hold(out->policy);
 	pthread_rwlock_unlock(&wfs.policy_lock);
+}
+
+void wfs_decision_put(struct wfs_decision *d)
+{
+	wfs_policy_free(d->policy);
+	d->policy = NULL;
 }
 
 bool wfs_subtrees_decide_alike(const char *a, const char *b)
@@ -50,14 +57,20 @@ void wfs_classify_paths(const char *a, const char *b, struct wfs_decision *da,
 	pthread_rwlock_rdlock(&wfs.policy_lock);
 	wfs_policy_classify(wfs.policy, a, strlen(a), da);
 	wfs_policy_classify(wfs.policy, b, strlen(b), db);
+	wfs_policy_hold(da->policy);
+	wfs_policy_hold(db->policy);
 	pthread_rwlock_unlock(&wfs.policy_lock);
 }
 
 bool wfs_paths_decide_alike(const char *a, const char *b)
 {
 	struct wfs_decision da, db;
-	wfs_classify_paths(a, b, &da, &db);
-	return wfs_decision_same(&da, &db);
+	pthread_rwlock_rdlock(&wfs.policy_lock);
+	wfs_policy_classify(wfs.policy, a, strlen(a), &da);
+	wfs_policy_classify(wfs.policy, b, strlen(b), &db);
+	bool alike = wfs_decision_same(&da, &db);
+	pthread_rwlock_unlock(&wfs.policy_lock);
+	return alike;
 }
 
 void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision *out)
@@ -66,15 +79,19 @@ void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision 
 	pthread_mutex_lock(&n->open_lock);
 	if (n->cls_gen == gen) {
 		*out = n->dec;
+		wfs_policy_hold(out->policy); /* n's reference keeps it meanwhile */
 		pthread_mutex_unlock(&n->open_lock);
 		return;
 	}
 	pthread_mutex_unlock(&n->open_lock);
 	wfs_classify_path(relpath, out);
 	pthread_mutex_lock(&n->open_lock);
+	struct wfs_decision was = n->dec;
 	n->dec = *out;
+	wfs_policy_hold(n->dec.policy);
 	n->cls_gen = gen;
 	pthread_mutex_unlock(&n->open_lock);
+	wfs_decision_put(&was);
 }
 
 static void log_reload(bool ok, const char *detail)
@@ -91,7 +108,7 @@ static void log_reload(bool ok, const char *detail)
 	wfs_audit_record(wfs.audit, &ev);
 }
 
-int wfs_policy_reload(bool initial)
+int wfs_fs_reload_policy(bool initial)
 {
 	struct wfs_policy *p = NULL;
 	struct wfs_policy_diags diags = {0};
@@ -135,19 +152,16 @@ int wfs_policy_reload(bool initial)
 	}
 	wfs_policy_diags_free(&diags);
 	pthread_rwlock_wrlock(&wfs.policy_lock);
-	struct wfs_policy *old = wfs.policy;
+	const struct wfs_policy *old = wfs.policy;
 	wfs.policy = p;
 	wfs.policy_error[0] = '\0';
 	wfs.policy_loaded_ns = now_ns();
 	if (!initial)
 		wfs.policy_reloads++;
 	atomic_fetch_add(&wfs.policy_gen, 1);
-	if (old) {
-		if (nretired < MAX_RETIRED)
-			retired[nretired++] = old;
-		/* else: leaked on purpose rather than freed under readers */
-	}
 	pthread_rwlock_unlock(&wfs.policy_lock);
+	/* Decisions made by the old policy hold it: it goes with the last. */
+	wfs_policy_free(old);
 	if (!initial) {
 		fprintf(stderr, "wardfs: policy reloaded from %s (%zu rules)\n",
 			path ? path : "(built-in)", wfs_policy_rule_count(p));
@@ -156,7 +170,7 @@ int wfs_policy_reload(bool initial)
 	return 0;
 }
 
-void wfs_policy_status(char *buf, size_t len)
+void wfs_fs_policy_status(char *buf, size_t len)
 {
 	pthread_rwlock_rdlock(&wfs.policy_lock);
 	const char *path = wfs_policy_path(wfs.policy);
@@ -172,11 +186,4 @@ void wfs_policy_status(char *buf, size_t len)
 		 when, wfs_policy_rule_count(wfs.policy),
 		 wfs.policy_error[0] ? wfs.policy_error : "none", wfs.policy_reloads);
 	pthread_rwlock_unlock(&wfs.policy_lock);
-}
-
-void wfs_policy_free_retired(void)
-{
-	for (int i = 0; i < nretired; i++)
-		wfs_policy_free(retired[i]);
-	nretired = 0;
 }
