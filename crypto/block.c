@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypto_internal.h"
 
@@ -79,6 +80,50 @@ off_t wfs_plain_size(off_t cipher_size)
 	full = n / (off_t)CB;
 	rem = n % (off_t)CB;
 	return full * PB + (rem > (off_t)WFS_BLOCK_OVERHEAD ? rem - WFS_BLOCK_OVERHEAD : 0);
+}
+
+off_t wfs_block_cipher_off(uint64_t i)
+{
+	return wfs__cblock_off(i);
+}
+
+void wfs_write_cipher_span(off_t off, size_t len, off_t *start, off_t *end)
+{
+	*start = wfs__cblock_off((uint64_t)(off / PB));
+	*end = wfs_cipher_size(off + (off_t)len);
+}
+
+void wfs_grow_guard_begin(int fd, off_t cipher_size, off_t new_plain_end, struct wfs_grow_guard *g)
+{
+	off_t plain = wfs_plain_size(cipher_size);
+
+	g->grows = new_plain_end > plain;
+	g->old_size = cipher_size;
+	g->tail_len = 0;
+	if (!g->grows)
+		return;
+	g->tail_off = wfs__cblock_off((uint64_t)(plain / PB));
+	if (g->tail_off < cipher_size) {
+		size_t want = (size_t)(cipher_size - g->tail_off);
+		ssize_t got;
+
+		if (want > sizeof(g->tail))
+			want = sizeof(g->tail);
+		got = pread(fd, g->tail, want, g->tail_off);
+		g->tail_len = got > 0 ? got : 0;
+	}
+}
+
+void wfs_grow_guard_end(int fd, struct wfs_grow_guard *g, bool failed)
+{
+	if (!g->grows || !failed)
+		return;
+	if (g->tail_len > 0 && pwrite(fd, g->tail, (size_t)g->tail_len, g->tail_off) < 0) {
+		/* the old tail block stays damaged; reads report EIO */
+	}
+	if (ftruncate(fd, g->old_size) < 0) {
+		/* the cut tail reads as EIO, never as garbage */
+	}
 }
 
 bool wfs_cipher_size_ok(const struct wfs_file_hdr *h, off_t cipher_size)

@@ -154,6 +154,35 @@ off_t wfs_cipher_size(off_t plain_size);
 bool wfs_cipher_size_ok(const struct wfs_file_hdr *h, off_t cipher_size);
 
 /*
+ * Block geometry, for callers that move stored bytes themselves (read
+ * ahead, write-behind): where plaintext block i is stored, and the stored
+ * range [*start, *end) a write of plaintext [off, off + len) rewrites, from
+ * the block holding off to the file's new end.
+ */
+off_t wfs_block_cipher_off(uint64_t i);
+void wfs_write_cipher_span(off_t off, size_t len, off_t *start, off_t *end);
+
+/*
+ * A write that grows an encrypted file rewrites its last partial block in
+ * place and appends new blocks. If that fails half way (ENOSPC, EIO), the
+ * old last block may be half overwritten, and bytes already acknowledged
+ * would read as EIO. wfs_grow_guard_begin saves the stored bytes of the
+ * old last block when a write to new_plain_end grows the file (cipher_size:
+ * its size now); wfs_grow_guard_end(failed) puts them back and cuts the
+ * file to its old size, so a failed growing write leaves it as it was.
+ * The caller holds the file's bytes still between the two.
+ */
+struct wfs_grow_guard {
+	bool grows;
+	off_t old_size;	  /* cipher size before the write */
+	off_t tail_off;	  /* cipher offset of the saved tail block */
+	ssize_t tail_len; /* bytes saved, 0 when the old end is block-aligned */
+	unsigned char tail[WFS_CBLOCK_SIZE];
+};
+void wfs_grow_guard_begin(int fd, off_t cipher_size, off_t new_plain_end, struct wfs_grow_guard *g);
+void wfs_grow_guard_end(int fd, struct wfs_grow_guard *g, bool failed);
+
+/*
  * Content I/O on an encrypted file (fd opened O_RDWR or O_RDONLY for reads).
  * Per-thread cipher contexts and scratch buffers: no allocation per call.
  * Reads return bytes read (short at EOF) or -EIO when a needed block fails

@@ -10,7 +10,8 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 
-#include "fs.h"
+#include "access.h"
+#include "inode.h"
 #include "procinfo.h"
 
 #define MAX_GROUPS 64
@@ -68,14 +69,15 @@ static void exe_detail(struct wfs_open_ctx *c, const struct exe_match *m, const 
 
 int wfs_access_check(fuse_req_t req, struct wfs_open_ctx *c)
 {
+	struct wfs_fs *fs = wfs_fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	c->caller_uid = ctx->uid;
 	c->caller_gid = ctx->gid;
 	c->caller_pid = ctx->pid;
 	c->have_proc = false;
 	c->detail[0] = '\0';
-	if (wfs.audit || needs_caller(&c->dec)) {
-		wfs_procinfo_get(ctx->pid, &c->proc);
+	if (fs->audit || needs_caller(&c->dec)) {
+		wfs_procinfo_get(fs->procs, ctx->pid, &c->proc);
 		c->have_proc = true;
 	}
 	if (c->dec.cls == WFS_DENY)
@@ -119,7 +121,7 @@ int wfs_access_check(fuse_req_t req, struct wfs_open_ctx *c)
  * audit's own reason. While the db stays broken every open is refused: log
  * at most one a second and count the rest, so the log cannot flood.
  */
-static void log_refusal(const char *path, int err)
+static void log_refusal(struct wfs_fs *fs, const char *path, int err)
 {
 	static _Atomic int64_t last_sec = -1;
 	static atomic_uint_fast64_t unlogged;
@@ -132,7 +134,7 @@ static void log_refusal(const char *path, int err)
 		return;
 	}
 	struct wfs_audit_counters ac;
-	wfs_audit_counters(wfs.audit, &ac);
+	wfs_audit_counters(fs->audit, &ac);
 	unsigned long long more = atomic_exchange(&unlogged, 0);
 	char tail[64] = "";
 	if (more)
@@ -144,7 +146,8 @@ static void log_refusal(const char *path, int err)
 
 int wfs_access_record(struct wfs_open_ctx *c, int err)
 {
-	if (!wfs.audit)
+	struct wfs_fs *fs = c->fs;
+	if (!fs->audit)
 		return 0;
 	struct wfs_audit_event ev = {
 		.kind = c->kind != WFS_AUDIT_OPEN ? c->kind
@@ -165,9 +168,9 @@ int wfs_access_record(struct wfs_open_ctx *c, int err)
 		.exe = c->have_proc ? c->proc.exe : NULL,
 		.detail = c->detail[0] ? c->detail : c->change_detail,
 	};
-	int r = wfs_audit_record(wfs.audit, &ev);
+	int r = wfs_audit_record(fs->audit, &ev);
 	if (r) {
-		log_refusal(c->path, r);
+		log_refusal(fs, c->path, r);
 		return -EACCES;
 	}
 	return 0;
@@ -175,11 +178,12 @@ int wfs_access_record(struct wfs_open_ctx *c, int err)
 
 void wfs_fs_integrity_failure(struct wfs_inode *n, const char *what)
 {
+	struct wfs_fs *fs = n->fs;
 	WFS_AUTOFREE char *known = NULL;
 	const char *path = wfs_inode_path(n, &known) ? "?" : known;
-	atomic_fetch_add(&wfs.integrity_errors, 1);
+	atomic_fetch_add(&fs->integrity_errors, 1);
 	fprintf(stderr, "wardfs: integrity failure in '%s': %s\n", path, what);
-	if (!wfs.audit)
+	if (!fs->audit)
 		return;
 	struct wfs_audit_event ev = {
 		.kind = WFS_AUDIT_INTEGRITY,
@@ -190,5 +194,5 @@ void wfs_fs_integrity_failure(struct wfs_inode *n, const char *what)
 		.err = EIO,
 		.detail = what,
 	};
-	wfs_audit_record(wfs.audit, &ev);
+	wfs_audit_record(fs->audit, &ev);
 }

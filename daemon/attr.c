@@ -7,7 +7,8 @@
 #include <fcntl.h>
 #include <string.h>
 
-#include "fs.h"
+#include "attr.h"
+#include "inode.h"
 
 void wfs_show_plain_size(struct wfs_inode *n, struct stat *st)
 {
@@ -25,9 +26,10 @@ int wfs_getattr_fd(struct wfs_inode *n, int fd, struct stat *st)
 
 int wfs_stat_inode(struct wfs_inode *n, struct stat *st)
 {
+	struct wfs_fs *fs = n->fs;
 	/* Files: by name (cheap, and there are more of them than cached fds);
 	 * directories keep their fds cached as parents anyway. */
-	if (n != &wfs.root && n->type != S_IFDIR && wfs_inode_stat_by_name(n, st) == 0) {
+	if (n != &fs->root && n->type != S_IFDIR && wfs_inode_stat_by_name(n, st) == 0) {
 		wfs_show_plain_size(n, st);
 		return 0;
 	}
@@ -41,9 +43,10 @@ int wfs_stat_inode(struct wfs_inode *n, struct stat *st)
 
 void wfs_fill_entry(struct fuse_entry_param *e, struct wfs_inode *n, const struct stat *st)
 {
+	struct wfs_fs *fs = n->fs;
 	memset(e, 0, sizeof(*e));
 	e->ino = wfs_inode_ino(n);
 	e->attr = *st;
-	e->attr_timeout = wfs.timeout;
-	e->entry_timeout = wfs.timeout;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
 }

@@ -19,17 +19,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "lifecycle.h"
 
-static void chain_break(const char *detail)
+static void chain_break(struct wfs_fs *fs, const char *detail)
 {
 	fprintf(stderr, "wardfs: warning: %s\n", detail);
 	struct wfs_audit_event ev = {
 		.kind = WFS_AUDIT_CHAIN_BREAK, .allowed = true, .detail = detail};
-	wfs_audit_record(wfs.audit, &ev);
+	wfs_audit_record(fs->audit, &ev);
 }
 
-static void replaced(const struct wfs_audit_lineage *was, const struct wfs_audit_identity *now)
+static void replaced(struct wfs_fs *fs, const struct wfs_audit_lineage *was,
+		     const struct wfs_audit_identity *now)
 {
 	char t_was[64], t_now[64], detail[PATH_MAX + 512];
 	wfs_audit_format_time(was->ident.created_ns, t_was, sizeof t_was);
@@ -39,28 +40,28 @@ static void replaced(const struct wfs_audit_lineage *was, const struct wfs_audit
 		 "before (id %s, created %s, at '%s'): the vault's earlier rows are not here",
 		 now->id, t_now, now->created_ns > was->ident.created_ns ? "younger than" : "not",
 		 was->ident.id, t_was, was->path);
-	chain_break(detail);
+	chain_break(fs, detail);
 }
 
-void wfs_audit_lineage_check(const char *db_path)
+void wfs_audit_lineage_check(struct wfs_fs *fs, const char *db_path)
 {
 	int dfd =
-		openat(wfs.root_fd, WFS_VAULT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		openat(fs->root_fd, WFS_VAULT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
 		return; /* no vault directory: a mount without keys */
 	struct wfs_audit_identity now;
 	struct wfs_audit_lineage was;
-	wfs_audit_identity(wfs.audit, &now);
+	wfs_audit_identity(fs->audit, &now);
 	int r = wfs_audit_lineage_read(dfd, &was);
 	if (r == -EINVAL) {
 		char detail[PATH_MAX + 256];
 		snprintf(detail, sizeof detail,
 			 "the vault's record of its audit database ('%s/%s/%s') is unreadable: "
 			 "the vault's earlier rows may be in another database",
-			 wfs.o->backing, WFS_VAULT_DIR, WFS_AUDIT_LINEAGE_FILE);
-		chain_break(detail);
+			 fs->o->backing, WFS_VAULT_DIR, WFS_AUDIT_LINEAGE_FILE);
+		chain_break(fs, detail);
 	} else if (r == 0 && strcmp(was.ident.id, now.id)) {
-		replaced(&was, &now);
+		replaced(fs, &was, &now);
 	}
 	if (r || strcmp(was.ident.id, now.id) || strcmp(was.path, db_path)) {
 		int w = wfs_audit_lineage_write(dfd, &now, db_path);
@@ -68,7 +69,7 @@ void wfs_audit_lineage_check(const char *db_path)
 			fprintf(stderr,
 				"wardfs: warning: cannot record the audit database's identity in "
 				"'%s/%s/%s': %s\n",
-				wfs.o->backing, WFS_VAULT_DIR, WFS_AUDIT_LINEAGE_FILE,
+				fs->o->backing, WFS_VAULT_DIR, WFS_AUDIT_LINEAGE_FILE,
 				strerror(-w));
 	}
 	close(dfd);

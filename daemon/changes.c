@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "fs.h"
+#include "access.h"
+#include "fs_policy.h"
+#include "inode.h"
 
 /* Changes of a file's content or extended attributes: judged like a
  * write-open (deny refuses, the rule's options must allow the caller). */
@@ -27,6 +29,7 @@ int wfs_change_begin(fuse_req_t req, struct wfs_change *ch, enum wfs_audit_kind 
 		     const char *detail)
 {
 	memset(&ch->c, 0, sizeof(ch->c));
+	ch->c.fs = wfs_fs_of(req);
 	ch->audited = false;
 	ch->path = NULL;
 	ch->c.kind = kind;
@@ -41,7 +44,7 @@ int wfs_change_begin(fuse_req_t req, struct wfs_change *ch, enum wfs_audit_kind 
 	if (n)
 		wfs_classify(n, ch->path, &ch->c.dec);
 	else
-		wfs_classify_path(ch->path, &ch->c.dec);
+		wfs_classify_path(ch->c.fs, ch->path, &ch->c.dec);
 	bool content = changes_content(kind);
 	if (ch->c.dec.cls == WFS_PUBLIC && !(content && ch->c.dec.opts))
 		return 0; /* wfs_change_end lets the decision go */

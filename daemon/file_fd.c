@@ -21,7 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "file_fd.h"
+#include "inode.h"
 
 void wfs_file_shed_fd(struct wfs_file *f)
 {
@@ -45,46 +46,67 @@ void wfs_file_put_fd(struct wfs_file *f, int fd)
 		close(fd);
 }
 
-/* Daemon-held opens per user (hold_lock). A home has few users: a list. */
+/* Daemon-held opens per user (lock). A home has few users: a list. */
 struct holder {
 	uid_t uid;
 	unsigned n;
 };
-static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct holder *holders;
-static size_t nholders, capholders;
-static time_t hold_logged;
+struct wfs_holders {
+	pthread_mutex_t lock;
+	struct holder *v;
+	size_t n, cap;
+	time_t logged;
+};
 
-static struct holder *holder_of(uid_t uid)
+struct wfs_holders *wfs_holders_new(void)
 {
-	for (size_t i = 0; i < nholders; i++)
-		if (holders[i].uid == uid)
-			return &holders[i];
-	if (nholders == capholders) {
-		size_t cap = capholders ? 2 * capholders : 16;
-		struct holder *v = realloc(holders, cap * sizeof(*v));
+	struct wfs_holders *hs = calloc(1, sizeof(*hs));
+	if (hs)
+		pthread_mutex_init(&hs->lock, NULL);
+	return hs;
+}
+
+void wfs_holders_free(struct wfs_holders *hs)
+{
+	if (!hs)
+		return;
+	pthread_mutex_destroy(&hs->lock);
+	free(hs->v);
+	free(hs);
+}
+
+static struct holder *holder_of(struct wfs_holders *hs, uid_t uid)
+{
+	for (size_t i = 0; i < hs->n; i++)
+		if (hs->v[i].uid == uid)
+			return &hs->v[i];
+	if (hs->n == hs->cap) {
+		size_t cap = hs->cap ? 2 * hs->cap : 16;
+		struct holder *v = realloc(hs->v, cap * sizeof(*v));
 		if (!v)
 			return NULL;
-		holders = v;
-		capholders = cap;
+		hs->v = v;
+		hs->cap = cap;
 	}
-	holders[nholders] = (struct holder){.uid = uid};
-	return &holders[nholders++];
+	hs->v[hs->n] = (struct holder){.uid = uid};
+	return &hs->v[hs->n++];
 }
 
 int wfs_file_hold(struct wfs_file *f, uid_t uid)
 {
-	if (f->serve == WFS_SERVE_PASSTHROUGH || uid == 0 || wfs.max_held == 0)
+	struct wfs_fs *fs = f->inode->fs;
+	if (f->serve == WFS_SERVE_PASSTHROUGH || uid == 0 || fs->max_held == 0)
 		return 0;
-	pthread_mutex_lock(&hold_lock);
-	struct holder *h = holder_of(uid);
+	struct wfs_holders *hs = fs->holders;
+	pthread_mutex_lock(&hs->lock);
+	struct holder *h = holder_of(hs, uid);
 	int r = 0;
 	if (!h) {
 		r = -ENOMEM;
-	} else if (h->n >= wfs.max_held) {
+	} else if (h->n >= fs->max_held) {
 		time_t now = time(NULL);
-		if (now != hold_logged) {
-			hold_logged = now;
+		if (now != hs->logged) {
+			hs->logged = now;
 			fprintf(stderr,
 				"wardfs: uid %u holds %u files open through the daemon, its limit: "
 				"more opens get EMFILE until it closes some\n",
@@ -96,7 +118,7 @@ int wfs_file_hold(struct wfs_file *f, uid_t uid)
 		f->held = true;
 		f->uid = uid;
 	}
-	pthread_mutex_unlock(&hold_lock);
+	pthread_mutex_unlock(&hs->lock);
 	return r;
 }
 
@@ -104,10 +126,11 @@ void wfs_file_unhold(struct wfs_file *f)
 {
 	if (!f->held)
 		return;
-	pthread_mutex_lock(&hold_lock);
-	struct holder *h = holder_of(f->uid);
+	struct wfs_holders *hs = f->inode->fs->holders;
+	pthread_mutex_lock(&hs->lock);
+	struct holder *h = holder_of(hs, f->uid);
 	if (h && h->n > 0)
 		h->n--;
-	pthread_mutex_unlock(&hold_lock);
+	pthread_mutex_unlock(&hs->lock);
 	f->held = false;
 }

@@ -19,7 +19,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "access.h"
+#include "attr.h"
+#include "creds.h"
+#include "file_fd.h"
+#include "file_open.h"
+#include "fs_policy.h"
+#include "inode.h"
+#include "stream.h"
 
 /* Flags the daemon's own backing fd is opened with: read-write unless
  * read-only (encrypted blocks need read-modify-write), never O_APPEND
@@ -56,16 +63,17 @@ static bool kills_privs(const struct stat *st)
 /* Registers the inode's backing file once; shared by all its opens. */
 static int passthrough_id(fuse_req_t req, struct wfs_inode *n, int fd)
 {
+	struct wfs_fs *fs = wfs_fs_of(req);
 	if (n->backing_id > 0)
 		return n->backing_id;
 	int id = wfs_creds_passthrough_open(req, fd);
 	if (id <= 0) {
-		if (!atomic_exchange(&wfs.passthrough_warned, true))
+		if (!atomic_exchange(&fs->passthrough_warned, true))
 			fprintf(stderr,
 				"wardfs: passthrough registration failed (%s); "
 				"serving public files through the daemon\n",
 				strerror(errno ? errno : EPERM));
-		wfs.passthrough = false;
+		fs->passthrough = false;
 		return 0;
 	}
 	n->backing_id = id;
@@ -74,9 +82,10 @@ static int passthrough_id(fuse_req_t req, struct wfs_inode *n, int fd)
 
 void wfs_inode_undo(struct wfs_inode *n, struct wfs_file_hdr *h, off_t cipher_size)
 {
+	struct wfs_fs *fs = n->fs;
 	struct wfs_undo_file *u = atomic_load(&n->undo), *none = NULL;
-	if (!u && wfs.undo) {
-		u = wfs_undo_file_new(wfs.undo, (int)n->handle_type, n->handle, n->handle_bytes,
+	if (!u && fs->undo) {
+		u = wfs_undo_file_new(fs->undo, (int)n->handle_type, n->handle, n->handle_bytes,
 				      cipher_size);
 		if (u && !atomic_compare_exchange_strong(&n->undo, &none, u)) {
 			wfs_undo_file_free(u); /* another thread made it first */
@@ -88,7 +97,8 @@ void wfs_inode_undo(struct wfs_inode *n, struct wfs_file_hdr *h, off_t cipher_si
 
 int wfs_file_begin_encrypted(struct wfs_inode *n, int fd)
 {
-	int r = wfs_hdr_write(wfs.keys, fd, &n->hdr);
+	struct wfs_fs *fs = n->fs;
+	int r = wfs_hdr_write(fs->keys, fd, &n->hdr);
 	if (r < 0)
 		return r;
 	wfs_inode_undo(n, &n->hdr, 0); /* nothing of a new file is durable yet */
@@ -103,6 +113,7 @@ int wfs_file_begin_encrypted(struct wfs_inode *n, int fd)
 static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 		      struct fuse_file_info *fi, const struct wfs_decision *dec, int *formp)
 {
+	struct wfs_fs *fs = wfs_fs_of(req);
 	int form;
 	if (n->opens > 0) {
 		f->serve = n->serve;
@@ -121,7 +132,7 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 							 "build knows");
 			return marked;
 		}
-		if (form == WFS_FORM_EMPTY && dec->cls == WFS_SENSITIVE && wfs.keys &&
+		if (form == WFS_FORM_EMPTY && dec->cls == WFS_SENSITIVE && fs->keys &&
 		    (fi->flags & O_ACCMODE) != O_RDONLY) {
 			/* First write of an empty sensitive file: give it a header. */
 			int w = wfs_file_begin_encrypted(n, f->fd);
@@ -129,9 +140,9 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 				return w;
 			form = WFS_FORM_ENCRYPTED;
 		} else if (form == WFS_FORM_ENCRYPTED) {
-			if (!wfs.keys)
+			if (!fs->keys)
 				return -EACCES;
-			int h = wfs_hdr_read(wfs.keys, f->fd, &n->hdr);
+			int h = wfs_hdr_read(fs->keys, f->fd, &n->hdr);
 			wfs_inode_undo(n, &n->hdr, st.st_size);
 			if (h != WFS_FORM_ENCRYPTED) {
 				/* Marked, so ours: a header that fails or is gone
@@ -153,12 +164,12 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 							 "(see 'wardfs fsck --repair')");
 		}
 		if (form == WFS_FORM_ENCRYPTED ||
-		    (form == WFS_FORM_EMPTY && dec->cls == WFS_SENSITIVE && wfs.keys))
+		    (form == WFS_FORM_EMPTY && dec->cls == WFS_SENSITIVE && fs->keys))
 			n->serve = WFS_SERVE_ENCRYPTED;
 		else if (kills_privs(&st))
 			n->serve = WFS_SERVE_FORWARD;
 		else
-			n->serve = wfs.passthrough ? WFS_SERVE_PASSTHROUGH : WFS_SERVE_FORWARD;
+			n->serve = fs->passthrough ? WFS_SERVE_PASSTHROUGH : WFS_SERVE_FORWARD;
 		if (marked && n->serve != WFS_SERVE_ENCRYPTED) {
 			/* Empty, and about to be written in the clear. */
 			int c = wfs_mark_clear(f->fd);
@@ -189,6 +200,7 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 static int file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_file_info *fi,
 		     const struct wfs_decision *dec, const char **form)
 {
+	struct wfs_fs *fs = wfs_fs_of(req);
 	struct wfs_file *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
@@ -197,7 +209,7 @@ static int file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_fi
 	int formv = -1;
 	pthread_mutex_lock(&n->open_lock);
 	int r = 0;
-	if (wfs.o->strict_forms && dec->cls == WFS_SENSITIVE &&
+	if (fs->o->strict_forms && dec->cls == WFS_SENSITIVE &&
 	    atomic_load(&n->form) == WFS_FORM_PLAIN) {
 		/* --strict-forms: plaintext where the policy wants ciphertext is
 		 * refused until `wardfs migrate` encrypts it. */
@@ -215,7 +227,7 @@ static int file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_fi
 	pthread_mutex_unlock(&n->open_lock);
 	if ((formv == WFS_FORM_PLAIN && dec->cls == WFS_SENSITIVE) ||
 	    (formv == WFS_FORM_ENCRYPTED && dec->cls != WFS_SENSITIVE))
-		atomic_fetch_add(&wfs.form_disagrees, 1);
+		atomic_fetch_add(&fs->form_disagrees, 1);
 	*form = form_label(formv);
 	if (r) {
 		free(f);
@@ -244,10 +256,11 @@ void wfs_file_close(fuse_req_t req, struct wfs_file *f)
 /* Truncates at open time (O_TRUNC) in the file's own form. */
 static int open_truncate(struct wfs_file *f)
 {
+	struct wfs_fs *fs = f->inode->fs;
 	if (f->serve != WFS_SERVE_ENCRYPTED)
 		return ftruncate(f->fd, 0) < 0 ? -errno : 0;
 	wfs_io_change_begin(f->inode);
-	int r = wfs_content_truncate(wfs.keys, f->fd, &f->inode->hdr, 0);
+	int r = wfs_content_truncate(fs->keys, f->fd, &f->inode->hdr, 0);
 	wfs_io_change_end(f->inode);
 	return r;
 }
@@ -309,7 +322,7 @@ static int open_inode(fuse_req_t req, struct wfs_inode *n, struct wfs_open_ctx *
 int wfs_open_file(fuse_req_t req, struct wfs_inode *n, struct fuse_file_info *fi)
 {
 	WFS_AUTOFREE char *path = NULL;
-	struct wfs_open_ctx c = {.flags = fi->flags};
+	struct wfs_open_ctx c = {.fs = n->fs, .flags = fi->flags};
 	int r = wfs_inode_path(n, &path);
 	if (r)
 		/* The name we knew was removed while the file kept others
@@ -359,7 +372,7 @@ static int create_backing(fuse_req_t req, struct wfs_inode *parent, const char *
 		*created = true;
 		do
 			fd = openat(pfd, name, bf | O_CREAT | O_EXCL, mode & ~S_IFMT);
-		while (fd < 0 && wfs_fds_reclaim(errno));
+		while (fd < 0 && wfs_fds_reclaim(parent->fs, errno));
 		if (fd < 0 && errno == EEXIST && !(flags & O_EXCL)) {
 			*created = false;
 			fd = openat(pfd, name, bf | O_NOFOLLOW);
@@ -419,24 +432,25 @@ fail_fd:
 int wfs_create_file(fuse_req_t req, struct wfs_inode *parent, const char *name, mode_t mode,
 		    struct fuse_file_info *fi, struct fuse_entry_param *e)
 {
+	struct wfs_fs *fs = wfs_fs_of(req);
 	WFS_AUTOFREE char *path = NULL;
-	struct wfs_open_ctx c = {.flags = fi->flags | O_CREAT, .create = true};
+	struct wfs_open_ctx c = {.fs = fs, .flags = fi->flags | O_CREAT, .create = true};
 	int fd = -1, r;
 	bool created = false;
-	if (parent == &wfs.root && !strcmp(name, WFS_VAULT_DIR))
+	if (parent == &fs->root && !strcmp(name, WFS_VAULT_DIR))
 		return -EPERM;
 	/* From the path until the name exists (fs.h, tree_lock): a directory
 	 * above may be moving to another class. */
-	pthread_rwlock_rdlock(&wfs.tree_lock);
+	pthread_rwlock_rdlock(&fs->tree_lock);
 	r = wfs_child_path(parent, name, &path);
 	if (!r) {
 		c.path = path;
-		wfs_classify_path(path, &c.dec);
+		wfs_classify_path(fs, path, &c.dec);
 		r = wfs_access_check(req, &c);
 	}
 	if (!r)
 		r = create_backing(req, parent, name, mode, fi->flags, &fd, &created);
-	pthread_rwlock_unlock(&wfs.tree_lock);
+	pthread_rwlock_unlock(&fs->tree_lock);
 	if (!r)
 		r = create_open(req, parent, name, &c, fd, created, fi, e);
 	if (!r)

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "fs_policy.h"
 
 static int64_t now_ns(void)
 {
@@ -29,12 +29,12 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-void wfs_classify_path(const char *relpath, struct wfs_decision *out)
+void wfs_classify_path(struct wfs_fs *fs, const char *relpath, struct wfs_decision *out)
 {
-	pthread_rwlock_rdlock(&wfs.policy_lock);
-	wfs_policy_classify(wfs.policy, relpath, strlen(relpath), out);
+	pthread_rwlock_rdlock(&fs->policy_lock);
+	wfs_policy_classify(fs->policy, relpath, strlen(relpath), out);
 	wfs_policy_hold(out->policy);
-	pthread_rwlock_unlock(&wfs.policy_lock);
+	pthread_rwlock_unlock(&fs->policy_lock);
 }
 
 void wfs_decision_put(struct wfs_decision *d)
@@ -43,39 +43,40 @@ void wfs_decision_put(struct wfs_decision *d)
 	d->policy = NULL;
 }
 
-bool wfs_subtrees_decide_alike(const char *a, const char *b)
+bool wfs_subtrees_decide_alike(struct wfs_fs *fs, const char *a, const char *b)
 {
-	pthread_rwlock_rdlock(&wfs.policy_lock);
-	bool alike = wfs_policy_subtrees_alike(wfs.policy, a, b);
-	pthread_rwlock_unlock(&wfs.policy_lock);
+	pthread_rwlock_rdlock(&fs->policy_lock);
+	bool alike = wfs_policy_subtrees_alike(fs->policy, a, b);
+	pthread_rwlock_unlock(&fs->policy_lock);
 	return alike;
 }
 
-void wfs_classify_paths(const char *a, const char *b, struct wfs_decision *da,
+void wfs_classify_paths(struct wfs_fs *fs, const char *a, const char *b, struct wfs_decision *da,
 			struct wfs_decision *db)
 {
-	pthread_rwlock_rdlock(&wfs.policy_lock);
-	wfs_policy_classify(wfs.policy, a, strlen(a), da);
-	wfs_policy_classify(wfs.policy, b, strlen(b), db);
+	pthread_rwlock_rdlock(&fs->policy_lock);
+	wfs_policy_classify(fs->policy, a, strlen(a), da);
+	wfs_policy_classify(fs->policy, b, strlen(b), db);
 	wfs_policy_hold(da->policy);
 	wfs_policy_hold(db->policy);
-	pthread_rwlock_unlock(&wfs.policy_lock);
+	pthread_rwlock_unlock(&fs->policy_lock);
 }
 
-bool wfs_paths_decide_alike(const char *a, const char *b)
+bool wfs_paths_decide_alike(struct wfs_fs *fs, const char *a, const char *b)
 {
 	struct wfs_decision da, db;
-	pthread_rwlock_rdlock(&wfs.policy_lock);
-	wfs_policy_classify(wfs.policy, a, strlen(a), &da);
-	wfs_policy_classify(wfs.policy, b, strlen(b), &db);
+	pthread_rwlock_rdlock(&fs->policy_lock);
+	wfs_policy_classify(fs->policy, a, strlen(a), &da);
+	wfs_policy_classify(fs->policy, b, strlen(b), &db);
 	bool alike = wfs_decision_same(&da, &db);
-	pthread_rwlock_unlock(&wfs.policy_lock);
+	pthread_rwlock_unlock(&fs->policy_lock);
 	return alike;
 }
 
 void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision *out)
 {
-	unsigned gen = atomic_load(&wfs.policy_gen);
+	struct wfs_fs *fs = n->fs;
+	unsigned gen = atomic_load(&fs->policy_gen);
 	pthread_mutex_lock(&n->open_lock);
 	if (n->cls_gen == gen) {
 		*out = n->dec;
@@ -84,7 +85,7 @@ void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision 
 		return;
 	}
 	pthread_mutex_unlock(&n->open_lock);
-	wfs_classify_path(relpath, out);
+	wfs_classify_path(n->fs, relpath, out);
 	pthread_mutex_lock(&n->open_lock);
 	struct wfs_decision was = n->dec;
 	n->dec = *out;
@@ -94,30 +95,30 @@ void wfs_classify(struct wfs_inode *n, const char *relpath, struct wfs_decision 
 	wfs_decision_put(&was);
 }
 
-static void log_reload(bool ok, const char *detail)
+static void log_reload(struct wfs_fs *fs, bool ok, const char *detail)
 {
-	if (!wfs.audit)
+	if (!fs->audit)
 		return;
 	struct wfs_audit_event ev = {
 		.kind = WFS_AUDIT_RELOAD,
-		.path = wfs.o->policy_path ? wfs.o->policy_path : "(built-in)",
+		.path = fs->o->policy_path ? fs->o->policy_path : "(built-in)",
 		.allowed = ok,
 		.err = ok ? 0 : EINVAL,
 		.detail = detail,
 	};
-	wfs_audit_record(wfs.audit, &ev);
+	wfs_audit_record(fs->audit, &ev);
 }
 
-int wfs_fs_reload_policy(bool initial)
+int wfs_fs_reload_policy(struct wfs_fs *fs, bool initial)
 {
 	struct wfs_policy *p = NULL;
 	struct wfs_policy_diags diags = {0};
-	const char *path = wfs.o->policy_path;
+	const char *path = fs->o->policy_path;
 	int r = -ENOENT;
 	if (path)
 		r = wfs_policy_load(path, wfs_policy_caller_flags() | WFS_POLICY_CHECK_EXES, &p,
 				    &diags);
-	if (r == -ENOENT && !wfs.o->policy_required && !wfs.policy) {
+	if (r == -ENOENT && !fs->o->policy_required && !fs->policy) {
 		p = wfs_policy_default();
 		r = p ? 0 : -ENOMEM;
 		fprintf(stderr, "wardfs: no policy file%s%s; everything is public\n",
@@ -137,44 +138,44 @@ int wfs_fs_reload_policy(bool initial)
 				}
 		if (!msg[0])
 			snprintf(msg, sizeof(msg), "%s: %s", path ? path : "policy", strerror(-r));
-		pthread_rwlock_wrlock(&wfs.policy_lock);
-		snprintf(wfs.policy_error, sizeof(wfs.policy_error), "%s", msg);
+		pthread_rwlock_wrlock(&fs->policy_lock);
+		snprintf(fs->policy_error, sizeof(fs->policy_error), "%s", msg);
 		if (!initial)
-			wfs.policy_reloads++;
-		pthread_rwlock_unlock(&wfs.policy_lock);
+			fs->policy_reloads++;
+		pthread_rwlock_unlock(&fs->policy_lock);
 		if (!initial) {
 			fprintf(stderr,
 				"wardfs: policy reload rejected; keeping the policy in force\n");
-			log_reload(false, msg);
+			log_reload(fs, false, msg);
 		}
 		wfs_policy_diags_free(&diags);
 		return -EINVAL;
 	}
 	wfs_policy_diags_free(&diags);
-	pthread_rwlock_wrlock(&wfs.policy_lock);
-	const struct wfs_policy *old = wfs.policy;
-	wfs.policy = p;
-	wfs.policy_error[0] = '\0';
-	wfs.policy_loaded_ns = now_ns();
+	pthread_rwlock_wrlock(&fs->policy_lock);
+	const struct wfs_policy *old = fs->policy;
+	fs->policy = p;
+	fs->policy_error[0] = '\0';
+	fs->policy_loaded_ns = now_ns();
 	if (!initial)
-		wfs.policy_reloads++;
-	atomic_fetch_add(&wfs.policy_gen, 1);
-	pthread_rwlock_unlock(&wfs.policy_lock);
+		fs->policy_reloads++;
+	atomic_fetch_add(&fs->policy_gen, 1);
+	pthread_rwlock_unlock(&fs->policy_lock);
 	/* Decisions made by the old policy hold it: it goes with the last. */
 	wfs_policy_free(old);
 	if (!initial) {
 		fprintf(stderr, "wardfs: policy reloaded from %s (%zu rules)\n",
 			path ? path : "(built-in)", wfs_policy_rule_count(p));
-		log_reload(true, wfs_policy_sha256(p));
+		log_reload(fs, true, wfs_policy_sha256(p));
 	}
 	return 0;
 }
 
-void wfs_fs_policy_status(char *buf, size_t len)
+void wfs_fs_policy_status(struct wfs_fs *fs, char *buf, size_t len)
 {
-	pthread_rwlock_rdlock(&wfs.policy_lock);
-	const char *path = wfs_policy_path(wfs.policy);
-	time_t t = (time_t)(wfs.policy_loaded_ns / 1000000000);
+	pthread_rwlock_rdlock(&fs->policy_lock);
+	const char *path = wfs_policy_path(fs->policy);
+	time_t t = (time_t)(fs->policy_loaded_ns / 1000000000);
 	struct tm tm;
 	char when[64];
 	gmtime_r(&t, &tm);
@@ -182,8 +183,8 @@ void wfs_fs_policy_status(char *buf, size_t len)
 	snprintf(buf, len,
 		 "policy: %s\npolicy-sha256: %s\npolicy-loaded: %s\npolicy-rules: %zu\n"
 		 "policy-last-error: %s\npolicy-reloads: %u\n",
-		 path[0] ? path : "(built-in: everything public)", wfs_policy_sha256(wfs.policy),
-		 when, wfs_policy_rule_count(wfs.policy),
-		 wfs.policy_error[0] ? wfs.policy_error : "none", wfs.policy_reloads);
-	pthread_rwlock_unlock(&wfs.policy_lock);
+		 path[0] ? path : "(built-in: everything public)", wfs_policy_sha256(fs->policy),
+		 when, wfs_policy_rule_count(fs->policy),
+		 fs->policy_error[0] ? fs->policy_error : "none", fs->policy_reloads);
+	pthread_rwlock_unlock(&fs->policy_lock);
 }

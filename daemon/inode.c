@@ -27,7 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "fs_policy.h"
+#include "inode.h"
 
 struct handle_buf {
 	struct file_handle fh;
@@ -54,6 +55,7 @@ int wfs_table_init(struct wfs_fs *fs)
 	pthread_mutex_init(&fs->root.open_lock, NULL);
 	pthread_rwlock_init(&fs->root.io_lock, NULL);
 	pthread_mutex_init(&fs->root.wb_lock, NULL);
+	fs->root.fs = fs;
 	fs->root.nlookup = 1;
 	fs->root.fd = fs->root_fd;
 	fs->root.type = S_IFDIR;
@@ -127,7 +129,7 @@ static void lru_trim(struct wfs_fs *fs, struct closing *c)
  * while that freed any. Out of fds with nothing left to free is logged,
  * at most once a minute: every user of the mount is failing then.
  */
-bool wfs_fds_reclaim(int err)
+bool wfs_fds_reclaim(struct wfs_fs *fs, int err)
 {
 	if (err != EMFILE && err != ENFILE)
 		return false;
@@ -135,17 +137,17 @@ bool wfs_fds_reclaim(int err)
 	int saved = errno; /* the caller reports the open's own errno */
 	for (;;) {
 		struct closing c = {.n = 0};
-		pthread_mutex_lock(&wfs.fd_lock);
-		cached = wfs.nfds; /* for the message below: nfds is fd_lock's */
-		int want = wfs.nfds / 2;
-		struct wfs_inode *n = wfs.lru.lru_prev;
-		while (n != &wfs.lru && c.n < TRIM_MAX && closed + c.n < want) {
+		pthread_mutex_lock(&fs->fd_lock);
+		cached = fs->nfds; /* for the message below: nfds is fd_lock's */
+		int want = fs->nfds / 2;
+		struct wfs_inode *n = fs->lru.lru_prev;
+		while (n != &fs->lru && c.n < TRIM_MAX && closed + c.n < want) {
 			struct wfs_inode *prev = n->lru_prev;
 			if (n->fd_users == 0)
-				c.fds[c.n++] = take_fd_locked(&wfs, n);
+				c.fds[c.n++] = take_fd_locked(fs, n);
 			n = prev;
 		}
-		pthread_mutex_unlock(&wfs.fd_lock);
+		pthread_mutex_unlock(&fs->fd_lock);
 		closed += c.n;
 		close_all(&c);
 		if (c.n < TRIM_MAX)
@@ -203,16 +205,17 @@ void wfs_table_destroy(struct wfs_fs *fs)
 	wfs_decision_put(&fs->root.dec);
 }
 
-struct wfs_inode *wfs_inode_get(fuse_ino_t ino)
+struct wfs_inode *wfs_inode_get(struct wfs_fs *fs, fuse_ino_t ino)
 {
 	if (ino == FUSE_ROOT_ID)
-		return &wfs.root;
+		return &fs->root;
 	return (struct wfs_inode *)(uintptr_t)ino;
 }
 
 fuse_ino_t wfs_inode_ino(struct wfs_inode *n)
 {
-	return n == &wfs.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+	struct wfs_fs *fs = n->fs;
+	return n == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
 }
 
 /* Takes n off its chain: its hash bucket, or the list of stale entries. */
@@ -258,11 +261,12 @@ static void unref_locked(struct wfs_fs *fs, struct wfs_inode *n, uint64_t count,
 
 void wfs_inode_forget(struct wfs_inode *n, uint64_t nlookup)
 {
+	struct wfs_fs *fs = n->fs;
 	struct wfs_inode *freelist = NULL;
-	pthread_mutex_lock(&wfs.table_lock);
-	unref_locked(&wfs, n, nlookup, &freelist);
-	pthread_mutex_unlock(&wfs.table_lock);
-	free_chain(&wfs, freelist);
+	pthread_mutex_lock(&fs->table_lock);
+	unref_locked(fs, n, nlookup, &freelist);
+	pthread_mutex_unlock(&fs->table_lock);
+	free_chain(fs, freelist);
 }
 
 /* Points n at (parent, name); caller holds table_lock and frees what lands
@@ -270,36 +274,38 @@ void wfs_inode_forget(struct wfs_inode *n, uint64_t nlookup)
 static int set_name_locked(struct wfs_inode *n, struct wfs_inode *parent, const char *name,
 			   struct wfs_inode **freelist)
 {
+	struct wfs_fs *fs = n->fs;
 	if (n->parent == parent && n->name && !strcmp(n->name, name))
 		return 0;
 	char *copy = strdup(name);
 	if (!copy)
 		return -ENOMEM;
 	struct wfs_inode *old = n->parent;
-	if (parent != &wfs.root)
+	if (parent != &fs->root)
 		parent->nlookup++;
 	n->parent = parent;
 	free(n->name);
 	n->name = copy;
-	if (old && old != &wfs.root)
-		unref_locked(&wfs, old, 1, freelist);
+	if (old && old != &fs->root)
+		unref_locked(fs, old, 1, freelist);
 	return 0;
 }
 
 void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname)
 {
+	struct wfs_fs *fs = n->fs;
 	struct wfs_inode *freelist = NULL;
-	pthread_mutex_lock(&wfs.table_lock);
+	pthread_mutex_lock(&fs->table_lock);
 	set_name_locked(n, newparent, newname, &freelist);
-	atomic_fetch_add(&wfs.policy_gen, 1); /* paths under n changed */
-	pthread_mutex_unlock(&wfs.table_lock);
-	free_chain(&wfs, freelist);
+	atomic_fetch_add(&fs->policy_gen, 1); /* paths under n changed */
+	pthread_mutex_unlock(&fs->table_lock);
+	free_chain(fs, freelist);
 }
 
 /* The entry of (dev, ino) in the hash: the newest file with that number. */
-static struct wfs_inode *find_locked(dev_t dev, ino_t ino)
+static struct wfs_inode *find_locked(struct wfs_fs *fs, dev_t dev, ino_t ino)
 {
-	struct wfs_inode *n = wfs.buckets[bucket_of(dev, ino, wfs.nbuckets)];
+	struct wfs_inode *n = fs->buckets[bucket_of(dev, ino, fs->nbuckets)];
 	while (n && !(n->ino == ino && n->dev == dev))
 		n = n->hnext;
 	return n;
@@ -320,11 +326,12 @@ static struct wfs_inode *take_known_locked(const struct stat *st, const struct f
 					   struct wfs_inode *parent, const char *name,
 					   struct wfs_inode **freelist)
 {
-	struct wfs_inode *n = find_locked(st->st_dev, st->st_ino);
+	struct wfs_fs *fs = parent->fs;
+	struct wfs_inode *n = find_locked(fs, st->st_dev, st->st_ino);
 	if (!n)
 		return NULL;
 	if (!same_handle(n, fh)) {
-		unhash_locked(&wfs, n);
+		unhash_locked(fs, n);
 		return NULL;
 	}
 	n->nlookup++;
@@ -335,16 +342,17 @@ static struct wfs_inode *take_known_locked(const struct stat *st, const struct f
 /* Gives a fresh O_PATH fd to n's cache, or closes it. */
 static void adopt_fd(struct wfs_inode *n, int fd)
 {
+	struct wfs_fs *fs = n->fs;
 	struct closing c = {.n = 0};
-	pthread_mutex_lock(&wfs.fd_lock);
+	pthread_mutex_lock(&fs->fd_lock);
 	if (n->fd < 0) {
 		n->fd = fd;
-		lru_push_front(&wfs, n);
-		wfs.nfds++;
-		lru_trim(&wfs, &c);
+		lru_push_front(fs, n);
+		fs->nfds++;
+		lru_trim(fs, &c);
 		fd = -1;
 	}
-	pthread_mutex_unlock(&wfs.fd_lock);
+	pthread_mutex_unlock(&fs->fd_lock);
 	close_all(&c);
 	if (fd >= 0)
 		close(fd);
@@ -353,6 +361,7 @@ static void adopt_fd(struct wfs_inode *n, int fd)
 int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st,
 		     struct wfs_inode **out)
 {
+	struct wfs_fs *fs = parent->fs;
 	struct wfs_inode *freelist = NULL;
 	struct handle_buf hb = {.fh.handle_bytes = WFS_HANDLE_MAX};
 	int mount_id;
@@ -362,7 +371,7 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	int fd;
 	do
 		fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	while (fd < 0 && wfs_fds_reclaim(errno));
+	while (fd < 0 && wfs_fds_reclaim(fs, errno));
 	int err = fd < 0 ? -errno : 0;
 	if (!err && (fstat(fd, st) < 0 ||
 		     name_to_handle_at(fd, "", &hb.fh, &mount_id, AT_EMPTY_PATH) < 0)) {
@@ -374,9 +383,9 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 		return err;
 	}
 
-	pthread_mutex_lock(&wfs.table_lock);
+	pthread_mutex_lock(&fs->table_lock);
 	struct wfs_inode *n = take_known_locked(st, &hb.fh, parent, name, &freelist);
-	pthread_mutex_unlock(&wfs.table_lock);
+	pthread_mutex_unlock(&fs->table_lock);
 	if (n) {
 		wfs_inode_put_fd(parent);
 		goto found;
@@ -397,6 +406,7 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 		close(fd);
 		return -ENOMEM;
 	}
+	n->fs = fs;
 	n->dev = st->st_dev;
 	n->ino = st->st_ino;
 	n->type = st->st_mode & S_IFMT;
@@ -411,29 +421,29 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	pthread_rwlock_init(&n->io_lock, NULL);
 	pthread_mutex_init(&n->wb_lock, NULL);
 
-	pthread_mutex_lock(&wfs.table_lock);
+	pthread_mutex_lock(&fs->table_lock);
 	struct wfs_inode *raced = take_known_locked(st, &hb.fh, parent, name, &freelist);
 	if (raced) {
-		pthread_mutex_unlock(&wfs.table_lock);
-		inode_free(&wfs, n);
+		pthread_mutex_unlock(&fs->table_lock);
+		inode_free(fs, n);
 		n = raced;
 		goto found;
 	}
 	err = set_name_locked(n, parent, name, &freelist);
 	if (err) {
-		pthread_mutex_unlock(&wfs.table_lock);
-		inode_free(&wfs, n);
+		pthread_mutex_unlock(&fs->table_lock);
+		inode_free(fs, n);
 		close(fd);
 		return err;
 	}
-	size_t b = bucket_of(n->dev, n->ino, wfs.nbuckets);
-	n->hnext = wfs.buckets[b];
+	size_t b = bucket_of(n->dev, n->ino, fs->nbuckets);
+	n->hnext = fs->buckets[b];
 	n->hashed = true;
-	wfs.buckets[b] = n;
-	wfs.ninodes++;
-	pthread_mutex_unlock(&wfs.table_lock);
+	fs->buckets[b] = n;
+	fs->ninodes++;
+	pthread_mutex_unlock(&fs->table_lock);
 found:
-	free_chain(&wfs, freelist);
+	free_chain(fs, freelist);
 	adopt_fd(n, fd);
 	*out = n;
 	return 0;
@@ -441,62 +451,65 @@ found:
 
 static int open_handle(struct wfs_inode *n, int flags)
 {
+	struct wfs_fs *fs = n->fs;
 	struct handle_buf hb;
 	hb.fh.handle_bytes = n->handle_bytes;
 	hb.fh.handle_type = (int)n->handle_type;
 	memcpy(hb.fh.f_handle, n->handle, n->handle_bytes);
 	int fd;
 	do
-		fd = open_by_handle_at(wfs.mount_fd, &hb.fh, flags | O_CLOEXEC);
-	while (fd < 0 && wfs_fds_reclaim(errno));
+		fd = open_by_handle_at(fs->mount_fd, &hb.fh, flags | O_CLOEXEC);
+	while (fd < 0 && wfs_fds_reclaim(fs, errno));
 	return fd < 0 ? -errno : fd;
 }
 
 int wfs_inode_fd(struct wfs_inode *n)
 {
-	if (n == &wfs.root)
-		return wfs.root_fd;
-	pthread_mutex_lock(&wfs.fd_lock);
+	struct wfs_fs *fs = n->fs;
+	if (n == &fs->root)
+		return fs->root_fd;
+	pthread_mutex_lock(&fs->fd_lock);
 	if (n->fd >= 0) {
 		n->fd_users++;
 		lru_unlink(n);
-		lru_push_front(&wfs, n);
+		lru_push_front(fs, n);
 		int fd = n->fd;
-		pthread_mutex_unlock(&wfs.fd_lock);
+		pthread_mutex_unlock(&fs->fd_lock);
 		return fd;
 	}
-	pthread_mutex_unlock(&wfs.fd_lock);
+	pthread_mutex_unlock(&fs->fd_lock);
 
 	int fd = open_handle(n, O_PATH);
 	if (fd < 0)
 		return fd;
 	struct closing c = {.n = 0};
-	pthread_mutex_lock(&wfs.fd_lock);
+	pthread_mutex_lock(&fs->fd_lock);
 	if (n->fd >= 0) {
 		c.fds[c.n++] = fd; /* another thread cached one first */
 	} else {
 		n->fd = fd;
-		lru_push_front(&wfs, n);
-		wfs.nfds++;
+		lru_push_front(fs, n);
+		fs->nfds++;
 	}
 	n->fd_users++;
-	lru_trim(&wfs, &c);
+	lru_trim(fs, &c);
 	fd = n->fd;
-	pthread_mutex_unlock(&wfs.fd_lock);
+	pthread_mutex_unlock(&fs->fd_lock);
 	close_all(&c);
 	return fd;
 }
 
 void wfs_inode_put_fd(struct wfs_inode *n)
 {
-	if (n == &wfs.root)
+	struct wfs_fs *fs = n->fs;
+	if (n == &fs->root)
 		return;
 	struct closing c = {.n = 0};
-	pthread_mutex_lock(&wfs.fd_lock);
+	pthread_mutex_lock(&fs->fd_lock);
 	n->fd_users--;
-	if (wfs.nfds > wfs.max_fds)
-		lru_trim(&wfs, &c);
-	pthread_mutex_unlock(&wfs.fd_lock);
+	if (fs->nfds > fs->max_fds)
+		lru_trim(fs, &c);
+	pthread_mutex_unlock(&fs->fd_lock);
 	close_all(&c);
 }
 
@@ -504,11 +517,12 @@ void wfs_inode_put_fd(struct wfs_inode *n)
  * when no one is using it; else -1. */
 static int take_idle_fd(struct wfs_inode *n)
 {
+	struct wfs_fs *fs = n->fs;
 	int fd = -1;
-	pthread_mutex_lock(&wfs.fd_lock);
+	pthread_mutex_lock(&fs->fd_lock);
 	if (n->fd >= 0 && n->fd_users == 0)
-		fd = take_fd_locked(&wfs, n);
-	pthread_mutex_unlock(&wfs.fd_lock);
+		fd = take_fd_locked(fs, n);
+	pthread_mutex_unlock(&fs->fd_lock);
 	return fd;
 }
 
@@ -530,28 +544,30 @@ static int take_idle_fd(struct wfs_inode *n)
  */
 void wfs_inode_name_removed(struct wfs_inode *parent, const char *name, const struct stat *st)
 {
+	struct wfs_fs *fs = parent->fs;
 	int fd = -1;
 	bool last = !S_ISDIR(st->st_mode) && st->st_nlink <= 1;
-	pthread_mutex_lock(&wfs.table_lock);
-	struct wfs_inode *n = find_locked(st->st_dev, st->st_ino);
+	pthread_mutex_lock(&fs->table_lock);
+	struct wfs_inode *n = find_locked(fs, st->st_dev, st->st_ino);
 	if (n && !last && n->parent == parent && n->name && !strcmp(n->name, name)) {
 		free(n->name);
 		n->name = NULL;
 	}
 	if (n && last)
 		fd = take_idle_fd(n);
-	pthread_mutex_unlock(&wfs.table_lock);
+	pthread_mutex_unlock(&fs->table_lock);
 	if (fd >= 0)
 		close(fd);
 }
 
 void wfs_inode_unname(struct wfs_inode *n)
 {
-	pthread_mutex_lock(&wfs.table_lock);
+	struct wfs_fs *fs = n->fs;
+	pthread_mutex_lock(&fs->table_lock);
 	free(n->name);
 	n->name = NULL;
 	int fd = take_idle_fd(n);
-	pthread_mutex_unlock(&wfs.table_lock);
+	pthread_mutex_unlock(&fs->table_lock);
 	if (fd >= 0)
 		close(fd);
 }
@@ -565,17 +581,18 @@ void wfs_inode_unname(struct wfs_inode *n)
  */
 int wfs_inode_stat_by_name(struct wfs_inode *n, struct stat *st)
 {
+	struct wfs_fs *fs = n->fs;
 	char name[NAME_MAX + 1];
-	pthread_mutex_lock(&wfs.table_lock);
+	pthread_mutex_lock(&fs->table_lock);
 	struct wfs_inode *parent = n->parent;
 	if (!parent || !n->name || strlen(n->name) > NAME_MAX) {
-		pthread_mutex_unlock(&wfs.table_lock);
+		pthread_mutex_unlock(&fs->table_lock);
 		return -ENOENT;
 	}
 	strcpy(name, n->name);
-	if (parent != &wfs.root)
+	if (parent != &fs->root)
 		parent->nlookup++; /* a rename of n cannot free it meanwhile */
-	pthread_mutex_unlock(&wfs.table_lock);
+	pthread_mutex_unlock(&fs->table_lock);
 
 	int r = wfs_inode_fd(parent);
 	if (r >= 0) {
@@ -586,15 +603,16 @@ int wfs_inode_stat_by_name(struct wfs_inode *n, struct stat *st)
 			r = st->st_dev == n->dev && st->st_ino == n->ino ? 0 : -ESTALE;
 		wfs_inode_put_fd(parent);
 	}
-	if (parent != &wfs.root)
+	if (parent != &fs->root)
 		wfs_inode_forget(parent, 1);
 	return r;
 }
 
 int wfs_inode_open(struct wfs_inode *n, int flags)
 {
-	if (n == &wfs.root) {
-		int fd = openat(wfs.root_fd, ".", flags | O_CLOEXEC);
+	struct wfs_fs *fs = n->fs;
+	if (n == &fs->root) {
+		int fd = openat(fs->root_fd, ".", flags | O_CLOEXEC);
 		return fd < 0 ? -errno : fd;
 	}
 	return open_handle(n, flags);
@@ -604,8 +622,9 @@ int wfs_inode_open(struct wfs_inode *n, int flags)
  * table_lock: the length, then the bytes from the end backwards. */
 static int path_locked(struct wfs_inode *n, const char *name, char **out)
 {
+	struct wfs_fs *fs = n->fs;
 	size_t len = name ? 1 + strlen(name) : 0;
-	for (struct wfs_inode *p = n; p && p != &wfs.root; p = p->parent) {
+	for (struct wfs_inode *p = n; p && p != &fs->root; p = p->parent) {
 		if (!p->name)
 			return -ENOENT;
 		len += 1 + strlen(p->name);
@@ -622,7 +641,7 @@ static int path_locked(struct wfs_inode *n, const char *name, char **out)
 		memcpy(pos, name, l);
 		*--pos = '/';
 	}
-	for (struct wfs_inode *p = n; p && p != &wfs.root; p = p->parent) {
+	for (struct wfs_inode *p = n; p && p != &fs->root; p = p->parent) {
 		size_t l = strlen(p->name);
 		pos -= l;
 		memcpy(pos, p->name, l);
@@ -636,16 +655,18 @@ static int path_locked(struct wfs_inode *n, const char *name, char **out)
 
 int wfs_inode_path(struct wfs_inode *n, char **out)
 {
-	pthread_mutex_lock(&wfs.table_lock);
+	struct wfs_fs *fs = n->fs;
+	pthread_mutex_lock(&fs->table_lock);
 	int r = path_locked(n, NULL, out);
-	pthread_mutex_unlock(&wfs.table_lock);
+	pthread_mutex_unlock(&fs->table_lock);
 	return r;
 }
 
 int wfs_child_path(struct wfs_inode *parent, const char *name, char **out)
 {
-	pthread_mutex_lock(&wfs.table_lock);
+	struct wfs_fs *fs = parent->fs;
+	pthread_mutex_lock(&fs->table_lock);
 	int r = path_locked(parent, name, out);
-	pthread_mutex_unlock(&wfs.table_lock);
+	pthread_mutex_unlock(&fs->table_lock);
 	return r;
 }

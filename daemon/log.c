@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "lifecycle.h"
 
 #define LINE_MAX_LEN 4096
 

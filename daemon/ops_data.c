@@ -15,9 +15,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fs.h"
-
-#define WFS_MAX_IO (1u << 20)
+#include "access.h"
+#include "creds.h"
+#include "file_fd.h"
+#include "file_open.h"
+#include "io_buf.h"
+#include "ops.h"
+#include "stream.h"
+#include "writebehind.h"
 
 static struct wfs_file *file_of(struct fuse_file_info *fi)
 {
@@ -25,65 +30,16 @@ static struct wfs_file *file_of(struct fuse_file_info *fi)
 }
 
 /*
- * Each worker thread keeps one WFS_MAX_IO buffer. It holds plaintext of
- * sensitive files, so a thread that exits (libfuse ends workers it no
- * longer needs) wipes and frees it in the key's destructor; a plain
- * __thread pointer would leak a megabyte per exited thread.
+ * Starts a write of an encrypted file that may grow it (crypto's grow
+ * guard: a failed write leaves the file as it was), and gives a
+ * header-less empty file (opened read-only first, so its open did not
+ * write one) its header. Called with io_lock held exclusively.
  */
-static pthread_key_t io_buf_key;
-static pthread_once_t io_buf_once = PTHREAD_ONCE_INIT;
-static bool io_buf_key_made;
-
-static void io_buf_free(void *buf)
-{
-	wfs_freezero(buf, WFS_MAX_IO);
-}
-
-static void io_buf_key_init(void)
-{
-	io_buf_key_made = pthread_key_create(&io_buf_key, io_buf_free) == 0;
-}
-
-static char *thread_buf(void)
-{
-	pthread_once(&io_buf_once, io_buf_key_init);
-	if (!io_buf_key_made)
-		return NULL; /* the callers answer ENOMEM */
-	char *buf = pthread_getspecific(io_buf_key);
-	if (buf)
-		return buf;
-	if ((buf = malloc(WFS_MAX_IO)) != NULL && pthread_setspecific(io_buf_key, buf) != 0) {
-		free(buf);
-		buf = NULL;
-	}
-	return buf;
-}
-
-/*
- * Growing an encrypted file rewrites its last partial block in place and
- * appends new blocks. If that fails half way (ENOSPC, EIO), the old last
- * block may be half overwritten: bytes a caller already had acknowledged
- * would then read as EIO. grow_begin saves the old tail block's raw bytes
- * and size; grow_end(failed) puts them back and cuts the file to its old
- * size, so a failed write that grows the file leaves it as it was.
- * grow_begin also gives a header-less empty file (opened read-only first,
- * so its open did not write one) its header. Called with io_lock held
- * exclusively.
- */
-struct grow_guard {
-	bool grows;
-	off_t old_size;	  /* cipher size before the write */
-	off_t tail_off;	  /* cipher offset of the saved tail block */
-	ssize_t tail_len; /* bytes saved, 0 when the old end is block-aligned */
-	unsigned char tail[WFS_CBLOCK_SIZE];
-};
-
-static int grow_begin(struct wfs_file *f, struct wfs_inode *n, struct grow_guard *g,
+static int grow_begin(struct wfs_file *f, struct wfs_inode *n, struct wfs_grow_guard *g,
 		      off_t new_plain_end)
 {
 	struct stat st;
 	g->grows = false;
-	g->tail_len = 0;
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
 	if (st.st_size == 0) {
@@ -92,40 +48,17 @@ static int grow_begin(struct wfs_file *f, struct wfs_inode *n, struct grow_guard
 			return w;
 		st.st_size = wfs_cipher_size(0);
 	}
-	g->old_size = st.st_size;
-	off_t P = wfs_plain_size(st.st_size);
-	if (new_plain_end <= P)
-		return 0;
-	g->grows = true;
-	g->tail_off = (off_t)WFS_HDR_SIZE + (P / WFS_BLOCK_SIZE) * (off_t)WFS_CBLOCK_SIZE;
-	if (g->tail_off < st.st_size) {
-		size_t want = (size_t)(st.st_size - g->tail_off);
-		if (want > sizeof(g->tail))
-			want = sizeof(g->tail);
-		ssize_t got = pread(f->fd, g->tail, want, g->tail_off);
-		g->tail_len = got > 0 ? got : 0;
-	}
+	wfs_grow_guard_begin(f->fd, st.st_size, new_plain_end, g);
 	return 0;
-}
-
-static void grow_end(struct wfs_file *f, struct grow_guard *g, bool failed)
-{
-	if (!g->grows || !failed)
-		return;
-	if (g->tail_len > 0 && pwrite(f->fd, g->tail, (size_t)g->tail_len, g->tail_off) < 0) {
-		/* the old tail block stays damaged; reads report EIO */
-	}
-	if (ftruncate(f->fd, g->old_size) < 0) {
-		/* the cut tail reads as EIO, never as garbage */
-	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct wfs_fs *fs = wfs_fs_of(req);
 	(void)ino;
 	struct wfs_file *f = file_of(fi);
-	atomic_fetch_add_explicit(&wfs.reads_served, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&fs->reads_served, 1, memory_order_relaxed);
 	if (f->serve != WFS_SERVE_ENCRYPTED) {
 		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -134,7 +67,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
-	char *buf = thread_buf();
+	char *buf = wfs_io_buf(fs);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -149,7 +82,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		r = wfs_stream_read(s, buf, size, off);
 	bool streamed = r != -EAGAIN;
 	if (!streamed)
-		r = wfs_content_pread(wfs.keys, f->fd, &n->hdr, buf, size, off);
+		r = wfs_content_pread(fs->keys, f->fd, &n->hdr, buf, size, off);
 	pthread_rwlock_unlock(&n->io_lock);
 	if (r > 0)
 		wfs_stream_note(f, off, (size_t)r, !streamed);
@@ -184,10 +117,11 @@ static void kill_suid(fuse_req_t req, int fd)
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	struct wfs_fs *fs = wfs_fs_of(req);
 	(void)ino;
 	struct wfs_file *f = file_of(fi);
 	ssize_t r;
-	atomic_fetch_add_explicit(&wfs.writes_served, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&fs->writes_served, 1, memory_order_relaxed);
 	uid_t as = wfs_creds_write_begin(req, f->fd);
 	if (f->serve != WFS_SERVE_ENCRYPTED) {
 		r = pwrite(f->fd, buf, size, off);
@@ -197,18 +131,19 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			wfs_write_behind(f->inode, f->fd, off, off + r);
 	} else {
 		struct wfs_inode *n = f->inode;
-		struct grow_guard g;
+		struct wfs_grow_guard g;
 		wfs_io_change_begin(n);
 		r = grow_begin(f, n, &g, off + (off_t)size);
 		if (r == 0) {
-			r = wfs_content_pwrite(wfs.keys, f->fd, &n->hdr, buf, size, off);
-			grow_end(f, &g, r < 0);
+			r = wfs_content_pwrite(fs->keys, f->fd, &n->hdr, buf, size, off);
+			wfs_grow_guard_end(f->fd, &g, r < 0);
 		}
 		wfs_io_change_end(n);
-		/* the blocks rewritten: from the one holding off to the new end */
-		if (r > 0)
-			wfs_write_behind(n, f->fd, wfs_cipher_size(off - off % WFS_BLOCK_SIZE),
-					 wfs_cipher_size(off + r));
+		if (r > 0) {
+			off_t cstart, cend; /* the stored bytes the write rewrote */
+			wfs_write_cipher_span(off, (size_t)r, &cstart, &cend);
+			wfs_write_behind(n, f->fd, cstart, cend);
+		}
 	}
 	wfs_creds_write_end(as);
 	if (r >= 0 && !fi->writepage)
@@ -222,6 +157,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
+	struct wfs_fs *fs = wfs_fs_of(req);
 	(void)ino;
 	struct wfs_file *f = file_of(fi);
 	if (f->serve != WFS_SERVE_ENCRYPTED) {
@@ -238,7 +174,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	struct wfs_inode *n = f->inode;
 	int r = 0;
 	bool keep = mode & FALLOC_FL_KEEP_SIZE;
-	struct grow_guard g;
+	struct wfs_grow_guard g;
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) ||
 	    ((mode & FALLOC_FL_PUNCH_HOLE) && (!keep || (mode & FALLOC_FL_ZERO_RANGE)))) {
 		fuse_reply_err(req, (mode & FALLOC_FL_PUNCH_HOLE) ? EINVAL : EOPNOTSUPP);
@@ -247,14 +183,14 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	uid_t as = wfs_creds_write_begin(req, f->fd);
 	wfs_io_change_begin(n);
 	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
-		r = wfs_content_zero(wfs.keys, f->fd, &n->hdr, off, len);
+		r = wfs_content_zero(fs->keys, f->fd, &n->hdr, off, len);
 	else
 		r = wfs_content_reserve(f->fd, &n->hdr, off, len, mode);
 	if (r == 0 && !keep && !(mode & FALLOC_FL_PUNCH_HOLE)) {
 		r = grow_begin(f, n, &g, off + len);
 		if (r == 0 && g.grows) {
-			r = wfs_content_truncate(wfs.keys, f->fd, &n->hdr, off + len);
-			grow_end(f, &g, r < 0);
+			r = wfs_content_truncate(fs->keys, f->fd, &n->hdr, off + len);
+			wfs_grow_guard_end(f->fd, &g, r < 0);
 		}
 	}
 	wfs_io_change_end(n);

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "attr.h"
+#include "inode.h"
+#include "ops.h"
 
 struct wfs_dir {
 	DIR *dp;
@@ -23,7 +25,7 @@ static struct wfs_dir *dir_of(struct fuse_file_info *fi)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct wfs_inode *n = wfs_inode_get(ino);
+	struct wfs_inode *n = wfs_inode_of(req, ino);
 	struct wfs_dir *d = calloc(1, sizeof(*d));
 	if (!d) {
 		fuse_reply_err(req, ENOMEM);
@@ -60,7 +62,8 @@ static bool is_dot(const char *name)
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		       struct fuse_file_info *fi, bool plus)
 {
-	struct wfs_inode *dir = wfs_inode_get(ino);
+	struct wfs_fs *fs = wfs_fs_of(req);
+	struct wfs_inode *dir = wfs_inode_of(req, ino);
 	struct wfs_dir *d = dir_of(fi);
 	char *buf = malloc(size);
 	if (!buf) {
@@ -85,7 +88,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 		}
 		struct dirent *de = d->entry;
 		off_t next = de->d_off;
-		if (dir == &wfs.root && !strcmp(de->d_name, WFS_VAULT_DIR)) {
+		if (dir == &fs->root && !strcmp(de->d_name, WFS_VAULT_DIR)) {
 			d->entry = NULL;
 			d->offset = next;
 			continue;

@@ -10,7 +10,14 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "access.h"
+#include "attr.h"
+#include "creds.h"
+#include "file_open.h"
+#include "fs_policy.h"
+#include "inode.h"
+#include "ops.h"
+#include "rename.h"
 
 #define PROCFD_LEN 32
 
@@ -22,7 +29,8 @@ static void procfd(char *buf, int fd)
 /* The mount hides the vault directory at the root. */
 static bool hidden(struct wfs_inode *parent, const char *name)
 {
-	return parent == &wfs.root && !strcmp(name, WFS_VAULT_DIR);
+	struct wfs_fs *fs = parent->fs;
+	return parent == &fs->root && !strcmp(name, WFS_VAULT_DIR);
 }
 
 static int do_lookup(struct wfs_inode *parent, const char *name, struct fuse_entry_param *e)
@@ -41,12 +49,13 @@ static int do_lookup(struct wfs_inode *parent, const char *name, struct fuse_ent
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct wfs_fs *fs = wfs_fs_of(req);
 	struct fuse_entry_param e;
-	int r = do_lookup(wfs_inode_get(parent), name, &e);
+	int r = do_lookup(wfs_inode_of(req, parent), name, &e);
 	if (r == -ENOENT) {
 		/* A negative entry the kernel may cache. */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = wfs.timeout;
+		e.entry_timeout = fs->timeout;
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -58,20 +67,21 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	wfs_inode_forget(wfs_inode_get(ino), nlookup);
+	wfs_inode_forget(wfs_inode_of(req, ino), nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		wfs_inode_forget(wfs_inode_get(forgets[i].ino), forgets[i].nlookup);
+		wfs_inode_forget(wfs_inode_of(req, forgets[i].ino), forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct wfs_inode *n = wfs_inode_get(ino);
+	struct wfs_fs *fs = wfs_fs_of(req);
+	struct wfs_inode *n = wfs_inode_of(req, ino);
 	struct stat st;
 	int r;
 	struct wfs_file *f = fi && fi->fh ? (struct wfs_file *)(uintptr_t)fi->fh : NULL;
@@ -82,7 +92,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, wfs.timeout);
+		fuse_reply_attr(req, &st, fs->timeout);
 }
 
 /*
@@ -93,10 +103,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
  */
 static bool truncate_encrypts(struct wfs_inode *n, off_t size)
 {
+	struct wfs_fs *fs = n->fs;
 	int form = atomic_load(&n->form);
 	if (form == WFS_FORM_ENCRYPTED)
 		return true;
-	return form == WFS_FORM_EMPTY && size > 0 && wfs.keys;
+	return form == WFS_FORM_EMPTY && size > 0 && fs->keys;
 }
 
 /*
@@ -114,7 +125,7 @@ static bool empty_becomes_encrypted(struct wfs_inode *n)
 	struct wfs_decision d;
 	if (wfs_inode_path(n, &path))
 		return false;
-	wfs_classify_path(path, &d); /* not wfs_classify: it takes open_lock */
+	wfs_classify_path(n->fs, path, &d); /* not wfs_classify: it takes open_lock */
 	bool sensitive = d.cls == WFS_SENSITIVE;
 	wfs_decision_put(&d);
 	return sensitive;
@@ -127,6 +138,7 @@ static bool empty_becomes_encrypted(struct wfs_inode *n)
  */
 static int truncate_encrypted(struct wfs_inode *n, int fd, off_t size)
 {
+	struct wfs_fs *fs = n->fs;
 	struct wfs_file_hdr h;
 	struct stat st;
 	int r;
@@ -155,10 +167,10 @@ static int truncate_encrypted(struct wfs_inode *n, int fd, off_t size)
 	enum wfs_form form;
 	r = wfs_form_of(fd, st.st_size, &form);
 	if (r >= 0 && form == WFS_FORM_ENCRYPTED) {
-		r = wfs_hdr_read(wfs.keys, fd, &h);
+		r = wfs_hdr_read(fs->keys, fd, &h);
 		wfs_inode_undo(n, &h, st.st_size);
 		if (r == WFS_FORM_ENCRYPTED)
-			r = wfs_content_truncate(wfs.keys, fd, &h, size);
+			r = wfs_content_truncate(fs->keys, fd, &h, size);
 		else if (r >= 0 || r == -EIO)
 			r = -EIO;
 	} else if (r >= 0) {
@@ -199,7 +211,8 @@ static int do_truncate(fuse_req_t req, struct wfs_inode *n, struct fuse_file_inf
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		       struct fuse_file_info *fi)
 {
-	struct wfs_inode *n = wfs_inode_get(ino);
+	struct wfs_fs *fs = wfs_fs_of(req);
+	struct wfs_inode *n = wfs_inode_of(req, ino);
 	char pf[PROCFD_LEN];
 	int r = 0;
 	/* A truncate through an open file was judged at its open. */
@@ -295,7 +308,7 @@ out:
 		if (r)
 			fuse_reply_err(req, -r);
 		else
-			fuse_reply_attr(req, &st, wfs.timeout);
+			fuse_reply_attr(req, &st, fs->timeout);
 		return;
 	}
 	wfs_inode_put_fd(n);
@@ -304,7 +317,7 @@ out:
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct wfs_inode *n = wfs_inode_get(ino);
+	struct wfs_inode *n = wfs_inode_of(req, ino);
 	char buf[PATH_MAX + 1];
 	int fd = wfs_inode_fd(n);
 	if (fd < 0) {
@@ -328,7 +341,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
 		      dev_t rdev, const char *link)
 {
-	struct wfs_inode *parent = wfs_inode_get(parent_ino);
+	struct wfs_inode *parent = wfs_inode_of(req, parent_ino);
 	if (hidden(parent, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -366,7 +379,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		/* Regular files are created through the policy-aware path. */
 		struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
 		struct fuse_entry_param e;
-		int r = wfs_create_file(req, wfs_inode_get(parent), name, mode, &fi, &e);
+		int r = wfs_create_file(req, wfs_inode_of(req, parent), name, mode, &fi, &e);
 		if (r) {
 			fuse_reply_err(req, -r);
 			return;
@@ -402,11 +415,12 @@ static char *to_detail(const char *word, struct wfs_inode *np, const char *name)
 static int do_link(struct wfs_inode *n, struct wfs_inode *np, const char *newname,
 		   struct fuse_entry_param *e)
 {
-	pthread_rwlock_rdlock(&wfs.tree_lock); /* fs.h */
+	struct wfs_fs *fs = n->fs;
+	pthread_rwlock_rdlock(&fs->tree_lock); /* fs.h */
 	int r = wfs_rename_keeps_class(n, np, newname);
 	int fd = r ? r : wfs_inode_fd(n);
 	if (fd < 0) {
-		pthread_rwlock_unlock(&wfs.tree_lock);
+		pthread_rwlock_unlock(&fs->tree_lock);
 		return fd;
 	}
 	int pfd = wfs_inode_fd(np);
@@ -417,14 +431,14 @@ static int do_link(struct wfs_inode *n, struct wfs_inode *np, const char *newnam
 		r = pfd;
 	}
 	wfs_inode_put_fd(n);
-	pthread_rwlock_unlock(&wfs.tree_lock);
+	pthread_rwlock_unlock(&fs->tree_lock);
 	return r ? r : do_lookup(np, newname, e);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char *newname)
 {
-	struct wfs_inode *n = wfs_inode_get(ino);
-	struct wfs_inode *np = wfs_inode_get(newparent_ino);
+	struct wfs_inode *n = wfs_inode_of(req, ino);
+	struct wfs_inode *np = wfs_inode_of(req, newparent_ino);
 	if (hidden(np, newname)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -443,7 +457,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 
 static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name, int flags)
 {
-	struct wfs_inode *parent = wfs_inode_get(parent_ino);
+	struct wfs_inode *parent = wfs_inode_of(req, parent_ino);
 	if (hidden(parent, name)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -503,6 +517,7 @@ static int rename_at(struct wfs_inode *parent, const char *name, struct wfs_inod
 static int do_rename(struct wfs_inode *parent, const char *name, struct wfs_inode *np,
 		     const char *newname, unsigned int flags)
 {
+	struct wfs_fs *fs = parent->fs;
 	/* Learn the moving inode to check decisions (and to track its name). */
 	struct stat st;
 	struct wfs_inode *n = NULL, *other = NULL;
@@ -520,9 +535,9 @@ static int do_rename(struct wfs_inode *parent, const char *name, struct wfs_inod
 	/* A directory's walk and move exclude creates below it (fs.h). */
 	bool tree = n->type == S_IFDIR || (other && other->type == S_IFDIR);
 	if (tree)
-		pthread_rwlock_wrlock(&wfs.tree_lock);
+		pthread_rwlock_wrlock(&fs->tree_lock);
 	else
-		pthread_rwlock_rdlock(&wfs.tree_lock);
+		pthread_rwlock_rdlock(&fs->tree_lock);
 	r = wfs_rename_keeps_class(n, np, newname);
 	bool converted = false;
 	if (r == -EXDEV && !other) {
@@ -541,7 +556,7 @@ static int do_rename(struct wfs_inode *parent, const char *name, struct wfs_inod
 		if (other)
 			wfs_inode_rename(other, parent, name);
 	}
-	pthread_rwlock_unlock(&wfs.tree_lock);
+	pthread_rwlock_unlock(&fs->tree_lock);
 	if (other)
 		wfs_inode_forget(other, 1);
 	wfs_inode_forget(n, 1);
@@ -551,8 +566,8 @@ static int do_rename(struct wfs_inode *parent, const char *name, struct wfs_inod
 static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 		      fuse_ino_t newparent_ino, const char *newname, unsigned int flags)
 {
-	struct wfs_inode *parent = wfs_inode_get(parent_ino);
-	struct wfs_inode *np = wfs_inode_get(newparent_ino);
+	struct wfs_inode *parent = wfs_inode_of(req, parent_ino);
+	struct wfs_inode *np = wfs_inode_of(req, newparent_ino);
 	if (hidden(parent, name) || hidden(np, newname)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -567,9 +582,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct wfs_fs *fs = wfs_fs_of(req);
 	(void)ino;
 	struct statvfs sv;
-	if (fstatvfs(wfs.root_fd, &sv) < 0)
+	if (fstatvfs(fs->root_fd, &sv) < 0)
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_statfs(req, &sv);

@@ -6,11 +6,14 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "file_fd.h"
+#include "file_open.h"
+#include "inode.h"
+#include "ops.h"
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int r = wfs_open_file(req, wfs_inode_get(ino), fi);
+	int r = wfs_open_file(req, wfs_inode_of(req, ino), fi);
 	if (r)
 		fuse_reply_err(req, -r);
 	else if (fuse_reply_open(req, fi) == -ENOENT)
@@ -21,7 +24,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		      struct fuse_file_info *fi)
 {
 	struct fuse_entry_param e;
-	int r = wfs_create_file(req, wfs_inode_get(parent), name, mode, fi, &e);
+	int r = wfs_create_file(req, wfs_inode_of(req, parent), name, mode, fi, &e);
 	if (r) {
 		fuse_reply_err(req, -r);
 	} else if (fuse_reply_create(req, &e, fi) == -ENOENT) {

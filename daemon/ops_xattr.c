@@ -11,7 +11,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "access.h"
+#include "fs_policy.h"
+#include "inode.h"
+#include "ops.h"
 
 #define STATUS_XATTR "trusted.wardfs.status"
 #define OWN_PREFIX   "trusted.wardfs."
@@ -39,16 +42,16 @@ static size_t drop_own_names(char *list, size_t len)
 	return out;
 }
 
-static void status_text(char *buf, size_t len)
+static void status_text(struct wfs_fs *fs, char *buf, size_t len)
 {
 	/* ninodes and nfds change under their locks on every lookup and
 	 * open by other workers: read them under the same locks. */
-	pthread_mutex_lock(&wfs.table_lock);
-	size_t ninodes = wfs.ninodes;
-	pthread_mutex_unlock(&wfs.table_lock);
-	pthread_mutex_lock(&wfs.fd_lock);
-	int nfds = wfs.nfds;
-	pthread_mutex_unlock(&wfs.fd_lock);
+	pthread_mutex_lock(&fs->table_lock);
+	size_t ninodes = fs->ninodes;
+	pthread_mutex_unlock(&fs->table_lock);
+	pthread_mutex_lock(&fs->fd_lock);
+	int nfds = fs->nfds;
+	pthread_mutex_unlock(&fs->fd_lock);
 	size_t used = 0;
 	used += (size_t)snprintf(
 		buf + used, len - used,
@@ -56,25 +59,25 @@ static void status_text(char *buf, size_t len)
 		"vault: %s\nintegrity-errors: %llu\nreads-served: %llu\n"
 		"writes-served: %llu\nreads-streamed: %llu\nopens-form-disagrees: %llu\n"
 		"strict-forms: %s\ninodes: %zu\ncached-fds: %d\n",
-		wfs.o->backing, wfs.o->mountpoint, (int)getpid(), wfs.passthrough ? "on" : "off",
-		wfs.keys ? "unlocked" : "none",
-		(unsigned long long)atomic_load(&wfs.integrity_errors),
-		(unsigned long long)atomic_load(&wfs.reads_served),
-		(unsigned long long)atomic_load(&wfs.writes_served),
-		(unsigned long long)atomic_load(&wfs.reads_streamed),
-		(unsigned long long)atomic_load(&wfs.form_disagrees),
-		wfs.o->strict_forms ? "on" : "off", ninodes, nfds);
+		fs->o->backing, fs->o->mountpoint, (int)getpid(), fs->passthrough ? "on" : "off",
+		fs->keys ? "unlocked" : "none",
+		(unsigned long long)atomic_load(&fs->integrity_errors),
+		(unsigned long long)atomic_load(&fs->reads_served),
+		(unsigned long long)atomic_load(&fs->writes_served),
+		(unsigned long long)atomic_load(&fs->reads_streamed),
+		(unsigned long long)atomic_load(&fs->form_disagrees),
+		fs->o->strict_forms ? "on" : "off", ninodes, nfds);
 	if (used < len)
-		wfs_fs_policy_status(buf + used, len - used);
+		wfs_fs_policy_status(fs, buf + used, len - used);
 	used = strlen(buf);
 	if (used < len) {
-		if (wfs.audit) {
+		if (fs->audit) {
 			struct wfs_audit_counters c;
-			wfs_audit_counters(wfs.audit, &c);
+			wfs_audit_counters(fs->audit, &c);
 			snprintf(buf + used, len - used,
 				 "audit-db: %s\naudit-recorded: %llu\naudit-lost: %llu\n"
 				 "audit-pending: %llu\naudit-last-error: %s\n",
-				 wfs.o->audit_db, (unsigned long long)c.recorded,
+				 fs->o->audit_db, (unsigned long long)c.recorded,
 				 (unsigned long long)c.lost, (unsigned long long)c.pending,
 				 c.last_error[0] ? c.last_error : "none");
 		} else {
@@ -112,10 +115,11 @@ static int proc_path(struct wfs_inode *n, char *buf, size_t len, int *fd)
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct wfs_inode *n = wfs_inode_get(ino);
-	if (n == &wfs.root && !strcmp(name, STATUS_XATTR)) {
+	struct wfs_fs *fs = wfs_fs_of(req);
+	struct wfs_inode *n = wfs_inode_of(req, ino);
+	if (n == &fs->root && !strcmp(name, STATUS_XATTR)) {
 		char buf[4096];
-		status_text(buf, sizeof(buf));
+		status_text(fs, buf, sizeof(buf));
 		reply_value(req, buf, strlen(buf), size);
 		return;
 	}
@@ -150,7 +154,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct wfs_inode *n = wfs_inode_get(ino);
+	struct wfs_inode *n = wfs_inode_of(req, ino);
 	char pp[64];
 	int fd;
 	int r = proc_path(n, pp, sizeof(pp), &fd);
@@ -224,7 +228,7 @@ static void acl_kill_sgid(fuse_req_t req, const char *pp)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	struct wfs_inode *n = wfs_inode_get(ino);
+	struct wfs_inode *n = wfs_inode_of(req, ino);
 	if (own_name(name)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -253,7 +257,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct wfs_inode *n = wfs_inode_get(ino);
+	struct wfs_inode *n = wfs_inode_of(req, ino);
 	if (own_name(name)) {
 		fuse_reply_err(req, EPERM);
 		return;

@@ -17,14 +17,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "fs.h"
-
-static pthread_t watcher;
-/* Set by the main thread at the end, read by the watcher: a plain (or
- * volatile sig_atomic_t) flag is a data race between threads, and the
- * compiler may hoist its load out of the loop. */
-static atomic_bool watcher_stop;
-static bool watching;
+#include "fs_policy.h"
+#include "lifecycle.h"
 
 static uint64_t mix(uint64_t h, uint64_t v)
 {
@@ -71,15 +65,15 @@ static uint64_t mix_dir(uint64_t h, const char *dir)
 
 /* The state of everything the policy in force was read from (held: a
  * reload may replace it meanwhile). */
-static uint64_t signature(void)
+static uint64_t signature(struct wfs_fs *fs)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
-	if (wfs.o->policy_path)
-		h = mix_stat(h, wfs.o->policy_path);
+	if (fs->o->policy_path)
+		h = mix_stat(h, fs->o->policy_path);
 	const struct wfs_policy_source *src;
-	pthread_rwlock_rdlock(&wfs.policy_lock);
-	const struct wfs_policy *p = wfs_policy_hold(wfs.policy);
-	pthread_rwlock_unlock(&wfs.policy_lock);
+	pthread_rwlock_rdlock(&fs->policy_lock);
+	const struct wfs_policy *p = wfs_policy_hold(fs->policy);
+	pthread_rwlock_unlock(&fs->policy_lock);
 	size_t n = p ? wfs_policy_sources(p, &src) : 0;
 	for (size_t i = 0; i < n; i++)
 		h = src[i].is_dir ? mix_dir(h, src[i].path) : mix_stat(h, src[i].path);
@@ -89,38 +83,38 @@ static uint64_t signature(void)
 
 static void *watch(void *arg)
 {
-	(void)arg;
+	struct wfs_fs *fs = arg;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
-	uint64_t last = signature();
-	while (!atomic_load(&watcher_stop)) {
+	uint64_t last = signature(fs);
+	while (!atomic_load(&fs->watcher_stop)) {
 		struct timespec ts = {.tv_sec = 1};
 		int sig = sigtimedwait(&set, NULL, &ts);
-		if (atomic_load(&watcher_stop))
+		if (atomic_load(&fs->watcher_stop))
 			break;
-		uint64_t now = signature();
+		uint64_t now = signature(fs);
 		if (sig == SIGHUP || now != last) {
-			wfs_fs_reload_policy(false);
+			wfs_fs_reload_policy(fs, false);
 			/* what the policy now in force (the new one, or the old
 			 * one after a rejected reload) was read from */
-			last = signature();
+			last = signature(fs);
 		}
 	}
 	return NULL;
 }
 
-void wfs_policy_watch_start(void)
+void wfs_policy_watch_start(struct wfs_fs *fs)
 {
-	watching = pthread_create(&watcher, NULL, watch, NULL) == 0;
+	fs->watching = pthread_create(&fs->watcher, NULL, watch, fs) == 0;
 }
 
-void wfs_policy_watch_stop(void)
+void wfs_policy_watch_stop(struct wfs_fs *fs)
 {
-	if (!watching)
+	if (!fs->watching)
 		return;
-	atomic_store(&watcher_stop, true);
-	pthread_kill(watcher, SIGHUP);
-	pthread_join(watcher, NULL);
-	watching = false;
+	atomic_store(&fs->watcher_stop, true);
+	pthread_kill(fs->watcher, SIGHUP);
+	pthread_join(fs->watcher, NULL);
+	fs->watching = false;
 }

@@ -52,16 +52,32 @@ struct slot {
 	char comm[sizeof(((struct wfs_procinfo *)0)->comm)];
 };
 
-static struct slot slots[SLOTS];
-static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+struct wfs_procinfo_cache {
+	struct slot slots[SLOTS];
+};
 
-static void slots_init(void)
+struct wfs_procinfo_cache *wfs_procinfo_cache_new(void)
 {
+	struct wfs_procinfo_cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
 	for (int i = 0; i < SLOTS; i++) {
-		pthread_mutex_init(&slots[i].lock, NULL);
-		slots[i].pid = 0;
-		slots[i].exe_fd = -1;
+		pthread_mutex_init(&c->slots[i].lock, NULL);
+		c->slots[i].exe_fd = -1;
 	}
+	return c;
+}
+
+void wfs_procinfo_cache_free(struct wfs_procinfo_cache *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < SLOTS; i++) {
+		if (c->slots[i].exe_fd >= 0)
+			close(c->slots[i].exe_fd);
+		pthread_mutex_destroy(&c->slots[i].lock);
+	}
+	free(c);
 }
 
 static uint64_t fnv1a(const char *s)
@@ -129,10 +145,9 @@ static ssize_t read_exe(struct slot *s, pid_t pid, char *exe, size_t len)
 	return n < 0 ? -errno : n;
 }
 
-int wfs_procinfo_get(pid_t pid, struct wfs_procinfo *out)
+int wfs_procinfo_get(struct wfs_procinfo_cache *c, pid_t pid, struct wfs_procinfo *out)
 {
-	pthread_once(&slots_once, slots_init);
-	struct slot *s = &slots[(unsigned)pid % SLOTS];
+	struct slot *s = &c->slots[(unsigned)pid % SLOTS];
 	pthread_mutex_lock(&s->lock);
 	ssize_t n = read_exe(s, pid, out->exe, sizeof(out->exe));
 	if (n < 0 && n != -ENOENT) {

@@ -12,8 +12,14 @@ struct wfs_procinfo {
 	char exe[PATH_MAX];
 };
 
+/* What the daemon remembers of callers (an fd on each one's
+ * /proc/PID/exe, its comm), in 256 slots by pid: one per filesystem. */
+struct wfs_procinfo_cache;
+struct wfs_procinfo_cache *wfs_procinfo_cache_new(void);
+void wfs_procinfo_cache_free(struct wfs_procinfo_cache *c);
+
 /* Fills out (comm "?" and exe "" when the process is gone); 0 or -errno. */
-int wfs_procinfo_get(pid_t pid, struct wfs_procinfo *out);
+int wfs_procinfo_get(struct wfs_procinfo_cache *c, pid_t pid, struct wfs_procinfo *out);
 
 /*
  * What pid runs, as the daemon sees it: the device and inode of the file

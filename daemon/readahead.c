@@ -18,7 +18,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "lifecycle.h"
 
 #define READAHEAD_KIB 1024
 

@@ -27,7 +27,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "fs_policy.h"
+#include "inode.h"
+#include "rename.h"
 
 /* A path that grows as deep as the tree goes. */
 struct wpath {
@@ -37,6 +39,7 @@ struct wpath {
 
 /* The old and new path of the entry being looked at. */
 struct walk {
+	struct wfs_fs *fs;
 	struct wpath from, to;
 };
 
@@ -97,11 +100,11 @@ static int walk_dir(struct walk *w, int fd)
 				       ? DT_DIR
 				       : DT_REG;
 		}
-		if (type == DT_DIR && !wfs_subtrees_decide_alike(w->from.s, w->to.s)) {
+		if (type == DT_DIR && !wfs_subtrees_decide_alike(w->fs, w->from.s, w->to.s)) {
 			int sub = openat(dirfd(d), e->d_name,
 					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			r = sub < 0 ? -EXDEV : walk_dir(w, sub);
-		} else if (type == DT_REG && !wfs_paths_decide_alike(w->from.s, w->to.s)) {
+		} else if (type == DT_REG && !wfs_paths_decide_alike(w->fs, w->from.s, w->to.s)) {
 			r = -EXDEV;
 		}
 		cut(&w->from, fl);
@@ -117,15 +120,15 @@ int wfs_rename_keeps_class(struct wfs_inode *n, struct wfs_inode *newparent, con
 {
 	if (n->type == S_IFLNK)
 		return 0; /* symlinks have no content form */
-	struct walk w = {0};
+	struct walk w = {.fs = n->fs};
 	int r = wfs_inode_path(n, &w.from.s);
 	if (r || (r = wfs_child_path(newparent, newname, &w.to.s)))
 		goto out;
 	if (n->type != S_IFDIR) {
-		r = wfs_paths_decide_alike(w.from.s, w.to.s) ? 0 : -EXDEV;
+		r = wfs_paths_decide_alike(w.fs, w.from.s, w.to.s) ? 0 : -EXDEV;
 		goto out;
 	}
-	if (wfs_subtrees_decide_alike(w.from.s, w.to.s))
+	if (wfs_subtrees_decide_alike(w.fs, w.from.s, w.to.s))
 		goto out;
 	w.from.len = strlen(w.from.s);
 	w.from.cap = w.from.len + 1;

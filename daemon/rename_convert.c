@@ -37,25 +37,27 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "access.h"
+#include "fs_policy.h"
+#include "inode.h"
+#include "rename.h"
 
 #define CONVERT_PREFIX "convert."
 #define CONVERT_CHUNK  (1u << 20)
-
-static atomic_uint convert_seq;
 
 /* Copies src (st) into a new file named over np/newname, in the other
  * form. Caller holds n's open_lock. 0 or -errno. */
 static int convert(int src, const struct stat *st, bool encrypt, struct wfs_inode *np,
 		   const char *newname, unsigned flags)
 {
+	struct wfs_fs *fs = np->fs;
 	char tmpname[64];
 	int vdfd = -1, tmp = -1, npfd = -1, r;
 	void *buf = NULL;
 	bool linked = false;
 	struct stat vst, nst, over;
 
-	vdfd = openat(wfs.root_fd, WFS_VAULT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	vdfd = openat(fs->root_fd, WFS_VAULT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (vdfd < 0)
 		return -EXDEV;
 	npfd = wfs_inode_fd(np);
@@ -79,7 +81,7 @@ static int convert(int src, const struct stat *st, bool encrypt, struct wfs_inod
 		r = -ENOMEM;
 		goto out;
 	}
-	r = wfs_convert_content(wfs.keys, src, tmp, st->st_size, encrypt, buf, CONVERT_CHUNK);
+	r = wfs_convert_content(fs->keys, src, tmp, st->st_size, encrypt, buf, CONVERT_CHUNK);
 	if (!encrypt)
 		explicit_bzero(buf, CONVERT_CHUNK); /* it held plaintext */
 	if (r || (r = wfs_copy_file_attrs(src, tmp, st)) != 0)
@@ -89,7 +91,7 @@ static int convert(int src, const struct stat *st, bool encrypt, struct wfs_inod
 		goto out;
 	}
 	snprintf(tmpname, sizeof tmpname, CONVERT_PREFIX "%d.%u", (int)getpid(),
-		 atomic_fetch_add(&convert_seq, 1));
+		 atomic_fetch_add(&fs->convert_seq, 1));
 	if (linkat(tmp, "", vdfd, tmpname, AT_EMPTY_PATH) < 0) {
 		r = -errno;
 		goto out;
@@ -119,6 +121,7 @@ out:
 int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_inode *n,
 		       struct wfs_inode *np, const char *newname, unsigned flags)
 {
+	struct wfs_fs *fs = n->fs;
 	WFS_AUTOFREE char *from = NULL;
 	WFS_AUTOFREE char *to = NULL;
 	struct wfs_decision a, b;
@@ -130,10 +133,10 @@ int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_in
 		return -EXDEV;
 	if (wfs_child_path(parent, name, &from) || wfs_child_path(np, newname, &to))
 		return -EXDEV;
-	wfs_classify_paths(from, to, &a, &b);
+	wfs_classify_paths(fs, from, to, &a, &b);
 	/* Only the classes are needed: no option of either outlives this. */
 	bool sheds = a.opts || a.cls == WFS_DENY || b.cls == WFS_DENY;
-	bool encrypt = b.cls == WFS_SENSITIVE && wfs.keys;
+	bool encrypt = b.cls == WFS_SENSITIVE && fs->keys;
 	wfs_decision_put(&a);
 	wfs_decision_put(&b);
 	if (sheds)
@@ -165,7 +168,7 @@ int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_in
 		r = 1; /* already in the target's form: a plain rename */
 		goto out;
 	}
-	if (form == WFS_FORM_ENCRYPTED && !wfs.keys) {
+	if (form == WFS_FORM_ENCRYPTED && !fs->keys) {
 		r = -EXDEV;
 		goto out;
 	}

@@ -15,9 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs.h"
-
-struct wfs_fs wfs;
+#include "creds.h"
+#include "fs_policy.h"
+#include "io_buf.h"
+#include "inode.h"
+#include "lifecycle.h"
+#include "ops.h"
+#include "rename.h"
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -78,8 +82,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	fuse_unset_feature_flag(conn, FUSE_CAP_AUTO_INVAL_DATA);
 	fuse_unset_feature_flag(conn, FUSE_CAP_FLOCK_LOCKS); /* kernel-local locks */
 	fuse_unset_feature_flag(conn, FUSE_CAP_POSIX_LOCKS);
-	conn->max_write = 1u << 20;
-	conn->max_readahead = 1u << 20;
+	conn->max_write = WFS_MAX_IO;
+	conn->max_readahead = WFS_MAX_IO;
 	conn->time_gran = 1;
 }
 
@@ -112,13 +116,7 @@ void wfs_fill_ops(struct fuse_lowlevel_ops *ops)
 
 /* ---- run ------------------------------------------------------------ */
 
-static void report(struct wfs_daemon_opts *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* The first error, told to `wardfs mount` only once this daemon has let go
- * of the vault (its lock): a mount run right after a failed one must not
- * find it still held. */
-static char first_error[1024];
+static void report(struct wfs_fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void tell_parent(struct wfs_daemon_opts *o, const char *line)
 {
@@ -133,7 +131,7 @@ static void tell_parent(struct wfs_daemon_opts *o, const char *line)
 	o->ready_fd = -1;
 }
 
-static void report(struct wfs_daemon_opts *o, const char *fmt, ...)
+static void report(struct wfs_fs *fs, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
@@ -142,20 +140,20 @@ static void report(struct wfs_daemon_opts *o, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "%s\n", line);
 	if (!strcmp(line, "ok"))
-		tell_parent(o, line);
-	else if (!first_error[0])
-		snprintf(first_error, sizeof first_error, "%s", line);
+		tell_parent(fs->o, line);
+	else if (!fs->first_error[0])
+		snprintf(fs->first_error, sizeof fs->first_error, "%s", line);
 }
 
 /* Each write a crash cut short and the undo journal put back: a row. */
 static void undo_applied(void *arg, const char *path, off_t at, size_t restored, off_t size_was,
 			 off_t size_now)
 {
-	(void)arg;
+	struct wfs_fs *fs = arg;
 	char detail[256];
 	const char *rel = path;
-	size_t bl = strlen(wfs.o->backing);
-	if (!strncmp(path, wfs.o->backing, bl) && path[bl] == '/')
+	size_t bl = strlen(fs->o->backing);
+	if (!strncmp(path, fs->o->backing, bl) && path[bl] == '/')
 		rel = path + bl;
 	snprintf(detail, sizeof(detail),
 		 "undo journal: a write cut short by a crash was undone: %zu bytes put back "
@@ -167,31 +165,31 @@ static void undo_applied(void *arg, const char *path, off_t at, size_t restored,
 				     .form = "encrypted",
 				     .allowed = true,
 				     .detail = detail};
-	wfs_audit_record(wfs.audit, &ev);
+	wfs_audit_record(fs->audit, &ev);
 }
 
 /*
  * Puts back what the undo journal kept of writes a crash cut short (before
  * anything is served), then starts it afresh for this mount.
  */
-static int start_undo(struct wfs_daemon_opts *o)
+static int start_undo(struct wfs_fs *fs, struct wfs_daemon_opts *o)
 {
-	int dfd = openat(wfs.root_fd, ".wardfs", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int dfd = openat(fs->root_fd, ".wardfs", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	long r;
 	if (dfd < 0) {
-		report(o, "wardfs: cannot open '%s/.wardfs': %s", o->backing, strerror(errno));
+		report(fs, "wardfs: cannot open '%s/.wardfs': %s", o->backing, strerror(errno));
 		return -1;
 	}
 	wfs_rename_convert_cleanup(dfd);
-	r = wfs_undo_replay(wfs.keys, dfd, "undo", wfs.mount_fd, undo_applied, NULL);
+	r = wfs_undo_replay(fs->keys, dfd, "undo", fs->mount_fd, undo_applied, fs);
 	if (r < 0) {
-		report(o, "wardfs: cannot replay the undo journal '%s/.wardfs/undo': %s",
+		report(fs, "wardfs: cannot replay the undo journal '%s/.wardfs/undo': %s",
 		       o->backing, strerror((int)-r));
 		close(dfd);
 		return -1;
 	}
-	if ((r = wfs_undo_open(dfd, "undo", &wfs.undo)) < 0)
-		report(o, "wardfs: cannot open the undo journal '%s/.wardfs/undo': %s", o->backing,
+	if ((r = wfs_undo_open(dfd, "undo", &fs->undo)) < 0)
+		report(fs, "wardfs: cannot open the undo journal '%s/.wardfs/undo': %s", o->backing,
 		       strerror((int)-r));
 	close(dfd);
 	return r < 0 ? -1 : 0;
@@ -206,11 +204,11 @@ static int start_undo(struct wfs_daemon_opts *o)
  */
 #define RUNNING "running"
 
-static void running_mark(char *unclean, size_t len)
+static void running_mark(struct wfs_fs *fs, char *unclean, size_t len)
 {
 	char buf[128];
 	unclean[0] = '\0';
-	int dfd = openat(wfs.root_fd, WFS_VAULT_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int dfd = openat(fs->root_fd, WFS_VAULT_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
 		return;
 	int fd = openat(dfd, RUNNING, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -273,64 +271,61 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	 */
 	umask(0);
 
-	memset(&wfs, 0, sizeof(wfs));
-	wfs.o = o;
 	wfs_log_start(o->mountpoint);
-	wfs.keys = o->keys;
+	struct wfs_fs *fs = wfs_fs_new(o);
+	if (!fs) {
+		wfs_keys_free(o->keys);
+		o->keys = NULL;
+		tell_parent(o, "wardfs: out of memory");
+		return 1;
+	}
 	/* `wardfs mount` unlocked the keys before it forked us, and mlock(2)
 	 * locks are not inherited: lock them again in the process that keeps
 	 * them, or they could be swapped out. */
-	if (wfs.keys && wfs_keys_lock(wfs.keys) < 0)
+	if (fs->keys && wfs_keys_lock(fs->keys) < 0)
 		fprintf(stderr, "wardfs: cannot lock the keys in memory: %s\n", strerror(errno));
-	wfs.timeout = 86400.0;
-	pthread_rwlock_init(&wfs.policy_lock, NULL);
-	pthread_rwlockattr_t tl;
-	pthread_rwlockattr_init(&tl);
-	pthread_rwlockattr_setkind_np(&tl, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&wfs.tree_lock, &tl);
-	pthread_rwlockattr_destroy(&tl);
 
-	wfs.root_fd = open(o->backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (wfs.root_fd < 0) {
-		report(o, "wardfs: cannot open backing directory '%s': %s", o->backing,
+	fs->root_fd = open(o->backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fs->root_fd < 0) {
+		report(fs, "wardfs: cannot open backing directory '%s': %s", o->backing,
 		       strerror(errno));
 		goto out;
 	}
 	/* One daemon per backing directory. */
 	int lockfd = open(o->backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	wfs.mount_fd = lockfd;
+	fs->mount_fd = lockfd;
 	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
-		report(o, "wardfs: '%s' is already mounted by another wardfs; unmount it first",
+		report(fs, "wardfs: '%s' is already mounted by another wardfs; unmount it first",
 		       o->backing);
 		goto out;
 	}
 	struct stat rst;
-	fstat(wfs.root_fd, &rst);
-	wfs.root_dev = rst.st_dev;
-	wfs.root.dev = rst.st_dev;
-	wfs.root.ino = rst.st_ino;
+	fstat(fs->root_fd, &rst);
+	fs->root_dev = rst.st_dev;
+	fs->root.dev = rst.st_dev;
+	fs->root.ino = rst.st_ino;
 
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 		/* Cache at most a third of the fd budget; open files need the rest. */
-		wfs.max_fds = rl.rlim_cur / 3 > 64 ? (int)(rl.rlim_cur / 3) : 64;
+		fs->max_fds = rl.rlim_cur / 3 > 64 ? (int)(rl.rlim_cur / 3) : 64;
 		/* half of all fds: one user holding files open leaves the other
 		 * half to everyone else (file_fd.c) */
-		wfs.max_held = rl.rlim_cur / 2 > 64 ? (unsigned)(rl.rlim_cur / 2) : 64;
+		fs->max_held = rl.rlim_cur / 2 > 64 ? (unsigned)(rl.rlim_cur / 2) : 64;
 	}
 	/* Before any thread starts, so that every one inherits the sets. */
 	int dropped = geteuid() == 0 ? wfs_creds_drop_unused() : 0;
 	if (dropped < 0)
 		fprintf(stderr, "wardfs: cannot drop unused capabilities: %s\n",
 			strerror(-dropped));
-	if (wfs_table_init(&wfs) < 0) {
-		report(o, "wardfs: out of memory");
+	if (wfs_table_init(fs) < 0) {
+		report(fs, "wardfs: out of memory");
 		goto out;
 	}
-	if (wfs_fs_reload_policy(true) < 0) {
-		report(o, "wardfs: cannot load policy: %s", wfs.policy_error);
+	if (wfs_fs_reload_policy(fs, true) < 0) {
+		report(fs, "wardfs: cannot load policy: %s", fs->policy_error);
 		goto out;
 	}
 	if (o->audit_db) {
@@ -341,14 +336,14 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 			.fail_open = o->audit_fail_open,
 			.journal_kib = o->audit_journal_mib * 1024,
 		};
-		if (wfs_audit_open(&ao, &wfs.audit, err, sizeof(err)) < 0) {
-			report(o, "wardfs: cannot open audit db '%s': %s", o->audit_db, err);
+		if (wfs_audit_open(&ao, &fs->audit, err, sizeof(err)) < 0) {
+			report(fs, "wardfs: cannot open audit db '%s': %s", o->audit_db, err);
 			goto out;
 		}
-		wfs_audit_lineage_check(o->audit_db);
+		wfs_audit_lineage_check(fs, o->audit_db);
 	}
 
-	if (wfs.keys && start_undo(o) != 0)
+	if (fs->keys && start_undo(fs, o) != 0)
 		goto out;
 
 	struct fuse_lowlevel_ops ops;
@@ -359,24 +354,24 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	if (fuse_opt_add_arg(&args, "wardfs") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, optstr) || (o->debug && fuse_opt_add_arg(&args, "-d")))
 		goto out;
-	se = fuse_session_new(&args, &ops, sizeof(ops), &wfs);
+	se = fuse_session_new(&args, &ops, sizeof(ops), fs);
 	if (!se) {
-		report(o, "wardfs: cannot start a FUSE session (bad -o option?)");
+		report(fs, "wardfs: cannot start a FUSE session (bad -o option?)");
 		goto out;
 	}
-	wfs.se = se;
+	fs->se = se;
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out;
 
 	if (fuse_session_mount(se, o->mountpoint) != 0) {
-		report(o, "wardfs: cannot mount on '%s'", o->mountpoint);
+		report(fs, "wardfs: cannot mount on '%s'", o->mountpoint);
 		goto out;
 	}
 	mounted = true;
-	running_mark(unclean, sizeof unclean);
+	running_mark(fs, unclean, sizeof unclean);
 	wfs_readahead_raise_async(o->mountpoint);
-	wfs_policy_watch_start();
-	if (wfs.audit) {
+	wfs_policy_watch_start(fs);
+	if (fs->audit) {
 		/* what an auditor asks of a mount: how it was unlocked, and
 		 * whether the one before it ended (running_mark) */
 		char detail[PATH_MAX + 512];
@@ -384,9 +379,9 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 			 o->by_recovery_key ? "; unlocked with the recovery key" : "", unclean);
 		struct wfs_audit_event ev = {
 			.kind = WFS_AUDIT_MOUNT, .path = "/", .allowed = true, .detail = detail};
-		wfs_audit_record(wfs.audit, &ev);
+		wfs_audit_record(fs->audit, &ev);
 	}
-	report(o, "ok");
+	report(fs, "ok");
 
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(cfg, 1);
@@ -398,7 +393,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	fuse_loop_cfg_destroy(cfg);
 
 out:
-	wfs_policy_watch_stop();
+	wfs_policy_watch_stop(fs);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (se) {
@@ -407,30 +402,23 @@ out:
 	}
 	fuse_opt_free_args(&args);
 	free(optstr);
-	if (wfs.audit) {
+	if (fs->audit) {
 		struct wfs_audit_event ev = {.kind = WFS_AUDIT_UNMOUNT,
 					     .path = "/",
 					     .allowed = true,
 					     .detail = o->backing};
-		wfs_audit_record(wfs.audit, &ev);
-		wfs_audit_close(wfs.audit);
-		wfs.audit = NULL;
+		wfs_audit_record(fs->audit, &ev);
+		wfs_audit_close(fs->audit);
+		fs->audit = NULL;
 	}
 	if (mounted) /* the rows are in; this end was clean */
-		unlinkat(wfs.root_fd, WFS_VAULT_DIR "/" RUNNING, 0);
-	if (wfs.buckets)
-		wfs_table_destroy(&wfs);
-	wfs_undo_close(wfs.undo); /* after every file: syncs, then empties it */
-	wfs.undo = NULL;
-	wfs_policy_free(wfs.policy); /* after the inodes, whose decisions hold it */
-	wfs.policy = NULL;
-	wfs_keys_free(wfs.keys);
-	wfs.keys = o->keys = NULL;
-	if (wfs.root_fd > 0)
-		close(wfs.root_fd);
-	if (wfs.mount_fd > 0)
-		close(wfs.mount_fd);
+		unlinkat(fs->root_fd, WFS_VAULT_DIR "/" RUNNING, 0);
+	char error[sizeof(fs->first_error)];
+	snprintf(error, sizeof(error), "%s",
+		 fs->first_error[0] ? fs->first_error : "wardfs: mount failed");
+	wfs_fs_free(fs); /* lets go of the vault's lock: then tell */
+	o->keys = NULL;
 	if (ret)
-		tell_parent(o, first_error[0] ? first_error : "wardfs: mount failed");
+		tell_parent(o, error);
 	return ret;
 }

@@ -22,7 +22,7 @@
  * pages back first, so they see every finished buffered write.
  *
  * Lock order: n->io_lock (readers hold it shared) -> stream.lock.
- * streams_lock is taken alone, and is held while a stream opens its fd
+ * fs->streams_lock is taken alone, and is held while a stream opens its fd
  * (wfs_inode_open's locks).
  */
 #include <errno.h>
@@ -32,7 +32,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "fs.h"
+#include "inode.h"
+#include "stream.h"
 
 #define CHUNK_BLOCKS 256u /* plaintext blocks per slot: 1 MiB, the largest request */
 #define CHUNK	     ((off_t)CHUNK_BLOCKS * WFS_BLOCK_SIZE)
@@ -76,13 +77,10 @@ struct wfs_stream {
 	void *ring; /* the slots' buffers */
 };
 
-static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
-static int nstreams;
-
 /* where chunk c's first block is stored, rounded down for O_DIRECT */
 static off_t chunk_start(uint64_t c)
 {
-	return ((off_t)WFS_HDR_SIZE + (off_t)c * CHUNK_BLOCKS * WFS_CBLOCK_SIZE) / ALIGN * ALIGN;
+	return wfs_block_cipher_off(c * CHUNK_BLOCKS) / ALIGN * ALIGN;
 }
 
 static off_t chunk_end(uint64_t c)
@@ -230,12 +228,14 @@ static void slot_put(struct slot *sl)
 /* Opens [off, off + n), which lies in sl's chunk, from sl. */
 static ssize_t open_from(struct wfs_stream *s, struct slot *sl, char *buf, size_t n, off_t off)
 {
-	return wfs_content_open(wfs.keys, &s->n->hdr, sl->buf, sl->len, sl->coff, sl->eof, buf, n,
+	struct wfs_fs *fs = s->n->fs;
+	return wfs_content_open(fs->keys, &s->n->hdr, sl->buf, sl->len, sl->coff, sl->eof, buf, n,
 				off);
 }
 
 ssize_t wfs_stream_read(struct wfs_stream *s, char *buf, size_t size, off_t off)
 {
+	struct wfs_fs *fs = s->n->fs;
 	uint64_t gen = atomic_load(&s->n->data_gen);
 	uint64_t c0 = (uint64_t)(off / CHUNK), c1 = (uint64_t)((off + (off_t)size - 1) / CHUNK);
 	struct slot *a, *b = NULL;
@@ -273,7 +273,7 @@ ssize_t wfs_stream_read(struct wfs_stream *s, char *buf, size_t size, off_t off)
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->lock);
 	if (r >= 0)
-		atomic_fetch_add_explicit(&wfs.reads_streamed, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&fs->reads_streamed, 1, memory_order_relaxed);
 	return r;
 miss:
 	pthread_mutex_unlock(&s->lock);
@@ -380,6 +380,7 @@ fail:
 
 void wfs_stream_note(struct wfs_file *f, off_t off, size_t size, bool missed)
 {
+	struct wfs_fs *fs = f->inode->fs;
 	off_t end = off + (off_t)size;
 	off_t last = atomic_exchange(&f->seq_end, end);
 	bool in_order = off >= last - NEAR && off <= last + NEAR;
@@ -394,20 +395,21 @@ void wfs_stream_note(struct wfs_file *f, off_t off, size_t size, bool missed)
 	}
 	if (run < START_RUN)
 		return;
-	pthread_mutex_lock(&streams_lock);
-	if (!atomic_load(&f->stream) && !f->no_stream && nstreams < MAX_STREAMS) {
+	pthread_mutex_lock(&fs->streams_lock);
+	if (!atomic_load(&f->stream) && !f->no_stream && fs->nstreams < MAX_STREAMS) {
 		if ((s = stream_new(f->inode, end)) != NULL) {
-			nstreams++;
+			fs->nstreams++;
 			atomic_store(&f->stream, s);
 		} else {
 			f->no_stream = true; /* no O_DIRECT here, or no memory */
 		}
 	}
-	pthread_mutex_unlock(&streams_lock);
+	pthread_mutex_unlock(&fs->streams_lock);
 }
 
 void wfs_stream_stop(struct wfs_file *f)
 {
+	struct wfs_fs *fs = f->inode->fs;
 	struct wfs_stream *s = atomic_exchange(&f->stream, NULL);
 	if (!s)
 		return;
@@ -418,7 +420,7 @@ void wfs_stream_stop(struct wfs_file *f)
 	for (int i = 0; i < s->nthreads; i++)
 		pthread_join(s->thread[i], NULL);
 	stream_free(s);
-	pthread_mutex_lock(&streams_lock);
-	nstreams--;
-	pthread_mutex_unlock(&streams_lock);
+	pthread_mutex_lock(&fs->streams_lock);
+	fs->nstreams--;
+	pthread_mutex_unlock(&fs->streams_lock);
 }

@@ -19,7 +19,7 @@
  */
 #include <fcntl.h>
 
-#include "fs.h"
+#include "writebehind.h"
 
 #define WFS_WRITE_BEHIND (1 << 20)
 

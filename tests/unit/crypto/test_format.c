@@ -114,6 +114,61 @@ static void test_sizes(void **state)
 		assert_int_equal(wfs_plain_size(wfs_cipher_size(p)), p);
 }
 
+/* The geometry callers use instead of their own arithmetic. */
+static void test_geometry(void **state)
+{
+	(void)state;
+	off_t s, e;
+	assert_int_equal(wfs_block_cipher_off(0), 64);
+	assert_int_equal(wfs_block_cipher_off(3), 64 + 3 * 4124);
+	wfs_write_cipher_span(0, 1, &s, &e); /* the end block, rewritten */
+	assert_int_equal(s, 64);
+	assert_int_equal(e, wfs_cipher_size(1));
+	wfs_write_cipher_span(4096 + 10, 5000, &s, &e); /* from block 1 on */
+	assert_int_equal(s, 64 + 4124);
+	assert_int_equal(e, wfs_cipher_size(4096 + 10 + 5000));
+	wfs_write_cipher_span(8192, 0, &s, &e);
+	assert_int_equal(s, 64 + 2 * 4124);
+	assert_int_equal(e, wfs_cipher_size(8192));
+}
+
+/* A growing write that fails leaves the file byte for byte as it was,
+ * its old end block included; a write that does not grow is not guarded. */
+static void test_grow_guard(void **state)
+{
+	(void)state;
+	struct model m;
+	model_open(&m, 4096 + 100, 7);
+	off_t size = test_fsize(m.fd);
+	uint8_t *before = malloc((size_t)size), *after = malloc((size_t)size);
+	assert_non_null(before);
+	assert_non_null(after);
+	test_pread_raw(m.fd, before, (size_t)size, 0);
+
+	struct wfs_grow_guard g;
+	wfs_grow_guard_begin(m.fd, size, 4096 + 50, &g);
+	assert_false(g.grows);
+	wfs_grow_guard_begin(m.fd, size, 3 * 4096, &g);
+	assert_true(g.grows);
+	assert_int_equal(g.tail_off, 64 + 4124);
+	assert_int_equal(g.tail_len, 100 + 28);
+	/* a write cut short: the old end block half overwritten, new blocks
+	 * half appended */
+	uint8_t junk[6000];
+	memset(junk, 0xa5, sizeof(junk));
+	test_pwrite_raw(m.fd, junk, sizeof(junk), g.tail_off + 10);
+	wfs_grow_guard_end(m.fd, &g, true);
+	assert_int_equal(test_fsize(m.fd), size);
+	test_pread_raw(m.fd, after, (size_t)size, 0);
+	assert_memory_equal(before, after, (size_t)size);
+	uint8_t back[4096 + 100];
+	assert_int_equal(wfs_content_pread(K, m.fd, &m.h, back, sizeof(back), 0), sizeof(back));
+	assert_memory_equal(back, m.ref, sizeof(back));
+	free(before);
+	free(after);
+	model_close(&m);
+}
+
 static void test_sniff(void **state)
 {
 	static const uint8_t magic[8] = {0x89, 'W', 'A', 'R', 'D', 'F', 'S', 0};
@@ -935,6 +990,8 @@ int main(void)
 		cmocka_unit_test(test_no_header),
 		cmocka_unit_test(test_nonce_fresh),
 		cmocka_unit_test(test_key_switch),
+		cmocka_unit_test(test_geometry),
+		cmocka_unit_test(test_grow_guard),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_enospc_like),
 	};
