@@ -52,26 +52,14 @@ static int grow_begin(struct wfs_file *f, struct wfs_inode *n, struct wfs_grow_g
 	return 0;
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+/* Decrypts [off, off + size) of f into this worker's buffer (*out): the
+ * bytes read, or -errno (-EIO recorded as an integrity failure). */
+static ssize_t read_encrypted(struct wfs_fs *fs, struct wfs_file *f, size_t size, off_t off,
+			      char **out)
 {
-	struct wfs_fs *fs = wfs_fs_of(req);
-	(void)ino;
-	struct wfs_file *f = file_of(fi);
-	atomic_fetch_add_explicit(&fs->reads_served, 1, memory_order_relaxed);
-	if (f->serve != WFS_SERVE_ENCRYPTED) {
-		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		buf.buf[0].fd = f->fd;
-		buf.buf[0].pos = off;
-		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-		return;
-	}
-	char *buf = wfs_io_buf(fs);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	char *buf = *out = wfs_io_buf(fs);
+	if (!buf)
+		return -ENOMEM;
 	if (size > WFS_MAX_IO)
 		size = WFS_MAX_IO;
 	struct wfs_inode *n = f->inode;
@@ -92,10 +80,33 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			 (long long)off);
 		wfs_fs_integrity_failure(n, what);
 	}
+	return r;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct wfs_fs *fs = wfs_fs_of(req);
+	struct wfs_file *f = file_of(fi);
+	struct fuse_bufvec data = FUSE_BUFVEC_INIT(size);
+	ssize_t r = 0;
+	atomic_fetch_add_explicit(&fs->reads_served, 1, memory_order_relaxed);
+	if (f->serve != WFS_SERVE_ENCRYPTED) {
+		/* spliced from the backing file */
+		data.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		data.buf[0].fd = f->fd;
+		data.buf[0].pos = off;
+	} else {
+		char *plain;
+		r = read_encrypted(fs, f, size, off, &plain);
+		data.buf[0].mem = plain;
+		data.buf[0].size = r > 0 ? (size_t)r : 0;
+	}
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
-		fuse_reply_buf(req, buf, (size_t)r);
+		fuse_reply_data(req, &data, FUSE_BUF_SPLICE_MOVE);
 }
 
 /* A write by an ordinary user clears setuid/setgid, as on any filesystem. */
@@ -154,33 +165,19 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, (size_t)r);
 }
 
-static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
-			 struct fuse_file_info *fi)
+/* fallocate of an encrypted file: punching and zeroing make holes
+ * (crypto/holes.c); an allocation reserves the blocks' cipher range and
+ * grows the file. */
+static int fallocate_encrypted(struct wfs_fs *fs, struct wfs_file *f, int mode, off_t off,
+			       off_t len)
 {
-	struct wfs_fs *fs = wfs_fs_of(req);
-	(void)ino;
-	struct wfs_file *f = file_of(fi);
-	if (f->serve != WFS_SERVE_ENCRYPTED) {
-		int fd = wfs_file_get_fd(f);
-		uid_t as = wfs_creds_write_begin(req, fd);
-		int r = fd < 0 ? fd : fallocate(fd, mode, off, len) < 0 ? -errno : 0;
-		wfs_creds_write_end(as);
-		wfs_file_put_fd(f, fd);
-		fuse_reply_err(req, -r);
-		return;
-	}
-	/* Encrypted: punching and zeroing make holes (crypto/holes.c); an
-	 * allocation reserves the blocks' cipher range and grows the file. */
 	struct wfs_inode *n = f->inode;
-	int r = 0;
 	bool keep = mode & FALLOC_FL_KEEP_SIZE;
 	struct wfs_grow_guard g;
+	int r;
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) ||
-	    ((mode & FALLOC_FL_PUNCH_HOLE) && (!keep || (mode & FALLOC_FL_ZERO_RANGE)))) {
-		fuse_reply_err(req, (mode & FALLOC_FL_PUNCH_HOLE) ? EINVAL : EOPNOTSUPP);
-		return;
-	}
-	uid_t as = wfs_creds_write_begin(req, f->fd);
+	    ((mode & FALLOC_FL_PUNCH_HOLE) && (!keep || (mode & FALLOC_FL_ZERO_RANGE))))
+		return (mode & FALLOC_FL_PUNCH_HOLE) ? -EINVAL : -EOPNOTSUPP;
 	wfs_io_change_begin(n);
 	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
 		r = wfs_content_zero(fs->keys, f->fd, &n->hdr, off, len);
@@ -194,26 +191,37 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		}
 	}
 	wfs_io_change_end(n);
-	wfs_creds_write_end(as);
-	fuse_reply_err(req, -r);
+	return r;
 }
 
-static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		     struct fuse_file_info *fi)
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
 {
 	(void)ino;
 	struct wfs_file *f = file_of(fi);
+	int fd = wfs_file_get_fd(f);
+	uid_t as = wfs_creds_write_begin(req, fd);
+	int r;
+	if (fd < 0)
+		r = fd;
+	else if (f->serve == WFS_SERVE_ENCRYPTED)
+		r = fallocate_encrypted(wfs_fs_of(req), f, mode, off, len);
+	else
+		r = fallocate(fd, mode, off, len) < 0 ? -errno : 0;
+	wfs_creds_write_end(as);
+	wfs_file_put_fd(f, fd);
+	fuse_reply_err(req, -r);
+}
+
+static off_t do_lseek(struct wfs_file *f, off_t off, int whence)
+{
 	if (f->serve != WFS_SERVE_ENCRYPTED) {
 		int fd = wfs_file_get_fd(f);
 		off_t r = fd < 0 ? fd : lseek(fd, off, whence);
 		if (fd >= 0 && r < 0)
 			r = -errno;
 		wfs_file_put_fd(f, fd);
-		if (r < 0)
-			fuse_reply_err(req, (int)-r);
-		else
-			fuse_reply_lseek(req, r);
-		return;
+		return r;
 	}
 	/* Encrypted: from the backing file's holes (crypto/holes.c). */
 	struct wfs_inode *n = f->inode;
@@ -222,6 +230,14 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 			  ? wfs_content_seek(f->fd, &n->hdr, off, whence)
 			  : -EINVAL;
 	pthread_rwlock_unlock(&n->io_lock);
+	return r;
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	off_t r = do_lseek(file_of(fi), off, whence);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else

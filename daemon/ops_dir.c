@@ -23,34 +23,41 @@ static struct wfs_dir *dir_of(struct fuse_file_info *fi)
 	return (struct wfs_dir *)(uintptr_t)fi->fh;
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static int do_opendir(struct wfs_inode *n, struct wfs_dir **out)
 {
-	struct wfs_inode *n = wfs_inode_of(req, ino);
 	struct wfs_dir *d = calloc(1, sizeof(*d));
-	if (!d) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	if (!d)
+		return -ENOMEM;
 	int fd = wfs_inode_open(n, O_RDONLY | O_DIRECTORY);
 	if (fd < 0) {
 		free(d);
-		fuse_reply_err(req, -fd);
-		return;
+		return fd;
 	}
 	d->dp = fdopendir(fd);
 	if (!d->dp) {
-		int err = errno;
+		int err = -errno;
 		close(fd);
 		free(d);
-		fuse_reply_err(req, err);
-		return;
+		return err;
 	}
-	fi->fh = (uintptr_t)d;
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		closedir(d->dp);
-		free(d);
+	*out = d;
+	return 0;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct wfs_dir *d = NULL;
+	int r = do_opendir(wfs_inode_of(req, ino), &d);
+	if (r) {
+		fuse_reply_err(req, -r);
+	} else {
+		fi->fh = (uintptr_t)d;
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+		if (fuse_reply_open(req, fi) == -ENOENT) {
+			closedir(d->dp); /* interrupted */
+			free(d);
+		}
 	}
 }
 

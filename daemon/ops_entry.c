@@ -49,15 +49,13 @@ static int do_lookup(struct wfs_inode *parent, const char *name, struct fuse_ent
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct wfs_fs *fs = wfs_fs_of(req);
 	struct fuse_entry_param e;
 	int r = do_lookup(wfs_inode_of(req, parent), name, &e);
 	if (r == -ENOENT) {
 		/* A negative entry the kernel may cache. */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = fs->timeout;
-		fuse_reply_entry(req, &e);
-		return;
+		e.entry_timeout = wfs_fs_of(req)->timeout;
+		r = 0;
 	}
 	if (r)
 		fuse_reply_err(req, -r);
@@ -208,62 +206,30 @@ static int do_truncate(fuse_req_t req, struct wfs_inode *n, struct fuse_file_inf
 	return r;
 }
 
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
-		       struct fuse_file_info *fi)
+/* Applies what setattr asks of n, whose O_PATH fd is fd. */
+static int apply_attrs(fuse_req_t req, struct wfs_inode *n, int fd, const struct stat *attr,
+		       int valid, struct fuse_file_info *fi)
 {
-	struct wfs_fs *fs = wfs_fs_of(req);
-	struct wfs_inode *n = wfs_inode_of(req, ino);
 	char pf[PROCFD_LEN];
-	int r = 0;
-	/* A truncate through an open file was judged at its open. */
-	enum wfs_audit_kind kind =
-		(valid & FUSE_SET_ATTR_SIZE) && !fi			? WFS_AUDIT_TRUNCATE
-		: (valid & FUSE_SET_ATTR_MODE)				? WFS_AUDIT_CHMOD
-		: (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))	? WFS_AUDIT_CHOWN
-		: (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) ? WFS_AUDIT_UTIMES
-									: WFS_AUDIT_OPEN; /* none */
-	struct wfs_change ch = {.audited = false};
-	if (kind != WFS_AUDIT_OPEN) {
-		r = wfs_change_begin(req, &ch, kind, n, NULL, NULL, NULL);
-		if (r) {
-			fuse_reply_err(req, -r);
-			return;
-		}
-	}
-	int fd = wfs_inode_fd(n);
-	if (fd < 0) {
-		wfs_change_end(&ch, fd);
-		fuse_reply_err(req, -fd);
-		return;
-	}
 	procfd(pf, fd);
-
 	if (!(valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
 		       FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 		       FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID)) &&
-	    fchownat(fd, "", (uid_t)-1, (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+	    fchownat(fd, "", (uid_t)-1, (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		/* chown(f, -1, -1) changes nothing but the ctime, as on ext4 */
-		r = -errno;
-		goto out;
-	}
-	if (valid & FUSE_SET_ATTR_MODE) {
-		if (chmod(pf, attr->st_mode & 07777) < 0) {
-			r = -errno;
-			goto out;
-		}
-	}
+		return -errno;
+	if ((valid & FUSE_SET_ATTR_MODE) && chmod(pf, attr->st_mode & 07777) < 0)
+		return -errno;
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-			r = -errno;
-			goto out;
-		}
+		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
-		r = do_truncate(req, n, fi, attr->st_size);
+		int r = do_truncate(req, n, fi, attr->st_size);
 		if (r)
-			goto out;
+			return r;
 	}
 	if (valid & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID)) {
 		/* handle_killpriv_v2: a truncate or write by the caller drops
@@ -289,68 +255,83 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			tv[1].tv_nsec = UTIME_NOW;
 		else if (valid & FUSE_SET_ATTR_MTIME)
 			tv[1] = attr->st_mtim;
-		int res;
-		if (n->type == S_IFLNK)
-			res = utimensat(fd, "", tv, AT_EMPTY_PATH);
-		else
-			res = utimensat(AT_FDCWD, pf, tv, 0);
-		if (res < 0) {
-			r = -errno;
-			goto out;
-		}
+		int res = n->type == S_IFLNK ? utimensat(fd, "", tv, AT_EMPTY_PATH)
+					     : utimensat(AT_FDCWD, pf, tv, 0);
+		if (res < 0)
+			return -errno;
 	}
-out:
+	return 0;
+}
+
+/* setattr: judged and recorded as a change (changes.c) unless it only
+ * truncates through an open file, which was judged at its open. */
+static int do_setattr(fuse_req_t req, struct wfs_inode *n, const struct stat *attr, int valid,
+		      struct fuse_file_info *fi, struct stat *st)
+{
+	enum wfs_audit_kind kind =
+		(valid & FUSE_SET_ATTR_SIZE) && !fi			? WFS_AUDIT_TRUNCATE
+		: (valid & FUSE_SET_ATTR_MODE)				? WFS_AUDIT_CHMOD
+		: (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))	? WFS_AUDIT_CHOWN
+		: (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) ? WFS_AUDIT_UTIMES
+									: WFS_AUDIT_OPEN; /* none */
+	struct wfs_change ch = {.audited = false};
+	int r = 0;
+	if (kind != WFS_AUDIT_OPEN && (r = wfs_change_begin(req, &ch, kind, n, NULL, NULL, NULL)))
+		return r;
+	int fd = wfs_inode_fd(n);
+	r = fd < 0 ? fd : apply_attrs(req, n, fd, attr, valid, fi);
 	wfs_change_end(&ch, r);
-	if (!r) {
-		struct stat st;
-		r = wfs_getattr_fd(n, fd, &st);
+	if (fd >= 0) {
+		if (!r)
+			r = wfs_getattr_fd(n, fd, st);
 		wfs_inode_put_fd(n);
-		if (r)
-			fuse_reply_err(req, -r);
-		else
-			fuse_reply_attr(req, &st, fs->timeout);
-		return;
 	}
+	return r;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	int r = do_setattr(req, wfs_inode_of(req, ino), attr, valid, fi, &st);
+	if (r)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, wfs_fs_of(req)->timeout);
+}
+
+static int do_readlink(struct wfs_inode *n, char *buf, size_t len)
+{
+	int fd = wfs_inode_fd(n);
+	if (fd < 0)
+		return fd;
+	ssize_t r = readlinkat(fd, "", buf, len);
+	int err = r < 0 ? -errno : (size_t)r == len ? -ENAMETOOLONG : 0;
 	wfs_inode_put_fd(n);
-	fuse_reply_err(req, -r);
+	if (!err)
+		buf[r] = '\0';
+	return err;
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct wfs_inode *n = wfs_inode_of(req, ino);
 	char buf[PATH_MAX + 1];
-	int fd = wfs_inode_fd(n);
-	if (fd < 0) {
-		fuse_reply_err(req, -fd);
-		return;
-	}
-	ssize_t r = readlinkat(fd, "", buf, sizeof(buf));
-	int err = r < 0 ? errno : 0;
-	wfs_inode_put_fd(n);
-	if (err)
-		fuse_reply_err(req, err);
-	else if (r == sizeof(buf))
-		fuse_reply_err(req, ENAMETOOLONG);
-	else {
-		buf[r] = '\0';
+	int r = do_readlink(wfs_inode_of(req, ino), buf, sizeof(buf));
+	if (r)
+		fuse_reply_err(req, -r);
+	else
 		fuse_reply_readlink(req, buf);
-	}
 }
 
 /* Creates a directory entry of any non-regular kind as the caller. */
-static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
-		      dev_t rdev, const char *link)
+static int make_node(fuse_req_t req, struct wfs_inode *parent, const char *name, mode_t mode,
+		     dev_t rdev, const char *link, struct fuse_entry_param *e)
 {
-	struct wfs_inode *parent = wfs_inode_of(req, parent_ino);
-	if (hidden(parent, name)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
+	if (hidden(parent, name))
+		return -EPERM;
 	int pfd = wfs_inode_fd(parent);
-	if (pfd < 0) {
-		fuse_reply_err(req, -pfd);
-		return;
-	}
+	if (pfd < 0)
+		return pfd;
 	struct wfs_creds c;
 	int r = wfs_creds_become(req, &c);
 	if (!r) {
@@ -364,41 +345,49 @@ static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		wfs_creds_restore(&c);
 	}
 	wfs_inode_put_fd(parent);
-	struct fuse_entry_param e;
-	if (!r)
-		r = do_lookup(parent, name, &e);
+	return r ? r : do_lookup(parent, name, e);
+}
+
+static void reply_entry_or_err(fuse_req_t req, int r, const struct fuse_entry_param *e)
+{
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_entry(req, &e);
+		fuse_reply_entry(req, e);
+}
+
+/* A regular file comes from the policy-aware create, closed at once. */
+static int mknod_file(fuse_req_t req, struct wfs_inode *parent, const char *name, mode_t mode,
+		      struct fuse_entry_param *e)
+{
+	struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
+	int r = wfs_create_file(req, parent, name, mode, &fi, e);
+	if (!r)
+		wfs_file_close(req, (struct wfs_file *)(uintptr_t)fi.fh);
+	return r;
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	if (S_ISREG(mode)) {
-		/* Regular files are created through the policy-aware path. */
-		struct fuse_file_info fi = {.flags = O_CREAT | O_EXCL | O_WRONLY};
-		struct fuse_entry_param e;
-		int r = wfs_create_file(req, wfs_inode_of(req, parent), name, mode, &fi, &e);
-		if (r) {
-			fuse_reply_err(req, -r);
-			return;
-		}
-		wfs_file_close(req, (struct wfs_file *)(uintptr_t)fi.fh);
-		fuse_reply_entry(req, &e);
-		return;
-	}
-	make_node(req, parent, name, mode, rdev, NULL);
+	struct wfs_inode *p = wfs_inode_of(req, parent);
+	struct fuse_entry_param e;
+	int r = S_ISREG(mode) ? mknod_file(req, p, name, mode, &e)
+			      : make_node(req, p, name, mode, rdev, NULL, &e);
+	reply_entry_or_err(req, r, &e);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	make_node(req, parent, name, S_IFDIR | mode, 0, NULL);
+	struct fuse_entry_param e;
+	int r = make_node(req, wfs_inode_of(req, parent), name, S_IFDIR | mode, 0, NULL, &e);
+	reply_entry_or_err(req, r, &e);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	make_node(req, parent, name, S_IFLNK, 0, link);
+	struct fuse_entry_param e;
+	int r = make_node(req, wfs_inode_of(req, parent), name, S_IFLNK, 0, link, &e);
+	reply_entry_or_err(req, r, &e);
 }
 
 /* "WORD /path/of/np/name" for a change row's detail (malloc'd); NULL when
@@ -439,20 +428,16 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 {
 	struct wfs_inode *n = wfs_inode_of(req, ino);
 	struct wfs_inode *np = wfs_inode_of(req, newparent_ino);
-	if (hidden(np, newname)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	struct wfs_change ch;
-	WFS_AUTOFREE char *as = to_detail("as", np, newname);
-	wfs_change_begin(req, &ch, WFS_AUDIT_LINK, n, NULL, NULL, as);
 	struct fuse_entry_param e;
-	int r = do_link(n, np, newname, &e);
-	wfs_change_end(&ch, r);
-	if (r)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_entry(req, &e);
+	int r = -EPERM;
+	if (!hidden(np, newname)) {
+		struct wfs_change ch;
+		WFS_AUTOFREE char *as = to_detail("as", np, newname);
+		wfs_change_begin(req, &ch, WFS_AUDIT_LINK, n, NULL, NULL, as);
+		r = do_link(n, np, newname, &e);
+		wfs_change_end(&ch, r);
+	}
+	reply_entry_or_err(req, r, &e);
 }
 
 static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name, int flags)
@@ -568,15 +553,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 {
 	struct wfs_inode *parent = wfs_inode_of(req, parent_ino);
 	struct wfs_inode *np = wfs_inode_of(req, newparent_ino);
-	if (hidden(parent, name) || hidden(np, newname)) {
-		fuse_reply_err(req, EPERM);
-		return;
+	int r = -EPERM;
+	if (!hidden(parent, name) && !hidden(np, newname)) {
+		struct wfs_change ch;
+		WFS_AUTOFREE char *to = to_detail("to", np, newname);
+		wfs_change_begin(req, &ch, WFS_AUDIT_RENAME, NULL, parent, name, to);
+		r = do_rename(parent, name, np, newname, flags);
+		wfs_change_end(&ch, r);
 	}
-	struct wfs_change ch;
-	WFS_AUTOFREE char *to = to_detail("to", np, newname);
-	wfs_change_begin(req, &ch, WFS_AUDIT_RENAME, NULL, parent, name, to);
-	int r = do_rename(parent, name, np, newname, flags);
-	wfs_change_end(&ch, r);
 	fuse_reply_err(req, -r);
 }
 

@@ -18,6 +18,7 @@
 
 #define STATUS_XATTR "trusted.wardfs.status"
 #define OWN_PREFIX   "trusted.wardfs."
+#define STATUS_MAX   4096 /* bytes of status text, at most */
 
 /* The daemon's own names (the mark that says a file is ciphertext, the
  * status) are not the user's: never read, listed, set or removed through
@@ -86,14 +87,18 @@ static void status_text(struct wfs_fs *fs, char *buf, size_t len)
 	}
 }
 
-static void reply_value(fuse_req_t req, const char *val, size_t n, size_t size)
+/* Replies to a get or list of size bytes with the r bytes of val, or
+ * with r's error. */
+static void reply_value(fuse_req_t req, ssize_t r, const char *val, size_t size)
 {
-	if (size == 0)
-		fuse_reply_xattr(req, n);
-	else if (n > size)
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)r);
+	else if ((size_t)r > size)
 		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, val, n);
+		fuse_reply_buf(req, val, (size_t)r);
 }
 
 /*
@@ -113,84 +118,80 @@ static int proc_path(struct wfs_inode *n, char *buf, size_t len, int *fd)
 	return 0;
 }
 
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/* The value of name on n: its length, and (size not 0) its bytes in
+ * *val, which the caller frees; or -errno. */
+static ssize_t get_value(struct wfs_fs *fs, struct wfs_inode *n, const char *name, size_t size,
+			 char **val)
 {
-	struct wfs_fs *fs = wfs_fs_of(req);
-	struct wfs_inode *n = wfs_inode_of(req, ino);
+	*val = NULL;
 	if (n == &fs->root && !strcmp(name, STATUS_XATTR)) {
-		char buf[4096];
-		status_text(fs, buf, sizeof(buf));
-		reply_value(req, buf, strlen(buf), size);
-		return;
+		if (!(*val = malloc(STATUS_MAX)))
+			return -ENOMEM;
+		status_text(fs, *val, STATUS_MAX);
+		return (ssize_t)strlen(*val);
 	}
-	if (own_name(name)) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
+	if (own_name(name))
+		return -ENODATA;
 	char pp[64];
 	int fd;
 	int r = proc_path(n, pp, sizeof(pp), &fd);
-	if (r) {
-		fuse_reply_err(req, -r);
-		return;
+	if (r)
+		return r;
+	ssize_t len = -ENOMEM;
+	if (!size || (*val = malloc(size)) != NULL) {
+		len = getxattr(pp, name, *val, size);
+		if (len < 0)
+			len = -errno;
 	}
-	char *val = size ? malloc(size) : NULL;
-	if (size && !val) {
-		wfs_inode_put_fd(n);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	ssize_t len = getxattr(pp, name, val, size);
-	int err = len < 0 ? errno : 0;
 	wfs_inode_put_fd(n);
-	if (err)
-		fuse_reply_err(req, err);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)len);
-	else
-		fuse_reply_buf(req, val, (size_t)len);
-	free(val);
+	return len;
 }
 
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct wfs_inode *n = wfs_inode_of(req, ino);
+	WFS_AUTOFREE char *val = NULL;
+	ssize_t r = get_value(wfs_fs_of(req), wfs_inode_of(req, ino), name, size, &val);
+	reply_value(req, r, val, size);
+}
+
+/* n's names but wardfs's own, in *val (the caller frees it): their length
+ * or -errno. The whole list even when only its size is asked: the size
+ * must not count the names dropped from it. */
+static ssize_t list_names(struct wfs_inode *n, char **val)
+{
 	char pp[64];
 	int fd;
 	int r = proc_path(n, pp, sizeof(pp), &fd);
-	if (r) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	/* The whole list even when only its size is asked: the size must
-	 * not count the names dropped from it. */
-	char *val = NULL;
+	*val = NULL;
+	if (r)
+		return r;
 	ssize_t len;
-	int err = 0;
 	for (;;) {
 		len = listxattr(pp, NULL, 0);
 		if (len <= 0)
 			break;
-		char *grown = realloc(val, (size_t)len);
+		char *grown = realloc(*val, (size_t)len);
 		if (!grown) {
 			errno = ENOMEM;
 			len = -1;
 			break;
 		}
-		val = grown;
-		len = listxattr(pp, val, (size_t)len);
+		*val = grown;
+		len = listxattr(pp, *val, (size_t)len);
 		if (len >= 0 || errno != ERANGE)
 			break; /* ERANGE: it grew meanwhile */
 	}
 	if (len < 0)
-		err = errno;
+		len = -errno;
 	wfs_inode_put_fd(n);
-	size_t shown = len > 0 ? drop_own_names(val, (size_t)len) : 0;
-	if (err)
-		fuse_reply_err(req, err);
-	else
-		reply_value(req, val, shown, size);
-	free(val);
+	return len > 0 ? (ssize_t)drop_own_names(*val, (size_t)len) : len;
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	WFS_AUTOFREE char *val = NULL;
+	ssize_t r = list_names(wfs_inode_of(req, ino), &val);
+	reply_value(req, r, val, size);
 }
 
 #define ACL_ACCESS "system.posix_acl_access"
@@ -225,61 +226,45 @@ static void acl_kill_sgid(fuse_req_t req, const char *pp)
 		chmod(pp, st.st_mode & 07777 & ~S_ISGID);
 }
 
-static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+/* Sets name on n to value (or removes it: value NULL), judged and
+ * recorded as a change (changes.c). */
+static int change_value(fuse_req_t req, struct wfs_inode *n, const char *name, const char *value,
 			size_t size, int flags)
 {
-	struct wfs_inode *n = wfs_inode_of(req, ino);
-	if (own_name(name)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
+	if (own_name(name))
+		return -EPERM;
 	struct wfs_change ch;
-	int r = wfs_change_begin(req, &ch, WFS_AUDIT_SETXATTR, n, NULL, NULL, name);
-	if (r) {
-		fuse_reply_err(req, -r);
-		return;
-	}
+	int r = wfs_change_begin(req, &ch, value ? WFS_AUDIT_SETXATTR : WFS_AUDIT_REMOVEXATTR, n,
+				 NULL, NULL, name);
+	if (r)
+		return r;
 	char pp[64];
 	int fd;
 	r = proc_path(n, pp, sizeof(pp), &fd);
-	if (r) {
-		wfs_change_end(&ch, r);
-		fuse_reply_err(req, -r);
-		return;
+	if (!r) {
+		if (value)
+			r = setxattr(pp, name, value, size, flags) < 0 ? -errno : 0;
+		else
+			r = removexattr(pp, name) < 0 ? -errno : 0;
+		if (!r && value && !strcmp(name, ACL_ACCESS))
+			acl_kill_sgid(req, pp);
+		wfs_inode_put_fd(n);
 	}
-	r = setxattr(pp, name, value, size, flags) < 0 ? errno : 0;
-	if (!r && !strcmp(name, ACL_ACCESS))
-		acl_kill_sgid(req, pp);
-	wfs_inode_put_fd(n);
-	wfs_change_end(&ch, -r);
-	fuse_reply_err(req, r);
+	wfs_change_end(&ch, r);
+	return r;
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	/* value is never NULL here: an empty value is "" with size 0 */
+	fuse_reply_err(req, -change_value(req, wfs_inode_of(req, ino), name, value ? value : "",
+					  size, flags));
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct wfs_inode *n = wfs_inode_of(req, ino);
-	if (own_name(name)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	struct wfs_change ch;
-	int r = wfs_change_begin(req, &ch, WFS_AUDIT_REMOVEXATTR, n, NULL, NULL, name);
-	if (r) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	char pp[64];
-	int fd;
-	r = proc_path(n, pp, sizeof(pp), &fd);
-	if (r) {
-		wfs_change_end(&ch, r);
-		fuse_reply_err(req, -r);
-		return;
-	}
-	r = removexattr(pp, name) < 0 ? errno : 0;
-	wfs_inode_put_fd(n);
-	wfs_change_end(&ch, -r);
-	fuse_reply_err(req, r);
+	fuse_reply_err(req, -change_value(req, wfs_inode_of(req, ino), name, NULL, 0, 0));
 }
 
 void wfs_fill_xattr_ops(struct fuse_lowlevel_ops *ops)
