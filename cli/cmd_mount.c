@@ -30,7 +30,6 @@
 #include "crypto.h"
 #include "mounted.h"
 #include "vault.h"
-#include "vault_audit.h"
 #include "wardfs_daemon.h"
 
 #define DEFAULT_POLICY	 "/etc/wardfs/policy"
@@ -284,7 +283,7 @@ static int run_daemon(struct wfs_daemon_opts *o, const char *log, int lfd)
 /*
  * The daemon serves as ciphertext only what carries its mark. A vault
  * from before the mark, or a tree restored without xattrs, gets its
- * ciphertext marked here, once (cli/marks.c). 0, or 1 after a message.
+ * ciphertext marked here, once (vault/marks.c). 0, or 1 after a message.
  */
 static int adopt_marks(const char *backing, const struct wfs_keys *keys)
 {

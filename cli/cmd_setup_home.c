@@ -377,7 +377,7 @@ static int run(struct setup *s)
 			    "the backing directory '%s' and the home '%s' must not contain "
 			    "each other",
 			    s->backing, s->home);
-	if (wfs_vault_load_policy(s->policy_path, &pol) != 0)
+	if (wfs_vault_load_policy(s->policy_path, 0, &pol) != 0)
 		goto out;
 	if ((r = make_parents(s->backing)) != 0) {
 		fail(-r, "cannot create the parents of '%s'", s->backing);
@@ -502,7 +502,7 @@ int wfs_cmd_setup_home(int argc, char **argv)
 	struct passwd *pw;
 	int c;
 
-	wfs_vault_cmd_prog(PROG);
+	wfs_vault_set_prog(PROG);
 	wfs_kdf_params_default(&s.kp);
 	optind = 0;
 	opterr = 0;

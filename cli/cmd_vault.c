@@ -23,12 +23,6 @@
 #include "mounted.h"
 #include "policy.h"
 #include "vault.h"
-#include "vault_audit.h"
-
-#define DEFAULT_POLICY	 "/etc/wardfs/policy"
-#define DEFAULT_AUDIT_DB "/var/lib/wardfs/audit.db"
-#define MIGRATE_SUFFIX	 ".wardfs-migrate"
-#define CHUNK		 (1u << 20)
 
 enum {
 	OPT_PASSFILE = 256,
@@ -263,63 +257,6 @@ static int crypto_start(void)
 	return r;
 }
 
-static bool is_migrate_temp(const char *name)
-{
-	size_t n = strlen(name), s = strlen(MIGRATE_SUFFIX);
-
-	return name[0] == '.' && n > s + 1 && !strcmp(name + n - s, MIGRATE_SUFFIX);
-}
-
-/* The form of dirfd/name by the daemon's mark (crypto/mark.c). */
-static int file_form(int dfd, const char *name, const struct stat *st, enum wfs_form *form)
-{
-	*form = WFS_FORM_PLAIN; /* unused on failure */
-	int r = wfs_form_of_at(dfd, name, st->st_size, form);
-	return r < 0 ? r : 0;
-}
-
-/* ---- policy ----------------------------------------------------------- */
-
-static int load_policy(const char *path, struct wfs_policy **out)
-{
-	struct wfs_policy_diags d = {0};
-	char line[1200];
-	int r;
-
-	*out = NULL;
-	r = wfs_policy_load(path ? path : DEFAULT_POLICY, wfs_policy_caller_flags(), out, &d);
-	if (r == -ENOENT && path == NULL) {
-		wfs_policy_diags_free(&d);
-		*out = wfs_policy_default();
-		return *out ? 0 : -ENOMEM;
-	}
-	for (size_t i = 0; i < d.n; i++) {
-		wfs_policy_diag_format(&d.v[i], line, sizeof(line));
-		fprintf(stderr, "%s\n", line);
-	}
-	wfs_policy_diags_free(&d);
-	if (r != 0 || *out == NULL) {
-		fprintf(stderr, "%s: cannot use the policy '%s'\n", prog,
-			path ? path : DEFAULT_POLICY);
-		return r != 0 ? r : -EINVAL;
-	}
-	return 0;
-}
-
-enum action { ACT_NONE, ACT_ENCRYPT, ACT_DECRYPT };
-
-static enum action wanted(const struct wfs_policy *pol, const char *rel, enum wfs_form form)
-{
-	struct wfs_decision d;
-
-	wfs_policy_classify(pol, rel, strlen(rel), &d);
-	if (d.cls == WFS_SENSITIVE && form == WFS_FORM_PLAIN)
-		return ACT_ENCRYPT;
-	if (d.cls != WFS_SENSITIVE && form == WFS_FORM_ENCRYPTED)
-		return ACT_DECRYPT;
-	return ACT_NONE;
-}
-
 /* ---- init ----------------------------------------------------------- */
 
 struct count {
@@ -331,19 +268,21 @@ struct count {
 static int count_one(void *arg, int dfd, const char *name, const char *rel, const struct stat *st)
 {
 	struct count *c = arg;
+	struct wfs_decision d;
 	enum wfs_form form;
 	int r;
 
-	if (is_migrate_temp(name))
+	if (wfs_is_migrate_temp(name))
 		return 0;
-	if ((r = file_form(dfd, name, st, &form)) != 0) {
+	if ((r = wfs_file_form(dfd, name, st, &form)) != 0) {
 		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, c->backing, rel,
 			strerror(-r));
 		c->errors++;
 		return 0;
 	}
 	c->files++;
-	if (wanted(c->pol, rel, form) != ACT_NONE)
+	wfs_policy_classify(c->pol, rel, strlen(rel), &d);
+	if (wfs_form_fix(d.cls, form) != WFS_FIX_NONE)
 		c->disagree++;
 	return 0;
 }
@@ -361,7 +300,7 @@ static const char init_usage[] =
 	"  --kdf-memory MIB    Argon2id memory in MiB (default 512)\n"
 	"  --kdf-ops N         Argon2id passes (default 3)\n"
 	"  --policy FILE       policy for counting files stored in the wrong form\n"
-	"                      (default " DEFAULT_POLICY ")\n"
+	"                      (default " WFS_DEFAULT_POLICY ")\n"
 	"  --allow-reachable   accept a BACKING that users other than root can reach\n"
 	"  -h, --help          show this help\n"
 	"\n"
@@ -370,112 +309,6 @@ static const char init_usage[] =
 	"to users other than root (a directory on its path root's, without search\n"
 	"permission for others; none above it changeable by others), or they could\n"
 	"read its files around the policy and the audit.\n";
-
-int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
-		     const struct wfs_kdf_params *kp, struct wfs_keys **keys_out)
-{
-	struct wfs_keys *keys = NULL;
-	char *pass = NULL, dir[PATH_MAX], rec[WFS_RECOVERY_LEN];
-	uint8_t *kf = NULL;
-	size_t passlen, kflen;
-	int r;
-
-	if (wfs_vault_exists(backing)) {
-		fprintf(stderr, "%s: '%s' is already a wardfs vault\n", prog, backing);
-		r = -EEXIST;
-		goto out;
-	}
-	if ((r = crypto_start()) != 0)
-		goto out;
-	if ((r = wfs_secret_read(po->passfile, po->extpass, "Passphrase for the new vault: ", true,
-				 &pass, &passlen, NULL)) != 0)
-		goto out;
-	r = wfs_keyfile_create(pass, passlen, kp, &kf, &kflen, rec, &keys);
-	wfs_secret_free(pass);
-	if (r != 0) {
-		fprintf(stderr, "%s: cannot create the key: %s\n", prog, strerror(-r));
-		goto out;
-	}
-	snprintf(dir, sizeof(dir), "%s/" WFS_VAULT_DIR, backing);
-	if (mkdir(dir, 0700) != 0) {
-		struct stat st;
-
-		if (errno != EEXIST || lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-			r = -(errno == EEXIST ? ENOTDIR : errno);
-			fprintf(stderr, "%s: cannot create '%s': %s\n", prog, dir, strerror(-r));
-			goto out;
-		}
-	}
-	if (chmod(dir, 0700) != 0) {
-		r = -errno;
-		fprintf(stderr, "%s: cannot set the mode of '%s': %s\n", prog, dir,
-			strerror(errno));
-		goto out;
-	}
-	/* A new vault holds no ciphertext yet: nothing to adopt (marks.c).
-	 * This also proves that the file system keeps trusted xattrs. */
-	if ((r = wfs_vault_stamp_marks(backing)) != 0) {
-		fprintf(stderr, "%s: cannot mark '%s': %s\n", prog, dir,
-			r == -ENOTSUP ? "the file system cannot keep trusted extended "
-					"attributes, which wardfs needs"
-				      : strerror(-r));
-		goto out;
-	}
-	/* Escrow before the keyfile: no vault exists whose recovery key was
-	 * not kept where the admin asked. */
-	if (po->recovery_key_out) {
-		int fd = open(po->recovery_key_out,
-			      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		size_t rl = strlen(rec);
-		if (fd < 0 || write(fd, rec, rl) != (ssize_t)rl || write(fd, "\n", 1) != 1 ||
-		    fsync(fd) != 0) {
-			r = -errno;
-			fprintf(stderr, "%s: cannot write the recovery key to '%s': %s%s\n", prog,
-				po->recovery_key_out, strerror(-r),
-				r == -EEXIST ? " (it exists; wardfs never overwrites one)" : "");
-			if (fd >= 0) {
-				close(fd);
-				unlink(po->recovery_key_out);
-			}
-			goto out;
-		}
-		close(fd);
-	}
-	/* the keyfile last: its presence is what makes a vault */
-	if ((r = wfs_vault_write_config(backing, kp)) != 0) {
-		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_CONFIG "': %s\n", prog, dir,
-			strerror(-r));
-		goto out;
-	}
-	if ((r = wfs_vault_write(backing, WFS_VAULT_KEYFILE, kf, kflen, 0600)) != 0) {
-		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_KEYFILE "': %s\n", prog, dir,
-			strerror(-r));
-		goto out;
-	}
-	if (po->recovery_key_out)
-		printf("Created a wardfs vault in %s.\n\n"
-		       "Recovery key written to %s (mode 0600): it unlocks the vault without\n"
-		       "the passphrase; keep it offline, away from this machine.\n\n",
-		       backing, po->recovery_key_out);
-	else
-		printf("Created a wardfs vault in %s.\n\n"
-		       "Recovery key (it unlocks the vault without the passphrase; it is shown\n"
-		       "only now, so write it down and keep it offline, away from this "
-		       "machine):\n\n"
-		       "    %s\n\n",
-		       backing, rec);
-	fflush(stdout);
-	if (keys_out != NULL) {
-		*keys_out = keys;
-		keys = NULL;
-	}
-	r = 0;
-out:
-	sodium_memzero(rec, sizeof(rec));
-	wfs_keys_free(keys);
-	free(kf);
-	return r;
-}
 
 int wfs_cmd_init(int argc, char **argv)
 {
@@ -508,7 +341,7 @@ int wfs_cmd_init(int argc, char **argv)
 		goto out;
 	status = 0;
 
-	if (load_policy(a.policy, &pol) == 0) {
+	if (wfs_vault_load_policy(a.policy, 0, &pol) == 0) {
 		struct count c = {.backing = a.backing, .pol = pol};
 
 		(void)wfs_vault_walk(a.backing, count_one, &c, &c.errors);
@@ -723,7 +556,7 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 	long v;
 	int fd, m = 0;
 
-	if (is_migrate_temp(name)) {
+	if (wfs_is_migrate_temp(name)) {
 		f->temps++;
 		return 0;
 	}
@@ -772,7 +605,7 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 static int fsck_open_audit(const struct args *a, struct fsck *f)
 {
 	char real[PATH_MAX], mnt[PATH_MAX], err[256];
-	const char *db = a->audit_db ? a->audit_db : DEFAULT_AUDIT_DB;
+	const char *db = a->audit_db ? a->audit_db : WFS_DEFAULT_AUDIT_DB;
 	int r;
 
 	if (realpath(a->backing, real) != NULL && wfs_backing_mounted(real, mnt, sizeof(mnt)) > 0) {
@@ -804,7 +637,7 @@ static const char fsck_usage[] =
 	"                           (what a power cut leaves of writes nobody fsync'ed):\n"
 	"                           each damaged block becomes a hole that reads as\n"
 	"                           zeros; the bytes it held are lost\n"
-	"  --audit-db FILE          the audit db for --repair (default " DEFAULT_AUDIT_DB ")\n"
+	"  --audit-db FILE          the audit db for --repair (default " WFS_DEFAULT_AUDIT_DB ")\n"
 	"  --passfile FILE          passphrase from the first line of FILE\n"
 	"  --extpass CMD            passphrase from CMD's first output line\n"
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
@@ -868,174 +701,13 @@ out:
 
 /* ---- migrate -------------------------------------------------------- */
 
-struct migrate {
-	const char *backing;
-	const struct wfs_policy *pol;
-	const struct wfs_keys *keys;
-	bool dry_run, progress;
-	uint8_t *buf; /* CHUNK bytes */
-	unsigned todo, done, encrypted, decrypted, skipped, failed, temps, errors;
-	unsigned to_decrypt; /* of todo: files that would be stored in plaintext */
-	FILE *decrypts;	     /* their names, one a line (wardfs migrate asks) */
-};
-
-static void progress(struct migrate *m)
-{
-	int width = 30, fill = m->todo ? (int)((uint64_t)m->done * width / m->todo) : width;
-
-	if (!m->progress)
-		return;
-	fprintf(stderr, "\r%s: [%.*s%*s] %u/%u files", prog, fill, "##############################",
-		width - fill, "", m->done, m->todo);
-	if (m->done == m->todo)
-		fputc('\n', stderr);
-}
-
-/* Converts dirfd/name atomically through .NAME.wardfs-migrate. */
-static int convert(struct migrate *m, int dfd, const char *name, const char *rel, bool encrypt)
-{
-	char tmp[NAME_MAX + 1];
-	struct stat st, st2;
-	int src = -1, dst = -1, r;
-	bool made = false;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s" MIGRATE_SUFFIX, name) >= sizeof(tmp)) {
-		r = -ENAMETOOLONG;
-		goto out;
-	}
-	if ((src = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) <
-		    0 ||
-	    fstat(src, &st) != 0) {
-		r = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EAGAIN;
-		goto out;
-	}
-	if (st.st_nlink > 1) {
-		fprintf(stderr, "%s%s: %s%s has %ju hard links; not converted\n",
-			m->progress ? "\n" : "", prog, m->backing, rel, (uintmax_t)st.st_nlink);
-		m->skipped++;
-		r = 0;
-		goto done;
-	}
-	(void)unlinkat(dfd, tmp, 0);
-	if ((dst = openat(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) <
-	    0) {
-		r = -errno;
-		goto out;
-	}
-	made = true;
-	if ((r = wfs_convert_content(m->keys, src, dst, st.st_size, encrypt, m->buf, CHUNK)) != 0 ||
-	    (r = wfs_copy_file_attrs(src, dst, &st)) != 0)
-		goto out;
-	if (fsync(dst) != 0) {
-		r = -errno;
-		goto out;
-	}
-	if (fstat(src, &st2) != 0 || st2.st_size != st.st_size ||
-	    st2.st_mtim.tv_sec != st.st_mtim.tv_sec || st2.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
-		r = -EAGAIN;
-		goto out;
-	}
-	if (renameat(dfd, tmp, dfd, name) != 0 || fsync(dfd) != 0) {
-		r = -errno;
-		goto out;
-	}
-	made = false;
-	if (encrypt)
-		m->encrypted++;
-	else
-		m->decrypted++;
-	r = 0;
-out:
-	if (r != 0) {
-		fprintf(stderr, "%s%s: cannot %s '%s%s': %s\n", m->progress ? "\n" : "", prog,
-			encrypt ? "encrypt" : "decrypt", m->backing, rel,
-			r == -EIO ? "a block or the header fails authentication (see 'wardfs fsck')"
-			: r == -EAGAIN ? "it changed during the migration; run it again"
-				       : strerror(-r));
-		m->failed++;
-	}
-done:
-	if (made)
-		(void)unlinkat(dfd, tmp, 0);
-	if (src >= 0)
-		close(src);
-	if (dst >= 0)
-		close(dst);
-	return 0;
-}
-
-/* Pass 1: remove leftover temp files, count (or list) what disagrees. */
-static int migrate_scan(void *arg, int dfd, const char *name, const char *rel,
-			const struct stat *st)
-{
-	struct migrate *m = arg;
-	enum wfs_form form;
-	enum action act;
-	int r;
-
-	if (is_migrate_temp(name)) {
-		if (m->dry_run)
-			printf("remove %s%s (left by an interrupted migrate)\n", m->backing, rel);
-		else if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT) {
-			fprintf(stderr, "%s: cannot remove '%s%s': %s\n", prog, m->backing, rel,
-				strerror(errno));
-			m->errors++;
-			return 0;
-		}
-		m->temps++;
-		return 0;
-	}
-	if ((r = file_form(dfd, name, st, &form)) != 0) {
-		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, m->backing, rel,
-			strerror(-r));
-		m->errors++;
-		return 0;
-	}
-	act = wanted(m->pol, rel, form);
-	if (act == ACT_NONE)
-		return 0;
-	m->todo++;
-	if (act == ACT_DECRYPT) {
-		m->to_decrypt++;
-		if (m->decrypts)
-			fprintf(m->decrypts, "  %s%s\n", m->backing, rel);
-	}
-	if (m->dry_run)
-		printf("%s %s%s\n", act == ACT_ENCRYPT ? "encrypt" : "decrypt", m->backing, rel);
-	return 0;
-}
-
-/* Pass 2: convert. */
-static int migrate_convert(void *arg, int dfd, const char *name, const char *rel,
-			   const struct stat *st)
-{
-	struct migrate *m = arg;
-	enum wfs_form form;
-	enum action act;
-
-	if (is_migrate_temp(name) || file_form(dfd, name, st, &form) != 0)
-		return 0; /* ours, or reported by the scan */
-	if ((act = wanted(m->pol, rel, form)) == ACT_NONE)
-		return 0;
-	if (m->done >= m->todo)
-		m->todo = m->done + 1; /* appeared since the scan */
-	convert(m, dfd, name, rel, act == ACT_ENCRYPT);
-	m->done++;
-	progress(m);
-	return 0;
-}
-
 static const char migrate_usage[] =
 	"usage: wardfs migrate [options] BACKING\n"
 	"\n"
 	"Converts each file whose form on disk disagrees with the policy: sensitive\n"
 	"files stored plain are encrypted, public and deny files stored encrypted\n"
 	"are decrypted. It refuses a mounted BACKING. Each file is written\n"
-	"to .NAME" MIGRATE_SUFFIX " beside it, with the original's mode, owner,\n"
+	"to .NAME" WFS_MIGRATE_SUFFIX " beside it, with the original's mode, owner,\n"
 	"times and extended attributes (its POSIX ACL exactly), then renamed over\n"
 	"it; running migrate again after an interruption removes leftovers and\n"
 	"carries on. Files with more than one hard link are skipped.\n"
@@ -1043,7 +715,7 @@ static const char migrate_usage[] =
 	"  --dry-run                list what would be converted, change nothing\n"
 	"  --yes                    decrypt without asking (files the policy no longer\n"
 	"                           calls sensitive are otherwise listed, and asked for)\n"
-	"  --policy FILE            the policy (default " DEFAULT_POLICY ")\n"
+	"  --policy FILE            the policy (default " WFS_DEFAULT_POLICY ")\n"
 	"  --passfile FILE          passphrase from the first line of FILE\n"
 	"  --extpass CMD            passphrase from CMD's first output line\n"
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
@@ -1057,7 +729,7 @@ int wfs_cmd_migrate(int argc, char **argv)
 	struct args a;
 	struct wfs_keys *keys = NULL;
 	struct wfs_policy *pol = NULL;
-	struct migrate m = {0};
+	struct wfs_migrate m = {0};
 	int r, status = 1;
 
 	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_POLICY | A_DRYRUN | A_YES)) !=
@@ -1067,7 +739,7 @@ int wfs_cmd_migrate(int argc, char **argv)
 		fputs(migrate_usage, stdout);
 		return 0;
 	}
-	if (check_backing(&a) != 0 || load_policy(a.policy, &pol) != 0)
+	if (check_backing(&a) != 0 || wfs_vault_load_policy(a.policy, 0, &pol) != 0)
 		goto out;
 	if (!wfs_vault_exists(a.backing)) {
 		fprintf(stderr, "%s: '%s' is not a wardfs vault; see 'wardfs init'\n", prog,
@@ -1100,11 +772,10 @@ int wfs_cmd_migrate(int argc, char **argv)
 		fprintf(stderr, "%s: out of memory\n", prog);
 		goto out;
 	}
-	r = wfs_vault_walk(a.backing, migrate_scan, &m, &m.errors);
+	r = wfs_migrate_scan(&m);
 	if (m.decrypts)
 		fclose(m.decrypts);
 	if (r != 0) {
-		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, a.backing, strerror(-r));
 		free(names);
 		goto out;
 	}
@@ -1147,19 +818,10 @@ int wfs_cmd_migrate(int argc, char **argv)
 		status = m.errors ? 1 : 0;
 		goto out;
 	}
-	if ((m.buf = malloc(CHUNK)) == NULL) {
-		fprintf(stderr, "%s: out of memory\n", prog);
-		goto out;
-	}
 	m.keys = keys;
 	m.progress = isatty(STDERR_FILENO);
-	progress(&m);
-	if ((r = wfs_vault_walk(a.backing, migrate_convert, &m, &m.errors)) != 0) {
-		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, a.backing, strerror(-r));
+	if (wfs_migrate_convert(&m) != 0)
 		goto out;
-	}
-	if (m.progress && m.done != m.todo)
-		fputc('\n', stderr);
 	printf("Encrypted %u, decrypted %u, skipped %u, failed %u", m.encrypted, m.decrypted,
 	       m.skipped, m.failed);
 	char said[160];
@@ -1171,66 +833,9 @@ int wfs_cmd_migrate(int argc, char **argv)
 	printf(".\n");
 	status = m.failed || m.skipped || m.errors ? 1 : 0;
 out:
-	if (m.buf != NULL)
-		sodium_memzero(m.buf, CHUNK), free(m.buf);
+	wfs_migrate_done(&m);
 	wfs_keys_free(keys);
 	wfs_policy_free(pol);
 	free(a.backing);
 	return status;
-}
-
-/* ---- shared with setup-home ----------------------------------------- */
-
-void wfs_vault_cmd_prog(const char *p)
-{
-	snprintf(prog, sizeof(prog), "%s", p);
-	wfs_vault_set_prog(prog);
-}
-
-int wfs_vault_load_policy(const char *path, struct wfs_policy **out)
-{
-	return load_policy(path, out);
-}
-
-int wfs_vault_migrate(const char *backing, const struct wfs_policy *pol,
-		      const struct wfs_keys *keys, struct wfs_migrate_stats *st)
-{
-	struct migrate m = {0};
-	int r;
-
-	m.backing = backing;
-	m.pol = pol;
-	m.keys = keys;
-	if ((r = wfs_vault_walk(backing, migrate_scan, &m, &m.errors)) != 0) {
-		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, backing, strerror(-r));
-		goto out;
-	}
-	if (m.todo > 0) {
-		printf("Converting %u file%s to the form the policy asks for.\n", m.todo,
-		       m.todo == 1 ? "" : "s");
-		fflush(stdout);
-		if ((m.buf = malloc(CHUNK)) == NULL) {
-			fprintf(stderr, "%s: out of memory\n", prog);
-			r = -ENOMEM;
-			goto out;
-		}
-		m.progress = isatty(STDERR_FILENO);
-		progress(&m);
-		if ((r = wfs_vault_walk(backing, migrate_convert, &m, &m.errors)) != 0) {
-			fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, backing, strerror(-r));
-			goto out;
-		}
-		if (m.progress && m.done != m.todo)
-			fputc('\n', stderr);
-	}
-	r = 0;
-out:
-	if (m.buf != NULL)
-		sodium_memzero(m.buf, CHUNK), free(m.buf);
-	st->encrypted = m.encrypted;
-	st->decrypted = m.decrypted;
-	st->skipped = m.skipped;
-	st->failed = m.failed;
-	st->errors = m.errors;
-	return r;
 }
