@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,24 +18,24 @@
 #include "commands.h"
 #include "crypto.h"
 #include "policy.h"
-
-#define DEFAULT_POLICY "/etc/wardfs/policy"
+#include "vault.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: wardfs policy <command> [<args>]\n\n"
-		   "commands:\n"
-		   "  check FILE                            validate a policy and its includes\n"
-		   "  explain [--policy FILE] [--root DIR] [-v] PATH...\n"
-		   "                                        show each path's class and the "
-		   "deciding rule\n"
-		   "  scan [--policy FILE] BACKING          count files per class and list files "
-		   "whose\n"
-		   "                                        form on disk disagrees with the "
-		   "policy\n\n"
-		   "The default policy file is " DEFAULT_POLICY ". As root, policy files must be\n"
-		   "owned by root and not writable by group or others, as for the daemon.\n"
-		   "See wardfs-policy(5) for the language.\n");
+	fprintf(f,
+		"usage: wardfs policy <command> [<args>]\n\n"
+		"commands:\n"
+		"  check FILE                            validate a policy and its includes\n"
+		"  explain [--policy FILE] [--root DIR] [-v] PATH...\n"
+		"                                        show each path's class and the "
+		"deciding rule\n"
+		"  scan [--policy FILE] BACKING          count files per class and list files "
+		"whose\n"
+		"                                        form on disk disagrees with the "
+		"policy\n\n"
+		"The default policy file is " WFS_DEFAULT_POLICY ". As root, policy files must be\n"
+		"owned by root and not writable by group or others, as for the daemon.\n"
+		"See wardfs-policy(5) for the language.\n");
 }
 
 static bool is_help(const char *a)
@@ -51,42 +50,17 @@ static int bad_usage(const char *sub, const char *msg)
 	return 2;
 }
 
-static void print_diags(const struct wfs_policy_diags *d)
-{
-	char line[1200];
-	for (size_t i = 0; i < d->n; i++) {
-		wfs_policy_diag_format(&d->v[i], line, sizeof(line));
-		fprintf(stderr, "%s\n", line);
-	}
-}
-
-/* Loads the policy for explain/scan; falls back to the built-in default
- * only when no --policy was given and the default file does not exist. */
-static struct wfs_policy *open_policy(const char *file, bool explicit_file)
+/* The policy for explain and scan: warnings are for `check`, so only
+ * what stops loading is said. */
+static struct wfs_policy *open_policy(const char *sub, const char *file, bool explicit_file)
 {
 	struct wfs_policy *p = NULL;
-	struct wfs_policy_diags d = {0};
-	int rc = wfs_policy_load(file, wfs_policy_caller_flags(), &p, &d);
-	if (rc == -ENOENT && !explicit_file) {
-		wfs_policy_diags_free(&d);
-		fprintf(stderr,
-			"wardfs policy: %s does not exist; using the built-in default policy "
-			"(everything public)\n",
-			file);
-		p = wfs_policy_default();
-		if (!p)
-			fprintf(stderr, "wardfs policy: out of memory\n");
-		return p;
-	}
-	/* warnings are for `check`; here only what stops loading */
-	for (size_t i = 0; i < d.n; i++)
-		if (d.v[i].is_error) {
-			char line[1200];
-			wfs_policy_diag_format(&d.v[i], line, sizeof(line));
-			fprintf(stderr, "%s\n", line);
-		}
-	wfs_policy_diags_free(&d);
-	return rc ? NULL : p;
+	char prog[64];
+
+	snprintf(prog, sizeof(prog), "wardfs policy %s", sub);
+	wfs_vault_set_prog(prog);
+	return wfs_vault_load_policy(explicit_file ? file : NULL, WFS_LOAD_QUIET, &p) == 0 ? p
+											   : NULL;
 }
 
 static int cmd_check(int argc, char **argv)
@@ -115,11 +89,8 @@ static int cmd_check(int argc, char **argv)
 	if (!file)
 		return bad_usage("check", "missing FILE");
 	struct wfs_policy *p = NULL;
-	struct wfs_policy_diags d = {0};
-	int rc = wfs_policy_load(file, wfs_policy_caller_flags() | WFS_POLICY_CHECK_EXES, &p, &d);
-	print_diags(&d);
-	wfs_policy_diags_free(&d);
-	if (rc)
+	wfs_vault_set_prog("wardfs policy check");
+	if (wfs_vault_load_policy(file, WFS_LOAD_CHECK, &p) != 0)
 		return 1;
 	printf("%s: ok (%zu rule%s)\n", file, wfs_policy_rule_count(p),
 	       wfs_policy_rule_count(p) == 1 ? "" : "s");
@@ -254,7 +225,7 @@ static int real_path(int rootfd, const char *path, char *real, size_t len)
 
 static int cmd_explain(int argc, char **argv)
 {
-	const char *file = DEFAULT_POLICY, *root = NULL;
+	const char *file = WFS_DEFAULT_POLICY, *root = NULL;
 	bool explicit_file = false, verbose = false;
 	int ret = 0, rootfd = -1;
 	int i = common_opts(argc, argv, "explain", true, &file, &explicit_file, &verbose, &root,
@@ -266,7 +237,7 @@ static int cmd_explain(int argc, char **argv)
 		       "With -v, also every rule that matches, in file order (the last wins).\n"
 		       "With --root (a backing directory or mount point), a PATH that goes\n"
 		       "through a symbolic link is shown with the real path that decides it.\n"
-		       "The policy defaults to " DEFAULT_POLICY
+		       "The policy defaults to " WFS_DEFAULT_POLICY
 		       ", or the built-in default if that is missing.\n");
 		return 0;
 	}
@@ -279,7 +250,7 @@ static int cmd_explain(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	struct wfs_policy *p = open_policy(file, explicit_file);
+	struct wfs_policy *p = open_policy("explain", file, explicit_file);
 	if (!p) {
 		if (rootfd >= 0)
 			close(rootfd);
@@ -314,63 +285,55 @@ static int cmd_explain(int argc, char **argv)
 	return 0;
 }
 
-/* ---- scan: nftw has no user pointer, so its state is file-static ---- */
+/* ---- scan ---------------------------------------------------------- */
 
-static struct {
+struct mismatch {
+	char *path;
+	enum wfs_class cls;
+	enum wfs_form form;
+};
+
+struct scan {
 	const struct wfs_policy *p;
-	size_t rootlen;
+	const char *root;
 	unsigned long count[3], errors, files;
-	struct mismatch {
-		char *path;
-		enum wfs_class cls;
-		enum wfs_form form;
-	} * mismatch;
+	struct mismatch *mismatch;
 	size_t nmis, capmis;
-} scan;
+};
 
-static void add_mismatch(const char *rel, enum wfs_class c, enum wfs_form f)
+static void add_mismatch(struct scan *scan, const char *rel, enum wfs_class c, enum wfs_form f)
 {
-	if (scan.nmis == scan.capmis) {
-		size_t cap = scan.capmis ? scan.capmis * 2 : 64;
-		struct mismatch *v = realloc(scan.mismatch, cap * sizeof(*v));
+	if (scan->nmis == scan->capmis) {
+		size_t cap = scan->capmis ? scan->capmis * 2 : 64;
+		struct mismatch *v = realloc(scan->mismatch, cap * sizeof(*v));
 		if (!v)
 			return;
-		scan.mismatch = v;
-		scan.capmis = cap;
+		scan->mismatch = v;
+		scan->capmis = cap;
 	}
 	char *s = strdup(rel);
 	if (s)
-		scan.mismatch[scan.nmis++] = (struct mismatch){s, c, f};
+		scan->mismatch[scan->nmis++] = (struct mismatch){s, c, f};
 }
 
-static int scan_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static int scan_one(void *arg, int dfd, const char *name, const char *rel, const struct stat *st)
 {
-	const char *rel = path + scan.rootlen;
-	if (type == FTW_D && ftw->level == 1 && !strcmp(path + ftw->base, ".wardfs"))
-		return FTW_SKIP_SUBTREE;
-	if (type == FTW_DNR || type == FTW_NS) {
-		fprintf(stderr, "wardfs policy scan: cannot read %s: %s\n", path, strerror(errno));
-		scan.errors++;
-		return FTW_CONTINUE;
-	}
-	if (type != FTW_F || !S_ISREG(st->st_mode))
-		return FTW_CONTINUE;
-	scan.files++;
+	struct scan *scan = arg;
+	scan->files++;
 	struct wfs_decision d;
-	wfs_policy_classify(scan.p, rel, strlen(rel), &d);
-	scan.count[d.cls]++;
-	/* The form is the daemon's mark, not the bytes (crypto/mark.c). */
-	enum wfs_form f = WFS_FORM_PLAIN;
-	int r = wfs_form_of_at(AT_FDCWD, path, st->st_size, &f);
+	wfs_policy_classify(scan->p, rel, strlen(rel), &d);
+	scan->count[d.cls]++;
+	enum wfs_form f;
+	int r = wfs_file_form(dfd, name, st, &f);
 	if (r < 0) {
-		fprintf(stderr, "wardfs policy scan: cannot read %s: %s\n", path, strerror(-r));
-		scan.errors++;
-		return FTW_CONTINUE;
+		fprintf(stderr, "wardfs policy scan: cannot read '%s%s': %s\n",
+			strcmp(scan->root, "/") ? scan->root : "", rel, strerror(-r));
+		scan->errors++;
+		return 0;
 	}
-	if ((d.cls == WFS_SENSITIVE && f == WFS_FORM_PLAIN) ||
-	    (d.cls != WFS_SENSITIVE && f == WFS_FORM_ENCRYPTED))
-		add_mismatch(rel, d.cls, f);
-	return FTW_CONTINUE;
+	if (wfs_form_fix(d.cls, f) != WFS_FIX_NONE)
+		add_mismatch(scan, rel, d.cls, f);
+	return 0;
 }
 
 static int cmp_mismatch(const void *a, const void *b)
@@ -380,7 +343,7 @@ static int cmp_mismatch(const void *a, const void *b)
 
 static int cmd_scan(int argc, char **argv)
 {
-	const char *file = DEFAULT_POLICY;
+	const char *file = WFS_DEFAULT_POLICY;
 	bool explicit_file = false, verbose = false;
 	int ret = 0;
 	const char *format = "text";
@@ -417,14 +380,16 @@ static int cmd_scan(int argc, char **argv)
 		fprintf(stderr, "wardfs policy scan: %s: not a directory\n", root);
 		return 1;
 	}
-	struct wfs_policy *p = open_policy(file, explicit_file);
+	struct wfs_policy *p = open_policy("scan", file, explicit_file);
 	if (!p)
 		return 1;
-	memset(&scan, 0, sizeof(scan));
-	scan.p = p;
-	scan.rootlen = strcmp(root, "/") ? rl : 0;
-	if (nftw(root, scan_one, 64, FTW_PHYS | FTW_ACTIONRETVAL) < 0) {
-		fprintf(stderr, "wardfs policy scan: %s: %s\n", root, strerror(errno));
+	struct scan scan = {.p = p, .root = root};
+	/* Files on other file systems below BACKING are served too. */
+	struct wfs_walk w = {.file = scan_one, .arg = &scan, .flags = WFS_WALK_XDEV};
+	int r = wfs_walk(root, &w);
+	scan.errors += w.errors;
+	if (r < 0) {
+		fprintf(stderr, "wardfs policy scan: %s: %s\n", root, strerror(-r));
 		wfs_policy_free(p);
 		return 1;
 	}
