@@ -12,6 +12,7 @@
 #ifndef WARDFS_VAULT_H
 #define WARDFS_VAULT_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -273,5 +274,37 @@ struct wfs_migrate_stats {
  */
 int wfs_vault_migrate(const char *backing, const struct wfs_policy *pol,
 		      const struct wfs_keys *keys, struct wfs_migrate_stats *st);
+
+/* ---- setup-home (setup_home.c) ------------------------------------- */
+
+/* BACKING/.wardfs/setup-home: the user, the home and the state of a run. */
+#define WFS_SETUP_HOME_MARKER "setup-home"
+
+struct wfs_setup_home {
+	/* in */
+	const char *user;
+	const char *policy_path; /* NULL: WFS_DEFAULT_POLICY */
+	char home[PATH_MAX];	 /* real path */
+	char backing[PATH_MAX];	 /* absolute, without a trailing slash */
+	struct wfs_pass_opts po;
+	struct wfs_kdf_params kp;
+	/* out */
+	bool was_done;	    /* an earlier run finished: nothing was done */
+	unsigned encrypted; /* files encrypted by this run */
+};
+
+/*
+ * Moves user's home into a new vault in backing (creating both, printing
+ * the recovery key once), encrypts what the policy calls sensitive and
+ * makes the home a bare mount point: root's, read-only, with a note. Run
+ * again after an interruption, it carries on. Printing; 0, or -1 after
+ * saying why.
+ */
+int wfs_setup_home(struct wfs_setup_home *s);
+
+/* The smallest uid of a person (login.defs UID_MIN; 1000 without it). */
+uid_t wfs_uid_min(void);
+/* Lists (on stderr) up to 10 processes of uid; how many it found. */
+int wfs_user_processes(uid_t uid);
 
 #endif
