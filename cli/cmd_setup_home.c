@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -18,9 +17,9 @@
 
 #include "commands.h"
 #include "policy.h"
+#include "usage.h"
 #include "vault.h"
 
-#define PROG	       "wardfs setup-home"
 #define DEFAULT_PARENT "/home/.wardfs"
 
 static const char usage[] =
@@ -37,7 +36,7 @@ static const char usage[] =
 	"on where it stopped (state in BACKING/.wardfs/" WFS_SETUP_HOME_MARKER ").\n"
 	"\n"
 	"  --backing DIR       the backing directory (default " DEFAULT_PARENT "/USER)\n"
-	"  --policy FILE       the policy (default /etc/wardfs/policy)\n"
+	"  --policy FILE       the policy (default " WFS_DEFAULT_POLICY ")\n"
 	"  --passfile FILE     the vault passphrase from the first line of FILE\n"
 	"  --extpass CMD       the passphrase from CMD's first output line\n"
 	"  --kdf-memory MIB    Argon2id memory in MiB (default 512)\n"
@@ -49,38 +48,6 @@ static const char usage[] =
 	"Without --passfile or --extpass the passphrase is read from stdin when it\n"
 	"is not a terminal, else asked (twice when the vault is new). To unlock at\n"
 	"login with pam_mount, use USER's login password (see wardfs-setup-home(8)).\n";
-
-enum {
-	OPT_BACKING = 256,
-	OPT_POLICY,
-	OPT_PASSFILE,
-	OPT_EXTPASS,
-	OPT_KDF_MEMORY,
-	OPT_KDF_OPS,
-	OPT_RECOVERY_OUT
-};
-
-static __attribute__((format(printf, 2, 3))) int fail(int err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, PROG ": ");
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	if (err)
-		fprintf(stderr, ": %s", strerror(err));
-	fputc('\n', stderr);
-	return 1;
-}
-
-static int parse_mib(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return errno || *end || s[0] < '0' || s[0] > '9' || *out < 1 || *out > max ? -1 : 0;
-}
 
 static void print_lines(const struct wfs_setup_home *s)
 {
@@ -120,107 +87,61 @@ static int run(struct wfs_setup_home *s)
 
 int wfs_cmd_setup_home(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"backing", required_argument, NULL, OPT_BACKING},
-		{"policy", required_argument, NULL, OPT_POLICY},
-		{"passfile", required_argument, NULL, OPT_PASSFILE},
-		{"extpass", required_argument, NULL, OPT_EXTPASS},
-		{"kdf-memory", required_argument, NULL, OPT_KDF_MEMORY},
-		{"kdf-ops", required_argument, NULL, OPT_KDF_OPS},
-		{"recovery-key-out", required_argument, NULL, OPT_RECOVERY_OUT},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct wfs_setup_home s = {0};
 	const char *backing = NULL;
-	unsigned long v;
+	unsigned long long mib = 0, ops = 0;
 	struct passwd *pw;
-	int c;
+	const struct opt opts[] = {
+		OPT_STRING("backing", 0, &backing),
+		OPT_STRING("policy", 0, &s.policy_path),
+		OPT_PASSPHRASE(&s.po),
+		OPT_KDF(&mib, &ops),
+		OPT_STRING("recovery-key-out", 0, &s.po.recovery_key_out),
+		OPT_END(),
+	};
+	int first, status;
 
-	wfs_vault_set_prog(PROG);
+	if ((first = parse_options(argc, argv, opts, usage, 0, &status)) < 0)
+		return status;
 	wfs_kdf_params_default(&s.kp);
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
-		case OPT_BACKING:
-			backing = optarg;
-			break;
-		case OPT_POLICY:
-			s.policy_path = optarg;
-			break;
-		case OPT_PASSFILE:
-			s.po.passfile = optarg;
-			break;
-		case OPT_EXTPASS:
-			s.po.extpass = optarg;
-			break;
-		case OPT_KDF_MEMORY:
-			if (parse_mib(optarg, 4096, &v) != 0)
-				return fail(0, "--kdf-memory takes MiB from 1 to 4096, not '%s'",
-					    optarg) +
-				       1;
-			s.kp.memlimit = (size_t)v << 20;
-			break;
-		case OPT_RECOVERY_OUT:
-			s.po.recovery_key_out = optarg;
-			break;
-		case OPT_KDF_OPS:
-			if (parse_mib(optarg, 64, &v) != 0)
-				return fail(0, "--kdf-ops takes 1 to 64 passes, not '%s'", optarg) +
-				       1;
-			s.kp.opslimit = v;
-			break;
-		case ':':
-			return fail(0, "option '%s' needs a value; see 'wardfs setup-home --help'",
-				    argv[optind - 1]) +
-			       1;
-		default:
-			return fail(0, "unknown option '%s'; see 'wardfs setup-home --help'",
-				    argv[optind - 1]) +
-			       1;
-		}
-	}
-	if (argc - optind != 1)
-		return fail(0, "expected one USER; see 'wardfs setup-home --help'") + 1;
-	if (s.po.passfile && s.po.extpass)
-		return fail(0, "give --passfile or --extpass, not both") + 1;
-	s.user = argv[optind];
+	if (mib)
+		s.kp.memlimit = (size_t)mib << 20;
+	if (ops)
+		s.kp.opslimit = ops;
+	if (argc - first != 1)
+		return usage_error("expected one USER");
+	if ((status = check_pass_opts(&s.po)) != 0)
+		return status;
+	s.user = argv[first];
 	if (geteuid() != 0)
-		return fail(0,
-			    "must run as root (it moves %s's home); try 'sudo wardfs "
-			    "setup-home ...'",
-			    s.user);
+		return error("must run as root (it moves %s's home); try 'sudo wardfs "
+			     "setup-home ...'",
+			     s.user);
 	if ((pw = getpwnam(s.user)) == NULL)
-		return fail(0, "no user '%s'", s.user);
+		return error("no user '%s'", s.user);
 	/* as ecryptfs-migrate-home: a person's home, with nobody using it */
 	char uid[32];
 	snprintf(uid, sizeof uid, "%u", (unsigned)pw->pw_uid);
 	if (pw->pw_uid == 0 || pw->pw_uid < wfs_uid_min())
-		return fail(0,
-			    "'%s' is root or a system user (uid %s, below UID_MIN in "
-			    "/etc/login.defs); setup-home moves people's homes",
-			    s.user, uid);
+		return error("'%s' is root or a system user (uid %s, below UID_MIN in "
+			     "/etc/login.defs); setup-home moves people's homes",
+			     s.user, uid);
 	if (wfs_user_processes(pw->pw_uid) > 0)
-		return fail(0,
-			    "%s has running processes (above); log them out and stop "
-			    "them first",
-			    s.user);
+		return error("%s has running processes (above); log them out and stop "
+			     "them first",
+			     s.user);
 	if (realpath(pw->pw_dir, s.home) == NULL)
-		return fail(errno, "cannot find the home '%s' of '%s'", pw->pw_dir, s.user);
+		return error_errno("cannot find the home '%s' of '%s'", pw->pw_dir, s.user);
 	if (backing == NULL)
 		snprintf(s.backing, sizeof(s.backing), DEFAULT_PARENT "/%s", s.user);
 	else if (backing[0] != '/') {
 		char cwd[PATH_MAX];
 
 		if (getcwd(cwd, sizeof(cwd)) == NULL)
-			return fail(errno, "cannot find the current directory");
+			return error_errno("cannot find the current directory");
 		if ((size_t)snprintf(s.backing, sizeof(s.backing), "%s/%s", cwd, backing) >=
 		    sizeof(s.backing))
-			return fail(0, "'%s': path too long", backing);
+			return error("'%s': path too long", backing);
 	} else {
 		snprintf(s.backing, sizeof(s.backing), "%s", backing);
 	}

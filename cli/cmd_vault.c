@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,193 +21,43 @@
 #include "commands.h"
 #include "mounted.h"
 #include "policy.h"
+#include "usage.h"
 #include "vault.h"
 
-enum {
-	OPT_PASSFILE = 256,
-	OPT_EXTPASS,
-	OPT_NEW_PASSFILE,
-	OPT_KDF_MEMORY,
-	OPT_KDF_OPS,
-	OPT_POLICY,
-	OPT_DRY_RUN,
-	OPT_RECOVERY_KEY,
-	OPT_RECOVERY_KEY_FILE,
-	OPT_ALLOW_REACHABLE,
-	OPT_REPAIR,
-	OPT_HOLE_DAMAGED,
-	OPT_AUDIT_DB,
-	OPT_YES,
-};
-
-static const struct option all_opts[] = {
-	{"passfile", required_argument, NULL, OPT_PASSFILE},
-	{"extpass", required_argument, NULL, OPT_EXTPASS},
-	{"new-passfile", required_argument, NULL, OPT_NEW_PASSFILE},
-	{"kdf-memory", required_argument, NULL, OPT_KDF_MEMORY},
-	{"kdf-ops", required_argument, NULL, OPT_KDF_OPS},
-	{"policy", required_argument, NULL, OPT_POLICY},
-	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-	{"recovery-key", no_argument, NULL, OPT_RECOVERY_KEY},
-	{"recovery-key-file", required_argument, NULL, OPT_RECOVERY_KEY_FILE},
-	{"allow-reachable", no_argument, NULL, OPT_ALLOW_REACHABLE},
-	{"repair", no_argument, NULL, OPT_REPAIR},
-	{"hole-damaged", no_argument, NULL, OPT_HOLE_DAMAGED},
-	{"audit-db", required_argument, NULL, OPT_AUDIT_DB},
-	{"yes", no_argument, NULL, OPT_YES},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
-};
-
-/* Everything any vault command may be given; each command says which it takes. */
+/* Everything any vault command may be given; each command's table says
+ * which it takes. */
 struct args {
-	const char *cmd;
 	struct wfs_pass_opts po;
 	const char *new_passfile, *policy, *audit_db;
-	uint64_t kdf_mib, kdf_ops; /* 0: not given */
-	bool dry_run, help, allow_reachable, repair, hole_damaged, yes;
+	unsigned long long kdf_mib, kdf_ops; /* 0: not given */
+	bool dry_run, allow_reachable, repair, hole_damaged, yes;
 	char *backing; /* normalized copy of the one operand */
 };
 
-static char prog[64];
-
-static int usage_error(const struct args *a, const char *fmt, ...)
+/*
+ * The options of opts, then exactly one BACKING operand (trailing slashes
+ * dropped). 0, or -1 with *status the exit status (0 after --help).
+ */
+static int parse_args(struct args *a, int argc, char **argv, const struct opt *opts,
+		      const char *help, int *status)
 {
-	va_list ap;
+	int i = parse_options(argc, argv, opts, help, 0, status);
 
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "; see 'wardfs %s --help'\n", a->cmd);
-	return 2;
-}
-
-static int parse_num(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s[0] < '0' || s[0] > '9')
+	if (i < 0)
 		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
+	if ((*status = check_pass_opts(&a->po)) != 0)
 		return -1;
-	*out = v;
-	return 0;
-}
-
-static const char *opt_name(int c)
-{
-	for (const struct option *o = all_opts; o->name != NULL; o++)
-		if (o->val == c)
-			return o->name;
-	return "?";
-}
-
-/* Which options a command accepts. */
-#define A_PASS	   0x1	 /* --passfile, --extpass */
-#define A_RECOVERY 0x2	 /* --recovery-key, --recovery-key-file */
-#define A_KDF	   0x4	 /* --kdf-memory, --kdf-ops */
-#define A_NEWPASS  0x8	 /* --new-passfile */
-#define A_POLICY   0x10	 /* --policy */
-#define A_DRYRUN   0x20	 /* --dry-run */
-#define A_REACH	   0x40	 /* --allow-reachable */
-#define A_REPAIR   0x80	 /* --repair, --audit-db */
-#define A_YES	   0x100 /* --yes */
-
-/* 0, or the exit status for bad usage (2) after printing one line. */
-static int parse_args(struct args *a, int argc, char **argv, unsigned allowed)
-{
-	int c;
-
-	memset(a, 0, sizeof(*a));
-	a->cmd = argv[0];
-	snprintf(prog, sizeof(prog), "wardfs %s", argv[0]);
-	wfs_vault_set_prog(prog);
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", all_opts, NULL)) != -1) {
-		unsigned need = 0;
-
-		switch (c) {
-		case 'h':
-			a->help = true;
-			return 0;
-		case OPT_PASSFILE:
-			a->po.passfile = optarg, need = A_PASS;
-			break;
-		case OPT_EXTPASS:
-			a->po.extpass = optarg, need = A_PASS;
-			break;
-		case OPT_RECOVERY_KEY:
-			a->po.recovery_from_stdin = true, need = A_RECOVERY;
-			break;
-		case OPT_RECOVERY_KEY_FILE:
-			a->po.recovery_key_file = optarg, need = A_RECOVERY;
-			break;
-		case OPT_NEW_PASSFILE:
-			a->new_passfile = optarg, need = A_NEWPASS;
-			break;
-		case OPT_POLICY:
-			a->policy = optarg, need = A_POLICY;
-			break;
-		case OPT_DRY_RUN:
-			a->dry_run = true, need = A_DRYRUN;
-			break;
-		case OPT_YES:
-			a->yes = true, need = A_YES;
-			break;
-		case OPT_ALLOW_REACHABLE:
-			a->allow_reachable = true, need = A_REACH;
-			break;
-		case OPT_REPAIR:
-			a->repair = true, need = A_REPAIR;
-			break;
-		case OPT_AUDIT_DB:
-			a->audit_db = optarg, need = A_REPAIR;
-			break;
-		case OPT_HOLE_DAMAGED:
-			a->hole_damaged = true, need = A_REPAIR;
-			break;
-		case OPT_KDF_MEMORY:
-			need = A_KDF;
-			if (parse_num(optarg, 1, 4096, &a->kdf_mib) != 0)
-				return usage_error(
-					a, "--kdf-memory takes MiB from 1 to 4096, not '%s'",
-					optarg);
-			break;
-		case OPT_KDF_OPS:
-			need = A_KDF;
-			if (parse_num(optarg, 1, 64, &a->kdf_ops) != 0)
-				return usage_error(a, "--kdf-ops takes 1 to 64 passes, not '%s'",
-						   optarg);
-			break;
-		case ':':
-			return usage_error(a, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			if (optopt != 0)
-				return usage_error(a, "unknown option '-%c'", optopt);
-			return usage_error(a, "unknown option '%s'", argv[optind - 1]);
-		}
-		if (!(allowed & need))
-			return usage_error(a, "unknown option '--%s'", opt_name(c));
+	if (i >= argc) {
+		*status = usage_error("missing BACKING directory");
+		return -1;
 	}
-	if (a->po.passfile && a->po.extpass)
-		return usage_error(a, "give --passfile or --extpass, not both");
-	if (a->po.recovery_key_file && a->po.recovery_from_stdin)
-		return usage_error(a, "give --recovery-key or --recovery-key-file, not both");
-	if ((a->po.recovery_key_file || a->po.recovery_from_stdin) &&
-	    (a->po.passfile || a->po.extpass))
-		return usage_error(a, "a recovery key replaces the passphrase options");
-	if (optind >= argc)
-		return usage_error(a, "missing BACKING directory");
-	if (optind + 1 < argc)
-		return usage_error(a, "unexpected argument '%s'", argv[optind + 1]);
-	if ((a->backing = strdup(argv[optind])) == NULL) {
-		fprintf(stderr, "%s: out of memory\n", prog);
-		return 2;
+	if (i + 1 < argc) {
+		*status = usage_error("unexpected argument '%s'", argv[i + 1]);
+		return -1;
+	}
+	if ((a->backing = strdup(argv[i])) == NULL) {
+		*status = error("out of memory") + 1;
+		return -1;
 	}
 	for (size_t n = strlen(a->backing); n > 1 && a->backing[n - 1] == '/'; n--)
 		a->backing[n - 1] = '\0';
@@ -221,11 +70,11 @@ static int check_backing(const struct args *a)
 	struct stat st;
 
 	if (stat(a->backing, &st) != 0) {
-		fprintf(stderr, "%s: cannot access '%s': %s\n", prog, a->backing, strerror(errno));
+		error("cannot access '%s': %s", a->backing, strerror(errno));
 		return 1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "%s: '%s' is not a directory\n", prog, a->backing);
+		error("'%s' is not a directory", a->backing);
 		return 1;
 	}
 	return 0;
@@ -242,7 +91,7 @@ static int make_backing(const struct args *a)
 	if (lstat(a->backing, &st) == 0 || errno != ENOENT)
 		return 0; /* check_backing says what is wrong with it, if anything */
 	if ((r = wfs_make_dirs(a->backing, 0700, failed, sizeof(failed))) != 0) {
-		fprintf(stderr, "%s: cannot create '%s': %s\n", prog, failed, strerror(-r));
+		error("cannot create '%s': %s", failed, strerror(-r));
 		return 1;
 	}
 	return 0;
@@ -253,7 +102,7 @@ static int crypto_start(void)
 	int r = wfs_crypto_init();
 
 	if (r != 0)
-		fprintf(stderr, "%s: cannot start the crypto library: %s\n", prog, strerror(-r));
+		error("cannot start the crypto library: %s", strerror(-r));
 	return r;
 }
 
@@ -275,8 +124,7 @@ static int count_one(void *arg, int dfd, const char *name, const char *rel, cons
 	if (wfs_is_migrate_temp(name))
 		return 0;
 	if ((r = wfs_file_form(dfd, name, st, &form)) != 0) {
-		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, c->backing, rel,
-			strerror(-r));
+		error("cannot read '%s%s': %s", c->backing, rel, strerror(-r));
 		c->errors++;
 		return 0;
 	}
@@ -312,20 +160,24 @@ static const char init_usage[] =
 
 int wfs_cmd_init(int argc, char **argv)
 {
-	struct args a;
+	struct args a = {0};
 	struct wfs_kdf_params kp;
 	struct wfs_policy *pol = NULL;
-	int r, status = 1;
+	const struct opt opts[] = {
+		OPT_PASSPHRASE(&a.po),
+		OPT_KDF(&a.kdf_mib, &a.kdf_ops),
+		OPT_STRING("policy", 0, &a.policy),
+		OPT_BOOL("allow-reachable", 0, &a.allow_reachable),
+		OPT_END(),
+	};
+	int status;
 
-	if ((r = parse_args(&a, argc, argv, A_PASS | A_KDF | A_POLICY | A_REACH)) != 0)
-		return r;
-	if (a.help) {
-		fputs(init_usage, stdout);
-		return 0;
-	}
+	if (parse_args(&a, argc, argv, opts, init_usage, &status) != 0)
+		return status;
+	status = 1;
 	if (make_backing(&a) != 0 || check_backing(&a) != 0)
 		goto out;
-	if (!a.allow_reachable && wfs_backing_private(a.backing, prog, true) != 0)
+	if (!a.allow_reachable && wfs_backing_private(a.backing, prog_name(), true) != 0)
 		goto out;
 	char what[PATH_MAX + 64];
 	if (!wfs_vault_exists(a.backing) && wfs_vault_orphaned(a.backing, what, sizeof what)) {
@@ -380,20 +232,23 @@ static const char passwd_usage[] =
 
 int wfs_cmd_passwd(int argc, char **argv)
 {
-	struct args a;
+	struct args a = {0};
 	struct wfs_kdf_params kp;
 	struct wfs_keys *keys = NULL;
 	uint8_t *kf = NULL, *nkf = NULL;
 	size_t kflen, nkflen, passlen;
 	char *pass = NULL;
-	int r, status = 1;
+	const struct opt opts[] = {
+		OPT_PASS_SOURCES(&a.po),
+		OPT_STRING("new-passfile", 0, &a.new_passfile),
+		OPT_KDF(&a.kdf_mib, &a.kdf_ops),
+		OPT_END(),
+	};
+	int r, status;
 
-	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_KDF | A_NEWPASS)) != 0)
-		return r;
-	if (a.help) {
-		fputs(passwd_usage, stdout);
-		return 0;
-	}
+	if (parse_args(&a, argc, argv, opts, passwd_usage, &status) != 0)
+		return status;
+	status = 1;
 	if (check_backing(&a) != 0 || crypto_start() != 0)
 		goto out;
 	if ((r = wfs_vault_unlock(a.backing, &a.po, &keys)) != 0) {
@@ -404,8 +259,7 @@ int wfs_cmd_passwd(int argc, char **argv)
 	}
 	if ((r = wfs_vault_read_keyfile(a.backing, &kf, &kflen)) != 0 ||
 	    (r = wfs_keyfile_check(kf, kflen, &kp)) != 0) {
-		fprintf(stderr, "%s: cannot read the keyfile of '%s': %s\n", prog, a.backing,
-			strerror(-r));
+		error("cannot read the keyfile of '%s': %s", a.backing, strerror(-r));
 		goto out;
 	}
 	if (a.kdf_mib)
@@ -418,20 +272,17 @@ int wfs_cmd_passwd(int argc, char **argv)
 	r = wfs_keyfile_rewrap(kf, kflen, keys, pass, passlen, &kp, &nkf, &nkflen);
 	wfs_secret_free(pass);
 	if (r != 0) {
-		fprintf(stderr, "%s: cannot wrap the key: %s\n", prog, strerror(-r));
+		error("cannot wrap the key: %s", strerror(-r));
 		goto out;
 	}
 	if ((r = wfs_vault_write(a.backing, WFS_VAULT_KEYFILE, nkf, nkflen, 0600)) != 0) {
-		fprintf(stderr,
-			"%s: cannot write '%s/" WFS_VAULT_DIR "/" WFS_VAULT_KEYFILE "': %s\n", prog,
-			a.backing, strerror(-r));
+		error("cannot write '%s/" WFS_VAULT_DIR "/" WFS_VAULT_KEYFILE "': %s", a.backing,
+		      strerror(-r));
 		goto out;
 	}
 	if ((r = wfs_vault_write_config(a.backing, &kp)) != 0)
-		fprintf(stderr,
-			"%s: warning: cannot update '%s/" WFS_VAULT_DIR "/" WFS_VAULT_CONFIG
-			"': %s\n",
-			prog, a.backing, strerror(-r));
+		warning("cannot update '%s/" WFS_VAULT_DIR "/" WFS_VAULT_CONFIG "': %s", a.backing,
+			strerror(-r));
 	printf("Passphrase changed for %s.\n", a.backing);
 	wfs_vault_audit(
 		a.backing, NULL, WFS_AUDIT_VAULT, 0,
@@ -473,8 +324,7 @@ static void fsck_record(struct fsck *f, const char *detail)
 		.detail = detail,
 	};
 	if (wfs_audit_record(f->audit, &ev) != 0) {
-		fprintf(stderr, "%s: the repair of '%s%s' is not in the audit db\n", prog,
-			f->backing, f->rel);
+		error("the repair of '%s%s' is not in the audit db", f->backing, f->rel);
 		f->errors++;
 	}
 }
@@ -494,8 +344,8 @@ static void fsck_repair(struct fsck *f, int fd)
 	if (f->hole_damaged) {
 		holed = wfs_content_hole_damaged(f->keys, fd);
 		if (holed < 0 && holed != -EOPNOTSUPP) {
-			fprintf(stderr, "%s: cannot repair '%s%s': %s\n", prog, f->backing, f->rel,
-				strerror((int)-holed));
+			error("cannot repair '%s%s': %s", f->backing, f->rel,
+			      strerror((int)-holed));
 			f->errors++;
 			return;
 		}
@@ -521,8 +371,7 @@ static void fsck_repair(struct fsck *f, int fd)
 		return;
 	}
 	if (kept < 0) {
-		fprintf(stderr, "%s: cannot repair '%s%s': %s\n", prog, f->backing, f->rel,
-			strerror((int)-kept));
+		error("cannot repair '%s%s': %s", f->backing, f->rel, strerror((int)-kept));
 		f->errors++;
 		return;
 	}
@@ -565,8 +414,7 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 				 O_CLOEXEC)) < 0 ||
 	    (m = wfs_form_of(fd, st->st_size, &form)) < 0 ||
 	    (form == WFS_FORM_PLAIN && (n = pread(fd, b, sizeof(b), 0)) < 0)) {
-		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, f->backing, rel,
-			strerror(m < 0 ? -m : errno));
+		error("cannot read '%s%s': %s", f->backing, rel, strerror(m < 0 ? -m : errno));
 		f->errors++;
 		if (fd >= 0)
 			close(fd);
@@ -578,8 +426,7 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 		f->bad_here = 0;
 		v = wfs_content_verify(f->keys, fd, fsck_damage, f);
 		if (v < 0) {
-			fprintf(stderr, "%s: cannot verify '%s%s': %s\n", prog, f->backing, rel,
-				strerror((int)-v));
+			error("cannot verify '%s%s': %s", f->backing, rel, strerror((int)-v));
 			f->errors++;
 		} else if (v > 0) {
 			f->damaged++;
@@ -609,14 +456,12 @@ static int fsck_open_audit(const struct args *a, struct fsck *f)
 	int r;
 
 	if (realpath(a->backing, real) != NULL && wfs_backing_mounted(real, mnt, sizeof(mnt)) > 0) {
-		fprintf(stderr, "%s: '%s' is mounted on '%s': unmount it before --repair\n", prog,
-			a->backing, mnt);
+		error("'%s' is mounted on '%s': unmount it before --repair", a->backing, mnt);
 		return -1;
 	}
 	struct wfs_audit_opts o = {.db_path = db, .mount_id = a->backing};
 	if ((r = wfs_audit_open(&o, &f->audit, err, sizeof(err))) != 0) {
-		fprintf(stderr, "%s: cannot open the audit db '%s' to record repairs: %s\n", prog,
-			db, err);
+		error("cannot open the audit db '%s' to record repairs: %s", db, err);
 		return -1;
 	}
 	return 0;
@@ -649,21 +494,29 @@ static const char fsck_usage[] =
 
 int wfs_cmd_fsck(int argc, char **argv)
 {
-	struct args a;
+	struct args a = {0};
 	struct wfs_keys *keys = NULL;
 	struct fsck f = {0};
-	int r, status = 2;
+	const struct opt opts[] = {
+		OPT_BOOL("repair", 0, &a.repair),
+		OPT_BOOL("hole-damaged", 0, &a.hole_damaged),
+		OPT_STRING("audit-db", 0, &a.audit_db),
+		OPT_PASS_SOURCES(&a.po),
+		OPT_END(),
+	};
+	int r, status;
 
-	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_REPAIR)) != 0)
-		return r;
-	if (a.help) {
-		fputs(fsck_usage, stdout);
-		return 0;
+	if (parse_args(&a, argc, argv, opts, fsck_usage, &status) != 0)
+		return status;
+	status = 2;
+	if (a.audit_db && !a.repair) {
+		free(a.backing);
+		return usage_error("--audit-db is for --repair");
 	}
-	if (a.audit_db && !a.repair)
-		return usage_error(&a, "--audit-db is for --repair");
-	if (a.hole_damaged && !a.repair)
-		return usage_error(&a, "--hole-damaged is for --repair");
+	if (a.hole_damaged && !a.repair) {
+		free(a.backing);
+		return usage_error("--hole-damaged is for --repair");
+	}
 	f.hole_damaged = a.hole_damaged;
 	if (check_backing(&a) != 0 || crypto_start() != 0)
 		goto out;
@@ -674,10 +527,10 @@ int wfs_cmd_fsck(int argc, char **argv)
 	f.backing = a.backing;
 	f.keys = keys;
 	if ((r = wfs_vault_walk(a.backing, fsck_one, &f, &f.errors)) != 0) {
-		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, a.backing, strerror(-r));
+		error("cannot walk '%s': %s", a.backing, strerror(-r));
 		goto out;
 	}
-	fprintf(stderr, "%s: %u encrypted file%s checked, %u damaged", prog, f.files,
+	fprintf(stderr, "%s: %u encrypted file%s checked, %u damaged", prog_name(), f.files,
 		f.files == 1 ? "" : "s", f.damaged);
 	if (f.errors)
 		fprintf(stderr, ", %u could not be read", f.errors);
@@ -689,8 +542,7 @@ int wfs_cmd_fsck(int argc, char **argv)
 			f.unmarked == 1 ? "" : "s", f.unmarked == 1 ? "s" : "");
 	fprintf(stderr, "\n");
 	if (f.repaired)
-		fprintf(stderr, "%s: %u file%s repaired\n", prog, f.repaired,
-			f.repaired == 1 ? "" : "s");
+		error("%u file%s repaired", f.repaired, f.repaired == 1 ? "" : "s");
 	status = f.damaged > f.repaired ? 1 : f.errors ? 2 : 0;
 out:
 	wfs_audit_close(f.audit);
@@ -726,32 +578,33 @@ static const char migrate_usage[] =
 
 int wfs_cmd_migrate(int argc, char **argv)
 {
-	struct args a;
+	struct args a = {0};
 	struct wfs_keys *keys = NULL;
 	struct wfs_policy *pol = NULL;
 	struct wfs_migrate m = {0};
-	int r, status = 1;
+	const struct opt opts[] = {
+		OPT_BOOL("dry-run", 0, &a.dry_run),
+		OPT_BOOL("yes", 0, &a.yes),
+		OPT_STRING("policy", 0, &a.policy),
+		OPT_PASS_SOURCES(&a.po),
+		OPT_END(),
+	};
+	int r = 0, status;
 
-	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_POLICY | A_DRYRUN | A_YES)) !=
-	    0)
-		return r;
-	if (a.help) {
-		fputs(migrate_usage, stdout);
-		return 0;
-	}
+	if (parse_args(&a, argc, argv, opts, migrate_usage, &status) != 0)
+		return status;
+	status = 1;
 	if (check_backing(&a) != 0 || wfs_vault_load_policy(a.policy, 0, &pol) != 0)
 		goto out;
 	if (!wfs_vault_exists(a.backing)) {
-		fprintf(stderr, "%s: '%s' is not a wardfs vault; see 'wardfs init'\n", prog,
-			a.backing);
+		error("'%s' is not a wardfs vault; see 'wardfs init'", a.backing);
 		goto out;
 	}
 	/* A daemon serving the vault would not know its files changed form. */
 	char real[PATH_MAX], mnt[PATH_MAX];
 	if (!a.dry_run && realpath(a.backing, real) != NULL &&
 	    wfs_backing_mounted(real, mnt, sizeof(mnt)) > 0) {
-		fprintf(stderr, "%s: '%s' is mounted on '%s': unmount it first\n", prog, a.backing,
-			mnt);
+		error("'%s' is mounted on '%s': unmount it first", a.backing, mnt);
 		goto out;
 	}
 	/* The key first, also when nothing turns out to need it: a wrong
@@ -769,7 +622,7 @@ int wfs_cmd_migrate(int argc, char **argv)
 	char *names = NULL;
 	size_t names_len = 0;
 	if (!a.dry_run && !a.yes && (m.decrypts = open_memstream(&names, &names_len)) == NULL) {
-		fprintf(stderr, "%s: out of memory\n", prog);
+		error("out of memory");
 		goto out;
 	}
 	r = wfs_migrate_scan(&m);
@@ -783,7 +636,8 @@ int wfs_cmd_migrate(int argc, char **argv)
 	 * or want --yes. */
 	if (m.to_decrypt && !a.dry_run && !a.yes) {
 		fprintf(stderr, "%s: %u file%s would be decrypted and stored in plaintext:\n%s",
-			prog, m.to_decrypt, m.to_decrypt == 1 ? "" : "s", names ? names : "");
+			prog_name(), m.to_decrypt, m.to_decrypt == 1 ? "" : "s",
+			names ? names : "");
 		bool yes = false;
 		if (isatty(STDIN_FILENO)) {
 			char line[16] = "";
@@ -792,10 +646,8 @@ int wfs_cmd_migrate(int argc, char **argv)
 		}
 		free(names);
 		if (!yes) {
-			fprintf(stderr,
-				"%s: nothing changed; run it again with --yes to decrypt them, or "
-				"change the policy\n",
-				prog);
+			error("nothing changed; run it again with --yes to decrypt them, or "
+			      "change the policy");
 			goto out;
 		}
 	} else {

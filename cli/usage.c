@@ -179,6 +179,20 @@ int parse_options(int argc, char **argv, const struct opt *opts, const char *hel
 	return optind;
 }
 
+int opt_kdf_memory(void *value, const char *arg)
+{
+	if (parse_uint(arg, 1, 4096, value) != 0)
+		return usage_error("--kdf-memory takes MiB from 1 to 4096, not '%s'", arg);
+	return 0;
+}
+
+int opt_kdf_ops(void *value, const char *arg)
+{
+	if (parse_uint(arg, 1, 64, value) != 0)
+		return usage_error("--kdf-ops takes 1 to 64 passes, not '%s'", arg);
+	return 0;
+}
+
 int check_pass_opts(const struct wfs_pass_opts *po)
 {
 	if (po->passfile && po->extpass)

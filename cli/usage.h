@@ -92,6 +92,12 @@ int parse_options(int argc, char **argv, const struct opt *opts, const char *hel
 		OPT_STRING("recovery-key-file", 0, &(po)->recovery_key_file)
 #define OPT_PASS_SOURCES(po) OPT_PASSPHRASE(po), OPT_RECOVERY(po)
 
+/* --kdf-memory MIB and --kdf-ops N (unsigned long long *, 0 when not given). */
+#define OPT_KDF(mib, ops)                                                                          \
+	OPT_FN("kdf-memory", 0, (mib), opt_kdf_memory), OPT_FN("kdf-ops", 0, (ops), opt_kdf_ops)
+int opt_kdf_memory(void *value, const char *arg);
+int opt_kdf_ops(void *value, const char *arg);
+
 struct wfs_pass_opts;
 /* 0 when po names at most one source; else 2 after a usage error. */
 int check_pass_opts(const struct wfs_pass_opts *po);
