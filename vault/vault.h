@@ -4,7 +4,7 @@
  * reading passphrases and recovery keys, atomic file writes, the one walk
  * of a backing tree, the one rule for a file stored in the wrong form,
  * loading a policy with its safety checks, and the engines of init,
- * migrate and setup-home. No FUSE: the CLI and the daemon both may use it.
+ * fsck, migrate and setup-home. No FUSE: the CLI and the daemon both may use it.
  *
  * Functions that say "printing" write one-line errors to stderr prefixed
  * by the program name set with wfs_vault_set_prog ("wardfs migrate").
@@ -274,6 +274,28 @@ struct wfs_migrate_stats {
  */
 int wfs_vault_migrate(const char *backing, const struct wfs_policy *pol,
 		      const struct wfs_keys *keys, struct wfs_migrate_stats *st);
+
+/* ---- fsck (fsck.c) ------------------------------------------------- */
+
+struct wfs_fsck {
+	/* in */
+	const char *backing;
+	const struct wfs_keys *keys;
+	struct wfs_audit *audit; /* repair, recording each repair here; NULL: check only */
+	bool hole_damaged;	 /* repair: damaged blocks intact ones follow become holes */
+	/* out */
+	unsigned files, damaged, errors, temps, unmarked, repaired;
+	/* private */
+	const char *rel;
+	long bad_here;
+};
+
+/*
+ * Verifies every encrypted file under f->backing, printing each damage
+ * (and each repair) on stdout and what cannot be read on stderr, counted
+ * in f. 0 when the walk completed, else -errno (not said).
+ */
+int wfs_fsck(struct wfs_fsck *f);
 
 /* ---- setup-home (setup_home.c) ------------------------------------- */
 
