@@ -8,7 +8,6 @@
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,12 +3,9 @@
  * user (a person, logged out), and the fstab and pam_mount lines printed
  * at the end. The work itself, resumable, is vault/setup_home.c.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

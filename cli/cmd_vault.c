@@ -6,17 +6,12 @@
  * their options, checks and output. The work is in vault/.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
-
-#include <sodium.h>
 
 #include "audit.h"
 #include "commands.h"
