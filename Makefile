@@ -46,7 +46,7 @@ bench: build
 	@bash bench/run.sh
 
 format:
-	@find policy crypto audit daemon cli tests bench -name '*.[ch]' | xargs clang-format -i
+	@find policy crypto audit vault daemon cli include tests bench -name '*.[ch]' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz

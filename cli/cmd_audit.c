@@ -8,7 +8,6 @@
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,22 +17,22 @@
 
 #include "audit.h"
 #include "commands.h"
+#include "usage.h"
+#include "wardfs_paths.h"
 
-#define DEFAULT_DB	  "/var/lib/wardfs/audit.db"
 #define TTY_DEFAULT_LIMIT 100
-
-static const char *sub = "audit";
 
 static void usage_main(FILE *f)
 {
-	fprintf(f, "usage: wardfs audit <command> [<options>]\n\n"
-		   "  query    list recorded opens matching filters\n"
-		   "  tail     show the latest rows; -f follows new ones\n"
-		   "  stats    top paths, programs, users and denials\n"
-		   "  verify   check the tamper-evident chain of rows\n"
-		   "  prune    delete old rows, keeping the chain verifiable\n\n"
-		   "Every command takes --db FILE (default $WARDFS_AUDIT_DB or " DEFAULT_DB
-		   ")\nand --help.\n");
+	fprintf(f,
+		"usage: wardfs audit <command> [<options>]\n\n"
+		"  query    list recorded opens matching filters\n"
+		"  tail     show the latest rows; -f follows new ones\n"
+		"  stats    top paths, programs, users and denials\n"
+		"  verify   check the tamper-evident chain of rows\n"
+		"  prune    delete old rows, keeping the chain verifiable\n\n"
+		"Every command takes --db FILE (default $WARDFS_AUDIT_DB or " WFS_DEFAULT_AUDIT_DB
+		")\nand --help.\n");
 }
 
 static const char *help_query =
@@ -69,17 +68,6 @@ static const char *help_prune =
 	"usage: wardfs audit prune --older-than AGE [--db FILE] [--key FILE]\n\n"
 	"Deletes rows older than AGE (90d, 12w, 24h...) after verifying them, and stores\n"
 	"an anchor so 'wardfs audit verify' still checks the remaining rows.\n";
-
-static __attribute__((format(printf, 1, 2))) int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "wardfs %s: ", sub);
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "; see 'wardfs %s --help'\n", sub);
-	va_end(ap);
-	return 2;
-}
 
 static bool known_kind(const char *k)
 {
@@ -134,7 +122,7 @@ static int64_t now_ns(void)
 static const char *default_db(void)
 {
 	const char *e = getenv("WARDFS_AUDIT_DB");
-	return e && *e ? e : DEFAULT_DB;
+	return e && *e ? e : WFS_DEFAULT_AUDIT_DB;
 }
 
 static int parse_i64(const char *s, int64_t *out)
@@ -166,7 +154,7 @@ static struct wfs_audit_db *open_db(const char *path, bool writable)
 	struct wfs_audit_db *d;
 	char err[512];
 	if (wfs_audit_db_open(path, writable, &d, err, sizeof err)) {
-		fprintf(stderr, "wardfs %s: %s\n", sub, err);
+		error("%s", err);
 		return NULL;
 	}
 	return d;
@@ -240,156 +228,162 @@ struct args {
 	int64_t older_ns, lines, top;
 };
 
+/* One option of one subcommand: which, and where its value goes. */
+struct cell {
+	struct args *a;
+	int code; /* all_opts' val */
+	int64_t now;
+};
+
+static int audit_opt(void *value, const char *arg)
+{
+	const struct cell *cell = value;
+	struct args *a = cell->a;
+	int64_t now = cell->now;
+
+	switch (cell->code) {
+	case O_DB:
+		a->db = arg;
+		break;
+	case O_KEY:
+		a->key = arg;
+		break;
+	case O_SINCE:
+	case O_UNTIL:
+		if (wfs_audit_parse_time(arg, now,
+					 cell->code == O_SINCE ? &a->f.since_ns : &a->f.until_ns))
+			return usage_error("bad time '%s' (try 2026-11-25T10:00:00, "
+					   "2026-11-25T11:00+01:00, today or 2h)",
+					   arg);
+		break;
+	case O_USER: {
+		struct passwd *pw = getpwnam(arg);
+		if (!pw)
+			return usage_error("unknown user '%s'", arg);
+		a->f.uid = pw->pw_uid;
+		break;
+	}
+	case O_UID:
+		if (parse_i64(arg, &a->f.uid))
+			return usage_error("bad uid '%s'", arg);
+		break;
+	case O_PID:
+		if (parse_i64(arg, &a->f.pid))
+			return usage_error("bad pid '%s'", arg);
+		break;
+	case O_CLASS:
+		if (strcmp(arg, "public") && strcmp(arg, "sensitive") && strcmp(arg, "deny"))
+			return usage_error("unknown class '%s' (public, sensitive or deny)", arg);
+		a->f.cls = arg;
+		break;
+	case O_DENIED:
+		a->f.denied_only = true;
+		break;
+	case O_EXE:
+		a->f.exe = arg;
+		break;
+	case O_MOUNT: {
+		/* rows name the mount point as mounted: no trailing '/' (the
+		 * argument is argv's, ours to change) */
+		char *m = (char *)arg;
+		size_t n = strlen(m);
+		while (n > 1 && m[n - 1] == '/')
+			m[--n] = '\0';
+		a->f.mount = m;
+		break;
+	}
+	case O_KIND:
+		if (!known_kind(arg)) {
+			char msg[512];
+			const char *near = nearest_kind(arg);
+			if (near)
+				snprintf(msg, sizeof msg, "unknown kind '%s'; did you mean '%s'?",
+					 arg, near);
+			else {
+				size_t o = (size_t)snprintf(msg, sizeof msg, "unknown kind '%s' (",
+							    arg);
+				for (const char *const *n = wfs_audit_kind_names;
+				     *n && o < sizeof msg; n++)
+					o += (size_t)snprintf(msg + o, sizeof msg - o, "%s%s", *n,
+							      n[1] ? ", " : ")");
+			}
+			return usage_error("%s", msg);
+		}
+		a->f.kind = arg;
+		break;
+	case O_PATH:
+		if (arg[0] != '/' && arg[0] != '*') {
+			char msg[PATH_MAX + 200];
+			snprintf(msg, sizeof msg,
+				 "path '%s' must start with '/' or '*': paths are relative "
+				 "to "
+				 "the mount root (did you mean '/%s'?)",
+				 arg, arg);
+			return usage_error("%s", msg);
+		}
+		a->f.path_glob = arg;
+		break;
+	case O_FORMAT:
+		if (parse_format(arg, &a->fmt))
+			return usage_error("bad format '%s' (table, json or csv)", arg);
+		a->fmt_set = true;
+		break;
+	case O_AFTER:
+		if (parse_i64(arg, &a->f.after_id) || a->f.after_id < 0)
+			return usage_error("bad row id '%s'", arg);
+		break;
+	case O_LIMIT:
+		if (parse_i64(arg, &a->f.limit))
+			return usage_error("bad limit '%s'", arg);
+		a->limit_set = true;
+		break;
+	case O_OLDER:
+		if (wfs_audit_parse_duration(arg, &a->older_ns))
+			return usage_error("bad age '%s' (try 90d)", arg);
+		break;
+	case O_TOP:
+		if (parse_i64(arg, &a->top))
+			return usage_error("bad count '%s'", arg);
+		break;
+	case 'f':
+		a->follow = true;
+		break;
+	case 'n':
+		if (parse_i64(arg, &a->lines))
+			return usage_error("bad line count '%s'", arg);
+		break;
+	}
+	return 0;
+}
+
 /* Parses the options `allowed` (a list of option codes ending in 0) lets
  * this subcommand take. Returns 0, 1 for --help printed, or 2. */
 static int parse(int argc, char **argv, const int *allowed, const char *help, struct args *a)
 {
+	struct cell cells[sizeof(all_opts) / sizeof(all_opts[0])];
+	struct opt opts[sizeof(all_opts) / sizeof(all_opts[0])];
+	size_t n = 0;
+	int i, status;
+
 	memset(a, 0, sizeof *a);
 	a->db = default_db();
 	wfs_audit_filter_init(&a->f);
 	a->lines = 10;
 	a->top = 10;
-	opterr = 0;
-	optind = 1;
-	int c, idx;
-	int64_t now = now_ns();
-	while ((c = getopt_long(argc, argv, ":fn:h", all_opts, &idx)) != -1) {
-		if (c == '?') {
-			char o[64];
-			if (optopt)
-				snprintf(o, sizeof o, "-%c", optopt);
-			else
-				snprintf(o, sizeof o, "%s", argv[optind - 1]);
-			return usage_error("unknown option '%s'", o);
-		}
-		if (c == ':')
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
-		if (c == 'h') {
-			fputs(help, stdout);
-			return 1;
-		}
-		bool ok = false;
+	for (const struct option *o = all_opts; o->name; o++)
 		for (const int *p = allowed; *p; p++)
-			ok |= *p == c;
-		if (!ok)
-			return usage_error("option '%s' does not apply here", argv[optind - 1]);
-		switch (c) {
-		case O_DB:
-			a->db = optarg;
-			break;
-		case O_KEY:
-			a->key = optarg;
-			break;
-		case O_SINCE:
-		case O_UNTIL:
-			if (wfs_audit_parse_time(optarg, now,
-						 c == O_SINCE ? &a->f.since_ns : &a->f.until_ns))
-				return usage_error("bad time '%s' (try 2026-11-25T10:00:00, "
-						   "2026-11-25T11:00+01:00, today or 2h)",
-						   optarg);
-			break;
-		case O_USER: {
-			struct passwd *pw = getpwnam(optarg);
-			if (!pw)
-				return usage_error("unknown user '%s'", optarg);
-			a->f.uid = pw->pw_uid;
-			break;
-		}
-		case O_UID:
-			if (parse_i64(optarg, &a->f.uid))
-				return usage_error("bad uid '%s'", optarg);
-			break;
-		case O_PID:
-			if (parse_i64(optarg, &a->f.pid))
-				return usage_error("bad pid '%s'", optarg);
-			break;
-		case O_CLASS:
-			if (strcmp(optarg, "public") && strcmp(optarg, "sensitive") &&
-			    strcmp(optarg, "deny"))
-				return usage_error("unknown class '%s' (public, sensitive or deny)",
-						   optarg);
-			a->f.cls = optarg;
-			break;
-		case O_DENIED:
-			a->f.denied_only = true;
-			break;
-		case O_EXE:
-			a->f.exe = optarg;
-			break;
-		case O_MOUNT: {
-			/* rows name the mount point as mounted: no trailing '/' */
-			size_t n = strlen(optarg);
-			while (n > 1 && optarg[n - 1] == '/')
-				optarg[--n] = '\0';
-			a->f.mount = optarg;
-			break;
-		}
-		case O_KIND:
-			if (!known_kind(optarg)) {
-				char msg[512];
-				const char *near = nearest_kind(optarg);
-				if (near)
-					snprintf(msg, sizeof msg,
-						 "unknown kind '%s'; did you mean '%s'?", optarg,
-						 near);
-				else {
-					size_t o = (size_t)snprintf(msg, sizeof msg,
-								    "unknown kind '%s' (", optarg);
-					for (const char *const *n = wfs_audit_kind_names;
-					     *n && o < sizeof msg; n++)
-						o += (size_t)snprintf(msg + o, sizeof msg - o,
-								      "%s%s", *n,
-								      n[1] ? ", " : ")");
-				}
-				return usage_error("%s", msg);
+			if (*p == o->val) {
+				cells[n] = (struct cell){a, o->val, now_ns()};
+				opts[n] = (struct opt){
+					OPT_FN,	   o->name,   o->val < 256 ? o->val : 0,
+					&cells[n], audit_opt, o->has_arg == required_argument};
+				n++;
 			}
-			a->f.kind = optarg;
-			break;
-		case O_PATH:
-			if (optarg[0] != '/' && optarg[0] != '*') {
-				char msg[PATH_MAX + 200];
-				snprintf(msg, sizeof msg,
-					 "path '%s' must start with '/' or '*': paths are relative "
-					 "to "
-					 "the mount root (did you mean '/%s'?)",
-					 optarg, optarg);
-				return usage_error("%s", msg);
-			}
-			a->f.path_glob = optarg;
-			break;
-		case O_FORMAT:
-			if (parse_format(optarg, &a->fmt))
-				return usage_error("bad format '%s' (table, json or csv)", optarg);
-			a->fmt_set = true;
-			break;
-		case O_AFTER:
-			if (parse_i64(optarg, &a->f.after_id) || a->f.after_id < 0)
-				return usage_error("bad row id '%s'", optarg);
-			break;
-		case O_LIMIT:
-			if (parse_i64(optarg, &a->f.limit))
-				return usage_error("bad limit '%s'", optarg);
-			a->limit_set = true;
-			break;
-		case O_OLDER:
-			if (wfs_audit_parse_duration(optarg, &a->older_ns))
-				return usage_error("bad age '%s' (try 90d)", optarg);
-			break;
-		case O_TOP:
-			if (parse_i64(optarg, &a->top))
-				return usage_error("bad count '%s'", optarg);
-			break;
-		case 'f':
-			a->follow = true;
-			break;
-		case 'n':
-			if (parse_i64(optarg, &a->lines))
-				return usage_error("bad line count '%s'", optarg);
-			break;
-		}
-	}
-	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+	opts[n] = (struct opt)OPT_END();
+	if ((i = parse_options(argc, argv, opts, help, 0, &status)) < 0)
+		return status == 0 ? 1 : status;
+	if (i < argc)
+		return usage_error("unexpected argument '%s'", argv[i]);
 	if (!a->fmt_set)
 		a->fmt = isatty(STDOUT_FILENO) ? WFS_FMT_TABLE : WFS_FMT_JSON;
 	/* a table on a terminal fits it: no wrapped rows */
@@ -420,7 +414,7 @@ static int cmd_query(int argc, char **argv)
 	int64_t n = wfs_audit_query(d, &a.f, print_cb, &p, err, sizeof err);
 	wfs_audit_db_close(d);
 	if (n < 0) {
-		fprintf(stderr, "wardfs audit query: %s\n", err);
+		error("%s", err);
 		return 1;
 	}
 	if (fflush(stdout) || ferror(stdout))
@@ -476,7 +470,7 @@ static int cmd_tail(int argc, char **argv)
 	}
 	wfs_audit_db_close(d);
 	if (n < 0) {
-		fprintf(stderr, "wardfs audit tail: %s\n", err);
+		error("%s", err);
 		return 1;
 	}
 	return 0;
@@ -635,7 +629,7 @@ static int cmd_stats(int argc, char **argv)
 	}
 	wfs_audit_db_close(d);
 	if (r) {
-		fprintf(stderr, "wardfs audit stats: %s\n", err);
+		error("%s", err);
 		return 1;
 	}
 	return 0;
@@ -656,11 +650,11 @@ static int cmd_verify(int argc, char **argv)
 	r = wfs_audit_verify(d, a.key, &vr, err, sizeof err);
 	wfs_audit_db_close(d);
 	if (r < 0) {
-		fprintf(stderr, "wardfs audit verify: %s\n", err);
+		error("%s", err);
 		return 1;
 	}
 	if (r > 0) {
-		fprintf(stderr, "wardfs audit verify: '%s': %s\n", a.db, vr.reason);
+		error("'%s': %s", a.db, vr.reason);
 		printf("first bad row: %lld\n", (long long)vr.bad_id);
 		return 1;
 	}
@@ -689,7 +683,7 @@ static int cmd_prune(int argc, char **argv)
 	r = wfs_audit_prune(d, a.key, now_ns() - a.older_ns, &pr, err, sizeof err);
 	wfs_audit_db_close(d);
 	if (r) {
-		fprintf(stderr, "wardfs audit prune: %s\n", err);
+		error("%s", err);
 		return 1;
 	}
 	if (pr.rows_deleted)
@@ -720,12 +714,9 @@ int wfs_cmd_audit(int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (!strcmp(argv[1], cmds[i].name)) {
-			static char name[32];
-			snprintf(name, sizeof name, "audit %s", cmds[i].name);
-			sub = name;
+			push_prog(cmds[i].name);
 			return cmds[i].fn(argc - 1, argv + 1);
 		}
-	fprintf(stderr, "wardfs audit: '%s' is not an audit command; see 'wardfs audit --help'\n",
-		argv[1]);
+	error("'%s' is not an audit command; see 'wardfs audit --help'", argv[1]);
 	return 2;
 }

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -21,7 +20,6 @@
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,65 +27,40 @@
 #include "commands.h"
 #include "crypto.h"
 #include "mounted.h"
+#include "usage.h"
+#include "wardfs_status.h"
 #include "vault.h"
-#include "vault_audit.h"
 #include "wardfs_daemon.h"
 
-#define DEFAULT_POLICY	 "/etc/wardfs/policy"
-#define DEFAULT_AUDIT_DB "/var/lib/wardfs/audit.db"
-#define DEFAULT_LOG	 "/var/log/wardfs.log"
+#define FUSE_OPTS_MAX 1024
 
-static void mount_usage(FILE *f)
-{
-	fprintf(f, "usage: wardfs mount [options] BACKING MOUNTPOINT\n\n"
-		   "Mounts the vault BACKING over MOUNTPOINT and serves each path as the\n"
-		   "policy says: public (passthrough), sensitive (encrypted) or deny.\n\n"
-		   "  -f, --foreground         stay in the foreground, log to stderr\n"
-		   "  -o OPT[,OPT...]          FUSE mount options (nonempty: allow a non-empty\n"
-		   "                           mount point)\n"
-		   "  --policy FILE            policy file (default " DEFAULT_POLICY ")\n"
-		   "  --audit-db FILE          audit database (default " DEFAULT_AUDIT_DB ")\n"
-		   "  --audit-failure=closed|open\n"
-		   "                           refuse opens that cannot be audited (closed,\n"
-		   "                           default) or serve them and count the loss\n"
-		   "  --audit-journal-size MIB\n"
-		   "                           crash-safe journal in front of the audit db,\n"
-		   "                           when it is created (default 64; 1..4096)\n"
-		   "  --no-passthrough         serve public files through the daemon\n"
-		   "  --allow-reachable        mount a BACKING that users other than root can\n"
-		   "                           reach (they bypass the policy and the audit)\n"
-		   "  --strict-forms           refuse opens of plaintext files in sensitive\n"
-		   "                           paths until 'wardfs migrate' encrypts them\n"
-		   "  --passfile FILE          read the passphrase from FILE\n"
-		   "  --extpass CMD            read the passphrase from CMD's output\n"
-		   "  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
-		   "  --recovery-key-file FILE unlock with the recovery key in FILE\n"
-		   "  --log FILE               daemon log (default " DEFAULT_LOG ")\n"
-		   "  -d, --debug              print every FUSE request\n"
-		   "  -h, --help               show this help\n");
-}
-
-/* One line of bad usage, pointing at the command's --help; exit status 2. */
-static int usage_error(const char *cmd, const char *what)
-{
-	fprintf(stderr, "wardfs %s: %s; see 'wardfs %s --help'\n", cmd, what, cmd);
-	return 2;
-}
-
-/* getopt_long (opterr 0, optstring ":...") returned ':' or '?'. */
-static int bad_option(const char *cmd, int c, char **argv)
-{
-	char what[256];
-	const char *arg = argv[optind - 1];
-
-	if (c == ':')
-		snprintf(what, sizeof(what), "option '%s' needs a value", arg);
-	else if (optopt != 0)
-		snprintf(what, sizeof(what), "unknown option '-%c'", optopt);
-	else
-		snprintf(what, sizeof(what), "unknown option '%.*s'", (int)strcspn(arg, "="), arg);
-	return usage_error(cmd, what);
-}
+static const char mount_usage[] =
+	"usage: wardfs mount [options] BACKING MOUNTPOINT\n\n"
+	"Mounts the vault BACKING over MOUNTPOINT and serves each path as the\n"
+	"policy says: public (passthrough), sensitive (encrypted) or deny.\n\n"
+	"  -f, --foreground         stay in the foreground, log to stderr\n"
+	"  -o OPT[,OPT...]          FUSE mount options (nonempty: allow a non-empty\n"
+	"                           mount point)\n"
+	"  --policy FILE            policy file (default " WFS_DEFAULT_POLICY ")\n"
+	"  --audit-db FILE          audit database (default " WFS_DEFAULT_AUDIT_DB ")\n"
+	"  --audit-failure=closed|open\n"
+	"                           refuse opens that cannot be audited (closed,\n"
+	"                           default) or serve them and count the loss\n"
+	"  --audit-journal-size MIB\n"
+	"                           crash-safe journal in front of the audit db,\n"
+	"                           when it is created (default 64; 1..4096)\n"
+	"  --no-passthrough         serve public files through the daemon\n"
+	"  --allow-reachable        mount a BACKING that users other than root can\n"
+	"                           reach (they bypass the policy and the audit)\n"
+	"  --strict-forms           refuse opens of plaintext files in sensitive\n"
+	"                           paths until 'wardfs migrate' encrypts them\n"
+	"  --passfile FILE          read the passphrase from FILE\n"
+	"  --extpass CMD            read the passphrase from CMD's output\n"
+	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
+	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
+	"  --log FILE               daemon log (default " WFS_DEFAULT_LOG ")\n"
+	"  -d, --debug              print every FUSE request\n"
+	"  -h, --help               show this help\n";
 
 /* Removes "nonempty" from a comma list (libfuse 3 has no such option);
  * returns whether it was there. */
@@ -165,23 +138,19 @@ static int open_log(const char *log)
 
 	if (slash && slash != log) {
 		if ((size_t)(slash - log) >= sizeof(dir)) {
-			fprintf(stderr, "wardfs mount: log '%s': %s\n", log,
-				strerror(ENAMETOOLONG));
+			error("log '%s': %s", log, strerror(ENAMETOOLONG));
 			return -1;
 		}
 		memcpy(dir, log, (size_t)(slash - log));
 		dir[slash - log] = '\0';
 		if ((r = wfs_make_dirs(dir, 0700, failed, sizeof(failed))) != 0) {
-			fprintf(stderr,
-				"wardfs mount: cannot create the log's directory '%s': %s\n",
-				failed, strerror(-r));
+			error("cannot create the log's directory '%s': %s", failed, strerror(-r));
 			return -1;
 		}
 	}
 	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
-		fprintf(stderr, "wardfs mount: cannot open the log '%s': %s\n", log,
-			strerror(errno));
+		error("cannot open the log '%s': %s", log, strerror(errno));
 	return fd;
 }
 
@@ -219,10 +188,9 @@ static void warn_shared_fs(const char *db, const char *backing)
 {
 	dev_t a, b;
 	if (device_of(db, &a) == 0 && device_of(backing, &b) == 0 && a == b)
-		fprintf(stderr,
-			"wardfs mount: warning: the audit database '%s' is on the same file system "
+		warning("the audit database '%s' is on the same file system "
 			"as '%s': users who fill it leave the audit only the root reserve; see "
-			"'Where the database lives' in docs/audit.md\n",
+			"'Where the database lives' in docs/audit.md",
 			db, backing);
 }
 
@@ -230,13 +198,13 @@ static int run_daemon(struct wfs_daemon_opts *o, const char *log, int lfd)
 {
 	int pfd[2];
 	if (pipe(pfd) < 0) {
-		perror("wardfs mount: pipe");
+		error_errno("pipe");
 		close(lfd);
 		return 1;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		perror("wardfs mount: fork");
+		error_errno("fork");
 		close(lfd);
 		return 1;
 	}
@@ -274,7 +242,7 @@ static int run_daemon(struct wfs_daemon_opts *o, const char *log, int lfd)
 	if (!used) {
 		int st;
 		waitpid(pid, &st, 0);
-		fprintf(stderr, "wardfs mount: the daemon died before mounting; see %s\n", log);
+		error("the daemon died before mounting; see %s", log);
 		return 1;
 	}
 	fputs(buf, stderr);
@@ -284,7 +252,7 @@ static int run_daemon(struct wfs_daemon_opts *o, const char *log, int lfd)
 /*
  * The daemon serves as ciphertext only what carries its mark. A vault
  * from before the mark, or a tree restored without xattrs, gets its
- * ciphertext marked here, once (cli/marks.c). 0, or 1 after a message.
+ * ciphertext marked here, once (vault/marks.c). 0, or 1 after a message.
  */
 static int adopt_marks(const char *backing, const struct wfs_keys *keys)
 {
@@ -295,200 +263,151 @@ static int adopt_marks(const char *backing, const struct wfs_keys *keys)
 	else if (r > 0)
 		return 0;
 	if (r < 0) {
-		fprintf(stderr, "wardfs mount: cannot mark the encrypted files of '%s': %s\n",
-			backing,
-			r == -ENOTSUP ? "its file system cannot keep trusted extended attributes, "
-					"which wardfs needs"
-				      : strerror(-r));
+		error("cannot mark the encrypted files of '%s': %s", backing,
+		      r == -ENOTSUP ? "its file system cannot keep trusted extended attributes, "
+				      "which wardfs needs"
+				    : strerror(-r));
 		return 1;
 	}
 	if (n)
-		fprintf(stderr,
-			"wardfs mount: marked %u encrypted file%s of this vault as wardfs's own "
-			"(first mount with marks, or a tree restored without extended "
-			"attributes)\n",
-			n, n == 1 ? "" : "s");
+		error("marked %u encrypted file%s of this vault as wardfs's own "
+		      "(first mount with marks, or a tree restored without extended "
+		      "attributes)",
+		      n, n == 1 ? "" : "s");
+	return 0;
+}
+
+/* -o OPT[,OPT...]: repeated options add to the list. */
+static int add_fuse_opts(void *value, const char *arg)
+{
+	char *opts = value;
+
+	if (strlen(opts) + strlen(arg) + 2 > FUSE_OPTS_MAX)
+		return usage_error("-o options too long");
+	if (opts[0])
+		strcat(opts, ",");
+	strcat(opts, arg);
+	return 0;
+}
+
+static int set_debug(void *value, const char *arg)
+{
+	struct wfs_daemon_opts *o = value;
+
+	(void)arg;
+	o->debug = o->foreground = true;
+	return 0;
+}
+
+static int set_audit_failure(void *value, const char *arg)
+{
+	if (!strcmp(arg, "open"))
+		*(bool *)value = true;
+	else if (strcmp(arg, "closed"))
+		return usage_error("--audit-failure takes 'closed' or 'open', not '%s'", arg);
+	return 0;
+}
+
+static int set_journal_size(void *value, const char *arg)
+{
+	unsigned long long mib;
+
+	if (parse_uint(arg, 1, 4096, &mib) != 0)
+		return usage_error("--audit-journal-size takes MiB from 1 to 4096, not '%s'", arg);
+	*(unsigned *)value = (unsigned)mib;
+	return 0;
+}
+
+static int set_no_passthrough(void *value, const char *arg)
+{
+	(void)arg;
+	*(bool *)value = false;
 	return 0;
 }
 
 int wfs_cmd_mount(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"foreground", no_argument, NULL, 'f'},
-		{"debug", no_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{"policy", required_argument, NULL, 'P'},
-		{"audit-db", required_argument, NULL, 'A'},
-		{"no-audit", no_argument, NULL, 'N'}, /* hidden: benchmarks only */
-		{"audit-failure", required_argument, NULL, 'F'},
-		{"audit-journal-size", required_argument, NULL, 'J'},
-		{"no-passthrough", no_argument, NULL, 'T'},
-		{"passfile", required_argument, NULL, 'p'},
-		{"extpass", required_argument, NULL, 'x'},
-		{"recovery-key", no_argument, NULL, 'R'},
-		{"recovery-key-file", required_argument, NULL, 'K'},
-		{"log", required_argument, NULL, 'L'},
-		{"allow-reachable", no_argument, NULL, 'U'},
-		{"strict-forms", no_argument, NULL, 'S'},
-		{NULL, 0, NULL, 0},
-	};
 	struct wfs_daemon_opts o = {.passthrough = true, .ready_fd = -1};
 	struct wfs_pass_opts po = {0};
-	const char *policy = NULL, *audit_db = DEFAULT_AUDIT_DB, *log = DEFAULT_LOG;
-	char fuse_opts[1024] = "";
+	const char *policy = NULL, *audit_db = WFS_DEFAULT_AUDIT_DB, *log = WFS_DEFAULT_LOG;
+	char fuse_opts[FUSE_OPTS_MAX] = "";
 	bool no_audit = false, allow_reachable = false;
-	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:fdho:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			o.foreground = true;
-			break;
-		case 'd':
-			o.debug = true;
-			o.foreground = true;
-			break;
-		case 'h':
-			mount_usage(stdout);
-			return 0;
-		case 'o':
-			if (strlen(fuse_opts) + strlen(optarg) + 2 > sizeof(fuse_opts)) {
-				fprintf(stderr, "wardfs mount: -o options too long\n");
-				return 2;
-			}
-			if (fuse_opts[0])
-				strcat(fuse_opts, ",");
-			strcat(fuse_opts, optarg);
-			break;
-		case 'P':
-			policy = optarg;
-			break;
-		case 'A':
-			audit_db = optarg;
-			break;
-		case 'N':
-			no_audit = true;
-			break;
-		case 'U':
-			allow_reachable = true;
-			break;
-		case 'S':
-			o.strict_forms = true;
-			break;
-		case 'F':
-			if (!strcmp(optarg, "open"))
-				o.audit_fail_open = true;
-			else if (strcmp(optarg, "closed")) {
-				fprintf(stderr,
-					"wardfs mount: --audit-failure takes 'closed' or 'open', "
-					"not '%s'\n",
-					optarg);
-				return 2;
-			}
-			break;
-		case 'J': {
-			char *end;
-			errno = 0;
-			unsigned long mib = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || mib < 1 || mib > 4096) {
-				fprintf(stderr,
-					"wardfs mount: --audit-journal-size takes MiB from 1 to "
-					"4096, not '%s'\n",
-					optarg);
-				return 2;
-			}
-			o.audit_journal_mib = (unsigned)mib;
-			break;
-		}
-		case 'T':
-			o.passthrough = false;
-			break;
-		case 'p':
-			po.passfile = optarg;
-			break;
-		case 'x':
-			po.extpass = optarg;
-			break;
-		case 'R':
-			po.recovery_from_stdin = true;
-			break;
-		case 'K':
-			po.recovery_key_file = optarg;
-			break;
-		case 'L':
-			log = optarg;
-			break;
-		default:
-			return bad_option("mount", c, argv);
-		}
-	}
-	if (po.passfile && po.extpass)
-		return usage_error("mount", "give --passfile or --extpass, not both");
-	if (po.recovery_key_file && po.recovery_from_stdin)
-		return usage_error("mount", "give --recovery-key or --recovery-key-file, not both");
-	if ((po.recovery_key_file || po.recovery_from_stdin) && (po.passfile || po.extpass))
-		return usage_error("mount", "a recovery key replaces the passphrase options");
-	if (argc - optind != 2) {
-		return usage_error("mount", "expected BACKING and MOUNTPOINT");
-	}
+	const struct opt opts[] = {
+		OPT_BOOL("foreground", 'f', &o.foreground),
+		OPT_FN_NOARG("debug", 'd', &o, set_debug),
+		OPT_FN(NULL, 'o', fuse_opts, add_fuse_opts),
+		OPT_STRING("policy", 0, &policy),
+		OPT_STRING("audit-db", 0, &audit_db),
+		OPT_BOOL("no-audit", 0, &no_audit), /* hidden: benchmarks only */
+		OPT_FN("audit-failure", 0, &o.audit_fail_open, set_audit_failure),
+		OPT_FN("audit-journal-size", 0, &o.audit_journal_mib, set_journal_size),
+		OPT_FN_NOARG("no-passthrough", 0, &o.passthrough, set_no_passthrough),
+		OPT_PASS_SOURCES(&po),
+		OPT_STRING("log", 0, &log),
+		OPT_BOOL("allow-reachable", 0, &allow_reachable),
+		OPT_BOOL("strict-forms", 0, &o.strict_forms),
+		OPT_END(),
+	};
+	int first, status;
+
+	if ((first = parse_options(argc, argv, opts, mount_usage, PARSE_STOP_AT_OPERAND, &status)) <
+	    0)
+		return status;
+	if ((status = check_pass_opts(&po)) != 0)
+		return status;
+	if (argc - first != 2)
+		return usage_error("expected BACKING and MOUNTPOINT");
 	if (geteuid() != 0) {
-		fprintf(stderr, "wardfs mount: must run as root (passthrough and allow_other need "
-				"it); try 'sudo wardfs mount ...'\n");
+		error("must run as root (passthrough and allow_other need "
+		      "it); try 'sudo wardfs mount ...'");
 		return 1;
 	}
 	char backing[PATH_MAX], mnt[PATH_MAX];
-	if (!realpath(argv[optind], backing)) {
-		fprintf(stderr,
-			"wardfs mount: backing directory '%s': %s; create it and run 'wardfs init "
-			"%s'\n",
-			argv[optind], strerror(errno), argv[optind]);
+	if (!realpath(argv[first], backing)) {
+		error("backing directory '%s': %s; create it and run 'wardfs init "
+		      "%s'",
+		      argv[first], strerror(errno), argv[first]);
 		return 1;
 	}
-	if (!realpath(argv[optind + 1], mnt)) {
-		fprintf(stderr,
-			"wardfs mount: mount point '%s': %s; create it with 'mkdir -p %s'\n",
-			argv[optind + 1], strerror(errno), argv[optind + 1]);
+	if (!realpath(argv[first + 1], mnt)) {
+		error("mount point '%s': %s; create it with 'mkdir -p %s'", argv[first + 1],
+		      strerror(errno), argv[first + 1]);
 		return 1;
 	}
 	struct stat st;
 	if (stat(backing, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "wardfs mount: backing '%s' is not a directory\n", backing);
+		error("backing '%s' is not a directory", backing);
 		return 1;
 	}
 	if (stat(mnt, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "wardfs mount: mount point '%s' is not a directory\n", mnt);
+		error("mount point '%s' is not a directory", mnt);
 		return 1;
 	}
 	if (is_under(mnt, backing)) {
-		fprintf(stderr,
-			"wardfs mount: mount point '%s' is inside the backing directory '%s'; "
-			"choose a mount point outside it\n",
-			mnt, backing);
+		error("mount point '%s' is inside the backing directory '%s'; "
+		      "choose a mount point outside it",
+		      mnt, backing);
 		return 1;
 	}
 	bool nonempty = take_nonempty(fuse_opts);
 	if (!nonempty && dir_is_empty(mnt) == 0) {
-		fprintf(stderr,
-			"wardfs mount: mount point '%s' is not empty; empty it or pass '-o "
-			"nonempty'\n",
-			mnt);
+		error("mount point '%s' is not empty; empty it or pass '-o "
+		      "nonempty'",
+		      mnt);
 		return 1;
 	}
 	if (!wfs_vault_exists(backing)) {
 		char what[PATH_MAX + 64];
 		if (wfs_vault_orphaned(backing, what, sizeof what)) {
-			wfs_vault_set_prog("wardfs mount");
 			wfs_vault_say_orphaned(backing, what);
 		} else {
-			fprintf(stderr,
-				"wardfs mount: '%s' is not a wardfs vault; run 'wardfs init %s' "
-				"first\n",
-				backing, backing);
+			error("'%s' is not a wardfs vault; run 'wardfs init %s' "
+			      "first",
+			      backing, backing);
 		}
 		return 1;
 	}
-	if (!allow_reachable && wfs_backing_private(backing, "wardfs mount", true) != 0)
+	if (!allow_reachable && wfs_backing_private(backing, prog_name(), true) != 0)
 		return 1;
 	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX];
 	policy = absolute(policy, policy_abs, sizeof(policy_abs));
@@ -499,7 +418,7 @@ int wfs_cmd_mount(int argc, char **argv)
 	if (!o.foreground && (lfd = open_log(log)) < 0)
 		return 1;
 	if (wfs_crypto_init() < 0) {
-		fprintf(stderr, "wardfs mount: cannot initialize crypto\n");
+		error("cannot initialize crypto");
 		goto fail;
 	}
 	struct wfs_keys *keys = NULL;
@@ -520,7 +439,7 @@ int wfs_cmd_mount(int argc, char **argv)
 	o.mountpoint = mnt;
 	o.keys = keys;
 	o.by_recovery_key = po.recovery_key_file || po.recovery_from_stdin;
-	o.policy_path = policy ? policy : DEFAULT_POLICY;
+	o.policy_path = policy ? policy : WFS_DEFAULT_POLICY;
 	o.policy_required = policy != NULL;
 	o.audit_db = no_audit ? NULL : audit_db;
 	o.fuse_opts = fuse_opts[0] ? fuse_opts : NULL;
@@ -536,95 +455,68 @@ fail:
 	return 1;
 }
 
-static void umount_usage(FILE *f)
-{
-	fprintf(f, "usage: wardfs umount [-l] MOUNTPOINT\n\n"
-		   "Unmounts a wardfs mount and waits for its daemon to finish (audit\n"
-		   "rows drained, keys wiped).\n\n"
-		   "  -l, --lazy   detach now even if busy\n"
-		   "  -h, --help   show this help\n");
-}
+static const char umount_usage[] =
+	"usage: wardfs umount [-l] MOUNTPOINT\n\n"
+	"Unmounts a wardfs mount and waits for its daemon to finish (audit\n"
+	"rows drained, keys wiped).\n\n"
+	"  -l, --lazy   detach now even if busy\n"
+	"  -h, --help   show this help\n";
 
-/* How long umount and status wait for a daemon to answer. */
-#define STATUS_TIMEOUT_MS 5000
-
-/* 0 when mnt is a wardfs mount; otherwise says why not (prefix "wardfs
- * CMD") and returns 1. Refusing others keeps `wardfs umount` from
- * unmounting a tmpfs that happens to be named. */
-static int require_wardfs(const char *cmd, const char *mnt)
+/* 0 when mnt is a wardfs mount; otherwise says why not and returns 1.
+ * Refusing others keeps `wardfs umount` from unmounting a tmpfs that
+ * happens to be named. */
+static int require_wardfs(const char *mnt)
 {
 	char type[64];
 	int r = wfs_mount_type(mnt, type, sizeof(type));
-	if (r == -EINVAL) {
-		fprintf(stderr, "wardfs %s: '%s' is not a mount point\n", cmd, mnt);
-		return 1;
-	}
-	if (r) {
-		fprintf(stderr, "wardfs %s: cannot read the mount table: %s\n", cmd, strerror(-r));
-		return 1;
-	}
-	if (strcmp(type, WFS_FSTYPE)) {
-		fprintf(stderr, "wardfs %s: '%s' is a %s mount, not wardfs; leaving it alone\n",
-			cmd, mnt, type);
-		return 1;
-	}
+	if (r == -EINVAL)
+		return error("'%s' is not a mount point", mnt);
+	if (r)
+		return error("cannot read the mount table: %s", strerror(-r));
+	if (strcmp(type, WFS_FSTYPE))
+		return error("'%s' is a %s mount, not wardfs; leaving it alone", mnt, type);
 	return 0;
 }
 
 static int read_status(const char *mnt, char *buf, size_t len)
 {
-	return wfs_read_status(mnt, buf, len, STATUS_TIMEOUT_MS);
+	return wfs_read_status(mnt, buf, len, WFS_STATUS_TIMEOUT_MS);
 }
 
 static pid_t status_pid(const char *status)
 {
-	const char *p = strstr(status, "\npid: ");
-	return p ? (pid_t)atoi(p + 6) : 0;
+	char v[32];
+	return wfs_status_get(status, WFS_STATUS_PID, v, sizeof(v)) ? (pid_t)atoi(v) : 0;
 }
 
 int wfs_cmd_umount(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"lazy", no_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	bool lazy = false;
-	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:lh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			lazy = true;
-			break;
-		case 'h':
-			umount_usage(stdout);
-			return 0;
-		default:
-			return bad_option("umount", c, argv);
-		}
-	}
-	if (argc - optind != 1) {
-		return usage_error("umount", "expected MOUNTPOINT");
-	}
-	const char *mnt = argv[optind];
-	if (require_wardfs("umount", mnt))
+	const struct opt opts[] = {OPT_BOOL("lazy", 'l', &lazy), OPT_END()};
+	int first, ret;
+
+	if ((first = parse_options(argc, argv, opts, umount_usage, PARSE_STOP_AT_OPERAND, &ret)) <
+	    0)
+		return ret;
+	if (argc - first != 1)
+		return usage_error("expected MOUNTPOINT");
+	const char *mnt = argv[first];
+	if (require_wardfs(mnt))
 		return 1;
-	char status[4096];
+	char status[WFS_STATUS_MAX];
 	int sr = read_status(mnt, status, sizeof(status));
 	pid_t pid = sr == 0 ? status_pid(status) : 0;
 	/* Taken while the daemon surely lives (it just answered): its pid
 	 * cannot have been reused by another process. */
-	int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1, ret = 1;
+	int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+	ret = 1;
 	if (sr == -ETIMEDOUT) {
 		/* A stopped or stuck daemon: an ordinary unmount would wait for
 		 * it too. Detach now; the daemon exits once it runs again. */
-		fprintf(stderr,
-			"wardfs umount: the daemon of '%s' did not answer within %d s; detaching "
-			"the mount (umount -l): it is gone for new opens, and its daemon ends "
-			"when it runs again\n",
-			mnt, STATUS_TIMEOUT_MS / 1000);
+		error("the daemon of '%s' did not answer within %d s; detaching "
+		      "the mount (umount -l): it is gone for new opens, and its daemon ends "
+		      "when it runs again",
+		      mnt, WFS_STATUS_TIMEOUT_MS / 1000);
 		lazy = true;
 	}
 	if (umount2(mnt, lazy ? MNT_DETACH : 0) < 0) {
@@ -632,11 +524,10 @@ int wfs_cmd_umount(int argc, char **argv)
 		if (err == ENOTCONN || err == EIO) /* daemon died: detach the corpse */
 			err = umount2(mnt, MNT_DETACH) < 0 ? errno : 0;
 		if (err == EINVAL)
-			fprintf(stderr, "wardfs umount: '%s' is not a mount point\n", mnt);
+			error("'%s' is not a mount point", mnt);
 		else if (err)
-			fprintf(stderr, "wardfs umount: cannot unmount '%s': %s%s\n", mnt,
-				strerror(err),
-				err == EBUSY ? "; close the files using it or pass -l" : "");
+			error("cannot unmount '%s': %s%s", mnt, strerror(err),
+			      err == EBUSY ? "; close the files using it or pass -l" : "");
 		if (err)
 			goto out;
 	}
@@ -660,10 +551,9 @@ int wfs_cmd_umount(int argc, char **argv)
 		}
 	}
 	if (alive)
-		fprintf(stderr,
-			"wardfs umount: '%s' is unmounted, but its daemon (pid %d) is still "
-			"writing audit rows after 30 s; see its log\n",
-			mnt, (int)pid);
+		error("'%s' is unmounted, but its daemon (pid %d) is still "
+		      "writing audit rows after 30 s; see its log",
+		      mnt, (int)pid);
 	else
 		ret = 0;
 out:
@@ -672,23 +562,22 @@ out:
 	return ret;
 }
 
-static void status_usage(FILE *f)
-{
-	fprintf(f, "usage: wardfs status [--format text|json] [MOUNTPOINT...]\n\n"
-		   "Shows each running mount's backing directory, policy in force (path,\n"
-		   "hash, load time, rules, last reload error), passthrough and audit\n"
-		   "state: the mounts named, or every wardfs mount. Needs root.\n");
-}
+static const char status_usage[] =
+	"usage: wardfs status [--format text|json] [MOUNTPOINT...]\n\n"
+	"Shows each running mount's backing directory, policy in force (path,\n"
+	"hash, load time, rules, last reload error), passthrough and audit\n"
+	"state: the mounts named, or every wardfs mount. Needs root.\n";
 
 /* One "key: value" line as a JSON member (after the first); values stay
  * strings. Keys are the daemon's own words. */
 static void json_line(const char *line, size_t n)
 {
-	const char *colon = memchr(line, ':', n);
-	if (!colon || colon + 1 >= line + n || colon[1] != ' ')
+	const char *key, *v;
+	size_t klen, vlen;
+	if (!wfs_status_line(line, n, &key, &klen, &v, &vlen))
 		return;
-	char *value = strndup(colon + 2, (size_t)(line + n - colon - 2));
-	printf(",\n    \"%.*s\": ", (int)(colon - line), line);
+	char *value = strndup(v, vlen);
+	printf(",\n    \"%.*s\": ", (int)klen, key);
 	wfs_audit_print_json_str(stdout, value ? value : "");
 	free(value);
 }
@@ -700,16 +589,15 @@ struct status_run {
 
 static int show_status(struct status_run *s, const char *mnt)
 {
-	char status[4096];
-	int r = require_wardfs("status", mnt) ? -EINVAL : read_status(mnt, status, sizeof(status));
+	char status[WFS_STATUS_MAX];
+	int r = require_wardfs(mnt) ? -EINVAL : read_status(mnt, status, sizeof(status));
 	if (r == -ETIMEDOUT)
-		fprintf(stderr,
-			"wardfs status: the daemon of '%s' did not answer within %d s (stopped or "
-			"stuck?); 'wardfs umount %s' detaches it\n",
-			mnt, STATUS_TIMEOUT_MS / 1000, mnt);
+		error("the daemon of '%s' did not answer within %d s (stopped or "
+		      "stuck?); 'wardfs umount %s' detaches it",
+		      mnt, WFS_STATUS_TIMEOUT_MS / 1000, mnt);
 	else if (r && r != -EINVAL)
-		fprintf(stderr, "wardfs status: cannot read the status of '%s': %s%s\n", mnt,
-			strerror(-r), r == -ENODATA || r == -EPERM ? " (it needs root)" : "");
+		error("cannot read the status of '%s': %s%s", mnt, strerror(-r),
+		      r == -ENODATA || r == -EPERM ? " (it needs root)" : "");
 	if (r) {
 		s->failed = 1;
 		return 0;
@@ -738,50 +626,37 @@ static int status_each(void *arg, const char *mnt, const char *backing)
 	return show_status(arg, mnt);
 }
 
+static int set_format(void *value, const char *arg)
+{
+	if (!strcmp(arg, "json"))
+		*(bool *)value = true;
+	else if (strcmp(arg, "text"))
+		return usage_error("--format is text or json");
+	return 0;
+}
+
 int wfs_cmd_status(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"format", required_argument, NULL, 'F'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct status_run s = {0};
-	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'F':
-			if (!strcmp(optarg, "json"))
-				s.json = true;
-			else if (strcmp(optarg, "text"))
-				return usage_error("status", "--format is text or json");
-			break;
-		case 'h':
-			status_usage(stdout);
-			return 0;
-		default:
-			return bad_option("status", c, argv);
-		}
-	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "wardfs status: needs root (the daemon answers root only)\n");
-		return 1;
-	}
-	s.many = argc - optind != 1;
+	const struct opt opts[] = {OPT_FN("format", 0, &s.json, set_format), OPT_END()};
+	int first, status;
+
+	if ((first = parse_options(argc, argv, opts, status_usage, PARSE_STOP_AT_OPERAND,
+				   &status)) < 0)
+		return status;
+	if (geteuid() != 0)
+		return error("needs root (the daemon answers root only)");
+	s.many = argc - first != 1;
 	if (s.json)
 		printf("[");
-	if (optind == argc) {
+	if (first == argc) {
 		int r = wfs_each_mount(status_each, &s);
-		if (r < 0) {
-			fprintf(stderr, "wardfs status: cannot read the mount table: %s\n",
-				strerror(-r));
-			return 1;
-		}
+		if (r < 0)
+			return error("cannot read the mount table: %s", strerror(-r));
 		if (!s.shown && !s.failed && !s.json)
 			printf("no wardfs mount is running\n");
 	}
-	for (int i = optind; i < argc; i++)
+	for (int i = first; i < argc; i++)
 		show_status(&s, argv[i]);
 	if (s.json)
 		printf("%s]\n", s.shown ? "\n" : "");

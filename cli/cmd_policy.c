@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,107 +18,55 @@
 #include "commands.h"
 #include "crypto.h"
 #include "policy.h"
+#include "usage.h"
+#include "vault.h"
 
-#define DEFAULT_POLICY "/etc/wardfs/policy"
+static const char usage[] =
+	"usage: wardfs policy <command> [<args>]\n\n"
+	"commands:\n"
+	"  check FILE                            validate a policy and its includes\n"
+	"  explain [--policy FILE] [--root DIR] [-v] PATH...\n"
+	"                                        show each path's class and the "
+	"deciding rule\n"
+	"  scan [--policy FILE] BACKING          count files per class and list files "
+	"whose\n"
+	"                                        form on disk disagrees with the "
+	"policy\n\n"
+	"The default policy file is " WFS_DEFAULT_POLICY ". As root, policy files must be\n"
+	"owned by root and not writable by group or others, as for the daemon.\n"
+	"See wardfs-policy(5) for the language.\n";
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: wardfs policy <command> [<args>]\n\n"
-		   "commands:\n"
-		   "  check FILE                            validate a policy and its includes\n"
-		   "  explain [--policy FILE] [--root DIR] [-v] PATH...\n"
-		   "                                        show each path's class and the "
-		   "deciding rule\n"
-		   "  scan [--policy FILE] BACKING          count files per class and list files "
-		   "whose\n"
-		   "                                        form on disk disagrees with the "
-		   "policy\n\n"
-		   "The default policy file is " DEFAULT_POLICY ". As root, policy files must be\n"
-		   "owned by root and not writable by group or others, as for the daemon.\n"
-		   "See wardfs-policy(5) for the language.\n");
-}
-
-static bool is_help(const char *a)
-{
-	return !strcmp(a, "--help") || !strcmp(a, "-h");
-}
-
-static int bad_usage(const char *sub, const char *msg)
-{
-	fprintf(stderr, "wardfs policy%s%s: %s; see 'wardfs policy%s%s --help'\n", sub ? " " : "",
-		sub ? sub : "", msg, sub ? " " : "", sub ? sub : "");
-	return 2;
-}
-
-static void print_diags(const struct wfs_policy_diags *d)
-{
-	char line[1200];
-	for (size_t i = 0; i < d->n; i++) {
-		wfs_policy_diag_format(&d->v[i], line, sizeof(line));
-		fprintf(stderr, "%s\n", line);
-	}
-}
-
-/* Loads the policy for explain/scan; falls back to the built-in default
- * only when no --policy was given and the default file does not exist. */
-static struct wfs_policy *open_policy(const char *file, bool explicit_file)
+/* The policy for explain and scan: warnings are for `check`, so only
+ * what stops loading is said. */
+static struct wfs_policy *open_policy(const char *file)
 {
 	struct wfs_policy *p = NULL;
-	struct wfs_policy_diags d = {0};
-	int rc = wfs_policy_load(file, wfs_policy_caller_flags(), &p, &d);
-	if (rc == -ENOENT && !explicit_file) {
-		wfs_policy_diags_free(&d);
-		fprintf(stderr,
-			"wardfs policy: %s does not exist; using the built-in default policy "
-			"(everything public)\n",
-			file);
-		p = wfs_policy_default();
-		if (!p)
-			fprintf(stderr, "wardfs policy: out of memory\n");
-		return p;
-	}
-	/* warnings are for `check`; here only what stops loading */
-	for (size_t i = 0; i < d.n; i++)
-		if (d.v[i].is_error) {
-			char line[1200];
-			wfs_policy_diag_format(&d.v[i], line, sizeof(line));
-			fprintf(stderr, "%s\n", line);
-		}
-	wfs_policy_diags_free(&d);
-	return rc ? NULL : p;
+
+	return wfs_vault_load_policy(file, WFS_LOAD_QUIET, &p) == 0 ? p : NULL;
 }
+
+static const char check_usage[] =
+	"usage: wardfs policy check FILE\n\n"
+	"Parses FILE and its includes and prints every error and warning\n"
+	"as FILE:LINE:COL: error|warning|note: MESSAGE. Exits 1 on any\n"
+	"error. It also looks at each allow-exe= program on this machine:\n"
+	"which file a symbolic link matches, and why a script or a program\n"
+	"others can rewrite will not work as meant.\n";
 
 static int cmd_check(int argc, char **argv)
 {
-	const char *file = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (is_help(argv[i])) {
-			printf("usage: wardfs policy check FILE\n\n"
-			       "Parses FILE and its includes and prints every error and warning\n"
-			       "as FILE:LINE:COL: error|warning|note: MESSAGE. Exits 1 on any\n"
-			       "error. It also looks at each allow-exe= program on this machine:\n"
-			       "which file a symbolic link matches, and why a script or a program\n"
-			       "others can rewrite will not work as meant.\n");
-			return 0;
-		}
-		if (!strcmp(argv[i], "--") && i + 1 < argc && !file) {
-			file = argv[++i];
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			return bad_usage("check", "unknown option");
-		} else if (file) {
-			return bad_usage("check", "expected exactly one FILE");
-		} else {
-			file = argv[i];
-		}
-	}
-	if (!file)
-		return bad_usage("check", "missing FILE");
+	static const struct opt opts[] = {OPT_END()};
+	int i, status;
+
+	if ((i = parse_options(argc, argv, opts, check_usage, PARSE_STOP_AT_OPERAND, &status)) < 0)
+		return status;
+	if (i >= argc)
+		return usage_error("missing FILE");
+	if (i + 1 < argc)
+		return usage_error("expected exactly one FILE");
+	const char *file = argv[i];
 	struct wfs_policy *p = NULL;
-	struct wfs_policy_diags d = {0};
-	int rc = wfs_policy_load(file, wfs_policy_caller_flags() | WFS_POLICY_CHECK_EXES, &p, &d);
-	print_diags(&d);
-	wfs_policy_diags_free(&d);
-	if (rc)
+	if (wfs_vault_load_policy(file, WFS_LOAD_CHECK, &p) != 0)
 		return 1;
 	printf("%s: ok (%zu rule%s)\n", file, wfs_policy_rule_count(p),
 	       wfs_policy_rule_count(p) == 1 ? "" : "s");
@@ -145,68 +92,6 @@ static void explain_one(void *arg, const struct wfs_decision *d)
 	wfs_rule_opts_format(d->opts, opts, sizeof(opts));
 	printf("  %s:%u: %s %s%s%s\n", d->file, d->line, wfs_class_name(d->cls),
 	       wfs_policy_rule_text(c->p, d->rule_index), opts[0] ? " " : "", opts);
-}
-
-/* Parses [--policy FILE] [-v]; returns the index of the first operand or
- * -1 after printing a usage error (2) or help (0) into *ret. */
-static int common_opts(int argc, char **argv, const char *sub, bool allow_v, const char **file,
-		       bool *explicit_file, bool *verbose, const char **root, const char **format,
-		       int *ret)
-{
-	int i;
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (is_help(a)) {
-			*ret = 0;
-			return -2;
-		}
-		if (!strcmp(a, "--")) {
-			i++;
-			break;
-		}
-		if (!strcmp(a, "--policy")) {
-			if (i + 1 >= argc) {
-				*ret = bad_usage(sub, "--policy needs a FILE");
-				return -1;
-			}
-			*file = argv[++i];
-			*explicit_file = true;
-		} else if (!strncmp(a, "--policy=", 9)) {
-			*file = a + 9;
-			*explicit_file = true;
-		} else if (format && (!strcmp(a, "--format") || !strncmp(a, "--format=", 9))) {
-			if (a[8] == '=')
-				*format = a + 9;
-			else if (i + 1 < argc)
-				*format = argv[++i];
-			else {
-				*ret = bad_usage(sub, "--format needs text or json");
-				return -1;
-			}
-			if (strcmp(*format, "text") && strcmp(*format, "json")) {
-				*ret = bad_usage(sub, "--format is text or json");
-				return -1;
-			}
-		} else if (root && !strcmp(a, "--root")) {
-			if (i + 1 >= argc) {
-				*ret = bad_usage(sub, "--root needs a DIR");
-				return -1;
-			}
-			*root = argv[++i];
-		} else if (root && !strncmp(a, "--root=", 7)) {
-			*root = a + 7;
-		} else if (allow_v && (!strcmp(a, "-v") || !strcmp(a, "--verbose"))) {
-			*verbose = true;
-		} else if (a[0] == '-' && a[1]) {
-			char msg[300];
-			snprintf(msg, sizeof(msg), "unknown option '%.200s'", a);
-			*ret = bad_usage(sub, msg);
-			return -1;
-		} else {
-			break;
-		}
-	}
-	return i;
 }
 
 /*
@@ -252,34 +137,36 @@ static int real_path(int rootfd, const char *path, char *real, size_t len)
 	return 0;
 }
 
+static const char explain_usage[] =
+	"usage: wardfs policy explain [--policy FILE] [--root DIR] [-v] PATH...\n\n"
+	"Prints each PATH (relative to the mount root) as\n"
+	"  PATH: CLASS [OPTIONS] (FILE:LINE)   or   PATH: CLASS (default)\n"
+	"With -v, also every rule that matches, in file order (the last wins).\n"
+	"With --root (a backing directory or mount point), a PATH that goes\n"
+	"through a symbolic link is shown with the real path that decides it.\n"
+	"The policy defaults to " WFS_DEFAULT_POLICY
+	", or the built-in default if that is missing.\n";
+
 static int cmd_explain(int argc, char **argv)
 {
-	const char *file = DEFAULT_POLICY, *root = NULL;
-	bool explicit_file = false, verbose = false;
-	int ret = 0, rootfd = -1;
-	int i = common_opts(argc, argv, "explain", true, &file, &explicit_file, &verbose, &root,
-			    NULL, &ret);
-	if (i == -2) {
-		printf("usage: wardfs policy explain [--policy FILE] [--root DIR] [-v] PATH...\n\n"
-		       "Prints each PATH (relative to the mount root) as\n"
-		       "  PATH: CLASS [OPTIONS] (FILE:LINE)   or   PATH: CLASS (default)\n"
-		       "With -v, also every rule that matches, in file order (the last wins).\n"
-		       "With --root (a backing directory or mount point), a PATH that goes\n"
-		       "through a symbolic link is shown with the real path that decides it.\n"
-		       "The policy defaults to " DEFAULT_POLICY
-		       ", or the built-in default if that is missing.\n");
-		return 0;
-	}
-	if (i < 0)
-		return ret;
+	const char *file = NULL, *root = NULL;
+	bool verbose = false;
+	const struct opt opts[] = {
+		OPT_STRING("policy", 0, &file),
+		OPT_STRING("root", 0, &root),
+		OPT_BOOL("verbose", 'v', &verbose),
+		OPT_END(),
+	};
+	int i, status, rootfd = -1;
+
+	if ((i = parse_options(argc, argv, opts, explain_usage, PARSE_STOP_AT_OPERAND, &status)) <
+	    0)
+		return status;
 	if (i >= argc)
-		return bad_usage("explain", "missing PATH");
-	if (root && (rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		fprintf(stderr, "wardfs policy explain: cannot open '%s': %s\n", root,
-			strerror(errno));
-		return 1;
-	}
-	struct wfs_policy *p = open_policy(file, explicit_file);
+		return usage_error("missing PATH");
+	if (root && (rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return error_errno("cannot open '%s'", root);
+	struct wfs_policy *p = open_policy(file);
 	if (!p) {
 		if (rootfd >= 0)
 			close(rootfd);
@@ -314,63 +201,55 @@ static int cmd_explain(int argc, char **argv)
 	return 0;
 }
 
-/* ---- scan: nftw has no user pointer, so its state is file-static ---- */
+/* ---- scan ---------------------------------------------------------- */
 
-static struct {
+struct mismatch {
+	char *path;
+	enum wfs_class cls;
+	enum wfs_form form;
+};
+
+struct scan {
 	const struct wfs_policy *p;
-	size_t rootlen;
+	const char *root;
 	unsigned long count[3], errors, files;
-	struct mismatch {
-		char *path;
-		enum wfs_class cls;
-		enum wfs_form form;
-	} * mismatch;
+	struct mismatch *mismatch;
 	size_t nmis, capmis;
-} scan;
+};
 
-static void add_mismatch(const char *rel, enum wfs_class c, enum wfs_form f)
+static void add_mismatch(struct scan *scan, const char *rel, enum wfs_class c, enum wfs_form f)
 {
-	if (scan.nmis == scan.capmis) {
-		size_t cap = scan.capmis ? scan.capmis * 2 : 64;
-		struct mismatch *v = realloc(scan.mismatch, cap * sizeof(*v));
+	if (scan->nmis == scan->capmis) {
+		size_t cap = scan->capmis ? scan->capmis * 2 : 64;
+		struct mismatch *v = realloc(scan->mismatch, cap * sizeof(*v));
 		if (!v)
 			return;
-		scan.mismatch = v;
-		scan.capmis = cap;
+		scan->mismatch = v;
+		scan->capmis = cap;
 	}
 	char *s = strdup(rel);
 	if (s)
-		scan.mismatch[scan.nmis++] = (struct mismatch){s, c, f};
+		scan->mismatch[scan->nmis++] = (struct mismatch){s, c, f};
 }
 
-static int scan_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static int scan_one(void *arg, int dfd, const char *name, const char *rel, const struct stat *st)
 {
-	const char *rel = path + scan.rootlen;
-	if (type == FTW_D && ftw->level == 1 && !strcmp(path + ftw->base, ".wardfs"))
-		return FTW_SKIP_SUBTREE;
-	if (type == FTW_DNR || type == FTW_NS) {
-		fprintf(stderr, "wardfs policy scan: cannot read %s: %s\n", path, strerror(errno));
-		scan.errors++;
-		return FTW_CONTINUE;
-	}
-	if (type != FTW_F || !S_ISREG(st->st_mode))
-		return FTW_CONTINUE;
-	scan.files++;
+	struct scan *scan = arg;
+	scan->files++;
 	struct wfs_decision d;
-	wfs_policy_classify(scan.p, rel, strlen(rel), &d);
-	scan.count[d.cls]++;
-	/* The form is the daemon's mark, not the bytes (crypto/mark.c). */
-	enum wfs_form f = WFS_FORM_PLAIN;
-	int r = wfs_form_of_at(AT_FDCWD, path, st->st_size, &f);
+	wfs_policy_classify(scan->p, rel, strlen(rel), &d);
+	scan->count[d.cls]++;
+	enum wfs_form f;
+	int r = wfs_file_form(dfd, name, st, &f);
 	if (r < 0) {
-		fprintf(stderr, "wardfs policy scan: cannot read %s: %s\n", path, strerror(-r));
-		scan.errors++;
-		return FTW_CONTINUE;
+		error("cannot read '%s%s': %s", strcmp(scan->root, "/") ? scan->root : "", rel,
+		      strerror(-r));
+		scan->errors++;
+		return 0;
 	}
-	if ((d.cls == WFS_SENSITIVE && f == WFS_FORM_PLAIN) ||
-	    (d.cls != WFS_SENSITIVE && f == WFS_FORM_ENCRYPTED))
-		add_mismatch(rel, d.cls, f);
-	return FTW_CONTINUE;
+	if (wfs_form_fix(d.cls, f) != WFS_FIX_NONE)
+		add_mismatch(scan, rel, d.cls, f);
+	return 0;
 }
 
 static int cmp_mismatch(const void *a, const void *b)
@@ -378,31 +257,40 @@ static int cmp_mismatch(const void *a, const void *b)
 	return strcmp(((const struct mismatch *)a)->path, ((const struct mismatch *)b)->path);
 }
 
+static const char scan_usage[] =
+	"usage: wardfs policy scan [--policy FILE] [--format text|json] BACKING\n\n"
+	"Walks the backing directory BACKING (without following symbolic links,\n"
+	"skipping BACKING/.wardfs), classifies every regular file by its path\n"
+	"relative to BACKING, prints the number of files per class, then every\n"
+	"file whose form on disk disagrees with its class: sensitive but stored\n"
+	"plain, or public/deny but stored encrypted ('wardfs migrate' converts\n"
+	"them). Exit status 0 when every file agrees, 1 when one does not or\n"
+	"could not be read: a compliance check for scripts.\n";
+
+static int set_format(void *value, const char *arg)
+{
+	if (strcmp(arg, "text") && strcmp(arg, "json"))
+		return usage_error("--format is text or json");
+	*(const char **)value = arg;
+	return 0;
+}
+
 static int cmd_scan(int argc, char **argv)
 {
-	const char *file = DEFAULT_POLICY;
-	bool explicit_file = false, verbose = false;
-	int ret = 0;
-	const char *format = "text";
-	int i = common_opts(argc, argv, "scan", false, &file, &explicit_file, &verbose, NULL,
-			    &format, &ret);
-	if (i == -2) {
-		printf("usage: wardfs policy scan [--policy FILE] [--format text|json] BACKING\n\n"
-		       "Walks the backing directory BACKING (without following symbolic links,\n"
-		       "skipping BACKING/.wardfs), classifies every regular file by its path\n"
-		       "relative to BACKING, prints the number of files per class, then every\n"
-		       "file whose form on disk disagrees with its class: sensitive but stored\n"
-		       "plain, or public/deny but stored encrypted ('wardfs migrate' converts\n"
-		       "them). Exit status 0 when every file agrees, 1 when one does not or\n"
-		       "could not be read: a compliance check for scripts.\n");
-		return 0;
-	}
-	if (i < 0)
-		return ret;
+	const char *file = NULL, *format = "text";
+	const struct opt opts[] = {
+		OPT_STRING("policy", 0, &file),
+		OPT_FN("format", 0, &format, set_format),
+		OPT_END(),
+	};
+	int i, status;
+
+	if ((i = parse_options(argc, argv, opts, scan_usage, PARSE_STOP_AT_OPERAND, &status)) < 0)
+		return status;
 	if (i >= argc)
-		return bad_usage("scan", "missing BACKING");
+		return usage_error("missing BACKING");
 	if (i + 1 < argc)
-		return bad_usage("scan", "expected exactly one BACKING directory");
+		return usage_error("expected exactly one BACKING directory");
 	char root[4096];
 	snprintf(root, sizeof(root), "%s", argv[i]);
 	size_t rl = strlen(root);
@@ -410,21 +298,23 @@ static int cmd_scan(int argc, char **argv)
 		root[--rl] = 0;
 	struct stat st;
 	if (stat(root, &st)) {
-		fprintf(stderr, "wardfs policy scan: %s: %s\n", root, strerror(errno));
+		error("%s: %s", root, strerror(errno));
 		return 1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "wardfs policy scan: %s: not a directory\n", root);
+		error("%s: not a directory", root);
 		return 1;
 	}
-	struct wfs_policy *p = open_policy(file, explicit_file);
+	struct wfs_policy *p = open_policy(file);
 	if (!p)
 		return 1;
-	memset(&scan, 0, sizeof(scan));
-	scan.p = p;
-	scan.rootlen = strcmp(root, "/") ? rl : 0;
-	if (nftw(root, scan_one, 64, FTW_PHYS | FTW_ACTIONRETVAL) < 0) {
-		fprintf(stderr, "wardfs policy scan: %s: %s\n", root, strerror(errno));
+	struct scan scan = {.p = p, .root = root};
+	/* Files on other file systems below BACKING are served too. */
+	struct wfs_walk w = {.file = scan_one, .arg = &scan, .flags = WFS_WALK_XDEV};
+	int r = wfs_walk(root, &w);
+	scan.errors += w.errors;
+	if (r < 0) {
+		error("%s: %s", root, strerror(-r));
 		wfs_policy_free(p);
 		return 1;
 	}
@@ -464,27 +354,28 @@ static int cmd_scan(int argc, char **argv)
 		printf("]}\n");
 	free(scan.mismatch);
 	if (scan.errors)
-		fprintf(stderr, "wardfs policy scan: %lu file(s) could not be read\n", scan.errors);
+		error("%lu file(s) could not be read", scan.errors);
 	wfs_policy_free(p);
 	return scan.nmis || scan.errors ? 1 : 0;
 }
 
 int wfs_cmd_policy(int argc, char **argv)
 {
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {{"check", cmd_check}, {"explain", cmd_explain}, {"scan", cmd_scan}};
+
 	if (argc < 2)
-		return bad_usage(NULL, "missing command (check, explain or scan)");
-	if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
-		usage(stdout);
+		return usage_error("missing command (check, explain or scan)");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		fputs(usage, stdout);
 		return 0;
 	}
-	if (!strcmp(argv[1], "check"))
-		return cmd_check(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "explain"))
-		return cmd_explain(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "scan"))
-		return cmd_scan(argc - 1, argv + 1);
-	char msg[300];
-	snprintf(msg, sizeof(msg), "'%.200s' is not a policy command (check, explain or scan)",
-		 argv[1]);
-	return bad_usage(NULL, msg);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name)) {
+			push_prog(cmds[i].name);
+			return cmds[i].fn(argc - 1, argv + 1);
+		}
+	return usage_error("'%.200s' is not a policy command (check, explain or scan)", argv[1]);
 }

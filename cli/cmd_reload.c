@@ -16,76 +16,52 @@
 
 #include "commands.h"
 #include "mounted.h"
+#include "usage.h"
+#include "wardfs_status.h"
 
-#define STATUS_TIMEOUT_MS 5000
 #define RELOAD_TIMEOUT_MS 10000
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: wardfs reload [MOUNTPOINT...]\n\n"
-		   "Reloads the policy of each wardfs mount named (default: every one) and\n"
-		   "prints what is in force. A policy with errors is rejected and the one in\n"
-		   "force stays: exit status 1, with the first error. Needs root.\n");
-}
+static const char usage[] =
+	"usage: wardfs reload [MOUNTPOINT...]\n\n"
+	"Reloads the policy of each wardfs mount named (default: every one) and\n"
+	"prints what is in force. A policy with errors is rejected and the one in\n"
+	"force stays: exit status 1, with the first error. Needs root.\n";
 
-/* The value of "key: " in a status text, up to the end of its line. */
 static const char *field(const char *status, const char *key, char *buf, size_t len)
 {
-	char k[64];
-	snprintf(k, sizeof k, "\n%s: ", key);
-	const char *p = strstr(status, k);
-	if (!p && !strncmp(status, k + 1, strlen(k + 1)))
-		p = status - 1;
-	if (!p) {
-		snprintf(buf, len, "?");
-		return buf;
-	}
-	p += strlen(k);
-	size_t n = strcspn(p, "\n");
-	snprintf(buf, len, "%.*s", (int)(n < len ? n : len - 1), p);
+	wfs_status_get(status, key, buf, len);
 	return buf;
 }
 
 static int reload_one(const char *mnt)
 {
 	char st[4096], v[600], err[600], rules[32], sha[80], path[600];
-	int r = wfs_read_status(mnt, st, sizeof st, STATUS_TIMEOUT_MS);
-	if (r) {
-		fprintf(stderr, "wardfs reload: cannot read the status of '%s': %s%s\n", mnt,
-			r == -ETIMEDOUT ? "its daemon does not answer" : strerror(-r),
-			r == -ENODATA || r == -EPERM ? " (it needs root)" : "");
-		return 1;
-	}
-	long before = atol(field(st, "policy-reloads", v, sizeof v));
-	pid_t pid = (pid_t)atoi(field(st, "pid", v, sizeof v));
-	if (pid <= 0 || kill(pid, SIGHUP) < 0) {
-		fprintf(stderr, "wardfs reload: cannot signal the daemon of '%s': %s\n", mnt,
-			pid <= 0 ? "no pid in its status" : strerror(errno));
-		return 1;
-	}
+	int r = wfs_read_status(mnt, st, sizeof st, WFS_STATUS_TIMEOUT_MS);
+	if (r)
+		return error("cannot read the status of '%s': %s%s", mnt,
+			     r == -ETIMEDOUT ? "its daemon does not answer" : strerror(-r),
+			     r == -ENODATA || r == -EPERM ? " (it needs root)" : "");
+	long before = atol(field(st, WFS_STATUS_POLICY_RELOADS, v, sizeof v));
+	pid_t pid = (pid_t)atoi(field(st, WFS_STATUS_PID, v, sizeof v));
+	if (pid <= 0 || kill(pid, SIGHUP) < 0)
+		return error("cannot signal the daemon of '%s': %s", mnt,
+			     pid <= 0 ? "no pid in its status" : strerror(errno));
 	for (int waited = 0;; waited += 50) {
-		if (waited >= RELOAD_TIMEOUT_MS) {
-			fprintf(stderr,
-				"wardfs reload: the daemon of '%s' did not reload within %d s\n",
-				mnt, RELOAD_TIMEOUT_MS / 1000);
-			return 1;
-		}
+		if (waited >= RELOAD_TIMEOUT_MS)
+			return error("the daemon of '%s' did not reload within %d s", mnt,
+				     RELOAD_TIMEOUT_MS / 1000);
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
-		if (wfs_read_status(mnt, st, sizeof st, STATUS_TIMEOUT_MS) == 0 &&
-		    atol(field(st, "policy-reloads", v, sizeof v)) > before)
+		if (wfs_read_status(mnt, st, sizeof st, WFS_STATUS_TIMEOUT_MS) == 0 &&
+		    atol(field(st, WFS_STATUS_POLICY_RELOADS, v, sizeof v)) > before)
 			break;
 	}
-	field(st, "policy-last-error", err, sizeof err);
-	field(st, "policy", path, sizeof path);
-	field(st, "policy-rules", rules, sizeof rules);
-	field(st, "policy-sha256", sha, sizeof sha);
-	if (strcmp(err, "none")) {
-		fprintf(stderr,
-			"wardfs reload: %s: the policy was rejected, the one in force stays: %s\n",
-			mnt, err);
-		return 1;
-	}
+	field(st, WFS_STATUS_POLICY_ERROR, err, sizeof err);
+	field(st, WFS_STATUS_POLICY, path, sizeof path);
+	field(st, WFS_STATUS_POLICY_RULES, rules, sizeof rules);
+	field(st, WFS_STATUS_POLICY_SHA256, sha, sizeof sha);
+	if (strcmp(err, "none"))
+		return error("%s: the policy was rejected, the one in force stays: %s", mnt, err);
 	printf("%s: reloaded %s (%s rules, sha256 %.16s...)\n", mnt, path, rules, sha);
 	return 0;
 }
@@ -105,38 +81,25 @@ static int each(void *arg, const char *mnt, const char *backing)
 
 int wfs_cmd_reload(int argc, char **argv)
 {
-	int failed = 0;
-	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		usage(stdout);
-		return 0;
-	}
-	for (int i = 1; i < argc; i++)
-		if (argv[i][0] == '-') {
-			fprintf(stderr,
-				"wardfs reload: unknown option '%s'; see 'wardfs reload --help'\n",
-				argv[i]);
-			return 2;
-		}
-	if (argc == 1) {
+	static const struct opt opts[] = {OPT_END()};
+	int failed = 0, status, i;
+
+	if ((i = parse_options(argc, argv, opts, usage, 0, &status)) < 0)
+		return status;
+	if (i == argc) {
 		struct all a = {0};
 		int r = wfs_each_mount(each, &a);
-		if (r < 0) {
-			fprintf(stderr, "wardfs reload: cannot read the mount table: %s\n",
-				strerror(-r));
-			return 1;
-		}
-		if (a.mounts == 0) {
-			fprintf(stderr, "wardfs reload: no wardfs mount is running\n");
-			return 1;
-		}
+		if (r < 0)
+			return error("cannot read the mount table: %s", strerror(-r));
+		if (a.mounts == 0)
+			return error("no wardfs mount is running");
 		return a.failed;
 	}
-	for (int i = 1; i < argc; i++) {
+	for (; i < argc; i++) {
 		char type[64];
 		int r = wfs_mount_type(argv[i], type, sizeof type);
 		if (r || strcmp(type, WFS_FSTYPE)) {
-			fprintf(stderr, "wardfs reload: '%s' is not a wardfs mount\n", argv[i]);
-			failed = 1;
+			failed = error("'%s' is not a wardfs mount", argv[i]);
 			continue;
 		}
 		failed |= reload_one(argv[i]);

@@ -2,219 +2,58 @@
  * cmd_vault.c - the vault subcommands: `wardfs init` (create the keyfile,
  * print the recovery key), `passwd` (rewrap under a new passphrase),
  * `fsck` (verify every block of every encrypted file) and `migrate`
- * (convert files whose form on disk disagrees with the policy, offline).
+ * (convert files whose form on disk disagrees with the policy, offline):
+ * their options, checks and output. The work is in vault/.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
-
-#include <sodium.h>
 
 #include "audit.h"
 #include "commands.h"
 #include "mounted.h"
 #include "policy.h"
+#include "usage.h"
 #include "vault.h"
-#include "vault_audit.h"
 
-#define DEFAULT_POLICY	 "/etc/wardfs/policy"
-#define DEFAULT_AUDIT_DB "/var/lib/wardfs/audit.db"
-#define MIGRATE_SUFFIX	 ".wardfs-migrate"
-#define CHUNK		 (1u << 20)
-
-enum {
-	OPT_PASSFILE = 256,
-	OPT_EXTPASS,
-	OPT_NEW_PASSFILE,
-	OPT_KDF_MEMORY,
-	OPT_KDF_OPS,
-	OPT_POLICY,
-	OPT_DRY_RUN,
-	OPT_RECOVERY_KEY,
-	OPT_RECOVERY_KEY_FILE,
-	OPT_ALLOW_REACHABLE,
-	OPT_REPAIR,
-	OPT_HOLE_DAMAGED,
-	OPT_AUDIT_DB,
-	OPT_YES,
-};
-
-static const struct option all_opts[] = {
-	{"passfile", required_argument, NULL, OPT_PASSFILE},
-	{"extpass", required_argument, NULL, OPT_EXTPASS},
-	{"new-passfile", required_argument, NULL, OPT_NEW_PASSFILE},
-	{"kdf-memory", required_argument, NULL, OPT_KDF_MEMORY},
-	{"kdf-ops", required_argument, NULL, OPT_KDF_OPS},
-	{"policy", required_argument, NULL, OPT_POLICY},
-	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-	{"recovery-key", no_argument, NULL, OPT_RECOVERY_KEY},
-	{"recovery-key-file", required_argument, NULL, OPT_RECOVERY_KEY_FILE},
-	{"allow-reachable", no_argument, NULL, OPT_ALLOW_REACHABLE},
-	{"repair", no_argument, NULL, OPT_REPAIR},
-	{"hole-damaged", no_argument, NULL, OPT_HOLE_DAMAGED},
-	{"audit-db", required_argument, NULL, OPT_AUDIT_DB},
-	{"yes", no_argument, NULL, OPT_YES},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
-};
-
-/* Everything any vault command may be given; each command says which it takes. */
+/* Everything any vault command may be given; each command's table says
+ * which it takes. */
 struct args {
-	const char *cmd;
 	struct wfs_pass_opts po;
 	const char *new_passfile, *policy, *audit_db;
-	uint64_t kdf_mib, kdf_ops; /* 0: not given */
-	bool dry_run, help, allow_reachable, repair, hole_damaged, yes;
+	unsigned long long kdf_mib, kdf_ops; /* 0: not given */
+	bool dry_run, allow_reachable, repair, hole_damaged, yes;
 	char *backing; /* normalized copy of the one operand */
 };
 
-static char prog[64];
-
-static int usage_error(const struct args *a, const char *fmt, ...)
+/*
+ * The options of opts, then exactly one BACKING operand (trailing slashes
+ * dropped). 0, or -1 with *status the exit status (0 after --help).
+ */
+static int parse_args(struct args *a, int argc, char **argv, const struct opt *opts,
+		      const char *help, int *status)
 {
-	va_list ap;
+	int i = parse_options(argc, argv, opts, help, 0, status);
 
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "; see 'wardfs %s --help'\n", a->cmd);
-	return 2;
-}
-
-static int parse_num(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s[0] < '0' || s[0] > '9')
+	if (i < 0)
 		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
+	if ((*status = check_pass_opts(&a->po)) != 0)
 		return -1;
-	*out = v;
-	return 0;
-}
-
-static const char *opt_name(int c)
-{
-	for (const struct option *o = all_opts; o->name != NULL; o++)
-		if (o->val == c)
-			return o->name;
-	return "?";
-}
-
-/* Which options a command accepts. */
-#define A_PASS	   0x1	 /* --passfile, --extpass */
-#define A_RECOVERY 0x2	 /* --recovery-key, --recovery-key-file */
-#define A_KDF	   0x4	 /* --kdf-memory, --kdf-ops */
-#define A_NEWPASS  0x8	 /* --new-passfile */
-#define A_POLICY   0x10	 /* --policy */
-#define A_DRYRUN   0x20	 /* --dry-run */
-#define A_REACH	   0x40	 /* --allow-reachable */
-#define A_REPAIR   0x80	 /* --repair, --audit-db */
-#define A_YES	   0x100 /* --yes */
-
-/* 0, or the exit status for bad usage (2) after printing one line. */
-static int parse_args(struct args *a, int argc, char **argv, unsigned allowed)
-{
-	int c;
-
-	memset(a, 0, sizeof(*a));
-	a->cmd = argv[0];
-	snprintf(prog, sizeof(prog), "wardfs %s", argv[0]);
-	wfs_vault_set_prog(prog);
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", all_opts, NULL)) != -1) {
-		unsigned need = 0;
-
-		switch (c) {
-		case 'h':
-			a->help = true;
-			return 0;
-		case OPT_PASSFILE:
-			a->po.passfile = optarg, need = A_PASS;
-			break;
-		case OPT_EXTPASS:
-			a->po.extpass = optarg, need = A_PASS;
-			break;
-		case OPT_RECOVERY_KEY:
-			a->po.recovery_from_stdin = true, need = A_RECOVERY;
-			break;
-		case OPT_RECOVERY_KEY_FILE:
-			a->po.recovery_key_file = optarg, need = A_RECOVERY;
-			break;
-		case OPT_NEW_PASSFILE:
-			a->new_passfile = optarg, need = A_NEWPASS;
-			break;
-		case OPT_POLICY:
-			a->policy = optarg, need = A_POLICY;
-			break;
-		case OPT_DRY_RUN:
-			a->dry_run = true, need = A_DRYRUN;
-			break;
-		case OPT_YES:
-			a->yes = true, need = A_YES;
-			break;
-		case OPT_ALLOW_REACHABLE:
-			a->allow_reachable = true, need = A_REACH;
-			break;
-		case OPT_REPAIR:
-			a->repair = true, need = A_REPAIR;
-			break;
-		case OPT_AUDIT_DB:
-			a->audit_db = optarg, need = A_REPAIR;
-			break;
-		case OPT_HOLE_DAMAGED:
-			a->hole_damaged = true, need = A_REPAIR;
-			break;
-		case OPT_KDF_MEMORY:
-			need = A_KDF;
-			if (parse_num(optarg, 1, 4096, &a->kdf_mib) != 0)
-				return usage_error(
-					a, "--kdf-memory takes MiB from 1 to 4096, not '%s'",
-					optarg);
-			break;
-		case OPT_KDF_OPS:
-			need = A_KDF;
-			if (parse_num(optarg, 1, 64, &a->kdf_ops) != 0)
-				return usage_error(a, "--kdf-ops takes 1 to 64 passes, not '%s'",
-						   optarg);
-			break;
-		case ':':
-			return usage_error(a, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			if (optopt != 0)
-				return usage_error(a, "unknown option '-%c'", optopt);
-			return usage_error(a, "unknown option '%s'", argv[optind - 1]);
-		}
-		if (!(allowed & need))
-			return usage_error(a, "unknown option '--%s'", opt_name(c));
+	if (i >= argc) {
+		*status = usage_error("missing BACKING directory");
+		return -1;
 	}
-	if (a->po.passfile && a->po.extpass)
-		return usage_error(a, "give --passfile or --extpass, not both");
-	if (a->po.recovery_key_file && a->po.recovery_from_stdin)
-		return usage_error(a, "give --recovery-key or --recovery-key-file, not both");
-	if ((a->po.recovery_key_file || a->po.recovery_from_stdin) &&
-	    (a->po.passfile || a->po.extpass))
-		return usage_error(a, "a recovery key replaces the passphrase options");
-	if (optind >= argc)
-		return usage_error(a, "missing BACKING directory");
-	if (optind + 1 < argc)
-		return usage_error(a, "unexpected argument '%s'", argv[optind + 1]);
-	if ((a->backing = strdup(argv[optind])) == NULL) {
-		fprintf(stderr, "%s: out of memory\n", prog);
-		return 2;
+	if (i + 1 < argc) {
+		*status = usage_error("unexpected argument '%s'", argv[i + 1]);
+		return -1;
+	}
+	if ((a->backing = strdup(argv[i])) == NULL) {
+		*status = error("out of memory") + 1;
+		return -1;
 	}
 	for (size_t n = strlen(a->backing); n > 1 && a->backing[n - 1] == '/'; n--)
 		a->backing[n - 1] = '\0';
@@ -227,11 +66,11 @@ static int check_backing(const struct args *a)
 	struct stat st;
 
 	if (stat(a->backing, &st) != 0) {
-		fprintf(stderr, "%s: cannot access '%s': %s\n", prog, a->backing, strerror(errno));
+		error("cannot access '%s': %s", a->backing, strerror(errno));
 		return 1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "%s: '%s' is not a directory\n", prog, a->backing);
+		error("'%s' is not a directory", a->backing);
 		return 1;
 	}
 	return 0;
@@ -248,7 +87,7 @@ static int make_backing(const struct args *a)
 	if (lstat(a->backing, &st) == 0 || errno != ENOENT)
 		return 0; /* check_backing says what is wrong with it, if anything */
 	if ((r = wfs_make_dirs(a->backing, 0700, failed, sizeof(failed))) != 0) {
-		fprintf(stderr, "%s: cannot create '%s': %s\n", prog, failed, strerror(-r));
+		error("cannot create '%s': %s", failed, strerror(-r));
 		return 1;
 	}
 	return 0;
@@ -259,65 +98,8 @@ static int crypto_start(void)
 	int r = wfs_crypto_init();
 
 	if (r != 0)
-		fprintf(stderr, "%s: cannot start the crypto library: %s\n", prog, strerror(-r));
+		error("cannot start the crypto library: %s", strerror(-r));
 	return r;
-}
-
-static bool is_migrate_temp(const char *name)
-{
-	size_t n = strlen(name), s = strlen(MIGRATE_SUFFIX);
-
-	return name[0] == '.' && n > s + 1 && !strcmp(name + n - s, MIGRATE_SUFFIX);
-}
-
-/* The form of dirfd/name by the daemon's mark (crypto/mark.c). */
-static int file_form(int dfd, const char *name, const struct stat *st, enum wfs_form *form)
-{
-	*form = WFS_FORM_PLAIN; /* unused on failure */
-	int r = wfs_form_of_at(dfd, name, st->st_size, form);
-	return r < 0 ? r : 0;
-}
-
-/* ---- policy ----------------------------------------------------------- */
-
-static int load_policy(const char *path, struct wfs_policy **out)
-{
-	struct wfs_policy_diags d = {0};
-	char line[1200];
-	int r;
-
-	*out = NULL;
-	r = wfs_policy_load(path ? path : DEFAULT_POLICY, wfs_policy_caller_flags(), out, &d);
-	if (r == -ENOENT && path == NULL) {
-		wfs_policy_diags_free(&d);
-		*out = wfs_policy_default();
-		return *out ? 0 : -ENOMEM;
-	}
-	for (size_t i = 0; i < d.n; i++) {
-		wfs_policy_diag_format(&d.v[i], line, sizeof(line));
-		fprintf(stderr, "%s\n", line);
-	}
-	wfs_policy_diags_free(&d);
-	if (r != 0 || *out == NULL) {
-		fprintf(stderr, "%s: cannot use the policy '%s'\n", prog,
-			path ? path : DEFAULT_POLICY);
-		return r != 0 ? r : -EINVAL;
-	}
-	return 0;
-}
-
-enum action { ACT_NONE, ACT_ENCRYPT, ACT_DECRYPT };
-
-static enum action wanted(const struct wfs_policy *pol, const char *rel, enum wfs_form form)
-{
-	struct wfs_decision d;
-
-	wfs_policy_classify(pol, rel, strlen(rel), &d);
-	if (d.cls == WFS_SENSITIVE && form == WFS_FORM_PLAIN)
-		return ACT_ENCRYPT;
-	if (d.cls != WFS_SENSITIVE && form == WFS_FORM_ENCRYPTED)
-		return ACT_DECRYPT;
-	return ACT_NONE;
 }
 
 /* ---- init ----------------------------------------------------------- */
@@ -331,19 +113,20 @@ struct count {
 static int count_one(void *arg, int dfd, const char *name, const char *rel, const struct stat *st)
 {
 	struct count *c = arg;
+	struct wfs_decision d;
 	enum wfs_form form;
 	int r;
 
-	if (is_migrate_temp(name))
+	if (wfs_is_migrate_temp(name))
 		return 0;
-	if ((r = file_form(dfd, name, st, &form)) != 0) {
-		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, c->backing, rel,
-			strerror(-r));
+	if ((r = wfs_file_form(dfd, name, st, &form)) != 0) {
+		error("cannot read '%s%s': %s", c->backing, rel, strerror(-r));
 		c->errors++;
 		return 0;
 	}
 	c->files++;
-	if (wanted(c->pol, rel, form) != ACT_NONE)
+	wfs_policy_classify(c->pol, rel, strlen(rel), &d);
+	if (wfs_form_fix(d.cls, form) != WFS_FIX_NONE)
 		c->disagree++;
 	return 0;
 }
@@ -361,7 +144,7 @@ static const char init_usage[] =
 	"  --kdf-memory MIB    Argon2id memory in MiB (default 512)\n"
 	"  --kdf-ops N         Argon2id passes (default 3)\n"
 	"  --policy FILE       policy for counting files stored in the wrong form\n"
-	"                      (default " DEFAULT_POLICY ")\n"
+	"                      (default " WFS_DEFAULT_POLICY ")\n"
 	"  --allow-reachable   accept a BACKING that users other than root can reach\n"
 	"  -h, --help          show this help\n"
 	"\n"
@@ -371,128 +154,26 @@ static const char init_usage[] =
 	"permission for others; none above it changeable by others), or they could\n"
 	"read its files around the policy and the audit.\n";
 
-int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
-		     const struct wfs_kdf_params *kp, struct wfs_keys **keys_out)
-{
-	struct wfs_keys *keys = NULL;
-	char *pass = NULL, dir[PATH_MAX], rec[WFS_RECOVERY_LEN];
-	uint8_t *kf = NULL;
-	size_t passlen, kflen;
-	int r;
-
-	if (wfs_vault_exists(backing)) {
-		fprintf(stderr, "%s: '%s' is already a wardfs vault\n", prog, backing);
-		r = -EEXIST;
-		goto out;
-	}
-	if ((r = crypto_start()) != 0)
-		goto out;
-	if ((r = wfs_secret_read(po->passfile, po->extpass, "Passphrase for the new vault: ", true,
-				 &pass, &passlen, NULL)) != 0)
-		goto out;
-	r = wfs_keyfile_create(pass, passlen, kp, &kf, &kflen, rec, &keys);
-	wfs_secret_free(pass);
-	if (r != 0) {
-		fprintf(stderr, "%s: cannot create the key: %s\n", prog, strerror(-r));
-		goto out;
-	}
-	snprintf(dir, sizeof(dir), "%s/" WFS_VAULT_DIR, backing);
-	if (mkdir(dir, 0700) != 0) {
-		struct stat st;
-
-		if (errno != EEXIST || lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-			r = -(errno == EEXIST ? ENOTDIR : errno);
-			fprintf(stderr, "%s: cannot create '%s': %s\n", prog, dir, strerror(-r));
-			goto out;
-		}
-	}
-	if (chmod(dir, 0700) != 0) {
-		r = -errno;
-		fprintf(stderr, "%s: cannot set the mode of '%s': %s\n", prog, dir,
-			strerror(errno));
-		goto out;
-	}
-	/* A new vault holds no ciphertext yet: nothing to adopt (marks.c).
-	 * This also proves that the file system keeps trusted xattrs. */
-	if ((r = wfs_vault_stamp_marks(backing)) != 0) {
-		fprintf(stderr, "%s: cannot mark '%s': %s\n", prog, dir,
-			r == -ENOTSUP ? "the file system cannot keep trusted extended "
-					"attributes, which wardfs needs"
-				      : strerror(-r));
-		goto out;
-	}
-	/* Escrow before the keyfile: no vault exists whose recovery key was
-	 * not kept where the admin asked. */
-	if (po->recovery_key_out) {
-		int fd = open(po->recovery_key_out,
-			      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		size_t rl = strlen(rec);
-		if (fd < 0 || write(fd, rec, rl) != (ssize_t)rl || write(fd, "\n", 1) != 1 ||
-		    fsync(fd) != 0) {
-			r = -errno;
-			fprintf(stderr, "%s: cannot write the recovery key to '%s': %s%s\n", prog,
-				po->recovery_key_out, strerror(-r),
-				r == -EEXIST ? " (it exists; wardfs never overwrites one)" : "");
-			if (fd >= 0) {
-				close(fd);
-				unlink(po->recovery_key_out);
-			}
-			goto out;
-		}
-		close(fd);
-	}
-	/* the keyfile last: its presence is what makes a vault */
-	if ((r = wfs_vault_write_config(backing, kp)) != 0) {
-		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_CONFIG "': %s\n", prog, dir,
-			strerror(-r));
-		goto out;
-	}
-	if ((r = wfs_vault_write(backing, WFS_VAULT_KEYFILE, kf, kflen, 0600)) != 0) {
-		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_KEYFILE "': %s\n", prog, dir,
-			strerror(-r));
-		goto out;
-	}
-	if (po->recovery_key_out)
-		printf("Created a wardfs vault in %s.\n\n"
-		       "Recovery key written to %s (mode 0600): it unlocks the vault without\n"
-		       "the passphrase; keep it offline, away from this machine.\n\n",
-		       backing, po->recovery_key_out);
-	else
-		printf("Created a wardfs vault in %s.\n\n"
-		       "Recovery key (it unlocks the vault without the passphrase; it is shown\n"
-		       "only now, so write it down and keep it offline, away from this "
-		       "machine):\n\n"
-		       "    %s\n\n",
-		       backing, rec);
-	fflush(stdout);
-	if (keys_out != NULL) {
-		*keys_out = keys;
-		keys = NULL;
-	}
-	r = 0;
-out:
-	sodium_memzero(rec, sizeof(rec));
-	wfs_keys_free(keys);
-	free(kf);
-	return r;
-}
-
 int wfs_cmd_init(int argc, char **argv)
 {
-	struct args a;
+	struct args a = {0};
 	struct wfs_kdf_params kp;
 	struct wfs_policy *pol = NULL;
-	int r, status = 1;
+	const struct opt opts[] = {
+		OPT_PASSPHRASE(&a.po),
+		OPT_KDF(&a.kdf_mib, &a.kdf_ops),
+		OPT_STRING("policy", 0, &a.policy),
+		OPT_BOOL("allow-reachable", 0, &a.allow_reachable),
+		OPT_END(),
+	};
+	int status;
 
-	if ((r = parse_args(&a, argc, argv, A_PASS | A_KDF | A_POLICY | A_REACH)) != 0)
-		return r;
-	if (a.help) {
-		fputs(init_usage, stdout);
-		return 0;
-	}
+	if (parse_args(&a, argc, argv, opts, init_usage, &status) != 0)
+		return status;
+	status = 1;
 	if (make_backing(&a) != 0 || check_backing(&a) != 0)
 		goto out;
-	if (!a.allow_reachable && wfs_backing_private(a.backing, prog, true) != 0)
+	if (!a.allow_reachable && wfs_backing_private(a.backing, prog_name(), true) != 0)
 		goto out;
 	char what[PATH_MAX + 64];
 	if (!wfs_vault_exists(a.backing) && wfs_vault_orphaned(a.backing, what, sizeof what)) {
@@ -508,7 +189,7 @@ int wfs_cmd_init(int argc, char **argv)
 		goto out;
 	status = 0;
 
-	if (load_policy(a.policy, &pol) == 0) {
+	if (wfs_vault_load_policy(a.policy, 0, &pol) == 0) {
 		struct count c = {.backing = a.backing, .pol = pol};
 
 		(void)wfs_vault_walk(a.backing, count_one, &c, &c.errors);
@@ -547,20 +228,23 @@ static const char passwd_usage[] =
 
 int wfs_cmd_passwd(int argc, char **argv)
 {
-	struct args a;
+	struct args a = {0};
 	struct wfs_kdf_params kp;
 	struct wfs_keys *keys = NULL;
 	uint8_t *kf = NULL, *nkf = NULL;
 	size_t kflen, nkflen, passlen;
 	char *pass = NULL;
-	int r, status = 1;
+	const struct opt opts[] = {
+		OPT_PASS_SOURCES(&a.po),
+		OPT_STRING("new-passfile", 0, &a.new_passfile),
+		OPT_KDF(&a.kdf_mib, &a.kdf_ops),
+		OPT_END(),
+	};
+	int r, status;
 
-	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_KDF | A_NEWPASS)) != 0)
-		return r;
-	if (a.help) {
-		fputs(passwd_usage, stdout);
-		return 0;
-	}
+	if (parse_args(&a, argc, argv, opts, passwd_usage, &status) != 0)
+		return status;
+	status = 1;
 	if (check_backing(&a) != 0 || crypto_start() != 0)
 		goto out;
 	if ((r = wfs_vault_unlock(a.backing, &a.po, &keys)) != 0) {
@@ -571,8 +255,7 @@ int wfs_cmd_passwd(int argc, char **argv)
 	}
 	if ((r = wfs_vault_read_keyfile(a.backing, &kf, &kflen)) != 0 ||
 	    (r = wfs_keyfile_check(kf, kflen, &kp)) != 0) {
-		fprintf(stderr, "%s: cannot read the keyfile of '%s': %s\n", prog, a.backing,
-			strerror(-r));
+		error("cannot read the keyfile of '%s': %s", a.backing, strerror(-r));
 		goto out;
 	}
 	if (a.kdf_mib)
@@ -585,20 +268,17 @@ int wfs_cmd_passwd(int argc, char **argv)
 	r = wfs_keyfile_rewrap(kf, kflen, keys, pass, passlen, &kp, &nkf, &nkflen);
 	wfs_secret_free(pass);
 	if (r != 0) {
-		fprintf(stderr, "%s: cannot wrap the key: %s\n", prog, strerror(-r));
+		error("cannot wrap the key: %s", strerror(-r));
 		goto out;
 	}
 	if ((r = wfs_vault_write(a.backing, WFS_VAULT_KEYFILE, nkf, nkflen, 0600)) != 0) {
-		fprintf(stderr,
-			"%s: cannot write '%s/" WFS_VAULT_DIR "/" WFS_VAULT_KEYFILE "': %s\n", prog,
-			a.backing, strerror(-r));
+		error("cannot write '%s/" WFS_VAULT_DIR "/" WFS_VAULT_KEYFILE "': %s", a.backing,
+		      strerror(-r));
 		goto out;
 	}
 	if ((r = wfs_vault_write_config(a.backing, &kp)) != 0)
-		fprintf(stderr,
-			"%s: warning: cannot update '%s/" WFS_VAULT_DIR "/" WFS_VAULT_CONFIG
-			"': %s\n",
-			prog, a.backing, strerror(-r));
+		warning("cannot update '%s/" WFS_VAULT_DIR "/" WFS_VAULT_CONFIG "': %s", a.backing,
+			strerror(-r));
 	printf("Passphrase changed for %s.\n", a.backing);
 	wfs_vault_audit(
 		a.backing, NULL, WFS_AUDIT_VAULT, 0,
@@ -616,174 +296,21 @@ out:
 
 /* ---- fsck ----------------------------------------------------------- */
 
-struct fsck {
-	const char *backing;
-	const struct wfs_keys *keys;
-	const char *rel;
-	struct wfs_audit *audit; /* --repair: where each repair is recorded */
-	bool hole_damaged;	 /* --hole-damaged */
-	unsigned files, damaged, errors, temps, unmarked, repaired;
-	long bad_here;
-};
-
-/* An audit row for a repair; a repair the db does not hold is an error. */
-static void fsck_record(struct fsck *f, const char *detail)
-{
-	struct wfs_audit_event ev = {
-		.kind = WFS_AUDIT_INTEGRITY,
-		.path = f->rel,
-		.form = "encrypted",
-		.allowed = true,
-		.pid = getpid(),
-		.comm = "wardfs fsck",
-		.exe = "wardfs fsck --repair",
-		.detail = detail,
-	};
-	if (wfs_audit_record(f->audit, &ev) != 0) {
-		fprintf(stderr, "%s: the repair of '%s%s' is not in the audit db\n", prog,
-			f->backing, f->rel);
-		f->errors++;
-	}
-}
-
-/*
- * --repair: a file whose damage is all at its end (a crash cut a write that
- * grew it, or the file was cut) is trimmed back to the intact blocks before
- * it, and the repair is an audit row; damage followed by intact blocks is
- * left for a backup to fix, or, with --hole-damaged, each such block
- * becomes a hole first (its bytes lost, the rest of the file readable).
- */
-static void fsck_repair(struct fsck *f, int fd)
-{
-	char detail[160];
-	long holed = 0;
-
-	if (f->hole_damaged) {
-		holed = wfs_content_hole_damaged(f->keys, fd);
-		if (holed < 0 && holed != -EOPNOTSUPP) {
-			fprintf(stderr, "%s: cannot repair '%s%s': %s\n", prog, f->backing, f->rel,
-				strerror((int)-holed));
-			f->errors++;
-			return;
-		}
-		if (holed > 0) {
-			snprintf(detail, sizeof(detail),
-				 "fsck --repair --hole-damaged: %ld damaged block%s made holes "
-				 "(their bytes lost)",
-				 holed, holed == 1 ? "" : "s");
-			printf("%s%s: %ld damaged block%s made holes (they read as zeros)\n",
-			       f->backing, f->rel, holed, holed == 1 ? "" : "s");
-			fsck_record(f, detail);
-			if (wfs_content_verify(f->keys, fd, NULL, NULL) == 0) {
-				f->repaired++; /* the holes were all of it */
-				return;
-			}
-		}
-	}
-	off_t was, kept = wfs_content_trim_tail(f->keys, fd, &was);
-	if (kept == -EIO) {
-		printf("%s%s: not repaired: intact blocks follow the damage (restore the file "
-		       "from a backup, or make the damaged blocks holes: --hole-damaged)\n",
-		       f->backing, f->rel);
-		return;
-	}
-	if (kept < 0) {
-		fprintf(stderr, "%s: cannot repair '%s%s': %s\n", prog, f->backing, f->rel,
-			strerror((int)-kept));
-		f->errors++;
-		return;
-	}
-	f->repaired++;
-	snprintf(detail, sizeof(detail),
-		 "fsck --repair: damaged end cut off: %lld bytes kept of %lld", (long long)kept,
-		 (long long)was);
-	printf("%s%s: repaired: %lld bytes kept of %lld (the damaged end was cut off)\n",
-	       f->backing, f->rel, (long long)kept, (long long)was);
-	fsck_record(f, detail);
-}
-
-static void fsck_damage(void *arg, uint64_t block, off_t off, const char *why)
-{
-	struct fsck *f = arg;
-
-	if (block == WFS_BLOCK_HEADER)
-		printf("%s%s: header: %s\n", f->backing, f->rel, why);
-	else
-		printf("%s%s: block %llu at offset %lld: %s\n", f->backing, f->rel,
-		       (unsigned long long)block, (long long)off, why);
-	f->bad_here++;
-}
-
-static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const struct stat *st)
-{
-	struct fsck *f = arg;
-	uint8_t b[WFS_HDR_SIZE];
-	enum wfs_form form = WFS_FORM_PLAIN;
-	ssize_t n = 0;
-	long v;
-	int fd, m = 0;
-
-	if (is_migrate_temp(name)) {
-		f->temps++;
-		return 0;
-	}
-	if ((fd = openat(dfd, name,
-			 (f->audit ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
-				 O_CLOEXEC)) < 0 ||
-	    (m = wfs_form_of(fd, st->st_size, &form)) < 0 ||
-	    (form == WFS_FORM_PLAIN && (n = pread(fd, b, sizeof(b), 0)) < 0)) {
-		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, f->backing, rel,
-			strerror(m < 0 ? -m : errno));
-		f->errors++;
-		if (fd >= 0)
-			close(fd);
-		return 0;
-	}
-	if (form == WFS_FORM_ENCRYPTED) {
-		f->files++;
-		f->rel = rel;
-		f->bad_here = 0;
-		v = wfs_content_verify(f->keys, fd, fsck_damage, f);
-		if (v < 0) {
-			fprintf(stderr, "%s: cannot verify '%s%s': %s\n", prog, f->backing, rel,
-				strerror((int)-v));
-			f->errors++;
-		} else if (v > 0) {
-			f->damaged++;
-			if (f->audit)
-				fsck_repair(f, fd);
-		}
-		fflush(stdout);
-	} else if (form == WFS_FORM_PLAIN &&
-		   wfs_form_sniff(b, (size_t)n, st->st_size) == WFS_FORM_ENCRYPTED) {
-		/* Served as the plain bytes it is. Ours and restored without
-		 * xattrs? The next mount adopts what this key authenticates. */
-		printf("%s%s: starts like an encrypted file but has no wardfs mark: "
-		       "served as plain bytes\n",
-		       f->backing, rel);
-		f->unmarked++;
-	}
-	close(fd);
-	return 0;
-}
-
 /* --repair changes files under a daemon that would not know: refused
  * while mounted. Every repair is an audit row, so the db must open. */
-static int fsck_open_audit(const struct args *a, struct fsck *f)
+static int fsck_open_audit(const struct args *a, struct wfs_fsck *f)
 {
 	char real[PATH_MAX], mnt[PATH_MAX], err[256];
-	const char *db = a->audit_db ? a->audit_db : DEFAULT_AUDIT_DB;
+	const char *db = a->audit_db ? a->audit_db : WFS_DEFAULT_AUDIT_DB;
 	int r;
 
 	if (realpath(a->backing, real) != NULL && wfs_backing_mounted(real, mnt, sizeof(mnt)) > 0) {
-		fprintf(stderr, "%s: '%s' is mounted on '%s': unmount it before --repair\n", prog,
-			a->backing, mnt);
+		error("'%s' is mounted on '%s': unmount it before --repair", a->backing, mnt);
 		return -1;
 	}
 	struct wfs_audit_opts o = {.db_path = db, .mount_id = a->backing};
 	if ((r = wfs_audit_open(&o, &f->audit, err, sizeof(err))) != 0) {
-		fprintf(stderr, "%s: cannot open the audit db '%s' to record repairs: %s\n", prog,
-			db, err);
+		error("cannot open the audit db '%s' to record repairs: %s", db, err);
 		return -1;
 	}
 	return 0;
@@ -804,7 +331,7 @@ static const char fsck_usage[] =
 	"                           (what a power cut leaves of writes nobody fsync'ed):\n"
 	"                           each damaged block becomes a hole that reads as\n"
 	"                           zeros; the bytes it held are lost\n"
-	"  --audit-db FILE          the audit db for --repair (default " DEFAULT_AUDIT_DB ")\n"
+	"  --audit-db FILE          the audit db for --repair (default " WFS_DEFAULT_AUDIT_DB ")\n"
 	"  --passfile FILE          passphrase from the first line of FILE\n"
 	"  --extpass CMD            passphrase from CMD's first output line\n"
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
@@ -816,21 +343,29 @@ static const char fsck_usage[] =
 
 int wfs_cmd_fsck(int argc, char **argv)
 {
-	struct args a;
+	struct args a = {0};
 	struct wfs_keys *keys = NULL;
-	struct fsck f = {0};
-	int r, status = 2;
+	struct wfs_fsck f = {0};
+	const struct opt opts[] = {
+		OPT_BOOL("repair", 0, &a.repair),
+		OPT_BOOL("hole-damaged", 0, &a.hole_damaged),
+		OPT_STRING("audit-db", 0, &a.audit_db),
+		OPT_PASS_SOURCES(&a.po),
+		OPT_END(),
+	};
+	int r, status;
 
-	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_REPAIR)) != 0)
-		return r;
-	if (a.help) {
-		fputs(fsck_usage, stdout);
-		return 0;
+	if (parse_args(&a, argc, argv, opts, fsck_usage, &status) != 0)
+		return status;
+	status = 2;
+	if (a.audit_db && !a.repair) {
+		free(a.backing);
+		return usage_error("--audit-db is for --repair");
 	}
-	if (a.audit_db && !a.repair)
-		return usage_error(&a, "--audit-db is for --repair");
-	if (a.hole_damaged && !a.repair)
-		return usage_error(&a, "--hole-damaged is for --repair");
+	if (a.hole_damaged && !a.repair) {
+		free(a.backing);
+		return usage_error("--hole-damaged is for --repair");
+	}
 	f.hole_damaged = a.hole_damaged;
 	if (check_backing(&a) != 0 || crypto_start() != 0)
 		goto out;
@@ -840,11 +375,11 @@ int wfs_cmd_fsck(int argc, char **argv)
 		goto out;
 	f.backing = a.backing;
 	f.keys = keys;
-	if ((r = wfs_vault_walk(a.backing, fsck_one, &f, &f.errors)) != 0) {
-		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, a.backing, strerror(-r));
+	if ((r = wfs_fsck(&f)) != 0) {
+		error("cannot walk '%s': %s", a.backing, strerror(-r));
 		goto out;
 	}
-	fprintf(stderr, "%s: %u encrypted file%s checked, %u damaged", prog, f.files,
+	fprintf(stderr, "%s: %u encrypted file%s checked, %u damaged", prog_name(), f.files,
 		f.files == 1 ? "" : "s", f.damaged);
 	if (f.errors)
 		fprintf(stderr, ", %u could not be read", f.errors);
@@ -856,8 +391,7 @@ int wfs_cmd_fsck(int argc, char **argv)
 			f.unmarked == 1 ? "" : "s", f.unmarked == 1 ? "s" : "");
 	fprintf(stderr, "\n");
 	if (f.repaired)
-		fprintf(stderr, "%s: %u file%s repaired\n", prog, f.repaired,
-			f.repaired == 1 ? "" : "s");
+		error("%u file%s repaired", f.repaired, f.repaired == 1 ? "" : "s");
 	status = f.damaged > f.repaired ? 1 : f.errors ? 2 : 0;
 out:
 	wfs_audit_close(f.audit);
@@ -868,174 +402,13 @@ out:
 
 /* ---- migrate -------------------------------------------------------- */
 
-struct migrate {
-	const char *backing;
-	const struct wfs_policy *pol;
-	const struct wfs_keys *keys;
-	bool dry_run, progress;
-	uint8_t *buf; /* CHUNK bytes */
-	unsigned todo, done, encrypted, decrypted, skipped, failed, temps, errors;
-	unsigned to_decrypt; /* of todo: files that would be stored in plaintext */
-	FILE *decrypts;	     /* their names, one a line (wardfs migrate asks) */
-};
-
-static void progress(struct migrate *m)
-{
-	int width = 30, fill = m->todo ? (int)((uint64_t)m->done * width / m->todo) : width;
-
-	if (!m->progress)
-		return;
-	fprintf(stderr, "\r%s: [%.*s%*s] %u/%u files", prog, fill, "##############################",
-		width - fill, "", m->done, m->todo);
-	if (m->done == m->todo)
-		fputc('\n', stderr);
-}
-
-/* Converts dirfd/name atomically through .NAME.wardfs-migrate. */
-static int convert(struct migrate *m, int dfd, const char *name, const char *rel, bool encrypt)
-{
-	char tmp[NAME_MAX + 1];
-	struct stat st, st2;
-	int src = -1, dst = -1, r;
-	bool made = false;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s" MIGRATE_SUFFIX, name) >= sizeof(tmp)) {
-		r = -ENAMETOOLONG;
-		goto out;
-	}
-	if ((src = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) <
-		    0 ||
-	    fstat(src, &st) != 0) {
-		r = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EAGAIN;
-		goto out;
-	}
-	if (st.st_nlink > 1) {
-		fprintf(stderr, "%s%s: %s%s has %ju hard links; not converted\n",
-			m->progress ? "\n" : "", prog, m->backing, rel, (uintmax_t)st.st_nlink);
-		m->skipped++;
-		r = 0;
-		goto done;
-	}
-	(void)unlinkat(dfd, tmp, 0);
-	if ((dst = openat(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) <
-	    0) {
-		r = -errno;
-		goto out;
-	}
-	made = true;
-	if ((r = wfs_convert_content(m->keys, src, dst, st.st_size, encrypt, m->buf, CHUNK)) != 0 ||
-	    (r = wfs_copy_file_attrs(src, dst, &st)) != 0)
-		goto out;
-	if (fsync(dst) != 0) {
-		r = -errno;
-		goto out;
-	}
-	if (fstat(src, &st2) != 0 || st2.st_size != st.st_size ||
-	    st2.st_mtim.tv_sec != st.st_mtim.tv_sec || st2.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
-		r = -EAGAIN;
-		goto out;
-	}
-	if (renameat(dfd, tmp, dfd, name) != 0 || fsync(dfd) != 0) {
-		r = -errno;
-		goto out;
-	}
-	made = false;
-	if (encrypt)
-		m->encrypted++;
-	else
-		m->decrypted++;
-	r = 0;
-out:
-	if (r != 0) {
-		fprintf(stderr, "%s%s: cannot %s '%s%s': %s\n", m->progress ? "\n" : "", prog,
-			encrypt ? "encrypt" : "decrypt", m->backing, rel,
-			r == -EIO ? "a block or the header fails authentication (see 'wardfs fsck')"
-			: r == -EAGAIN ? "it changed during the migration; run it again"
-				       : strerror(-r));
-		m->failed++;
-	}
-done:
-	if (made)
-		(void)unlinkat(dfd, tmp, 0);
-	if (src >= 0)
-		close(src);
-	if (dst >= 0)
-		close(dst);
-	return 0;
-}
-
-/* Pass 1: remove leftover temp files, count (or list) what disagrees. */
-static int migrate_scan(void *arg, int dfd, const char *name, const char *rel,
-			const struct stat *st)
-{
-	struct migrate *m = arg;
-	enum wfs_form form;
-	enum action act;
-	int r;
-
-	if (is_migrate_temp(name)) {
-		if (m->dry_run)
-			printf("remove %s%s (left by an interrupted migrate)\n", m->backing, rel);
-		else if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT) {
-			fprintf(stderr, "%s: cannot remove '%s%s': %s\n", prog, m->backing, rel,
-				strerror(errno));
-			m->errors++;
-			return 0;
-		}
-		m->temps++;
-		return 0;
-	}
-	if ((r = file_form(dfd, name, st, &form)) != 0) {
-		fprintf(stderr, "%s: cannot read '%s%s': %s\n", prog, m->backing, rel,
-			strerror(-r));
-		m->errors++;
-		return 0;
-	}
-	act = wanted(m->pol, rel, form);
-	if (act == ACT_NONE)
-		return 0;
-	m->todo++;
-	if (act == ACT_DECRYPT) {
-		m->to_decrypt++;
-		if (m->decrypts)
-			fprintf(m->decrypts, "  %s%s\n", m->backing, rel);
-	}
-	if (m->dry_run)
-		printf("%s %s%s\n", act == ACT_ENCRYPT ? "encrypt" : "decrypt", m->backing, rel);
-	return 0;
-}
-
-/* Pass 2: convert. */
-static int migrate_convert(void *arg, int dfd, const char *name, const char *rel,
-			   const struct stat *st)
-{
-	struct migrate *m = arg;
-	enum wfs_form form;
-	enum action act;
-
-	if (is_migrate_temp(name) || file_form(dfd, name, st, &form) != 0)
-		return 0; /* ours, or reported by the scan */
-	if ((act = wanted(m->pol, rel, form)) == ACT_NONE)
-		return 0;
-	if (m->done >= m->todo)
-		m->todo = m->done + 1; /* appeared since the scan */
-	convert(m, dfd, name, rel, act == ACT_ENCRYPT);
-	m->done++;
-	progress(m);
-	return 0;
-}
-
 static const char migrate_usage[] =
 	"usage: wardfs migrate [options] BACKING\n"
 	"\n"
 	"Converts each file whose form on disk disagrees with the policy: sensitive\n"
 	"files stored plain are encrypted, public and deny files stored encrypted\n"
 	"are decrypted. It refuses a mounted BACKING. Each file is written\n"
-	"to .NAME" MIGRATE_SUFFIX " beside it, with the original's mode, owner,\n"
+	"to .NAME" WFS_MIGRATE_SUFFIX " beside it, with the original's mode, owner,\n"
 	"times and extended attributes (its POSIX ACL exactly), then renamed over\n"
 	"it; running migrate again after an interruption removes leftovers and\n"
 	"carries on. Files with more than one hard link are skipped.\n"
@@ -1043,7 +416,7 @@ static const char migrate_usage[] =
 	"  --dry-run                list what would be converted, change nothing\n"
 	"  --yes                    decrypt without asking (files the policy no longer\n"
 	"                           calls sensitive are otherwise listed, and asked for)\n"
-	"  --policy FILE            the policy (default " DEFAULT_POLICY ")\n"
+	"  --policy FILE            the policy (default " WFS_DEFAULT_POLICY ")\n"
 	"  --passfile FILE          passphrase from the first line of FILE\n"
 	"  --extpass CMD            passphrase from CMD's first output line\n"
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
@@ -1054,32 +427,33 @@ static const char migrate_usage[] =
 
 int wfs_cmd_migrate(int argc, char **argv)
 {
-	struct args a;
+	struct args a = {0};
 	struct wfs_keys *keys = NULL;
 	struct wfs_policy *pol = NULL;
-	struct migrate m = {0};
-	int r, status = 1;
+	struct wfs_migrate m = {0};
+	const struct opt opts[] = {
+		OPT_BOOL("dry-run", 0, &a.dry_run),
+		OPT_BOOL("yes", 0, &a.yes),
+		OPT_STRING("policy", 0, &a.policy),
+		OPT_PASS_SOURCES(&a.po),
+		OPT_END(),
+	};
+	int r = 0, status;
 
-	if ((r = parse_args(&a, argc, argv, A_PASS | A_RECOVERY | A_POLICY | A_DRYRUN | A_YES)) !=
-	    0)
-		return r;
-	if (a.help) {
-		fputs(migrate_usage, stdout);
-		return 0;
-	}
-	if (check_backing(&a) != 0 || load_policy(a.policy, &pol) != 0)
+	if (parse_args(&a, argc, argv, opts, migrate_usage, &status) != 0)
+		return status;
+	status = 1;
+	if (check_backing(&a) != 0 || wfs_vault_load_policy(a.policy, 0, &pol) != 0)
 		goto out;
 	if (!wfs_vault_exists(a.backing)) {
-		fprintf(stderr, "%s: '%s' is not a wardfs vault; see 'wardfs init'\n", prog,
-			a.backing);
+		error("'%s' is not a wardfs vault; see 'wardfs init'", a.backing);
 		goto out;
 	}
 	/* A daemon serving the vault would not know its files changed form. */
 	char real[PATH_MAX], mnt[PATH_MAX];
 	if (!a.dry_run && realpath(a.backing, real) != NULL &&
 	    wfs_backing_mounted(real, mnt, sizeof(mnt)) > 0) {
-		fprintf(stderr, "%s: '%s' is mounted on '%s': unmount it first\n", prog, a.backing,
-			mnt);
+		error("'%s' is mounted on '%s': unmount it first", a.backing, mnt);
 		goto out;
 	}
 	/* The key first, also when nothing turns out to need it: a wrong
@@ -1097,14 +471,13 @@ int wfs_cmd_migrate(int argc, char **argv)
 	char *names = NULL;
 	size_t names_len = 0;
 	if (!a.dry_run && !a.yes && (m.decrypts = open_memstream(&names, &names_len)) == NULL) {
-		fprintf(stderr, "%s: out of memory\n", prog);
+		error("out of memory");
 		goto out;
 	}
-	r = wfs_vault_walk(a.backing, migrate_scan, &m, &m.errors);
+	r = wfs_migrate_scan(&m);
 	if (m.decrypts)
 		fclose(m.decrypts);
 	if (r != 0) {
-		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, a.backing, strerror(-r));
 		free(names);
 		goto out;
 	}
@@ -1112,7 +485,8 @@ int wfs_cmd_migrate(int argc, char **argv)
 	 * or want --yes. */
 	if (m.to_decrypt && !a.dry_run && !a.yes) {
 		fprintf(stderr, "%s: %u file%s would be decrypted and stored in plaintext:\n%s",
-			prog, m.to_decrypt, m.to_decrypt == 1 ? "" : "s", names ? names : "");
+			prog_name(), m.to_decrypt, m.to_decrypt == 1 ? "" : "s",
+			names ? names : "");
 		bool yes = false;
 		if (isatty(STDIN_FILENO)) {
 			char line[16] = "";
@@ -1121,10 +495,8 @@ int wfs_cmd_migrate(int argc, char **argv)
 		}
 		free(names);
 		if (!yes) {
-			fprintf(stderr,
-				"%s: nothing changed; run it again with --yes to decrypt them, or "
-				"change the policy\n",
-				prog);
+			error("nothing changed; run it again with --yes to decrypt them, or "
+			      "change the policy");
 			goto out;
 		}
 	} else {
@@ -1147,19 +519,10 @@ int wfs_cmd_migrate(int argc, char **argv)
 		status = m.errors ? 1 : 0;
 		goto out;
 	}
-	if ((m.buf = malloc(CHUNK)) == NULL) {
-		fprintf(stderr, "%s: out of memory\n", prog);
-		goto out;
-	}
 	m.keys = keys;
 	m.progress = isatty(STDERR_FILENO);
-	progress(&m);
-	if ((r = wfs_vault_walk(a.backing, migrate_convert, &m, &m.errors)) != 0) {
-		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, a.backing, strerror(-r));
+	if (wfs_migrate_convert(&m) != 0)
 		goto out;
-	}
-	if (m.progress && m.done != m.todo)
-		fputc('\n', stderr);
 	printf("Encrypted %u, decrypted %u, skipped %u, failed %u", m.encrypted, m.decrypted,
 	       m.skipped, m.failed);
 	char said[160];
@@ -1171,66 +534,9 @@ int wfs_cmd_migrate(int argc, char **argv)
 	printf(".\n");
 	status = m.failed || m.skipped || m.errors ? 1 : 0;
 out:
-	if (m.buf != NULL)
-		sodium_memzero(m.buf, CHUNK), free(m.buf);
+	wfs_migrate_done(&m);
 	wfs_keys_free(keys);
 	wfs_policy_free(pol);
 	free(a.backing);
 	return status;
-}
-
-/* ---- shared with setup-home ----------------------------------------- */
-
-void wfs_vault_cmd_prog(const char *p)
-{
-	snprintf(prog, sizeof(prog), "%s", p);
-	wfs_vault_set_prog(prog);
-}
-
-int wfs_vault_load_policy(const char *path, struct wfs_policy **out)
-{
-	return load_policy(path, out);
-}
-
-int wfs_vault_migrate(const char *backing, const struct wfs_policy *pol,
-		      const struct wfs_keys *keys, struct wfs_migrate_stats *st)
-{
-	struct migrate m = {0};
-	int r;
-
-	m.backing = backing;
-	m.pol = pol;
-	m.keys = keys;
-	if ((r = wfs_vault_walk(backing, migrate_scan, &m, &m.errors)) != 0) {
-		fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, backing, strerror(-r));
-		goto out;
-	}
-	if (m.todo > 0) {
-		printf("Converting %u file%s to the form the policy asks for.\n", m.todo,
-		       m.todo == 1 ? "" : "s");
-		fflush(stdout);
-		if ((m.buf = malloc(CHUNK)) == NULL) {
-			fprintf(stderr, "%s: out of memory\n", prog);
-			r = -ENOMEM;
-			goto out;
-		}
-		m.progress = isatty(STDERR_FILENO);
-		progress(&m);
-		if ((r = wfs_vault_walk(backing, migrate_convert, &m, &m.errors)) != 0) {
-			fprintf(stderr, "%s: cannot walk '%s': %s\n", prog, backing, strerror(-r));
-			goto out;
-		}
-		if (m.progress && m.done != m.todo)
-			fputc('\n', stderr);
-	}
-	r = 0;
-out:
-	if (m.buf != NULL)
-		sodium_memzero(m.buf, CHUNK), free(m.buf);
-	st->encrypted = m.encrypted;
-	st->decrypted = m.decrypted;
-	st->skipped = m.skipped;
-	st->failed = m.failed;
-	st->errors = m.errors;
-	return r;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "usage.h"
 
 static const struct {
 	const char *name;
@@ -58,8 +59,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-		if (!strcmp(argv[1], subcommands[i].name))
+		if (!strcmp(argv[1], subcommands[i].name)) {
+			push_prog(subcommands[i].name); /* "wardfs mount: ..." */
 			return subcommands[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "wardfs: '%s' is not a wardfs command; see 'wardfs --help'\n", argv[1]);
-	return 1;
+		}
+	return error("'%s' is not a wardfs command; see 'wardfs --help'", argv[1]);
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "usage.h"
 
 #define HELPER_ARGS_MAX 64
 
@@ -86,7 +87,7 @@ struct helper {
 static int push(struct helper *h, char *arg)
 {
 	if (h->argc >= HELPER_ARGS_MAX - 1) {
-		fprintf(stderr, "%s: too many options\n", h->prog);
+		error("too many options");
 		return -E2BIG;
 	}
 	h->argv[h->argc++] = arg;
@@ -99,7 +100,7 @@ static int add_fuse(struct helper *h, const char *opt)
 	size_t used = strlen(h->fuse);
 
 	if (used + strlen(opt) + 2 > sizeof(h->fuse)) {
-		fprintf(stderr, "%s: mount options too long\n", h->prog);
+		error("mount options too long");
 		return -E2BIG;
 	}
 	snprintf(h->fuse + used, sizeof(h->fuse) - used, "%s%s", used ? "," : "", opt);
@@ -131,10 +132,9 @@ static int translate(struct helper *h, char *opts, bool sloppy)
 				break;
 		if (i < sizeof(mapped) / sizeof(mapped[0])) {
 			if (mapped[i].value != (val != NULL)) {
-				fprintf(stderr, "%s: option '%s' %s; see mount.wardfs(8)\n",
-					h->prog, tok,
-					mapped[i].value ? "needs a value (NAME=VALUE)"
-							: "takes no value");
+				error("option '%s' %s; see mount.wardfs(8)", tok,
+				      mapped[i].value ? "needs a value (NAME=VALUE)"
+						      : "takes no value");
 				return -EINVAL;
 			}
 			if ((r = push(h, (char *)mapped[i].longopt)) != 0 ||
@@ -143,18 +143,16 @@ static int translate(struct helper *h, char *opts, bool sloppy)
 			continue;
 		}
 		if (sloppy) {
-			fprintf(stderr, "%s: warning: ignoring unknown option '%s'\n", h->prog,
-				tok);
+			warning("ignoring unknown option '%s'", tok);
 			continue;
 		}
-		fprintf(stderr,
-			"%s: unknown mount option '%s%s%s'; wardfs takes passfile=, extpass=, "
-			"policy=, audit-db=, audit-failure=, audit-journal-size=, log=, "
-			"recovery-key, recovery-key-file=, "
-			"no-passthrough, strict-forms, nonempty and kernel flags such as "
-			"nosuid,nodev "
-			"(see mount.wardfs(8)); mount -s ignores unknown options\n",
-			h->prog, tok, val ? "=" : "", val ? val : "");
+		error("unknown mount option '%s%s%s'; wardfs takes passfile=, extpass=, "
+		      "policy=, audit-db=, audit-failure=, audit-journal-size=, log=, "
+		      "recovery-key, recovery-key-file=, "
+		      "no-passthrough, strict-forms, nonempty and kernel flags such as "
+		      "nosuid,nodev "
+		      "(see mount.wardfs(8)); mount -s ignores unknown options",
+		      tok, val ? "=" : "", val ? val : "");
 		return -EINVAL;
 	}
 	return 0;
@@ -167,6 +165,7 @@ int wfs_mount_helper(int argc, char **argv)
 	int nopts = 0, c, status = 32; /* mount(8)'s "mount failure" */
 	bool sloppy = false, fake = false, verbose = false;
 
+	set_prog(h.prog); /* also as mount.fuse.wardfs, as mount.wardfs(8) shows */
 	if (argc == 2 && !strcmp(argv[1], "--help"))
 		argv[1] = "-h";
 	optind = 1;
@@ -188,7 +187,7 @@ int wfs_mount_helper(int argc, char **argv)
 			break; /* fuse.wardfs, or wardfs */
 		case 'o':
 			if (nopts == (int)(sizeof(opts) / sizeof(opts[0]))) {
-				fprintf(stderr, "%s: too many -o options\n", h.prog);
+				error("too many -o options");
 				return 1;
 			}
 			opts[nopts++] = optarg;
@@ -205,11 +204,10 @@ int wfs_mount_helper(int argc, char **argv)
 			       "flags (ro, nosuid, nodev, noexec, noatime, ...).\n");
 			return 0;
 		case 'N':
-			fprintf(stderr, "%s: mount namespaces (-N) are not supported\n", h.prog);
+			error("mount namespaces (-N) are not supported");
 			return 1;
 		default:
-			fprintf(stderr, "%s: unknown option '-%c'; see mount.wardfs(8)\n", h.prog,
-				optopt);
+			error("unknown option '-%c'; see mount.wardfs(8)", optopt);
 			return 1;
 		}
 	}
@@ -237,6 +235,7 @@ int wfs_mount_helper(int argc, char **argv)
 	}
 	if (fake)
 		return 0;
+	set_prog("wardfs mount"); /* its messages are wardfs mount's */
 	status = wfs_cmd_mount(h.argc, h.argv);
 	return status == 0 ? 0 : 32;
 }

@@ -23,8 +23,7 @@
 #include <unistd.h>
 
 #include "mounted.h"
-
-#define STATUS_XATTR "trusted.wardfs.status"
+#include "wardfs_status.h"
 
 /* path made absolute and normalized by text alone ("." and ".." and
  * repeated slashes), as the kernel shows mount points. */
@@ -186,7 +185,7 @@ int wfs_read_status(const char *mnt, char *buf, size_t len, int timeout_ms)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		ssize_t n = getxattr(mnt, STATUS_XATTR, buf, len - 1);
+		ssize_t n = getxattr(mnt, WFS_STATUS_XATTR, buf, len - 1);
 		int err = n < 0 ? errno : 0;
 		if (write(p[1], &err, sizeof(err)) != sizeof(err))
 			_exit(1);

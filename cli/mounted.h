@@ -9,6 +9,8 @@
 #include <stddef.h>
 
 #define WFS_FSTYPE "fuse.wardfs"
+/* How long umount, status and reload wait for a daemon to answer. */
+#define WFS_STATUS_TIMEOUT_MS 5000
 
 /* The file system type of the topmost mount at path (as /proc/self/
  * mountinfo shows it) into type. 0, -EINVAL when path is not a mount
@@ -23,7 +25,7 @@ int wfs_backing_mounted(const char *backing, char *mnt, size_t len);
  * non-zero (which is returned); 0, or -errno when the table is unreadable. */
 int wfs_each_mount(int (*fn)(void *arg, const char *mnt, const char *backing), void *arg);
 
-/* Reads the daemon's status text from the mount root within timeout_ms:
+/* Reads the daemon's status text (wardfs_status.h) from the mount root within timeout_ms:
  * 0, -ETIMEDOUT when the daemon does not answer, -errno. */
 int wfs_read_status(const char *mnt, char *buf, size_t len, int timeout_ms);
 

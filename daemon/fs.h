@@ -32,7 +32,7 @@
 #include "wardfs_daemon.h"
 
 #define WFS_HANDLE_MAX 40 /* bytes of f_handle; ext4/xfs/btrfs/tmpfs fit */
-#define WFS_VAULT_DIR  ".wardfs"
+#include "wardfs_paths.h" /* WFS_VAULT_DIR, shared with the CLI and vault/ */
 
 /* How an open regular file's data is served. */
 enum wfs_serve {

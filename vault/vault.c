@@ -1,7 +1,7 @@
 /*
- * vault.c - BACKING/.wardfs/ for the CLI: does a vault exist, read and
- * atomically replace its keyfile and config, unlock it from a passphrase
- * or recovery key source, and walk the regular files of a backing tree.
+ * vault.c - BACKING/.wardfs/: does a vault exist (or did one lose its
+ * keyfile), read and atomically replace its keyfile and config, and
+ * unlock it from a passphrase or recovery key source.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -324,106 +324,5 @@ int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct
 out:
 	wfs_secret_free(secret);
 	free(kf);
-	return r;
-}
-
-/* ---- walking -------------------------------------------------------- */
-
-struct walk {
-	wfs_walk_fn fn;
-	void *arg;
-	unsigned *errors;
-	dev_t dev;
-	const char *backing;
-	char rel[PATH_MAX];
-};
-
-static void walk_error(struct walk *w, size_t rellen, const char *name, int err)
-{
-	fprintf(stderr, "%s: cannot read '%s%.*s%s%s': %s\n", wfs_vault_prog(), w->backing,
-		(int)rellen, w->rel, name ? "/" : "", name ? name : "", strerror(err));
-	if (w->errors != NULL)
-		(*w->errors)++;
-}
-
-/* Walks the directory open as dfd (consumed), whose relpath is w->rel[0..rellen). */
-static int walk_dir(struct walk *w, int dfd, size_t rellen)
-{
-	DIR *d = fdopendir(dfd);
-	struct dirent *e;
-	int r = 0;
-
-	if (d == NULL) {
-		walk_error(w, rellen, NULL, errno);
-		close(dfd);
-		return 0;
-	}
-	for (;;) {
-		struct stat st;
-		size_t nl;
-
-		errno = 0;
-		if ((e = readdir(d)) == NULL) {
-			if (errno != 0)
-				walk_error(w, rellen, NULL, errno);
-			break;
-		}
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		if (rellen == 0 && !strcmp(e->d_name, WFS_VAULT_DIR))
-			continue;
-		nl = strlen(e->d_name);
-		if (rellen + 1 + nl >= sizeof(w->rel)) {
-			walk_error(w, rellen, e->d_name, ENAMETOOLONG);
-			continue;
-		}
-		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-			if (errno != ENOENT)
-				walk_error(w, rellen, e->d_name, errno);
-			continue;
-		}
-		w->rel[rellen] = '/';
-		memcpy(w->rel + rellen + 1, e->d_name, nl + 1);
-		if (S_ISREG(st.st_mode)) {
-			r = w->fn(w->arg, dirfd(d), e->d_name, w->rel, &st);
-		} else if (S_ISDIR(st.st_mode) && st.st_dev == w->dev) {
-			int sub = openat(dirfd(d), e->d_name,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-			if (sub < 0)
-				walk_error(w, rellen, e->d_name, errno);
-			else
-				r = walk_dir(w, sub, rellen + 1 + nl);
-		}
-		w->rel[rellen] = '\0';
-		if (r != 0)
-			break;
-	}
-	closedir(d);
-	return r;
-}
-
-int wfs_vault_walk(const char *backing, wfs_walk_fn fn, void *arg, unsigned *errors)
-{
-	struct walk *w = calloc(1, sizeof(*w));
-	struct stat st;
-	int fd, r;
-
-	if (w == NULL)
-		return -ENOMEM;
-	if ((fd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
-		r = -errno;
-		if (fd >= 0)
-			close(fd);
-		free(w);
-		return r;
-	}
-	w->fn = fn;
-	w->arg = arg;
-	w->errors = errors;
-	w->dev = st.st_dev;
-	w->backing = backing;
-	r = walk_dir(w, fd, 0);
-	free(w);
 	return r;
 }

@@ -1,5 +1,5 @@
 /*
- * vault_audit.c - what admins do to a vault outside a mount is audited too:
+ * audit_row.c - what admins do to a vault outside a mount is audited too:
  * a failed unlock at mount, a passphrase change, a migrate (issue 16). The
  * row goes to the database the vault last wrote to, as its daemon recorded
  * in BACKING/.wardfs/audit-db (daemon/audit_lineage.c), or to the one the
@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "vault.h"
-#include "vault_audit.h"
 
 /* The database the vault's daemon last wrote to, into db; 0 or -errno. */
 static int recorded_db(const char *backing, char *db, size_t len)

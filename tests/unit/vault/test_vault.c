@@ -1,5 +1,5 @@
 /*
- * test_vault.c - the CLI's vault helpers (cli/vault.c, cli/passphrase.c):
+ * test_vault.c - the vault library (vault/vault.c, passphrase.c, walk.c):
  * atomic writes, config, unlocking from a passfile, an external command or
  * a recovery key file, and the backing-tree walk (no symlinks, no .wardfs).
  */
