@@ -27,6 +27,7 @@
 #include "fs_policy.h"
 #include "inode.h"
 #include "stream.h"
+#include "vault.h"
 
 /* Flags the daemon's own backing fd is opened with: read-write unless
  * read-only (encrypted blocks need read-modify-write), never O_APPEND
@@ -225,9 +226,8 @@ static int file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_fi
 	if (!r)
 		n->opens++;
 	pthread_mutex_unlock(&n->open_lock);
-	if ((formv == WFS_FORM_PLAIN && dec->cls == WFS_SENSITIVE) ||
-	    (formv == WFS_FORM_ENCRYPTED && dec->cls != WFS_SENSITIVE))
-		atomic_fetch_add(&fs->form_disagrees, 1);
+	if (formv >= 0 && wfs_form_fix(dec->cls, (enum wfs_form)formv) != WFS_FIX_NONE)
+		atomic_fetch_add(&fs->form_disagrees, 1); /* vault/form.c's one rule */
 	*form = form_label(formv);
 	if (r) {
 		free(f);

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "fs_policy.h"
+#include "vault.h"
+#include "wardfs_status.h"
 
 static int64_t now_ns(void)
 {
@@ -114,16 +116,15 @@ int wfs_fs_reload_policy(struct wfs_fs *fs, bool initial)
 	struct wfs_policy *p = NULL;
 	struct wfs_policy_diags diags = {0};
 	const char *path = fs->o->policy_path;
-	int r = -ENOENT;
-	if (path)
-		r = wfs_policy_load(path, wfs_policy_caller_flags() | WFS_POLICY_CHECK_EXES, &p,
-				    &diags);
-	if (r == -ENOENT && !fs->o->policy_required && !fs->policy) {
-		p = wfs_policy_default();
-		r = p ? 0 : -ENOMEM;
-		fprintf(stderr, "wardfs: no policy file%s%s; everything is public\n",
-			path ? " at " : "", path ? path : "");
-	}
+	bool builtin = false;
+	/* The loader every command uses (vault/policy_load.c): a policy
+	 * named at mount must exist; the default one may be missing at
+	 * mount (everything is public then), never at a reload. */
+	int r = wfs_policy_open(fs->o->policy_required || fs->policy ? path : NULL, WFS_LOAD_DAEMON,
+				&p, &diags, &builtin);
+	if (builtin)
+		fprintf(stderr, "wardfs: no policy file at %s; everything is public\n",
+			WFS_DEFAULT_POLICY);
 	char msg[512] = "";
 	for (size_t i = 0; i < diags.n; i++) {
 		wfs_policy_diag_format(&diags.v[i], msg, sizeof(msg));
@@ -181,8 +182,10 @@ void wfs_fs_policy_status(struct wfs_fs *fs, char *buf, size_t len)
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(buf, len,
-		 "policy: %s\npolicy-sha256: %s\npolicy-loaded: %s\npolicy-rules: %zu\n"
-		 "policy-last-error: %s\npolicy-reloads: %u\n",
+		 WFS_STATUS_POLICY ": %s\n" WFS_STATUS_POLICY_SHA256
+				   ": %s\npolicy-loaded: %s\n" WFS_STATUS_POLICY_RULES
+				   ": %zu\n" WFS_STATUS_POLICY_ERROR
+				   ": %s\n" WFS_STATUS_POLICY_RELOADS ": %u\n",
 		 path[0] ? path : "(built-in: everything public)", wfs_policy_sha256(fs->policy),
 		 when, wfs_policy_rule_count(fs->policy),
 		 fs->policy_error[0] ? fs->policy_error : "none", fs->policy_reloads);

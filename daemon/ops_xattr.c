@@ -15,10 +15,9 @@
 #include "fs_policy.h"
 #include "inode.h"
 #include "ops.h"
+#include "wardfs_status.h"
 
-#define STATUS_XATTR "trusted.wardfs.status"
-#define OWN_PREFIX   "trusted.wardfs."
-#define STATUS_MAX   4096 /* bytes of status text, at most */
+#define OWN_PREFIX "trusted.wardfs."
 
 /* The daemon's own names (the mark that says a file is ciphertext, the
  * status) are not the user's: never read, listed, set or removed through
@@ -56,7 +55,7 @@ static void status_text(struct wfs_fs *fs, char *buf, size_t len)
 	size_t used = 0;
 	used += (size_t)snprintf(
 		buf + used, len - used,
-		"backing: %s\nmountpoint: %s\npid: %d\npassthrough: %s\n"
+		"backing: %s\nmountpoint: %s\n" WFS_STATUS_PID ": %d\npassthrough: %s\n"
 		"vault: %s\nintegrity-errors: %llu\nreads-served: %llu\n"
 		"writes-served: %llu\nreads-streamed: %llu\nopens-form-disagrees: %llu\n"
 		"strict-forms: %s\ninodes: %zu\ncached-fds: %d\n",
@@ -124,10 +123,10 @@ static ssize_t get_value(struct wfs_fs *fs, struct wfs_inode *n, const char *nam
 			 char **val)
 {
 	*val = NULL;
-	if (n == &fs->root && !strcmp(name, STATUS_XATTR)) {
-		if (!(*val = malloc(STATUS_MAX)))
+	if (n == &fs->root && !strcmp(name, WFS_STATUS_XATTR)) {
+		if (!(*val = malloc(WFS_STATUS_MAX)))
 			return -ENOMEM;
-		status_text(fs, *val, STATUS_MAX);
+		status_text(fs, *val, WFS_STATUS_MAX);
 		return (ssize_t)strlen(*val);
 	}
 	if (own_name(name))

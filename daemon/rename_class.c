@@ -19,10 +19,7 @@
  * cap on depth or size: a rename that changes no decision is never EXDEV
  * (only a tree that cannot be read is, and mv copies it).
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,114 +27,71 @@
 #include "fs_policy.h"
 #include "inode.h"
 #include "rename.h"
+#include "vault.h"
 
-/* A path that grows as deep as the tree goes. */
-struct wpath {
-	char *s; /* malloc'd (wfs_inode_path), grown by realloc */
-	size_t len, cap;
-};
-
-/* The old and new path of the entry being looked at. */
+/* A directory moving from `from` to `to`: the walk (vault/walk.c) gives
+ * each entry's old path; its new one is `to` and the rest. */
 struct walk {
 	struct wfs_fs *fs;
-	struct wpath from, to;
+	const char *from, *to;
+	size_t from_len;
+	char *new; /* the entry's new path, grown by realloc */
+	size_t cap;
 };
 
-static bool append(struct wpath *p, const char *name, size_t l)
+/* The new path of the entry whose old path is old, or NULL (no memory). */
+static const char *new_path(struct walk *w, const char *old)
 {
-	if (p->len + l + 2 > p->cap) {
-		size_t c = (p->len + l + 2) * 2;
-		char *n = realloc(p->s, c);
-		if (!n)
-			return false;
-		p->s = n, p->cap = c;
+	size_t tl = strlen(w->to), rest = strlen(old + w->from_len);
+	if (tl + rest + 1 > w->cap) {
+		char *p = realloc(w->new, (tl + rest + 1) * 2);
+		if (!p)
+			return NULL;
+		w->new = p;
+		w->cap = (tl + rest + 1) * 2;
 	}
-	p->s[p->len++] = '/';
-	memcpy(p->s + p->len, name, l + 1);
-	p->len += l;
-	return true;
+	memcpy(w->new, w->to, tl);
+	memcpy(w->new + tl, old + w->from_len, rest + 1);
+	return w->new;
 }
 
-/* Appends "/name" to both paths; false when memory runs out. */
-static bool push(struct walk *w, const char *name)
+/* A subdirectory is walked only where a rule tells its two names apart. */
+static bool enter(void *arg, const char *old)
 {
-	size_t l = strlen(name);
-	return append(&w->from, name, l) && append(&w->to, name, l);
+	struct walk *w = arg;
+	const char *to = new_path(w, old);
+	return !to || !wfs_subtrees_decide_alike(w->fs, old, to);
 }
 
-static void cut(struct wpath *p, size_t len)
+static int file(void *arg, int dirfd, const char *name, const char *old, const struct stat *st)
 {
-	p->len = len;
-	p->s[len] = '\0';
-}
-
-/* Checks every regular file below dirfd (which it closes) whose decision a
- * rule could change: a subdirectory no rule tells apart under its two
- * names is skipped whole. 0 or -EXDEV (also when the tree cannot be read:
- * then mv copies, never wrong). */
-static int walk_dir(struct walk *w, int fd)
-{
-	int r = 0;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -EXDEV;
-	}
-	struct dirent *e;
-	while (r == 0 && (errno = 0, e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		size_t fl = w->from.len, tl = w->to.len;
-		if (!push(w, e->d_name)) {
-			r = -EXDEV;
-			break;
-		}
-		unsigned char type = e->d_type;
-		if (type == DT_UNKNOWN) {
-			struct stat st;
-			type = fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-					       S_ISDIR(st.st_mode)
-				       ? DT_DIR
-				       : DT_REG;
-		}
-		if (type == DT_DIR && !wfs_subtrees_decide_alike(w->fs, w->from.s, w->to.s)) {
-			int sub = openat(dirfd(d), e->d_name,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			r = sub < 0 ? -EXDEV : walk_dir(w, sub);
-		} else if (type == DT_REG && !wfs_paths_decide_alike(w->fs, w->from.s, w->to.s)) {
-			r = -EXDEV;
-		}
-		cut(&w->from, fl);
-		cut(&w->to, tl);
-	}
-	if (r == 0 && errno)
-		r = -EXDEV;
-	closedir(d);
-	return r;
+	(void)dirfd, (void)name, (void)st;
+	struct walk *w = arg;
+	const char *to = new_path(w, old);
+	return to && wfs_paths_decide_alike(w->fs, old, to) ? 0 : -EXDEV;
 }
 
 int wfs_rename_keeps_class(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname)
 {
 	if (n->type == S_IFLNK)
 		return 0; /* symlinks have no content form */
-	struct walk w = {.fs = n->fs};
-	int r = wfs_inode_path(n, &w.from.s);
-	if (r || (r = wfs_child_path(newparent, newname, &w.to.s)))
-		goto out;
-	if (n->type != S_IFDIR) {
-		r = wfs_paths_decide_alike(w.fs, w.from.s, w.to.s) ? 0 : -EXDEV;
-		goto out;
-	}
-	if (wfs_subtrees_decide_alike(w.fs, w.from.s, w.to.s))
-		goto out;
-	w.from.len = strlen(w.from.s);
-	w.from.cap = w.from.len + 1;
-	w.to.len = strlen(w.to.s);
-	w.to.cap = w.to.len + 1;
+	WFS_AUTOFREE char *from = NULL;
+	WFS_AUTOFREE char *to = NULL;
+	int r = wfs_inode_path(n, &from);
+	if (r || (r = wfs_child_path(newparent, newname, &to)))
+		return r;
+	if (n->type != S_IFDIR)
+		return wfs_paths_decide_alike(n->fs, from, to) ? 0 : -EXDEV;
+	if (wfs_subtrees_decide_alike(n->fs, from, to))
+		return 0;
 	int fd = wfs_inode_open(n, O_RDONLY | O_DIRECTORY);
-	r = fd < 0 ? fd : walk_dir(&w, fd);
-out:
-	free(w.from.s);
-	free(w.to.s);
-	return r;
+	if (fd < 0)
+		return fd;
+	struct walk w = {.fs = n->fs, .from = from, .to = to, .from_len = strlen(from)};
+	struct wfs_walk walk = {.file = file, .enter = enter, .arg = &w, .flags = WFS_WALK_NO_STAT};
+	r = wfs_walk_at(fd, n->fs->o->mountpoint, from, &walk);
+	close(fd);
+	free(w.new);
+	/* a tree that cannot be read (wholly) is EXDEV: mv copies it */
+	return r || walk.errors ? -EXDEV : 0;
 }

@@ -106,11 +106,16 @@ void wfs_secret_free(char *s);
  * but the number of open files (one per level).
  */
 #define WFS_WALK_XDEV 0x1 /* also walk directories of other file systems */
+/* Callbacks need no stat (the file callback gets st NULL): an entry's type
+ * comes from readdir where the file system gives it, and a stat is made
+ * only where it does not. Implies WFS_WALK_XDEV. For the daemon's rename
+ * check, which looks only at paths. */
+#define WFS_WALK_NO_STAT 0x2
 
 /*
  * Called for each regular file: dirfd/name opens it, relpath is its path
- * relative to the walk's root beginning with "/". A nonzero return stops
- * the walk and is returned.
+ * relative to the walk's root beginning with "/", st its stat (NULL with
+ * WFS_WALK_NO_STAT). A nonzero return stops the walk and is returned.
  */
 typedef int (*wfs_walk_fn)(void *arg, int dirfd, const char *name, const char *relpath,
 			   const struct stat *st);

@@ -74,6 +74,8 @@ static int walk_dir(struct walker *k, int dfd)
 	for (;;) {
 		struct stat st;
 		size_t len = k->len;
+		bool no_stat = k->w->flags & WFS_WALK_NO_STAT;
+		mode_t type;
 
 		errno = 0;
 		if ((e = readdir(d)) == NULL) {
@@ -83,7 +85,12 @@ static int walk_dir(struct walker *k, int dfd)
 		}
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		if (no_stat && e->d_type != DT_UNKNOWN) {
+			type = DTTOIF(e->d_type);
+		} else if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			type = st.st_mode & S_IFMT;
+			no_stat = false;
+		} else {
 			if (errno != ENOENT) /* gone since readdir: not an error */
 				walk_error(k, e->d_name, errno);
 			continue;
@@ -92,10 +99,12 @@ static int walk_dir(struct walker *k, int dfd)
 			walk_error(k, e->d_name, ENOMEM);
 			continue;
 		}
-		if (S_ISREG(st.st_mode)) {
-			r = k->w->file(k->w->arg, dirfd(d), e->d_name, k->rel, &st);
-		} else if (S_ISDIR(st.st_mode) && !is_vault_dir(k) &&
-			   (st.st_dev == k->dev || (k->w->flags & WFS_WALK_XDEV)) &&
+		if (S_ISREG(type)) {
+			r = k->w->file(k->w->arg, dirfd(d), e->d_name, k->rel,
+				       no_stat ? NULL : &st);
+		} else if (S_ISDIR(type) && !is_vault_dir(k) &&
+			   (k->w->flags & (WFS_WALK_XDEV | WFS_WALK_NO_STAT) ||
+			    st.st_dev == k->dev) &&
 			   (k->w->enter == NULL || k->w->enter(k->w->arg, k->rel))) {
 			int sub = openat(dirfd(d), e->d_name,
 					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
