@@ -4,12 +4,14 @@
  * own (inode.h, file_open.h, ...); the handlers (ops_*.c) include those
  * they use. Shared by the daemon's .c files only.
  *
- * Lock order (outer to inner): fs.tree_lock -> wfs_inode.open_lock ->
- * fs.policy_lock, and wfs_inode.open_lock -> fs.table_lock ->
- * fs.fd_lock, and wfs_inode.open_lock -> wfs_inode.io_lock (a truncate
- * that gives an empty sensitive file its header). io_lock guards I/O on
- * encrypted files and is never held while taking open_lock, table_lock or
- * fd_lock.
+ * Lock order (outer to inner; docs/design.md has it with the rest):
+ * fs.tree_lock -> wfs_inode.open_lock -> fs.policy_lock, and
+ * wfs_inode.open_lock -> fs.table_lock -> fs.fd_lock, and
+ * wfs_inode.open_lock -> wfs_inode.io_lock (a truncate that gives an empty
+ * sensitive file its header) -> stream.lock, and wfs_inode.open_lock ->
+ * the holders' lock (file_fd.c), and fs.streams_lock -> fs.fd_lock.
+ * io_lock guards I/O on encrypted files and is never held while taking
+ * open_lock, table_lock or fd_lock.
  */
 #ifndef WARDFS_FS_H
 #define WARDFS_FS_H
