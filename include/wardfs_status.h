@@ -25,7 +25,7 @@
 #define WFS_STATUS_XATTR "trusted.wardfs.status"
 #define WFS_STATUS_MAX	 4096
 
-/* Keys the CLI relies on (the daemon's daemon/ops_xattr.c and classify.c). */
+/* Keys the CLI relies on (written by daemon/ops_xattr.c and daemon/fs_policy.c). */
 #define WFS_STATUS_PID		  "pid"		      /* the daemon's pid, decimal */
 #define WFS_STATUS_POLICY	  "policy"	      /* the policy file in force */
 #define WFS_STATUS_POLICY_SHA256  "policy-sha256"     /* hex, 64 digits */
