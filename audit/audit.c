@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
 #define DEFAULT_JOURNAL_KIB 65536
 #define FULL_WAIT_MS	    1000
@@ -22,7 +22,7 @@
 #define MAX_PATH_TEXT 65536
 #define MAX_SHORT     256
 
-void wfs_audit_set_error(struct wfs_audit *a, const char *fmt, ...)
+void aud_set_error(struct wfs_audit *a, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -44,16 +44,16 @@ static __attribute__((format(printf, 1, 2))) char *xasprintf(const char *fmt, ..
 
 static void free_handle(struct wfs_audit *a)
 {
-	wfs_writer_finalize(a);
+	aud_writer_finalize(a);
 	if (a->db)
 		sqlite3_close(a->db);
 	if (a->journal_guarded)
-		wfs_guard_remove(a->j.map);
+		aud_guard_remove(a->j.map);
 	if (a->j.map || a->j.fd >= 0)
-		wfs_journal_close(&a->j);
-	wfs_buf_free(&a->scratch);
-	wfs_buf_free(&a->rpath);
-	wfs_buf_free(&a->macbuf);
+		aud_journal_close(&a->j);
+	aud_buf_free(&a->scratch);
+	aud_buf_free(&a->rpath);
+	aud_buf_free(&a->macbuf);
 	pthread_mutex_destroy(&a->lock);
 	pthread_mutex_destroy(&a->db_lock);
 	pthread_mutex_destroy(&a->err_lock);
@@ -78,10 +78,10 @@ static int open_journal(struct wfs_audit *a, uint64_t cap, char *err, size_t err
 			a->journal_path = NULL;
 		if (!a->journal_path)
 			return -ENOMEM;
-		r = wfs_journal_open(&a->j, a->journal_path, cap, err, errlen);
+		r = aud_journal_open(&a->j, a->journal_path, cap, err, errlen);
 	}
 	if (!r && err[0])
-		wfs_audit_set_error(a, "%s", err); /* recreated a damaged journal */
+		aud_set_error(a, "%s", err); /* recreated a damaged journal */
 	return r;
 }
 
@@ -96,7 +96,7 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	if (!a)
 		return -ENOMEM;
 	a->j.fd = -1;
-	wfs_guard_install();
+	aud_guard_install();
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->db_lock, NULL);
 	pthread_mutex_init(&a->err_lock, NULL);
@@ -116,11 +116,11 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 		goto fail;
 	}
 	/* The key lives beside the db by default: its directory first. */
-	if ((r = wfs_db_make_dir(a->db_path, err, errlen)))
+	if ((r = aud_db_make_dir(a->db_path, err, errlen)))
 		goto fail;
-	if ((r = wfs_key_load(key_path, true, a->key, err, errlen)))
+	if ((r = aud_key_load(key_path, true, a->key, err, errlen)))
 		goto fail;
-	if ((r = wfs_db_open(a->db_path, WFS_DB_CREATE, &a->db, err, errlen, NULL)))
+	if ((r = aud_db_open(a->db_path, AUD_DB_CREATE, &a->db, err, errlen, NULL)))
 		goto fail;
 	struct stat st;
 	if (stat(a->db_path, &st) < 0) {
@@ -131,7 +131,7 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	}
 	a->db_dev = st.st_dev;
 	a->db_ino = st.st_ino;
-	if ((r = wfs_db_identity(a->db, &a->ident))) {
+	if ((r = aud_db_identity(a->db, &a->ident))) {
 		snprintf(err, errlen, "cannot read the identity of audit database '%s': %s",
 			 a->db_path, strerror(-r));
 		goto fail;
@@ -141,20 +141,20 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 		goto fail;
 	/* A store into the journal's mapping after it was made immutable or
 	 * its file system read-only is a SIGBUS: survive it (guard.c). */
-	a->journal_guarded = wfs_guard_add(a->j.map, a->j.map_len, &a->journal_faults) == 0;
-	if ((r = wfs_writer_prepare(a, err, errlen)))
+	a->journal_guarded = aud_guard_add(a->j.map, a->j.map_len, &a->journal_faults) == 0;
+	if ((r = aud_writer_prepare(a, err, errlen)))
 		goto fail;
 
 	/* Replay what a killed daemon left in the journal. */
 	uint64_t off, seq;
-	wfs_journal_consumed(&a->j, &off, &seq);
+	aud_journal_consumed(&a->j, &off, &seq);
 	a->drain_pos = off;
 	a->drain_seq = seq;
 	int n;
-	wfs_guard_thread(true); /* SQLite's -shm (guard.c) */
-	while ((n = wfs_writer_drain(a, true, 4096)) > 0)
+	aud_guard_thread(true); /* SQLite's -shm (guard.c) */
+	while ((n = aud_writer_drain(a, true, 4096)) > 0)
 		;
-	wfs_guard_thread(false);
+	aud_guard_thread(false);
 	if (n < 0) {
 		r = n;
 		snprintf(err, errlen, "cannot replay audit journal '%s': %s", a->journal_path,
@@ -162,14 +162,14 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 		goto fail;
 	}
 	/* Everything is drained: the whole ring is free, and free space is zero. */
-	wfs_journal_zero(&a->j, a->drain_pos, a->drain_pos + a->j.cap);
-	wfs_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
-	wfs_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
-	a->head = (wfs_u128)(a->drain_seq + 1) << 64 | a->drain_pos;
+	aud_journal_zero(&a->j, a->drain_pos, a->drain_pos + a->j.cap);
+	aud_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
+	aud_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
+	a->head = (aud_u128)(a->drain_seq + 1) << 64 | a->drain_pos;
 	atomic_store(&a->consumed, a->drain_pos);
 	atomic_store(&a->drained_seq, a->drain_seq);
 
-	if ((r = -pthread_create(&a->writer, NULL, wfs_writer_main, a))) {
+	if ((r = -pthread_create(&a->writer, NULL, aud_writer_main, a))) {
 		snprintf(err, errlen, "cannot start the audit writer: %s", strerror(-r));
 		goto fail;
 	}
@@ -206,7 +206,7 @@ static size_t text_size(const char *s, size_t max, size_t *n)
 
 static void put_int(struct enc *e, int64_t v)
 {
-	e->p[e->len++] = WFS_V_INT;
+	e->p[e->len++] = AUD_V_INT;
 	for (int i = 7; i >= 0; i--)
 		e->p[e->len++] = (unsigned char)((uint64_t)v >> (8 * i));
 }
@@ -214,10 +214,10 @@ static void put_int(struct enc *e, int64_t v)
 static void put_text(struct enc *e, const char *s, size_t n)
 {
 	if (!s) {
-		e->p[e->len++] = WFS_V_NULL;
+		e->p[e->len++] = AUD_V_NULL;
 		return;
 	}
-	e->p[e->len++] = WFS_V_TEXT;
+	e->p[e->len++] = AUD_V_TEXT;
 	for (int i = 3; i >= 0; i--)
 		e->p[e->len++] = (unsigned char)((uint32_t)n >> (8 * i));
 	memcpy(e->p + e->len, s, n);
@@ -254,23 +254,23 @@ static void flag_names(int flags, char *buf)
 }
 
 /* The head, read in two halves: a torn value only fails the first CAS. */
-static wfs_u128 head_peek(struct wfs_audit *a)
+static aud_u128 head_peek(struct wfs_audit *a)
 {
 	const uint64_t *h = (const uint64_t *)&a->head; /* little-endian: pos, seq */
 	uint64_t pos = __atomic_load_n(&h[0], __ATOMIC_RELAXED);
 	uint64_t seq = __atomic_load_n(&h[1], __ATOMIC_RELAXED);
-	return (wfs_u128)seq << 64 | pos;
+	return (aud_u128)seq << 64 | pos;
 }
 
 /* Moves the head from *old to nw, or loads the current head into *old. */
-static bool head_cas(struct wfs_audit *a, wfs_u128 *old, wfs_u128 nw)
+static bool head_cas(struct wfs_audit *a, aud_u128 *old, aud_u128 nw)
 {
 #ifdef __GCC_HAVE_SYNC_COMPARE_AND_SWAP_16
-	wfs_u128 seen = __sync_val_compare_and_swap(&a->head, *old, nw);
+	aud_u128 seen = __sync_val_compare_and_swap(&a->head, *old, nw);
 #else
 	static pthread_mutex_t head_lock = PTHREAD_MUTEX_INITIALIZER;
 	pthread_mutex_lock(&head_lock);
-	wfs_u128 seen = a->head;
+	aud_u128 seen = a->head;
 	if (seen == *old)
 		a->head = nw;
 	pthread_mutex_unlock(&head_lock);
@@ -281,9 +281,9 @@ static bool head_cas(struct wfs_audit *a, wfs_u128 *old, wfs_u128 nw)
 	return false;
 }
 
-void wfs_audit_head(struct wfs_audit *a, uint64_t *pos, uint64_t *seq)
+void aud_head(struct wfs_audit *a, uint64_t *pos, uint64_t *seq)
 {
-	wfs_u128 h = head_peek(a);
+	aud_u128 h = head_peek(a);
 	while (!head_cas(a, &h, h)) /* a CAS to itself: an atomic read */
 		;
 	*pos = (uint64_t)h;
@@ -316,7 +316,7 @@ static int wait_for_space(struct wfs_audit *a, uint32_t need, struct timespec *d
 	}
 	bool full = true, timed_out = false;
 	while (!a->stop) {
-		wfs_audit_head(a, &pos, &seq);
+		aud_head(a, &pos, &seq);
 		full = !room_at(a, pos, need);
 		if (!full || werr || timed_out)
 			break;
@@ -333,8 +333,8 @@ static int wait_for_space(struct wfs_audit *a, uint32_t need, struct timespec *d
 	}
 	werr = atomic_load(&a->writer_err);
 	if (!werr)
-		wfs_audit_set_error(a, "audit journal '%s' is full: the writer is not draining",
-				    a->journal_path);
+		aud_set_error(a, "audit journal '%s' is full: the writer is not draining",
+			      a->journal_path);
 	return werr ? werr : -EIO;
 }
 
@@ -342,7 +342,7 @@ static int wait_for_space(struct wfs_audit *a, uint32_t need, struct timespec *d
  * room (or counting it lost, as the failure mode says). 0 or -errno. */
 static int append_row(struct wfs_audit *a, const unsigned char *buf, size_t plen)
 {
-	uint32_t need = (uint32_t)((WFS_JREC_HDR + plen + 7) & ~(size_t)7);
+	uint32_t need = (uint32_t)((AUD_JREC_HDR + plen + 7) & ~(size_t)7);
 	int werr = atomic_load(&a->writer_err);
 	if (werr && !a->fail_open)
 		return werr;
@@ -353,11 +353,11 @@ static int append_row(struct wfs_audit *a, const unsigned char *buf, size_t plen
 		return 0;
 	}
 	/* Claim [pos, pos + need) and the next seq in one step. */
-	wfs_u128 old = head_peek(a);
+	aud_u128 old = head_peek(a);
 	struct timespec deadline = {0, 0};
 	for (;;) {
 		if (room_at(a, (uint64_t)old, need)) {
-			if (head_cas(a, &old, old + ((wfs_u128)1 << 64) + need))
+			if (head_cas(a, &old, old + ((aud_u128)1 << 64) + need))
 				break;
 			continue;
 		}
@@ -367,8 +367,8 @@ static int append_row(struct wfs_audit *a, const unsigned char *buf, size_t plen
 		old = head_peek(a);
 	}
 	uint64_t pos = (uint64_t)old, seq = (uint64_t)(old >> 64);
-	wfs_jrec_reserve(&a->j, pos, need, seq);
-	wfs_jrec_commit(&a->j, pos, buf, plen);
+	aud_jrec_reserve(&a->j, pos, need, seq);
+	aud_jrec_commit(&a->j, pos, buf, plen);
 	atomic_fetch_add(&a->recorded, 1);
 	if ((seq & 511) == 0) /* the writer also wakes every 20 ms */
 		pthread_cond_signal(&a->work_cv);
@@ -464,7 +464,7 @@ void wfs_audit_counters(struct wfs_audit *a, struct wfs_audit_counters *c)
 	c->recorded = atomic_load(&a->recorded);
 	c->lost = atomic_load(&a->lost);
 	uint64_t pos, next;
-	wfs_audit_head(a, &pos, &next);
+	aud_head(a, &pos, &next);
 	uint64_t drained = atomic_load(&a->drained_seq);
 	c->pending = next - 1 > drained ? next - 1 - drained : 0;
 	pthread_mutex_lock(&a->err_lock);
@@ -483,7 +483,7 @@ static void count_stranded(struct wfs_audit *a)
 	if (!a->writer_started || !atomic_load(&a->journal_unsafe))
 		return;
 	uint64_t pos, next;
-	wfs_audit_head(a, &pos, &next);
+	aud_head(a, &pos, &next);
 	uint64_t drained = atomic_load(&a->drained_seq);
 	if (next - 1 <= drained)
 		return;
@@ -515,10 +515,10 @@ void wfs_audit_close(struct wfs_audit *a)
 	free_handle(a);
 }
 
-int wfs_audit__exec(struct wfs_audit *a, const char *sql)
+int aud_test_exec(struct wfs_audit *a, const char *sql)
 {
 	pthread_mutex_lock(&a->db_lock);
 	int rc = sqlite3_exec(a->db, sql, NULL, NULL, NULL);
 	pthread_mutex_unlock(&a->db_lock);
-	return wfs_sqlite_errno(rc);
+	return aud_sqlite_errno(rc);
 }

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
-int wfs_buf_reserve(struct wfs_buf *b, size_t more)
+int aud_buf_reserve(struct aud_buf *b, size_t more)
 {
 	if (b->len + more <= b->cap)
 		return 0;
@@ -23,7 +23,7 @@ int wfs_buf_reserve(struct wfs_buf *b, size_t more)
 	return 0;
 }
 
-void wfs_buf_free(struct wfs_buf *b)
+void aud_buf_free(struct aud_buf *b)
 {
 	free(b->p);
 	b->p = NULL;
@@ -46,57 +46,57 @@ static uint64_t get_be(const unsigned char *p, int n)
 	return v;
 }
 
-int wfs_enc_int(struct wfs_buf *b, int64_t v)
+int aud_enc_int(struct aud_buf *b, int64_t v)
 {
-	if (wfs_buf_reserve(b, 9))
+	if (aud_buf_reserve(b, 9))
 		return -ENOMEM;
-	b->p[b->len] = WFS_V_INT;
+	b->p[b->len] = AUD_V_INT;
 	put_be(b->p + b->len + 1, (uint64_t)v, 8);
 	b->len += 9;
 	return 0;
 }
 
-int wfs_enc_text(struct wfs_buf *b, const char *s, size_t len)
+int aud_enc_text(struct aud_buf *b, const char *s, size_t len)
 {
 	if (!s)
-		return wfs_enc_null(b);
-	if (len > UINT32_MAX || wfs_buf_reserve(b, 5 + len))
+		return aud_enc_null(b);
+	if (len > UINT32_MAX || aud_buf_reserve(b, 5 + len))
 		return -ENOMEM;
-	b->p[b->len] = WFS_V_TEXT;
+	b->p[b->len] = AUD_V_TEXT;
 	put_be(b->p + b->len + 1, len, 4);
 	memcpy(b->p + b->len + 5, s, len);
 	b->len += 5 + len;
 	return 0;
 }
 
-int wfs_enc_null(struct wfs_buf *b)
+int aud_enc_null(struct aud_buf *b)
 {
-	if (wfs_buf_reserve(b, 1))
+	if (aud_buf_reserve(b, 1))
 		return -ENOMEM;
-	b->p[b->len++] = WFS_V_NULL;
+	b->p[b->len++] = AUD_V_NULL;
 	return 0;
 }
 
-int wfs_enc_column(struct wfs_buf *b, sqlite3_stmt *st, int col)
+int aud_enc_column(struct aud_buf *b, sqlite3_stmt *st, int col)
 {
 	switch (sqlite3_column_type(st, col)) {
 	case SQLITE_NULL:
-		return wfs_enc_null(b);
+		return aud_enc_null(b);
 	case SQLITE_INTEGER:
-		return wfs_enc_int(b, sqlite3_column_int64(st, col));
+		return aud_enc_int(b, sqlite3_column_int64(st, col));
 	case SQLITE_TEXT: {
 		const char *s = (const char *)sqlite3_column_text(st, col);
-		return wfs_enc_text(b, s ? s : "", (size_t)sqlite3_column_bytes(st, col));
+		return aud_enc_text(b, s ? s : "", (size_t)sqlite3_column_bytes(st, col));
 	}
 	default: /* REAL or BLOB: never written by wardfs */
-		if (wfs_buf_reserve(b, 1))
+		if (aud_buf_reserve(b, 1))
 			return -ENOMEM;
 		b->p[b->len++] = 0xff;
 		return 0;
 	}
 }
 
-int wfs_dec_vals(const unsigned char *p, size_t len, struct wfs_val *v, int n)
+int aud_dec_vals(const unsigned char *p, size_t len, struct aud_val *v, int n)
 {
 	size_t o = 0;
 	for (int k = 0; k < n; k++) {
@@ -107,15 +107,15 @@ int wfs_dec_vals(const unsigned char *p, size_t len, struct wfs_val *v, int n)
 		v[k].len = 0;
 		v[k].i = 0;
 		switch (v[k].type) {
-		case WFS_V_NULL:
+		case AUD_V_NULL:
 			break;
-		case WFS_V_INT:
+		case AUD_V_INT:
 			if (len - o < 8)
 				return -EINVAL;
 			v[k].i = (int64_t)get_be(p + o, 8);
 			o += 8;
 			break;
-		case WFS_V_TEXT:
+		case AUD_V_TEXT:
 			if (len - o < 4)
 				return -EINVAL;
 			v[k].len = (uint32_t)get_be(p + o, 4);
@@ -151,7 +151,7 @@ __attribute__((constructor)) static void crc_init(void)
 					  (crc_table[t - 1][i] >> 8);
 }
 
-uint32_t wfs_crc32(const void *p, size_t n)
+uint32_t aud_crc32(const void *p, size_t n)
 {
 	const unsigned char *s = p;
 	uint32_t c = 0xffffffffu;

@@ -1,10 +1,10 @@
 /*
- * internal.h - private types shared by the audit/ sources: the canonical
+ * audit_internal.h - private types shared by the audit/ sources: the canonical
  * row encoding, the journal, the chain key and the live handle. Not part of
  * the public API (unit tests may include it for fault injection).
  */
-#ifndef WARDFS_AUDIT_INTERNAL_H
-#define WARDFS_AUDIT_INTERNAL_H
+#ifndef WARDFS_AUDIT_AUDIT_INTERNAL_H
+#define WARDFS_AUDIT_AUDIT_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,85 +17,85 @@
 
 #include "audit.h"
 
-#define WFS_MAC_LEN	   32
-#define WFS_KEY_LEN	   32
-#define WFS_SCHEMA_VERSION 4
+#define AUD_MAC_LEN	   32
+#define AUD_KEY_LEN	   32
+#define AUD_SCHEMA_VERSION 4
 
 /* ---- canonical encoding (encode.c) --------------------------------
  * A row is a sequence of values, each: 0x00 (NULL) | 0x01 + int64 BE |
  * 0x02 + u32 BE length + bytes. The journal payload is the encoding of the
- * columns after `id` in WFS_ROW_COLS order; the MAC input is
+ * columns after `id` in AUD_ROW_COLS order; the MAC input is
  * prev_mac || enc(id) || payload, and verify rebuilds it from the columns. */
-enum { WFS_V_NULL = 0, WFS_V_INT = 1, WFS_V_TEXT = 2 };
+enum { AUD_V_NULL = 0, AUD_V_INT = 1, AUD_V_TEXT = 2 };
 
 /* Columns after id, in order (the MAC covers them in this order). */
-#define WFS_ROW_NFIELDS 18
-#define WFS_ROW_COLS                                                                               \
+#define AUD_ROW_NFIELDS 18
+#define AUD_ROW_COLS                                                                               \
 	"time_ns,mount,kind,path,flags,access,flag_names,class,form,decision,errno,rule,uid,"      \
 	"gid,pid,comm,exe,detail"
-#define WFS_ROW_PATH 3 /* index of path in WFS_ROW_COLS (0 = time_ns) */
+#define AUD_ROW_PATH 3 /* index of path in AUD_ROW_COLS (0 = time_ns) */
 
-struct wfs_val {
+struct aud_val {
 	int type;
 	int64_t i;
 	const char *s;
 	uint32_t len;
 };
 
-struct wfs_buf {
+struct aud_buf {
 	unsigned char *p;
 	size_t len, cap;
 };
 
-int wfs_buf_reserve(struct wfs_buf *b, size_t more);
-void wfs_buf_free(struct wfs_buf *b);
+int aud_buf_reserve(struct aud_buf *b, size_t more);
+void aud_buf_free(struct aud_buf *b);
 /* Append-encoders into a growable buffer (return -ENOMEM on failure). */
-int wfs_enc_int(struct wfs_buf *b, int64_t v);
-int wfs_enc_text(struct wfs_buf *b, const char *s, size_t len);
-int wfs_enc_null(struct wfs_buf *b);
+int aud_enc_int(struct aud_buf *b, int64_t v);
+int aud_enc_text(struct aud_buf *b, const char *s, size_t len);
+int aud_enc_null(struct aud_buf *b);
 /* Encodes one column of a stepped statement (NULL/INTEGER/TEXT; others
  * encode as a marker that never matches what the writer produced). */
-int wfs_enc_column(struct wfs_buf *b, sqlite3_stmt *st, int col);
+int aud_enc_column(struct aud_buf *b, sqlite3_stmt *st, int col);
 /* Decodes exactly n values from p[0..len); 0 or -EINVAL. */
-int wfs_dec_vals(const unsigned char *p, size_t len, struct wfs_val *v, int n);
-uint32_t wfs_crc32(const void *p, size_t n);
+int aud_dec_vals(const unsigned char *p, size_t len, struct aud_val *v, int n);
+uint32_t aud_crc32(const void *p, size_t n);
 
 /* ---- chain (chain.c) ------------------------------------------------ */
-int wfs_key_load(const char *path, bool create, unsigned char key[WFS_KEY_LEN], char *err,
+int aud_key_load(const char *path, bool create, unsigned char key[AUD_KEY_LEN], char *err,
 		 size_t errlen);
 /* out = HMAC-SHA256(key, prev || enc(id) || payload) */
-int wfs_mac_row(const unsigned char *key, const unsigned char *prev, int64_t id,
-		const void *payload, size_t plen, unsigned char out[WFS_MAC_LEN]);
+int aud_mac_row(const unsigned char *key, const unsigned char *prev, int64_t id,
+		const void *payload, size_t plen, unsigned char out[AUD_MAC_LEN]);
 /* out = HMAC-SHA256(key, label || data) for chain head / anchor records */
-int wfs_mac_label(const unsigned char *key, const char *label, const void *data, size_t len,
-		  unsigned char out[WFS_MAC_LEN]);
-int wfs_head_auth(const unsigned char *key, int64_t id, const unsigned char *mac,
-		  unsigned char out[WFS_MAC_LEN]);
+int aud_mac_label(const unsigned char *key, const char *label, const void *data, size_t len,
+		  unsigned char out[AUD_MAC_LEN]);
+int aud_head_auth(const unsigned char *key, int64_t id, const unsigned char *mac,
+		  unsigned char out[AUD_MAC_LEN]);
 
 /* ---- schema (schema.c) --------------------------------------------- */
 /* Opens (rw: creating and migrating) a db with the pragmas wardfs uses. */
 /* version (may be NULL) gets the schema version the connection sees: a
- * writable open migrates to WFS_SCHEMA_VERSION, a read-only one does not. */
+ * writable open migrates to AUD_SCHEMA_VERSION, a read-only one does not. */
 /* READ: an existing audit db, read-only; WRITE: an existing audit db,
  * migrated (prune); CREATE: also makes a missing or empty file one (the
  * daemon). A database that is not empty and not an audit db is refused. */
-enum wfs_db_mode { WFS_DB_READ, WFS_DB_WRITE, WFS_DB_CREATE };
-int wfs_db_open(const char *path, enum wfs_db_mode mode, sqlite3 **out, char *err, size_t errlen,
+enum aud_db_mode { AUD_DB_READ, AUD_DB_WRITE, AUD_DB_CREATE };
+int aud_db_open(const char *path, enum aud_db_mode mode, sqlite3 **out, char *err, size_t errlen,
 		int *version);
 /* Creates the directory of the db file path, and its missing parents, each
  * 0700 (docs/audit.md), unless it exists. 0 or -errno with err set. */
-int wfs_db_make_dir(const char *path, char *err, size_t errlen);
+int aud_db_make_dir(const char *path, char *err, size_t errlen);
 /* dst[i] = src[n-1-i]: the rpath column (schema v2) of a path. */
-void wfs_reverse_bytes(char *dst, const char *src, size_t n);
-int wfs_sqlite_errno(int rc); /* SQLITE_* -> -errno */
+void aud_reverse_bytes(char *dst, const char *src, size_t n);
+int aud_sqlite_errno(int rc); /* SQLITE_* -> -errno */
 /* The meta table's identity (schema v4): -ENOENT on an older schema. */
-int wfs_db_identity(sqlite3 *db, struct wfs_audit_identity *out);
+int aud_db_identity(sqlite3 *db, struct wfs_audit_identity *out);
 
 /* ---- journal (journal.c) -------------------------------------------- */
-#define WFS_JREC_HDR   24u
-#define WFS_JREC_MAGIC 0x57464a31u /* committed */
+#define AUD_JREC_HDR   24u
+#define AUD_JREC_MAGIC 0x57464a31u /* committed */
 
-struct wfs_journal {
+struct aud_journal {
 	int fd;
 	unsigned char *map; /* header page + ring */
 	size_t map_len;
@@ -105,7 +105,7 @@ struct wfs_journal {
 	unsigned next_slot;
 };
 
-struct wfs_jrec {
+struct aud_jrec {
 	uint64_t pos, seq;
 	uint32_t len; /* whole record, 8-aligned */
 	bool valid;   /* committed and checksum ok (else torn: skip) */
@@ -114,46 +114,46 @@ struct wfs_jrec {
 	size_t plen;
 };
 
-int wfs_journal_open(struct wfs_journal *j, const char *path, uint64_t cap, char *err,
+int aud_journal_open(struct aud_journal *j, const char *path, uint64_t cap, char *err,
 		     size_t errlen);
-void wfs_journal_close(struct wfs_journal *j);
+void aud_journal_close(struct aud_journal *j);
 /* The persisted consumed position and last consumed seq. */
-void wfs_journal_consumed(struct wfs_journal *j, uint64_t *off, uint64_t *seq);
-void wfs_journal_set_consumed(struct wfs_journal *j, uint64_t off, uint64_t seq);
-void wfs_journal_zero(struct wfs_journal *j, uint64_t from, uint64_t to);
-void wfs_ring_write(struct wfs_journal *j, uint64_t pos, const void *src, size_t n);
-void wfs_ring_read(const struct wfs_journal *j, uint64_t pos, void *dst, size_t n);
+void aud_journal_consumed(struct aud_journal *j, uint64_t *off, uint64_t *seq);
+void aud_journal_set_consumed(struct aud_journal *j, uint64_t off, uint64_t seq);
+void aud_journal_zero(struct aud_journal *j, uint64_t from, uint64_t to);
+void aud_ring_write(struct aud_journal *j, uint64_t pos, const void *src, size_t n);
+void aud_ring_read(const struct aud_journal *j, uint64_t pos, void *dst, size_t n);
 /* Writes a reserved record's header (not yet committed). */
-void wfs_jrec_reserve(struct wfs_journal *j, uint64_t pos, uint32_t len, uint64_t seq);
+void aud_jrec_reserve(struct aud_journal *j, uint64_t pos, uint32_t len, uint64_t seq);
 /* Fills the payload and crc, then publishes the commit word (release). */
-void wfs_jrec_commit(struct wfs_journal *j, uint64_t pos, const void *payload, size_t plen);
+void aud_jrec_commit(struct aud_journal *j, uint64_t pos, const void *payload, size_t plen);
 /* Reads the record at pos. Returns 1 if a record with the expected seq is
  * there (r->valid false when torn), 0 if pos is the end (free space, or
  * reserved but not committed when !crashed), -1 on a malformed header.
  * After a crash, a hole (zeros) at pos is skipped: the next record, found
- * before end and at most WFS_JHOLE_SCAN on, is returned with its own pos
+ * before end and at most AUD_JHOLE_SCAN on, is returned with its own pos
  * and seq, and holes is set to 1. The payload points into the ring or into
  * scratch when it wraps. */
-int wfs_jrec_read(struct wfs_journal *j, uint64_t pos, uint64_t expect_seq, uint64_t end,
-		  bool crashed, struct wfs_buf *scratch, struct wfs_jrec *r);
+int aud_jrec_read(struct aud_journal *j, uint64_t pos, uint64_t expect_seq, uint64_t end,
+		  bool crashed, struct aud_buf *scratch, struct aud_jrec *r);
 
 /* ---- live handle (audit.c, writer.c) -------------------------------- */
 
-typedef unsigned __int128 wfs_u128;
+typedef unsigned __int128 aud_u128;
 
 /* The largest record wfs_audit_record writes (its fields are capped), and
  * how far replay looks past a hole in the journal: a record claimed by a
  * thread killed before it wrote its length. Holes are only as many as the
  * daemon has threads (at most 18: 16 FUSE workers, main, writer). */
-#define WFS_JREC_MAX   (32u * 1024)
-#define WFS_JHOLE_SCAN (128u * WFS_JREC_MAX)
+#define AUD_JREC_MAX   (32u * 1024)
+#define AUD_JHOLE_SCAN (128u * AUD_JREC_MAX)
 struct wfs_audit {
 	char *db_path, *mount, *journal_path;
 	bool fail_open;
-	unsigned char key[WFS_KEY_LEN];
+	unsigned char key[AUD_KEY_LEN];
 	sqlite3 *db;
 	pthread_mutex_t db_lock; /* the writer's connection */
-	struct wfs_journal j;
+	struct aud_journal j;
 
 	/*
 	 * The next record's position (low half) and seq (high half), claimed
@@ -161,7 +161,7 @@ struct wfs_audit {
 	 * queued behind holders the scheduler had preempted: 8 threads on 2
 	 * cores waited ~10 us per open for a lock held ~0.1 us.
 	 */
-	_Alignas(16) wfs_u128 head;
+	_Alignas(16) aud_u128 head;
 	_Atomic uint64_t consumed; /* ring space before it is free (and zero) */
 
 	pthread_mutex_t lock; /* the condition variables and stop */
@@ -172,7 +172,7 @@ struct wfs_audit {
 
 	/* writer-only */
 	uint64_t drain_pos, drain_seq;
-	struct wfs_buf scratch, macbuf, rpath;
+	struct aud_buf scratch, macbuf, rpath;
 	sqlite3_stmt *st_head, *st_jget, *st_ins, *st_jset, *st_headset;
 	sqlite3_stmt *st_pget, *st_pins, *st_pgen; /* paths.c */
 	int64_t committed_id; /* the last row id this writer committed (head rollback) */
@@ -197,7 +197,7 @@ struct wfs_audit {
 	/* Test hook: skip the writer's check of the files' attributes, so a
 	 * unit test reaches the SIGBUS that check would have prevented. */
 	bool test_no_attr_check;
-	struct wfs_path_slot *pcache;
+	struct aud_path_slot *pcache;
 	int64_t pcache_gen; /* the anchor's pruned_to when the cache was filled */
 
 	_Atomic int writer_err; /* -errno of the last failed COMMIT, 0 if fine */
@@ -207,25 +207,24 @@ struct wfs_audit {
 };
 
 /* A consistent snapshot of the next record's position and seq. */
-void wfs_audit_head(struct wfs_audit *a, uint64_t *pos, uint64_t *seq);
-void wfs_audit_set_error(struct wfs_audit *a, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-int wfs_writer_prepare(struct wfs_audit *a, char *err, size_t errlen);
-void wfs_writer_finalize(struct wfs_audit *a);
+void aud_head(struct wfs_audit *a, uint64_t *pos, uint64_t *seq);
+void aud_set_error(struct wfs_audit *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int aud_writer_prepare(struct wfs_audit *a, char *err, size_t errlen);
+void aud_writer_finalize(struct wfs_audit *a);
 /* Drains committed records from drain_pos into SQLite in one transaction.
  * crashed: replay mode at open (skip torn records). Returns the number of
  * records consumed (>= 0) or -errno. */
-int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max);
-void *wfs_writer_main(void *arg);
+int aud_writer_drain(struct wfs_audit *a, bool crashed, unsigned max);
+void *aud_writer_main(void *arg);
 
 /* ---- paths (paths.c): path -> paths.id, for the writer -------------
  * SQLITE_* codes. begin: at the start of each batch's transaction (drops
  * the cache if a prune removed paths); clear: after a rollback. */
-int wfs_paths_prepare(struct wfs_audit *a);
-void wfs_paths_finalize(struct wfs_audit *a);
-int wfs_paths_begin(struct wfs_audit *a);
-void wfs_paths_clear(struct wfs_audit *a);
-int wfs_paths_id(struct wfs_audit *a, const char *path, uint32_t len, int64_t *id);
+int aud_paths_prepare(struct wfs_audit *a);
+void aud_paths_finalize(struct wfs_audit *a);
+int aud_paths_begin(struct wfs_audit *a);
+void aud_paths_clear(struct wfs_audit *a);
+int aud_paths_id(struct wfs_audit *a, const char *path, uint32_t len, int64_t *id);
 
 /* ---- admin side (query.c, verify.c, prune.c) ------------------------ */
 struct wfs_audit_db {
@@ -234,7 +233,7 @@ struct wfs_audit_db {
 	int version; /* schema version: 2 has events.rpath, 3 the paths table */
 };
 
-struct wfs_where {
+struct aud_where {
 	char sql[1024]; /* " WHERE ..." or "" */
 	struct {
 		bool is_text;
@@ -250,20 +249,20 @@ struct wfs_where {
 /* version: the db's schema version (v2 has rpath, v3 the paths table).
  * path_by_time: so many rows match the path that the time order should
  * drive the plan (v3). */
-void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f, int version,
+void aud_where_build(struct aud_where *w, const struct wfs_audit_filter *f, int version,
 		     bool path_by_time);
-int wfs_where_bind(sqlite3_stmt *st, const struct wfs_where *w, int first);
-/* Maps "id," WFS_ROW_COLS columns 0..18 of a stepped statement. */
-void wfs_row_from_stmt(sqlite3_stmt *st, struct wfs_audit_row *r);
+int aud_where_bind(sqlite3_stmt *st, const struct aud_where *w, int first);
+/* Maps "id," AUD_ROW_COLS columns 0..18 of a stepped statement. */
+void aud_row_from_stmt(sqlite3_stmt *st, struct wfs_audit_row *r);
 
-int wfs_anchor_auth(const unsigned char *key, int64_t pruned_to, const unsigned char *mac,
+int aud_anchor_auth(const unsigned char *key, int64_t pruned_to, const unsigned char *mac,
 		    int64_t time_ns, int64_t cutoff_ns, int64_t rows,
-		    unsigned char out[WFS_MAC_LEN]);
+		    unsigned char out[AUD_MAC_LEN]);
 /* 0 intact (last_mac, if given, gets the MAC of the last row checked), 1
  * broken (r says where), -errno. upto > 0 checks only rows with id <= upto. */
-int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
+int aud_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		     struct wfs_audit_verify_result *r, unsigned char *last_mac);
-int wfs_key_for_db(const char *db_path, const char *key_path, unsigned char key[WFS_KEY_LEN],
+int aud_key_for_db(const char *db_path, const char *key_path, unsigned char key[AUD_KEY_LEN],
 		   char *err, size_t errlen);
 
 /* ---- guard (guard.c): surviving SIGBUS in the audit's file mappings ---
@@ -271,13 +270,13 @@ int wfs_key_for_db(const char *db_path, const char *key_path, unsigned char key[
  * this thread is the caller's (the page becomes private memory, and
  * thread_faults counts it). add: a SIGBUS in [p, p + len) from any thread
  * is handled the same way and counted in *faults. */
-void wfs_guard_install(void);
-void wfs_guard_thread(bool on);
-unsigned wfs_guard_thread_faults(void);
-int wfs_guard_add(const void *p, size_t len, _Atomic unsigned *faults);
-void wfs_guard_remove(const void *p);
+void aud_guard_install(void);
+void aud_guard_thread(bool on);
+unsigned aud_guard_thread_faults(void);
+int aud_guard_add(const void *p, size_t len, _Atomic unsigned *faults);
+void aud_guard_remove(const void *p);
 
 /* Test hook: runs SQL on the writer's connection (fault injection). */
-int wfs_audit__exec(struct wfs_audit *a, const char *sql);
+int aud_test_exec(struct wfs_audit *a, const char *sql);
 
 #endif
