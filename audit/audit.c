@@ -22,16 +22,6 @@
 #define MAX_PATH_TEXT 65536
 #define MAX_SHORT     256
 
-void aud_set_error(struct wfs_audit *a, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	pthread_mutex_lock(&a->err_lock);
-	vsnprintf(a->last_error, sizeof a->last_error, fmt, ap);
-	pthread_mutex_unlock(&a->err_lock);
-	va_end(ap);
-}
-
 static __attribute__((format(printf, 1, 2))) char *xasprintf(const char *fmt, ...)
 {
 	char *s = NULL;
@@ -253,43 +243,6 @@ static void flag_names(int flags, char *buf)
 		}
 }
 
-/* The head, read in two halves: a torn value only fails the first CAS. */
-static aud_u128 head_peek(struct wfs_audit *a)
-{
-	const uint64_t *h = (const uint64_t *)&a->head; /* little-endian: pos, seq */
-	uint64_t pos = __atomic_load_n(&h[0], __ATOMIC_RELAXED);
-	uint64_t seq = __atomic_load_n(&h[1], __ATOMIC_RELAXED);
-	return (aud_u128)seq << 64 | pos;
-}
-
-/* Moves the head from *old to nw, or loads the current head into *old. */
-static bool head_cas(struct wfs_audit *a, aud_u128 *old, aud_u128 nw)
-{
-#ifdef __GCC_HAVE_SYNC_COMPARE_AND_SWAP_16
-	aud_u128 seen = __sync_val_compare_and_swap(&a->head, *old, nw);
-#else
-	static pthread_mutex_t head_lock = PTHREAD_MUTEX_INITIALIZER;
-	pthread_mutex_lock(&head_lock);
-	aud_u128 seen = a->head;
-	if (seen == *old)
-		a->head = nw;
-	pthread_mutex_unlock(&head_lock);
-#endif
-	if (seen == *old)
-		return true;
-	*old = seen;
-	return false;
-}
-
-void aud_head(struct wfs_audit *a, uint64_t *pos, uint64_t *seq)
-{
-	aud_u128 h = head_peek(a);
-	while (!head_cas(a, &h, h)) /* a CAS to itself: an atomic read */
-		;
-	*pos = (uint64_t)h;
-	*seq = (uint64_t)(h >> 64);
-}
-
 /* Whether a record of need bytes claimed at pos fits in the ring. */
 static bool room_at(struct wfs_audit *a, uint64_t pos, uint32_t need)
 {
@@ -353,18 +306,18 @@ static int append_row(struct wfs_audit *a, const unsigned char *buf, size_t plen
 		return 0;
 	}
 	/* Claim [pos, pos + need) and the next seq in one step. */
-	aud_u128 old = head_peek(a);
+	aud_u128 old = aud_head_peek(a);
 	struct timespec deadline = {0, 0};
 	for (;;) {
 		if (room_at(a, (uint64_t)old, need)) {
-			if (head_cas(a, &old, old + ((aud_u128)1 << 64) + need))
+			if (aud_head_cas(a, &old, old + ((aud_u128)1 << 64) + need))
 				break;
 			continue;
 		}
 		int r = wait_for_space(a, need, &deadline);
 		if (r)
 			return r > 0 ? 0 : r;
-		old = head_peek(a);
+		old = aud_head_peek(a);
 	}
 	uint64_t pos = (uint64_t)old, seq = (uint64_t)(old >> 64);
 	aud_jrec_reserve(&a->j, pos, need, seq);

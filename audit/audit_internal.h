@@ -2,6 +2,11 @@
  * audit_internal.h - private types shared by the audit/ sources: the canonical
  * row encoding, the journal, the chain key and the live handle. Not part of
  * the public API (unit tests may include it for fault injection).
+ *
+ * Calls go one way, down: audit.c (the API) -> writer.c -> paths.c,
+ * journal.c -> encode.c, chain.c, schema.c, guard.c; on the admin side
+ * query.c, prune.c -> verify.c -> the same leaves. Nothing below calls
+ * back up, so each layer can be read (and fuzzed) without the ones above.
  */
 #ifndef WARDFS_AUDIT_AUDIT_INTERNAL_H
 #define WARDFS_AUDIT_AUDIT_INTERNAL_H
@@ -206,8 +211,53 @@ struct wfs_audit {
 	char last_error[256];
 };
 
+/*
+ * The head: the next record's position (low half) and seq (high half).
+ * Inline because claiming a record (audit.c) is the hot path of every
+ * open; the writer (writer.c) only reads it.
+ */
+#ifndef __GCC_HAVE_SYNC_COMPARE_AND_SWAP_16
+extern pthread_mutex_t aud_head_lock; /* writer.c */
+#endif
+
+/* The head, read in two halves: a torn value only fails the first CAS. */
+static inline aud_u128 aud_head_peek(struct wfs_audit *a)
+{
+	const uint64_t *h = (const uint64_t *)&a->head; /* little-endian: pos, seq */
+	uint64_t pos = __atomic_load_n(&h[0], __ATOMIC_RELAXED);
+	uint64_t seq = __atomic_load_n(&h[1], __ATOMIC_RELAXED);
+	return (aud_u128)seq << 64 | pos;
+}
+
+/* Moves the head from *old to nw, or loads the current head into *old. */
+static inline bool aud_head_cas(struct wfs_audit *a, aud_u128 *old, aud_u128 nw)
+{
+#ifdef __GCC_HAVE_SYNC_COMPARE_AND_SWAP_16
+	aud_u128 seen = __sync_val_compare_and_swap(&a->head, *old, nw);
+#else
+	pthread_mutex_lock(&aud_head_lock);
+	aud_u128 seen = a->head;
+	if (seen == *old)
+		a->head = nw;
+	pthread_mutex_unlock(&aud_head_lock);
+#endif
+	if (seen == *old)
+		return true;
+	*old = seen;
+	return false;
+}
+
 /* A consistent snapshot of the next record's position and seq. */
-void aud_head(struct wfs_audit *a, uint64_t *pos, uint64_t *seq);
+static inline void aud_head(struct wfs_audit *a, uint64_t *pos, uint64_t *seq)
+{
+	aud_u128 h = aud_head_peek(a);
+	while (!aud_head_cas(a, &h, h)) /* a CAS to itself: an atomic read */
+		;
+	*pos = (uint64_t)h;
+	*seq = (uint64_t)(h >> 64);
+}
+
+/* The handle's last error (writer.c, whose failures set it most). */
 void aud_set_error(struct wfs_audit *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int aud_writer_prepare(struct wfs_audit *a, char *err, size_t errlen);
 void aud_writer_finalize(struct wfs_audit *a);

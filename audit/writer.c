@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +27,20 @@ static int64_t now_ns(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+void aud_set_error(struct wfs_audit *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pthread_mutex_lock(&a->err_lock);
+	vsnprintf(a->last_error, sizeof a->last_error, fmt, ap);
+	pthread_mutex_unlock(&a->err_lock);
+	va_end(ap);
+}
+
+#ifndef __GCC_HAVE_SYNC_COMPARE_AND_SWAP_16
+pthread_mutex_t aud_head_lock = PTHREAD_MUTEX_INITIALIZER;
+#endif
 
 int aud_writer_prepare(struct wfs_audit *a, char *err, size_t errlen)
 {
