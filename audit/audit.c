@@ -175,43 +175,15 @@ fail:
 
 /* ---- record: the hot path ------------------------------------------ */
 
-struct enc {
-	unsigned char *p;
-	size_t len;
-};
-
-static size_t text_size(const char *s, size_t max, size_t *n)
+/* A text field, cut to max bytes (NULL stays NULL). */
+static struct aud_val capped(const char *s, size_t max)
 {
-	if (!s) {
-		*n = 0;
-		return 1;
-	}
+	if (!s)
+		return aud_null();
 	/* Every field is a C string; strlen (not strnlen with a bound larger
 	 * than some of the buffers) keeps -O3's -Wstringop-overread quiet. */
-	*n = strlen(s);
-	if (*n > max)
-		*n = max;
-	return 5 + *n;
-}
-
-static void put_int(struct enc *e, int64_t v)
-{
-	e->p[e->len++] = AUD_V_INT;
-	for (int i = 7; i >= 0; i--)
-		e->p[e->len++] = (unsigned char)((uint64_t)v >> (8 * i));
-}
-
-static void put_text(struct enc *e, const char *s, size_t n)
-{
-	if (!s) {
-		e->p[e->len++] = AUD_V_NULL;
-		return;
-	}
-	e->p[e->len++] = AUD_V_TEXT;
-	for (int i = 3; i >= 0; i--)
-		e->p[e->len++] = (unsigned char)((uint32_t)n >> (8 * i));
-	memcpy(e->p + e->len, s, n);
-	e->len += n;
+	size_t n = strlen(s);
+	return aud_text(s, (uint32_t)(n < max ? n : max));
 }
 
 /* By enum wfs_audit_kind, then the kinds only the writer makes. */
@@ -354,49 +326,33 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 		snprintf(rule, sizeof rule, "%.*s:%u", MAX_SHORT, ev->rule_file, ev->rule_line);
 		rulep = rule;
 	}
-	const char *kind = kind_name(ev->kind);
-	const char *txt[] = {a->mount,
-			     kind,
-			     ev->path,
-			     access,
-			     is_open ? fnames : NULL,
-			     ev->cls,
-			     ev->form,
-			     ev->allowed ? "allow" : "deny",
-			     rulep,
-			     ev->comm,
-			     ev->exe,
-			     ev->detail};
-	static const size_t max[] = {MAX_TEXT,	     MAX_SHORT, MAX_PATH_TEXT, MAX_SHORT,
-				     MAX_SHORT,	     MAX_SHORT, MAX_SHORT,     MAX_SHORT,
-				     MAX_SHORT + 16, MAX_SHORT, MAX_TEXT,      MAX_PATH_TEXT};
-	size_t tn[12], plen = 9 * 6; /* time, flags, errno, uid, gid, pid */
-	for (int i = 0; i < 12; i++)
-		plen += text_size(txt[i], max[i], &tn[i]);
+	struct aud_row row = {{
+		aud_int(t),
+		capped(a->mount, MAX_TEXT),
+		capped(kind_name(ev->kind), MAX_SHORT),
+		capped(ev->path, MAX_PATH_TEXT),
+		aud_int(ev->flags),
+		capped(access, MAX_SHORT),
+		capped(is_open ? fnames : NULL, MAX_SHORT),
+		capped(ev->cls, MAX_SHORT),
+		capped(ev->form, MAX_SHORT),
+		capped(ev->allowed ? "allow" : "deny", MAX_SHORT),
+		aud_int(ev->allowed ? 0 : ev->err), /* errno */
+		capped(rulep, MAX_SHORT + 16),
+		aud_int((int64_t)ev->uid),
+		aud_int((int64_t)ev->gid),
+		aud_int((int64_t)ev->pid),
+		capped(ev->comm, MAX_SHORT),
+		capped(ev->exe, MAX_TEXT),
+		capped(ev->detail, MAX_PATH_TEXT),
+	}};
+	size_t plen = aud_row_size(&row);
 
 	/* A row fits on the stack but for very long paths (up to 64 KiB). */
 	unsigned char small[8192], *buf = plen <= sizeof small ? small : malloc(plen);
 	if (!buf)
 		return -ENOMEM;
-	struct enc e = {buf, 0};
-	put_int(&e, t);
-	put_text(&e, txt[0], tn[0]);		/* mount */
-	put_text(&e, txt[1], tn[1]);		/* kind */
-	put_text(&e, txt[2], tn[2]);		/* path */
-	put_int(&e, ev->flags);			/* flags */
-	put_text(&e, txt[3], tn[3]);		/* access */
-	put_text(&e, txt[4], tn[4]);		/* flag_names */
-	put_text(&e, txt[5], tn[5]);		/* class */
-	put_text(&e, txt[6], tn[6]);		/* form */
-	put_text(&e, txt[7], tn[7]);		/* decision */
-	put_int(&e, ev->allowed ? 0 : ev->err); /* errno */
-	put_text(&e, txt[8], tn[8]);		/* rule */
-	put_int(&e, (int64_t)ev->uid);
-	put_int(&e, (int64_t)ev->gid);
-	put_int(&e, (int64_t)ev->pid);
-	put_text(&e, txt[9], tn[9]);   /* comm */
-	put_text(&e, txt[10], tn[10]); /* exe */
-	put_text(&e, txt[11], tn[11]); /* detail */
+	aud_row_write(&row, buf);
 
 	int r = append_row(a, buf, plen);
 	if (buf != small)

@@ -30,8 +30,16 @@
  * A row is a sequence of values, each: 0x00 (NULL) | 0x01 + int64 BE |
  * 0x02 + u32 BE length + bytes. The journal payload is the encoding of the
  * columns after `id` in AUD_ROW_COLS order; the MAC input is
- * prev_mac || enc(id) || payload, and verify rebuilds it from the columns. */
-enum { AUD_V_NULL = 0, AUD_V_INT = 1, AUD_V_TEXT = 2 };
+ * prev_mac || enc(id) || payload.
+ *
+ * One encoder makes those bytes from one representation, struct aud_row:
+ * the producer (audit.c) encodes the event's row into the journal, the
+ * writer decodes it to bind the columns and MACs the payload, its own rows
+ * (chain-break, lost) are encoded by the same function, and verify fills
+ * an aud_row from the stored columns and encodes it again. The decoder
+ * accepts only what the encoder makes (encode(decode(p)) == p), so the
+ * MAC of a payload is the MAC of the row stored from it. */
+enum { AUD_V_NULL = 0, AUD_V_INT = 1, AUD_V_TEXT = 2, AUD_V_OTHER = 0xff };
 
 /* Columns after id, in order (the MAC covers them in this order). */
 #define AUD_ROW_NFIELDS 18
@@ -40,12 +48,35 @@ enum { AUD_V_NULL = 0, AUD_V_INT = 1, AUD_V_TEXT = 2 };
 	"gid,pid,comm,exe,detail"
 #define AUD_ROW_PATH 3 /* index of path in AUD_ROW_COLS (0 = time_ns) */
 
+/* AUD_V_OTHER: a stored column of a type wardfs never writes (REAL, BLOB);
+ * it encodes as the byte 0xff, which no row the writer signed contains
+ * and the decoder refuses. */
 struct aud_val {
 	int type;
 	int64_t i;
-	const char *s;
+	const char *s; /* AUD_V_TEXT: len bytes, not terminated */
 	uint32_t len;
 };
+
+struct aud_row {
+	struct aud_val v[AUD_ROW_NFIELDS];
+};
+
+static inline struct aud_val aud_int(int64_t i)
+{
+	return (struct aud_val){.type = AUD_V_INT, .i = i};
+}
+
+static inline struct aud_val aud_null(void)
+{
+	return (struct aud_val){.type = AUD_V_NULL};
+}
+
+/* NULL s is a NULL value. */
+static inline struct aud_val aud_text(const char *s, uint32_t len)
+{
+	return s ? (struct aud_val){.type = AUD_V_TEXT, .s = s, .len = len} : aud_null();
+}
 
 struct aud_buf {
 	unsigned char *p;
@@ -54,15 +85,22 @@ struct aud_buf {
 
 int aud_buf_reserve(struct aud_buf *b, size_t more);
 void aud_buf_free(struct aud_buf *b);
-/* Append-encoders into a growable buffer (return -ENOMEM on failure). */
+/* Append-encoders of single values (the chain head and anchor records) into
+ * a growable buffer (return -ENOMEM on failure). */
 int aud_enc_int(struct aud_buf *b, int64_t v);
 int aud_enc_text(struct aud_buf *b, const char *s, size_t len);
-int aud_enc_null(struct aud_buf *b);
-/* Encodes one column of a stepped statement (NULL/INTEGER/TEXT; others
- * encode as a marker that never matches what the writer produced). */
-int aud_enc_column(struct aud_buf *b, sqlite3_stmt *st, int col);
-/* Decodes exactly n values from p[0..len); 0 or -EINVAL. */
-int aud_dec_vals(const unsigned char *p, size_t len, struct aud_val *v, int n);
+
+/* The row encoder: aud_row_size bytes, written to out (aud_row_write) or
+ * appended to b (aud_row_encode, -ENOMEM). */
+size_t aud_row_size(const struct aud_row *r);
+void aud_row_write(const struct aud_row *r, unsigned char *out);
+int aud_row_encode(struct aud_buf *b, const struct aud_row *r);
+/* Decodes exactly one row from p[0..len): 0, or -EINVAL when p is not the
+ * encoding of a row. Texts point into p. */
+int aud_row_decode(const unsigned char *p, size_t len, struct aud_row *r);
+/* The row in columns first..first+17 of a stepped statement (texts point
+ * into the statement until its next step). */
+void aud_row_from_columns(sqlite3_stmt *st, int first, struct aud_row *r);
 uint32_t aud_crc32(const void *p, size_t n);
 
 /* ---- chain (chain.c) ------------------------------------------------ */

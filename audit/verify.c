@@ -234,10 +234,10 @@ int aud_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 	const int maccol = AUD_ROW_NFIELDS + 1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
+		struct aud_row row;
+		aud_row_from_columns(st, 1, &row);
 		b.len = 0;
-		for (int c = 1; c <= AUD_ROW_NFIELDS && !ret; c++)
-			ret = aud_enc_column(&b, st, c);
-		if (ret)
+		if ((ret = aud_row_encode(&b, &row)))
 			break;
 		unsigned char mac[AUD_MAC_LEN];
 		if (pending) {

@@ -177,62 +177,25 @@ static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac, char 
 }
 
 /*
- * Appends a row the writer itself makes (kind "chain-break" or "lost"),
- * chained like any other: encoded as a journal payload would be, so verify
- * rebuilds the same MAC input from its columns.
+ * Binds a row's columns (and the path's id) and inserts it as row id with
+ * its MAC.
  */
-static int insert(struct wfs_audit *a, int64_t id, const struct aud_val *v,
-		  const unsigned char *mac);
-
-static int insert_note(struct wfs_audit *a, int64_t *last_id, unsigned char *prev, const char *kind,
-		       const char *detail)
-{
-	struct aud_buf *b = &a->macbuf;
-	b->len = 0;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int r = aud_enc_int(b, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
-	r = r ? r : aud_enc_text(b, a->mount, strlen(a->mount));
-	r = r ? r : aud_enc_text(b, kind, strlen(kind));
-	for (int k = 0; k < 6 && !r; k++) /* path, flags, access, flag_names, class, form */
-		r = k == 1 ? aud_enc_int(b, 0) : aud_enc_null(b);
-	r = r ? r : aud_enc_text(b, "allow", 5);
-	r = r ? r : aud_enc_int(b, 0); /* errno */
-	r = r ? r : aud_enc_null(b);   /* rule */
-	r = r ? r : aud_enc_int(b, 0); /* uid: the daemon's own row */
-	r = r ? r : aud_enc_int(b, 0); /* gid */
-	r = r ? r : aud_enc_int(b, getpid());
-	r = r ? r : aud_enc_null(b); /* comm */
-	r = r ? r : aud_enc_null(b); /* exe */
-	r = r ? r : aud_enc_text(b, detail, strlen(detail));
-	struct aud_val v[AUD_ROW_NFIELDS];
-	unsigned char mac[AUD_MAC_LEN];
-	if (r || aud_dec_vals(b->p, b->len, v, AUD_ROW_NFIELDS) ||
-	    aud_mac_row(a->key, prev, *last_id + 1, b->p, b->len, mac))
-		return SQLITE_NOMEM;
-	int rc = insert(a, *last_id + 1, v, mac);
-	if (rc)
-		return rc;
-	++*last_id;
-	memcpy(prev, mac, AUD_MAC_LEN);
-	return 0;
-}
-
-static int insert(struct wfs_audit *a, int64_t id, const struct aud_val *v,
+static int insert(struct wfs_audit *a, int64_t id, const struct aud_row *row,
 		  const unsigned char *mac)
 {
 	sqlite3_stmt *st = a->st_ins;
 	sqlite3_bind_int64(st, 1, id);
 	for (int k = 0; k < AUD_ROW_NFIELDS; k++) {
-		if (v[k].type == AUD_V_INT)
-			sqlite3_bind_int64(st, k + 2, v[k].i);
-		else if (v[k].type == AUD_V_TEXT)
-			sqlite3_bind_text(st, k + 2, v[k].s, (int)v[k].len, SQLITE_STATIC);
+		const struct aud_val *v = &row->v[k];
+		if (v->type == AUD_V_INT)
+			sqlite3_bind_int64(st, k + 2, v->i);
+		else if (v->type == AUD_V_TEXT)
+			sqlite3_bind_text(st, k + 2, v->s, (int)v->len, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, k + 2);
 	}
 	sqlite3_bind_blob(st, AUD_ROW_NFIELDS + 2, mac, AUD_MAC_LEN, SQLITE_STATIC);
-	const struct aud_val *path = &v[AUD_ROW_PATH];
+	const struct aud_val *path = &row->v[AUD_ROW_PATH];
 	if (path->type == AUD_V_TEXT) {
 		int64_t path_id;
 		int rc = aud_paths_id(a, path->s, path->len, &path_id);
@@ -243,6 +206,49 @@ static int insert(struct wfs_audit *a, int64_t id, const struct aud_val *v,
 		sqlite3_bind_int64(st, AUD_ROW_NFIELDS + 3, path_id);
 	}
 	return step_done(st);
+}
+
+/*
+ * Appends a row the writer itself makes (kind "chain-break" or "lost"),
+ * chained like any other: its MAC covers the row's canonical encoding, the
+ * bytes verify rebuilds from its columns.
+ */
+static int insert_note(struct wfs_audit *a, int64_t *last_id, unsigned char *prev, const char *kind,
+		       const char *detail)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct aud_row row = {{
+		aud_int((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec),
+		aud_text(a->mount, (uint32_t)strlen(a->mount)),
+		aud_text(kind, (uint32_t)strlen(kind)),
+		aud_null(), /* path */
+		aud_int(0), /* flags */
+		aud_null(), /* access */
+		aud_null(), /* flag_names */
+		aud_null(), /* class */
+		aud_null(), /* form */
+		aud_text("allow", 5),
+		aud_int(0), /* errno */
+		aud_null(), /* rule */
+		aud_int(0), /* uid: the daemon's own row */
+		aud_int(0), /* gid */
+		aud_int(getpid()),
+		aud_null(), /* comm */
+		aud_null(), /* exe */
+		aud_text(detail, (uint32_t)strlen(detail)),
+	}};
+	struct aud_buf *b = &a->macbuf;
+	unsigned char mac[AUD_MAC_LEN];
+	b->len = 0;
+	if (aud_row_encode(b, &row) || aud_mac_row(a->key, prev, *last_id + 1, b->p, b->len, mac))
+		return SQLITE_NOMEM;
+	int rc = insert(a, *last_id + 1, &row, mac);
+	if (rc)
+		return rc;
+	++*last_id;
+	memcpy(prev, mac, AUD_MAC_LEN);
+	return 0;
 }
 
 static int fail(struct wfs_audit *a, int rc, const char *what)
@@ -504,15 +510,18 @@ int aud_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 			if (k <= 0)
 				break;
 		}
-		struct aud_val v[AUD_ROW_NFIELDS];
+		struct aud_row row;
+		/* The payload is the row's canonical encoding (audit.c made it
+		 * with aud_row_write, and the decoder takes nothing else), so
+		 * its MAC is the one verify recomputes from the stored row. */
 		if (r.valid && (int64_t)r.seq > drained &&
-		    aud_dec_vals(r.payload, r.plen, v, AUD_ROW_NFIELDS) == 0) {
+		    aud_row_decode(r.payload, r.plen, &row) == 0) {
 			unsigned char mac[AUD_MAC_LEN];
 			if (aud_mac_row(a->key, prev, last_id + 1, r.payload, r.plen, mac)) {
 				rc = SQLITE_ERROR;
 				break;
 			}
-			rc = insert(a, last_id + 1, v, mac);
+			rc = insert(a, last_id + 1, &row, mac);
 			if (rc)
 				break;
 			last_id++;
