@@ -177,8 +177,9 @@ static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac, char 
 }
 
 /*
- * Binds a row's columns (and the path's id) and inserts it as row id with
- * its MAC.
+ * Inserts a row as row id with its MAC. Texts are bound SQLITE_STATIC:
+ * they point into the journal's ring (or its scratch copy) or the caller's
+ * strings, all of which outlive the step.
  */
 static int insert(struct wfs_audit *a, int64_t id, const struct aud_row *row,
 		  const unsigned char *mac)
