@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
 #define DEFAULT_JOURNAL_KIB 65536
 #define FULL_WAIT_MS	    1000
@@ -21,16 +21,6 @@
  * depth); 64 KiB keeps every real one whole and a row bounded. */
 #define MAX_PATH_TEXT 65536
 #define MAX_SHORT     256
-
-void wfs_audit_set_error(struct wfs_audit *a, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	pthread_mutex_lock(&a->err_lock);
-	vsnprintf(a->last_error, sizeof a->last_error, fmt, ap);
-	pthread_mutex_unlock(&a->err_lock);
-	va_end(ap);
-}
 
 static __attribute__((format(printf, 1, 2))) char *xasprintf(const char *fmt, ...)
 {
@@ -44,16 +34,16 @@ static __attribute__((format(printf, 1, 2))) char *xasprintf(const char *fmt, ..
 
 static void free_handle(struct wfs_audit *a)
 {
-	wfs_writer_finalize(a);
+	aud_writer_finalize(a);
 	if (a->db)
 		sqlite3_close(a->db);
 	if (a->journal_guarded)
-		wfs_guard_remove(a->j.map);
+		aud_guard_remove(a->j.map);
 	if (a->j.map || a->j.fd >= 0)
-		wfs_journal_close(&a->j);
-	wfs_buf_free(&a->scratch);
-	wfs_buf_free(&a->rpath);
-	wfs_buf_free(&a->macbuf);
+		aud_journal_close(&a->j);
+	aud_buf_free(&a->scratch);
+	aud_buf_free(&a->rpath);
+	aud_buf_free(&a->macbuf);
 	pthread_mutex_destroy(&a->lock);
 	pthread_mutex_destroy(&a->db_lock);
 	pthread_mutex_destroy(&a->err_lock);
@@ -78,10 +68,10 @@ static int open_journal(struct wfs_audit *a, uint64_t cap, char *err, size_t err
 			a->journal_path = NULL;
 		if (!a->journal_path)
 			return -ENOMEM;
-		r = wfs_journal_open(&a->j, a->journal_path, cap, err, errlen);
+		r = aud_journal_open(&a->j, a->journal_path, cap, err, errlen);
 	}
 	if (!r && err[0])
-		wfs_audit_set_error(a, "%s", err); /* recreated a damaged journal */
+		aud_set_error(a, "%s", err); /* recreated a damaged journal */
 	return r;
 }
 
@@ -96,7 +86,7 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	if (!a)
 		return -ENOMEM;
 	a->j.fd = -1;
-	wfs_guard_install();
+	aud_guard_install();
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->db_lock, NULL);
 	pthread_mutex_init(&a->err_lock, NULL);
@@ -116,11 +106,11 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 		goto fail;
 	}
 	/* The key lives beside the db by default: its directory first. */
-	if ((r = wfs_db_make_dir(a->db_path, err, errlen)))
+	if ((r = aud_db_make_dir(a->db_path, err, errlen)))
 		goto fail;
-	if ((r = wfs_key_load(key_path, true, a->key, err, errlen)))
+	if ((r = aud_key_load(key_path, true, a->key, err, errlen)))
 		goto fail;
-	if ((r = wfs_db_open(a->db_path, WFS_DB_CREATE, &a->db, err, errlen, NULL)))
+	if ((r = aud_db_open(a->db_path, AUD_DB_CREATE, &a->db, err, errlen, NULL)))
 		goto fail;
 	struct stat st;
 	if (stat(a->db_path, &st) < 0) {
@@ -131,7 +121,7 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	}
 	a->db_dev = st.st_dev;
 	a->db_ino = st.st_ino;
-	if ((r = wfs_db_identity(a->db, &a->ident))) {
+	if ((r = aud_db_identity(a->db, &a->ident))) {
 		snprintf(err, errlen, "cannot read the identity of audit database '%s': %s",
 			 a->db_path, strerror(-r));
 		goto fail;
@@ -141,20 +131,20 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 		goto fail;
 	/* A store into the journal's mapping after it was made immutable or
 	 * its file system read-only is a SIGBUS: survive it (guard.c). */
-	a->journal_guarded = wfs_guard_add(a->j.map, a->j.map_len, &a->journal_faults) == 0;
-	if ((r = wfs_writer_prepare(a, err, errlen)))
+	a->journal_guarded = aud_guard_add(a->j.map, a->j.map_len, &a->journal_faults) == 0;
+	if ((r = aud_writer_prepare(a, err, errlen)))
 		goto fail;
 
 	/* Replay what a killed daemon left in the journal. */
 	uint64_t off, seq;
-	wfs_journal_consumed(&a->j, &off, &seq);
+	aud_journal_consumed(&a->j, &off, &seq);
 	a->drain_pos = off;
 	a->drain_seq = seq;
 	int n;
-	wfs_guard_thread(true); /* SQLite's -shm (guard.c) */
-	while ((n = wfs_writer_drain(a, true, 4096)) > 0)
+	aud_guard_thread(true); /* SQLite's -shm (guard.c) */
+	while ((n = aud_writer_drain(a, true, 4096)) > 0)
 		;
-	wfs_guard_thread(false);
+	aud_guard_thread(false);
 	if (n < 0) {
 		r = n;
 		snprintf(err, errlen, "cannot replay audit journal '%s': %s", a->journal_path,
@@ -162,14 +152,14 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 		goto fail;
 	}
 	/* Everything is drained: the whole ring is free, and free space is zero. */
-	wfs_journal_zero(&a->j, a->drain_pos, a->drain_pos + a->j.cap);
-	wfs_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
-	wfs_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
-	a->head = (wfs_u128)(a->drain_seq + 1) << 64 | a->drain_pos;
+	aud_journal_zero(&a->j, a->drain_pos, a->drain_pos + a->j.cap);
+	aud_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
+	aud_journal_set_consumed(&a->j, a->drain_pos, a->drain_seq);
+	a->head = (aud_u128)(a->drain_seq + 1) << 64 | a->drain_pos;
 	atomic_store(&a->consumed, a->drain_pos);
 	atomic_store(&a->drained_seq, a->drain_seq);
 
-	if ((r = -pthread_create(&a->writer, NULL, wfs_writer_main, a))) {
+	if ((r = -pthread_create(&a->writer, NULL, aud_writer_main, a))) {
 		snprintf(err, errlen, "cannot start the audit writer: %s", strerror(-r));
 		goto fail;
 	}
@@ -185,43 +175,15 @@ fail:
 
 /* ---- record: the hot path ------------------------------------------ */
 
-struct enc {
-	unsigned char *p;
-	size_t len;
-};
-
-static size_t text_size(const char *s, size_t max, size_t *n)
+/* A text field, cut to max bytes (NULL stays NULL). */
+static struct aud_val capped(const char *s, size_t max)
 {
-	if (!s) {
-		*n = 0;
-		return 1;
-	}
+	if (!s)
+		return aud_null();
 	/* Every field is a C string; strlen (not strnlen with a bound larger
 	 * than some of the buffers) keeps -O3's -Wstringop-overread quiet. */
-	*n = strlen(s);
-	if (*n > max)
-		*n = max;
-	return 5 + *n;
-}
-
-static void put_int(struct enc *e, int64_t v)
-{
-	e->p[e->len++] = WFS_V_INT;
-	for (int i = 7; i >= 0; i--)
-		e->p[e->len++] = (unsigned char)((uint64_t)v >> (8 * i));
-}
-
-static void put_text(struct enc *e, const char *s, size_t n)
-{
-	if (!s) {
-		e->p[e->len++] = WFS_V_NULL;
-		return;
-	}
-	e->p[e->len++] = WFS_V_TEXT;
-	for (int i = 3; i >= 0; i--)
-		e->p[e->len++] = (unsigned char)((uint32_t)n >> (8 * i));
-	memcpy(e->p + e->len, s, n);
-	e->len += n;
+	size_t n = strlen(s);
+	return aud_text(s, (uint32_t)(n < max ? n : max));
 }
 
 /* By enum wfs_audit_kind, then the kinds only the writer makes. */
@@ -253,43 +215,6 @@ static void flag_names(int flags, char *buf)
 		}
 }
 
-/* The head, read in two halves: a torn value only fails the first CAS. */
-static wfs_u128 head_peek(struct wfs_audit *a)
-{
-	const uint64_t *h = (const uint64_t *)&a->head; /* little-endian: pos, seq */
-	uint64_t pos = __atomic_load_n(&h[0], __ATOMIC_RELAXED);
-	uint64_t seq = __atomic_load_n(&h[1], __ATOMIC_RELAXED);
-	return (wfs_u128)seq << 64 | pos;
-}
-
-/* Moves the head from *old to nw, or loads the current head into *old. */
-static bool head_cas(struct wfs_audit *a, wfs_u128 *old, wfs_u128 nw)
-{
-#ifdef __GCC_HAVE_SYNC_COMPARE_AND_SWAP_16
-	wfs_u128 seen = __sync_val_compare_and_swap(&a->head, *old, nw);
-#else
-	static pthread_mutex_t head_lock = PTHREAD_MUTEX_INITIALIZER;
-	pthread_mutex_lock(&head_lock);
-	wfs_u128 seen = a->head;
-	if (seen == *old)
-		a->head = nw;
-	pthread_mutex_unlock(&head_lock);
-#endif
-	if (seen == *old)
-		return true;
-	*old = seen;
-	return false;
-}
-
-void wfs_audit_head(struct wfs_audit *a, uint64_t *pos, uint64_t *seq)
-{
-	wfs_u128 h = head_peek(a);
-	while (!head_cas(a, &h, h)) /* a CAS to itself: an atomic read */
-		;
-	*pos = (uint64_t)h;
-	*seq = (uint64_t)(h >> 64);
-}
-
 /* Whether a record of need bytes claimed at pos fits in the ring. */
 static bool room_at(struct wfs_audit *a, uint64_t pos, uint32_t need)
 {
@@ -316,7 +241,7 @@ static int wait_for_space(struct wfs_audit *a, uint32_t need, struct timespec *d
 	}
 	bool full = true, timed_out = false;
 	while (!a->stop) {
-		wfs_audit_head(a, &pos, &seq);
+		aud_head(a, &pos, &seq);
 		full = !room_at(a, pos, need);
 		if (!full || werr || timed_out)
 			break;
@@ -333,8 +258,8 @@ static int wait_for_space(struct wfs_audit *a, uint32_t need, struct timespec *d
 	}
 	werr = atomic_load(&a->writer_err);
 	if (!werr)
-		wfs_audit_set_error(a, "audit journal '%s' is full: the writer is not draining",
-				    a->journal_path);
+		aud_set_error(a, "audit journal '%s' is full: the writer is not draining",
+			      a->journal_path);
 	return werr ? werr : -EIO;
 }
 
@@ -342,7 +267,7 @@ static int wait_for_space(struct wfs_audit *a, uint32_t need, struct timespec *d
  * room (or counting it lost, as the failure mode says). 0 or -errno. */
 static int append_row(struct wfs_audit *a, const unsigned char *buf, size_t plen)
 {
-	uint32_t need = (uint32_t)((WFS_JREC_HDR + plen + 7) & ~(size_t)7);
+	uint32_t need = (uint32_t)((AUD_JREC_HDR + plen + 7) & ~(size_t)7);
 	int werr = atomic_load(&a->writer_err);
 	if (werr && !a->fail_open)
 		return werr;
@@ -353,22 +278,22 @@ static int append_row(struct wfs_audit *a, const unsigned char *buf, size_t plen
 		return 0;
 	}
 	/* Claim [pos, pos + need) and the next seq in one step. */
-	wfs_u128 old = head_peek(a);
+	aud_u128 old = aud_head_peek(a);
 	struct timespec deadline = {0, 0};
 	for (;;) {
 		if (room_at(a, (uint64_t)old, need)) {
-			if (head_cas(a, &old, old + ((wfs_u128)1 << 64) + need))
+			if (aud_head_cas(a, &old, old + ((aud_u128)1 << 64) + need))
 				break;
 			continue;
 		}
 		int r = wait_for_space(a, need, &deadline);
 		if (r)
 			return r > 0 ? 0 : r;
-		old = head_peek(a);
+		old = aud_head_peek(a);
 	}
 	uint64_t pos = (uint64_t)old, seq = (uint64_t)(old >> 64);
-	wfs_jrec_reserve(&a->j, pos, need, seq);
-	wfs_jrec_commit(&a->j, pos, buf, plen);
+	aud_jrec_reserve(&a->j, pos, need, seq);
+	aud_jrec_commit(&a->j, pos, buf, plen);
 	atomic_fetch_add(&a->recorded, 1);
 	if ((seq & 511) == 0) /* the writer also wakes every 20 ms */
 		pthread_cond_signal(&a->work_cv);
@@ -401,49 +326,33 @@ int wfs_audit_record(struct wfs_audit *a, const struct wfs_audit_event *ev)
 		snprintf(rule, sizeof rule, "%.*s:%u", MAX_SHORT, ev->rule_file, ev->rule_line);
 		rulep = rule;
 	}
-	const char *kind = kind_name(ev->kind);
-	const char *txt[] = {a->mount,
-			     kind,
-			     ev->path,
-			     access,
-			     is_open ? fnames : NULL,
-			     ev->cls,
-			     ev->form,
-			     ev->allowed ? "allow" : "deny",
-			     rulep,
-			     ev->comm,
-			     ev->exe,
-			     ev->detail};
-	static const size_t max[] = {MAX_TEXT,	     MAX_SHORT, MAX_PATH_TEXT, MAX_SHORT,
-				     MAX_SHORT,	     MAX_SHORT, MAX_SHORT,     MAX_SHORT,
-				     MAX_SHORT + 16, MAX_SHORT, MAX_TEXT,      MAX_PATH_TEXT};
-	size_t tn[12], plen = 9 * 6; /* time, flags, errno, uid, gid, pid */
-	for (int i = 0; i < 12; i++)
-		plen += text_size(txt[i], max[i], &tn[i]);
+	struct aud_row row = {{
+		aud_int(t),
+		capped(a->mount, MAX_TEXT),
+		capped(kind_name(ev->kind), MAX_SHORT),
+		capped(ev->path, MAX_PATH_TEXT),
+		aud_int(ev->flags),
+		capped(access, MAX_SHORT),
+		capped(is_open ? fnames : NULL, MAX_SHORT),
+		capped(ev->cls, MAX_SHORT),
+		capped(ev->form, MAX_SHORT),
+		capped(ev->allowed ? "allow" : "deny", MAX_SHORT),
+		aud_int(ev->allowed ? 0 : ev->err), /* errno */
+		capped(rulep, MAX_SHORT + 16),
+		aud_int((int64_t)ev->uid),
+		aud_int((int64_t)ev->gid),
+		aud_int((int64_t)ev->pid),
+		capped(ev->comm, MAX_SHORT),
+		capped(ev->exe, MAX_TEXT),
+		capped(ev->detail, MAX_PATH_TEXT),
+	}};
+	size_t plen = aud_row_size(&row);
 
 	/* A row fits on the stack but for very long paths (up to 64 KiB). */
 	unsigned char small[8192], *buf = plen <= sizeof small ? small : malloc(plen);
 	if (!buf)
 		return -ENOMEM;
-	struct enc e = {buf, 0};
-	put_int(&e, t);
-	put_text(&e, txt[0], tn[0]);		/* mount */
-	put_text(&e, txt[1], tn[1]);		/* kind */
-	put_text(&e, txt[2], tn[2]);		/* path */
-	put_int(&e, ev->flags);			/* flags */
-	put_text(&e, txt[3], tn[3]);		/* access */
-	put_text(&e, txt[4], tn[4]);		/* flag_names */
-	put_text(&e, txt[5], tn[5]);		/* class */
-	put_text(&e, txt[6], tn[6]);		/* form */
-	put_text(&e, txt[7], tn[7]);		/* decision */
-	put_int(&e, ev->allowed ? 0 : ev->err); /* errno */
-	put_text(&e, txt[8], tn[8]);		/* rule */
-	put_int(&e, (int64_t)ev->uid);
-	put_int(&e, (int64_t)ev->gid);
-	put_int(&e, (int64_t)ev->pid);
-	put_text(&e, txt[9], tn[9]);   /* comm */
-	put_text(&e, txt[10], tn[10]); /* exe */
-	put_text(&e, txt[11], tn[11]); /* detail */
+	aud_row_write(&row, buf);
 
 	int r = append_row(a, buf, plen);
 	if (buf != small)
@@ -464,7 +373,7 @@ void wfs_audit_counters(struct wfs_audit *a, struct wfs_audit_counters *c)
 	c->recorded = atomic_load(&a->recorded);
 	c->lost = atomic_load(&a->lost);
 	uint64_t pos, next;
-	wfs_audit_head(a, &pos, &next);
+	aud_head(a, &pos, &next);
 	uint64_t drained = atomic_load(&a->drained_seq);
 	c->pending = next - 1 > drained ? next - 1 - drained : 0;
 	pthread_mutex_lock(&a->err_lock);
@@ -483,7 +392,7 @@ static void count_stranded(struct wfs_audit *a)
 	if (!a->writer_started || !atomic_load(&a->journal_unsafe))
 		return;
 	uint64_t pos, next;
-	wfs_audit_head(a, &pos, &next);
+	aud_head(a, &pos, &next);
 	uint64_t drained = atomic_load(&a->drained_seq);
 	if (next - 1 <= drained)
 		return;
@@ -515,10 +424,10 @@ void wfs_audit_close(struct wfs_audit *a)
 	free_handle(a);
 }
 
-int wfs_audit__exec(struct wfs_audit *a, const char *sql)
+int aud_test_exec(struct wfs_audit *a, const char *sql)
 {
 	pthread_mutex_lock(&a->db_lock);
 	int rc = sqlite3_exec(a->db, sql, NULL, NULL, NULL);
 	pthread_mutex_unlock(&a->db_lock);
-	return wfs_sqlite_errno(rc);
+	return aud_sqlite_errno(rc);
 }

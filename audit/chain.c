@@ -16,9 +16,9 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
-static int read_key(const char *path, unsigned char key[WFS_KEY_LEN], char *err, size_t errlen)
+static int read_key(const char *path, unsigned char key[AUD_KEY_LEN], char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -28,9 +28,9 @@ static int read_key(const char *path, unsigned char key[WFS_KEY_LEN], char *err,
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "cannot stat audit key '%s': %s", path, strerror(errno));
-	} else if (!S_ISREG(st.st_mode) || st.st_size != WFS_KEY_LEN) {
+	} else if (!S_ISREG(st.st_mode) || st.st_size != AUD_KEY_LEN) {
 		r = -EINVAL;
-		snprintf(err, errlen, "audit key '%s' is not a %d-byte file", path, WFS_KEY_LEN);
+		snprintf(err, errlen, "audit key '%s' is not a %d-byte file", path, AUD_KEY_LEN);
 	} else if (st.st_mode & 077) {
 		r = -EPERM;
 		snprintf(err, errlen, "audit key '%s' is accessible by group or others (mode %o)",
@@ -38,7 +38,7 @@ static int read_key(const char *path, unsigned char key[WFS_KEY_LEN], char *err,
 	} else if (geteuid() == 0 && st.st_uid != 0) {
 		r = -EPERM;
 		snprintf(err, errlen, "audit key '%s' is not owned by root", path);
-	} else if (pread(fd, key, WFS_KEY_LEN, 0) != WFS_KEY_LEN) {
+	} else if (pread(fd, key, AUD_KEY_LEN, 0) != AUD_KEY_LEN) {
 		r = -EIO;
 		snprintf(err, errlen, "cannot read audit key '%s'", path);
 	}
@@ -48,7 +48,7 @@ static int read_key(const char *path, unsigned char key[WFS_KEY_LEN], char *err,
 
 static int create_key(const char *path, char *err, size_t errlen)
 {
-	unsigned char key[WFS_KEY_LEN];
+	unsigned char key[AUD_KEY_LEN];
 	if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
 		snprintf(err, errlen, "cannot get random bytes for the audit key");
 		return -EIO;
@@ -76,7 +76,7 @@ static int create_key(const char *path, char *err, size_t errlen)
 	return r;
 }
 
-int wfs_key_load(const char *path, bool create, unsigned char key[WFS_KEY_LEN], char *err,
+int aud_key_load(const char *path, bool create, unsigned char key[AUD_KEY_LEN], char *err,
 		 size_t errlen)
 {
 	err[0] = 0;
@@ -117,7 +117,7 @@ static pthread_once_t tmpl_once = PTHREAD_ONCE_INIT;
 
 struct tmpl {
 	EVP_MAC_CTX *ctx;
-	unsigned char key[WFS_KEY_LEN];
+	unsigned char key[AUD_KEY_LEN];
 };
 
 static void tmpl_free(void *p)
@@ -137,7 +137,7 @@ static EVP_MAC_CTX *keyed_ctx(const unsigned char *key)
 {
 	pthread_once(&tmpl_once, tmpl_init);
 	struct tmpl *t = pthread_getspecific(tmpl_key);
-	if (t && t->ctx && !memcmp(t->key, key, WFS_KEY_LEN))
+	if (t && t->ctx && !memcmp(t->key, key, AUD_KEY_LEN))
 		return EVP_MAC_CTX_dup(t->ctx);
 	EVP_MAC *alg = hmac_alg();
 	if (!alg)
@@ -148,7 +148,7 @@ static EVP_MAC_CTX *keyed_ctx(const unsigned char *key)
 	char digest[] = "SHA256";
 	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
 			       OSSL_PARAM_construct_end()};
-	if (!EVP_MAC_init(ctx, key, WFS_KEY_LEN, params)) {
+	if (!EVP_MAC_init(ctx, key, AUD_KEY_LEN, params)) {
 		EVP_MAC_CTX_free(ctx);
 		return NULL;
 	}
@@ -157,7 +157,7 @@ static EVP_MAC_CTX *keyed_ctx(const unsigned char *key)
 	if (t) {
 		EVP_MAC_CTX_free(t->ctx);
 		t->ctx = ctx;
-		memcpy(t->key, key, WFS_KEY_LEN);
+		memcpy(t->key, key, AUD_KEY_LEN);
 		return EVP_MAC_CTX_dup(ctx);
 	}
 	return ctx;
@@ -173,34 +173,34 @@ static int hmac_v(const unsigned char *key, const struct iov *v, int nv, unsigne
 		ok = EVP_MAC_update(ctx, v[i].p, v[i].n);
 	size_t outl = 0;
 	if (ok)
-		ok = EVP_MAC_final(ctx, out, &outl, WFS_MAC_LEN);
+		ok = EVP_MAC_final(ctx, out, &outl, AUD_MAC_LEN);
 	EVP_MAC_CTX_free(ctx);
-	return ok && outl == WFS_MAC_LEN ? 0 : -EIO;
+	return ok && outl == AUD_MAC_LEN ? 0 : -EIO;
 }
 
-int wfs_mac_row(const unsigned char *key, const unsigned char *prev, int64_t id,
-		const void *payload, size_t plen, unsigned char out[WFS_MAC_LEN])
+int aud_mac_row(const unsigned char *key, const unsigned char *prev, int64_t id,
+		const void *payload, size_t plen, unsigned char out[AUD_MAC_LEN])
 {
 	unsigned char idenc[9];
-	struct wfs_buf b = {idenc, 0, sizeof idenc};
-	wfs_enc_int(&b, id);
-	struct iov v[] = {{prev, WFS_MAC_LEN}, {idenc, sizeof idenc}, {payload, plen}};
+	struct aud_buf b = {idenc, 0, sizeof idenc};
+	aud_enc_int(&b, id);
+	struct iov v[] = {{prev, AUD_MAC_LEN}, {idenc, sizeof idenc}, {payload, plen}};
 	return hmac_v(key, v, 3, out);
 }
 
-int wfs_mac_label(const unsigned char *key, const char *label, const void *data, size_t len,
-		  unsigned char out[WFS_MAC_LEN])
+int aud_mac_label(const unsigned char *key, const char *label, const void *data, size_t len,
+		  unsigned char out[AUD_MAC_LEN])
 {
 	struct iov v[] = {{label, strlen(label) + 1}, {data, len}};
 	return hmac_v(key, v, 2, out);
 }
 
-int wfs_head_auth(const unsigned char *key, int64_t id, const unsigned char *mac,
-		  unsigned char out[WFS_MAC_LEN])
+int aud_head_auth(const unsigned char *key, int64_t id, const unsigned char *mac,
+		  unsigned char out[AUD_MAC_LEN])
 {
-	unsigned char tmp[9 + 5 + WFS_MAC_LEN];
-	struct wfs_buf b = {tmp, 0, sizeof tmp};
-	wfs_enc_int(&b, id);
-	wfs_enc_text(&b, (const char *)mac, WFS_MAC_LEN);
-	return wfs_mac_label(key, "wardfs-audit-head", tmp, b.len, out);
+	unsigned char tmp[9 + 5 + AUD_MAC_LEN];
+	struct aud_buf b = {tmp, 0, sizeof tmp};
+	aud_enc_int(&b, id);
+	aud_enc_text(&b, (const char *)mac, AUD_MAC_LEN);
+	return aud_mac_label(key, "wardfs-audit-head", tmp, b.len, out);
 }

@@ -1,14 +1,16 @@
 /*
- * encode.c - the canonical value encoding shared by the journal payload and
- * the row MAC, plus a growable buffer and CRC-32 for journal records.
+ * encode.c - the canonical row encoding: the one encoder of the bytes the
+ * journal carries and the row MAC covers, its decoder, and the row read
+ * back from stored columns for verify; plus a growable buffer and CRC-32
+ * for journal records.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
-int wfs_buf_reserve(struct wfs_buf *b, size_t more)
+int aud_buf_reserve(struct aud_buf *b, size_t more)
 {
 	if (b->len + more <= b->cap)
 		return 0;
@@ -23,7 +25,7 @@ int wfs_buf_reserve(struct wfs_buf *b, size_t more)
 	return 0;
 }
 
-void wfs_buf_free(struct wfs_buf *b)
+void aud_buf_free(struct aud_buf *b)
 {
 	free(b->p);
 	b->p = NULL;
@@ -46,84 +48,136 @@ static uint64_t get_be(const unsigned char *p, int n)
 	return v;
 }
 
-int wfs_enc_int(struct wfs_buf *b, int64_t v)
+/* The encoding of one value: 1, 9 or 5 + len bytes. */
+static size_t val_size(const struct aud_val *v)
 {
-	if (wfs_buf_reserve(b, 9))
-		return -ENOMEM;
-	b->p[b->len] = WFS_V_INT;
-	put_be(b->p + b->len + 1, (uint64_t)v, 8);
-	b->len += 9;
-	return 0;
-}
-
-int wfs_enc_text(struct wfs_buf *b, const char *s, size_t len)
-{
-	if (!s)
-		return wfs_enc_null(b);
-	if (len > UINT32_MAX || wfs_buf_reserve(b, 5 + len))
-		return -ENOMEM;
-	b->p[b->len] = WFS_V_TEXT;
-	put_be(b->p + b->len + 1, len, 4);
-	memcpy(b->p + b->len + 5, s, len);
-	b->len += 5 + len;
-	return 0;
-}
-
-int wfs_enc_null(struct wfs_buf *b)
-{
-	if (wfs_buf_reserve(b, 1))
-		return -ENOMEM;
-	b->p[b->len++] = WFS_V_NULL;
-	return 0;
-}
-
-int wfs_enc_column(struct wfs_buf *b, sqlite3_stmt *st, int col)
-{
-	switch (sqlite3_column_type(st, col)) {
-	case SQLITE_NULL:
-		return wfs_enc_null(b);
-	case SQLITE_INTEGER:
-		return wfs_enc_int(b, sqlite3_column_int64(st, col));
-	case SQLITE_TEXT: {
-		const char *s = (const char *)sqlite3_column_text(st, col);
-		return wfs_enc_text(b, s ? s : "", (size_t)sqlite3_column_bytes(st, col));
-	}
-	default: /* REAL or BLOB: never written by wardfs */
-		if (wfs_buf_reserve(b, 1))
-			return -ENOMEM;
-		b->p[b->len++] = 0xff;
-		return 0;
+	switch (v->type) {
+	case AUD_V_INT:
+		return 9;
+	case AUD_V_TEXT:
+		return 5 + (size_t)v->len;
+	default: /* AUD_V_NULL, AUD_V_OTHER */
+		return 1;
 	}
 }
 
-int wfs_dec_vals(const unsigned char *p, size_t len, struct wfs_val *v, int n)
+static size_t val_write(const struct aud_val *v, unsigned char *p)
+{
+	switch (v->type) {
+	case AUD_V_INT:
+		p[0] = AUD_V_INT;
+		put_be(p + 1, (uint64_t)v->i, 8);
+		return 9;
+	case AUD_V_TEXT:
+		p[0] = AUD_V_TEXT;
+		put_be(p + 1, v->len, 4);
+		if (v->len)
+			memcpy(p + 5, v->s, v->len);
+		return 5 + (size_t)v->len;
+	case AUD_V_NULL:
+		p[0] = AUD_V_NULL;
+		return 1;
+	default:
+		p[0] = AUD_V_OTHER;
+		return 1;
+	}
+}
+
+static int enc_val(struct aud_buf *b, const struct aud_val *v)
+{
+	if (aud_buf_reserve(b, val_size(v)))
+		return -ENOMEM;
+	b->len += val_write(v, b->p + b->len);
+	return 0;
+}
+
+int aud_enc_int(struct aud_buf *b, int64_t v)
+{
+	struct aud_val x = aud_int(v);
+	return enc_val(b, &x);
+}
+
+int aud_enc_text(struct aud_buf *b, const char *s, size_t len)
+{
+	if (len > UINT32_MAX)
+		return -ENOMEM;
+	struct aud_val x = aud_text(s, (uint32_t)len);
+	return enc_val(b, &x);
+}
+
+size_t aud_row_size(const struct aud_row *r)
+{
+	size_t n = 0;
+	for (int k = 0; k < AUD_ROW_NFIELDS; k++)
+		n += val_size(&r->v[k]);
+	return n;
+}
+
+void aud_row_write(const struct aud_row *r, unsigned char *out)
+{
+	for (int k = 0; k < AUD_ROW_NFIELDS; k++)
+		out += val_write(&r->v[k], out);
+}
+
+int aud_row_encode(struct aud_buf *b, const struct aud_row *r)
+{
+	size_t n = aud_row_size(r);
+	if (aud_buf_reserve(b, n))
+		return -ENOMEM;
+	aud_row_write(r, b->p + b->len);
+	b->len += n;
+	return 0;
+}
+
+void aud_row_from_columns(sqlite3_stmt *st, int first, struct aud_row *r)
+{
+	for (int k = 0; k < AUD_ROW_NFIELDS; k++) {
+		int col = first + k;
+		switch (sqlite3_column_type(st, col)) {
+		case SQLITE_NULL:
+			r->v[k] = aud_null();
+			break;
+		case SQLITE_INTEGER:
+			r->v[k] = aud_int(sqlite3_column_int64(st, col));
+			break;
+		case SQLITE_TEXT: {
+			const char *s = (const char *)sqlite3_column_text(st, col);
+			r->v[k] = aud_text(s ? s : "", (uint32_t)sqlite3_column_bytes(st, col));
+			break;
+		}
+		default: /* REAL or BLOB: never written by wardfs */
+			r->v[k] = (struct aud_val){.type = AUD_V_OTHER};
+			break;
+		}
+	}
+}
+
+int aud_row_decode(const unsigned char *p, size_t len, struct aud_row *r)
 {
 	size_t o = 0;
-	for (int k = 0; k < n; k++) {
+	for (int k = 0; k < AUD_ROW_NFIELDS; k++) {
+		struct aud_val *v = &r->v[k];
 		if (o >= len)
 			return -EINVAL;
-		v[k].type = p[o++];
-		v[k].s = NULL;
-		v[k].len = 0;
-		v[k].i = 0;
-		switch (v[k].type) {
-		case WFS_V_NULL:
+		*v = (struct aud_val){.type = p[o++]};
+		switch (v->type) {
+		case AUD_V_NULL:
 			break;
-		case WFS_V_INT:
+		case AUD_V_INT:
 			if (len - o < 8)
 				return -EINVAL;
-			v[k].i = (int64_t)get_be(p + o, 8);
+			v->i = (int64_t)get_be(p + o, 8);
 			o += 8;
 			break;
-		case WFS_V_TEXT:
+		case AUD_V_TEXT:
 			if (len - o < 4)
 				return -EINVAL;
-			v[k].len = (uint32_t)get_be(p + o, 4);
+			v->len = (uint32_t)get_be(p + o, 4);
 			o += 4;
-			if (len - o < v[k].len)
+			if (len - o < v->len)
 				return -EINVAL;
-			v[k].s = (const char *)p + o;
-			o += v[k].len;
+			v->s = (const char *)p + o;
+			o += v->len;
 			break;
 		default:
 			return -EINVAL;
@@ -151,7 +205,7 @@ __attribute__((constructor)) static void crc_init(void)
 					  (crc_table[t - 1][i] >> 8);
 }
 
-uint32_t wfs_crc32(const void *p, size_t n)
+uint32_t aud_crc32(const void *p, size_t n)
 {
 	const unsigned char *s = p;
 	uint32_t c = 0xffffffffu;

@@ -579,6 +579,11 @@ int wfs_audit_parse_time(const char *s, int64_t now_ns, int64_t *out)
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
 	time_t t = timegm(&tm) - offset;
+	/* Nanoseconds since 1970 in an int64 reach from 1677 to 2262: a
+	 * year outside (say 9999-12-31 for "forever") overflowed into some
+	 * other time; refuse it. */
+	if (t < INT64_MIN / 1000000000 || t >= INT64_MAX / 1000000000)
+		return -EINVAL;
 	*out = (int64_t)t * 1000000000 + frac;
 	return 0;
 }

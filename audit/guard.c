@@ -40,7 +40,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
 #define MAX_RANGES 16
 
@@ -124,7 +124,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
  * handler someone else installed since (a test harness) is chained, not
  * left to take the audit's faults.
  */
-void wfs_guard_install(void)
+void aud_guard_install(void)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	pthread_mutex_lock(&lock);
@@ -142,17 +142,17 @@ void wfs_guard_install(void)
 	pthread_mutex_unlock(&lock);
 }
 
-void wfs_guard_thread(bool on)
+void aud_guard_thread(bool on)
 {
 	guarded = on;
 }
 
-unsigned wfs_guard_thread_faults(void)
+unsigned aud_guard_thread_faults(void)
 {
 	return thread_faults;
 }
 
-int wfs_guard_add(const void *p, size_t len, _Atomic unsigned *faults)
+int aud_guard_add(const void *p, size_t len, _Atomic unsigned *faults)
 {
 	for (int i = 0; i < MAX_RANGES; i++) {
 		uintptr_t none = 0;
@@ -167,7 +167,7 @@ int wfs_guard_add(const void *p, size_t len, _Atomic unsigned *faults)
 	return -ENOSPC;
 }
 
-void wfs_guard_remove(const void *p)
+void aud_guard_remove(const void *p)
 {
 	for (int i = 0; i < MAX_RANGES; i++)
 		if (atomic_load(&ranges[i].start) == (uintptr_t)p &&

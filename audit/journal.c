@@ -5,7 +5,7 @@
  * mapping. Positions are monotonic 64-bit offsets; ring index = pos % cap.
  *
  * Record (8-aligned, every 8-byte word contiguous in the ring):
- *   u32 commit (WFS_JREC_MAGIC once complete) | u32 len | u64 seq |
+ *   u32 commit (AUD_JREC_MAGIC once complete) | u32 len | u64 seq |
  *   u32 crc32(payload) | u32 plen | payload | pad to 8
  * A producer claims its space and seq first (audit.c), then writes len,
  * seq, payload and, last, commit. Free space is always zero, so a scan
@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
 #define HDR_SIZE 4096u
 static const char jmagic[8] = {'W', 'F', 'S', 'A', 'J', 'N', 'L', 1};
@@ -61,12 +61,12 @@ static uint64_t slot_check(const struct jhdr *h, uint64_t off, uint64_t seq)
 	return mix(off ^ mix(seq ^ mix((uint64_t)h->id ^ 0x5741524446534a4eull)));
 }
 
-static struct jhdr *hdr(struct wfs_journal *j)
+static struct jhdr *hdr(struct aud_journal *j)
 {
 	return (struct jhdr *)j->map;
 }
 
-static void write_slot(struct wfs_journal *j, unsigned k, uint64_t off, uint64_t seq)
+static void write_slot(struct aud_journal *j, unsigned k, uint64_t off, uint64_t seq)
 {
 	struct jhdr *h = hdr(j);
 	h->slot[k].check = 0;
@@ -77,7 +77,7 @@ static void write_slot(struct wfs_journal *j, unsigned k, uint64_t off, uint64_t
 	h->slot[k].check = slot_check(h, off, seq);
 }
 
-static int map_file(struct wfs_journal *j, size_t len)
+static int map_file(struct aud_journal *j, size_t len)
 {
 	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
 	if (m == MAP_FAILED)
@@ -87,7 +87,7 @@ static int map_file(struct wfs_journal *j, size_t len)
 	return 0;
 }
 
-static int init_file(struct wfs_journal *j, uint64_t cap)
+static int init_file(struct aud_journal *j, uint64_t cap)
 {
 	if (ftruncate(j->fd, 0) < 0)
 		return -errno;
@@ -116,7 +116,7 @@ static int init_file(struct wfs_journal *j, uint64_t cap)
 	return 0;
 }
 
-int wfs_journal_open(struct wfs_journal *j, const char *path, uint64_t cap, char *err,
+int aud_journal_open(struct aud_journal *j, const char *path, uint64_t cap, char *err,
 		     size_t errlen)
 {
 	memset(j, 0, sizeof *j);
@@ -133,7 +133,7 @@ int wfs_journal_open(struct wfs_journal *j, const char *path, uint64_t cap, char
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno == EWOULDBLOCK ? EBUSY : errno;
 		snprintf(err, errlen, "audit journal '%s' is in use", path);
-		wfs_journal_close(j);
+		aud_journal_close(j);
 		return -e;
 	}
 	struct stat st;
@@ -153,7 +153,7 @@ int wfs_journal_open(struct wfs_journal *j, const char *path, uint64_t cap, char
 				j->id = h->id;
 				j->ring = j->map + HDR_SIZE;
 				uint64_t off, seq;
-				wfs_journal_consumed(j, &off, &seq);
+				aud_journal_consumed(j, &off, &seq);
 				j->next_slot = (h->slot[0].seq == seq && h->slot[0].off == off &&
 						h->slot[0].check == slot_check(h, off, seq))
 						       ? 1
@@ -173,7 +173,7 @@ int wfs_journal_open(struct wfs_journal *j, const char *path, uint64_t cap, char
 					close(fd);
 					j->fd = -1;
 					char e2[256];
-					return wfs_journal_open(j, path, cap, e2, sizeof e2);
+					return aud_journal_open(j, path, cap, e2, sizeof e2);
 				}
 			}
 		}
@@ -182,7 +182,7 @@ int wfs_journal_open(struct wfs_journal *j, const char *path, uint64_t cap, char
 		r = init_file(j, cap);
 	if (r) {
 		snprintf(err, errlen, "cannot create audit journal '%s': %s", path, strerror(-r));
-		wfs_journal_close(j);
+		aud_journal_close(j);
 		return r;
 	}
 	j->cap = cap;
@@ -192,7 +192,7 @@ int wfs_journal_open(struct wfs_journal *j, const char *path, uint64_t cap, char
 	return 0;
 }
 
-void wfs_journal_close(struct wfs_journal *j)
+void aud_journal_close(struct aud_journal *j)
 {
 	if (j->map)
 		munmap(j->map, j->map_len);
@@ -202,7 +202,7 @@ void wfs_journal_close(struct wfs_journal *j)
 	j->fd = -1;
 }
 
-void wfs_journal_consumed(struct wfs_journal *j, uint64_t *off, uint64_t *seq)
+void aud_journal_consumed(struct aud_journal *j, uint64_t *off, uint64_t *seq)
 {
 	struct jhdr *h = hdr(j);
 	*off = *seq = 0;
@@ -219,13 +219,13 @@ void wfs_journal_consumed(struct wfs_journal *j, uint64_t *off, uint64_t *seq)
 	}
 }
 
-void wfs_journal_set_consumed(struct wfs_journal *j, uint64_t off, uint64_t seq)
+void aud_journal_set_consumed(struct aud_journal *j, uint64_t off, uint64_t seq)
 {
 	write_slot(j, j->next_slot, off, seq);
 	j->next_slot ^= 1;
 }
 
-void wfs_ring_write(struct wfs_journal *j, uint64_t pos, const void *src, size_t n)
+void aud_ring_write(struct aud_journal *j, uint64_t pos, const void *src, size_t n)
 {
 	size_t o = (size_t)(pos % j->cap), first = n < j->cap - o ? n : j->cap - o;
 	memcpy(j->ring + o, src, first);
@@ -233,7 +233,7 @@ void wfs_ring_write(struct wfs_journal *j, uint64_t pos, const void *src, size_t
 		memcpy(j->ring, (const char *)src + first, n - first);
 }
 
-void wfs_ring_read(const struct wfs_journal *j, uint64_t pos, void *dst, size_t n)
+void aud_ring_read(const struct aud_journal *j, uint64_t pos, void *dst, size_t n)
 {
 	size_t o = (size_t)(pos % j->cap), first = n < j->cap - o ? n : j->cap - o;
 	memcpy(dst, j->ring + o, first);
@@ -241,7 +241,7 @@ void wfs_ring_read(const struct wfs_journal *j, uint64_t pos, void *dst, size_t 
 		memcpy((char *)dst + first, j->ring, n - first);
 }
 
-void wfs_journal_zero(struct wfs_journal *j, uint64_t from, uint64_t to)
+void aud_journal_zero(struct aud_journal *j, uint64_t from, uint64_t to)
 {
 	while (from < to) {
 		size_t o = (size_t)(from % j->cap), n = j->cap - o;
@@ -252,39 +252,39 @@ void wfs_journal_zero(struct wfs_journal *j, uint64_t from, uint64_t to)
 	}
 }
 
-static uint32_t *word32(struct wfs_journal *j, uint64_t pos)
+static uint32_t *word32(struct aud_journal *j, uint64_t pos)
 {
 	return (uint32_t *)(j->ring + pos % j->cap);
 }
 
-void wfs_jrec_reserve(struct wfs_journal *j, uint64_t pos, uint32_t len, uint64_t seq)
+void aud_jrec_reserve(struct aud_journal *j, uint64_t pos, uint32_t len, uint64_t seq)
 {
 	/* len first: once it is there, replay can step over the record. */
 	__atomic_store_n(word32(j, pos + 4), len, __ATOMIC_RELEASE);
 	__atomic_store_n((uint64_t *)(j->ring + (pos + 8) % j->cap), seq, __ATOMIC_RELEASE);
 }
 
-void wfs_jrec_commit(struct wfs_journal *j, uint64_t pos, const void *payload, size_t plen)
+void aud_jrec_commit(struct aud_journal *j, uint64_t pos, const void *payload, size_t plen)
 {
-	uint32_t w[2] = {wfs_crc32(payload, plen), (uint32_t)plen};
-	wfs_ring_write(j, pos + 16, w, sizeof w);
-	wfs_ring_write(j, pos + WFS_JREC_HDR, payload, plen);
-	__atomic_store_n(word32(j, pos), WFS_JREC_MAGIC, __ATOMIC_RELEASE);
+	uint32_t w[2] = {aud_crc32(payload, plen), (uint32_t)plen};
+	aud_ring_write(j, pos + 16, w, sizeof w);
+	aud_ring_write(j, pos + AUD_JREC_HDR, payload, plen);
+	__atomic_store_n(word32(j, pos), AUD_JREC_MAGIC, __ATOMIC_RELEASE);
 }
 
 /* After a crash: the first record header after the hole at pos, before end
- * and within WFS_JHOLE_SCAN; 0 if there is none. */
-static uint64_t past_hole(struct wfs_journal *j, uint64_t pos, uint64_t end)
+ * and within AUD_JHOLE_SCAN; 0 if there is none. */
+static uint64_t past_hole(struct aud_journal *j, uint64_t pos, uint64_t end)
 {
-	uint64_t stop = pos + WFS_JHOLE_SCAN < end ? pos + WFS_JHOLE_SCAN : end;
-	for (uint64_t p = pos + 8; p + WFS_JREC_HDR <= stop; p += 8)
+	uint64_t stop = pos + AUD_JHOLE_SCAN < end ? pos + AUD_JHOLE_SCAN : end;
+	for (uint64_t p = pos + 8; p + AUD_JREC_HDR <= stop; p += 8)
 		if (__atomic_load_n(word32(j, p + 4), __ATOMIC_ACQUIRE))
 			return p; /* a len: headers are written from len on */
 	return 0;
 }
 
-int wfs_jrec_read(struct wfs_journal *j, uint64_t pos, uint64_t expect_seq, uint64_t end,
-		  bool crashed, struct wfs_buf *scratch, struct wfs_jrec *r)
+int aud_jrec_read(struct aud_journal *j, uint64_t pos, uint64_t expect_seq, uint64_t end,
+		  bool crashed, struct aud_buf *scratch, struct aud_jrec *r)
 {
 	memset(r, 0, sizeof *r);
 	uint32_t len = __atomic_load_n(word32(j, pos + 4), __ATOMIC_ACQUIRE);
@@ -298,16 +298,16 @@ int wfs_jrec_read(struct wfs_journal *j, uint64_t pos, uint64_t expect_seq, uint
 	}
 	if (len == 0)
 		return 0;
-	if (len < WFS_JREC_HDR || len > j->cap || len % 8)
+	if (len < AUD_JREC_HDR || len > j->cap || len % 8)
 		return crashed ? 0 : -1;
 	uint32_t commit = __atomic_load_n(word32(j, pos), __ATOMIC_ACQUIRE);
-	if (commit != WFS_JREC_MAGIC && !crashed)
+	if (commit != AUD_JREC_MAGIC && !crashed)
 		return 0; /* claimed, the producer is still writing it */
 	uint64_t seq =
 		__atomic_load_n((uint64_t *)(j->ring + (pos + 8) % j->cap), __ATOMIC_ACQUIRE);
 	r->pos = pos;
 	r->len = len;
-	if (commit != WFS_JREC_MAGIC) {
+	if (commit != AUD_JREC_MAGIC) {
 		/* Torn: its seq may not be written yet. */
 		r->seq = seq > expect_seq ? seq : expect_seq;
 		return 1;
@@ -317,20 +317,20 @@ int wfs_jrec_read(struct wfs_journal *j, uint64_t pos, uint64_t expect_seq, uint
 		return crashed ? 0 : -1;
 	r->seq = seq;
 	uint32_t w[2];
-	wfs_ring_read(j, pos + 16, w, sizeof w);
-	if (w[1] > len - WFS_JREC_HDR)
+	aud_ring_read(j, pos + 16, w, sizeof w);
+	if (w[1] > len - AUD_JREC_HDR)
 		return 1;
-	size_t o = (size_t)((pos + WFS_JREC_HDR) % j->cap);
+	size_t o = (size_t)((pos + AUD_JREC_HDR) % j->cap);
 	if (o + w[1] <= j->cap) {
 		r->payload = j->ring + o;
 	} else {
 		scratch->len = 0;
-		if (wfs_buf_reserve(scratch, w[1]))
+		if (aud_buf_reserve(scratch, w[1]))
 			return -1;
-		wfs_ring_read(j, pos + WFS_JREC_HDR, scratch->p, w[1]);
+		aud_ring_read(j, pos + AUD_JREC_HDR, scratch->p, w[1]);
 		r->payload = scratch->p;
 	}
 	r->plen = w[1];
-	r->valid = wfs_crc32(r->payload, r->plen) == w[0];
+	r->valid = aud_crc32(r->payload, r->plen) == w[0];
 	return 1;
 }

@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
 #define CACHE_SLOTS 16384 /* a power of two */
 
-struct wfs_path_slot {
+struct aud_path_slot {
 	uint64_t hash;
 	int64_t id;
 	uint32_t len;
@@ -34,7 +34,7 @@ static uint64_t fnv1a(const char *s, size_t n)
 	return h;
 }
 
-int wfs_paths_prepare(struct wfs_audit *a)
+int aud_paths_prepare(struct wfs_audit *a)
 {
 	static const char *sql[] = {
 		"SELECT id FROM paths WHERE path = ?",
@@ -52,7 +52,7 @@ int wfs_paths_prepare(struct wfs_audit *a)
 	return a->pcache ? SQLITE_OK : SQLITE_NOMEM;
 }
 
-void wfs_paths_clear(struct wfs_audit *a)
+void aud_paths_clear(struct wfs_audit *a)
 {
 	if (!a->pcache)
 		return;
@@ -62,19 +62,19 @@ void wfs_paths_clear(struct wfs_audit *a)
 	}
 }
 
-void wfs_paths_finalize(struct wfs_audit *a)
+void aud_paths_finalize(struct wfs_audit *a)
 {
 	sqlite3_stmt **st[] = {&a->st_pget, &a->st_pins, &a->st_pgen};
 	for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
 		sqlite3_finalize(*st[i]);
 		*st[i] = NULL;
 	}
-	wfs_paths_clear(a);
+	aud_paths_clear(a);
 	free(a->pcache);
 	a->pcache = NULL;
 }
 
-int wfs_paths_begin(struct wfs_audit *a)
+int aud_paths_begin(struct wfs_audit *a)
 {
 	int rc = sqlite3_step(a->st_pgen);
 	int64_t gen = rc == SQLITE_ROW ? sqlite3_column_int64(a->st_pgen, 0) : 0;
@@ -82,7 +82,7 @@ int wfs_paths_begin(struct wfs_audit *a)
 	if (rc != SQLITE_ROW)
 		return rc;
 	if (gen != a->pcache_gen) {
-		wfs_paths_clear(a);
+		aud_paths_clear(a);
 		a->pcache_gen = gen;
 	}
 	return SQLITE_OK;
@@ -103,9 +103,9 @@ static int lookup(struct wfs_audit *a, const char *path, uint32_t len, int64_t *
 
 static int add(struct wfs_audit *a, const char *path, uint32_t len, int64_t *id)
 {
-	if (wfs_buf_reserve(&a->rpath, len + 1))
+	if (aud_buf_reserve(&a->rpath, len + 1))
 		return SQLITE_NOMEM;
-	wfs_reverse_bytes((char *)a->rpath.p, path, len);
+	aud_reverse_bytes((char *)a->rpath.p, path, len);
 	sqlite3_stmt *st = a->st_pins;
 	sqlite3_bind_text(st, 1, path, (int)len, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, (const char *)a->rpath.p, (int)len, SQLITE_STATIC);
@@ -117,10 +117,10 @@ static int add(struct wfs_audit *a, const char *path, uint32_t len, int64_t *id)
 	return SQLITE_OK;
 }
 
-int wfs_paths_id(struct wfs_audit *a, const char *path, uint32_t len, int64_t *id)
+int aud_paths_id(struct wfs_audit *a, const char *path, uint32_t len, int64_t *id)
 {
 	uint64_t h = fnv1a(path, len);
-	struct wfs_path_slot *s = &a->pcache[h & (CACHE_SLOTS - 1)];
+	struct aud_path_slot *s = &a->pcache[h & (CACHE_SLOTS - 1)];
 	if (s->path && s->hash == h && s->len == len && !memcmp(s->path, path, len)) {
 		*id = s->id;
 		return SQLITE_OK;
@@ -135,6 +135,6 @@ int wfs_paths_id(struct wfs_audit *a, const char *path, uint32_t len, int64_t *i
 		return SQLITE_OK; /* the id is right; it is just not cached */
 	memcpy(copy, path, len);
 	free(s->path);
-	*s = (struct wfs_path_slot){h, *id, len, copy};
+	*s = (struct aud_path_slot){h, *id, len, copy};
 	return SQLITE_OK;
 }

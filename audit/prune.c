@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
 #define CHUNK 10000
 
@@ -37,15 +37,15 @@ static int chunk(sqlite3 *db, bool paths, const unsigned char *key, int64_t to, 
 	if (rc)
 		return rc;
 	sqlite3_stmt *st = NULL;
-	unsigned char mac[WFS_MAC_LEN], auth[WFS_MAC_LEN];
+	unsigned char mac[AUD_MAC_LEN], auth[AUD_MAC_LEN];
 	rc = sqlite3_prepare_v2(db, "SELECT mac FROM events WHERE id = ?", -1, &st, NULL);
 	if (!rc) {
 		sqlite3_bind_int64(st, 1, to);
-		rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == WFS_MAC_LEN
+		rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == AUD_MAC_LEN
 			     ? SQLITE_OK
 			     : SQLITE_CORRUPT;
 		if (!rc)
-			memcpy(mac, sqlite3_column_blob(st, 0), WFS_MAC_LEN);
+			memcpy(mac, sqlite3_column_blob(st, 0), AUD_MAC_LEN);
 		sqlite3_finalize(st);
 	}
 	/* Paths only these rows used go with them (schema v3). The anchor
@@ -71,7 +71,7 @@ static int chunk(sqlite3 *db, bool paths, const unsigned char *key, int64_t to, 
 		*deleted += sqlite3_changes(db);
 	}
 	if (!rc) {
-		wfs_anchor_auth(key, to, mac, now, cutoff, *deleted, auth);
+		aud_anchor_auth(key, to, mac, now, cutoff, *deleted, auth);
 		rc = sqlite3_prepare_v2(
 			db,
 			*anchor_row ? "UPDATE anchors SET time_ns = ?1, cutoff_ns = ?2, pruned_to "
@@ -87,8 +87,8 @@ static int chunk(sqlite3 *db, bool paths, const unsigned char *key, int64_t to, 
 		sqlite3_bind_int64(st, 2, cutoff);
 		sqlite3_bind_int64(st, 3, to);
 		sqlite3_bind_int64(st, 4, *deleted);
-		sqlite3_bind_blob(st, 5, mac, WFS_MAC_LEN, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 6, auth, WFS_MAC_LEN, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 5, mac, AUD_MAC_LEN, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 6, auth, AUD_MAC_LEN, SQLITE_STATIC);
 		if (*anchor_row)
 			sqlite3_bind_int64(st, 7, *anchor_row);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite3_errcode(db);
@@ -107,8 +107,8 @@ int wfs_audit_prune(struct wfs_audit_db *d, const char *key_path, int64_t cutoff
 		    struct wfs_audit_prune_result *res, char *err, size_t errlen)
 {
 	memset(res, 0, sizeof *res);
-	unsigned char key[WFS_KEY_LEN];
-	int r = wfs_key_for_db(d->path, key_path, key, err, errlen);
+	unsigned char key[AUD_KEY_LEN];
+	int r = aud_key_for_db(d->path, key_path, key, err, errlen);
 	if (r)
 		return r;
 	bool null1, null2;
@@ -124,7 +124,7 @@ int wfs_audit_prune(struct wfs_audit_db *d, const char *key_path, int64_t cutoff
 	/* Refuse to erase evidence of tampering. */
 	struct wfs_audit_verify_result vr;
 	sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL);
-	r = wfs_chain_verify(d->db, key, to, &vr, NULL);
+	r = aud_chain_verify(d->db, key, to, &vr, NULL);
 	sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
 	if (r) {
 		if (r > 0) {
@@ -149,7 +149,7 @@ int wfs_audit_prune(struct wfs_audit_db *d, const char *key_path, int64_t cutoff
 			snprintf(err, errlen, "cannot prune '%s': %s", d->path,
 				 rc == SQLITE_CORRUPT ? "a row to prune has no MAC"
 						      : sqlite3_errmsg(d->db));
-			r = wfs_sqlite_errno(rc);
+			r = aud_sqlite_errno(rc);
 			goto out;
 		}
 		res->pruned_to = upto;

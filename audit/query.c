@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
 int wfs_audit_db_open(const char *path, bool writable, struct wfs_audit_db **out, char *err,
 		      size_t errlen)
@@ -31,7 +31,7 @@ int wfs_audit_db_open(const char *path, bool writable, struct wfs_audit_db **out
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	int r = wfs_db_open(path, writable ? WFS_DB_WRITE : WFS_DB_READ, &d->db, err, errlen,
+	int r = aud_db_open(path, writable ? AUD_DB_WRITE : AUD_DB_READ, &d->db, err, errlen,
 			    &d->version);
 	if (r) {
 		free(d->path);
@@ -53,7 +53,7 @@ void wfs_audit_db_close(struct wfs_audit_db *d)
 
 int wfs_audit_db_identity(struct wfs_audit_db *d, struct wfs_audit_identity *out)
 {
-	return wfs_db_identity(d->db, out);
+	return aud_db_identity(d->db, out);
 }
 
 void wfs_audit_filter_init(struct wfs_audit_filter *f)
@@ -62,19 +62,19 @@ void wfs_audit_filter_init(struct wfs_audit_filter *f)
 	f->uid = f->pid = -1;
 }
 
-static void add(struct wfs_where *w, const char *cond)
+static void add(struct aud_where *w, const char *cond)
 {
 	size_t n = strlen(w->sql);
 	snprintf(w->sql + n, sizeof w->sql - n, "%s%s", n ? " AND " : " WHERE ", cond);
 }
 
-static void bind_int(struct wfs_where *w, int64_t v)
+static void bind_int(struct aud_where *w, int64_t v)
 {
 	w->b[w->nb].is_text = false;
 	w->b[w->nb++].i = v;
 }
 
-static void bind_text(struct wfs_where *w, const char *s)
+static void bind_text(struct aud_where *w, const char *s)
 {
 	w->b[w->nb].is_text = true;
 	w->b[w->nb++].s = s;
@@ -88,7 +88,7 @@ static void cat(char *buf, size_t len, const char *cond)
 
 /* col >= lit AND col < lit with its last byte + 1: the rows whose col
  * starts with lit, as an index range. */
-static void add_range(struct wfs_where *w, char *cond, size_t len, const char *col, const char *lit,
+static void add_range(struct aud_where *w, char *cond, size_t len, const char *col, const char *lit,
 		      size_t n)
 {
 	if (n == 0 || n >= sizeof w->lo || (unsigned char)lit[n - 1] == 0xff)
@@ -111,7 +111,7 @@ static void add_range(struct wfs_where *w, char *cond, size_t len, const char *c
  * schema v3 they select ids in `paths` (one row per distinct path), older
  * dbs have path (and from v2 rpath) in events.
  */
-static void add_path(struct wfs_where *w, const char *g, int version)
+static void add_path(struct aud_where *w, const char *g, int version)
 {
 	char cond[256] = "";
 	size_t lit = strcspn(g, "*?["), len = strlen(g), tail = len;
@@ -126,7 +126,7 @@ static void add_path(struct wfs_where *w, const char *g, int version)
 	} else if (version >= 2 && len - tail > 0 && len - tail < sizeof w->lo) {
 		/* `*.pem`: a range on the reversed path ("mep." ...). */
 		char rev[sizeof w->lo];
-		wfs_reverse_bytes(rev, g + tail, len - tail);
+		aud_reverse_bytes(rev, g + tail, len - tail);
 		add_range(w, cond, sizeof cond, "rpath", rev, len - tail);
 	}
 	if (g[lit]) {
@@ -144,7 +144,7 @@ static void add_path(struct wfs_where *w, const char *g, int version)
 	add(w, sub);
 }
 
-void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f, int version,
+void aud_where_build(struct aud_where *w, const struct wfs_audit_filter *f, int version,
 		     bool path_by_time)
 {
 	memset(w, 0, sizeof *w);
@@ -196,7 +196,7 @@ void wfs_where_build(struct wfs_where *w, const struct wfs_audit_filter *f, int 
 	}
 }
 
-int wfs_where_bind(sqlite3_stmt *st, const struct wfs_where *w, int first)
+int aud_where_bind(sqlite3_stmt *st, const struct aud_where *w, int first)
 {
 	for (int i = 0; i < w->nb; i++) {
 		int rc = w->b[i].is_text
@@ -208,15 +208,15 @@ int wfs_where_bind(sqlite3_stmt *st, const struct wfs_where *w, int first)
 	return 0;
 }
 
-#define COLS "id," WFS_ROW_COLS
+#define COLS "id," AUD_ROW_COLS
 
-static int64_t one_int(sqlite3 *db, const char *sql, const struct wfs_where *w)
+static int64_t one_int(sqlite3 *db, const char *sql, const struct aud_where *w)
 {
 	sqlite3_stmt *st;
 	int64_t v = -1;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL))
 		return -1;
-	if (!w || !wfs_where_bind(st, w, 1))
+	if (!w || !aud_where_bind(st, w, 1))
 		v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
 	sqlite3_finalize(st);
 	return v;
@@ -230,7 +230,7 @@ static int64_t one_int(sqlite3 *db, const char *sql, const struct wfs_where *w)
  * matches up to that bound reads at most that many index entries.
  * (`*proj7*` over 10 M rows matches 1.1 M of them: 3.9 s sorted.)
  */
-static bool path_is_dense(const struct wfs_audit_db *d, const struct wfs_where *w, int64_t limit)
+static bool path_is_dense(const struct wfs_audit_db *d, const struct aud_where *w, int64_t limit)
 {
 	int64_t rows = one_int(
 		d->db, "SELECT (SELECT max(id) FROM events) - (SELECT min(id) FROM events) + 1",
@@ -247,11 +247,11 @@ static bool path_is_dense(const struct wfs_audit_db *d, const struct wfs_where *
 }
 
 static int build_query(const struct wfs_audit_db *d, const struct wfs_audit_filter *f,
-		       struct wfs_where *w, char *sql, size_t len)
+		       struct aud_where *w, char *sql, size_t len)
 {
-	wfs_where_build(w, f, d->version, false);
+	aud_where_build(w, f, d->version, false);
 	if (d->version >= 3 && f->path_glob && f->limit > 0 && path_is_dense(d, w, f->limit))
-		wfs_where_build(w, f, d->version, true);
+		aud_where_build(w, f, d->version, true);
 	/* With a selective path/exe filter, sort the matches rather than walk
 	 * the time index: "+time_ns" keeps the planner off events_time. */
 	const char *t = w->selective && !w->path_by_time ? "+time_ns" : "time_ns";
@@ -282,7 +282,7 @@ static const char *col_text(sqlite3_stmt *st, int c)
 	return (const char *)sqlite3_column_text(st, c);
 }
 
-void wfs_row_from_stmt(sqlite3_stmt *st, struct wfs_audit_row *r)
+void aud_row_from_stmt(sqlite3_stmt *st, struct wfs_audit_row *r)
 {
 	r->id = sqlite3_column_int64(st, 0);
 	r->time_ns = sqlite3_column_int64(st, 1);
@@ -311,7 +311,7 @@ static int prep(struct wfs_audit_db *d, const char *sql, sqlite3_stmt **st, char
 	int rc = sqlite3_prepare_v2(d->db, sql, -1, st, NULL);
 	if (rc) {
 		snprintf(err, errlen, "cannot query '%s': %s", d->path, sqlite3_errmsg(d->db));
-		return wfs_sqlite_errno(rc);
+		return aud_sqlite_errno(rc);
 	}
 	return 0;
 }
@@ -319,7 +319,7 @@ static int prep(struct wfs_audit_db *d, const char *sql, sqlite3_stmt **st, char
 int64_t wfs_audit_query(struct wfs_audit_db *d, const struct wfs_audit_filter *f,
 			wfs_audit_row_cb cb, void *arg, char *err, size_t errlen)
 {
-	struct wfs_where w;
+	struct aud_where w;
 	char sql[2048];
 	if (build_query(d, f, &w, sql, sizeof sql)) {
 		snprintf(err, errlen, "query too long");
@@ -329,19 +329,19 @@ int64_t wfs_audit_query(struct wfs_audit_db *d, const struct wfs_audit_filter *f
 	int r = prep(d, sql, &st, err, errlen);
 	if (r)
 		return r;
-	wfs_where_bind(st, &w, 1);
+	aud_where_bind(st, &w, 1);
 	int64_t n = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct wfs_audit_row row;
-		wfs_row_from_stmt(st, &row);
+		aud_row_from_stmt(st, &row);
 		n++;
 		if (cb && cb(arg, &row))
 			break;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		snprintf(err, errlen, "cannot query '%s': %s", d->path, sqlite3_errmsg(d->db));
-		n = wfs_sqlite_errno(rc);
+		n = aud_sqlite_errno(rc);
 	}
 	sqlite3_finalize(st);
 	return n;
@@ -350,7 +350,7 @@ int64_t wfs_audit_query(struct wfs_audit_db *d, const struct wfs_audit_filter *f
 int wfs_audit_query_plan(struct wfs_audit_db *d, const struct wfs_audit_filter *f, char *buf,
 			 size_t len)
 {
-	struct wfs_where w;
+	struct aud_where w;
 	char sql[2100] = "EXPLAIN QUERY PLAN ";
 	char err[256];
 	if (build_query(d, f, &w, sql + 19, sizeof sql - 19))
@@ -359,7 +359,7 @@ int wfs_audit_query_plan(struct wfs_audit_db *d, const struct wfs_audit_filter *
 	int r = prep(d, sql, &st, err, sizeof err);
 	if (r)
 		return r;
-	wfs_where_bind(st, &w, 1);
+	aud_where_bind(st, &w, 1);
 	size_t o = 0;
 	buf[0] = 0;
 	while (sqlite3_step(st) == SQLITE_ROW && o < len)
@@ -387,8 +387,8 @@ int wfs_audit_top(struct wfs_audit_db *d, enum wfs_audit_stat what,
 	g.after_id = 0;
 	if (what == WFS_STAT_DENIED)
 		g.denied_only = true;
-	struct wfs_where w;
-	wfs_where_build(&w, &g, d->version, false);
+	struct aud_where w;
+	aud_where_build(&w, &g, d->version, false);
 	/* The tops are about files: mounts, unmounts and reloads are rows too,
 	 * but their "/" and policy file are not paths anybody opened. */
 	if (!g.kind)
@@ -405,7 +405,7 @@ int wfs_audit_top(struct wfs_audit_db *d, enum wfs_audit_stat what,
 	int r = prep(d, sql, &st, err, errlen);
 	if (r)
 		return r;
-	wfs_where_bind(st, &w, 1);
+	aud_where_bind(st, &w, 1);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if (cb(arg, col_text(st, 0), sqlite3_column_int64(st, 1),
@@ -413,7 +413,7 @@ int wfs_audit_top(struct wfs_audit_db *d, enum wfs_audit_stat what,
 			break;
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		snprintf(err, errlen, "cannot query '%s': %s", d->path, sqlite3_errmsg(d->db));
-		r = wfs_sqlite_errno(rc);
+		r = aud_sqlite_errno(rc);
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -424,8 +424,8 @@ int wfs_audit_totals(struct wfs_audit_db *d, const struct wfs_audit_filter *f,
 {
 	struct wfs_audit_filter g = *f;
 	g.after_id = 0;
-	struct wfs_where w;
-	wfs_where_build(&w, &g, d->version, false);
+	struct aud_where w;
+	aud_where_build(&w, &g, d->version, false);
 	char sql[2048];
 	snprintf(sql, sizeof sql,
 		 "SELECT count(*), coalesce(sum(decision = 'deny'), 0), min(time_ns), "
@@ -437,7 +437,7 @@ int wfs_audit_totals(struct wfs_audit_db *d, const struct wfs_audit_filter *f,
 	int r = prep(d, sql, &st, err, errlen);
 	if (r)
 		return r;
-	wfs_where_bind(st, &w, 1);
+	aud_where_bind(st, &w, 1);
 	memset(t, 0, sizeof *t);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -447,7 +447,7 @@ int wfs_audit_totals(struct wfs_audit_db *d, const struct wfs_audit_filter *f,
 			*v[i] = sqlite3_column_int64(st, i);
 	} else {
 		snprintf(err, errlen, "cannot query '%s': %s", d->path, sqlite3_errmsg(d->db));
-		r = wfs_sqlite_errno(rc);
+		r = aud_sqlite_errno(rc);
 	}
 	sqlite3_finalize(st);
 	return r;

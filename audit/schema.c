@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
 static const char schema_v1[] =
 	"CREATE TABLE events (\n"
@@ -123,7 +123,7 @@ static const char schema_v4[] =
 	"  CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) * 1000000)\n"
 	"  AS TEXT));\n";
 
-void wfs_reverse_bytes(char *dst, const char *src, size_t n)
+void aud_reverse_bytes(char *dst, const char *src, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		dst[i] = src[n - 1 - i];
@@ -143,12 +143,12 @@ static void reverse_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		sqlite3_result_error_nomem(ctx);
 		return;
 	}
-	wfs_reverse_bytes(r, s, (size_t)n);
+	aud_reverse_bytes(r, s, (size_t)n);
 	r[n] = 0;
 	sqlite3_result_text(ctx, r, n, sqlite3_free);
 }
 
-int wfs_sqlite_errno(int rc)
+int aud_sqlite_errno(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -180,7 +180,7 @@ static int fail(sqlite3 *db, int rc, const char *path, const char *what, char *e
 {
 	snprintf(err, errlen, "%s '%s': %s", what, path,
 		 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-	return wfs_sqlite_errno(rc);
+	return aud_sqlite_errno(rc);
 }
 
 static int fill_errno_names(sqlite3 *db)
@@ -238,7 +238,7 @@ static int has_events(sqlite3 *db)
 	return count_objects(db, "events") > 0;
 }
 
-int wfs_db_identity(sqlite3 *db, struct wfs_audit_identity *out)
+int aud_db_identity(sqlite3 *db, struct wfs_audit_identity *out)
 {
 	sqlite3_stmt *st;
 	memset(out, 0, sizeof *out);
@@ -247,7 +247,7 @@ int wfs_db_identity(sqlite3 *db, struct wfs_audit_identity *out)
 	int rc = sqlite3_prepare_v2(db, "SELECT k, v FROM meta WHERE k IN ('db_id', 'created_ns')",
 				    -1, &st, NULL);
 	if (rc)
-		return wfs_sqlite_errno(rc);
+		return aud_sqlite_errno(rc);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *k = (const char *)sqlite3_column_text(st, 0);
 		const char *v = (const char *)sqlite3_column_text(st, 1);
@@ -260,11 +260,11 @@ int wfs_db_identity(sqlite3 *db, struct wfs_audit_identity *out)
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return wfs_sqlite_errno(rc);
+		return aud_sqlite_errno(rc);
 	return strlen(out->id) == WFS_AUDIT_ID_LEN ? 0 : -EPROTO;
 }
 
-/* Runs the migrations from the stored version up to WFS_SCHEMA_VERSION. */
+/* Runs the migrations from the stored version up to AUD_SCHEMA_VERSION. */
 static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
 	int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -272,11 +272,11 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 		return fail(db, rc, path, "cannot open audit database", err, errlen);
 	int v = 0;
 	rc = user_version(db, &v);
-	if (!rc && v > WFS_SCHEMA_VERSION) {
+	if (!rc && v > AUD_SCHEMA_VERSION) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		snprintf(err, errlen,
 			 "audit database '%s' has schema version %d, newer than this wardfs (%d)",
-			 path, v, WFS_SCHEMA_VERSION);
+			 path, v, AUD_SCHEMA_VERSION);
 		return -EPROTO;
 	}
 	/* Only an empty database becomes an audit db: wardfs tables added to
@@ -301,9 +301,9 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 		rc = sqlite3_exec(db, schema_v3, NULL, NULL, NULL);
 	if (!rc && v < 4)
 		rc = sqlite3_exec(db, schema_v4, NULL, NULL, NULL);
-	if (!rc && v < WFS_SCHEMA_VERSION) {
+	if (!rc && v < AUD_SCHEMA_VERSION) {
 		char sql[64];
-		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", WFS_SCHEMA_VERSION);
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", AUD_SCHEMA_VERSION);
 		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 	}
 	if (!rc)
@@ -316,7 +316,7 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-int wfs_db_make_dir(const char *path, char *err, size_t errlen)
+int aud_db_make_dir(const char *path, char *err, size_t errlen)
 {
 	const char *slash = strrchr(path, '/');
 	char dir[PATH_MAX];
@@ -359,7 +359,7 @@ int wfs_db_make_dir(const char *path, char *err, size_t errlen)
  * same mode). */
 static int prepare_path(const char *path, char *err, size_t errlen)
 {
-	int r = wfs_db_make_dir(path, err, errlen);
+	int r = aud_db_make_dir(path, err, errlen);
 	if (r)
 		return r;
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -380,14 +380,14 @@ static void configure_sqlite(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-int wfs_db_open(const char *path, enum wfs_db_mode mode, sqlite3 **out, char *err, size_t errlen,
+int aud_db_open(const char *path, enum aud_db_mode mode, sqlite3 **out, char *err, size_t errlen,
 		int *version)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, configure_sqlite);
 	*out = NULL;
-	bool writable = mode != WFS_DB_READ;
-	if (mode == WFS_DB_CREATE) {
+	bool writable = mode != AUD_DB_READ;
+	if (mode == AUD_DB_CREATE) {
 		int r = prepare_path(path, err, errlen);
 		if (r)
 			return r;
@@ -435,17 +435,17 @@ int wfs_db_open(const char *path, enum wfs_db_mode mode, sqlite3 **out, char *er
 		r = -EINVAL;
 		goto out;
 	}
-	if ((v == 0 && mode != WFS_DB_CREATE) ||
-	    (v > 0 && v <= WFS_SCHEMA_VERSION && !has_events(db))) {
+	if ((v == 0 && mode != AUD_DB_CREATE) ||
+	    (v > 0 && v <= AUD_SCHEMA_VERSION && !has_events(db))) {
 		snprintf(err, errlen, "'%s' is not a wardfs audit database%s", path,
 			 v == 0 ? " (it is empty)" : "");
 		r = -EINVAL;
 		goto out;
 	}
-	if (v > WFS_SCHEMA_VERSION) {
+	if (v > AUD_SCHEMA_VERSION) {
 		snprintf(err, errlen,
 			 "audit database '%s' has schema version %d, newer than this wardfs (%d)",
-			 path, v, WFS_SCHEMA_VERSION);
+			 path, v, AUD_SCHEMA_VERSION);
 		r = -EPROTO;
 		goto out;
 	}
@@ -457,7 +457,7 @@ int wfs_db_open(const char *path, enum wfs_db_mode mode, sqlite3 **out, char *er
 			goto out;
 		}
 		r = migrate(db, path, err, errlen);
-		v = WFS_SCHEMA_VERSION;
+		v = AUD_SCHEMA_VERSION;
 	}
 out:
 	if (r) {

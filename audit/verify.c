@@ -10,27 +10,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
-int wfs_anchor_auth(const unsigned char *key, int64_t pruned_to, const unsigned char *mac,
+int aud_anchor_auth(const unsigned char *key, int64_t pruned_to, const unsigned char *mac,
 		    int64_t time_ns, int64_t cutoff_ns, int64_t rows,
-		    unsigned char out[WFS_MAC_LEN])
+		    unsigned char out[AUD_MAC_LEN])
 {
-	unsigned char tmp[4 * 9 + 5 + WFS_MAC_LEN];
-	struct wfs_buf b = {tmp, 0, sizeof tmp};
-	wfs_enc_int(&b, pruned_to);
-	wfs_enc_text(&b, (const char *)mac, WFS_MAC_LEN);
-	wfs_enc_int(&b, time_ns);
-	wfs_enc_int(&b, cutoff_ns);
-	wfs_enc_int(&b, rows);
-	return wfs_mac_label(key, "wardfs-audit-anchor", tmp, b.len, out);
+	unsigned char tmp[4 * 9 + 5 + AUD_MAC_LEN];
+	struct aud_buf b = {tmp, 0, sizeof tmp};
+	aud_enc_int(&b, pruned_to);
+	aud_enc_text(&b, (const char *)mac, AUD_MAC_LEN);
+	aud_enc_int(&b, time_ns);
+	aud_enc_int(&b, cutoff_ns);
+	aud_enc_int(&b, rows);
+	return aud_mac_label(key, "wardfs-audit-anchor", tmp, b.len, out);
 }
 
 static bool blob_is(sqlite3_stmt *st, int col, const unsigned char *mac)
 {
 	return sqlite3_column_type(st, col) == SQLITE_BLOB &&
-	       sqlite3_column_bytes(st, col) == WFS_MAC_LEN &&
-	       !memcmp(sqlite3_column_blob(st, col), mac, WFS_MAC_LEN);
+	       sqlite3_column_bytes(st, col) == AUD_MAC_LEN &&
+	       !memcmp(sqlite3_column_blob(st, col), mac, AUD_MAC_LEN);
 }
 
 static int bad(struct wfs_audit_verify_result *r, int64_t id, const char *fmt, ...)
@@ -55,28 +55,28 @@ static int load_anchor(sqlite3 *db, const unsigned char *key, struct wfs_audit_v
 				    "FROM anchors ORDER BY pruned_to DESC, id DESC LIMIT 1",
 				    -1, &st, NULL);
 	if (rc)
-		return wfs_sqlite_errno(rc);
-	memset(prev, 0, WFS_MAC_LEN);
+		return aud_sqlite_errno(rc);
+	memset(prev, 0, AUD_MAC_LEN);
 	*expect = 1;
 	int ret = 0;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		int64_t to = sqlite3_column_int64(st, 0);
-		unsigned char mac[WFS_MAC_LEN] = {0}, auth[WFS_MAC_LEN];
-		if (sqlite3_column_bytes(st, 1) == WFS_MAC_LEN)
-			memcpy(mac, sqlite3_column_blob(st, 1), WFS_MAC_LEN);
-		wfs_anchor_auth(key, to, mac, sqlite3_column_int64(st, 2),
+		unsigned char mac[AUD_MAC_LEN] = {0}, auth[AUD_MAC_LEN];
+		if (sqlite3_column_bytes(st, 1) == AUD_MAC_LEN)
+			memcpy(mac, sqlite3_column_blob(st, 1), AUD_MAC_LEN);
+		aud_anchor_auth(key, to, mac, sqlite3_column_int64(st, 2),
 				sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4), auth);
 		if (!blob_is(st, 5, auth)) {
 			ret = bad(r, to, "the prune anchor at row %lld is forged or edited",
 				  (long long)to);
 		} else {
-			memcpy(prev, mac, WFS_MAC_LEN);
+			memcpy(prev, mac, AUD_MAC_LEN);
 			*expect = to + 1;
 			r->anchor_id = to;
 		}
 	} else if (rc != SQLITE_DONE) {
-		ret = wfs_sqlite_errno(rc);
+		ret = aud_sqlite_errno(rc);
 	}
 	sqlite3_finalize(st);
 	return ret;
@@ -85,7 +85,7 @@ static int load_anchor(sqlite3 *db, const unsigned char *key, struct wfs_audit_v
 struct head {
 	bool present;
 	int64_t id;
-	unsigned char mac[WFS_MAC_LEN];
+	unsigned char mac[AUD_MAC_LEN];
 };
 
 static int load_head(sqlite3 *db, const unsigned char *key, struct wfs_audit_verify_result *r,
@@ -95,22 +95,22 @@ static int load_head(sqlite3 *db, const unsigned char *key, struct wfs_audit_ver
 	int rc = sqlite3_prepare_v2(db, "SELECT last_id, last_mac, auth FROM chain WHERE k = 1", -1,
 				    &st, NULL);
 	if (rc)
-		return wfs_sqlite_errno(rc);
+		return aud_sqlite_errno(rc);
 	memset(h, 0, sizeof *h);
 	int ret = 0;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		h->present = true;
 		h->id = sqlite3_column_int64(st, 0);
-		if (sqlite3_column_bytes(st, 1) == WFS_MAC_LEN)
-			memcpy(h->mac, sqlite3_column_blob(st, 1), WFS_MAC_LEN);
-		unsigned char auth[WFS_MAC_LEN];
-		wfs_head_auth(key, h->id, h->mac, auth);
+		if (sqlite3_column_bytes(st, 1) == AUD_MAC_LEN)
+			memcpy(h->mac, sqlite3_column_blob(st, 1), AUD_MAC_LEN);
+		unsigned char auth[AUD_MAC_LEN];
+		aud_head_auth(key, h->id, h->mac, auth);
 		if (!blob_is(st, 2, auth))
 			ret = bad(r, h->id, "the chain head (row %lld) is forged or edited",
 				  (long long)h->id);
 	} else if (rc != SQLITE_DONE) {
-		ret = wfs_sqlite_errno(rc);
+		ret = aud_sqlite_errno(rc);
 	}
 	sqlite3_finalize(st);
 	return ret;
@@ -165,7 +165,7 @@ static enum derived derived_kind(sqlite3 *db)
 
 static const char *derived_wrong(sqlite3_stmt *st, enum derived kind, int col)
 {
-	int path = 1 + WFS_ROW_PATH;
+	int path = 1 + AUD_ROW_PATH;
 	bool null_path = sqlite3_column_type(st, path) == SQLITE_NULL;
 	switch (kind) {
 	case RPATH_COLUMN:
@@ -188,22 +188,22 @@ static const char *derived_wrong(sqlite3_stmt *st, enum derived kind, int col)
 	}
 }
 
-/* "e.time_ns,e.mount,...": WFS_ROW_COLS of events aliased e. */
+/* "e.time_ns,e.mount,...": AUD_ROW_COLS of events aliased e. */
 static void qualified_cols(char *buf, size_t len)
 {
 	size_t o = 0;
-	for (const char *c = WFS_ROW_COLS; *c && o + 3 < len;) {
+	for (const char *c = AUD_ROW_COLS; *c && o + 3 < len;) {
 		size_t n = strcspn(c, ",");
 		o += (size_t)snprintf(buf + o, len - o, "%se.%.*s", o ? "," : "", (int)n, c);
 		c += n + (c[n] == ',');
 	}
 }
 
-int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
+int aud_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		     struct wfs_audit_verify_result *r, unsigned char *last_mac)
 {
 	memset(r, 0, sizeof *r);
-	unsigned char prev[WFS_MAC_LEN];
+	unsigned char prev[AUD_MAC_LEN];
 	int64_t expect;
 	struct head h;
 	int ret = load_anchor(db, key, r, prev, &expect);
@@ -223,26 +223,26 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		 upto > 0 ? " WHERE e.id <= ?" : "");
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	if (rc)
-		return wfs_sqlite_errno(rc);
+		return aud_sqlite_errno(rc);
 	if (upto > 0)
 		sqlite3_bind_int64(st, 1, upto);
-	struct wfs_buf b = {0};
+	struct aud_buf b = {0};
 	bool pending = false;
 	int64_t pend_id = 0, breaks = 0, break_id = 0;
 	char break_why[160] = "";
-	unsigned char pend_mac[WFS_MAC_LEN];
-	const int maccol = WFS_ROW_NFIELDS + 1;
+	unsigned char pend_mac[AUD_MAC_LEN];
+	const int maccol = AUD_ROW_NFIELDS + 1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
+		struct aud_row row;
+		aud_row_from_columns(st, 1, &row);
 		b.len = 0;
-		for (int c = 1; c <= WFS_ROW_NFIELDS && !ret; c++)
-			ret = wfs_enc_column(&b, st, c);
-		if (ret)
+		if ((ret = aud_row_encode(&b, &row)))
 			break;
-		unsigned char mac[WFS_MAC_LEN];
+		unsigned char mac[AUD_MAC_LEN];
 		if (pending) {
 			/* Does this row chain from the suspect row's stored MAC? */
-			wfs_mac_row(key, pend_mac, id, b.p, b.len, mac);
+			aud_mac_row(key, pend_mac, id, b.p, b.len, mac);
 			ret = blob_is(st, maccol, mac) && id == pend_id + 1
 				      ? bad(r, pend_id,
 					    "row %lld: edited (its fields do not match "
@@ -268,7 +268,7 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 					    (long long)expect, (long long)id - 1);
 			break;
 		}
-		wfs_mac_row(key, prev, id, b.p, b.len, mac);
+		aud_mac_row(key, prev, id, b.p, b.len, mac);
 		if (blob_is(st, maccol, mac)) {
 			const char *why = derived_wrong(st, kind, maccol + 1);
 			if (why) {
@@ -282,18 +282,18 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 			    !breaks++) {
 				break_id = id;
 				snprintf(break_why, sizeof break_why, "%s",
-					 sqlite3_column_type(st, WFS_ROW_NFIELDS) == SQLITE_TEXT
+					 sqlite3_column_type(st, AUD_ROW_NFIELDS) == SQLITE_TEXT
 						 ? (const char *)sqlite3_column_text(
-							   st, WFS_ROW_NFIELDS)
+							   st, AUD_ROW_NFIELDS)
 						 : "");
 			}
-			memcpy(prev, mac, WFS_MAC_LEN);
+			memcpy(prev, mac, AUD_MAC_LEN);
 			expect++;
 			r->rows++;
 			continue;
 		}
 		if (sqlite3_column_type(st, maccol) != SQLITE_BLOB ||
-		    sqlite3_column_bytes(st, maccol) != WFS_MAC_LEN) {
+		    sqlite3_column_bytes(st, maccol) != AUD_MAC_LEN) {
 			ret = bad(r, id, "row %lld: inserted (it has no MAC)", (long long)id);
 			break;
 		}
@@ -304,16 +304,16 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		}
 		pending = true;
 		pend_id = id;
-		memcpy(pend_mac, sqlite3_column_blob(st, maccol), WFS_MAC_LEN);
+		memcpy(pend_mac, sqlite3_column_blob(st, maccol), AUD_MAC_LEN);
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE && !ret)
-		ret = wfs_sqlite_errno(rc);
+		ret = aud_sqlite_errno(rc);
 	sqlite3_finalize(st);
-	wfs_buf_free(&b);
+	aud_buf_free(&b);
 	if (ret)
 		return ret;
 	if (pending)
-		return h.present && h.id == pend_id && !memcmp(h.mac, pend_mac, WFS_MAC_LEN)
+		return h.present && h.id == pend_id && !memcmp(h.mac, pend_mac, AUD_MAC_LEN)
 			       ? bad(r, pend_id,
 				     "row %lld: edited (its fields do not match its MAC)",
 				     (long long)pend_id)
@@ -327,7 +327,7 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 					     (long long)h.id)
 				       : bad(r, last + 1, "rows %lld..%lld: deleted (at the end)",
 					     (long long)last + 1, (long long)h.id);
-		if (last == h.id && memcmp(prev, h.mac, WFS_MAC_LEN))
+		if (last == h.id && memcmp(prev, h.mac, AUD_MAC_LEN))
 			return bad(r, last, "row %lld: does not match the chain head",
 				   (long long)last);
 	}
@@ -343,11 +343,11 @@ int wfs_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 			   (long long)break_id, break_why,
 			   breaks > 1 ? " (and more chain breaks after it)" : "");
 	if (last_mac)
-		memcpy(last_mac, prev, WFS_MAC_LEN);
+		memcpy(last_mac, prev, AUD_MAC_LEN);
 	return 0;
 }
 
-int wfs_key_for_db(const char *db_path, const char *key_path, unsigned char key[WFS_KEY_LEN],
+int aud_key_for_db(const char *db_path, const char *key_path, unsigned char key[AUD_KEY_LEN],
 		   char *err, size_t errlen)
 {
 	char *kp = NULL;
@@ -356,7 +356,7 @@ int wfs_key_for_db(const char *db_path, const char *key_path, unsigned char key[
 			return -ENOMEM;
 		key_path = kp;
 	}
-	int r = wfs_key_load(key_path, false, key, err, errlen);
+	int r = aud_key_load(key_path, false, key, err, errlen);
 	free(kp);
 	return r;
 }
@@ -364,13 +364,13 @@ int wfs_key_for_db(const char *db_path, const char *key_path, unsigned char key[
 int wfs_audit_verify(struct wfs_audit_db *d, const char *key_path,
 		     struct wfs_audit_verify_result *r, char *err, size_t errlen)
 {
-	unsigned char key[WFS_KEY_LEN];
+	unsigned char key[AUD_KEY_LEN];
 	memset(r, 0, sizeof *r);
-	int ret = wfs_key_for_db(d->path, key_path, key, err, errlen);
+	int ret = aud_key_for_db(d->path, key_path, key, err, errlen);
 	if (ret)
 		return ret;
 	sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL); /* one snapshot */
-	ret = wfs_chain_verify(d->db, key, 0, r, NULL);
+	ret = aud_chain_verify(d->db, key, 0, r, NULL);
 	sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
 	explicit_bzero(key, sizeof key);
 	if (ret < 0)

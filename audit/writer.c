@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 
 #define BATCH_MAX   4096
 #define INTERVAL_MS 20
@@ -27,7 +28,21 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int wfs_writer_prepare(struct wfs_audit *a, char *err, size_t errlen)
+void aud_set_error(struct wfs_audit *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pthread_mutex_lock(&a->err_lock);
+	vsnprintf(a->last_error, sizeof a->last_error, fmt, ap);
+	pthread_mutex_unlock(&a->err_lock);
+	va_end(ap);
+}
+
+#ifndef __GCC_HAVE_SYNC_COMPARE_AND_SWAP_16
+pthread_mutex_t aud_head_lock = PTHREAD_MUTEX_INITIALIZER;
+#endif
+
+int aud_writer_prepare(struct wfs_audit *a, char *err, size_t errlen)
 {
 	static const char *sql[] = {
 		"SELECT 0, last_id, last_mac, auth FROM chain WHERE k = 1 UNION ALL SELECT 1, * "
@@ -35,7 +50,7 @@ int wfs_writer_prepare(struct wfs_audit *a, char *err, size_t errlen)
 		"SELECT 2, * FROM (SELECT pruned_to, mac, NULL FROM anchors ORDER BY pruned_to "
 		"DESC LIMIT 1)",
 		"SELECT drained_seq FROM journals WHERE id = ?",
-		"INSERT INTO events (id," WFS_ROW_COLS ",mac,path_id) VALUES (?1, ?2, ?3, ?4, ?5, "
+		"INSERT INTO events (id," AUD_ROW_COLS ",mac,path_id) VALUES (?1, ?2, ?3, ?4, ?5, "
 		"?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 		"INSERT INTO journals (id, mount, path, drained_seq, updated_ns) VALUES (?, ?, ?, "
 		"?, ?) ON CONFLICT(id) DO UPDATE SET drained_seq = excluded.drained_seq, "
@@ -49,21 +64,21 @@ int wfs_writer_prepare(struct wfs_audit *a, char *err, size_t errlen)
 		if (rc) {
 			snprintf(err, errlen, "cannot prepare audit statements on '%s': %s",
 				 a->db_path, sqlite3_errmsg(a->db));
-			return wfs_sqlite_errno(rc);
+			return aud_sqlite_errno(rc);
 		}
 	}
-	int rc = wfs_paths_prepare(a);
+	int rc = aud_paths_prepare(a);
 	if (rc) {
 		snprintf(err, errlen, "cannot prepare audit statements on '%s': %s", a->db_path,
 			 rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(a->db));
-		return wfs_sqlite_errno(rc);
+		return aud_sqlite_errno(rc);
 	}
 	return 0;
 }
 
-void wfs_writer_finalize(struct wfs_audit *a)
+void aud_writer_finalize(struct wfs_audit *a)
 {
-	wfs_paths_finalize(a);
+	aud_paths_finalize(a);
 	sqlite3_stmt **st[] = {&a->st_head, &a->st_jget, &a->st_ins, &a->st_jset, &a->st_headset};
 	for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
 		sqlite3_finalize(*st[i]);
@@ -82,7 +97,7 @@ static int step_done(sqlite3_stmt *st)
 struct tail {
 	bool present;
 	int64_t id;
-	unsigned char mac[WFS_MAC_LEN], auth[WFS_MAC_LEN];
+	unsigned char mac[AUD_MAC_LEN], auth[AUD_MAC_LEN];
 };
 
 /* Reads the chain head (tag 0), the last row (1) and the latest anchor (2). */
@@ -96,10 +111,10 @@ static int read_tails(struct wfs_audit *a, struct tail t[3])
 			continue;
 		t[tag].present = true;
 		t[tag].id = sqlite3_column_int64(a->st_head, 1);
-		if (sqlite3_column_bytes(a->st_head, 2) == WFS_MAC_LEN)
-			memcpy(t[tag].mac, sqlite3_column_blob(a->st_head, 2), WFS_MAC_LEN);
-		if (sqlite3_column_bytes(a->st_head, 3) == WFS_MAC_LEN)
-			memcpy(t[tag].auth, sqlite3_column_blob(a->st_head, 3), WFS_MAC_LEN);
+		if (sqlite3_column_bytes(a->st_head, 2) == AUD_MAC_LEN)
+			memcpy(t[tag].mac, sqlite3_column_blob(a->st_head, 2), AUD_MAC_LEN);
+		if (sqlite3_column_bytes(a->st_head, 3) == AUD_MAC_LEN)
+			memcpy(t[tag].auth, sqlite3_column_blob(a->st_head, 3), AUD_MAC_LEN);
 	}
 	sqlite3_reset(a->st_head);
 	return rc == SQLITE_DONE ? 0 : rc;
@@ -124,9 +139,9 @@ static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac, char 
 		return rc;
 	const struct tail *head = &t[0], *last = t[1].present ? &t[1] : &t[2];
 	*id = last->present ? last->id : 0;
-	memset(mac, 0, WFS_MAC_LEN);
+	memset(mac, 0, AUD_MAC_LEN);
 	if (last->present)
-		memcpy(mac, last->mac, WFS_MAC_LEN);
+		memcpy(mac, last->mac, AUD_MAC_LEN);
 	if (!head->present) {
 		if (last->present)
 			snprintf(why, whylen,
@@ -135,9 +150,9 @@ static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac, char 
 				 (long long)last->id);
 		return 0;
 	}
-	unsigned char auth[WFS_MAC_LEN];
-	wfs_head_auth(a->key, head->id, head->mac, auth);
-	if (memcmp(auth, head->auth, WFS_MAC_LEN))
+	unsigned char auth[AUD_MAC_LEN];
+	aud_head_auth(a->key, head->id, head->mac, auth);
+	if (memcmp(auth, head->auth, AUD_MAC_LEN))
 		snprintf(why, whylen, "the chain head (row %lld) is forged or edited",
 			 (long long)head->id);
 	else if (head->id < *id)
@@ -157,88 +172,95 @@ static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac, char 
 	 * were deleted. Going on from the head keeps the gap, which verify
 	 * names ("rows N..M: deleted"). */
 	*id = head->id;
-	memcpy(mac, head->mac, WFS_MAC_LEN);
+	memcpy(mac, head->mac, AUD_MAC_LEN);
 	return 0;
 }
 
 /*
- * Appends a row the writer itself makes (kind "chain-break" or "lost"),
- * chained like any other: encoded as a journal payload would be, so verify
- * rebuilds the same MAC input from its columns.
+ * Inserts a row as row id with its MAC. Texts are bound SQLITE_STATIC:
+ * they point into the journal's ring (or its scratch copy) or the caller's
+ * strings, all of which outlive the step.
  */
-static int insert(struct wfs_audit *a, int64_t id, const struct wfs_val *v,
-		  const unsigned char *mac);
-
-static int insert_note(struct wfs_audit *a, int64_t *last_id, unsigned char *prev, const char *kind,
-		       const char *detail)
-{
-	struct wfs_buf *b = &a->macbuf;
-	b->len = 0;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int r = wfs_enc_int(b, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
-	r = r ? r : wfs_enc_text(b, a->mount, strlen(a->mount));
-	r = r ? r : wfs_enc_text(b, kind, strlen(kind));
-	for (int k = 0; k < 6 && !r; k++) /* path, flags, access, flag_names, class, form */
-		r = k == 1 ? wfs_enc_int(b, 0) : wfs_enc_null(b);
-	r = r ? r : wfs_enc_text(b, "allow", 5);
-	r = r ? r : wfs_enc_int(b, 0); /* errno */
-	r = r ? r : wfs_enc_null(b);   /* rule */
-	r = r ? r : wfs_enc_int(b, 0); /* uid: the daemon's own row */
-	r = r ? r : wfs_enc_int(b, 0); /* gid */
-	r = r ? r : wfs_enc_int(b, getpid());
-	r = r ? r : wfs_enc_null(b); /* comm */
-	r = r ? r : wfs_enc_null(b); /* exe */
-	r = r ? r : wfs_enc_text(b, detail, strlen(detail));
-	struct wfs_val v[WFS_ROW_NFIELDS];
-	unsigned char mac[WFS_MAC_LEN];
-	if (r || wfs_dec_vals(b->p, b->len, v, WFS_ROW_NFIELDS) ||
-	    wfs_mac_row(a->key, prev, *last_id + 1, b->p, b->len, mac))
-		return SQLITE_NOMEM;
-	int rc = insert(a, *last_id + 1, v, mac);
-	if (rc)
-		return rc;
-	++*last_id;
-	memcpy(prev, mac, WFS_MAC_LEN);
-	return 0;
-}
-
-static int insert(struct wfs_audit *a, int64_t id, const struct wfs_val *v,
+static int insert(struct wfs_audit *a, int64_t id, const struct aud_row *row,
 		  const unsigned char *mac)
 {
 	sqlite3_stmt *st = a->st_ins;
 	sqlite3_bind_int64(st, 1, id);
-	for (int k = 0; k < WFS_ROW_NFIELDS; k++) {
-		if (v[k].type == WFS_V_INT)
-			sqlite3_bind_int64(st, k + 2, v[k].i);
-		else if (v[k].type == WFS_V_TEXT)
-			sqlite3_bind_text(st, k + 2, v[k].s, (int)v[k].len, SQLITE_STATIC);
+	for (int k = 0; k < AUD_ROW_NFIELDS; k++) {
+		const struct aud_val *v = &row->v[k];
+		if (v->type == AUD_V_INT)
+			sqlite3_bind_int64(st, k + 2, v->i);
+		else if (v->type == AUD_V_TEXT)
+			sqlite3_bind_text(st, k + 2, v->s, (int)v->len, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, k + 2);
 	}
-	sqlite3_bind_blob(st, WFS_ROW_NFIELDS + 2, mac, WFS_MAC_LEN, SQLITE_STATIC);
-	const struct wfs_val *path = &v[WFS_ROW_PATH];
-	if (path->type == WFS_V_TEXT) {
+	sqlite3_bind_blob(st, AUD_ROW_NFIELDS + 2, mac, AUD_MAC_LEN, SQLITE_STATIC);
+	const struct aud_val *path = &row->v[AUD_ROW_PATH];
+	if (path->type == AUD_V_TEXT) {
 		int64_t path_id;
-		int rc = wfs_paths_id(a, path->s, path->len, &path_id);
+		int rc = aud_paths_id(a, path->s, path->len, &path_id);
 		if (rc) {
 			sqlite3_clear_bindings(st);
 			return rc;
 		}
-		sqlite3_bind_int64(st, WFS_ROW_NFIELDS + 3, path_id);
+		sqlite3_bind_int64(st, AUD_ROW_NFIELDS + 3, path_id);
 	}
 	return step_done(st);
 }
 
+/*
+ * Appends a row the writer itself makes (kind "chain-break" or "lost"),
+ * chained like any other: its MAC covers the row's canonical encoding, the
+ * bytes verify rebuilds from its columns.
+ */
+static int insert_note(struct wfs_audit *a, int64_t *last_id, unsigned char *prev, const char *kind,
+		       const char *detail)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct aud_row row = {{
+		aud_int((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec),
+		aud_text(a->mount, (uint32_t)strlen(a->mount)),
+		aud_text(kind, (uint32_t)strlen(kind)),
+		aud_null(), /* path */
+		aud_int(0), /* flags */
+		aud_null(), /* access */
+		aud_null(), /* flag_names */
+		aud_null(), /* class */
+		aud_null(), /* form */
+		aud_text("allow", 5),
+		aud_int(0), /* errno */
+		aud_null(), /* rule */
+		aud_int(0), /* uid: the daemon's own row */
+		aud_int(0), /* gid */
+		aud_int(getpid()),
+		aud_null(), /* comm */
+		aud_null(), /* exe */
+		aud_text(detail, (uint32_t)strlen(detail)),
+	}};
+	struct aud_buf *b = &a->macbuf;
+	unsigned char mac[AUD_MAC_LEN];
+	b->len = 0;
+	if (aud_row_encode(b, &row) || aud_mac_row(a->key, prev, *last_id + 1, b->p, b->len, mac))
+		return SQLITE_NOMEM;
+	int rc = insert(a, *last_id + 1, &row, mac);
+	if (rc)
+		return rc;
+	++*last_id;
+	memcpy(prev, mac, AUD_MAC_LEN);
+	return 0;
+}
+
 static int fail(struct wfs_audit *a, int rc, const char *what)
 {
-	int e = wfs_sqlite_errno(rc);
+	int e = aud_sqlite_errno(rc);
 	if (!e)
 		e = -EIO;
-	wfs_audit_set_error(a, "cannot %s audit database '%s': %s", what, a->db_path,
-			    sqlite3_errmsg(a->db));
+	aud_set_error(a, "cannot %s audit database '%s': %s", what, a->db_path,
+		      sqlite3_errmsg(a->db));
 	sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
-	wfs_paths_clear(a); /* it may hold ids of paths the rollback removed */
+	aud_paths_clear(a); /* it may hold ids of paths the rollback removed */
 	return e;
 }
 
@@ -370,7 +392,7 @@ static int check_db_file(struct wfs_audit *a)
 	}
 	atomic_store(&a->journal_unsafe, ro);
 	if (e) {
-		wfs_audit_set_error(a, "%s", why);
+		aud_set_error(a, "%s", why);
 		if (!a->db_bad)
 			fprintf(stderr, "wardfs: %s\n", why);
 	}
@@ -387,13 +409,13 @@ static int check_db_file(struct wfs_audit *a)
  */
 static int poisoned(struct wfs_audit *a)
 {
-	wfs_audit_set_error(a,
-			    "cannot write to audit database '%s': a store into its shared memory "
-			    "file '%s-shm' failed (SIGBUS: immutable, truncated or read-only?)",
-			    a->db_path, a->db_path);
+	aud_set_error(a,
+		      "cannot write to audit database '%s': a store into its shared memory "
+		      "file '%s-shm' failed (SIGBUS: immutable, truncated or read-only?)",
+		      a->db_path, a->db_path);
 	fprintf(stderr, "wardfs: %s\n", a->last_error);
 	sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
-	wfs_paths_clear(a);
+	aud_paths_clear(a);
 	a->db_poisoned = true;
 	return -EIO;
 }
@@ -405,31 +427,31 @@ static int reopen_db(struct wfs_audit *a)
 	char err[sizeof a->last_error];
 	if (a->db)
 		sqlite3_db_config(a->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-	wfs_writer_finalize(a);
+	aud_writer_finalize(a);
 	sqlite3_close(a->db);
 	a->db = NULL;
-	int r = wfs_db_open(a->db_path, WFS_DB_WRITE, &a->db, err, sizeof err, NULL);
+	int r = aud_db_open(a->db_path, AUD_DB_WRITE, &a->db, err, sizeof err, NULL);
 	if (!r)
-		r = wfs_writer_prepare(a, err, sizeof err);
+		r = aud_writer_prepare(a, err, sizeof err);
 	if (r) {
-		wfs_audit_set_error(a, "%s", err);
+		aud_set_error(a, "%s", err);
 		return r;
 	}
 	a->db_poisoned = false;
 	return 0;
 }
 
-int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
+int aud_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 {
-	struct wfs_jrec r;
+	struct aud_jrec r;
 	uint64_t pos = a->drain_pos, seq = a->drain_seq + 1;
 	uint64_t end = pos + a->j.cap; /* the ring before pos is free (zero) */
-	int rc = wfs_jrec_read(&a->j, pos, seq, end, crashed, &a->scratch, &r);
+	int rc = aud_jrec_read(&a->j, pos, seq, end, crashed, &a->scratch, &r);
 	if (rc == 0 || (rc < 0 && crashed))
 		return 0;
 	if (rc < 0) {
-		wfs_audit_set_error(a, "audit journal '%s' is damaged at offset %llu",
-				    a->journal_path, (unsigned long long)pos);
+		aud_set_error(a, "audit journal '%s' is damaged at offset %llu", a->journal_path,
+			      (unsigned long long)pos);
 		return -EIO;
 	}
 
@@ -438,18 +460,18 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 		pthread_mutex_unlock(&a->db_lock);
 		return rc;
 	}
-	unsigned faults = wfs_guard_thread_faults();
+	unsigned faults = aud_guard_thread_faults();
 	rc = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (rc || wfs_guard_thread_faults() != faults) {
-		int e = wfs_guard_thread_faults() != faults ? poisoned(a) : fail(a, rc, "write to");
+	if (rc || aud_guard_thread_faults() != faults) {
+		int e = aud_guard_thread_faults() != faults ? poisoned(a) : fail(a, rc, "write to");
 		pthread_mutex_unlock(&a->db_lock);
 		return e;
 	}
 	int64_t last_id;
-	unsigned char prev[WFS_MAC_LEN];
+	unsigned char prev[AUD_MAC_LEN];
 	char why[200];
 	bool inserted = false;
-	rc = wfs_paths_begin(a);
+	rc = aud_paths_begin(a);
 	if (!rc)
 		rc = read_head(a, &last_id, prev, why, sizeof why);
 	if (!rc && why[0]) {
@@ -485,23 +507,26 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 	uint64_t skipped = 0;
 	while (!rc && n < max) {
 		if (n > 0) {
-			int k = wfs_jrec_read(&a->j, pos, seq, end, crashed, &a->scratch, &r);
+			int k = aud_jrec_read(&a->j, pos, seq, end, crashed, &a->scratch, &r);
 			if (k <= 0)
 				break;
 		}
-		struct wfs_val v[WFS_ROW_NFIELDS];
+		struct aud_row row;
+		/* The payload is the row's canonical encoding (audit.c made it
+		 * with aud_row_write, and the decoder takes nothing else), so
+		 * its MAC is the one verify recomputes from the stored row. */
 		if (r.valid && (int64_t)r.seq > drained &&
-		    wfs_dec_vals(r.payload, r.plen, v, WFS_ROW_NFIELDS) == 0) {
-			unsigned char mac[WFS_MAC_LEN];
-			if (wfs_mac_row(a->key, prev, last_id + 1, r.payload, r.plen, mac)) {
+		    aud_row_decode(r.payload, r.plen, &row) == 0) {
+			unsigned char mac[AUD_MAC_LEN];
+			if (aud_mac_row(a->key, prev, last_id + 1, r.payload, r.plen, mac)) {
 				rc = SQLITE_ERROR;
 				break;
 			}
-			rc = insert(a, last_id + 1, v, mac);
+			rc = insert(a, last_id + 1, &row, mac);
 			if (rc)
 				break;
 			last_id++;
-			memcpy(prev, mac, WFS_MAC_LEN);
+			memcpy(prev, mac, AUD_MAC_LEN);
 			inserted = true;
 		} else if (!r.valid || (int64_t)r.seq > drained) {
 			skipped++; /* torn after a crash, or undecodable */
@@ -522,16 +547,16 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 		rc = step_done(st);
 	}
 	if (!rc && inserted) {
-		unsigned char auth[WFS_MAC_LEN];
-		wfs_head_auth(a->key, last_id, prev, auth);
+		unsigned char auth[AUD_MAC_LEN];
+		aud_head_auth(a->key, last_id, prev, auth);
 		sqlite3_bind_int64(a->st_headset, 1, last_id);
-		sqlite3_bind_blob(a->st_headset, 2, prev, WFS_MAC_LEN, SQLITE_STATIC);
-		sqlite3_bind_blob(a->st_headset, 3, auth, WFS_MAC_LEN, SQLITE_STATIC);
+		sqlite3_bind_blob(a->st_headset, 2, prev, AUD_MAC_LEN, SQLITE_STATIC);
+		sqlite3_bind_blob(a->st_headset, 3, auth, AUD_MAC_LEN, SQLITE_STATIC);
 		rc = step_done(a->st_headset);
 	}
 	if (!rc)
 		rc = sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL);
-	bool bus = wfs_guard_thread_faults() != faults;
+	bool bus = aud_guard_thread_faults() != faults;
 	if (rc || bus) {
 		sqlite3_reset(a->st_ins);
 		int e = bus ? poisoned(a) : fail(a, rc, "write to");
@@ -548,8 +573,8 @@ int wfs_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 			a->db_path, why);
 
 	/* Committed: persist the consumed position, then free the space. */
-	wfs_journal_set_consumed(&a->j, pos, seq - 1);
-	wfs_journal_zero(&a->j, a->drain_pos, pos);
+	aud_journal_set_consumed(&a->j, pos, seq - 1);
+	aud_journal_zero(&a->j, a->drain_pos, pos);
 	a->drain_pos = pos;
 	a->drain_seq = seq - 1;
 	atomic_store(&a->drained_seq, seq - 1);
@@ -599,7 +624,7 @@ struct pace {
 static bool should_drain(struct wfs_audit *a, struct pace *p, bool stopping, int fails)
 {
 	uint64_t head_pos, next;
-	wfs_audit_head(a, &head_pos, &next);
+	aud_head(a, &head_pos, &next);
 	uint64_t used = head_pos - atomic_load(&a->consumed);
 	int64_t now = mono_ms();
 	uint64_t arrived = next - p->seen_seq;
@@ -641,17 +666,17 @@ static void log_lost(struct wfs_audit *a)
 	a->lost_log_ms = now;
 }
 
-void *wfs_writer_main(void *arg)
+void *aud_writer_main(void *arg)
 {
 	struct wfs_audit *a = arg;
 	int fails = 0;
 	bool check_bad = false, sql_bad = false;
 	/* A SIGBUS in this thread comes from SQLite's -shm mapping (or the
 	 * journal's): survive it and fail the transaction (guard.c). */
-	wfs_guard_thread(true);
+	aud_guard_thread(true);
 	struct pace pace = {0, mono_ms(), 0};
 	uint64_t head_pos;
-	wfs_audit_head(a, &head_pos, &pace.seen_seq);
+	aud_head(a, &head_pos, &pace.seen_seq);
 	for (;;) {
 		pthread_mutex_lock(&a->lock);
 		bool stopping = a->stop;
@@ -694,7 +719,7 @@ void *wfs_writer_main(void *arg)
 		unsigned batch = BATCH_MAX >> (fails < 12 ? fails : 12);
 		int n;
 		for (;;) {
-			n = wfs_writer_drain(a, false, batch);
+			n = aud_writer_drain(a, false, batch);
 			if (n > 0 && fails) {
 				/* Recovered: serve opens again at once, not after
 				 * the backlog went through in tiny batches. */
@@ -716,7 +741,7 @@ void *wfs_writer_main(void *arg)
 		}
 		if (stopping) {
 			uint64_t next;
-			wfs_audit_head(a, &head_pos, &next);
+			aud_head(a, &head_pos, &next);
 			bool empty = atomic_load(&a->consumed) == head_pos;
 			/* Stop when drained; on errors leave the rest to the next open. */
 			if (empty || n < 0)

@@ -25,6 +25,9 @@ static void push(struct wfs_policy_diags *d, const struct wfs_policy_diag *x)
 
 static void vdiag(struct pol_diagsink *s, bool is_error, bool is_note, const char *file,
 		  unsigned line, unsigned col, const char *fmt, va_list ap)
+	__attribute__((format(printf, 7, 0)));
+static void vdiag(struct pol_diagsink *s, bool is_error, bool is_note, const char *file,
+		  unsigned line, unsigned col, const char *fmt, va_list ap)
 {
 	if (is_error)
 		s->nerrors++;

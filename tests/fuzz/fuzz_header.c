@@ -26,6 +26,9 @@ static void count(void *arg, uint64_t block, off_t off, const char *why)
 	(*(long *)arg)++;
 }
 
+/* libFuzzer calls it; declared for -Wmissing-prototypes. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t buf[3 * 4096 + 17];

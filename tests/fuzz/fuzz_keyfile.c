@@ -10,6 +10,9 @@
 
 #include "crypto.h"
 
+/* libFuzzer calls it; declared for -Wmissing-prototypes. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;

@@ -36,6 +36,9 @@ static void check(const struct wfs_policy *p, const char *path)
 	wfs_rule_opts_format(d.opts, buf, sizeof(buf));
 }
 
+/* libFuzzer calls it; declared for -Wmissing-prototypes. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct wfs_policy *p = NULL;

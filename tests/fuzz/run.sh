@@ -1,28 +1,24 @@
 #!/bin/bash
-# Builds every libFuzzer target with clang (ASan+UBSan) and runs each for a
-# short, bounded time: FUZZ_SECONDS (default 20) per target. Crashes fail.
+# Builds every libFuzzer target with clang (ASan+UBSan) through CMake
+# (-DWARDFS_FUZZ=ON, in build-fuzz/) and runs each for a short, bounded
+# time: FUZZ_SECONDS (default 20) per target. Crashes fail.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 secs=${FUZZ_SECONDS:-20}
-mkdir -p "$out"
+export PKG_CONFIG_PATH="$root/deps/libfuse/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 
-# target:module:extra link flags
-targets=(
-	"fuzz_policy:policy:"
-	"fuzz_header:crypto:-lcrypto -lsodium"
-	"fuzz_keyfile:crypto:-lcrypto -lsodium"
-)
+mkdir -p "$out"
+cmake -S "$root" -B "$out" -DCMAKE_C_COMPILER=clang -DWARDFS_FUZZ=ON -DWARDFS_TESTS=OFF \
+	>"$out/cmake.log" 2>&1 || {
+	cat "$out/cmake.log"
+	exit 1
+}
+cmake --build "$out" -j2 --target fuzzers >/dev/null
 
 failed=0 ran=0
-for t in "${targets[@]}"; do
-	IFS=: read -r name mod libs <<<"$t"
-	src="$root/tests/fuzz/$name.c"
-	[ -f "$src" ] || continue
-	# shellcheck disable=SC2086
-	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DWFS_FUZZING \
-		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-I"$root/$mod" "$src" $(ls "$root/$mod"/*.c) $libs -lpthread -o "$out/$name"
+for src in "$root"/tests/fuzz/fuzz_*.c; do
+	name=$(basename "$src" .c)
 	corpus="$out/corpus-$name"
 	mkdir -p "$corpus"
 	if [ -d "$root/tests/fuzz/seeds/$name" ]; then

@@ -16,7 +16,7 @@
 #include <sqlite3.h>
 
 #include "audit.h"
-#include "internal.h"
+#include "audit_internal.h"
 
 static double now_s(void)
 {
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
 		char p[128], rp[128];
 		path_of(k, p, sizeof p);
 		size_t plen = strlen(p);
-		wfs_reverse_bytes(rp, p, plen);
+		aud_reverse_bytes(rp, p, plen);
 		sqlite3_bind_int64(st, 1, k + 1);
 		sqlite3_bind_text(st, 2, p, (int)plen, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 3, rp, (int)plen, SQLITE_TRANSIENT);

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 #include "util.h"
 
 static int setup(void **state)
@@ -122,7 +122,7 @@ static void make_old_schema(const struct tenv *t, int version)
 	for (int i = 0; i < 100; i++) { /* row i+1 has path /f/i */
 		char sql[128], path[16], rev[16];
 		int n = snprintf(path, sizeof path, "/f/%d", i);
-		wfs_reverse_bytes(rev, path, (size_t)n);
+		aud_reverse_bytes(rev, path, (size_t)n);
 		rev[n] = 0;
 		snprintf(sql, sizeof sql, "UPDATE events SET rpath = '%s' WHERE id = %d", rev,
 			 i + 1);

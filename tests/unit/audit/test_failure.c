@@ -20,7 +20,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 #include "util.h"
 
 /* Records until one fails (up to 5 s); returns that error, counts ok. */
@@ -47,7 +47,7 @@ static void fault_closed(const struct tenv *t, const char *fault, const char *re
 	struct wfs_audit_event e = tevent(0, p, sizeof p);
 	assert_int_equal(wfs_audit_record(a, &e), 0);
 	assert_true(drained(a));
-	assert_int_equal(wfs_audit__exec(a, fault), 0);
+	assert_int_equal(aud_test_exec(a, fault), 0);
 	int ok = 1;
 	assert_int_equal(record_until_error(a, &ok), err);
 	struct wfs_audit_counters c;
@@ -57,7 +57,7 @@ static void fault_closed(const struct tenv *t, const char *fault, const char *re
 	/* stays refused while the writer fails */
 	assert_int_equal(wfs_audit_record(a, &e), err);
 	/* repaired: the writer catches up and records are accepted again */
-	assert_int_equal(wfs_audit__exec(a, repair), 0);
+	assert_int_equal(aud_test_exec(a, repair), 0);
 	int r = -1;
 	for (int i = 0; i < 300 && r; i++) {
 		usleep(10000);
@@ -77,7 +77,7 @@ static void fault_open(const struct tenv *t, const char *fault, const char *repa
 	struct wfs_audit_event e = tevent(0, p, sizeof p);
 	assert_int_equal(wfs_audit_record(a, &e), 0);
 	assert_true(drained(a));
-	assert_int_equal(wfs_audit__exec(a, fault), 0);
+	assert_int_equal(aud_test_exec(a, fault), 0);
 	int n = 0;
 	struct wfs_audit_counters c;
 	for (int i = 0; i < 3000; i++, n++) {
@@ -90,7 +90,7 @@ static void fault_open(const struct tenv *t, const char *fault, const char *repa
 	wfs_audit_counters(a, &c);
 	assert_true(c.lost > 0);
 	assert_true(c.last_error[0]);
-	assert_int_equal(wfs_audit__exec(a, repair), 0);
+	assert_int_equal(aud_test_exec(a, repair), 0);
 	assert_true(drained(a));
 	wfs_audit_counters(a, &c);
 	wfs_audit_close(a);

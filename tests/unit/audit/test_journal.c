@@ -21,7 +21,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "internal.h"
+#include "audit_internal.h"
 #include "util.h"
 
 static void verify_ok(const struct tenv *t, int64_t rows)
@@ -416,14 +416,14 @@ static uint32_t crc_reference(const unsigned char *p, size_t n)
 static void test_crc32(void **state)
 {
 	(void)state;
-	assert_int_equal(wfs_crc32("123456789", 9), 0xcbf43926u);
-	assert_int_equal(wfs_crc32("", 0), 0);
+	assert_int_equal(aud_crc32("123456789", 9), 0xcbf43926u);
+	assert_int_equal(aud_crc32("", 0), 0);
 	unsigned char buf[80];
 	for (size_t i = 0; i < sizeof buf; i++)
 		buf[i] = (unsigned char)(i * 131 + 7);
 	for (size_t off = 0; off < 8; off++)
 		for (size_t n = 0; off + n <= sizeof buf; n++)
-			assert_int_equal(wfs_crc32(buf + off, n), crc_reference(buf + off, n));
+			assert_int_equal(aud_crc32(buf + off, n), crc_reference(buf + off, n));
 }
 
 int main(void)

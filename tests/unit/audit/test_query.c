@@ -319,6 +319,13 @@ static void test_parse(void **state)
 	assert_int_equal(wfs_audit_parse_time("2025-11-25T05:00-0500", now, &v), 0);
 	assert_int_equal(v, T0);
 	assert_int_equal(wfs_audit_parse_time("2025-11-25T10:00:00+25:00", now, &v), -EINVAL);
+	/* Beyond what int64 ns hold (1677..2262): refused, not overflowed
+	 * (UBSan, fuzz_parse_time). */
+	assert_int_equal(wfs_audit_parse_time("2520-11-25T10:00:00.123456789Z", now, &v), -EINVAL);
+	assert_int_equal(wfs_audit_parse_time("9999-12-31", now, &v), -EINVAL);
+	assert_int_equal(wfs_audit_parse_time("1000-01-01", now, &v), -EINVAL);
+	assert_int_equal(wfs_audit_parse_time("2262-01-01", now, &v), 0);
+	assert_int_equal(v, 9214646400LL * 1000000000);
 	assert_int_equal(wfs_audit_parse_time("2025-11-25T10:00:00+1", now, &v), -EINVAL);
 	/* today and yesterday: local midnights, a day apart (in this test's
 	 * zone, UTC+2 without summer time) */
