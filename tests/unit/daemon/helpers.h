@@ -44,13 +44,33 @@ static inline int tfs_count_fds(void)
 	return n;
 }
 
+/* The temporary directory of the test under way: a failed assertion
+ * leaves the test before its teardown, so it is removed at exit. */
+static char tfs_left[64];
+
+static inline void tfs_remove_left(void)
+{
+	char cmd[128];
+	if (!tfs_left[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tfs_left);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", tfs_left);
+	tfs_left[0] = '\0';
+}
+
 /* Makes the backing directory and the filesystem on it; max_fds 0 leaves
  * the table's default. keys become the filesystem's (may be NULL). */
 static inline void tfs_setup(struct tfs *t, int max_fds, struct wfs_keys *keys)
 {
+	static bool registered;
+	if (!registered)
+		registered = atexit(tfs_remove_left) == 0;
+	tfs_remove_left(); /* an earlier test's, if it failed */
 	memset(t, 0, sizeof(*t));
 	snprintf(t->dir, sizeof(t->dir), "/tmp/wfs-daemon-XXXXXX");
 	assert_non_null(mkdtemp(t->dir));
+	snprintf(tfs_left, sizeof(tfs_left), "%s", t->dir);
 	snprintf(t->backing, sizeof(t->backing), "%s/home", t->dir);
 	assert_int_equal(mkdir(t->backing, 0755), 0);
 	t->o.backing = t->backing;
@@ -78,12 +98,10 @@ static inline void tfs_setup(struct tfs *t, int max_fds, struct wfs_keys *keys)
 
 static inline void tfs_teardown(struct tfs *t)
 {
-	char cmd[128];
 	wfs_fs_free(t->fs);
 	t->fs = NULL;
 	close(t->bfd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
-	assert_int_equal(system(cmd), 0);
+	tfs_remove_left();
 }
 
 /* Creates backing file rel (below the backing dir) with the given bytes. */
