@@ -1,0 +1,169 @@
+/*
+ * test_stream.c - read-ahead of encrypted files (daemon/stream.c) without
+ * a mount: a real encrypted backing file, read in order as op_read does
+ * (wfs_content_pread, then wfs_stream_note), starts a stream; its ring
+ * then serves the right plaintext, short at the end; a change of the
+ * file's bytes makes what the ring holds unusable (never stale plaintext),
+ * and a missed read in order makes it read on from there.
+ */
+#include "helpers.h"
+
+#include "crypto.h"
+#include "crypto_internal.h" /* wfs__keys_from_master: fixed test keys */
+#include "stream.h"
+
+#define MIB   ((off_t)1 << 20)
+#define SIZE  (6 * MIB + 1000) /* the last block is a partial one */
+#define START (4 * MIB)	       /* stream.c's START_RUN */
+
+static uint8_t *data; /* the file's plaintext */
+
+static void pattern(uint8_t *p, size_t n, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (uint8_t)x;
+	}
+}
+
+static struct wfs_keys *keys(void)
+{
+	uint8_t mk[WFS_KEY_LEN];
+	struct wfs_keys *k = NULL;
+	for (size_t i = 0; i < sizeof(mk); i++)
+		mk[i] = (uint8_t)(7 + i);
+	assert_int_equal(wfs__keys_from_master(mk, &k), 0);
+	return k;
+}
+
+/* What op_read does for an encrypted file: the ring if it holds the range,
+ * else the file; then notes the read. Returns bytes or -errno, and in
+ * *streamed whether the ring served it. */
+static ssize_t read_like_op(struct wfs_file *f, char *buf, size_t size, off_t off, bool *streamed)
+{
+	struct wfs_inode *n = f->inode;
+	struct wfs_stream *s = atomic_load(&f->stream);
+	ssize_t r = -EAGAIN;
+	pthread_rwlock_rdlock(&n->io_lock);
+	if (s)
+		r = wfs_stream_read(s, buf, size, off);
+	*streamed = r != -EAGAIN;
+	if (!*streamed)
+		r = wfs_content_pread(n->fs->keys, f->fd, &n->hdr, buf, size, off);
+	pthread_rwlock_unlock(&n->io_lock);
+	if (r > 0)
+		wfs_stream_note(f, off, (size_t)r, !*streamed);
+	return r;
+}
+
+/* Reads [off, off + size) from the stream alone (io_lock shared, as a
+ * reader holds it). */
+static ssize_t ring_read(struct wfs_file *f, char *buf, size_t size, off_t off)
+{
+	pthread_rwlock_rdlock(&f->inode->io_lock);
+	ssize_t r = wfs_stream_read(atomic_load(&f->stream), buf, size, off);
+	pthread_rwlock_unlock(&f->inode->io_lock);
+	return r;
+}
+
+static void test_stream_serves_and_stays_coherent(void **state)
+{
+	(void)state;
+	struct wfs_keys *k = keys();
+	struct tfs t;
+	tfs_setup(&t, 0, k);
+	struct wfs_fs *fs = t.fs;
+
+	/* the encrypted backing file, as a sensitive create and write make it */
+	data = malloc(SIZE);
+	assert_non_null(data);
+	pattern(data, SIZE, 42);
+	int wfd = openat(t.bfd, "enc", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(wfd >= 0);
+	struct wfs_file_hdr h;
+	assert_int_equal(wfs_hdr_write(k, wfd, &h), 0);
+	assert_int_equal(wfs_content_pwrite(k, wfd, &h, data, SIZE, 0), SIZE);
+
+	struct wfs_inode *n = tfs_lookup(&fs->root, "enc", NULL);
+	assert_int_equal(atomic_load(&n->form), WFS_FORM_ENCRYPTED);
+	n->hdr = h;
+	n->serve = WFS_SERVE_ENCRYPTED;
+	struct wfs_file f = {.serve = WFS_SERVE_ENCRYPTED, .inode = n};
+	f.fd = wfs_inode_open(n, O_RDONLY);
+	assert_true(f.fd >= 0);
+
+	size_t cap = (size_t)MIB;
+	char *buf = malloc(cap);
+	assert_non_null(buf);
+	bool streamed;
+
+	/* in order: no stream before START bytes, one after */
+	for (off_t off = 0; off < START; off += MIB) {
+		assert_null(atomic_load(&f.stream));
+		assert_int_equal(read_like_op(&f, buf, (size_t)MIB, off, &streamed), MIB);
+		assert_false(streamed);
+		assert_memory_equal(buf, data + off, (size_t)MIB);
+	}
+	assert_non_null(atomic_load(&f.stream));
+	assert_int_equal(fs->nstreams, 1);
+
+	/* the ring serves what follows: a whole chunk, across two chunks,
+	 * and the end of the file (short) */
+	assert_int_equal(read_like_op(&f, buf, (size_t)MIB, START, &streamed), MIB);
+	assert_true(streamed);
+	assert_memory_equal(buf, data + START, (size_t)MIB);
+	off_t across = 5 * MIB - 65536;
+	assert_int_equal(read_like_op(&f, buf, 131072, across, &streamed), 131072);
+	assert_true(streamed);
+	assert_memory_equal(buf, data + across, 131072);
+	assert_int_equal(read_like_op(&f, buf, 65536, 6 * MIB, &streamed), 1000);
+	assert_true(streamed);
+	assert_memory_equal(buf, data + 6 * MIB, 1000);
+	assert_int_equal(atomic_load(&fs->reads_streamed), 3);
+
+	/* a change of the bytes the ring holds: never served stale */
+	off_t r1 = 5 * MIB + 65536, w = r1 + 8192;
+	pattern(data + w, 4096, 43);
+	wfs_io_change_begin(n);
+	assert_int_equal(wfs_content_pwrite(k, wfd, &h, data + w, 4096, w), 4096);
+	wfs_io_change_end(n);
+	assert_int_equal(ring_read(&f, buf, 65536, r1), -EAGAIN);
+
+	/* the reader in order misses, reads the file, and the ring reads on
+	 * from there: it then holds the new bytes */
+	assert_int_equal(read_like_op(&f, buf, 65536, r1, &streamed), 65536);
+	assert_false(streamed);
+	assert_memory_equal(buf, data + r1, 65536);
+	assert_int_equal(ring_read(&f, buf, 65536, r1), 65536);
+	assert_memory_equal(buf, data + r1, 65536);
+	assert_int_equal(read_like_op(&f, buf, (size_t)MIB, 5 * MIB, &streamed), MIB);
+	assert_true(streamed);
+	assert_memory_equal(buf, data + 5 * MIB, (size_t)MIB);
+
+	/* too big for one chunk, or empty: not the ring's */
+	assert_int_equal(ring_read(&f, buf, 0, 0), -EAGAIN);
+
+	wfs_stream_stop(&f);
+	assert_null(atomic_load(&f.stream));
+	assert_int_equal(fs->nstreams, 0);
+	wfs_stream_stop(&f); /* none: nothing to do */
+
+	free(buf);
+	free(data);
+	close(f.fd);
+	close(wfd);
+	wfs_inode_forget(n, 1);
+	tfs_teardown(&t);
+}
+
+int main(void)
+{
+	assert_int_equal(wfs_crypto_init(), 0);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stream_serves_and_stays_coherent),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
