@@ -240,14 +240,14 @@ static int scan_one(void *arg, int dfd, const char *name, const char *rel, const
 	wfs_policy_classify(scan->p, rel, strlen(rel), &d);
 	scan->count[d.cls]++;
 	enum wfs_form f;
-	int r = wfs_file_form(dfd, name, st, &f);
+	int r = wfs_vault_file_form(dfd, name, st, &f);
 	if (r < 0) {
 		error("cannot read '%s%s': %s", strcmp(scan->root, "/") ? scan->root : "", rel,
 		      strerror(-r));
 		scan->errors++;
 		return 0;
 	}
-	if (wfs_form_fix(d.cls, f) != WFS_FIX_NONE)
+	if (wfs_vault_form_fix(d.cls, f) != WFS_FIX_NONE)
 		add_mismatch(scan, rel, d.cls, f);
 	return 0;
 }

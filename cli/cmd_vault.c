@@ -119,14 +119,14 @@ static int count_one(void *arg, int dfd, const char *name, const char *rel, cons
 
 	if (wfs_is_migrate_temp(name))
 		return 0;
-	if ((r = wfs_file_form(dfd, name, st, &form)) != 0) {
+	if ((r = wfs_vault_file_form(dfd, name, st, &form)) != 0) {
 		error("cannot read '%s%s': %s", c->backing, rel, strerror(-r));
 		c->errors++;
 		return 0;
 	}
 	c->files++;
 	wfs_policy_classify(c->pol, rel, strlen(rel), &d);
-	if (wfs_form_fix(d.cls, form) != WFS_FIX_NONE)
+	if (wfs_vault_form_fix(d.cls, form) != WFS_FIX_NONE)
 		c->disagree++;
 	return 0;
 }

@@ -43,7 +43,7 @@ static void replaced(struct wfs_fs *fs, const struct wfs_audit_lineage *was,
 	chain_break(fs, detail);
 }
 
-void wfs_audit_lineage_check(struct wfs_fs *fs, const char *db_path)
+void wfs_fs_check_audit_lineage(struct wfs_fs *fs, const char *db_path)
 {
 	int dfd =
 		openat(fs->root_fd, WFS_VAULT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -226,7 +226,7 @@ static int file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_fi
 	if (!r)
 		n->opens++;
 	pthread_mutex_unlock(&n->open_lock);
-	if (formv >= 0 && wfs_form_fix(dec->cls, (enum wfs_form)formv) != WFS_FIX_NONE)
+	if (formv >= 0 && wfs_vault_form_fix(dec->cls, (enum wfs_form)formv) != WFS_FIX_NONE)
 		atomic_fetch_add(&fs->form_disagrees, 1); /* vault/form.c's one rule */
 	*form = form_label(formv);
 	if (r) {

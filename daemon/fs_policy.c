@@ -120,8 +120,8 @@ int wfs_fs_reload_policy(struct wfs_fs *fs, bool initial)
 	/* The loader every command uses (vault/policy_load.c): a policy
 	 * named at mount must exist; the default one may be missing at
 	 * mount (everything is public then), never at a reload. */
-	int r = wfs_policy_open(fs->o->policy_required || fs->policy ? path : NULL, WFS_LOAD_DAEMON,
-				&p, &diags, &builtin);
+	int r = wfs_vault_open_policy(fs->o->policy_required || fs->policy ? path : NULL,
+				      WFS_LOAD_DAEMON, &p, &diags, &builtin);
 	if (builtin)
 		fprintf(stderr, "wardfs: no policy file at %s; everything is public\n",
 			WFS_DEFAULT_POLICY);

@@ -104,12 +104,12 @@ static void *watch(void *arg)
 	return NULL;
 }
 
-void wfs_policy_watch_start(struct wfs_fs *fs)
+void wfs_fs_policy_watch_start(struct wfs_fs *fs)
 {
 	fs->watching = pthread_create(&fs->watcher, NULL, watch, fs) == 0;
 }
 
-void wfs_policy_watch_stop(struct wfs_fs *fs)
+void wfs_fs_policy_watch_stop(struct wfs_fs *fs)
 {
 	if (!fs->watching)
 		return;

@@ -340,7 +340,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 			report(fs, "wardfs: cannot open audit db '%s': %s", o->audit_db, err);
 			goto out;
 		}
-		wfs_audit_lineage_check(fs, o->audit_db);
+		wfs_fs_check_audit_lineage(fs, o->audit_db);
 	}
 
 	if (fs->keys && start_undo(fs, o) != 0)
@@ -370,7 +370,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	mounted = true;
 	running_mark(fs, unclean, sizeof unclean);
 	wfs_readahead_raise_async(o->mountpoint);
-	wfs_policy_watch_start(fs);
+	wfs_fs_policy_watch_start(fs);
 	if (fs->audit) {
 		/* what an auditor asks of a mount: how it was unlocked, and
 		 * whether the one before it ended (running_mark) */
@@ -393,7 +393,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 	fuse_loop_cfg_destroy(cfg);
 
 out:
-	wfs_policy_watch_stop(fs);
+	wfs_fs_policy_watch_stop(fs);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (se) {

@@ -7,7 +7,7 @@
 
 #include "vault.h"
 
-enum wfs_form_fix wfs_form_fix(enum wfs_class cls, enum wfs_form form)
+enum wfs_form_fix wfs_vault_form_fix(enum wfs_class cls, enum wfs_form form)
 {
 	if (cls == WFS_SENSITIVE && form == WFS_FORM_PLAIN)
 		return WFS_FIX_ENCRYPT;
@@ -16,7 +16,7 @@ enum wfs_form_fix wfs_form_fix(enum wfs_class cls, enum wfs_form form)
 	return WFS_FIX_NONE; /* agrees, or empty: fine in either class */
 }
 
-int wfs_file_form(int dirfd, const char *name, const struct stat *st, enum wfs_form *form)
+int wfs_vault_file_form(int dirfd, const char *name, const struct stat *st, enum wfs_form *form)
 {
 	*form = WFS_FORM_PLAIN; /* unused on failure */
 	int r = wfs_form_of_at(dirfd, name, st->st_size, form);

@@ -26,7 +26,7 @@ static enum wfs_form_fix wanted(const struct wfs_policy *pol, const char *rel, e
 	struct wfs_decision d;
 
 	wfs_policy_classify(pol, rel, strlen(rel), &d);
-	return wfs_form_fix(d.cls, form);
+	return wfs_vault_form_fix(d.cls, form);
 }
 
 static void progress(struct wfs_migrate *m)
@@ -140,7 +140,7 @@ static int migrate_scan(void *arg, int dfd, const char *name, const char *rel,
 		m->temps++;
 		return 0;
 	}
-	if ((r = wfs_file_form(dfd, name, st, &form)) != 0) {
+	if ((r = wfs_vault_file_form(dfd, name, st, &form)) != 0) {
 		fprintf(stderr, "%s: cannot read '%s%s': %s\n", wfs_vault_prog(), m->backing, rel,
 			strerror(-r));
 		m->errors++;
@@ -169,7 +169,7 @@ static int migrate_convert(void *arg, int dfd, const char *name, const char *rel
 	enum wfs_form form;
 	enum wfs_form_fix act;
 
-	if (wfs_is_migrate_temp(name) || wfs_file_form(dfd, name, st, &form) != 0)
+	if (wfs_is_migrate_temp(name) || wfs_vault_file_form(dfd, name, st, &form) != 0)
 		return 0; /* ours, or reported by the scan */
 	if ((act = wanted(m->pol, rel, form)) == WFS_FIX_NONE)
 		return 0;

@@ -12,8 +12,8 @@
 
 #include "vault.h"
 
-int wfs_policy_open(const char *path, unsigned how, struct wfs_policy **out,
-		    struct wfs_policy_diags *d, bool *builtin)
+int wfs_vault_open_policy(const char *path, unsigned how, struct wfs_policy **out,
+			  struct wfs_policy_diags *d, bool *builtin)
 {
 	unsigned flags = wfs_policy_caller_flags();
 	int r;
@@ -45,7 +45,7 @@ int wfs_vault_load_policy(const char *path, unsigned how, struct wfs_policy **ou
 	const char *file = path ? path : WFS_DEFAULT_POLICY;
 	char line[1200];
 	bool builtin;
-	int r = wfs_policy_open(path, how, out, &d, &builtin);
+	int r = wfs_vault_open_policy(path, how, out, &d, &builtin);
 
 	for (size_t i = 0; i < d.n; i++) {
 		if ((how & WFS_LOAD_QUIET) && !d.v[i].is_error)

@@ -158,11 +158,11 @@ enum wfs_form_fix {
  * file must be encrypted, any other must not be; an empty file is fine
  * in either class.
  */
-enum wfs_form_fix wfs_form_fix(enum wfs_class cls, enum wfs_form form);
+enum wfs_form_fix wfs_vault_form_fix(enum wfs_class cls, enum wfs_form form);
 
 /* The form of the regular file dirfd/name by the daemon's mark (crypto/
  * mark.c): 0 or -errno. */
-int wfs_file_form(int dirfd, const char *name, const struct stat *st, enum wfs_form *form);
+int wfs_vault_file_form(int dirfd, const char *name, const struct stat *st, enum wfs_form *form);
 
 /* .NAME.wardfs-migrate: migrate's temp file beside NAME, left over by an
  * interrupted run (fsck counts them, migrate removes them). */
@@ -193,8 +193,8 @@ int wfs_vault_load_policy(const char *path, unsigned how, struct wfs_policy **ou
  * prints and frees them) and *builtin says that the built-in default was
  * used. For the daemon, which keeps the first error for its status.
  */
-int wfs_policy_open(const char *path, unsigned how, struct wfs_policy **out,
-		    struct wfs_policy_diags *d, bool *builtin);
+int wfs_vault_open_policy(const char *path, unsigned how, struct wfs_policy **out,
+			  struct wfs_policy_diags *d, bool *builtin);
 
 /* ---- is the backing directory closed (backing_private.c) ----------- */
 

@@ -35,13 +35,13 @@ static int teardown(void **state)
 static void test_form_fix(void **state)
 {
 	(void)state;
-	assert_int_equal(wfs_form_fix(WFS_SENSITIVE, WFS_FORM_PLAIN), WFS_FIX_ENCRYPT);
-	assert_int_equal(wfs_form_fix(WFS_SENSITIVE, WFS_FORM_ENCRYPTED), WFS_FIX_NONE);
-	assert_int_equal(wfs_form_fix(WFS_SENSITIVE, WFS_FORM_EMPTY), WFS_FIX_NONE);
-	assert_int_equal(wfs_form_fix(WFS_PUBLIC, WFS_FORM_ENCRYPTED), WFS_FIX_DECRYPT);
-	assert_int_equal(wfs_form_fix(WFS_DENY, WFS_FORM_ENCRYPTED), WFS_FIX_DECRYPT);
-	assert_int_equal(wfs_form_fix(WFS_PUBLIC, WFS_FORM_PLAIN), WFS_FIX_NONE);
-	assert_int_equal(wfs_form_fix(WFS_DENY, WFS_FORM_EMPTY), WFS_FIX_NONE);
+	assert_int_equal(wfs_vault_form_fix(WFS_SENSITIVE, WFS_FORM_PLAIN), WFS_FIX_ENCRYPT);
+	assert_int_equal(wfs_vault_form_fix(WFS_SENSITIVE, WFS_FORM_ENCRYPTED), WFS_FIX_NONE);
+	assert_int_equal(wfs_vault_form_fix(WFS_SENSITIVE, WFS_FORM_EMPTY), WFS_FIX_NONE);
+	assert_int_equal(wfs_vault_form_fix(WFS_PUBLIC, WFS_FORM_ENCRYPTED), WFS_FIX_DECRYPT);
+	assert_int_equal(wfs_vault_form_fix(WFS_DENY, WFS_FORM_ENCRYPTED), WFS_FIX_DECRYPT);
+	assert_int_equal(wfs_vault_form_fix(WFS_PUBLIC, WFS_FORM_PLAIN), WFS_FIX_NONE);
+	assert_int_equal(wfs_vault_form_fix(WFS_DENY, WFS_FORM_EMPTY), WFS_FIX_NONE);
 }
 
 static void test_migrate_temp(void **state)
@@ -130,7 +130,7 @@ static void test_policy_fallback(void **state)
 	(void)state;
 	/* a named file that is missing is an error, never "everything public" */
 	snprintf(path, sizeof(path), "%s/no-such-policy", root);
-	assert_int_equal(wfs_policy_open(path, 0, &p, &d, &builtin), -ENOENT);
+	assert_int_equal(wfs_vault_open_policy(path, 0, &p, &d, &builtin), -ENOENT);
 	assert_null(p);
 	assert_false(builtin);
 	assert_true(d.nerrors > 0);
@@ -142,7 +142,7 @@ static void test_policy_fallback(void **state)
 	fputs("default public\nsecret /x\n", f);
 	fclose(f);
 	chmod(path, 0644);
-	assert_int_equal(wfs_policy_open(path, 0, &p, &d, &builtin), -EINVAL);
+	assert_int_equal(wfs_vault_open_policy(path, 0, &p, &d, &builtin), -EINVAL);
 	assert_null(p);
 	wfs_policy_diags_free(&d);
 }
