@@ -1,5 +1,5 @@
 # Thin wrapper over CMake: `make` sets up and builds build/wardfs,
-# `make demo` runs the demo, `make test` runs every test, `make test-long` the soaks, `make install`
+# `make demo` runs the demo, `make test` runs every test, `make lint` clang-tidy, `make test-long` the soaks, `make install`
 # installs (PREFIX, default /usr/local, under DESTDIR if set).
 BUILD ?= build
 PREFIX ?= /usr/local
@@ -7,7 +7,7 @@ DESTDIR ?=
 ROOT := $(CURDIR)
 export PKG_CONFIG_PATH := $(ROOT)/deps/libfuse/lib/pkgconfig:$(PKG_CONFIG_PATH)
 
-.PHONY: all setup build install demo test test-long unit integration asan tsan fuzz bench format clean
+.PHONY: all setup build install demo test test-long unit integration asan tsan fuzz bench format lint clean
 
 all: build
 
@@ -44,6 +44,10 @@ fuzz: setup
 
 bench: build
 	@bash bench/run.sh
+
+# clang-tidy with .clang-tidy's checks (part of `make test`).
+lint: build
+	@bash scripts/lint.sh
 
 format:
 	@find policy crypto audit vault daemon cli include tests bench -name '*.[ch]' | xargs clang-format -i

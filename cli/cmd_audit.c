@@ -496,7 +496,7 @@ static void stat_fields(const struct stat_out *s, const char *key, char **path, 
 		*exe = strdup(key);
 	} else if (!strcmp(s->section, "users")) {
 		snprintf(uid, uidlen, "%s", key);
-		struct passwd *pw = getpwuid((uid_t)atoll(key));
+		struct passwd *pw = getpwuid((uid_t)strtoll(key, NULL, 10));
 		*user = pw ? pw->pw_name : NULL;
 	} else {
 		const char *tab = strchr(key, '\t');
@@ -558,7 +558,7 @@ static int stat_cb(void *arg, const char *key, int64_t count, int64_t denied)
 		}
 		char name[128] = "";
 		if (!strcmp(s->section, "users")) {
-			struct passwd *pw = getpwuid((uid_t)atoll(key ? key : ""));
+			struct passwd *pw = getpwuid((uid_t)strtoll(key ? key : "", NULL, 10));
 			if (pw) {
 				char *e = wfs_audit_escape(pw->pw_name);
 				snprintf(name, sizeof name, " (%s)", e);

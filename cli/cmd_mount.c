@@ -486,7 +486,8 @@ static int read_status(const char *mnt, char *buf, size_t len)
 static pid_t status_pid(const char *status)
 {
 	char v[32];
-	return wfs_status_get(status, WFS_STATUS_PID, v, sizeof(v)) ? (pid_t)atoi(v) : 0;
+	return wfs_status_get(status, WFS_STATUS_PID, v, sizeof(v)) ? (pid_t)strtol(v, NULL, 10)
+								    : 0;
 }
 
 int wfs_cmd_umount(int argc, char **argv)

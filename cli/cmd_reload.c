@@ -41,8 +41,8 @@ static int reload_one(const char *mnt)
 		return error("cannot read the status of '%s': %s%s", mnt,
 			     r == -ETIMEDOUT ? "its daemon does not answer" : strerror(-r),
 			     r == -ENODATA || r == -EPERM ? " (it needs root)" : "");
-	long before = atol(field(st, WFS_STATUS_POLICY_RELOADS, v, sizeof v));
-	pid_t pid = (pid_t)atoi(field(st, WFS_STATUS_PID, v, sizeof v));
+	long before = strtol(field(st, WFS_STATUS_POLICY_RELOADS, v, sizeof v), NULL, 10);
+	pid_t pid = (pid_t)strtol(field(st, WFS_STATUS_PID, v, sizeof v), NULL, 10);
 	if (pid <= 0 || kill(pid, SIGHUP) < 0)
 		return error("cannot signal the daemon of '%s': %s", mnt,
 			     pid <= 0 ? "no pid in its status" : strerror(errno));
@@ -53,7 +53,7 @@ static int reload_one(const char *mnt)
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 		if (wfs_read_status(mnt, st, sizeof st, WFS_STATUS_TIMEOUT_MS) == 0 &&
-		    atol(field(st, WFS_STATUS_POLICY_RELOADS, v, sizeof v)) > before)
+		    strtol(field(st, WFS_STATUS_POLICY_RELOADS, v, sizeof v), NULL, 10) > before)
 			break;
 	}
 	field(st, WFS_STATUS_POLICY_ERROR, err, sizeof err);

@@ -302,14 +302,13 @@ static int fsck_open_audit(const struct args *a, struct wfs_fsck *f)
 {
 	char real[PATH_MAX], mnt[PATH_MAX], err[256];
 	const char *db = a->audit_db ? a->audit_db : WFS_DEFAULT_AUDIT_DB;
-	int r;
 
 	if (realpath(a->backing, real) != NULL && wfs_backing_mounted(real, mnt, sizeof(mnt)) > 0) {
 		error("'%s' is mounted on '%s': unmount it before --repair", a->backing, mnt);
 		return -1;
 	}
 	struct wfs_audit_opts o = {.db_path = db, .mount_id = a->backing};
-	if ((r = wfs_audit_open(&o, &f->audit, err, sizeof(err))) != 0) {
+	if (wfs_audit_open(&o, &f->audit, err, sizeof(err)) != 0) {
 		error("cannot open the audit db '%s' to record repairs: %s", db, err);
 		return -1;
 	}

@@ -161,6 +161,9 @@ int parse_options(int argc, char **argv, const struct opt *opts, const char *hel
 			for (size_t i = 0; opts[i].type != OPT_END; i++)
 				if (opts[i].short_name == c)
 					o = &opts[i];
+		/* o is set: getopt_long returns only the short names of `shorts`,
+		 * each one in opts */
+		/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 		switch (o->type) {
 		case OPT_BOOL:
 			*(bool *)o->value = true;

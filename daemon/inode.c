@@ -44,6 +44,8 @@ static size_t bucket_of(dev_t dev, ino_t ino, size_t n)
 int wfs_table_init(struct wfs_fs *fs)
 {
 	fs->nbuckets = 1u << 16;
+	/* an array of pointers: sizeof(pointer) is the element size */
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
 	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
 	if (!fs->buckets)
 		return -ENOMEM;

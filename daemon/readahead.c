@@ -39,7 +39,7 @@ static void *raise_readahead(void *arg)
 		goto out;
 	}
 	ssize_t n = read(fd, cur, sizeof cur - 1);
-	if (n > 0 && atoi(cur) < READAHEAD_KIB) {
+	if (n > 0 && strtol(cur, NULL, 10) < READAHEAD_KIB) {
 		char want[16];
 		int len = snprintf(want, sizeof want, "%d", READAHEAD_KIB);
 		if (pwrite(fd, want, (size_t)len, 0) != len)

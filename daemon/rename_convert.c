@@ -148,7 +148,7 @@ int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_in
 		goto out;
 	}
 	src = wfs_inode_open(n, O_RDONLY | O_NOATIME);
-	if (src < 0 && src == -EPERM)
+	if (src == -EPERM)
 		src = wfs_inode_open(n, O_RDONLY);
 	if (src < 0) {
 		r = src;

@@ -219,6 +219,8 @@ static void running_mark(struct wfs_fs *fs, char *unclean, size_t len)
 		long long ns = 0;
 		buf[n > 0 ? n : 0] = '\0';
 		char when[64] = "an unknown time";
+		/* the daemon wrote both numbers */
+		/* NOLINTNEXTLINE(cert-err34-c) */
 		if (sscanf(buf, "%ld %lld", &pid, &ns) == 2)
 			wfs_audit_format_time(ns, when, sizeof when);
 		snprintf(unclean, len,

@@ -12,6 +12,7 @@ fuse_min=3.17
 apt_pkgs=(build-essential cmake pkg-config meson ninja-build dpkg-dev
 	  libssl-dev libsodium-dev libsqlite3-dev sqlite3 libcmocka-dev
 	  clang clang-format fuse3 attr acl python3 python3-pytest git rsync
+	  clang-tidy # clang-tidy: the lint step of `make test` (scripts/lint.sh)
 	  libpam-mount # libpam-mount: the login-unlock test (tests/integration/test_pam.py)
 	  hxtools # hxtools: ofl, which pam_mount's <logout> signals leftover processes with
 	  strace) # strace: a traced allowed program is refused (tests/integration/test_users.py)

@@ -1,9 +1,9 @@
 #!/bin/bash
-# Runs every test: unit tests (ctest), the same under ASan/UBSan together
-# with integration tests on a mount of the ASan binary, the concurrent
-# integration tests on a mount of a ThreadSanitizer binary, the fuzz targets
-# for a bounded time, and the integration tests on real mounts of
-# build/wardfs.
+# Runs every test: clang-tidy (scripts/lint.sh), unit tests (ctest), the
+# same under ASan/UBSan together with integration tests on a mount of the
+# ASan binary, the concurrent integration tests on a mount of a
+# ThreadSanitizer binary, the fuzz targets for a bounded time, and the
+# integration tests on real mounts of build/wardfs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,6 +13,9 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "code format (.clang-format)"
 git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror || fails=$((fails + 1))
+
+step "clang-tidy (.clang-tidy)"
+bash scripts/lint.sh || fails=$((fails + 1))
 
 step "unit tests"
 (cd build && ctest --output-on-failure -j2) || fails=$((fails + 1))

@@ -68,7 +68,6 @@ static int convert(struct wfs_migrate *m, int dfd, const char *name, const char 
 			m->progress ? "\n" : "", wfs_vault_prog(), m->backing, rel,
 			(uintmax_t)st.st_nlink);
 		m->skipped++;
-		r = 0;
 		goto done;
 	}
 	(void)unlinkat(dfd, tmp, 0);

@@ -41,8 +41,9 @@ void wfs_secret_free(char *s)
 static int extpass_timeout_s(void)
 {
 	const char *e = getenv("WARDFS_EXTPASS_TIMEOUT");
-	int v = e ? atoi(e) : 0;
-	return v >= 1 && v <= 3600 ? v : 60;
+	/* strtol: atoi's result out of int's range is undefined */
+	long v = e ? strtol(e, NULL, 10) : 0;
+	return v >= 1 && v <= 3600 ? (int)v : 60;
 }
 
 static int64_t now_ms(void)

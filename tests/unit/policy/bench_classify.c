@@ -127,7 +127,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	size_t npaths = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
-	int rounds = argc > 2 ? atoi(argv[2]) : 5;
+	long rounds = argc > 2 ? strtol(argv[2], NULL, 10) : 5;
 	if (npaths == 0 || rounds < 1 || rounds > 100) {
 		fprintf(stderr, "usage: bench_classify [PATHS] [ROUNDS 1-100] | --print-policy\n");
 		return 2;
@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 	printf("rules=%zu paths=%zu public=%lu sensitive=%lu deny=%lu\n", wfs_policy_rule_count(p),
 	       npaths, counts[0] / (unsigned long)rounds, counts[1] / (unsigned long)rounds,
 	       counts[2] / (unsigned long)rounds);
-	printf("classify: %.0f paths/s (median of %d)\n", rates[rounds / 2], rounds);
+	printf("classify: %.0f paths/s (median of %ld)\n", rates[rounds / 2], rounds);
 	free(buf);
 	free(off);
 	wfs_policy_free(p);

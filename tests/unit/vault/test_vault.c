@@ -138,6 +138,21 @@ static void test_unlock_sources(void **state)
 	assert_int_equal(wfs_vault_unlock(root, &po, &k), -EIO);
 }
 
+/* WARDFS_EXTPASS_TIMEOUT out of int's range is the default 60 s: atoi made
+ * 4294967297 (2^32 + 1) a 1 s timeout on glibc (and undefined in C). */
+static void test_extpass_timeout_out_of_range(void **state)
+{
+	struct wfs_keys *k;
+	struct wfs_pass_opts po = {.extpass = "sleep 2; echo hunter2"};
+
+	(void)state;
+	/* the vault of test_write_and_config, passphrase hunter2 */
+	assert_int_equal(setenv("WARDFS_EXTPASS_TIMEOUT", "4294967297", 1), 0);
+	assert_int_equal(wfs_vault_unlock(root, &po, &k), 0);
+	wfs_keys_free(k);
+	unsetenv("WARDFS_EXTPASS_TIMEOUT");
+}
+
 static void test_recovery_file(void **state)
 {
 	char rec[WFS_RECOVERY_LEN], rf[256], text[128];
@@ -218,6 +233,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_write_and_config),
 		cmocka_unit_test(test_unlock_sources),
+		cmocka_unit_test(test_extpass_timeout_out_of_range),
 		cmocka_unit_test(test_recovery_file),
 		cmocka_unit_test(test_walk),
 	};
