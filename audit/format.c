@@ -536,16 +536,20 @@ int wfs_audit_parse_time(const char *s, int64_t now_ns, int64_t *out)
 	}
 	struct tm tm = {0};
 	int n = 0;
+	/* sscanf's field widths (4 and 2 digits) keep every number in an int */
+	// NOLINTNEXTLINE(cert-err34-c): at most 4 digits, cannot overflow
 	if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10)
 		return -EINVAL;
 	const char *p = s + n;
 	long frac = 0;
 	if (*p == 'T' || *p == ' ') {
 		int k = 0;
+		// NOLINTNEXTLINE(cert-err34-c): 2 digits each, cannot overflow
 		if (sscanf(p + 1, "%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &k) != 2 || k != 5)
 			return -EINVAL;
 		p += 1 + k;
 		if (*p == ':') {
+			// NOLINTNEXTLINE(cert-err34-c): 2 digits, cannot overflow
 			if (sscanf(p + 1, "%2d%n", &tm.tm_sec, &k) != 1 || k != 2)
 				return -EINVAL;
 			p += 3;
@@ -562,11 +566,10 @@ int wfs_audit_parse_time(const char *s, int64_t now_ns, int64_t *out)
 		p++;
 	} else if (*p == '+' || *p == '-') {
 		int hh, mm, k = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &k) == 2 && k == 5)
-			;
-		else if (sscanf(p + 1, "%2d%2d%n", &hh, &mm, &k) == 2 && k == 4)
-			;
-		else
+		// NOLINTNEXTLINE(cert-err34-c): 2 digits each, cannot overflow
+		bool colon = sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &k) == 2 && k == 5;
+		// NOLINTNEXTLINE(cert-err34-c): 2 digits each, cannot overflow
+		if (!colon && !(sscanf(p + 1, "%2d%2d%n", &hh, &mm, &k) == 2 && k == 4))
 			return -EINVAL;
 		if (hh > 23 || mm > 59)
 			return -EINVAL;

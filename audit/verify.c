@@ -203,9 +203,11 @@ int aud_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		     struct wfs_audit_verify_result *r, unsigned char *last_mac)
 {
 	memset(r, 0, sizeof *r);
-	unsigned char prev[AUD_MAC_LEN];
-	int64_t expect;
-	struct head h;
+	/* set by the loaders; initialised too, as the analyzer cannot see
+	 * that a loader returning an error makes this return first */
+	unsigned char prev[AUD_MAC_LEN] = {0};
+	int64_t expect = 1;
+	struct head h = {0};
 	int ret = load_anchor(db, key, r, prev, &expect);
 	if (!ret)
 		ret = load_head(db, key, r, &h);

@@ -22,7 +22,7 @@ static double now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int count_cb(void *arg, const struct wfs_audit_row *r)
@@ -76,7 +76,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_audit_query N [DB]\n");
 		return 2;
 	}
-	long long n = atoll(argv[1]);
+	long long n = strtoll(argv[1], NULL, 10);
 	const char *path = argc > 2 ? argv[2] : "/tmp/wfs-bench-audit.db";
 	char err[256];
 	struct wfs_audit_db *d;
