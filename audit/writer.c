@@ -349,6 +349,8 @@ static int check_db_file(struct wfs_audit *a)
 	const char *how;
 	int we = 0;
 	int sr = statx_of(a->db_path, &sx);
+	/* Two branches below are empty on purpose, each for its own reason. */
+	// NOLINTBEGIN(bugprone-branch-clone)
 	if (atomic_load(&a->journal_faults)) {
 		/* Sticky: the faulting pages are private memory now (guard.c). */
 		e = -EIO;
@@ -364,9 +366,8 @@ static int check_db_file(struct wfs_audit *a)
 			 "audit database '%s' was deleted while in use: rows written to it "
 			 "would be lost; remount to start a new one",
 			 a->db_path);
-	} else if (sr) { // NOLINT(bugprone-branch-clone): an empty verdict, as below, for another
-			 // reason
-			 /* cannot tell (EACCES, EIO...): no verdict from sx's garbage */
+	} else if (sr) {
+		/* cannot tell (EACCES, EIO...): no verdict from sx's garbage */
 	} else if (makedev(sx.stx_dev_major, sx.stx_dev_minor) != a->db_dev ||
 		   sx.stx_ino != a->db_ino) {
 		e = -ENOENT;
@@ -391,6 +392,7 @@ static int check_db_file(struct wfs_audit *a)
 	} else {
 		e = check_companions(a, &ro, why, sizeof why);
 	}
+	// NOLINTEND(bugprone-branch-clone)
 	atomic_store(&a->journal_unsafe, ro);
 	if (e) {
 		aud_set_error(a, "%s", why);
