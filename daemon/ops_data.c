@@ -62,23 +62,12 @@ static ssize_t read_encrypted(struct wfs_fs *fs, struct wfs_file *f, size_t size
 		return -ENOMEM;
 	if (size > WFS_MAX_IO)
 		size = WFS_MAX_IO;
-	struct wfs_inode *n = f->inode;
-	struct wfs_stream *s = atomic_load(&f->stream);
-	ssize_t r = -EAGAIN;
-	pthread_rwlock_rdlock(&n->io_lock);
-	if (s)
-		r = wfs_stream_read(s, buf, size, off);
-	bool streamed = r != -EAGAIN;
-	if (!streamed)
-		r = wfs_content_pread(fs->keys, f->fd, &n->hdr, buf, size, off);
-	pthread_rwlock_unlock(&n->io_lock);
-	if (r > 0)
-		wfs_stream_note(f, off, (size_t)r, !streamed);
+	ssize_t r = wfs_stream_pread(f, buf, size, off, NULL);
 	if (r == -EIO) {
 		char what[96];
 		snprintf(what, sizeof(what), "block at plaintext offset %lld failed authentication",
 			 (long long)off);
-		wfs_fs_integrity_failure(n, what);
+		wfs_fs_integrity_failure(f->inode, what);
 	}
 	return r;
 }

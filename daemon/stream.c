@@ -407,6 +407,25 @@ void wfs_stream_note(struct wfs_file *f, off_t off, size_t size, bool missed)
 	pthread_mutex_unlock(&fs->streams_lock);
 }
 
+ssize_t wfs_stream_pread(struct wfs_file *f, char *buf, size_t size, off_t off, bool *streamed)
+{
+	struct wfs_inode *n = f->inode;
+	struct wfs_stream *s = atomic_load(&f->stream);
+	ssize_t r = -EAGAIN;
+	pthread_rwlock_rdlock(&n->io_lock);
+	if (s)
+		r = wfs_stream_read(s, buf, size, off);
+	bool ring = r != -EAGAIN;
+	if (!ring)
+		r = wfs_content_pread(n->fs->keys, f->fd, &n->hdr, buf, size, off);
+	pthread_rwlock_unlock(&n->io_lock);
+	if (r > 0)
+		wfs_stream_note(f, off, (size_t)r, !ring);
+	if (streamed)
+		*streamed = ring;
+	return r;
+}
+
 void wfs_stream_stop(struct wfs_file *f)
 {
 	struct wfs_fs *fs = f->inode->fs;

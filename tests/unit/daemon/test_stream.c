@@ -39,26 +39,6 @@ static struct wfs_keys *keys(void)
 	return k;
 }
 
-/* What op_read does for an encrypted file: the ring if it holds the range,
- * else the file; then notes the read. Returns bytes or -errno, and in
- * *streamed whether the ring served it. */
-static ssize_t read_like_op(struct wfs_file *f, char *buf, size_t size, off_t off, bool *streamed)
-{
-	struct wfs_inode *n = f->inode;
-	struct wfs_stream *s = atomic_load(&f->stream);
-	ssize_t r = -EAGAIN;
-	pthread_rwlock_rdlock(&n->io_lock);
-	if (s)
-		r = wfs_stream_read(s, buf, size, off);
-	*streamed = r != -EAGAIN;
-	if (!*streamed)
-		r = wfs_content_pread(n->fs->keys, f->fd, &n->hdr, buf, size, off);
-	pthread_rwlock_unlock(&n->io_lock);
-	if (r > 0)
-		wfs_stream_note(f, off, (size_t)r, !*streamed);
-	return r;
-}
-
 /* Reads [off, off + size) from the stream alone (io_lock shared, as a
  * reader holds it). */
 static ssize_t ring_read(struct wfs_file *f, char *buf, size_t size, off_t off)
@@ -103,7 +83,7 @@ static void test_stream_serves_and_stays_coherent(void **state)
 	/* in order: no stream before START bytes, one after */
 	for (off_t off = 0; off < START; off += MIB) {
 		assert_null(atomic_load(&f.stream));
-		assert_int_equal(read_like_op(&f, buf, (size_t)MIB, off, &streamed), MIB);
+		assert_int_equal(wfs_stream_pread(&f, buf, (size_t)MIB, off, &streamed), MIB);
 		assert_false(streamed);
 		assert_memory_equal(buf, data + off, (size_t)MIB);
 	}
@@ -112,14 +92,14 @@ static void test_stream_serves_and_stays_coherent(void **state)
 
 	/* the ring serves what follows: a whole chunk, across two chunks,
 	 * and the end of the file (short) */
-	assert_int_equal(read_like_op(&f, buf, (size_t)MIB, START, &streamed), MIB);
+	assert_int_equal(wfs_stream_pread(&f, buf, (size_t)MIB, START, &streamed), MIB);
 	assert_true(streamed);
 	assert_memory_equal(buf, data + START, (size_t)MIB);
 	off_t across = 5 * MIB - 65536;
-	assert_int_equal(read_like_op(&f, buf, 131072, across, &streamed), 131072);
+	assert_int_equal(wfs_stream_pread(&f, buf, 131072, across, &streamed), 131072);
 	assert_true(streamed);
 	assert_memory_equal(buf, data + across, 131072);
-	assert_int_equal(read_like_op(&f, buf, 65536, 6 * MIB, &streamed), 1000);
+	assert_int_equal(wfs_stream_pread(&f, buf, 65536, 6 * MIB, &streamed), 1000);
 	assert_true(streamed);
 	assert_memory_equal(buf, data + 6 * MIB, 1000);
 	assert_int_equal(atomic_load(&fs->reads_streamed), 3);
@@ -134,12 +114,12 @@ static void test_stream_serves_and_stays_coherent(void **state)
 
 	/* the reader in order misses, reads the file, and the ring reads on
 	 * from there: it then holds the new bytes */
-	assert_int_equal(read_like_op(&f, buf, 65536, r1, &streamed), 65536);
+	assert_int_equal(wfs_stream_pread(&f, buf, 65536, r1, &streamed), 65536);
 	assert_false(streamed);
 	assert_memory_equal(buf, data + r1, 65536);
 	assert_int_equal(ring_read(&f, buf, 65536, r1), 65536);
 	assert_memory_equal(buf, data + r1, 65536);
-	assert_int_equal(read_like_op(&f, buf, (size_t)MIB, 5 * MIB, &streamed), MIB);
+	assert_int_equal(wfs_stream_pread(&f, buf, (size_t)MIB, 5 * MIB, &streamed), MIB);
 	assert_true(streamed);
 	assert_memory_equal(buf, data + 5 * MIB, (size_t)MIB);
 
