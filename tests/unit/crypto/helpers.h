@@ -74,4 +74,20 @@ static inline void test_pwrite_raw(int fd, const void *buf, size_t n, off_t off)
 	assert_int_equal(pwrite(fd, buf, n, off), (ssize_t)n);
 }
 
+/* A fresh directory /tmp/wfs-NAME-XXXXXX in dir (64 bytes), for tests
+ * that need real files; test_tmpdir_remove takes it away with its tree. */
+static inline void test_tmpdir_make(char dir[64], const char *name)
+{
+	snprintf(dir, 64, "/tmp/wfs-%s-XXXXXX", name);
+	assert_non_null(mkdtemp(dir));
+}
+
+static inline void test_tmpdir_remove(const char *dir)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 #endif

@@ -17,18 +17,14 @@ static char root[64];
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(root, "/tmp/wfs-rules-XXXXXX");
-	assert_non_null(mkdtemp(root));
+	test_tmpdir_make(root, "rules");
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	assert_int_equal(system(cmd), 0);
+	test_tmpdir_remove(root);
 	return 0;
 }
 

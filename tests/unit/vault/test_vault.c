@@ -27,18 +27,14 @@ static void put(const char *rel, const char *text)
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(root, "/tmp/wfs-vault-XXXXXX");
-	assert_non_null(mkdtemp(root));
+	test_tmpdir_make(root, "vault");
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	assert_int_equal(system(cmd), 0);
+	test_tmpdir_remove(root);
 	return 0;
 }
 
