@@ -492,10 +492,12 @@ def test_directory_renamed_across_classes_never_holds_a_file_of_the_old_class(mn
             except OSError as e:
                 assert e.errno == errno.EXDEV, e
 
+    # Open the subdirectory before the mover starts: once it runs, "pub/d"
+    # may already be "secret/d".
+    dfd = os.open(m.mnt / "pub" / "d" / "sub", os.O_RDONLY | os.O_DIRECTORY)
     t = threading.Thread(target=mover)
     t.start()
     wrong, made = [], 0
-    dfd = os.open(m.mnt / "pub" / "d" / "sub", os.O_RDONLY | os.O_DIRECTORY)
     try:
         end = time.time() + 8
         while time.time() < end and len(wrong) < 5:
