@@ -34,6 +34,7 @@ static __attribute__((format(printf, 1, 2))) char *xasprintf(const char *fmt, ..
 
 static void free_handle(struct wfs_audit *a)
 {
+	aud_fwd_stop_all(a, 0); /* already stopped, unless open failed */
 	aud_writer_finalize(a);
 	if (a->db)
 		sqlite3_close(a->db);
@@ -159,6 +160,12 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	atomic_store(&a->consumed, a->drain_pos);
 	atomic_store(&a->drained_seq, a->drain_seq);
 
+	if (o->forward) {
+		struct wfs_audit_forward fo;
+		if ((r = wfs_audit_forward_parse(o->forward, &fo, err, errlen)) ||
+		    (r = aud_fwd_start_all(a, &fo, err, errlen)))
+			goto fail;
+	}
 	if ((r = -pthread_create(&a->writer, NULL, aud_writer_main, a))) {
 		snprintf(err, errlen, "cannot start the audit writer: %s", strerror(-r));
 		goto fail;
@@ -420,6 +427,9 @@ void wfs_audit_close(struct wfs_audit *a)
 		pthread_mutex_unlock(&a->lock);
 		pthread_join(a->writer, NULL);
 	}
+	/* The last rows are in: a short last try to forward them, the rest
+	 * at the next mount (the cursor says where). */
+	aud_fwd_stop_all(a, 2000);
 	count_stranded(a);
 	free_handle(a);
 }

@@ -69,6 +69,7 @@ struct wfs_audit_opts {
 	const char *key_path; /* chain MAC key (root-only); NULL = db_path + ".key" */
 	bool fail_open;	      /* --audit-failure=open: serve opens, count lost rows */
 	unsigned journal_kib; /* journal ring size; 0 = 65536 (64 MiB) */
+	const char *forward;  /* --audit-forward spec (forward.c); NULL = none */
 };
 
 struct wfs_audit;
@@ -112,6 +113,36 @@ struct wfs_audit_counters {
 	char last_error[256];
 };
 void wfs_audit_counters(struct wfs_audit *a, struct wfs_audit_counters *c);
+
+/* ---- forwarding (forward.c) ----------------------------------------
+ * --audit-forward=journal,syslog[:SOCKET]: every committed row is sent to
+ * the system journal and/or as an RFC 5424 message to a unix datagram
+ * socket, by a thread per destination that reads the db after a durable
+ * cursor (docs/audit.md, "Forwarding"). */
+#define WFS_FWD_JOURNAL	       1u
+#define WFS_FWD_SYSLOG	       2u
+#define WFS_FWD_SYSLOG_DEFAULT "/dev/log"
+/* The SD-ID's enterprise number: RFC 5612's number for documentation,
+ * until wardfs has a PEN of its own (docs/audit.md says so). */
+#define WFS_FWD_SD_ID "wardfs@32473"
+struct wfs_audit_forward {
+	unsigned dests;	       /* WFS_FWD_* */
+	char syslog_path[108]; /* sun_path; WFS_FWD_SYSLOG_DEFAULT unless given */
+};
+/* Parses "journal", "syslog", "syslog:/path/sock" in a list separated by
+ * ',' or '+' (the mount helper's -o form cannot hold a comma). 0, or
+ * -EINVAL with a one-line message in err. */
+int wfs_audit_forward_parse(const char *spec, struct wfs_audit_forward *out, char *err,
+			    size_t errlen);
+
+struct wfs_audit_forward_counters {
+	uint64_t sent, failures;
+	int64_t cursor; /* the last row id known delivered */
+	bool down;	/* the last attempt failed */
+};
+/* dest: WFS_FWD_JOURNAL or WFS_FWD_SYSLOG; false when it is not forwarded. */
+bool wfs_audit_forward_counters(struct wfs_audit *a, unsigned dest,
+				struct wfs_audit_forward_counters *c);
 
 /* Drains the journal into SQLite, stops the writer, closes. NULL is fine. */
 void wfs_audit_close(struct wfs_audit *a);

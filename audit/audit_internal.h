@@ -243,6 +243,10 @@ struct wfs_audit {
 	struct aud_path_slot *pcache;
 	int64_t pcache_gen; /* the anchor's pruned_to when the cache was filled */
 
+	/* forward.c: one forwarder per destination (NULL: not forwarded);
+	 * the writer wakes them after each commit that added rows. */
+	struct aud_fwd *fwd[2];
+
 	_Atomic int writer_err; /* -errno of the last failed COMMIT, 0 if fine */
 	atomic_uint_fast64_t recorded, lost, drained_seq;
 	pthread_mutex_t err_lock;
@@ -363,6 +367,52 @@ void aud_guard_thread(bool on);
 unsigned aud_guard_thread_faults(void);
 int aud_guard_add(const void *p, size_t len, _Atomic unsigned *faults);
 void aud_guard_remove(const void *p);
+
+/* ---- forwarding (forward.c, fwd_syslog.c, fwd_journal.c) -----------
+ * A forwarder reads rows after its cursor on a read-only connection of its
+ * own and hands each to its sink; nothing here is on the open path. */
+struct aud_fwd;
+/* Starts the forwarders f asks for (none: 0). 0 or -errno with err. */
+int aud_fwd_start_all(struct wfs_audit *a, const struct wfs_audit_forward *f, char *err,
+		      size_t errlen);
+/* After the writer's last drain: a last try (at most grace_ms), the
+ * cursor saved, the threads joined. */
+void aud_fwd_stop_all(struct wfs_audit *a, int grace_ms);
+void aud_fwd_kick_all(struct wfs_audit *a);
+
+/* A row as a sink sends it: the stored row, its MAC (the chain head after
+ * it) in hex and the db's identity. */
+struct aud_fwd_row {
+	const struct wfs_audit_row *r;
+	const char *chain; /* 64 hex digits, or "" */
+	const char *db_id;
+};
+/* The syslog severity (0..7) of a row: err for integrity and chain
+ * trouble, warning for a denial, info otherwise. */
+int aud_fwd_severity(const struct wfs_audit_row *r);
+
+/* fwd_syslog.c: RFC 5424 over a unix datagram socket. */
+struct aud_fwd_syslog;
+int aud_fwd_syslog_new(const char *path, struct aud_fwd_syslog **out);
+void aud_fwd_syslog_free(struct aud_fwd_syslog *s);
+/* 0, or -errno (connect or send failed: the receiver is not there). */
+int aud_fwd_syslog_send(struct aud_fwd_syslog *s, const struct aud_fwd_row *row);
+/* After a batch: 0 when the receiver took every message sent so far and
+ * is still the one they were sent to; -EAGAIN while some are still in its
+ * socket's queue; another -errno when it went away (resend from the
+ * cursor). */
+int aud_fwd_syslog_settle(struct aud_fwd_syslog *s);
+void aud_fwd_syslog_reset(struct aud_fwd_syslog *s);
+/* The message of a row (no trailing newline) into b: for the sink and its
+ * unit test. host and procid as the header shows them. -ENOMEM. */
+int aud_fwd_syslog_format(struct aud_buf *b, const struct aud_fwd_row *row, const char *host,
+			  long procid);
+
+/* fwd_journal.c: sd_journal_sendv. 0, -errno, or -ENOTSUP in a build
+ * without libsystemd. */
+int aud_fwd_journal_send(const struct aud_fwd_row *row);
+/* The MESSAGE_ID of a kind name (32 hex digits; a fixed one for unknown kinds). */
+const char *aud_fwd_message_id(const char *kind);
 
 /* Test hook: runs SQL on the writer's connection (fault injection). */
 int aud_test_exec(struct wfs_audit *a, const char *sql);

@@ -567,8 +567,10 @@ int aud_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 		return e;
 	}
 	pthread_mutex_unlock(&a->db_lock);
-	if (inserted)
+	if (inserted) {
 		a->committed_id = last_id;
+		aud_fwd_kick_all(a); /* a signal: the forwarders read on their own */
+	}
 	if (lost > a->lost_noted)
 		a->lost_noted = lost;
 	if (why[0])
