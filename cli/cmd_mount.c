@@ -49,6 +49,10 @@ static const char mount_usage[] =
 	"  --audit-journal-size MIB\n"
 	"                           crash-safe journal in front of the audit db,\n"
 	"                           when it is created (default 64; 1..4096)\n"
+	"  --audit-forward=DEST[,DEST]\n"
+	"                           also send every audit row to the system journal\n"
+	"                           (journal) and/or as RFC 5424 syslog to /dev/log\n"
+	"                           or a socket (syslog, syslog:/path/to/socket)\n"
 	"  --no-passthrough         serve public files through the daemon\n"
 	"  --allow-reachable        mount a BACKING that users other than root can\n"
 	"                           reach (they bypass the policy and the audit)\n"
@@ -318,6 +322,17 @@ static int set_journal_size(void *value, const char *arg)
 	return 0;
 }
 
+static int set_audit_forward(void *value, const char *arg)
+{
+	struct wfs_audit_forward fo;
+	char err[256];
+
+	if (wfs_audit_forward_parse(arg, &fo, err, sizeof err) != 0)
+		return usage_error("--audit-forward: %s", err);
+	*(const char **)value = arg;
+	return 0;
+}
+
 static int set_no_passthrough(void *value, const char *arg)
 {
 	(void)arg;
@@ -341,6 +356,7 @@ int wfs_cmd_mount(int argc, char **argv)
 		OPT_BOOL("no-audit", 0, &no_audit), /* hidden: benchmarks only */
 		OPT_FN("audit-failure", 0, &o.audit_fail_open, set_audit_failure),
 		OPT_FN("audit-journal-size", 0, &o.audit_journal_mib, set_journal_size),
+		OPT_FN("audit-forward", 0, &o.audit_forward, set_audit_forward),
 		OPT_FN_NOARG("no-passthrough", 0, &o.passthrough, set_no_passthrough),
 		OPT_PASS_SOURCES(&po),
 		OPT_STRING("log", 0, &log),

@@ -64,6 +64,7 @@ static const struct {
 	{"audit-db", "--audit-db", true},
 	{"audit-failure", "--audit-failure", true},
 	{"audit-journal-size", "--audit-journal-size", true},
+	{"audit-forward", "--audit-forward", true},
 	{"log", "--log", true},
 	{"recovery-key", "--recovery-key", false},
 	{"recovery-key-file", "--recovery-key-file", true},
@@ -142,7 +143,8 @@ int helper_translate(struct helper *h, char *opts, bool sloppy)
 		}
 		say(h,
 		    "%s: unknown mount option '%s%s%s'; wardfs takes passfile=, extpass=, "
-		    "policy=, audit-db=, audit-failure=, audit-journal-size=, log=, "
+		    "policy=, audit-db=, audit-failure=, audit-journal-size=, audit-forward=, "
+		    "log=, "
 		    "recovery-key, recovery-key-file=, "
 		    "no-passthrough, strict-forms, nonempty and kernel flags such as "
 		    "nosuid,nodev "

@@ -337,6 +337,7 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 			.mount_id = o->mountpoint,
 			.fail_open = o->audit_fail_open,
 			.journal_kib = o->audit_journal_mib * 1024,
+			.forward = o->audit_forward,
 		};
 		if (wfs_audit_open(&ao, &fs->audit, err, sizeof(err)) < 0) {
 			report(fs, "wardfs: cannot open audit db '%s': %s", o->audit_db, err);

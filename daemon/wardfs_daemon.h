@@ -17,6 +17,7 @@ struct wfs_daemon_opts {
 	const char *audit_db;	 /* NULL: no audit (hidden debug flag) */
 	bool audit_fail_open;
 	unsigned audit_journal_mib; /* 0: the audit library's default */
+	const char *audit_forward;  /* --audit-forward list, or NULL */
 	bool passthrough;	    /* false: --no-passthrough */
 	bool strict_forms;	    /* refuse plain files in sensitive paths */
 	bool foreground;
