@@ -15,7 +15,9 @@ apt_pkgs=(build-essential cmake pkg-config meson ninja-build dpkg-dev
 	  clang-tidy # clang-tidy: the lint step of `make test` (scripts/lint.sh)
 	  libpam-mount # libpam-mount: the login-unlock test (tests/integration/test_pam.py)
 	  hxtools # hxtools: ofl, which pam_mount's <logout> signals leftover processes with
-	  strace) # strace: a traced allowed program is refused (tests/integration/test_users.py)
+	  strace # strace: a traced allowed program is refused (tests/integration/test_users.py)
+	  libsystemd-dev # libsystemd-dev: sd_journal_sendv for --audit-forward=journal (audit/fwd_journal.c)
+	  rsyslog rsyslog-relp) # rsyslog, rsyslog-relp: the host and central rsyslogd of tests/integration/test_forward.py (their own instances; the system service is not used)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
