@@ -3,6 +3,7 @@
 relays them by RELP to a "central" instance writing one line per row, both
 from the configs in etc/rsyslog/. Outages of either must lose no row and
 send none twice (row ids are checked against the audit db)."""
+import json
 import os
 import re
 import shutil
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run, wait_for, wardfs
+from conftest import ROOT, in_private_root, run, wait_for
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 ETC = ROOT / "etc" / "rsyslog"
@@ -267,3 +268,117 @@ def test_bad_forward_option(vault):
     assert "unknown audit forward destination 'kafka'" in r.stderr
     r = vault.mount("--audit-forward=syslog:relative/sock", check=False)
     assert r.returncode != 0 and "must be an absolute path" in r.stderr
+
+
+JOURNALD = "/lib/systemd/systemd-journald"
+OPEN_MESSAGE_ID = "a995e3f14c80f16ef8eaf40fecaf1ef9"  # docs/audit.md
+CREATE_MESSAGE_ID = "18d3b5f8bbeb51468e4b80e1b1e0c7e5"
+
+
+class Journald:
+    """A systemd-journald of the test's own, in a private mount namespace
+    whose /run/systemd and /run/log are fresh tmpfs: sd_journal_sendv
+    reaches it at the usual /run/systemd/journal/socket, and the host has
+    no journald (no systemd as init here) to disturb."""
+
+    def __init__(self, out):
+        self.out, self.proc = out, None
+
+    def start(self):
+        with open(self.out, "a") as out:
+            self.proc = subprocess.Popen([JOURNALD], stdout=out, stderr=subprocess.STDOUT)
+        assert wait_for(lambda: sock_live("/run/systemd/journal/socket")
+                        or self.proc.poll() is not None, 15)
+        assert self.proc.poll() is None, self.out.read_text()
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def entries(self):
+        r = run("journalctl", "-D", "/run/log/journal", "-o", "json", "--no-pager",
+                "SYSLOG_IDENTIFIER=wardfs", check=False)
+        return [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+
+
+def field_bytes(v):
+    """journalctl's JSON: a string, or an array of byte values for a field
+    that is not printable UTF-8."""
+    return bytes(v) if isinstance(v, list) else v.encode()
+
+
+@pytest.mark.skipif(not os.path.exists(JOURNALD), reason="needs systemd-journald")
+def test_journal(vault, base):
+    """--audit-forward=journal into a real systemd-journald: each row once
+    with its WARDFS_* fields, the documented MESSAGE_ID, OBJECT_PID= the
+    opener, the exact bytes of an odd file name; rows written while
+    journald is down arrive when it is back."""
+    name = b'odd\n]"\\\xff.txt'
+
+    def body():
+        for d in ("/run/systemd", "/run/log"):
+            os.makedirs(d, exist_ok=True)
+            run("mount", "-t", "tmpfs", "tmpfs", d)
+        jd = Journald(base / "journald.out")
+        jd.start()
+        try:
+            vault.mount("--audit-forward=journal")
+            try:
+                opens(vault, "a", 10)
+                (vault.mnt / "a" / "f0").read_text()  # an open row
+                with pytest.raises(PermissionError):  # a denial row
+                    (vault.mnt / ".netrc").write_text("x")
+                # another process opens the odd name: OBJECT_PID is its pid
+                child = subprocess.run(
+                    ["/usr/bin/python3", "-c",
+                     "import os,sys; p=sys.argv[1].encode('utf-8','surrogateescape');"
+                     "os.close(os.open(p, os.O_CREAT|os.O_WRONLY, 0o644));"
+                     "print(os.getpid())",
+                     os.fsdecode(os.fsencode(str(vault.mnt)) + b"/" + name)],
+                    capture_output=True, text=True, check=True)
+                opener = child.stdout.strip()
+                assert wait_for(lambda: len(jd.entries()) >= 14, 20), vault.logtext()
+                jd.stop()
+                opens(vault, "b", 10)
+                assert wait_for(lambda: "destination unavailable" in vault.logtext(), 10)
+                jd.start()
+                opens(vault, "c", 5)
+                assert wait_for(lambda: "destination back" in vault.logtext(), 15)
+            finally:
+                vault.umount()
+            want = db_ids(vault)
+            assert wait_for(lambda: {int(e["WARDFS_ROW_ID"]) for e in jd.entries()}
+                            >= set(want), 20)
+            entries = jd.entries()
+            got = [int(e["WARDFS_ROW_ID"]) for e in entries]
+            check_once(want, got)
+            odd = [e for e in entries if b"odd" in field_bytes(e.get("WARDFS_PATH", ""))]
+            assert len(odd) == 1, odd
+            e = odd[0]
+            assert field_bytes(e["WARDFS_PATH"]) == b"/" + name
+            assert e["WARDFS_KIND"] == "create" and e["MESSAGE_ID"] == CREATE_MESSAGE_ID
+            assert e["OBJECT_PID"] == opener and e["WARDFS_PID"] == opener
+            assert e["WARDFS_DECISION"] == "allow" and e["WARDFS_CLASS"] == "public"
+            assert e["WARDFS_EXE"].startswith("/usr/bin/python3")
+            assert e["PRIORITY"] == "6" and e["WARDFS_UID"] == "0"
+            assert e["WARDFS_MOUNT"] == str(vault.mnt)
+            assert len(e["WARDFS_CHAIN_HEAD"]) == 64
+            assert "\n" not in field_bytes(e["MESSAGE"]).decode(errors="replace")
+            op = [e for e in entries if e.get("WARDFS_KIND") == "open"
+                  and e.get("WARDFS_PATH") == "/a/f0"]
+            assert op and op[0]["MESSAGE_ID"] == OPEN_MESSAGE_ID
+            deny = [e for e in entries if e.get("WARDFS_PATH") == "/.netrc"]
+            assert len(deny) == 1, deny
+            d = deny[0]
+            assert d["WARDFS_DECISION"] == "deny" and d["PRIORITY"] == "4"
+            assert d["WARDFS_ERRNO"] == "EACCES" and "policy" in d["WARDFS_RULE"]
+        finally:
+            jd.stop()
+
+    in_private_root(base, body, timeout=180)
