@@ -25,17 +25,12 @@ static const struct {
 	const char *opt;
 	bool value;
 } longopts[] = {
-	{"--passfile", true},
-	{"--extpass", true},
-	{"--policy", true},
-	{"--audit-db", true},
-	{"--audit-failure", true},
-	{"--audit-journal-size", true},
-	{"--log", true},
-	{"--recovery-key", false},
-	{"--recovery-key-file", true},
-	{"--no-passthrough", false},
-	{"--strict-forms", false},
+	{"--passfile", true},	     {"--extpass", true},
+	{"--policy", true},	     {"--audit-db", true},
+	{"--audit-failure", true},   {"--audit-journal-size", true},
+	{"--audit-forward", true},   {"--log", true},
+	{"--recovery-key", false},   {"--recovery-key-file", true},
+	{"--no-passthrough", false}, {"--strict-forms", false},
 };
 
 static const char *const kernel_flags[] = {

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, in_private_root, run, wait_for
+from conftest import ROOT, WARDFS, in_private_root, run, wait_for
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 ETC = ROOT / "etc" / "rsyslog"
@@ -262,12 +262,20 @@ def test_cursor_survives_remount(vault, fleet):
     check_once(want, got)
 
 
-def test_bad_forward_option(vault):
+def test_forward_option_forms(vault, base):
+    """Bad lists are one-line errors; the mount helper's -o form (fstab)
+    takes '+' between destinations and passes the list on whole."""
     r = vault.mount("--audit-forward=kafka", check=False)
     assert r.returncode != 0
     assert "unknown audit forward destination 'kafka'" in r.stderr
     r = vault.mount("--audit-forward=syslog:relative/sock", check=False)
     assert r.returncode != 0 and "must be an absolute path" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    os.symlink(WARDFS, base / "mount.wardfs")
+    r = run(base / "mount.wardfs", vault.backing, vault.mnt, "-f", "-o",
+            "audit-forward=journal+syslog:/run/x.sock,nosuid", check=False)
+    assert r.returncode == 0, r.stderr
+    assert "--audit-forward journal+syslog:/run/x.sock" in r.stderr, r.stderr
 
 
 JOURNALD = "/lib/systemd/systemd-journald"
