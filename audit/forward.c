@@ -465,8 +465,10 @@ static void *fwd_main(void *arg)
 		    (stop || more == false || mono_ms() - f->saved_ms >= SAVE_EVERY_MS))
 			save_cursor(f);
 		if (stop) {
-			bool done = f->lock_fd < 0 || (!more && f->pending <= f->cursor &&
-						       atomic_load(&f->down) == false);
+			/* Down at unmount: one try, not the whole grace period
+			 * of retries; the next mount sends the rest. */
+			bool done = f->lock_fd < 0 || atomic_load(&f->down) ||
+				    (!more && f->pending <= f->cursor);
 			if (done || mono_ms() >= deadline)
 				break;
 			if (!more) {

@@ -27,6 +27,26 @@ static bool own_name(const char *name)
 	return !strncmp(name, OWN_PREFIX, sizeof(OWN_PREFIX) - 1);
 }
 
+/* One line per forwarded destination: up or down, rows sent, the last row
+ * known delivered, failed attempts (docs/audit.md, "Forwarding"). */
+static void status_forward(struct wfs_fs *fs, char *buf, size_t len)
+{
+	static const struct {
+		unsigned dest;
+		const char *name;
+	} dests[] = {{WFS_FWD_JOURNAL, "journal"}, {WFS_FWD_SYSLOG, "syslog"}};
+	for (size_t i = 0; i < sizeof dests / sizeof dests[0]; i++) {
+		struct wfs_audit_forward_counters c;
+		size_t used = strlen(buf);
+		if (used >= len || !wfs_audit_forward_counters(fs->audit, dests[i].dest, &c))
+			continue;
+		snprintf(buf + used, len - used,
+			 "audit-forward-%s: %s, sent %llu, delivered to row %lld, failures %llu\n",
+			 dests[i].name, c.down ? "down" : "up", (unsigned long long)c.sent,
+			 (long long)c.cursor, (unsigned long long)c.failures);
+	}
+}
+
 /* Drops the daemon's own names from a listxattr result; its new length. */
 static size_t drop_own_names(char *list, size_t len)
 {
@@ -83,6 +103,7 @@ static void status_text(struct wfs_fs *fs, char *buf, size_t len)
 				 fs->o->audit_db, (unsigned long long)c.recorded,
 				 (unsigned long long)c.lost, (unsigned long long)c.pending,
 				 c.last_error[0] ? c.last_error : "none");
+			status_forward(fs, buf, len);
 		} else {
 			snprintf(buf + used, len - used, "audit-db: disabled\n");
 		}

@@ -206,10 +206,13 @@ def test_host_outage_cursor(vault, fleet):
         opens(vault, "b", 50)
         time.sleep(1)
         assert "destination unavailable" in vault.logtext()
+        st = vault.status()["audit-forward-syslog"]
+        assert st.startswith("down, ") and "failures 0" not in st, st
         before = len(fleet.row_ids())
         fleet.start_host()
         opens(vault, "c", 10)
         assert wait_for(lambda: "destination back" in vault.logtext(), 15), vault.logtext()
+        assert vault.status()["audit-forward-syslog"].startswith("up, ")
     finally:
         vault.umount()
     want, got = all_arrived(fleet, vault)
