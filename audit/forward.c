@@ -394,7 +394,7 @@ static bool round_once(struct aud_fwd *f)
 	if (f->pending > f->cursor && f->dest == WFS_FWD_SYSLOG) {
 		e = aud_fwd_syslog_settle(f->sl);
 		if (e == -EAGAIN) {
-			f->retry_ms = mono_ms() + 20; /* read slowly, but read */
+			f->retry_ms = mono_ms() + 5; /* read slowly, but read */
 			return false;
 		}
 		if (e) {
@@ -412,7 +412,7 @@ static bool round_once(struct aud_fwd *f)
 	if (n > 0 && f->dest == WFS_FWD_SYSLOG) {
 		e = aud_fwd_syslog_settle(f->sl);
 		if (e == -EAGAIN) {
-			f->retry_ms = mono_ms() + 20;
+			f->retry_ms = mono_ms() + 5;
 			return false;
 		}
 		if (e) {

@@ -340,13 +340,15 @@ int aud_fwd_syslog_settle(struct aud_fwd_syslog *s)
 {
 	if (s->fd < 0)
 		return -ENOTCONN;
-	for (int i = 0; i < 50; i++) {
+	/* Looked at often: a receiver that reads and then stops before the
+	 * look fails it, and the batch goes again (the consumer dedupes). */
+	for (int i = 0; i < 200; i++) {
 		int queued = 0;
 		if (ioctl(s->fd, SIOCOUTQ, &queued) < 0)
 			return -errno;
 		if (queued == 0)
 			return same_receiver(s);
-		struct timespec ts = {0, 2000000};
+		struct timespec ts = {0, 500000};
 		nanosleep(&ts, NULL);
 	}
 	int e = same_receiver(s);
