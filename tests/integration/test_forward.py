@@ -26,6 +26,19 @@ pytestmark = pytest.mark.skipif(
     reason="needs rsyslog and rsyslog-relp (scripts/setup.sh installs them)")
 
 
+@pytest.fixture
+def vault(vault):
+    """conftest's vault, unmounted at the end whatever happened, and its
+    daemon's log free of sanitizer reports (as the mnt fixture checks)."""
+    try:
+        yield vault
+    finally:
+        vault.umount()
+        log = vault.logtext()
+        assert not any(s in log for s in ("AddressSanitizer", "runtime error",
+                                          "ThreadSanitizer")), log
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
