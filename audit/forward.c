@@ -551,6 +551,8 @@ int aud_fwd_start_all(struct wfs_audit *a, const struct wfs_audit_forward *fo, c
 	return r;
 }
 
+/* The writer calls it holding no lock; f->lock is a leaf (the forwarder
+ * takes no lock of the writer's). */
 void aud_fwd_kick_all(struct wfs_audit *a)
 {
 	for (int i = 0; i < 2; i++) {
