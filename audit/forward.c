@@ -51,7 +51,8 @@ struct aud_fwd {
 	int64_t cursor; /* the last row delivered */
 	char cursor_mac[AUD_MAC_LEN * 2 + 1];
 	int64_t saved, saved_ms; /* what the file says, and when it was written */
-	int64_t pending;	 /* sent, not yet known delivered (syslog) */
+	bool save_failed;
+	int64_t pending; /* sent, not yet known delivered (syslog) */
 	char pending_mac[AUD_MAC_LEN * 2 + 1];
 	int backoff_ms;
 	int64_t retry_ms; /* no attempt before then */
@@ -192,10 +193,16 @@ static int save_cursor(struct aud_fwd *f)
 		e = fsync_dir_of(f->state_path);
 	if (e) {
 		unlink(tmp);
-		fprintf(stderr, "wardfs: audit forward (%s): cannot save cursor '%s': %s\n",
-			f->name, f->state_path, strerror(-e));
+		if (!f->save_failed) /* once, not every second */
+			fprintf(stderr,
+				"wardfs: audit forward (%s): cannot save cursor '%s': %s; rows "
+				"may be sent again after a restart\n",
+				f->name, f->state_path, strerror(-e));
+		f->save_failed = true;
+		f->saved_ms = mono_ms();
 		return e;
 	}
+	f->save_failed = false;
 	f->saved = f->cursor;
 	f->saved_ms = mono_ms();
 	return 0;
