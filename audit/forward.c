@@ -441,6 +441,10 @@ static bool round_once(struct aud_fwd *f)
 static void *fwd_main(void *arg)
 {
 	struct aud_fwd *f = arg;
+	/* Its reads store into SQLite's -shm too (read marks): a SIGBUS
+	 * there (made immutable, truncated) is this thread's to survive and
+	 * answer with a new connection (guard.c), not the daemon's death. */
+	aud_guard_thread(true);
 	for (;;) {
 		pthread_mutex_lock(&f->lock);
 		int64_t now = mono_ms();
@@ -466,8 +470,19 @@ static void *fwd_main(void *arg)
 		bool more = false;
 		/* A kick during backoff does not shorten it: a dead
 		 * destination is not hammered at the rate of commits. */
-		if (mono_ms() >= f->retry_ms || stop)
+		if (mono_ms() >= f->retry_ms || stop) {
+			unsigned faults = aud_guard_thread_faults();
 			more = round_once(f);
+			if (aud_guard_thread_faults() != faults) {
+				/* its view of the WAL index is private memory now */
+				if (f->db)
+					sqlite3_db_config(f->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+							  1, NULL);
+				close_db(f);
+				failed(f, -EIO);
+				more = false;
+			}
+		}
 		if (f->cursor != f->saved &&
 		    (stop || more == false || mono_ms() - f->saved_ms >= SAVE_EVERY_MS))
 			save_cursor(f);
