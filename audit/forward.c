@@ -278,12 +278,8 @@ static void check_cursor(struct aud_fwd *f)
 	if (f->cursor == 0)
 		return;
 	int64_t max = one_int(f->st_max, 0, false);
-	int64_t to = f->cursor;
-	bool changed = false;
-	if (max >= 0 && max < f->cursor) {
-		to = max;
-		changed = true;
-	} else if (f->cursor_mac[0] && f->cursor_mac[0] != '-') {
+	bool behind = max >= 0 && max < f->cursor, changed = behind;
+	if (!behind && f->cursor_mac[0] && f->cursor_mac[0] != '-') {
 		sqlite3_bind_int64(f->st_at, 1, f->cursor);
 		if (sqlite3_step(f->st_at) == SQLITE_ROW &&
 		    sqlite3_column_bytes(f->st_at, 0) == AUD_MAC_LEN) {
@@ -292,13 +288,14 @@ static void check_cursor(struct aud_fwd *f)
 			changed = strcmp(mac, f->cursor_mac) != 0;
 		}
 		sqlite3_reset(f->st_at);
-		if (changed) {
-			int64_t brk = one_int(f->st_break, f->cursor, true);
-			to = brk > 0 ? brk - 1 : 0;
-		}
 	}
 	if (!changed)
 		return;
+	/* Rows up to the cursor may already be new ones (the chain-break
+	 * row and those after it): go back to before the chain break; with
+	 * none, only rows were deleted (behind) or nothing can be trusted. */
+	int64_t brk = one_int(f->st_break, behind ? max : f->cursor, true);
+	int64_t to = brk > 0 ? brk - 1 : behind ? max : 0;
 	fprintf(stderr,
 		"wardfs: audit forward (%s): row %" PRId64 " is not the row that was forwarded "
 		"(rows deleted or rewritten); forwarding again after row %" PRId64 "\n",
