@@ -23,6 +23,9 @@
 
 #include "audit_internal.h"
 
+/* Rows per read; also below a unix datagram socket's default queue of
+ * 512 (net.unix.max_dgram_qlen), so a batch fits the receiver's queue and
+ * the sender waits for it to empty between batches, not for room. */
 #define BATCH	       256
 #define IDLE_MS	       1000 /* rows another daemon wrote are seen this late */
 #define BACKOFF_MIN_MS 100
