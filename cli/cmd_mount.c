@@ -407,7 +407,7 @@ int wfs_cmd_mount(int argc, char **argv)
 		}
 		return 1;
 	}
-	if (!allow_reachable && wfs_backing_private(backing, prog_name(), true) != 0)
+	if (!allow_reachable && wfs_backing_private(backing, true) != 0)
 		return 1;
 	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX];
 	policy = absolute(policy, policy_abs, sizeof(policy_abs));
@@ -424,7 +424,7 @@ int wfs_cmd_mount(int argc, char **argv)
 	struct wfs_keys *keys = NULL;
 	int ur = wfs_vault_unlock(backing, &po, &keys);
 	if (ur == -EACCES && !no_audit) /* a failed unlock is an auditor's question */
-		wfs_vault_audit(backing, audit_db, WFS_AUDIT_MOUNT, EACCES,
+		wfs_vault_audit(backing, audit_db, prog_name(), WFS_AUDIT_MOUNT, EACCES,
 				po.recovery_key_file || po.recovery_from_stdin
 					? "unlock failed: wrong recovery key"
 					: "unlock failed: wrong passphrase");

@@ -173,7 +173,7 @@ int wfs_cmd_init(int argc, char **argv)
 	status = 1;
 	if (make_backing(&a) != 0 || check_backing(&a) != 0)
 		goto out;
-	if (!a.allow_reachable && wfs_backing_private(a.backing, prog_name(), true) != 0)
+	if (!a.allow_reachable && wfs_backing_private(a.backing, true) != 0)
 		goto out;
 	char what[PATH_MAX + 64];
 	if (!wfs_vault_exists(a.backing) && wfs_vault_orphaned(a.backing, what, sizeof what)) {
@@ -249,7 +249,7 @@ int wfs_cmd_passwd(int argc, char **argv)
 		goto out;
 	if ((r = wfs_vault_unlock(a.backing, &a.po, &keys)) != 0) {
 		if (r == -EACCES)
-			wfs_vault_audit(a.backing, NULL, WFS_AUDIT_VAULT, EACCES,
+			wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, EACCES,
 					"passwd: the passphrase (or recovery key) was wrong");
 		goto out;
 	}
@@ -281,7 +281,7 @@ int wfs_cmd_passwd(int argc, char **argv)
 			strerror(-r));
 	printf("Passphrase changed for %s.\n", a.backing);
 	wfs_vault_audit(
-		a.backing, NULL, WFS_AUDIT_VAULT, 0,
+		a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, 0,
 		a.po.recovery_key_file || a.po.recovery_from_stdin
 			? "passwd: the passphrase was changed (unlocked with the recovery key)"
 			: "passwd: the passphrase was changed");
@@ -460,7 +460,7 @@ int wfs_cmd_migrate(int argc, char **argv)
 	if (!a.dry_run &&
 	    (crypto_start() != 0 || (r = wfs_vault_unlock(a.backing, &a.po, &keys)))) {
 		if (r == -EACCES)
-			wfs_vault_audit(a.backing, NULL, WFS_AUDIT_VAULT, EACCES,
+			wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, EACCES,
 					"migrate: the passphrase (or recovery key) was wrong");
 		goto out;
 	}
@@ -527,7 +527,7 @@ int wfs_cmd_migrate(int argc, char **argv)
 	char said[160];
 	snprintf(said, sizeof said, "migrate: encrypted %u, decrypted %u, skipped %u, failed %u",
 		 m.encrypted, m.decrypted, m.skipped, m.failed);
-	wfs_vault_audit(a.backing, NULL, WFS_AUDIT_VAULT, m.failed ? EIO : 0, said);
+	wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, m.failed ? EIO : 0, said);
 	if (m.temps)
 		printf("; removed %u leftover file%s", m.temps, m.temps == 1 ? "" : "s");
 	printf(".\n");

@@ -44,6 +44,7 @@ int main(int argc, char **argv)
 {
 	const char *self = argc > 0 ? basename(argv[0]) : "wardfs";
 
+	set_prog("wardfs"); /* also makes the vault library speak as the CLI */
 	if (!strcmp(self, "mount.wardfs") || !strcmp(self, "mount.fuse.wardfs"))
 		return wfs_mount_helper(argc, argv);
 	if (argc < 2) {

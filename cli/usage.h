@@ -10,8 +10,8 @@
 #include <stdbool.h>
 
 /* Sets the name messages start with: "wardfs", then "wardfs mount" when
- * main dispatches, "wardfs audit query" below that. The vault library's
- * messages take the same name. */
+ * main dispatches, "wardfs audit query" below that. It also makes the
+ * vault library's messages come out as the CLI's (its reporter). */
 void set_prog(const char *name);
 /* Appends " sub" to the name ("wardfs audit" -> "wardfs audit query"). */
 void push_prog(const char *sub);

@@ -13,19 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "say.h"
 #include "vault.h"
-
-static const char *prog = "wardfs";
-
-void wfs_vault_set_prog(const char *p)
-{
-	prog = p;
-}
-
-const char *wfs_vault_prog(void)
-{
-	return prog;
-}
 
 static int vault_path(char *buf, size_t len, const char *backing, const char *name)
 {
@@ -119,10 +108,9 @@ int wfs_vault_orphaned(const char *backing, char *what, size_t len)
 
 void wfs_vault_say_orphaned(const char *backing, const char *what)
 {
-	fprintf(stderr,
-		"%s: '%s' has no keyfile (%s/%s) but holds a vault's files (%s): restore the "
-		"keyfile from your backup; a new vault ('wardfs init') could not read them\n",
-		prog, backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE, what);
+	vault_error("'%s' has no keyfile (%s/%s) but holds a vault's files (%s): restore the "
+		    "keyfile from your backup; a new vault ('wardfs init') could not read them",
+		    backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE, what);
 }
 
 #define KEYFILE_MAX 4096
@@ -273,17 +261,16 @@ int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct
 		if (r == -ENOENT && wfs_vault_orphaned(backing, what, sizeof what))
 			wfs_vault_say_orphaned(backing, what);
 		else if (r == -ENOENT)
-			fprintf(stderr,
-				"%s: '%s' is not a wardfs vault (no %s/%s); see 'wardfs init'\n",
-				prog, backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE);
+			vault_error("'%s' is not a wardfs vault (no %s/%s); see 'wardfs init'",
+				    backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE);
 		else
-			fprintf(stderr, "%s: cannot read '%s/%s/%s': %s\n", prog, backing,
-				WFS_VAULT_DIR, WFS_VAULT_KEYFILE, strerror(-r));
+			vault_error("cannot read '%s/%s/%s': %s", backing, WFS_VAULT_DIR,
+				    WFS_VAULT_KEYFILE, strerror(-r));
 		return r;
 	}
 	if (wfs_keyfile_check(kf, kflen, NULL) != 0) {
-		fprintf(stderr, "%s: '%s/%s/%s' is corrupt or from a newer wardfs\n", prog, backing,
-			WFS_VAULT_DIR, WFS_VAULT_KEYFILE);
+		vault_error("'%s/%s/%s' is corrupt or from a newer wardfs", backing, WFS_VAULT_DIR,
+			    WFS_VAULT_KEYFILE);
 		r = -EINVAL;
 		goto out;
 	}
@@ -296,10 +283,8 @@ int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct
 			if (r != 0)
 				goto out;
 			if (!wfs_recovery_wellformed(secret)) {
-				fprintf(stderr,
-					"%s: malformed recovery key (expected 48 hex digits in "
-					"groups, as printed by wardfs init)\n",
-					prog);
+				vault_error("malformed recovery key (expected 48 hex digits in "
+					    "groups, as printed by wardfs init)");
 				r = -EINVAL;
 				continue;
 			}
@@ -313,13 +298,13 @@ int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct
 			r = wfs_keyfile_unlock(kf, kflen, secret, slen, keys);
 		}
 		if (r == -EACCES)
-			fprintf(stderr, "%s: wrong %s for %s\n", prog,
-				recovery ? "recovery key" : "passphrase", backing);
+			vault_error("wrong %s for %s", recovery ? "recovery key" : "passphrase",
+				    backing);
 		else if (r == -EINVAL)
-			fprintf(stderr, "%s: '%s/%s/%s' is corrupt\n", prog, backing, WFS_VAULT_DIR,
-				WFS_VAULT_KEYFILE);
+			vault_error("'%s/%s/%s' is corrupt", backing, WFS_VAULT_DIR,
+				    WFS_VAULT_KEYFILE);
 		else if (r != 0)
-			fprintf(stderr, "%s: cannot unlock %s: %s\n", prog, backing, strerror(-r));
+			vault_error("cannot unlock %s: %s", backing, strerror(-r));
 	} while ((r == -EACCES || (recovery && r == -EINVAL)) && tty && ++tries < 3);
 out:
 	wfs_secret_free(secret);

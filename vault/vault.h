@@ -6,8 +6,8 @@
  * loading a policy with its safety checks, and the engines of init,
  * fsck, migrate and setup-home. No FUSE: the CLI and the daemon both may use it.
  *
- * Functions that say "printing" write one-line errors to stderr prefixed
- * by the program name set with wfs_vault_set_prog ("wardfs migrate").
+ * Functions that say "printing" hand one-line messages to the reporter
+ * (below); the CLI's prints them as all its messages ("wardfs migrate: ...").
  */
 #ifndef WARDFS_VAULT_H
 #define WARDFS_VAULT_H
@@ -37,9 +37,21 @@ struct wfs_pass_opts {
 	const char *recovery_key_out;  /* create: write the new recovery key to FILE (escrow) */
 };
 
-/* Prefix of the one-line errors printed here ("wardfs" unless set, e.g. "wardfs init"). */
-void wfs_vault_set_prog(const char *prog);
-const char *wfs_vault_prog(void);
+/*
+ * What the library says: one line, without a program name or newline, and
+ * its kind. The reporter prints it; the default one writes "wardfs: LINE"
+ * (errors), "wardfs: warning: LINE", details as they are, and a progress
+ * line redrawn with '\r' until the last. Set it once, before any work.
+ */
+enum wfs_vault_say {
+	WFS_SAY_ERROR,
+	WFS_SAY_WARNING,
+	WFS_SAY_DETAIL,	  /* a located policy diagnostic, or a line listing what an error named */
+	WFS_SAY_PROGRESS, /* a progress bar, redrawn in place */
+	WFS_SAY_PROGRESS_LAST, /* its last drawing: the line ends */
+};
+typedef void (*wfs_vault_reporter)(enum wfs_vault_say kind, const char *line);
+void wfs_vault_set_reporter(wfs_vault_reporter fn); /* NULL: the default */
 
 /* ---- the vault directory (vault.c) --------------------------------- */
 
@@ -199,10 +211,10 @@ int wfs_vault_open_policy(const char *path, unsigned how, struct wfs_policy **ou
 /* ---- is the backing directory closed (backing_private.c) ----------- */
 
 /* 0 when no user but root can reach backing or change a directory above
- * it; otherwise prints why, with the fix, prefixed by prog, and returns
- * -EPERM (or -errno). count_self false: backing itself does not count as
- * closed (it is about to be given to a user). */
-int wfs_backing_private(const char *backing, const char *prog, bool count_self);
+ * it; otherwise says why, with the fix, and returns -EPERM (or -errno).
+ * count_self false: backing itself does not count as closed (it is about
+ * to be given to a user). */
+int wfs_backing_private(const char *backing, bool count_self);
 
 /* ---- marks (marks.c) ------------------------------------------------ */
 
@@ -223,9 +235,10 @@ int wfs_vault_stamp_marks(const char *backing);
 
 /* An audit row for an admin's action on the vault, refused (err) or done,
  * in db_path or (NULL) the database the vault's daemon last wrote to;
- * nothing when there is none. */
-void wfs_vault_audit(const char *backing, const char *db_path, enum wfs_audit_kind kind, int err,
-		     const char *detail);
+ * nothing when there is none. by names the command ("wardfs passwd"), the
+ * row's comm. */
+void wfs_vault_audit(const char *backing, const char *db_path, const char *by,
+		     enum wfs_audit_kind kind, int err, const char *detail);
 
 /* ---- creating a vault (create.c) ----------------------------------- */
 
