@@ -58,6 +58,7 @@ static const char mount_usage[] =
 	"  --extpass CMD            read the passphrase from CMD's output\n"
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
 	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
+	"  --escrow-key FILE        unlock with the escrow secret key in FILE (an admin's)\n"
 	"  --log FILE               daemon log (default " WFS_DEFAULT_LOG ")\n"
 	"  -d, --debug              print every FUSE request\n"
 	"  -h, --help               show this help\n";

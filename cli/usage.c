@@ -232,6 +232,10 @@ int check_pass_opts(const struct wfs_pass_opts *po)
 		return usage_error("give --recovery-key or --recovery-key-file, not both");
 	if ((po->recovery_key_file || po->recovery_from_stdin) && (po->passfile || po->extpass))
 		return usage_error("a recovery key replaces the passphrase options");
+	if (po->escrow_key_file &&
+	    (po->passfile || po->extpass || po->recovery_key_file || po->recovery_from_stdin))
+		return usage_error(
+			"an escrow key replaces the passphrase and recovery key options");
 	return 0;
 }
 

@@ -84,13 +84,15 @@ int parse_options(int argc, char **argv, const struct opt *opts, const char *hel
 		  int *status);
 
 /* The passphrase sources (struct wfs_pass_opts *po) of init, passwd,
- * migrate, fsck, mount and setup-home, and the recovery key in their place. */
+ * migrate, fsck, mount, setup-home and key, and the recovery key or an
+ * admin's escrow secret key in their place. */
 #define OPT_PASSPHRASE(po)                                                                         \
 	OPT_STRING("passfile", 0, &(po)->passfile), OPT_STRING("extpass", 0, &(po)->extpass)
 #define OPT_RECOVERY(po)                                                                           \
 	OPT_BOOL("recovery-key", 0, &(po)->recovery_from_stdin),                                   \
 		OPT_STRING("recovery-key-file", 0, &(po)->recovery_key_file)
-#define OPT_PASS_SOURCES(po) OPT_PASSPHRASE(po), OPT_RECOVERY(po)
+#define OPT_ESCROW(po)	     OPT_STRING("escrow-key", 0, &(po)->escrow_key_file)
+#define OPT_PASS_SOURCES(po) OPT_PASSPHRASE(po), OPT_RECOVERY(po), OPT_ESCROW(po)
 
 /* --kdf-memory MIB and --kdf-ops N (unsigned long long *, 0 when not given). */
 #define OPT_KDF(mib, ops)                                                                          \

@@ -35,6 +35,7 @@ struct wfs_pass_opts {
 	const char *recovery_key_file; /* unlock with the recovery key from FILE */
 	bool recovery_from_stdin;      /* unlock with the recovery key from stdin or the tty */
 	const char *recovery_key_out;  /* create: write the new recovery key to FILE (escrow) */
+	const char *escrow_key_file;   /* unlock with the escrow secret key in FILE (an admin's) */
 };
 
 /*
@@ -68,10 +69,18 @@ void wfs_vault_say_orphaned(const char *backing, const char *what);
 
 /*
  * Reads the keyfile and unlocks with the passphrase from the given sources
- * (or recovery key). Printing (e.g. "wardfs: wrong passphrase for /path");
- * -errno on failure. A passphrase typed on the tty gets three tries.
+ * (or the recovery key, or an escrow secret key), trying every slot of
+ * that type. Printing (e.g. "wrong passphrase for /path"); -errno on
+ * failure. A passphrase typed on the tty gets three tries. On success a
+ * version-1 keyfile is upgraded to key slots (when writable) and the
+ * slot's use noted in BACKING/.wardfs/slots-used; *slot (may be NULL) is
+ * the slot that opened.
  */
+int wfs_vault_unlock_slot(const char *backing, const struct wfs_pass_opts *po,
+			  struct wfs_keys **keys, uint16_t *slot);
 int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct wfs_keys **keys);
+/* When each slot last unlocked (0: not recorded), from slots-used. */
+uint64_t wfs_vault_slot_last_used(const char *backing, uint16_t id);
 
 /* Reads BACKING/.wardfs/keyfile (malloc'd). -errno, printing nothing. */
 int wfs_vault_read_keyfile(const char *backing, uint8_t **buf, size_t *len);
