@@ -257,7 +257,8 @@ static int row_cb(void *arg, const struct wfs_audit_row *w)
 	fputs("</td><td class=\"key\">", f);
 	put_text(f, w->path);
 	fputs("</td><td class=\"key\">", f);
-	put_text(f, w->exe);
+	/* the daemon's own rows may know the process name only */
+	put_text(f, w->exe ? w->exe : w->comm);
 	fprintf(f, "</td><td class=\"n\">%lld</td><td>", (long long)w->uid);
 	put_text(f, w->detail);
 	fputs("</td></tr>\n", f);
@@ -422,17 +423,22 @@ static void chart(struct report *r, const char *id, const char *title, const str
 		struct tm tm;
 		char d[16];
 		gmtime_r(&sec, &tm);
-		strftime(d, sizeof d, "%m-%d", &tm);
+		/* the year too once the period may span two */
+		strftime(d, sizeof d, days > 180 ? "%Y-%m-%d" : "%m-%d", &tm);
 		double x = ML + bw * (double)i;
 		fprintf(f,
 			"<line class=\"axis\" x1=\"%.2f\" x2=\"%.2f\" y1=\"%.1f\" y2=\"%.1f\"/>"
 			"<text x=\"%.2f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
 			x, x, MT + ph, MT + ph + 4, x, CH - 6, d);
 	}
-	fprintf(f, "</svg>\n<p>One bar per %s (UTC).</p>\n</section>\n",
-		r->bucket == HOUR_NS  ? "hour"
-		: r->bucket == DAY_NS ? "day"
-				      : "few days");
+	char per[32];
+	if (r->bucket < DAY_NS)
+		snprintf(per, sizeof per, "hour");
+	else if (r->bucket == DAY_NS)
+		snprintf(per, sizeof per, "day");
+	else
+		snprintf(per, sizeof per, "%lld days", (long long)(r->bucket / DAY_NS));
+	fprintf(f, "</svg>\n<p>One bar per %s (UTC).</p>\n</section>\n", per);
 }
 
 static void section_charts(struct report *r)

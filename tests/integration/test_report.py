@@ -266,3 +266,23 @@ def test_report_bad_usage(args, msg, tmp_path):
     assert r.returncode == 2 and msg in r.stderr, r.stderr
     assert len(r.stderr.splitlines()) == 1
     assert not (tmp_path / "x.html").exists()
+
+
+@pytest.mark.parametrize("since, unit", [("90d", "day"), ("1000d", "2 days")])
+def test_report_long_period_has_coarser_bars(report, since, unit, tmp_path):
+    """Beyond 31 days a bar is a day (or more): no more than 744 bars, and
+    they still add up to the summary."""
+    page = tmp_path / "long.html"
+    r = wardfs("audit", "report", "--db", report["m"].db, "--html", page, "--since", since)
+    assert r.returncode == 0, r.stderr
+    raw = page.read_text()
+    d = Dom(raw)
+    assert f"One bar per {unit} (UTC)." in raw
+    assert len([b for b in d.bars if b[0] == "opens-chart"]) <= 3 * 744
+    for cls in ("public", "sensitive", "deny"):
+        bars = sum(b[2] for b in d.bars if b[0] == "opens-chart" and b[1] == cls)
+        assert bars == d.number(f"opens-{cls}") == report["parsed"].number(f"opens-{cls}")
+    # under each chart's axis a date at most every ~12th of the period
+    dates = re.findall(r'text-anchor="middle">((?:\d{4}-)?\d\d-\d\d)<', raw)
+    assert 2 <= len(dates) <= 2 * 13, dates
+    assert all(len(x) == (10 if since == "1000d" else 5) for x in dates), dates
