@@ -286,3 +286,52 @@ def test_report_long_period_has_coarser_bars(report, since, unit, tmp_path):
     dates = re.findall(r'text-anchor="middle">((?:\d{4}-)?\d\d-\d\d)<', raw)
     assert 2 <= len(dates) <= 2 * 13, dates
     assert all(len(x) == (10 if since == "1000d" else 5) for x in dates), dates
+
+
+def test_report_shows_a_broken_or_unchecked_chain(report, tmp_path):
+    """The page is still written (exit 0), says so in red or amber, and the
+    admin is warned on stderr."""
+    db = tmp_path / "edited.db"
+    con = sqlite3.connect(str(report["m"].db))
+    try:
+        con.execute("VACUUM INTO ?", (str(db),))
+    finally:
+        con.close()
+    shutil.copy(f"{report['m'].db}.key", f"{db}.key")
+    con = sqlite3.connect(str(db))
+    try:
+        con.execute("UPDATE events SET uid = 4242 WHERE id = 3")
+        con.commit()
+    finally:
+        con.close()
+    page = tmp_path / "p.html"
+    r = wardfs("audit", "report", "--db", db, "--html", page)
+    assert "chain" in r.stderr and "broken" in r.stderr, r.stderr
+    d = Dom(page.read_text())
+    st = d.ids["chain-status"]
+    assert st["attrs"]["class"] == "bad" and "first bad row 3" in st["text"], st
+    r = wardfs("audit", "report", "--db", db, "--html", page, "--key", tmp_path / "none.key")
+    assert "cannot verify" in r.stderr and "none.key" in r.stderr, r.stderr
+    st = Dom(page.read_text()).ids["chain-status"]
+    assert st["attrs"]["class"] == "unknown" and st["text"].startswith("not verified"), st
+
+
+def test_browser_check_catches_errors_and_fetches(report, tmp_path):
+    """The checks above can fail: the same page with a script that throws
+    (admitted by its hash) and an image to fetch shows the error marker and
+    logs console lines."""
+    import base64
+    import hashlib
+    raw = report["raw"]
+    script = re.search(r"<script>(.*?)</script>", raw, re.S).group(1)
+    bad = script + "throw new Error('report-test');"
+    old = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    new = base64.b64encode(hashlib.sha256(bad.encode()).digest()).decode()
+    page = tmp_path / "bad.html"
+    page.write_text(raw.replace(script, bad).replace(old, new).replace(
+        "</body>", '<img src="http://127.0.0.1:9/x.png"></body>'))
+    dom, console = render(page, tmp_path)
+    d = Dom(dom)
+    assert "report-test" in d.ids["js-error"]["text"]
+    assert any("report-test" in c for c in console), console
+    assert any("Content Security Policy" in c for c in console), console
