@@ -184,6 +184,17 @@ struct wfs_audit_totals {
 int wfs_audit_totals(struct wfs_audit_db *db, const struct wfs_audit_filter *f,
 		     struct wfs_audit_totals *t, char *err, size_t errlen);
 
+/* The weekly report's series over the rows f selects (since_ns >= origin_ns;
+ * limit/order/after_id ignored): for each bucket (time_ns - origin_ns) /
+ * bucket_ns and class ("" for rows without one) that has rows, the opens
+ * and creates, and the denied rows of any kind. In bucket order. 0 or
+ * -errno (err says why). */
+typedef int (*wfs_audit_series_cb)(void *arg, int64_t bucket, const char *cls, int64_t opens,
+				   int64_t denied);
+int wfs_audit_series(struct wfs_audit_db *db, const struct wfs_audit_filter *f, int64_t origin_ns,
+		     int64_t bucket_ns, wfs_audit_series_cb cb, void *arg, char *err,
+		     size_t errlen);
+
 /* Recomputes the chain with the key (NULL key_path = db path + ".key").
  * Returns 0 if intact, 1 if not (bad_id and reason say where), -errno if
  * it could not check (err says why). */

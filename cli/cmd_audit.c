@@ -1,5 +1,5 @@
 /*
- * cmd_audit.c - `wardfs audit query|tail|stats|verify|prune`: option
+ * cmd_audit.c - `wardfs audit query|tail|stats|verify|prune|report`: option
  * parsing and output; the queries themselves are in audit/ (audit.h).
  * Exit status: 0 ok, 1 error (or a broken chain for verify), 2 bad usage.
  */
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_report.h"
 #include "commands.h"
 #include "usage.h"
 #include "wardfs_paths.h"
@@ -30,7 +31,8 @@ static void usage_main(FILE *f)
 		"  tail     show the latest rows; -f follows new ones\n"
 		"  stats    top paths, programs, users and denials\n"
 		"  verify   check the tamper-evident chain of rows\n"
-		"  prune    delete old rows, keeping the chain verifiable\n\n"
+		"  prune    delete old rows, keeping the chain verifiable\n"
+		"  report   write an HTML page for the weekly review\n\n"
 		"Every command takes --db FILE (default $WARDFS_AUDIT_DB or " WFS_DEFAULT_AUDIT_DB
 		")\nand --help.\n");
 }
@@ -64,6 +66,16 @@ static const char *help_verify =
 	"usage: wardfs audit verify [--db FILE] [--key FILE]\n\n"
 	"Recomputes the HMAC chain (key default: DB.key). Exit 0 if intact, 1 with the\n"
 	"first edited, inserted or deleted row otherwise.\n";
+static const char *help_report =
+	"usage: wardfs audit report --html FILE [--db FILE] [--since T] [--until T]\n"
+	"                           [--key FILE] [--top N]\n\n"
+	"Writes one self-contained HTML page (no network, no external assets) for\n"
+	"the weekly review: totals, the chain's verification (key default: DB.key),\n"
+	"the seal status, integrity errors and chain-break rows, opens per hour by\n"
+	"class, denials over time, and the top N (default 10) programs, users, paths\n"
+	"and denied opens. The period is --since (default 7d, the last week) to\n"
+	"--until (default now); T as for 'wardfs audit query'. FILE is replaced\n"
+	"atomically and made mode 0600: it names paths and programs.\n";
 static const char *help_prune =
 	"usage: wardfs audit prune --older-than AGE [--db FILE] [--key FILE]\n\n"
 	"Deletes rows older than AGE (90d, 12w, 24h...) after verifying them, and stores\n"
@@ -193,6 +205,7 @@ enum {
 	O_KEY,
 	O_OLDER,
 	O_TOP,
+	O_HTML,
 };
 
 static const struct option all_opts[] = {
@@ -214,6 +227,7 @@ static const struct option all_opts[] = {
 	{"key", required_argument, NULL, O_KEY},
 	{"older-than", required_argument, NULL, O_OLDER},
 	{"top", required_argument, NULL, O_TOP},
+	{"html", required_argument, NULL, O_HTML},
 	{"follow", no_argument, NULL, 'f'},
 	{"lines", required_argument, NULL, 'n'},
 	{"help", no_argument, NULL, 'h'},
@@ -221,7 +235,7 @@ static const struct option all_opts[] = {
 };
 
 struct args {
-	const char *db, *key;
+	const char *db, *key, *html;
 	struct wfs_audit_filter f;
 	enum wfs_audit_format fmt;
 	bool fmt_set, limit_set, follow;
@@ -247,6 +261,11 @@ static int audit_opt(void *value, const char *arg)
 		break;
 	case O_KEY:
 		a->key = arg;
+		break;
+	case O_HTML:
+		if (!*arg)
+			return usage_error("empty file name for --html");
+		a->html = arg;
 		break;
 	case O_SINCE:
 	case O_UNTIL:
@@ -694,16 +713,35 @@ static int cmd_prune(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_report(int argc, char **argv)
+{
+	static const int ok[] = {O_DB, O_SINCE, O_UNTIL, O_KEY, O_TOP, O_HTML, 0};
+	struct args a;
+	int r = parse(argc, argv, ok, help_report, &a);
+	if (r)
+		return r == 1 ? 0 : r;
+	if (!a.html)
+		return usage_error("%s is required", "--html FILE");
+	if (a.top < 1 || a.top > INT_MAX)
+		return usage_error("bad count '%lld' for --top", (long long)a.top);
+	int64_t now = now_ns();
+	/* a week: the review this page is for */
+	struct wfs_report_opts o = {a.db,
+				    a.key,
+				    a.html,
+				    a.f.since_ns ? a.f.since_ns : now - 7 * 86400LL * 1000000000LL,
+				    a.f.until_ns ? a.f.until_ns : now,
+				    (int)a.top};
+	return wfs_report_html(&o);
+}
+
 int wfs_cmd_audit(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} cmds[] = {{"query", cmd_query},
-		    {"tail", cmd_tail},
-		    {"stats", cmd_stats},
-		    {"verify", cmd_verify},
-		    {"prune", cmd_prune}};
+	} cmds[] = {{"query", cmd_query},   {"tail", cmd_tail},	  {"stats", cmd_stats},
+		    {"verify", cmd_verify}, {"prune", cmd_prune}, {"report", cmd_report}};
 	if (argc < 2) {
 		usage_main(stderr);
 		return 2;

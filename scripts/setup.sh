@@ -15,7 +15,8 @@ apt_pkgs=(build-essential cmake pkg-config meson ninja-build dpkg-dev
 	  clang-tidy # clang-tidy: the lint step of `make test` (scripts/lint.sh)
 	  libpam-mount # libpam-mount: the login-unlock test (tests/integration/test_pam.py)
 	  hxtools # hxtools: ofl, which pam_mount's <logout> signals leftover processes with
-	  strace) # strace: a traced allowed program is refused (tests/integration/test_users.py)
+	  strace # strace: a traced allowed program is refused (tests/integration/test_users.py)
+	  chromium) # chromium: the audit report rendered headless (tests/integration/test_report.py)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
