@@ -29,6 +29,10 @@
 #include "audit_internal.h"
 
 #define RECHECK_MS 10000 /* how often a missing or broken state is looked at again */
+/* A seal costs three fsyncs (the seal's commit, the state file and its
+ * directory): however small N, at most one seal per MIN_GAP_MS (but at
+ * close), so a burst of opens is never paced by seals. */
+#define MIN_GAP_MS 250
 
 static int64_t mono_ms(void)
 {
@@ -345,7 +349,8 @@ void aud_seal_tick(struct wfs_audit *a, bool force)
 		if (!a->seal_on)
 			return;
 	}
-	bool rows_due = a->committed_id - a->sealed_to >= (int64_t)a->seal_rows;
+	bool rows_due = a->committed_id - a->sealed_to >= (int64_t)a->seal_rows &&
+			now - a->seal_ms >= MIN_GAP_MS;
 	bool time_due = now - a->seal_ms >= a->seal_every_ms && a->committed_id > a->sealed_to;
 	if (!force && !rows_due && !time_due)
 		return;

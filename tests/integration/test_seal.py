@@ -103,7 +103,7 @@ def opens(m, n):
     for i in range(n):
         with open(m.mnt / f"f{i % 4}") as f:
             f.read()
-        time.sleep(0.03)
+        time.sleep(0.06)
 
 
 def drained(m):
