@@ -57,8 +57,8 @@ static void seal_fail(struct wfs_audit *a, const char *msg)
 	snprintf(a->seal_error, sizeof a->seal_error, "%s", msg);
 }
 
-/* The newest seal in the db: 1 found, 0 none (or no seal table), or an
- * SQLite code. */
+/* The newest seal in the db: 1 found, 0 none (or no seal table), or
+ * -errno (not an SQLite code: SQLITE_ERROR is 1). */
 static int last_seal(sqlite3 *db, uint64_t *epoch, int64_t *last_id, unsigned char *tag)
 {
 	sqlite3_stmt *st;
@@ -77,7 +77,8 @@ static int last_seal(sqlite3 *db, uint64_t *epoch, int64_t *last_id, unsigned ch
 			memcpy(tag, sqlite3_column_blob(st, 2), AUD_MAC_LEN);
 		r = 1;
 	} else if (rc != SQLITE_DONE) {
-		r = rc;
+		r = aud_sqlite_errno(rc);
+		r = r ? r : -EIO;
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -104,7 +105,7 @@ void aud_seal_start(struct wfs_audit *a)
 	a->seal_ms = mono_ms();
 	struct aud_seal_state *s = aud_seal_state_new();
 	char err[512];
-	uint64_t ep;
+	uint64_t ep = 0;
 	unsigned char tag[AUD_MAC_LEN];
 	int64_t last = 0;
 	pthread_mutex_lock(&a->db_lock);
@@ -202,8 +203,8 @@ static int seal_db(struct wfs_audit *a, struct aud_seal_state *s, struct aud_sea
 	if (!rc)
 		rc = sqlite3_exec(db, AUD_SEAL_TABLE, NULL, NULL, NULL);
 	int have = rc ? 0 : last_seal(db, &ep, &last, out->prev_tag);
-	if (!rc && have > 1)
-		rc = have;
+	if (!rc && have < 0)
+		rc = SQLITE_IOERR;
 	if (!rc)
 		rc = aud_read_head(a, &head_id, out->head, why, sizeof why);
 	if (rc) {
