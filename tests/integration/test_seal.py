@@ -146,6 +146,8 @@ def sealed():
         m.umount()
         m.vk = vk
         yield m
+        log = m.logtext()
+        assert not any(s in log for s in ("AddressSanitizer", "runtime error")), log
     finally:
         m.umount()
         shutil.rmtree(base, ignore_errors=True)

@@ -286,6 +286,50 @@ static void test_sealed_rows_edited(void **state)
 	assert_non_null(strstr(r.reason, "sealed in epoch 0, were altered"));
 }
 
+/*
+ * The crash window: seal i committed, the daemon killed before the state
+ * moved on to k_{i+1}. The state then holds epoch i and k_i (made here
+ * from k0), verify still says ok, and the next seal evolves forward and
+ * seals epoch i + 1: no epoch skipped, none sealed twice.
+ */
+static void test_crash_between_seal_and_state(void **state)
+{
+	struct tenv *t = *state;
+	char vk[256], text[256], id[WFS_AUDIT_ID_LEN + 1], why[160], err[512], sp[256];
+	struct wfs_audit_seal_result r;
+	make_sealed(t, vk, sizeof vk);
+	int64_t last = sql_int(t->db, "SELECT max(epoch) FROM seal");
+	int fd = open(vk, O_RDONLY);
+	ssize_t n = read(fd, text, sizeof text);
+	close(fd);
+	assert_true(n > 0);
+	struct aud_seal_state *s = aud_seal_state_new();
+	snprintf(sp, sizeof sp, "%s.seal", t->db);
+	assert_int_equal(aud_seal_state_read(sp, s, err, sizeof err), 0);
+	assert_int_equal(s->epoch, last + 1);
+	assert_int_equal(aud_vkey_parse(text, (size_t)n, id, s->key, why, sizeof why), 0);
+	for (uint64_t e = 0; e < (uint64_t)last; e++) {
+		aud_seal_evolve(s->key, e, s->next);
+		memcpy(s->key, s->next, 32);
+	}
+	s->epoch = (uint64_t)last; /* k_last: the state before the crash's write */
+	assert_int_equal(aud_seal_state_write(sp, s, err, sizeof err), 0);
+	assert_int_equal(seal_verify(t, vk, &r), WFS_SEAL_OK);
+
+	struct wfs_audit *a = topen(t, "/m", false, 0);
+	char p[64];
+	struct wfs_audit_event e = tevent(99, p, sizeof p);
+	assert_int_equal(wfs_audit_record(a, &e), 0);
+	wfs_audit_close(a); /* seals: epoch last + 1, not last again */
+	assert_int_equal(sql_int(t->db, "SELECT max(epoch) FROM seal"), last + 1);
+	assert_int_equal(sql_int(t->db, "SELECT count(*) FROM seal"), last + 2);
+	assert_int_equal(aud_seal_state_read(sp, s, err, sizeof err), 0);
+	assert_int_equal(s->epoch, last + 2);
+	assert_int_equal(seal_verify(t, vk, &r), WFS_SEAL_OK);
+	assert_int_equal(r.unsealed, 0);
+	aud_seal_state_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +340,8 @@ int main(void)
 		cmocka_unit_test(test_checkpoint_line),
 		cmocka_unit_test_setup_teardown(test_sealed_db, tenv_setup, tenv_teardown),
 		cmocka_unit_test_setup_teardown(test_sealed_rows_edited, tenv_setup, tenv_teardown),
+		cmocka_unit_test_setup_teardown(test_crash_between_seal_and_state, tenv_setup,
+						tenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
