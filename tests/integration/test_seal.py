@@ -13,6 +13,7 @@ import os
 import pathlib
 import re
 import shutil
+import socket
 import sqlite3
 import struct
 import tempfile
@@ -20,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import DEFAULT_POLICY, Mount, wardfs, wait_for
+from conftest import DEFAULT_POLICY, Mount, in_private_root, run, wardfs
 
 ROWCOLS = ("time_ns,mount,kind,path,flags,access,flag_names,class,form,decision,errno,"
            "rule,uid,gid,pid,comm,exe,detail")
@@ -413,3 +414,59 @@ def test_bad_inputs_are_never_ok(sealed):
     # --checkpoints alone is a usage error
     r = verify(db, "--checkpoints", cps)
     assert r.returncode == 2 and "--checkpoints needs --verify-key" in r.stderr
+
+
+def test_checkpoints_go_to_syslog(vault):
+    """Each seal is a syslog(3) message (authpriv.notice, ident wardfs) in
+    the documented format. This machine has no /dev/log: in a private
+    mount namespace a tmpfs /dev (with the devices a mount needs bound in)
+    gets a datagram socket there that the test reads."""
+    m = vault
+    for i in range(4):
+        (m.backing / f"f{i}").write_text("x")
+    m.mount()
+    m.umount()
+    r = wardfs("audit", "seal-init", "--db", m.db, "--verify-key-out", m.base / "vk",
+               "--seal-rows", "3", check=False)
+    assert r.returncode == 0, r.stderr
+    got = m.base / "syslog"
+
+    def fn():
+        dev = m.base / "dev"
+        dev.mkdir()
+        run("mount", "-t", "tmpfs", "tmpfs", dev)
+        for name in ("null", "zero", "full", "random", "urandom", "fuse", "tty"):
+            if os.path.exists(f"/dev/{name}"):
+                (dev / name).touch()
+                run("mount", "--bind", f"/dev/{name}", dev / name)
+        run("mount", "--rbind", dev, "/dev")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind("/dev/log")
+        m.mount()
+        try:
+            opens(m, 8)
+        finally:
+            m.umount()
+        sock.setblocking(False)
+        lines = []
+        while True:
+            try:
+                lines.append(sock.recv(4096).decode())
+            except BlockingIOError:
+                break
+        got.write_text("\n".join(lines) + "\n")
+
+    in_private_root(m.base, fn, timeout=120)
+    msgs = [l for l in got.read_text().splitlines() if "wardfs-checkpoint" in l]
+    s = seals(m.db)
+    assert len(msgs) == len(s) >= 2, got.read_text()
+    ep, _, last, head, _, tag = s[-1]
+    db_id = sql(m.db, "SELECT v FROM meta WHERE k = 'db_id'")[0][0]
+    # <85>: facility authpriv (10) * 8 + notice (5); then the ident and pid
+    assert re.match(r"<85>.* wardfs\[\d+\]: wardfs-checkpoint db=%s epoch=%d last-row=%d "
+                    r"head=%s tag=%s$" % (db_id, ep, last, head.hex(), tag.hex()),
+                    msgs[-1]), msgs[-1]
+    # the syslog copy is what verify takes
+    r = verify(m.db, "--verify-key", m.base / "vk", "--checkpoints", got)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"checkpoints: {len(s)} of this database matched" in r.stdout
