@@ -427,6 +427,10 @@ int aud_seal_state_read_fd(int fd, const char *path, struct aud_seal_state *s, c
 			   size_t errlen);
 int aud_seal_state_write(const char *path, const struct aud_seal_state *s, char *err,
 			 size_t errlen);
+/* Opens the state file with its lock taken (flock op: LOCK_EX to seal,
+ * LOCK_SH to read the state and the seals as of one moment): the fd, or
+ * -errno. */
+int aud_seal_state_lock(const char *path, int op);
 int aud_checkpoint_format(const struct aud_seal *s, const unsigned char tag[AUD_MAC_LEN], char *out,
 			  size_t len);
 /* 1 and c filled when the line holds a checkpoint, 0 when it holds none,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -363,6 +364,23 @@ int aud_seal_state_read(const char *path, struct aud_seal_state *s, char *err, s
 	int r = aud_seal_state_read_fd(fd, path, s, err, errlen);
 	close(fd);
 	return r;
+}
+
+int aud_seal_state_lock(const char *path, int op)
+{
+	/* the lock must be on the file the path names once locked: another
+	 * daemon on this db may have replaced it meanwhile */
+	for (int tries = 0; tries < 8; tries++) {
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		struct stat a, b;
+		if (flock(fd, op) == 0 && fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			return fd;
+		close(fd);
+	}
+	return -EAGAIN;
 }
 
 /* Zeros over the replaced state's blocks, through an fd kept on it: a best

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -281,15 +282,12 @@ static int check_rows(sqlite3 *db, const struct keys *k, const struct sealrec *s
 	return 0;
 }
 
-/* The host's state: the next epoch's key, for this db. */
-static void check_state(const char *path, struct keys *k, const char *db_id,
-			const struct sealrec *s, int64_t n, struct wfs_audit_seal_result *r)
+/* The host's state: the next epoch's key, for this db. e is how reading
+ * it went (0, -ENOENT, or -errno with err). */
+static void check_state(const char *path, int e, const char *err, struct aud_seal_state *st,
+			struct keys *k, const char *db_id, const struct sealrec *s, int64_t n,
+			struct wfs_audit_seal_result *r)
 {
-	char err[512];
-	struct aud_seal_state *st = aud_seal_state_new();
-	if (!st)
-		return;
-	int e = aud_seal_state_read(path, st, err, sizeof err);
 	uint64_t next = n > 0 ? s[n - 1].s.epoch + 1 : 0;
 	if (e == -ENOENT) {
 		verdict(r, WFS_SEAL_UNVERIFIABLE,
@@ -323,7 +321,6 @@ static void check_state(const char *path, struct keys *k, const char *db_id,
 				"%llu): an old state was put back",
 				path, (unsigned long long)st->epoch, (unsigned long long)next - 1);
 	}
-	aud_seal_state_free(st);
 }
 
 static int cp_cmp(const void *x, const void *y)
@@ -476,7 +473,10 @@ int wfs_audit_seal_verify(struct wfs_audit_db *d, const struct wfs_audit_seal_op
 	struct keys *k = NULL;
 	struct sealrec *s = NULL;
 	int64_t n = 0;
-	char why[160], vid[WFS_AUDIT_ID_LEN + 1], *state = NULL;
+	char why[160], vid[WFS_AUDIT_ID_LEN + 1], *state = NULL, serr[512] = "";
+	const char *sp = NULL;
+	struct aud_seal_state *st = NULL;
+	int se = 0;
 	struct wfs_audit_identity id;
 	int ret = 0;
 	memset(r, 0, sizeof *r);
@@ -514,8 +514,29 @@ int wfs_audit_seal_verify(struct wfs_audit_db *d, const struct wfs_audit_seal_op
 		ret = -ENOMEM;
 		goto out;
 	}
+	/*
+	 * The state and the seals as of one moment: a daemon seals holding
+	 * the state's lock exclusively (seal row, then state), so with it
+	 * held shared the state read and the snapshot begun agree. Held only
+	 * until the snapshot starts: a long check must not stall the writer.
+	 */
+	sp = o->state_path ? o->state_path : state;
+	if (!(st = aud_seal_state_new())) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	int lfd = aud_seal_state_lock(sp, LOCK_SH);
+	if (lfd < 0) {
+		se = lfd;
+		snprintf(serr, sizeof serr, "cannot open sealing state '%s': %s", sp,
+			 strerror(-lfd));
+	} else {
+		se = aud_seal_state_read_fd(lfd, sp, st, serr, sizeof serr);
+	}
 	sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL); /* one snapshot */
 	ret = load_seals(d->db, id.id, &s, &n);
+	if (lfd >= 0)
+		close(lfd); /* the snapshot is taken: the daemon may seal again */
 	r->last_row = max_row(d->db);
 	if (!ret && n > 0) {
 		check_seals(k, s, n, r);
@@ -531,13 +552,12 @@ int wfs_audit_seal_verify(struct wfs_audit_db *d, const struct wfs_audit_seal_op
 		goto out;
 	}
 	r->unsealed = r->last_row > r->sealed_to ? r->last_row - r->sealed_to : 0;
-	const char *sp = o->state_path ? o->state_path : state;
-	if (n <= 0 && access(sp, F_OK) < 0)
+	if (n <= 0 && se == -ENOENT)
 		verdict(r, WFS_SEAL_UNVERIFIABLE,
 			"audit database '%s' has %s and no sealing state '%s': sealing was never "
 			"set up on it, or both were deleted",
 			d->path, n < 0 ? "no seal table" : "no seal", sp);
-	check_state(sp, k, id.id, s, n > 0 ? n : 0, r);
+	check_state(sp, se, serr, st, k, id.id, s, n > 0 ? n : 0, r);
 	if (n <= 0)
 		verdict(r, WFS_SEAL_UNVERIFIABLE,
 			n < 0 ? "audit database '%s' has no seal table: sealing was never set up "
@@ -559,6 +579,7 @@ int wfs_audit_seal_verify(struct wfs_audit_db *d, const struct wfs_audit_seal_op
 out:
 	free(s);
 	free(state);
+	aud_seal_state_free(st);
 	sodium_free(k);
 	return ret;
 }

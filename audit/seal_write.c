@@ -28,7 +28,7 @@
 
 #include "audit_internal.h"
 
-#define RECHECK_MS 10000 /* how often a missing or broken state is looked at again */
+#define RECHECK_MS 5000 /* how often a missing or broken state is looked at again */
 /* A seal costs three fsyncs (the seal's commit, the state file and its
  * directory): however small N, at most one seal per MIN_GAP_MS (but at
  * close), so a burst of opens is never paced by seals. */
@@ -49,7 +49,7 @@ static int64_t real_ns(void)
 }
 
 /* Logged once per distinct failure: a state that stays broken is not a
- * line every 10 s. */
+ * line every 5 s. */
 static void seal_fail(struct wfs_audit *a, const char *msg)
 {
 	if (strcmp(a->seal_error, msg))
@@ -144,24 +144,6 @@ void aud_seal_start(struct wfs_audit *a)
 		a->seal_error[0] = 0;
 	}
 	aud_seal_state_free(s);
-}
-
-/* Opens the state file and takes its lock: the same file as the path
- * names after the lock (another daemon on this db may have replaced it
- * meanwhile). The fd, or -errno. */
-static int lock_state(const char *path)
-{
-	for (int tries = 0; tries < 8; tries++) {
-		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		struct stat a, b;
-		if (flock(fd, LOCK_EX) == 0 && fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
-		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-			return fd;
-		close(fd);
-	}
-	return -EAGAIN;
 }
 
 static void open_syslog(void)
@@ -289,7 +271,7 @@ static int seal_now(struct wfs_audit *a)
 		snprintf(err, sizeof err, "out of memory");
 		goto out;
 	}
-	fd = lock_state(a->seal_path);
+	fd = aud_seal_state_lock(a->seal_path, LOCK_EX);
 	if (fd < 0) {
 		r = fd;
 		snprintf(err, sizeof err, "cannot open sealing state '%s': %s", a->seal_path,

@@ -86,7 +86,7 @@ static const char *help_seal_init =
 	"sealing key (kept in DB.seal) and erases the old one. The verification key is\n"
 	"printed on stdout (or written 0600 to FILE, which must not exist) once: keep it\n"
 	"off this host, for 'wardfs audit verify --verify-key'. A running daemon starts\n"
-	"sealing within 10 s.\n";
+	"sealing within 5 s.\n";
 static const char *help_prune =
 	"usage: wardfs audit prune --older-than AGE [--db FILE] [--key FILE]\n\n"
 	"Deletes rows older than AGE (90d, 12w, 24h...) after verifying them, and stores\n"
