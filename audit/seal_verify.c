@@ -429,13 +429,19 @@ static int check_checkpoints(const char *file, struct keys *k, const char *db_id
 		} else {
 			authentic = false;
 		}
-		if (authentic)
+		if (n == 0)
+			verdict(r, WFS_SEAL_TAMPERED,
+				"the database holds no seal, but a checkpoint of epoch %llu (row "
+				"%lld) was logged: its seals were deleted, or the database "
+				"replaced",
+				(unsigned long long)cp->epoch, (long long)cp->last_id);
+		else if (authentic)
 			verdict(r, WFS_SEAL_TAMPERED,
 				"the database's seals end at epoch %llu (row %lld), but a "
 				"checkpoint "
 				"of epoch %llu (row %lld) was logged, and its tag verifies: the "
 				"newest seals and rows were deleted (truncated tail)",
-				n > 0 ? (unsigned long long)top : 0ULL, (long long)prev_last,
+				(unsigned long long)top, (long long)prev_last,
 				(unsigned long long)cp->epoch, (long long)cp->last_id);
 		else
 			verdict(r, WFS_SEAL_TAMPERED,
@@ -444,7 +450,7 @@ static int check_checkpoints(const char *file, struct keys *k, const char *db_id
 				"of epoch %llu (row %lld) was logged (its tag cannot be checked "
 				"without the seal before it): the newest seals and rows were "
 				"deleted, or the line is forged",
-				n > 0 ? (unsigned long long)top : 0ULL, (long long)prev_last,
+				(unsigned long long)top, (long long)prev_last,
 				(unsigned long long)cp->epoch, (long long)cp->last_id);
 		goto out;
 	}

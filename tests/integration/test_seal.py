@@ -407,6 +407,9 @@ def test_bad_inputs_are_never_ok(sealed):
     # The state deleted too: nothing to go by, and never "ok".
     os.unlink(f"{db2}.seal")
     check(vk, 3, ["has no seal table"], target=db2)
+    # ... but the checkpoints off the host show that it had seals
+    check(vk, 1, ["holds no seal, but a checkpoint of epoch"], "--checkpoints", cps,
+          target=db2)
     # Only the state deleted.
     db3, _, _ = copy(m, "nostate")
     os.unlink(f"{db3}.seal")
