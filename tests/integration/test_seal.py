@@ -485,9 +485,12 @@ def test_seal_init_on_a_mounted_db_and_time_seals(vault):
     m.mount()
     try:
         opens(m, 2)
-        r = wardfs("audit", "seal-init", "--db", m.db, "--verify-key-out", m.base / "vk",
-                   "--seal-every", "1s", check=False)
+        # the key on stdout, once; the note on stderr
+        r = wardfs("audit", "seal-init", "--db", m.db, "--seal-every", "1s", check=False)
         assert r.returncode == 0, r.stderr
+        assert re.fullmatch(r"wardfs-vk1-[0-9a-f]{32}-[0-9a-f]{64}-[0-9a-f]{8}\n", r.stdout)
+        assert "keep it off this host" in r.stderr
+        (m.base / "vk").write_text(r.stdout)
 
         def sealed_rows():
             r = sql(m.db, "SELECT max(last_id) FROM seal")
@@ -496,7 +499,8 @@ def test_seal_init_on_a_mounted_db_and_time_seals(vault):
         first = sealed_rows()
         opens(m, 2)
         assert wait_for(lambda: sealed_rows() > first, timeout=4), m.logtext()
-        r = verify(m.db, "--verify-key", m.base / "vk")
+        r = wardfs("audit", "verify", "--db", m.db, "--verify-key", "-",
+                   input=(m.base / "vk").read_text(), check=False)
         assert r.returncode == 0, r.stdout + r.stderr
     finally:
         m.umount()
