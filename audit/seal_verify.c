@@ -564,14 +564,15 @@ int wfs_audit_seal_verify(struct wfs_audit_db *d, const struct wfs_audit_seal_op
 			"set up on it, or both were deleted",
 			d->path, n < 0 ? "no seal table" : "no seal", sp);
 	check_state(sp, se, serr, st, k, id.id, s, n > 0 ? n : 0, r);
-	if (n <= 0)
+	if (n < 0)
 		verdict(r, WFS_SEAL_UNVERIFIABLE,
-			n < 0 ? "audit database '%s' has no seal table: sealing was never set up "
-				"on "
-				"it, or the table was deleted"
-			      : "audit database '%s' holds no seal: nothing sealed yet, or the "
-				"seals "
-				"were deleted",
+			"audit database '%s' has no seal table: sealing was never set up on it, "
+			"or the table was deleted",
+			d->path);
+	else if (n == 0)
+		verdict(r, WFS_SEAL_UNVERIFIABLE,
+			"audit database '%s' holds no seal: nothing sealed yet, or the seals were "
+			"deleted",
 			d->path);
 	if (o->checkpoints)
 		ret = check_checkpoints(o->checkpoints, k, id.id, s, n > 0 ? n : 0, r, err, errlen);

@@ -217,8 +217,9 @@ static int seal_db(struct wfs_audit *a, struct aud_seal_state *s, struct aud_sea
 			(unsigned long long)s->epoch - 1, (unsigned long long)s->epoch);
 	}
 	int64_t first = have == 1 ? last + 1 : first_row(db);
+	out->last_id = have == 1 ? last : 0; /* what is sealed already */
 	if (head_id < first)
-		goto out; /* nothing new */
+		goto out; /* nothing new (another daemon on this db may have sealed) */
 	snprintf(out->db_id, sizeof out->db_id, "%s", a->ident.id);
 	out->epoch = s->epoch;
 	out->first_id = first;
@@ -266,6 +267,7 @@ static int seal_now(struct wfs_audit *a)
 	unsigned char tag[AUD_MAC_LEN];
 	struct aud_seal_state *s = aud_seal_state_new();
 	int fd = -1, r;
+	memset(&seal, 0, sizeof seal);
 	if (!s) {
 		r = -ENOMEM;
 		snprintf(err, sizeof err, "out of memory");
@@ -306,10 +308,10 @@ static int seal_now(struct wfs_audit *a)
 	r = 0;
 	if (s->epoch != epoch_read && (r = aud_seal_state_write(a->seal_path, s, err, sizeof err)))
 		goto out;
-	if (sealed) {
+	if (seal.last_id > a->sealed_to)
 		a->sealed_to = seal.last_id;
+	if (sealed)
 		log_checkpoint(&seal, tag);
-	}
 	a->seal_error[0] = 0;
 out:
 	if (r)
