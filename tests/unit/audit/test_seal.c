@@ -330,6 +330,30 @@ static void test_crash_between_seal_and_state(void **state)
 	aud_seal_state_free(s);
 }
 
+/* Pruned rows: their seals are still checked, the chain is recomputed from
+ * the prune anchor, and a seal straddling it still checks. */
+static void test_pruned_sealed_rows(void **state)
+{
+	struct tenv *t = *state;
+	char vk[256], err[512];
+	struct wfs_audit_seal_result r;
+	make_sealed(t, vk, sizeof vk);
+	int64_t cutoff = sql_int(t->db, "SELECT time_ns FROM events WHERE id = 7");
+	struct wfs_audit_db *d;
+	struct wfs_audit_prune_result pr;
+	assert_int_equal(wfs_audit_db_open(t->db, true, &d, err, sizeof err), 0);
+	assert_int_equal(wfs_audit_prune(d, NULL, cutoff, &pr, err, sizeof err), 0);
+	wfs_audit_db_close(d);
+	assert_int_equal(pr.pruned_to, 6);
+	assert_int_equal(seal_verify(t, vk, &r), WFS_SEAL_OK);
+	assert_int_equal(r.pruned_to, 6);
+	assert_non_null(strstr(r.note, "rows up to 6 were pruned"));
+	/* a row after the anchor edited: still found */
+	assert_int_equal(sql_exec(t->db, "UPDATE events SET uid = 4242 WHERE id = 8"), 0);
+	assert_int_equal(seal_verify(t, vk, &r), WFS_SEAL_TAMPERED);
+	assert_non_null(strstr(r.reason, "were altered"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +366,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sealed_rows_edited, tenv_setup, tenv_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_between_seal_and_state, tenv_setup,
 						tenv_teardown),
+		cmocka_unit_test_setup_teardown(test_pruned_sealed_rows, tenv_setup, tenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
