@@ -53,6 +53,7 @@ static void free_handle(struct wfs_audit *a)
 	free(a->db_path);
 	free(a->mount);
 	free(a->journal_path);
+	free(a->seal_path);
 	free(a);
 }
 
@@ -159,6 +160,7 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	atomic_store(&a->consumed, a->drain_pos);
 	atomic_store(&a->drained_seq, a->drain_seq);
 
+	aud_seal_start(a);
 	if ((r = -pthread_create(&a->writer, NULL, aud_writer_main, a))) {
 		snprintf(err, errlen, "cannot start the audit writer: %s", strerror(-r));
 		goto fail;
@@ -419,6 +421,9 @@ void wfs_audit_close(struct wfs_audit *a)
 		pthread_cond_broadcast(&a->space_cv);
 		pthread_mutex_unlock(&a->lock);
 		pthread_join(a->writer, NULL);
+		/* A clean end seals the last rows (the unmount row too). */
+		if (!atomic_load(&a->writer_err))
+			aud_seal_tick(a, true);
 	}
 	count_stranded(a);
 	free_handle(a);
