@@ -263,6 +263,20 @@ struct wfs_audit_seal_result {
 	char note[256];	      /* what else an auditor should know (may be empty) */
 };
 
+/* What the seal table says, without the verification key (nothing here is
+ * checked: `verify --verify-key` does that): how many seals, the newest
+ * one's epoch, last row and time, and the rows after it. 0 (seals = 0 and
+ * no table: not sealed) or -errno. */
+struct wfs_audit_seal_status {
+	bool table; /* a seal table exists (seal-init ran) */
+	int64_t seals;
+	int64_t epoch;	  /* of the newest seal */
+	int64_t last_row; /* ... the last row it covers */
+	int64_t time_ns;  /* ... when it was made */
+	int64_t unsealed; /* rows after it */
+};
+int wfs_audit_seal_status(struct wfs_audit_db *db, struct wfs_audit_seal_status *s);
+
 /* Checks the seals with the verification key: each seal's tag, their
  * sequence (epochs without gaps, adjacent row ranges, each linked to the
  * previous tag), the chain recomputed from the rows up to each sealed row,

@@ -113,3 +113,40 @@ out:
 	free(path);
 	return r;
 }
+
+int wfs_audit_seal_status(struct wfs_audit_db *d, struct wfs_audit_seal_status *s)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	if (sqlite3_prepare_v2(d->db,
+			       "SELECT (SELECT count(*) FROM seal), epoch, last_id, time_ns, "
+			       "(SELECT count(*) FROM events WHERE id > last_id) FROM seal "
+			       "ORDER BY epoch DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return 0; /* no seal table: never sealed */
+	}
+	s->table = true;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		s->seals = sqlite3_column_int64(st, 0);
+		s->epoch = sqlite3_column_int64(st, 1);
+		s->last_row = sqlite3_column_int64(st, 2);
+		s->time_ns = sqlite3_column_int64(st, 3);
+		s->unsealed = sqlite3_column_int64(st, 4);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE) {
+		/* sealing started, nothing sealed yet: every row is after it */
+		if (sqlite3_prepare_v2(d->db, "SELECT count(*) FROM events", -1, &st, NULL) !=
+		    SQLITE_OK)
+			return -EIO;
+		if (sqlite3_step(st) == SQLITE_ROW)
+			s->unsealed = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		return 0;
+	}
+	return rc == SQLITE_ROW ? 0 : -EIO;
+}

@@ -823,8 +823,8 @@ int wfs_cmd_audit(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} cmds[] = {{"query", cmd_query},   {"tail", cmd_tail},	  {"stats", cmd_stats},
-		    {"verify", cmd_verify}, {"prune", cmd_prune}, {"report", cmd_report},
+	} cmds[] = {{"query", cmd_query},	 {"tail", cmd_tail},   {"stats", cmd_stats},
+		    {"verify", cmd_verify},	 {"prune", cmd_prune}, {"report", cmd_report},
 		    {"seal-init", cmd_seal_init}};
 	if (argc < 2) {
 		usage_main(stderr);

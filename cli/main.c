@@ -24,7 +24,8 @@ static const struct {
 	{"passwd", wfs_cmd_passwd, "change a vault's passphrase"},
 	{"migrate", wfs_cmd_migrate, "convert files whose form on disk disagrees with the policy"},
 	{"fsck", wfs_cmd_fsck, "verify every block of every encrypted file"},
-	{"audit", wfs_cmd_audit, "query, tail, verify, prune, seal and report on the audit database"},
+	{"audit", wfs_cmd_audit,
+	 "query, tail, verify, prune, seal and report on the audit database"},
 	{"setup-home", wfs_cmd_setup_home,
 	 "move a user's home into a new vault, encrypting as the policy says"},
 };

@@ -504,3 +504,22 @@ def test_seal_init_on_a_mounted_db_and_time_seals(vault):
         assert r.returncode == 0, r.stdout + r.stderr
     finally:
         m.umount()
+
+
+def test_weekly_report_shows_the_seal_state(sealed, tmp_path):
+    """The report cannot check seals (the key is off the host) but says how
+    far the database is sealed, from its seal table: the newest seal's last
+    row and the rows after it, as the database holds them."""
+    m = sealed
+    db, _, _ = copy(m, "report")
+    page = tmp_path / "week.html"
+    r = wardfs("audit", "report", "--html", page, "--db", db, check=False)
+    assert r.returncode == 0, r.stderr
+    status = re.search(r'<p id="seal-status"[^>]*>([^<]*)</p>', page.read_text()).group(1)
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    seals, last = con.execute("SELECT count(*), max(last_id) FROM seal").fetchone()
+    after = con.execute("SELECT count(*) FROM events WHERE id > ?", (last,)).fetchone()[0]
+    con.close()
+    assert seals > 0
+    assert f"{seals} seals; rows up to {last} sealed" in status, status
+    assert f"; {after} rows unsealed" in status, status
