@@ -54,6 +54,7 @@ static void free_handle(struct wfs_audit *a)
 	free(a->db_path);
 	free(a->mount);
 	free(a->journal_path);
+	free(a->seal_path);
 	free(a);
 }
 
@@ -160,6 +161,7 @@ int wfs_audit_open(const struct wfs_audit_opts *o, struct wfs_audit **out, char 
 	atomic_store(&a->consumed, a->drain_pos);
 	atomic_store(&a->drained_seq, a->drain_seq);
 
+	aud_seal_start(a);
 	if (o->forward) {
 		struct wfs_audit_forward fo;
 		if ((r = wfs_audit_forward_parse(o->forward, &fo, err, errlen)) ||
@@ -426,6 +428,9 @@ void wfs_audit_close(struct wfs_audit *a)
 		pthread_cond_broadcast(&a->space_cv);
 		pthread_mutex_unlock(&a->lock);
 		pthread_join(a->writer, NULL);
+		/* A clean end seals the last rows (the unmount row too). */
+		if (!atomic_load(&a->writer_err))
+			aud_seal_tick(a, true);
 	}
 	/* The last rows are in: a short last try to forward them, the rest
 	 * at the next mount (the cursor says where). */

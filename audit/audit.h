@@ -215,6 +215,17 @@ struct wfs_audit_totals {
 int wfs_audit_totals(struct wfs_audit_db *db, const struct wfs_audit_filter *f,
 		     struct wfs_audit_totals *t, char *err, size_t errlen);
 
+/* The weekly report's series over the rows f selects (since_ns >= origin_ns;
+ * limit/order/after_id ignored): for each bucket (time_ns - origin_ns) /
+ * bucket_ns and class ("" for rows without one) that has rows, the opens
+ * and creates, and the denied rows of any kind. In bucket order. 0 or
+ * -errno (err says why). */
+typedef int (*wfs_audit_series_cb)(void *arg, int64_t bucket, const char *cls, int64_t opens,
+				   int64_t denied);
+int wfs_audit_series(struct wfs_audit_db *db, const struct wfs_audit_filter *f, int64_t origin_ns,
+		     int64_t bucket_ns, wfs_audit_series_cb cb, void *arg, char *err,
+		     size_t errlen);
+
 /* Recomputes the chain with the key (NULL key_path = db path + ".key").
  * Returns 0 if intact, 1 if not (bad_id and reason say where), -errno if
  * it could not check (err says why). */
@@ -235,6 +246,76 @@ struct wfs_audit_prune_result {
 };
 int wfs_audit_prune(struct wfs_audit_db *db, const char *key_path, int64_t cutoff_ns,
 		    struct wfs_audit_prune_result *r, char *err, size_t errlen);
+
+/* ---- forward-secure sealing (seal*.c; docs/audit.md "Sealing") ------
+ * A seal authenticates the chain head at its last row with the epoch's
+ * sealing key; the key evolves one way after each seal and the host keeps
+ * only the current one (DB.seal), so seals made before a compromise of the
+ * host cannot be forged or redone. The verification key (k0 and the db's
+ * id) is given out once, at init, to be kept off the host. */
+#define WFS_AUDIT_VKEY_LEN 117 /* "wardfs-vk1-<db id>-<k0 hex>-<check>" */
+
+/* Starts sealing a (writable) db: makes k0, creates the seal table,
+ * writes the state DB.seal (0600) at epoch 0 with the settings (seal every
+ * rows rows or interval_s seconds; 0: the defaults), and writes the
+ * verification key and a newline to out_fd (the key never sits in
+ * unlocked memory). Refuses a db already sealed (state or seals present).
+ * When the key cannot be written the state is removed again. 0 or -errno
+ * with err set. */
+int wfs_audit_seal_init(struct wfs_audit_db *db, uint64_t rows, uint64_t interval_s, int out_fd,
+			char *err, size_t errlen);
+
+struct wfs_audit_seal_opts {
+	const char *vkey_path;	 /* the verification key's file; "-": stdin */
+	const char *key_path;	 /* the chain key; NULL: DB.key */
+	const char *state_path;	 /* NULL: DB.seal */
+	const char *checkpoints; /* a file of checkpoint lines, or NULL */
+};
+
+/* verdicts (also verify's exit statuses) */
+enum {
+	WFS_SEAL_OK = 0,	   /* every seal checks, the sealed rows are unaltered */
+	WFS_SEAL_TAMPERED = 1,	   /* evidence of tampering: reason says what */
+	WFS_SEAL_UNVERIFIABLE = 3, /* cannot vouch: wrong key, no seals, state gone... */
+};
+
+struct wfs_audit_seal_result {
+	int verdict;
+	uint64_t seals;	      /* seals checked */
+	int64_t sealed_first; /* rows sealed_first..sealed_to are covered */
+	int64_t sealed_to;
+	int64_t pruned_to;    /* rows up to here were pruned (0: none) */
+	int64_t unsealed;     /* rows after sealed_to */
+	int64_t last_row;     /* the newest row */
+	uint64_t checkpoints; /* checkpoints of this db matched */
+	uint64_t foreign;     /* checkpoints of other dbs (ignored) */
+	uint64_t malformed;   /* lines naming wardfs-checkpoint that do not parse */
+	char reason[640];     /* the verdict's one line, when not ok */
+	char note[256];	      /* what else an auditor should know (may be empty) */
+};
+
+/* What the seal table says, without the verification key (nothing here is
+ * checked: `verify --verify-key` does that): how many seals, the newest
+ * one's epoch, last row and time, and the rows after it. 0 (seals = 0 and
+ * no table: not sealed) or -errno. */
+struct wfs_audit_seal_status {
+	bool table; /* a seal table exists (seal-init ran) */
+	int64_t seals;
+	int64_t epoch;	  /* of the newest seal */
+	int64_t last_row; /* ... the last row it covers */
+	int64_t time_ns;  /* ... when it was made */
+	int64_t unsealed; /* rows after it */
+};
+int wfs_audit_seal_status(struct wfs_audit_db *db, struct wfs_audit_seal_status *s);
+
+/* Checks the seals with the verification key: each seal's tag, their
+ * sequence (epochs without gaps, adjacent row ranges, each linked to the
+ * previous tag), the chain recomputed from the rows up to each sealed row,
+ * the host's state, and (checkpoints) the seals against checkpoint lines
+ * logged off the host. Returns the verdict (>= 0), or -errno when it
+ * could not check (err says why). */
+int wfs_audit_seal_verify(struct wfs_audit_db *db, const struct wfs_audit_seal_opts *o,
+			  struct wfs_audit_seal_result *r, char *err, size_t errlen);
 
 /* ---- formatting (format.c) ----------------------------------------- */
 enum wfs_audit_format { WFS_FMT_TABLE, WFS_FMT_JSON, WFS_FMT_CSV };

@@ -247,6 +247,16 @@ struct wfs_audit {
 	 * the writer wakes them after each commit that added rows. */
 	struct aud_fwd *fwd[2];
 
+	/* sealing (seal_write.c; writer thread, then close) */
+	char *seal_path;       /* DB.seal */
+	bool seal_on;	       /* the state file was there and readable */
+	bool seal_noted;       /* its absence (with seals in the db) was logged */
+	uint64_t seal_rows;    /* seal every so many rows ... */
+	int64_t seal_every_ms; /* ... or so long after the last seal */
+	int64_t sealed_to;     /* the last row the newest seal covers */
+	int64_t seal_ms;       /* when the newest seal (or the check) was made */
+	char seal_error[256];  /* the last failure, logged once */
+
 	_Atomic int writer_err; /* -errno of the last failed COMMIT, 0 if fine */
 	atomic_uint_fast64_t recorded, lost, drained_seq;
 	pthread_mutex_t err_lock;
@@ -356,6 +366,90 @@ int aud_chain_verify(sqlite3 *db, const unsigned char *key, int64_t upto,
 		     struct wfs_audit_verify_result *r, unsigned char *last_mac);
 int aud_key_for_db(const char *db_path, const char *key_path, unsigned char key[AUD_KEY_LEN],
 		   char *err, size_t errlen);
+
+/* ---- sealing (seal.c: keys, tags, texts; seal_write.c: the writer's
+ * seals; seal_verify.c: checking them; seal_init.c) -------------------
+ * docs/audit.md "Sealing". */
+#define AUD_SEAL_KEY_LEN    32
+#define AUD_VKEY_TEXT_LEN   117 /* "wardfs-vk1-" id "-" key "-" check */
+#define AUD_CHECKPOINT_WORD "wardfs-checkpoint"
+#define AUD_SEAL_ROWS	    1000 /* defaults: seal every 1000 rows ... */
+#define AUD_SEAL_INTERVAL_S 900	 /* ... or 15 minutes (journald's default) */
+#define AUD_SEAL_TABLE                                                                             \
+	"CREATE TABLE IF NOT EXISTS seal (epoch INTEGER PRIMARY KEY, first_id INTEGER NOT "        \
+	"NULL, last_id INTEGER NOT NULL, head BLOB NOT NULL, prev_tag BLOB NOT NULL, tag BLOB "    \
+	"NOT NULL, time_ns INTEGER NOT NULL)"
+
+/* What a seal's tag covers. */
+struct aud_seal {
+	char db_id[WFS_AUDIT_ID_LEN + 1];
+	uint64_t epoch;
+	int64_t first_id, last_id;
+	unsigned char head[AUD_MAC_LEN];     /* the chain's MAC at last_id */
+	unsigned char prev_tag[AUD_MAC_LEN]; /* the previous seal's tag; zeros for the first */
+};
+
+/* The host's state file (DB.seal): the next seal's epoch and key. Always
+ * in sodium_malloc'd memory (aud_seal_state_new), wiped when freed. */
+struct aud_seal_state {
+	char db_id[WFS_AUDIT_ID_LEN + 1];
+	uint64_t epoch;
+	unsigned char key[AUD_SEAL_KEY_LEN];
+	unsigned char next[AUD_SEAL_KEY_LEN]; /* scratch for the evolution */
+	uint64_t rows, interval_s;
+};
+
+struct aud_checkpoint {
+	char db_id[WFS_AUDIT_ID_LEN + 1];
+	uint64_t epoch;
+	int64_t last_id;
+	unsigned char head[AUD_MAC_LEN], tag[AUD_MAC_LEN];
+};
+
+/* k_{i+1} = HMAC-SHA256(k_i, "wardfs seal evolve" || u64be(i)). */
+int aud_seal_evolve(const unsigned char k[AUD_SEAL_KEY_LEN], uint64_t epoch,
+		    unsigned char out[AUD_SEAL_KEY_LEN]);
+/* HMAC-SHA256(k, "wardfs seal tag" || enc(db_id) || enc(epoch) ||
+ * enc(first_id) || enc(last_id) || enc(head) || enc(prev_tag)). */
+int aud_seal_tag(const unsigned char k[AUD_SEAL_KEY_LEN], const struct aud_seal *s,
+		 unsigned char out[AUD_MAC_LEN]);
+void aud_hex(const unsigned char *p, size_t n, char *out); /* out: 2n + 1 bytes */
+int aud_vkey_format(const char *db_id, const unsigned char k0[AUD_SEAL_KEY_LEN], char *out,
+		    size_t len);
+/* 0, or -EINVAL with why set (not a key, truncated, a typo...). */
+int aud_vkey_parse(const char *s, size_t len, char db_id[WFS_AUDIT_ID_LEN + 1],
+		   unsigned char k0[AUD_SEAL_KEY_LEN], char *why, size_t whylen);
+struct aud_seal_state *aud_seal_state_new(void);
+void aud_seal_state_free(struct aud_seal_state *s);
+int aud_seal_state_parse(const char *buf, size_t len, struct aud_seal_state *s, char *why,
+			 size_t whylen);
+/* Read: checks it is a root-only regular file. Write: atomic (temp,
+ * fsync, rename, fsync of the directory), and the replaced file's bytes
+ * overwritten. 0 or -errno with err set. */
+int aud_seal_state_read(const char *path, struct aud_seal_state *s, char *err, size_t errlen);
+int aud_seal_state_read_fd(int fd, const char *path, struct aud_seal_state *s, char *err,
+			   size_t errlen);
+int aud_seal_state_write(const char *path, const struct aud_seal_state *s, char *err,
+			 size_t errlen);
+/* Opens the state file with its lock taken (flock op: LOCK_EX to seal,
+ * LOCK_SH to read the state and the seals as of one moment): the fd, or
+ * -errno. */
+int aud_seal_state_lock(const char *path, int op);
+int aud_checkpoint_format(const struct aud_seal *s, const unsigned char tag[AUD_MAC_LEN], char *out,
+			  size_t len);
+/* 1 and c filled when the line holds a checkpoint, 0 when it holds none,
+ * -EINVAL when it holds a malformed one. */
+int aud_checkpoint_parse(const char *line, size_t len, struct aud_checkpoint *c);
+
+/* The writer's side (seal_write.c): start reads the state's settings at
+ * open; tick seals when N rows or T seconds are due (force: at close,
+ * whenever a row is unsealed). Sealing failures are logged, never fail
+ * an open. */
+void aud_seal_start(struct wfs_audit *a);
+void aud_seal_tick(struct wfs_audit *a, bool force);
+/* The authenticated chain head (writer.c's read_head): why set when the
+ * head cannot be continued from. */
+int aud_read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac, char *why, size_t whylen);
 
 /* ---- guard (guard.c): surviving SIGBUS in the audit's file mappings ---
  * install: once per process (add does it too). thread(true): a SIGBUS in

@@ -130,7 +130,7 @@ static int read_tails(struct wfs_audit *a, struct tail t[3])
  * the caller records a chain-break row that verify reports. 0, or an
  * SQLite code.
  */
-static int read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac, char *why, size_t whylen)
+int aud_read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac, char *why, size_t whylen)
 {
 	struct tail t[3];
 	why[0] = 0;
@@ -476,7 +476,7 @@ int aud_writer_drain(struct wfs_audit *a, bool crashed, unsigned max)
 	bool inserted = false;
 	rc = aud_paths_begin(a);
 	if (!rc)
-		rc = read_head(a, &last_id, prev, why, sizeof why);
+		rc = aud_read_head(a, &last_id, prev, why, sizeof why);
 	if (!rc && why[0]) {
 		rc = insert_note(a, &last_id, prev, "chain-break", why);
 		inserted = !rc;
@@ -715,6 +715,10 @@ void *aud_writer_main(void *arg)
 				fails = 0;
 			}
 		}
+		/* Every N rows or T seconds; at a stop, close seals once all
+		 * rows are in. */
+		if (!stopping && !fails)
+			aud_seal_tick(a, false);
 		if (!should_drain(a, &pace, stopping, fails) && !stopping)
 			continue;
 

@@ -1,7 +1,10 @@
 /*
- * cmd_audit.c - `wardfs audit query|tail|stats|verify|prune`: option
- * parsing and output; the queries themselves are in audit/ (audit.h).
- * Exit status: 0 ok, 1 error (or a broken chain for verify), 2 bad usage.
+ * cmd_audit.c - `wardfs audit query|tail|stats|verify|prune|report|seal-init`:
+ * option parsing and output; the queries themselves are in audit/
+ * (audit.h), the seal commands' output in audit_seal.c, the report's HTML
+ * in audit_report.c.
+ * Exit status: 0 ok, 1 error (or a broken chain for verify), 2 bad usage,
+ * 3 (verify --verify-key) the seals cannot be vouched for.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +19,8 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_report.h"
+#include "audit_seal.h"
 #include "commands.h"
 #include "usage.h"
 #include "wardfs_paths.h"
@@ -30,7 +35,9 @@ static void usage_main(FILE *f)
 		"  tail     show the latest rows; -f follows new ones\n"
 		"  stats    top paths, programs, users and denials\n"
 		"  verify   check the tamper-evident chain of rows\n"
-		"  prune    delete old rows, keeping the chain verifiable\n\n"
+		"  prune    delete old rows, keeping the chain verifiable\n"
+		"  report   write an HTML page for the weekly review\n"
+		"  seal-init  start forward-secure sealing; prints the verification key\n\n"
 		"Every command takes --db FILE (default $WARDFS_AUDIT_DB or " WFS_DEFAULT_AUDIT_DB
 		")\nand --help.\n");
 }
@@ -61,9 +68,38 @@ static const char *help_stats =
 	"paths, programs, users and denied opens. JSON and CSV name each field (path,\n"
 	"exe, uid, user, count, denied).\n";
 static const char *help_verify =
-	"usage: wardfs audit verify [--db FILE] [--key FILE]\n\n"
+	"usage: wardfs audit verify [--db FILE] [--key FILE] [--verify-key FILE\n"
+	"                           [--checkpoints FILE]]\n\n"
 	"Recomputes the HMAC chain (key default: DB.key). Exit 0 if intact, 1 with the\n"
-	"first edited, inserted or deleted row otherwise.\n";
+	"first edited, inserted or deleted row otherwise.\n"
+	"--verify-key FILE (the key seal-init gave; '-' reads stdin) also checks the\n"
+	"seals: each seal's tag, that none is missing, and the chain recomputed from the\n"
+	"rows at each sealed row, so sealed rows changed by someone holding this host's\n"
+	"keys are found. Rows after the last seal are reported as unsealed.\n"
+	"--checkpoints FILE: lines 'wardfs-checkpoint db=... epoch=...' as logged (a\n"
+	"syslog or journalctl prefix is fine): also finds deleted newest seals and rows\n"
+	"and a replaced database. Exit 3 when the seals cannot be vouched for (wrong,\n"
+	"mistyped or truncated key, key or checkpoints of another database, no seals,\n"
+	"sealing state missing).\n";
+static const char *help_seal_init =
+	"usage: wardfs audit seal-init [--db FILE] [--verify-key-out FILE] [--seal-rows N]\n"
+	"                              [--seal-every AGE]\n\n"
+	"Starts forward-secure sealing of the database: the daemon seals the rows every\n"
+	"N rows (default 1000) or AGE (default 15m) and at unmount, then evolves its\n"
+	"sealing key (kept in DB.seal) and erases the old one. The verification key is\n"
+	"printed on stdout (or written 0600 to FILE, which must not exist) once: keep it\n"
+	"off this host, for 'wardfs audit verify --verify-key'. A running daemon starts\n"
+	"sealing within 5 s.\n";
+static const char *help_report =
+	"usage: wardfs audit report --html FILE [--db FILE] [--since T] [--until T]\n"
+	"                           [--key FILE] [--top N]\n\n"
+	"Writes one self-contained HTML page (no network, no external assets) for\n"
+	"the weekly review: totals, the chain's verification (key default: DB.key),\n"
+	"the seal status, integrity errors and chain-break rows, opens per hour by\n"
+	"class, denials over time, and the top N (default 10) programs, users, paths\n"
+	"and denied opens. The period is --since (default 7d, the last week) to\n"
+	"--until (default now); T as for 'wardfs audit query'. FILE is replaced\n"
+	"atomically and made mode 0600: it names paths and programs.\n";
 static const char *help_prune =
 	"usage: wardfs audit prune --older-than AGE [--db FILE] [--key FILE]\n\n"
 	"Deletes rows older than AGE (90d, 12w, 24h...) after verifying them, and stores\n"
@@ -193,6 +229,12 @@ enum {
 	O_KEY,
 	O_OLDER,
 	O_TOP,
+	O_HTML,
+	O_VKEY,
+	O_CHECKPOINTS,
+	O_VKEY_OUT,
+	O_SEAL_ROWS,
+	O_SEAL_EVERY,
 };
 
 static const struct option all_opts[] = {
@@ -214,6 +256,12 @@ static const struct option all_opts[] = {
 	{"key", required_argument, NULL, O_KEY},
 	{"older-than", required_argument, NULL, O_OLDER},
 	{"top", required_argument, NULL, O_TOP},
+	{"html", required_argument, NULL, O_HTML},
+	{"verify-key", required_argument, NULL, O_VKEY},
+	{"checkpoints", required_argument, NULL, O_CHECKPOINTS},
+	{"verify-key-out", required_argument, NULL, O_VKEY_OUT},
+	{"seal-rows", required_argument, NULL, O_SEAL_ROWS},
+	{"seal-every", required_argument, NULL, O_SEAL_EVERY},
 	{"follow", no_argument, NULL, 'f'},
 	{"lines", required_argument, NULL, 'n'},
 	{"help", no_argument, NULL, 'h'},
@@ -221,11 +269,13 @@ static const struct option all_opts[] = {
 };
 
 struct args {
-	const char *db, *key;
+	const char *db, *key, *html;
 	struct wfs_audit_filter f;
 	enum wfs_audit_format fmt;
 	bool fmt_set, limit_set, follow;
 	int64_t older_ns, lines, top;
+	const char *vkey, *checkpoints, *vkey_out;
+	int64_t seal_rows, seal_every_ns;
 };
 
 /* One option of one subcommand: which, and where its value goes. */
@@ -247,6 +297,11 @@ static int audit_opt(void *value, const char *arg)
 		break;
 	case O_KEY:
 		a->key = arg;
+		break;
+	case O_HTML:
+		if (!*arg)
+			return usage_error("empty file name for --html");
+		a->html = arg;
 		break;
 	case O_SINCE:
 	case O_UNTIL:
@@ -344,6 +399,25 @@ static int audit_opt(void *value, const char *arg)
 	case O_TOP:
 		if (parse_i64(arg, &a->top))
 			return usage_error("bad count '%s'", arg);
+		break;
+	case O_VKEY:
+		a->vkey = arg;
+		break;
+	case O_CHECKPOINTS:
+		a->checkpoints = arg;
+		break;
+	case O_VKEY_OUT:
+		a->vkey_out = arg;
+		break;
+	case O_SEAL_ROWS:
+		if (parse_i64(arg, &a->seal_rows) || a->seal_rows < 1 || a->seal_rows > UINT32_MAX)
+			return usage_error("bad row count '%s' (1 to 4294967295)", arg);
+		break;
+	case O_SEAL_EVERY:
+		if (wfs_audit_parse_duration(arg, &a->seal_every_ns) ||
+		    a->seal_every_ns < 1000000000LL ||
+		    a->seal_every_ns > 365LL * 86400 * 1000000000)
+			return usage_error("bad interval '%s' (1s to 365d, e.g. 15m)", arg);
 		break;
 	case 'f':
 		a->follow = true;
@@ -637,33 +711,61 @@ static int cmd_stats(int argc, char **argv)
 
 static int cmd_verify(int argc, char **argv)
 {
-	static const int ok[] = {O_DB, O_KEY, 0};
+	static const int ok[] = {O_DB, O_KEY, O_VKEY, O_CHECKPOINTS, 0};
 	struct args a;
 	int r = parse(argc, argv, ok, help_verify, &a);
 	if (r)
 		return r == 1 ? 0 : r;
+	if (a.checkpoints && !a.vkey)
+		return usage_error("%s needs %s", "--checkpoints", "--verify-key");
 	struct wfs_audit_db *d = open_db(a.db, false);
 	if (!d)
 		return 1;
 	char err[512];
 	struct wfs_audit_verify_result vr;
 	r = wfs_audit_verify(d, a.key, &vr, err, sizeof err);
-	wfs_audit_db_close(d);
 	if (r < 0) {
+		wfs_audit_db_close(d);
 		error("%s", err);
 		return 1;
 	}
 	if (r > 0) {
 		error("'%s': %s", a.db, vr.reason);
 		printf("first bad row: %lld\n", (long long)vr.bad_id);
-		return 1;
 	}
+	if (a.vkey) {
+		/* the seals' verdict, whatever the chain's: an attacker with
+		 * DB.key leaves an intact chain, a clumsy one a broken chain
+		 * and the seals tell which rows */
+		r = wfs_audit_seal_verify_cmd(d, a.db, a.key, a.vkey, a.checkpoints, r, vr.rows);
+		wfs_audit_db_close(d);
+		return r;
+	}
+	wfs_audit_db_close(d);
+	if (r > 0)
+		return 1;
 	if (vr.anchor_id)
 		printf("ok: %lld rows verified (after the prune anchor at row %lld)\n",
 		       (long long)vr.rows, (long long)vr.anchor_id);
 	else
 		printf("ok: %lld rows verified\n", (long long)vr.rows);
 	return 0;
+}
+
+static int cmd_seal_init(int argc, char **argv)
+{
+	static const int ok[] = {O_DB, O_VKEY_OUT, O_SEAL_ROWS, O_SEAL_EVERY, 0};
+	struct args a;
+	int r = parse(argc, argv, ok, help_seal_init, &a);
+	if (r)
+		return r == 1 ? 0 : r;
+	struct wfs_audit_db *d = open_db(a.db, true);
+	if (!d)
+		return 1;
+	r = wfs_audit_seal_init_cmd(d, a.db, a.vkey_out, (uint64_t)a.seal_rows,
+				    (uint64_t)(a.seal_every_ns / 1000000000));
+	wfs_audit_db_close(d);
+	return r;
 }
 
 static int cmd_prune(int argc, char **argv)
@@ -694,16 +796,36 @@ static int cmd_prune(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_report(int argc, char **argv)
+{
+	static const int ok[] = {O_DB, O_SINCE, O_UNTIL, O_KEY, O_TOP, O_HTML, 0};
+	struct args a;
+	int r = parse(argc, argv, ok, help_report, &a);
+	if (r)
+		return r == 1 ? 0 : r;
+	if (!a.html)
+		return usage_error("%s is required", "--html FILE");
+	if (a.top < 1 || a.top > INT_MAX)
+		return usage_error("bad count '%lld' for --top", (long long)a.top);
+	int64_t now = now_ns();
+	/* a week: the review this page is for */
+	struct wfs_report_opts o = {a.db,
+				    a.key,
+				    a.html,
+				    a.f.since_ns ? a.f.since_ns : now - 7 * 86400LL * 1000000000LL,
+				    a.f.until_ns ? a.f.until_ns : now,
+				    (int)a.top};
+	return wfs_report_html(&o);
+}
+
 int wfs_cmd_audit(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} cmds[] = {{"query", cmd_query},
-		    {"tail", cmd_tail},
-		    {"stats", cmd_stats},
-		    {"verify", cmd_verify},
-		    {"prune", cmd_prune}};
+	} cmds[] = {{"query", cmd_query},	 {"tail", cmd_tail},   {"stats", cmd_stats},
+		    {"verify", cmd_verify},	 {"prune", cmd_prune}, {"report", cmd_report},
+		    {"seal-init", cmd_seal_init}};
 	if (argc < 2) {
 		usage_main(stderr);
 		return 2;

@@ -62,6 +62,7 @@ static const char mount_usage[] =
 	"  --extpass CMD            read the passphrase from CMD's output\n"
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
 	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
+	"  --escrow-key FILE        unlock with the escrow secret key in FILE (an admin's)\n"
 	"  --log FILE               daemon log (default " WFS_DEFAULT_LOG ")\n"
 	"  -d, --debug              print every FUSE request\n"
 	"  -h, --help               show this help\n";
@@ -423,7 +424,7 @@ int wfs_cmd_mount(int argc, char **argv)
 		}
 		return 1;
 	}
-	if (!allow_reachable && wfs_backing_private(backing, prog_name(), true) != 0)
+	if (!allow_reachable && wfs_backing_private(backing, true) != 0)
 		return 1;
 	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX];
 	policy = absolute(policy, policy_abs, sizeof(policy_abs));
@@ -440,7 +441,7 @@ int wfs_cmd_mount(int argc, char **argv)
 	struct wfs_keys *keys = NULL;
 	int ur = wfs_vault_unlock(backing, &po, &keys);
 	if (ur == -EACCES && !no_audit) /* a failed unlock is an auditor's question */
-		wfs_vault_audit(backing, audit_db, WFS_AUDIT_MOUNT, EACCES,
+		wfs_vault_audit(backing, audit_db, prog_name(), WFS_AUDIT_MOUNT, EACCES,
 				po.recovery_key_file || po.recovery_from_stdin
 					? "unlock failed: wrong recovery key"
 					: "unlock failed: wrong passphrase");

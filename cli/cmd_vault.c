@@ -19,62 +19,7 @@
 #include "policy.h"
 #include "usage.h"
 #include "vault.h"
-
-/* Everything any vault command may be given; each command's table says
- * which it takes. */
-struct args {
-	struct wfs_pass_opts po;
-	const char *new_passfile, *policy, *audit_db;
-	unsigned long long kdf_mib, kdf_ops; /* 0: not given */
-	bool dry_run, allow_reachable, repair, hole_damaged, yes;
-	char *backing; /* normalized copy of the one operand */
-};
-
-/*
- * The options of opts, then exactly one BACKING operand (trailing slashes
- * dropped). 0, or -1 with *status the exit status (0 after --help).
- */
-static int parse_args(struct args *a, int argc, char **argv, const struct opt *opts,
-		      const char *help, int *status)
-{
-	int i = parse_options(argc, argv, opts, help, 0, status);
-
-	if (i < 0)
-		return -1;
-	if ((*status = check_pass_opts(&a->po)) != 0)
-		return -1;
-	if (i >= argc) {
-		*status = usage_error("missing BACKING directory");
-		return -1;
-	}
-	if (i + 1 < argc) {
-		*status = usage_error("unexpected argument '%s'", argv[i + 1]);
-		return -1;
-	}
-	if ((a->backing = strdup(argv[i])) == NULL) {
-		*status = error("out of memory") + 1;
-		return -1;
-	}
-	for (size_t n = strlen(a->backing); n > 1 && a->backing[n - 1] == '/'; n--)
-		a->backing[n - 1] = '\0';
-	return 0;
-}
-
-/* A usable backing directory, or 1 after one line of error. */
-static int check_backing(const struct args *a)
-{
-	struct stat st;
-
-	if (stat(a->backing, &st) != 0) {
-		error("cannot access '%s': %s", a->backing, strerror(errno));
-		return 1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		error("'%s' is not a directory", a->backing);
-		return 1;
-	}
-	return 0;
-}
+#include "vault_args.h"
 
 /* init: a missing BACKING is created with its missing parents, each 0700
  * (only its owner, root, may reach the files around the mount). */
@@ -91,15 +36,6 @@ static int make_backing(const struct args *a)
 		return 1;
 	}
 	return 0;
-}
-
-static int crypto_start(void)
-{
-	int r = wfs_crypto_init();
-
-	if (r != 0)
-		error("cannot start the crypto library: %s", strerror(-r));
-	return r;
 }
 
 /* ---- init ----------------------------------------------------------- */
@@ -173,7 +109,7 @@ int wfs_cmd_init(int argc, char **argv)
 	status = 1;
 	if (make_backing(&a) != 0 || check_backing(&a) != 0)
 		goto out;
-	if (!a.allow_reachable && wfs_backing_private(a.backing, prog_name(), true) != 0)
+	if (!a.allow_reachable && wfs_backing_private(a.backing, true) != 0)
 		goto out;
 	char what[PATH_MAX + 64];
 	if (!wfs_vault_exists(a.backing) && wfs_vault_orphaned(a.backing, what, sizeof what)) {
@@ -210,14 +146,18 @@ out:
 static const char passwd_usage[] =
 	"usage: wardfs passwd [options] BACKING\n"
 	"\n"
-	"Changes the passphrase of the vault in BACKING: unlocks it with the\n"
-	"current passphrase (or the recovery key), then wraps the master key under\n"
-	"the new one. Files are not rewritten; the recovery key stays valid.\n"
+	"Replaces a passphrase slot of the vault in BACKING: unlocks it with the\n"
+	"current passphrase (or the recovery key, or an escrow key), then wraps\n"
+	"the master key under the new passphrase in that slot. Files are not\n"
+	"rewritten; the other slots (recovery key, escrow) stay valid.\n"
 	"\n"
+	"  --slot ID                the passphrase slot to replace (default: the one\n"
+	"                           that unlocked, or the only one; see 'wardfs key list')\n"
 	"  --passfile FILE          current passphrase from the first line of FILE\n"
 	"  --extpass CMD            current passphrase from CMD's first output line\n"
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
 	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
+	"  --escrow-key FILE        unlock with the escrow secret key in FILE (an admin's)\n"
 	"  --new-passfile FILE      new passphrase from the first line of FILE\n"
 	"  --kdf-memory MIB         new Argon2id memory in MiB (default: keep)\n"
 	"  --kdf-ops N              new Argon2id passes (default: keep)\n"
@@ -225,6 +165,48 @@ static const char passwd_usage[] =
 	"\n"
 	"Without files, passphrases are read as lines from stdin when it is not a\n"
 	"terminal (current, then new), else asked on the terminal (new one twice).\n";
+
+/*
+ * The passphrase slot passwd replaces: --slot, else the one that unlocked,
+ * else the only one. Its cost in *kp, changed by --kdf-*. 0, or 1 after
+ * one line of error.
+ */
+static int passwd_slot(const struct args *a, const uint8_t *kf, size_t kflen, uint16_t used,
+		       uint16_t *id, struct wfs_kdf_params *kp)
+{
+	struct wfs_keyfile_info info;
+	const struct wfs_slot_info *pick = NULL;
+	unsigned long long want = 0;
+	size_t npass = 0;
+
+	if (wfs_keyfile_parse(kf, kflen, &info) != 0)
+		return error("the keyfile of '%s' is corrupt", a->backing);
+	if (a->slot != NULL && parse_uint(a->slot, 0, UINT16_MAX, &want) != 0)
+		return error("'%s' is not a slot id (see 'wardfs key list %s')", a->slot,
+			     a->backing);
+	for (size_t i = 0; i < info.nslots; i++) {
+		const struct wfs_slot_info *s = &info.slot[i];
+		if (s->type != WFS_SLOT_PASSPHRASE)
+			continue;
+		npass++;
+		if (a->slot != NULL ? s->id == want : s->id == used || pick == NULL)
+			if (pick == NULL || s->id == used)
+				pick = s;
+	}
+	if (a->slot != NULL && (pick == NULL || pick->id != want))
+		return error("'%s' has no passphrase slot %llu (see 'wardfs key list %s')",
+			     a->backing, want, a->backing);
+	if (pick == NULL)
+		return error("'%s' has no passphrase slot; add one with 'wardfs key add %s --type "
+			     "passphrase'",
+			     a->backing, a->backing);
+	if (a->slot == NULL && pick->id != used && npass > 1)
+		return error("'%s' has %zu passphrase slots; say which to replace with --slot",
+			     a->backing, npass);
+	*id = pick->id;
+	*kp = pick->kdf;
+	return 0;
+}
 
 int wfs_cmd_passwd(int argc, char **argv)
 {
@@ -237,9 +219,12 @@ int wfs_cmd_passwd(int argc, char **argv)
 	const struct opt opts[] = {
 		OPT_PASS_SOURCES(&a.po),
 		OPT_STRING("new-passfile", 0, &a.new_passfile),
+		OPT_STRING("slot", 0, &a.slot),
 		OPT_KDF(&a.kdf_mib, &a.kdf_ops),
 		OPT_END(),
 	};
+	char said[160];
+	uint16_t used = 0, id = 0;
 	int r, status;
 
 	if (parse_args(&a, argc, argv, opts, passwd_usage, &status) != 0)
@@ -247,17 +232,18 @@ int wfs_cmd_passwd(int argc, char **argv)
 	status = 1;
 	if (check_backing(&a) != 0 || crypto_start() != 0)
 		goto out;
-	if ((r = wfs_vault_unlock(a.backing, &a.po, &keys)) != 0) {
+	if ((r = wfs_vault_unlock_slot(a.backing, &a.po, &keys, &used)) != 0) {
 		if (r == -EACCES)
-			wfs_vault_audit(a.backing, NULL, WFS_AUDIT_VAULT, EACCES,
+			wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, EACCES,
 					"passwd: the passphrase (or recovery key) was wrong");
 		goto out;
 	}
-	if ((r = wfs_vault_read_keyfile(a.backing, &kf, &kflen)) != 0 ||
-	    (r = wfs_keyfile_check(kf, kflen, &kp)) != 0) {
+	if ((r = wfs_vault_read_keyfile(a.backing, &kf, &kflen)) != 0) {
 		error("cannot read the keyfile of '%s': %s", a.backing, strerror(-r));
 		goto out;
 	}
+	if (passwd_slot(&a, kf, kflen, used, &id, &kp) != 0)
+		goto out;
 	if (a.kdf_mib)
 		kp.memlimit = (size_t)a.kdf_mib << 20;
 	if (a.kdf_ops)
@@ -265,7 +251,7 @@ int wfs_cmd_passwd(int argc, char **argv)
 	if (wfs_secret_read(a.new_passfile, NULL, "New passphrase: ", true, &pass, &passlen,
 			    NULL) != 0)
 		goto out;
-	r = wfs_keyfile_rewrap(kf, kflen, keys, pass, passlen, &kp, &nkf, &nkflen);
+	r = wfs_keyfile_rewrap(kf, kflen, keys, id, pass, passlen, &kp, &nkf, &nkflen);
 	wfs_secret_free(pass);
 	if (r != 0) {
 		error("cannot wrap the key: %s", strerror(-r));
@@ -279,12 +265,15 @@ int wfs_cmd_passwd(int argc, char **argv)
 	if ((r = wfs_vault_write_config(a.backing, &kp)) != 0)
 		warning("cannot update '%s/" WFS_VAULT_DIR "/" WFS_VAULT_CONFIG "': %s", a.backing,
 			strerror(-r));
-	printf("Passphrase changed for %s.\n", a.backing);
-	wfs_vault_audit(
-		a.backing, NULL, WFS_AUDIT_VAULT, 0,
-		a.po.recovery_key_file || a.po.recovery_from_stdin
-			? "passwd: the passphrase was changed (unlocked with the recovery key)"
-			: "passwd: the passphrase was changed");
+	printf("Passphrase changed for %s (slot %u).\n", a.backing, (unsigned)id);
+	snprintf(said, sizeof(said),
+		 "passwd: the passphrase of slot %u was changed (unlocked with %s slot %u)",
+		 (unsigned)id,
+		 a.po.escrow_key_file				      ? "escrow"
+		 : a.po.recovery_key_file || a.po.recovery_from_stdin ? "recovery"
+								      : "passphrase",
+		 (unsigned)used);
+	wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, 0, said);
 	status = 0;
 out:
 	wfs_keys_free(keys);
@@ -335,6 +324,7 @@ static const char fsck_usage[] =
 	"  --extpass CMD            passphrase from CMD's first output line\n"
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
 	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
+	"  --escrow-key FILE        unlock with the escrow secret key in FILE (an admin's)\n"
 	"  -h, --help               show this help\n"
 	"\n"
 	"Exit status: 0 no damage (or, with --repair, all of it repaired), 1 damage\n"
@@ -420,6 +410,7 @@ static const char migrate_usage[] =
 	"  --extpass CMD            passphrase from CMD's first output line\n"
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
 	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
+	"  --escrow-key FILE        unlock with the escrow secret key in FILE (an admin's)\n"
 	"  -h, --help               show this help\n"
 	"\n"
 	"Exit status: 0 all converted, 1 some file was not converted or read.\n";
@@ -460,7 +451,7 @@ int wfs_cmd_migrate(int argc, char **argv)
 	if (!a.dry_run &&
 	    (crypto_start() != 0 || (r = wfs_vault_unlock(a.backing, &a.po, &keys)))) {
 		if (r == -EACCES)
-			wfs_vault_audit(a.backing, NULL, WFS_AUDIT_VAULT, EACCES,
+			wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, EACCES,
 					"migrate: the passphrase (or recovery key) was wrong");
 		goto out;
 	}
@@ -527,7 +518,7 @@ int wfs_cmd_migrate(int argc, char **argv)
 	char said[160];
 	snprintf(said, sizeof said, "migrate: encrypted %u, decrypted %u, skipped %u, failed %u",
 		 m.encrypted, m.decrypted, m.skipped, m.failed);
-	wfs_vault_audit(a.backing, NULL, WFS_AUDIT_VAULT, m.failed ? EIO : 0, said);
+	wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, m.failed ? EIO : 0, said);
 	if (m.temps)
 		printf("; removed %u leftover file%s", m.temps, m.temps == 1 ? "" : "s");
 	printf(".\n");

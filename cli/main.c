@@ -24,7 +24,8 @@ static const struct {
 	{"passwd", wfs_cmd_passwd, "change a vault's passphrase"},
 	{"migrate", wfs_cmd_migrate, "convert files whose form on disk disagrees with the policy"},
 	{"fsck", wfs_cmd_fsck, "verify every block of every encrypted file"},
-	{"audit", wfs_cmd_audit, "query, tail, verify and prune the audit database"},
+	{"audit", wfs_cmd_audit,
+	 "query, tail, verify, prune, seal and report on the audit database"},
 	{"setup-home", wfs_cmd_setup_home,
 	 "move a user's home into a new vault, encrypting as the policy says"},
 };
@@ -44,6 +45,7 @@ int main(int argc, char **argv)
 {
 	const char *self = argc > 0 ? basename(argv[0]) : "wardfs";
 
+	set_prog("wardfs"); /* also makes the vault library speak as the CLI */
 	if (!strcmp(self, "mount.wardfs") || !strcmp(self, "mount.fuse.wardfs"))
 		return wfs_mount_helper(argc, argv);
 	if (argc < 2) {

@@ -15,11 +15,40 @@
 #include "vault.h"
 
 static char name[128] = "wardfs";
+/* A progress bar's line is open on stderr: a message first ends it. */
+static bool progress_open;
+
+/* The vault library's messages, printed as the CLI's own. */
+static void report_vault(enum wfs_vault_say kind, const char *line)
+{
+	bool progress = kind == WFS_SAY_PROGRESS || kind == WFS_SAY_PROGRESS_LAST;
+
+	if (progress_open && !progress)
+		fputc('\n', stderr);
+	switch (kind) {
+	case WFS_SAY_PROGRESS:
+	case WFS_SAY_PROGRESS_LAST:
+		fprintf(stderr, "\r%s: %s%s", name, line,
+			kind == WFS_SAY_PROGRESS_LAST ? "\n" : "");
+		break;
+	case WFS_SAY_DETAIL:
+		fprintf(stderr, "%s\n", line);
+		break;
+	case WFS_SAY_WARNING:
+		warning("%s", line);
+		break;
+	case WFS_SAY_ERROR:
+	default:
+		error("%s", line);
+		break;
+	}
+	progress_open = kind == WFS_SAY_PROGRESS;
+}
 
 void set_prog(const char *p)
 {
 	snprintf(name, sizeof(name), "%s", p);
-	wfs_vault_set_prog(name);
+	wfs_vault_set_reporter(report_vault);
 }
 
 void push_prog(const char *sub)
@@ -27,7 +56,6 @@ void push_prog(const char *sub)
 	size_t n = strlen(name);
 
 	snprintf(name + n, sizeof(name) - n, " %s", sub);
-	wfs_vault_set_prog(name);
 }
 
 const char *prog_name(void)
@@ -204,6 +232,10 @@ int check_pass_opts(const struct wfs_pass_opts *po)
 		return usage_error("give --recovery-key or --recovery-key-file, not both");
 	if ((po->recovery_key_file || po->recovery_from_stdin) && (po->passfile || po->extpass))
 		return usage_error("a recovery key replaces the passphrase options");
+	if (po->escrow_key_file &&
+	    (po->passfile || po->extpass || po->recovery_key_file || po->recovery_from_stdin))
+		return usage_error(
+			"an escrow key replaces the passphrase and recovery key options");
 	return 0;
 }
 

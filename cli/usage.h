@@ -10,8 +10,8 @@
 #include <stdbool.h>
 
 /* Sets the name messages start with: "wardfs", then "wardfs mount" when
- * main dispatches, "wardfs audit query" below that. The vault library's
- * messages take the same name. */
+ * main dispatches, "wardfs audit query" below that. It also makes the
+ * vault library's messages come out as the CLI's (its reporter). */
 void set_prog(const char *name);
 /* Appends " sub" to the name ("wardfs audit" -> "wardfs audit query"). */
 void push_prog(const char *sub);
@@ -84,13 +84,15 @@ int parse_options(int argc, char **argv, const struct opt *opts, const char *hel
 		  int *status);
 
 /* The passphrase sources (struct wfs_pass_opts *po) of init, passwd,
- * migrate, fsck, mount and setup-home, and the recovery key in their place. */
+ * migrate, fsck, mount, setup-home and key, and the recovery key or an
+ * admin's escrow secret key in their place. */
 #define OPT_PASSPHRASE(po)                                                                         \
 	OPT_STRING("passfile", 0, &(po)->passfile), OPT_STRING("extpass", 0, &(po)->extpass)
 #define OPT_RECOVERY(po)                                                                           \
 	OPT_BOOL("recovery-key", 0, &(po)->recovery_from_stdin),                                   \
 		OPT_STRING("recovery-key-file", 0, &(po)->recovery_key_file)
-#define OPT_PASS_SOURCES(po) OPT_PASSPHRASE(po), OPT_RECOVERY(po)
+#define OPT_ESCROW(po)	     OPT_STRING("escrow-key", 0, &(po)->escrow_key_file)
+#define OPT_PASS_SOURCES(po) OPT_PASSPHRASE(po), OPT_RECOVERY(po), OPT_ESCROW(po)
 
 /* --kdf-memory MIB and --kdf-ops N (unsigned long long *, 0 when not given). */
 #define OPT_KDF(mib, ops)                                                                          \

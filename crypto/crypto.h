@@ -58,30 +58,116 @@ void wfs_keys_free(struct wfs_keys *k); /* wipes; NULL is fine */
  * does not inherit the parent's locks. 0 or -errno (errno set too). */
 int wfs_keys_lock(const struct wfs_keys *k);
 
-#define WFS_RECOVERY_LEN 64 /* printable recovery key incl. NUL, groups of hex */
+/* ---- the keyfile and its key slots (keyfile.c, keyslot.c) ----------- */
+
+#define WFS_RECOVERY_LEN    64	  /* printable recovery key incl. NUL, groups of hex */
+#define WFS_KEYFILE_MAX	    16384 /* longest keyfile read */
+#define WFS_SLOTS_MAX	    32
+#define WFS_SLOT_LABEL_MAX  64 /* bytes, printable */
+#define WFS_ESCROW_KEY_LEN  32 /* X25519 */
+#define WFS_ESCROW_TEXT_LEN 96 /* "wardfs-escrow-...-1:" + 72 hex digits + NUL */
+#define WFS_FINGERPRINT_LEN 17 /* 16 hex digits + NUL */
 
 /*
- * Creates a new vault key: random master key, wrapped by Argon2id(pass) and
- * by a random recovery key. Returns the serialized keyfile in *out (malloc,
- * caller frees), the recovery key text, and the unlocked keys.
+ * A slot wraps the vault's one master key under one secret. Every slot
+ * opens the whole vault; removing one is revoking that secret.
+ */
+enum wfs_slot_type {
+	WFS_SLOT_PASSPHRASE = 1, /* Argon2id(passphrase) */
+	WFS_SLOT_RECOVERY = 2,	 /* HKDF(random 192-bit key, printed once) */
+	WFS_SLOT_ESCROW = 3,	 /* X25519 to an organisation's escrow public key */
+};
+const char *wfs_slot_type_name(enum wfs_slot_type t); /* "passphrase", ... */
+int wfs_slot_type_parse(const char *name);	      /* the type, or -EINVAL */
+
+struct wfs_slot_info {
+	uint16_t id;
+	enum wfs_slot_type type;
+	bool legacy;	  /* carried over as it was from a version-1 keyfile */
+	uint64_t created; /* Unix seconds; 0 for a legacy slot */
+	char label[WFS_SLOT_LABEL_MAX + 1];
+	struct wfs_kdf_params kdf;		   /* passphrase slots */
+	uint8_t escrow_public[WFS_ESCROW_KEY_LEN]; /* escrow slots */
+};
+struct wfs_keyfile_info {
+	unsigned version; /* 1: the fixed 188-byte keyfile; 2: key slots */
+	size_t nslots;
+	struct wfs_slot_info slot[WFS_SLOTS_MAX];
+};
+
+/*
+ * Parses without unlocking (`key list`, the fuzzer): 0 or -EINVAL. Nothing
+ * in it is authenticated until a slot opens: a version-2 keyfile's slots
+ * and labels are checked by its MAC (under the master key) at unlock.
+ */
+int wfs_keyfile_parse(const uint8_t *buf, size_t len, struct wfs_keyfile_info *info);
+/* The same, telling only the first passphrase slot's cost (zero if none). */
+int wfs_keyfile_check(const uint8_t *buf, size_t len, struct wfs_kdf_params *params);
+
+/*
+ * Creates a new vault key: a random master key in a version-2 keyfile with
+ * two slots, 0 a recovery key and 1 a passphrase. Returns the keyfile in
+ * *out (malloc, caller frees), the recovery key text, and the keys.
  */
 int wfs_keyfile_create(const char *pass, size_t passlen, const struct wfs_kdf_params *params,
 		       uint8_t **out, size_t *outlen, char recovery[WFS_RECOVERY_LEN],
 		       struct wfs_keys **keys);
-/* 0, -EACCES for a wrong passphrase/recovery key, -EINVAL for a malformed keyfile. */
+/*
+ * Unlocks with secret, trying every slot of type in order: a passphrase
+ * (secretlen bytes), a recovery key's text, or an escrow secret key's text.
+ * *slot (may be NULL) tells which slot opened. 0; -EACCES when none did;
+ * -EINVAL for a malformed keyfile, or one whose MAC fails once a slot
+ * opened (a slot or label was changed, added or swapped in).
+ */
+int wfs_keyfile_open(const uint8_t *buf, size_t len, enum wfs_slot_type type, const void *secret,
+		     size_t secretlen, struct wfs_keys **keys, uint16_t *slot);
 int wfs_keyfile_unlock(const uint8_t *buf, size_t len, const char *pass, size_t passlen,
 		       struct wfs_keys **keys);
 int wfs_keyfile_unlock_recovery(const uint8_t *buf, size_t len, const char *recovery,
 				struct wfs_keys **keys);
-/* Rewraps the master key under a new passphrase (recovery wrap kept). */
-int wfs_keyfile_rewrap(const uint8_t *buf, size_t len, const struct wfs_keys *keys,
+
+/* What a new slot is made from. */
+struct wfs_slot_new {
+	enum wfs_slot_type type;
+	const char *label; /* NULL: the type's name */
+	const char *pass;  /* passphrase */
+	size_t passlen;
+	const struct wfs_kdf_params *kdf; /* passphrase; NULL: the default cost */
+	const uint8_t *escrow_public;	  /* escrow: WFS_ESCROW_KEY_LEN bytes */
+	char *recovery_out;		  /* recovery: gets the new key's text (WFS_RECOVERY_LEN) */
+};
+/*
+ * The edits below take the unlocked keys and return a new version-2
+ * keyfile in *out (malloc); a version-1 keyfile comes out upgraded, its
+ * two sections kept as legacy slots 0 and 1 that open as before.
+ */
+/* Adds a slot (its id is one more than the highest; in *id). -ENOSPC: full. */
+int wfs_keyfile_add(const uint8_t *buf, size_t len, const struct wfs_keys *keys,
+		    const struct wfs_slot_new *ns, uint8_t **out, size_t *outlen, uint16_t *id);
+/* Removes slot id. -ENOENT: no such slot; -EBUSY: it is the last one. */
+int wfs_keyfile_remove(const uint8_t *buf, size_t len, const struct wfs_keys *keys, uint16_t id,
+		       uint8_t **out, size_t *outlen);
+/* Replaces passphrase slot id with a new passphrase (id, label and, when
+ * params is NULL, cost kept). -ENOENT / -EINVAL: no such passphrase slot. */
+int wfs_keyfile_rewrap(const uint8_t *buf, size_t len, const struct wfs_keys *keys, uint16_t id,
 		       const char *newpass, size_t newpasslen, const struct wfs_kdf_params *params,
 		       uint8_t **out, size_t *outlen);
-/* Parses without unlocking (for the fuzzer and `wardfs status`): 0 or -EINVAL. */
-int wfs_keyfile_check(const uint8_t *buf, size_t len, struct wfs_kdf_params *params);
+/* The same keyfile as version 2 (a copy when it is one already). */
+int wfs_keyfile_upgrade(const uint8_t *buf, size_t len, const struct wfs_keys *keys, uint8_t **out,
+			size_t *outlen);
+
 /* True when text has the shape of a recovery key (48 hex digits; '-', white
  * space and case ignored), so callers can tell a typo from a wrong key. */
 bool wfs_recovery_wellformed(const char *text);
+
+/* An escrow key pair as text (one line each, with a checksum): 0 or -ENOMEM. */
+int wfs_escrow_keygen(char public_text[WFS_ESCROW_TEXT_LEN], char secret_text[WFS_ESCROW_TEXT_LEN]);
+/* 0, or -EINVAL: not such a key, or mistyped (the checksum fails). */
+int wfs_escrow_public_parse(const char *text, uint8_t pk[WFS_ESCROW_KEY_LEN]);
+int wfs_escrow_secret_parse(const char *text, uint8_t sk[WFS_ESCROW_KEY_LEN]);
+void wfs_escrow_public_of(const uint8_t sk[WFS_ESCROW_KEY_LEN], uint8_t pk[WFS_ESCROW_KEY_LEN]);
+/* A short name for a public key, as `key list` shows it. */
+void wfs_escrow_fingerprint(const uint8_t pk[WFS_ESCROW_KEY_LEN], char out[WFS_FINGERPRINT_LEN]);
 
 /* ---- encrypted file format ---------------------------------------- */
 

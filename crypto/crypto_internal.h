@@ -23,6 +23,20 @@
 #define WFS_INFO_CONTENT "wardfs v1 content key"
 #define WFS_INFO_HEADER	 "wardfs v1 header key"
 
+/* Key slots (keyslot.c): what turns a slot's secret into its KEK. */
+#define WFS_SLOT_SALT_LEN 16
+#define WFS_REC_KEY_LEN	  24 /* a recovery key: 192 random bits */
+int wfs__kek_passphrase(const char *pass, size_t passlen, const uint8_t salt[WFS_SLOT_SALT_LEN],
+			uint64_t ops, size_t mem, uint8_t kek[WFS_KEY_LEN]);
+int wfs__kek_recovery(const uint8_t rec[WFS_REC_KEY_LEN], const uint8_t salt[WFS_SLOT_SALT_LEN],
+		      const char *info, uint8_t kek[WFS_KEY_LEN]);
+int wfs__kek_escrow(const uint8_t secret[WFS_ESCROW_KEY_LEN],
+		    const uint8_t peer[WFS_ESCROW_KEY_LEN],
+		    const uint8_t eph_public[WFS_ESCROW_KEY_LEN],
+		    const uint8_t escrow_public[WFS_ESCROW_KEY_LEN], uint8_t kek[WFS_KEY_LEN]);
+int wfs__rec_parse(const char *text, uint8_t rec[WFS_REC_KEY_LEN]);
+void wfs__rec_format(const uint8_t rec[WFS_REC_KEY_LEN], char out[WFS_RECOVERY_LEN]);
+
 /* Unlocked keys, in one sodium_malloc allocation, read-only once built. */
 struct wfs_keys {
 	uint8_t master[WFS_KEY_LEN];

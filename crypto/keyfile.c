@@ -1,13 +1,16 @@
 /*
- * keyfile.c - the vault keyfile: a fixed 188-byte binary record holding the
- * master key wrapped twice with AES-256-GCM, once under Argon2id(passphrase)
- * and once under a key derived (HKDF) from a random 192-bit recovery key.
- * Layout in docs/format.md. The parser takes any bytes (it is fuzzed).
+ * keyfile.c - the vault keyfile, BACKING/.wardfs/keyfile: the one master
+ * key wrapped once per key slot (AES-256-GCM under each slot's KEK, made
+ * by keyslot.c). Version 2 (key slots, authenticated as a whole by a MAC
+ * under the master key) is what is written; version 1, the fixed 188-byte
+ * record of the first wardfs, is read, and its two sections live on as
+ * "legacy" slots, byte for byte, when it is upgraded. Layout in
+ * docs/format.md. The parser takes any bytes (it is fuzzed).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -15,222 +18,611 @@
 
 static const uint8_t kf_magic[8] = {0x89, 'W', 'F', 'S', 'K', 'E', 'Y', 0x00};
 
-#define KF_VERSION	  1
 #define KF_ALG_ARGON2ID13 2 /* == crypto_pwhash_ALG_ARGON2ID13 */
-#define KF_SIZE		  188
+#define KF_OPS_MAX	  64u
+#define KF_MEM_MAX	  (4ull << 30)
+#define WRAP_LEN	  (WFS_KEY_LEN + WFS_TAG_LEN)
+#define SEAL_LEN	  (WFS_NONCE_LEN + WRAP_LEN) /* a slot ends in nonce, then wrap */
 
-/* Field offsets. */
-#define KF_OFF_MAGIC	 0
-#define KF_OFF_VERSION	 8
-#define KF_OFF_FLAGS	 10
-#define KF_OFF_RESERVED	 12
-#define KF_OFF_REC_SALT	 16
-#define KF_OFF_REC_NONCE 32
-#define KF_OFF_REC_WRAP	 44 /* 32-byte ciphertext + 16-byte tag */
-#define KF_OFF_ALG	 92
-#define KF_OFF_OPS	 96
-#define KF_OFF_MEM	 104
-#define KF_OFF_SALT	 112
-#define KF_OFF_NONCE	 128
-#define KF_OFF_WRAP	 140
-#define KF_REC_AAD_LEN	 KF_OFF_REC_NONCE /* bytes [0,32) */
-#define KF_PASS_AAD_LEN	 KF_OFF_NONCE	  /* bytes [0,128) */
-#define KF_SALT_LEN	 16
+/* Version 1: one 188-byte record, recovery section then passphrase section. */
+#define V1_SIZE		 188
+#define V1_HDR		 16 /* magic, version, flags, reserved */
+#define V1_OFF_REC_SALT	 16
+#define V1_OFF_REC_NONCE 32
+#define V1_OFF_REC_WRAP	 44
+#define V1_REC_END	 92
+#define V1_OFF_ALG	 92
+#define V1_OFF_OPS	 96
+#define V1_OFF_MEM	 104
+#define V1_OFF_SALT	 112
+#define V1_OFF_NONCE	 128
+#define V1_OFF_WRAP	 140
+#define V1_INFO_REC	 "wardfs v1 recovery wrap"
 
-#define REC_KEY_LEN	  24 /* 192 bits */
-#define REC_GROUPS	  8
-#define REC_GROUP_CHARS	  6
-#define WFS_INFO_RECOVERY "wardfs v1 recovery wrap"
+/* Version 2: header, slot records, MAC. */
+#define V2_AAD_HDR	32 /* magic, version, flags, reserved, vault id: in every slot's AAD */
+#define V2_OFF_VAULT_ID 16
+#define V2_VAULT_ID_LEN 16
+#define V2_OFF_NSLOTS	32
+#define V2_HDR		36 /* ... then the slot count and 2 reserved bytes */
+#define V2_MAC		32 /* HMAC-SHA256 of every byte before it */
+#define V2_INFO_REC	"wardfs v2 recovery wrap"
+#define V2_INFO_MAC	"wardfs v2 keyfile mac"
 
-/* Bounds on stored Argon2id cost; outside them the keyfile is malformed. */
-#define KF_OPS_MAX 64u
-#define KF_MEM_MAX (4ull << 30)
-#ifdef WFS_FUZZING
-/* Keep the fuzzer fast: refuse to run Argon2id on anything but toy costs. */
-#define KF_FUZZ_OPS_MAX 2u
-#define KF_FUZZ_MEM_MAX (64u << 10)
-#endif
+/* A slot record: length, id, type, flags, label length, reserved, created. */
+#define SLOT_HDR	 16
+#define SLOT_FLAG_LEGACY 0x01
+#define BODY_PASS	 (4 + 8 + 8 + WFS_SLOT_SALT_LEN + SEAL_LEN)
+#define BODY_REC	 (WFS_SLOT_SALT_LEN + SEAL_LEN)
+#define BODY_ESCROW	 (2 * WFS_ESCROW_KEY_LEN + SEAL_LEN)
+#define BODY_V1_PASS	 (V1_SIZE - V1_HDR)    /* legacy: version 1 bytes [16, 188) */
+#define BODY_V1_REC	 (V1_REC_END - V1_HDR) /* legacy: version 1 bytes [16, 92) */
+#define SLOT_MAX	 (SLOT_HDR + WFS_SLOT_LABEL_MAX + BODY_V1_PASS)
 
-_Static_assert(KF_OFF_WRAP + WFS_KEY_LEN + WFS_TAG_LEN == KF_SIZE, "keyfile layout");
-_Static_assert(REC_GROUPS *(REC_GROUP_CHARS + 1) <= WFS_RECOVERY_LEN, "recovery text fits");
-_Static_assert(REC_GROUPS *REC_GROUP_CHARS == 2 * REC_KEY_LEN, "recovery groups");
+_Static_assert(V1_OFF_WRAP + WRAP_LEN == V1_SIZE, "keyfile v1 layout");
+_Static_assert(V2_HDR + WFS_SLOTS_MAX * SLOT_MAX + V2_MAC <= WFS_KEYFILE_MAX, "keyfile fits");
+
+/* A keyfile being read or edited: its header and a copy of each record. */
+struct kf {
+	unsigned version;
+	uint8_t hdr[V2_AAD_HDR];
+	size_t n;
+	uint8_t *rec[WFS_SLOTS_MAX];
+	size_t len[WFS_SLOTS_MAX];
+};
 
 /* Secrets of one operation, in one secure allocation. */
 struct kf_secrets {
 	uint8_t kek[WFS_KEY_LEN];
 	uint8_t master[WFS_KEY_LEN];
-	uint8_t rec[REC_KEY_LEN];
+	uint8_t rec[WFS_REC_KEY_LEN];
+	uint8_t sk[WFS_ESCROW_KEY_LEN];
+	uint8_t mac_key[WFS_KEY_LEN];
 };
 
-static int params_valid(uint64_t ops, uint64_t mem)
+const char *wfs_slot_type_name(enum wfs_slot_type t)
+{
+	switch (t) {
+	case WFS_SLOT_PASSPHRASE:
+		return "passphrase";
+	case WFS_SLOT_RECOVERY:
+		return "recovery";
+	case WFS_SLOT_ESCROW:
+		return "escrow";
+	}
+	return "unknown";
+}
+
+int wfs_slot_type_parse(const char *name)
+{
+	for (int t = WFS_SLOT_PASSPHRASE; t <= WFS_SLOT_ESCROW; t++)
+		if (name != NULL && strcmp(name, wfs_slot_type_name((enum wfs_slot_type)t)) == 0)
+			return t;
+	return -EINVAL;
+}
+
+static bool params_valid(uint64_t ops, uint64_t mem)
 {
 	return ops >= crypto_pwhash_argon2id_OPSLIMIT_MIN && ops <= KF_OPS_MAX &&
 	       mem >= crypto_pwhash_argon2id_MEMLIMIT_MIN && mem <= KF_MEM_MAX &&
 	       mem <= crypto_pwhash_argon2id_MEMLIMIT_MAX;
 }
 
-int wfs_keyfile_check(const uint8_t *buf, size_t len, struct wfs_kdf_params *params)
-{
-	uint64_t ops, mem;
+/* ---- records ---------------------------------------------------------- */
 
-	if (buf == NULL || len != KF_SIZE || memcmp(buf + KF_OFF_MAGIC, kf_magic, 8) != 0 ||
-	    wfs__get_le16(buf + KF_OFF_VERSION) != KF_VERSION ||
-	    wfs__get_le16(buf + KF_OFF_FLAGS) != 0 || wfs__get_le32(buf + KF_OFF_RESERVED) != 0 ||
-	    wfs__get_le32(buf + KF_OFF_ALG) != KF_ALG_ARGON2ID13)
-		return -EINVAL;
-	ops = wfs__get_le64(buf + KF_OFF_OPS);
-	mem = wfs__get_le64(buf + KF_OFF_MEM);
-	if (!params_valid(ops, mem))
-		return -EINVAL;
-	if (params != NULL) {
-		params->opslimit = ops;
-		params->memlimit = (size_t)mem;
+static size_t body_len(unsigned type, bool legacy)
+{
+	switch (type) {
+	case WFS_SLOT_PASSPHRASE:
+		return legacy ? BODY_V1_PASS : BODY_PASS;
+	case WFS_SLOT_RECOVERY:
+		return legacy ? BODY_V1_REC : BODY_REC;
+	case WFS_SLOT_ESCROW:
+		return legacy ? 0 : BODY_ESCROW;
+	default:
+		return 0;
 	}
+}
+
+static const uint8_t *rec_body(const uint8_t *rec)
+{
+	return rec + SLOT_HDR + rec[6];
+}
+
+static bool label_valid(const uint8_t *p, size_t n)
+{
+	if (n > WFS_SLOT_LABEL_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return false; /* `key list` prints it */
+	return true;
+}
+
+/* The slot's cost, where it sits in its body (legacy: version 1 offsets). */
+static int body_params(const uint8_t *body, bool legacy, struct wfs_kdf_params *p)
+{
+	const uint8_t *f = legacy ? body + (V1_OFF_ALG - V1_HDR) : body;
+	uint64_t ops = wfs__get_le64(f + 4), mem = wfs__get_le64(f + 12);
+
+	if (wfs__get_le32(f) != KF_ALG_ARGON2ID13 || !params_valid(ops, mem))
+		return -EINVAL;
+	p->opslimit = ops;
+	p->memlimit = (size_t)mem;
 	return 0;
 }
 
-/* Argon2id(pass) -> kek. 0, -ENOMEM, or -EINVAL for a passphrase too long. */
-static int pass_kek(const char *pass, size_t passlen, const uint8_t salt[KF_SALT_LEN], uint64_t ops,
-		    size_t mem, uint8_t kek[WFS_KEY_LEN])
+/* Checks one record of avail bytes (its length is its first field) and
+ * tells what it holds. */
+static int rec_parse(const uint8_t *rec, size_t avail, struct wfs_slot_info *si)
 {
-#ifdef WFS_FUZZING
-	if (ops > KF_FUZZ_OPS_MAX || mem > KF_FUZZ_MEM_MAX)
+	size_t len, ll;
+	bool legacy;
+
+	if (avail < SLOT_HDR)
 		return -EINVAL;
-#endif
-	if (passlen > crypto_pwhash_argon2id_PASSWD_MAX)
+	len = wfs__get_le16(rec);
+	ll = rec[6];
+	legacy = rec[5] & SLOT_FLAG_LEGACY;
+	if (len > avail || (rec[5] & ~SLOT_FLAG_LEGACY) != 0 || rec[7] != 0 ||
+	    body_len(rec[4], legacy) == 0 || len != SLOT_HDR + ll + body_len(rec[4], legacy) ||
+	    !label_valid(rec + SLOT_HDR, ll))
 		return -EINVAL;
-	if (crypto_pwhash(kek, WFS_KEY_LEN, pass, passlen, salt, ops, mem,
-			  crypto_pwhash_ALG_ARGON2ID13) != 0)
-		return -ENOMEM; /* libsodium's only failure here: the memory */
+	memset(si, 0, sizeof(*si));
+	si->id = wfs__get_le16(rec + 2);
+	si->type = (enum wfs_slot_type)rec[4];
+	si->legacy = legacy;
+	si->created = wfs__get_le64(rec + 8);
+	memcpy(si->label, rec + SLOT_HDR, ll);
+	if (si->type == WFS_SLOT_PASSPHRASE)
+		return body_params(rec_body(rec), legacy, &si->kdf);
+	if (si->type == WFS_SLOT_ESCROW)
+		memcpy(si->escrow_public, rec_body(rec), WFS_ESCROW_KEY_LEN);
 	return 0;
 }
 
-static int rec_kek(const uint8_t rec[REC_KEY_LEN], const uint8_t salt[KF_SALT_LEN],
-		   uint8_t kek[WFS_KEY_LEN])
+/* A record of type with the given label, an empty body and a fresh time. */
+static uint8_t *rec_new(uint16_t id, enum wfs_slot_type type, bool legacy, const char *label,
+			uint64_t created, size_t *lenp)
 {
-	return wfs__hkdf_sha256(rec, REC_KEY_LEN, salt, KF_SALT_LEN, WFS_INFO_RECOVERY, kek,
-				WFS_KEY_LEN);
+	size_t ll = strlen(label), len = SLOT_HDR + ll + body_len(type, legacy);
+	uint8_t *rec;
+
+	if (!label_valid((const uint8_t *)label, ll) || (rec = calloc(1, len)) == NULL)
+		return NULL;
+	wfs__put_le16(rec, (uint16_t)len);
+	wfs__put_le16(rec + 2, id);
+	rec[4] = (uint8_t)type;
+	rec[5] = legacy ? SLOT_FLAG_LEGACY : 0;
+	rec[6] = (uint8_t)ll;
+	wfs__put_le64(rec + 8, created);
+	memcpy(rec + SLOT_HDR, label, ll);
+	*lenp = len;
+	return rec;
 }
 
-/* Parses "xxxxxx-xxxxxx-..." (case, '-' and white space ignored). */
-static int rec_parse(const char *text, uint8_t rec[REC_KEY_LEN])
+/* ---- the whole file ---------------------------------------------------- */
+
+static void kf_free(struct kf *k)
 {
-	size_t nd = 0;
+	for (size_t i = 0; i < k->n; i++)
+		free(k->rec[i]);
+	k->n = 0;
+}
 
-	if (text == NULL)
-		return -EINVAL;
-	for (const char *p = text; *p != '\0'; p++) {
-		int c = (unsigned char)*p, v;
-
-		if (c == '-' || isspace(c))
-			continue;
-		if (c >= '0' && c <= '9')
-			v = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v = c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v = c - 'A' + 10;
-		else
-			return -EINVAL;
-		if (nd >= 2 * REC_KEY_LEN)
-			return -EINVAL;
-		if (nd % 2 == 0)
-			rec[nd / 2] = (uint8_t)(v << 4);
-		else
-			rec[nd / 2] |= (uint8_t)v;
-		nd++;
+static int kf_add_rec(struct kf *k, uint8_t *rec, size_t len)
+{
+	if (rec == NULL)
+		return -ENOMEM;
+	if (k->n == WFS_SLOTS_MAX) {
+		free(rec);
+		return -ENOSPC;
 	}
-	return nd == 2 * REC_KEY_LEN ? 0 : -EINVAL;
+	k->rec[k->n] = rec;
+	k->len[k->n++] = len;
+	return 0;
 }
 
-bool wfs_recovery_wellformed(const char *text)
+static int v1_load(const uint8_t *buf, struct kf *k)
 {
-	uint8_t rec[REC_KEY_LEN];
-	int r = rec_parse(text, rec);
-
-	sodium_memzero(rec, sizeof(rec));
-	return r == 0;
-}
-
-static void rec_format(const uint8_t rec[REC_KEY_LEN], char out[WFS_RECOVERY_LEN])
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-
-	for (size_t i = 0; i < 2 * REC_KEY_LEN; i++) {
-		if (i > 0 && i % REC_GROUP_CHARS == 0)
-			out[o++] = '-';
-		out[o++] = hex[(rec[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
-	}
-	out[o] = '\0';
-}
-
-/* Writes the passphrase section (alg, params, salt, nonce, wrap) of buf. */
-static int seal_pass(uint8_t *buf, struct kf_secrets *s, const char *pass, size_t passlen,
-		     uint64_t ops, size_t mem)
-{
+	struct wfs_kdf_params p;
+	uint8_t *rec;
+	size_t len;
 	int r;
 
-	wfs__put_le32(buf + KF_OFF_ALG, KF_ALG_ARGON2ID13);
-	wfs__put_le64(buf + KF_OFF_OPS, ops);
-	wfs__put_le64(buf + KF_OFF_MEM, mem);
-	randombytes_buf(buf + KF_OFF_SALT, KF_SALT_LEN);
-	randombytes_buf(buf + KF_OFF_NONCE, WFS_NONCE_LEN);
-	if ((r = pass_kek(pass, passlen, buf + KF_OFF_SALT, ops, mem, s->kek)) != 0)
+	if (wfs__get_le16(buf + 8) != 1 || wfs__get_le16(buf + 10) != 0 ||
+	    wfs__get_le32(buf + 12) != 0 || body_params(buf + V1_HDR, true, &p) != 0)
+		return -EINVAL;
+	/* The header it will be written with, vault id and all: slots added
+	 * in the same edit are bound to it. */
+	k->version = 1;
+	memcpy(k->hdr, kf_magic, 8);
+	wfs__put_le16(k->hdr + 8, 2);
+	randombytes_buf(k->hdr + V2_OFF_VAULT_ID, V2_VAULT_ID_LEN);
+	if ((rec = rec_new(0, WFS_SLOT_RECOVERY, true, "recovery", 0, &len)) != NULL)
+		memcpy(rec + len - BODY_V1_REC, buf + V1_HDR, BODY_V1_REC);
+	if ((r = kf_add_rec(k, rec, len)) != 0)
 		return r;
-	return wfs__gcm_seal(s->kek, 0, buf + KF_OFF_NONCE, buf, KF_PASS_AAD_LEN, s->master,
-			     WFS_KEY_LEN, buf + KF_OFF_WRAP, buf + KF_OFF_WRAP + WFS_KEY_LEN);
+	if ((rec = rec_new(1, WFS_SLOT_PASSPHRASE, true, "passphrase", 0, &len)) != NULL)
+		memcpy(rec + len - BODY_V1_PASS, buf + V1_HDR, BODY_V1_PASS);
+	return kf_add_rec(k, rec, len);
+}
+
+static int v2_load(const uint8_t *buf, size_t len, struct kf *k)
+{
+	size_t n, off = V2_HDR;
+	struct wfs_slot_info si;
+	int r;
+
+	if (len < V2_HDR + V2_MAC)
+		return -EINVAL;
+	n = wfs__get_le16(buf + V2_OFF_NSLOTS);
+	if (wfs__get_le16(buf + 10) != 0 || wfs__get_le32(buf + 12) != 0 ||
+	    wfs__get_le16(buf + V2_OFF_NSLOTS + 2) != 0 || n == 0 || n > WFS_SLOTS_MAX)
+		return -EINVAL;
+	k->version = 2;
+	memcpy(k->hdr, buf, V2_AAD_HDR);
+	for (size_t i = 0; i < n; i++) {
+		if ((r = rec_parse(buf + off, len - V2_MAC - off, &si)) != 0)
+			return r;
+		for (size_t j = 0; j < k->n; j++)
+			if (wfs__get_le16(k->rec[j] + 2) == si.id)
+				return -EINVAL; /* two slots, one id */
+		size_t rl = wfs__get_le16(buf + off);
+		uint8_t *rec = malloc(rl);
+		if (rec != NULL)
+			memcpy(rec, buf + off, rl);
+		if ((r = kf_add_rec(k, rec, rl)) != 0)
+			return r;
+		off += rl;
+	}
+	return off + V2_MAC == len ? 0 : -EINVAL;
+}
+
+/* Reads either version into k (free with kf_free, also after an error). */
+static int kf_load(const uint8_t *buf, size_t len, struct kf *k)
+{
+	memset(k, 0, sizeof(*k));
+	if (buf == NULL || len < V1_HDR || len > WFS_KEYFILE_MAX || memcmp(buf, kf_magic, 8) != 0)
+		return -EINVAL;
+	switch (wfs__get_le16(buf + 8)) {
+	case 1:
+		return len == V1_SIZE ? v1_load(buf, k) : -EINVAL;
+	case 2:
+		return v2_load(buf, len, k);
+	default:
+		return -EINVAL;
+	}
+}
+
+/* HMAC key of a version-2 keyfile: HKDF(master, vault id). */
+static int mac_key(const uint8_t hdr[V2_AAD_HDR], const uint8_t master[WFS_KEY_LEN],
+		   uint8_t key[WFS_KEY_LEN])
+{
+	return wfs__hkdf_sha256(master, WFS_KEY_LEN, hdr + V2_OFF_VAULT_ID, V2_VAULT_ID_LEN,
+				V2_INFO_MAC, key, WFS_KEY_LEN);
+}
+
+/* 0 when a version-2 buf's MAC is the master key's; -EINVAL otherwise. */
+static int mac_check(const uint8_t *buf, size_t len, struct kf_secrets *s)
+{
+	if (wfs__get_le16(buf + 8) != 2)
+		return 0; /* version 1: every byte is in a wrap's AAD */
+	if (mac_key(buf, s->master, s->mac_key) != 0)
+		return -EINVAL;
+	return crypto_auth_hmacsha256_verify(buf + len - V2_MAC, buf, len - V2_MAC, s->mac_key) == 0
+		       ? 0
+		       : -EINVAL;
+}
+
+/* Writes k as version 2, authenticated under the master key in s. */
+static int kf_store(struct kf *k, struct kf_secrets *s, uint8_t **out, size_t *outlen)
+{
+	size_t len = V2_HDR + V2_MAC, off = V2_HDR;
+	uint8_t *buf;
+
+	k->version = 2;
+	for (size_t i = 0; i < k->n; i++)
+		len += k->len[i];
+	if ((buf = calloc(1, len)) == NULL)
+		return -ENOMEM;
+	memcpy(buf, k->hdr, V2_AAD_HDR);
+	wfs__put_le16(buf + V2_OFF_NSLOTS, (uint16_t)k->n);
+	for (size_t i = 0; i < k->n; i++) {
+		memcpy(buf + off, k->rec[i], k->len[i]);
+		off += k->len[i];
+	}
+	if (mac_key(buf, s->master, s->mac_key) != 0) {
+		free(buf);
+		return -EIO;
+	}
+	crypto_auth_hmacsha256(buf + off, buf, off, s->mac_key);
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+/* ---- opening and sealing a slot ---------------------------------------- */
+
+/* The AAD of a version-2 slot: the file header's first 32 bytes and the
+ * record up to its nonce (id, type, label, time, the body's parameters). */
+static size_t slot_aad(const struct kf *k, const uint8_t *rec, size_t len,
+		       uint8_t aad[V2_AAD_HDR + SLOT_MAX])
+{
+	memcpy(aad, k->hdr, V2_AAD_HDR);
+	memcpy(aad + V2_AAD_HDR, rec, len - SEAL_LEN);
+	return V2_AAD_HDR + len - SEAL_LEN;
+}
+
+/* A legacy slot opens as its version-1 section did: v1 is rebuilt. */
+static int legacy_open(const uint8_t *rec, size_t len, const void *secret, size_t secretlen,
+		       struct kf_secrets *s)
+{
+	uint8_t v1[V1_SIZE] = {0};
+	const uint8_t *body = rec_body(rec);
+	struct wfs_kdf_params p;
+	int r;
+
+	memcpy(v1, kf_magic, 8);
+	wfs__put_le16(v1 + 8, 1);
+	memcpy(v1 + V1_HDR, body, len - (size_t)(body - rec));
+	if (rec[4] == WFS_SLOT_RECOVERY) {
+		if ((r = wfs__kek_recovery(s->rec, v1 + V1_OFF_REC_SALT, V1_INFO_REC, s->kek)) != 0)
+			return r;
+		return wfs__gcm_open(s->kek, 0, v1 + V1_OFF_REC_NONCE, v1, V1_OFF_REC_NONCE,
+				     v1 + V1_OFF_REC_WRAP, WFS_KEY_LEN,
+				     v1 + V1_OFF_REC_WRAP + WFS_KEY_LEN, s->master);
+	}
+	if ((r = body_params(body, true, &p)) != 0 ||
+	    (r = wfs__kek_passphrase(secret, secretlen, v1 + V1_OFF_SALT, p.opslimit, p.memlimit,
+				     s->kek)) != 0)
+		return r;
+	return wfs__gcm_open(s->kek, 0, v1 + V1_OFF_NONCE, v1, V1_OFF_NONCE, v1 + V1_OFF_WRAP,
+			     WFS_KEY_LEN, v1 + V1_OFF_WRAP + WFS_KEY_LEN, s->master);
+}
+
+/*
+ * Opens one slot into s->master with the secret (a passphrase; for the
+ * other types s->rec or s->sk already hold it). 0, -EIO when the secret
+ * is not this slot's, or -errno.
+ */
+static int slot_open(const struct kf *k, const uint8_t *rec, size_t len, const void *secret,
+		     size_t secretlen, struct kf_secrets *s)
+{
+	uint8_t aad[V2_AAD_HDR + SLOT_MAX], pk[WFS_ESCROW_KEY_LEN];
+	const uint8_t *body = rec_body(rec), *seal = rec + len - SEAL_LEN;
+	struct wfs_kdf_params p;
+	int r;
+
+	if (rec[5] & SLOT_FLAG_LEGACY)
+		return legacy_open(rec, len, secret, secretlen, s);
+	switch (rec[4]) {
+	case WFS_SLOT_PASSPHRASE:
+		if ((r = body_params(body, false, &p)) != 0)
+			return r;
+		r = wfs__kek_passphrase(secret, secretlen, body + 20, p.opslimit, p.memlimit,
+					s->kek);
+		break;
+	case WFS_SLOT_RECOVERY:
+		r = wfs__kek_recovery(s->rec, body, V2_INFO_REC, s->kek);
+		break;
+	case WFS_SLOT_ESCROW:
+		/* Another organisation's slot: not even worth the X25519. */
+		wfs_escrow_public_of(s->sk, pk);
+		if (sodium_memcmp(pk, body, WFS_ESCROW_KEY_LEN) != 0)
+			return -EIO;
+		r = wfs__kek_escrow(s->sk, body + WFS_ESCROW_KEY_LEN, body + WFS_ESCROW_KEY_LEN,
+				    body, s->kek);
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (r != 0)
+		return r == -EACCES ? -EIO : r;
+	return wfs__gcm_open(s->kek, 0, seal, aad, slot_aad(k, rec, len, aad), seal + WFS_NONCE_LEN,
+			     WFS_KEY_LEN, seal + WFS_NONCE_LEN + WFS_KEY_LEN, s->master);
+}
+
+/* Makes a new version-2 slot id for s->master from ns. */
+static int slot_make(const struct kf *k, const struct wfs_slot_new *ns, uint16_t id,
+		     struct kf_secrets *s, uint8_t **recp, size_t *lenp)
+{
+	uint8_t aad[V2_AAD_HDR + SLOT_MAX], *rec, *body, *seal;
+	struct wfs_kdf_params p;
+	size_t len;
+	int r = -EINVAL;
+
+	*recp = NULL;
+	if (ns->type < WFS_SLOT_PASSPHRASE || ns->type > WFS_SLOT_ESCROW)
+		return -EINVAL;
+	rec = rec_new(id, ns->type, false, ns->label ? ns->label : wfs_slot_type_name(ns->type),
+		      (uint64_t)time(NULL), &len);
+	if (rec == NULL)
+		return ns->label && !label_valid((const uint8_t *)ns->label, strlen(ns->label))
+			       ? -EINVAL
+			       : -ENOMEM;
+	body = (uint8_t *)rec_body(rec);
+	seal = rec + len - SEAL_LEN;
+	switch (ns->type) {
+	case WFS_SLOT_PASSPHRASE:
+		if (ns->kdf != NULL)
+			p = *ns->kdf;
+		else
+			wfs_kdf_params_default(&p);
+		if (!params_valid(p.opslimit, p.memlimit)) {
+			r = -EINVAL;
+			goto out;
+		}
+		wfs__put_le32(body, KF_ALG_ARGON2ID13);
+		wfs__put_le64(body + 4, p.opslimit);
+		wfs__put_le64(body + 12, p.memlimit);
+		randombytes_buf(body + 20, WFS_SLOT_SALT_LEN);
+		r = wfs__kek_passphrase(ns->pass, ns->passlen, body + 20, p.opslimit, p.memlimit,
+					s->kek);
+		break;
+	case WFS_SLOT_RECOVERY:
+		if (ns->recovery_out == NULL) {
+			r = -EINVAL;
+			goto out;
+		}
+		randombytes_buf(s->rec, WFS_REC_KEY_LEN);
+		randombytes_buf(body, WFS_SLOT_SALT_LEN);
+		r = wfs__kek_recovery(s->rec, body, V2_INFO_REC, s->kek);
+		break;
+	case WFS_SLOT_ESCROW:
+		if (ns->escrow_public == NULL) {
+			r = -EINVAL;
+			goto out;
+		}
+		/* An ephemeral key pair: its public half is stored, its secret
+		 * half (in s->sk) is wiped with s. */
+		memcpy(body, ns->escrow_public, WFS_ESCROW_KEY_LEN);
+		randombytes_buf(s->sk, WFS_ESCROW_KEY_LEN);
+		wfs_escrow_public_of(s->sk, body + WFS_ESCROW_KEY_LEN);
+		r = wfs__kek_escrow(s->sk, body, body + WFS_ESCROW_KEY_LEN, body, s->kek);
+		break;
+	}
+	if (r != 0)
+		goto out;
+	randombytes_buf(seal, WFS_NONCE_LEN);
+	if ((r = wfs__gcm_seal(s->kek, 0, seal, aad, slot_aad(k, rec, len, aad), s->master,
+			       WFS_KEY_LEN, seal + WFS_NONCE_LEN,
+			       seal + WFS_NONCE_LEN + WFS_KEY_LEN)) != 0)
+		goto out;
+	if (ns->type == WFS_SLOT_RECOVERY)
+		wfs__rec_format(s->rec, ns->recovery_out);
+	*recp = rec;
+	*lenp = len;
+	rec = NULL;
+out:
+	free(rec);
+	return r;
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+int wfs_keyfile_parse(const uint8_t *buf, size_t len, struct wfs_keyfile_info *info)
+{
+	struct kf k;
+	int r = kf_load(buf, len, &k);
+
+	if (r == 0 && info != NULL) {
+		memset(info, 0, sizeof(*info));
+		info->version = k.version;
+		info->nslots = k.n;
+		for (size_t i = 0; i < k.n && r == 0; i++)
+			r = rec_parse(k.rec[i], k.len[i], &info->slot[i]);
+	}
+	kf_free(&k);
+	return r == 0 ? 0 : -EINVAL;
+}
+
+int wfs_keyfile_check(const uint8_t *buf, size_t len, struct wfs_kdf_params *params)
+{
+	struct wfs_keyfile_info *info = malloc(sizeof(*info));
+	int r = info ? wfs_keyfile_parse(buf, len, info) : -ENOMEM;
+
+	if (r == 0 && params != NULL) {
+		memset(params, 0, sizeof(*params));
+		for (size_t i = 0; i < info->nslots; i++)
+			if (info->slot[i].type == WFS_SLOT_PASSPHRASE) {
+				*params = info->slot[i].kdf;
+				break;
+			}
+	}
+	free(info);
+	return r;
 }
 
 int wfs_keyfile_create(const char *pass, size_t passlen, const struct wfs_kdf_params *params,
 		       uint8_t **out, size_t *outlen, char recovery[WFS_RECOVERY_LEN],
 		       struct wfs_keys **keys)
 {
-	struct wfs_kdf_params p;
+	struct wfs_slot_new rs = {.type = WFS_SLOT_RECOVERY, .recovery_out = recovery};
+	struct wfs_slot_new ps = {
+		.type = WFS_SLOT_PASSPHRASE, .pass = pass, .passlen = passlen, .kdf = params};
+	struct kf k = {.version = 2};
 	struct kf_secrets *s = NULL;
-	struct wfs_keys *k = NULL;
-	uint8_t *buf = NULL;
+	struct wfs_keys *nk = NULL;
+	uint8_t *rec;
+	size_t len;
 	int r;
 
 	*out = NULL;
 	*outlen = 0;
 	*keys = NULL;
-	if (params != NULL)
-		p = *params;
-	else
-		wfs_kdf_params_default(&p);
-	if (!params_valid(p.opslimit, p.memlimit))
-		return -EINVAL;
-	if ((s = wfs_secure_alloc(sizeof(*s))) == NULL || (buf = calloc(1, KF_SIZE)) == NULL) {
+	if ((s = wfs_secure_alloc(sizeof(*s))) == NULL) {
 		r = -ENOMEM;
 		goto out;
 	}
+	memcpy(k.hdr, kf_magic, 8);
+	wfs__put_le16(k.hdr + 8, 2);
+	randombytes_buf(k.hdr + V2_OFF_VAULT_ID, V2_VAULT_ID_LEN);
 	randombytes_buf(s->master, WFS_KEY_LEN);
-	randombytes_buf(s->rec, REC_KEY_LEN);
-
-	memcpy(buf + KF_OFF_MAGIC, kf_magic, 8);
-	wfs__put_le16(buf + KF_OFF_VERSION, KF_VERSION);
-	randombytes_buf(buf + KF_OFF_REC_SALT, KF_SALT_LEN);
-	randombytes_buf(buf + KF_OFF_REC_NONCE, WFS_NONCE_LEN);
-	if ((r = rec_kek(s->rec, buf + KF_OFF_REC_SALT, s->kek)) != 0 ||
-	    (r = wfs__gcm_seal(s->kek, 0, buf + KF_OFF_REC_NONCE, buf, KF_REC_AAD_LEN, s->master,
-			       WFS_KEY_LEN, buf + KF_OFF_REC_WRAP,
-			       buf + KF_OFF_REC_WRAP + WFS_KEY_LEN)) != 0)
+	if ((r = slot_make(&k, &rs, 0, s, &rec, &len)) != 0 ||
+	    (r = kf_add_rec(&k, rec, len)) != 0 ||
+	    (r = slot_make(&k, &ps, 1, s, &rec, &len)) != 0 || (r = kf_add_rec(&k, rec, len)) != 0)
 		goto out;
-	if ((r = seal_pass(buf, s, pass, passlen, p.opslimit, p.memlimit)) != 0)
+	if ((r = wfs__keys_from_master(s->master, &nk)) != 0 ||
+	    (r = kf_store(&k, s, out, outlen)) != 0)
 		goto out;
-	if ((r = wfs__keys_from_master(s->master, &k)) != 0)
-		goto out;
-	rec_format(s->rec, recovery);
-	*out = buf;
-	*outlen = KF_SIZE;
-	*keys = k;
-	buf = NULL;
-	k = NULL;
-	r = 0;
+	*keys = nk;
+	nk = NULL;
 out:
-	free(buf);
-	wfs_keys_free(k);
+	if (r != 0 && recovery != NULL)
+		sodium_memzero(recovery, WFS_RECOVERY_LEN);
+	wfs_keys_free(nk);
+	kf_free(&k);
+	wfs_secure_free(s);
+	return r;
+}
+
+/* Puts a recovery or escrow secret's bytes into s: 0, or -EACCES when the
+ * text is not even shaped like one (no slot could open with it). */
+static int secret_load(enum wfs_slot_type type, const void *secret, struct kf_secrets *s)
+{
+	if (type == WFS_SLOT_RECOVERY)
+		return wfs__rec_parse(secret, s->rec) == 0 ? 0 : -EACCES;
+	if (type == WFS_SLOT_ESCROW)
+		return wfs_escrow_secret_parse(secret, s->sk) == 0 ? 0 : -EACCES;
+	return 0;
+}
+
+int wfs_keyfile_open(const uint8_t *buf, size_t len, enum wfs_slot_type type, const void *secret,
+		     size_t secretlen, struct wfs_keys **keys, uint16_t *slot)
+{
+	struct kf_secrets *s = NULL;
+	struct kf k;
+	int r = -EACCES;
+
+	*keys = NULL;
+	if (kf_load(buf, len, &k) != 0) {
+		r = -EINVAL;
+		goto out;
+	}
+	if ((s = wfs_secure_alloc(sizeof(*s))) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = secret_load(type, secret, s)) != 0)
+		goto out;
+	r = -EACCES;
+	for (size_t i = 0; i < k.n && r == -EACCES; i++) {
+		if (k.rec[i][4] != type)
+			continue;
+		r = slot_open(&k, k.rec[i], k.len[i], secret, secretlen, s);
+		if (r == -EIO)
+			r = -EACCES; /* not this slot's secret: try the next */
+		else if (r == 0 && slot != NULL)
+			*slot = wfs__get_le16(k.rec[i] + 2);
+	}
+	if (r != 0)
+		goto out;
+	if ((r = mac_check(buf, len, s)) != 0)
+		goto out;
+	r = wfs__keys_from_master(s->master, keys);
+out:
+	kf_free(&k);
 	wfs_secure_free(s);
 	return r;
 }
@@ -238,94 +630,149 @@ out:
 int wfs_keyfile_unlock(const uint8_t *buf, size_t len, const char *pass, size_t passlen,
 		       struct wfs_keys **keys)
 {
-	struct wfs_kdf_params p;
-	struct kf_secrets *s = NULL;
-	int r;
-
-	*keys = NULL;
-	if ((r = wfs_keyfile_check(buf, len, &p)) != 0)
-		return r;
-	if ((s = wfs_secure_alloc(sizeof(*s))) == NULL)
-		return -ENOMEM;
-	if ((r = pass_kek(pass, passlen, buf + KF_OFF_SALT, p.opslimit, p.memlimit, s->kek)) != 0)
-		goto out;
-	r = wfs__gcm_open(s->kek, 0, buf + KF_OFF_NONCE, buf, KF_PASS_AAD_LEN, buf + KF_OFF_WRAP,
-			  WFS_KEY_LEN, buf + KF_OFF_WRAP + WFS_KEY_LEN, s->master);
-	if (r == -EIO) {
-		r = -EACCES;
-		goto out;
-	} else if (r != 0)
-		goto out;
-	r = wfs__keys_from_master(s->master, keys);
-out:
-	wfs_secure_free(s);
-	return r;
+	return wfs_keyfile_open(buf, len, WFS_SLOT_PASSPHRASE, pass, passlen, keys, NULL);
 }
 
 int wfs_keyfile_unlock_recovery(const uint8_t *buf, size_t len, const char *recovery,
 				struct wfs_keys **keys)
 {
-	struct kf_secrets *s = NULL;
+	return wfs_keyfile_open(buf, len, WFS_SLOT_RECOVERY, recovery, 0, keys, NULL);
+}
+
+/* Loads buf for an edit under keys: the MAC must be theirs (a keyfile
+ * changed since it was unlocked is not edited blindly). */
+static int edit_begin(const uint8_t *buf, size_t len, const struct wfs_keys *keys, struct kf *k,
+		      struct kf_secrets **sp)
+{
 	int r;
 
-	*keys = NULL;
-	if ((r = wfs_keyfile_check(buf, len, NULL)) != 0)
-		return r;
-	if ((s = wfs_secure_alloc(sizeof(*s))) == NULL)
+	*sp = NULL;
+	if (keys == NULL || (r = kf_load(buf, len, k)) != 0)
+		return -EINVAL;
+	if ((*sp = wfs_secure_alloc(sizeof(**sp))) == NULL)
 		return -ENOMEM;
-	if (rec_parse(recovery, s->rec) != 0) {
-		r = -EACCES; /* not even shaped like a recovery key */
+	memcpy((*sp)->master, keys->master, WFS_KEY_LEN);
+	return mac_check(buf, len, *sp);
+}
+
+static ssize_t slot_index(const struct kf *k, uint16_t id)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (wfs__get_le16(k->rec[i] + 2) == id)
+			return (ssize_t)i;
+	return -1;
+}
+
+int wfs_keyfile_add(const uint8_t *buf, size_t len, const struct wfs_keys *keys,
+		    const struct wfs_slot_new *ns, uint8_t **out, size_t *outlen, uint16_t *id)
+{
+	struct kf_secrets *s = NULL;
+	uint32_t next = 0;
+	uint8_t *rec;
+	size_t rl;
+	struct kf k;
+	int r;
+
+	*out = NULL;
+	if ((r = edit_begin(buf, len, keys, &k, &s)) != 0)
+		goto out;
+	for (size_t i = 0; i < k.n; i++)
+		if (wfs__get_le16(k.rec[i] + 2) >= next)
+			next = wfs__get_le16(k.rec[i] + 2) + 1u;
+	if (k.n == WFS_SLOTS_MAX || next > UINT16_MAX) {
+		r = -ENOSPC;
 		goto out;
 	}
-	if ((r = rec_kek(s->rec, buf + KF_OFF_REC_SALT, s->kek)) != 0)
+	if ((r = slot_make(&k, ns, (uint16_t)next, s, &rec, &rl)) != 0 ||
+	    (r = kf_add_rec(&k, rec, rl)) != 0 || (r = kf_store(&k, s, out, outlen)) != 0)
 		goto out;
-	r = wfs__gcm_open(s->kek, 0, buf + KF_OFF_REC_NONCE, buf, KF_REC_AAD_LEN,
-			  buf + KF_OFF_REC_WRAP, WFS_KEY_LEN, buf + KF_OFF_REC_WRAP + WFS_KEY_LEN,
-			  s->master);
-	if (r == -EIO) {
-		r = -EACCES;
-		goto out;
-	} else if (r != 0)
-		goto out;
-	r = wfs__keys_from_master(s->master, keys);
+	if (id != NULL)
+		*id = (uint16_t)next;
 out:
+	kf_free(&k);
 	wfs_secure_free(s);
 	return r;
 }
 
-int wfs_keyfile_rewrap(const uint8_t *buf, size_t len, const struct wfs_keys *keys,
-		       const char *newpass, size_t newpasslen, const struct wfs_kdf_params *params,
+int wfs_keyfile_remove(const uint8_t *buf, size_t len, const struct wfs_keys *keys, uint16_t id,
 		       uint8_t **out, size_t *outlen)
 {
-	struct wfs_kdf_params p;
 	struct kf_secrets *s = NULL;
-	uint8_t *nbuf = NULL;
+	struct kf k;
+	ssize_t i;
 	int r;
 
 	*out = NULL;
-	*outlen = 0;
-	if (keys == NULL)
-		return -EINVAL;
-	if ((r = wfs_keyfile_check(buf, len, &p)) != 0)
-		return r;
-	if (params != NULL)
-		p = *params; /* NULL keeps the stored cost */
-	if (!params_valid(p.opslimit, p.memlimit))
-		return -EINVAL;
-	if ((s = wfs_secure_alloc(sizeof(*s))) == NULL || (nbuf = malloc(KF_SIZE)) == NULL) {
-		r = -ENOMEM;
+	if ((r = edit_begin(buf, len, keys, &k, &s)) != 0)
+		goto out;
+	if ((i = slot_index(&k, id)) < 0) {
+		r = -ENOENT;
 		goto out;
 	}
-	memcpy(nbuf, buf, KF_SIZE); /* magic .. recovery wrap kept as is */
-	memcpy(s->master, keys->master, WFS_KEY_LEN);
-	if ((r = seal_pass(nbuf, s, newpass, newpasslen, p.opslimit, p.memlimit)) != 0)
+	if (k.n == 1) {
+		r = -EBUSY; /* every slot unlocks: the last one is the vault's last key */
 		goto out;
-	*out = nbuf;
-	*outlen = KF_SIZE;
-	nbuf = NULL;
-	r = 0;
+	}
+	free(k.rec[i]);
+	memmove(&k.rec[i], &k.rec[i + 1], (k.n - (size_t)i - 1) * sizeof(k.rec[0]));
+	memmove(&k.len[i], &k.len[i + 1], (k.n - (size_t)i - 1) * sizeof(k.len[0]));
+	k.n--;
+	r = kf_store(&k, s, out, outlen);
 out:
-	free(nbuf);
+	kf_free(&k);
+	wfs_secure_free(s);
+	return r;
+}
+
+int wfs_keyfile_rewrap(const uint8_t *buf, size_t len, const struct wfs_keys *keys, uint16_t id,
+		       const char *newpass, size_t newpasslen, const struct wfs_kdf_params *params,
+		       uint8_t **out, size_t *outlen)
+{
+	struct wfs_slot_new ns = {
+		.type = WFS_SLOT_PASSPHRASE, .pass = newpass, .passlen = newpasslen, .kdf = params};
+	struct kf_secrets *s = NULL;
+	struct wfs_slot_info si;
+	uint8_t *rec;
+	size_t rl;
+	struct kf k;
+	ssize_t i;
+	int r;
+
+	*out = NULL;
+	if ((r = edit_begin(buf, len, keys, &k, &s)) != 0)
+		goto out;
+	if ((i = slot_index(&k, id)) < 0 || k.rec[i][4] != WFS_SLOT_PASSPHRASE) {
+		r = i < 0 ? -ENOENT : -EINVAL;
+		goto out;
+	}
+	if ((r = rec_parse(k.rec[i], k.len[i], &si)) != 0)
+		goto out;
+	ns.label = si.label;
+	if (params == NULL)
+		ns.kdf = &si.kdf; /* keeps the stored cost */
+	if ((r = slot_make(&k, &ns, id, s, &rec, &rl)) != 0)
+		goto out;
+	free(k.rec[i]);
+	k.rec[i] = rec;
+	k.len[i] = rl;
+	r = kf_store(&k, s, out, outlen);
+out:
+	kf_free(&k);
+	wfs_secure_free(s);
+	return r;
+}
+
+int wfs_keyfile_upgrade(const uint8_t *buf, size_t len, const struct wfs_keys *keys, uint8_t **out,
+			size_t *outlen)
+{
+	struct kf_secrets *s = NULL;
+	struct kf k;
+	int r;
+
+	*out = NULL;
+	if ((r = edit_begin(buf, len, keys, &k, &s)) == 0)
+		r = kf_store(&k, s, out, outlen);
+	kf_free(&k);
 	wfs_secure_free(s);
 	return r;
 }

@@ -9,9 +9,10 @@
 #define WARDFS_PATHS_H
 
 /* BACKING/.wardfs: the vault, never served through the mount. */
-#define WFS_VAULT_DIR	  ".wardfs"
-#define WFS_VAULT_KEYFILE "keyfile"
-#define WFS_VAULT_CONFIG  "config"
+#define WFS_VAULT_DIR	     ".wardfs"
+#define WFS_VAULT_KEYFILE    "keyfile"
+#define WFS_VAULT_CONFIG     "config"
+#define WFS_VAULT_SLOTS_USED "slots-used" /* when each key slot last unlocked */
 /* The note setup-home leaves in a bare (unmounted) home; mount ignores it
  * when it checks that the mount point is empty. */
 #define WFS_BARE_NOTE "README.wardfs-not-mounted"

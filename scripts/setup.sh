@@ -16,6 +16,7 @@ apt_pkgs=(build-essential cmake pkg-config meson ninja-build dpkg-dev
 	  libpam-mount # libpam-mount: the login-unlock test (tests/integration/test_pam.py)
 	  hxtools # hxtools: ofl, which pam_mount's <logout> signals leftover processes with
 	  strace # strace: a traced allowed program is refused (tests/integration/test_users.py)
+	  chromium # chromium: the audit report rendered headless (tests/integration/test_report.py)
 	  libsystemd-dev # libsystemd-dev: sd_journal_sendv for --audit-forward=journal (audit/fwd_journal.c)
 	  rsyslog rsyslog-relp) # rsyslog, rsyslog-relp: the host and central rsyslogd of tests/integration/test_forward.py (their own instances; the system service is not used)
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "say.h"
 #include "vault.h"
 
 /* The database the vault's daemon last wrote to, into db; 0 or -errno. */
@@ -31,8 +32,8 @@ static int recorded_db(const char *backing, char *db, size_t len)
 	return r;
 }
 
-void wfs_vault_audit(const char *backing, const char *db_path, enum wfs_audit_kind kind, int err,
-		     const char *detail)
+void wfs_vault_audit(const char *backing, const char *db_path, const char *by,
+		     enum wfs_audit_kind kind, int err, const char *detail)
 {
 	char db[PATH_MAX], msg[256];
 	if (db_path)
@@ -42,8 +43,7 @@ void wfs_vault_audit(const char *backing, const char *db_path, enum wfs_audit_ki
 	struct wfs_audit *a = NULL;
 	struct wfs_audit_opts o = {.db_path = db, .mount_id = backing};
 	if (wfs_audit_open(&o, &a, msg, sizeof msg) != 0) {
-		fprintf(stderr, "%s: cannot record this in the audit database '%s': %s\n",
-			wfs_vault_prog(), db, msg);
+		vault_error("cannot record this in the audit database '%s': %s", db, msg);
 		return;
 	}
 	struct wfs_audit_event ev = {
@@ -54,7 +54,7 @@ void wfs_vault_audit(const char *backing, const char *db_path, enum wfs_audit_ki
 		.uid = getuid(),
 		.gid = getgid(),
 		.pid = getpid(),
-		.comm = wfs_vault_prog(),
+		.comm = by,
 		.detail = detail,
 	};
 	wfs_audit_record(a, &ev);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "say.h"
 #include "vault.h"
 
 static bool closed_to_others(const struct stat *st)
@@ -31,7 +32,7 @@ static bool others_may_change(const struct stat *st)
 	return st->st_uid != 0 || ((st->st_mode & 0022) && !(st->st_mode & S_ISVTX));
 }
 
-int wfs_backing_private(const char *backing, const char *prog, bool count_self)
+int wfs_backing_private(const char *backing, bool count_self)
 {
 	char real[PATH_MAX], path[PATH_MAX], closer[PATH_MAX] = "";
 	struct stat st;
@@ -39,7 +40,7 @@ int wfs_backing_private(const char *backing, const char *prog, bool count_self)
 
 	if (!realpath(backing, real)) {
 		int e = errno;
-		fprintf(stderr, "%s: cannot resolve '%s': %s\n", prog, backing, strerror(e));
+		vault_error("cannot resolve '%s': %s", backing, strerror(e));
 		return -e;
 	}
 	strcpy(path, "/");
@@ -47,16 +48,15 @@ int wfs_backing_private(const char *backing, const char *prog, bool count_self)
 		bool last = !strcmp(path, real);
 		if (lstat(path, &st) != 0) {
 			int e = errno;
-			fprintf(stderr, "%s: cannot check '%s': %s\n", prog, path, strerror(e));
+			vault_error("cannot check '%s': %s", path, strerror(e));
 			return -e;
 		}
 		if (!last && others_may_change(&st)) {
-			fprintf(stderr,
-				"%s: '%s', above the backing directory '%s', can be changed by "
-				"users other than root (owner uid %u, mode %04o); run 'chown root "
-				"%s && chmod go-w %s'\n",
-				prog, path, real, (unsigned)st.st_uid,
-				(unsigned)(st.st_mode & 07777), path, path);
+			vault_error("'%s', above the backing directory '%s', can be changed by "
+				    "users other than root (owner uid %u, mode %04o); run 'chown "
+				    "root %s && chmod go-w %s'",
+				    path, real, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+				    path, path);
 			return -EPERM;
 		}
 		closed = closed || ((!last || count_self) && closed_to_others(&st));
@@ -71,11 +71,10 @@ int wfs_backing_private(const char *backing, const char *prog, bool count_self)
 		rest += n + (rest[n] == '/');
 	}
 	if (!closed) {
-		fprintf(stderr,
-			"%s: users other than root can reach the backing directory '%s' and read "
-			"its files without the policy or the audit; close a directory on its "
-			"path, e.g. 'chmod 700 %s' (or pass --allow-reachable if you mean it)\n",
-			prog, real, strcmp(closer, "/") && closer[0] ? closer : real);
+		vault_error("users other than root can reach the backing directory '%s' and read "
+			    "its files without the policy or the audit; close a directory on its "
+			    "path, e.g. 'chmod 700 %s' (or pass --allow-reachable if you mean it)",
+			    real, strcmp(closer, "/") && closer[0] ? closer : real);
 		return -EPERM;
 	}
 	return 0;

@@ -15,6 +15,7 @@
 
 #include <sodium.h>
 
+#include "say.h"
 #include "vault.h"
 
 int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
@@ -27,13 +28,12 @@ int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 	int r;
 
 	if (wfs_vault_exists(backing)) {
-		fprintf(stderr, "%s: '%s' is already a wardfs vault\n", wfs_vault_prog(), backing);
+		vault_error("'%s' is already a wardfs vault", backing);
 		r = -EEXIST;
 		goto out;
 	}
 	if ((r = wfs_crypto_init()) != 0) {
-		fprintf(stderr, "%s: cannot start the crypto library: %s\n", wfs_vault_prog(),
-			strerror(-r));
+		vault_error("cannot start the crypto library: %s", strerror(-r));
 		goto out;
 	}
 	if ((r = wfs_secret_read(po->passfile, po->extpass, "Passphrase for the new vault: ", true,
@@ -42,7 +42,7 @@ int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 	r = wfs_keyfile_create(pass, passlen, kp, &kf, &kflen, rec, &keys);
 	wfs_secret_free(pass);
 	if (r != 0) {
-		fprintf(stderr, "%s: cannot create the key: %s\n", wfs_vault_prog(), strerror(-r));
+		vault_error("cannot create the key: %s", strerror(-r));
 		goto out;
 	}
 	snprintf(dir, sizeof(dir), "%s/" WFS_VAULT_DIR, backing);
@@ -51,24 +51,22 @@ int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 
 		if (errno != EEXIST || lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
 			r = -(errno == EEXIST ? ENOTDIR : errno);
-			fprintf(stderr, "%s: cannot create '%s': %s\n", wfs_vault_prog(), dir,
-				strerror(-r));
+			vault_error("cannot create '%s': %s", dir, strerror(-r));
 			goto out;
 		}
 	}
 	if (chmod(dir, 0700) != 0) {
 		r = -errno;
-		fprintf(stderr, "%s: cannot set the mode of '%s': %s\n", wfs_vault_prog(), dir,
-			strerror(errno));
+		vault_error("cannot set the mode of '%s': %s", dir, strerror(errno));
 		goto out;
 	}
 	/* A new vault holds no ciphertext yet: nothing to adopt (marks.c).
 	 * This also proves that the file system keeps trusted xattrs. */
 	if ((r = wfs_vault_stamp_marks(backing)) != 0) {
-		fprintf(stderr, "%s: cannot mark '%s': %s\n", wfs_vault_prog(), dir,
-			r == -ENOTSUP ? "the file system cannot keep trusted extended "
-					"attributes, which wardfs needs"
-				      : strerror(-r));
+		vault_error("cannot mark '%s': %s", dir,
+			    r == -ENOTSUP ? "the file system cannot keep trusted extended "
+					    "attributes, which wardfs needs"
+					  : strerror(-r));
 		goto out;
 	}
 	/* Escrow before the keyfile: no vault exists whose recovery key was
@@ -80,9 +78,10 @@ int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 		if (fd < 0 || write(fd, rec, rl) != (ssize_t)rl || write(fd, "\n", 1) != 1 ||
 		    fsync(fd) != 0) {
 			r = -errno;
-			fprintf(stderr, "%s: cannot write the recovery key to '%s': %s%s\n",
-				wfs_vault_prog(), po->recovery_key_out, strerror(-r),
-				r == -EEXIST ? " (it exists; wardfs never overwrites one)" : "");
+			vault_error("cannot write the recovery key to '%s': %s%s",
+				    po->recovery_key_out, strerror(-r),
+				    r == -EEXIST ? " (it exists; wardfs never overwrites one)"
+						 : "");
 			if (fd >= 0) {
 				close(fd);
 				unlink(po->recovery_key_out);
@@ -93,13 +92,11 @@ int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 	}
 	/* the keyfile last: its presence is what makes a vault */
 	if ((r = wfs_vault_write_config(backing, kp)) != 0) {
-		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_CONFIG "': %s\n",
-			wfs_vault_prog(), dir, strerror(-r));
+		vault_error("cannot write '%s/" WFS_VAULT_CONFIG "': %s", dir, strerror(-r));
 		goto out;
 	}
 	if ((r = wfs_vault_write(backing, WFS_VAULT_KEYFILE, kf, kflen, 0600)) != 0) {
-		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_KEYFILE "': %s\n",
-			wfs_vault_prog(), dir, strerror(-r));
+		vault_error("cannot write '%s/" WFS_VAULT_KEYFILE "': %s", dir, strerror(-r));
 		goto out;
 	}
 	if (po->recovery_key_out)

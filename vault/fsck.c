@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "say.h"
 #include "vault.h"
 
 /* An audit row for a repair; a repair the db does not hold is an error. */
@@ -27,8 +28,7 @@ static void fsck_record(struct wfs_fsck *f, const char *detail)
 		.detail = detail,
 	};
 	if (wfs_audit_record(f->audit, &ev) != 0) {
-		fprintf(stderr, "%s: the repair of '%s%s' is not in the audit db\n",
-			wfs_vault_prog(), f->backing, f->rel);
+		vault_error("the repair of '%s%s' is not in the audit db", f->backing, f->rel);
 		f->errors++;
 	}
 }
@@ -48,8 +48,8 @@ static void fsck_repair(struct wfs_fsck *f, int fd)
 	if (f->hole_damaged) {
 		holed = wfs_content_hole_damaged(f->keys, fd);
 		if (holed < 0 && holed != -EOPNOTSUPP) {
-			fprintf(stderr, "%s: cannot repair '%s%s': %s\n", wfs_vault_prog(),
-				f->backing, f->rel, strerror((int)-holed));
+			vault_error("cannot repair '%s%s': %s", f->backing, f->rel,
+				    strerror((int)-holed));
 			f->errors++;
 			return;
 		}
@@ -75,8 +75,7 @@ static void fsck_repair(struct wfs_fsck *f, int fd)
 		return;
 	}
 	if (kept < 0) {
-		fprintf(stderr, "%s: cannot repair '%s%s': %s\n", wfs_vault_prog(), f->backing,
-			f->rel, strerror((int)-kept));
+		vault_error("cannot repair '%s%s': %s", f->backing, f->rel, strerror((int)-kept));
 		f->errors++;
 		return;
 	}
@@ -119,8 +118,8 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 				 O_CLOEXEC)) < 0 ||
 	    (m = wfs_form_of(fd, st->st_size, &form)) < 0 ||
 	    (form == WFS_FORM_PLAIN && (n = pread(fd, b, sizeof(b), 0)) < 0)) {
-		fprintf(stderr, "%s: cannot read '%s%s': %s\n", wfs_vault_prog(), f->backing, rel,
-			strerror(m < 0 ? -m : errno));
+		vault_error("cannot read '%s%s': %s", f->backing, rel,
+			    strerror(m < 0 ? -m : errno));
 		f->errors++;
 		if (fd >= 0)
 			close(fd);
@@ -132,8 +131,7 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 		f->bad_here = 0;
 		v = wfs_content_verify(f->keys, fd, fsck_damage, f);
 		if (v < 0) {
-			fprintf(stderr, "%s: cannot verify '%s%s': %s\n", wfs_vault_prog(),
-				f->backing, rel, strerror((int)-v));
+			vault_error("cannot verify '%s%s': %s", f->backing, rel, strerror((int)-v));
 			f->errors++;
 		} else if (v > 0) {
 			f->damaged++;

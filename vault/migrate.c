@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include "say.h"
 #include "vault.h"
 
 #define CHUNK (1u << 20)
@@ -29,16 +30,15 @@ static enum wfs_form_fix wanted(const struct wfs_policy *pol, const char *rel, e
 	return wfs_vault_form_fix(d.cls, form);
 }
 
-static void progress(struct wfs_migrate *m)
+/* end: the last drawing even though not every file was done. */
+static void progress(struct wfs_migrate *m, bool end)
 {
 	int width = 30, fill = m->todo ? (int)((uint64_t)m->done * width / m->todo) : width;
 
 	if (!m->progress)
 		return;
-	fprintf(stderr, "\r%s: [%.*s%*s] %u/%u files", wfs_vault_prog(), fill,
-		"##############################", width - fill, "", m->done, m->todo);
-	if (m->done == m->todo)
-		fputc('\n', stderr);
+	vault_progress(end || m->done == m->todo, "[%.*s%*s] %u/%u files", fill,
+		       "##############################", width - fill, "", m->done, m->todo);
 }
 
 /* Converts dirfd/name atomically through .NAME.wardfs-migrate. */
@@ -64,9 +64,8 @@ static int convert(struct wfs_migrate *m, int dfd, const char *name, const char 
 		goto out;
 	}
 	if (st.st_nlink > 1) {
-		fprintf(stderr, "%s%s: %s%s has %ju hard links; not converted\n",
-			m->progress ? "\n" : "", wfs_vault_prog(), m->backing, rel,
-			(uintmax_t)st.st_nlink);
+		vault_warning("%s%s has %ju hard links; not converted", m->backing, rel,
+			      (uintmax_t)st.st_nlink);
 		m->skipped++;
 		goto done;
 	}
@@ -101,8 +100,8 @@ static int convert(struct wfs_migrate *m, int dfd, const char *name, const char 
 	r = 0;
 out:
 	if (r != 0) {
-		fprintf(stderr, "%s%s: cannot %s '%s%s': %s\n", m->progress ? "\n" : "",
-			wfs_vault_prog(), encrypt ? "encrypt" : "decrypt", m->backing, rel,
+		vault_error(
+			"cannot %s '%s%s': %s", encrypt ? "encrypt" : "decrypt", m->backing, rel,
 			r == -EIO ? "a block or the header fails authentication (see 'wardfs fsck')"
 			: r == -EAGAIN ? "it changed during the migration; run it again"
 				       : strerror(-r));
@@ -131,8 +130,7 @@ static int migrate_scan(void *arg, int dfd, const char *name, const char *rel,
 		if (m->dry_run)
 			printf("remove %s%s (left by an interrupted migrate)\n", m->backing, rel);
 		else if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT) {
-			fprintf(stderr, "%s: cannot remove '%s%s': %s\n", wfs_vault_prog(),
-				m->backing, rel, strerror(errno));
+			vault_error("cannot remove '%s%s': %s", m->backing, rel, strerror(errno));
 			m->errors++;
 			return 0;
 		}
@@ -140,8 +138,7 @@ static int migrate_scan(void *arg, int dfd, const char *name, const char *rel,
 		return 0;
 	}
 	if ((r = wfs_vault_file_form(dfd, name, st, &form)) != 0) {
-		fprintf(stderr, "%s: cannot read '%s%s': %s\n", wfs_vault_prog(), m->backing, rel,
-			strerror(-r));
+		vault_error("cannot read '%s%s': %s", m->backing, rel, strerror(-r));
 		m->errors++;
 		return 0;
 	}
@@ -176,7 +173,7 @@ static int migrate_convert(void *arg, int dfd, const char *name, const char *rel
 		m->todo = m->done + 1; /* appeared since the scan */
 	convert(m, dfd, name, rel, act == WFS_FIX_ENCRYPT);
 	m->done++;
-	progress(m);
+	progress(m, false);
 	return 0;
 }
 
@@ -185,8 +182,7 @@ int wfs_migrate_scan(struct wfs_migrate *m)
 	int r = wfs_vault_walk(m->backing, migrate_scan, m, &m->errors);
 
 	if (r != 0)
-		fprintf(stderr, "%s: cannot walk '%s': %s\n", wfs_vault_prog(), m->backing,
-			strerror(-r));
+		vault_error("cannot walk '%s': %s", m->backing, strerror(-r));
 	return r;
 }
 
@@ -195,17 +191,16 @@ int wfs_migrate_convert(struct wfs_migrate *m)
 	int r;
 
 	if (m->buf == NULL && (m->buf = malloc(CHUNK)) == NULL) {
-		fprintf(stderr, "%s: out of memory\n", wfs_vault_prog());
+		vault_error("out of memory");
 		return -ENOMEM;
 	}
-	progress(m);
+	progress(m, false);
 	if ((r = wfs_vault_walk(m->backing, migrate_convert, m, &m->errors)) != 0) {
-		fprintf(stderr, "%s: cannot walk '%s': %s\n", wfs_vault_prog(), m->backing,
-			strerror(-r));
+		vault_error("cannot walk '%s': %s", m->backing, strerror(-r));
 		return r;
 	}
-	if (m->progress && m->done != m->todo)
-		fputc('\n', stderr);
+	if (m->done != m->todo)
+		progress(m, true);
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "say.h"
 #include "vault.h"
 
 static char *secret_alloc(void)
@@ -123,17 +124,16 @@ static int from_file(const char *path, char *s, size_t *len)
 
 	if (fd < 0) {
 		r = -errno;
-		fprintf(stderr, "%s: cannot open '%s': %s\n", wfs_vault_prog(), path, strerror(-r));
+		vault_error("cannot open '%s': %s", path, strerror(-r));
 		return r;
 	}
 	/* Like ssh with a private key: a passphrase other users can read
 	 * is no secret, and one they can write is not the admin's. */
 	struct stat st;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
-		fprintf(stderr,
-			"%s: passphrase file '%s' is accessible by other users (mode %04o); "
-			"run 'chmod 600 %s'\n",
-			wfs_vault_prog(), path, (unsigned)(st.st_mode & 07777), path);
+		vault_error("passphrase file '%s' is accessible by other users (mode %04o); run "
+			    "'chmod 600 %s'",
+			    path, (unsigned)(st.st_mode & 07777), path);
 		close(fd);
 		return -EPERM;
 	}
@@ -142,8 +142,8 @@ static int from_file(const char *path, char *s, size_t *len)
 	if (r == -ENODATA)
 		r = 0, *len = 0;
 	if (r < 0)
-		fprintf(stderr, "%s: cannot read '%s': %s\n", wfs_vault_prog(), path,
-			r == -E2BIG ? "line too long" : strerror(-r));
+		vault_error("cannot read '%s': %s", path,
+			    r == -E2BIG ? "line too long" : strerror(-r));
 	return r;
 }
 
@@ -192,8 +192,8 @@ static int from_command(const char *cmd, char *s, size_t *len)
 		kill(pid, SIGKILL);
 		sodium_memzero(s, WFS_SECRET_MAX + 1);
 		*len = 0;
-		fprintf(stderr, "%s: --extpass command did not print a line and exit within %d s\n",
-			wfs_vault_prog(), timeout_s);
+		vault_error("--extpass command did not print a line and exit within %d s",
+			    timeout_s);
 	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
@@ -203,14 +203,14 @@ static int from_command(const char *cmd, char *s, size_t *len)
 	if (r == -ETIME)
 		return r;
 	if (r == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-		fprintf(stderr, "%s: --extpass command failed (%s %d)\n", wfs_vault_prog(),
-			WIFSIGNALED(status) ? "signal" : "exit status",
-			WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		vault_error("--extpass command failed (%s %d)",
+			    WIFSIGNALED(status) ? "signal" : "exit status",
+			    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 		return -EIO;
 	}
 	if (r < 0)
-		fprintf(stderr, "%s: cannot read the --extpass output: %s\n", wfs_vault_prog(),
-			r == -E2BIG ? "line too long" : strerror(-r));
+		vault_error("cannot read the --extpass output: %s",
+			    r == -E2BIG ? "line too long" : strerror(-r));
 	return r;
 }
 
@@ -282,7 +282,7 @@ int wfs_secret_read(const char *file, const char *extpass, const char *prompt, b
 		*from_tty_out = false;
 	if (s == NULL) {
 		r = -ENOMEM;
-		fprintf(stderr, "%s: out of secure memory\n", wfs_vault_prog());
+		vault_error("out of secure memory");
 		goto out;
 	}
 	if (file != NULL) {
@@ -292,17 +292,14 @@ int wfs_secret_read(const char *file, const char *extpass, const char *prompt, b
 	} else if (!isatty(STDIN_FILENO)) {
 		r = read_line(STDIN_FILENO, s, &n);
 		if (r < 0)
-			fprintf(stderr, "%s: cannot read the %s from stdin: %s\n", wfs_vault_prog(),
-				what,
-				r == -ENODATA ? "end of input"
-				: r == -E2BIG ? "line too long"
-					      : strerror(-r));
+			vault_error("cannot read the %s from stdin: %s", what,
+				    r == -ENODATA ? "end of input"
+				    : r == -E2BIG ? "line too long"
+						  : strerror(-r));
 	} else {
 		if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
 			r = -errno;
-			fprintf(stderr,
-				"%s: no terminal to ask on; use --passfile, --extpass or stdin\n",
-				wfs_vault_prog());
+			vault_error("no terminal to ask on; use --passfile, --extpass or stdin");
 			goto out;
 		}
 		tty = true;
@@ -317,19 +314,19 @@ int wfs_secret_read(const char *file, const char *extpass, const char *prompt, b
 			snprintf(p2, sizeof(p2), "Repeat %c%s", prompt[0] | 0x20, prompt + 1);
 			r = from_tty(fd, p2, again, &n2);
 			if (r == 0 && (n2 != n || sodium_memcmp(s, again, n) != 0)) {
-				fprintf(stderr, "%s: passphrases do not match\n", wfs_vault_prog());
+				vault_error("passphrases do not match");
 				r = -EINVAL;
 				goto out;
 			}
 		}
 		if (r < 0 && r != -EINTR)
-			fprintf(stderr, "%s: cannot read from the terminal: %s\n", wfs_vault_prog(),
-				r == -E2BIG ? "line too long" : strerror(-r));
+			vault_error("cannot read from the terminal: %s",
+				    r == -E2BIG ? "line too long" : strerror(-r));
 	}
 	if (r < 0)
 		goto out;
 	if (n == 0) {
-		fprintf(stderr, "%s: empty %s\n", wfs_vault_prog(), what);
+		vault_error("empty %s", what);
 		r = -EINVAL;
 		goto out;
 	}

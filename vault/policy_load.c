@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "say.h"
 #include "vault.h"
 
 int wfs_vault_open_policy(const char *path, unsigned how, struct wfs_policy **out,
@@ -51,17 +52,16 @@ int wfs_vault_load_policy(const char *path, unsigned how, struct wfs_policy **ou
 		if ((how & WFS_LOAD_QUIET) && !d.v[i].is_error)
 			continue;
 		wfs_policy_diag_format(&d.v[i], line, sizeof(line));
-		fprintf(stderr, "%s\n", line);
+		vault_detail("%s", line);
 	}
 	wfs_policy_diags_free(&d);
 	if (builtin)
-		fprintf(stderr,
-			"%s: %s does not exist; using the built-in default policy (everything "
-			"public)\n",
-			wfs_vault_prog(), file);
+		vault_warning(
+			"%s does not exist; using the built-in default policy (everything public)",
+			file);
 	if (r == -ENOMEM)
-		fprintf(stderr, "%s: out of memory\n", wfs_vault_prog());
+		vault_error("out of memory");
 	else if (r != 0 && !(how & WFS_LOAD_CHECK))
-		fprintf(stderr, "%s: cannot use the policy '%s'\n", wfs_vault_prog(), file);
+		vault_error("cannot use the policy '%s'", file);
 	return r;
 }

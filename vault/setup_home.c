@@ -23,22 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "say.h"
 #include "vault.h"
 
 #define MARKER WFS_SETUP_HOME_MARKER
-
-static __attribute__((format(printf, 2, 3))) int fail(int err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "%s: ", wfs_vault_prog());
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	if (err)
-		fprintf(stderr, ": %s", strerror(err));
-	fputc('\n', stderr);
-	return 1;
-}
 
 /* mkdir -p for the parents of path (mode 0700: users must not reach the
  * backing directory around the mount). */
@@ -94,10 +82,9 @@ static int read_marker(const struct wfs_setup_home *s, char *state, size_t len)
 	}
 	fclose(f);
 	if (strcmp(user, s->user) || strcmp(home, s->home)) {
-		fprintf(stderr,
-			"%s: '%s' is being set up for user '%s' (home '%s'), not '%s'; "
-			"choose another --backing\n",
-			wfs_vault_prog(), s->backing, user, home, s->user);
+		vault_error("'%s' is being set up for user '%s' (home '%s'), not '%s'; choose "
+			    "another --backing",
+			    s->backing, user, home, s->user);
 		return -EINVAL;
 	}
 	return 1;
@@ -113,8 +100,8 @@ static int write_marker(const struct wfs_setup_home *s, const char *state)
 	int r = wfs_vault_write(s->backing, MARKER, text, (size_t)n, 0600);
 
 	if (r != 0)
-		fprintf(stderr, "%s: cannot write '%s/" WFS_VAULT_DIR "/" MARKER "': %s\n",
-			wfs_vault_prog(), s->backing, strerror(-r));
+		vault_error("cannot write '%s/" WFS_VAULT_DIR "/" MARKER "': %s", s->backing,
+			    strerror(-r));
 	return r;
 }
 
@@ -145,11 +132,11 @@ static int move_entries(const struct wfs_setup_home *s)
 
 	if ((hfd = open(s->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    (bfd = open(s->backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		r = fail(errno, "cannot open '%s'", hfd < 0 ? s->home : s->backing);
+		r = vault_error_errno(errno, "cannot open '%s'", hfd < 0 ? s->home : s->backing);
 		goto out;
 	}
 	if ((d = fdopendir(hfd)) == NULL) {
-		r = fail(errno, "cannot read '%s'", s->home);
+		r = vault_error_errno(errno, "cannot read '%s'", s->home);
 		goto out;
 	}
 	hfd = -1;
@@ -157,23 +144,24 @@ static int move_entries(const struct wfs_setup_home *s)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		if (!strcmp(e->d_name, WFS_VAULT_DIR)) {
-			r = fail(0, "'%s/%s' is in the way of the vault directory; move it away",
-				 s->home, WFS_VAULT_DIR);
+			r = vault_error_errno(
+				0, "'%s/%s' is in the way of the vault directory; move it away",
+				s->home, WFS_VAULT_DIR);
 			goto out;
 		}
 		if (renameat2(dirfd(d), e->d_name, bfd, e->d_name, RENAME_NOREPLACE) != 0) {
 			int err = errno;
 
-			fprintf(stderr, "%s: cannot move '%s/%s' into '%s': %s%s\n",
-				wfs_vault_prog(), s->home, e->d_name, s->backing, strerror(err),
-				err == EEXIST ? "; both exist: keep one and run again" : "");
+			vault_error("cannot move '%s/%s' into '%s': %s%s", s->home, e->d_name,
+				    s->backing, strerror(err),
+				    err == EEXIST ? "; both exist: keep one and run again" : "");
 			r = 1;
 			goto out;
 		}
 		moved++;
 	}
 	if (fsync(bfd) != 0 || fsync(dirfd(d)) != 0) {
-		r = fail(errno, "cannot sync '%s'", s->backing);
+		r = vault_error_errno(errno, "cannot sync '%s'", s->backing);
 		goto out;
 	}
 	if (moved)
@@ -271,7 +259,7 @@ int wfs_user_processes(uid_t uid)
 			fclose(f);
 		}
 		if (n++ < 10)
-			fprintf(stderr, "  pid %s (%s)\n", e->d_name, comm);
+			vault_detail("  pid %s (%s)", e->d_name, comm);
 	}
 	if (d)
 		closedir(d);
@@ -288,56 +276,61 @@ int wfs_setup_home(struct wfs_setup_home *s)
 	int r, status = 1;
 
 	if (stat(s->home, &hst) != 0 || !S_ISDIR(hst.st_mode))
-		return fail(errno == 0 ? 0 : errno, "home '%s' of '%s' is not a directory", s->home,
-			    s->user);
+		return vault_error_errno(errno == 0 ? 0 : errno,
+					 "home '%s' of '%s' is not a directory", s->home, s->user);
 	snprintf(parent, sizeof(parent), "%s/..", s->home);
 	if (stat(parent, &pst) == 0 && pst.st_dev != hst.st_dev)
-		return fail(0, "'%s' is a mount point; unmount it (and log %s out) first", s->home,
-			    s->user);
+		return vault_error_errno(0,
+					 "'%s' is a mount point; unmount it (and log %s out) first",
+					 s->home, s->user);
 	if (is_under(s->backing, s->home) || is_under(s->home, s->backing))
-		return fail(0,
-			    "the backing directory '%s' and the home '%s' must not contain "
-			    "each other",
-			    s->backing, s->home);
+		return vault_error_errno(
+			0,
+			"the backing directory '%s' and the home '%s' must not contain "
+			"each other",
+			s->backing, s->home);
 	if (wfs_vault_load_policy(s->policy_path, 0, &pol) != 0)
 		goto out;
 	if ((r = make_parents(s->backing)) != 0) {
-		fail(-r, "cannot create the parents of '%s'", s->backing);
+		vault_error_errno(-r, "cannot create the parents of '%s'", s->backing);
 		goto out;
 	}
 	if (mkdir(s->backing, 0700) != 0 && errno != EEXIST) {
-		fail(errno, "cannot create '%s'", s->backing);
+		vault_error_errno(errno, "cannot create '%s'", s->backing);
 		goto out;
 	}
 	if (stat(s->backing, &bst) != 0 || !S_ISDIR(bst.st_mode)) {
-		fail(0, "'%s' is not a directory", s->backing);
+		vault_error_errno(0, "'%s' is not a directory", s->backing);
 		goto out;
 	}
 	/* The backing root is about to become the user's: a directory above it
 	 * must keep other users (the user too) out. */
-	if (wfs_backing_private(s->backing, wfs_vault_prog(), false) != 0) {
+	if (wfs_backing_private(s->backing, false) != 0) {
 		(void)rmdir(s->backing); /* only if we just made it, empty */
 		goto out;
 	}
 	if (bst.st_dev != hst.st_dev) {
-		fail(0,
-		     "'%s' is not on the file system of '%s' (entries are moved, not copied); "
-		     "choose a --backing beside the home",
-		     s->backing, s->home);
+		vault_error_errno(
+			0,
+			"'%s' is not on the file system of '%s' (entries are moved, not copied); "
+			"choose a --backing beside the home",
+			s->backing, s->home);
 		goto out;
 	}
 	if ((r = read_marker(s, state, sizeof(state))) < 0) {
 		if (r != -EINVAL)
-			fail(-r, "cannot read the state of '%s'", s->backing);
+			vault_error_errno(-r, "cannot read the state of '%s'", s->backing);
 		goto out;
 	}
 	if (r == 0 && wfs_vault_exists(s->backing)) {
-		fail(0, "'%s' is already a wardfs vault (not made by setup-home)", s->backing);
+		vault_error_errno(0, "'%s' is already a wardfs vault (not made by setup-home)",
+				  s->backing);
 		goto out;
 	}
 	if (!strcmp(state, "done")) {
 		if ((r = lock_bare_home(s)) != 0) {
-			fail(-r, "cannot make the bare home '%s' root's and read-only", s->home);
+			vault_error_errno(-r, "cannot make the bare home '%s' root's and read-only",
+					  s->home);
 			goto out;
 		}
 		s->was_done = true;
@@ -346,13 +339,14 @@ int wfs_setup_home(struct wfs_setup_home *s)
 	}
 	if (r == 0) { /* a fresh start */
 		if ((r = only_vault_dir(s->backing)) <= 0) {
-			fail(r < 0 ? -r : 0, "'%s' is not empty; choose an empty or new --backing",
-			     s->backing);
+			vault_error_errno(r < 0 ? -r : 0,
+					  "'%s' is not empty; choose an empty or new --backing",
+					  s->backing);
 			goto out;
 		}
 		snprintf(vdir, sizeof(vdir), "%s/" WFS_VAULT_DIR, s->backing);
 		if (mkdir(vdir, 0700) != 0 && errno != EEXIST) {
-			fail(errno, "cannot create '%s'", vdir);
+			vault_error_errno(errno, "cannot create '%s'", vdir);
 			goto out;
 		}
 		if (write_marker(s, "started") != 0)
@@ -364,11 +358,11 @@ int wfs_setup_home(struct wfs_setup_home *s)
 	 * mode, and its ACLs (the entries moved keep their own). */
 	if (chown(s->backing, hst.st_uid, hst.st_gid) != 0 ||
 	    chmod(s->backing, hst.st_mode & 07777) != 0) {
-		fail(errno, "cannot set the owner and mode of '%s'", s->backing);
+		vault_error_errno(errno, "cannot set the owner and mode of '%s'", s->backing);
 		goto out;
 	}
 	if ((r = copy_root_acls(s)) != 0) {
-		fail(-r, "cannot give '%s' the ACLs of '%s'", s->backing, s->home);
+		vault_error_errno(-r, "cannot give '%s' the ACLs of '%s'", s->backing, s->home);
 		goto out;
 	}
 	if (!wfs_vault_exists(s->backing)) {
@@ -382,17 +376,16 @@ int wfs_setup_home(struct wfs_setup_home *s)
 	if (wfs_vault_migrate(s->backing, pol, keys, &ms) != 0)
 		goto out;
 	if (ms.failed || ms.skipped || ms.errors) {
-		fprintf(stderr,
-			"%s: %u file%s could not be encrypted, %u skipped (hard links), %u "
-			"unreadable; fix them and run 'wardfs setup-home %s' again\n",
-			wfs_vault_prog(), ms.failed, ms.failed == 1 ? "" : "s", ms.skipped,
-			ms.errors, s->user);
+		vault_error("%u file%s could not be encrypted, %u skipped (hard links), %u "
+			    "unreadable; fix them and run 'wardfs setup-home %s' again",
+			    ms.failed, ms.failed == 1 ? "" : "s", ms.skipped, ms.errors, s->user);
 		goto out;
 	}
 	if (write_marker(s, "done") != 0)
 		goto out;
 	if ((r = lock_bare_home(s)) != 0) {
-		fail(-r, "cannot make the bare home '%s' root's and read-only", s->home);
+		vault_error_errno(-r, "cannot make the bare home '%s' root's and read-only",
+				  s->home);
 		goto out;
 	}
 	s->encrypted = ms.encrypted;

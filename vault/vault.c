@@ -13,19 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "say.h"
 #include "vault.h"
-
-static const char *prog = "wardfs";
-
-void wfs_vault_set_prog(const char *p)
-{
-	prog = p;
-}
-
-const char *wfs_vault_prog(void)
-{
-	return prog;
-}
 
 static int vault_path(char *buf, size_t len, const char *backing, const char *name)
 {
@@ -119,13 +108,12 @@ int wfs_vault_orphaned(const char *backing, char *what, size_t len)
 
 void wfs_vault_say_orphaned(const char *backing, const char *what)
 {
-	fprintf(stderr,
-		"%s: '%s' has no keyfile (%s/%s) but holds a vault's files (%s): restore the "
-		"keyfile from your backup; a new vault ('wardfs init') could not read them\n",
-		prog, backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE, what);
+	vault_error("'%s' has no keyfile (%s/%s) but holds a vault's files (%s): restore the "
+		    "keyfile from your backup; a new vault ('wardfs init') could not read them",
+		    backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE, what);
 }
 
-#define KEYFILE_MAX 4096
+#define KEYFILE_MAX (WFS_KEYFILE_MAX + 1) /* one byte more: a longer file is corrupt */
 
 int wfs_vault_read_keyfile(const char *backing, uint8_t **buf, size_t *len)
 {
@@ -255,74 +243,194 @@ int wfs_vault_write_config(const char *backing, const struct wfs_kdf_params *p)
 	return wfs_vault_write(backing, WFS_VAULT_CONFIG, text, (size_t)n, 0600);
 }
 
-int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct wfs_keys **keys)
+/* What unlocks: the type of slot tried and how the secret is asked for. */
+static enum wfs_slot_type unlock_type(const struct wfs_pass_opts *po)
 {
-	bool recovery = po != NULL && (po->recovery_key_file != NULL || po->recovery_from_stdin);
+	if (po->escrow_key_file != NULL)
+		return WFS_SLOT_ESCROW;
+	if (po->recovery_key_file != NULL || po->recovery_from_stdin)
+		return WFS_SLOT_RECOVERY;
+	return WFS_SLOT_PASSPHRASE;
+}
+
+/* Reads one secret of type: 0, or -errno after saying why. */
+static int unlock_read(const char *backing, const struct wfs_pass_opts *po, enum wfs_slot_type type,
+		       char **secret, size_t *slen, bool *tty)
+{
+	char prompt[PATH_MAX + 64];
+	int r;
+
+	switch (type) {
+	case WFS_SLOT_ESCROW:
+		if ((r = wfs_secret_read(po->escrow_key_file, NULL, NULL, false, secret, slen,
+					 tty)) != 0)
+			return r;
+		if (wfs_escrow_secret_parse(*secret, (uint8_t[WFS_ESCROW_KEY_LEN]){0}) != 0) {
+			vault_error("'%s' is not an escrow secret key, or it was mistyped (as "
+				    "written by 'wardfs key escrow-keygen')",
+				    po->escrow_key_file);
+			return -EINVAL;
+		}
+		return 0;
+	case WFS_SLOT_RECOVERY:
+		if ((r = wfs_secret_read(po->recovery_key_file, NULL, "Recovery key: ", false,
+					 secret, slen, tty)) != 0)
+			return r;
+		if (!wfs_recovery_wellformed(*secret)) {
+			vault_error("malformed recovery key (expected 48 hex digits in groups, as "
+				    "printed by wardfs init)");
+			return -EINVAL;
+		}
+		return 0;
+	case WFS_SLOT_PASSPHRASE:
+	default:
+		snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", backing);
+		return wfs_secret_read(po->passfile, po->extpass, prompt, false, secret, slen, tty);
+	}
+}
+
+/* Notes when slot id last unlocked (BACKING/.wardfs/slots-used: "ID
+ * UNIX-SECONDS" lines), for `key list`. Best effort: informational, not
+ * authenticated, and a read-only vault still mounts. */
+static void note_slot_used(const char *backing, uint16_t id)
+{
+	char path[PATH_MAX], text[WFS_SLOTS_MAX * 32 + 32], line[64];
+	size_t n = 0;
+	FILE *f;
+
+	if (vault_path(path, sizeof(path), backing, WFS_VAULT_SLOTS_USED) != 0)
+		return;
+	if ((f = fopen(path, "re")) != NULL) {
+		unsigned long oid;
+		while (fgets(line, sizeof(line), f) && n + sizeof(line) < sizeof(text))
+			if (sscanf(line, "%lu", &oid) == 1 && oid != id)
+				n += (size_t)snprintf(text + n, sizeof(text) - n, "%s", line);
+		fclose(f);
+	}
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "%u %lld\n", (unsigned)id,
+			      (long long)time(NULL));
+	(void)wfs_vault_write(backing, WFS_VAULT_SLOTS_USED, text, n, 0600);
+}
+
+/* A version-1 keyfile is rewritten as version 2 by the first unlock that
+ * may write it: same slots (legacy), same secrets, atomically. Not being
+ * able to is said, and the vault still opens. */
+static void upgrade_keyfile(const char *backing, const uint8_t *kf, size_t kflen,
+			    const struct wfs_keys *keys)
+{
+	struct wfs_keyfile_info info;
+	uint8_t *nkf = NULL;
+	size_t nlen;
+	int r;
+
+	if (wfs_keyfile_parse(kf, kflen, &info) != 0 || info.version != 1 ||
+	    access(backing, W_OK) != 0)
+		return;
+	if ((r = wfs_keyfile_upgrade(kf, kflen, keys, &nkf, &nlen)) != 0 ||
+	    (r = wfs_vault_write(backing, WFS_VAULT_KEYFILE, nkf, nlen, 0600)) != 0)
+		vault_warning("cannot upgrade the keyfile of '%s' to key slots: %s", backing,
+			      strerror(-r));
+	free(nkf);
+}
+
+int wfs_vault_unlock_slot(const char *backing, const struct wfs_pass_opts *po,
+			  struct wfs_keys **keys, uint16_t *slot)
+{
+	static const char *const what[] = {
+		[WFS_SLOT_PASSPHRASE] = "passphrase",
+		[WFS_SLOT_RECOVERY] = "recovery key",
+		[WFS_SLOT_ESCROW] = "escrow key",
+	};
 	struct wfs_pass_opts none = {0};
+	struct wfs_keyfile_info info;
+	enum wfs_slot_type type;
 	uint8_t *kf = NULL;
 	size_t kflen, slen;
-	char *secret = NULL, prompt[PATH_MAX + 64];
-	bool tty = false;
+	char *secret = NULL;
+	bool tty = false, have = false;
+	uint16_t id = 0;
 	int r, tries = 0;
 
 	*keys = NULL;
 	if (po == NULL)
 		po = &none;
+	type = unlock_type(po);
 	if ((r = wfs_vault_read_keyfile(backing, &kf, &kflen)) != 0) {
-		char what[PATH_MAX + 64];
-		if (r == -ENOENT && wfs_vault_orphaned(backing, what, sizeof what))
-			wfs_vault_say_orphaned(backing, what);
+		char found[PATH_MAX + 64];
+		if (r == -ENOENT && wfs_vault_orphaned(backing, found, sizeof found))
+			wfs_vault_say_orphaned(backing, found);
 		else if (r == -ENOENT)
-			fprintf(stderr,
-				"%s: '%s' is not a wardfs vault (no %s/%s); see 'wardfs init'\n",
-				prog, backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE);
+			vault_error("'%s' is not a wardfs vault (no %s/%s); see 'wardfs init'",
+				    backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE);
 		else
-			fprintf(stderr, "%s: cannot read '%s/%s/%s': %s\n", prog, backing,
-				WFS_VAULT_DIR, WFS_VAULT_KEYFILE, strerror(-r));
+			vault_error("cannot read '%s/%s/%s': %s", backing, WFS_VAULT_DIR,
+				    WFS_VAULT_KEYFILE, strerror(-r));
 		return r;
 	}
-	if (wfs_keyfile_check(kf, kflen, NULL) != 0) {
-		fprintf(stderr, "%s: '%s/%s/%s' is corrupt or from a newer wardfs\n", prog, backing,
-			WFS_VAULT_DIR, WFS_VAULT_KEYFILE);
+	if (wfs_keyfile_parse(kf, kflen, &info) != 0) {
+		vault_error("'%s/%s/%s' is corrupt or from a newer wardfs", backing, WFS_VAULT_DIR,
+			    WFS_VAULT_KEYFILE);
 		r = -EINVAL;
+		goto out;
+	}
+	for (size_t i = 0; i < info.nslots; i++)
+		have = have || info.slot[i].type == type;
+	if (!have) {
+		vault_error("'%s' has no %s slot (see 'wardfs key list %s')", backing, what[type],
+			    backing);
+		r = -EACCES;
 		goto out;
 	}
 	do {
 		wfs_secret_free(secret);
 		secret = NULL;
-		if (recovery) {
-			r = wfs_secret_read(po->recovery_key_file, NULL, "Recovery key: ", false,
-					    &secret, &slen, &tty);
-			if (r != 0)
-				goto out;
-			if (!wfs_recovery_wellformed(secret)) {
-				fprintf(stderr,
-					"%s: malformed recovery key (expected 48 hex digits in "
-					"groups, as printed by wardfs init)\n",
-					prog);
-				r = -EINVAL;
-				continue;
-			}
-			r = wfs_keyfile_unlock_recovery(kf, kflen, secret, keys);
-		} else {
-			snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", backing);
-			r = wfs_secret_read(po->passfile, po->extpass, prompt, false, &secret,
-					    &slen, &tty);
-			if (r != 0)
-				goto out;
-			r = wfs_keyfile_unlock(kf, kflen, secret, slen, keys);
+		if ((r = unlock_read(backing, po, type, &secret, &slen, &tty)) != 0) {
+			if (r == -EINVAL && type == WFS_SLOT_RECOVERY)
+				continue; /* a typo: asked again on a tty */
+			goto out;
 		}
+		r = wfs_keyfile_open(kf, kflen, type, secret, slen, keys, &id);
 		if (r == -EACCES)
-			fprintf(stderr, "%s: wrong %s for %s\n", prog,
-				recovery ? "recovery key" : "passphrase", backing);
+			vault_error("wrong %s for %s", what[type], backing);
 		else if (r == -EINVAL)
-			fprintf(stderr, "%s: '%s/%s/%s' is corrupt\n", prog, backing, WFS_VAULT_DIR,
-				WFS_VAULT_KEYFILE);
+			vault_error("'%s/%s/%s' is corrupt or was tampered with (a slot opened but "
+				    "the keyfile's MAC does not match)",
+				    backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE);
 		else if (r != 0)
-			fprintf(stderr, "%s: cannot unlock %s: %s\n", prog, backing, strerror(-r));
-	} while ((r == -EACCES || (recovery && r == -EINVAL)) && tty && ++tries < 3);
+			vault_error("cannot unlock %s: %s", backing, strerror(-r));
+	} while ((r == -EACCES || (type == WFS_SLOT_RECOVERY && r == -EINVAL)) && tty &&
+		 ++tries < 3);
+	if (r == 0) {
+		upgrade_keyfile(backing, kf, kflen, *keys);
+		note_slot_used(backing, id);
+		if (slot != NULL)
+			*slot = id;
+	}
 out:
 	wfs_secret_free(secret);
 	free(kf);
 	return r;
+}
+
+int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct wfs_keys **keys)
+{
+	return wfs_vault_unlock_slot(backing, po, keys, NULL);
+}
+
+uint64_t wfs_vault_slot_last_used(const char *backing, uint16_t id)
+{
+	char path[PATH_MAX], line[64];
+	unsigned long sid;
+	long long when;
+	uint64_t last = 0;
+	FILE *f;
+
+	if (vault_path(path, sizeof(path), backing, WFS_VAULT_SLOTS_USED) != 0 ||
+	    (f = fopen(path, "re")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lu %lld", &sid, &when) == 2 && sid == id && when > 0)
+			last = (uint64_t)when;
+	fclose(f);
+	return last;
 }

@@ -6,8 +6,8 @@
  * loading a policy with its safety checks, and the engines of init,
  * fsck, migrate and setup-home. No FUSE: the CLI and the daemon both may use it.
  *
- * Functions that say "printing" write one-line errors to stderr prefixed
- * by the program name set with wfs_vault_set_prog ("wardfs migrate").
+ * Functions that say "printing" hand one-line messages to the reporter
+ * (below); the CLI's prints them as all its messages ("wardfs migrate: ...").
  */
 #ifndef WARDFS_VAULT_H
 #define WARDFS_VAULT_H
@@ -35,11 +35,24 @@ struct wfs_pass_opts {
 	const char *recovery_key_file; /* unlock with the recovery key from FILE */
 	bool recovery_from_stdin;      /* unlock with the recovery key from stdin or the tty */
 	const char *recovery_key_out;  /* create: write the new recovery key to FILE (escrow) */
+	const char *escrow_key_file;   /* unlock with the escrow secret key in FILE (an admin's) */
 };
 
-/* Prefix of the one-line errors printed here ("wardfs" unless set, e.g. "wardfs init"). */
-void wfs_vault_set_prog(const char *prog);
-const char *wfs_vault_prog(void);
+/*
+ * What the library says: one line, without a program name or newline, and
+ * its kind. The reporter prints it; the default one writes "wardfs: LINE"
+ * (errors), "wardfs: warning: LINE", details as they are, and a progress
+ * line redrawn with '\r' until the last. Set it once, before any work.
+ */
+enum wfs_vault_say {
+	WFS_SAY_ERROR,
+	WFS_SAY_WARNING,
+	WFS_SAY_DETAIL,	  /* a located policy diagnostic, or a line listing what an error named */
+	WFS_SAY_PROGRESS, /* a progress bar, redrawn in place */
+	WFS_SAY_PROGRESS_LAST, /* its last drawing: the line ends */
+};
+typedef void (*wfs_vault_reporter)(enum wfs_vault_say kind, const char *line);
+void wfs_vault_set_reporter(wfs_vault_reporter fn); /* NULL: the default */
 
 /* ---- the vault directory (vault.c) --------------------------------- */
 
@@ -56,10 +69,18 @@ void wfs_vault_say_orphaned(const char *backing, const char *what);
 
 /*
  * Reads the keyfile and unlocks with the passphrase from the given sources
- * (or recovery key). Printing (e.g. "wardfs: wrong passphrase for /path");
- * -errno on failure. A passphrase typed on the tty gets three tries.
+ * (or the recovery key, or an escrow secret key), trying every slot of
+ * that type. Printing (e.g. "wrong passphrase for /path"); -errno on
+ * failure. A passphrase typed on the tty gets three tries. On success a
+ * version-1 keyfile is upgraded to key slots (when writable) and the
+ * slot's use noted in BACKING/.wardfs/slots-used; *slot (may be NULL) is
+ * the slot that opened.
  */
+int wfs_vault_unlock_slot(const char *backing, const struct wfs_pass_opts *po,
+			  struct wfs_keys **keys, uint16_t *slot);
 int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct wfs_keys **keys);
+/* When each slot last unlocked (0: not recorded), from slots-used. */
+uint64_t wfs_vault_slot_last_used(const char *backing, uint16_t id);
 
 /* Reads BACKING/.wardfs/keyfile (malloc'd). -errno, printing nothing. */
 int wfs_vault_read_keyfile(const char *backing, uint8_t **buf, size_t *len);
@@ -199,10 +220,10 @@ int wfs_vault_open_policy(const char *path, unsigned how, struct wfs_policy **ou
 /* ---- is the backing directory closed (backing_private.c) ----------- */
 
 /* 0 when no user but root can reach backing or change a directory above
- * it; otherwise prints why, with the fix, prefixed by prog, and returns
- * -EPERM (or -errno). count_self false: backing itself does not count as
- * closed (it is about to be given to a user). */
-int wfs_backing_private(const char *backing, const char *prog, bool count_self);
+ * it; otherwise says why, with the fix, and returns -EPERM (or -errno).
+ * count_self false: backing itself does not count as closed (it is about
+ * to be given to a user). */
+int wfs_backing_private(const char *backing, bool count_self);
 
 /* ---- marks (marks.c) ------------------------------------------------ */
 
@@ -223,9 +244,10 @@ int wfs_vault_stamp_marks(const char *backing);
 
 /* An audit row for an admin's action on the vault, refused (err) or done,
  * in db_path or (NULL) the database the vault's daemon last wrote to;
- * nothing when there is none. */
-void wfs_vault_audit(const char *backing, const char *db_path, enum wfs_audit_kind kind, int err,
-		     const char *detail);
+ * nothing when there is none. by names the command ("wardfs passwd"), the
+ * row's comm. */
+void wfs_vault_audit(const char *backing, const char *db_path, const char *by,
+		     enum wfs_audit_kind kind, int err, const char *detail);
 
 /* ---- creating a vault (create.c) ----------------------------------- */
 

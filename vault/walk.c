@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "say.h"
 #include "vault.h"
 
 struct walker {
@@ -25,9 +26,8 @@ struct walker {
 
 static void walk_error(struct walker *k, const char *name, int err)
 {
-	fprintf(stderr, "%s: cannot read '%s%s%s%s': %s\n", wfs_vault_prog(),
-		strcmp(k->root, "/") || !k->len ? k->root : "", k->rel, name ? "/" : "",
-		name ? name : "", strerror(err));
+	vault_error("cannot read '%s%s%s%s': %s", strcmp(k->root, "/") || !k->len ? k->root : "",
+		    k->rel, name ? "/" : "", name ? name : "", strerror(err));
 	k->w->errors++;
 }
 

@@ -18,23 +18,13 @@
 #include <string.h>
 
 #include "audit_internal.h"
+#include "test_bytes.h" /* tests/common: test_crc32_ref */
 
 /* libFuzzer calls it; declared for -Wmissing-prototypes. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define PREFIX	  5
 #define HDR_BYTES 80 /* magic, version, hdr_size, cap, id, 2 slots */
-
-static uint32_t crc_ref(const uint8_t *p, size_t n)
-{
-	uint32_t c = 0xffffffffu;
-	while (n--) {
-		c ^= *p++;
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-	}
-	return c ^ 0xffffffffu;
-}
 
 static void ring_bytes(const struct aud_journal *j, uint64_t pos, uint8_t *dst, size_t n)
 {
@@ -113,7 +103,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!in_ring && !in_scratch)
 				abort();
 			ring_bytes(&j, r.pos + AUD_JREC_HDR, want, r.plen);
-			if (memcmp(r.payload, want, r.plen) || crc_ref(r.payload, r.plen) != w[0] ||
+			if (memcmp(r.payload, want, r.plen) ||
+			    test_crc32_ref(r.payload, r.plen) != w[0] ||
 			    aud_crc32(r.payload, r.plen) != w[0])
 				abort();
 			/* A payload that is a row is the canonical encoding of it. */

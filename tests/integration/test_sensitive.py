@@ -1590,9 +1590,10 @@ def test_passwd(vault, base):
     rows = con.execute("SELECT kind, decision, detail FROM events WHERE kind = 'vault' "
                        "OR (kind = 'mount' AND decision = 'deny') ORDER BY id").fetchall()
     con.close()
-    assert rows == [("vault", "allow", "passwd: the passphrase was changed"),
+    changed = "passwd: the passphrase of slot 1 was changed (unlocked with passphrase slot 1)"
+    assert rows == [("vault", "allow", changed),
                     ("mount", "deny", "unlock failed: wrong passphrase"),
-                    ("vault", "allow", "passwd: the passphrase was changed")], rows
+                    ("vault", "allow", changed)], rows
 
 
 def test_fsck_clean_and_flipped_bit(vault):

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "audit_internal.h"
+#include "test_bytes.h" /* tests/common: test_crc32_ref */
 #include "util.h"
 
 static void verify_ok(const struct tenv *t, int64_t rows)
@@ -400,19 +401,8 @@ static void test_identity(void **state)
 }
 
 /* The journal's CRC-32 is zlib's (IEEE): the standard check value, and a
- * bit-at-a-time reference at every length and alignment the fast path
- * splits into words and a tail. */
-static uint32_t crc_reference(const unsigned char *p, size_t n)
-{
-	uint32_t c = 0xffffffffu;
-	while (n--) {
-		c ^= *p++;
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-	}
-	return c ^ 0xffffffffu;
-}
-
+ * bit-at-a-time reference (tests/common) at every length and alignment the
+ * fast path splits into words and a tail. */
 static void test_crc32(void **state)
 {
 	(void)state;
@@ -423,7 +413,7 @@ static void test_crc32(void **state)
 		buf[i] = (unsigned char)(i * 131 + 7);
 	for (size_t off = 0; off < 8; off++)
 		for (size_t n = 0; off + n <= sizeof buf; n++)
-			assert_int_equal(aud_crc32(buf + off, n), crc_reference(buf + off, n));
+			assert_int_equal(aud_crc32(buf + off, n), test_crc32_ref(buf + off, n));
 }
 
 int main(void)

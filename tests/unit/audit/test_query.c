@@ -295,6 +295,44 @@ static void test_stats(void **state)
 	wfs_audit_db_close(d);
 }
 
+static int series_cb(void *arg, int64_t bucket, const char *cls, int64_t opens, int64_t denied)
+{
+	char *s = arg;
+	snprintf(s + strlen(s), 256 - strlen(s), "%lld:%s=%lld/%lld;", (long long)bucket, cls,
+		 (long long)opens, (long long)denied);
+	return 0;
+}
+
+/* The report's series: buckets from the origin, per class, with the
+ * filter's own parameters bound after the origin and width. */
+static void test_series(void **state)
+{
+	struct tenv *t = *state;
+	struct wfs_audit_db *d;
+	char err[256], s[256] = "";
+	assert_int_equal(wfs_audit_db_open(t->db, false, &d, err, sizeof err), 0);
+	struct wfs_audit_filter f;
+	wfs_audit_filter_init(&f);
+	f.since_ns = T0 + 2;
+	f.until_ns = T0 + 6;
+	assert_int_equal(wfs_audit_series(d, &f, T0, 2, series_cb, s, err, sizeof err), 0);
+	assert_string_equal(s, "1:deny=1/1;1:sensitive=1/0;2:sensitive=2/1;");
+	s[0] = 0;
+	f.mount = "/home/bob";
+	assert_int_equal(wfs_audit_series(d, &f, T0, 2, series_cb, s, err, sizeof err), 0);
+	assert_string_equal(s, "1:sensitive=1/0;2:sensitive=1/1;");
+	s[0] = 0;
+	wfs_audit_filter_init(&f);
+	f.since_ns = T0;
+	assert_int_equal(
+		wfs_audit_series(d, &f, T0, 3600000000000LL, series_cb, s, err, sizeof err), 0);
+	assert_string_equal(s, "0:deny=1/1;0:public=2/0;0:sensitive=3/1;");
+	assert_int_equal(wfs_audit_series(d, &f, T0, 0, series_cb, s, err, sizeof err), -EINVAL);
+	assert_int_equal(wfs_audit_series(d, &f, T0 + 1, 2, series_cb, s, err, sizeof err),
+			 -EINVAL);
+	wfs_audit_db_close(d);
+}
+
 static void test_parse(void **state)
 {
 	(void)state;
@@ -450,7 +488,7 @@ int main(void)
 	const struct CMUnitTest db_tests[] = {
 		cmocka_unit_test(test_filters),	   cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_path_index), cmocka_unit_test(test_formats),
-		cmocka_unit_test(test_stats),
+		cmocka_unit_test(test_stats),	   cmocka_unit_test(test_series),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	return r + cmocka_run_group_tests_name("db", db_tests, setup, tenv_teardown);

@@ -1,6 +1,7 @@
 /*
  * helpers.h - shared by the crypto unit tests: cmocka includes, memfd
- * files, fixed test keys and a few byte-pattern helpers.
+ * files, temporary directories, and (from tests/common) fixed test keys
+ * and a byte pattern.
  */
 #ifndef WFS_TEST_CRYPTO_HELPERS_H
 #define WFS_TEST_CRYPTO_HELPERS_H
@@ -21,6 +22,8 @@
 
 #include "crypto.h"
 #include "crypto_internal.h"
+#include "test_bytes.h" /* tests/common: test_pattern */
+#include "test_keys.h"	/* tests/common: test_keys */
 
 static inline int test_memfd(void)
 {
@@ -36,32 +39,6 @@ static inline off_t test_fsize(int fd)
 
 	assert_int_equal(fstat(fd, &st), 0);
 	return st.st_size;
-}
-
-/* Keys from a master key of bytes seed, seed+1, ... */
-static inline struct wfs_keys *test_keys(uint8_t seed)
-{
-	uint8_t mk[WFS_KEY_LEN];
-	struct wfs_keys *k = NULL;
-
-	for (size_t i = 0; i < sizeof(mk); i++)
-		mk[i] = (uint8_t)(seed + i);
-	assert_int_equal(wfs__keys_from_master(mk, &k), 0);
-	assert_non_null(k);
-	return k;
-}
-
-/* Deterministic, position-dependent bytes (so shifted data is caught). */
-static inline void test_pattern(uint8_t *p, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)x;
-	}
 }
 
 static inline void test_pread_raw(int fd, void *buf, size_t n, off_t off)

@@ -12,6 +12,7 @@
 #include <openssl/hmac.h>
 
 #include "helpers.h"
+#include "vectors.h"
 
 #define PLAIN_LEN 5000
 
@@ -39,48 +40,6 @@ static void hex_put(FILE *f, const char *name, const uint8_t *b, size_t n)
 	fprintf(f, "\n");
 }
 
-/* Finds "name: hex" in the vector text and decodes it; returns the length. */
-static size_t hex_get(const char *text, const char *name, uint8_t *out, size_t cap)
-{
-	char key[64];
-	const char *p;
-	size_t n = 0;
-
-	snprintf(key, sizeof(key), "\n%s: ", name);
-	p = strstr(text, key);
-	assert_non_null(p);
-	p += strlen(key);
-	while (p[0] && p[1] && p[0] != '\n') {
-		unsigned v;
-		/* two hex digits: no conversion can overflow */
-		/* NOLINTNEXTLINE(cert-err34-c) */
-		assert_int_equal(sscanf(p, "%2x", &v), 1);
-		assert_true(n < cap);
-		out[n++] = (uint8_t)v;
-		p += 2;
-	}
-	return n;
-}
-
-static char *read_vector(const char *name)
-{
-	const char *dir = getenv("WFS_TEST_DATA");
-	char path[4096];
-	FILE *f;
-	char *buf = calloc(1, 1 << 16);
-	size_t n;
-
-	assert_non_null(dir);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	buf[0] = '\n';
-	n = fread(buf + 1, 1, (1 << 16) - 2, f);
-	assert_true(n > 0);
-	fclose(f);
-	return buf;
-}
-
 /* HKDF-SHA256 (RFC 5869) with an empty salt and a 32-byte output, by hand. */
 static void hkdf_by_hand(const uint8_t *ikm, const char *info, uint8_t out[32])
 {
@@ -94,24 +53,6 @@ static void hkdf_by_hand(const uint8_t *ikm, const char *info, uint8_t out[32])
 	memcpy(msg, info, il);
 	msg[il] = 0x01;
 	assert_non_null(HMAC(EVP_sha256(), prk, 32, msg, il + 1, out, &len));
-}
-
-/* AES-256-GCM open with raw EVP calls: 1 when authentic. */
-static int gcm_open_raw(const uint8_t *key, const uint8_t *iv, const uint8_t *aad, int aadlen,
-			const uint8_t *ct, int len, const uint8_t *tag, uint8_t *pt)
-{
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	uint8_t t[16], fin[16];
-	int outl, ok;
-
-	memcpy(t, tag, 16);
-	ok = EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) &&
-	     EVP_DecryptUpdate(c, NULL, &outl, aad, aadlen) &&
-	     (len == 0 || EVP_DecryptUpdate(c, pt, &outl, ct, len)) &&
-	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, t) &&
-	     EVP_DecryptFinal_ex(c, fin, &outl) > 0;
-	EVP_CIPHER_CTX_free(c);
-	return ok;
 }
 
 static void test_kat(void **state)
@@ -156,14 +97,14 @@ static void test_kat(void **state)
 	}
 
 	/* 1. byte for byte against the stored vector */
-	char *vec = read_vector("format-kat.txt");
-	assert_int_equal(hex_get(vec, "master_key", want, sizeof(want)), 32);
+	char *vec = test_read_vector("format-kat.txt");
+	assert_int_equal(test_hex_get(vec, "master_key", want, sizeof(want)), 32);
 	assert_memory_equal(want, mk, 32);
-	assert_int_equal(hex_get(vec, "content_key", want, sizeof(want)), 32);
+	assert_int_equal(test_hex_get(vec, "content_key", want, sizeof(want)), 32);
 	assert_memory_equal(want, k->content, 32);
-	assert_int_equal(hex_get(vec, "header_key", want, sizeof(want)), 32);
+	assert_int_equal(test_hex_get(vec, "header_key", want, sizeof(want)), 32);
 	assert_memory_equal(want, k->header, 32);
-	assert_int_equal(hex_get(vec, "cipher_file", want, sizeof(want)), flen);
+	assert_int_equal(test_hex_get(vec, "cipher_file", want, sizeof(want)), flen);
 	assert_memory_equal(want, file, flen);
 	free(vec);
 
@@ -180,9 +121,9 @@ static void test_kat(void **state)
 	for (int i = 0; i < 16; i++)
 		assert_int_equal(file[16 + i], 0xa0 + i); /* file id drawn first */
 	/* header: GCM over no plaintext, AAD = bytes 0..35, nonce 36..47, tag 48..63 */
-	assert_true(gcm_open_raw(hk, file + 36, file, 36, NULL, 0, file + 48, NULL));
+	assert_true(test_gcm_open_raw(hk, file + 36, file, 36, NULL, 0, file + 48, NULL));
 	file[12] ^= 1; /* reserved bytes are covered */
-	assert_false(gcm_open_raw(hk, file + 36, file, 36, NULL, 0, file + 48, NULL));
+	assert_false(test_gcm_open_raw(hk, file + 36, file, 36, NULL, 0, file + 48, NULL));
 	file[12] ^= 1;
 	/* blocks: nonce || ct || tag, AAD = file id || le64(index) || end flag;
 	 * the last block stored is the end block (flag 1), all others 0 */
@@ -193,15 +134,15 @@ static void test_kat(void **state)
 		for (int b = 0; b < 8; b++)
 			aad[16 + b] = (uint8_t)(i >> (8 * b));
 		aad[24] = pos + plen + 28 == flen;
-		assert_true(gcm_open_raw(ck, file + pos, aad, 25, file + pos + 12, (int)plen,
-					 file + pos + 12 + plen, got + i * 4096));
+		assert_true(test_gcm_open_raw(ck, file + pos, aad, 25, file + pos + 12, (int)plen,
+					      file + pos + 12 + plen, got + i * 4096));
 		aad[24] ^= 1; /* the other end flag must fail */
-		assert_false(gcm_open_raw(ck, file + pos, aad, 25, file + pos + 12, (int)plen,
-					  file + pos + 12 + plen, got + i * 4096));
+		assert_false(test_gcm_open_raw(ck, file + pos, aad, 25, file + pos + 12, (int)plen,
+					       file + pos + 12 + plen, got + i * 4096));
 		aad[24] ^= 1;
 		aad[16] ^= 1; /* another index must fail */
-		assert_false(gcm_open_raw(ck, file + pos, aad, 25, file + pos + 12, (int)plen,
-					  file + pos + 12 + plen, got + i * 4096));
+		assert_false(test_gcm_open_raw(ck, file + pos, aad, 25, file + pos + 12, (int)plen,
+					       file + pos + 12 + plen, got + i * 4096));
 	}
 	assert_int_equal(pos, flen);
 	assert_memory_equal(got, plain, PLAIN_LEN);
@@ -222,8 +163,8 @@ static void test_kat_v1(void **state)
 	struct wfs_keys *k;
 	struct wfs_file_hdr h;
 	int fd = test_memfd();
-	char *vec = read_vector("format-kat-v1.txt");
-	size_t flen = hex_get(vec, "cipher_file", file, sizeof(file));
+	char *vec = test_read_vector("format-kat-v1.txt");
+	size_t flen = test_hex_get(vec, "cipher_file", file, sizeof(file));
 
 	(void)state;
 	for (int i = 0; i < 32; i++)

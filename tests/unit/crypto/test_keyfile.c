@@ -1,16 +1,25 @@
 /*
- * test_keyfile.c - the vault keyfile: create, unlock, wrong passphrase,
- * recovery key, rewrap, every corruption and truncation (an error, never a
- * crash or a wrong key), and an independent unwrap following
- * docs/format.md. WFS_MEASURE_KDF=1 also times the default Argon2id cost.
+ * test_keyfile.c - the vault keyfile and its key slots: create, unlock,
+ * wrong secrets, recovery key, rewrap, adding and removing slots of every
+ * type, escrow keys, every byte of a keyfile flipped (an error, never keys),
+ * a slot swapped in from another vault, a downgrade; the version-1 vector
+ * (tests/data/keyfile-v1-kat.txt) opened as it is and after its upgrade;
+ * and the version-2 vector (tests/data/keyfile-v2-kat.txt) opened both by
+ * the library and by hand from docs/format.md. WFS_MEASURE_KDF=1 also
+ * times the default Argon2id cost.
+ *
+ * Regenerate the version-2 vector (only when the format changes on purpose):
+ *   WFS_KEYFILE_KAT_GENERATE=tests/data/keyfile-v2-kat.txt ./crypto_keyfile
  */
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <sodium.h>
 
 #include "helpers.h"
+#include "vectors.h"
 
 static const struct wfs_kdf_params cheap = {.opslimit = 1, .memlimit = 8u << 20};
 
@@ -37,37 +46,74 @@ static void make(uint8_t **kf, size_t *len, char rec[WFS_RECOVERY_LEN], struct w
 	assert_non_null(*k);
 }
 
+/* Unlocks with a passphrase and checks the keys and the slot. */
+static void opens_pass(const uint8_t *kf, size_t len, const char *pass, const struct wfs_keys *k,
+		       int slot)
+{
+	struct wfs_keys *u = NULL;
+	uint16_t id = 999;
+
+	assert_int_equal(
+		wfs_keyfile_open(kf, len, WFS_SLOT_PASSPHRASE, pass, strlen(pass), &u, &id), 0);
+	assert_same_keys(k, u);
+	assert_int_equal(id, slot);
+	wfs_keys_free(u);
+}
+
+static int open_r(const uint8_t *kf, size_t len, enum wfs_slot_type t, const char *secret)
+{
+	struct wfs_keys *u = (struct wfs_keys *)1;
+	int r = wfs_keyfile_open(kf, len, t, secret, strlen(secret), &u, NULL);
+
+	if (r == 0)
+		wfs_keys_free(u);
+	else
+		assert_null(u);
+	return r;
+}
+
+/* Replaces *kf with out (an edit's result). */
+static void take(uint8_t **kf, size_t *len, uint8_t *out, size_t outlen)
+{
+	free(*kf);
+	*kf = out;
+	*len = outlen;
+}
+
 static void test_create_unlock(void **state)
 {
 	uint8_t *kf, *kf2;
 	size_t len, len2;
 	char rec[WFS_RECOVERY_LEN], rec2[WFS_RECOVERY_LEN];
-	struct wfs_keys *k, *k2, *u;
+	struct wfs_keys *k, *k2;
+	struct wfs_keyfile_info info;
 	struct wfs_kdf_params p;
 
 	(void)state;
 	make(&kf, &len, rec, &k);
 	make(&kf2, &len2, rec2, &k2);
-	assert_int_equal(len, 188);
 	assert_memory_not_equal(k->master, k2->master, 32);
 	assert_string_not_equal(rec, rec2);
+	assert_int_equal(wfs_keyfile_parse(kf, len, &info), 0);
+	assert_int_equal(info.version, 2);
+	assert_int_equal(info.nslots, 2);
+	assert_int_equal(info.slot[0].id, 0);
+	assert_int_equal(info.slot[0].type, WFS_SLOT_RECOVERY);
+	assert_string_equal(info.slot[0].label, "recovery");
+	assert_int_equal(info.slot[1].id, 1);
+	assert_int_equal(info.slot[1].type, WFS_SLOT_PASSPHRASE);
+	assert_false(info.slot[1].legacy);
+	assert_true(info.slot[1].created > 1700000000u);
 	assert_int_equal(wfs_keyfile_check(kf, len, &p), 0);
 	assert_int_equal(p.opslimit, 1);
 	assert_int_equal(p.memlimit, 8u << 20);
 
-	assert_int_equal(wfs_keyfile_unlock(kf, len, "correct horse", 13, &u), 0);
-	assert_same_keys(k, u);
-	wfs_keys_free(u);
-	/* wrong passphrases */
-	u = (struct wfs_keys *)1;
-	assert_int_equal(wfs_keyfile_unlock(kf, len, "correct hors", 12, &u), -EACCES);
-	assert_null(u);
-	assert_int_equal(wfs_keyfile_unlock(kf, len, "correct horsf", 13, &u), -EACCES);
-	assert_int_equal(wfs_keyfile_unlock(kf, len, "", 0, &u), -EACCES);
+	opens_pass(kf, len, "correct horse", k, 1);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_PASSPHRASE, "correct hors"), -EACCES);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_PASSPHRASE, "correct horsf"), -EACCES);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_PASSPHRASE, ""), -EACCES);
 	/* another vault's keyfile */
-	assert_int_equal(wfs_keyfile_unlock(kf2, len2, "correct horse", 13, &u), 0);
-	assert_same_keys(k2, u);
-	wfs_keys_free(u);
+	opens_pass(kf2, len2, "correct horse", k2, 1);
 	free(kf);
 	free(kf2);
 	wfs_keys_free(k);
@@ -149,117 +195,344 @@ static void test_rewrap(void **state)
 	char rec[WFS_RECOVERY_LEN];
 	struct wfs_keys *k, *u;
 	struct wfs_kdf_params p2 = {.opslimit = 2, .memlimit = 9u << 20}, p;
+	struct wfs_keyfile_info info;
 
 	(void)state;
 	make(&kf, &len, rec, &k);
-	assert_int_equal(wfs_keyfile_rewrap(kf, len, k, "new pass", 8, &p2, &nkf, &nlen), 0);
-	assert_int_equal(nlen, 188);
+	assert_int_equal(wfs_keyfile_rewrap(kf, len, k, 1, "new pass", 8, &p2, &nkf, &nlen), 0);
 	assert_int_equal(wfs_keyfile_check(nkf, nlen, &p), 0);
 	assert_int_equal(p.opslimit, 2);
 	assert_int_equal(p.memlimit, 9u << 20);
-	assert_memory_equal(kf, nkf, 92); /* magic .. recovery wrap kept */
-	assert_int_equal(wfs_keyfile_unlock(nkf, nlen, "correct horse", 13, &u), -EACCES);
-	assert_int_equal(wfs_keyfile_unlock(nkf, nlen, "new pass", 8, &u), 0);
-	assert_same_keys(k, u);
-	wfs_keys_free(u);
+	assert_int_equal(wfs_keyfile_parse(nkf, nlen, &info), 0);
+	assert_int_equal(info.nslots, 2);
+	assert_int_equal(info.slot[1].id, 1); /* the same slot, replaced */
+	assert_int_equal(open_r(nkf, nlen, WFS_SLOT_PASSPHRASE, "correct horse"), -EACCES);
+	opens_pass(nkf, nlen, "new pass", k, 1);
 	assert_int_equal(wfs_keyfile_unlock_recovery(nkf, nlen, rec, &u), 0);
 	assert_same_keys(k, u);
 	wfs_keys_free(u);
 	/* NULL params keep the stored cost */
 	free(kf);
-	assert_int_equal(wfs_keyfile_rewrap(nkf, nlen, k, "third", 5, NULL, &kf, &len), 0);
+	assert_int_equal(wfs_keyfile_rewrap(nkf, nlen, k, 1, "third", 5, NULL, &kf, &len), 0);
 	assert_int_equal(wfs_keyfile_check(kf, len, &p), 0);
 	assert_int_equal(p.opslimit, 2);
-	assert_int_equal(wfs_keyfile_unlock(kf, len, "third", 5, &u), 0);
-	wfs_keys_free(u);
+	opens_pass(kf, len, "third", k, 1);
+	/* only passphrase slots, only slots that exist */
+	assert_int_equal(wfs_keyfile_rewrap(kf, len, k, 0, "x", 1, NULL, &nkf, &nlen), -EINVAL);
+	assert_int_equal(wfs_keyfile_rewrap(kf, len, k, 7, "x", 1, NULL, &nkf, &nlen), -ENOENT);
 	free(kf);
-	free(nkf);
+	wfs_keys_free(k);
+}
+
+/* Slots of every type added and removed; each opens, a removed one not. */
+static void test_slots(void **state)
+{
+	uint8_t *kf, *out, pk[WFS_ESCROW_KEY_LEN];
+	size_t len, outlen;
+	char rec[WFS_RECOVERY_LEN], rec2[WFS_RECOVERY_LEN], label[80];
+	char epub[WFS_ESCROW_TEXT_LEN], esec[WFS_ESCROW_TEXT_LEN];
+	char epub2[WFS_ESCROW_TEXT_LEN], esec2[WFS_ESCROW_TEXT_LEN];
+	struct wfs_keys *k;
+	struct wfs_keyfile_info info;
+	uint16_t id;
+
+	(void)state;
+	make(&kf, &len, rec, &k);
+	struct wfs_slot_new ps = {.type = WFS_SLOT_PASSPHRASE,
+				  .label = "alice's laptop",
+				  .pass = "second one",
+				  .passlen = 10,
+				  .kdf = &cheap};
+	assert_int_equal(wfs_keyfile_add(kf, len, k, &ps, &out, &outlen, &id), 0);
+	assert_int_equal(id, 2);
+	take(&kf, &len, out, outlen);
+	opens_pass(kf, len, "correct horse", k, 1);
+	opens_pass(kf, len, "second one", k, 2);
+
+	struct wfs_slot_new rs = {.type = WFS_SLOT_RECOVERY, .recovery_out = rec2};
+	assert_int_equal(wfs_keyfile_add(kf, len, k, &rs, &out, &outlen, &id), 0);
+	take(&kf, &len, out, outlen);
+	assert_int_equal(id, 3);
+	assert_string_not_equal(rec, rec2);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_RECOVERY, rec), 0);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_RECOVERY, rec2), 0);
+
+	assert_int_equal(wfs_escrow_keygen(epub, esec), 0);
+	assert_int_equal(wfs_escrow_keygen(epub2, esec2), 0);
+	assert_int_equal(wfs_escrow_public_parse(epub, pk), 0);
+	assert_int_equal(wfs_escrow_public_parse(esec, pk), -EINVAL); /* not a public key */
+	assert_int_equal(wfs_escrow_public_parse(epub, pk), 0);
+	struct wfs_slot_new es = {.type = WFS_SLOT_ESCROW, .label = "it dept", .escrow_public = pk};
+	assert_int_equal(wfs_keyfile_add(kf, len, k, &es, &out, &outlen, &id), 0);
+	take(&kf, &len, out, outlen);
+	assert_int_equal(id, 4);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_ESCROW, esec), 0);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_ESCROW, esec2), -EACCES); /* another pair */
+	char typo[WFS_ESCROW_TEXT_LEN];
+	strcpy(typo, esec);
+	typo[30] = typo[30] == '0' ? '1' : '0';
+	uint8_t sk[WFS_ESCROW_KEY_LEN];
+	assert_int_equal(wfs_escrow_secret_parse(typo, sk), -EINVAL); /* the checksum */
+	assert_int_equal(open_r(kf, len, WFS_SLOT_ESCROW, typo), -EACCES);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_PASSPHRASE, esec), -EACCES);
+
+	assert_int_equal(wfs_keyfile_parse(kf, len, &info), 0);
+	assert_int_equal(info.nslots, 5);
+	assert_string_equal(info.slot[2].label, "alice's laptop");
+	assert_int_equal(info.slot[4].type, WFS_SLOT_ESCROW);
+	assert_memory_equal(info.slot[4].escrow_public, pk, WFS_ESCROW_KEY_LEN);
+
+	/* remove the first passphrase: it no longer opens, the rest do */
+	assert_int_equal(wfs_keyfile_remove(kf, len, k, 1, &out, &outlen), 0);
+	take(&kf, &len, out, outlen);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_PASSPHRASE, "correct horse"), -EACCES);
+	opens_pass(kf, len, "second one", k, 2);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_ESCROW, esec), 0);
+	assert_int_equal(wfs_keyfile_remove(kf, len, k, 1, &out, &outlen), -ENOENT);
+	/* a new slot never reuses a removed id... past the highest */
+	assert_int_equal(wfs_keyfile_add(kf, len, k, &rs, &out, &outlen, &id), 0);
+	take(&kf, &len, out, outlen);
+	assert_int_equal(id, 5);
+	for (uint16_t r = 0; r <= 4; r++)
+		if (r != 1) {
+			assert_int_equal(wfs_keyfile_remove(kf, len, k, r, &out, &outlen), 0);
+			take(&kf, &len, out, outlen);
+		}
+	assert_int_equal(wfs_keyfile_remove(kf, len, k, 5, &out, &outlen), -EBUSY); /* the last */
+	assert_int_equal(open_r(kf, len, WFS_SLOT_RECOVERY, rec), -EACCES); /* slot 0, removed */
+	assert_int_equal(open_r(kf, len, WFS_SLOT_RECOVERY, rec2), 0);	    /* slot 5's */
+
+	/* labels a terminal could be fooled by, or too long */
+	ps.label = "bad\x1b[2Jlabel";
+	assert_int_equal(wfs_keyfile_add(kf, len, k, &ps, &out, &outlen, &id), -EINVAL);
+	memset(label, 'a', 65);
+	label[65] = 0;
+	ps.label = label;
+	assert_int_equal(wfs_keyfile_add(kf, len, k, &ps, &out, &outlen, &id), -EINVAL);
+	/* full */
+	for (int i = 1; i < WFS_SLOTS_MAX; i++) {
+		assert_int_equal(wfs_keyfile_add(kf, len, k, &rs, &out, &outlen, &id), 0);
+		take(&kf, &len, out, outlen);
+	}
+	assert_int_equal(wfs_keyfile_add(kf, len, k, &rs, &out, &outlen, &id), -ENOSPC);
+	assert_true(len <= WFS_KEYFILE_MAX);
+	free(kf);
 	wfs_keys_free(k);
 }
 
 /*
- * Every byte changed (xor 1, so the Argon2id cost stays cheap: the bounds
- * turn big jumps into -EINVAL) and every truncation: an error, never keys.
+ * Every byte of a keyfile with a recovery, a passphrase and an escrow slot
+ * flipped (xor 1, so the Argon2id cost stays cheap: the bounds turn big
+ * jumps into -EINVAL): no secret opens it. Slot ids, types, labels, times
+ * and the MAC are all covered. And every truncation.
  */
-static void test_corruption(void **state)
+static void test_tamper(void **state)
 {
-	uint8_t *kf, bad[200];
-	size_t len;
-	char rec[WFS_RECOVERY_LEN];
-	struct wfs_keys *k, *u;
+	uint8_t *kf, *out, bad[WFS_KEYFILE_MAX + 1], pk[WFS_ESCROW_KEY_LEN];
+	size_t len, outlen;
+	char rec[WFS_RECOVERY_LEN], epub[WFS_ESCROW_TEXT_LEN], esec[WFS_ESCROW_TEXT_LEN];
+	struct wfs_keys *k;
 	int einval = 0, eacces = 0;
 
 	(void)state;
 	make(&kf, &len, rec, &k);
+	assert_int_equal(wfs_escrow_keygen(epub, esec), 0);
+	assert_int_equal(wfs_escrow_public_parse(epub, pk), 0);
+	struct wfs_slot_new es = {.type = WFS_SLOT_ESCROW, .escrow_public = pk};
+	assert_int_equal(wfs_keyfile_add(kf, len, k, &es, &out, &outlen, NULL), 0);
+	take(&kf, &len, out, outlen);
 	for (size_t i = 0; i < len; i++) {
 		memcpy(bad, kf, len);
 		bad[i] ^= 1;
-		u = NULL;
-		int r = wfs_keyfile_unlock(bad, len, "correct horse", 13, &u);
+		int r = open_r(bad, len, WFS_SLOT_PASSPHRASE, "correct horse");
 		assert_true(r == -EINVAL || r == -EACCES);
-		assert_null(u);
 		einval += r == -EINVAL;
 		eacces += r == -EACCES;
-		/* recovery covers bytes 0..91 only; everything else is the passphrase's */
-		r = wfs_keyfile_unlock_recovery(bad, len, rec, &u);
-		if (r == 0) {
-			assert_true(i >= 92);
-			assert_same_keys(k, u);
-			wfs_keys_free(u);
-		} else {
-			assert_true(r == -EINVAL || r == -EACCES);
-		}
+		r = open_r(bad, len, WFS_SLOT_RECOVERY, rec);
+		assert_true(r == -EINVAL || r == -EACCES);
+		r = open_r(bad, len, WFS_SLOT_ESCROW, esec);
+		assert_true(r == -EINVAL || r == -EACCES);
 	}
 	assert_true(einval > 0 && eacces > 0);
 	for (size_t n = 0; n < len; n++)
-		assert_int_equal(wfs_keyfile_unlock(kf, n, "correct horse", 13, &u), -EINVAL);
+		assert_int_equal(open_r(kf, n, WFS_SLOT_RECOVERY, rec), -EINVAL);
 	memcpy(bad, kf, len);
 	bad[len] = 0;
-	assert_int_equal(wfs_keyfile_unlock(bad, len + 1, "correct horse", 13, &u), -EINVAL);
+	assert_int_equal(open_r(bad, len + 1, WFS_SLOT_RECOVERY, rec), -EINVAL);
 	assert_int_equal(wfs_keyfile_check(NULL, 0, NULL), -EINVAL);
-	/* huge Argon2id cost is malformed, not a 1 TiB allocation */
+	/* a downgrade: the same bytes called version 1 */
 	memcpy(bad, kf, len);
-	bad[104 + 5] = 1;
-	assert_int_equal(wfs_keyfile_check(bad, len, NULL), -EINVAL);
+	bad[8] = 1;
+	assert_int_equal(open_r(bad, len, WFS_SLOT_RECOVERY, rec), -EINVAL);
+	/* an edit refuses a keyfile these keys did not write */
 	memcpy(bad, kf, len);
-	bad[96] = 200;
-	assert_int_equal(wfs_keyfile_check(bad, len, NULL), -EINVAL);
+	bad[len - 1] ^= 1;
+	struct wfs_slot_new rs = {.type = WFS_SLOT_RECOVERY, .recovery_out = rec};
+	assert_int_equal(wfs_keyfile_add(bad, len, k, &rs, &out, &outlen, NULL), -EINVAL);
 	free(kf);
 	wfs_keys_free(k);
 }
 
-/* The passphrase wrap opened by hand, following docs/format.md. */
-static void test_independent_unwrap(void **state)
+/* A slot taken from another vault's keyfile does not open in this one,
+ * even with its header's vault id copied too. */
+static void test_slot_swap(void **state)
 {
-	uint8_t *kf, kek[32], mk[32], t[16], fin[16];
-	size_t len;
-	char rec[WFS_RECOVERY_LEN];
-	struct wfs_keys *k;
-	int outl;
+	uint8_t *a, *b, mix[WFS_KEYFILE_MAX];
+	size_t alen, blen;
+	char rec[WFS_RECOVERY_LEN], rec2[WFS_RECOVERY_LEN];
+	struct wfs_keys *ka, *kb;
 
 	(void)state;
-	make(&kf, &len, rec, &k);
-	static const uint8_t magic[8] = {0x89, 'W', 'F', 'S', 'K', 'E', 'Y', 0};
-	assert_memory_equal(kf, magic, 8);
-	assert_int_equal(crypto_pwhash(kek, 32, "correct horse", 13, kf + 112, 1, 8u << 20,
-				       crypto_pwhash_ALG_ARGON2ID13),
-			 0);
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	memcpy(t, kf + 140 + 32, 16);
-	assert_true(EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, kek, kf + 128));
-	assert_true(EVP_DecryptUpdate(c, NULL, &outl, kf, 128));
-	assert_true(EVP_DecryptUpdate(c, mk, &outl, kf + 140, 32));
-	assert_true(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, t));
-	assert_true(EVP_DecryptFinal_ex(c, fin, &outl) > 0);
-	EVP_CIPHER_CTX_free(c);
-	assert_memory_equal(mk, k->master, 32);
+	make(&a, &alen, rec, &ka);
+	assert_int_equal(wfs_keyfile_create("other", 5, &cheap, &b, &blen, rec2, &kb), 0);
+	/* both: header 36, recovery slot 100 (label "recovery"), passphrase
+	 * slot 122 (label "passphrase"), MAC 32 */
+	assert_int_equal(alen, blen);
+	assert_int_equal(alen, 36 + 100 + 122 + 32);
+	memcpy(mix, a, alen);
+	memcpy(mix + 136, b + 136, 122); /* b's passphrase slot into a */
+	assert_int_equal(open_r(mix, alen, WFS_SLOT_PASSPHRASE, "other"), -EACCES);
+	memcpy(mix + 16, b + 16, 16); /* and b's vault id */
+	assert_int_equal(open_r(mix, alen, WFS_SLOT_PASSPHRASE, "other"), -EINVAL); /* the MAC */
+	assert_int_equal(open_r(mix, alen, WFS_SLOT_RECOVERY, rec), -EACCES);
+	free(a);
+	free(b);
+	wfs_keys_free(ka);
+	wfs_keys_free(kb);
+}
 
-	/* recovery: HKDF-SHA256(key bytes, salt = bytes 16..31, info) then GCM */
-	uint8_t rb[24], rk[32];
+/* The first wardfs's keyfile: opens as it is, every byte still matters,
+ * and its upgrade opens with the same secrets. */
+static void test_v1(void **state)
+{
+	char *vec = test_read_vector("keyfile-v1-kat.txt"), rec[WFS_RECOVERY_LEN] = "";
+	char rec2[WFS_RECOVERY_LEN];
+	uint8_t kf[WFS_KEYFILE_MAX], mk[32], *out, *up, bad[200];
+	size_t len = test_hex_get(vec, "keyfile", kf, sizeof(kf)), outlen, uplen;
+	struct wfs_keys *k, *u;
+	struct wfs_keyfile_info info;
+	const char *p = strstr(vec, "\nrecovery: ");
+
+	(void)state;
+	assert_int_equal(len, 188);
+	assert_int_equal(test_hex_get(vec, "master_key", mk, sizeof(mk)), 32);
+	assert_non_null(p);
+	memcpy(rec, p + 11, 55);
+	assert_int_equal(wfs_keyfile_parse(kf, len, &info), 0);
+	assert_int_equal(info.version, 1);
+	assert_int_equal(info.nslots, 2);
+	assert_true(info.slot[0].legacy && info.slot[0].type == WFS_SLOT_RECOVERY);
+	assert_true(info.slot[1].legacy && info.slot[1].type == WFS_SLOT_PASSPHRASE);
+	assert_int_equal(info.slot[1].kdf.memlimit, 8u << 20);
+	assert_int_equal(wfs_keyfile_unlock(kf, len, "correct horse", 13, &k), 0);
+	assert_memory_equal(k->master, mk, 32);
+	assert_int_equal(wfs_keyfile_unlock_recovery(kf, len, rec, &u), 0);
+	assert_same_keys(k, u);
+	wfs_keys_free(u);
+	/* recovery covers bytes 0..91 only; everything else is the passphrase's */
+	for (size_t i = 0; i < len; i++) {
+		memcpy(bad, kf, len);
+		bad[i] ^= 1;
+		int r = open_r(bad, len, WFS_SLOT_PASSPHRASE, "correct horse");
+		assert_true(r == -EINVAL || r == -EACCES);
+		r = open_r(bad, len, WFS_SLOT_RECOVERY, rec);
+		assert_true(i >= 92 ? r == 0 || r == -EINVAL : r == -EINVAL || r == -EACCES);
+	}
+
+	assert_int_equal(wfs_keyfile_upgrade(kf, len, k, &up, &uplen), 0);
+	assert_int_equal(wfs_keyfile_parse(up, uplen, &info), 0);
+	assert_int_equal(info.version, 2);
+	assert_int_equal(info.nslots, 2);
+	assert_true(info.slot[0].legacy && info.slot[1].legacy);
+	opens_pass(up, uplen, "correct horse", k, 1);
+	assert_int_equal(open_r(up, uplen, WFS_SLOT_RECOVERY, rec), 0);
+	/* an edit of a version-1 keyfile upgrades it on the way */
+	struct wfs_slot_new rs = {.type = WFS_SLOT_RECOVERY, .recovery_out = rec2};
+	assert_int_equal(wfs_keyfile_add(kf, len, k, &rs, &out, &outlen, NULL), 0);
+	assert_int_equal(open_r(out, outlen, WFS_SLOT_RECOVERY, rec), 0);
+	assert_int_equal(open_r(out, outlen, WFS_SLOT_RECOVERY, rec2), 0);
+	opens_pass(out, outlen, "correct horse", k, 1);
+	/* and the legacy passphrase slot is replaced by a current one */
+	free(up);
+	assert_int_equal(wfs_keyfile_rewrap(out, outlen, k, 1, "new", 3, &cheap, &up, &uplen), 0);
+	assert_int_equal(wfs_keyfile_parse(up, uplen, &info), 0);
+	assert_false(info.slot[1].legacy);
+	opens_pass(up, uplen, "new", k, 1);
+	free(up);
+	free(out);
+	free(vec);
+	wfs_keys_free(k);
+}
+
+/* ---- the version-2 vector, opened by hand ------------------------------ */
+
+static void hkdf_salted(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt, size_t saltlen,
+			const char *info, uint8_t out[32])
+{
+	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+	size_t outlen = 32;
+
+	assert_true(EVP_PKEY_derive_init(pc) > 0);
+	assert_true(EVP_PKEY_CTX_set_hkdf_md(pc, EVP_sha256()) > 0);
+	assert_true(EVP_PKEY_CTX_set1_hkdf_key(pc, ikm, (int)ikmlen) > 0);
+	assert_true(EVP_PKEY_CTX_set1_hkdf_salt(pc, salt, (int)saltlen) > 0);
+	assert_true(EVP_PKEY_CTX_add1_hkdf_info(pc, (const unsigned char *)info,
+						(int)strlen(info)) > 0);
+	assert_true(EVP_PKEY_derive(pc, out, &outlen) > 0);
+	EVP_PKEY_CTX_free(pc);
+}
+
+/* Opens the slot record at off of kf (len bytes) by hand: its AAD is the
+ * file's first 32 bytes and the record up to its nonce. */
+static void open_by_hand(const uint8_t *kf, size_t off, const uint8_t kek[32], uint8_t mk[32])
+{
+	size_t rl = (size_t)kf[off] | (size_t)kf[off + 1] << 8;
+	uint8_t aad[512];
+
+	memcpy(aad, kf, 32);
+	memcpy(aad + 32, kf + off, rl - 60);
+	assert_true(test_gcm_open_raw(kek, kf + off + rl - 60, aad, (int)(32 + rl - 60),
+				      kf + off + rl - 48, 32, kf + off + rl - 16, mk));
+}
+
+static void test_v2_vector(void **state)
+{
+	char *vec = test_read_vector("keyfile-v2-kat.txt"), pass[64] = "";
+	char rec[WFS_RECOVERY_LEN] = "", esec[WFS_ESCROW_TEXT_LEN] = "";
+	uint8_t kf[WFS_KEYFILE_MAX], mk[32], got[32], kek[32], rb[24], sk[32], shared[32];
+	uint8_t salt[64], mkey[32], mac[32];
+	size_t len = test_hex_get(vec, "keyfile", kf, sizeof(kf)), off = 36, rl;
+	struct wfs_keyfile_info info;
+	struct wfs_keys *u;
+	unsigned maclen = 32;
+
+	(void)state;
+	assert_int_equal(test_hex_get(vec, "master_key", mk, sizeof(mk)), 32);
+	assert_int_equal(sscanf(strstr(vec, "\npassphrase: ") + 13, "%63[^\n]", pass), 1);
+	assert_int_equal(sscanf(strstr(vec, "\nrecovery: ") + 11, "%63[^\n]", rec), 1);
+	assert_int_equal(sscanf(strstr(vec, "\nescrow_secret: ") + 16, "%95[^\n]", esec), 1);
+	/* the library */
+	assert_int_equal(wfs_keyfile_parse(kf, len, &info), 0);
+	assert_int_equal(info.nslots, 3);
+	assert_int_equal(
+		wfs_keyfile_open(kf, len, WFS_SLOT_PASSPHRASE, pass, strlen(pass), &u, NULL), 0);
+	assert_memory_equal(u->master, mk, 32);
+	wfs_keys_free(u);
+	assert_int_equal(wfs_keyfile_open(kf, len, WFS_SLOT_RECOVERY, rec, 0, &u, NULL), 0);
+	assert_memory_equal(u->master, mk, 32);
+	wfs_keys_free(u);
+	assert_int_equal(wfs_keyfile_open(kf, len, WFS_SLOT_ESCROW, esec, 0, &u, NULL), 0);
+	assert_memory_equal(u->master, mk, 32);
+	wfs_keys_free(u);
+
+	/* by hand: slot 0, recovery: HKDF(key, salt = body[0,16), "wardfs v2 recovery wrap") */
+	rl = (size_t)kf[off] | (size_t)kf[off + 1] << 8;
+	assert_int_equal(kf[off + 4], 2);
+	const uint8_t *body = kf + off + 16 + kf[off + 6];
 	for (int i = 0, j = 0; rec[i]; i++) {
+		unsigned v;
 		if (rec[i] == '-')
 			continue;
-		unsigned v;
 		char two[3] = {rec[i], rec[i + 1], 0};
 		/* two hex digits: no conversion can overflow */
 		/* NOLINTNEXTLINE(cert-err34-c) */
@@ -267,27 +540,78 @@ static void test_independent_unwrap(void **state)
 		rb[j++] = (uint8_t)v;
 		i++;
 	}
-	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
-	size_t rkl = 32;
-	assert_true(EVP_PKEY_derive_init(pc) > 0);
-	assert_true(EVP_PKEY_CTX_set_hkdf_md(pc, EVP_sha256()) > 0);
-	assert_true(EVP_PKEY_CTX_set1_hkdf_key(pc, rb, 24) > 0);
-	assert_true(EVP_PKEY_CTX_set1_hkdf_salt(pc, kf + 16, 16) > 0);
-	assert_true(EVP_PKEY_CTX_add1_hkdf_info(
-			    pc, (const unsigned char *)"wardfs v1 recovery wrap", 23) > 0);
-	assert_true(EVP_PKEY_derive(pc, rk, &rkl) > 0);
-	EVP_PKEY_CTX_free(pc);
-	c = EVP_CIPHER_CTX_new();
-	memcpy(t, kf + 44 + 32, 16);
-	memset(mk, 0, 32);
-	assert_true(EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, rk, kf + 32));
-	assert_true(EVP_DecryptUpdate(c, NULL, &outl, kf, 32));
-	assert_true(EVP_DecryptUpdate(c, mk, &outl, kf + 44, 32));
-	assert_true(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, t));
-	assert_true(EVP_DecryptFinal_ex(c, fin, &outl) > 0);
-	EVP_CIPHER_CTX_free(c);
-	assert_memory_equal(mk, k->master, 32);
+	hkdf_salted(rb, 24, body, 16, "wardfs v2 recovery wrap", kek);
+	open_by_hand(kf, off, kek, got);
+	assert_memory_equal(got, mk, 32);
+	off += rl;
+	/* slot 1, passphrase: Argon2id(pass, salt = body[20,36), ops, mem) */
+	rl = (size_t)kf[off] | (size_t)kf[off + 1] << 8;
+	assert_int_equal(kf[off + 4], 1);
+	body = kf + off + 16 + kf[off + 6];
+	uint64_t ops = 0, mem = 0;
+	for (int i = 7; i >= 0; i--) {
+		ops = ops << 8 | body[4 + i];
+		mem = mem << 8 | body[12 + i];
+	}
+	assert_int_equal(crypto_pwhash(kek, 32, pass, strlen(pass), body + 20, ops, (size_t)mem,
+				       crypto_pwhash_ALG_ARGON2ID13),
+			 0);
+	open_by_hand(kf, off, kek, got);
+	assert_memory_equal(got, mk, 32);
+	off += rl;
+	/* slot 2, escrow: HKDF(X25519(sk, ephemeral), salt = ephemeral || escrow public) */
+	rl = (size_t)kf[off] | (size_t)kf[off + 1] << 8;
+	assert_int_equal(kf[off + 4], 3);
+	body = kf + off + 16 + kf[off + 6];
+	assert_int_equal(sodium_hex2bin(sk, 32, strchr(esec, ':') + 1, 64, NULL, NULL, NULL), 0);
+	assert_int_equal(crypto_scalarmult(shared, sk, body + 32), 0);
+	memcpy(salt, body + 32, 32);
+	memcpy(salt + 32, body, 32);
+	hkdf_salted(shared, 32, salt, 64, "wardfs v2 escrow wrap", kek);
+	open_by_hand(kf, off, kek, got);
+	assert_memory_equal(got, mk, 32);
+	off += rl;
+	/* the MAC: HMAC-SHA256(HKDF(master, salt = vault id, "wardfs v2 keyfile mac"), all before)
+	 */
+	assert_int_equal(off + 32, len);
+	hkdf_salted(mk, 32, kf + 16, 16, "wardfs v2 keyfile mac", mkey);
+	assert_non_null(HMAC(EVP_sha256(), mkey, 32, kf, off, mac, &maclen));
+	assert_memory_equal(mac, kf + off, 32);
+	free(vec);
+}
+
+/* WFS_KEYFILE_KAT_GENERATE=FILE: writes a new version-2 vector. */
+static void generate_v2_vector(const char *path)
+{
+	uint8_t *kf, *out, pk[WFS_ESCROW_KEY_LEN];
+	size_t len, outlen;
+	char rec[WFS_RECOVERY_LEN], epub[WFS_ESCROW_TEXT_LEN], esec[WFS_ESCROW_TEXT_LEN];
+	struct wfs_keys *k;
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(wfs_keyfile_create("correct horse", 13, &cheap, &kf, &len, rec, &k), 0);
+	assert_int_equal(wfs_escrow_keygen(epub, esec), 0);
+	assert_int_equal(wfs_escrow_public_parse(epub, pk), 0);
+	struct wfs_slot_new es = {.type = WFS_SLOT_ESCROW, .label = "org", .escrow_public = pk};
+	assert_int_equal(wfs_keyfile_add(kf, len, k, &es, &out, &outlen, NULL), 0);
+	fprintf(f,
+		"# A version-2 keyfile (docs/format.md): slot 0 recovery, slot 1 passphrase\n"
+		"# (Argon2id opslimit 1, memlimit 8 MiB), slot 2 escrow. Written by\n"
+		"# WFS_KEYFILE_KAT_GENERATE in tests/unit/crypto/test_keyfile.c; do not edit.\n");
+	fprintf(f,
+		"passphrase: correct horse\nrecovery: %s\nescrow_public: %s\nescrow_secret: %s\n",
+		rec, epub, esec);
+	fprintf(f, "master_key: ");
+	for (int i = 0; i < 32; i++)
+		fprintf(f, "%02x", k->master[i]);
+	fprintf(f, "\nkeyfile: ");
+	for (size_t i = 0; i < outlen; i++)
+		fprintf(f, "%02x", out[i]);
+	fprintf(f, "\n");
+	fclose(f);
 	free(kf);
+	free(out);
 	wfs_keys_free(k);
 }
 
@@ -339,11 +663,19 @@ static void test_measure_default(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_unlock), cmocka_unit_test(test_bad_params),
-		cmocka_unit_test(test_recovery),      cmocka_unit_test(test_rewrap),
-		cmocka_unit_test(test_corruption),    cmocka_unit_test(test_independent_unwrap),
-		cmocka_unit_test(test_secmem),	      cmocka_unit_test(test_measure_default),
+		cmocka_unit_test(test_create_unlock),	cmocka_unit_test(test_bad_params),
+		cmocka_unit_test(test_recovery),	cmocka_unit_test(test_rewrap),
+		cmocka_unit_test(test_slots),		cmocka_unit_test(test_tamper),
+		cmocka_unit_test(test_slot_swap),	cmocka_unit_test(test_v1),
+		cmocka_unit_test(test_v2_vector),	cmocka_unit_test(test_secmem),
+		cmocka_unit_test(test_measure_default),
 	};
+	const char *gen = getenv("WFS_KEYFILE_KAT_GENERATE");
+
 	assert_int_equal(wfs_crypto_init(), 0);
+	if (gen != NULL) {
+		generate_v2_vector(gen);
+		return 0;
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,8 @@
 #include "helpers.h"
 
 #include "crypto.h"
-#include "crypto_internal.h" /* wfs__keys_from_master: fixed test keys */
+#include "test_bytes.h" /* tests/common: test_pattern */
+#include "test_keys.h"	/* tests/common: test_keys */
 #include "stream.h"
 
 #define MIB   ((off_t)1 << 20)
@@ -17,27 +18,6 @@
 #define START (4 * MIB)	       /* stream.c's START_RUN */
 
 static uint8_t *data; /* the file's plaintext */
-
-static void pattern(uint8_t *p, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)x;
-	}
-}
-
-static struct wfs_keys *keys(void)
-{
-	uint8_t mk[WFS_KEY_LEN];
-	struct wfs_keys *k = NULL;
-	for (size_t i = 0; i < sizeof(mk); i++)
-		mk[i] = (uint8_t)(7 + i);
-	assert_int_equal(wfs__keys_from_master(mk, &k), 0);
-	return k;
-}
 
 /* Reads [off, off + size) from the stream alone (io_lock shared, as a
  * reader holds it). */
@@ -52,7 +32,7 @@ static ssize_t ring_read(struct wfs_file *f, char *buf, size_t size, off_t off)
 static void test_stream_serves_and_stays_coherent(void **state)
 {
 	(void)state;
-	struct wfs_keys *k = keys();
+	struct wfs_keys *k = test_keys(7);
 	struct tfs t;
 	tfs_setup(&t, 0, k);
 	struct wfs_fs *fs = t.fs;
@@ -60,7 +40,7 @@ static void test_stream_serves_and_stays_coherent(void **state)
 	/* the encrypted backing file, as a sensitive create and write make it */
 	data = malloc(SIZE);
 	assert_non_null(data);
-	pattern(data, SIZE, 42);
+	test_pattern(data, SIZE, 42);
 	int wfd = openat(t.bfd, "enc", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	assert_true(wfd >= 0);
 	struct wfs_file_hdr h;
@@ -106,7 +86,7 @@ static void test_stream_serves_and_stays_coherent(void **state)
 
 	/* a change of the bytes the ring holds: never served stale */
 	off_t r1 = 5 * MIB + 65536, w = r1 + 8192;
-	pattern(data + w, 4096, 43);
+	test_pattern(data + w, 4096, 43);
 	wfs_io_change_begin(n);
 	assert_int_equal(wfs_content_pwrite(k, wfd, &h, data + w, 4096, w), 4096);
 	wfs_io_change_end(n);

@@ -151,6 +151,5 @@ int main(void)
 		cmocka_unit_test(test_walk_enter_and_depth),
 		cmocka_unit_test(test_policy_fallback),
 	};
-	wfs_vault_set_prog("test_rules");
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
