@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, WARDFS, in_private_root, run, wait_for
+from conftest import ROOT, WARDFS, in_private_root, run, wait_for, wardfs
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 ETC = ROOT / "etc" / "rsyslog"
@@ -108,14 +108,15 @@ def sock_live(path):
 
 
 class Fleet:
-    def __init__(self, base):
+    def __init__(self, base, syssock=False):
         self.port = free_port()
         self.sock = base / "host" / "audit.sock"
         self.out = base / "central" / "fleet-audit.log"
         self.central = Rsyslogd(base, "central", shipped("wardfs-central.conf", {
             'port="2514"': f'port="{self.port}"',
             "/var/log/wardfs/fleet-audit.log": str(self.out)}))
-        self.host = Rsyslogd(base, "host", 'module(load="imuxsock" SysSock.Use="off")\n'
+        self.host = Rsyslogd(base, "host", 'module(load="imuxsock" SysSock.Use="%s")\n'
+                             % ("on" if syssock else "off")
                              + shipped("wardfs-host.conf", {
                                  "/run/wardfs/audit.sock": str(self.sock),
                                  "central.example.org": "127.0.0.1",
@@ -134,6 +135,10 @@ class Fleet:
 
     def lines(self):
         return self.out.read_text(errors="replace").splitlines() if self.out.exists() else []
+
+    def row_ids_lenient(self):
+        """The row ids of the lines that have one (checkpoints have none)."""
+        return [int(m.group(1)) for m in map(ROW.search, self.lines()) if m]
 
     def row_ids(self):
         ids = []
@@ -406,3 +411,64 @@ def test_journal(vault, base):
             jd.stop()
 
     in_private_root(base, body, timeout=180)
+
+
+def test_checkpoints_reach_central_and_verify(vault, base):
+    """Sealing's checkpoints (syslog(3) to /dev/log) go through the host's
+    rsyslogd to the central file beside the rows, by the rule in
+    etc/rsyslog/wardfs-host.conf, and `wardfs audit verify --checkpoints`
+    takes that central file: the copy that left the host. /dev/log exists
+    only in a private mount namespace (a tmpfs /dev, as test_seal.py does),
+    where both rsyslogd run."""
+    m = vault
+    for i in range(4):
+        (m.backing / f"f{i}").write_text("x")
+    m.mount()
+    m.umount()
+    r = wardfs("audit", "seal-init", "--db", m.db, "--verify-key-out", base / "vk",
+               "--seal-rows", "3", check=False)
+    assert r.returncode == 0, r.stderr
+    out = base / "central-copy.log"
+
+    def fn():
+        dev = base / "dev"
+        dev.mkdir()
+        run("mount", "-t", "tmpfs", "tmpfs", dev)
+        for name in ("null", "zero", "full", "random", "urandom", "fuse", "tty"):
+            if os.path.exists(f"/dev/{name}"):
+                (dev / name).touch()
+                run("mount", "--bind", f"/dev/{name}", dev / name)
+        run("mount", "--rbind", dev, "/dev")
+        fleet = Fleet(base, syssock=True)
+        try:
+            fleet.start_central()
+            fleet.start_host()
+            assert wait_for(lambda: sock_live("/dev/log"), 10)
+            m.mount(f"--audit-forward=syslog:{fleet.sock}")
+            try:
+                for i in range(12):
+                    with open(m.mnt / f"f{i % 4}") as f:
+                        f.read()
+                    time.sleep(0.06)
+            finally:
+                m.umount()
+            want = db_ids(m)
+            assert wait_for(lambda: set(fleet.row_ids_lenient()) >= set(want), 30)
+            assert wait_for(lambda: sum("wardfs-checkpoint" in ln for ln in fleet.lines())
+                            >= 2, 15), fleet.lines()[-5:]
+            time.sleep(0.5)
+            out.write_text("\n".join(fleet.lines()) + "\n")
+        finally:
+            fleet.stop()
+
+    in_private_root(base, fn, timeout=180)
+    lines = out.read_text().splitlines()
+    rows = [ln for ln in lines if ROW.search(ln)]
+    cps = [ln for ln in lines if "wardfs-checkpoint" in ln]
+    assert rows and len(cps) >= 2, lines[-5:]
+    assert len(rows) + len(cps) == len(lines), lines  # nothing else there
+    check_once(db_ids(m), [int(ROW.search(ln).group(1)) for ln in rows])
+    r = wardfs("audit", "verify", "--db", m.db, "--verify-key", base / "vk",
+               "--checkpoints", out, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"checkpoints: {len(cps)} of this database matched" in r.stdout, r.stdout
