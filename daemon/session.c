@@ -22,6 +22,7 @@
 #include "lifecycle.h"
 #include "ops.h"
 #include "rename.h"
+#include "reqcount.h"
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -112,6 +113,7 @@ void wfs_fill_ops(struct fuse_lowlevel_ops *ops)
 	wfs_fill_file_ops(ops);
 	wfs_fill_data_ops(ops);
 	wfs_fill_xattr_ops(ops);
+	wfs_reqcount_wrap(ops);
 }
 
 /* ---- run ------------------------------------------------------------ */
