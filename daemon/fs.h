@@ -203,6 +203,8 @@ struct wfs_fs {
 	 * through io_uring (reqcount.c) */
 	atomic_uint_fast64_t req_count[WFS_REQ_N];
 	atomic_uint_fast64_t req_uring;
+	/* --io-uring: why it is not used ("" while it may be; uring.c) */
+	char uring_off[256];
 
 	/* callers' programs and names (procinfo.c) */
 	struct wfs_procinfo_cache *procs;
