@@ -203,6 +203,7 @@ struct wfs_fs {
 	 * through io_uring (reqcount.c) */
 	atomic_uint_fast64_t req_count[WFS_REQ_N];
 	atomic_uint_fast64_t req_uring;
+	atomic_bool uring_seen; /* any request came through io_uring */
 	/* --io-uring: why it is not used ("" while it may be; uring.c) */
 	char uring_off[256];
 

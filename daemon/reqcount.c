@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "reqcount.h"
+#include "wardfs_status.h"
 
 /* The handlers the wrappers call: set once before the session starts,
  * only read afterwards. One table per process (one session per daemon). */
@@ -57,8 +58,25 @@ static void tally(fuse_req_t req, enum wfs_req kind)
 {
 	struct wfs_fs *fs = wfs_fs_of(req);
 	atomic_fetch_add_explicit(&fs->req_count[kind], 1, memory_order_relaxed);
-	if (fuse_req_is_uring(req))
+	if (fuse_req_is_uring(req)) {
 		atomic_fetch_add_explicit(&fs->req_uring, 1, memory_order_relaxed);
+		atomic_store_explicit(&fs->uring_seen, true, memory_order_relaxed);
+	}
+}
+
+/* Reading the status is not counted: two reads of an idle mount say the
+ * same, and a benchmark that reads it between workloads adds nothing to
+ * their counts. Its transport still counts as seen (uring.c). */
+static void wrap_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	if (ino == FUSE_ROOT_ID && !strcmp(name, WFS_STATUS_XATTR)) {
+		if (fuse_req_is_uring(req))
+			atomic_store_explicit(&wfs_fs_of(req)->uring_seen, true,
+					      memory_order_relaxed);
+	} else {
+		tally(req, WFS_REQ_GETXATTR);
+	}
+	real.getxattr(req, ino, name, size);
 }
 
 /* One wrapper per handler: count, then call the real one. */
@@ -132,8 +150,6 @@ WRAP(statfs, WFS_REQ_STATFS, (fuse_req_t req, fuse_ino_t ino), (req, ino))
 WRAP(setxattr, WFS_REQ_SETXATTR,
      (fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags),
      (req, ino, name, value, size, flags))
-WRAP(getxattr, WFS_REQ_GETXATTR, (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size),
-     (req, ino, name, size))
 WRAP(listxattr, WFS_REQ_LISTXATTR, (fuse_req_t req, fuse_ino_t ino, size_t size), (req, ino, size))
 WRAP(removexattr, WFS_REQ_REMOVEXATTR, (fuse_req_t req, fuse_ino_t ino, const char *name),
      (req, ino, name))
@@ -152,95 +168,95 @@ WRAP(tmpfile, WFS_REQ_TMPFILE,
      (req, parent, mode, fi))
 
 void wfs_reqcount_wrap(struct fuse_lowlevel_ops *ops)
-{
-	real = *ops;
-	if (ops->lookup)
-		ops->lookup = wrap_lookup;
-	if (ops->forget)
-		ops->forget = wrap_forget;
-	if (ops->forget_multi)
-		ops->forget_multi = wrap_forget_multi;
-	if (ops->getattr)
-		ops->getattr = wrap_getattr;
-	if (ops->setattr)
-		ops->setattr = wrap_setattr;
-	if (ops->readlink)
-		ops->readlink = wrap_readlink;
-	if (ops->mknod)
-		ops->mknod = wrap_mknod;
-	if (ops->mkdir)
-		ops->mkdir = wrap_mkdir;
-	if (ops->unlink)
-		ops->unlink = wrap_unlink;
-	if (ops->rmdir)
-		ops->rmdir = wrap_rmdir;
-	if (ops->symlink)
-		ops->symlink = wrap_symlink;
-	if (ops->rename)
-		ops->rename = wrap_rename;
-	if (ops->link)
-		ops->link = wrap_link;
-	if (ops->open)
-		ops->open = wrap_open;
-	if (ops->read)
-		ops->read = wrap_read;
-	if (ops->write)
-		ops->write = wrap_write;
-	if (ops->flush)
-		ops->flush = wrap_flush;
-	if (ops->release)
-		ops->release = wrap_release;
-	if (ops->fsync)
-		ops->fsync = wrap_fsync;
-	if (ops->opendir)
-		ops->opendir = wrap_opendir;
-	if (ops->readdir)
-		ops->readdir = wrap_readdir;
-	if (ops->readdirplus)
-		ops->readdirplus = wrap_readdirplus;
-	if (ops->releasedir)
-		ops->releasedir = wrap_releasedir;
-	if (ops->fsyncdir)
-		ops->fsyncdir = wrap_fsyncdir;
-	if (ops->statfs)
-		ops->statfs = wrap_statfs;
-	if (ops->setxattr)
-		ops->setxattr = wrap_setxattr;
-	if (ops->getxattr)
-		ops->getxattr = wrap_getxattr;
-	if (ops->listxattr)
-		ops->listxattr = wrap_listxattr;
-	if (ops->removexattr)
-		ops->removexattr = wrap_removexattr;
-	if (ops->create)
-		ops->create = wrap_create;
-	if (ops->fallocate)
-		ops->fallocate = wrap_fallocate;
-	if (ops->lseek)
-		ops->lseek = wrap_lseek;
-	if (ops->tmpfile)
-		ops->tmpfile = wrap_tmpfile;
-}
+     {
+	     real = *ops;
+	     if (ops->lookup)
+		     ops->lookup = wrap_lookup;
+	     if (ops->forget)
+		     ops->forget = wrap_forget;
+	     if (ops->forget_multi)
+		     ops->forget_multi = wrap_forget_multi;
+	     if (ops->getattr)
+		     ops->getattr = wrap_getattr;
+	     if (ops->setattr)
+		     ops->setattr = wrap_setattr;
+	     if (ops->readlink)
+		     ops->readlink = wrap_readlink;
+	     if (ops->mknod)
+		     ops->mknod = wrap_mknod;
+	     if (ops->mkdir)
+		     ops->mkdir = wrap_mkdir;
+	     if (ops->unlink)
+		     ops->unlink = wrap_unlink;
+	     if (ops->rmdir)
+		     ops->rmdir = wrap_rmdir;
+	     if (ops->symlink)
+		     ops->symlink = wrap_symlink;
+	     if (ops->rename)
+		     ops->rename = wrap_rename;
+	     if (ops->link)
+		     ops->link = wrap_link;
+	     if (ops->open)
+		     ops->open = wrap_open;
+	     if (ops->read)
+		     ops->read = wrap_read;
+	     if (ops->write)
+		     ops->write = wrap_write;
+	     if (ops->flush)
+		     ops->flush = wrap_flush;
+	     if (ops->release)
+		     ops->release = wrap_release;
+	     if (ops->fsync)
+		     ops->fsync = wrap_fsync;
+	     if (ops->opendir)
+		     ops->opendir = wrap_opendir;
+	     if (ops->readdir)
+		     ops->readdir = wrap_readdir;
+	     if (ops->readdirplus)
+		     ops->readdirplus = wrap_readdirplus;
+	     if (ops->releasedir)
+		     ops->releasedir = wrap_releasedir;
+	     if (ops->fsyncdir)
+		     ops->fsyncdir = wrap_fsyncdir;
+	     if (ops->statfs)
+		     ops->statfs = wrap_statfs;
+	     if (ops->setxattr)
+		     ops->setxattr = wrap_setxattr;
+	     if (ops->getxattr)
+		     ops->getxattr = wrap_getxattr;
+	     if (ops->listxattr)
+		     ops->listxattr = wrap_listxattr;
+	     if (ops->removexattr)
+		     ops->removexattr = wrap_removexattr;
+	     if (ops->create)
+		     ops->create = wrap_create;
+	     if (ops->fallocate)
+		     ops->fallocate = wrap_fallocate;
+	     if (ops->lseek)
+		     ops->lseek = wrap_lseek;
+	     if (ops->tmpfile)
+		     ops->tmpfile = wrap_tmpfile;
+     }
 
-void wfs_reqcount_status(struct wfs_fs *fs, char *buf, size_t len)
-{
-	size_t used = strlen(buf);
-	uint64_t total = 0;
+     void wfs_reqcount_status(struct wfs_fs *fs, char *buf, size_t len)
+     {
+	     size_t used = strlen(buf);
+	     uint64_t total = 0;
 
-	if (used + 1 >= len)
-		return;
-	used += (size_t)snprintf(buf + used, len - used, "requests:");
-	for (int k = 0; k < WFS_REQ_N && used + 1 < len; k++) {
-		uint64_t c = atomic_load_explicit(&fs->req_count[k], memory_order_relaxed);
-		total += c;
-		if (c)
-			used += (size_t)snprintf(buf + used, len - used, " %s=%llu", req_names[k],
-						 (unsigned long long)c);
-	}
-	if (used + 1 < len)
-		snprintf(buf + used, len - used,
-			 "\nrequests-total: %llu\nrequests-by-io-uring: %llu\n",
-			 (unsigned long long)total,
-			 (unsigned long long)atomic_load_explicit(&fs->req_uring,
-								  memory_order_relaxed));
-}
+	     if (used + 1 >= len)
+		     return;
+	     used += (size_t)snprintf(buf + used, len - used, "requests:");
+	     for (int k = 0; k < WFS_REQ_N && used + 1 < len; k++) {
+		     uint64_t c = atomic_load_explicit(&fs->req_count[k], memory_order_relaxed);
+		     total += c;
+		     if (c)
+			     used += (size_t)snprintf(buf + used, len - used, " %s=%llu",
+						      req_names[k], (unsigned long long)c);
+	     }
+	     if (used + 1 < len)
+		     snprintf(buf + used, len - used,
+			      "\nrequests-total: %llu\nrequests-by-io-uring: %llu\n",
+			      (unsigned long long)total,
+			      (unsigned long long)atomic_load_explicit(&fs->req_uring,
+								       memory_order_relaxed));
+     }

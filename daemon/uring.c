@@ -74,9 +74,9 @@ void wfs_uring_status(struct wfs_fs *fs, char *buf, size_t len)
 
 	if (used + 1 >= len)
 		return;
-	/* The status request itself is counted before it is answered: a ring
+	/* The status request itself is seen before it is answered: a ring
 	 * that works has carried at least this one. */
-	if (fs->o->io_uring && !fs->uring_off[0] && atomic_load(&fs->req_uring) == 0)
+	if (fs->o->io_uring && !fs->uring_off[0] && !atomic_load(&fs->uring_seen))
 		state = "off, asked for but no request came through the ring: libfuse "
 			"could not start it, see the log";
 	else if (fs->o->io_uring && !fs->uring_off[0])
