@@ -56,7 +56,7 @@ system_fuse_ok() {
 # the next release is ever installed; Debian 13 has 3.17, without io_uring)
 # into deps/libfuse, against bookworm's liburing and libnuma. Skipped when
 # .done holds this checkout's stamp; otherwise the prefix is emptied first so
-# that no library of an older build (3.17's libfuse3.so.3) stays beside the
+# that no library of an older build (3.17's libfuse3.so.3.17.2) stays beside the
 # new one.
 build_libfuse() {
 	local prefix="$deps/libfuse"
