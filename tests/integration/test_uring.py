@@ -40,6 +40,9 @@ def mounted(vault):
     finally:
         vault.umount()
         assert not is_mounted(vault.mnt)
+        log = vault.logtext()  # a sanitizer build's reports, as conftest's mnt
+        assert not any(s in log for s in ("AddressSanitizer", "runtime error",
+                                          "ThreadSanitizer")), log
 
 
 def count(st, key):
