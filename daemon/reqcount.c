@@ -86,6 +86,8 @@ static void wrap_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size
 		tally(req, KIND);                                                                  \
 		real.op args;                                                                      \
 	}
+/* clang-format off: it takes the invocations, which end without a
+ * semicolon, for one statement */
 WRAP(lookup, WFS_REQ_LOOKUP, (fuse_req_t req, fuse_ino_t parent, const char *name),
      (req, parent, name))
 WRAP(forget, WFS_REQ_FORGET, (fuse_req_t req, fuse_ino_t ino, uint64_t nlookup),
@@ -166,97 +168,98 @@ WRAP(lseek, WFS_REQ_LSEEK,
 WRAP(tmpfile, WFS_REQ_TMPFILE,
      (fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fuse_file_info *fi),
      (req, parent, mode, fi))
+/* clang-format on */
 
 void wfs_reqcount_wrap(struct fuse_lowlevel_ops *ops)
-     {
-	     real = *ops;
-	     if (ops->lookup)
-		     ops->lookup = wrap_lookup;
-	     if (ops->forget)
-		     ops->forget = wrap_forget;
-	     if (ops->forget_multi)
-		     ops->forget_multi = wrap_forget_multi;
-	     if (ops->getattr)
-		     ops->getattr = wrap_getattr;
-	     if (ops->setattr)
-		     ops->setattr = wrap_setattr;
-	     if (ops->readlink)
-		     ops->readlink = wrap_readlink;
-	     if (ops->mknod)
-		     ops->mknod = wrap_mknod;
-	     if (ops->mkdir)
-		     ops->mkdir = wrap_mkdir;
-	     if (ops->unlink)
-		     ops->unlink = wrap_unlink;
-	     if (ops->rmdir)
-		     ops->rmdir = wrap_rmdir;
-	     if (ops->symlink)
-		     ops->symlink = wrap_symlink;
-	     if (ops->rename)
-		     ops->rename = wrap_rename;
-	     if (ops->link)
-		     ops->link = wrap_link;
-	     if (ops->open)
-		     ops->open = wrap_open;
-	     if (ops->read)
-		     ops->read = wrap_read;
-	     if (ops->write)
-		     ops->write = wrap_write;
-	     if (ops->flush)
-		     ops->flush = wrap_flush;
-	     if (ops->release)
-		     ops->release = wrap_release;
-	     if (ops->fsync)
-		     ops->fsync = wrap_fsync;
-	     if (ops->opendir)
-		     ops->opendir = wrap_opendir;
-	     if (ops->readdir)
-		     ops->readdir = wrap_readdir;
-	     if (ops->readdirplus)
-		     ops->readdirplus = wrap_readdirplus;
-	     if (ops->releasedir)
-		     ops->releasedir = wrap_releasedir;
-	     if (ops->fsyncdir)
-		     ops->fsyncdir = wrap_fsyncdir;
-	     if (ops->statfs)
-		     ops->statfs = wrap_statfs;
-	     if (ops->setxattr)
-		     ops->setxattr = wrap_setxattr;
-	     if (ops->getxattr)
-		     ops->getxattr = wrap_getxattr;
-	     if (ops->listxattr)
-		     ops->listxattr = wrap_listxattr;
-	     if (ops->removexattr)
-		     ops->removexattr = wrap_removexattr;
-	     if (ops->create)
-		     ops->create = wrap_create;
-	     if (ops->fallocate)
-		     ops->fallocate = wrap_fallocate;
-	     if (ops->lseek)
-		     ops->lseek = wrap_lseek;
-	     if (ops->tmpfile)
-		     ops->tmpfile = wrap_tmpfile;
-     }
+{
+	real = *ops;
+	if (ops->lookup)
+		ops->lookup = wrap_lookup;
+	if (ops->forget)
+		ops->forget = wrap_forget;
+	if (ops->forget_multi)
+		ops->forget_multi = wrap_forget_multi;
+	if (ops->getattr)
+		ops->getattr = wrap_getattr;
+	if (ops->setattr)
+		ops->setattr = wrap_setattr;
+	if (ops->readlink)
+		ops->readlink = wrap_readlink;
+	if (ops->mknod)
+		ops->mknod = wrap_mknod;
+	if (ops->mkdir)
+		ops->mkdir = wrap_mkdir;
+	if (ops->unlink)
+		ops->unlink = wrap_unlink;
+	if (ops->rmdir)
+		ops->rmdir = wrap_rmdir;
+	if (ops->symlink)
+		ops->symlink = wrap_symlink;
+	if (ops->rename)
+		ops->rename = wrap_rename;
+	if (ops->link)
+		ops->link = wrap_link;
+	if (ops->open)
+		ops->open = wrap_open;
+	if (ops->read)
+		ops->read = wrap_read;
+	if (ops->write)
+		ops->write = wrap_write;
+	if (ops->flush)
+		ops->flush = wrap_flush;
+	if (ops->release)
+		ops->release = wrap_release;
+	if (ops->fsync)
+		ops->fsync = wrap_fsync;
+	if (ops->opendir)
+		ops->opendir = wrap_opendir;
+	if (ops->readdir)
+		ops->readdir = wrap_readdir;
+	if (ops->readdirplus)
+		ops->readdirplus = wrap_readdirplus;
+	if (ops->releasedir)
+		ops->releasedir = wrap_releasedir;
+	if (ops->fsyncdir)
+		ops->fsyncdir = wrap_fsyncdir;
+	if (ops->statfs)
+		ops->statfs = wrap_statfs;
+	if (ops->setxattr)
+		ops->setxattr = wrap_setxattr;
+	if (ops->getxattr)
+		ops->getxattr = wrap_getxattr;
+	if (ops->listxattr)
+		ops->listxattr = wrap_listxattr;
+	if (ops->removexattr)
+		ops->removexattr = wrap_removexattr;
+	if (ops->create)
+		ops->create = wrap_create;
+	if (ops->fallocate)
+		ops->fallocate = wrap_fallocate;
+	if (ops->lseek)
+		ops->lseek = wrap_lseek;
+	if (ops->tmpfile)
+		ops->tmpfile = wrap_tmpfile;
+}
 
-     void wfs_reqcount_status(struct wfs_fs *fs, char *buf, size_t len)
-     {
-	     size_t used = strlen(buf);
-	     uint64_t total = 0;
+void wfs_reqcount_status(struct wfs_fs *fs, char *buf, size_t len)
+{
+	size_t used = strlen(buf);
+	uint64_t total = 0;
 
-	     if (used + 1 >= len)
-		     return;
-	     used += (size_t)snprintf(buf + used, len - used, "requests:");
-	     for (int k = 0; k < WFS_REQ_N && used + 1 < len; k++) {
-		     uint64_t c = atomic_load_explicit(&fs->req_count[k], memory_order_relaxed);
-		     total += c;
-		     if (c)
-			     used += (size_t)snprintf(buf + used, len - used, " %s=%llu",
-						      req_names[k], (unsigned long long)c);
-	     }
-	     if (used + 1 < len)
-		     snprintf(buf + used, len - used,
-			      "\nrequests-total: %llu\nrequests-by-io-uring: %llu\n",
-			      (unsigned long long)total,
-			      (unsigned long long)atomic_load_explicit(&fs->req_uring,
-								       memory_order_relaxed));
-     }
+	if (used + 1 >= len)
+		return;
+	used += (size_t)snprintf(buf + used, len - used, "requests:");
+	for (int k = 0; k < WFS_REQ_N && used + 1 < len; k++) {
+		uint64_t c = atomic_load_explicit(&fs->req_count[k], memory_order_relaxed);
+		total += c;
+		if (c)
+			used += (size_t)snprintf(buf + used, len - used, " %s=%llu", req_names[k],
+						 (unsigned long long)c);
+	}
+	if (used + 1 < len)
+		snprintf(buf + used, len - used,
+			 "\nrequests-total: %llu\nrequests-by-io-uring: %llu\n",
+			 (unsigned long long)total,
+			 (unsigned long long)atomic_load_explicit(&fs->req_uring,
+								  memory_order_relaxed));
+}
