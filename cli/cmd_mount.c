@@ -54,6 +54,9 @@ static const char mount_usage[] =
 	"                           (journal) and/or as RFC 5424 syslog to /dev/log\n"
 	"                           or a socket (syslog, syslog:/path/to/socket)\n"
 	"  --no-passthrough         serve public files through the daemon\n"
+	"  --io-uring               serve requests through FUSE over io_uring (also\n"
+	"                           -o io_uring); where the kernel or libfuse cannot,\n"
+	"                           warn and serve through /dev/fuse\n"
 	"  --allow-reachable        mount a BACKING that users other than root can\n"
 	"                           reach (they bypass the policy and the audit)\n"
 	"  --strict-forms           refuse opens of plaintext files in sensitive\n"
@@ -67,9 +70,10 @@ static const char mount_usage[] =
 	"  -d, --debug              print every FUSE request\n"
 	"  -h, --help               show this help\n";
 
-/* Removes "nonempty" from a comma list (libfuse 3 has no such option);
- * returns whether it was there. */
-static bool take_nonempty(char *opts)
+/* Removes name from a comma list (it is wardfs's to handle, not
+ * libfuse's: libfuse 3 has no "nonempty", and "io_uring" needs checks
+ * first); returns whether it was there. */
+static bool take_opt(char *opts, const char *name)
 {
 	bool found = false;
 	char *out = opts, *save = NULL;
@@ -78,7 +82,7 @@ static bool take_nonempty(char *opts)
 		return false;
 	*out = '\0';
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (!strcmp(tok, "nonempty")) {
+		if (!strcmp(tok, name)) {
 			found = true;
 			continue;
 		}
@@ -359,6 +363,7 @@ int wfs_cmd_mount(int argc, char **argv)
 		OPT_FN("audit-journal-size", 0, &o.audit_journal_mib, set_journal_size),
 		OPT_FN("audit-forward", 0, &o.audit_forward, set_audit_forward),
 		OPT_FN_NOARG("no-passthrough", 0, &o.passthrough, set_no_passthrough),
+		OPT_BOOL("io-uring", 0, &o.io_uring),
 		OPT_PASS_SOURCES(&po),
 		OPT_STRING("log", 0, &log),
 		OPT_BOOL("allow-reachable", 0, &allow_reachable),
@@ -406,7 +411,9 @@ int wfs_cmd_mount(int argc, char **argv)
 		      mnt, backing);
 		return 1;
 	}
-	bool nonempty = take_nonempty(fuse_opts);
+	bool nonempty = take_opt(fuse_opts, "nonempty");
+	if (take_opt(fuse_opts, "io_uring"))
+		o.io_uring = true;
 	if (!nonempty && dir_is_empty(mnt) == 0) {
 		error("mount point '%s' is not empty; empty it or pass '-o "
 		      "nonempty'",
@@ -460,6 +467,9 @@ int wfs_cmd_mount(int argc, char **argv)
 	o.policy_required = policy != NULL;
 	o.audit_db = no_audit ? NULL : audit_db;
 	o.fuse_opts = fuse_opts[0] ? fuse_opts : NULL;
+	const char *no_uring = o.io_uring ? wfs_uring_unavailable() : NULL;
+	if (no_uring)
+		warning("io_uring asked for, but %s; serving through /dev/fuse", no_uring);
 	if (o.foreground)
 		return wfs_daemon_run(&o);
 	int r = run_daemon(&o, log, lfd);

@@ -40,6 +40,8 @@ static const char usage[] =
 	"  --kdf-ops N         Argon2id passes (default 3)\n"
 	"  --recovery-key-out FILE  write the recovery key to FILE (new, 0600) for\n"
 	"                      escrow instead of printing it\n"
+	"  --escrow-public FILE  also give the vault a slot for the organisation's\n"
+	"                      escrow public key (see 'wardfs key escrow-keygen')\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"Without --passfile or --extpass the passphrase is read from stdin when it\n"
@@ -85,7 +87,7 @@ static int run(struct wfs_setup_home *s)
 int wfs_cmd_setup_home(int argc, char **argv)
 {
 	struct wfs_setup_home s = {0};
-	const char *backing = NULL;
+	const char *backing = NULL, *escrow_public = NULL;
 	unsigned long long mib = 0, ops = 0;
 	struct passwd *pw;
 	const struct opt opts[] = {
@@ -94,8 +96,10 @@ int wfs_cmd_setup_home(int argc, char **argv)
 		OPT_PASSPHRASE(&s.po),
 		OPT_KDF(&mib, &ops),
 		OPT_STRING("recovery-key-out", 0, &s.po.recovery_key_out),
+		OPT_STRING("escrow-public", 0, &escrow_public),
 		OPT_END(),
 	};
+	uint8_t pk[WFS_ESCROW_KEY_LEN];
 	int first, status;
 
 	if ((first = parse_options(argc, argv, opts, usage, 0, &status)) < 0)
@@ -110,6 +114,11 @@ int wfs_cmd_setup_home(int argc, char **argv)
 	if ((status = check_pass_opts(&s.po)) != 0)
 		return status;
 	s.user = argv[first];
+	if (escrow_public != NULL) {
+		if (wfs_crypto_init() != 0 || wfs_escrow_public_read(escrow_public, pk) != 0)
+			return 1;
+		s.escrow_public = pk;
+	}
 	if (geteuid() != 0)
 		return error("must run as root (it moves %s's home); try 'sudo wardfs "
 			     "setup-home ...'",

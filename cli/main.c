@@ -22,6 +22,7 @@ static const struct {
 	{"policy", wfs_cmd_policy, "check, explain and scan policies"},
 	{"init", wfs_cmd_init, "create a vault in a backing directory"},
 	{"passwd", wfs_cmd_passwd, "change a vault's passphrase"},
+	{"key", wfs_cmd_key, "list, add and remove a vault's key slots; make escrow keys"},
 	{"migrate", wfs_cmd_migrate, "convert files whose form on disk disagrees with the policy"},
 	{"fsck", wfs_cmd_fsck, "verify every block of every encrypted file"},
 	{"audit", wfs_cmd_audit,

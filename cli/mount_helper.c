@@ -64,7 +64,8 @@ int wfs_mount_helper(int argc, char **argv)
 			       "'wardfs mount --help'. Options: passfile=FILE, extpass=CMD,\n"
 			       "policy=FILE, audit-db=FILE, audit-failure=closed|open,\n"
 			       "audit-journal-size=MIB, log=FILE, recovery-key,\n"
-			       "recovery-key-file=FILE, no-passthrough, strict-forms, nonempty, "
+			       "recovery-key-file=FILE, no-passthrough, strict-forms, io-uring, "
+			       "nonempty, "
 			       "and kernel\n"
 			       "flags (ro, nosuid, nodev, noexec, noatime, ...).\n");
 			return 0;

@@ -70,6 +70,8 @@ static const struct {
 	{"recovery-key-file", "--recovery-key-file", true},
 	{"no-passthrough", "--no-passthrough", false},
 	{"strict-forms", "--strict-forms", false},
+	{"io-uring", "--io-uring", false},
+	{"io_uring", "--io-uring", false}, /* libfuse's spelling */
 };
 
 static bool in_list(const char *const *list, const char *s)
@@ -146,7 +148,7 @@ int helper_translate(struct helper *h, char *opts, bool sloppy)
 		    "policy=, audit-db=, audit-failure=, audit-journal-size=, audit-forward=, "
 		    "log=, "
 		    "recovery-key, recovery-key-file=, "
-		    "no-passthrough, strict-forms, nonempty and kernel flags such as "
+		    "no-passthrough, strict-forms, io-uring, nonempty and kernel flags such as "
 		    "nosuid,nodev "
 		    "(see mount.wardfs(8)); mount -s ignores unknown options\n",
 		    h->prog, tok, val ? "=" : "", val ? val : "");

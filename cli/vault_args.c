@@ -26,10 +26,11 @@ int parse_args(struct args *a, int argc, char **argv, const struct opt *opts, co
 			*status = usage_error("missing %s", a->operand2_name);
 			return -1;
 		}
-		a->operand2 = argv[++i];
+		a->operand2 = argv[i + 1];
 	}
-	if (i + 1 < argc) {
-		*status = usage_error("unexpected argument '%s'", argv[i + 1]);
+	if (i + 1 + (a->operand2 != NULL) < argc) {
+		*status = usage_error("unexpected argument '%s'",
+				      argv[i + 1 + (a->operand2 != NULL)]);
 		return -1;
 	}
 	if ((a->backing = strdup(argv[i])) == NULL) {

@@ -196,6 +196,8 @@ static uint8_t *rec_new(uint16_t id, enum wfs_slot_type type, bool legacy, const
 	rec[5] = legacy ? SLOT_FLAG_LEGACY : 0;
 	rec[6] = (uint8_t)ll;
 	wfs__put_le64(rec + 8, created);
+	/* a label is stored as bytes and its length, not as a C string */
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
 	memcpy(rec + SLOT_HDR, label, ll);
 	*lenp = len;
 	return rec;
@@ -227,7 +229,7 @@ static int v1_load(const uint8_t *buf, struct kf *k)
 {
 	struct wfs_kdf_params p;
 	uint8_t *rec;
-	size_t len;
+	size_t len = 0;
 	int r;
 
 	if (wfs__get_le16(buf + 8) != 1 || wfs__get_le16(buf + 10) != 0 ||
@@ -644,10 +646,8 @@ int wfs_keyfile_unlock_recovery(const uint8_t *buf, size_t len, const char *reco
 static int edit_begin(const uint8_t *buf, size_t len, const struct wfs_keys *keys, struct kf *k,
 		      struct kf_secrets **sp)
 {
-	int r;
-
 	*sp = NULL;
-	if (keys == NULL || (r = kf_load(buf, len, k)) != 0)
+	if (keys == NULL || kf_load(buf, len, k) != 0)
 		return -EINVAL;
 	if ((*sp = wfs_secure_alloc(sizeof(**sp))) == NULL)
 		return -ENOMEM;

@@ -144,6 +144,8 @@ static void escrow_format(const char *tag, const uint8_t key[WFS_ESCROW_KEY_LEN]
 	uint8_t sum[ESCROW_SUM_BYTES];
 	size_t n = strlen(tag);
 
+	/* the hex after the tag ends the string */
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
 	memcpy(out, tag, n);
 	sodium_bin2hex(out + n, 2 * WFS_ESCROW_KEY_LEN + 1, key, WFS_ESCROW_KEY_LEN);
 	n += 2 * WFS_ESCROW_KEY_LEN;

@@ -112,6 +112,44 @@ struct wfs_file {
 	uid_t uid;
 };
 
+/* The request kinds the daemon counts (reqcount.c), one per handler. */
+enum wfs_req {
+	WFS_REQ_LOOKUP,
+	WFS_REQ_FORGET,
+	WFS_REQ_FORGET_MULTI,
+	WFS_REQ_GETATTR,
+	WFS_REQ_SETATTR,
+	WFS_REQ_READLINK,
+	WFS_REQ_MKNOD,
+	WFS_REQ_MKDIR,
+	WFS_REQ_UNLINK,
+	WFS_REQ_RMDIR,
+	WFS_REQ_SYMLINK,
+	WFS_REQ_RENAME,
+	WFS_REQ_LINK,
+	WFS_REQ_OPEN,
+	WFS_REQ_READ,
+	WFS_REQ_WRITE,
+	WFS_REQ_FLUSH,
+	WFS_REQ_RELEASE,
+	WFS_REQ_FSYNC,
+	WFS_REQ_OPENDIR,
+	WFS_REQ_READDIR,
+	WFS_REQ_READDIRPLUS,
+	WFS_REQ_RELEASEDIR,
+	WFS_REQ_FSYNCDIR,
+	WFS_REQ_STATFS,
+	WFS_REQ_SETXATTR,
+	WFS_REQ_GETXATTR,
+	WFS_REQ_LISTXATTR,
+	WFS_REQ_REMOVEXATTR,
+	WFS_REQ_CREATE,
+	WFS_REQ_FALLOCATE,
+	WFS_REQ_LSEEK,
+	WFS_REQ_TMPFILE,
+	WFS_REQ_N
+};
+
 struct wfs_fs {
 	struct wfs_daemon_opts *o;
 	struct fuse_session *se;
@@ -161,6 +199,13 @@ struct wfs_fs {
 	/* opens of files whose form disagrees with their class (a policy
 	 * change not yet followed by `wardfs migrate`) */
 	atomic_uint_fast64_t form_disagrees;
+	/* requests that reached each handler, and those of them that came
+	 * through io_uring (reqcount.c) */
+	atomic_uint_fast64_t req_count[WFS_REQ_N];
+	atomic_uint_fast64_t req_uring;
+	atomic_bool uring_seen; /* any request came through io_uring */
+	/* --io-uring: why it is not used ("" while it may be; uring.c) */
+	char uring_off[256];
 
 	/* callers' programs and names (procinfo.c) */
 	struct wfs_procinfo_cache *procs;

@@ -15,6 +15,8 @@
 #include "fs_policy.h"
 #include "inode.h"
 #include "ops.h"
+#include "reqcount.h"
+#include "uring.h"
 #include "wardfs_status.h"
 
 #define OWN_PREFIX "trusted.wardfs."
@@ -92,6 +94,8 @@ static void status_text(struct wfs_fs *fs, char *buf, size_t len)
 		fs->o->strict_forms ? "on" : "off", ninodes, nfds);
 	if (used < len)
 		wfs_fs_policy_status(fs, buf + used, len - used);
+	wfs_uring_status(fs, buf, len);
+	wfs_reqcount_status(fs, buf, len);
 	used = strlen(buf);
 	if (used < len) {
 		if (fs->audit) {

@@ -22,6 +22,8 @@
 #include "lifecycle.h"
 #include "ops.h"
 #include "rename.h"
+#include "reqcount.h"
+#include "uring.h"
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -82,6 +84,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	fuse_unset_feature_flag(conn, FUSE_CAP_AUTO_INVAL_DATA);
 	fuse_unset_feature_flag(conn, FUSE_CAP_FLOCK_LOCKS); /* kernel-local locks */
 	fuse_unset_feature_flag(conn, FUSE_CAP_POSIX_LOCKS);
+	wfs_uring_init(fs, conn);
 	conn->max_write = WFS_MAX_IO;
 	conn->max_readahead = WFS_MAX_IO;
 	conn->time_gran = 1;
@@ -112,6 +115,7 @@ void wfs_fill_ops(struct fuse_lowlevel_ops *ops)
 	wfs_fill_file_ops(ops);
 	wfs_fill_data_ops(ops);
 	wfs_fill_xattr_ops(ops);
+	wfs_reqcount_wrap(ops);
 }
 
 /* ---- run ------------------------------------------------------------ */
@@ -351,8 +355,9 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 
 	struct fuse_lowlevel_ops ops;
 	wfs_fill_ops(&ops);
-	if (asprintf(&optstr, "allow_other,default_permissions,fsname=%s,subtype=wardfs%s%s",
-		     o->backing, o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "") < 0)
+	if (asprintf(&optstr, "allow_other,default_permissions,fsname=%s,subtype=wardfs%s%s%s",
+		     o->backing, wfs_uring_plan(fs) ? ",io_uring" : "", o->fuse_opts ? "," : "",
+		     o->fuse_opts ? o->fuse_opts : "") < 0)
 		goto out;
 	if (fuse_opt_add_arg(&args, "wardfs") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, optstr) || (o->debug && fuse_opt_add_arg(&args, "-d")))

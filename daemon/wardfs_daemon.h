@@ -20,6 +20,7 @@ struct wfs_daemon_opts {
 	const char *audit_forward;  /* --audit-forward list, or NULL */
 	bool passthrough;	    /* false: --no-passthrough */
 	bool strict_forms;	    /* refuse plain files in sensitive paths */
+	bool io_uring;		    /* --io-uring: serve through FUSE over io_uring */
 	bool foreground;
 	bool debug;
 	const char *fuse_opts; /* extra -o options, comma list, may be NULL */
@@ -33,5 +34,12 @@ struct wfs_daemon_opts {
  * unmount, or 1 after printing a one-line error.
  */
 int wfs_daemon_run(struct wfs_daemon_opts *o);
+
+/*
+ * Why --io-uring cannot be had here (this libfuse was built without it,
+ * or the kernel's FUSE over io_uring is missing or off), or NULL when it
+ * can. The mount then warns and serves through /dev/fuse.
+ */
+const char *wfs_uring_unavailable(void);
 
 #endif

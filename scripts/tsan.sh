@@ -49,7 +49,11 @@ tests=(
 # kernel answered an open before it sent the reads of that handle, through
 # /dev/fuse. The same rule orders two requests whenever one's backing I/O
 # came before the other's, so only races between requests that really run
-# at once are reported: hence tests that run many at once.
+# at once are reported: hence tests that run many at once. test_uring.py
+# is left out: requests answered through io_uring are not read(2)/write(2)
+# that TSan sees, so a FORGET read from /dev/fuse looks unordered with the
+# CREATE a ring thread answered, which the kernel orders (it learns the node
+# from that answer): a false report, seen once when tried.
 #
 # The daemon runs detached with its stderr in a --log file that most tests
 # never read, and its exit status is nobody's: every process of the binary

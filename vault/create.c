@@ -71,24 +71,11 @@ int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 	}
 	/* Escrow before the keyfile: no vault exists whose recovery key was
 	 * not kept where the admin asked. */
-	if (po->recovery_key_out) {
-		int fd = open(po->recovery_key_out,
-			      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		size_t rl = strlen(rec);
-		if (fd < 0 || write(fd, rec, rl) != (ssize_t)rl || write(fd, "\n", 1) != 1 ||
-		    fsync(fd) != 0) {
-			r = -errno;
-			vault_error("cannot write the recovery key to '%s': %s%s",
-				    po->recovery_key_out, strerror(-r),
-				    r == -EEXIST ? " (it exists; wardfs never overwrites one)"
-						 : "");
-			if (fd >= 0) {
-				close(fd);
-				unlink(po->recovery_key_out);
-			}
-			goto out;
-		}
-		close(fd);
+	if (po->recovery_key_out && (r = wfs_write_new_file(po->recovery_key_out, rec)) != 0) {
+		vault_error("cannot write the recovery key to '%s': %s%s", po->recovery_key_out,
+			    strerror(-r),
+			    r == -EEXIST ? " (it exists; wardfs never overwrites one)" : "");
+		goto out;
 	}
 	/* the keyfile last: its presence is what makes a vault */
 	if ((r = wfs_vault_write_config(backing, kp)) != 0) {

@@ -343,3 +343,42 @@ out:
 	wfs_secret_free(again);
 	return r;
 }
+
+int wfs_write_new_file(const char *path, const char *line)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), r = 0;
+	size_t n = strlen(line);
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, line, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) != 0)
+		r = errno ? -errno : -EIO;
+	if (close(fd) != 0 && r == 0)
+		r = -errno;
+	if (r != 0)
+		unlink(path);
+	return r;
+}
+
+int wfs_escrow_public_read(const char *path, uint8_t pk[WFS_ESCROW_KEY_LEN])
+{
+	char line[WFS_ESCROW_TEXT_LEN + 64] = "";
+	FILE *f = fopen(path, "re");
+	int e;
+
+	if (f == NULL) {
+		e = errno;
+		vault_error("cannot open '%s': %s", path, strerror(e));
+		return -e;
+	}
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	if (wfs_escrow_public_parse(line, pk) != 0) {
+		vault_error("'%s' is not an escrow public key, or it was mistyped (expected the "
+			    "line 'wardfs key escrow-keygen' printed)",
+			    path);
+		return -EINVAL;
+	}
+	return 0;
+}

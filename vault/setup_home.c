@@ -266,6 +266,35 @@ int wfs_user_processes(uid_t uid)
 	return n;
 }
 
+/* Gives the vault a slot for the organisation's escrow key, once (a run
+ * resumed after it did keeps the one it made). */
+static int add_escrow(const struct wfs_setup_home *s, const struct wfs_keys *keys)
+{
+	struct wfs_slot_new ns = {
+		.type = WFS_SLOT_ESCROW, .label = "escrow", .escrow_public = s->escrow_public};
+	struct wfs_keyfile_info info;
+	uint8_t *kf = NULL, *nkf = NULL;
+	size_t kflen, nlen;
+	int r;
+
+	if ((r = wfs_vault_read_keyfile(s->backing, &kf, &kflen)) != 0 ||
+	    (r = wfs_keyfile_parse(kf, kflen, &info)) != 0) {
+		vault_error_errno(-r, "cannot read the keyfile of '%s'", s->backing);
+		goto out;
+	}
+	for (size_t i = 0; i < info.nslots; i++)
+		if (info.slot[i].type == WFS_SLOT_ESCROW &&
+		    !memcmp(info.slot[i].escrow_public, s->escrow_public, WFS_ESCROW_KEY_LEN))
+			goto out; /* r == 0 */
+	if ((r = wfs_keyfile_add(kf, kflen, keys, &ns, &nkf, &nlen, NULL)) != 0 ||
+	    (r = wfs_vault_write(s->backing, WFS_VAULT_KEYFILE, nkf, nlen, 0600)) != 0)
+		vault_error_errno(-r, "cannot add the escrow slot to '%s'", s->backing);
+out:
+	free(kf);
+	free(nkf);
+	return r == 0 ? 0 : -1;
+}
+
 int wfs_setup_home(struct wfs_setup_home *s)
 {
 	struct wfs_policy *pol = NULL;
@@ -371,6 +400,8 @@ int wfs_setup_home(struct wfs_setup_home *s)
 	} else if (wfs_crypto_init() != 0 || wfs_vault_unlock(s->backing, &s->po, &keys) != 0) {
 		goto out;
 	}
+	if (s->escrow_public != NULL && add_escrow(s, keys) != 0)
+		goto out;
 	if (move_entries(s) != 0)
 		goto out;
 	if (wfs_vault_migrate(s->backing, pol, keys, &ms) != 0)

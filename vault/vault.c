@@ -262,8 +262,8 @@ static int unlock_read(const char *backing, const struct wfs_pass_opts *po, enum
 
 	switch (type) {
 	case WFS_SLOT_ESCROW:
-		if ((r = wfs_secret_read(po->escrow_key_file, NULL, NULL, false, secret, slen,
-					 tty)) != 0)
+		if ((r = wfs_secret_read(po->escrow_key_file, NULL, "Escrow secret key: ", false,
+					 secret, slen, tty)) != 0)
 			return r;
 		if (wfs_escrow_secret_parse(*secret, (uint8_t[WFS_ESCROW_KEY_LEN]){0}) != 0) {
 			vault_error("'%s' is not an escrow secret key, or it was mistyped (as "
@@ -289,6 +289,20 @@ static int unlock_read(const char *backing, const struct wfs_pass_opts *po, enum
 	}
 }
 
+/* Parses a slots-used line, "ID UNIX-SECONDS": true when it is one. */
+static bool used_line(const char *line, unsigned long *id, long long *when)
+{
+	char *end;
+
+	errno = 0;
+	*id = strtoul(line, &end, 10);
+	if (end == line || *end != ' ' || errno != 0)
+		return false;
+	line = end + 1;
+	*when = strtoll(line, &end, 10);
+	return end != line && (*end == '\n' || *end == '\0') && errno == 0;
+}
+
 /* Notes when slot id last unlocked (BACKING/.wardfs/slots-used: "ID
  * UNIX-SECONDS" lines), for `key list`. Best effort: informational, not
  * authenticated, and a read-only vault still mounts. */
@@ -302,8 +316,9 @@ static void note_slot_used(const char *backing, uint16_t id)
 		return;
 	if ((f = fopen(path, "re")) != NULL) {
 		unsigned long oid;
+		long long when;
 		while (fgets(line, sizeof(line), f) && n + sizeof(line) < sizeof(text))
-			if (sscanf(line, "%lu", &oid) == 1 && oid != id)
+			if (used_line(line, &oid, &when) && oid != id)
 				n += (size_t)snprintf(text + n, sizeof(text) - n, "%s", line);
 		fclose(f);
 	}
@@ -429,7 +444,7 @@ uint64_t wfs_vault_slot_last_used(const char *backing, uint16_t id)
 	    (f = fopen(path, "re")) == NULL)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%lu %lld", &sid, &when) == 2 && sid == id && when > 0)
+		if (used_line(line, &sid, &when) && sid == id && when > 0)
 			last = (uint64_t)when;
 	fclose(f);
 	return last;

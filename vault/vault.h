@@ -113,6 +113,15 @@ int wfs_make_dirs(const char *dir, mode_t mode, char *failed, size_t len);
  * empty secret is an error. *from_tty (may be NULL) says whether it was
  * typed.
  */
+/* Reads an escrow public key from the first line of path (printing why
+ * not: missing, not such a key, mistyped). 0 or -errno. */
+int wfs_escrow_public_read(const char *path, uint8_t pk[WFS_ESCROW_KEY_LEN]);
+
+/* Writes line and a newline to a new file path (never an existing one:
+ * -EEXIST), mode 0600, fsynced; removes it when it cannot be written whole.
+ * For keys handed to an admin (recovery keys, escrow keys). 0 or -errno. */
+int wfs_write_new_file(const char *path, const char *line);
+
 int wfs_secret_read(const char *file, const char *extpass, const char *prompt, bool confirm,
 		    char **out, size_t *len, bool *from_tty);
 void wfs_secret_free(char *s);
@@ -337,6 +346,7 @@ struct wfs_setup_home {
 	char backing[PATH_MAX];	 /* absolute, without a trailing slash */
 	struct wfs_pass_opts po;
 	struct wfs_kdf_params kp;
+	const uint8_t *escrow_public; /* a slot for the organisation's escrow key, or NULL */
 	/* out */
 	bool was_done;	    /* an earlier run finished: nothing was done */
 	unsigned encrypted; /* files encrypted by this run */

@@ -263,3 +263,35 @@ def test_setup_home_escrows_the_recovery_key(base, home_user):
         assert (home_user / "src/main.c").read_text().startswith("int main")
     finally:
         m.umount()
+
+
+def test_setup_home_gives_the_organisation_an_escrow_slot(base, home_user):
+    """Issue 17: setup-home --escrow-public FILE adds a slot for the
+    organisation's escrow key: the admin mounts the home with the escrow
+    secret key alone, and a mistyped public key stops before anything moves."""
+    (base / "policy").write_text(POLICY)
+    (base / "pass").write_text(PASS + "\n")
+    os.chmod(base / "pass", 0o600)
+    sec, pub = base / "org.secret", base / "org.public"
+    wardfs("key", "escrow-keygen", "--secret-out", sec, "--public-out", pub)
+    before = tree_hashes(home_user)
+    bad = base / "typo.public"
+    text = pub.read_text()
+    bad.write_text(text[:40] + ("a" if text[40] != "a" else "b") + text[41:])
+    args = setup_args(base, home_user)
+    r = run(*args[:-1], "--escrow-public", bad, args[-1], check=False)
+    assert r.returncode == 1 and "mistyped" in r.stderr, r.stderr
+    assert tree_hashes(home_user) == before
+    r = run(*args[:-1], "--escrow-public", pub, args[-1])
+    m = Mount(base)
+    m.mnt = home_user
+    m.policy = base / "policy"
+    listed = wardfs("key", "list", m.backing).stdout
+    assert re.search(r"^2\s+escrow\s", listed, re.M), listed
+    r = wardfs("mount", "--escrow-key", sec, "--policy", m.policy, "--audit-db", m.db,
+               "--log", m.log, m.backing, m.mnt, check=False)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert (home_user / "src/main.c").read_text().startswith("int main")
+    finally:
+        m.umount()

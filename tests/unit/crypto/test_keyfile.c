@@ -328,7 +328,7 @@ static void test_slots(void **state)
  */
 static void test_tamper(void **state)
 {
-	uint8_t *kf, *out, bad[WFS_KEYFILE_MAX + 1], pk[WFS_ESCROW_KEY_LEN];
+	uint8_t *kf, *out, bad[WFS_KEYFILE_MAX + 1] = {0}, pk[WFS_ESCROW_KEY_LEN];
 	size_t len, outlen;
 	char rec[WFS_RECOVERY_LEN], epub[WFS_ESCROW_TEXT_LEN], esec[WFS_ESCROW_TEXT_LEN];
 	struct wfs_keys *k;
