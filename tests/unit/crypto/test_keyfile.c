@@ -217,6 +217,7 @@ static void test_rewrap(void **state)
 	assert_int_equal(wfs_keyfile_check(kf, len, &p), 0);
 	assert_int_equal(p.opslimit, 2);
 	opens_pass(kf, len, "third", k, 1);
+	free(nkf);
 	/* only passphrase slots, only slots that exist */
 	assert_int_equal(wfs_keyfile_rewrap(kf, len, k, 0, "x", 1, NULL, &nkf, &nlen), -EINVAL);
 	assert_int_equal(wfs_keyfile_rewrap(kf, len, k, 7, "x", 1, NULL, &nkf, &nlen), -ENOENT);
