@@ -1,4 +1,4 @@
-"""Login password sync (docs/pam.md "When the login password changes"):
+"""Login password sync (docs/pam.md, "When the login password changes: pam_wardfs"):
 pam_wardfs.so in the `password` stack re-wraps the vault passphrase when
 the user changes the login password with passwd(1), typed on a pty as the
 user, so that the next `su -` still mounts the home through pam_mount.
