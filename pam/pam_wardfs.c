@@ -161,7 +161,12 @@ static void exec_wardfs(const struct opts *o, const char *backing, int in, int e
 	sigset_t none;
 	int null = open("/dev/null", O_WRONLY);
 
-	if (null < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0 ||
+	/* A caller that runs with 0-2 closed may have given us any of those
+	 * numbers: move all three above 2 before the dup2s overwrite them. */
+	if (null < 0 || (null = fcntl(null, F_DUPFD, 3)) < 0 || (in = fcntl(in, F_DUPFD, 3)) < 0 ||
+	    (err = fcntl(err, F_DUPFD, 3)) < 0)
+		_exit(126);
+	if (dup2(in, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0 ||
 	    dup2(err, STDERR_FILENO) < 0)
 		_exit(126);
 	closefrom(3);
