@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import WARDFS, is_mounted, wait_for
+from conftest import WARDFS, ended, is_mounted, wait_for
 from test_pam import PASSWORD, USER, pam_mount_missing, su_on_pty
 from test_pam import pam_home  # noqa: F401  (fixture)
 from test_install import helper  # noqa: F401  (fixture)
@@ -229,3 +229,46 @@ def test_user_without_a_vault(pam_home, password_stack, syslog):
     assert opens(backing, PASSWORD)
     if syslog is not None:
         assert any("no vault in" in m for _, m in syslog()), syslog()
+
+
+def fake_wardfs(base, body):
+    """A stand-in for wardfs that the module runs instead."""
+    script = base / "fake-wardfs"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return script
+
+
+def test_passwords_go_to_stdin_only_as_root_in_a_clean_environment(base, pam_home,
+                                                                   password_stack):
+    """What the module hands wardfs: the two passwords as lines on stdin,
+    nothing of them in argv or the environment (nor passwd's environment),
+    run with every id root although passwd(1) is only set-uid."""
+    backing, out = pam_home["backing"], base / "seen"
+    fake = fake_wardfs(base, f'{{ id -ru; id -rg; echo "$@"; env; echo --; cat; }} > {out}\n')
+    password_stack(f"backing={backing.parent}/%u wardfs={fake}")
+    status, text = user_passwd(PASSWORD, NEW)
+    assert ok(status), text
+    ruid, rgid, argv, rest = out.read_text().split("\n", 3)
+    env, stdin = rest.split("--\n", 1)
+    assert (ruid, rgid) == ("0", "0")
+    assert argv == f"passwd {backing}"
+    assert stdin == f"{PASSWORD}\n{NEW}\n"
+    names = {ln.split("=", 1)[0] for ln in env.splitlines()}
+    assert names <= {"PATH", "LC_ALL", "PWD"}, names  # sh itself sets PWD
+    assert PASSWORD not in env and NEW not in env
+
+
+def test_a_hung_wardfs_is_killed_after_the_timeout(base, pam_home, password_stack, syslog):
+    backing = pam_home["backing"]
+    fake = fake_wardfs(base, f"echo $$ > {base}/pid; exec sleep 60\n")
+    password_stack(f"backing={backing.parent}/%u wardfs={fake} timeout=1")
+    start = time.time()
+    status, out = user_passwd(PASSWORD, NEW)
+    assert ok(status) and "updated successfully" in out, out
+    assert time.time() - start < 20
+    assert wait_for(lambda: ended(int((base / "pid").read_text())), 5), "not killed"
+    assert opens(backing, PASSWORD)
+    if syslog is not None:
+        assert any(sev == LOG_ERR and "no answer within 1 s" in m for sev, m in syslog()), \
+            syslog()
