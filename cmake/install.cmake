@@ -7,6 +7,8 @@
 #                                       binary; mount(8) only looks in /sbin,
 #                                       see WARDFS_HELPER_DIR)
 #   share/man/man{1,5,8}/               man pages from docs/man/
+#   (PAM's module dir)/pam_wardfs.so    the password-change PAM module (pam/,
+#                                       WARDFS_PAM_DIR; absolute, under DESTDIR)
 #   share/bash-completion/completions/wardfs
 #   lib/systemd/system/wardfs@.service  template unit, @BINDIR@ substituted
 #   /etc/wardfs/policy                  etc/policy.example, only if absent

@@ -14,7 +14,7 @@ files=$(python3 -c '
 import json, sys
 for e in json.load(open(sys.argv[1])):
     print(e["file"])' "$build/compile_commands.json" |
-	grep -E "^$root/(policy|crypto|audit|vault|daemon|cli|tests)/" | sort -u)
+	grep -E "^$root/(policy|crypto|audit|vault|daemon|cli|pam|tests)/" | sort -u)
 # On failure show the findings, not the command lines nor the per-file
 # "N warnings generated" (warnings in system headers, never shown).
 run-clang-tidy -j2 -quiet -p "$build" $files >"$build/lint.log" 2>&1 || {

@@ -18,6 +18,7 @@ apt_pkgs=(build-essential cmake pkg-config meson ninja-build dpkg-dev
 	  clang clang-format fuse3 attr acl python3 python3-pytest git rsync
 	  clang-tidy # clang-tidy: the lint step of `make test` (scripts/lint.sh)
 	  libpam-mount # libpam-mount: the login-unlock test (tests/integration/test_pam.py)
+	  libpam0g-dev # libpam0g-dev: builds pam/pam_wardfs.so (tests/integration/test_pam_passwd.py)
 	  hxtools # hxtools: ofl, which pam_mount's <logout> signals leftover processes with
 	  strace # strace: a traced allowed program is refused (tests/integration/test_users.py)
 	  chromium # chromium: the audit report rendered headless (tests/integration/test_report.py)

@@ -47,6 +47,14 @@ def test_install_into_destdir(base):
         link = usr / "sbin" / name
         assert link.is_symlink(), name
         assert link.resolve() == binary.resolve()
+    # the PAM module goes where PAM looks (pam.pc's libdir/security, outside
+    # the prefix), with only the entry points exported and no sanitizer
+    # runtime, since passwd(1) loads it
+    pam = list(dest.glob("**/security/pam_wardfs.so"))
+    assert len(pam) == 1 and not str(pam[0]).startswith(str(usr)), pam
+    syms = run("nm", "-D", "--defined-only", pam[0]).stdout.split()
+    assert "pam_sm_chauthtok" in syms and "run_passwd" not in syms, syms
+    assert "asan" not in run("ldd", pam[0]).stdout
     # a helper called by its installed name is the helper
     r = run(usr / "sbin/mount.wardfs", "--help")
     assert "mount.wardfs BACKING MOUNTPOINT" in r.stdout

@@ -103,7 +103,7 @@ def pam_home(base, test_user, helper):  # noqa: F811
     """USER with a password and a home moved into a vault whose passphrase
     is that password, and a pam_mount volume for it."""
     home = base / "home" / USER
-    backing = base / "vault" / "backing"
+    backing = base / "vault" / USER  # so test_pam_passwd's backing=.../%u finds it
     subprocess.run(["userdel", USER], capture_output=True)
     run("useradd", "-M", "-d", home, "-s", "/bin/sh", USER)
     saved = CONF.read_text()
