@@ -50,7 +50,7 @@ lint: build
 	@bash scripts/lint.sh
 
 format:
-	@find policy crypto audit vault daemon cli include tests bench -name '*.[ch]' | xargs clang-format -i
+	@find policy crypto audit vault daemon cli pam include tests bench -name '*.[ch]' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz
