@@ -31,6 +31,7 @@ static const struct {
 	{"--audit-forward", true},   {"--log", true},
 	{"--recovery-key", false},   {"--recovery-key-file", true},
 	{"--no-passthrough", false}, {"--strict-forms", false},
+	{"--io-uring", false},
 };
 
 static const char *const kernel_flags[] = {
