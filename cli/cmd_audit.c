@@ -27,20 +27,17 @@
 
 #define TTY_DEFAULT_LIMIT 100
 
-static void usage_main(FILE *f)
-{
-	fprintf(f,
-		"usage: wardfs audit <command> [<options>]\n\n"
-		"  query    list recorded opens matching filters\n"
-		"  tail     show the latest rows; -f follows new ones\n"
-		"  stats    top paths, programs, users and denials\n"
-		"  verify   check the tamper-evident chain of rows\n"
-		"  prune    delete old rows, keeping the chain verifiable\n"
-		"  report   write an HTML page for the weekly review\n"
-		"  seal-init  start forward-secure sealing; prints the verification key\n\n"
-		"Every command takes --db FILE (default $WARDFS_AUDIT_DB or " WFS_DEFAULT_AUDIT_DB
-		")\nand --help.\n");
-}
+static const char usage_main[] =
+	"usage: wardfs audit <command> [<options>]\n\n"
+	"  query    list recorded opens matching filters\n"
+	"  tail     show the latest rows; -f follows new ones\n"
+	"  stats    top paths, programs, users and denials\n"
+	"  verify   check the tamper-evident chain of rows\n"
+	"  prune    delete old rows, keeping the chain verifiable\n"
+	"  report   write an HTML page for the weekly review\n"
+	"  seal-init  start forward-secure sealing; prints the verification key\n\n"
+	"Every command takes --db FILE (default $WARDFS_AUDIT_DB or " WFS_DEFAULT_AUDIT_DB
+	")\nand --help.\n";
 
 static const char *help_query =
 	"usage: wardfs audit query [--db FILE] [--since T] [--until T] [--user NAME] [--uid N]\n"
@@ -820,25 +817,10 @@ static int cmd_report(int argc, char **argv)
 
 int wfs_cmd_audit(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(int, char **);
-	} cmds[] = {{"query", cmd_query},	 {"tail", cmd_tail},   {"stats", cmd_stats},
-		    {"verify", cmd_verify},	 {"prune", cmd_prune}, {"report", cmd_report},
-		    {"seal-init", cmd_seal_init}};
-	if (argc < 2) {
-		usage_main(stderr);
-		return 2;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		usage_main(stdout);
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-		if (!strcmp(argv[1], cmds[i].name)) {
-			push_prog(cmds[i].name);
-			return cmds[i].fn(argc - 1, argv + 1);
-		}
-	error("'%s' is not an audit command; see 'wardfs audit --help'", argv[1]);
-	return 2;
+	static const struct subcommand cmds[] = {
+		{"query", cmd_query},	     {"tail", cmd_tail},   {"stats", cmd_stats},
+		{"verify", cmd_verify},	     {"prune", cmd_prune}, {"report", cmd_report},
+		{"seal-init", cmd_seal_init}};
+
+	return run_subcommand(cmds, sizeof(cmds) / sizeof(cmds[0]), argc, argv, usage_main);
 }

@@ -401,25 +401,10 @@ out:
 
 int wfs_cmd_key(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(int, char **);
-	} cmds[] = {{"list", cmd_list},
-		    {"add", cmd_add},
-		    {"remove", cmd_remove},
-		    {"escrow-keygen", cmd_escrow_keygen}};
+	static const struct subcommand cmds[] = {{"list", cmd_list},
+						 {"add", cmd_add},
+						 {"remove", cmd_remove},
+						 {"escrow-keygen", cmd_escrow_keygen}};
 
-	if (argc < 2)
-		return usage_error("missing command (list, add, remove or escrow-keygen)");
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (!strcmp(argv[1], cmds[i].name)) {
-			push_prog(cmds[i].name);
-			return cmds[i].fn(argc - 1, argv + 1);
-		}
-	return usage_error("'%.200s' is not a key command (list, add, remove or escrow-keygen)",
-			   argv[1]);
+	return run_subcommand(cmds, sizeof(cmds) / sizeof(cmds[0]), argc, argv, usage);
 }

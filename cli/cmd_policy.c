@@ -361,21 +361,8 @@ static int cmd_scan(int argc, char **argv)
 
 int wfs_cmd_policy(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(int, char **);
-	} cmds[] = {{"check", cmd_check}, {"explain", cmd_explain}, {"scan", cmd_scan}};
+	static const struct subcommand cmds[] = {
+		{"check", cmd_check}, {"explain", cmd_explain}, {"scan", cmd_scan}};
 
-	if (argc < 2)
-		return usage_error("missing command (check, explain or scan)");
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (!strcmp(argv[1], cmds[i].name)) {
-			push_prog(cmds[i].name);
-			return cmds[i].fn(argc - 1, argv + 1);
-		}
-	return usage_error("'%.200s' is not a policy command (check, explain or scan)", argv[1]);
+	return run_subcommand(cmds, sizeof(cmds) / sizeof(cmds[0]), argc, argv, usage);
 }

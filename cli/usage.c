@@ -254,3 +254,32 @@ int parse_uint(const char *s, unsigned long long min, unsigned long long max,
 	*out = v;
 	return 0;
 }
+
+int run_subcommand(const struct subcommand *cmds, size_t n, int argc, char **argv,
+		   const char *usage)
+{
+	char names[256] = "";
+	size_t len = 0;
+
+	if (argc >= 2 &&
+	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (argc >= 2 && !strcmp(argv[1], cmds[i].name)) {
+			push_prog(cmds[i].name);
+			return cmds[i].fn(argc - 1, argv + 1);
+		}
+		len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+					i == 0	    ? ""
+					: i + 1 < n ? ", "
+						    : " or ",
+					cmds[i].name);
+		if (len >= sizeof(names))
+			len = sizeof(names) - 1;
+	}
+	if (argc < 2)
+		return usage_error("missing command (%s)", names);
+	return usage_error("'%.200s' is not a '%s' command (%s)", argv[1], prog_name(), names);
+}

@@ -8,6 +8,7 @@
 #define WARDFS_USAGE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Sets the name messages start with: "wardfs", then "wardfs mount" when
  * main dispatches, "wardfs audit query" below that. It also makes the
@@ -28,6 +29,20 @@ __attribute__((format(printf, 1, 2))) void warning(const char *fmt, ...);
 /* "PROG: MSG; see 'PROG --help'\n": one line, not the whole help; returns
  * 2, the exit status of bad usage. */
 __attribute__((format(printf, 1, 2))) int usage_error(const char *fmt, ...);
+
+/* ---- subcommands (audit, policy, key) ----------------------------------- */
+
+struct subcommand {
+	const char *name;
+	int (*fn)(int argc, char **argv); /* argv[0] is its own name */
+};
+/*
+ * Runs the subcommand argv[1] names, with " NAME" added to the program
+ * name. --help, -h and help print usage on stdout (0); no name, or one not
+ * in cmds, is one line of usage error (2) that lists the names.
+ */
+int run_subcommand(const struct subcommand *cmds, size_t n, int argc, char **argv,
+		   const char *usage);
 
 /* ---- options ----------------------------------------------------------- */
 
