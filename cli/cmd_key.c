@@ -162,12 +162,14 @@ static int slot_operand(const char *s, uint16_t *id)
 static int edit_unlock(const struct args *a, const char *what, struct wfs_keys **keys,
 		       uint16_t *used, uint8_t **kf, size_t *kflen)
 {
+	struct wfs_pass_opts po = a->po;
 	char detail[128];
 	int r;
 
 	if (check_backing(a) != 0 || crypto_start() != 0)
 		return 1;
-	if ((r = wfs_vault_unlock_slot(a->backing, &a->po, keys, used)) != 0) {
+	po.may_write = true; /* it writes the keyfile anyway */
+	if ((r = wfs_vault_unlock_slot(a->backing, &po, keys, used)) != 0) {
 		if (r == -EACCES) {
 			snprintf(detail, sizeof(detail), "key %s: unlock failed", what);
 			wfs_vault_audit(a->backing, NULL, prog_name(), WFS_AUDIT_VAULT, EACCES,

@@ -446,6 +446,7 @@ int wfs_cmd_mount(int argc, char **argv)
 		goto fail;
 	}
 	struct wfs_keys *keys = NULL;
+	po.may_write = true; /* note the slot used; upgrade a version-1 keyfile */
 	int ur = wfs_vault_unlock(backing, &po, &keys);
 	if (ur == -EACCES && !no_audit) /* a failed unlock is an auditor's question */
 		wfs_vault_audit(backing, audit_db, prog_name(), WFS_AUDIT_MOUNT, EACCES,

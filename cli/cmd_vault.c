@@ -232,6 +232,7 @@ int wfs_cmd_passwd(int argc, char **argv)
 	status = 1;
 	if (check_backing(&a) != 0 || crypto_start() != 0)
 		goto out;
+	a.po.may_write = true;
 	if ((r = wfs_vault_unlock_slot(a.backing, &a.po, &keys, &used)) != 0) {
 		if (r == -EACCES)
 			wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, EACCES,

@@ -394,6 +394,7 @@ int wfs_setup_home(struct wfs_setup_home *s)
 		vault_error_errno(-r, "cannot give '%s' the ACLs of '%s'", s->backing, s->home);
 		goto out;
 	}
+	s->po.may_write = true; /* a resumed run writes the vault anyway */
 	if (!wfs_vault_exists(s->backing)) {
 		if (wfs_vault_create(s->backing, &s->po, &s->kp, &keys) != 0)
 			goto out;

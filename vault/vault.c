@@ -415,12 +415,12 @@ int wfs_vault_unlock_slot(const char *backing, const struct wfs_pass_opts *po,
 			vault_error("cannot unlock %s: %s", backing, strerror(-r));
 	} while ((r == -EACCES || (type == WFS_SLOT_RECOVERY && r == -EINVAL)) && tty &&
 		 ++tries < 3);
-	if (r == 0) {
+	if (r == 0 && po->may_write) {
 		upgrade_keyfile(backing, kf, kflen, *keys);
 		note_slot_used(backing, id);
-		if (slot != NULL)
-			*slot = id;
 	}
+	if (r == 0 && slot != NULL)
+		*slot = id;
 out:
 	wfs_secret_free(secret);
 	free(kf);
