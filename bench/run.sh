@@ -17,7 +17,7 @@ BENCH_SRC="$ROOT/bench"
 RESULTS_DIR="$BENCH_SRC/results"
 
 # ---- knobs ------------------------------------------------------------------
-ALL_SYSTEMS="ext4 wardfs wardfs-noaudit wardfs-policy1k wardfs-nopt wardfs-sensitive passthrough_hp gocryptfs loggedfs"
+ALL_SYSTEMS="ext4 wardfs wardfs-noaudit wardfs-sealed wardfs-policy1k wardfs-nopt wardfs-sensitive passthrough_hp gocryptfs loggedfs"
 ALL_WORKLOADS="seqwrite seqread randread randwrite metadata open"
 
 BENCH_DIR=${BENCH_DIR:-/var/tmp/wardfs-bench}
@@ -48,7 +48,7 @@ CLASSIFY=${CLASSIFY:-$ROOT/build/tests/unit/policy/bench_classify}
 DEFAULT_SIZES="BENCH_REPEAT=3 BENCH_SIZE=1G BENCH_RAND_SIZE=256M BENCH_RUNTIME=10 BENCH_FILES=19000 BENCH_DIRS=100 BENCH_FILE_SIZE=4096 BENCH_OPEN_FILES=100000"
 
 # State of the one mount in use (one benchmark at a time, so one mount at a time).
-CUR_MNT="" CUR_PID="" TARGET=""
+CUR_MNT="" CUR_PID="" TARGET="" FWD_READER=""
 STEP_ERR=""      # why the last mount/step failed, for the report
 STEP_PID=""      # the running workload subshell, stopped by the trap
 
@@ -85,7 +85,8 @@ check_tools() {
 		die "$PASSTHROUGH_HP is missing: run 'make' first (it builds libfuse and its examples)"
 	fi
 	if want_system wardfs || want_system wardfs-noaudit || want_system wardfs-nopt ||
-		want_system wardfs-sensitive || want_system wardfs-policy1k; then
+		want_system wardfs-sensitive || want_system wardfs-policy1k ||
+		want_system wardfs-sealed; then
 		[ -x "$WARDFS" ] || die "$WARDFS is missing: run 'make' first"
 		"$WARDFS" init --help >/dev/null 2>&1 ||
 			die "'$WARDFS init' does not work yet; leave the wardfs systems out, e.g. BENCH_SYSTEMS=\"ext4 passthrough_hp gocryptfs loggedfs\""
@@ -237,7 +238,7 @@ mount_system() {
 			"${CAP_CMD[@]}" loggedfs -f -p -l "$inst/loggedfs.log" "$inst/data" || return 1
 		TARGET=$inst/data
 		;;
-	wardfs | wardfs-noaudit | wardfs-policy1k | wardfs-nopt | wardfs-sensitive)
+	wardfs | wardfs-noaudit | wardfs-sealed | wardfs-policy1k | wardfs-nopt | wardfs-sensitive)
 		local extra=() sub=public policy=$BENCH_DIR/policy
 		[ "$sys" = wardfs-policy1k ] && policy=$BENCH_DIR/policy1k
 		[ "$sys" = wardfs-nopt ] && extra=(--no-passthrough)
@@ -250,6 +251,31 @@ mount_system() {
 				"$inst/backing" >>"$inst/daemon.log" 2>&1 ||
 				{ STEP_ERR="wardfs init failed: $(tail -n 1 "$inst/daemon.log")"; return 1; }
 			touch "$inst/.vault-ok"
+		fi
+		# wardfs-sealed: the audit sealed (seal-init's defaults: every 1,000 rows
+		# or 15 min) and every row forwarded to a syslog socket a reader drains,
+		# to price both against the plain audit (issue 19).
+		if [ "$sys" = wardfs-sealed ]; then
+			if [ ! -e "$inst/.sealed" ]; then
+				"$WARDFS" mount --passfile "$BENCH_DIR/passfile" --policy "$policy" \
+					--audit-db "$inst/audit.db" --log "$inst/wardfs.log" \
+					"$inst/backing" "$inst/mnt" >>"$inst/daemon.log" 2>&1 &&
+					"$WARDFS" umount "$inst/mnt" >>"$inst/daemon.log" 2>&1 &&
+					"$WARDFS" audit seal-init --db "$inst/audit.db" \
+						--verify-key-out "$inst/vk" >>"$inst/daemon.log" 2>&1 ||
+					{ STEP_ERR="wardfs seal-init failed: $(tail -n 1 "$inst/daemon.log")"; return 1; }
+				touch "$inst/.sealed"
+			fi
+			rm -f "$inst/fwd.sock"
+			python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+while True:
+    s.recv(65536)' "$inst/fwd.sock" &
+			FWD_READER=$!
+			local i=0
+			while [ ! -S "$inst/fwd.sock" ] && [ $((i++)) -lt 100 ]; do sleep 0.05; done
+			extra=(--audit-forward="syslog:$inst/fwd.sock")
 		fi
 		# wardfs mount daemonizes and its exit status says whether it mounted.
 		CUR_MNT=$inst/mnt
@@ -301,7 +327,12 @@ unmount_system() {
 			wait "$CUR_PID" 2>/dev/null
 		fi
 	fi
-	CUR_MNT="" CUR_PID="" TARGET=""
+	# wardfs-sealed's syslog reader, after the daemon's last rows
+	if [ -n "$FWD_READER" ]; then
+		kill "$FWD_READER" 2>/dev/null
+		wait "$FWD_READER" 2>/dev/null
+	fi
+	CUR_MNT="" CUR_PID="" TARGET="" FWD_READER=""
 }
 
 # Safety net for the trap: everything still mounted under BENCH_DIR, deepest first.
@@ -482,7 +513,7 @@ audit_idle() {
 # wardfs-noaudit the audit of opens, wardfs-policy1k a large policy.
 skip_step() {
 	case $1 in
-	wardfs-noaudit) [ "$2" != open ] ;;
+	wardfs-noaudit | wardfs-sealed) [ "$2" != open ] ;;
 	wardfs-policy1k) [ "$2" != metadata ] ;;
 	*) return 1 ;;
 	esac
