@@ -77,6 +77,7 @@ struct kf_secrets {
 	uint8_t master[WFS_KEY_LEN];
 	uint8_t rec[WFS_REC_KEY_LEN];
 	uint8_t sk[WFS_ESCROW_KEY_LEN];
+	uint8_t pk[WFS_ESCROW_KEY_LEN]; /* sk's public key, when opening escrow slots */
 	uint8_t mac_key[WFS_KEY_LEN];
 };
 
@@ -385,13 +386,13 @@ static int legacy_open(const uint8_t *rec, size_t len, const void *secret, size_
 
 /*
  * Opens one slot into s->master with the secret (a passphrase; for the
- * other types s->rec or s->sk already hold it). 0, -EIO when the secret
- * is not this slot's, or -errno.
+ * other types s->rec, or s->sk and its public key s->pk, already hold it).
+ * 0, -EIO when the secret is not this slot's, or -errno.
  */
 static int slot_open(const struct kf *k, const uint8_t *rec, size_t len, const void *secret,
 		     size_t secretlen, struct kf_secrets *s)
 {
-	uint8_t aad[V2_AAD_HDR + SLOT_MAX], pk[WFS_ESCROW_KEY_LEN];
+	uint8_t aad[V2_AAD_HDR + SLOT_MAX];
 	const uint8_t *body = rec_body(rec), *seal = rec + len - SEAL_LEN;
 	struct wfs_kdf_params p;
 	int r;
@@ -410,8 +411,7 @@ static int slot_open(const struct kf *k, const uint8_t *rec, size_t len, const v
 		break;
 	case WFS_SLOT_ESCROW:
 		/* Another organisation's slot: not even worth the X25519. */
-		wfs_escrow_public_of(s->sk, pk);
-		if (sodium_memcmp(pk, body, WFS_ESCROW_KEY_LEN) != 0)
+		if (sodium_memcmp(s->pk, body, WFS_ESCROW_KEY_LEN) != 0)
 			return -EIO;
 		r = wfs__kek_escrow(s->sk, body + WFS_ESCROW_KEY_LEN, body + WFS_ESCROW_KEY_LEN,
 				    body, s->kek);
@@ -585,8 +585,11 @@ static int secret_load(enum wfs_slot_type type, const void *secret, struct kf_se
 {
 	if (type == WFS_SLOT_RECOVERY)
 		return wfs__rec_parse(secret, s->rec) == 0 ? 0 : -EACCES;
-	if (type == WFS_SLOT_ESCROW)
-		return wfs_escrow_secret_parse(secret, s->sk) == 0 ? 0 : -EACCES;
+	if (type == WFS_SLOT_ESCROW) {
+		if (wfs_escrow_secret_parse(secret, s->sk) != 0)
+			return -EACCES;
+		wfs_escrow_public_of(s->sk, s->pk);
+	}
 	return 0;
 }
 

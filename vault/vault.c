@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "say.h"
 #include "vault.h"
 
@@ -258,6 +260,7 @@ static int unlock_read(const char *backing, const struct wfs_pass_opts *po, enum
 		       char **secret, size_t *slen, bool *tty)
 {
 	char prompt[PATH_MAX + 64];
+	uint8_t sk[WFS_ESCROW_KEY_LEN];
 	int r;
 
 	switch (type) {
@@ -265,7 +268,9 @@ static int unlock_read(const char *backing, const struct wfs_pass_opts *po, enum
 		if ((r = wfs_secret_read(po->escrow_key_file, NULL, "Escrow secret key: ", false,
 					 secret, slen, tty)) != 0)
 			return r;
-		if (wfs_escrow_secret_parse(*secret, (uint8_t[WFS_ESCROW_KEY_LEN]){0}) != 0) {
+		r = wfs_escrow_secret_parse(*secret, sk);
+		sodium_memzero(sk, sizeof(sk)); /* only its shape was wanted here */
+		if (r != 0) {
 			vault_error("'%s' is not an escrow secret key, or it was mistyped (as "
 				    "written by 'wardfs key escrow-keygen')",
 				    po->escrow_key_file);
