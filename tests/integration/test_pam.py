@@ -60,21 +60,23 @@ def daemon_running(backing):
     return False
 
 
-def su_on_pty(password, command, timeout=60, user=USER):
-    """`su - user -c command` run by TEST_USER on a pty, typing password
-    at the prompt. Returns (exit status, everything printed)."""
-    u = pwd.getpwnam(TEST_USER)
+def on_pty(argv, answers, uid=None, timeout=60):
+    """Runs argv on a pty (as uid), answering each (prompt, reply) of
+    answers in turn. Returns (exit status, everything printed)."""
     pid, fd = pty.fork()
     if pid == 0:
         try:
-            os.setgroups([])
-            os.setgid(u.pw_gid)
-            os.setuid(u.pw_uid)
+            if uid is not None:
+                u = pwd.getpwuid(uid)
+                os.setgroups([])
+                os.setgid(u.pw_gid)
+                os.setuid(u.pw_uid)
             os.chdir("/")
-            os.execv("/usr/bin/su", ["su", "-", user, "-c", command])
+            os.execv(argv[0], argv)
         finally:
             os._exit(127)
-    out, sent, end = b"", False, time.time() + timeout
+    out, at, end = b"", 0, time.time() + timeout
+    todo = list(answers)
     try:
         while time.time() < end:
             r, _, _ = select.select([fd], [], [], 0.5)
@@ -87,15 +89,22 @@ def su_on_pty(password, command, timeout=60, user=USER):
             if not chunk:
                 break
             out += chunk
-            if not sent and b"assword" in out:
-                os.write(fd, password.encode() + b"\n")
-                sent = True
+            while todo and todo[0][0].encode() in out[at:]:
+                at = out.index(todo[0][0].encode(), at) + len(todo[0][0])
+                os.write(fd, todo.pop(0)[1].encode() + b"\n")
         else:
             os.kill(pid, 9)
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
     return status, out.decode(errors="replace")
+
+
+def su_on_pty(password, command, timeout=60, user=USER):
+    """`su - user -c command` run by TEST_USER on a pty, typing password
+    at the prompt. Returns (exit status, everything printed)."""
+    return on_pty(["/usr/bin/su", "-", user, "-c", command], [("assword", password)],
+                  uid=pwd.getpwnam(TEST_USER).pw_uid, timeout=timeout)
 
 
 @pytest.fixture

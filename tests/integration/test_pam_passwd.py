@@ -10,10 +10,8 @@ are put back byte for byte afterwards. Where no syslog daemon listens, the
 test binds /dev/log itself to read what the module logs."""
 import os
 import pathlib
-import pty
 import pwd
 import re
-import select
 import shutil
 import socket
 import subprocess
@@ -22,7 +20,7 @@ import time
 import pytest
 
 from conftest import WARDFS, ended, is_mounted, wait_for
-from test_pam import PASSWORD, USER, pam_mount_missing, su_on_pty
+from test_pam import PASSWORD, USER, on_pty, pam_mount_missing, su_on_pty
 from test_pam import pam_home  # noqa: F401  (fixture)
 from test_install import helper  # noqa: F401  (fixture)
 
@@ -106,46 +104,6 @@ def syslog():
     finally:
         s.close()
         os.unlink(path)
-
-
-def on_pty(argv, answers, uid=None, timeout=60):
-    """Runs argv on a pty (as uid), answering each (prompt, reply) of
-    answers in turn. Returns (exit status, everything printed)."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            if uid is not None:
-                u = pwd.getpwuid(uid)
-                os.setgroups([])
-                os.setgid(u.pw_gid)
-                os.setuid(u.pw_uid)
-            os.chdir("/")
-            os.execv(argv[0], argv)
-        finally:
-            os._exit(127)
-    out, at, end = b"", 0, time.time() + timeout
-    todo = list(answers)
-    try:
-        while time.time() < end:
-            r, _, _ = select.select([fd], [], [], 0.5)
-            if not r:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            while todo and todo[0][0].encode() in out[at:]:
-                at = out.index(todo[0][0].encode(), at) + len(todo[0][0])
-                os.write(fd, todo.pop(0)[1].encode() + b"\n")
-        else:
-            os.kill(pid, 9)
-    finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    return status, out.decode(errors="replace")
 
 
 def user_passwd(old, new):
