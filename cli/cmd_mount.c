@@ -53,6 +53,9 @@ static const char mount_usage[] =
 	"                           also send every audit row to the system journal\n"
 	"                           (journal) and/or as RFC 5424 syslog to /dev/log\n"
 	"                           or a socket (syslog, syslog:/path/to/socket)\n"
+	"  --audit-seal FILE        seal the audit db (docs/audit.md \"Sealing\") if it\n"
+	"                           is not sealed yet, writing its verification key\n"
+	"                           to FILE (must not exist) to take off this host\n"
 	"  --no-passthrough         serve public files through the daemon\n"
 	"  --io-uring               serve requests through FUSE over io_uring (also\n"
 	"                           -o io_uring); where the kernel or libfuse cannot,\n"
@@ -350,6 +353,7 @@ int wfs_cmd_mount(int argc, char **argv)
 	struct wfs_daemon_opts o = {.passthrough = true, .ready_fd = -1};
 	struct wfs_pass_opts po = {0};
 	const char *policy = NULL, *audit_db = WFS_DEFAULT_AUDIT_DB, *log = WFS_DEFAULT_LOG;
+	const char *audit_seal = NULL;
 	char fuse_opts[FUSE_OPTS_MAX] = "";
 	bool no_audit = false, allow_reachable = false;
 	const struct opt opts[] = {
@@ -362,6 +366,7 @@ int wfs_cmd_mount(int argc, char **argv)
 		OPT_FN("audit-failure", 0, &o.audit_fail_open, set_audit_failure),
 		OPT_FN("audit-journal-size", 0, &o.audit_journal_mib, set_journal_size),
 		OPT_FN("audit-forward", 0, &o.audit_forward, set_audit_forward),
+		OPT_STRING("audit-seal", 0, &audit_seal),
 		OPT_FN_NOARG("no-passthrough", 0, &o.passthrough, set_no_passthrough),
 		OPT_BOOL("io-uring", 0, &o.io_uring),
 		OPT_PASS_SOURCES(&po),
@@ -433,10 +438,15 @@ int wfs_cmd_mount(int argc, char **argv)
 	}
 	if (!allow_reachable && wfs_backing_private(backing, true) != 0)
 		return 1;
-	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX];
+	if (audit_seal && no_audit)
+		return usage_error("--audit-seal needs the audit");
+	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX], seal_abs[PATH_MAX];
 	policy = absolute(policy, policy_abs, sizeof(policy_abs));
 	audit_db = absolute(audit_db, db_abs, sizeof(db_abs));
 	log = absolute(log, log_abs, sizeof(log_abs));
+	audit_seal = absolute(audit_seal, seal_abs, sizeof(seal_abs));
+	/* whether this mount made the key, to say so once it is up */
+	bool seal_new = audit_seal && access(audit_seal, F_OK) != 0;
 	/* The log first: a log that cannot be written fails before the passphrase. */
 	int lfd = -1;
 	if (!o.foreground && (lfd = open_log(log)) < 0)
@@ -467,6 +477,7 @@ int wfs_cmd_mount(int argc, char **argv)
 	o.policy_path = policy ? policy : WFS_DEFAULT_POLICY;
 	o.policy_required = policy != NULL;
 	o.audit_db = no_audit ? NULL : audit_db;
+	o.audit_seal_out = audit_seal;
 	o.fuse_opts = fuse_opts[0] ? fuse_opts : NULL;
 	const char *no_uring = o.io_uring ? wfs_uring_unavailable() : NULL;
 	if (no_uring)
@@ -476,6 +487,11 @@ int wfs_cmd_mount(int argc, char **argv)
 	int r = run_daemon(&o, log, lfd);
 	if (r == 0 && o.audit_db)
 		warn_shared_fs(o.audit_db, backing);
+	if (r == 0 && seal_new && access(audit_seal, F_OK) == 0)
+		fprintf(stderr,
+			"%s: sealed audit database '%s'; its verification key is in '%s': take "
+			"it off this host and delete it here\n",
+			prog_name(), audit_db, audit_seal);
 	return r;
 fail:
 	if (lfd >= 0)

@@ -49,6 +49,26 @@ static void status_forward(struct wfs_fs *fs, char *buf, size_t len)
 	}
 }
 
+/* audit-seal: whether rows are being sealed (docs/audit.md "Sealing"). */
+static void status_seal(struct wfs_fs *fs, char *buf, size_t len)
+{
+	struct wfs_audit_seal_counters c;
+	size_t used = strlen(buf);
+	if (used >= len)
+		return;
+	wfs_audit_seal_counters(fs->audit, &c);
+	if (c.on)
+		snprintf(buf + used, len - used,
+			 "audit-seal: on, %llu seals, sealed to row %lld, %lld rows unsealed, "
+			 "every %llu rows or %llu s\n",
+			 (unsigned long long)c.epoch, (long long)c.sealed_to, (long long)c.unsealed,
+			 (unsigned long long)c.rows, (unsigned long long)c.interval_s);
+	else if (c.error[0])
+		snprintf(buf + used, len - used, "audit-seal: off: %s\n", c.error);
+	else
+		snprintf(buf + used, len - used, "audit-seal: off\n");
+}
+
 /* Drops the daemon's own names from a listxattr result; its new length. */
 static size_t drop_own_names(char *list, size_t len)
 {
@@ -107,6 +127,7 @@ static void status_text(struct wfs_fs *fs, char *buf, size_t len)
 				 fs->o->audit_db, (unsigned long long)c.recorded,
 				 (unsigned long long)c.lost, (unsigned long long)c.pending,
 				 c.last_error[0] ? c.last_error : "none");
+			status_seal(fs, buf, len);
 			status_forward(fs, buf, len);
 		} else {
 			snprintf(buf + used, len - used, "audit-db: disabled\n");

@@ -348,6 +348,22 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 			goto out;
 		}
 		wfs_fs_check_audit_lineage(fs, o->audit_db);
+		if (o->audit_seal_out) {
+			int sr = wfs_audit_seal_at_mount(o->audit_db, o->audit_seal_out, err,
+							 sizeof err);
+			if (sr < 0) {
+				report(fs, "wardfs: cannot seal audit db '%s': %s", o->audit_db,
+				       err);
+				goto out;
+			}
+			if (sr == 1) {
+				fprintf(stderr,
+					"wardfs: sealed audit db '%s'; its verification key is in "
+					"'%s': take it off this host\n",
+					o->audit_db, o->audit_seal_out);
+				wfs_audit_seal_poke(fs->audit);
+			}
+		}
 	}
 
 	if (fs->keys && start_undo(fs, o) != 0)

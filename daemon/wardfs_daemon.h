@@ -18,6 +18,7 @@ struct wfs_daemon_opts {
 	bool audit_fail_open;
 	unsigned audit_journal_mib; /* 0: the audit library's default */
 	const char *audit_forward;  /* --audit-forward list, or NULL */
+	const char *audit_seal_out; /* --audit-seal: seal an unsealed db, key here */
 	bool passthrough;	    /* false: --no-passthrough */
 	bool strict_forms;	    /* refuse plain files in sensitive paths */
 	bool io_uring;		    /* --io-uring: serve through FUSE over io_uring */
