@@ -23,6 +23,8 @@ void *wfs_secure_alloc(size_t n);
 void wfs_secure_free(void *p);
 /* Wipes then frees an ordinary heap buffer (like OpenSSH's freezero). */
 void wfs_freezero(void *p, size_t n);
+/* Wipes a buffer in a way the compiler keeps (sodium_memzero). */
+void wfs_memzero(void *p, size_t n);
 /* Constant-time compare: 0 when equal. */
 int wfs_ct_compare(const void *a, const void *b, size_t n);
 
@@ -57,6 +59,21 @@ void wfs_keys_free(struct wfs_keys *k); /* wipes; NULL is fine */
 /* Locks k's memory again (it is locked when built): a child made by fork
  * does not inherit the parent's locks. 0 or -errno (errno set too). */
 int wfs_keys_lock(const struct wfs_keys *k);
+
+/* For a running mount's lock and unlock (`wardfs lock`/`unlock`): */
+#define WFS_MASTER_KEY_LEN 32
+/* The master key's bytes, to hand to a daemon that was locked: the
+ * caller keeps them in locked memory and wipes them. */
+void wfs_keys_export(const struct wfs_keys *k, uint8_t master[WFS_MASTER_KEY_LEN]);
+/* Keys from master key bytes (as an unlock of the keyfile builds them). */
+int wfs_keys_import(const uint8_t master[WFS_MASTER_KEY_LEN], struct wfs_keys **out);
+/* HKDF(master, "wardfs v1 key id"): one-way, tells a master key brought
+ * back from another vault's. 0 or -EIO. */
+int wfs_keys_id(const struct wfs_keys *k, uint8_t id[WFS_MASTER_KEY_LEN]);
+/* Wipes every thread's cached key schedules and scratch buffers. The
+ * caller makes sure no thread is inside the library meanwhile (the
+ * daemon holds its keys lock exclusively). */
+void wfs_crypto_forget(void);
 
 /* ---- the keyfile and its key slots (keyfile.c, keyslot.c) ----------- */
 

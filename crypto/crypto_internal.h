@@ -22,6 +22,7 @@
 /* HKDF-SHA256 info strings for the subkeys (see docs/format.md). */
 #define WFS_INFO_CONTENT "wardfs v1 content key"
 #define WFS_INFO_HEADER	 "wardfs v1 header key"
+#define WFS_INFO_KEY_ID	 "wardfs v1 key id" /* wfs_keys_id: not a key, a name for one */
 
 /* Key slots (keyslot.c): what turns a slot's secret into its KEK. */
 #define WFS_SLOT_SALT_LEN 16

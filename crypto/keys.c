@@ -50,6 +50,23 @@ out:
 	return r;
 }
 
+_Static_assert(WFS_MASTER_KEY_LEN == WFS_KEY_LEN, "the public length is the key length");
+
+int wfs_keys_id(const struct wfs_keys *k, uint8_t id[WFS_KEY_LEN])
+{
+	return wfs__hkdf_sha256(k->master, WFS_KEY_LEN, NULL, 0, WFS_INFO_KEY_ID, id, WFS_KEY_LEN);
+}
+
+void wfs_keys_export(const struct wfs_keys *k, uint8_t master[WFS_KEY_LEN])
+{
+	memcpy(master, k->master, WFS_KEY_LEN);
+}
+
+int wfs_keys_import(const uint8_t master[WFS_KEY_LEN], struct wfs_keys **out)
+{
+	return wfs__keys_from_master(master, out);
+}
+
 int wfs_keys_lock(const struct wfs_keys *k)
 {
 	return sodium_mlock((void *)k, sizeof(*k)) == 0 ? 0 : -errno;
