@@ -161,23 +161,6 @@ int wfs_cmd_lock(int argc, char **argv)
 	return status;
 }
 
-/* What the audit row says of the slot that opened the vault. */
-static void slot_note(const char *backing, uint16_t id, char *buf, size_t len)
-{
-	uint8_t *kf = NULL;
-	size_t kflen;
-	struct wfs_keyfile_info info;
-	snprintf(buf, len, "slot %u", (unsigned)id);
-	if (wfs_vault_read_keyfile(backing, &kf, &kflen) == 0 &&
-	    wfs_keyfile_parse(kf, kflen, &info) == 0)
-		for (size_t i = 0; i < info.nslots; i++)
-			if (info.slot[i].id == id)
-				snprintf(buf, len, "slot %u (%s%s%s)", (unsigned)id,
-					 wfs_slot_type_name(info.slot[i].type),
-					 info.slot[i].label[0] ? ", " : "", info.slot[i].label);
-	free(kf);
-}
-
 int wfs_cmd_unlock(int argc, char **argv)
 {
 	struct wfs_pass_opts po = {0};
@@ -213,7 +196,7 @@ int wfs_cmd_unlock(int argc, char **argv)
 		return 1; /* it said why */
 	status = 1;
 	char note[160];
-	slot_note(backing, slot, note, sizeof note);
+	wfs_vault_slot_name(backing, slot, note, sizeof note);
 	size_t nl = strlen(note), len = WFS_MASTER_KEY_LEN + nl;
 	if (!(msg = wfs_secure_alloc(len))) {
 		error("out of memory");

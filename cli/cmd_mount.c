@@ -456,8 +456,10 @@ int wfs_cmd_mount(int argc, char **argv)
 		goto fail;
 	}
 	struct wfs_keys *keys = NULL;
+	uint16_t slot = 0;
+	char slot_name[160];
 	po.may_write = true; /* note the slot used; upgrade a version-1 keyfile */
-	int ur = wfs_vault_unlock(backing, &po, &keys);
+	int ur = wfs_vault_unlock_slot(backing, &po, &keys, &slot);
 	if (ur == -EACCES && !no_audit) /* a failed unlock is an auditor's question */
 		wfs_vault_audit(backing, audit_db, prog_name(), WFS_AUDIT_MOUNT, EACCES,
 				po.recovery_key_file || po.recovery_from_stdin
@@ -473,7 +475,8 @@ int wfs_cmd_mount(int argc, char **argv)
 	o.backing = backing;
 	o.mountpoint = mnt;
 	o.keys = keys;
-	o.by_recovery_key = po.recovery_key_file || po.recovery_from_stdin;
+	wfs_vault_slot_name(backing, slot, slot_name, sizeof slot_name);
+	o.unlocked_with = slot_name; /* the mount row says which slot */
 	o.policy_path = policy ? policy : WFS_DEFAULT_POLICY;
 	o.policy_required = policy != NULL;
 	o.audit_db = no_audit ? NULL : audit_db;

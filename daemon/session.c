@@ -399,8 +399,9 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 		/* what an auditor asks of a mount: how it was unlocked, and
 		 * whether the one before it ended (running_mark) */
 		char detail[PATH_MAX + 512];
-		snprintf(detail, sizeof detail, "%s%s%s", o->backing,
-			 o->by_recovery_key ? "; unlocked with the recovery key" : "", unclean);
+		snprintf(detail, sizeof detail, "%s%s%s%s", o->backing,
+			 o->unlocked_with ? "; unlocked with " : "",
+			 o->unlocked_with ? o->unlocked_with : "", unclean);
 		struct wfs_audit_event ev = {
 			.kind = WFS_AUDIT_MOUNT, .path = "/", .allowed = true, .detail = detail};
 		wfs_audit_record(fs->audit, &ev);

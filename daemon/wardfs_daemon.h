@@ -24,10 +24,10 @@ struct wfs_daemon_opts {
 	bool io_uring;		    /* --io-uring: serve through FUSE over io_uring */
 	bool foreground;
 	bool debug;
-	const char *fuse_opts; /* extra -o options, comma list, may be NULL */
-	struct wfs_keys *keys; /* unlocked vault keys or NULL; ownership passes in */
-	bool by_recovery_key;  /* the keys were unlocked with the recovery key */
-	int ready_fd;	       /* written "ok\n" or an error line once mounted; -1 */
+	const char *fuse_opts;	   /* extra -o options, comma list, may be NULL */
+	struct wfs_keys *keys;	   /* unlocked vault keys or NULL; ownership passes in */
+	const char *unlocked_with; /* which key slot unlocked them, for the mount row */
+	int ready_fd;		   /* written "ok\n" or an error line once mounted; -1 */
 };
 
 /*

@@ -109,7 +109,9 @@ def test_lock_wipes_keys_and_unlock_brings_them_back(mnt):
     r = wardfs("unlock", "--passfile", m.passfile, m.mnt)
     assert "is not locked" in r.stdout
 
-    # the audit: who locked and unlocked with which slot, and every refusal
+    # the audit: which slot the mount and the unlock used, who locked, every refusal
+    mount = rows(m, "kind = 'mount'")
+    assert f"{m.backing}; unlocked with slot 1 (passphrase" in mount[0]["detail"], mount
     vault = rows(m, "kind = 'vault'")
     assert [v["detail"].split(":")[0].split(" ")[0] for v in vault] == ["locked", "unlocked"], \
         vault
@@ -162,30 +164,38 @@ def test_lock_under_load_loses_nothing(mnt):
     m = mnt
     sec = m.mnt / "secret"
     sec.mkdir()
+    stop = m.base / "stop"
+    # Appends until told to stop, and 20 more after that (unlocked by then).
     code = r"""
 import errno, os, sys
-path, n = sys.argv[1], int(sys.argv[2])
-ok = 0
-for i in range(n):
+path, stop = sys.argv[1], sys.argv[2]
+ok = failed = after = i = 0
+while after < 20:
     try:
         with open(path, "ab") as f:
             f.write(b"%08d\n" % i)
         ok += 1
+        after += os.path.exists(stop)
     except OSError as e:
         if e.errno not in (errno.EIO, errno.ENOKEY):
             raise
-print(ok)
+        failed += 1
+    i += 1
+print(ok, failed)
 """
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(sec / f"f{i}"), "400"],
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(sec / f"f{i}"), str(stop)],
                               stdout=subprocess.PIPE, text=True) for i in range(3)]
     for _ in range(6):
         wardfs("lock", m.mnt)
         wardfs("unlock", "--passfile", m.passfile, m.mnt)
-    done = []
+    stop.write_text("")
+    done, failed = [], 0
     for p in procs:
         out, _ = p.communicate(timeout=120)
         assert p.returncode == 0, out
-        done.append(int(out))
+        done.append(int(out.split()[0]))
+        failed += int(out.split()[1])
+    assert failed > 0  # the locks did meet the writers
     for i in range(3):
         data = (sec / f"f{i}").read_bytes()
         lines = data.splitlines()
