@@ -33,6 +33,10 @@
 
 /* ---- per-thread AES-SIV state ---------------------------------------- */
 
+/* One per thread, made on first use and wiped and freed by the pthread key
+ * destructor, as aead.c's: the key schedules live in OpenSSL's contexts,
+ * the CMAC subkeys and S2V state here. */
+
 struct name_tls {
 	EVP_CIPHER_CTX *cbc;	      /* AES-256-CBC under K1, no padding: CMAC */
 	EVP_CIPHER_CTX *ctr;	      /* AES-256-CTR under K2 */
@@ -58,7 +62,7 @@ static void ntls_destroy(void *arg)
 		return;
 	EVP_CIPHER_CTX_free(t->cbc); /* cleanses the key schedules */
 	EVP_CIPHER_CTX_free(t->ctr);
-	wfs_secure_free(t); /* sodium_free wipes */
+	wfs_freezero(t, sizeof(*t));
 	ntls = NULL;
 }
 
@@ -125,8 +129,7 @@ static struct name_tls *name_tls(const struct wfs_keys *k)
 
 	if (t == NULL) {
 		pthread_once(&ntls_once, ntls_init_once);
-		if (cbc_cipher == NULL || ctr_cipher == NULL ||
-		    (t = wfs_secure_alloc(sizeof(*t))) == NULL)
+		if (cbc_cipher == NULL || ctr_cipher == NULL || (t = calloc(1, sizeof(*t))) == NULL)
 			return NULL;
 		t->cbc = EVP_CIPHER_CTX_new();
 		t->ctr = EVP_CIPHER_CTX_new();
