@@ -457,4 +457,17 @@ ssize_t wfs_name_read_long(const struct wfs_keys *k, const uint8_t dirid[WFS_DIR
 			   const char *entry, size_t len, char plain[WFS_NAME_MAX + 1]);
 int wfs_name_sidecar_remove(int dirfd, const char *entry, size_t len);
 
+/*
+ * What a listing shows for the backing name in the backing directory
+ * dirfd, whose id is dirid (NULL: it has none, or a corrupt one): the
+ * length of the plaintext name in plain (NUL-terminated); 0 for a name
+ * never listed (a sidecar, the id, a reserved name); for an encrypted
+ * name that cannot be shown, which the listing skips and fsck reports:
+ * -EBADMSG (does not authenticate), -EINVAL (malformed), -ENOENT (a long
+ * name without its sidecar), -EUCLEAN (no regular sidecar), -ENOKEY (no
+ * directory id). *kind (may be NULL): wfs_name_classify's answer.
+ */
+ssize_t wfs_name_show(const struct wfs_keys *k, const uint8_t *dirid, int dirfd, const char *name,
+		      size_t len, enum wfs_name_kind *kind, char plain[WFS_NAME_MAX + 1]);
+
 #endif

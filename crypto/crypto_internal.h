@@ -97,6 +97,9 @@ int wfs__siv_open(const struct wfs_keys *k, const uint8_t *ad, size_t adlen, con
 size_t wfs__b64url_encode(const uint8_t *in, size_t n, char *out);
 ssize_t wfs__b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap);
 
+/* Tests: make dirid.c's files as if O_TMPFILE were not supported. */
+void wfs__names_no_tmpfile(bool on);
+
 /*
  * Runs fn(arg, lo, hi) over [0, n): for n >= min_split the upper half on a
  * helper thread while the caller does the lower half (parallel.c); else,

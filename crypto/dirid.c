@@ -1,9 +1,9 @@
 /*
  * dirid.c - the small files of encrypted names in a backing directory
  * (docs/format.md, "Encrypted names"): the directory id wfs~dirid and
- * long names' sidecars. Each is made whole before it gets its name (an
- * O_TMPFILE, written, fsynced, then linked without replacing anything),
- * so a crash leaves it whole or absent, never torn.
+ * long names' sidecars, and what a listing shows for a backing name. Each is made whole before it
+ * gets its name (an O_TMPFILE, written, fsynced, then linked without replacing anything), so a
+ * crash leaves it whole or absent, never torn.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -92,6 +92,13 @@ static int fsync_dir(int dirfd)
 	return r;
 }
 
+static bool no_tmpfile;
+
+void wfs__names_no_tmpfile(bool on)
+{
+	no_tmpfile = on;
+}
+
 /*
  * Gives dirfd/name the bytes buf, made whole and durable before they get
  * the name, never replacing a file already there: 0, -EEXIST, -errno.
@@ -102,7 +109,12 @@ static int link_new(int dirfd, const char *name, const void *buf, size_t len)
 	uint8_t rnd[8];
 	int fd, r;
 
-	fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0444);
+	if (no_tmpfile) {
+		errno = EOPNOTSUPP;
+		fd = -1;
+	} else {
+		fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0444);
+	}
 	if (fd >= 0) {
 		if ((r = write_all(fd, buf, len)) == 0 &&
 		    linkat(fd, "", dirfd, name, AT_EMPTY_PATH) < 0) {
@@ -245,4 +257,26 @@ int wfs_name_sidecar_remove(int dirfd, const char *entry, size_t len)
 	if (unlinkat(dirfd, side, 0) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
+}
+
+ssize_t wfs_name_show(const struct wfs_keys *k, const uint8_t *dirid, int dirfd, const char *name,
+		      size_t len, enum wfs_name_kind *kind, char plain[WFS_NAME_MAX + 1])
+{
+	enum wfs_name_kind kd = wfs_name_classify(name, len);
+
+	if (kind != NULL)
+		*kind = kd;
+	plain[0] = '\0';
+	switch (kd) {
+	case WFS_NAME_PLAIN:
+	case WFS_NAME_ESCAPED:
+		return wfs_name_unescape(name, len, plain);
+	case WFS_NAME_ENCRYPTED:
+		return dirid == NULL ? -ENOKEY : wfs_name_decrypt(k, dirid, name, len, plain);
+	case WFS_NAME_LONG:
+		return dirid == NULL ? -ENOKEY
+				     : wfs_name_read_long(k, dirid, dirfd, name, len, plain);
+	default:
+		return 0; /* a sidecar, the id, a reserved name: never listed */
+	}
 }
