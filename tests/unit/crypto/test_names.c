@@ -723,6 +723,99 @@ static void test_sidecar_files(void **state)
 	wfs_keys_free(k);
 }
 
+/* The same files made as on a file system without O_TMPFILE: a reserved
+ * temporary name, linked, then removed. */
+static void test_files_without_tmpfile(void **state)
+{
+	wfs__names_no_tmpfile(true);
+	test_dirid_file(state);
+	test_sidecar_files(state);
+	wfs__names_no_tmpfile(false);
+}
+
+/* A listing of a directory holding every kind of backing name, good and
+ * bad: it shows the names that decode, once each, and skips the rest
+ * with the reason, never a guess. */
+static void test_listing(void **state)
+{
+	struct wfs_keys *k = test_keys(13);
+	struct wfs_name_enc e1, e2, e3, e4;
+	char dir[64], plain[WFS_NAME_MAX + 1], longname[200], listed[2048] = "";
+	uint8_t id[16];
+	int dfd, skipped[8] = {0};
+	DIR *d;
+	struct dirent *de;
+
+	(void)state;
+	test_tmpdir_make(dir, "names");
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	/* before the directory has an id: plain names show, encrypted do not */
+	assert_int_equal(wfs_name_show(k, NULL, dfd, "notes", 5, NULL, plain), 5);
+	assert_int_equal(wfs_name_encrypt(k, dir_a, "secret", 6, &e1), 0);
+	assert_int_equal(wfs_name_show(k, NULL, dfd, e1.name, e1.len, NULL, plain), -ENOKEY);
+	assert_int_equal(wfs_dirid_create(dfd, id), 0);
+	write_file(dfd, "public.txt", "x", 1);
+	write_file(dfd, "wfs~pescaped", "x", 1); /* the plain "wfs~escaped" */
+	assert_int_equal(wfs_name_encrypt(k, id, "id_ed25519", 10, &e1), 0);
+	write_file(dfd, e1.name, "x", 1);
+	memset(longname, 'n', sizeof(longname));
+	assert_int_equal(wfs_name_encrypt(k, id, longname, sizeof(longname), &e2), 0);
+	assert_int_equal(wfs_name_sidecar_write(dfd, &e2), 0);
+	write_file(dfd, e2.name, "x", 1);
+	/* an orphan sidecar (a create cut short) */
+	longname[0] = 'o';
+	assert_int_equal(wfs_name_encrypt(k, id, longname, sizeof(longname), &e3), 0);
+	assert_int_equal(wfs_name_sidecar_write(dfd, &e3), 0);
+	/* a long entry without its sidecar */
+	longname[0] = 'w';
+	assert_int_equal(wfs_name_encrypt(k, id, longname, sizeof(longname), &e4), 0);
+	write_file(dfd, e4.name, "x", 1);
+	/* a flipped name, another directory's name, a reserved name */
+	assert_int_equal(wfs_name_encrypt(k, id, "flipped", 7, &e3), 0);
+	e3.name[10] = e3.name[10] == 'A' ? 'B' : 'A';
+	write_file(dfd, e3.name, "x", 1);
+	assert_int_equal(wfs_name_encrypt(k, dir_a, "elsewhere", 9, &e3), 0);
+	write_file(dfd, e3.name, "x", 1);
+	write_file(dfd, "wfs~zfuture", "x", 1);
+
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		enum wfs_name_kind kind;
+		ssize_t r;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		r = wfs_name_show(k, id, dfd, de->d_name, strlen(de->d_name), &kind, plain);
+		if (r > 0) {
+			assert_int_equal(strlen(plain), r);
+			assert_true(kind <= WFS_NAME_LONG);
+			strcat(listed, "|");
+			strcat(listed, plain);
+		} else if (r == 0) {
+			assert_true(kind >= WFS_NAME_SIDECAR);
+			skipped[0]++;
+		} else {
+			assert_int_equal(plain[0], '\0');
+			skipped[r == -EBADMSG ? 1 : r == -ENOENT ? 2 : 3]++;
+		}
+	}
+	closedir(d);
+	assert_non_null(strstr(listed, "|public.txt"));
+	assert_non_null(strstr(listed, "|wfs~escaped"));
+	assert_non_null(strstr(listed, "|id_ed25519"));
+	assert_non_null(strstr(listed, "|nnnnnnnnnn"));
+	assert_int_equal(strlen(listed), 4 + 10 + 11 + 10 + 200);
+	assert_int_equal(skipped[0], 4); /* two sidecars, the id, wfs~zfuture */
+	assert_int_equal(skipped[1], 2); /* flipped, another directory's */
+	assert_int_equal(skipped[2], 1); /* no sidecar */
+	assert_int_equal(skipped[3], 0);
+	close(dfd);
+	test_tmpdir_remove(dir);
+	wfs_keys_free(k);
+}
+
 /* ---- threads: per-thread contexts, two keys in turn ------------------------- */
 
 struct thr_arg {
@@ -999,6 +1092,8 @@ int main(void)
 		cmocka_unit_test(test_long_threshold),
 		cmocka_unit_test(test_dirid_file),
 		cmocka_unit_test(test_sidecar_files),
+		cmocka_unit_test(test_files_without_tmpfile),
+		cmocka_unit_test(test_listing),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_kat),
 		cmocka_unit_test(test_cost_per_name),
