@@ -348,7 +348,7 @@ static void test_every_flip_refused(void **state)
 	struct wfs_keys *k = test_keys(6);
 	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	struct wfs_name_enc e;
-	char name[WFS_NAME_MAX + 1], back[WFS_NAME_MAX + 1], m[WFS_SIDECAR_MAX + 1];
+	char name[WFS_NAME_MAX + 1], back[WFS_NAME_MAX + 1], m[WFS_SIDECAR_MAX + 2];
 	static const size_t lens[] = {1, 15, 16, 17, 100, 160, 161, 200, 255};
 
 	(void)state;
