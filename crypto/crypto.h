@@ -443,6 +443,14 @@ void wfs_dirid_format(const uint8_t id[WFS_DIRID_LEN], uint8_t out[WFS_DIRID_FIL
 int wfs_dirid_parse(const uint8_t *buf, size_t len, uint8_t id[WFS_DIRID_LEN]);
 int wfs_dirid_read(int dirfd, uint8_t id[WFS_DIRID_LEN]);
 int wfs_dirid_create(int dirfd, uint8_t id[WFS_DIRID_LEN]);
+/*
+ * Before rmdir(2) of the backing directory dirfd (the caller holds it
+ * against creates): when nothing but wardfs's own files is left in it
+ * (the id, orphan sidecars, temporaries), removes them, the id last, and
+ * returns 0; -ENOTEMPTY, leaving all as it was, when it holds any name a
+ * listing shows, any encrypted name (good or bad) or an unknown wfs~ name.
+ */
+int wfs_names_rmdir_prepare(int dirfd);
 
 /*
  * A long name's sidecar in the backing directory dirfd. write: links it

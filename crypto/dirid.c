@@ -280,3 +280,60 @@ ssize_t wfs_name_show(const struct wfs_keys *k, const uint8_t *dirid, int dirfd,
 		return 0; /* a sidecar, the id, a reserved name: never listed */
 	}
 }
+
+/* wfs~t + 16 hex digits: link_new's temporary without O_TMPFILE */
+static bool is_temp(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n != 5 + 16 || memcmp(name, WFS_NAME_PREFIX "t", 5) != 0)
+		return false;
+	for (size_t i = 5; i < n; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return false;
+	return true;
+}
+
+int wfs_names_rmdir_prepare(int dirfd)
+{
+	int d = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0, pass;
+	DIR *dir;
+	struct dirent *e;
+
+	if (d < 0)
+		return -errno;
+	if ((dir = fdopendir(d)) == NULL) {
+		r = -errno;
+		close(d);
+		return r;
+	}
+	/* pass 0: is anything listed (or unknown) there? pass 1: remove our
+	 * own files, the id last (below) */
+	for (pass = 0; pass < 2 && r == 0; pass++) {
+		rewinddir(dir);
+		while ((e = readdir(dir)) != NULL) {
+			const char *n = e->d_name;
+
+			if (!strcmp(n, ".") || !strcmp(n, ".."))
+				continue;
+			enum wfs_name_kind kind = wfs_name_classify(n, strlen(n));
+
+			if (kind == WFS_NAME_DIRID)
+				continue;
+			/* orphan sidecars (there is no long entry) and temporaries
+			 * go; anything else, another version's files too, stays */
+			if (kind != WFS_NAME_SIDECAR && !(kind == WFS_NAME_RESERVED && is_temp(n)))
+				r = -ENOTEMPTY;
+			if (r != 0)
+				break;
+			if (pass == 1 && unlinkat(dirfd, n, 0) < 0 && errno != ENOENT) {
+				r = -errno;
+				break;
+			}
+		}
+	}
+	closedir(dir);
+	if (r == 0 && unlinkat(dirfd, WFS_DIRID_NAME, 0) < 0 && errno != ENOENT)
+		r = -errno;
+	return r;
+}
