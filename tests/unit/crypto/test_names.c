@@ -816,6 +816,54 @@ static void test_listing(void **state)
 	wfs_keys_free(k);
 }
 
+/* rmdir: a directory left with only wardfs's own files is emptied, the id
+ * last; one with anything else keeps everything. */
+static void test_rmdir_prepare(void **state)
+{
+	struct wfs_keys *k = test_keys(14);
+	struct wfs_name_enc e;
+	char dir[64], sub[128], name[200];
+	uint8_t id[16];
+	static const char *keeps[] = {"plain", "wfs~pescaped", "wfs~zfuture", "wfs~t0123", NULL};
+	int dfd;
+
+	(void)state;
+	test_tmpdir_make(dir, "names");
+	snprintf(sub, sizeof(sub), "%s/d", dir);
+	for (int i = 0; i <= 4; i++) { /* keeps[4]: an encrypted name */
+		assert_int_equal(mkdir(sub, 0700), 0);
+		dfd = open(sub, O_PATH | O_DIRECTORY);
+		assert_true(dfd >= 0);
+		assert_int_equal(wfs_dirid_create(dfd, id), 0);
+		memset(name, 'r', sizeof(name));
+		assert_int_equal(wfs_name_encrypt(k, id, name, sizeof(name), &e), 0);
+		assert_int_equal(wfs_name_sidecar_write(dfd, &e), 0); /* an orphan */
+		write_file(dfd, "wfs~t0123456789abcdef", "", 0);      /* a temporary */
+		if (i == 4) {
+			assert_int_equal(wfs_name_encrypt(k, id, "x", 1, &e), 0);
+			write_file(dfd, e.name, "", 0);
+		} else {
+			write_file(dfd, keeps[i], "", 0);
+		}
+		assert_int_equal(wfs_names_rmdir_prepare(dfd), -ENOTEMPTY);
+		assert_int_equal(count_entries(sub), 4);
+		assert_int_equal(wfs_dirid_read(dfd, id), 0);
+		assert_int_equal(unlinkat(dfd, i == 4 ? e.name : keeps[i], 0), 0);
+		assert_int_equal(wfs_names_rmdir_prepare(dfd), 0);
+		assert_int_equal(count_entries(sub), 0);
+		assert_int_equal(rmdir(sub), 0);
+		close(dfd);
+	}
+	/* a directory that never had an id */
+	assert_int_equal(mkdir(sub, 0700), 0);
+	dfd = open(sub, O_RDONLY | O_DIRECTORY);
+	assert_int_equal(wfs_names_rmdir_prepare(dfd), 0);
+	assert_int_equal(rmdir(sub), 0);
+	close(dfd);
+	test_tmpdir_remove(dir);
+	wfs_keys_free(k);
+}
+
 /* ---- threads: per-thread contexts, two keys in turn ------------------------- */
 
 struct thr_arg {
@@ -1094,6 +1142,7 @@ int main(void)
 		cmocka_unit_test(test_sidecar_files),
 		cmocka_unit_test(test_files_without_tmpfile),
 		cmocka_unit_test(test_listing),
+		cmocka_unit_test(test_rmdir_prepare),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_kat),
 		cmocka_unit_test(test_cost_per_name),
