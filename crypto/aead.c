@@ -117,6 +117,7 @@ void wfs_crypto_forget(void)
 			sodium_memzero(t->scratch, WFS_SCRATCH_BYTES);
 	}
 	pthread_mutex_unlock(&reg_lock);
+	wfs__names_forget();
 }
 
 int wfs__gcm_seal(const uint8_t key[WFS_KEY_LEN], uint64_t cache_id, const uint8_t *nonce,
