@@ -192,7 +192,19 @@ int wfs_cmd_unlock(int argc, char **argv)
 	if (wfs_crypto_init() < 0)
 		return error("cannot initialize crypto");
 	po.may_write = true; /* note the slot's use, as mount does */
-	if (wfs_vault_unlock_slot(backing, &po, &keys, &slot) < 0)
+	int ur = wfs_vault_unlock_slot(backing, &po, &keys, &slot);
+	if (ur == -EACCES) { /* a failed unlock is an auditor's question, as at mount */
+		char db[PATH_MAX];
+		wfs_vault_audit(
+			backing,
+			wfs_status_get(st, "audit-db", db, sizeof db) && db[0] == '/' ? db : NULL,
+			prog_name(), WFS_AUDIT_VAULT, EACCES,
+			po.recovery_key_file || po.recovery_from_stdin
+				? "unlock failed: wrong recovery key"
+			: po.escrow_key_file ? "unlock failed: wrong escrow key"
+					     : "unlock failed: wrong passphrase");
+	}
+	if (ur < 0)
 		return 1; /* it said why */
 	status = 1;
 	char note[160];
