@@ -19,18 +19,16 @@
 
 /* One per thread, made on first use and freed by the pthread key destructor. */
 struct wfs_tls {
+	struct wfs__tstate ts; /* first: wfs_crypto_forget reaches it */
 	EVP_CIPHER_CTX *enc, *dec;
-	uint64_t enc_id, dec_id;     /* cache id of the key loaded in each context; 0: none */
-	uint8_t *scratch;	     /* WFS_SCRATCH_BLOCKS cipher blocks */
-	struct wfs_tls *prev, *next; /* every thread's (reg_lock): wfs_crypto_forget */
+	uint64_t enc_id, dec_id; /* cache id of the key loaded in each context; 0: none */
+	uint8_t *scratch;	 /* WFS_SCRATCH_BLOCKS cipher blocks */
 };
 
 static __thread struct wfs_tls *tls;
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *gcm;
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct wfs_tls *reg_head;
 
 static void tls_destroy(void *arg)
 {
@@ -38,14 +36,7 @@ static void tls_destroy(void *arg)
 
 	if (t == NULL)
 		return;
-	pthread_mutex_lock(&reg_lock);
-	if (t->prev)
-		t->prev->next = t->next;
-	else if (reg_head == t)
-		reg_head = t->next;
-	if (t->next)
-		t->next->prev = t->prev;
-	pthread_mutex_unlock(&reg_lock);
+	wfs__tstate_remove(&t->ts);
 	EVP_CIPHER_CTX_free(t->enc); /* cleanses the key schedule */
 	EVP_CIPHER_CTX_free(t->dec);
 	wfs_freezero(t->scratch, t->scratch ? WFS_SCRATCH_BYTES : 0);
@@ -57,6 +48,19 @@ static void tls_init_once(void)
 {
 	gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	(void)pthread_key_create(&tls_key, tls_destroy);
+}
+
+static int ctx_forget(EVP_CIPHER_CTX *c, int enc);
+
+/* wfs_crypto_forget, for this state: no cached key, no scratch bytes. */
+static void tls_forget(struct wfs__tstate *s)
+{
+	struct wfs_tls *t = (struct wfs_tls *)s;
+	t->enc_id = t->dec_id = 0;
+	(void)ctx_forget(t->enc, 1);
+	(void)ctx_forget(t->dec, 0);
+	if (t->scratch)
+		sodium_memzero(t->scratch, WFS_SCRATCH_BYTES);
 }
 
 static struct wfs_tls *get_tls(void)
@@ -77,12 +81,8 @@ static struct wfs_tls *get_tls(void)
 		tls_destroy(t);
 		return NULL;
 	}
-	pthread_mutex_lock(&reg_lock);
-	t->next = reg_head;
-	if (reg_head)
-		reg_head->prev = t;
-	reg_head = t;
-	pthread_mutex_unlock(&reg_lock);
+	t->ts.forget = tls_forget;
+	wfs__tstate_add(&t->ts);
 	tls = t;
 	return t;
 }
@@ -104,20 +104,6 @@ static int ctx_forget(EVP_CIPHER_CTX *c, int enc)
 	EVP_CIPHER_CTX_reset(c);
 	return enc ? EVP_EncryptInit_ex2(c, gcm, NULL, NULL, NULL)
 		   : EVP_DecryptInit_ex2(c, gcm, NULL, NULL, NULL);
-}
-
-void wfs_crypto_forget(void)
-{
-	pthread_mutex_lock(&reg_lock);
-	for (struct wfs_tls *t = reg_head; t; t = t->next) {
-		t->enc_id = t->dec_id = 0;
-		(void)ctx_forget(t->enc, 1);
-		(void)ctx_forget(t->dec, 0);
-		if (t->scratch)
-			sodium_memzero(t->scratch, WFS_SCRATCH_BYTES);
-	}
-	pthread_mutex_unlock(&reg_lock);
-	wfs__names_forget();
 }
 
 int wfs__gcm_seal(const uint8_t key[WFS_KEY_LEN], uint64_t cache_id, const uint8_t *nonce,

@@ -56,8 +56,15 @@ enum wfs_key_purpose { WFS_KP_NONE = 0, WFS_KP_CONTENT = 1, WFS_KP_HEADER = 2, W
 int wfs__keys_from_master(const uint8_t master[WFS_KEY_LEN], struct wfs_keys **out);
 
 /* HKDF-SHA256 (RFC 5869) through OpenSSL EVP_KDF. 0 or -EIO. */
-/* names.c: wipes every thread's name-cipher state (wfs_crypto_forget). */
-void wfs__names_forget(void);
+/* Per-thread crypto state registers here (thread_state.c), first member
+ * of its struct, so that wfs_crypto_forget wipes every thread's: forget
+ * wipes one (called under the list's lock, with no thread using it). */
+struct wfs__tstate {
+	struct wfs__tstate *prev, *next;
+	void (*forget)(struct wfs__tstate *s);
+};
+void wfs__tstate_add(struct wfs__tstate *s);
+void wfs__tstate_remove(struct wfs__tstate *s);
 
 int wfs__hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt, size_t saltlen,
 		     const char *info, uint8_t *out, size_t outlen);

@@ -157,21 +157,31 @@ int wfs_dirid_read(int dirfd, uint8_t id[WFS_DIRID_LEN])
 	return wfs_dirid_parse(buf, (size_t)n, id);
 }
 
+/* A stream of dirfd's entries on an fd of its own (dirfd stays the
+ * caller's, its offset untouched), or NULL with errno set. */
+static DIR *dir_stream(int dirfd)
+{
+	int d = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = d < 0 ? NULL : fdopendir(d);
+
+	if (d >= 0 && dir == NULL) {
+		int e = errno;
+		close(d);
+		errno = e;
+	}
+	return dir;
+}
+
 /* Does the directory hold any encrypted name (short, long or sidecar)?
  * 1, 0 or -errno. */
 static int has_encrypted(int dirfd)
 {
-	int d = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
-	DIR *dir;
+	int r = 0;
+	DIR *dir = dir_stream(dirfd);
 	struct dirent *e;
 
-	if (d < 0)
+	if (dir == NULL)
 		return -errno;
-	if ((dir = fdopendir(d)) == NULL) {
-		r = -errno;
-		close(d);
-		return r;
-	}
 	while ((e = readdir(dir)) != NULL) {
 		enum wfs_name_kind kind = wfs_name_classify(e->d_name, strlen(e->d_name));
 
@@ -296,17 +306,12 @@ static bool is_temp(const char *name)
 
 int wfs_names_rmdir_prepare(int dirfd)
 {
-	int d = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0, pass;
-	DIR *dir;
+	int r = 0, pass;
+	DIR *dir = dir_stream(dirfd);
 	struct dirent *e;
 
-	if (d < 0)
+	if (dir == NULL)
 		return -errno;
-	if ((dir = fdopendir(d)) == NULL) {
-		r = -errno;
-		close(d);
-		return r;
-	}
 	/* pass 0: is anything listed (or unknown) there? pass 1: remove our
 	 * own files, the id last (below) */
 	for (pass = 0; pass < 2 && r == 0; pass++) {

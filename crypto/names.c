@@ -38,6 +38,7 @@
  * the CMAC subkeys and S2V state here. */
 
 struct name_tls {
+	struct wfs__tstate ts;	      /* first: wfs_crypto_forget reaches it */
 	EVP_CIPHER_CTX *cbc;	      /* AES-256-CBC under K1, no padding: CMAC */
 	EVP_CIPHER_CTX *ctr;	      /* AES-256-CTR under K2 */
 	uint64_t key_id;	      /* cache id of the key they hold; 0: none */
@@ -47,12 +48,10 @@ struct name_tls {
 	uint8_t ad[BLK], ad_d[BLK];
 	size_t adlen; /* 0: none cached */
 	uint8_t buf[2][LONG_C_MAX];
-	struct name_tls *prev, *next; /* every thread's (reg_lock): wfs__names_forget */
 };
 
 static __thread struct name_tls *ntls;
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct name_tls *reg_head;
+
 static pthread_key_t ntls_key;
 static pthread_once_t ntls_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *cbc_cipher, *ctr_cipher;
@@ -63,36 +62,28 @@ static void ntls_destroy(void *arg)
 
 	if (t == NULL)
 		return;
-	pthread_mutex_lock(&reg_lock);
-	if (t->prev)
-		t->prev->next = t->next;
-	else if (reg_head == t)
-		reg_head = t->next;
-	if (t->next)
-		t->next->prev = t->prev;
-	pthread_mutex_unlock(&reg_lock);
+	wfs__tstate_remove(&t->ts);
 	EVP_CIPHER_CTX_free(t->cbc); /* cleanses the key schedules */
 	EVP_CIPHER_CTX_free(t->ctr);
 	wfs_freezero(t, sizeof(*t));
 	ntls = NULL;
 }
 
-void wfs__names_forget(void)
+/* wfs_crypto_forget, for this state: keys, subkeys and buffers wiped;
+ * name_tls sets the contexts up again on the next use. */
+static void ntls_forget(struct wfs__tstate *s)
 {
-	pthread_mutex_lock(&reg_lock);
-	for (struct name_tls *t = reg_head; t; t = t->next) {
-		EVP_CIPHER_CTX_reset(t->cbc); /* cleanses; name_tls sets them up again */
-		EVP_CIPHER_CTX_reset(t->ctr);
-		t->key_id = 0;
-		t->adlen = 0;
-		sodium_memzero(t->sub1, sizeof t->sub1);
-		sodium_memzero(t->sub2, sizeof t->sub2);
-		sodium_memzero(t->d0, sizeof t->d0);
-		sodium_memzero(t->ad, sizeof t->ad);
-		sodium_memzero(t->ad_d, sizeof t->ad_d);
-		sodium_memzero(t->buf, sizeof t->buf);
-	}
-	pthread_mutex_unlock(&reg_lock);
+	struct name_tls *t = (struct name_tls *)s;
+	EVP_CIPHER_CTX_reset(t->cbc); /* cleanses */
+	EVP_CIPHER_CTX_reset(t->ctr);
+	t->key_id = 0;
+	t->adlen = 0;
+	sodium_memzero(t->sub1, sizeof t->sub1);
+	sodium_memzero(t->sub2, sizeof t->sub2);
+	sodium_memzero(t->d0, sizeof t->d0);
+	sodium_memzero(t->ad, sizeof t->ad);
+	sodium_memzero(t->ad_d, sizeof t->ad_d);
+	sodium_memzero(t->buf, sizeof t->buf);
 }
 
 static void ntls_init_once(void)
@@ -166,12 +157,8 @@ static struct name_tls *name_tls(const struct wfs_keys *k)
 			ntls_destroy(t);
 			return NULL;
 		}
-		pthread_mutex_lock(&reg_lock);
-		t->next = reg_head;
-		if (reg_head)
-			reg_head->prev = t;
-		reg_head = t;
-		pthread_mutex_unlock(&reg_lock);
+		t->ts.forget = ntls_forget;
+		wfs__tstate_add(&t->ts);
 		ntls = t;
 	}
 	if (t->key_id == id)

@@ -72,25 +72,6 @@ static void b64url_raw(const uint8_t *in, size_t n, char *out)
 		out[--len] = '\0';
 }
 
-/* HKDF-SHA256, empty salt, 64 bytes, by hand from HMAC */
-static void hkdf64_by_hand(const uint8_t ikm[32], const char *info, uint8_t out[64])
-{
-	uint8_t zeros[32] = {0}, prk[32], msg[128];
-	unsigned len = 32;
-	size_t il = strlen(info);
-
-	assert_non_null(HMAC(EVP_sha256(), zeros, 32, ikm, 32, prk, &len));
-	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
-	memcpy(msg, info, il);
-	msg[il] = 0x01;
-	assert_non_null(HMAC(EVP_sha256(), prk, 32, msg, il + 1, out, &len));
-	memcpy(msg, out, 32);
-	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
-	memcpy(msg + 32, info, il);
-	msg[32 + il] = 0x02;
-	assert_non_null(HMAC(EVP_sha256(), prk, 32, msg, 32 + il + 1, out + 32, &len));
-}
-
 /* The backing name(s) of plain per docs/format.md, with the calls above. */
 static void encrypt_by_hand(const uint8_t key[64], const uint8_t dirid[16], const uint8_t *plain,
 			    size_t len, char *name, char *sidecar)
@@ -1006,7 +987,7 @@ static void test_kat(void **state)
 	/* the keys and the id file: by hand from the document */
 	assert_int_equal(test_hex_get(vec, "master_key", want, sizeof(want)), 32);
 	assert_memory_equal(want, mk, 32);
-	hkdf64_by_hand(mk, "wardfs v1 name key", nk);
+	test_hkdf_by_hand(mk, "wardfs v1 name key", nk, 64);
 	assert_int_equal(test_hex_get(vec, "name_key", want, sizeof(want)), 64);
 	assert_memory_equal(want, nk, 64);
 	assert_memory_equal(k->names, nk, 64);
