@@ -220,6 +220,14 @@ def test_sealing_evolves_the_key_and_verifies(sealed):
     assert f"checkpoints: {len(s)} of this database matched" in r.stdout
     assert "unsealed" not in r.stdout
     assert r.stdout.splitlines()[-1].startswith("ok: ")
+    # the same lines piped in, as from journalctl; stdin is not for both
+    r = wardfs("audit", "verify", "--db", db, "--verify-key", m.vk, "--checkpoints", "-",
+               input=cpfile.read_text(), check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"checkpoints: {len(s)} of this database matched" in r.stdout
+    r = wardfs("audit", "verify", "--db", db, "--verify-key", "-", "--checkpoints", "-",
+               input="", check=False)
+    assert r.returncode == 2 and "cannot both read stdin" in r.stderr, r.stderr
 
 
 def test_one_step_replaces_the_key_in_the_state_file(sealed):
