@@ -106,9 +106,25 @@ out:
 	return n;
 }
 
+/* Drops the kernel's pages of every encrypted file (writing back the
+ * dirty ones of shared mappings first: the kernel launders them). */
+static void drop_pages(struct wfs_fs *fs)
+{
+	fuse_ino_t *inos;
+	size_t n = encrypted_inodes(fs, &inos);
+	for (size_t i = 0; i < n; i++)
+		(void)fuse_lowlevel_notify_inval_inode(fs->se, inos[i], 0, 0);
+	free(inos);
+}
+
 int wfs_fs_lock_keys(fuse_req_t req, struct wfs_fs *fs)
 {
 	int r = 0;
+	/* First while the keys are here: pages a program wrote through a
+	 * shared mapping and the kernel has not sent yet are written now,
+	 * encrypted, instead of failing after the wipe. */
+	if (!atomic_load(&fs->locked))
+		drop_pages(fs);
 	pthread_rwlock_wrlock(&fs->keys_lock);
 	if (atomic_load(&fs->locked))
 		r = -EALREADY;
@@ -124,14 +140,10 @@ int wfs_fs_lock_keys(fuse_req_t req, struct wfs_fs *fs)
 	pthread_rwlock_unlock(&fs->keys_lock);
 	if (r)
 		return r;
-	/* Pages read before the lock would still be served from the page
-	 * cache: drop them (after the unlock of keys_lock, so the reads the
-	 * kernel sends meanwhile get their EIO instead of waiting on us). */
-	fuse_ino_t *inos;
-	size_t n = encrypted_inodes(fs, &inos);
-	for (size_t i = 0; i < n; i++)
-		(void)fuse_lowlevel_notify_inval_inode(fs->se, inos[i], 0, 0);
-	free(inos);
+	/* Pages read since would still be served from the page cache: drop
+	 * them again (after the unlock of keys_lock, so the reads the kernel
+	 * sends meanwhile get their EIO instead of waiting on us). */
+	drop_pages(fs);
 	char *open = NULL;
 	ssize_t len = wfs_fs_open_sensitive(fs, &open);
 	size_t files = 0;

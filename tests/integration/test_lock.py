@@ -124,6 +124,32 @@ def test_lock_wipes_keys_and_unlock_brings_them_back(mnt):
         refused
 
 
+def test_lock_keeps_what_a_shared_mapping_wrote(mnt):
+    """Bytes a program stored through a shared mapping, not yet written
+    back by the kernel, are written (encrypted) before the keys go, not
+    lost; the mapping's pages are dropped; after the unlock the file holds
+    them and a new mapping reads them."""
+    import mmap
+    m = mnt
+    sec = m.mnt / "secret"
+    sec.mkdir()
+    (sec / "mapped").write_bytes(b"\0" * 8192)
+    fd = os.open(sec / "mapped", os.O_RDWR)
+    try:
+        mp = mmap.mmap(fd, 8192, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        mp[100:113] = b"stored in RAM"
+        wardfs("lock", m.mnt)
+        wardfs("unlock", "--passfile", m.passfile, m.mnt)
+        assert mp[100:113] == b"stored in RAM"  # read again through the daemon
+        mp.close()
+    finally:
+        os.close(fd)
+    m.umount()
+    m.mount()
+    assert read_all(sec / "mapped")[100:113] == b"stored in RAM"
+    assert b"stored in RAM" not in (m.backing / "secret" / "mapped").read_bytes()
+
+
 def test_only_root_locks_and_unlocks(mnt, test_user):
     m = mnt
     (m.mnt / "secret").mkdir()
