@@ -114,46 +114,43 @@ static void test_format(void **state)
 	free(m);
 }
 
+/* The message of a row with path holds, in its path value,
+ * kept bytes of 'a', then the cut's "...". */
+static void assert_cut(const char *path, size_t kept)
+{
+	struct wfs_audit_row r = sample(path);
+	char *m = format(&r);
+	char *v = strstr(m, "path=\"") + 6;
+	assert_int_equal(strspn(v, "a"), kept);
+	assert_true(!strncmp(v + kept, "...\"", 4));
+	free(m);
+}
+
 static void test_format_cuts(void **state)
 {
 	(void)state;
-	/* 4095 bytes, then a two-byte character: cut before it, not inside */
 	char *p = malloc(8192);
 	assert_non_null(p);
+	/* 4095 bytes, then a two-byte character: cut before it, not inside */
 	memset(p, 'a', 4095);
 	strcpy(p + 4095, "\xc3\xa9tail");
-	struct wfs_audit_row r = sample(p);
-	char *m = format(&r);
-	char *v = strstr(m, "path=\"") + 6;
-	assert_int_equal(strspn(v, "a"), 4095);
-	assert_true(!strncmp(v + 4095, "...\"", 4));
-	free(m);
+	assert_cut(p, 4095);
 	/* an escape (\xff, 4 bytes) across the cut: cut before it */
 	memset(p, 'a', 4094);
 	strcpy(p + 4094, "\xff"
 			 "b");
-	r = sample(p);
-	m = format(&r);
-	v = strstr(m, "path=\"") + 6;
-	assert_int_equal(strspn(v, "a"), 4094);
-	assert_true(!strncmp(v + 4094, "...\"", 4));
-	free(m);
+	assert_cut(p, 4094);
 	/* printable ASCII only (format's one-pass copy): cut at the cap */
 	memset(p, 'a', 5000);
 	p[5000] = 0;
-	r = sample(p);
-	m = format(&r);
-	v = strstr(m, "path=\"") + 6;
-	assert_int_equal(strspn(v, "a"), 4096);
-	assert_true(!strncmp(v + 4096, "...\"", 4));
-	free(m);
+	assert_cut(p, 4096);
+	free(p);
 	/* ... and its SD-PARAM escapes */
-	r = sample("/a]b\"c d");
-	m = format(&r);
+	struct wfs_audit_row r = sample("/a]b\"c d");
+	char *m = format(&r);
 	assert_non_null(strstr(m, " path=\"/a\\]b\\\"c d\" "));
 	assert_non_null(strstr(m, "] create /a]b\"c d by "));
 	free(m);
-	free(p);
 }
 
 /* ---- a forwarder and a socket of the test's own ------------------------ */

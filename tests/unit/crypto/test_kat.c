@@ -32,14 +32,6 @@ static void kat_plain(uint8_t *p)
 		p[i] = (uint8_t)(i * 31 + 7);
 }
 
-static void hex_put(FILE *f, const char *name, const uint8_t *b, size_t n)
-{
-	fprintf(f, "%s: ", name);
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%02x", b[i]);
-	fprintf(f, "\n");
-}
-
 static void test_kat(void **state)
 {
 	uint8_t mk[32], plain[PLAIN_LEN], got[PLAIN_LEN], file[8192], want[8192];
@@ -73,11 +65,11 @@ static void test_kat(void **state)
 			"# nonces and file id: byte n drawn = (0xa0 + n) mod 256.\n"
 			"# Written once by tests/unit/crypto/test_kat.c; do not edit.\n",
 			PLAIN_LEN);
-		hex_put(f, "master_key", mk, 32);
-		hex_put(f, "content_key", k->content, 32);
-		hex_put(f, "header_key", k->header, 32);
-		hex_put(f, "file_id", h.file_id, 16);
-		hex_put(f, "cipher_file", file, flen);
+		test_hex_put(f, "master_key", mk, 32);
+		test_hex_put(f, "content_key", k->content, 32);
+		test_hex_put(f, "header_key", k->header, 32);
+		test_hex_put(f, "file_id", h.file_id, 16);
+		test_hex_put(f, "cipher_file", file, flen);
 		fclose(f);
 	}
 

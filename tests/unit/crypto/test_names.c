@@ -933,14 +933,6 @@ static void text_get(const char *vec, const char *name, char *out, size_t cap)
 	out[end - p] = '\0';
 }
 
-static void hex_put(FILE *f, const char *name, const uint8_t *b, size_t n)
-{
-	fprintf(f, "%s: ", name);
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%02x", b[i]);
-	fprintf(f, "\n");
-}
-
 static void test_kat(void **state)
 {
 	uint8_t mk[32], nk[64], want[512], dfile[48], sum[32];
@@ -963,17 +955,17 @@ static void test_kat(void **state)
 			   "# \"Encrypted names\"). plain_N is the name in hex; ondisk_N its\n"
 			   "# backing name; a long one has sidecar_name_N and sidecar_N too.\n"
 			   "# Written once by tests/unit/crypto/test_names.c; do not edit.\n");
-		hex_put(f, "master_key", mk, 32);
-		hex_put(f, "name_key", k->names, 64);
-		hex_put(f, "dir_id", dir_a, 16);
-		hex_put(f, "dirid_file", dfile, 48);
+		test_hex_put(f, "master_key", mk, 32);
+		test_hex_put(f, "name_key", k->names, 64);
+		test_hex_put(f, "dir_id", dir_a, 16);
+		test_hex_put(f, "dirid_file", dfile, 48);
 	}
 	for (int i = 0; i < KAT_N && f != NULL; i++) {
 		size_t len = kat_name(i, plain);
 
 		assert_int_equal(wfs_name_encrypt(k, dir_a, plain, len, &e), 0);
 		snprintf(key, sizeof(key), "plain_%d", i);
-		hex_put(f, key, (const uint8_t *)plain, len);
+		test_hex_put(f, key, (const uint8_t *)plain, len);
 		fprintf(f, "ondisk_%d: %s\n", i, e.name);
 		if (e.is_long) {
 			fprintf(f, "sidecar_name_%d: %s\n", i, e.sidecar_name);

@@ -72,6 +72,15 @@ static inline int test_gcm_open_raw(const uint8_t *key, const uint8_t *iv, const
 	return ok;
 }
 
+/* Writes "name: hex" (the format test_hex_get reads): vector generation. */
+static inline void test_hex_put(FILE *f, const char *name, const uint8_t *b, size_t n)
+{
+	fprintf(f, "%s: ", name);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", b[i]);
+	fprintf(f, "\n");
+}
+
 /* HKDF-SHA256 (RFC 5869) with an empty salt, by hand from HMAC as
  * docs/format.md says: outlen (at most 64) bytes of ikm (32) and info. */
 static inline void test_hkdf_by_hand(const uint8_t ikm[32], const char *info, uint8_t *out,
