@@ -242,3 +242,15 @@ def test_lock_of_a_mount_without_keys_and_of_what_is_not_wardfs(base):
     assert r.returncode != 0 and "not a mount point" in r.stderr
     r = wardfs("lock", check=False)
     assert r.returncode == 2 and "which mount" in r.stderr
+
+
+def test_unmount_while_locked_and_mount_again(mnt):
+    m = mnt
+    (m.mnt / "secret").mkdir()
+    (m.mnt / "secret" / "s").write_text("kept")
+    wardfs("lock", m.mnt)
+    m.umount()  # drains the audit, wipes nothing twice
+    m.mount()
+    assert m.status()["vault"] == "unlocked"
+    assert (m.mnt / "secret" / "s").read_text() == "kept"
+    assert "AddressSanitizer" not in m.logtext()
