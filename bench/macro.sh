@@ -194,7 +194,8 @@ mount_system() {
 		TARGET=$inst/mnt
 		;;
 	wardfs*)
-		local policy=$BENCH_DIR/policy sub=home extra=()
+		# the rows without -uring never use it, whatever the kernel offers
+		local policy=$BENCH_DIR/policy sub=home extra=(--no-io-uring)
 		case $sys in wardfs-sensitive*) sub=sensitive ;; wardfs-example*) policy=$BENCH_DIR/policy-example ;; esac
 		if is_uring "$sys"; then
 			uring_set Y || return 1

@@ -58,8 +58,10 @@ static const char mount_usage[] =
 	"                           to FILE (must not exist) to take off this host\n"
 	"  --no-passthrough         serve public files through the daemon\n"
 	"  --io-uring               serve requests through FUSE over io_uring (also\n"
-	"                           -o io_uring); where the kernel or libfuse cannot,\n"
+	"                           -o io_uring; by default it is used when the kernel\n"
+	"                           offers it); where the kernel or libfuse cannot,\n"
 	"                           warn and serve through /dev/fuse\n"
+	"  --no-io-uring            never serve through io_uring\n"
 	"  --allow-reachable        mount a BACKING that users other than root can\n"
 	"                           reach (they bypass the policy and the audit)\n"
 	"  --strict-forms           refuse opens of plaintext files in sensitive\n"
@@ -348,6 +350,20 @@ static int set_no_passthrough(void *value, const char *arg)
 	return 0;
 }
 
+static int set_uring_on(void *value, const char *arg)
+{
+	(void)arg;
+	*(enum wfs_uring_mode *)value = WFS_URING_ON;
+	return 0;
+}
+
+static int set_uring_off(void *value, const char *arg)
+{
+	(void)arg;
+	*(enum wfs_uring_mode *)value = WFS_URING_OFF;
+	return 0;
+}
+
 int wfs_cmd_mount(int argc, char **argv)
 {
 	struct wfs_daemon_opts o = {.passthrough = true, .ready_fd = -1};
@@ -368,7 +384,8 @@ int wfs_cmd_mount(int argc, char **argv)
 		OPT_FN("audit-forward", 0, &o.audit_forward, set_audit_forward),
 		OPT_STRING("audit-seal", 0, &audit_seal),
 		OPT_FN_NOARG("no-passthrough", 0, &o.passthrough, set_no_passthrough),
-		OPT_BOOL("io-uring", 0, &o.io_uring),
+		OPT_FN_NOARG("io-uring", 0, &o.io_uring, set_uring_on),
+		OPT_FN_NOARG("no-io-uring", 0, &o.io_uring, set_uring_off),
 		OPT_PASS_SOURCES(&po),
 		OPT_STRING("log", 0, &log),
 		OPT_BOOL("allow-reachable", 0, &allow_reachable),
@@ -418,7 +435,7 @@ int wfs_cmd_mount(int argc, char **argv)
 	}
 	bool nonempty = take_opt(fuse_opts, "nonempty");
 	if (take_opt(fuse_opts, "io_uring"))
-		o.io_uring = true;
+		o.io_uring = WFS_URING_ON;
 	if (!nonempty && dir_is_empty(mnt) == 0) {
 		error("mount point '%s' is not empty; empty it or pass '-o "
 		      "nonempty'",
@@ -482,7 +499,7 @@ int wfs_cmd_mount(int argc, char **argv)
 	o.audit_db = no_audit ? NULL : audit_db;
 	o.audit_seal_out = audit_seal;
 	o.fuse_opts = fuse_opts[0] ? fuse_opts : NULL;
-	const char *no_uring = o.io_uring ? wfs_uring_unavailable() : NULL;
+	const char *no_uring = o.io_uring == WFS_URING_ON ? wfs_uring_unavailable() : NULL;
 	if (no_uring)
 		warning("io_uring asked for, but %s; serving through /dev/fuse", no_uring);
 	if (o.foreground)

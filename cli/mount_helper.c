@@ -63,9 +63,9 @@ int wfs_mount_helper(int argc, char **argv)
 			       "The mount(8) helper for wardfs: see mount.wardfs(8) and\n"
 			       "'wardfs mount --help'. Options: passfile=FILE, extpass=CMD,\n"
 			       "policy=FILE, audit-db=FILE, audit-failure=closed|open,\n"
-			       "audit-journal-size=MIB, log=FILE, recovery-key,\n"
-			       "recovery-key-file=FILE, no-passthrough, strict-forms, io-uring, "
-			       "nonempty, "
+			       "audit-journal-size=MIB, audit-forward=DEST, audit-seal=FILE,\n"
+			       "log=FILE, recovery-key, recovery-key-file=FILE, no-passthrough,\n"
+			       "strict-forms, io-uring, no-io-uring, nonempty, "
 			       "and kernel\n"
 			       "flags (ro, nosuid, nodev, noexec, noatime, ...).\n");
 			return 0;

@@ -73,6 +73,7 @@ static const struct {
 	{"strict-forms", "--strict-forms", false},
 	{"io-uring", "--io-uring", false},
 	{"io_uring", "--io-uring", false}, /* libfuse's spelling */
+	{"no-io-uring", "--no-io-uring", false},
 };
 
 static bool in_list(const char *const *list, const char *s)
@@ -150,7 +151,8 @@ int helper_translate(struct helper *h, char *opts, bool sloppy)
 		    "audit-seal=, "
 		    "log=, "
 		    "recovery-key, recovery-key-file=, "
-		    "no-passthrough, strict-forms, io-uring, nonempty and kernel flags such as "
+		    "no-passthrough, strict-forms, io-uring, no-io-uring, nonempty and kernel "
+		    "flags such as "
 		    "nosuid,nodev "
 		    "(see mount.wardfs(8)); mount -s ignores unknown options\n",
 		    h->prog, tok, val ? "=" : "", val ? val : "");

@@ -9,6 +9,10 @@
 
 struct wfs_keys;
 
+/* FUSE over io_uring: used when this kernel and libfuse offer it (auto,
+ * the default), asked for (a warning when it cannot be had), or never. */
+enum wfs_uring_mode { WFS_URING_AUTO = 0, WFS_URING_ON, WFS_URING_OFF };
+
 struct wfs_daemon_opts {
 	const char *backing;	 /* absolute, canonical */
 	const char *mountpoint;	 /* absolute, canonical */
@@ -16,12 +20,12 @@ struct wfs_daemon_opts {
 	bool policy_required;	 /* the path was given explicitly: must load */
 	const char *audit_db;	 /* NULL: no audit (hidden debug flag) */
 	bool audit_fail_open;
-	unsigned audit_journal_mib; /* 0: the audit library's default */
-	const char *audit_forward;  /* --audit-forward list, or NULL */
-	const char *audit_seal_out; /* --audit-seal: seal an unsealed db, key here */
-	bool passthrough;	    /* false: --no-passthrough */
-	bool strict_forms;	    /* refuse plain files in sensitive paths */
-	bool io_uring;		    /* --io-uring: serve through FUSE over io_uring */
+	unsigned audit_journal_mib;   /* 0: the audit library's default */
+	const char *audit_forward;    /* --audit-forward list, or NULL */
+	const char *audit_seal_out;   /* --audit-seal: seal an unsealed db, key here */
+	bool passthrough;	      /* false: --no-passthrough */
+	bool strict_forms;	      /* refuse plain files in sensitive paths */
+	enum wfs_uring_mode io_uring; /* FUSE over io_uring: auto, --io-uring, --no-io-uring */
 	bool foreground;
 	bool debug;
 	const char *fuse_opts;	   /* extra -o options, comma list, may be NULL */

@@ -114,13 +114,34 @@ def test_io_uring_serves_requests_and_keeps_passthrough(mounted, uring_param):
     assert sec not in (mounted.backing / "secret" / "s.txt").read_bytes()
 
 
-def test_io_uring_not_asked_for_is_not_used(mounted, uring_param):
-    """enable_uring on is not enough: only --io-uring asks for the ring."""
+def test_io_uring_is_used_when_the_kernel_offers_it(mounted, uring_param):
+    """By default the ring serves when the kernel's switch is on, and a
+    mount where it is off says so without a warning."""
     uring_param("Y")
-    mounted.mount()
+    r = mounted.mount()
+    assert "io_uring" not in r.stderr, r.stderr
+    pub, sec = work(mounted.mnt)
+    st = mounted.status()
+    assert st["io-uring"] == "on", st
+    assert count(st, "requests-by-io-uring") > 10
+    assert io_uring_fds(st["pid"])
+    assert (mounted.mnt / "secret" / "s.txt").read_bytes() == sec
+    mounted.umount()
+    uring_param("N")
+    r = mounted.mount()
+    assert "io_uring" not in r.stderr, r.stderr  # not asked for: no warning
+    st = mounted.status()
+    assert st["io-uring"].startswith("off: the kernel's FUSE over io_uring is off"), st
+    assert count(st, "requests-by-io-uring") == 0
+
+
+def test_no_io_uring_is_never_used(mounted, uring_param):
+    """--no-io-uring (fstab: no-io-uring): enable_uring on is not enough."""
+    uring_param("Y")
+    mounted.mount("--no-io-uring")
     work(mounted.mnt)
     st = mounted.status()
-    assert st["io-uring"] == "off"
+    assert st["io-uring"] == "off (--no-io-uring)"
     assert count(st, "requests-by-io-uring") == 0 and count(st, "requests-total") > 10
     assert not io_uring_fds(st["pid"])
 
@@ -136,7 +157,7 @@ def test_io_uring_off_in_the_kernel_warns_and_falls_back(mounted, uring_param):
     assert (mounted.mnt / "d" / "moved.txt").read_bytes() == pub
     assert (mounted.mnt / "secret" / "s.txt").read_bytes() == sec
     st = mounted.status()
-    assert st["io-uring"].startswith("off, asked for but the kernel's FUSE over io_uring "
+    assert st["io-uring"].startswith("off, asked for: the kernel's FUSE over io_uring "
                                      "is off"), st["io-uring"]
     assert count(st, "requests-by-io-uring") == 0 and count(st, "requests-total") > 10
     assert not io_uring_fds(st["pid"])
