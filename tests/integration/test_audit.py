@@ -1691,8 +1691,9 @@ def test_a_daemon_that_died_is_told_by_the_next_mount(vault):
         pass
     rows = db_rows(m.db, "SELECT detail FROM events WHERE kind = 'mount' ORDER BY id")
     assert len(rows) == 3, rows
-    assert rows[0][0] == str(m.backing), rows
-    assert rows[1][0].startswith(f"{m.backing}; the previous mount (daemon pid {pid}, mounted 20")
+    unlocked = f"{m.backing}; unlocked with slot 1 (passphrase)"
+    assert rows[0][0] == unlocked, rows
+    assert rows[1][0].startswith(f"{unlocked}; the previous mount (daemon pid {pid}, mounted 20")
     assert rows[1][0].endswith("did not end cleanly: its daemon was killed or crashed"), rows
-    assert rows[2][0] == str(m.backing), rows  # the mount before ended cleanly
+    assert rows[2][0] == unlocked, rows  # the mount before ended cleanly
     assert f"daemon pid {pid}" in m.logtext()
