@@ -287,6 +287,10 @@ static int cmd_add(int argc, char **argv)
 	status = 1;
 	ns.type = (enum wfs_slot_type)type;
 	ns.label = a.label;
+	/* a new passphrase read from stdin comes after the current secret's
+	 * line: the TPM must not take that line's place */
+	a.po.no_tpm2 =
+		type == WFS_SLOT_PASSPHRASE && a.new_passfile == NULL && !isatty(STDIN_FILENO);
 	if (type == WFS_SLOT_ESCROW && wfs_escrow_public_read(a.escrow_public, pk) != 0)
 		goto out;
 	if (edit_unlock(&a, "add", &keys, &used, &kf, &kflen) != 0)

@@ -444,7 +444,7 @@ int wfs_vault_unlock_slot(const char *backing, const struct wfs_pass_opts *po,
 		goto out;
 	}
 	/* Slots that open without asking anyone first. */
-	if ((r = unlock_tpm2(backing, po, &info, kf, kflen, keys, &id)) != -EACCES)
+	if (!po->no_tpm2 && (r = unlock_tpm2(backing, po, &info, kf, kflen, keys, &id)) != -EACCES)
 		goto done;
 	for (size_t i = 0; i < info.nslots; i++)
 		have = have || info.slot[i].type == type;

@@ -37,6 +37,10 @@ struct wfs_pass_opts {
 	const char *recovery_key_out;  /* create: write the new recovery key to FILE (escrow) */
 	const char *escrow_key_file;   /* unlock with the escrow secret key in FILE (an admin's) */
 	const char *tpm2_tcti;	       /* the TPM of tpm2 slots (NULL: wfs_tpm2_tcti's default) */
+	/* Don't try tpm2 slots: the secret is asked for. For a command that
+	 * reads a second line from stdin after the unlock (passwd, key add):
+	 * stdin's first line stays the current secret whatever the TPM does. */
+	bool no_tpm2;
 	/* The unlock may write the vault: note the slot's use in slots-used and
 	 * upgrade a version-1 keyfile (mount, passwd, key). Off, the backing
 	 * directory is left as it is (fsck, migrate, a dry run). */

@@ -374,3 +374,39 @@ def test_sigkill_during_tpm2_key_add_leaves_a_whole_keyfile(vault, tpm):
     r = mount(m, "--tpm2-tcti", tpm.tcti)
     m.umount()
     assert not tpm2_lines(r.stderr), r.stderr
+
+
+def test_stdin_lines_keep_their_meaning(vault, tpm, base):
+    """`wardfs passwd` and `key add --type passphrase` read "CURRENT\\nNEW\\n"
+    from stdin (pam_wardfs writes it so): with a tpm2 slot that opens, the
+    first line must still be the current passphrase, not become the new
+    one. With the new passphrase in a file, the TPM unlocks passwd alone."""
+    m = vault
+    add_tpm2(m, tpm)
+    env = dict(os.environ, WARDFS_TPM2_TCTI=tpm.tcti)
+    r = wardfs("passwd", m.backing, input=f"{PASS}\nsecond passphrase\n", env=env, check=False)
+    assert r.returncode == 0, r.stderr
+    r = mount(m, "--tpm2-tcti", f"device:{base}/none", input="second passphrase\n")
+    m.umount()
+    r = mount(m, "--tpm2-tcti", f"device:{base}/none", input=PASS + "\n", check=False)
+    assert r.returncode != 0 and "wrong passphrase" in r.stderr, r.stderr
+    # a wrong current passphrase is refused, TPM or not
+    r = wardfs("passwd", m.backing, input="not it\nthird\n", env=env, check=False)
+    assert r.returncode != 0 and "wrong passphrase" in r.stderr, r.stderr
+
+    r = wardfs("key", "add", m.backing, "--type", "passphrase", *("--kdf-memory", "8",
+               "--kdf-ops", "1"), input="second passphrase\nthird passphrase\n", env=env,
+               check=False)
+    assert r.returncode == 0, r.stderr
+    assert "Added slot 3 (passphrase" in r.stdout
+    mount(m, "--tpm2-tcti", f"device:{base}/none", input="third passphrase\n")
+    m.umount()
+
+    newp = base / "new-pass"
+    newp.write_text("fourth passphrase\n")
+    newp.chmod(0o600)
+    r = wardfs("passwd", m.backing, "--slot", "1", "--new-passfile", newp, env=env,
+               check=False, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    mount(m, "--tpm2-tcti", f"device:{base}/none", input="fourth passphrase\n")
+    m.umount()
