@@ -353,13 +353,17 @@ def test_sigkill_during_tpm2_key_add_leaves_a_whole_keyfile(vault, tpm):
     kf = keyfile(m)
     seen = set()
     rnd = random.Random(17)
+    # kills spread over one whole add, however fast this machine (or build) is
+    t0 = time.monotonic()
+    add_tpm2(m, tpm)
+    took = time.monotonic() - t0
     for i in range(20):
         before = kf.read_bytes()
         p = subprocess.Popen([WARDFS, "key", "add", str(m.backing), "--type", "tpm2",
                               "--tpm2-tcti", tpm.tcti, "--passfile", str(m.passfile)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0, 0.25))
+        time.sleep(rnd.uniform(0, 1.3 * took))
         p.send_signal(signal.SIGKILL)
         p.wait()
         after = kf.read_bytes()
