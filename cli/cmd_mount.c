@@ -266,6 +266,24 @@ static int run_daemon(struct wfs_daemon_opts *o, const char *log, int lfd)
  * from before the mark, or a tree restored without xattrs, gets its
  * ciphertext marked here, once (vault/marks.c). 0, or 1 after a message.
  */
+/* The type of slot id of backing's keyfile (as the unlock left it), or 0:
+ * which kind of secret opened the vault, for the mount's audit row. */
+static int slot_type(const char *backing, uint16_t id)
+{
+	static struct wfs_keyfile_info info;
+	uint8_t *kf = NULL;
+	size_t len;
+	int t = 0;
+
+	if (wfs_vault_read_keyfile(backing, &kf, &len) == 0 &&
+	    wfs_keyfile_parse(kf, len, &info) == 0)
+		for (size_t i = 0; i < info.nslots; i++)
+			if (info.slot[i].id == id)
+				t = (int)info.slot[i].type;
+	free(kf);
+	return t;
+}
+
 static int adopt_marks(const char *backing, const struct wfs_keys *keys)
 {
 	unsigned n = 0;
@@ -449,8 +467,9 @@ int wfs_cmd_mount(int argc, char **argv)
 		goto fail;
 	}
 	struct wfs_keys *keys = NULL;
+	uint16_t used = 0;
 	po.may_write = true; /* note the slot used; upgrade a version-1 keyfile */
-	int ur = wfs_vault_unlock(backing, &po, &keys);
+	int ur = wfs_vault_unlock_slot(backing, &po, &keys, &used);
 	if (ur == -EACCES && !no_audit) /* a failed unlock is an auditor's question */
 		wfs_vault_audit(backing, audit_db, prog_name(), WFS_AUDIT_MOUNT, EACCES,
 				po.recovery_key_file || po.recovery_from_stdin
@@ -466,7 +485,9 @@ int wfs_cmd_mount(int argc, char **argv)
 	o.backing = backing;
 	o.mountpoint = mnt;
 	o.keys = keys;
-	o.by_recovery_key = po.recovery_key_file || po.recovery_from_stdin;
+	int used_type = slot_type(backing, used);
+	o.by_recovery_key = used_type == WFS_SLOT_RECOVERY;
+	o.by_tpm2 = used_type == WFS_SLOT_TPM2;
 	o.policy_path = policy ? policy : WFS_DEFAULT_POLICY;
 	o.policy_required = policy != NULL;
 	o.audit_db = no_audit ? NULL : audit_db;

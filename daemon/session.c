@@ -384,7 +384,10 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 		 * whether the one before it ended (running_mark) */
 		char detail[PATH_MAX + 512];
 		snprintf(detail, sizeof detail, "%s%s%s", o->backing,
-			 o->by_recovery_key ? "; unlocked with the recovery key" : "", unclean);
+			 o->by_recovery_key ? "; unlocked with the recovery key"
+			 : o->by_tpm2	    ? "; unlocked by the TPM (a tpm2 slot)"
+					    : "",
+			 unclean);
 		struct wfs_audit_event ev = {
 			.kind = WFS_AUDIT_MOUNT, .path = "/", .allowed = true, .detail = detail};
 		wfs_audit_record(fs->audit, &ev);

@@ -26,6 +26,7 @@ struct wfs_daemon_opts {
 	const char *fuse_opts; /* extra -o options, comma list, may be NULL */
 	struct wfs_keys *keys; /* unlocked vault keys or NULL; ownership passes in */
 	bool by_recovery_key;  /* the keys were unlocked with the recovery key */
+	bool by_tpm2;	       /* ... by the TPM (a tpm2 slot), nobody asked */
 	int ready_fd;	       /* written "ok\n" or an error line once mounted; -1 */
 };
 

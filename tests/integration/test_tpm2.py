@@ -178,6 +178,9 @@ def test_unattended_mount(vault, tpm):
                if l.startswith("2 "))
     assert "never" not in row, row  # slot 2 unlocked just now
 
+    # the audit says how the vault was unlocked
+    rows = m.sql("SELECT detail FROM events WHERE kind = 'mount'")
+    assert f"{m.backing}; unlocked by the TPM (a tpm2 slot)" in rows, rows
     tpm.stop()
     tpm.start()  # the same TPM after a reboot (another port)
     r = mount(m, env=dict(os.environ, WARDFS_TPM2_TCTI=tpm.tcti))
