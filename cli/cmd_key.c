@@ -161,13 +161,14 @@ static int cmd_list(int argc, char **argv)
 		printf("\nkeyfile version %u; no slot is tried without asking: mount asks for a "
 		       "passphrase\n(or takes --passfile, --recovery-key-file or --escrow-key).\n",
 		       info.version);
-	else
+	else {
+		bool many = strchr(unattended, ',') != NULL;
 		printf("\nkeyfile version %u; tried without asking: tpm2 slot%s %s (the TPM "
-		       "unseals "
-		       "%s);\nif none opens, mount asks for a passphrase (or takes --passfile,\n"
-		       "--recovery-key-file or --escrow-key).\n",
-		       info.version, strchr(unattended, ',') ? "s" : "", unattended,
-		       strchr(unattended, ',') ? "them" : "it");
+		       "unseals %s);\n",
+		       info.version, many ? "s" : "", unattended, many ? "them" : "it");
+		printf("if none opens, mount asks for a passphrase (or takes --passfile,\n"
+		       "--recovery-key-file or --escrow-key).\n");
+	}
 	status = 0;
 out:
 	free(kf);
