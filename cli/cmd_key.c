@@ -316,8 +316,7 @@ static int cmd_add(int argc, char **argv)
 		}
 		if (wfs_tpm2_seal_new(a.po.tpm2_tcti, pcrs, tsecret, &seal, err, sizeof(err)) !=
 		    0) {
-			error("cannot seal a key to the TPM at '%s': %s (the keyfile is as it was)",
-			      wfs_tpm2_tcti(a.po.tpm2_tcti), err);
+			error("cannot seal a key to the TPM: %s (the keyfile is as it was)", err);
 			goto out;
 		}
 		ns.tpm2 = &seal;
