@@ -150,6 +150,17 @@ static int tpm_fail(TSS2_RC rc, const char *what, char *err, size_t len)
 	}
 }
 
+/* tpm2-tss leaves copies of what it encrypts and decrypts for a session
+ * on its stack (the secret, when it is sealed or unsealed): overwritten
+ * here, below the caller's frame, once the TPM is closed. */
+__attribute__((noinline)) static void burn_stack(void)
+{
+	uint8_t junk[64 * 1024];
+
+	sodium_memzero(junk, sizeof(junk));
+	__asm__ volatile("" : : "r"(junk) : "memory");
+}
+
 /* /dev/tpmrm0 for "device:/dev/tpmrm0" or "device" (tpm2-tss's default
  * device), else NULL. */
 static const char *device_path(const char *tcti, char *buf, size_t len)
@@ -395,6 +406,7 @@ out:
 	Esys_Free(priv);
 	wfs_secure_free(sens);
 	tpm_close(&t);
+	burn_stack();
 	return r;
 }
 
@@ -402,6 +414,7 @@ int wfs_tpm2_unseal(const char *tcti, const struct wfs_tpm2_seal *in,
 		    uint8_t secret[WFS_TPM2_SECRET_LEN], char *err, size_t errlen)
 {
 	TPM2B_SENSITIVE_DATA *data = NULL;
+	TPM2B_DIGEST *noise = NULL;
 	TPM2B_PUBLIC pub = {0};
 	TPM2B_PRIVATE priv = {0};
 	TPM2B_DIGEST now = {0};
@@ -472,6 +485,12 @@ int wfs_tpm2_unseal(const char *tcti, const struct wfs_tpm2_seal *in,
 	}
 	memcpy(secret, data->buffer, WFS_TPM2_SECRET_LEN);
 	r = 0;
+	/* tpm2-tss decrypted the response where it received it, in its
+	 * command buffer, and does not wipe it: the next response (48 random
+	 * bytes at offset 12) lands over the secret (offset 16, 32 bytes). */
+	if (Esys_GetRandom(t.ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, 48, &noise) ==
+	    TSS2_RC_SUCCESS)
+		Esys_Free(noise);
 out:
 	if (data != NULL) {
 		sodium_memzero(data, sizeof(*data));
@@ -479,5 +498,6 @@ out:
 	}
 	sodium_memzero(&priv, sizeof(priv));
 	tpm_close(&t);
+	burn_stack();
 	return r;
 }
