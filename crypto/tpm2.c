@@ -9,14 +9,21 @@
  * asked for, or to nothing (then an empty password unseals it). Every
  * command that carries the secret runs in a session salted to the parent
  * key with AES-128-CFB parameter encryption, so it never crosses the bus
- * in the clear. docs/format.md has the slot; keyfile.c turns the secret
- * into the slot's KEK.
+ * in the clear, and all of it runs in a child process that lives for one
+ * seal or unseal (in_child, at the end: tpm2-tss leaves copies of the
+ * secret in memory it does not wipe). docs/format.md has the slot;
+ * keyfile.c turns the secret into the slot's KEK.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -148,17 +155,6 @@ static int tpm_fail(TSS2_RC rc, const char *what, char *err, size_t len)
 		err_set(err, len, "the TPM failed to %s: %s", what, Tss2_RC_Decode(rc));
 		return -EIO;
 	}
-}
-
-/* tpm2-tss leaves copies of what it encrypts and decrypts for a session
- * on its stack (the secret, when it is sealed or unsealed): overwritten
- * here, below the caller's frame, once the TPM is closed. */
-__attribute__((noinline)) static void burn_stack(void)
-{
-	uint8_t junk[64 * 1024];
-
-	sodium_memzero(junk, sizeof(junk));
-	__asm__ volatile("" : : "r"(junk) : "memory");
 }
 
 /* /dev/tpmrm0 for "device:/dev/tpmrm0" or "device" (tpm2-tss's default
@@ -331,8 +327,9 @@ int wfs_tpm2_check(const struct wfs_tpm2_seal *in)
 	return 0;
 }
 
-int wfs_tpm2_seal_new(const char *tcti, uint32_t pcrs, uint8_t secret[WFS_TPM2_SECRET_LEN],
-		      struct wfs_tpm2_seal *out, char *err, size_t errlen)
+/* Seals secret (given) to the TPM, in this process: see in_child. */
+static int seal_here(const char *tcti, uint32_t pcrs, const uint8_t secret[WFS_TPM2_SECRET_LEN],
+		     struct wfs_tpm2_seal *out, char *err, size_t errlen)
 {
 	TPM2B_SENSITIVE_CREATE *sens = NULL;
 	TPM2B_PUBLIC tmpl = {0}, *pub = NULL;
@@ -366,7 +363,6 @@ int wfs_tpm2_seal_new(const char *tcti, uint32_t pcrs, uint8_t secret[WFS_TPM2_S
 		p->objectAttributes |= TPMA_OBJECT_USERWITHAUTH; /* an empty password */
 	else if ((r = pcr_policy(&t, pcrs, &p->authPolicy, err, errlen)) != 0)
 		goto out; /* and only the policy unseals it */
-	randombytes_buf(secret, WFS_TPM2_SECRET_LEN);
 	sens->sensitive.data.size = WFS_TPM2_SECRET_LEN;
 	memcpy(sens->sensitive.data.buffer, secret, WFS_TPM2_SECRET_LEN);
 	if ((r = start_session(&t, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT, err, errlen)) != 0)
@@ -398,23 +394,20 @@ int wfs_tpm2_seal_new(const char *tcti, uint32_t pcrs, uint8_t secret[WFS_TPM2_S
 	out->privlen = (uint16_t)off;
 	r = 0;
 out:
-	if (r != 0) {
-		sodium_memzero(secret, WFS_TPM2_SECRET_LEN);
+	if (r != 0)
 		memset(out, 0, sizeof(*out));
-	}
 	Esys_Free(pub);
 	Esys_Free(priv);
 	wfs_secure_free(sens);
 	tpm_close(&t);
-	burn_stack();
 	return r;
 }
 
-int wfs_tpm2_unseal(const char *tcti, const struct wfs_tpm2_seal *in,
-		    uint8_t secret[WFS_TPM2_SECRET_LEN], char *err, size_t errlen)
+/* Unseals in, in this process: see in_child. */
+static int unseal_here(const char *tcti, const struct wfs_tpm2_seal *in,
+		       uint8_t secret[WFS_TPM2_SECRET_LEN], char *err, size_t errlen)
 {
 	TPM2B_SENSITIVE_DATA *data = NULL;
-	TPM2B_DIGEST *noise = NULL;
 	TPM2B_PUBLIC pub = {0};
 	TPM2B_PRIVATE priv = {0};
 	TPM2B_DIGEST now = {0};
@@ -485,12 +478,6 @@ int wfs_tpm2_unseal(const char *tcti, const struct wfs_tpm2_seal *in,
 	}
 	memcpy(secret, data->buffer, WFS_TPM2_SECRET_LEN);
 	r = 0;
-	/* tpm2-tss decrypted the response where it received it, in its
-	 * command buffer, and does not wipe it: the next response (48 random
-	 * bytes at offset 12) lands over the secret (offset 16, 32 bytes). */
-	if (Esys_GetRandom(t.ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, 48, &noise) ==
-	    TSS2_RC_SUCCESS)
-		Esys_Free(noise);
 out:
 	if (data != NULL) {
 		sodium_memzero(data, sizeof(*data));
@@ -498,6 +485,159 @@ out:
 	}
 	sodium_memzero(&priv, sizeof(priv));
 	tpm_close(&t);
-	burn_stack();
+	return r;
+}
+
+/* ---- in a child process ------------------------------------------------ */
+
+/*
+ * tpm2-tss (and OpenSSL under it, for the sessions' parameter encryption)
+ * keeps copies of what it sends and receives in its own heap and stack,
+ * which it frees without wiping: after a seal, the secret was still in
+ * this process's freed heap. So the TPM is talked to by a child process
+ * that lives for one seal or unseal: it gets the secret (a seal) from the
+ * memory it shares with its parent at fork, hands back only the result
+ * (the sealed object, or the unsealed secret) through a pipe into the
+ * parent's locked memory, and exits, its memory going with it. It dies
+ * with its parent, and locks its memory first.
+ */
+struct reply {
+	int32_t r;
+	char err[256];
+	struct wfs_tpm2_seal seal;	     /* seal */
+	uint8_t secret[WFS_TPM2_SECRET_LEN]; /* unseal */
+};
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static size_t read_all(int fd, void *buf, size_t n)
+{
+	uint8_t *p = buf;
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, p + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+/* Seals secret (seal != NULL) or unseals in, in a child; the reply in
+ * *rep (the caller's locked memory). 0, or -errno with rep->err said. */
+static int in_child(const char *tcti, uint32_t pcrs, const uint8_t *secret,
+		    const struct wfs_tpm2_seal *in, struct reply *rep)
+{
+	int p[2], status;
+	pid_t pid;
+	size_t got;
+
+	memset(rep, 0, sizeof(*rep));
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		err_set(rep->err, sizeof(rep->err), "cannot make a pipe: %s", strerror(errno));
+		return -errno;
+	}
+	if ((pid = fork()) < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		err_set(rep->err, sizeof(rep->err), "cannot start a process: %s", strerror(e));
+		return -e;
+	}
+	if (pid == 0) {
+		struct reply *c = wfs_secure_alloc(sizeof(*c));
+
+		close(p[0]);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		(void)mlockall(MCL_CURRENT | MCL_FUTURE); /* nothing of it swapped out */
+		if (c == NULL)
+			_exit(1);
+		if (in == NULL)
+			c->r = seal_here(tcti, pcrs, secret, &c->seal, c->err, sizeof(c->err));
+		else
+			c->r = unseal_here(tcti, in, c->secret, c->err, sizeof(c->err));
+		_exit(write_all(p[1], c, sizeof(*c)) == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	got = read_all(p[0], rep, sizeof(*rep));
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (got != sizeof(*rep)) {
+		sodium_memzero(rep, sizeof(*rep));
+		err_set(rep->err, sizeof(rep->err), "the process talking to the TPM died");
+		return -EIO;
+	}
+	rep->err[sizeof(rep->err) - 1] = '\0';
+	return rep->r;
+}
+
+int wfs_tpm2_seal_new(const char *tcti, uint32_t pcrs, uint8_t secret[WFS_TPM2_SECRET_LEN],
+		      struct wfs_tpm2_seal *out, char *err, size_t errlen)
+{
+	struct reply *rep = wfs_secure_alloc(sizeof(*rep));
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (rep == NULL) {
+		err_set(err, errlen, "out of secure memory");
+		return -ENOMEM;
+	}
+	if ((pcrs >> WFS_TPM2_PCRS) != 0) {
+		err_set(err, errlen, "there are only PCRs 0 to %d", WFS_TPM2_PCRS - 1);
+		r = -EINVAL;
+		goto out;
+	}
+	randombytes_buf(secret, WFS_TPM2_SECRET_LEN);
+	r = in_child(wfs_tpm2_tcti(tcti), pcrs, secret, NULL, rep);
+	if (r == 0)
+		*out = rep->seal;
+	else {
+		sodium_memzero(secret, WFS_TPM2_SECRET_LEN);
+		err_set(err, errlen, "%s", rep->err);
+	}
+out:
+	wfs_secure_free(rep);
+	return r;
+}
+
+int wfs_tpm2_unseal(const char *tcti, const struct wfs_tpm2_seal *in,
+		    uint8_t secret[WFS_TPM2_SECRET_LEN], char *err, size_t errlen)
+{
+	struct reply *rep;
+	int r;
+
+	if (wfs_tpm2_check(in) != 0 || in->primary != WFS_TPM2_PRIMARY_ECC ||
+	    in->pcr_bank != WFS_TPM2_BANK_SHA256) {
+		err_set(err, errlen, "the sealed key stored in the slot is garbled");
+		return -EINVAL; /* no process started for that */
+	}
+	if ((rep = wfs_secure_alloc(sizeof(*rep))) == NULL) {
+		err_set(err, errlen, "out of secure memory");
+		return -ENOMEM;
+	}
+	r = in_child(wfs_tpm2_tcti(tcti), 0, NULL, in, rep);
+	if (r == 0)
+		memcpy(secret, rep->secret, WFS_TPM2_SECRET_LEN);
+	else
+		err_set(err, errlen, "%s", rep->err);
+	wfs_secure_free(rep);
 	return r;
 }

@@ -3,9 +3,10 @@
  * own swtpm (TCP on two free ports, a fresh state directory) and kills it
  * at the end. Seal and unseal round trip, with and without PCRs; a PCR
  * extended, another TPM, no TPM and garbled blobs each give their error
- * and one line; and after a seal and an unseal the secret is nowhere in
- * the process's heap or stack (tpm2-tss does not wipe its buffers: tpm2.c
- * overwrites them). Without /usr/bin/swtpm the TPM tests are skipped.
+ * and one line; and after a seal, and after an unseal, the secret is
+ * nowhere in the process's heap or stack (tpm2-tss does not wipe its
+ * buffers: tpm2.c talks to the TPM from a short-lived child process).
+ * Without /usr/bin/swtpm the TPM tests are skipped.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -295,36 +296,55 @@ static int copies(const uint8_t *needle, const uint8_t *skip)
 	return hits;
 }
 
-/* Runs a seal and an unseal in a frame of their own, bound to PCRs
+/* A seal (unseal false) or an unseal in a frame of its own, bound to PCRs
  * (a policy session) or not (an HMAC session). */
-__attribute__((noinline)) static void seal_and_unseal(uint32_t pcrs, uint8_t *sec, uint8_t *got)
+__attribute__((noinline)) static void tpm_op(bool unseal, uint32_t pcrs, uint8_t *sec, uint8_t *got,
+					     struct wfs_tpm2_seal *s)
 {
-	struct wfs_tpm2_seal s;
 	char err[256];
 
-	assert_int_equal(wfs_tpm2_seal_new(tpm_a.tcti, pcrs, sec, &s, err, sizeof(err)), 0);
-	assert_int_equal(wfs_tpm2_unseal(tpm_a.tcti, &s, got, err, sizeof(err)), 0);
+	if (!unseal)
+		assert_int_equal(wfs_tpm2_seal_new(tpm_a.tcti, pcrs, sec, s, err, sizeof(err)), 0);
+	else
+		assert_int_equal(wfs_tpm2_unseal(tpm_a.tcti, s, got, err, sizeof(err)), 0);
 }
 
 /* The same, 32 KiB deeper on the stack than the search will reach with
- * its own calls (fopen, fgets), so that what tpm2-tss left there would
- * still be there to find. */
-__attribute__((noinline)) static void seal_and_unseal_deep(uint32_t pcrs, uint8_t *sec,
-							   uint8_t *got)
+ * its own calls (fopen, fgets), so that what was left there would still
+ * be there to find. */
+__attribute__((noinline)) static void tpm_op_deep(bool unseal, uint32_t pcrs, uint8_t *sec,
+						  uint8_t *got, struct wfs_tpm2_seal *s)
 {
 	uint8_t pad[32 * 1024];
 
 	memset(pad, 0, sizeof(pad));
 	__asm__ volatile("" : : "r"(pad) : "memory");
-	seal_and_unseal(pcrs, sec, got);
+	tpm_op(unseal, pcrs, sec, got, s);
 	__asm__ volatile("" : : "r"(pad) : "memory");
+}
+
+/* Copies of the secret in sec outside locked memory: the search looks for
+ * it made again from a copy that is not itself, so it finds only what
+ * tpm2-tss, OpenSSL or tpm2.c left behind. */
+static int copies_of(const uint8_t *sec)
+{
+	static uint8_t flipped[32];
+	uint8_t needle[32];
+	int n;
+
+	for (int i = 0; i < 32; i++)
+		flipped[i] = (uint8_t)(sec[i] ^ 0xff);
+	for (int i = 0; i < 32; i++)
+		needle[i] = (uint8_t)(flipped[i] ^ 0xff);
+	n = copies(needle, needle);
+	sodium_memzero(needle, sizeof(needle));
+	return n;
 }
 
 static void test_no_copies_left(void **state)
 {
 	uint8_t *sec = wfs_secure_alloc(32), *got = wfs_secure_alloc(32);
-	static uint8_t flipped[32];
-	uint8_t needle[32];
+	struct wfs_tpm2_seal s;
 
 	(void)state;
 	need_tpm();
@@ -334,16 +354,11 @@ static void test_no_copies_left(void **state)
 		skip();
 	}
 	for (uint32_t pcrs = 0; pcrs <= 1u << 7; pcrs += 1u << 7) {
-		seal_and_unseal_deep(pcrs, sec, got);
+		tpm_op_deep(false, pcrs, sec, got, &s);
+		assert_int_equal(copies_of(sec), 0); /* after a seal (key add) */
+		tpm_op_deep(true, pcrs, sec, got, &s);
 		assert_memory_equal(sec, got, 32);
-		/* the secret, made again from a copy that is not itself (so the
-		 * search finds only what tpm2-tss or tpm2.c left behind) */
-		for (int i = 0; i < 32; i++)
-			flipped[i] = (uint8_t)(sec[i] ^ 0xff);
-		for (int i = 0; i < 32; i++)
-			needle[i] = (uint8_t)(flipped[i] ^ 0xff);
-		assert_int_equal(copies(needle, needle), 0);
-		sodium_memzero(needle, sizeof(needle));
+		assert_int_equal(copies_of(sec), 0); /* after an unseal (every unlock) */
 	}
 	wfs_secure_free(sec);
 	wfs_secure_free(got);
