@@ -546,7 +546,7 @@ static int in_child(const char *tcti, uint32_t pcrs, const uint8_t *secret,
 		    const struct wfs_tpm2_seal *in, struct reply *rep)
 {
 	int p[2], status;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 	size_t got;
 
 	memset(rep, 0, sizeof(*rep));
@@ -567,7 +567,7 @@ static int in_child(const char *tcti, uint32_t pcrs, const uint8_t *secret,
 		close(p[0]);
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 		(void)mlockall(MCL_CURRENT | MCL_FUTURE); /* nothing of it swapped out */
-		if (c == NULL)
+		if (c == NULL || getppid() != parent)	  /* the parent died before prctl */
 			_exit(1);
 		if (in == NULL)
 			c->r = seal_here(tcti, pcrs, secret, &c->seal, c->err, sizeof(c->err));
