@@ -264,6 +264,11 @@ int wfs_audit_prune(struct wfs_audit_db *db, const char *key_path, int64_t cutof
  * with err set. */
 int wfs_audit_seal_init(struct wfs_audit_db *db, uint64_t rows, uint64_t interval_s, int out_fd,
 			char *err, size_t errlen);
+/* `mount --audit-seal FILE`: seals db_path (opened by the daemon) with
+ * the defaults unless it is or was sealed, the verification key written
+ * to FILE (0600, must not exist). 1 sealed now, 0 nothing to do (it was
+ * sealed before: the key was given then), or -errno with err set. */
+int wfs_audit_seal_at_mount(const char *db_path, const char *vkey_out, char *err, size_t errlen);
 
 struct wfs_audit_seal_opts {
 	const char *vkey_path;	 /* the verification key's file; "-": stdin */
@@ -307,6 +312,23 @@ struct wfs_audit_seal_status {
 	int64_t unsealed; /* rows after it */
 };
 int wfs_audit_seal_status(struct wfs_audit_db *db, struct wfs_audit_seal_status *s);
+
+/* The running daemon's sealing, as its writer last left it (`wardfs
+ * status`): on, or off with why (error empty: never set up). */
+struct wfs_audit_seal_counters {
+	bool on;	     /* the state is there and of this db: rows get sealed */
+	uint64_t epoch;	     /* the next seal's epoch: seals made so far */
+	int64_t sealed_to;   /* the last row the newest seal covers (0: none) */
+	int64_t unsealed;    /* rows committed after it */
+	int64_t last_seal;   /* Unix time of this daemon's newest seal; 0: none yet */
+	uint64_t rows;	     /* seal every so many rows ... */
+	uint64_t interval_s; /* ... or so many seconds */
+	char error[256];     /* why it is off, when something is wrong */
+};
+void wfs_audit_seal_counters(struct wfs_audit *a, struct wfs_audit_seal_counters *c);
+/* Sealing was set up under a running writer: it starts at its next row,
+ * not after its periodic look (5 s). */
+void wfs_audit_seal_poke(struct wfs_audit *a);
 
 /* Checks the seals with the verification key: each seal's tag, their
  * sequence (epochs without gaps, adjacent row ranges, each linked to the

@@ -255,7 +255,13 @@ struct wfs_audit {
 	int64_t seal_every_ms; /* ... or so long after the last seal */
 	int64_t sealed_to;     /* the last row the newest seal covers */
 	int64_t seal_ms;       /* when the newest seal (or the check) was made */
+	uint64_t seal_epoch;   /* the next seal's epoch, as the state says */
+	atomic_bool seal_poke; /* look at the state at the next tick (seal at mount) */
+	int64_t seal_real_s;   /* Unix time of this daemon's newest seal; 0 none */
 	char seal_error[256];  /* the last failure, logged once */
+	/* What `wardfs status` shows: the fields above as the writer last
+	 * left them, copied under err_lock (seal_publish). */
+	struct wfs_audit_seal_counters seal_pub;
 
 	_Atomic int writer_err; /* -errno of the last failed COMMIT, 0 if fine */
 	atomic_uint_fast64_t recorded, lost, drained_seq;
@@ -447,6 +453,8 @@ int aud_checkpoint_parse(const char *line, size_t len, struct aud_checkpoint *c)
  * an open. */
 void aud_seal_start(struct wfs_audit *a);
 void aud_seal_tick(struct wfs_audit *a, bool force);
+/* Copies the writer's sealing fields to seal_pub (wfs_audit_seal_counters). */
+void aud_seal_publish(struct wfs_audit *a);
 /* The authenticated chain head (writer.c's read_head): why set when the
  * head cannot be continued from. */
 int aud_read_head(struct wfs_audit *a, int64_t *id, unsigned char *mac, char *why, size_t whylen);

@@ -4,6 +4,7 @@
  * the state file (epoch 0, k0) that the daemon evolves from then on.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,4 +150,43 @@ int wfs_audit_seal_status(struct wfs_audit_db *d, struct wfs_audit_seal_status *
 		return 0;
 	}
 	return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+int wfs_audit_seal_at_mount(const char *db_path, const char *vkey_out, char *err, size_t errlen)
+{
+	struct wfs_audit_db *d = NULL;
+	char *path = NULL;
+	struct stat st;
+	int fd = -1, r;
+	if (asprintf(&path, "%s.seal", db_path) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r = 0;
+	if (lstat(path, &st) == 0)
+		goto out; /* sealed already: its key was handed out then */
+	if ((r = wfs_audit_db_open(db_path, true, &d, err, errlen)))
+		goto out;
+	if (count_seals(d->db))
+		goto out; /* sealed once, state gone: the writer says so */
+	/* Made before the state: a key that cannot be handed out must not
+	 * leave a state behind. Never over another key. */
+	fd = open(vkey_out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot create verification key file '%s': %s", vkey_out,
+			 strerror(errno));
+		goto out;
+	}
+	if ((r = wfs_audit_seal_init(d, 0, 0, fd, err, errlen))) {
+		unlink(vkey_out);
+		goto out;
+	}
+	r = 1;
+out:
+	if (fd >= 0)
+		close(fd);
+	wfs_audit_db_close(d);
+	free(path);
+	return r;
 }

@@ -339,7 +339,9 @@ static int check_checkpoints(const char *file, struct keys *k, const char *db_id
 			     const struct sealrec *s, int64_t n, struct wfs_audit_seal_result *r,
 			     char *err, size_t errlen)
 {
-	FILE *f = fopen(file, "re");
+	/* "-": stdin, e.g. `journalctl -t wardfs -o cat | wardfs audit verify ...` */
+	bool in = !strcmp(file, "-");
+	FILE *f = in ? stdin : fopen(file, "re");
 	if (!f) {
 		int e = errno;
 		snprintf(err, errlen, "cannot read checkpoints '%s': %s", file, strerror(e));
@@ -457,7 +459,8 @@ static int check_checkpoints(const char *file, struct keys *k, const char *db_id
 out:
 	free(line);
 	free(cps);
-	fclose(f);
+	if (!in)
+		fclose(f);
 	return ret;
 }
 

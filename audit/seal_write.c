@@ -126,6 +126,10 @@ void aud_seal_start(struct wfs_audit *a)
 				a->db_path, (long long)last, (unsigned long long)ep, a->seal_path);
 			a->seal_noted = true;
 		}
+		if (have == 1)
+			snprintf(a->seal_error, sizeof a->seal_error,
+				 "sealed up to row %lld, but the sealing state '%s' is missing",
+				 (long long)last, a->seal_path);
 	} else if (r) {
 		a->seal_on = false;
 		seal_fail(a, err);
@@ -141,9 +145,44 @@ void aud_seal_start(struct wfs_audit *a)
 		a->seal_rows = s->rows;
 		a->seal_every_ms = (int64_t)s->interval_s * 1000;
 		a->sealed_to = have == 1 ? last : 0;
+		a->seal_epoch = s->epoch;
 		a->seal_error[0] = 0;
 	}
 	aud_seal_state_free(s);
+	aud_seal_publish(a);
+}
+
+void aud_seal_publish(struct wfs_audit *a)
+{
+	struct wfs_audit_seal_counters c = {
+		.on = a->seal_on,
+		.epoch = a->seal_epoch,
+		.sealed_to = a->sealed_to,
+		.unsealed = a->committed_id > a->sealed_to ? a->committed_id - a->sealed_to : 0,
+		.last_seal = a->seal_real_s,
+		.rows = a->seal_rows,
+		.interval_s = (uint64_t)(a->seal_every_ms / 1000),
+	};
+	snprintf(c.error, sizeof c.error, "%s", a->seal_error);
+	pthread_mutex_lock(&a->err_lock);
+	a->seal_pub = c;
+	pthread_mutex_unlock(&a->err_lock);
+}
+
+void wfs_audit_seal_poke(struct wfs_audit *a)
+{
+	if (a)
+		atomic_store(&a->seal_poke, true);
+}
+
+void wfs_audit_seal_counters(struct wfs_audit *a, struct wfs_audit_seal_counters *c)
+{
+	memset(c, 0, sizeof *c);
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->err_lock);
+	*c = a->seal_pub;
+	pthread_mutex_unlock(&a->err_lock);
 }
 
 static void open_syslog(void)
@@ -310,8 +349,11 @@ static int seal_now(struct wfs_audit *a)
 		goto out;
 	if (seal.last_id > a->sealed_to)
 		a->sealed_to = seal.last_id;
-	if (sealed)
+	a->seal_epoch = s->epoch;
+	if (sealed) {
+		a->seal_real_s = real_ns() / 1000000000;
 		log_checkpoint(&seal, tag);
+	}
 	a->seal_error[0] = 0;
 out:
 	if (r)
@@ -329,7 +371,8 @@ void aud_seal_tick(struct wfs_audit *a, bool force)
 		return;
 	if (!a->seal_on) {
 		/* seal-init on a mounted db, or a state made readable again */
-		if (force || now - a->seal_ms >= RECHECK_MS)
+		if (force || atomic_exchange(&a->seal_poke, false) ||
+		    now - a->seal_ms >= RECHECK_MS)
 			aud_seal_start(a);
 		if (!a->seal_on)
 			return;
@@ -337,9 +380,12 @@ void aud_seal_tick(struct wfs_audit *a, bool force)
 	bool rows_due = a->committed_id - a->sealed_to >= (int64_t)a->seal_rows &&
 			now - a->seal_ms >= MIN_GAP_MS;
 	bool time_due = now - a->seal_ms >= a->seal_every_ms && a->committed_id > a->sealed_to;
-	if (!force && !rows_due && !time_due)
+	if (!force && !rows_due && !time_due) {
+		aud_seal_publish(a); /* the unsealed count status shows */
 		return;
+	}
 	a->seal_ms = now;
 	if (seal_now(a))
 		a->seal_on = false; /* looked at again after RECHECK_MS */
+	aud_seal_publish(a);
 }

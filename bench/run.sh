@@ -17,7 +17,7 @@ BENCH_SRC="$ROOT/bench"
 RESULTS_DIR="$BENCH_SRC/results"
 
 # ---- knobs ------------------------------------------------------------------
-ALL_SYSTEMS="ext4 wardfs wardfs-noaudit wardfs-sealed wardfs-policy1k wardfs-nopt wardfs-sensitive passthrough_hp gocryptfs loggedfs"
+ALL_SYSTEMS="ext4 wardfs wardfs-noaudit wardfs-sealed wardfs-sealonly wardfs-fwdonly wardfs-policy1k wardfs-nopt wardfs-sensitive passthrough_hp gocryptfs loggedfs"
 ALL_WORKLOADS="seqwrite seqread randread randwrite metadata open"
 
 BENCH_DIR=${BENCH_DIR:-/var/tmp/wardfs-bench}
@@ -86,7 +86,7 @@ check_tools() {
 	fi
 	if want_system wardfs || want_system wardfs-noaudit || want_system wardfs-nopt ||
 		want_system wardfs-sensitive || want_system wardfs-policy1k ||
-		want_system wardfs-sealed; then
+		want_system wardfs-sealed || want_system wardfs-sealonly || want_system wardfs-fwdonly; then
 		[ -x "$WARDFS" ] || die "$WARDFS is missing: run 'make' first"
 		"$WARDFS" init --help >/dev/null 2>&1 ||
 			die "'$WARDFS init' does not work yet; leave the wardfs systems out, e.g. BENCH_SYSTEMS=\"ext4 passthrough_hp gocryptfs loggedfs\""
@@ -238,7 +238,7 @@ mount_system() {
 			"${CAP_CMD[@]}" loggedfs -f -p -l "$inst/loggedfs.log" "$inst/data" || return 1
 		TARGET=$inst/data
 		;;
-	wardfs | wardfs-noaudit | wardfs-sealed | wardfs-policy1k | wardfs-nopt | wardfs-sensitive)
+	wardfs | wardfs-noaudit | wardfs-sealed | wardfs-sealonly | wardfs-fwdonly | wardfs-policy1k | wardfs-nopt | wardfs-sensitive)
 		local extra=() sub=public policy=$BENCH_DIR/policy
 		[ "$sys" = wardfs-policy1k ] && policy=$BENCH_DIR/policy1k
 		[ "$sys" = wardfs-nopt ] && extra=(--no-passthrough)
@@ -255,7 +255,8 @@ mount_system() {
 		# wardfs-sealed: the audit sealed (seal-init's defaults: every 1,000 rows
 		# or 15 min) and every row forwarded to a syslog socket a reader drains,
 		# to price both against the plain audit (issue 19).
-		if [ "$sys" = wardfs-sealed ]; then
+		# wardfs-sealonly and wardfs-fwdonly price each half on its own.
+		if [ "$sys" = wardfs-sealed ] || [ "$sys" = wardfs-sealonly ]; then
 			if [ ! -e "$inst/.sealed" ]; then
 				"$WARDFS" mount --passfile "$BENCH_DIR/passfile" --policy "$policy" \
 					--audit-db "$inst/audit.db" --log "$inst/wardfs.log" \
@@ -266,6 +267,8 @@ mount_system() {
 					{ STEP_ERR="wardfs seal-init failed: $(tail -n 1 "$inst/daemon.log")"; return 1; }
 				touch "$inst/.sealed"
 			fi
+		fi
+		if [ "$sys" = wardfs-sealed ] || [ "$sys" = wardfs-fwdonly ]; then
 			rm -f "$inst/fwd.sock"
 			python3 -c 'import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -513,7 +516,7 @@ audit_idle() {
 # wardfs-noaudit the audit of opens, wardfs-policy1k a large policy.
 skip_step() {
 	case $1 in
-	wardfs-noaudit | wardfs-sealed) [ "$2" != open ] ;;
+	wardfs-noaudit | wardfs-sealed | wardfs-sealonly | wardfs-fwdonly) [ "$2" != open ] ;;
 	wardfs-policy1k) [ "$2" != metadata ] ;;
 	*) return 1 ;;
 	esac

@@ -74,7 +74,8 @@ static const char *help_verify =
 	"rows at each sealed row, so sealed rows changed by someone holding this host's\n"
 	"keys are found. Rows after the last seal are reported as unsealed.\n"
 	"--checkpoints FILE: lines 'wardfs-checkpoint db=... epoch=...' as logged (a\n"
-	"syslog or journalctl prefix is fine): also finds deleted newest seals and rows\n"
+	"syslog or journalctl prefix is fine; '-' reads stdin, e.g. from 'journalctl -t\n"
+	"wardfs -o cat'): also finds deleted newest seals and rows\n"
 	"and a replaced database. Exit 3 when the seals cannot be vouched for (wrong,\n"
 	"mistyped or truncated key, key or checkpoints of another database, no seals,\n"
 	"sealing state missing).\n";
@@ -715,6 +716,8 @@ static int cmd_verify(int argc, char **argv)
 		return r == 1 ? 0 : r;
 	if (a.checkpoints && !a.vkey)
 		return usage_error("%s needs %s", "--checkpoints", "--verify-key");
+	if (a.checkpoints && a.vkey && !strcmp(a.checkpoints, "-") && !strcmp(a.vkey, "-"))
+		return usage_error("--verify-key and --checkpoints cannot both read stdin ('-')");
 	struct wfs_audit_db *d = open_db(a.db, false);
 	if (!d)
 		return 1;

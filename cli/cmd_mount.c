@@ -53,6 +53,9 @@ static const char mount_usage[] =
 	"                           also send every audit row to the system journal\n"
 	"                           (journal) and/or as RFC 5424 syslog to /dev/log\n"
 	"                           or a socket (syslog, syslog:/path/to/socket)\n"
+	"  --audit-seal FILE        seal the audit db (docs/audit.md \"Sealing\") if it\n"
+	"                           is not sealed yet, writing its verification key\n"
+	"                           to FILE (must not exist) to take off this host\n"
 	"  --no-passthrough         serve public files through the daemon\n"
 	"  --io-uring               serve requests through FUSE over io_uring (also\n"
 	"                           -o io_uring); where the kernel or libfuse cannot,\n"
@@ -266,24 +269,6 @@ static int run_daemon(struct wfs_daemon_opts *o, const char *log, int lfd)
  * from before the mark, or a tree restored without xattrs, gets its
  * ciphertext marked here, once (vault/marks.c). 0, or 1 after a message.
  */
-/* The type of slot id of backing's keyfile (as the unlock left it), or 0:
- * which kind of secret opened the vault, for the mount's audit row. */
-static int slot_type(const char *backing, uint16_t id)
-{
-	static struct wfs_keyfile_info info;
-	uint8_t *kf = NULL;
-	size_t len;
-	int t = 0;
-
-	if (wfs_vault_read_keyfile(backing, &kf, &len) == 0 &&
-	    wfs_keyfile_parse(kf, len, &info) == 0)
-		for (size_t i = 0; i < info.nslots; i++)
-			if (info.slot[i].id == id)
-				t = (int)info.slot[i].type;
-	free(kf);
-	return t;
-}
-
 static int adopt_marks(const char *backing, const struct wfs_keys *keys)
 {
 	unsigned n = 0;
@@ -371,6 +356,7 @@ int wfs_cmd_mount(int argc, char **argv)
 	struct wfs_daemon_opts o = {.passthrough = true, .ready_fd = -1};
 	struct wfs_pass_opts po = {0};
 	const char *policy = NULL, *audit_db = WFS_DEFAULT_AUDIT_DB, *log = WFS_DEFAULT_LOG;
+	const char *audit_seal = NULL;
 	char fuse_opts[FUSE_OPTS_MAX] = "";
 	bool no_audit = false, allow_reachable = false;
 	const struct opt opts[] = {
@@ -383,6 +369,7 @@ int wfs_cmd_mount(int argc, char **argv)
 		OPT_FN("audit-failure", 0, &o.audit_fail_open, set_audit_failure),
 		OPT_FN("audit-journal-size", 0, &o.audit_journal_mib, set_journal_size),
 		OPT_FN("audit-forward", 0, &o.audit_forward, set_audit_forward),
+		OPT_STRING("audit-seal", 0, &audit_seal),
 		OPT_FN_NOARG("no-passthrough", 0, &o.passthrough, set_no_passthrough),
 		OPT_BOOL("io-uring", 0, &o.io_uring),
 		OPT_PASS_SOURCES(&po),
@@ -454,10 +441,15 @@ int wfs_cmd_mount(int argc, char **argv)
 	}
 	if (!allow_reachable && wfs_backing_private(backing, true) != 0)
 		return 1;
-	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX];
+	if (audit_seal && no_audit)
+		return usage_error("--audit-seal needs the audit");
+	char policy_abs[PATH_MAX], db_abs[PATH_MAX], log_abs[PATH_MAX], seal_abs[PATH_MAX];
 	policy = absolute(policy, policy_abs, sizeof(policy_abs));
 	audit_db = absolute(audit_db, db_abs, sizeof(db_abs));
 	log = absolute(log, log_abs, sizeof(log_abs));
+	audit_seal = absolute(audit_seal, seal_abs, sizeof(seal_abs));
+	/* whether this mount made the key, to say so once it is up */
+	bool seal_new = audit_seal && access(audit_seal, F_OK) != 0;
 	/* The log first: a log that cannot be written fails before the passphrase. */
 	int lfd = -1;
 	if (!o.foreground && (lfd = open_log(log)) < 0)
@@ -467,9 +459,10 @@ int wfs_cmd_mount(int argc, char **argv)
 		goto fail;
 	}
 	struct wfs_keys *keys = NULL;
-	uint16_t used = 0;
+	uint16_t slot = 0;
+	char slot_name[160];
 	po.may_write = true; /* note the slot used; upgrade a version-1 keyfile */
-	int ur = wfs_vault_unlock_slot(backing, &po, &keys, &used);
+	int ur = wfs_vault_unlock_slot(backing, &po, &keys, &slot);
 	if (ur == -EACCES && !no_audit) /* a failed unlock is an auditor's question */
 		wfs_vault_audit(backing, audit_db, prog_name(), WFS_AUDIT_MOUNT, EACCES,
 				po.recovery_key_file || po.recovery_from_stdin
@@ -485,12 +478,12 @@ int wfs_cmd_mount(int argc, char **argv)
 	o.backing = backing;
 	o.mountpoint = mnt;
 	o.keys = keys;
-	int used_type = slot_type(backing, used);
-	o.by_recovery_key = used_type == WFS_SLOT_RECOVERY;
-	o.by_tpm2 = used_type == WFS_SLOT_TPM2;
+	wfs_vault_slot_name(backing, slot, slot_name, sizeof slot_name);
+	o.unlocked_with = slot_name; /* the mount row says which slot */
 	o.policy_path = policy ? policy : WFS_DEFAULT_POLICY;
 	o.policy_required = policy != NULL;
 	o.audit_db = no_audit ? NULL : audit_db;
+	o.audit_seal_out = audit_seal;
 	o.fuse_opts = fuse_opts[0] ? fuse_opts : NULL;
 	const char *no_uring = o.io_uring ? wfs_uring_unavailable() : NULL;
 	if (no_uring)
@@ -500,6 +493,11 @@ int wfs_cmd_mount(int argc, char **argv)
 	int r = run_daemon(&o, log, lfd);
 	if (r == 0 && o.audit_db)
 		warn_shared_fs(o.audit_db, backing);
+	if (r == 0 && seal_new && access(audit_seal, F_OK) == 0)
+		fprintf(stderr,
+			"%s: sealed audit database '%s'; its verification key is in '%s': take "
+			"it off this host and delete it here\n",
+			prog_name(), audit_db, audit_seal);
 	return r;
 fail:
 	if (lfd >= 0)

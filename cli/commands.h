@@ -17,6 +17,8 @@ int wfs_cmd_fsck(int argc, char **argv);
 int wfs_cmd_audit(int argc, char **argv);
 int wfs_cmd_setup_home(int argc, char **argv);
 int wfs_cmd_key(int argc, char **argv);
+int wfs_cmd_lock(int argc, char **argv);
+int wfs_cmd_unlock(int argc, char **argv);
 
 /* The mount(8) helper: argv[0] is mount.wardfs or mount.fuse.wardfs. */
 int wfs_mount_helper(int argc, char **argv);

@@ -19,6 +19,8 @@ static const struct {
 	{"umount", wfs_cmd_umount, "unmount a wardfs mount"},
 	{"status", wfs_cmd_status, "show a running mount's policy, keys and audit state"},
 	{"reload", wfs_cmd_reload, "make running mounts read their policy again now"},
+	{"lock", wfs_cmd_lock, "wipe a running mount's keys (sensitive files wait for unlock)"},
+	{"unlock", wfs_cmd_unlock, "give a locked mount its keys back"},
 	{"policy", wfs_cmd_policy, "check, explain and scan policies"},
 	{"init", wfs_cmd_init, "create a vault in a backing directory"},
 	{"passwd", wfs_cmd_passwd, "change a vault's passphrase"},

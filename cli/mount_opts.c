@@ -65,6 +65,7 @@ static const struct {
 	{"audit-failure", "--audit-failure", true},
 	{"audit-journal-size", "--audit-journal-size", true},
 	{"audit-forward", "--audit-forward", true},
+	{"audit-seal", "--audit-seal", true},
 	{"log", "--log", true},
 	{"recovery-key", "--recovery-key", false},
 	{"recovery-key-file", "--recovery-key-file", true},
@@ -146,6 +147,7 @@ int helper_translate(struct helper *h, char *opts, bool sloppy)
 		say(h,
 		    "%s: unknown mount option '%s%s%s'; wardfs takes passfile=, extpass=, "
 		    "policy=, audit-db=, audit-failure=, audit-journal-size=, audit-forward=, "
+		    "audit-seal=, "
 		    "log=, "
 		    "recovery-key, recovery-key-file=, "
 		    "no-passthrough, strict-forms, io-uring, nonempty and kernel flags such as "

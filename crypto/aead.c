@@ -19,6 +19,7 @@
 
 /* One per thread, made on first use and freed by the pthread key destructor. */
 struct wfs_tls {
+	struct wfs__tstate ts; /* first: wfs_crypto_forget reaches it */
 	EVP_CIPHER_CTX *enc, *dec;
 	uint64_t enc_id, dec_id; /* cache id of the key loaded in each context; 0: none */
 	uint8_t *scratch;	 /* WFS_SCRATCH_BLOCKS cipher blocks */
@@ -35,6 +36,7 @@ static void tls_destroy(void *arg)
 
 	if (t == NULL)
 		return;
+	wfs__tstate_remove(&t->ts);
 	EVP_CIPHER_CTX_free(t->enc); /* cleanses the key schedule */
 	EVP_CIPHER_CTX_free(t->dec);
 	wfs_freezero(t->scratch, t->scratch ? WFS_SCRATCH_BYTES : 0);
@@ -46,6 +48,19 @@ static void tls_init_once(void)
 {
 	gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	(void)pthread_key_create(&tls_key, tls_destroy);
+}
+
+static int ctx_forget(EVP_CIPHER_CTX *c, int enc);
+
+/* wfs_crypto_forget, for this state: no cached key, no scratch bytes. */
+static void tls_forget(struct wfs__tstate *s)
+{
+	struct wfs_tls *t = (struct wfs_tls *)s;
+	t->enc_id = t->dec_id = 0;
+	(void)ctx_forget(t->enc, 1);
+	(void)ctx_forget(t->dec, 0);
+	if (t->scratch)
+		sodium_memzero(t->scratch, WFS_SCRATCH_BYTES);
 }
 
 static struct wfs_tls *get_tls(void)
@@ -66,6 +81,8 @@ static struct wfs_tls *get_tls(void)
 		tls_destroy(t);
 		return NULL;
 	}
+	t->ts.forget = tls_forget;
+	wfs__tstate_add(&t->ts);
 	tls = t;
 	return t;
 }

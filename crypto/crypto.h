@@ -23,6 +23,8 @@ void *wfs_secure_alloc(size_t n);
 void wfs_secure_free(void *p);
 /* Wipes then frees an ordinary heap buffer (like OpenSSH's freezero). */
 void wfs_freezero(void *p, size_t n);
+/* Wipes a buffer in a way the compiler keeps (sodium_memzero). */
+void wfs_memzero(void *p, size_t n);
 /* Constant-time compare: 0 when equal. */
 int wfs_ct_compare(const void *a, const void *b, size_t n);
 
@@ -57,6 +59,21 @@ void wfs_keys_free(struct wfs_keys *k); /* wipes; NULL is fine */
 /* Locks k's memory again (it is locked when built): a child made by fork
  * does not inherit the parent's locks. 0 or -errno (errno set too). */
 int wfs_keys_lock(const struct wfs_keys *k);
+
+/* For a running mount's lock and unlock (`wardfs lock`/`unlock`): */
+#define WFS_MASTER_KEY_LEN 32
+/* The master key's bytes, to hand to a daemon that was locked: the
+ * caller keeps them in locked memory and wipes them. */
+void wfs_keys_export(const struct wfs_keys *k, uint8_t master[WFS_MASTER_KEY_LEN]);
+/* Keys from master key bytes (as an unlock of the keyfile builds them). */
+int wfs_keys_import(const uint8_t master[WFS_MASTER_KEY_LEN], struct wfs_keys **out);
+/* HKDF(master, "wardfs v1 key id"): one-way, tells a master key brought
+ * back from another vault's. 0 or -EIO. */
+int wfs_keys_id(const struct wfs_keys *k, uint8_t id[WFS_MASTER_KEY_LEN]);
+/* Wipes every thread's cached key schedules and scratch buffers. The
+ * caller makes sure no thread is inside the library meanwhile (the
+ * daemon holds its keys lock exclusively). */
+void wfs_crypto_forget(void);
 
 /* ---- the keyfile and its key slots (keyfile.c, keyslot.c) ----------- */
 
@@ -421,5 +438,122 @@ off_t wfs_content_trim_tail(const struct wfs_keys *k, int fd, off_t *was);
  * format 1 (no holes), or -errno. The end block is left to trim_tail.
  */
 long wfs_content_hole_damaged(const struct wfs_keys *k, int fd);
+
+/* ---- encrypted names (names.c, dirid.c; docs/format.md) ------------ */
+
+#define WFS_NAME_MAX	   255	  /* a plaintext name, and a backing name, in bytes */
+#define WFS_NAME_SHORT_MAX 160	  /* longest plaintext name kept in one backing name */
+#define WFS_NAME_PREFIX	   "wfs~" /* every name of wardfs's own starts with it */
+#define WFS_NAME_LONG_LEN  27	  /* "wfs~l" or "wfs~n" and 22 base64url characters */
+#define WFS_SIDECAR_MAX	   368	  /* a sidecar's text: "wfs~e" + base64url of 272 bytes */
+#define WFS_DIRID_NAME	   "wfs~dirid"
+#define WFS_DIRID_LEN	   16
+#define WFS_DIRID_FILE_LEN 48
+
+/* What a backing name is, by its bytes alone (docs/format.md). */
+enum wfs_name_kind {
+	WFS_NAME_PLAIN = 0,	/* a plain name, shown as it is */
+	WFS_NAME_ESCAPED = 1,	/* "wfs~p" + S: the plain name "wfs~" + S */
+	WFS_NAME_ENCRYPTED = 2, /* "wfs~e" + base64url: a short encrypted name */
+	WFS_NAME_LONG = 3,	/* "wfs~l" + id: a long name's entry */
+	WFS_NAME_SIDECAR = 4,	/* "wfs~n" + id: a long name's sidecar, never listed */
+	WFS_NAME_DIRID = 5,	/* "wfs~dirid", never listed */
+	WFS_NAME_RESERVED = 6,	/* ".", "..", other "wfs~" names, empty or with '/' or NUL */
+};
+enum wfs_name_kind wfs_name_classify(const char *name, size_t len);
+
+/* A plaintext name's backing form in a directory. A long one is two
+ * entries: name (the file itself) and sidecar_name holding sidecar. */
+struct wfs_name_enc {
+	char name[WFS_NAME_MAX + 1]; /* NUL-terminated */
+	size_t len;
+	bool is_long;
+	char sidecar_name[WFS_NAME_LONG_LEN + 1];
+	char sidecar[WFS_SIDECAR_MAX + 1];
+	size_t sidecar_len;
+};
+
+/*
+ * Encrypts the plaintext name plain (len bytes, not NUL-terminated) for the
+ * directory whose id is dirid: deterministic, no allocation, thread-safe
+ * (per-thread cipher contexts, keyed once per thread and key). 0; -EINVAL
+ * for an empty name, ".", "..", or one holding '/' or NUL; -ENAMETOOLONG
+ * past WFS_NAME_MAX; -ENOMEM, -EIO from the cipher.
+ */
+int wfs_name_encrypt(const struct wfs_keys *k, const uint8_t dirid[WFS_DIRID_LEN],
+		     const char *plain, size_t len, struct wfs_name_enc *out);
+/*
+ * Decrypts a short encrypted backing name (WFS_NAME_ENCRYPTED) into plain
+ * (NUL-terminated): its length; -EINVAL when name is not a canonical
+ * encrypted name or its plaintext is not a valid name; -EBADMSG when it
+ * does not authenticate under this key and directory id. plain is wiped
+ * on failure: never a guess.
+ */
+ssize_t wfs_name_decrypt(const struct wfs_keys *k, const uint8_t dirid[WFS_DIRID_LEN],
+			 const char *name, size_t len, char plain[WFS_NAME_MAX + 1]);
+/* The same for a long name: its entry's name and its sidecar's bytes. */
+ssize_t wfs_name_decrypt_long(const struct wfs_keys *k, const uint8_t dirid[WFS_DIRID_LEN],
+			      const char *entry, size_t len, const char *sidecar, size_t slen,
+			      char plain[WFS_NAME_MAX + 1]);
+/* The other half of a long name: a sidecar's name for an entry's, an
+ * entry's for a sidecar's. 0 or -EINVAL. */
+int wfs_name_long_pair(const char *name, size_t len, char out[WFS_NAME_LONG_LEN + 1]);
+
+/* The backing form of a plain (public) name: itself, or escaped when it
+ * starts with "wfs~". Its length; -EINVAL as wfs_name_encrypt;
+ * -ENAMETOOLONG when the escape does not fit. */
+ssize_t wfs_name_escape(const char *plain, size_t len, char out[WFS_NAME_MAX + 1]);
+/* The plain name a WFS_NAME_PLAIN or WFS_NAME_ESCAPED backing name shows
+ * as: its length, or -EINVAL for any other kind. */
+ssize_t wfs_name_unescape(const char *name, size_t len, char out[WFS_NAME_MAX + 1]);
+
+/*
+ * Directory ids (dirid.c): the file wfs~dirid in a backing directory.
+ * dirfd may be O_PATH. wfs_dirid_read: 0; -ENOENT when there is none;
+ * -EUCLEAN when it is corrupt (or not a regular file); -errno.
+ * wfs_dirid_create: the id, made crash-safely when there is none (a new
+ * random one, written to an O_TMPFILE, fsynced, linked without replacing
+ * and the directory fsynced); when another writer linked one first, that
+ * one. -EUCLEAN for a corrupt one, or when the directory holds encrypted
+ * names but no id (never made then: a restored id would bring them back).
+ */
+void wfs_dirid_format(const uint8_t id[WFS_DIRID_LEN], uint8_t out[WFS_DIRID_FILE_LEN]);
+int wfs_dirid_parse(const uint8_t *buf, size_t len, uint8_t id[WFS_DIRID_LEN]);
+int wfs_dirid_read(int dirfd, uint8_t id[WFS_DIRID_LEN]);
+int wfs_dirid_create(int dirfd, uint8_t id[WFS_DIRID_LEN]);
+/*
+ * Before rmdir(2) of the backing directory dirfd (the caller holds it
+ * against creates): when nothing but wardfs's own files is left in it
+ * (the id, orphan sidecars, temporaries), removes them, the id last, and
+ * returns 0; -ENOTEMPTY, leaving all as it was, when it holds any name a
+ * listing shows, any encrypted name (good or bad) or an unknown wfs~ name.
+ */
+int wfs_names_rmdir_prepare(int dirfd);
+
+/*
+ * A long name's sidecar in the backing directory dirfd. write: links it
+ * crash-safely (O_TMPFILE, fsync, linkat, fsync of the directory) before
+ * the caller makes the entry; one already there with the same bytes is
+ * kept, one with other bytes replaced. read_long: reads the sidecar of
+ * the entry and decrypts the name (as wfs_name_decrypt_long; -ENOENT
+ * without a sidecar). remove: after the entry is gone (-ENOENT is 0).
+ */
+int wfs_name_sidecar_write(int dirfd, const struct wfs_name_enc *e);
+ssize_t wfs_name_read_long(const struct wfs_keys *k, const uint8_t dirid[WFS_DIRID_LEN], int dirfd,
+			   const char *entry, size_t len, char plain[WFS_NAME_MAX + 1]);
+int wfs_name_sidecar_remove(int dirfd, const char *entry, size_t len);
+
+/*
+ * What a listing shows for the backing name in the backing directory
+ * dirfd, whose id is dirid (NULL: it has none, or a corrupt one): the
+ * length of the plaintext name in plain (NUL-terminated); 0 for a name
+ * never listed (a sidecar, the id, a reserved name); for an encrypted
+ * name that cannot be shown, which the listing skips and fsck reports:
+ * -EBADMSG (does not authenticate), -EINVAL (malformed), -ENOENT (a long
+ * name without its sidecar), -EUCLEAN (no regular sidecar), -ENOKEY (no
+ * directory id). *kind (may be NULL): wfs_name_classify's answer.
+ */
+ssize_t wfs_name_show(const struct wfs_keys *k, const uint8_t *dirid, int dirfd, const char *name,
+		      size_t len, enum wfs_name_kind *kind, char plain[WFS_NAME_MAX + 1]);
 
 #endif

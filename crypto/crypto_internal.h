@@ -22,6 +22,9 @@
 /* HKDF-SHA256 info strings for the subkeys (see docs/format.md). */
 #define WFS_INFO_CONTENT "wardfs v1 content key"
 #define WFS_INFO_HEADER	 "wardfs v1 header key"
+#define WFS_INFO_KEY_ID	 "wardfs v1 key id"   /* wfs_keys_id: not a key, a name for one */
+#define WFS_INFO_NAMES	 "wardfs v1 name key" /* 64 bytes: AES-256-SIV's K1 || K2 */
+#define WFS_NAME_KEY_LEN 64
 
 /* Key slots (keyslot.c): what turns a slot's secret into its KEK. */
 #define WFS_SLOT_SALT_LEN 16
@@ -45,16 +48,27 @@ struct wfs_keys {
 	uint8_t master[WFS_KEY_LEN];
 	uint8_t content[WFS_KEY_LEN];
 	uint8_t header[WFS_KEY_LEN];
+	uint8_t names[WFS_NAME_KEY_LEN];
 	uint64_t gen; /* unique per wfs_keys ever built; lets threads cache key schedules */
 };
 
 /* Which subkey a cached cipher context holds (combined with keys->gen). */
-enum wfs_key_purpose { WFS_KP_NONE = 0, WFS_KP_CONTENT = 1, WFS_KP_HEADER = 2 };
+enum wfs_key_purpose { WFS_KP_NONE = 0, WFS_KP_CONTENT = 1, WFS_KP_HEADER = 2, WFS_KP_NAMES = 3 };
 
 /* Builds keys (subkeys by HKDF) from a master key. 0 or -errno. */
 int wfs__keys_from_master(const uint8_t master[WFS_KEY_LEN], struct wfs_keys **out);
 
 /* HKDF-SHA256 (RFC 5869) through OpenSSL EVP_KDF. 0 or -EIO. */
+/* Per-thread crypto state registers here (thread_state.c), first member
+ * of its struct, so that wfs_crypto_forget wipes every thread's: forget
+ * wipes one (called under the list's lock, with no thread using it). */
+struct wfs__tstate {
+	struct wfs__tstate *prev, *next;
+	void (*forget)(struct wfs__tstate *s);
+};
+void wfs__tstate_add(struct wfs__tstate *s);
+void wfs__tstate_remove(struct wfs__tstate *s);
+
 int wfs__hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt, size_t saltlen,
 		     const char *info, uint8_t *out, size_t outlen);
 
@@ -75,6 +89,30 @@ static inline uint64_t wfs__cache_id(const struct wfs_keys *k, enum wfs_key_purp
 {
 	return (k->gen << 2) | (uint64_t)p;
 }
+
+/*
+ * AES-SIV (RFC 5297, AES-CMAC-SIV) under the 64-byte name key with one
+ * associated-data component (names.c): out = V (16) || ciphertext (len).
+ * Built from AES-256-CBC (for CMAC) and AES-256-CTR on the calling
+ * thread's cached contexts, since OpenSSL 3.0's AES-256-SIV context does
+ * one operation per key setup; the tests check it against that cipher.
+ * len 1..WFS_SIV_MAX; open returns -EBADMSG (pt wiped) when V fails.
+ */
+#define WFS_SIV_MAX 256
+int wfs__siv_seal(const struct wfs_keys *k, const uint8_t *ad, size_t adlen, const uint8_t *pt,
+		  size_t len, uint8_t *out);
+int wfs__siv_open(const struct wfs_keys *k, const uint8_t *ad, size_t adlen, const uint8_t *in,
+		  size_t len, uint8_t *pt);
+
+/* base64url without padding (RFC 4648 section 5), strict: the decoder
+ * takes only canonical text (no other byte, zero unused bits). Encode
+ * writes 4 * n / 3 rounded up characters and a NUL, returns their count;
+ * decode returns the bytes (at most cap) or -EINVAL. */
+size_t wfs__b64url_encode(const uint8_t *in, size_t n, char *out);
+ssize_t wfs__b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap);
+
+/* Tests: make dirid.c's files as if O_TMPFILE were not supported. */
+void wfs__names_no_tmpfile(bool on);
 
 /*
  * Runs fn(arg, lo, hi) over [0, n): for n >= min_split the upper half on a

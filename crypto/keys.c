@@ -1,6 +1,6 @@
 /*
  * keys.c - unlocked key material: the master key and its HKDF-SHA256
- * subkeys (content, header) in one read-only sodium_malloc allocation,
+ * subkeys (content, header, names) in one read-only sodium_malloc allocation,
  * and the default Argon2id cost.
  */
 #include <errno.h>
@@ -38,7 +38,9 @@ int wfs__keys_from_master(const uint8_t master[WFS_KEY_LEN], struct wfs_keys **o
 	if ((r = wfs__hkdf_sha256(k->master, WFS_KEY_LEN, NULL, 0, WFS_INFO_CONTENT, k->content,
 				  WFS_KEY_LEN)) != 0 ||
 	    (r = wfs__hkdf_sha256(k->master, WFS_KEY_LEN, NULL, 0, WFS_INFO_HEADER, k->header,
-				  WFS_KEY_LEN)) != 0)
+				  WFS_KEY_LEN)) != 0 ||
+	    (r = wfs__hkdf_sha256(k->master, WFS_KEY_LEN, NULL, 0, WFS_INFO_NAMES, k->names,
+				  WFS_NAME_KEY_LEN)) != 0)
 		goto out;
 	k->gen = atomic_fetch_add(&keys_gen, 1) + 1;
 	(void)sodium_mprotect_readonly(k);
@@ -48,6 +50,23 @@ int wfs__keys_from_master(const uint8_t master[WFS_KEY_LEN], struct wfs_keys **o
 out:
 	wfs_keys_free(k);
 	return r;
+}
+
+_Static_assert(WFS_MASTER_KEY_LEN == WFS_KEY_LEN, "the public length is the key length");
+
+int wfs_keys_id(const struct wfs_keys *k, uint8_t id[WFS_KEY_LEN])
+{
+	return wfs__hkdf_sha256(k->master, WFS_KEY_LEN, NULL, 0, WFS_INFO_KEY_ID, id, WFS_KEY_LEN);
+}
+
+void wfs_keys_export(const struct wfs_keys *k, uint8_t master[WFS_KEY_LEN])
+{
+	memcpy(master, k->master, WFS_KEY_LEN);
+}
+
+int wfs_keys_import(const uint8_t master[WFS_KEY_LEN], struct wfs_keys **out)
+{
+	return wfs__keys_from_master(master, out);
 }
 
 int wfs_keys_lock(const struct wfs_keys *k)

@@ -71,6 +71,11 @@ void wfs_freezero(void *p, size_t n)
 	free(p);
 }
 
+void wfs_memzero(void *p, size_t n)
+{
+	sodium_memzero(p, n);
+}
+
 int wfs_ct_compare(const void *a, const void *b, size_t n)
 {
 	return sodium_memcmp(a, b, n) == 0 ? 0 : 1;

@@ -24,6 +24,7 @@
 #include "creds.h"
 #include "file_fd.h"
 #include "file_open.h"
+#include "keys_lock.h"
 #include "fs_policy.h"
 #include "inode.h"
 #include "stream.h"
@@ -116,6 +117,12 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 {
 	struct wfs_fs *fs = wfs_fs_of(req);
 	int form;
+	/* Locked (`wardfs lock`; the caller holds the keys): no key, no
+	 * sensitive file, open or new; public ones are served as ever. */
+	bool locked = atomic_load(&fs->locked);
+	if (locked &&
+	    (dec->cls == WFS_SENSITIVE || (n->opens > 0 && n->serve == WFS_SERVE_ENCRYPTED)))
+		return -ENOKEY;
 	if (n->opens > 0) {
 		f->serve = n->serve;
 		form = atomic_load(&n->form);
@@ -142,7 +149,7 @@ static int serve_open(fuse_req_t req, struct wfs_inode *n, struct wfs_file *f,
 			form = WFS_FORM_ENCRYPTED;
 		} else if (form == WFS_FORM_ENCRYPTED) {
 			if (!fs->keys)
-				return -EACCES;
+				return locked ? -ENOKEY : -EACCES;
 			int h = wfs_hdr_read(fs->keys, f->fd, &n->hdr);
 			wfs_inode_undo(n, &n->hdr, st.st_size);
 			if (h != WFS_FORM_ENCRYPTED) {
@@ -223,8 +230,11 @@ static int file_open(fuse_req_t req, struct wfs_inode *n, int fd, struct fuse_fi
 		if (!r)
 			r = wfs_file_hold(f, fuse_req_ctx(req)->uid);
 	}
-	if (!r)
+	if (!r) {
 		n->opens++;
+		if (f->serve == WFS_SERVE_ENCRYPTED)
+			atomic_fetch_add(&n->enc_opens, 1);
+	}
 	pthread_mutex_unlock(&n->open_lock);
 	if (formv >= 0 && wfs_vault_form_fix(dec->cls, (enum wfs_form)formv) != WFS_FIX_NONE)
 		atomic_fetch_add(&fs->form_disagrees, 1); /* vault/form.c's one rule */
@@ -242,6 +252,8 @@ void wfs_file_close(fuse_req_t req, struct wfs_file *f)
 	struct wfs_inode *n = f->inode;
 	wfs_stream_stop(f);
 	pthread_mutex_lock(&n->open_lock);
+	if (f->serve == WFS_SERVE_ENCRYPTED)
+		atomic_fetch_sub(&n->enc_opens, 1);
 	if (--n->opens == 0 && n->backing_id > 0) {
 		fuse_passthrough_close(req, n->backing_id);
 		n->backing_id = 0;
@@ -332,7 +344,10 @@ int wfs_open_file(fuse_req_t req, struct wfs_inode *n, struct fuse_file_info *fi
 		return r == -ENOENT ? -ESTALE : r;
 	c.path = path;
 	wfs_classify(n, path, &c.dec);
-	return open_finish(&c, open_inode(req, n, &c, fi));
+	wfs_keys_hold(n->fs); /* the open, and its O_TRUNC, see one state of the keys */
+	r = open_inode(req, n, &c, fi);
+	wfs_keys_release(n->fs);
+	return open_finish(&c, r);
 }
 
 /* Removes the file a create made (O_EXCL: this request's own) when the
@@ -439,6 +454,8 @@ int wfs_create_file(fuse_req_t req, struct wfs_inode *parent, const char *name, 
 	bool created = false;
 	if (parent == &fs->root && !strcmp(name, WFS_VAULT_DIR))
 		return -EPERM;
+	/* keys_lock before tree_lock (fs.h) */
+	wfs_keys_hold(fs);
 	/* From the path until the name exists (fs.h, tree_lock): a directory
 	 * above may be moving to another class. */
 	pthread_rwlock_rdlock(&fs->tree_lock);
@@ -448,6 +465,10 @@ int wfs_create_file(fuse_req_t req, struct wfs_inode *parent, const char *name, 
 		wfs_classify_path(fs, path, &c.dec);
 		r = wfs_access_check(req, &c);
 	}
+	/* Locked: not even the name of a new sensitive file (the file
+	 * would be left empty, without a header). */
+	if (!r && atomic_load(&fs->locked) && c.dec.cls == WFS_SENSITIVE)
+		r = -ENOKEY;
 	if (!r)
 		r = create_backing(req, parent, name, mode, fi->flags, &fd, &created);
 	pthread_rwlock_unlock(&fs->tree_lock);
@@ -455,5 +476,6 @@ int wfs_create_file(fuse_req_t req, struct wfs_inode *parent, const char *name, 
 		r = create_open(req, parent, name, &c, fd, created, fi, e);
 	if (!r)
 		wfs_file_shed_fd((struct wfs_file *)(uintptr_t)fi->fh);
+	wfs_keys_release(fs);
 	return open_finish(&c, r);
 }

@@ -11,6 +11,7 @@
 #include "inode.h"
 #include "io_buf.h"
 #include "procinfo.h"
+#include "keys_lock.h"
 
 struct wfs_fs *wfs_fs_new(struct wfs_daemon_opts *o)
 {
@@ -32,7 +33,7 @@ struct wfs_fs *wfs_fs_new(struct wfs_daemon_opts *o)
 	wfs_io_bufs_init(fs);
 	fs->procs = wfs_procinfo_cache_new();
 	fs->holders = wfs_holders_new();
-	if (!fs->procs || !fs->holders) {
+	if (!fs->procs || !fs->holders || wfs_fs_keys_init(fs)) {
 		fs->keys = NULL; /* the caller still owns them */
 		wfs_fs_free(fs);
 		return NULL;
@@ -52,6 +53,7 @@ void wfs_fs_free(struct wfs_fs *fs)
 	wfs_holders_free(fs->holders);
 	wfs_procinfo_cache_free(fs->procs);
 	wfs_io_bufs_destroy(fs);
+	wfs_fs_keys_destroy(fs);
 	pthread_mutex_destroy(&fs->streams_lock);
 	pthread_rwlock_destroy(&fs->tree_lock);
 	pthread_rwlock_destroy(&fs->policy_lock);

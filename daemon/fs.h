@@ -5,6 +5,8 @@
  * they use. Shared by the daemon's .c files only.
  *
  * Lock order (outer to inner; docs/design.md has it with the rest):
+ * fs.keys_lock (held for reading by every operation that may use the
+ * keys, from its top; keys_lock.c) before all the others, then
  * fs.tree_lock -> wfs_inode.open_lock -> fs.policy_lock, and
  * wfs_inode.open_lock -> fs.table_lock -> fs.fd_lock, and
  * wfs_inode.open_lock -> wfs_inode.io_lock (a truncate that gives an empty
@@ -85,6 +87,7 @@ struct wfs_inode {
 	int backing_id; /* passthrough id shared by all opens, 0 if none */
 	enum wfs_serve serve;
 	struct wfs_file_hdr hdr; /* WFS_SERVE_ENCRYPTED */
+	_Atomic int enc_opens;	 /* opens served encrypted, read without open_lock (lock) */
 	/* its undo journal state, made once (wfs_inode_undo) */
 	_Atomic(struct wfs_undo_file *) undo;
 
@@ -188,8 +191,14 @@ struct wfs_fs {
 	int64_t policy_loaded_ns;
 	unsigned policy_reloads; /* attempts after the first load (policy_lock) */
 
+	/* The vault's keys, NULL when it has none or is locked (keys_lock.c).
+	 * Read only between wfs_keys_hold and wfs_keys_release: lock and
+	 * unlock change it under keys_lock, taken before any other lock. */
 	struct wfs_keys *keys;
-	struct wfs_undo *undo; /* BACKING/.wardfs/undo, with keys */
+	pthread_rwlock_t keys_lock;
+	atomic_bool locked;		    /* `wardfs lock`: keys wiped until unlock */
+	uint8_t key_id[WFS_MASTER_KEY_LEN]; /* wfs_keys_id of the vault's key */
+	struct wfs_undo *undo;		    /* BACKING/.wardfs/undo, with keys */
 	struct wfs_audit *audit;
 	atomic_uint_fast64_t integrity_errors;
 	/* READ/WRITE requests the daemon served itself (passthrough: none) */
@@ -217,6 +226,8 @@ struct wfs_fs {
 	/* each worker's I/O buffer (ops_data.c) */
 	pthread_key_t io_buf_key;
 	bool io_buf_key_made;
+	pthread_mutex_t io_bufs_lock; /* every worker's buffer, for a lock's wipe */
+	struct wfs_io_buf *io_bufs;
 	/* names of conversions in progress (rename_convert.c) */
 	atomic_uint convert_seq;
 

@@ -655,6 +655,11 @@ static int path_locked(struct wfs_inode *n, const char *name, char **out)
 	return 0;
 }
 
+int wfs_inode_path_locked(struct wfs_inode *n, char **out)
+{
+	return path_locked(n, NULL, out);
+}
+
 int wfs_inode_path(struct wfs_inode *n, char **out)
 {
 	struct wfs_fs *fs = n->fs;

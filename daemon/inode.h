@@ -44,6 +44,8 @@ void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const ch
  * -ENOMEM. No PATH_MAX: a path may be as deep as the kernel lets a
  * program reach by relative names (issue 16). */
 int wfs_inode_path(struct wfs_inode *n, char **out);
+/* The same, with fs->table_lock held by the caller. */
+int wfs_inode_path_locked(struct wfs_inode *n, char **out);
 int wfs_child_path(struct wfs_inode *parent, const char *name, char **out);
 
 #endif

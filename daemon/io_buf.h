@@ -13,6 +13,9 @@
  * its workers. */
 void wfs_io_bufs_init(struct wfs_fs *fs);
 void wfs_io_bufs_destroy(struct wfs_fs *fs);
+/* Wipes every worker's buffer (the vault is being locked: no worker is
+ * inside an encrypted read or write). */
+void wfs_io_bufs_wipe(struct wfs_fs *fs);
 /* This worker's buffer, or NULL (out of memory: answer ENOMEM). */
 char *wfs_io_buf(struct wfs_fs *fs);
 

@@ -22,6 +22,7 @@
 #include "io_buf.h"
 #include "ops.h"
 #include "stream.h"
+#include "keys_lock.h"
 #include "writebehind.h"
 
 static struct wfs_file *file_of(struct fuse_file_info *fi)
@@ -87,10 +88,20 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		data.buf[0].fd = f->fd;
 		data.buf[0].pos = off;
 	} else {
-		char *plain;
-		r = read_encrypted(fs, f, size, off, &plain);
+		/* Held to the reply: the plaintext in this worker's buffer is
+		 * not wiped by a lock before it is sent. Locked: EIO, as the
+		 * file's pages are gone from the kernel too. */
+		wfs_keys_hold(fs);
+		char *plain = NULL;
+		r = fs->keys ? read_encrypted(fs, f, size, off, &plain) : -EIO;
 		data.buf[0].mem = plain;
 		data.buf[0].size = r > 0 ? (size_t)r : 0;
+		if (r < 0)
+			fuse_reply_err(req, (int)-r);
+		else
+			fuse_reply_data(req, &data, FUSE_BUF_SPLICE_MOVE);
+		wfs_keys_release(fs);
+		return;
 	}
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
@@ -132,13 +143,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	} else {
 		struct wfs_inode *n = f->inode;
 		struct wfs_grow_guard g;
+		wfs_keys_hold(fs); /* before io_lock (fs.h); locked: EIO */
 		wfs_io_change_begin(n);
-		r = grow_begin(f, n, &g, off + (off_t)size);
+		r = fs->keys ? grow_begin(f, n, &g, off + (off_t)size) : -EIO;
 		if (r == 0) {
 			r = wfs_content_pwrite(fs->keys, f->fd, &n->hdr, buf, size, off);
 			wfs_grow_guard_end(f->fd, &g, r < 0);
 		}
 		wfs_io_change_end(n);
+		wfs_keys_release(fs);
 		if (r > 0) {
 			off_t cstart, cend; /* the stored bytes the write rewrote */
 			wfs_write_cipher_span(off, (size_t)r, &cstart, &cend);
@@ -193,9 +206,12 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	int r;
 	if (fd < 0)
 		r = fd;
-	else if (f->serve == WFS_SERVE_ENCRYPTED)
-		r = fallocate_encrypted(wfs_fs_of(req), f, mode, off, len);
-	else
+	else if (f->serve == WFS_SERVE_ENCRYPTED) {
+		struct wfs_fs *fs = wfs_fs_of(req);
+		wfs_keys_hold(fs);
+		r = fs->keys ? fallocate_encrypted(fs, f, mode, off, len) : -EIO;
+		wfs_keys_release(fs);
+	} else
 		r = fallocate(fd, mode, off, len) < 0 ? -errno : 0;
 	wfs_creds_write_end(as);
 	wfs_file_put_fd(f, fd);

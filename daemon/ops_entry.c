@@ -17,6 +17,7 @@
 #include "fs_policy.h"
 #include "inode.h"
 #include "ops.h"
+#include "keys_lock.h"
 #include "rename.h"
 
 #define PROCFD_LEN 32
@@ -180,8 +181,8 @@ out:
 	return r;
 }
 
-/* Truncates a regular file in the form it has (or must get) on disk. */
-static int do_truncate(fuse_req_t req, struct wfs_inode *n, struct fuse_file_info *fi, off_t size)
+/* do_truncate with the keys held (and needed only if the vault is unlocked). */
+static int truncate_held(fuse_req_t req, struct wfs_inode *n, struct fuse_file_info *fi, off_t size)
 {
 	(void)req;
 	int fd = fi && fi->fh ? ((struct wfs_file *)(uintptr_t)fi->fh)->fd : -1;
@@ -203,6 +204,32 @@ static int do_truncate(fuse_req_t req, struct wfs_inode *n, struct fuse_file_inf
 		r = -errno;
 	if (own)
 		close(fd);
+	return r;
+}
+
+/* Locked (`wardfs lock`): whether the truncate needs the keys it cannot
+ * have, for an encrypted file or an empty one that must become one. */
+static bool truncate_needs_keys(struct wfs_inode *n, off_t size)
+{
+	int form = atomic_load(&n->form);
+	if (form == WFS_FORM_ENCRYPTED)
+		return true;
+	if (form != WFS_FORM_EMPTY || size == 0)
+		return false;
+	pthread_mutex_lock(&n->open_lock);
+	bool e = empty_becomes_encrypted(n);
+	pthread_mutex_unlock(&n->open_lock);
+	return e;
+}
+
+/* Truncates a regular file in the form it has (or must get) on disk. */
+static int do_truncate(fuse_req_t req, struct wfs_inode *n, struct fuse_file_info *fi, off_t size)
+{
+	wfs_keys_hold(n->fs); /* op_setattr holds them already; counted */
+	int r = atomic_load(&n->fs->locked) && truncate_needs_keys(n, size)
+			? -ENOKEY
+			: truncate_held(req, n, fi, size);
+	wfs_keys_release(n->fs);
 	return r;
 }
 
@@ -293,7 +320,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		       struct fuse_file_info *fi)
 {
 	struct stat st;
+	struct wfs_fs *fs = wfs_fs_of(req);
+	/* A truncate may need the keys: held first, before the locks its
+	 * change takes (fs.h), not in the middle. */
+	bool keys = valid & FUSE_SET_ATTR_SIZE;
+	if (keys)
+		wfs_keys_hold(fs);
 	int r = do_setattr(req, wfs_inode_of(req, ino), attr, valid, fi, &st);
+	if (keys)
+		wfs_keys_release(fs);
 	if (r)
 		fuse_reply_err(req, -r);
 	else
@@ -557,9 +592,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 	if (!hidden(parent, name) && !hidden(np, newname)) {
 		struct wfs_change ch;
 		WFS_AUTOFREE char *to = to_detail("to", np, newname);
+		/* a rename across classes converts the file: the keys first (fs.h) */
+		wfs_keys_hold(parent->fs);
 		wfs_change_begin(req, &ch, WFS_AUDIT_RENAME, NULL, parent, name, to);
 		r = do_rename(parent, name, np, newname, flags);
 		wfs_change_end(&ch, r);
+		wfs_keys_release(parent->fs);
 	}
 	fuse_reply_err(req, -r);
 }

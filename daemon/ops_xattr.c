@@ -17,6 +17,7 @@
 #include "ops.h"
 #include "reqcount.h"
 #include "uring.h"
+#include "keys_lock.h"
 #include "wardfs_status.h"
 
 #define OWN_PREFIX "trusted.wardfs."
@@ -49,6 +50,26 @@ static void status_forward(struct wfs_fs *fs, char *buf, size_t len)
 	}
 }
 
+/* audit-seal: whether rows are being sealed (docs/audit.md "Sealing"). */
+static void status_seal(struct wfs_fs *fs, char *buf, size_t len)
+{
+	struct wfs_audit_seal_counters c;
+	size_t used = strlen(buf);
+	if (used >= len)
+		return;
+	wfs_audit_seal_counters(fs->audit, &c);
+	if (c.on)
+		snprintf(buf + used, len - used,
+			 "audit-seal: on, %llu seals, sealed to row %lld, %lld rows unsealed, "
+			 "every %llu rows or %llu s\n",
+			 (unsigned long long)c.epoch, (long long)c.sealed_to, (long long)c.unsealed,
+			 (unsigned long long)c.rows, (unsigned long long)c.interval_s);
+	else if (c.error[0])
+		snprintf(buf + used, len - used, "audit-seal: off: %s\n", c.error);
+	else
+		snprintf(buf + used, len - used, "audit-seal: off\n");
+}
+
 /* Drops the daemon's own names from a listxattr result; its new length. */
 static size_t drop_own_names(char *list, size_t len)
 {
@@ -65,6 +86,15 @@ static size_t drop_own_names(char *list, size_t len)
 		i += l;
 	}
 	return out;
+}
+
+/* "unlocked", "locked" (`wardfs lock`) or "none" (a vault without keys) */
+static const char *vault_state(struct wfs_fs *fs)
+{
+	wfs_keys_hold(fs);
+	const char *s = atomic_load(&fs->locked) ? "locked" : fs->keys ? "unlocked" : "none";
+	wfs_keys_release(fs);
+	return s;
 }
 
 static void status_text(struct wfs_fs *fs, char *buf, size_t len)
@@ -85,8 +115,7 @@ static void status_text(struct wfs_fs *fs, char *buf, size_t len)
 		"writes-served: %llu\nreads-streamed: %llu\nopens-form-disagrees: %llu\n"
 		"strict-forms: %s\ninodes: %zu\ncached-fds: %d\n",
 		fs->o->backing, fs->o->mountpoint, (int)getpid(), fs->passthrough ? "on" : "off",
-		fs->keys ? "unlocked" : "none",
-		(unsigned long long)atomic_load(&fs->integrity_errors),
+		vault_state(fs), (unsigned long long)atomic_load(&fs->integrity_errors),
 		(unsigned long long)atomic_load(&fs->reads_served),
 		(unsigned long long)atomic_load(&fs->writes_served),
 		(unsigned long long)atomic_load(&fs->reads_streamed),
@@ -107,6 +136,7 @@ static void status_text(struct wfs_fs *fs, char *buf, size_t len)
 				 fs->o->audit_db, (unsigned long long)c.recorded,
 				 (unsigned long long)c.lost, (unsigned long long)c.pending,
 				 c.last_error[0] ? c.last_error : "none");
+			status_seal(fs, buf, len);
 			status_forward(fs, buf, len);
 		} else {
 			snprintf(buf + used, len - used, "audit-db: disabled\n");
@@ -157,6 +187,8 @@ static ssize_t get_value(struct wfs_fs *fs, struct wfs_inode *n, const char *nam
 		status_text(fs, *val, WFS_STATUS_MAX);
 		return (ssize_t)strlen(*val);
 	}
+	if (n == &fs->root && !strcmp(name, WFS_OPEN_SENSITIVE_XATTR))
+		return wfs_fs_open_sensitive(fs, val);
 	if (own_name(name))
 		return -ENODATA;
 	char pp[64];
@@ -284,9 +316,35 @@ static int change_value(fuse_req_t req, struct wfs_inode *n, const char *name, c
 	return r;
 }
 
+/*
+ * `wardfs lock` and `unlock`: attributes of the mount root that only root
+ * sets (trusted.*: the kernel asks for CAP_SYS_ADMIN in the initial user
+ * namespace; the uid is checked again here). The unlock's value is the
+ * master key, in libfuse's request buffer: keys_lock.c wipes it there.
+ */
+static bool lock_request(fuse_req_t req, struct wfs_inode *n, const char *name, const char *value,
+			 size_t size)
+{
+	struct wfs_fs *fs = wfs_fs_of(req);
+	bool lock = !strcmp(name, WFS_LOCK_XATTR), unlock = !strcmp(name, WFS_UNLOCK_XATTR);
+	if (n != &fs->root || (!lock && !unlock))
+		return false;
+	int r;
+	if (fuse_req_ctx(req)->uid != 0)
+		r = -EPERM;
+	else if (lock)
+		r = wfs_fs_lock_keys(req, fs);
+	else /* NOLINTNEXTLINE(clang-diagnostic-cast-qual): libfuse's buffer, ours to wipe */
+		r = wfs_fs_unlock_keys(req, fs, (char *)value, size);
+	fuse_reply_err(req, -r);
+	return true;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
+	if (lock_request(req, wfs_inode_of(req, ino), name, value, size))
+		return;
 	/* value is never NULL here: an empty value is "" with size 0 */
 	fuse_reply_err(req, -change_value(req, wfs_inode_of(req, ino), name, value ? value : "",
 					  size, flags));

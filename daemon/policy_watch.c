@@ -107,6 +107,8 @@ static void *watch(void *arg)
 void wfs_fs_policy_watch_start(struct wfs_fs *fs)
 {
 	fs->watching = pthread_create(&fs->watcher, NULL, watch, fs) == 0;
+	if (fs->watching)
+		pthread_setname_np(fs->watcher, "wardfs-policy");
 }
 
 void wfs_fs_policy_watch_stop(struct wfs_fs *fs)

@@ -136,7 +136,8 @@ int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_in
 	wfs_classify_paths(fs, from, to, &a, &b);
 	/* Only the classes are needed: no option of either outlives this. */
 	bool sheds = a.opts || a.cls == WFS_DENY || b.cls == WFS_DENY;
-	bool encrypt = b.cls == WFS_SENSITIVE && fs->keys;
+	bool b_sensitive = b.cls == WFS_SENSITIVE;
+	bool encrypt = b_sensitive && fs->keys;
 	wfs_decision_put(&a);
 	wfs_decision_put(&b);
 	if (sheds)
@@ -164,6 +165,11 @@ int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_in
 	}
 	if ((r = wfs_form_of(src, st.st_size, &form)) < 0)
 		goto out;
+	if (atomic_load(&fs->locked) && form != WFS_FORM_EMPTY &&
+	    (form == WFS_FORM_ENCRYPTED || b_sensitive)) {
+		r = -ENOKEY; /* `wardfs lock`: it would need the keys (op_rename holds them) */
+		goto out;
+	}
 	if (form == WFS_FORM_EMPTY || (form == WFS_FORM_ENCRYPTED) == encrypt) {
 		r = 1; /* already in the target's form: a plain rename */
 		goto out;

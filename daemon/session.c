@@ -348,6 +348,22 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 			goto out;
 		}
 		wfs_fs_check_audit_lineage(fs, o->audit_db);
+		if (o->audit_seal_out) {
+			int sr = wfs_audit_seal_at_mount(o->audit_db, o->audit_seal_out, err,
+							 sizeof err);
+			if (sr < 0) {
+				report(fs, "wardfs: cannot seal audit db '%s': %s", o->audit_db,
+				       err);
+				goto out;
+			}
+			if (sr == 1) {
+				fprintf(stderr,
+					"wardfs: sealed audit db '%s'; its verification key is in "
+					"'%s': take it off this host\n",
+					o->audit_db, o->audit_seal_out);
+				wfs_audit_seal_poke(fs->audit);
+			}
+		}
 	}
 
 	if (fs->keys && start_undo(fs, o) != 0)
@@ -383,11 +399,9 @@ int wfs_daemon_run(struct wfs_daemon_opts *o)
 		/* what an auditor asks of a mount: how it was unlocked, and
 		 * whether the one before it ended (running_mark) */
 		char detail[PATH_MAX + 512];
-		snprintf(detail, sizeof detail, "%s%s%s", o->backing,
-			 o->by_recovery_key ? "; unlocked with the recovery key"
-			 : o->by_tpm2	    ? "; unlocked by the TPM (a tpm2 slot)"
-					    : "",
-			 unclean);
+		snprintf(detail, sizeof detail, "%s%s%s%s", o->backing,
+			 o->unlocked_with ? "; unlocked with " : "",
+			 o->unlocked_with ? o->unlocked_with : "", unclean);
 		struct wfs_audit_event ev = {
 			.kind = WFS_AUDIT_MOUNT, .path = "/", .allowed = true, .detail = detail};
 		wfs_audit_record(fs->audit, &ev);

@@ -18,16 +18,16 @@ struct wfs_daemon_opts {
 	bool audit_fail_open;
 	unsigned audit_journal_mib; /* 0: the audit library's default */
 	const char *audit_forward;  /* --audit-forward list, or NULL */
+	const char *audit_seal_out; /* --audit-seal: seal an unsealed db, key here */
 	bool passthrough;	    /* false: --no-passthrough */
 	bool strict_forms;	    /* refuse plain files in sensitive paths */
 	bool io_uring;		    /* --io-uring: serve through FUSE over io_uring */
 	bool foreground;
 	bool debug;
-	const char *fuse_opts; /* extra -o options, comma list, may be NULL */
-	struct wfs_keys *keys; /* unlocked vault keys or NULL; ownership passes in */
-	bool by_recovery_key;  /* the keys were unlocked with the recovery key */
-	bool by_tpm2;	       /* ... by the TPM (a tpm2 slot), nobody asked */
-	int ready_fd;	       /* written "ok\n" or an error line once mounted; -1 */
+	const char *fuse_opts;	   /* extra -o options, comma list, may be NULL */
+	struct wfs_keys *keys;	   /* unlocked vault keys or NULL; ownership passes in */
+	const char *unlocked_with; /* which key slot unlocked them, for the mount row */
+	int ready_fd;		   /* written "ok\n" or an error line once mounted; -1 */
 };
 
 /*

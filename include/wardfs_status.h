@@ -25,6 +25,16 @@
 #define WFS_STATUS_XATTR "trusted.wardfs.status"
 #define WFS_STATUS_MAX	 4096
 
+/* `wardfs lock` and `unlock` (daemon/keys_lock.c), also on the mount
+ * root, also root only (trusted.*: the kernel lets only root in the
+ * initial namespace set them). lock: set, any value. unlock: set to the
+ * master key, then a note for the audit row (which slot opened it).
+ * open-sensitive: read, the paths of the encrypted files open now, one a
+ * line, each starting with '/'. */
+#define WFS_LOCK_XATTR		 "trusted.wardfs.lock"
+#define WFS_UNLOCK_XATTR	 "trusted.wardfs.unlock"
+#define WFS_OPEN_SENSITIVE_XATTR "trusted.wardfs.open-sensitive"
+
 /* Keys the CLI relies on (written by daemon/ops_xattr.c and daemon/fs_policy.c). */
 #define WFS_STATUS_PID		  "pid"		      /* the daemon's pid, decimal */
 #define WFS_STATUS_POLICY	  "policy"	      /* the policy file in force */

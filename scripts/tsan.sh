@@ -42,6 +42,7 @@ tests=(
 	$it/test_policy.py::test_status_shows_policy
 	$it/test_hostile.py::test_open_is_never_recorded_under_a_removed_name
 	$it/test_forward.py::test_host_outage_cursor # the forwarder thread, woken by the writer, during opens
+	$it/test_lock.py::test_lock_under_load_loses_nothing # keys wiped and back under readers and writers
 )
 
 # What TSan can see: it takes every read(2) of a file as ordered after every

@@ -508,3 +508,23 @@ uint64_t wfs_vault_slot_last_used(const char *backing, uint16_t id)
 	fclose(f);
 	return last;
 }
+
+void wfs_vault_slot_name(const char *backing, uint16_t id, char *buf, size_t len)
+{
+	uint8_t *kf = NULL;
+	size_t kflen;
+	struct wfs_keyfile_info info;
+	snprintf(buf, len, "slot %u", (unsigned)id);
+	if (wfs_vault_read_keyfile(backing, &kf, &kflen) == 0 &&
+	    wfs_keyfile_parse(kf, kflen, &info) == 0)
+		for (size_t i = 0; i < info.nslots; i++)
+			if (info.slot[i].id == id) {
+				const char *type = wfs_slot_type_name(info.slot[i].type);
+				const char *label = info.slot[i].label;
+				bool say = label[0] &&
+					   strcmp(label, type); /* not "passphrase, passphrase" */
+				snprintf(buf, len, "slot %u (%s%s%s)", (unsigned)id, type,
+					 say ? ", " : "", say ? label : "");
+			}
+	free(kf);
+}

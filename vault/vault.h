@@ -92,6 +92,9 @@ int wfs_vault_unlock_slot(const char *backing, const struct wfs_pass_opts *po,
 int wfs_vault_unlock(const char *backing, const struct wfs_pass_opts *po, struct wfs_keys **keys);
 /* When each slot last unlocked (0: not recorded), from slots-used. */
 uint64_t wfs_vault_slot_last_used(const char *backing, uint16_t id);
+/* "slot ID (TYPE, LABEL)" for audit rows and messages: which slot opened
+ * the vault ("slot ID" when the keyfile cannot say more). */
+void wfs_vault_slot_name(const char *backing, uint16_t id, char *buf, size_t len);
 
 /* Reads BACKING/.wardfs/keyfile (malloc'd). -errno, printing nothing. */
 int wfs_vault_read_keyfile(const char *backing, uint8_t **buf, size_t *len);

@@ -177,7 +177,7 @@ def test_recovery_key_file(base):
         v.umount()
     # the audit says how the vault was unlocked
     rows = v.sql("SELECT detail FROM events WHERE kind = 'mount'")
-    assert f"{v.backing}; unlocked with the recovery key" in rows, rows
+    assert f"{v.backing}; unlocked with slot 0 (recovery" in rows, rows
     os.symlink(WARDFS, base / "mount.wardfs")
     helper = run(base / "mount.wardfs", v.backing, v.mnt, "-f", "-o",
                  f"recovery-key-file={keyfile}", check=False)

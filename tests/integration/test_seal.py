@@ -220,6 +220,14 @@ def test_sealing_evolves_the_key_and_verifies(sealed):
     assert f"checkpoints: {len(s)} of this database matched" in r.stdout
     assert "unsealed" not in r.stdout
     assert r.stdout.splitlines()[-1].startswith("ok: ")
+    # the same lines piped in, as from journalctl; stdin is not for both
+    r = wardfs("audit", "verify", "--db", db, "--verify-key", m.vk, "--checkpoints", "-",
+               input=cpfile.read_text(), check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"checkpoints: {len(s)} of this database matched" in r.stdout
+    r = wardfs("audit", "verify", "--db", db, "--verify-key", "-", "--checkpoints", "-",
+               input="", check=False)
+    assert r.returncode == 2 and "cannot both read stdin" in r.stderr, r.stderr
 
 
 def test_one_step_replaces_the_key_in_the_state_file(sealed):
@@ -523,3 +531,73 @@ def test_weekly_report_shows_the_seal_state(sealed, tmp_path):
     assert seals > 0
     assert f"{seals} seals; rows up to {last} sealed" in status, status
     assert f"; {after} rows unsealed" in status, status
+
+
+def test_sealed_at_first_mount_and_status_says_so(vault):
+    """mount --audit-seal FILE seals a new db at its first mount (the key
+    written once, 0600), status shows the seal state while mounted, later
+    mounts with the same option change nothing, and a key file that is
+    there already is never overwritten for a db that is not sealed."""
+    m = vault
+    for i in range(4):
+        (m.backing / f"f{i}").write_text("x")
+    vk = m.base / "vk"
+    r = m.mount("--audit-seal", vk)
+    try:
+        assert f"its verification key is in '{vk}'" in r.stderr, r.stderr
+        assert oct(vk.stat().st_mode & 0o777) == "0o600"
+        assert re.fullmatch(r"wardfs-vk1-[0-9a-f]{32}-[0-9a-f]{64}-[0-9a-f]{8}\n",
+                            vk.read_text())
+        opens(m, 3)
+        st = m.status()["audit-seal"]
+        assert re.fullmatch(r"on, \d+ seals, sealed to row \d+, \d+ rows unsealed, "
+                            r"every 1000 rows or 900 s", st), st
+    finally:
+        m.umount()
+    r = verify(m.db, "--verify-key", vk)
+    assert r.returncode == 0, r.stdout + r.stderr
+    last = sql(m.db, "SELECT max(id) FROM events")[0][0]
+    assert f"sealed: rows 1..{last} in 1 seals" in r.stdout, r.stdout
+
+    # Sealed already: the same option is a no-op, the key file untouched.
+    key = vk.read_text()
+    r = m.mount("--audit-seal", vk)
+    try:
+        assert "verification key" not in r.stderr, r.stderr
+        assert m.status()["audit-seal"].startswith("on, 1 seals, ")
+    finally:
+        m.umount()
+    assert vk.read_text() == key
+
+    # Another, new db, with the first db's key file named: refused, and
+    # the file is left as it was.
+    other = m.base / "other.db"
+    r = m.mount("--audit-db", other, "--audit-seal", vk, check=False)
+    m.umount()
+    assert r.returncode != 0
+    assert f"cannot create verification key file '{vk}': File exists" in r.stderr, r.stderr
+    assert vk.read_text() == key
+    assert not pathlib.Path(f"{other}.seal").exists()
+
+
+def test_status_says_when_sealing_is_off(vault):
+    m = vault
+    m.mount()
+    try:
+        assert m.status()["audit-seal"] == "off"
+    finally:
+        m.umount()
+    # sealed once, then its state deleted: off, and why
+    r = wardfs("audit", "seal-init", "--db", m.db, "--verify-key-out", m.base / "vk",
+               check=False)
+    assert r.returncode == 0, r.stderr
+    m.mount()
+    m.umount()  # the unmount seals
+    os.unlink(f"{m.db}.seal")
+    m.mount()
+    try:
+        st = m.status()["audit-seal"]
+        assert re.fullmatch(r"off: sealed up to row \d+, but the sealing state '.*' is missing",
+                            st), st
+    finally:
+        m.umount()

@@ -189,7 +189,7 @@ def test_unattended_mount(vault, tpm):
 
     # the audit says how the vault was unlocked
     rows = m.sql("SELECT detail FROM events WHERE kind = 'mount'")
-    assert f"{m.backing}; unlocked by the TPM (a tpm2 slot)" in rows, rows
+    assert f"{m.backing}; unlocked with slot 2 (tpm2)" in rows, rows
     tpm.stop()
     tpm.start()  # the same TPM after a reboot (another port)
     r = mount(m, env=dict(os.environ, WARDFS_TPM2_TCTI=tpm.tcti))
@@ -429,3 +429,23 @@ def test_stdin_lines_keep_their_meaning(vault, tpm, base):
     assert r.returncode == 0, r.stderr
     mount(m, "--tpm2-tcti", f"device:{base}/none", input="fourth passphrase\n")
     m.umount()
+
+
+def test_unlock_after_lock_asks(vault, tpm):
+    """`wardfs lock` wipes the keys; `wardfs unlock` wants a secret again:
+    the tpm2 slot that mounted the vault does not stand in for it."""
+    m = vault
+    add_tpm2(m, tpm)
+    mount(m, "--tpm2-tcti", tpm.tcti)
+    try:
+        (m.mnt / "secret").mkdir()
+        (m.mnt / "secret" / "f").write_text("kept\n")
+        wardfs("lock", m.mnt)
+        r = wardfs("unlock", "--tpm2-tcti", tpm.tcti, m.mnt, check=False,
+                   stdin=subprocess.DEVNULL)
+        assert r.returncode != 0, r.stderr
+        assert "cannot read the passphrase from stdin" in r.stderr and not tpm2_lines(r.stderr)
+        wardfs("unlock", "--passfile", m.passfile, m.mnt)
+        assert (m.mnt / "secret" / "f").read_text() == "kept\n"
+    finally:
+        m.umount()

@@ -138,6 +138,21 @@ static void test_format_cuts(void **state)
 	assert_int_equal(strspn(v, "a"), 4094);
 	assert_true(!strncmp(v + 4094, "...\"", 4));
 	free(m);
+	/* printable ASCII only (format's one-pass copy): cut at the cap */
+	memset(p, 'a', 5000);
+	p[5000] = 0;
+	r = sample(p);
+	m = format(&r);
+	v = strstr(m, "path=\"") + 6;
+	assert_int_equal(strspn(v, "a"), 4096);
+	assert_true(!strncmp(v + 4096, "...\"", 4));
+	free(m);
+	/* ... and its SD-PARAM escapes */
+	r = sample("/a]b\"c d");
+	m = format(&r);
+	assert_non_null(strstr(m, " path=\"/a\\]b\\\"c d\" "));
+	assert_non_null(strstr(m, "] create /a]b\"c d by "));
+	free(m);
 	free(p);
 }
 

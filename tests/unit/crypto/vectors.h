@@ -7,6 +7,7 @@
 #define WFS_TEST_CRYPTO_VECTORS_H
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "helpers.h"
 
@@ -69,6 +70,33 @@ static inline int test_gcm_open_raw(const uint8_t *key, const uint8_t *iv, const
 	     EVP_DecryptFinal_ex(c, fin, &outl) > 0;
 	EVP_CIPHER_CTX_free(c);
 	return ok;
+}
+
+/* HKDF-SHA256 (RFC 5869) with an empty salt, by hand from HMAC as
+ * docs/format.md says: outlen (at most 64) bytes of ikm (32) and info. */
+static inline void test_hkdf_by_hand(const uint8_t ikm[32], const char *info, uint8_t *out,
+				     size_t outlen)
+{
+	uint8_t zeros[32] = {0}, prk[32], msg[128], t[64];
+	unsigned len = 32;
+	size_t il = strlen(info), have = 0;
+
+	assert_true(outlen <= sizeof(t) && 32 + il + 1 <= sizeof(msg));
+	assert_non_null(HMAC(EVP_sha256(), zeros, 32, ikm, 32, prk, &len));
+	/* T(i) = HMAC(PRK, T(i-1) || info || i): bytes, not strings */
+	for (uint8_t i = 1; have < outlen; i++) {
+		size_t ml = 0;
+		if (i > 1) {
+			memcpy(msg, t + have - 32, 32);
+			ml = 32;
+		}
+		/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
+		memcpy(msg + ml, info, il);
+		msg[ml + il] = i;
+		assert_non_null(HMAC(EVP_sha256(), prk, 32, msg, ml + il + 1, t + have, &len));
+		have += 32;
+	}
+	memcpy(out, t, outlen);
 }
 
 #endif
