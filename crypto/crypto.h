@@ -233,7 +233,10 @@ void wfs_escrow_fingerprint(const uint8_t pk[WFS_ESCROW_KEY_LEN], char out[WFS_F
  */
 const char *wfs_tpm2_tcti(const char *given);
 /* Seals a fresh random secret (into secret, which should be secure memory)
- * to the TPM, bound to the sha256 PCRs of the mask pcrs (0: none). */
+ * to the TPM, bound to the sha256 PCRs of the mask pcrs (0: none). Seal
+ * and unseal each talk to the TPM from a child process that lives for the
+ * one operation (tpm2-tss leaves copies of the secret it does not wipe);
+ * the caller's memory gets only the result. */
 int wfs_tpm2_seal_new(const char *tcti, uint32_t pcrs, uint8_t secret[WFS_TPM2_SECRET_LEN],
 		      struct wfs_tpm2_seal *out, char *err, size_t errlen);
 /* Unseals what seal_new made: the secret, or an error (above). */
