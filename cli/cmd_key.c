@@ -22,14 +22,15 @@
 #include "vault.h"
 #include "vault_args.h"
 
-static const char usage[] = "usage: wardfs key <command> [<options>]\n"
-			    "\n"
-			    "  list BACKING           show the vault's key slots\n"
-			    "  add BACKING --type T   add a slot (passphrase, recovery or escrow)\n"
-			    "  remove BACKING SLOT    remove a slot (never the last one)\n"
-			    "  escrow-keygen          make an organisation's escrow key pair\n"
-			    "\n"
-			    "'wardfs key <command> --help' shows a command's options.\n";
+static const char usage[] =
+	"usage: wardfs key <command> [<options>]\n"
+	"\n"
+	"  list BACKING           show the vault's key slots\n"
+	"  add BACKING --type T   add a slot (passphrase, recovery, escrow or tpm2)\n"
+	"  remove BACKING SLOT    remove a slot (never the last one)\n"
+	"  escrow-keygen          make an organisation's escrow key pair\n"
+	"\n"
+	"'wardfs key <command> --help' shows a command's options.\n";
 
 static const char list_usage[] =
 	"usage: wardfs key list BACKING\n"
@@ -37,25 +38,31 @@ static const char list_usage[] =
 	"Shows every key slot of the vault in BACKING: id, type, label, when it was\n"
 	"made and last unlocked, and its parameters. Any slot opens the whole vault.\n"
 	"No secret is asked: what is shown is checked (the keyfile's MAC) only when\n"
-	"a slot unlocks.\n";
+	"a slot unlocks. The last line says which slots an unlock tries without\n"
+	"asking (tpm2: the TPM unseals them) before it asks for a secret.\n";
 
 static const char add_usage[] =
-	"usage: wardfs key add BACKING --type passphrase|recovery|escrow [options]\n"
+	"usage: wardfs key add BACKING --type passphrase|recovery|escrow|tpm2 [options]\n"
 	"\n"
 	"Adds a key slot to the vault in BACKING after unlocking it with any existing\n"
 	"slot. A passphrase slot asks for the new passphrase (or reads\n"
 	"--new-passfile); a recovery slot prints a new recovery key once (or writes it\n"
 	"to --recovery-key-out); an escrow slot wraps the master key to the public key\n"
 	"in --public FILE (from 'wardfs key escrow-keygen'), so whoever holds the\n"
-	"secret half can unlock with --escrow-key.\n"
+	"secret half can unlock with --escrow-key. A tpm2 slot seals a random secret\n"
+	"to this machine's TPM (bound to --tpm2-pcrs, if given): every unlock tries it\n"
+	"first, without asking.\n"
 	"\n"
-	"  --type T                 passphrase, recovery or escrow\n"
+	"  --type T                 passphrase, recovery, escrow or tpm2\n"
 	"  --label L                a name for the slot (default: its type; 64 bytes)\n"
 	"  --public FILE            escrow: the organisation's public key\n"
 	"  --new-passfile FILE      passphrase: the new passphrase from FILE\n"
 	"  --recovery-key-out FILE  recovery: write the new key to FILE (0600, new)\n"
 	"  --kdf-memory MIB         passphrase: Argon2id memory (default 512)\n"
 	"  --kdf-ops N              passphrase: Argon2id passes (default 3)\n"
+	"  --tpm2-pcrs LIST         tpm2: bind to these sha256 PCRs (e.g. 7 or 0,7)\n"
+	"  --tpm2-tcti TCTI         the TPM (default $WARDFS_TPM2_TCTI, else\n"
+	"                           device:/dev/tpmrm0; e.g. swtpm:host=H,port=P)\n"
 	"  --passfile FILE          unlock: passphrase from the first line of FILE\n"
 	"  --extpass CMD            unlock: passphrase from CMD's first output line\n"
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
@@ -68,7 +75,8 @@ static const char remove_usage[] =
 	"\n"
 	"Removes key slot SLOT (an id from 'wardfs key list') after unlocking with\n"
 	"any slot: its secret no longer opens the vault. The last slot is never\n"
-	"removed. Unlock options as for 'wardfs key add'. Files are not rewritten:\n"
+	"removed. Unlock options as for 'wardfs key add' (tpm2 slots are tried\n"
+	"first). Files are not rewritten:\n"
 	"someone who kept a copy of the old keyfile and knows the removed secret can\n"
 	"still read copies of the files they kept (see docs/admin.md).\n";
 
@@ -99,7 +107,8 @@ static int cmd_list(int argc, char **argv)
 	struct wfs_keyfile_info info;
 	struct args a = {0};
 	uint8_t *kf = NULL;
-	size_t kflen;
+	char unattended[WFS_SLOTS_MAX * 7 + 8] = "";
+	size_t kflen, un = 0;
 	int r, status;
 
 	if (parse_args(&a, argc, argv, opts, list_usage, &status) != 0)
@@ -131,15 +140,35 @@ static int cmd_list(int argc, char **argv)
 			char fp[WFS_FINGERPRINT_LEN];
 			wfs_escrow_fingerprint(s->escrow_public, fp);
 			snprintf(details, sizeof(details), "public key %s", fp);
+		} else if (s->type == WFS_SLOT_TPM2) {
+			char pcrs[64]; /* "0,1,...,23": 62 bytes */
+			wfs_tpm2_pcrs_format(s->tpm2.pcrs, pcrs, sizeof(pcrs));
+			if (s->tpm2.pcrs)
+				snprintf(details, sizeof(details), "unattended; sha256 PCRs %s",
+					 pcrs);
+			else
+				snprintf(details, sizeof(details), "unattended; no PCRs");
 		}
+		if (wfs_slot_type_unattended(s->type))
+			un += (size_t)snprintf(unattended + un, sizeof(unattended) - un, "%s%u",
+					       un ? ", " : "", (unsigned)s->id);
 		printf("%-5u %-11s %-24s %-17s %-17s %s\n", (unsigned)s->id,
 		       wfs_slot_type_name(s->type), s->label, made, used, details);
 	}
-	/* Every slot type there is needs its secret typed or given as a file:
-	 * none unlocks on its own (a TPM-sealed slot would). */
-	printf("\nkeyfile version %u; no slot is tried without asking: mount asks for a "
-	       "passphrase\n(or takes --passfile, --recovery-key-file or --escrow-key).\n",
-	       info.version);
+	/* tpm2 slots are tried first, by the TPM, without asking anyone; every
+	 * other type needs its secret typed or given as a file. */
+	if (un == 0)
+		printf("\nkeyfile version %u; no slot is tried without asking: mount asks for a "
+		       "passphrase\n(or takes --passfile, --recovery-key-file or --escrow-key).\n",
+		       info.version);
+	else {
+		bool many = strchr(unattended, ',') != NULL;
+		printf("\nkeyfile version %u; tried without asking: tpm2 slot%s %s (the TPM "
+		       "unseals %s);\n",
+		       info.version, many ? "s" : "", unattended, many ? "them" : "it");
+		printf("if none opens, mount asks for a passphrase (or takes --passfile,\n"
+		       "--recovery-key-file or --escrow-key).\n");
+	}
 	status = 0;
 out:
 	free(kf);
@@ -197,7 +226,7 @@ static int edit_write(const struct args *a, const uint8_t *nkf, size_t nlen)
 static int cmd_add(int argc, char **argv)
 {
 	struct args a = {0};
-	const char *recovery_out = NULL;
+	const char *recovery_out = NULL, *pcrs_text = NULL;
 	unsigned long long kdf_mib = 0, kdf_ops = 0;
 	const struct opt opts[] = {
 		OPT_PASS_SOURCES(&a.po),
@@ -206,11 +235,14 @@ static int cmd_add(int argc, char **argv)
 		OPT_STRING("public", 0, &a.escrow_public),
 		OPT_STRING("new-passfile", 0, &a.new_passfile),
 		OPT_STRING("recovery-key-out", 0, &recovery_out),
+		OPT_STRING("tpm2-pcrs", 0, &pcrs_text),
 		OPT_KDF(&kdf_mib, &kdf_ops),
 		OPT_END(),
 	};
-	char rec[WFS_RECOVERY_LEN] = "", detail[200];
-	uint8_t pk[WFS_ESCROW_KEY_LEN], *kf = NULL, *nkf = NULL;
+	char rec[WFS_RECOVERY_LEN] = "", detail[200], err[256], pcrs_list[96];
+	uint8_t pk[WFS_ESCROW_KEY_LEN], *kf = NULL, *nkf = NULL, *tsecret = NULL;
+	struct wfs_tpm2_seal seal;
+	uint32_t pcrs = 0;
 	struct wfs_slot_new ns = {0};
 	struct wfs_kdf_params kp;
 	struct wfs_keys *keys = NULL;
@@ -224,11 +256,12 @@ static int cmd_add(int argc, char **argv)
 		return status;
 	status = 2;
 	if (a.type == NULL) {
-		usage_error("missing --type (passphrase, recovery or escrow)");
+		usage_error("missing --type (passphrase, recovery, escrow or tpm2)");
 		goto out;
 	}
 	if ((type = wfs_slot_type_parse(a.type)) < 0) {
-		usage_error("'%s' is not a slot type (passphrase, recovery or escrow)", a.type);
+		usage_error("'%s' is not a slot type (passphrase, recovery, escrow or tpm2)",
+			    a.type);
 		goto out;
 	}
 	if ((type == WFS_SLOT_ESCROW) != (a.escrow_public != NULL)) {
@@ -243,9 +276,22 @@ static int cmd_add(int argc, char **argv)
 		usage_error("--recovery-key-out goes with --type recovery");
 		goto out;
 	}
+	if (pcrs_text && type != WFS_SLOT_TPM2) {
+		usage_error("--tpm2-pcrs goes with --type tpm2");
+		goto out;
+	}
+	if (pcrs_text && wfs_tpm2_pcrs_parse(pcrs_text, &pcrs) != 0) {
+		usage_error("'%s' is not a list of PCRs (0 to 23, comma-separated, e.g. 7 or 0,7)",
+			    pcrs_text);
+		goto out;
+	}
 	status = 1;
 	ns.type = (enum wfs_slot_type)type;
 	ns.label = a.label;
+	/* a new passphrase read from stdin comes after the current secret's
+	 * line: the TPM must not take that line's place */
+	a.po.no_tpm2 =
+		type == WFS_SLOT_PASSPHRASE && a.new_passfile == NULL && !isatty(STDIN_FILENO);
 	if (type == WFS_SLOT_ESCROW && wfs_escrow_public_read(a.escrow_public, pk) != 0)
 		goto out;
 	if (edit_unlock(&a, "add", &keys, &used, &kf, &kflen) != 0)
@@ -261,6 +307,20 @@ static int cmd_add(int argc, char **argv)
 			goto out;
 		ns.pass = pass;
 		ns.kdf = &kp;
+	}
+	if (type == WFS_SLOT_TPM2) {
+		/* the secret only ever in locked memory, wiped at the end */
+		if ((tsecret = wfs_secure_alloc(WFS_TPM2_SECRET_LEN)) == NULL) {
+			error("out of secure memory");
+			goto out;
+		}
+		if (wfs_tpm2_seal_new(a.po.tpm2_tcti, pcrs, tsecret, &seal, err, sizeof(err)) !=
+		    0) {
+			error("cannot seal a key to the TPM: %s (the keyfile is as it was)", err);
+			goto out;
+		}
+		ns.tpm2 = &seal;
+		ns.tpm2_secret = tsecret;
 	}
 	ns.escrow_public = pk;
 	ns.recovery_out = rec;
@@ -293,12 +353,20 @@ static int cmd_add(int argc, char **argv)
 		printf("\nRecovery key (shown once; store it offline):\n\n    %s\n\n", rec);
 	else if (type == WFS_SLOT_RECOVERY)
 		printf("Recovery key written to %s (mode 0600).\n", recovery_out);
+	else if (type == WFS_SLOT_TPM2) {
+		wfs_tpm2_pcrs_format(pcrs, pcrs_list, sizeof(pcrs_list));
+		printf(pcrs ? "It unlocks without asking on this machine while sha256 PCRs %s "
+			      "keep their values.\n"
+			    : "It unlocks without asking on this machine%s (bound to no PCR).\n",
+		       pcrs ? pcrs_list : "");
+	}
 	snprintf(detail, sizeof(detail), "key add: slot %u (%s) added (unlocked with slot %u)",
 		 (unsigned)id, wfs_slot_type_name(ns.type), (unsigned)used);
 	wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, 0, detail);
 	status = 0;
 out:
 	wfs_secret_free(pass);
+	wfs_secure_free(tsecret);
 	wfs_keys_free(keys);
 	sodium_memzero(rec, sizeof(rec));
 	free(kf);

@@ -192,6 +192,7 @@ int wfs_cmd_unlock(int argc, char **argv)
 	if (wfs_crypto_init() < 0)
 		return error("cannot initialize crypto");
 	po.may_write = true; /* note the slot's use, as mount does */
+	po.no_tpm2 = true;   /* a lock wants a secret given again, not the TPM's */
 	int ur = wfs_vault_unlock_slot(backing, &po, &keys, &slot);
 	if (ur == -EACCES) { /* a failed unlock is an auditor's question, as at mount */
 		char db[PATH_MAX];

@@ -71,6 +71,9 @@ static const char mount_usage[] =
 	"  --recovery-key           unlock with the recovery key (stdin or terminal)\n"
 	"  --recovery-key-file FILE unlock with the recovery key in FILE\n"
 	"  --escrow-key FILE        unlock with the escrow secret key in FILE (an admin's)\n"
+	"  --tpm2-tcti TCTI         the TPM that tpm2 slots (tried first, without asking)\n"
+	"                           are unsealed by (default $WARDFS_TPM2_TCTI, else\n"
+	"                           device:/dev/tpmrm0)\n"
 	"  --log FILE               daemon log (default " WFS_DEFAULT_LOG ")\n"
 	"  -d, --debug              print every FUSE request\n"
 	"  -h, --help               show this help\n";

@@ -94,6 +94,7 @@ int wfs_cmd_setup_home(int argc, char **argv)
 		OPT_STRING("backing", 0, &backing),
 		OPT_STRING("policy", 0, &s.policy_path),
 		OPT_PASSPHRASE(&s.po),
+		OPT_TPM2(&s.po),
 		OPT_KDF(&mib, &ops),
 		OPT_STRING("recovery-key-out", 0, &s.po.recovery_key_out),
 		OPT_STRING("escrow-public", 0, &escrow_public),

@@ -208,6 +208,18 @@ static int passwd_slot(const struct args *a, const uint8_t *kf, size_t kflen, ui
 	return 0;
 }
 
+/* The type name of slot id in kf ("?" if none). */
+static const char *slot_type_of(const uint8_t *kf, size_t kflen, uint16_t id)
+{
+	static struct wfs_keyfile_info info;
+
+	if (wfs_keyfile_parse(kf, kflen, &info) == 0)
+		for (size_t i = 0; i < info.nslots; i++)
+			if (info.slot[i].id == id)
+				return wfs_slot_type_name(info.slot[i].type);
+	return "?";
+}
+
 int wfs_cmd_passwd(int argc, char **argv)
 {
 	struct args a = {0};
@@ -233,6 +245,9 @@ int wfs_cmd_passwd(int argc, char **argv)
 	if (check_backing(&a) != 0 || crypto_start() != 0)
 		goto out;
 	a.po.may_write = true;
+	/* "OLD\nNEW\n" on stdin (pam_wardfs): the first line is the current
+	 * secret, so the TPM must not stand in for it */
+	a.po.no_tpm2 = a.new_passfile == NULL && !isatty(STDIN_FILENO);
 	if ((r = wfs_vault_unlock_slot(a.backing, &a.po, &keys, &used)) != 0) {
 		if (r == -EACCES)
 			wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, EACCES,
@@ -269,11 +284,7 @@ int wfs_cmd_passwd(int argc, char **argv)
 	printf("Passphrase changed for %s (slot %u).\n", a.backing, (unsigned)id);
 	snprintf(said, sizeof(said),
 		 "passwd: the passphrase of slot %u was changed (unlocked with %s slot %u)",
-		 (unsigned)id,
-		 a.po.escrow_key_file				      ? "escrow"
-		 : a.po.recovery_key_file || a.po.recovery_from_stdin ? "recovery"
-								      : "passphrase",
-		 (unsigned)used);
+		 (unsigned)id, slot_type_of(kf, kflen, used), (unsigned)used);
 	wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, 0, said);
 	status = 0;
 out:

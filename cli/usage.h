@@ -106,8 +106,11 @@ int parse_options(int argc, char **argv, const struct opt *opts, const char *hel
 #define OPT_RECOVERY(po)                                                                           \
 	OPT_BOOL("recovery-key", 0, &(po)->recovery_from_stdin),                                   \
 		OPT_STRING("recovery-key-file", 0, &(po)->recovery_key_file)
-#define OPT_ESCROW(po)	     OPT_STRING("escrow-key", 0, &(po)->escrow_key_file)
-#define OPT_PASS_SOURCES(po) OPT_PASSPHRASE(po), OPT_RECOVERY(po), OPT_ESCROW(po)
+#define OPT_ESCROW(po) OPT_STRING("escrow-key", 0, &(po)->escrow_key_file)
+/* the TPM that tpm2 slots are unsealed by (a TCTI; default $WARDFS_TPM2_TCTI
+ * or device:/dev/tpmrm0) */
+#define OPT_TPM2(po)	     OPT_STRING("tpm2-tcti", 0, &(po)->tpm2_tcti)
+#define OPT_PASS_SOURCES(po) OPT_PASSPHRASE(po), OPT_RECOVERY(po), OPT_ESCROW(po), OPT_TPM2(po)
 
 /* --kdf-memory MIB and --kdf-ops N (unsigned long long *, 0 when not given). */
 #define OPT_KDF(mib, ops)                                                                          \

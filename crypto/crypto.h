@@ -93,9 +93,34 @@ enum wfs_slot_type {
 	WFS_SLOT_PASSPHRASE = 1, /* Argon2id(passphrase) */
 	WFS_SLOT_RECOVERY = 2,	 /* HKDF(random 192-bit key, printed once) */
 	WFS_SLOT_ESCROW = 3,	 /* X25519 to an organisation's escrow public key */
+	WFS_SLOT_TPM2 = 4,	 /* a random secret sealed by this machine's TPM (tpm2.c) */
 };
 const char *wfs_slot_type_name(enum wfs_slot_type t); /* "passphrase", ... */
 int wfs_slot_type_parse(const char *name);	      /* the type, or -EINVAL */
+/* Whether unlock tries slots of type t without asking anyone (tpm2). */
+bool wfs_slot_type_unattended(enum wfs_slot_type t);
+
+/*
+ * What a tpm2 slot keeps of the TPM's seal (docs/format.md): the sealed
+ * object (its public and private areas as the TPM marshals them), the PCRs
+ * its policy binds it to (none: any process with the TPM may unseal), and
+ * the template of the parent key the TPM re-creates from its owner seed.
+ */
+#define WFS_TPM2_SECRET_LEN   32     /* the random secret the TPM seals */
+#define WFS_TPM2_PUB_MAX      160    /* marshalled TPM2B_PUBLIC, bytes */
+#define WFS_TPM2_PRIV_MAX     192    /* marshalled TPM2B_PRIVATE, bytes */
+#define WFS_TPM2_PRIMARY_ECC  1	     /* parent: ECC NIST P-256 storage key, owner hierarchy */
+#define WFS_TPM2_BANK_SHA256  0x000b /* TPM2_ALG_SHA256 */
+#define WFS_TPM2_PCRS	      24     /* PCRs 0..23 */
+#define WFS_TPM2_DEFAULT_TCTI "device:/dev/tpmrm0"
+struct wfs_tpm2_seal {
+	uint8_t primary;   /* WFS_TPM2_PRIMARY_ECC */
+	uint16_t pcr_bank; /* WFS_TPM2_BANK_SHA256 */
+	uint32_t pcrs;	   /* bit n: PCR n; 0: no PCR policy */
+	uint16_t publen, privlen;
+	uint8_t pub[WFS_TPM2_PUB_MAX];
+	uint8_t priv[WFS_TPM2_PRIV_MAX];
+};
 
 struct wfs_slot_info {
 	uint16_t id;
@@ -105,6 +130,7 @@ struct wfs_slot_info {
 	char label[WFS_SLOT_LABEL_MAX + 1];
 	struct wfs_kdf_params kdf;		   /* passphrase slots */
 	uint8_t escrow_public[WFS_ESCROW_KEY_LEN]; /* escrow slots */
+	struct wfs_tpm2_seal tpm2;		   /* tpm2 slots */
 };
 struct wfs_keyfile_info {
 	unsigned version; /* 1: the fixed 188-byte keyfile; 2: key slots */
@@ -131,7 +157,8 @@ int wfs_keyfile_create(const char *pass, size_t passlen, const struct wfs_kdf_pa
 		       struct wfs_keys **keys);
 /*
  * Unlocks with secret, trying every slot of type in order: a passphrase
- * (secretlen bytes), a recovery key's text, or an escrow secret key's text.
+ * (secretlen bytes), a recovery key's text, an escrow secret key's text, or
+ * the WFS_TPM2_SECRET_LEN bytes a TPM unsealed (wfs_tpm2_unseal).
  * *slot (may be NULL) tells which slot opened. 0; -EACCES when none did;
  * -EINVAL for a malformed keyfile, or one whose MAC fails once a slot
  * opened (a slot or label was changed, added or swapped in).
@@ -152,6 +179,8 @@ struct wfs_slot_new {
 	const struct wfs_kdf_params *kdf; /* passphrase; NULL: the default cost */
 	const uint8_t *escrow_public;	  /* escrow: WFS_ESCROW_KEY_LEN bytes */
 	char *recovery_out;		  /* recovery: gets the new key's text (WFS_RECOVERY_LEN) */
+	const struct wfs_tpm2_seal *tpm2; /* tpm2: what the TPM sealed (wfs_tpm2_seal_new) */
+	const uint8_t *tpm2_secret;	  /* tpm2: ... and the secret it sealed */
 };
 /*
  * The edits below take the unlocked keys and return a new version-2
@@ -185,6 +214,41 @@ int wfs_escrow_secret_parse(const char *text, uint8_t sk[WFS_ESCROW_KEY_LEN]);
 void wfs_escrow_public_of(const uint8_t sk[WFS_ESCROW_KEY_LEN], uint8_t pk[WFS_ESCROW_KEY_LEN]);
 /* A short name for a public key, as `key list` shows it. */
 void wfs_escrow_fingerprint(const uint8_t pk[WFS_ESCROW_KEY_LEN], char out[WFS_FINGERPRINT_LEN]);
+
+/* ---- the TPM (tpm2.c) ----------------------------------------------- */
+
+/*
+ * A TPM is reached through a TCTI string as tpm2-tss's tctildr reads it:
+ * "device:/dev/tpmrm0" (the default), "swtpm:host=127.0.0.1,port=2321".
+ * wfs_tpm2_tcti gives `given`, else $WARDFS_TPM2_TCTI, else the default.
+ * tpm2-tss's own logging is turned off (TSS2_LOG, unless set) so that the
+ * caller's one line says what failed.
+ *
+ * Errors: -ENODEV no TPM there (no device, nothing listening); -EXDEV the
+ * TPM does not know the sealed object (another TPM, or this one cleared);
+ * -EPERM the PCRs it is bound to changed; -EINVAL the stored object is
+ * garbled; -EACCES the owner hierarchy has a password or the TPM is in
+ * dictionary-attack lockout; -EIO anything else. err gets one line
+ * (lowercase, no newline) saying what failed.
+ */
+const char *wfs_tpm2_tcti(const char *given);
+/* Seals a fresh random secret (into secret, which should be secure memory)
+ * to the TPM, bound to the sha256 PCRs of the mask pcrs (0: none). Seal
+ * and unseal each talk to the TPM from a child process that lives for the
+ * one operation (tpm2-tss leaves copies of the secret it does not wipe);
+ * the caller's memory gets only the result. */
+int wfs_tpm2_seal_new(const char *tcti, uint32_t pcrs, uint8_t secret[WFS_TPM2_SECRET_LEN],
+		      struct wfs_tpm2_seal *out, char *err, size_t errlen);
+/* Unseals what seal_new made: the secret, or an error (above). */
+int wfs_tpm2_unseal(const char *tcti, const struct wfs_tpm2_seal *in,
+		    uint8_t secret[WFS_TPM2_SECRET_LEN], char *err, size_t errlen);
+/* 0 when in's blobs are a TPM2B_PUBLIC and a TPM2B_PRIVATE, each exactly
+ * its stored length (no TPM needed); -EINVAL otherwise. */
+int wfs_tpm2_check(const struct wfs_tpm2_seal *in);
+/* "7,11" for a PCR mask ("none" for 0). */
+void wfs_tpm2_pcrs_format(uint32_t pcrs, char *out, size_t len);
+/* Parses "7,11" (PCRs 0..23, no repeats) into a mask: 0 or -EINVAL. */
+int wfs_tpm2_pcrs_parse(const char *text, uint32_t *pcrs);
 
 /* ---- encrypted file format ---------------------------------------- */
 

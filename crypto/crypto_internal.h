@@ -37,6 +37,9 @@ int wfs__kek_escrow(const uint8_t secret[WFS_ESCROW_KEY_LEN],
 		    const uint8_t peer[WFS_ESCROW_KEY_LEN],
 		    const uint8_t eph_public[WFS_ESCROW_KEY_LEN],
 		    const uint8_t escrow_public[WFS_ESCROW_KEY_LEN], uint8_t kek[WFS_KEY_LEN]);
+/* kek = HKDF(the secret a TPM unsealed, no salt, info) */
+int wfs__kek_tpm2(const uint8_t secret[WFS_TPM2_SECRET_LEN], const char *info,
+		  uint8_t kek[WFS_KEY_LEN]);
 int wfs__rec_parse(const char *text, uint8_t rec[WFS_REC_KEY_LEN]);
 void wfs__rec_format(const uint8_t rec[WFS_REC_KEY_LEN], char out[WFS_RECOVERY_LEN]);
 

@@ -48,6 +48,7 @@ static const uint8_t kf_magic[8] = {0x89, 'W', 'F', 'S', 'K', 'E', 'Y', 0x00};
 #define V2_MAC		32 /* HMAC-SHA256 of every byte before it */
 #define V2_INFO_REC	"wardfs v2 recovery wrap"
 #define V2_INFO_MAC	"wardfs v2 keyfile mac"
+#define V2_INFO_TPM2	"wardfs v2 tpm2 wrap"
 
 /* A slot record: length, id, type, flags, label length, reserved, created. */
 #define SLOT_HDR	 16
@@ -57,7 +58,13 @@ static const uint8_t kf_magic[8] = {0x89, 'W', 'F', 'S', 'K', 'E', 'Y', 0x00};
 #define BODY_ESCROW	 (2 * WFS_ESCROW_KEY_LEN + SEAL_LEN)
 #define BODY_V1_PASS	 (V1_SIZE - V1_HDR)    /* legacy: version 1 bytes [16, 188) */
 #define BODY_V1_REC	 (V1_REC_END - V1_HDR) /* legacy: version 1 bytes [16, 92) */
-#define SLOT_MAX	 (SLOT_HDR + WFS_SLOT_LABEL_MAX + BODY_V1_PASS)
+/* tpm2: template, reserved, bank, PCR mask, then two blobs with their
+ * lengths, then the seal: its length is the record's */
+#define TPM2_FIXED    8
+#define BODY_TPM2_MIN (TPM2_FIXED + 2 + 2 + SEAL_LEN)
+#define BODY_TPM2_MAX (BODY_TPM2_MIN + WFS_TPM2_PUB_MAX + WFS_TPM2_PRIV_MAX)
+#define BODY_MAX      (BODY_TPM2_MAX > BODY_V1_PASS ? BODY_TPM2_MAX : BODY_V1_PASS)
+#define SLOT_MAX      (SLOT_HDR + WFS_SLOT_LABEL_MAX + BODY_MAX)
 
 _Static_assert(V1_OFF_WRAP + WRAP_LEN == V1_SIZE, "keyfile v1 layout");
 _Static_assert(V2_HDR + WFS_SLOTS_MAX * SLOT_MAX + V2_MAC <= WFS_KEYFILE_MAX, "keyfile fits");
@@ -90,13 +97,20 @@ const char *wfs_slot_type_name(enum wfs_slot_type t)
 		return "recovery";
 	case WFS_SLOT_ESCROW:
 		return "escrow";
+	case WFS_SLOT_TPM2:
+		return "tpm2";
 	}
 	return "unknown";
 }
 
+bool wfs_slot_type_unattended(enum wfs_slot_type t)
+{
+	return t == WFS_SLOT_TPM2;
+}
+
 int wfs_slot_type_parse(const char *name)
 {
-	for (int t = WFS_SLOT_PASSPHRASE; t <= WFS_SLOT_ESCROW; t++)
+	for (int t = WFS_SLOT_PASSPHRASE; t <= WFS_SLOT_TPM2; t++)
 		if (name != NULL && strcmp(name, wfs_slot_type_name((enum wfs_slot_type)t)) == 0)
 			return t;
 	return -EINVAL;
@@ -111,6 +125,8 @@ static bool params_valid(uint64_t ops, uint64_t mem)
 
 /* ---- records ---------------------------------------------------------- */
 
+/* The fixed length of a body of type (0: no such type, or a tpm2 body,
+ * whose length its blobs say). */
 static size_t body_len(unsigned type, bool legacy)
 {
 	switch (type) {
@@ -153,6 +169,54 @@ static int body_params(const uint8_t *body, bool legacy, struct wfs_kdf_params *
 	return 0;
 }
 
+/* A tpm2 body of bl bytes: its fields into t (may be NULL). Only lengths
+ * and ranges are checked here: a garbled blob is the TPM's to refuse, so
+ * that one bad slot does not make the keyfile unreadable. */
+static int tpm2_body_parse(const uint8_t *b, size_t bl, struct wfs_tpm2_seal *t)
+{
+	size_t pl, ql;
+
+	if (bl < BODY_TPM2_MIN || bl > BODY_TPM2_MAX || b[0] != WFS_TPM2_PRIMARY_ECC || b[1] != 0 ||
+	    wfs__get_le16(b + 2) != WFS_TPM2_BANK_SHA256 ||
+	    (wfs__get_le32(b + 4) >> WFS_TPM2_PCRS) != 0)
+		return -EINVAL;
+	pl = wfs__get_le16(b + TPM2_FIXED);
+	if (pl == 0 || pl > WFS_TPM2_PUB_MAX || TPM2_FIXED + 2 + pl + 2 > bl)
+		return -EINVAL;
+	ql = wfs__get_le16(b + TPM2_FIXED + 2 + pl);
+	if (ql == 0 || ql > WFS_TPM2_PRIV_MAX || BODY_TPM2_MIN + pl + ql != bl)
+		return -EINVAL;
+	if (t != NULL) {
+		memset(t, 0, sizeof(*t));
+		t->primary = b[0];
+		t->pcr_bank = wfs__get_le16(b + 2);
+		t->pcrs = wfs__get_le32(b + 4);
+		t->publen = (uint16_t)pl;
+		memcpy(t->pub, b + TPM2_FIXED + 2, pl);
+		t->privlen = (uint16_t)ql;
+		memcpy(t->priv, b + TPM2_FIXED + 2 + pl + 2, ql);
+	}
+	return 0;
+}
+
+/* Writes t into the tpm2 body b (tpm2_body_len(t) bytes, seal last). */
+static size_t tpm2_body_len(const struct wfs_tpm2_seal *t)
+{
+	return BODY_TPM2_MIN + t->publen + t->privlen;
+}
+
+static void tpm2_body_put(uint8_t *b, const struct wfs_tpm2_seal *t)
+{
+	b[0] = t->primary;
+	b[1] = 0;
+	wfs__put_le16(b + 2, t->pcr_bank);
+	wfs__put_le32(b + 4, t->pcrs);
+	wfs__put_le16(b + TPM2_FIXED, t->publen);
+	memcpy(b + TPM2_FIXED + 2, t->pub, t->publen);
+	wfs__put_le16(b + TPM2_FIXED + 2 + t->publen, t->privlen);
+	memcpy(b + TPM2_FIXED + 4 + t->publen, t->priv, t->privlen);
+}
+
 /* Checks one record of avail bytes (its length is its first field) and
  * tells what it holds. */
 static int rec_parse(const uint8_t *rec, size_t avail, struct wfs_slot_info *si)
@@ -165,9 +229,13 @@ static int rec_parse(const uint8_t *rec, size_t avail, struct wfs_slot_info *si)
 	len = wfs__get_le16(rec);
 	ll = rec[6];
 	legacy = rec[5] & SLOT_FLAG_LEGACY;
-	if (len > avail || (rec[5] & ~SLOT_FLAG_LEGACY) != 0 || rec[7] != 0 ||
-	    body_len(rec[4], legacy) == 0 || len != SLOT_HDR + ll + body_len(rec[4], legacy) ||
-	    !label_valid(rec + SLOT_HDR, ll))
+	if (len > avail || len < SLOT_HDR + ll || (rec[5] & ~SLOT_FLAG_LEGACY) != 0 ||
+	    rec[7] != 0 || !label_valid(rec + SLOT_HDR, ll))
+		return -EINVAL;
+	if (rec[4] == WFS_SLOT_TPM2 && !legacy) {
+		if (tpm2_body_parse(rec + SLOT_HDR + ll, len - SLOT_HDR - ll, NULL) != 0)
+			return -EINVAL;
+	} else if (body_len(rec[4], legacy) == 0 || len != SLOT_HDR + ll + body_len(rec[4], legacy))
 		return -EINVAL;
 	memset(si, 0, sizeof(*si));
 	si->id = wfs__get_le16(rec + 2);
@@ -179,14 +247,17 @@ static int rec_parse(const uint8_t *rec, size_t avail, struct wfs_slot_info *si)
 		return body_params(rec_body(rec), legacy, &si->kdf);
 	if (si->type == WFS_SLOT_ESCROW)
 		memcpy(si->escrow_public, rec_body(rec), WFS_ESCROW_KEY_LEN);
+	if (si->type == WFS_SLOT_TPM2)
+		return tpm2_body_parse(rec_body(rec), len - SLOT_HDR - ll, &si->tpm2);
 	return 0;
 }
 
-/* A record of type with the given label, an empty body and a fresh time. */
+/* A record of type with the given label, an empty body of bl bytes and a
+ * fresh time. */
 static uint8_t *rec_new(uint16_t id, enum wfs_slot_type type, bool legacy, const char *label,
-			uint64_t created, size_t *lenp)
+			uint64_t created, size_t bl, size_t *lenp)
 {
-	size_t ll = strlen(label), len = SLOT_HDR + ll + body_len(type, legacy);
+	size_t ll = strlen(label), len = SLOT_HDR + ll + bl;
 	uint8_t *rec;
 
 	if (!label_valid((const uint8_t *)label, ll) || (rec = calloc(1, len)) == NULL)
@@ -242,11 +313,12 @@ static int v1_load(const uint8_t *buf, struct kf *k)
 	memcpy(k->hdr, kf_magic, 8);
 	wfs__put_le16(k->hdr + 8, 2);
 	randombytes_buf(k->hdr + V2_OFF_VAULT_ID, V2_VAULT_ID_LEN);
-	if ((rec = rec_new(0, WFS_SLOT_RECOVERY, true, "recovery", 0, &len)) != NULL)
+	if ((rec = rec_new(0, WFS_SLOT_RECOVERY, true, "recovery", 0, BODY_V1_REC, &len)) != NULL)
 		memcpy(rec + len - BODY_V1_REC, buf + V1_HDR, BODY_V1_REC);
 	if ((r = kf_add_rec(k, rec, len)) != 0)
 		return r;
-	if ((rec = rec_new(1, WFS_SLOT_PASSPHRASE, true, "passphrase", 0, &len)) != NULL)
+	if ((rec = rec_new(1, WFS_SLOT_PASSPHRASE, true, "passphrase", 0, BODY_V1_PASS, &len)) !=
+	    NULL)
 		memcpy(rec + len - BODY_V1_PASS, buf + V1_HDR, BODY_V1_PASS);
 	return kf_add_rec(k, rec, len);
 }
@@ -416,6 +488,11 @@ static int slot_open(const struct kf *k, const uint8_t *rec, size_t len, const v
 		r = wfs__kek_escrow(s->sk, body + WFS_ESCROW_KEY_LEN, body + WFS_ESCROW_KEY_LEN,
 				    body, s->kek);
 		break;
+	case WFS_SLOT_TPM2:
+		if (secretlen != WFS_TPM2_SECRET_LEN)
+			return -EIO;
+		r = wfs__kek_tpm2(secret, V2_INFO_TPM2, s->kek);
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -431,14 +508,26 @@ static int slot_make(const struct kf *k, const struct wfs_slot_new *ns, uint16_t
 {
 	uint8_t aad[V2_AAD_HDR + SLOT_MAX], *rec, *body, *seal;
 	struct wfs_kdf_params p;
-	size_t len;
+	size_t len, bl;
 	int r = -EINVAL;
 
 	*recp = NULL;
-	if (ns->type < WFS_SLOT_PASSPHRASE || ns->type > WFS_SLOT_ESCROW)
+	if (ns->type < WFS_SLOT_PASSPHRASE || ns->type > WFS_SLOT_TPM2)
 		return -EINVAL;
+	if (ns->type == WFS_SLOT_TPM2) {
+		/* what the TPM sealed must read back as it is written */
+		if (ns->tpm2 == NULL || ns->tpm2_secret == NULL || ns->tpm2->publen == 0 ||
+		    ns->tpm2->publen > WFS_TPM2_PUB_MAX || ns->tpm2->privlen == 0 ||
+		    ns->tpm2->privlen > WFS_TPM2_PRIV_MAX ||
+		    ns->tpm2->primary != WFS_TPM2_PRIMARY_ECC ||
+		    ns->tpm2->pcr_bank != WFS_TPM2_BANK_SHA256 ||
+		    (ns->tpm2->pcrs >> WFS_TPM2_PCRS) != 0)
+			return -EINVAL;
+		bl = tpm2_body_len(ns->tpm2);
+	} else
+		bl = body_len(ns->type, false);
 	rec = rec_new(id, ns->type, false, ns->label ? ns->label : wfs_slot_type_name(ns->type),
-		      (uint64_t)time(NULL), &len);
+		      (uint64_t)time(NULL), bl, &len);
 	if (rec == NULL)
 		return ns->label && !label_valid((const uint8_t *)ns->label, strlen(ns->label))
 			       ? -EINVAL
@@ -482,6 +571,10 @@ static int slot_make(const struct kf *k, const struct wfs_slot_new *ns, uint16_t
 		randombytes_buf(s->sk, WFS_ESCROW_KEY_LEN);
 		wfs_escrow_public_of(s->sk, body + WFS_ESCROW_KEY_LEN);
 		r = wfs__kek_escrow(s->sk, body, body + WFS_ESCROW_KEY_LEN, body, s->kek);
+		break;
+	case WFS_SLOT_TPM2:
+		tpm2_body_put(body, ns->tpm2);
+		r = wfs__kek_tpm2(ns->tpm2_secret, V2_INFO_TPM2, s->kek);
 		break;
 	}
 	if (r != 0)

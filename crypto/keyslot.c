@@ -73,6 +73,13 @@ int wfs__kek_escrow(const uint8_t secret[WFS_ESCROW_KEY_LEN],
 	return r;
 }
 
+/* A TPM-sealed secret is 256 random bits: HKDF is all it needs. */
+int wfs__kek_tpm2(const uint8_t secret[WFS_TPM2_SECRET_LEN], const char *info,
+		  uint8_t kek[WFS_KEY_LEN])
+{
+	return wfs__hkdf_sha256(secret, WFS_TPM2_SECRET_LEN, NULL, 0, info, kek, WFS_KEY_LEN);
+}
+
 /* ---- recovery key text ---------------------------------------------- */
 
 int wfs__rec_parse(const char *text, uint8_t rec[WFS_REC_KEY_LEN])

@@ -27,6 +27,10 @@ apt_pkgs=(build-essential cmake pkg-config meson ninja-build dpkg-dev
 	  # tests/integration/test_uring.py mounts with it
 	  liburing-dev libnuma-dev
 	  libsystemd-dev # libsystemd-dev: sd_journal_sendv for --audit-forward=journal (audit/fwd_journal.c)
+	  libtss2-dev # libtss2-dev: tpm2-tss (ESAPI, tctildr, mu, rc) for tpm2 key slots (crypto/tpm2.c)
+	  # swtpm, swtpm-tools, tpm2-tools: a software TPM each test starts, and
+	  # tpm2_pcrextend to change a PCR under a sealed slot (tests/integration/test_tpm2.py)
+	  swtpm swtpm-tools tpm2-tools
 	  rsyslog rsyslog-relp) # rsyslog, rsyslog-relp: the host and central rsyslogd of tests/integration/test_forward.py (their own instances; the system service is not used)
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -353,6 +353,56 @@ static void upgrade_keyfile(const char *backing, const uint8_t *kf, size_t kflen
 	free(nkf);
 }
 
+/*
+ * Tries each tpm2 slot: the TPM unseals its secret, which opens it. 0 with
+ * the keys and the slot; -EACCES when none opened (each said why in a
+ * warning: no TPM, another TPM, a PCR changed, a garbled slot); -EINVAL
+ * when one opened but the keyfile's MAC failed (said: the caller stops);
+ * -ENOMEM.
+ */
+static int unlock_tpm2(const char *backing, const struct wfs_pass_opts *po,
+		       const struct wfs_keyfile_info *info, const uint8_t *kf, size_t kflen,
+		       struct wfs_keys **keys, uint16_t *id)
+{
+	uint8_t *secret = NULL;
+	char err[256];
+	int r = -EACCES;
+
+	for (size_t i = 0; i < info->nslots && r != 0; i++) {
+		const struct wfs_slot_info *s = &info->slot[i];
+
+		if (s->type != WFS_SLOT_TPM2)
+			continue;
+		if (secret == NULL && (secret = wfs_secure_alloc(WFS_TPM2_SECRET_LEN)) == NULL) {
+			vault_error("out of secure memory");
+			return -ENOMEM;
+		}
+		r = wfs_tpm2_unseal(po->tpm2_tcti, &s->tpm2, secret, err, sizeof(err));
+		if (r == 0) {
+			r = wfs_keyfile_open(kf, kflen, WFS_SLOT_TPM2, secret, WFS_TPM2_SECRET_LEN,
+					     keys, id);
+			if (r == -EINVAL) {
+				vault_error("'%s/%s/%s' is corrupt or was tampered with (a slot "
+					    "opened but the keyfile's MAC does not match)",
+					    backing, WFS_VAULT_DIR, WFS_VAULT_KEYFILE);
+				break;
+			}
+			if (r == -EACCES)
+				snprintf(err, sizeof(err),
+					 "the secret the TPM unsealed does not open it");
+			else if (r != 0)
+				snprintf(err, sizeof(err), "%s", strerror(-r));
+		}
+		if (r != 0) {
+			vault_warning("tpm2 slot %u of '%s' did not open: %s", (unsigned)s->id,
+				      backing, err);
+			r = -EACCES;
+		}
+	}
+	wfs_secure_free(secret);
+	return r;
+}
+
 int wfs_vault_unlock_slot(const char *backing, const struct wfs_pass_opts *po,
 			  struct wfs_keys **keys, uint16_t *slot)
 {
@@ -393,6 +443,9 @@ int wfs_vault_unlock_slot(const char *backing, const struct wfs_pass_opts *po,
 		r = -EINVAL;
 		goto out;
 	}
+	/* Slots that open without asking anyone first. */
+	if (!po->no_tpm2 && (r = unlock_tpm2(backing, po, &info, kf, kflen, keys, &id)) != -EACCES)
+		goto done;
 	for (size_t i = 0; i < info.nslots; i++)
 		have = have || info.slot[i].type == type;
 	if (!have) {
@@ -420,6 +473,7 @@ int wfs_vault_unlock_slot(const char *backing, const struct wfs_pass_opts *po,
 			vault_error("cannot unlock %s: %s", backing, strerror(-r));
 	} while ((r == -EACCES || (type == WFS_SLOT_RECOVERY && r == -EINVAL)) && tty &&
 		 ++tries < 3);
+done:
 	if (r == 0 && po->may_write) {
 		upgrade_keyfile(backing, kf, kflen, *keys);
 		note_slot_used(backing, id);

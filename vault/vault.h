@@ -36,6 +36,11 @@ struct wfs_pass_opts {
 	bool recovery_from_stdin;      /* unlock with the recovery key from stdin or the tty */
 	const char *recovery_key_out;  /* create: write the new recovery key to FILE (escrow) */
 	const char *escrow_key_file;   /* unlock with the escrow secret key in FILE (an admin's) */
+	const char *tpm2_tcti;	       /* the TPM of tpm2 slots (NULL: wfs_tpm2_tcti's default) */
+	/* Don't try tpm2 slots: the secret is asked for. For a command that
+	 * reads a second line from stdin after the unlock (passwd, key add):
+	 * stdin's first line stays the current secret whatever the TPM does. */
+	bool no_tpm2;
 	/* The unlock may write the vault: note the slot's use in slots-used and
 	 * upgrade a version-1 keyfile (mount, passwd, key). Off, the backing
 	 * directory is left as it is (fsck, migrate, a dry run). */
@@ -72,9 +77,11 @@ int wfs_vault_orphaned(const char *backing, char *what, size_t len);
 void wfs_vault_say_orphaned(const char *backing, const char *what);
 
 /*
- * Reads the keyfile and unlocks with the passphrase from the given sources
- * (or the recovery key, or an escrow secret key), trying every slot of
- * that type. Printing (e.g. "wrong passphrase for /path"); -errno on
+ * Reads the keyfile and unlocks: first with every tpm2 slot (the TPM
+ * unseals its secret, nobody is asked; each that does not open is one
+ * warning line saying why), then with the passphrase from the given
+ * sources (or the recovery key, or an escrow secret key), trying every
+ * slot of that type. Printing (e.g. "wrong passphrase for /path"); -errno on
  * failure. A passphrase typed on the tty gets three tries. On success,
  * with po->may_write, a version-1 keyfile is upgraded to key slots (when
  * writable) and the slot's use noted in BACKING/.wardfs/slots-used; *slot

@@ -1,8 +1,9 @@
 /*
  * fuzz_keyfile.c - libFuzzer target for the keyfile parser (both versions,
  * every slot type): wfs_keyfile_parse/check, unlocking with a wrong
- * passphrase, recovery key and escrow key, and the escrow key text parsers
- * on the same bytes. The
+ * passphrase, recovery key, escrow key and TPM-unsealed secret, a parsed
+ * tpm2 slot's blobs through tpm2-tss's unmarshalling (wfs_tpm2_check, no
+ * TPM), and the escrow key text parsers on the same bytes. The
  * library, built with -DWFS_FUZZING, refuses Argon2id costs above a toy
  * bound so each input stays fast; the seeds use that toy cost.
  */
@@ -25,6 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		"wardfs-escrow-secret-1:"
 		"0000000000000000000000000000000000000000000000000000000000000000"
 		"ff0f2249";
+	/* a secret no seed's tpm2 slot was sealed with */
+	static const uint8_t tpm2_secret[WFS_TPM2_SECRET_LEN] = {0x42};
 	uint8_t key[WFS_ESCROW_KEY_LEN];
 	char *text;
 	struct wfs_kdf_params p;
@@ -55,8 +58,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (c != 0 && r != -EINVAL && r != -EACCES)
 		abort();
+	r = wfs_keyfile_open(data, size, WFS_SLOT_TPM2, tpm2_secret, sizeof(tpm2_secret), &k, NULL);
+	if (r == 0 || k != NULL)
+		abort();
+	if (c != 0 && r != -EINVAL)
+		abort();
 	if ((wfs_keyfile_parse(data, size, info) == 0) != (c == 0))
 		abort();
+	for (size_t i = 0; c == 0 && i < info->nslots; i++) {
+		const struct wfs_tpm2_seal *t = &info->slot[i].tpm2;
+		if (info->slot[i].type != WFS_SLOT_TPM2)
+			continue;
+		/* what the parser let through fits what the TPM code reads */
+		if (t->publen == 0 || t->publen > WFS_TPM2_PUB_MAX || t->privlen == 0 ||
+		    t->privlen > WFS_TPM2_PRIV_MAX || (t->pcrs >> WFS_TPM2_PCRS) != 0)
+			abort();
+		(void)wfs_tpm2_check(t);
+	}
 	/* the same bytes as an escrow key's text */
 	if ((text = malloc(size + 1)) == NULL)
 		abort();
