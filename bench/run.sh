@@ -17,7 +17,7 @@ BENCH_SRC="$ROOT/bench"
 RESULTS_DIR="$BENCH_SRC/results"
 
 # ---- knobs ------------------------------------------------------------------
-ALL_SYSTEMS="ext4 wardfs wardfs-noaudit wardfs-sealed wardfs-sealonly wardfs-fwdonly wardfs-policy1k wardfs-nopt wardfs-sensitive passthrough_hp gocryptfs loggedfs"
+ALL_SYSTEMS="ext4 wardfs wardfs-uring wardfs-noaudit wardfs-sealed wardfs-sealonly wardfs-fwdonly wardfs-policy1k wardfs-nopt wardfs-sensitive passthrough_hp gocryptfs loggedfs"
 ALL_WORKLOADS="seqwrite seqread randread randwrite metadata open"
 
 BENCH_DIR=${BENCH_DIR:-/var/tmp/wardfs-bench}
@@ -86,7 +86,8 @@ check_tools() {
 	fi
 	if want_system wardfs || want_system wardfs-noaudit || want_system wardfs-nopt ||
 		want_system wardfs-sensitive || want_system wardfs-policy1k ||
-		want_system wardfs-sealed || want_system wardfs-sealonly || want_system wardfs-fwdonly; then
+		want_system wardfs-sealed || want_system wardfs-sealonly || want_system wardfs-fwdonly ||
+		want_system wardfs-uring; then
 		[ -x "$WARDFS" ] || die "$WARDFS is missing: run 'make' first"
 		"$WARDFS" init --help >/dev/null 2>&1 ||
 			die "'$WARDFS init' does not work yet; leave the wardfs systems out, e.g. BENCH_SYSTEMS=\"ext4 passthrough_hp gocryptfs loggedfs\""
@@ -238,11 +239,19 @@ mount_system() {
 			"${CAP_CMD[@]}" loggedfs -f -p -l "$inst/loggedfs.log" "$inst/data" || return 1
 		TARGET=$inst/data
 		;;
-	wardfs | wardfs-noaudit | wardfs-sealed | wardfs-sealonly | wardfs-fwdonly | wardfs-policy1k | wardfs-nopt | wardfs-sensitive)
-		local extra=() sub=public policy=$BENCH_DIR/policy
+	wardfs | wardfs-uring | wardfs-noaudit | wardfs-sealed | wardfs-sealonly | wardfs-fwdonly | wardfs-policy1k | wardfs-nopt | wardfs-sensitive)
+		# Only wardfs-uring serves through FUSE over io_uring: the kernel's
+		# switch on for it alone, the others never (--no-io-uring).
+		local extra=(--no-io-uring) sub=public policy=$BENCH_DIR/policy
+		if [ "$sys" = wardfs-uring ]; then
+			uring_set Y || { STEP_ERR="cannot turn on $ENABLE_URING"; return 1; }
+			extra=(--io-uring)
+		else
+			uring_restore
+		fi
 		[ "$sys" = wardfs-policy1k ] && policy=$BENCH_DIR/policy1k
-		[ "$sys" = wardfs-nopt ] && extra=(--no-passthrough)
-		[ "$sys" = wardfs-noaudit ] && extra=(--no-audit) # the audit's own cost
+		[ "$sys" = wardfs-nopt ] && extra+=(--no-passthrough)
+		[ "$sys" = wardfs-noaudit ] && extra+=(--no-audit) # the audit's own cost
 		[ "$sys" = wardfs-sensitive ] && sub=sensitive
 		mkdir -p "$inst/backing" "$inst/mnt"
 		chmod 700 "$inst/backing" # init and mount refuse a backing dir others reach
@@ -278,7 +287,7 @@ while True:
 			FWD_READER=$!
 			local i=0
 			while [ ! -S "$inst/fwd.sock" ] && [ $((i++)) -lt 100 ]; do sleep 0.05; done
-			extra=(--audit-forward="syslog:$inst/fwd.sock")
+			extra+=(--audit-forward="syslog:$inst/fwd.sock")
 		fi
 		# wardfs mount daemonizes and its exit status says whether it mounted.
 		CUR_MNT=$inst/mnt
@@ -286,6 +295,11 @@ while True:
 			--audit-db "$inst/audit.db" --log "$inst/wardfs.log" "${extra[@]}" \
 			"$inst/backing" "$inst/mnt" >>"$inst/daemon.log" 2>&1 ||
 			{ STEP_ERR="wardfs mount failed: $(tail -n 1 "$inst/daemon.log")"; return 1; }
+		if [ "$sys" = wardfs-uring ] &&
+			! "$WARDFS" status "$inst/mnt" 2>/dev/null | grep -qx "io-uring: on"; then
+			STEP_ERR="wardfs-uring is not served through io_uring (wardfs status)"
+			return 1
+		fi
 		mkdir -p "$inst/mnt/public" "$inst/mnt/sensitive" ||
 			{ STEP_ERR="cannot create public/ and sensitive/ in the mount"; return 1; }
 		TARGET=$inst/mnt/$sub
@@ -338,6 +352,20 @@ unmount_system() {
 	CUR_MNT="" CUR_PID="" TARGET="" FWD_READER=""
 }
 
+# FUSE over io_uring for wardfs-uring: the kernel's switch, put back as
+# found after its mount and on every exit.
+ENABLE_URING=/sys/module/fuse/parameters/enable_uring
+URING_WAS=""
+uring_set() {
+	[ -w "$ENABLE_URING" ] || return 1
+	[ -z "$URING_WAS" ] && URING_WAS=$(cat "$ENABLE_URING")
+	echo "$1" >"$ENABLE_URING"
+}
+uring_restore() {
+	[ -n "$URING_WAS" ] && echo "$URING_WAS" >"$ENABLE_URING"
+	URING_WAS=""
+}
+
 # Safety net for the trap: everything still mounted under BENCH_DIR, deepest first.
 unmount_all() {
 	local m
@@ -369,6 +397,7 @@ cleanup() {
 		wait "$STEP_PID" 2>/dev/null
 	fi
 	unmount_all
+	uring_restore
 	# Our own daemons (by pid) that outlived their mount.
 	[ -n "${CUR_PID:-}" ] && kill "$CUR_PID" 2>/dev/null
 	if findmnt -rn -o TARGET | grep -qE "^$BENCH_DIR/"; then
@@ -517,6 +546,7 @@ audit_idle() {
 skip_step() {
 	case $1 in
 	wardfs-noaudit | wardfs-sealed | wardfs-sealonly | wardfs-fwdonly) [ "$2" != open ] ;;
+	wardfs-uring) [ "$2" != open ] && [ "$2" != metadata ] ;;
 	wardfs-policy1k) [ "$2" != metadata ] ;;
 	*) return 1 ;;
 	esac
