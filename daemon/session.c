@@ -82,6 +82,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	fs->no_opendir = fuse_set_feature_flag(conn, FUSE_CAP_NO_OPENDIR_SUPPORT);
 	fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
 	/*
+	 * A symlink's target is fixed for the life of its inode (nothing
+	 * rewrites one in place; a new target is a new symlink, a new
+	 * inode): the kernel may keep it in the symlink's page cache instead
+	 * of a READLINK round trip for every `ls -l` and every path walked
+	 * through it (libraries' .so links, a venv's bin/python).
+	 */
+	fuse_set_feature_flag(conn, FUSE_CAP_CACHE_SYMLINKS);
+	/*
 	 * auto_inval_data drops a file's page cache whenever a GETATTR shows a
 	 * new mtime, and our own writes through the mount make one: every
 	 * block an encrypted file's writer just put in the cache was thrown

@@ -129,3 +129,30 @@ def test_a_user_cannot_list_a_directory_closed_to_him(mnt, test_user):
     r = run("ls", d, user=True, check=False)
     assert r.returncode != 0 and "Permission denied" in r.stderr
     assert run("stat", d / "x", user=True, check=False).returncode == 0
+
+
+def test_symlink_targets_are_cached_and_follow_replacements(mnt, test_user):
+    """The kernel keeps a symlink's target (FUSE_CAP_CACHE_SYMLINKS): one
+    READLINK per symlink however often it is read or walked through; a
+    symlink replaced through the mount (ln -sfn, which renames a new one
+    over it; rm and ln -s; by another user too) shows its new target at
+    once, to every user."""
+    d = mnt.mnt / "links"
+    d.mkdir()
+    os.chmod(mnt.mnt, 0o755)
+    os.chmod(d, 0o777)
+    for t in ("a", "b", "c"):
+        (d / t).write_text(t)
+    os.symlink("a", d / "l")
+    os.readlink(d / "l")
+    before = requests(mnt)
+    for _ in range(5):
+        assert os.readlink(d / "l") == "a"
+        assert (d / "l").read_text() == "a"
+    assert "readlink" not in delta(mnt, before), delta(mnt, before)
+    run("ln", "-sfn", "b", d / "l", user=True)
+    assert os.readlink(d / "l") == "b" and (d / "l").read_text() == "b"
+    run("sh", "-c", f"rm {d}/l && ln -s c {d}/l", user=True)
+    assert os.readlink(d / "l") == "c" and (d / "l").read_text() == "c"
+    assert run("cat", d / "l", user=True).stdout == "c"
+    assert os.readlink(mnt.backing / "links" / "l") == "c"
