@@ -57,7 +57,7 @@ static void close_dir(struct wfs_dir *d)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (wfs_fs_of(req)->no_opendir) {
+	if (atomic_load(&wfs_fs_of(req)->no_opendir)) {
 		/* no handles: the kernel sends no OPENDIR or RELEASEDIR again
 		 * (session.c), and readdir opens the directory itself */
 		fuse_reply_err(req, ENOSYS);

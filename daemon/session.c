@@ -79,7 +79,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * keep_cache (its default for a handle it made itself), and readdir
 	 * opens the directory per request (ops_dir.c).
 	 */
-	fs->no_opendir = fuse_set_feature_flag(conn, FUSE_CAP_NO_OPENDIR_SUPPORT);
+	atomic_store(&fs->no_opendir, fuse_set_feature_flag(conn, FUSE_CAP_NO_OPENDIR_SUPPORT));
 	fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
 	/*
 	 * A symlink's target is fixed for the life of its inode (nothing
