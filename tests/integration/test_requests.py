@@ -3,6 +3,8 @@ file"), each checked for what it must not change: listings without
 directory handles still show what is there, to every user, in order."""
 import ctypes
 import os
+import subprocess
+import sys
 
 from conftest import run
 
@@ -156,3 +158,33 @@ def test_symlink_targets_are_cached_and_follow_replacements(mnt, test_user):
     assert os.readlink(d / "l") == "c" and (d / "l").read_text() == "c"
     assert run("cat", d / "l", user=True).stdout == "c"
     assert os.readlink(mnt.backing / "links" / "l") == "c"
+
+
+def test_concurrent_listings_while_names_come_and_go(mnt):
+    """Listings of one directory by several processes at once while another
+    creates and removes names in it: each readdir request opens its own
+    stream, so no listing loses a name that stayed or shows one twice."""
+    d = mnt.mnt / "busy"
+    d.mkdir()
+    stay = {f"{'k' * 90}{i}" for i in range(800)}
+    for n in stay:
+        (d / n).touch()
+    churn = subprocess.Popen([sys.executable, "-c",
+        "import os, sys\n"
+        "for k in range(3000):\n"
+        "    p = os.path.join(sys.argv[1], 'c%d' % (k % 40))\n"
+        "    if os.path.exists(p): os.unlink(p)\n"
+        "    else: open(p, 'w').close()\n", str(d)])
+    lister = ("import os, sys\n"
+              "for _ in range(30):\n"
+              "    n = os.listdir(sys.argv[1])\n"
+              "    assert len(n) == len(set(n)), 'duplicate'\n"
+              "    print(len([x for x in n if x.startswith('k')]))\n")
+    listers = [subprocess.Popen([sys.executable, "-c", lister, str(d)],
+                                stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in listers]
+    assert churn.wait(timeout=300) == 0
+    for p, (out, _) in zip(listers, outs):
+        assert p.returncode == 0
+        assert set(out.split()) == {"800"}, out
+    assert {n for n in os.listdir(d) if n.startswith("k")} == stay
