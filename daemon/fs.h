@@ -174,6 +174,11 @@ struct wfs_fs {
 	atomic_bool passthrough; /* negotiated and working; workers clear it */
 	atomic_bool passthrough_warned;
 	double timeout;
+	/* The kernel takes ENOSYS to OPENDIR for "no opendir, no releasedir"
+	 * (FUSE_NO_OPENDIR_SUPPORT; set at INIT, read-only afterwards, atomic
+	 * since INIT and the first readers meet only through the kernel):
+	 * readdir then comes without a handle (ops_dir.c). */
+	atomic_bool no_opendir;
 
 	/* policy (policy_lock guards the pointer; readers take a ref by gen) */
 	pthread_rwlock_t policy_lock;

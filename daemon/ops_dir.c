@@ -1,6 +1,8 @@
 /*
  * ops_dir.c - directory listing: opendir, readdir and readdirplus,
  * releasedir, fsyncdir. The vault directory at the root is never listed.
+ * Where the kernel can do without directory handles (fs.no_opendir),
+ * there are none: readdir and fsyncdir open the directory themselves.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,44 +25,54 @@ static struct wfs_dir *dir_of(struct fuse_file_info *fi)
 	return (struct wfs_dir *)(uintptr_t)fi->fh;
 }
 
-static int do_opendir(struct wfs_inode *n, struct wfs_dir **out)
+/* A stream of directory n, or NULL with -errno in *err. */
+static struct wfs_dir *do_opendir(struct wfs_inode *n, int *err)
 {
 	struct wfs_dir *d = calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
+	if (!d) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	int fd = wfs_inode_open(n, O_RDONLY | O_DIRECTORY);
 	if (fd < 0) {
 		free(d);
-		return fd;
+		*err = fd;
+		return NULL;
 	}
 	d->dp = fdopendir(fd);
 	if (!d->dp) {
-		int err = -errno;
+		*err = -errno;
 		close(fd);
 		free(d);
-		return err;
+		return NULL;
 	}
-	*out = d;
-	return 0;
+	return d;
+}
+
+static void close_dir(struct wfs_dir *d)
+{
+	closedir(d->dp);
+	free(d);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct wfs_dir *d = NULL;
-	int r = do_opendir(wfs_inode_of(req, ino), &d);
-	if (r) {
+	if (atomic_load(&wfs_fs_of(req)->no_opendir)) {
+		/* no handles: the kernel sends no OPENDIR or RELEASEDIR again
+		 * (session.c), and readdir opens the directory itself */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	int r = 0;
+	struct wfs_dir *d = do_opendir(wfs_inode_of(req, ino), &r);
+	if (!d) {
 		fuse_reply_err(req, -r);
 	} else {
 		fi->fh = (uintptr_t)d;
 		fi->cache_readdir = 1;
 		fi->keep_cache = 1;
-		if (fuse_reply_open(req, fi) == -ENOENT) {
-			/* d is set when do_opendir returns 0 (the analyzer takes
-			 * its -errno for a possible 0) */
-			/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
-			closedir(d->dp); /* interrupted */
-			free(d);
-		}
+		if (fuse_reply_open(req, fi) == -ENOENT)
+			close_dir(d); /* interrupted */
 	}
 }
 
@@ -75,8 +87,22 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 	struct wfs_fs *fs = wfs_fs_of(req);
 	struct wfs_inode *dir = wfs_inode_of(req, ino);
 	struct wfs_dir *d = dir_of(fi);
+	/* Without a handle (fs.no_opendir): the directory opened for this
+	 * request, read from offset (an offset of the backing file system's,
+	 * which a new stream of the same directory takes as the old one). */
+	struct wfs_dir *own = NULL;
+	if (!d) {
+		int r = 0;
+		if (!(own = do_opendir(dir, &r))) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+		d = own;
+	}
 	char *buf = malloc(size);
 	if (!buf) {
+		if (own)
+			close_dir(own);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -144,6 +170,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 		d->entry = NULL;
 		d->offset = next;
 	}
+	if (own)
+		close_dir(own);
 	if (err && used == 0)
 		fuse_reply_err(req, err);
 	else
@@ -167,17 +195,25 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
 	(void)ino;
 	struct wfs_dir *d = dir_of(fi);
-	closedir(d->dp);
-	free(d);
+	if (d)
+		close_dir(d);
 	fuse_reply_err(req, 0);
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	(void)ino;
-	int fd = dirfd(dir_of(fi)->dp);
+	struct wfs_dir *d = dir_of(fi);
+	/* without a handle (fs.no_opendir): through a descriptor of its own */
+	int fd = d ? dirfd(d->dp) : wfs_inode_open(wfs_inode_of(req, ino), O_RDONLY | O_DIRECTORY);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
 	int r = datasync ? fdatasync(fd) : fsync(fd);
-	fuse_reply_err(req, r < 0 ? errno : 0);
+	int err = r < 0 ? errno : 0;
+	if (!d)
+		close(fd);
+	fuse_reply_err(req, err);
 }
 
 void wfs_fill_dir_ops(struct fuse_lowlevel_ops *ops)

@@ -68,7 +68,27 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 				"under a default ACL are also masked by the umask\n");
 	fuse_set_feature_flag(conn, FUSE_CAP_READDIRPLUS);
 	fuse_set_feature_flag(conn, FUSE_CAP_READDIRPLUS_AUTO);
+	/*
+	 * Directory handles cost two round trips per listing (OPENDIR and
+	 * RELEASEDIR; every `git status` lists every directory) and carry
+	 * nothing the daemon needs: an opendir is neither judged nor audited,
+	 * and the kernel checks the caller's read permission itself. Where
+	 * the kernel can do without them, the first OPENDIR answers ENOSYS
+	 * and the kernel sends none again; it then keeps each directory's
+	 * listing cached as it did with the handles' cache_readdir and
+	 * keep_cache (its default for a handle it made itself), and readdir
+	 * opens the directory per request (ops_dir.c).
+	 */
+	atomic_store(&fs->no_opendir, fuse_set_feature_flag(conn, FUSE_CAP_NO_OPENDIR_SUPPORT));
 	fuse_set_feature_flag(conn, FUSE_CAP_PARALLEL_DIROPS);
+	/*
+	 * A symlink's target is fixed for the life of its inode (nothing
+	 * rewrites one in place; a new target is a new symlink, a new
+	 * inode): the kernel may keep it in the symlink's page cache instead
+	 * of a READLINK round trip for every `ls -l` and every path walked
+	 * through it (libraries' .so links, a venv's bin/python).
+	 */
+	fuse_set_feature_flag(conn, FUSE_CAP_CACHE_SYMLINKS);
 	/*
 	 * auto_inval_data drops a file's page cache whenever a GETATTR shows a
 	 * new mtime, and our own writes through the mount make one: every

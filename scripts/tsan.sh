@@ -41,6 +41,7 @@ tests=(
 	$it/test_policy.py::test_reload_on_edit_and_bad_policy_keeps_old
 	$it/test_policy.py::test_status_shows_policy
 	$it/test_hostile.py::test_open_is_never_recorded_under_a_removed_name
+	$it/test_requests.py::test_concurrent_listings_while_names_come_and_go # readdirs without handles
 	$it/test_forward.py::test_host_outage_cursor # the forwarder thread, woken by the writer, during opens
 	$it/test_lock.py::test_lock_under_load_loses_nothing # keys wiped and back under readers and writers
 )

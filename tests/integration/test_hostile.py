@@ -4,6 +4,7 @@ import errno
 import json
 import os
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -522,3 +523,85 @@ def test_directory_renamed_across_classes_never_holds_a_file_of_the_old_class(mn
         os.close(dfd)
     assert not wrong, (wrong, made, moves)
     assert moves[0] > 50 and made > 50, (moves, made)
+
+
+# ---- what the kernel's caches must not hide (issue 21) ----------------------
+
+CAP = "security.capability"
+
+
+@pytest.mark.parametrize("where", ["pub", "secret"])
+def test_a_users_write_or_truncate_drops_setuid_setgid_and_capabilities(mnt, test_user, where):
+    """The mount handles killpriv (FUSE_HANDLE_KILLPRIV_V2: the kernel
+    stops asking for security.capability before every write, the daemon
+    clears the bits): a write or truncate by an unprivileged user still
+    drops setuid, setgid (with group exec) and file capabilities, through
+    passthrough (pub) and through the daemon (secret), as on ext4. One
+    file of each kind also proves the write after an attribute change
+    (which makes the kernel ask again) is caught."""
+    d = mnt.mnt / where
+    d.mkdir()
+    os.chmod(mnt.mnt, 0o755)
+    os.chmod(d, 0o777)
+    ref = mnt.base / "ref"
+    ref.mkdir(exist_ok=True)
+    os.chmod(ref, 0o777)
+    how = {"append": "echo more >> {}", "truncate": "truncate -s 1 {}",
+           "write-after-chmod": "chmod u+r {0} && echo more >> {0}"}
+    for name, cmd in how.items():
+        for p in (d / name, ref / f"{where}-{name}"):
+            p.write_text("#!/bin/sh\n")
+            os.chown(p, test_user["uid"], test_user["gid"])
+            os.chmod(p, 0o6775)
+            run("setcap", "cap_net_raw+ep", p)
+            assert CAP in os.listxattr(p)
+            run("sh", "-c", cmd.format(p), user=True)
+        back = mnt.backing / where / name
+        for p in (back, ref / f"{where}-{name}"):
+            st = os.stat(p)
+            assert not st.st_mode & (stat.S_ISUID | stat.S_ISGID), (p, oct(st.st_mode))
+            assert CAP not in os.listxattr(p), p
+    # root (CAP_FSETID) keeps setuid on its own writes, as natively
+    p = d / "roots"
+    p.write_text("x")
+    os.chmod(p, 0o4755)
+    with open(p, "a") as f:
+        f.write("more")
+    assert os.stat(mnt.backing / where / "roots").st_mode & stat.S_ISUID
+
+
+def test_a_missing_name_the_kernel_remembers_hides_nothing_made_through_the_mount(mnt, test_user):
+    """Lookups of missing names are answered with a negative entry the
+    kernel keeps (README: only root may touch the backing directory).
+    A file another user then creates, links or renames there through the
+    mount is seen by everyone at once; a deny path stays refused whether
+    its name was missing before or not; and lookups are never refused for
+    the policy's sake, so no refusal is ever cached as a missing name."""
+    d = mnt.mnt / "shared"
+    d.mkdir()
+    os.chmod(mnt.mnt, 0o755)
+    os.chmod(d, 0o777)
+    for name in ("new", "linked", "renamed", "dir"):
+        assert not (d / name).exists()  # remembered as missing, by root
+    run("sh", "-c", f"echo hi > {d}/new && ln {d}/new {d}/linked && "
+        f"echo x > {d}/tmp && mv {d}/tmp {d}/renamed && mkdir {d}/dir", user=True)
+    assert (d / "new").read_text() == "hi\n"
+    assert (d / "linked").read_text() == "hi\n"
+    assert (d / "renamed").read_text() == "x\n"
+    assert (d / "dir").is_dir()
+    os.unlink(d / "renamed")
+    assert run("cat", d / "renamed", user=True, check=False).returncode != 0
+    # deny: refused whether the name was found or remembered missing
+    (mnt.backing / "denied").mkdir(mode=0o777)
+    os.chmod(mnt.backing / "denied", 0o777)
+    (mnt.backing / "denied" / "f").write_text("do not read")
+    os.chmod(mnt.backing / "denied" / "f", 0o666)
+    den = mnt.mnt / "denied"
+    for _ in range(2):  # looked up, then from the kernel's cache
+        r = run("cat", den / "f", user=True, check=False)
+        assert r.returncode != 0 and "do not read" not in r.stdout
+    assert run("stat", den / "g", user=True, check=False).returncode != 0  # missing
+    for _ in range(2):
+        r = run("sh", "-c", f"echo x > {den}/g", user=True, check=False)
+        assert r.returncode != 0
+    assert not (mnt.backing / "denied" / "g").exists()
