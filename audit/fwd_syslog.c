@@ -88,6 +88,8 @@ static int add_escaped(struct aud_buf *b, const char *s, size_t cap, bool sd)
 	/* The common case, printable ASCII without a backslash, is its own
 	 * escape: copied in one pass, without wfs_audit_escape's copy. */
 	size_t plain = 0;
+	if (!s)
+		s = ""; /* as wfs_audit_escape takes it */
 	while (s[plain] >= 0x20 && s[plain] < 0x7f && s[plain] != '\\')
 		plain++;
 	if (!s[plain]) {

@@ -31,7 +31,8 @@ static const struct {
 	{"--audit-forward", true},   {"--log", true},
 	{"--recovery-key", false},   {"--recovery-key-file", true},
 	{"--no-passthrough", false}, {"--strict-forms", false},
-	{"--io-uring", false},
+	{"--io-uring", false},	     {"--no-io-uring", false},
+	{"--audit-seal", true},
 };
 
 static const char *const kernel_flags[] = {

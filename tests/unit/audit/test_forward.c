@@ -112,6 +112,11 @@ static void test_format(void **state)
 	m = format(&r);
 	assert_true(!strncmp(m, "<107>1 ", 7));
 	free(m);
+	/* no kind at all (a row read back damaged): "-" where a word goes */
+	r.kind = NULL;
+	m = format(&r);
+	assert_non_null(strstr(m, " wardfs 42 - [wardfs@32473 row=\"7\" path="));
+	free(m);
 }
 
 /* The message of a row with path holds, in its path value,
