@@ -207,6 +207,16 @@ void wfs_table_destroy(struct wfs_fs *fs)
 	wfs_decision_put(&fs->root.dec);
 }
 
+void wfs_table_each(struct wfs_fs *fs, void (*fn)(struct wfs_inode *n, void *arg), void *arg)
+{
+	pthread_mutex_lock(&fs->table_lock);
+	for (size_t b = 0; b <= fs->nbuckets; b++) /* and the unhashed ones last */
+		for (struct wfs_inode *n = b < fs->nbuckets ? fs->buckets[b] : fs->stale; n;
+		     n = n->hnext)
+			fn(n, arg);
+	pthread_mutex_unlock(&fs->table_lock);
+}
+
 struct wfs_inode *wfs_inode_get(struct wfs_fs *fs, fuse_ino_t ino)
 {
 	if (ino == FUSE_ROOT_ID)

@@ -46,6 +46,10 @@ void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const ch
 int wfs_inode_path(struct wfs_inode *n, char **out);
 /* The same, with fs->table_lock held by the caller. */
 int wfs_inode_path_locked(struct wfs_inode *n, char **out);
+/* Calls fn for every inode of the table, hashed or not, with table_lock
+ * held: fn may read what table_lock and atomics guard, and take no lock
+ * that comes before table_lock (fs.h). */
+void wfs_table_each(struct wfs_fs *fs, void (*fn)(struct wfs_inode *n, void *arg), void *arg);
 int wfs_child_path(struct wfs_inode *parent, const char *name, char **out);
 
 #endif

@@ -79,42 +79,44 @@ static void record(fuse_req_t req, struct wfs_fs *fs, int err, const char *detai
 	wfs_audit_record(fs->audit, &ev);
 }
 
-/* The inodes of encrypted files, open or with pages in the kernel: their
- * numbers in a malloc'd *out (the table may change after: a number whose
- * inode went is answered ENOENT by the kernel, which is fine). */
-static size_t encrypted_inodes(struct wfs_fs *fs, fuse_ino_t **out)
+/* The numbers of the inodes of encrypted files, open or with pages in the
+ * kernel (the table may change after: a number whose inode went is
+ * answered ENOENT by the kernel, which is fine). */
+struct inos {
+	fuse_ino_t *v;
+	size_t n, cap;
+};
+
+static void add_encrypted(struct wfs_inode *i, void *arg)
 {
-	size_t n = 0, cap = 0;
-	fuse_ino_t *v = NULL;
-	pthread_mutex_lock(&fs->table_lock);
-	for (size_t b = 0; b <= fs->nbuckets; b++) /* and the unhashed ones last */
-		for (struct wfs_inode *i = b < fs->nbuckets ? fs->buckets[b] : fs->stale; i;
-		     i = i->hnext) {
-			if (atomic_load(&i->form) != WFS_FORM_ENCRYPTED)
-				continue;
-			if (n == cap) {
-				fuse_ino_t *g = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof *v);
-				if (!g)
-					goto out;
-				v = g;
-			}
-			v[n++] = wfs_inode_ino(i);
-		}
-out:
-	pthread_mutex_unlock(&fs->table_lock);
-	*out = v;
-	return n;
+	struct inos *s = arg;
+	if (atomic_load(&i->form) != WFS_FORM_ENCRYPTED)
+		return;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		fuse_ino_t *g = realloc(s->v, cap * sizeof *g);
+		if (!g)
+			return; /* those found so far */
+		s->v = g;
+		s->cap = cap;
+	}
+	s->v[s->n++] = wfs_inode_ino(i);
 }
 
 /* Drops the kernel's pages of every encrypted file (writing back the
  * dirty ones of shared mappings first: the kernel launders them). */
 static void drop_pages(struct wfs_fs *fs)
 {
-	fuse_ino_t *inos;
-	size_t n = encrypted_inodes(fs, &inos);
-	for (size_t i = 0; i < n; i++)
-		(void)fuse_lowlevel_notify_inval_inode(fs->se, inos[i], 0, 0);
-	free(inos);
+	struct inos s = {0};
+	wfs_table_each(fs, add_encrypted, &s);
+	for (size_t i = 0; i < s.n; i++)
+		(void)fuse_lowlevel_notify_inval_inode(fs->se, s.v[i], 0, 0);
+	free(s.v);
+}
+
+static void count_open(struct wfs_inode *i, void *arg)
+{
+	*(size_t *)arg += atomic_load(&i->enc_opens) > 0;
 }
 
 int wfs_fs_lock_keys(fuse_req_t req, struct wfs_fs *fs)
@@ -144,12 +146,8 @@ int wfs_fs_lock_keys(fuse_req_t req, struct wfs_fs *fs)
 	 * them again (after the unlock of keys_lock, so the reads the kernel
 	 * sends meanwhile get their EIO instead of waiting on us). */
 	drop_pages(fs);
-	char *open = NULL;
-	ssize_t len = wfs_fs_open_sensitive(fs, &open);
 	size_t files = 0;
-	for (ssize_t i = 0; i < len; i++)
-		files += open[i] == '\n';
-	free(open);
+	wfs_table_each(fs, count_open, &files);
 	char detail[128];
 	snprintf(detail, sizeof detail, "locked: keys wiped; %zu encrypted files open", files);
 	record(req, fs, 0, detail);
@@ -206,36 +204,48 @@ out:
 	return r;
 }
 
+/* wfs_fs_open_sensitive's text, growing; failed once the memory ran out. */
+struct open_list {
+	char *buf;
+	size_t len, cap;
+	bool failed;
+};
+
+static void add_open(struct wfs_inode *i, void *arg)
+{
+	struct open_list *o = arg;
+	char *p = NULL;
+	if (o->failed || atomic_load(&i->enc_opens) <= 0 || wfs_inode_path_locked(i, &p))
+		return;
+	size_t pl = strlen(p);
+	if (o->len + pl + 2 > o->cap) {
+		size_t cap = 2 * (o->len + pl + 2);
+		char *g = realloc(o->buf, cap);
+		if (!g) {
+			o->failed = true;
+			free(p);
+			return;
+		}
+		o->buf = g;
+		o->cap = cap;
+	}
+	memcpy(o->buf + o->len, p, pl);
+	o->len += pl;
+	o->buf[o->len++] = '\n';
+	o->buf[o->len] = 0;
+	free(p);
+}
+
 ssize_t wfs_fs_open_sensitive(struct wfs_fs *fs, char **out)
 {
-	size_t len = 0, cap = 256;
-	char *buf = malloc(cap);
-	if (!buf)
+	struct open_list o = {.buf = calloc(1, 256), .cap = 256};
+	if (!o.buf)
 		return -ENOMEM;
-	buf[0] = 0;
-	pthread_mutex_lock(&fs->table_lock);
-	for (size_t b = 0; b <= fs->nbuckets; b++)
-		for (struct wfs_inode *i = b < fs->nbuckets ? fs->buckets[b] : fs->stale; i;
-		     i = i->hnext) {
-			char *p = NULL;
-			if (atomic_load(&i->enc_opens) <= 0 || wfs_inode_path_locked(i, &p))
-				continue;
-			size_t pl = strlen(p);
-			if (len + pl + 2 > cap) {
-				char *g = realloc(buf, cap = 2 * (len + pl + 2));
-				if (!g) {
-					free(p);
-					continue;
-				}
-				buf = g;
-			}
-			memcpy(buf + len, p, pl);
-			len += pl;
-			buf[len++] = '\n';
-			buf[len] = 0;
-			free(p);
-		}
-	pthread_mutex_unlock(&fs->table_lock);
-	*out = buf;
-	return (ssize_t)len;
+	wfs_table_each(fs, add_open, &o);
+	if (o.failed) {
+		free(o.buf);
+		return -ENOMEM;
+	}
+	*out = o.buf;
+	return (ssize_t)o.len;
 }
