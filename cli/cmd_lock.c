@@ -13,7 +13,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,28 +47,25 @@ static const char unlock_usage[] =
 	"  --escrow-key FILE        unlock with the escrow secret key in FILE\n"
 	"  -h, --help               show this help\n";
 
-/* The mount point, canonical, and its daemon's status; 1 after an error. */
+/* The mount point as its daemon knows it (canonical, as /proc shows it)
+ * and the daemon's status; 1 after an error. Nothing touches the mount
+ * before the daemon has answered within the timeout: a stopped daemon
+ * would hang a realpath or the setxattr below (mounted.c). */
 static int find_mount(const char *arg, char *mnt, char *status, size_t len)
 {
-	char type[64];
-	if (!realpath(arg, mnt))
-		return error("cannot find '%s': %s", arg, strerror(errno));
-	int r = wfs_mount_type(mnt, type, sizeof type);
-	if (r == -EINVAL)
-		return error("'%s' is not a mount point", mnt);
+	if (wfs_require_wardfs(arg))
+		return 1;
+	int r = wfs_read_status(arg, status, len, WFS_STATUS_TIMEOUT_MS);
 	if (r)
-		return error("cannot read the mount table: %s", strerror(-r));
-	if (strcmp(type, WFS_FSTYPE))
-		return error("'%s' is a %s mount, not wardfs", mnt, type);
-	/* a daemon that does not answer would hang the setxattr below */
-	if ((r = wfs_read_status(mnt, status, len, WFS_STATUS_TIMEOUT_MS)))
-		return error("cannot read the status of '%s': %s", mnt,
+		return error("cannot read the status of '%s': %s", arg,
 			     r == -ETIMEDOUT ? "its daemon does not answer" : strerror(-r));
+	if (!wfs_status_get(status, "mountpoint", mnt, PATH_MAX))
+		return error("the daemon of '%s' does not say its mount point", arg);
 	return 0;
 }
 
-/* One process's holds of the files in list (paths under mnt, one a
- * line): its open fds and its mappings. */
+/* One process's open fds on the files in list (paths under mnt, one a
+ * line). */
 static void holders_of(const char *pid, const char *mnt, const char *list, unsigned *shown)
 {
 	char dir[300], link[PATH_MAX + 1], path[PATH_MAX + 320], comm[64] = "?";
@@ -199,11 +195,7 @@ int wfs_cmd_unlock(int argc, char **argv)
 		wfs_vault_audit(
 			backing,
 			wfs_status_get(st, "audit-db", db, sizeof db) && db[0] == '/' ? db : NULL,
-			prog_name(), WFS_AUDIT_VAULT, EACCES,
-			po.recovery_key_file || po.recovery_from_stdin
-				? "unlock failed: wrong recovery key"
-			: po.escrow_key_file ? "unlock failed: wrong escrow key"
-					     : "unlock failed: wrong passphrase");
+			prog_name(), WFS_AUDIT_VAULT, EACCES, unlock_failed_detail(&po));
 	}
 	if (ur < 0)
 		return 1; /* it said why */

@@ -482,9 +482,7 @@ int wfs_cmd_mount(int argc, char **argv)
 	int ur = wfs_vault_unlock_slot(backing, &po, &keys, &slot);
 	if (ur == -EACCES && !no_audit) /* a failed unlock is an auditor's question */
 		wfs_vault_audit(backing, audit_db, prog_name(), WFS_AUDIT_MOUNT, EACCES,
-				po.recovery_key_file || po.recovery_from_stdin
-					? "unlock failed: wrong recovery key"
-					: "unlock failed: wrong passphrase");
+				unlock_failed_detail(&po));
 	if (ur < 0)
 		goto fail; /* wfs_vault_unlock said why */
 	if (adopt_marks(backing, keys) != 0) {
@@ -529,22 +527,6 @@ static const char umount_usage[] =
 	"  -l, --lazy   detach now even if busy\n"
 	"  -h, --help   show this help\n";
 
-/* 0 when mnt is a wardfs mount; otherwise says why not and returns 1.
- * Refusing others keeps `wardfs umount` from unmounting a tmpfs that
- * happens to be named. */
-static int require_wardfs(const char *mnt)
-{
-	char type[64];
-	int r = wfs_mount_type(mnt, type, sizeof(type));
-	if (r == -EINVAL)
-		return error("'%s' is not a mount point", mnt);
-	if (r)
-		return error("cannot read the mount table: %s", strerror(-r));
-	if (strcmp(type, WFS_FSTYPE))
-		return error("'%s' is a %s mount, not wardfs; leaving it alone", mnt, type);
-	return 0;
-}
-
 static int read_status(const char *mnt, char *buf, size_t len)
 {
 	return wfs_read_status(mnt, buf, len, WFS_STATUS_TIMEOUT_MS);
@@ -569,7 +551,7 @@ int wfs_cmd_umount(int argc, char **argv)
 	if (argc - first != 1)
 		return usage_error("expected MOUNTPOINT");
 	const char *mnt = argv[first];
-	if (require_wardfs(mnt))
+	if (wfs_require_wardfs(mnt))
 		return 1;
 	char status[WFS_STATUS_MAX];
 	int sr = read_status(mnt, status, sizeof(status));
@@ -658,7 +640,7 @@ struct status_run {
 static int show_status(struct status_run *s, const char *mnt)
 {
 	char status[WFS_STATUS_MAX];
-	int r = require_wardfs(mnt) ? -EINVAL : read_status(mnt, status, sizeof(status));
+	int r = wfs_require_wardfs(mnt) ? -EINVAL : read_status(mnt, status, sizeof(status));
 	if (r == -ETIMEDOUT)
 		error("the daemon of '%s' did not answer within %d s (stopped or "
 		      "stuck?); 'wardfs umount %s' detaches it",

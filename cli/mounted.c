@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "mounted.h"
+#include "usage.h"
 #include "wardfs_status.h"
 
 /* path made absolute and normalized by text alone ("." and ".." and
@@ -236,4 +237,17 @@ int wfs_read_status(const char *mnt, char *buf, size_t len, int timeout_ms)
 		;
 	buf[r == 0 ? got : 0] = '\0';
 	return r;
+}
+
+int wfs_require_wardfs(const char *mnt)
+{
+	char type[64];
+	int r = wfs_mount_type(mnt, type, sizeof(type));
+	if (r == -EINVAL)
+		return error("'%s' is not a mount point", mnt);
+	if (r)
+		return error("cannot read the mount table: %s", strerror(-r));
+	if (strcmp(type, WFS_FSTYPE))
+		return error("'%s' is a %s mount, not wardfs; leaving it alone", mnt, type);
+	return 0;
 }

@@ -17,6 +17,11 @@
  * point, -errno. Never touches the mount itself. */
 int wfs_mount_type(const char *path, char *type, size_t len);
 
+/* 0 when mnt is a wardfs mount; otherwise says why not (one line) and
+ * returns 1. Refusing others keeps `wardfs umount` or `lock` from acting
+ * on a tmpfs that happens to be named. Never touches the mount. */
+int wfs_require_wardfs(const char *mnt);
+
 /* Is the vault at backing (as given to mount: the daemon's fsname) served
  * by a wardfs mount? 1 and its mount point in mnt, 0, or -errno. */
 int wfs_backing_mounted(const char *backing, char *mnt, size_t len);

@@ -224,6 +224,15 @@ int opt_kdf_ops(void *value, const char *arg)
 	return 0;
 }
 
+const char *unlock_failed_detail(const struct wfs_pass_opts *po)
+{
+	if (po->recovery_key_file || po->recovery_from_stdin)
+		return "unlock failed: wrong recovery key";
+	if (po->escrow_key_file)
+		return "unlock failed: wrong escrow key";
+	return "unlock failed: wrong passphrase";
+}
+
 int check_pass_opts(const struct wfs_pass_opts *po)
 {
 	if (po->passfile && po->extpass)

@@ -121,6 +121,8 @@ int opt_kdf_ops(void *value, const char *arg);
 struct wfs_pass_opts;
 /* 0 when po names at most one source; else 2 after a usage error. */
 int check_pass_opts(const struct wfs_pass_opts *po);
+/* The audit row's detail for an unlock with po's secret that failed. */
+const char *unlock_failed_detail(const struct wfs_pass_opts *po);
 
 /* Parses a decimal number from min to max into *out: 0, or -1. */
 int parse_uint(const char *s, unsigned long long min, unsigned long long max,
