@@ -81,8 +81,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct wfs_file *f = file_of(fi);
 	struct fuse_bufvec data = FUSE_BUFVEC_INIT(size);
 	ssize_t r = 0;
+	bool encrypted = f->serve == WFS_SERVE_ENCRYPTED;
 	atomic_fetch_add_explicit(&fs->reads_served, 1, memory_order_relaxed);
-	if (f->serve != WFS_SERVE_ENCRYPTED) {
+	if (!encrypted) {
 		/* spliced from the backing file */
 		data.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		data.buf[0].fd = f->fd;
@@ -96,17 +97,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		r = fs->keys ? read_encrypted(fs, f, size, off, &plain) : -EIO;
 		data.buf[0].mem = plain;
 		data.buf[0].size = r > 0 ? (size_t)r : 0;
-		if (r < 0)
-			fuse_reply_err(req, (int)-r);
-		else
-			fuse_reply_data(req, &data, FUSE_BUF_SPLICE_MOVE);
-		wfs_keys_release(fs);
-		return;
 	}
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
 		fuse_reply_data(req, &data, FUSE_BUF_SPLICE_MOVE);
+	if (encrypted)
+		wfs_keys_release(fs);
 }
 
 /* A write by an ordinary user clears setuid/setgid, as on any filesystem. */
