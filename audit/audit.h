@@ -264,6 +264,10 @@ int wfs_audit_prune(struct wfs_audit_db *db, const char *key_path, int64_t cutof
  * with err set. */
 int wfs_audit_seal_init(struct wfs_audit_db *db, uint64_t rows, uint64_t interval_s, int out_fd,
 			char *err, size_t errlen);
+/* The same, the key written to the file out (0600, must not exist; it is
+ * removed again when sealing could not be set up). */
+int wfs_audit_seal_init_file(struct wfs_audit_db *db, uint64_t rows, uint64_t interval_s,
+			     const char *out, char *err, size_t errlen);
 /* `mount --audit-seal FILE`: seals db_path (opened by the daemon) with
  * the defaults unless it is or was sealed, the verification key written
  * to FILE (0600, must not exist). 1 sealed now, 0 nothing to do (it was
@@ -320,7 +324,6 @@ struct wfs_audit_seal_counters {
 	uint64_t epoch;	     /* the next seal's epoch: seals made so far */
 	int64_t sealed_to;   /* the last row the newest seal covers (0: none) */
 	int64_t unsealed;    /* rows committed after it */
-	int64_t last_seal;   /* Unix time of this daemon's newest seal; 0: none yet */
 	uint64_t rows;	     /* seal every so many rows ... */
 	uint64_t interval_s; /* ... or so many seconds */
 	char error[256];     /* why it is off, when something is wrong */

@@ -257,7 +257,6 @@ struct wfs_audit {
 	int64_t seal_ms;       /* when the newest seal (or the check) was made */
 	uint64_t seal_epoch;   /* the next seal's epoch, as the state says */
 	atomic_bool seal_poke; /* look at the state at the next tick (seal at mount) */
-	int64_t seal_real_s;   /* Unix time of this daemon's newest seal; 0 none */
 	char seal_error[256];  /* the last failure, logged once */
 	/* What `wardfs status` shows: the fields above as the writer last
 	 * left them, copied under err_lock (seal_publish). */

@@ -152,12 +152,31 @@ int wfs_audit_seal_status(struct wfs_audit_db *d, struct wfs_audit_seal_status *
 	return rc == SQLITE_ROW ? 0 : -EIO;
 }
 
+int wfs_audit_seal_init_file(struct wfs_audit_db *d, uint64_t rows, uint64_t interval_s,
+			     const char *out, char *err, size_t errlen)
+{
+	/* Made before the state: a key that cannot be handed out must not
+	 * leave a state behind. Never over another key. */
+	int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot create verification key file '%s': %s", out,
+			 strerror(e));
+		return -e;
+	}
+	int r = wfs_audit_seal_init(d, rows, interval_s, fd, err, errlen);
+	close(fd);
+	if (r)
+		unlink(out);
+	return r;
+}
+
 int wfs_audit_seal_at_mount(const char *db_path, const char *vkey_out, char *err, size_t errlen)
 {
 	struct wfs_audit_db *d = NULL;
 	char *path = NULL;
 	struct stat st;
-	int fd = -1, r;
+	int r;
 	if (asprintf(&path, "%s.seal", db_path) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -169,23 +188,9 @@ int wfs_audit_seal_at_mount(const char *db_path, const char *vkey_out, char *err
 		goto out;
 	if (count_seals(d->db))
 		goto out; /* sealed once, state gone: the writer says so */
-	/* Made before the state: a key that cannot be handed out must not
-	 * leave a state behind. Never over another key. */
-	fd = open(vkey_out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "cannot create verification key file '%s': %s", vkey_out,
-			 strerror(errno));
-		goto out;
-	}
-	if ((r = wfs_audit_seal_init(d, 0, 0, fd, err, errlen))) {
-		unlink(vkey_out);
-		goto out;
-	}
-	r = 1;
+	if ((r = wfs_audit_seal_init_file(d, 0, 0, vkey_out, err, errlen)) == 0)
+		r = 1;
 out:
-	if (fd >= 0)
-		close(fd);
 	wfs_audit_db_close(d);
 	free(path);
 	return r;

@@ -159,7 +159,6 @@ void aud_seal_publish(struct wfs_audit *a)
 		.epoch = a->seal_epoch,
 		.sealed_to = a->sealed_to,
 		.unsealed = a->committed_id > a->sealed_to ? a->committed_id - a->sealed_to : 0,
-		.last_seal = a->seal_real_s,
 		.rows = a->seal_rows,
 		.interval_s = (uint64_t)(a->seal_every_ms / 1000),
 	};
@@ -350,10 +349,8 @@ static int seal_now(struct wfs_audit *a)
 	if (seal.last_id > a->sealed_to)
 		a->sealed_to = seal.last_id;
 	a->seal_epoch = s->epoch;
-	if (sealed) {
-		a->seal_real_s = real_ns() / 1000000000;
+	if (sealed)
 		log_checkpoint(&seal, tag);
-	}
 	a->seal_error[0] = 0;
 out:
 	if (r)

@@ -3,10 +3,7 @@
  * audit verify --verify-key` (docs/audit.md "Sealing"); the sealing
  * itself is in audit/ (seal*.c).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "audit_seal.h"
@@ -16,23 +13,16 @@ int wfs_audit_seal_init_cmd(struct wfs_audit_db *db, const char *db_path, const 
 			    uint64_t rows, uint64_t interval_s)
 {
 	char err[768];
-	int fd = STDOUT_FILENO, status = 1;
+	int r;
 	if (out) {
-		/* Made before the state: a key that cannot be handed out must
-		 * not leave a state behind. Never over another key. */
-		fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			error("cannot create verification key file '%s': %s", out, strerror(errno));
-			return 1;
-		}
+		r = wfs_audit_seal_init_file(db, rows, interval_s, out, err, sizeof err);
 	} else {
 		fflush(stdout);
+		r = wfs_audit_seal_init(db, rows, interval_s, STDOUT_FILENO, err, sizeof err);
 	}
-	if (wfs_audit_seal_init(db, rows, interval_s, fd, err, sizeof err)) {
+	if (r) {
 		error("%s", err);
-		if (out)
-			unlink(out);
-		goto out;
+		return 1;
 	}
 	if (out)
 		fprintf(stderr,
@@ -46,11 +36,7 @@ int wfs_audit_seal_init_cmd(struct wfs_audit_db *db, const char *db_path, const 
 			"shown "
 			"once: keep it off this host\n",
 			db_path);
-	status = 0;
-out:
-	if (out)
-		close(fd);
-	return status;
+	return 0;
 }
 
 int wfs_audit_seal_verify_cmd(struct wfs_audit_db *db, const char *db_path, const char *key,
