@@ -252,13 +252,21 @@ static int insert_note(struct wfs_audit *a, int64_t *last_id, unsigned char *pre
 	return 0;
 }
 
+static int check_attrs(struct wfs_audit *a, char *why, size_t len);
+
 static int fail(struct wfs_audit *a, int rc, const char *what)
 {
 	int e = aud_sqlite_errno(rc);
 	if (!e)
 		e = -EIO;
-	aud_set_error(a, "cannot %s audit database '%s': %s", what, a->db_path,
-		      sqlite3_errmsg(a->db));
+	/* A commit that raced a chattr fails as "disk I/O error": the files'
+	 * attributes say why, and the refused opens' log line quotes this. */
+	char why[4096 + 512];
+	if (!a->test_no_attr_check && check_attrs(a, why, sizeof why))
+		aud_set_error(a, "%s", why);
+	else
+		aud_set_error(a, "cannot %s audit database '%s': %s", what, a->db_path,
+			      sqlite3_errmsg(a->db));
 	sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
 	aud_paths_clear(a); /* it may hold ids of paths the rollback removed */
 	return e;
@@ -312,6 +320,30 @@ static int check_companions(struct wfs_audit *a, bool *journal, char *why, size_
 	return 0;
 }
 
+/* The db's or a companion's attributes refuse writes (sx: the db's statx):
+ * fills why and returns -EPERM, or 0. */
+static int check_attrs_of(struct wfs_audit *a, const struct statx *sx, bool *journal, char *why,
+			  size_t len)
+{
+	const char *how = refusing_attr(sx);
+	if (!how)
+		return check_companions(a, journal, why, len);
+	snprintf(why, len,
+		 "audit database '%s' is %s: rows cannot be written; make it writable again "
+		 "(chattr -i -a)",
+		 a->db_path, how);
+	return -EPERM;
+}
+
+static int check_attrs(struct wfs_audit *a, char *why, size_t len)
+{
+	struct statx sx;
+	bool journal;
+	if (statx_of(a->db_path, &sx))
+		return 0;
+	return check_attrs_of(a, &sx, &journal, why, len);
+}
+
 /*
  * Whether the journal's file system (the db's) refuses writes: ext4 turned
  * read-only by an error (errors=remount-ro) does not say so in statvfs
@@ -346,7 +378,6 @@ static int check_db_file(struct wfs_audit *a)
 	int e = 0;
 	bool ro = false;
 	char why[4096 + 512] = ""; /* set_error truncates it to last_error */
-	const char *how;
 	int we = 0;
 	int sr = statx_of(a->db_path, &sx);
 	/* Two branches below are empty on purpose, each for its own reason. */
@@ -383,14 +414,8 @@ static int check_db_file(struct wfs_audit *a)
 			 a->db_path, we ? ": " : "", we ? strerror(we) : "");
 	} else if (a->test_no_attr_check) {
 		/* unit tests: let SQLite meet the immutable files itself */
-	} else if ((how = refusing_attr(&sx))) {
-		e = -EPERM;
-		snprintf(why, sizeof why,
-			 "audit database '%s' is %s: rows cannot be written; make it writable "
-			 "again (chattr -i -a)",
-			 a->db_path, how);
 	} else {
-		e = check_companions(a, &ro, why, sizeof why);
+		e = check_attrs_of(a, &sx, &ro, why, sizeof why);
 	}
 	// NOLINTEND(bugprone-branch-clone)
 	atomic_store(&a->journal_unsafe, ro);

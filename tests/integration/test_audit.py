@@ -446,9 +446,9 @@ def test_failure_closed_refuses_opens(vault, how):
                 open_close(m.mnt / "new", os.O_WRONLY | os.O_CREAT)
             assert not (m.backing / "new").exists()
             # ... and the daemon says why, in its status and its log (not
-            # once per refused open). A commit that raced the second chattr
-            # fails as "disk I/O error" first; the writer's next try checks
-            # the files' attributes and says why.
+            # once per refused open). A commit that raced the chattr fails
+            # as "disk I/O error" from SQLite; the writer then checks the
+            # files' attributes and says why, before any open is refused.
             why = write_error(m, how)
             assert wait_for(lambda: m.status()["audit-last-error"] == why, 10), m.status()
             refused = [line for line in m.logtext().splitlines()
