@@ -5,6 +5,7 @@
  * (convert files whose form on disk disagrees with the policy, offline):
  * their options, checks and output. The work is in vault/.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -39,6 +40,25 @@ static int make_backing(const struct args *a)
 }
 
 /* ---- init ----------------------------------------------------------- */
+
+/* --encrypt-names: files already there would keep plain names that the
+ * policy wants encrypted, and migrate does not encrypt names yet. */
+static bool backing_empty(const char *backing)
+{
+	DIR *d = opendir(backing);
+	struct dirent *e;
+	bool empty = d != NULL;
+	while (d && empty && (e = readdir(d)))
+		empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+			!strcmp(e->d_name, WFS_VAULT_DIR);
+	if (d)
+		closedir(d);
+	if (!empty)
+		error("'%s' is not empty: --encrypt-names needs an empty directory (the names of "
+		      "files already there would stay plain)",
+		      backing);
+	return empty;
+}
 
 struct count {
 	const char *backing;
@@ -81,6 +101,9 @@ static const char init_usage[] =
 	"  --kdf-ops N         Argon2id passes (default 3)\n"
 	"  --policy FILE       policy for counting files stored in the wrong form\n"
 	"                      (default " WFS_DEFAULT_POLICY ")\n"
+	"  --encrypt-names     store the names of sensitive paths encrypted, not only\n"
+	"                      their contents (BACKING must be empty); fixed for the\n"
+	"                      vault's life\n"
 	"  --allow-reachable   accept a BACKING that users other than root can reach\n"
 	"  -h, --help          show this help\n"
 	"\n"
@@ -99,6 +122,7 @@ int wfs_cmd_init(int argc, char **argv)
 		OPT_PASSPHRASE(&a.po),
 		OPT_KDF(&a.kdf_mib, &a.kdf_ops),
 		OPT_STRING("policy", 0, &a.policy),
+		OPT_BOOL("encrypt-names", 0, &a.encrypt_names),
 		OPT_BOOL("allow-reachable", 0, &a.allow_reachable),
 		OPT_END(),
 	};
@@ -108,6 +132,8 @@ int wfs_cmd_init(int argc, char **argv)
 		return status;
 	status = 1;
 	if (make_backing(&a) != 0 || check_backing(&a) != 0)
+		goto out;
+	if (a.encrypt_names && !backing_empty(a.backing))
 		goto out;
 	if (!a.allow_reachable && wfs_backing_private(a.backing, true) != 0)
 		goto out;
@@ -121,7 +147,8 @@ int wfs_cmd_init(int argc, char **argv)
 		kp.memlimit = (size_t)a.kdf_mib << 20;
 	if (a.kdf_ops)
 		kp.opslimit = a.kdf_ops;
-	if (wfs_vault_create(a.backing, &a.po, &kp, NULL) != 0)
+	if (wfs_vault_create(a.backing, &a.po, &kp, a.encrypt_names ? WFS_VAULT_ENCRYPT_NAMES : 0,
+			     NULL) != 0)
 		goto out;
 	status = 0;
 
@@ -368,7 +395,8 @@ int wfs_cmd_fsck(int argc, char **argv)
 		return usage_error("--hole-damaged is for --repair");
 	}
 	f.hole_damaged = a.hole_damaged;
-	if (check_backing(&a) != 0 || crypto_start() != 0)
+	if (check_backing(&a) != 0 || wfs_vault_refuse_names(a.backing, "fsck") != 0 ||
+	    crypto_start() != 0)
 		goto out;
 	if (a.repair && fsck_open_audit(&a, &f) != 0)
 		goto out;
@@ -445,7 +473,8 @@ int wfs_cmd_migrate(int argc, char **argv)
 	if (parse_args(&a, argc, argv, opts, migrate_usage, &status) != 0)
 		return status;
 	status = 1;
-	if (check_backing(&a) != 0 || wfs_vault_load_policy(a.policy, 0, &pol) != 0)
+	if (check_backing(&a) != 0 || wfs_vault_refuse_names(a.backing, "migrate") != 0 ||
+	    wfs_vault_load_policy(a.policy, 0, &pol) != 0)
 		goto out;
 	if (!wfs_vault_exists(a.backing)) {
 		error("'%s' is not a wardfs vault; see 'wardfs init'", a.backing);

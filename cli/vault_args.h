@@ -19,7 +19,7 @@ struct args {
 	const char *type, *label, *escrow_public,
 		*slot;			     /* `key add` / `key remove`, `passwd --slot` */
 	unsigned long long kdf_mib, kdf_ops; /* 0: not given */
-	bool dry_run, allow_reachable, repair, hole_damaged, yes;
+	bool dry_run, allow_reachable, repair, hole_damaged, yes, encrypt_names;
 	char *backing;		   /* normalized copy of the first operand */
 	const char *operand2_name; /* set before parse_args: a second operand is wanted */
 	const char *operand2;	   /* ... and here it is */

@@ -59,6 +59,9 @@ void wfs_keys_free(struct wfs_keys *k); /* wipes; NULL is fine */
 /* Locks k's memory again (it is locked when built): a child made by fork
  * does not inherit the parent's locks. 0 or -errno (errno set too). */
 int wfs_keys_lock(const struct wfs_keys *k);
+/* The WFS_VAULT_* flags of the keyfile k was unlocked from (0 for keys
+ * made otherwise, as wfs_keys_import's). */
+unsigned wfs_keys_vault_flags(const struct wfs_keys *k);
 
 /* For a running mount's lock and unlock (`wardfs lock`/`unlock`): */
 #define WFS_MASTER_KEY_LEN 32
@@ -132,8 +135,15 @@ struct wfs_slot_info {
 	uint8_t escrow_public[WFS_ESCROW_KEY_LEN]; /* escrow slots */
 	struct wfs_tpm2_seal tpm2;		   /* tpm2 slots */
 };
+/* The vault's flags, in a version-2 keyfile's header (docs/format.md):
+ * authenticated with it, so a flag cannot be cleared or set without the
+ * master key. A keyfile with a flag this build does not know is refused. */
+#define WFS_VAULT_ENCRYPT_NAMES 0x0001u /* names of sensitive paths encrypted on disk */
+#define WFS_VAULT_FLAGS_KNOWN	WFS_VAULT_ENCRYPT_NAMES
+
 struct wfs_keyfile_info {
 	unsigned version; /* 1: the fixed 188-byte keyfile; 2: key slots */
+	unsigned flags;	  /* WFS_VAULT_*; unauthenticated until a slot opens */
 	size_t nslots;
 	struct wfs_slot_info slot[WFS_SLOTS_MAX];
 };
@@ -155,6 +165,10 @@ int wfs_keyfile_check(const uint8_t *buf, size_t len, struct wfs_kdf_params *par
 int wfs_keyfile_create(const char *pass, size_t passlen, const struct wfs_kdf_params *params,
 		       uint8_t **out, size_t *outlen, char recovery[WFS_RECOVERY_LEN],
 		       struct wfs_keys **keys);
+/* The same with the vault's WFS_VAULT_* flags (-EINVAL for unknown ones). */
+int wfs_keyfile_create_flags(const char *pass, size_t passlen, const struct wfs_kdf_params *params,
+			     unsigned flags, uint8_t **out, size_t *outlen,
+			     char recovery[WFS_RECOVERY_LEN], struct wfs_keys **keys);
 /*
  * Unlocks with secret, trying every slot of type in order: a passphrase
  * (secretlen bytes), a recovery key's text, an escrow secret key's text, or

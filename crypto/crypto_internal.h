@@ -49,7 +49,8 @@ struct wfs_keys {
 	uint8_t content[WFS_KEY_LEN];
 	uint8_t header[WFS_KEY_LEN];
 	uint8_t names[WFS_NAME_KEY_LEN];
-	uint64_t gen; /* unique per wfs_keys ever built; lets threads cache key schedules */
+	uint64_t gen;	      /* unique per wfs_keys ever built; lets threads cache key schedules */
+	unsigned vault_flags; /* the keyfile's WFS_VAULT_* flags, authenticated at unlock */
 };
 
 /* Which subkey a cached cipher context holds (combined with keys->gen). */
@@ -57,6 +58,8 @@ enum wfs_key_purpose { WFS_KP_NONE = 0, WFS_KP_CONTENT = 1, WFS_KP_HEADER = 2, W
 
 /* Builds keys (subkeys by HKDF) from a master key. 0 or -errno. */
 int wfs__keys_from_master(const uint8_t master[WFS_KEY_LEN], struct wfs_keys **out);
+/* The same, remembering the vault's flags (keyfile.c, once they are authenticated). */
+int wfs__keys_make(const uint8_t master[WFS_KEY_LEN], unsigned vault_flags, struct wfs_keys **out);
 
 /* HKDF-SHA256 (RFC 5869) through OpenSSL EVP_KDF. 0 or -EIO. */
 /* Per-thread crypto state registers here (thread_state.c), first member

@@ -332,8 +332,9 @@ static int v2_load(const uint8_t *buf, size_t len, struct kf *k)
 	if (len < V2_HDR + V2_MAC)
 		return -EINVAL;
 	n = wfs__get_le16(buf + V2_OFF_NSLOTS);
-	if (wfs__get_le16(buf + 10) != 0 || wfs__get_le32(buf + 12) != 0 ||
-	    wfs__get_le16(buf + V2_OFF_NSLOTS + 2) != 0 || n == 0 || n > WFS_SLOTS_MAX)
+	if ((wfs__get_le16(buf + 10) & ~WFS_VAULT_FLAGS_KNOWN) != 0 ||
+	    wfs__get_le32(buf + 12) != 0 || wfs__get_le16(buf + V2_OFF_NSLOTS + 2) != 0 || n == 0 ||
+	    n > WFS_SLOTS_MAX)
 		return -EINVAL;
 	k->version = 2;
 	memcpy(k->hdr, buf, V2_AAD_HDR);
@@ -604,6 +605,7 @@ int wfs_keyfile_parse(const uint8_t *buf, size_t len, struct wfs_keyfile_info *i
 	if (r == 0 && info != NULL) {
 		memset(info, 0, sizeof(*info));
 		info->version = k.version;
+		info->flags = wfs__get_le16(k.hdr + 10);
 		info->nslots = k.n;
 		for (size_t i = 0; i < k.n && r == 0; i++)
 			r = rec_parse(k.rec[i], k.len[i], &info->slot[i]);
@@ -633,6 +635,13 @@ int wfs_keyfile_create(const char *pass, size_t passlen, const struct wfs_kdf_pa
 		       uint8_t **out, size_t *outlen, char recovery[WFS_RECOVERY_LEN],
 		       struct wfs_keys **keys)
 {
+	return wfs_keyfile_create_flags(pass, passlen, params, 0, out, outlen, recovery, keys);
+}
+
+int wfs_keyfile_create_flags(const char *pass, size_t passlen, const struct wfs_kdf_params *params,
+			     unsigned flags, uint8_t **out, size_t *outlen,
+			     char recovery[WFS_RECOVERY_LEN], struct wfs_keys **keys)
+{
 	struct wfs_slot_new rs = {.type = WFS_SLOT_RECOVERY, .recovery_out = recovery};
 	struct wfs_slot_new ps = {
 		.type = WFS_SLOT_PASSPHRASE, .pass = pass, .passlen = passlen, .kdf = params};
@@ -646,19 +655,22 @@ int wfs_keyfile_create(const char *pass, size_t passlen, const struct wfs_kdf_pa
 	*out = NULL;
 	*outlen = 0;
 	*keys = NULL;
+	if (flags & ~WFS_VAULT_FLAGS_KNOWN)
+		return -EINVAL;
 	if ((s = wfs_secure_alloc(sizeof(*s))) == NULL) {
 		r = -ENOMEM;
 		goto out;
 	}
 	memcpy(k.hdr, kf_magic, 8);
 	wfs__put_le16(k.hdr + 8, 2);
+	wfs__put_le16(k.hdr + 10, (uint16_t)flags);
 	randombytes_buf(k.hdr + V2_OFF_VAULT_ID, V2_VAULT_ID_LEN);
 	randombytes_buf(s->master, WFS_KEY_LEN);
 	if ((r = slot_make(&k, &rs, 0, s, &rec, &len)) != 0 ||
 	    (r = kf_add_rec(&k, rec, len)) != 0 ||
 	    (r = slot_make(&k, &ps, 1, s, &rec, &len)) != 0 || (r = kf_add_rec(&k, rec, len)) != 0)
 		goto out;
-	if ((r = wfs__keys_from_master(s->master, &nk)) != 0 ||
+	if ((r = wfs__keys_make(s->master, flags, &nk)) != 0 ||
 	    (r = kf_store(&k, s, out, outlen)) != 0)
 		goto out;
 	*keys = nk;
@@ -718,7 +730,8 @@ int wfs_keyfile_open(const uint8_t *buf, size_t len, enum wfs_slot_type type, co
 		goto out;
 	if ((r = mac_check(buf, len, s)) != 0)
 		goto out;
-	r = wfs__keys_from_master(s->master, keys);
+	/* The flags are in every slot's AAD and under the MAC: authentic now. */
+	r = wfs__keys_make(s->master, wfs__get_le16(k.hdr + 10), keys);
 out:
 	kf_free(&k);
 	wfs_secure_free(s);

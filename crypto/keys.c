@@ -28,6 +28,16 @@ static _Atomic uint64_t keys_gen;
 
 int wfs__keys_from_master(const uint8_t master[WFS_KEY_LEN], struct wfs_keys **out)
 {
+	return wfs__keys_make(master, 0, out);
+}
+
+unsigned wfs_keys_vault_flags(const struct wfs_keys *k)
+{
+	return k->vault_flags;
+}
+
+int wfs__keys_make(const uint8_t master[WFS_KEY_LEN], unsigned vault_flags, struct wfs_keys **out)
+{
 	struct wfs_keys *k = NULL;
 	int r;
 
@@ -43,6 +53,7 @@ int wfs__keys_from_master(const uint8_t master[WFS_KEY_LEN], struct wfs_keys **o
 				  WFS_NAME_KEY_LEN)) != 0)
 		goto out;
 	k->gen = atomic_fetch_add(&keys_gen, 1) + 1;
+	k->vault_flags = vault_flags;
 	(void)sodium_mprotect_readonly(k);
 	*out = k;
 	k = NULL;

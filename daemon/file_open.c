@@ -27,6 +27,7 @@
 #include "keys_lock.h"
 #include "fs_policy.h"
 #include "inode.h"
+#include "names.h"
 #include "stream.h"
 #include "vault.h"
 
@@ -354,7 +355,8 @@ int wfs_open_file(fuse_req_t req, struct wfs_inode *n, struct fuse_file_info *fi
  * create fails after all (its audit row cannot be recorded, its header
  * cannot be written on a full disk, ...): a failed creat(2) leaves no file.
  * Only if the name still is that file (fd: the create's, still open). */
-static void undo_create(struct wfs_inode *parent, const char *name, int fd)
+static void undo_create(struct wfs_inode *parent, const char *name, const struct wfs_bname *b,
+			int fd)
 {
 	struct stat made, st;
 	if (fstat(fd, &made) < 0)
@@ -362,10 +364,14 @@ static void undo_create(struct wfs_inode *parent, const char *name, int fd)
 	int pfd = wfs_inode_fd(parent);
 	if (pfd < 0)
 		return;
-	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == made.st_ino &&
-	    st.st_dev == made.st_dev && unlinkat(pfd, name, 0) < 0)
-		fprintf(stderr, "wardfs: cannot remove '%s' after a failed create: %s\n", name,
-			strerror(errno));
+	if (fstatat(pfd, b->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == made.st_ino &&
+	    st.st_dev == made.st_dev) {
+		if (unlinkat(pfd, b->name, 0) < 0)
+			fprintf(stderr, "wardfs: cannot remove '%s' after a failed create: %s\n",
+				name, strerror(errno));
+		else
+			wfs_bname_removed(pfd, b);
+	}
 	wfs_inode_put_fd(parent);
 }
 
@@ -374,27 +380,29 @@ static void undo_create(struct wfs_inode *parent, const char *name, int fd)
  * tree_lock for reading from the classification (done by the caller,
  * under it) to the new name. */
 static int create_backing(fuse_req_t req, struct wfs_inode *parent, const char *name, mode_t mode,
-			  int flags, int *fdp, bool *created)
+			  int flags, struct wfs_bname *b, int *fdp, bool *created)
 {
 	int pfd = wfs_inode_fd(parent);
 	if (pfd < 0)
 		return pfd;
 	struct wfs_creds cr;
-	int r = wfs_creds_become(req, &cr);
-	if (!r) {
+	int r = wfs_bname_make(parent, pfd, name, b); /* as the daemon: its own files */
+	if (!r && !(r = wfs_creds_become(req, &cr))) {
 		int bf = backing_flags(flags);
 		int fd;
 		*created = true;
 		do
-			fd = openat(pfd, name, bf | O_CREAT | O_EXCL, mode & ~S_IFMT);
+			fd = openat(pfd, b->name, bf | O_CREAT | O_EXCL, mode & ~S_IFMT);
 		while (fd < 0 && wfs_fds_reclaim(parent->fs, errno));
 		if (fd < 0 && errno == EEXIST && !(flags & O_EXCL)) {
 			*created = false;
-			fd = openat(pfd, name, bf | O_NOFOLLOW);
+			fd = openat(pfd, b->name, bf | O_NOFOLLOW);
 		}
 		r = fd < 0 ? -errno : 0;
 		*fdp = fd;
 		wfs_creds_restore(&cr);
+		if (r && r != -EEXIST)
+			wfs_bname_removed(pfd, b); /* a long name's sidecar, for nothing */
 	}
 	wfs_inode_put_fd(parent);
 	return r;
@@ -403,13 +411,13 @@ static int create_backing(fuse_req_t req, struct wfs_inode *parent, const char *
 /* The rest of a create once the backing file exists: its inode, its open
  * file, its row and its attributes. Undoes the create on failure. */
 static int create_open(fuse_req_t req, struct wfs_inode *parent, const char *name,
-		       struct wfs_open_ctx *c, int fd, bool created, struct fuse_file_info *fi,
-		       struct fuse_entry_param *e)
+		       const struct wfs_bname *b, struct wfs_open_ctx *c, int fd, bool created,
+		       struct fuse_file_info *fi, struct fuse_entry_param *e)
 {
 	struct stat st;
 	struct wfs_inode *n;
 	struct wfs_file *f = NULL;
-	int r = wfs_inode_lookup(parent, name, &st, &n);
+	int r = wfs_inode_lookup_at(parent, name, b->name, &st, &n);
 	if (r)
 		goto fail_fd;
 	if (created)
@@ -430,7 +438,7 @@ static int create_open(fuse_req_t req, struct wfs_inode *parent, const char *nam
 
 fail_inode:
 	if (created)
-		undo_create(parent, name, fd);
+		undo_create(parent, name, b, fd);
 	if (f)
 		wfs_file_close(req, f); /* closes fd */
 	else
@@ -439,7 +447,7 @@ fail_inode:
 	return r;
 fail_fd:
 	if (created)
-		undo_create(parent, name, fd);
+		undo_create(parent, name, b, fd);
 	close(fd);
 	return r;
 }
@@ -452,6 +460,7 @@ int wfs_create_file(fuse_req_t req, struct wfs_inode *parent, const char *name, 
 	struct wfs_open_ctx c = {.fs = fs, .flags = fi->flags | O_CREAT, .create = true};
 	int fd = -1, r;
 	bool created = false;
+	struct wfs_bname b;
 	if (parent == &fs->root && !strcmp(name, WFS_VAULT_DIR))
 		return -EPERM;
 	/* keys_lock before tree_lock (fs.h) */
@@ -470,10 +479,10 @@ int wfs_create_file(fuse_req_t req, struct wfs_inode *parent, const char *name, 
 	if (!r && atomic_load(&fs->locked) && c.dec.cls == WFS_SENSITIVE)
 		r = -ENOKEY;
 	if (!r)
-		r = create_backing(req, parent, name, mode, fi->flags, &fd, &created);
+		r = create_backing(req, parent, name, mode, fi->flags, &b, &fd, &created);
 	pthread_rwlock_unlock(&fs->tree_lock);
 	if (!r)
-		r = create_open(req, parent, name, &c, fd, created, fi, e);
+		r = create_open(req, parent, name, &b, &c, fd, created, fi, e);
 	if (!r)
 		wfs_file_shed_fd((struct wfs_file *)(uintptr_t)fi->fh);
 	wfs_keys_release(fs);

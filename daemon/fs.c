@@ -20,6 +20,8 @@ struct wfs_fs *wfs_fs_new(struct wfs_daemon_opts *o)
 		return NULL;
 	fs->o = o;
 	fs->keys = o->keys; /* the filesystem's from now on: wiped in wfs_fs_free */
+	fs->names = o->keys && (wfs_keys_vault_flags(o->keys) & WFS_VAULT_ENCRYPT_NAMES);
+	pthread_mutex_init(&fs->names_lock, NULL);
 	fs->timeout = 86400.0;
 	fs->root_fd = fs->mount_fd = -1;
 	pthread_rwlock_init(&fs->policy_lock, NULL);
@@ -55,6 +57,7 @@ void wfs_fs_free(struct wfs_fs *fs)
 	wfs_io_bufs_destroy(fs);
 	wfs_fs_keys_destroy(fs);
 	pthread_mutex_destroy(&fs->streams_lock);
+	pthread_mutex_destroy(&fs->names_lock);
 	pthread_rwlock_destroy(&fs->tree_lock);
 	pthread_rwlock_destroy(&fs->policy_lock);
 	if (fs->root_fd >= 0)

@@ -70,9 +70,18 @@ struct wfs_inode {
 	int fd_users;
 	struct wfs_inode *lru_prev, *lru_next;
 
-	/* name used for policy paths (table_lock): parent and last name */
+	/* name used for policy paths (table_lock): parent and last name, and
+	 * the name on disk (bname: name itself, or in name's allocation
+	 * after it when the vault encrypts or escapes it; names.c) */
 	struct wfs_inode *parent;
 	char *name;
+	const char *bname;
+
+	/* a directory's id for encrypted names (names.c): set once, under
+	 * fs.names_lock, then read without it once dirid_state says so */
+	_Atomic int dirid_state;
+	uint8_t dirid[WFS_DIRID_LEN];
+	atomic_bool names_logged; /* a listing said it skipped names here */
 
 	/* form on disk of a regular file: enum wfs_form, or -1 not yet known */
 	_Atomic int form;
@@ -195,6 +204,12 @@ struct wfs_fs {
 	char policy_error[512];
 	int64_t policy_loaded_ns;
 	unsigned policy_reloads; /* attempts after the first load (policy_lock) */
+
+	/* The vault encrypts the names of sensitive paths (names.c; fixed at
+	 * mount, from its keyfile's authenticated flags). names_lock orders
+	 * the reads and makes of directory ids (a leaf lock). */
+	bool names;
+	pthread_mutex_t names_lock;
 
 	/* The vault's keys, NULL when it has none or is locked (keys_lock.c).
 	 * Read only between wfs_keys_hold and wfs_keys_release: lock and

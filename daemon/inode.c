@@ -29,6 +29,7 @@
 
 #include "fs_policy.h"
 #include "inode.h"
+#include "names.h"
 
 struct handle_buf {
 	struct file_handle fh;
@@ -281,34 +282,42 @@ void wfs_inode_forget(struct wfs_inode *n, uint64_t nlookup)
 	free_chain(fs, freelist);
 }
 
-/* Points n at (parent, name); caller holds table_lock and frees what lands
- * on *freelist (an old parent nobody else holds) after dropping it. */
+/* Points n at (parent, name), bname its name on disk (NULL: name);
+ * caller holds table_lock and frees what lands on *freelist (an old
+ * parent nobody else holds) after dropping it. */
 static int set_name_locked(struct wfs_inode *n, struct wfs_inode *parent, const char *name,
-			   struct wfs_inode **freelist)
+			   const char *bname, struct wfs_inode **freelist)
 {
 	struct wfs_fs *fs = n->fs;
-	if (n->parent == parent && n->name && !strcmp(n->name, name))
+	if (!bname)
+		bname = name;
+	if (n->parent == parent && n->name && !strcmp(n->name, name) && !strcmp(n->bname, bname))
 		return 0;
-	char *copy = strdup(name);
+	size_t nl = strlen(name) + 1, bl = strcmp(bname, name) ? strlen(bname) + 1 : 0;
+	char *copy = malloc(nl + bl);
 	if (!copy)
 		return -ENOMEM;
+	memcpy(copy, name, nl);
+	memcpy(copy + nl, bname, bl);
 	struct wfs_inode *old = n->parent;
 	if (parent != &fs->root)
 		parent->nlookup++;
 	n->parent = parent;
 	free(n->name);
 	n->name = copy;
+	n->bname = bl ? copy + nl : copy;
 	if (old && old != &fs->root)
 		unref_locked(fs, old, 1, freelist);
 	return 0;
 }
 
-void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname)
+void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname,
+		      const char *newbname)
 {
 	struct wfs_fs *fs = n->fs;
 	struct wfs_inode *freelist = NULL;
 	pthread_mutex_lock(&fs->table_lock);
-	set_name_locked(n, newparent, newname, &freelist);
+	set_name_locked(n, newparent, newname, newbname, &freelist);
 	atomic_fetch_add(&fs->policy_gen, 1); /* paths under n changed */
 	pthread_mutex_unlock(&fs->table_lock);
 	free_chain(fs, freelist);
@@ -336,7 +345,7 @@ static bool same_handle(const struct wfs_inode *n, const struct file_handle *fh)
  */
 static struct wfs_inode *take_known_locked(const struct stat *st, const struct file_handle *fh,
 					   struct wfs_inode *parent, const char *name,
-					   struct wfs_inode **freelist)
+					   const char *bname, struct wfs_inode **freelist)
 {
 	struct wfs_fs *fs = parent->fs;
 	struct wfs_inode *n = find_locked(fs, st->st_dev, st->st_ino);
@@ -347,7 +356,7 @@ static struct wfs_inode *take_known_locked(const struct stat *st, const struct f
 		return NULL;
 	}
 	n->nlookup++;
-	set_name_locked(n, parent, name, freelist);
+	set_name_locked(n, parent, name, bname, freelist);
 	return n;
 }
 
@@ -370,8 +379,46 @@ static void adopt_fd(struct wfs_inode *n, int fd)
 		close(fd);
 }
 
+/* An O_PATH fd of name in parent (pfd), and its backing name in bname
+ * (NULL: name itself): in a vault with encrypted names, the form the
+ * name's class asks for, else the other one (names.c). -errno. */
+static int open_entry(struct wfs_inode *parent, int pfd, const char *name, const char *bname,
+		      struct wfs_bname *b, const char **used)
+{
+	struct wfs_fs *fs = parent->fs;
+	int fd, r = 0;
+	*used = bname ? bname : name;
+	if (fs->names && !bname) {
+		r = wfs_bname_form(parent, pfd, name, false, b);
+		*used = b->name;
+	}
+	if (!r) {
+		do
+			fd = openat(pfd, *used, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		while (fd < 0 && wfs_fds_reclaim(fs, errno));
+		if (fd >= 0)
+			return fd;
+		r = -errno;
+	}
+	if (!fs->names || bname || (r != -ENOENT && r != -ENOKEY))
+		return r;
+	/* not there in its own form: the other, where a policy change left it */
+	int ra = wfs_bname_form(parent, pfd, name, true, b);
+	if (ra)
+		return r;
+	*used = b->name;
+	fd = openat(pfd, *used, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	return fd >= 0 ? fd : r;
+}
+
 int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st,
 		     struct wfs_inode **out)
+{
+	return wfs_inode_lookup_at(parent, name, NULL, st, out);
+}
+
+int wfs_inode_lookup_at(struct wfs_inode *parent, const char *name, const char *bname,
+			struct stat *st, struct wfs_inode **out)
 {
 	struct wfs_fs *fs = parent->fs;
 	struct wfs_inode *freelist = NULL;
@@ -380,11 +427,9 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	int pfd = wfs_inode_fd(parent);
 	if (pfd < 0)
 		return pfd;
-	int fd;
-	do
-		fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	while (fd < 0 && wfs_fds_reclaim(fs, errno));
-	int err = fd < 0 ? -errno : 0;
+	struct wfs_bname bn; /* bname may point into it */
+	int fd = open_entry(parent, pfd, name, bname, &bn, &bname);
+	int err = fd < 0 ? fd : 0;
 	if (!err && (fstat(fd, st) < 0 ||
 		     name_to_handle_at(fd, "", &hb.fh, &mount_id, AT_EMPTY_PATH) < 0)) {
 		err = errno == EOVERFLOW ? -EOPNOTSUPP : -errno;
@@ -396,7 +441,7 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	}
 
 	pthread_mutex_lock(&fs->table_lock);
-	struct wfs_inode *n = take_known_locked(st, &hb.fh, parent, name, &freelist);
+	struct wfs_inode *n = take_known_locked(st, &hb.fh, parent, name, bname, &freelist);
 	pthread_mutex_unlock(&fs->table_lock);
 	if (n) {
 		wfs_inode_put_fd(parent);
@@ -410,7 +455,7 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	 * is still this file. An unreadable mark leaves the form unknown, and
 	 * an open then fails with the mark's error. */
 	enum wfs_form form;
-	bool known = S_ISREG(st->st_mode) && wfs_form_of_at(pfd, name, st->st_size, &form) >= 0;
+	bool known = S_ISREG(st->st_mode) && wfs_form_of_at(pfd, bname, st->st_size, &form) >= 0;
 	wfs_inode_put_fd(parent);
 
 	n = calloc(1, sizeof(*n));
@@ -434,14 +479,14 @@ int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st
 	pthread_mutex_init(&n->wb_lock, NULL);
 
 	pthread_mutex_lock(&fs->table_lock);
-	struct wfs_inode *raced = take_known_locked(st, &hb.fh, parent, name, &freelist);
+	struct wfs_inode *raced = take_known_locked(st, &hb.fh, parent, name, bname, &freelist);
 	if (raced) {
 		pthread_mutex_unlock(&fs->table_lock);
 		inode_free(fs, n);
 		n = raced;
 		goto found;
 	}
-	err = set_name_locked(n, parent, name, &freelist);
+	err = set_name_locked(n, parent, name, bname, &freelist);
 	if (err) {
 		pthread_mutex_unlock(&fs->table_lock);
 		inode_free(fs, n);
@@ -564,6 +609,7 @@ void wfs_inode_name_removed(struct wfs_inode *parent, const char *name, const st
 	if (n && !last && n->parent == parent && n->name && !strcmp(n->name, name)) {
 		free(n->name);
 		n->name = NULL;
+		n->bname = NULL;
 	}
 	if (n && last)
 		fd = take_idle_fd(n);
@@ -578,6 +624,7 @@ void wfs_inode_unname(struct wfs_inode *n)
 	pthread_mutex_lock(&fs->table_lock);
 	free(n->name);
 	n->name = NULL;
+	n->bname = NULL;
 	int fd = take_idle_fd(n);
 	pthread_mutex_unlock(&fs->table_lock);
 	if (fd >= 0)
@@ -597,11 +644,11 @@ int wfs_inode_stat_by_name(struct wfs_inode *n, struct stat *st)
 	char name[NAME_MAX + 1];
 	pthread_mutex_lock(&fs->table_lock);
 	struct wfs_inode *parent = n->parent;
-	if (!parent || !n->name || strlen(n->name) > NAME_MAX) {
+	if (!parent || !n->bname || strlen(n->bname) > NAME_MAX) {
 		pthread_mutex_unlock(&fs->table_lock);
 		return -ENOENT;
 	}
-	strcpy(name, n->name);
+	strcpy(name, n->bname);
 	if (parent != &fs->root)
 		parent->nlookup++; /* a rename of n cannot free it meanwhile */
 	pthread_mutex_unlock(&fs->table_lock);

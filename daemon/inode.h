@@ -18,6 +18,10 @@ fuse_ino_t wfs_inode_ino(struct wfs_inode *n);
  * lookup reference. Returns 0 or -errno. */
 int wfs_inode_lookup(struct wfs_inode *parent, const char *name, struct stat *st,
 		     struct wfs_inode **out);
+/* The same when the caller knows name's backing name bname (a listing;
+ * NULL: find it as wfs_inode_lookup does). */
+int wfs_inode_lookup_at(struct wfs_inode *parent, const char *name, const char *bname,
+			struct stat *st, struct wfs_inode **out);
 void wfs_inode_forget(struct wfs_inode *n, uint64_t nlookup);
 /* Returns an O_PATH fd for n (cached) or -errno; pair with wfs_inode_put_fd. */
 int wfs_inode_fd(struct wfs_inode *n);
@@ -37,8 +41,10 @@ void wfs_inode_name_removed(struct wfs_inode *parent, const char *name, const st
 bool wfs_fds_reclaim(struct wfs_fs *fs, int err);
 /* Opens the backing object with real flags (not O_PATH). */
 int wfs_inode_open(struct wfs_inode *n, int flags);
-/* Moves n's policy name after a rename. */
-void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname);
+/* Moves n's policy name after a rename (newbname: its name on disk, NULL
+ * when it is newname). */
+void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const char *newname,
+		      const char *newbname);
 /* The path of n relative to the mount root ("/a/b"), malloc'd into *out
  * (the caller frees it): 0, -ENOENT when a name on the way was removed, or
  * -ENOMEM. No PATH_MAX: a path may be as deep as the kernel lets a

@@ -12,6 +12,7 @@
 
 #include "attr.h"
 #include "inode.h"
+#include "names.h"
 #include "ops.h"
 
 struct wfs_dir {
@@ -81,8 +82,21 @@ static bool is_dot(const char *name)
 	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
 }
 
+static void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		 struct fuse_file_info *fi, bool plus);
+
+/* Names are decrypted with the keys held (names.h). */
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		       struct fuse_file_info *fi, bool plus)
+{
+	struct wfs_fs *fs = wfs_fs_of(req);
+	wfs_names_hold(fs);
+	list(req, ino, size, offset, fi, plus);
+	wfs_names_release(fs);
+}
+
+static void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		 struct fuse_file_info *fi, bool plus)
 {
 	struct wfs_fs *fs = wfs_fs_of(req);
 	struct wfs_inode *dir = wfs_inode_of(req, ino);
@@ -129,6 +143,18 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 			d->offset = next;
 			continue;
 		}
+		/* the name it shows: decrypted, unescaped; wardfs's own files
+		 * and names that cannot be shown are skipped (names.c) */
+		const char *shown = de->d_name;
+		char plain[WFS_NAME_MAX + 1];
+		if (fs->names && !is_dot(de->d_name)) {
+			if (wfs_bname_show(dir, dirfd(d->dp), de->d_name, plain) <= 0) {
+				d->entry = NULL;
+				d->offset = next;
+				continue;
+			}
+			shown = plain;
+		}
 		size_t len;
 		if (plus) {
 			struct fuse_entry_param e;
@@ -139,7 +165,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 				e.attr.st_ino = de->d_ino;
 				e.attr.st_mode = (mode_t)de->d_type << 12;
 			} else {
-				int r = wfs_inode_lookup(dir, de->d_name, &st, &child);
+				int r = wfs_inode_lookup_at(dir, shown, de->d_name, &st, &child);
 				if (r == -ENOENT) { /* raced with unlink */
 					d->entry = NULL;
 					d->offset = next;
@@ -152,8 +178,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 				wfs_show_plain_size(child, &st);
 				wfs_fill_entry(&e, child, &st);
 			}
-			len = fuse_add_direntry_plus(req, buf + used, size - used, de->d_name, &e,
-						     next);
+			len = fuse_add_direntry_plus(req, buf + used, size - used, shown, &e, next);
 			if (len > size - used) {
 				if (child)
 					wfs_inode_forget(child, 1);
@@ -161,8 +186,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 			}
 		} else {
 			struct stat st = {.st_ino = de->d_ino, .st_mode = (mode_t)de->d_type << 12};
-			len = fuse_add_direntry(req, buf + used, size - used, de->d_name, &st,
-						next);
+			len = fuse_add_direntry(req, buf + used, size - used, shown, &st, next);
 			if (len > size - used)
 				break;
 		}

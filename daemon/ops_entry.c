@@ -18,6 +18,7 @@
 #include "inode.h"
 #include "ops.h"
 #include "keys_lock.h"
+#include "names.h"
 #include "rename.h"
 
 #define PROCFD_LEN 32
@@ -34,13 +35,15 @@ static bool hidden(struct wfs_inode *parent, const char *name)
 	return parent == &fs->root && !strcmp(name, WFS_VAULT_DIR);
 }
 
-static int do_lookup(struct wfs_inode *parent, const char *name, struct fuse_entry_param *e)
+/* bname: name's backing name when known (NULL: looked up). */
+static int do_lookup(struct wfs_inode *parent, const char *name, const char *bname,
+		     struct fuse_entry_param *e)
 {
 	if (hidden(parent, name))
 		return -ENOENT;
 	struct stat st;
 	struct wfs_inode *n;
-	int r = wfs_inode_lookup(parent, name, &st, &n);
+	int r = wfs_inode_lookup_at(parent, name, bname, &st, &n);
 	if (r)
 		return r;
 	wfs_show_plain_size(n, &st);
@@ -50,8 +53,11 @@ static int do_lookup(struct wfs_inode *parent, const char *name, struct fuse_ent
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct wfs_fs *fs = wfs_fs_of(req);
 	struct fuse_entry_param e;
-	int r = do_lookup(wfs_inode_of(req, parent), name, &e);
+	wfs_names_hold(fs);
+	int r = do_lookup(wfs_inode_of(req, parent), name, NULL, &e);
+	wfs_names_release(fs);
 	if (r == -ENOENT) {
 		/* A negative entry the kernel may cache. */
 		memset(&e, 0, sizeof(e));
@@ -358,29 +364,43 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_readlink(req, buf);
 }
 
-/* Creates a directory entry of any non-regular kind as the caller. */
+/* Creates a directory entry of any non-regular kind as the caller. Its
+ * name's form follows its path's class, which a directory rename above
+ * could change meanwhile: tree_lock from the name to the entry (fs.h). */
 static int make_node(fuse_req_t req, struct wfs_inode *parent, const char *name, mode_t mode,
 		     dev_t rdev, const char *link, struct fuse_entry_param *e)
 {
+	struct wfs_fs *fs = parent->fs;
 	if (hidden(parent, name))
 		return -EPERM;
 	int pfd = wfs_inode_fd(parent);
 	if (pfd < 0)
 		return pfd;
+	struct wfs_bname b;
+	wfs_names_hold(fs);
+	if (fs->names)
+		pthread_rwlock_rdlock(&fs->tree_lock);
 	struct wfs_creds c;
-	int r = wfs_creds_become(req, &c);
-	if (!r) {
+	int r = wfs_bname_make(parent, pfd, name, &b);
+	if (!r && !(r = wfs_creds_become(req, &c))) {
 		if (S_ISDIR(mode))
-			r = mkdirat(pfd, name, mode);
+			r = mkdirat(pfd, b.name, mode);
 		else if (S_ISLNK(mode) && link)
-			r = symlinkat(link, pfd, name);
+			r = symlinkat(link, pfd, b.name);
 		else
-			r = mknodat(pfd, name, mode, rdev);
+			r = mknodat(pfd, b.name, mode, rdev);
 		r = r < 0 ? -errno : 0;
 		wfs_creds_restore(&c);
+		if (r && r != -EEXIST)
+			wfs_bname_removed(pfd, &b); /* a long name's sidecar, for nothing */
 	}
+	if (fs->names)
+		pthread_rwlock_unlock(&fs->tree_lock);
 	wfs_inode_put_fd(parent);
-	return r ? r : do_lookup(parent, name, e);
+	if (!r)
+		r = do_lookup(parent, name, b.name, e);
+	wfs_names_release(fs);
+	return r;
 }
 
 static void reply_entry_or_err(fuse_req_t req, int r, const struct fuse_entry_param *e)
@@ -440,6 +460,7 @@ static int do_link(struct wfs_inode *n, struct wfs_inode *np, const char *newnam
 		   struct fuse_entry_param *e)
 {
 	struct wfs_fs *fs = n->fs;
+	struct wfs_bname b;
 	pthread_rwlock_rdlock(&fs->tree_lock); /* fs.h */
 	int r = wfs_rename_keeps_class(n, np, newname);
 	int fd = r ? r : wfs_inode_fd(n);
@@ -449,14 +470,18 @@ static int do_link(struct wfs_inode *n, struct wfs_inode *np, const char *newnam
 	}
 	int pfd = wfs_inode_fd(np);
 	if (pfd >= 0) {
-		r = linkat(fd, "", pfd, newname, AT_EMPTY_PATH) < 0 ? -errno : 0;
+		r = wfs_bname_make(np, pfd, newname, &b);
+		if (!r)
+			r = linkat(fd, "", pfd, b.name, AT_EMPTY_PATH) < 0 ? -errno : 0;
+		if (r && r != -EEXIST)
+			wfs_bname_removed(pfd, &b);
 		wfs_inode_put_fd(np);
 	} else {
 		r = pfd;
 	}
 	wfs_inode_put_fd(n);
 	pthread_rwlock_unlock(&fs->tree_lock);
-	return r ? r : do_lookup(np, newname, e);
+	return r ? r : do_lookup(np, newname, b.name, e);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char *newname)
@@ -468,11 +493,25 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 	if (!hidden(np, newname)) {
 		struct wfs_change ch;
 		WFS_AUTOFREE char *as = to_detail("as", np, newname);
+		wfs_names_hold(n->fs);
 		wfs_change_begin(req, &ch, WFS_AUDIT_LINK, n, NULL, NULL, as);
 		r = do_link(n, np, newname, &e);
 		wfs_change_end(&ch, r);
+		wfs_names_release(n->fs);
 	}
 	reply_entry_or_err(req, r, &e);
+}
+
+/* An rmdir that failed may have removed the directory's id first (it was
+ * empty but for wardfs's files): its inode must read it again. */
+static void forget_dirid(struct wfs_inode *parent, const char *name, const char *bname)
+{
+	struct stat st;
+	struct wfs_inode *n;
+	if (wfs_inode_lookup_at(parent, name, bname, &st, &n) == 0) {
+		atomic_store(&n->dirid_state, 0);
+		wfs_inode_forget(n, 1);
+	}
 }
 
 static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name, int flags)
@@ -487,16 +526,29 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name
 		fuse_reply_err(req, -pfd);
 		return;
 	}
+	struct wfs_fs *fs = parent->fs;
 	struct wfs_change ch;
+	struct wfs_bname b;
+	wfs_names_hold(fs);
 	wfs_change_begin(req, &ch, flags & AT_REMOVEDIR ? WFS_AUDIT_RMDIR : WFS_AUDIT_UNLINK, NULL,
 			 parent, name, NULL); /* never refused: recorded */
 	struct stat st;
-	bool known = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-	int r = unlinkat(pfd, name, flags) < 0 ? errno : 0;
+	int r = -wfs_bname_find(parent, pfd, name, &b);
+	bool known = !r && fstatat(pfd, b.name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	/* an emptied directory's own files (its id, orphan sidecars) first */
+	if (!r && known && (flags & AT_REMOVEDIR) && S_ISDIR(st.st_mode))
+		r = -wfs_bname_rmdir_prepare(fs, pfd, &b);
+	if (!r)
+		r = unlinkat(pfd, b.name, flags) < 0 ? errno : 0;
+	if (!r)
+		wfs_bname_removed(pfd, &b);
+	if (r && known && fs->names && (flags & AT_REMOVEDIR))
+		forget_dirid(parent, name, b.name);
 	wfs_inode_put_fd(parent);
 	if (!r && known)
 		wfs_inode_name_removed(parent, name, &st);
 	wfs_change_end(&ch, -r);
+	wfs_names_release(fs);
 	fuse_reply_err(req, r);
 }
 
@@ -510,9 +562,11 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	remove_entry(req, parent, name, AT_REMOVEDIR);
 }
 
-/* renameat2 of parent/name to np/newname through their fds; -errno. */
-static int rename_at(struct wfs_inode *parent, const char *name, struct wfs_inode *np,
-		     const char *newname, unsigned flags, const struct stat *st)
+/* renameat2 of parent/name to np/newname through their fds (from and to:
+ * their names on disk); -errno. */
+static int rename_at(struct wfs_inode *parent, const struct wfs_bname *from, struct wfs_inode *np,
+		     const char *newname, const struct wfs_bname *to, unsigned flags,
+		     const struct stat *st)
 {
 	int pfd = wfs_inode_fd(parent);
 	if (pfd < 0)
@@ -524,13 +578,47 @@ static int rename_at(struct wfs_inode *parent, const char *name, struct wfs_inod
 	}
 	struct stat over; /* the file renamed over, if another one */
 	bool replaces = !(flags & RENAME_EXCHANGE) &&
-			fstatat(npfd, newname, &over, AT_SYMLINK_NOFOLLOW) == 0 &&
+			fstatat(npfd, to->name, &over, AT_SYMLINK_NOFOLLOW) == 0 &&
 			(over.st_dev != st->st_dev || over.st_ino != st->st_ino);
-	int r = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
+	int r = renameat2(pfd, from->name, npfd, to->name, flags) < 0 ? -errno : 0;
+	if (!r && !(flags & RENAME_EXCHANGE))
+		wfs_bname_removed(pfd, from);
 	wfs_inode_put_fd(np);
 	wfs_inode_put_fd(parent);
 	if (!r && replaces)
 		wfs_inode_name_removed(np, newname, &over);
+	return r;
+}
+
+/* A rename that failed after its target's name was made ready: a long
+ * name's sidecar made for nothing goes (docs/format.md). */
+static void drop_unused(struct wfs_inode *np, const struct wfs_bname *to)
+{
+	int npfd = wfs_inode_fd(np);
+	if (npfd >= 0) {
+		wfs_bname_removed(npfd, to);
+		wfs_inode_put_fd(np);
+	}
+}
+
+/* The two names on disk of a rename (the target made ready). */
+static int rename_bnames(struct wfs_inode *parent, const char *name, struct wfs_inode *np,
+			 const char *newname, unsigned flags, struct wfs_bname *from,
+			 struct wfs_bname *to)
+{
+	int pfd = wfs_inode_fd(parent);
+	if (pfd < 0)
+		return pfd;
+	int npfd = wfs_inode_fd(np);
+	int r = npfd;
+	if (npfd >= 0) {
+		r = wfs_bname_find(parent, pfd, name, from);
+		if (!r)
+			r = flags & RENAME_EXCHANGE ? wfs_bname_find(np, npfd, newname, to)
+						    : wfs_bname_make(np, npfd, newname, to);
+		wfs_inode_put_fd(np);
+	}
+	wfs_inode_put_fd(parent);
 	return r;
 }
 
@@ -558,11 +646,14 @@ static int do_rename(struct wfs_inode *parent, const char *name, struct wfs_inod
 		pthread_rwlock_wrlock(&fs->tree_lock);
 	else
 		pthread_rwlock_rdlock(&fs->tree_lock);
-	r = wfs_rename_keeps_class(n, np, newname);
+	struct wfs_bname from, to = {.is_long = false};
+	r = rename_bnames(parent, name, np, newname, flags, &from, &to);
+	if (!r)
+		r = wfs_rename_keeps_class(n, np, newname);
 	bool converted = false;
 	if (r == -EXDEV && !other) {
 		/* a save by rename across classes (rename_convert.c) */
-		r = wfs_rename_convert(parent, name, n, np, newname, flags);
+		r = wfs_rename_convert(parent, &from, name, n, np, newname, to.name, flags);
 		converted = r == 0;
 		if (r == 1)
 			r = 0;
@@ -570,12 +661,14 @@ static int do_rename(struct wfs_inode *parent, const char *name, struct wfs_inod
 	if (!r && other)
 		r = wfs_rename_keeps_class(other, parent, name);
 	if (!r && !converted)
-		r = rename_at(parent, name, np, newname, flags, &st);
+		r = rename_at(parent, &from, np, newname, &to, flags, &st);
 	if (!r && !converted) {
-		wfs_inode_rename(n, np, newname);
+		wfs_inode_rename(n, np, newname, to.name);
 		if (other)
-			wfs_inode_rename(other, parent, name);
+			wfs_inode_rename(other, parent, name, from.name);
 	}
+	if (r)
+		drop_unused(np, &to);
 	pthread_rwlock_unlock(&fs->tree_lock);
 	if (other)
 		wfs_inode_forget(other, 1);

@@ -15,8 +15,11 @@ int wfs_rename_keeps_class(struct wfs_inode *n, struct wfs_inode *newparent, con
  * the file is in that form already (rename it as usual), -EXDEV when it
  * may not be converted, -errno. */
 #define WFS_CONVERT_MAX ((off_t)64 << 20)
-int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_inode *n,
-		       struct wfs_inode *np, const char *newname, unsigned flags);
+struct wfs_bname;
+/* from_b and newbname: the two names on disk (names.h). */
+int wfs_rename_convert(struct wfs_inode *parent, const struct wfs_bname *from_b, const char *name,
+		       struct wfs_inode *n, struct wfs_inode *np, const char *newname,
+		       const char *newbname, unsigned flags);
 /* Removes what a crash left of conversions in BACKING/.wardfs. */
 void wfs_rename_convert_cleanup(int vault_dirfd);
 

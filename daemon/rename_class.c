@@ -78,12 +78,21 @@ int wfs_rename_keeps_class(struct wfs_inode *n, struct wfs_inode *newparent, con
 	WFS_AUTOFREE char *from = NULL;
 	WFS_AUTOFREE char *to = NULL;
 	int r = wfs_inode_path(n, &from);
+	/* n forgot the name it had (another of its links was removed: inode.c):
+	 * ESTALE makes the kernel look the path up again and retry, which
+	 * gives n the name it is linked or renamed by, never a removed one. */
+	if (r == -ENOENT)
+		return -ESTALE;
 	if (r || (r = wfs_child_path(newparent, newname, &to)))
 		return r;
 	if (n->type != S_IFDIR)
 		return wfs_paths_decide_alike(n->fs, from, to) ? 0 : -EXDEV;
 	if (wfs_subtrees_decide_alike(n->fs, from, to))
 		return 0;
+	/* The walk reads names on disk, and every name below that changes
+	 * class would have to be encrypted again: mv copies instead. */
+	if (n->fs->names)
+		return -EXDEV;
 	int fd = wfs_inode_open(n, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
 		return fd;

@@ -40,6 +40,7 @@
 #include "access.h"
 #include "fs_policy.h"
 #include "inode.h"
+#include "names.h"
 #include "rename.h"
 
 #define CONVERT_PREFIX "convert."
@@ -48,7 +49,7 @@
 /* Copies src (st) into a new file named over np/newname, in the other
  * form. Caller holds n's open_lock. 0 or -errno. */
 static int convert(int src, const struct stat *st, bool encrypt, struct wfs_inode *np,
-		   const char *newname, unsigned flags)
+		   const char *newname, const char *newbname, unsigned flags)
 {
 	struct wfs_fs *fs = np->fs;
 	char tmpname[64];
@@ -97,8 +98,8 @@ static int convert(int src, const struct stat *st, bool encrypt, struct wfs_inod
 		goto out;
 	}
 	linked = true;
-	bool replaces = fstatat(npfd, newname, &over, AT_SYMLINK_NOFOLLOW) == 0;
-	if (renameat2(vdfd, tmpname, npfd, newname, flags & RENAME_NOREPLACE) < 0) {
+	bool replaces = fstatat(npfd, newbname, &over, AT_SYMLINK_NOFOLLOW) == 0;
+	if (renameat2(vdfd, tmpname, npfd, newbname, flags & RENAME_NOREPLACE) < 0) {
 		r = -errno;
 		goto out;
 	}
@@ -118,8 +119,9 @@ out:
 	return r;
 }
 
-int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_inode *n,
-		       struct wfs_inode *np, const char *newname, unsigned flags)
+int wfs_rename_convert(struct wfs_inode *parent, const struct wfs_bname *from_b, const char *name,
+		       struct wfs_inode *n, struct wfs_inode *np, const char *newname,
+		       const char *newbname, unsigned flags)
 {
 	struct wfs_fs *fs = n->fs;
 	WFS_AUTOFREE char *from = NULL;
@@ -178,18 +180,20 @@ int wfs_rename_convert(struct wfs_inode *parent, const char *name, struct wfs_in
 		r = -EXDEV;
 		goto out;
 	}
-	r = convert(src, &st, encrypt, np, newname, flags);
+	r = convert(src, &st, encrypt, np, newname, newbname, flags);
 	if (r == -EIO)
 		wfs_fs_integrity_failure(n, "a rename that converts the file found it damaged; "
 					    "nothing was renamed");
 	if (r)
 		goto out;
 	int pfd = wfs_inode_fd(parent);
-	if (pfd < 0 || unlinkat(pfd, name, 0) < 0)
+	if (pfd < 0 || unlinkat(pfd, from_b->name, 0) < 0)
 		fprintf(stderr,
 			"wardfs: renamed '%s' to '%s' in the new form, but cannot remove the old "
 			"name: %s\n",
 			from, to, strerror(pfd < 0 ? -pfd : errno));
+	else
+		wfs_bname_removed(pfd, from_b);
 	if (pfd >= 0)
 		wfs_inode_put_fd(parent);
 	wfs_inode_unname(n);

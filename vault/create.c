@@ -19,7 +19,8 @@
 #include "vault.h"
 
 int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
-		     const struct wfs_kdf_params *kp, struct wfs_keys **keys_out)
+		     const struct wfs_kdf_params *kp, unsigned vault_flags,
+		     struct wfs_keys **keys_out)
 {
 	struct wfs_keys *keys = NULL;
 	char *pass = NULL, dir[PATH_MAX], rec[WFS_RECOVERY_LEN];
@@ -39,7 +40,7 @@ int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 	if ((r = wfs_secret_read(po->passfile, po->extpass, "Passphrase for the new vault: ", true,
 				 &pass, &passlen, NULL)) != 0)
 		goto out;
-	r = wfs_keyfile_create(pass, passlen, kp, &kf, &kflen, rec, &keys);
+	r = wfs_keyfile_create_flags(pass, passlen, kp, vault_flags, &kf, &kflen, rec, &keys);
 	wfs_secret_free(pass);
 	if (r != 0) {
 		vault_error("cannot create the key: %s", strerror(-r));

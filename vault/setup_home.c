@@ -396,7 +396,7 @@ int wfs_setup_home(struct wfs_setup_home *s)
 	}
 	s->po.may_write = true; /* a resumed run writes the vault anyway */
 	if (!wfs_vault_exists(s->backing)) {
-		if (wfs_vault_create(s->backing, &s->po, &s->kp, &keys) != 0)
+		if (wfs_vault_create(s->backing, &s->po, &s->kp, 0, &keys) != 0)
 			goto out;
 	} else if (wfs_crypto_init() != 0 || wfs_vault_unlock(s->backing, &s->po, &keys) != 0) {
 		goto out;

@@ -528,3 +528,27 @@ void wfs_vault_slot_name(const char *backing, uint16_t id, char *buf, size_t len
 			}
 	free(kf);
 }
+
+unsigned wfs_vault_flags(const char *backing)
+{
+	uint8_t *kf = NULL;
+	size_t kflen;
+	struct wfs_keyfile_info *info = malloc(sizeof(*info));
+	unsigned flags = 0;
+	if (info && wfs_vault_read_keyfile(backing, &kf, &kflen) == 0 &&
+	    wfs_keyfile_parse(kf, kflen, info) == 0)
+		flags = info->flags;
+	free(kf);
+	free(info);
+	return flags;
+}
+
+int wfs_vault_refuse_names(const char *backing, const char *what)
+{
+	if (!(wfs_vault_flags(backing) & WFS_VAULT_ENCRYPT_NAMES))
+		return 0;
+	vault_error(
+		"'%s' encrypts names (init --encrypt-names): %s cannot work on such a vault yet",
+		backing, what);
+	return -ENOTSUP;
+}

@@ -282,7 +282,13 @@ void wfs_vault_audit(const char *backing, const char *db_path, const char *by,
  * the unlocked keys. Printing; -errno.
  */
 int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
-		     const struct wfs_kdf_params *kp, struct wfs_keys **keys);
+		     const struct wfs_kdf_params *kp, unsigned vault_flags, struct wfs_keys **keys);
+/* The WFS_VAULT_* flags BACKING's keyfile says it has (unauthenticated:
+ * the unlock checks them), 0 when it has none or cannot be read. */
+unsigned wfs_vault_flags(const char *backing);
+/* A command that walks the backing tree by its names refuses a vault
+ * whose names are encrypted (one line of error naming what): 0 or -ENOTSUP. */
+int wfs_vault_refuse_names(const char *backing, const char *what);
 
 /* ---- migrate (migrate.c) ------------------------------------------- */
 

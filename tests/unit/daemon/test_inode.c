@@ -162,7 +162,7 @@ static void test_rename_moves_the_path(void **state)
 	struct wfs_inode *b = tfs_lookup(a, "b", NULL);
 	unsigned gen = atomic_load(&fs->policy_gen);
 	assert_int_equal(renameat(t.bfd, "a/b", t.bfd, "c/d"), 0);
-	wfs_inode_rename(b, c, "d");
+	wfs_inode_rename(b, c, "d", NULL);
 	tfs_assert_path(b, "/c/d");
 	assert_int_equal(atomic_load(&fs->policy_gen), gen + 1);
 	assert_int_equal(a->nlookup, 1); /* b no longer holds a */
@@ -171,7 +171,7 @@ static void test_rename_moves_the_path(void **state)
 	assert_int_equal(b->nlookup, 2);
 
 	assert_int_equal(renameat(t.bfd, "c", t.bfd, "e"), 0);
-	wfs_inode_rename(c, &fs->root, "e");
+	wfs_inode_rename(c, &fs->root, "e", NULL);
 	tfs_assert_path(b, "/e/d");
 
 	wfs_inode_forget(a, 1);

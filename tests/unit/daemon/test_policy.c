@@ -169,7 +169,7 @@ static void test_inode_decision_follows_generation(void **state)
 	tfs_mkdir(&t, "t");
 	struct wfs_inode *tt = tfs_lookup(&fs->root, "t", NULL);
 	assert_int_equal(renameat(t.bfd, "s/key", t.bfd, "t/key"), 0);
-	wfs_inode_rename(n, tt, "key");
+	wfs_inode_rename(n, tt, "key", NULL);
 	char *path = NULL;
 	assert_int_equal(wfs_inode_path(n, &path), 0);
 	wfs_classify(n, path, &d);
