@@ -117,7 +117,8 @@ def table(results_path, header_path, systems):
         return fails.get((workload_of(metric), system))
 
     # The encrypted wardfs is also compared with the encrypted peer.
-    vs_gc = "wardfs-sensitive" in systems and "gocryptfs" in systems
+    encrypting = ("wardfs-sensitive", "wardfs-names")
+    vs_gc = any(s in systems for s in encrypting) and "gocryptfs" in systems
     with open(header_path) as f:
         out = [f.read().rstrip("\n"), ""]
     for metric, title, unit, vs_hp in metrics:
@@ -148,7 +149,7 @@ def table(results_path, header_path, systems):
                 if vs_hp:
                     row.append(fmt_ratio(m, hp))
                 if vs_gc:
-                    row.append(fmt_ratio(m, gc) if s == "wardfs-sensitive" else "–")
+                    row.append(fmt_ratio(m, gc) if s in encrypting else "–")
                 row.append(runs)
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
         out.append("")

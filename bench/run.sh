@@ -17,7 +17,7 @@ BENCH_SRC="$ROOT/bench"
 RESULTS_DIR="$BENCH_SRC/results"
 
 # ---- knobs ------------------------------------------------------------------
-ALL_SYSTEMS="ext4 wardfs wardfs-uring wardfs-noaudit wardfs-sealed wardfs-sealonly wardfs-fwdonly wardfs-policy1k wardfs-nopt wardfs-sensitive passthrough_hp gocryptfs loggedfs"
+ALL_SYSTEMS="ext4 wardfs wardfs-uring wardfs-noaudit wardfs-sealed wardfs-sealonly wardfs-fwdonly wardfs-policy1k wardfs-nopt wardfs-sensitive wardfs-names passthrough_hp gocryptfs loggedfs"
 ALL_WORKLOADS="seqwrite seqread randread randwrite metadata open"
 
 BENCH_DIR=${BENCH_DIR:-/var/tmp/wardfs-bench}
@@ -85,7 +85,7 @@ check_tools() {
 		die "$PASSTHROUGH_HP is missing: run 'make' first (it builds libfuse and its examples)"
 	fi
 	if want_system wardfs || want_system wardfs-noaudit || want_system wardfs-nopt ||
-		want_system wardfs-sensitive || want_system wardfs-policy1k ||
+		want_system wardfs-sensitive || want_system wardfs-names || want_system wardfs-policy1k ||
 		want_system wardfs-sealed || want_system wardfs-sealonly || want_system wardfs-fwdonly ||
 		want_system wardfs-uring; then
 		[ -x "$WARDFS" ] || die "$WARDFS is missing: run 'make' first"
@@ -239,7 +239,7 @@ mount_system() {
 			"${CAP_CMD[@]}" loggedfs -f -p -l "$inst/loggedfs.log" "$inst/data" || return 1
 		TARGET=$inst/data
 		;;
-	wardfs | wardfs-uring | wardfs-noaudit | wardfs-sealed | wardfs-sealonly | wardfs-fwdonly | wardfs-policy1k | wardfs-nopt | wardfs-sensitive)
+	wardfs | wardfs-uring | wardfs-noaudit | wardfs-sealed | wardfs-sealonly | wardfs-fwdonly | wardfs-policy1k | wardfs-nopt | wardfs-sensitive | wardfs-names)
 		# Only wardfs-uring serves through FUSE over io_uring: the kernel's
 		# switch on for it alone, the others never (--no-io-uring).
 		local extra=(--no-io-uring) sub=public policy=$BENCH_DIR/policy
@@ -253,11 +253,15 @@ mount_system() {
 		[ "$sys" = wardfs-nopt ] && extra+=(--no-passthrough)
 		[ "$sys" = wardfs-noaudit ] && extra+=(--no-audit) # the audit's own cost
 		[ "$sys" = wardfs-sensitive ] && sub=sensitive
+		# wardfs-names: the sensitive tree in a vault that encrypts names
+		# (issue 18), priced against wardfs-sensitive
+		local initx=()
+		[ "$sys" = wardfs-names ] && sub=sensitive && initx=(--encrypt-names)
 		mkdir -p "$inst/backing" "$inst/mnt"
 		chmod 700 "$inst/backing" # init and mount refuse a backing dir others reach
 		if [ ! -e "$inst/.vault-ok" ]; then
 			"$WARDFS" init --passfile "$BENCH_DIR/passfile" --kdf-memory 8 --kdf-ops 1 \
-				"$inst/backing" >>"$inst/daemon.log" 2>&1 ||
+				"${initx[@]}" "$inst/backing" >>"$inst/daemon.log" 2>&1 ||
 				{ STEP_ERR="wardfs init failed: $(tail -n 1 "$inst/daemon.log")"; return 1; }
 			touch "$inst/.vault-ok"
 		fi
@@ -547,7 +551,7 @@ skip_step() {
 	case $1 in
 	wardfs-noaudit | wardfs-sealed | wardfs-sealonly | wardfs-fwdonly) [ "$2" != open ] ;;
 	wardfs-uring) [ "$2" != open ] && [ "$2" != metadata ] ;;
-	wardfs-policy1k) [ "$2" != metadata ] ;;
+	wardfs-policy1k | wardfs-names) [ "$2" != metadata ] ;;
 	*) return 1 ;;
 	esac
 }

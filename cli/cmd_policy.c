@@ -305,7 +305,8 @@ static int cmd_scan(int argc, char **argv)
 		error("%s: not a directory", root);
 		return 1;
 	}
-	if (wfs_vault_refuse_names(root, "policy scan") != 0)
+	if (wfs_vault_refuse_names(root, "policy scan reads no key and cannot show its names; "
+					 "'wardfs migrate --dry-run' lists what disagrees") != 0)
 		return 1;
 	struct wfs_policy *p = open_policy(file);
 	if (!p)

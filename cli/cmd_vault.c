@@ -348,12 +348,17 @@ static const char fsck_usage[] =
 	"\n"
 	"Verifies the header and every block of every encrypted file under BACKING\n"
 	"(symlinks are not followed, BACKING/.wardfs is skipped) and prints each\n"
-	"damaged one as 'PATH: block N at offset O: WHY'.\n"
+	"damaged one as 'PATH: block N at offset O: WHY'. In a vault with encrypted\n"
+	"names it also checks every name (paths are printed as the mount shows\n"
+	"them) and prints each one the mount cannot show as 'DIR: 'NAME': WHY',\n"
+	"NAME as it is on disk.\n"
 	"\n"
 	"  --repair                 cut files whose damage is all at their end (a\n"
 	"                           write cut short by a crash, a file cut short) back\n"
-	"                           to the intact blocks before it, and record each\n"
-	"                           repair in the audit db; BACKING must not be mounted\n"
+	"                           to the intact blocks before it, remove long names'\n"
+	"                           sidecars a crash left without their entry, and\n"
+	"                           record each repair in the audit db; BACKING must\n"
+	"                           not be mounted\n"
 	"  --hole-damaged           with --repair, also damage that intact blocks follow\n"
 	"                           (what a power cut leaves of writes nobody fsync'ed):\n"
 	"                           each damaged block becomes a hole that reads as\n"
@@ -395,8 +400,7 @@ int wfs_cmd_fsck(int argc, char **argv)
 		return usage_error("--hole-damaged is for --repair");
 	}
 	f.hole_damaged = a.hole_damaged;
-	if (check_backing(&a) != 0 || wfs_vault_refuse_names(a.backing, "fsck") != 0 ||
-	    crypto_start() != 0)
+	if (check_backing(&a) != 0 || crypto_start() != 0)
 		goto out;
 	if (a.repair && fsck_open_audit(&a, &f) != 0)
 		goto out;
@@ -418,10 +422,13 @@ int wfs_cmd_fsck(int argc, char **argv)
 	if (f.unmarked)
 		fprintf(stderr, ", %u unmarked file%s that look%s encrypted", f.unmarked,
 			f.unmarked == 1 ? "" : "s", f.unmarked == 1 ? "s" : "");
+	if (f.bad_names)
+		fprintf(stderr, ", %u name%s the mount cannot show", f.bad_names,
+			f.bad_names == 1 ? "" : "s");
 	fprintf(stderr, "\n");
 	if (f.repaired)
 		error("%u file%s repaired", f.repaired, f.repaired == 1 ? "" : "s");
-	status = f.damaged > f.repaired ? 1 : f.errors ? 2 : 0;
+	status = f.damaged + f.bad_names > f.repaired ? 1 : f.errors ? 2 : 0;
 out:
 	wfs_audit_close(f.audit);
 	wfs_keys_free(keys);
@@ -440,8 +447,13 @@ static const char migrate_usage[] =
 	"to .NAME" WFS_MIGRATE_SUFFIX " beside it, with the original's mode, owner,\n"
 	"times and extended attributes (its POSIX ACL exactly), then renamed over\n"
 	"it; running migrate again after an interruption removes leftovers and\n"
-	"carries on. Files with more than one hard link are skipped.\n"
+	"carries on. Files with more than one hard link are skipped. In a vault\n"
+	"with encrypted names, names are moved into the form the policy asks for\n"
+	"too (sensitive paths encrypted, others plain); such a vault's dry run\n"
+	"also needs its key, to show the names.\n"
 	"\n"
+	"  --encrypt-names          make the vault one with encrypted names (for good),\n"
+	"                           then encrypt the names of its sensitive paths\n"
 	"  --dry-run                list what would be converted, change nothing\n"
 	"  --yes                    decrypt without asking (files the policy no longer\n"
 	"                           calls sensitive are otherwise listed, and asked for)\n"
@@ -464,6 +476,7 @@ int wfs_cmd_migrate(int argc, char **argv)
 	const struct opt opts[] = {
 		OPT_BOOL("dry-run", 0, &a.dry_run),
 		OPT_BOOL("yes", 0, &a.yes),
+		OPT_BOOL("encrypt-names", 0, &a.encrypt_names),
 		OPT_STRING("policy", 0, &a.policy),
 		OPT_PASS_SOURCES(&a.po),
 		OPT_END(),
@@ -473,8 +486,7 @@ int wfs_cmd_migrate(int argc, char **argv)
 	if (parse_args(&a, argc, argv, opts, migrate_usage, &status) != 0)
 		return status;
 	status = 1;
-	if (check_backing(&a) != 0 || wfs_vault_refuse_names(a.backing, "migrate") != 0 ||
-	    wfs_vault_load_policy(a.policy, 0, &pol) != 0)
+	if (check_backing(&a) != 0 || wfs_vault_load_policy(a.policy, 0, &pol) != 0)
 		goto out;
 	if (!wfs_vault_exists(a.backing)) {
 		error("'%s' is not a wardfs vault; see 'wardfs init'", a.backing);
@@ -488,17 +500,34 @@ int wfs_cmd_migrate(int argc, char **argv)
 		goto out;
 	}
 	/* The key first, also when nothing turns out to need it: a wrong
-	 * passphrase must say so, not "nothing to convert". */
-	if (!a.dry_run &&
+	 * passphrase must say so, not "nothing to convert". A dry run of a
+	 * vault with encrypted names needs it to show them. */
+	bool names_vault =
+		a.encrypt_names || (wfs_vault_flags(a.backing) & WFS_VAULT_ENCRYPT_NAMES);
+	if ((!a.dry_run || names_vault) &&
 	    (crypto_start() != 0 || (r = wfs_vault_unlock(a.backing, &a.po, &keys)))) {
 		if (r == -EACCES)
 			wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, EACCES,
 					"migrate: the passphrase (or recovery key) was wrong");
 		goto out;
 	}
+	/* From here on the vault's names are encrypted (lookups find a name
+	 * in either form, so a run cut short is carried on by the next). */
+	if (a.encrypt_names && !a.dry_run &&
+	    !(wfs_keys_vault_flags(keys) & WFS_VAULT_ENCRYPT_NAMES)) {
+		if (wfs_migrate_check_reserved(a.backing) != 0 ||
+		    wfs_vault_set_flags(a.backing, keys,
+					wfs_keys_vault_flags(keys) | WFS_VAULT_ENCRYPT_NAMES) != 0)
+			goto out;
+		wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, 0,
+				"migrate: the vault now encrypts the names of sensitive paths");
+	}
 	m.backing = a.backing;
 	m.pol = pol;
 	m.dry_run = a.dry_run;
+	m.names = names_vault && keys &&
+		  (a.encrypt_names || (wfs_keys_vault_flags(keys) & WFS_VAULT_ENCRYPT_NAMES));
+	m.keys = keys;
 	char *names = NULL;
 	size_t names_len = 0;
 	if (!a.dry_run && !a.yes && (m.decrypts = open_memstream(&names, &names_len)) == NULL) {
@@ -550,20 +579,26 @@ int wfs_cmd_migrate(int argc, char **argv)
 		status = m.errors ? 1 : 0;
 		goto out;
 	}
-	m.keys = keys;
 	m.progress = isatty(STDERR_FILENO);
 	if (wfs_migrate_convert(&m) != 0)
 		goto out;
 	printf("Encrypted %u, decrypted %u, skipped %u, failed %u", m.encrypted, m.decrypted,
 	       m.skipped, m.failed);
-	char said[160];
-	snprintf(said, sizeof said, "migrate: encrypted %u, decrypted %u, skipped %u, failed %u",
-		 m.encrypted, m.decrypted, m.skipped, m.failed);
+	if (m.names)
+		printf("; names encrypted %u, decrypted %u", m.names_encrypted, m.names_decrypted);
+	if (m.names_conflict)
+		printf(", %u stored in both forms (left as they are)", m.names_conflict);
+	char said[200];
+	snprintf(said, sizeof said,
+		 "migrate: encrypted %u, decrypted %u, skipped %u, failed %u; names encrypted "
+		 "%u, decrypted %u",
+		 m.encrypted, m.decrypted, m.skipped, m.failed, m.names_encrypted,
+		 m.names_decrypted);
 	wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, m.failed ? EIO : 0, said);
 	if (m.temps)
 		printf("; removed %u leftover file%s", m.temps, m.temps == 1 ? "" : "s");
 	printf(".\n");
-	status = m.failed || m.skipped || m.errors ? 1 : 0;
+	status = m.failed || m.skipped || m.errors || m.names_conflict ? 1 : 0;
 out:
 	wfs_migrate_done(&m);
 	wfs_keys_free(keys);

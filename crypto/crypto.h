@@ -204,6 +204,10 @@ struct wfs_slot_new {
 /* Adds a slot (its id is one more than the highest; in *id). -ENOSPC: full. */
 int wfs_keyfile_add(const uint8_t *buf, size_t len, const struct wfs_keys *keys,
 		    const struct wfs_slot_new *ns, uint8_t **out, size_t *outlen, uint16_t *id);
+/* Sets the vault's WFS_VAULT_* flags (every slot kept: they are under the
+ * MAC, not in a slot's AAD). -EINVAL for unknown flags. */
+int wfs_keyfile_set_flags(const uint8_t *buf, size_t len, const struct wfs_keys *keys,
+			  unsigned flags, uint8_t **out, size_t *outlen);
 /* Removes slot id. -ENOENT: no such slot; -EBUSY: it is the last one. */
 int wfs_keyfile_remove(const uint8_t *buf, size_t len, const struct wfs_keys *keys, uint16_t id,
 		       uint8_t **out, size_t *outlen);
@@ -546,6 +550,10 @@ int wfs_dirid_create(int dirfd, uint8_t id[WFS_DIRID_LEN]);
  * listing shows, any encrypted name (good or bad) or an unknown wfs~ name.
  */
 int wfs_names_rmdir_prepare(int dirfd);
+/* A temporary of wardfs's own: "wfs~t" and 16 hex digits (a directory id
+ * or sidecar made without O_TMPFILE, or a file migrate converts), which
+ * only a crash leaves behind. */
+bool wfs_name_is_temp(const char *name);
 
 /*
  * A long name's sidecar in the backing directory dirfd. write: links it

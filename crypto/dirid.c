@@ -292,7 +292,7 @@ ssize_t wfs_name_show(const struct wfs_keys *k, const uint8_t *dirid, int dirfd,
 }
 
 /* wfs~t + 16 hex digits: link_new's temporary without O_TMPFILE */
-static bool is_temp(const char *name)
+bool wfs_name_is_temp(const char *name)
 {
 	size_t n = strlen(name);
 
@@ -327,7 +327,8 @@ int wfs_names_rmdir_prepare(int dirfd)
 				continue;
 			/* orphan sidecars (there is no long entry) and temporaries
 			 * go; anything else, another version's files too, stays */
-			if (kind != WFS_NAME_SIDECAR && !(kind == WFS_NAME_RESERVED && is_temp(n)))
+			if (kind != WFS_NAME_SIDECAR &&
+			    !(kind == WFS_NAME_RESERVED && wfs_name_is_temp(n)))
 				r = -ENOTEMPTY;
 			if (r != 0)
 				break;

@@ -41,6 +41,7 @@ static const uint8_t kf_magic[8] = {0x89, 'W', 'F', 'S', 'K', 'E', 'Y', 0x00};
 
 /* Version 2: header, slot records, MAC. */
 #define V2_AAD_HDR	32 /* magic, version, flags, reserved, vault id: in every slot's AAD */
+#define V2_OFF_FLAGS	10 /* ... but the flags as zero: they may change (under the MAC) */
 #define V2_OFF_VAULT_ID 16
 #define V2_VAULT_ID_LEN 16
 #define V2_OFF_NSLOTS	32
@@ -426,6 +427,9 @@ static size_t slot_aad(const struct kf *k, const uint8_t *rec, size_t len,
 		       uint8_t aad[V2_AAD_HDR + SLOT_MAX])
 {
 	memcpy(aad, k->hdr, V2_AAD_HDR);
+	/* The vault's flags are authenticated by the MAC alone, so that
+	 * `migrate --encrypt-names` can set one without every slot's secret. */
+	wfs__put_le16(aad + V2_OFF_FLAGS, 0);
 	memcpy(aad + V2_AAD_HDR, rec, len - SEAL_LEN);
 	return V2_AAD_HDR + len - SEAL_LEN;
 }
@@ -730,7 +734,7 @@ int wfs_keyfile_open(const uint8_t *buf, size_t len, enum wfs_slot_type type, co
 		goto out;
 	if ((r = mac_check(buf, len, s)) != 0)
 		goto out;
-	/* The flags are in every slot's AAD and under the MAC: authentic now. */
+	/* The flags are under the MAC: authentic now. */
 	r = wfs__keys_make(s->master, wfs__get_le16(k.hdr + 10), keys);
 out:
 	kf_free(&k);
@@ -826,6 +830,26 @@ int wfs_keyfile_remove(const uint8_t *buf, size_t len, const struct wfs_keys *ke
 	memmove(&k.rec[i], &k.rec[i + 1], (k.n - (size_t)i - 1) * sizeof(k.rec[0]));
 	memmove(&k.len[i], &k.len[i + 1], (k.n - (size_t)i - 1) * sizeof(k.len[0]));
 	k.n--;
+	r = kf_store(&k, s, out, outlen);
+out:
+	kf_free(&k);
+	wfs_secure_free(s);
+	return r;
+}
+
+int wfs_keyfile_set_flags(const uint8_t *buf, size_t len, const struct wfs_keys *keys,
+			  unsigned flags, uint8_t **out, size_t *outlen)
+{
+	struct kf_secrets *s = NULL;
+	struct kf k;
+	int r;
+
+	*out = NULL;
+	if (flags & ~WFS_VAULT_FLAGS_KNOWN)
+		return -EINVAL;
+	if ((r = edit_begin(buf, len, keys, &k, &s)) != 0)
+		goto out;
+	wfs__put_le16(k.hdr + V2_OFF_FLAGS, (uint16_t)flags);
 	r = kf_store(&k, s, out, outlen);
 out:
 	kf_free(&k);

@@ -37,6 +37,7 @@ tests=(
 	$it/test_audit.py::test_exact_rows_for_concurrent_opens
 	"$it/test_audit.py::test_failure_open_serves_and_counts_lost[full]" # [ ] quoted: a glob
 	$it/test_users.py::test_permissions_are_the_callers
+	$it/test_names.py::test_concurrent_creates_renames_and_listings
 	$it/test_users.py::test_allow_exe_real_program_works
 	$it/test_policy.py::test_reload_on_edit_and_bad_policy_keeps_old
 	$it/test_policy.py::test_status_shows_policy

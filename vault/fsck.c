@@ -152,7 +152,60 @@ static int fsck_one(void *arg, int dfd, const char *name, const char *rel, const
 	return 0;
 }
 
+static const char *const issue_text[] = {
+	[WFS_NAME_UNREADABLE] = "does not decrypt in this directory (a foreign, moved or damaged "
+				"name): not listed",
+	[WFS_NAME_NO_SIDECAR] = "a long name without its sidecar: not listed (still reachable by "
+				"its name)",
+	[WFS_NAME_ORPHAN_SIDECAR] = "a long name's sidecar without its entry (left by a crash)",
+	[WFS_NAME_NO_DIRID] = "an encrypted name in a directory without its id: not listed",
+	[WFS_NAME_BAD_DIRID] = "the directory's id is damaged: its encrypted names are not "
+			       "listed and none is made (restore the file from a backup)",
+	[WFS_NAME_TEMP] = "a temporary left by a crash or an interrupted migrate",
+	[WFS_NAME_UNKNOWN] = "a name in wardfs's own form that it does not know (not listed; "
+			     "the directory cannot be removed through the mount)",
+};
+
+/* A name the mount cannot show. The on-disk name is printed: it is what
+ * the admin finds in the backing directory, and no plaintext exists. */
+static void fsck_name(void *arg, int dfd, const char *dir, const char *bname,
+		      enum wfs_name_issue what)
+{
+	struct wfs_fsck *f = arg;
+	char detail[512];
+
+	if (what == WFS_NAME_TEMP) {
+		f->temps++; /* counted in the summary: migrate removes them */
+		return;
+	}
+	if (what == WFS_NAME_ORPHAN_SIDECAR && f->audit) {
+		if (unlinkat(dfd, bname, 0) != 0 && errno != ENOENT) {
+			vault_error("cannot remove '%s' in '%s%s': %s", bname, f->backing, dir,
+				    strerror(errno));
+			f->errors++;
+			return;
+		}
+		printf("%s%s: '%s': %s: removed\n", f->backing, dir, bname, issue_text[what]);
+		snprintf(detail, sizeof detail, "fsck --repair: orphan sidecar '%s' removed",
+			 bname);
+		f->rel = dir;
+		fsck_record(f, detail);
+		f->repaired++;
+		f->bad_names++;
+		return;
+	}
+	printf("%s%s: '%s': %s\n", f->backing, dir, bname, issue_text[what]);
+	f->bad_names++;
+}
+
 int wfs_fsck(struct wfs_fsck *f)
 {
-	return wfs_vault_walk(f->backing, fsck_one, f, &f->errors);
+	struct wfs_walk w = {.file = fsck_one, .arg = f};
+	if (f->keys && (wfs_keys_vault_flags(f->keys) & WFS_VAULT_ENCRYPT_NAMES)) {
+		w.names_keys = f->keys;
+		w.name_issue = fsck_name;
+	}
+	int r = wfs_walk(f->backing, &w);
+	f->errors += w.errors;
+	return r;
 }

@@ -41,7 +41,23 @@ static void progress(struct wfs_migrate *m, bool end)
 		       "##############################", width - fill, "", m->done, m->todo);
 }
 
-/* Converts dirfd/name atomically through .NAME.wardfs-migrate. */
+/* The temporary beside name: .NAME.wardfs-migrate; in a vault with
+ * encrypted names one of wardfs's own temporaries, which tells nothing
+ * of the name and is never listed (docs/format.md). */
+static int temp_name(const struct wfs_migrate *m, const char *name, char tmp[NAME_MAX + 1])
+{
+	if (m->names) {
+		uint64_t rnd;
+		randombytes_buf(&rnd, sizeof rnd);
+		snprintf(tmp, NAME_MAX + 1, WFS_NAME_PREFIX "t%016llx", (unsigned long long)rnd);
+		return 0;
+	}
+	return (size_t)snprintf(tmp, NAME_MAX + 1, ".%s" WFS_MIGRATE_SUFFIX, name) > NAME_MAX
+		       ? -ENAMETOOLONG
+		       : 0;
+}
+
+/* Converts dirfd/name atomically through a temporary beside it. */
 static int convert(struct wfs_migrate *m, int dfd, const char *name, const char *rel, bool encrypt)
 {
 	char tmp[NAME_MAX + 1];
@@ -49,10 +65,8 @@ static int convert(struct wfs_migrate *m, int dfd, const char *name, const char 
 	int src = -1, dst = -1, r;
 	bool made = false;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s" WFS_MIGRATE_SUFFIX, name) >= sizeof(tmp)) {
-		r = -ENAMETOOLONG;
+	if ((r = temp_name(m, name, tmp)) != 0)
 		goto out;
-	}
 	if ((src = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) <
 		    0 ||
 	    fstat(src, &st) != 0) {
@@ -117,6 +131,177 @@ done:
 	return 0;
 }
 
+/* ---- names (a vault with encrypted names) ---------------------------- */
+
+/* Whether the name bname is stored encrypted, and whether its path wants
+ * it to be. */
+static bool name_disagrees(const struct wfs_migrate *m, const char *bname, const char *rel,
+			   bool *encrypt)
+{
+	enum wfs_name_kind kind = wfs_name_classify(bname, strlen(bname));
+	struct wfs_decision d;
+
+	wfs_policy_classify(m->pol, rel, strlen(rel), &d);
+	*encrypt = d.cls == WFS_SENSITIVE;
+	return *encrypt != (kind == WFS_NAME_ENCRYPTED || kind == WFS_NAME_LONG);
+}
+
+/* Renames dirfd/bname into the form its path asks for: the directory's id
+ * and a long name's sidecar first, the old sidecar after (docs/format.md). */
+static void rename_name(struct wfs_migrate *m, int dfd, const char *bname, const char *rel,
+			bool encrypt)
+{
+	const char *plain = strrchr(rel, '/') + 1;
+	struct wfs_name_enc e = {0};
+	char target[WFS_NAME_MAX + 1];
+	uint8_t id[WFS_DIRID_LEN];
+	ssize_t n;
+	int r = 0;
+
+	if (encrypt) {
+		if ((r = wfs_dirid_create(dfd, id)) == 0 &&
+		    (r = wfs_name_encrypt(m->keys, id, plain, strlen(plain), &e)) == 0 && e.is_long)
+			r = wfs_name_sidecar_write(dfd, &e);
+		memcpy(target, e.name, e.len + 1);
+	} else if ((n = wfs_name_escape(plain, strlen(plain), target)) < 0) {
+		r = (int)n;
+	}
+	if (r == 0 && renameat2(dfd, bname, dfd, target, RENAME_NOREPLACE) != 0)
+		r = -errno;
+	if (r == -EEXIST) {
+		vault_error("'%s%s' is stored both plain and encrypted: left as it is; remove "
+			    "one through the mount",
+			    m->backing, rel);
+		m->names_conflict++;
+	} else if (r != 0) {
+		vault_error("cannot %s the name of '%s%s': %s", encrypt ? "encrypt" : "decrypt",
+			    m->backing, rel,
+			    r == -EUCLEAN ? "its directory's id is missing or damaged (see 'wardfs "
+					    "fsck')"
+					  : strerror(-r));
+		m->failed++;
+	}
+	if (r != 0) {
+		if (e.is_long)
+			wfs_name_sidecar_remove(dfd, e.name, e.len); /* unless the entry is there */
+		return;
+	}
+	if (wfs_name_classify(bname, strlen(bname)) == WFS_NAME_LONG)
+		wfs_name_sidecar_remove(dfd, bname, strlen(bname));
+	(void)fsync(dfd);
+	if (encrypt)
+		m->names_encrypted++;
+	else
+		m->names_decrypted++;
+}
+
+/* Both passes, for every entry: names first counted (and listed), then
+ * renamed once the entry (a directory: its whole subtree) is done. */
+static int migrate_name(void *arg, int dfd, const char *bname, const char *rel, mode_t type)
+{
+	struct wfs_migrate *m = arg;
+	bool encrypt;
+
+	(void)type;
+	if (!name_disagrees(m, bname, rel, &encrypt))
+		return 0;
+	if (!m->converting) { /* the scan */
+		m->todo++;
+		if (!encrypt) {
+			m->to_decrypt++;
+			if (m->decrypts)
+				fprintf(m->decrypts, "  %s%s (its name)\n", m->backing, rel);
+		}
+		if (m->dry_run)
+			printf("%s the name of %s%s\n", encrypt ? "encrypt" : "decrypt", m->backing,
+			       rel);
+		return 0;
+	}
+	if (m->done >= m->todo)
+		m->todo = m->done + 1;
+	rename_name(m, dfd, bname, rel, encrypt);
+	m->done++;
+	progress(m, false);
+	return 0;
+}
+
+/* A temporary of an interrupted run (or of a crash of the daemon). */
+static void migrate_issue(void *arg, int dfd, const char *dir, const char *bname,
+			  enum wfs_name_issue what)
+{
+	struct wfs_migrate *m = arg;
+
+	if (what != WFS_NAME_TEMP || m->converting)
+		return; /* fsck's to report; the convert pass met them in the scan */
+	if (m->dry_run)
+		printf("remove %s%s/%s (left by an interrupted migrate)\n", m->backing,
+		       strcmp(dir, "/") ? dir : "", bname);
+	else if (unlinkat(dfd, bname, 0) != 0 && errno != ENOENT) {
+		vault_error("cannot remove '%s' in '%s%s': %s", bname, m->backing, dir,
+			    strerror(errno));
+		m->errors++;
+		return;
+	}
+	m->temps++;
+}
+
+struct reserved {
+	const char *backing;
+	unsigned n;
+};
+
+static int reserved_one(void *arg, int dfd, const char *bname, const char *rel, mode_t type)
+{
+	struct reserved *rs = arg;
+
+	(void)dfd, (void)type;
+	if (strncmp(bname, WFS_NAME_PREFIX, strlen(WFS_NAME_PREFIX)) != 0)
+		return 0;
+	if (rs->n++ < 10)
+		vault_error("'%s%s' has a name wardfs keeps for itself in a vault with encrypted "
+			    "names",
+			    rs->backing, rel);
+	return 0;
+}
+
+static int no_file(void *arg, int dfd, const char *name, const char *rel, const struct stat *st)
+{
+	(void)arg, (void)dfd, (void)name, (void)rel, (void)st;
+	return 0;
+}
+
+int wfs_migrate_check_reserved(const char *backing)
+{
+	struct reserved rs = {.backing = backing};
+	struct wfs_walk w = {.file = no_file, .entry_done = reserved_one, .arg = &rs};
+	int r = wfs_walk(backing, &w);
+
+	if (r != 0) {
+		vault_error("cannot walk '%s': %s", backing, strerror(-r));
+		return r;
+	}
+	if (rs.n == 0)
+		return 0;
+	vault_error("%u name%s start%s with '" WFS_NAME_PREFIX "': rename %s through the mount "
+		    "first; nothing was changed",
+		    rs.n, rs.n == 1 ? "" : "s", rs.n == 1 ? "s" : "", rs.n == 1 ? "it" : "them");
+	return -EEXIST;
+}
+
+/* The walk of both passes. */
+static int migrate_walk(struct wfs_migrate *m, wfs_walk_fn fn)
+{
+	struct wfs_walk w = {.file = fn, .arg = m};
+	if (m->names) {
+		w.names_keys = m->keys;
+		w.name_issue = migrate_issue;
+		w.entry_done = migrate_name;
+	}
+	int r = wfs_walk(m->backing, &w);
+	m->errors += w.errors;
+	return r;
+}
+
 /* Pass 1: remove leftover temp files, count (or list) what disagrees. */
 static int migrate_scan(void *arg, int dfd, const char *name, const char *rel,
 			const struct stat *st)
@@ -179,7 +364,7 @@ static int migrate_convert(void *arg, int dfd, const char *name, const char *rel
 
 int wfs_migrate_scan(struct wfs_migrate *m)
 {
-	int r = wfs_vault_walk(m->backing, migrate_scan, m, &m->errors);
+	int r = migrate_walk(m, migrate_scan);
 
 	if (r != 0)
 		vault_error("cannot walk '%s': %s", m->backing, strerror(-r));
@@ -195,7 +380,10 @@ int wfs_migrate_convert(struct wfs_migrate *m)
 		return -ENOMEM;
 	}
 	progress(m, false);
-	if ((r = wfs_vault_walk(m->backing, migrate_convert, m, &m->errors)) != 0) {
+	m->converting = true;
+	r = migrate_walk(m, migrate_convert);
+	m->converting = false;
+	if (r != 0) {
 		vault_error("cannot walk '%s': %s", m->backing, strerror(-r));
 		return r;
 	}

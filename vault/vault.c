@@ -547,8 +547,21 @@ int wfs_vault_refuse_names(const char *backing, const char *what)
 {
 	if (!(wfs_vault_flags(backing) & WFS_VAULT_ENCRYPT_NAMES))
 		return 0;
-	vault_error(
-		"'%s' encrypts names (init --encrypt-names): %s cannot work on such a vault yet",
-		backing, what);
+	vault_error("'%s' encrypts names: %s", backing, what);
 	return -ENOTSUP;
+}
+
+int wfs_vault_set_flags(const char *backing, const struct wfs_keys *keys, unsigned flags)
+{
+	uint8_t *kf = NULL, *nkf = NULL;
+	size_t kflen, nlen;
+	int r = wfs_vault_read_keyfile(backing, &kf, &kflen);
+
+	if (r == 0 && (r = wfs_keyfile_set_flags(kf, kflen, keys, flags, &nkf, &nlen)) == 0)
+		r = wfs_vault_write(backing, WFS_VAULT_KEYFILE, nkf, nlen, 0600);
+	if (r != 0)
+		vault_error("cannot write the keyfile of '%s': %s", backing, strerror(-r));
+	free(kf);
+	free(nkf);
+	return r;
 }

@@ -164,8 +164,33 @@ void wfs_secret_free(char *s);
 typedef int (*wfs_walk_fn)(void *arg, int dirfd, const char *name, const char *relpath,
 			   const struct stat *st);
 
+/* What is wrong with a backing name in a vault with encrypted names
+ * (docs/format.md, "Encrypted names"): each is skipped by listings. */
+enum wfs_name_issue {
+	WFS_NAME_UNREADABLE,	 /* an encrypted name that does not decrypt here */
+	WFS_NAME_NO_SIDECAR,	 /* a long name's entry without (a good) sidecar */
+	WFS_NAME_ORPHAN_SIDECAR, /* a sidecar without its entry: fsck --repair removes it */
+	WFS_NAME_NO_DIRID,	 /* encrypted names in a directory without an id */
+	WFS_NAME_BAD_DIRID,	 /* a damaged directory id (bname is the id's file) */
+	WFS_NAME_TEMP,		 /* a temporary of wardfs's own a crash left (wfs_name_is_temp) */
+	WFS_NAME_UNKNOWN,	 /* another name in wardfs's form ("wfs~"...) it does not know */
+};
+
 struct wfs_walk {
 	wfs_walk_fn file;
+	/* A vault with encrypted names: with its keys here, relpaths are
+	 * the plaintext paths (the callbacks' dirfd/name stay the names on
+	 * disk), wardfs's own files are not walked, and each name that
+	 * cannot be shown goes to name_issue (may be NULL) with the relpath
+	 * of its directory. */
+	const struct wfs_keys *names_keys;
+	void (*name_issue)(void *arg, int dirfd, const char *dir_relpath, const char *bname,
+			   enum wfs_name_issue what);
+	/* Every entry walked, of any type, once it was (a directory: after
+	 * its subtree): dirfd/bname is it on disk, relpath its path. May
+	 * rename it. NULL: none. A nonzero return stops the walk. */
+	int (*entry_done)(void *arg, int dirfd, const char *bname, const char *relpath,
+			  mode_t type);
 	/* Each directory before it is entered (NULL: every one); false skips
 	 * its subtree. The daemon's rename check skips subtrees no rule
 	 * tells apart this way. */
@@ -286,8 +311,12 @@ int wfs_vault_create(const char *backing, const struct wfs_pass_opts *po,
 /* The WFS_VAULT_* flags BACKING's keyfile says it has (unauthenticated:
  * the unlock checks them), 0 when it has none or cannot be read. */
 unsigned wfs_vault_flags(const char *backing);
-/* A command that walks the backing tree by its names refuses a vault
- * whose names are encrypted (one line of error naming what): 0 or -ENOTSUP. */
+/* Sets the vault's flags in its keyfile (rewritten atomically, every slot
+ * kept); keys unlock it. Printing; -errno. */
+int wfs_vault_set_flags(const char *backing, const struct wfs_keys *keys, unsigned flags);
+/* A command that walks the backing tree by its names without the key
+ * refuses a vault whose names are encrypted (one line of error: why and
+ * what to do instead): 0 or -ENOTSUP. */
 int wfs_vault_refuse_names(const char *backing, const char *what);
 
 /* ---- migrate (migrate.c) ------------------------------------------- */
@@ -301,11 +330,14 @@ struct wfs_migrate {
 	bool dry_run;		     /* scan prints the plan on stdout and removes nothing */
 	bool progress;		     /* convert draws a progress bar on stderr */
 	FILE *decrypts;		     /* scan lists files to decrypt here, one a line (or NULL) */
+	bool names; /* the vault encrypts names: keys set (also for the scan), names fixed too */
 	/* out */
 	unsigned todo, done, encrypted, decrypted, skipped, failed, temps, errors;
+	unsigned names_encrypted, names_decrypted, names_conflict; /* names (names vaults) */
 	unsigned to_decrypt; /* of todo: files that would be stored in plaintext */
 	/* private */
 	uint8_t *buf;
+	bool converting; /* pass 2 */
 };
 
 /* Pass 1: removes leftovers of an interrupted run and counts (or lists)
@@ -316,6 +348,10 @@ int wfs_migrate_scan(struct wfs_migrate *m);
  * a time, through .NAME.wardfs-migrate). Per-file failures are said and
  * counted; 0 when the walk completed, else -errno. */
 int wfs_migrate_convert(struct wfs_migrate *m);
+/* Before a vault gets encrypted names: none of its names may start with
+ * "wfs~" (such names are wardfs's own in that vault). Printing each (up
+ * to ten); 0, -EEXIST when some do, or -errno. */
+int wfs_migrate_check_reserved(const char *backing);
 /* Frees what the passes allocated (not the inputs). */
 void wfs_migrate_done(struct wfs_migrate *m);
 
@@ -341,6 +377,7 @@ struct wfs_fsck {
 	bool hole_damaged;	 /* repair: damaged blocks intact ones follow become holes */
 	/* out */
 	unsigned files, damaged, errors, temps, unmarked, repaired;
+	unsigned bad_names; /* names the mount cannot show (encrypted names) */
 	/* private */
 	const char *rel;
 	long bad_here;

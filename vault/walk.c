@@ -59,12 +59,51 @@ static bool is_vault_dir(const struct walker *k)
 	return !strcmp(k->rel, "/" WFS_VAULT_DIR);
 }
 
+static void name_issue(struct walker *k, int dfd, const char *bname, enum wfs_name_issue what)
+{
+	if (k->w->name_issue)
+		k->w->name_issue(k->w->arg, dfd, k->rel[0] ? k->rel : "/", bname, what);
+}
+
+/* The name the entry bname shows as (names.c's rules): its length in
+ * plain, 0 to skip it (wardfs's own, or said to name_issue). */
+static ssize_t shown_name(struct walker *k, int dfd, const uint8_t *id, bool id_bad,
+			  const char *bname, char plain[WFS_NAME_MAX + 1])
+{
+	enum wfs_name_kind kind;
+	size_t len = strlen(bname);
+	ssize_t n = wfs_name_show(k->w->names_keys, id, dfd, bname, len, &kind, plain);
+	char pair[WFS_NAME_LONG_LEN + 1];
+	struct stat st;
+	if (n > 0)
+		return n;
+	if (n == 0) {
+		if (kind == WFS_NAME_SIDECAR && wfs_name_long_pair(bname, len, pair) == 0 &&
+		    fstatat(dfd, pair, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
+			name_issue(k, dfd, bname, WFS_NAME_ORPHAN_SIDECAR);
+		else if (wfs_name_is_temp(bname))
+			name_issue(k, dfd, bname, WFS_NAME_TEMP);
+		else if (kind == WFS_NAME_RESERVED)
+			name_issue(k, dfd, bname, WFS_NAME_UNKNOWN);
+		return 0;
+	}
+	if (n == -ENOKEY && !id_bad)
+		name_issue(k, dfd, bname, WFS_NAME_NO_DIRID);
+	else if (n == -ENOENT || (n == -EUCLEAN && kind == WFS_NAME_LONG))
+		name_issue(k, dfd, bname, WFS_NAME_NO_SIDECAR);
+	else if (n != -ENOKEY)
+		name_issue(k, dfd, bname, WFS_NAME_UNREADABLE);
+	return 0;
+}
+
 /* Walks the directory open as dfd (consumed), whose relpath is k->rel. */
 static int walk_dir(struct walker *k, int dfd)
 {
 	DIR *d = fdopendir(dfd);
 	struct dirent *e;
 	int r = 0;
+	uint8_t id[WFS_DIRID_LEN];
+	bool have_id = false, id_bad = false;
 	/* read once, and NO_STAT tested alone below: so that clang-tidy's
 	 * analyzer too sees that no_stat (st unset) skips st.st_dev; it
 	 * assumes the callbacks may change k->w->flags */
@@ -74,6 +113,15 @@ static int walk_dir(struct walker *k, int dfd)
 		walk_error(k, NULL, errno);
 		close(dfd);
 		return 0;
+	}
+	if (k->w->names_keys) {
+		int ir = wfs_dirid_read(dirfd(d), id);
+		have_id = ir == 0;
+		id_bad = ir == -EUCLEAN;
+		if (id_bad)
+			name_issue(k, dirfd(d), WFS_DIRID_NAME, WFS_NAME_BAD_DIRID);
+		else if (ir && ir != -ENOENT)
+			walk_error(k, WFS_DIRID_NAME, -ir);
 	}
 	for (;;) {
 		struct stat st;
@@ -89,6 +137,14 @@ static int walk_dir(struct walker *k, int dfd)
 		}
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
+		const char *shown = e->d_name;
+		char plain[WFS_NAME_MAX + 1];
+		if (k->w->names_keys && !(k->len == 0 && !strcmp(e->d_name, WFS_VAULT_DIR))) {
+			if (shown_name(k, dirfd(d), have_id ? id : NULL, id_bad, e->d_name,
+				       plain) <= 0)
+				continue;
+			shown = plain;
+		}
 		if (no_stat && e->d_type != DT_UNKNOWN) {
 			type = DTTOIF(e->d_type);
 		} else if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -99,7 +155,7 @@ static int walk_dir(struct walker *k, int dfd)
 				walk_error(k, e->d_name, errno);
 			continue;
 		}
-		if (!push(k, e->d_name, strlen(e->d_name))) {
+		if (!push(k, shown, strlen(shown))) {
 			walk_error(k, e->d_name, ENOMEM);
 			continue;
 		}
@@ -116,10 +172,13 @@ static int walk_dir(struct walker *k, int dfd)
 			if (sub < 0) {
 				cut(k, len);
 				walk_error(k, e->d_name, errno);
+				continue;
 			} else {
 				r = walk_dir(k, sub);
 			}
 		}
+		if (r == 0 && k->w->entry_done)
+			r = k->w->entry_done(k->w->arg, dirfd(d), e->d_name, k->rel, type);
 		cut(k, len);
 		if (r != 0)
 			break;

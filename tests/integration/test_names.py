@@ -336,7 +336,8 @@ def test_foreign_and_damaged_names_are_skipped(nmnt):
 
 def test_tampered_flag_and_tools(nvault, base):
     """The names flag is authenticated: cleared, the vault does not
-    unlock. Tools that walk the backing tree by name refuse the vault."""
+    unlock; unknown, the keyfile is refused. policy scan, which reads no
+    key, refuses such a vault; init --encrypt-names wants an empty one."""
     m = nvault
     kf = m.backing / ".wardfs" / "keyfile"
     good = kf.read_bytes()
@@ -350,11 +351,10 @@ def test_tampered_flag_and_tools(nvault, base):
     r = m.mount(check=False)
     assert r.returncode != 0 and not is_mounted(m.mnt)
     kf.write_bytes(good)
-    for args in (["migrate", "--yes", "--passfile", m.passfile, "--policy", m.policy],
-                 ["fsck"], ["policy", "scan", "--policy", m.policy]):
-        r = wardfs(*args, m.backing, check=False)
-        assert r.returncode != 0
-        assert "encrypts names" in r.stderr, r.stderr
+    # policy scan reads no key: it cannot show the names, and says what can
+    r = wardfs("policy", "scan", "--policy", m.policy, m.backing, check=False)
+    assert r.returncode != 0
+    assert "encrypts names" in r.stderr and "migrate --dry-run" in r.stderr, r.stderr
     # init --encrypt-names wants an empty directory
     other = base / "vault" / "other"
     other.mkdir()
@@ -556,3 +556,185 @@ def random_namespace_operations(m, base):
     remount(m)
     assert tree(m.mnt) == tree(ref)
     assert "AddressSanitizer" not in m.logtext()
+
+
+def fsck(m, *extra):
+    return wardfs("fsck", "--passfile", m.passfile, *extra, m.backing, check=False)
+
+
+def test_fsck_checks_names(nvault):
+    """fsck reports each name the mount cannot show, prints paths as the
+    mount shows them, and --repair removes orphan sidecars (a row each)."""
+    m = nvault
+    m.mount()
+    try:
+        s = m.mnt / "secret"
+        (s / "one").mkdir(parents=True)
+        (s / "two").mkdir()
+        (s / "one" / LONG).write_text("l")
+        (s / "one" / ("K" * 180)).write_text("k")
+        (s / "one" / "damaged-content").write_text("d" * 10000)
+        (s / "two" / "x").write_text("x")
+        b1, b2 = backing_of(m, s / "one"), backing_of(m, s / "two")
+        victim = backing_of(m, s / "one" / "damaged-content")
+        k_entry = backing_of(m, s / "one" / ("K" * 180))
+    finally:
+        m.umount()
+    r = fsck(m)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # an orphan sidecar (its entry gone), an entry without one, a foreign
+    # name, damaged content, a damaged id
+    os.unlink(k_entry)
+    long_entry = next(p for p in b1.iterdir() if p.name.startswith("wfs~l") and
+                      (b1 / ("wfs~n" + p.name[5:])).exists())
+    (b1 / ("wfs~n" + long_entry.name[5:])).unlink()
+    (b1 / ("wfs~e" + "Q" * 42 + "A")).write_text("foreign")  # canonical, not ours
+    (b1 / "wfs~zebra").write_text("unknown")
+    with open(victim, "r+b") as f:
+        f.seek(5000)
+        f.write(b"\xff")
+    data = bytearray((b2 / "wfs~dirid").read_bytes())
+    data[17] ^= 1
+    (b2 / "wfs~dirid").chmod(0o644)
+    (b2 / "wfs~dirid").write_bytes(bytes(data))
+    r = fsck(m)
+    out = r.stdout
+    assert r.returncode == 1, out + r.stderr
+    assert f"{m.backing}/secret/one/damaged-content: block" in out, out
+    assert "sidecar without its entry" in out
+    assert "without its sidecar" in out
+    assert "does not decrypt" in out
+    assert "'wfs~zebra': a name in wardfs's own form that it does not know" in out
+    assert f"{m.backing}/secret/two: 'wfs~dirid': the directory's id is damaged" in out
+    assert "names the mount cannot show" in r.stderr
+    r = fsck(m, "--repair", "--audit-db", m.db)
+    assert "sidecar without its entry (left by a crash): removed" in r.stdout, r.stdout
+    assert not any(p.name.startswith("wfs~n") for p in b1.iterdir())
+    rows = m.sql("SELECT detail FROM events WHERE kind = 'integrity'")
+    assert "orphan sidecar" in rows
+    r = fsck(m)
+    assert "sidecar without its entry" not in r.stdout
+    assert r.returncode == 1  # the rest is for a backup
+
+
+def test_migrate_moves_names_to_the_policys_form(nvault):
+    """After a policy change migrate renames names into the form their
+    paths now ask for, and the mount shows the same tree."""
+    m = nvault
+    m.mount()
+    try:
+        (m.mnt / "notes-about-the-board.txt").write_text("plain")
+        (m.mnt / "secret" / "deep").mkdir(parents=True)
+        (m.mnt / "secret" / "deep" / LONG).write_text("enc")
+        (m.mnt / "secret" / "short-secret").write_text("enc2")
+    finally:
+        m.umount()
+    m.policy.write_text("default public\nsensitive *.txt\n")
+    r = wardfs("migrate", "--dry-run", "--passfile", m.passfile, "--policy", m.policy,
+               m.backing, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "encrypt the name of" in r.stdout and "decrypt the name of" in r.stdout, r.stdout
+    # the secret tree's names would become plain: asked, or --yes
+    r = wardfs("migrate", "--passfile", m.passfile, "--policy", m.policy, m.backing,
+               check=False, input="")
+    assert r.returncode == 1 and "(its name)" in r.stderr, r.stderr
+    # a temporary an interrupted run left
+    (m.backing / "secret" / "wfs~t0123456789abcdef").write_text("left")
+    r = wardfs("migrate", "--yes", "--passfile", m.passfile, "--policy", m.policy, m.backing,
+               check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "names encrypted" in r.stdout
+    assert not (m.backing / "secret" / "wfs~t0123456789abcdef").exists()
+    assert_hidden(m, ["notes-about-the-board.txt", LONG])
+    assert (m.backing / "secret" / "deep").is_dir()  # public now: plain
+    assert (m.backing / "secret" / "short-secret").read_text() == "enc2"
+    sidecars_match(m)
+    m.mount()
+    try:
+        assert (m.mnt / "notes-about-the-board.txt").read_text() == "plain"
+        assert (m.mnt / "secret" / "deep" / LONG).read_text() == "enc"
+        assert sorted(os.listdir(m.mnt)) == ["notes-about-the-board.txt", "secret"]
+    finally:
+        m.umount()
+    r = wardfs("migrate", "--dry-run", "--passfile", m.passfile, "--policy", m.policy,
+               m.backing, check=False)
+    assert "0 files would be converted" in r.stdout, r.stdout
+
+
+def test_migrate_encrypt_names_on_an_existing_vault(vault, base):
+    """A vault made without --encrypt-names gets it by migrate: the flag is
+    set with every slot kept, and every sensitive name encrypted."""
+    m = vault
+    m.mount()
+    try:
+        (m.mnt / "secret" / "sub").mkdir(parents=True)
+        (m.mnt / "secret" / "sub" / "tax-return-2026.pdf").write_text("t")
+        (m.mnt / "secret" / LONGEST).write_text("l")
+        (m.mnt / "id_server.pem").write_text("k")
+        (m.mnt / "public.txt").write_text("p")
+        (m.mnt / "wfs~mine").write_text("w")
+    finally:
+        m.umount()
+    kf = (m.backing / ".wardfs" / "keyfile").read_bytes()
+    r = wardfs("migrate", "--encrypt-names", "--passfile", m.passfile, "--policy", m.policy,
+               m.backing, check=False)
+    assert r.returncode == 1 and "wfs~mine" in r.stderr and "nothing was changed" in r.stderr
+    assert (m.backing / ".wardfs" / "keyfile").read_bytes() == kf
+    os.rename(m.backing / "wfs~mine", m.backing / "mine")
+    rk = base / "rk"
+    wardfs("key", "add", m.backing, "--type", "recovery", "--recovery-key-out", rk,
+           "--passfile", m.passfile)
+    r = wardfs("migrate", "--encrypt-names", "--passfile", m.passfile, "--policy", m.policy,
+               m.backing, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_hidden(m, ["tax-return-2026.pdf", LONGEST, "id_server.pem", "sub"])
+    assert (m.backing / "public.txt").read_text() == "p"
+    # the other slot still opens the vault (fsck unlocks with it)
+    r = wardfs("fsck", "--recovery-key-file", rk, m.backing, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m.mount()
+    try:
+        assert (m.mnt / "secret" / "sub" / "tax-return-2026.pdf").read_text() == "t"
+        (m.mnt / "secret" / "new-after-migrate").write_text("n")
+        assert_hidden(m, ["new-after-migrate"])
+    finally:
+        m.umount()
+
+
+def test_concurrent_creates_renames_and_listings(nmnt):
+    """Processes make, rename, link and remove long and short names in one
+    sensitive directory while others list it and look names up: each sees
+    only whole names, and the end state is exact (the TSan run's too)."""
+    m = nmnt
+    d = m.mnt / "secret" / "shared"
+    d.mkdir(parents=True)
+    worker = ("import os,sys\n"
+              "d,me,n=sys.argv[1],sys.argv[2],int(sys.argv[3])\n"
+              "for i in range(n):\n"
+              "  a=os.path.join(d,me+'-%d-'%i+'A'*(i%3*90))\n"
+              "  open(a,'w').write(me)\n"
+              "  b=a+'-moved'\n"
+              "  os.rename(a,b)\n"
+              "  if i%2: os.link(b,b+'-link'); os.unlink(b+'-link')\n"
+              "  if i%3==0: os.unlink(b)\n")
+    lister = ("import os,sys\n"
+              "d,n=sys.argv[1],int(sys.argv[2])\n"
+              "for i in range(n):\n"
+              "  for e in os.listdir(d):\n"
+              "    assert e.startswith('w'), e\n"
+              "    try: os.stat(os.path.join(d,e))\n"
+              "    except FileNotFoundError: pass\n")
+    n = 60
+    ws = [subprocess.Popen(["python3", "-c", worker, str(d), f"w{k}", str(n)],
+                           stderr=subprocess.PIPE, text=True) for k in range(3)]
+    ls = [subprocess.Popen(["python3", "-c", lister, str(d), "40"],
+                           stderr=subprocess.PIPE, text=True) for k in range(2)]
+    for p in ws + ls:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    want = sorted(f"w{k}-{i}-" + "A" * (i % 3 * 90) + "-moved"
+                  for k in range(3) for i in range(n) if i % 3)
+    assert sorted(os.listdir(d)) == want
+    sidecars_match(m)
+    remount(m)
+    assert sorted(os.listdir(d)) == want

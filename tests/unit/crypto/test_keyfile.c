@@ -978,6 +978,58 @@ static void generate_v2_vector(const char *path)
 	wfs_keys_free(k);
 }
 
+/* The vault's flags: made at create, set later by an edit that keeps
+ * every slot, authentic only with the MAC, unknown ones refused. */
+static void test_flags(void **state)
+{
+	(void)state;
+	uint8_t *kf = NULL, *kf2 = NULL;
+	size_t len, len2;
+	char rec[WFS_RECOVERY_LEN];
+	struct wfs_keys *k = NULL, *u = NULL;
+	struct wfs_keyfile_info *info = malloc(sizeof(*info));
+
+	assert_non_null(info);
+	assert_int_equal(wfs_keyfile_create_flags("pw", 2, &cheap, 0x8000, &kf, &len, rec, &k),
+			 -EINVAL);
+	assert_int_equal(wfs_keyfile_create_flags("pw", 2, &cheap, WFS_VAULT_ENCRYPT_NAMES, &kf,
+						  &len, rec, &k),
+			 0);
+	assert_int_equal(wfs_keys_vault_flags(k), WFS_VAULT_ENCRYPT_NAMES);
+	assert_int_equal(wfs_keyfile_parse(kf, len, info), 0);
+	assert_int_equal(info->flags, WFS_VAULT_ENCRYPT_NAMES);
+	assert_int_equal(wfs_keyfile_open(kf, len, WFS_SLOT_PASSPHRASE, "pw", 2, &u, NULL), 0);
+	assert_int_equal(wfs_keys_vault_flags(u), WFS_VAULT_ENCRYPT_NAMES);
+	wfs_keys_free(u);
+	/* cleared by hand: every slot opens (flags are not in their AAD) but
+	 * the MAC refuses the file */
+	kf[10] = 0;
+	assert_int_equal(open_r(kf, len, WFS_SLOT_PASSPHRASE, "pw"), -EINVAL);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_RECOVERY, rec), -EINVAL);
+	/* an unknown flag: malformed, before any slot is tried */
+	kf[10] = 0x02;
+	assert_int_equal(wfs_keyfile_parse(kf, len, info), -EINVAL);
+	assert_int_equal(open_r(kf, len, WFS_SLOT_PASSPHRASE, "pw"), -EINVAL);
+	free(kf);
+	wfs_keys_free(k);
+
+	/* set on an existing vault: both slots keep opening */
+	make(&kf, &len, rec, &k);
+	assert_int_equal(wfs_keys_vault_flags(k), 0);
+	assert_int_equal(wfs_keyfile_set_flags(kf, len, k, 0x4, &kf2, &len2), -EINVAL);
+	assert_int_equal(wfs_keyfile_set_flags(kf, len, k, WFS_VAULT_ENCRYPT_NAMES, &kf2, &len2),
+			 0);
+	assert_int_equal(wfs_keyfile_open(kf2, len2, WFS_SLOT_RECOVERY, rec, 0, &u, NULL), 0);
+	assert_int_equal(wfs_keys_vault_flags(u), WFS_VAULT_ENCRYPT_NAMES);
+	assert_same_keys(k, u);
+	wfs_keys_free(u);
+	opens_pass(kf2, len2, "correct horse", k, 1);
+	free(kf2);
+	free(kf);
+	wfs_keys_free(k);
+	free(info);
+}
+
 static void test_secmem(void **state)
 {
 	uint8_t *p = wfs_secure_alloc(100), *q;
@@ -1026,14 +1078,14 @@ static void test_measure_default(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_unlock),	cmocka_unit_test(test_bad_params),
-		cmocka_unit_test(test_recovery),	cmocka_unit_test(test_rewrap),
-		cmocka_unit_test(test_slots),		cmocka_unit_test(test_tamper),
-		cmocka_unit_test(test_slot_swap),	cmocka_unit_test(test_v1),
-		cmocka_unit_test(test_v2_vector),	cmocka_unit_test(test_secmem),
-		cmocka_unit_test(test_tpm2_slot),	cmocka_unit_test(test_tpm2_parse),
-		cmocka_unit_test(test_tpm2_aad),	cmocka_unit_test(test_tpm2_pcrs),
-		cmocka_unit_test(test_measure_default),
+		cmocka_unit_test(test_create_unlock), cmocka_unit_test(test_bad_params),
+		cmocka_unit_test(test_recovery),      cmocka_unit_test(test_rewrap),
+		cmocka_unit_test(test_slots),	      cmocka_unit_test(test_tamper),
+		cmocka_unit_test(test_slot_swap),     cmocka_unit_test(test_v1),
+		cmocka_unit_test(test_v2_vector),     cmocka_unit_test(test_secmem),
+		cmocka_unit_test(test_tpm2_slot),     cmocka_unit_test(test_tpm2_parse),
+		cmocka_unit_test(test_flags),	      cmocka_unit_test(test_tpm2_aad),
+		cmocka_unit_test(test_tpm2_pcrs),     cmocka_unit_test(test_measure_default),
 	};
 	const char *gen = getenv("WFS_KEYFILE_KAT_GENERATE");
 

@@ -1,9 +1,10 @@
 /*
  * test_rules.c - the rules the vault library holds once for the CLI (and,
  * later, the daemon): which form a file's class wants, migrate's temp
- * names, the walk's enter() filter and its paths past PATH_MAX, and the
- * policy loader's fallback to the built-in default only when no file was
- * named.
+ * names, the walk's enter() filter and its paths past PATH_MAX, its
+ * encrypted names (plaintext paths, wardfs's own files skipped, every
+ * name it cannot show reported), and the policy loader's fallback to the
+ * built-in default only when no file was named.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -18,7 +19,7 @@ static int setup(void **state)
 {
 	(void)state;
 	test_tmpdir_make(root, "rules");
-	return 0;
+	return wfs_crypto_init();
 }
 
 static int teardown(void **state)
@@ -116,6 +117,110 @@ static void test_walk_enter_and_depth(void **state)
 	assert_true(s.longest > PATH_MAX);
 }
 
+struct named {
+	char paths[8][64];
+	int n, issues[8];
+	char issue_names[8][64];
+	int done;
+};
+
+static int named_file(void *arg, int dfd, const char *name, const char *rel, const struct stat *st)
+{
+	struct named *s = arg;
+	(void)dfd, (void)name, (void)st;
+	if (s->n < 8)
+		snprintf(s->paths[s->n++], 64, "%s", rel);
+	return 0;
+}
+
+static void named_issue(void *arg, int dfd, const char *dir, const char *bname,
+			enum wfs_name_issue what)
+{
+	struct named *s = arg;
+	int i;
+	(void)dfd, (void)dir;
+	for (i = 0; i < 8 && s->issue_names[i][0]; i++)
+		;
+	if (i < 8) {
+		snprintf(s->issue_names[i], 64, "%.60s", bname);
+		s->issues[i] = (int)what + 1;
+	}
+}
+
+static int named_done(void *arg, int dfd, const char *bname, const char *rel, mode_t type)
+{
+	struct named *s = arg;
+	(void)dfd, (void)bname, (void)rel, (void)type;
+	s->done++;
+	return 0;
+}
+
+/* The issue reported for a name that starts with prefix (0: none). */
+static int issue_of(const struct named *s, const char *prefix)
+{
+	for (int i = 0; i < 8 && s->issue_names[i][0]; i++)
+		if (!strncmp(s->issue_names[i], prefix, strlen(prefix)))
+			return s->issues[i] - 1;
+	return -1;
+}
+
+static void test_walk_encrypted_names(void **state)
+{
+	struct wfs_keys *k = test_keys(7);
+	struct wfs_name_enc e;
+	uint8_t id[WFS_DIRID_LEN];
+	char dir[128];
+	(void)state;
+	snprintf(dir, sizeof dir, "%s/names", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	assert_int_equal(wfs_dirid_create(dfd, id), 0);
+	/* a short name, a long one with its sidecar, an escaped plain one */
+	assert_int_equal(wfs_name_encrypt(k, id, "letter.pdf", 10, &e), 0);
+	put(dfd, e.name);
+	char longname[200];
+	memset(longname, 'L', 199);
+	longname[199] = '\0';
+	assert_int_equal(wfs_name_encrypt(k, id, longname, 199, &e), 0);
+	assert_true(e.is_long);
+	assert_int_equal(wfs_name_sidecar_write(dfd, &e), 0);
+	put(dfd, e.name);
+	put(dfd, "wfs~pplain");
+	/* an orphan sidecar, a name of another directory, a leftover temp */
+	uint8_t other[WFS_DIRID_LEN] = {1};
+	assert_int_equal(wfs_name_encrypt(k, other, "elsewhere", 9, &e), 0);
+	put(dfd, e.name);
+	assert_int_equal(wfs_name_encrypt(k, id, longname + 1, 198, &e), 0);
+	assert_int_equal(wfs_name_sidecar_write(dfd, &e), 0);
+	put(dfd, "wfs~t0123456789abcdef");
+	close(dfd);
+
+	struct named s = {0};
+	struct wfs_walk w = {.file = named_file,
+			     .names_keys = k,
+			     .name_issue = named_issue,
+			     .entry_done = named_done,
+			     .arg = &s};
+	char top[128];
+	snprintf(top, sizeof top, "%s", dir);
+	assert_int_equal(wfs_walk(top, &w), 0);
+	assert_int_equal(w.errors, 0);
+	assert_int_equal(s.n, 3);
+	bool letter = false, plain = false, lng = false;
+	for (int i = 0; i < s.n; i++) {
+		letter |= !strcmp(s.paths[i], "/letter.pdf");
+		plain |= !strcmp(s.paths[i], "/wfs~plain");
+		lng |= !strncmp(s.paths[i], "/LLLL", 5);
+	}
+	assert_true(letter && plain && lng);
+	assert_int_equal(s.done, 3);
+	assert_int_equal(issue_of(&s, "wfs~n"), WFS_NAME_ORPHAN_SIDECAR);
+	assert_int_equal(issue_of(&s, "wfs~e"), WFS_NAME_UNREADABLE);
+	assert_int_equal(issue_of(&s, "wfs~t"), WFS_NAME_TEMP);
+	wfs_keys_free(k);
+}
+
 static void test_policy_fallback(void **state)
 {
 	char path[128];
@@ -149,6 +254,7 @@ int main(void)
 		cmocka_unit_test(test_form_fix),
 		cmocka_unit_test(test_migrate_temp),
 		cmocka_unit_test(test_walk_enter_and_depth),
+		cmocka_unit_test(test_walk_encrypted_names),
 		cmocka_unit_test(test_policy_fallback),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
