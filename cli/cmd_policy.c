@@ -20,6 +20,7 @@
 #include "policy.h"
 #include "usage.h"
 #include "vault.h"
+#include "vault_args.h" /* crypto_start */
 
 static const char usage[] =
 	"usage: wardfs policy <command> [<args>]\n\n"
@@ -207,17 +208,19 @@ struct mismatch {
 	char *path;
 	enum wfs_class cls;
 	enum wfs_form form;
+	bool name; /* its name's form disagrees, not its content's */
 };
 
 struct scan {
 	const struct wfs_policy *p;
 	const char *root;
-	unsigned long count[3], errors, files;
+	unsigned long count[3], errors, files, bad_names;
 	struct mismatch *mismatch;
 	size_t nmis, capmis;
 };
 
-static void add_mismatch(struct scan *scan, const char *rel, enum wfs_class c, enum wfs_form f)
+static void add_mismatch(struct scan *scan, const char *rel, enum wfs_class c, enum wfs_form f,
+			 bool name)
 {
 	if (scan->nmis == scan->capmis) {
 		size_t cap = scan->capmis ? scan->capmis * 2 : 64;
@@ -229,7 +232,7 @@ static void add_mismatch(struct scan *scan, const char *rel, enum wfs_class c, e
 	}
 	char *s = strdup(rel);
 	if (s)
-		scan->mismatch[scan->nmis++] = (struct mismatch){s, c, f};
+		scan->mismatch[scan->nmis++] = (struct mismatch){s, c, f, name};
 }
 
 static int scan_one(void *arg, int dfd, const char *name, const char *rel, const struct stat *st)
@@ -248,8 +251,34 @@ static int scan_one(void *arg, int dfd, const char *name, const char *rel, const
 		return 0;
 	}
 	if (wfs_vault_form_fix(d.cls, f) != WFS_FIX_NONE)
-		add_mismatch(scan, rel, d.cls, f);
+		add_mismatch(scan, rel, d.cls, f, false);
 	return 0;
+}
+
+/* A vault with encrypted names: each entry's name is stored encrypted
+ * exactly when its path is sensitive (migrate moves the others). */
+static int scan_name(void *arg, int dfd, const char *bname, const char *rel, mode_t type)
+{
+	struct scan *scan = arg;
+	struct wfs_decision d;
+	enum wfs_name_kind kind = wfs_name_classify(bname, strlen(bname));
+	bool encrypted = kind == WFS_NAME_ENCRYPTED || kind == WFS_NAME_LONG;
+	(void)dfd, (void)type;
+	wfs_policy_classify(scan->p, rel, strlen(rel), &d);
+	if ((d.cls == WFS_SENSITIVE) != encrypted)
+		add_mismatch(scan, rel, d.cls, encrypted ? WFS_FORM_ENCRYPTED : WFS_FORM_PLAIN,
+			     true);
+	return 0;
+}
+
+static void scan_name_issue(void *arg, int dfd, const char *dir, const char *bname,
+			    enum wfs_name_issue what)
+{
+	struct scan *scan = arg;
+	(void)dfd, (void)bname;
+	if (what != WFS_NAME_TEMP && what != WFS_NAME_ORPHAN_SIDECAR)
+		scan->bad_names++; /* fsck says which */
+	(void)dir;
 }
 
 static int cmp_mismatch(const void *a, const void *b)
@@ -258,14 +287,21 @@ static int cmp_mismatch(const void *a, const void *b)
 }
 
 static const char scan_usage[] =
-	"usage: wardfs policy scan [--policy FILE] [--format text|json] BACKING\n\n"
+	"usage: wardfs policy scan [--policy FILE] [--format text|json] [unlock options]\n"
+	"                          BACKING\n\n"
 	"Walks the backing directory BACKING (without following symbolic links,\n"
 	"skipping BACKING/.wardfs), classifies every regular file by its path\n"
 	"relative to BACKING, prints the number of files per class, then every\n"
 	"file whose form on disk disagrees with its class: sensitive but stored\n"
 	"plain, or public/deny but stored encrypted ('wardfs migrate' converts\n"
 	"them). Exit status 0 when every file agrees, 1 when one does not or\n"
-	"could not be read: a compliance check for scripts.\n";
+	"could not be read: a compliance check for scripts.\n"
+	"\n"
+	"A vault with encrypted names (init --encrypt-names) is unlocked first, to\n"
+	"show its paths, with the sources of 'wardfs mount' (--passfile FILE,\n"
+	"--extpass CMD, --recovery-key[-file], --escrow-key FILE; else asked):\n"
+	"every entry whose name is stored in the other form than its class asks\n"
+	"for is listed too.\n";
 
 static int set_format(void *value, const char *arg)
 {
@@ -278,9 +314,11 @@ static int set_format(void *value, const char *arg)
 static int cmd_scan(int argc, char **argv)
 {
 	const char *file = NULL, *format = "text";
+	struct wfs_pass_opts po = {0};
 	const struct opt opts[] = {
 		OPT_STRING("policy", 0, &file),
 		OPT_FN("format", 0, &format, set_format),
+		OPT_PASS_SOURCES(&po),
 		OPT_END(),
 	};
 	int i, status;
@@ -305,16 +343,24 @@ static int cmd_scan(int argc, char **argv)
 		error("%s: not a directory", root);
 		return 1;
 	}
-	if (wfs_vault_refuse_names(root, "policy scan reads no key and cannot show its names; "
-					 "'wardfs migrate --dry-run' lists what disagrees") != 0)
-		return 1;
 	struct wfs_policy *p = open_policy(file);
 	if (!p)
 		return 1;
 	struct scan scan = {.p = p, .root = root};
 	/* Files on other file systems below BACKING are served too. */
 	struct wfs_walk w = {.file = scan_one, .arg = &scan, .flags = WFS_WALK_XDEV};
+	struct wfs_keys *keys = NULL;
+	if (wfs_vault_flags(root) & WFS_VAULT_ENCRYPT_NAMES) {
+		if (crypto_start() != 0 || wfs_vault_unlock(root, &po, &keys) != 0) {
+			wfs_policy_free(p);
+			return 1;
+		}
+		w.names_keys = keys;
+		w.name_issue = scan_name_issue;
+		w.entry_done = scan_name;
+	}
 	int r = wfs_walk(root, &w);
+	wfs_keys_free(keys);
 	scan.errors += w.errors;
 	if (r < 0) {
 		error("%s: %s", root, strerror(-r));
@@ -346,10 +392,11 @@ static int cmd_scan(int argc, char **argv)
 		if (json) {
 			printf("%s{\"path\": ", k ? ", " : "");
 			wfs_audit_print_json_str(stdout, m->path);
-			printf(", \"class\": \"%s\", \"form\": \"%s\"}", wfs_class_name(m->cls),
-			       form);
+			printf(", \"class\": \"%s\", \"form\": \"%s\", \"of\": \"%s\"}",
+			       wfs_class_name(m->cls), form, m->name ? "name" : "content");
 		} else {
-			printf("%s: %s but stored %s\n", m->path, wfs_class_name(m->cls), form);
+			printf("%s: %s but %s %s\n", m->path, wfs_class_name(m->cls),
+			       m->name ? "its name is stored" : "stored", form);
 		}
 		free(m->path);
 	}
@@ -358,8 +405,10 @@ static int cmd_scan(int argc, char **argv)
 	free(scan.mismatch);
 	if (scan.errors)
 		error("%lu file(s) could not be read", scan.errors);
+	if (scan.bad_names)
+		error("%lu name(s) cannot be shown (see 'wardfs fsck')", scan.bad_names);
 	wfs_policy_free(p);
-	return scan.nmis || scan.errors ? 1 : 0;
+	return scan.nmis || scan.errors || scan.bad_names ? 1 : 0;
 }
 
 int wfs_cmd_policy(int argc, char **argv)

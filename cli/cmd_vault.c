@@ -589,11 +589,12 @@ int wfs_cmd_migrate(int argc, char **argv)
 	if (m.names_conflict)
 		printf(", %u stored in both forms (left as they are)", m.names_conflict);
 	char said[200];
-	snprintf(said, sizeof said,
-		 "migrate: encrypted %u, decrypted %u, skipped %u, failed %u; names encrypted "
-		 "%u, decrypted %u",
-		 m.encrypted, m.decrypted, m.skipped, m.failed, m.names_encrypted,
-		 m.names_decrypted);
+	int n = snprintf(said, sizeof said,
+			 "migrate: encrypted %u, decrypted %u, skipped %u, failed %u", m.encrypted,
+			 m.decrypted, m.skipped, m.failed);
+	if (m.names && n > 0 && (size_t)n < sizeof said)
+		snprintf(said + n, sizeof said - (size_t)n, "; names encrypted %u, decrypted %u",
+			 m.names_encrypted, m.names_decrypted);
 	wfs_vault_audit(a.backing, NULL, prog_name(), WFS_AUDIT_VAULT, m.failed ? EIO : 0, said);
 	if (m.temps)
 		printf("; removed %u leftover file%s", m.temps, m.temps == 1 ? "" : "s");

@@ -216,6 +216,20 @@ int wfs_bname_rmdir_prepare(struct wfs_fs *fs, int pfd, const struct wfs_bname *
 	return r;
 }
 
+bool wfs_bname_shadowed(struct wfs_inode *dir, int dfd, const char *bname, const char *plain)
+{
+	const uint8_t *id;
+	struct wfs_name_enc e;
+	struct wfs_bname b;
+	bool enc;
+	enum wfs_name_kind kind = wfs_name_classify(bname, strlen(bname));
+	bool is_enc = kind == WFS_NAME_ENCRYPTED || kind == WFS_NAME_LONG;
+	/* Without an id the directory holds no encrypted name: no twin. */
+	if (dirid_get(dir, dfd, &id) || encrypted_by_policy(dir, plain, &enc) || enc == is_enc)
+		return false;
+	return form_of(dir, dfd, plain, enc, false, &b, &e) == 0 && exists(dfd, b.name);
+}
+
 ssize_t wfs_bname_show(struct wfs_inode *dir, int dfd, const char *bname,
 		       char plain[WFS_NAME_MAX + 1])
 {

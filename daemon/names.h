@@ -60,4 +60,9 @@ int wfs_bname_rmdir_prepare(struct wfs_fs *fs, int pfd, const struct wfs_bname *
 ssize_t wfs_bname_show(struct wfs_inode *dir, int dfd, const char *bname,
 		       char plain[WFS_NAME_MAX + 1]);
 
+/* Whether the entry bname, shown as plain, has a twin in the form its
+ * path's class asks for (both made behind the mount): a listing shows
+ * the twin only, the one a lookup finds. */
+bool wfs_bname_shadowed(struct wfs_inode *dir, int dfd, const char *bname, const char *plain);
+
 #endif

@@ -148,7 +148,8 @@ static void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		const char *shown = de->d_name;
 		char plain[WFS_NAME_MAX + 1];
 		if (fs->names && !is_dot(de->d_name)) {
-			if (wfs_bname_show(dir, dirfd(d->dp), de->d_name, plain) <= 0) {
+			if (wfs_bname_show(dir, dirfd(d->dp), de->d_name, plain) <= 0 ||
+			    wfs_bname_shadowed(dir, dirfd(d->dp), de->d_name, plain)) {
 				d->entry = NULL;
 				d->offset = next;
 				continue;

@@ -543,14 +543,6 @@ unsigned wfs_vault_flags(const char *backing)
 	return flags;
 }
 
-int wfs_vault_refuse_names(const char *backing, const char *what)
-{
-	if (!(wfs_vault_flags(backing) & WFS_VAULT_ENCRYPT_NAMES))
-		return 0;
-	vault_error("'%s' encrypts names: %s", backing, what);
-	return -ENOTSUP;
-}
-
 int wfs_vault_set_flags(const char *backing, const struct wfs_keys *keys, unsigned flags)
 {
 	uint8_t *kf = NULL, *nkf = NULL;

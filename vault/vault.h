@@ -314,10 +314,6 @@ unsigned wfs_vault_flags(const char *backing);
 /* Sets the vault's flags in its keyfile (rewritten atomically, every slot
  * kept); keys unlock it. Printing; -errno. */
 int wfs_vault_set_flags(const char *backing, const struct wfs_keys *keys, unsigned flags);
-/* A command that walks the backing tree by its names without the key
- * refuses a vault whose names are encrypted (one line of error: why and
- * what to do instead): 0 or -ENOTSUP. */
-int wfs_vault_refuse_names(const char *backing, const char *what);
 
 /* ---- migrate (migrate.c) ------------------------------------------- */
 

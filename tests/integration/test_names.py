@@ -7,6 +7,7 @@ drop foreign names into the backing dir, kill the daemon mid-create, and
 replay random namespace operations against a reference directory."""
 import ctypes
 import errno
+import json
 import os
 import pathlib
 import random
@@ -336,8 +337,8 @@ def test_foreign_and_damaged_names_are_skipped(nmnt):
 
 def test_tampered_flag_and_tools(nvault, base):
     """The names flag is authenticated: cleared, the vault does not
-    unlock; unknown, the keyfile is refused. policy scan, which reads no
-    key, refuses such a vault; init --encrypt-names wants an empty one."""
+    unlock; unknown, the keyfile is refused. init --encrypt-names wants an
+    empty directory."""
     m = nvault
     kf = m.backing / ".wardfs" / "keyfile"
     good = kf.read_bytes()
@@ -351,10 +352,10 @@ def test_tampered_flag_and_tools(nvault, base):
     r = m.mount(check=False)
     assert r.returncode != 0 and not is_mounted(m.mnt)
     kf.write_bytes(good)
-    # policy scan reads no key: it cannot show the names, and says what can
-    r = wardfs("policy", "scan", "--policy", m.policy, m.backing, check=False)
-    assert r.returncode != 0
-    assert "encrypts names" in r.stderr and "migrate --dry-run" in r.stderr, r.stderr
+    # policy scan unlocks such a vault to show its paths
+    r = wardfs("policy", "scan", "--policy", m.policy, "--passfile", m.passfile, m.backing,
+               check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
     # init --encrypt-names wants an empty directory
     other = base / "vault" / "other"
     other.mkdir()
@@ -630,6 +631,15 @@ def test_migrate_moves_names_to_the_policys_form(nvault):
     finally:
         m.umount()
     m.policy.write_text("default public\nsensitive *.txt\n")
+    r = wardfs("policy", "scan", "--policy", m.policy, "--passfile", m.passfile,
+               "--format", "json", m.backing, check=False)
+    assert r.returncode == 1, r.stderr
+    mis = {(x["path"], x["class"], x["form"], x["of"]) for x in json.loads(r.stdout)["mismatch"]}
+    assert ("/notes-about-the-board.txt", "sensitive", "plain", "name") in mis
+    assert ("/notes-about-the-board.txt", "sensitive", "plain", "content") in mis
+    assert ("/secret/deep", "public", "encrypted", "name") in mis
+    assert ("/secret/short-secret", "public", "encrypted", "name") in mis
+    assert ("/secret/short-secret", "public", "encrypted", "content") in mis
     r = wardfs("migrate", "--dry-run", "--passfile", m.passfile, "--policy", m.policy,
                m.backing, check=False)
     assert r.returncode == 0, r.stderr
@@ -659,6 +669,9 @@ def test_migrate_moves_names_to_the_policys_form(nvault):
     r = wardfs("migrate", "--dry-run", "--passfile", m.passfile, "--policy", m.policy,
                m.backing, check=False)
     assert "0 files would be converted" in r.stdout, r.stdout
+    r = wardfs("policy", "scan", "--policy", m.policy, "--passfile", m.passfile, m.backing,
+               check=False)
+    assert r.returncode == 0 and "mismatch   0" in r.stdout, r.stdout + r.stderr
 
 
 def test_migrate_encrypt_names_on_an_existing_vault(vault, base):
@@ -738,3 +751,29 @@ def test_concurrent_creates_renames_and_listings(nmnt):
     sidecars_match(m)
     remount(m)
     assert sorted(os.listdir(d)) == want
+
+
+def test_a_name_in_both_forms_is_listed_once(nvault):
+    """A name stored both plain and encrypted (made behind the mount) is
+    listed once: as the one a lookup finds, the form its class asks for."""
+    m = nvault
+    m.mount()
+    try:
+        (m.mnt / "twin.pem").write_text("encrypted one")
+        enc = backing_of(m, m.mnt / "twin.pem")
+    finally:
+        m.umount()
+    (m.backing / "twin.pem").write_text("plain one")  # behind the mount
+    for policy, want in (("default public\nsensitive *.pem\n", "encrypted one"),
+                         ("default public\n", "plain one")):
+        m.policy.write_text(policy)
+        m.mount()
+        try:
+            assert os.listdir(m.mnt) == ["twin.pem"], policy
+            # readdirplus and a cold lookup agree
+            subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
+            assert run("ls", "-l", m.mnt).stdout.count("twin.pem") == 1
+            assert (m.mnt / "twin.pem").read_text() == want
+        finally:
+            m.umount()
+    assert enc.exists()

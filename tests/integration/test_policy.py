@@ -193,7 +193,8 @@ def test_policy_scan_reports_disagreeing_form(mnt):
     assert "secret/k" not in r.stdout
     j = json.loads(wardfs("policy", "scan", "--format", "json", "--policy", mnt.policy,
                           mnt.backing, check=False).stdout)
-    assert j["mismatch"] == [{"path": "/secret/plain", "class": "sensitive", "form": "plain"}]
+    assert j["mismatch"] == [{"path": "/secret/plain", "class": "sensitive", "form": "plain",
+                              "of": "content"}]
     assert j["sensitive"] == 2 and j["files"] >= 2 and j["unreadable"] == 0, j
     (mnt.backing / "secret" / "plain").unlink()
     r = wardfs("policy", "scan", "--policy", mnt.policy, mnt.backing)
