@@ -295,3 +295,31 @@ def test_setup_home_gives_the_organisation_an_escrow_slot(base, home_user):
         assert (home_user / "src/main.c").read_text().startswith("int main")
     finally:
         m.umount()
+
+
+def test_setup_home_then_encrypt_names(base, home_user):
+    """Issue 18, as docs/admin.md says it: setup-home, then migrate
+    --encrypt-names before the first mount; the home mounts with every
+    file, and the backing directory holds no sensitive name."""
+    (base / "policy").write_text(POLICY)
+    (base / "pass").write_text(PASS + "\n")
+    os.chmod(base / "pass", 0o600)
+    before = tree_hashes(home_user)
+    run(*setup_args(base, home_user))
+    backing = base / "vault" / "backing"
+    r = wardfs("migrate", "--encrypt-names", "--yes", "--passfile", base / "pass", "--policy",
+               base / "policy", backing, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    names = {p.name for p in backing.rglob("*")}
+    assert "id_ed25519" not in names and "server.pem" not in names and "f7" not in names
+    assert "id_ed25519.pub" in names and "main.c" in names  # public: plain
+    m = Mount(base)
+    m.mnt = home_user
+    m.policy = base / "policy"
+    r = wardfs("mount", "--passfile", base / "pass", "--policy", m.policy, "--audit-db", m.db,
+               "--log", m.log, backing, m.mnt, check=False)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert tree_hashes(home_user) == before
+    finally:
+        m.umount()
