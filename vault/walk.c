@@ -152,11 +152,11 @@ static int walk_dir(struct walker *k, int dfd)
 			no_stat = false;
 		} else {
 			if (errno != ENOENT) /* gone since readdir: not an error */
-				walk_error(k, e->d_name, errno);
+				walk_error(k, shown, errno);
 			continue;
 		}
 		if (!push(k, shown, strlen(shown))) {
-			walk_error(k, e->d_name, ENOMEM);
+			walk_error(k, shown, ENOMEM);
 			continue;
 		}
 		if (S_ISREG(type)) {
@@ -171,7 +171,7 @@ static int walk_dir(struct walker *k, int dfd)
 
 			if (sub < 0) {
 				cut(k, len);
-				walk_error(k, e->d_name, errno);
+				walk_error(k, shown, errno);
 				continue;
 			} else {
 				r = walk_dir(k, sub);
