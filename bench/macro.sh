@@ -231,9 +231,14 @@ unmount_system() {
 			fusermount3 -u "$CUR_MNT" 2>/dev/null || umount -l "$CUR_MNT"
 		fi
 	fi
+	# The daemon holds the vault until it has exited (its audit rows
+	# written, its inodes freed): the next mount of the same vault waits
+	# for that, however long it takes (30 s was not enough after git add
+	# of the kernel tree), and says how long it was.
 	if [ -n "$CUR_PID" ]; then
 		local i=0
-		while kill -0 "$CUR_PID" 2>/dev/null && [ $((i++)) -lt 600 ]; do sleep 0.05; done
+		while kill -0 "$CUR_PID" 2>/dev/null && [ $((i++)) -lt 12000 ]; do sleep 0.05; done
+		[ "$i" -gt 100 ] && log "  $CUR_SYS: the daemon took $((i / 20)) s to exit after the unmount"
 	fi
 	CUR_MNT="" CUR_PID="" TARGET=""
 }
@@ -271,6 +276,8 @@ requests() {
 # seconds and, on wardfs, the requests it cost.
 timed() {
 	local name=$1 cmd=$2 before after t0 t1 rc
+	# never in the caller's directory: a step whose mount failed stops
+	[ -n "$TARGET" ] && [ -d "$TARGET" ] || die "no target directory for $name on $CUR_SYS"
 	before=$(requests)
 	t0=$(date +%s.%N)
 	(cd "$TARGET" && timeout "$BENCH_STEP_TIMEOUT" bash -c "$cmd") >>"$CUR_INST/work.log" 2>&1
@@ -298,20 +305,32 @@ run_system() {
 		unmount_system
 		return
 	}
+	# A remount that fails ends this system's run (recorded), never a
+	# workload run elsewhere.
+	cold() {
+		remount_cold && return 0
+		log "  cannot mount $sys again: $(tail -n 1 "$inst/daemon.log" 2>/dev/null)"
+		printf '%s\tremount\t%s\tFAIL\n' "$sys" "$REP" >>"$TSV"
+		unmount_system
+		return 1
+	}
 	want_workload untar && timed untar "tar xf '$TREE_TAR'"
 	[ -d "$TARGET/$TREE_TOP" ] || timed untar-setup "tar xf '$TREE_TAR'"
 	if want_workload lsr; then
-		remount_cold && timed lsr "ls -lR '$TREE_TOP' >/dev/null"
+		cold || return
+		timed lsr "ls -lR '$TREE_TOP' >/dev/null"
 	fi
 	if want_workload md5; then
-		remount_cold && timed md5 "find '$TREE_TOP' -type f -print0 | xargs -0 md5sum >/dev/null"
+		cold || return
+		timed md5 "find '$TREE_TOP' -type f -print0 | xargs -0 md5sum >/dev/null"
 	fi
 	if want_workload gitcommit || want_workload gitstatus; then
 		timed gitcommit "cd '$TREE_TOP' && git init -q && git add -A &&
 			git -c user.name=bench -c user.email=bench@localhost commit -q -m tree"
 		if want_workload gitstatus; then
 			timed gitstatus-warm "cd '$TREE_TOP' && git status --porcelain >/dev/null"
-			remount_cold && timed gitstatus-cold "cd '$TREE_TOP' && git status --porcelain >/dev/null"
+			cold || return
+			timed gitstatus-cold "cd '$TREE_TOP' && git status --porcelain >/dev/null"
 		fi
 	fi
 	if want_workload build; then
