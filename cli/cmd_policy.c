@@ -260,14 +260,11 @@ static int scan_one(void *arg, int dfd, const char *name, const char *rel, const
 static int scan_name(void *arg, int dfd, const char *bname, const char *rel, mode_t type)
 {
 	struct scan *scan = arg;
-	struct wfs_decision d;
-	enum wfs_name_kind kind = wfs_name_classify(bname, strlen(bname));
-	bool encrypted = kind == WFS_NAME_ENCRYPTED || kind == WFS_NAME_LONG;
+	enum wfs_class cls;
 	(void)dfd, (void)type;
-	wfs_policy_classify(scan->p, rel, strlen(rel), &d);
-	if ((d.cls == WFS_SENSITIVE) != encrypted)
-		add_mismatch(scan, rel, d.cls, encrypted ? WFS_FORM_ENCRYPTED : WFS_FORM_PLAIN,
-			     true);
+	if (wfs_vault_name_disagrees(scan->p, bname, rel, &cls))
+		add_mismatch(scan, rel, cls,
+			     cls == WFS_SENSITIVE ? WFS_FORM_PLAIN : WFS_FORM_ENCRYPTED, true);
 	return 0;
 }
 

@@ -482,6 +482,9 @@ enum wfs_name_kind {
 	WFS_NAME_RESERVED = 6,	/* ".", "..", other "wfs~" names, empty or with '/' or NUL */
 };
 enum wfs_name_kind wfs_name_classify(const char *name, size_t len);
+/* Whether a backing name is in the encrypted form (a short encrypted
+ * name or a long name's entry), by its bytes alone. */
+bool wfs_name_is_encrypted(const char *name, size_t len);
 
 /* A plaintext name's backing form in a directory. A long one is two
  * entries: name (the file itself) and sidecar_name holding sidecar. */

@@ -370,6 +370,12 @@ static bool is_id(const char *p, size_t len)
 	return len == ID_CHARS && wfs__b64url_decode(p, len, id, sizeof(id)) == BLK;
 }
 
+bool wfs_name_is_encrypted(const char *name, size_t len)
+{
+	enum wfs_name_kind kind = wfs_name_classify(name, len);
+	return kind == WFS_NAME_ENCRYPTED || kind == WFS_NAME_LONG;
+}
+
 enum wfs_name_kind wfs_name_classify(const char *name, size_t len)
 {
 	uint8_t c[SHORT_C_MAX];

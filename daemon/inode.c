@@ -282,16 +282,15 @@ void wfs_inode_forget(struct wfs_inode *n, uint64_t nlookup)
 	free_chain(fs, freelist);
 }
 
-/* Points n at (parent, name), bname its name on disk (NULL: name);
- * caller holds table_lock and frees what lands on *freelist (an old
- * parent nobody else holds) after dropping it. */
+/* Points n at (parent, name), bname its name on disk (name itself when
+ * they are the same); caller holds table_lock and frees what lands on
+ * *freelist (an old parent nobody else holds) after dropping it. */
 static int set_name_locked(struct wfs_inode *n, struct wfs_inode *parent, const char *name,
 			   const char *bname, struct wfs_inode **freelist)
 {
 	struct wfs_fs *fs = n->fs;
-	if (!bname)
-		bname = name;
-	if (n->parent == parent && n->name && !strcmp(n->name, name) && !strcmp(n->bname, bname))
+	if (n->parent == parent && n->name && n->bname && !strcmp(n->name, name) &&
+	    !strcmp(n->bname, bname))
 		return 0;
 	size_t nl = strlen(name) + 1, bl = strcmp(bname, name) ? strlen(bname) + 1 : 0;
 	char *copy = malloc(nl + bl);
@@ -317,7 +316,7 @@ void wfs_inode_rename(struct wfs_inode *n, struct wfs_inode *newparent, const ch
 	struct wfs_fs *fs = n->fs;
 	struct wfs_inode *freelist = NULL;
 	pthread_mutex_lock(&fs->table_lock);
-	set_name_locked(n, newparent, newname, newbname, &freelist);
+	set_name_locked(n, newparent, newname, newbname ? newbname : newname, &freelist);
 	atomic_fetch_add(&fs->policy_gen, 1); /* paths under n changed */
 	pthread_mutex_unlock(&fs->table_lock);
 	free_chain(fs, freelist);
@@ -387,9 +386,13 @@ static int open_entry(struct wfs_inode *parent, int pfd, const char *name, const
 {
 	struct wfs_fs *fs = parent->fs;
 	int fd, r = 0;
+	bool enc = false;
 	*used = bname ? bname : name;
 	if (fs->names && !bname) {
-		r = wfs_bname_form(parent, pfd, name, false, b);
+		r = wfs_bname_encrypted_by_policy(parent, name, &enc);
+		if (r)
+			return r;
+		r = wfs_bname_form(parent, pfd, name, enc, b);
 		*used = b->name;
 	}
 	if (!r) {
@@ -403,7 +406,7 @@ static int open_entry(struct wfs_inode *parent, int pfd, const char *name, const
 	if (!fs->names || bname || (r != -ENOENT && r != -ENOKEY))
 		return r;
 	/* not there in its own form: the other, where a policy change left it */
-	int ra = wfs_bname_form(parent, pfd, name, true, b);
+	int ra = wfs_bname_form(parent, pfd, name, !enc, b);
 	if (ra)
 		return r;
 	*used = b->name;

@@ -87,8 +87,7 @@ static int dirid_make(struct wfs_inode *dir, int dfd, const uint8_t **id)
 	return r;
 }
 
-/* Whether name in parent is stored encrypted: its path's class. */
-static int encrypted_by_policy(struct wfs_inode *parent, const char *name, bool *enc)
+int wfs_bname_encrypted_by_policy(struct wfs_inode *parent, const char *name, bool *enc)
 {
 	WFS_AUTOFREE char *path = NULL;
 	int r = wfs_child_path(parent, name, &path);
@@ -131,13 +130,11 @@ static int form_of(struct wfs_inode *parent, int pfd, const char *name, bool enc
 	return 0;
 }
 
-int wfs_bname_form(struct wfs_inode *parent, int pfd, const char *name, bool alt,
+int wfs_bname_form(struct wfs_inode *parent, int pfd, const char *name, bool enc,
 		   struct wfs_bname *b)
 {
 	struct wfs_name_enc e;
-	bool enc;
-	int r = encrypted_by_policy(parent, name, &enc);
-	return r ? r : form_of(parent, pfd, name, enc != alt, false, b, &e);
+	return form_of(parent, pfd, name, enc, false, b, &e);
 }
 
 static bool exists(int pfd, const char *bname)
@@ -162,7 +159,7 @@ static int resolve(struct wfs_inode *parent, int pfd, const char *name, bool mak
 		b->is_long = false;
 		return 0;
 	}
-	int r = encrypted_by_policy(parent, name, &enc);
+	int r = wfs_bname_encrypted_by_policy(parent, name, &enc);
 	if (r)
 		return r;
 	int rf = form_of(parent, pfd, name, enc, false, b, &e);
@@ -222,10 +219,9 @@ bool wfs_bname_shadowed(struct wfs_inode *dir, int dfd, const char *bname, const
 	struct wfs_name_enc e;
 	struct wfs_bname b;
 	bool enc;
-	enum wfs_name_kind kind = wfs_name_classify(bname, strlen(bname));
-	bool is_enc = kind == WFS_NAME_ENCRYPTED || kind == WFS_NAME_LONG;
 	/* Without an id the directory holds no encrypted name: no twin. */
-	if (dirid_get(dir, dfd, &id) || encrypted_by_policy(dir, plain, &enc) || enc == is_enc)
+	if (dirid_get(dir, dfd, &id) || wfs_bname_encrypted_by_policy(dir, plain, &enc) ||
+	    enc == wfs_name_is_encrypted(bname, strlen(bname)))
 		return false;
 	return form_of(dir, dfd, plain, enc, false, &b, &e) == 0 && exists(dfd, b.name);
 }
@@ -235,10 +231,8 @@ ssize_t wfs_bname_show(struct wfs_inode *dir, int dfd, const char *bname,
 {
 	struct wfs_fs *fs = dir->fs;
 	size_t len = strlen(bname);
-	enum wfs_name_kind kind = wfs_name_classify(bname, len);
 	const uint8_t *id = NULL;
-	if ((kind == WFS_NAME_ENCRYPTED || kind == WFS_NAME_LONG) &&
-	    (!fs->keys || dirid_get(dir, dfd, &id)))
+	if (wfs_name_is_encrypted(bname, len) && (!fs->keys || dirid_get(dir, dfd, &id)))
 		id = NULL; /* shown as it can be: not at all */
 	ssize_t r = wfs_name_show(fs->keys, id, dfd, bname, len, NULL, plain);
 	if (r < 0 && fs->keys && !atomic_exchange(&dir->names_logged, true)) {

@@ -36,9 +36,13 @@ static inline void wfs_names_release(struct wfs_fs *fs)
  * without an id). 0; -ENOKEY (locked, and it would take the keys); -EIO
  * (a damaged directory id); -ENAMETOOLONG; -ENOMEM. */
 int wfs_bname_find(struct wfs_inode *parent, int pfd, const char *name, struct wfs_bname *b);
-/* The form name's class asks for (alt: the other one), not looked up:
- * lookups try the first, then the second. Errors as wfs_bname_find. */
-int wfs_bname_form(struct wfs_inode *parent, int pfd, const char *name, bool alt,
+/* Whether name in parent is stored encrypted by its path's class. 0 or
+ * -errno (a name on the path was removed: -ENOENT). */
+int wfs_bname_encrypted_by_policy(struct wfs_inode *parent, const char *name, bool *enc);
+/* name's backing name in the encrypted form (enc) or the plain one, not
+ * looked up: lookups try the form the class asks for, then the other,
+ * with one classification. Errors as wfs_bname_find. */
+int wfs_bname_form(struct wfs_inode *parent, int pfd, const char *name, bool enc,
 		   struct wfs_bname *b);
 /* For a create, link or rename target: as wfs_bname_find when the name
  * exists (the caller then meets EEXIST or the file), else the form its

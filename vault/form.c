@@ -23,6 +23,16 @@ int wfs_vault_file_form(int dirfd, const char *name, const struct stat *st, enum
 	return r < 0 ? r : 0;
 }
 
+bool wfs_vault_name_disagrees(const struct wfs_policy *pol, const char *bname, const char *rel,
+			      enum wfs_class *cls)
+{
+	struct wfs_decision d;
+
+	wfs_policy_classify(pol, rel, strlen(rel), &d);
+	*cls = d.cls;
+	return (d.cls == WFS_SENSITIVE) != wfs_name_is_encrypted(bname, strlen(bname));
+}
+
 bool wfs_is_migrate_temp(const char *name)
 {
 	size_t n = strlen(name), s = strlen(WFS_MIGRATE_SUFFIX);

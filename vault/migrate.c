@@ -133,19 +133,6 @@ done:
 
 /* ---- names (a vault with encrypted names) ---------------------------- */
 
-/* Whether the name bname is stored encrypted, and whether its path wants
- * it to be. */
-static bool name_disagrees(const struct wfs_migrate *m, const char *bname, const char *rel,
-			   bool *encrypt)
-{
-	enum wfs_name_kind kind = wfs_name_classify(bname, strlen(bname));
-	struct wfs_decision d;
-
-	wfs_policy_classify(m->pol, rel, strlen(rel), &d);
-	*encrypt = d.cls == WFS_SENSITIVE;
-	return *encrypt != (kind == WFS_NAME_ENCRYPTED || kind == WFS_NAME_LONG);
-}
-
 /* Renames dirfd/bname into the form its path asks for: the directory's id
  * and a long name's sidecar first, the old sidecar after (docs/format.md). */
 static void rename_name(struct wfs_migrate *m, int dfd, const char *bname, const char *rel,
@@ -200,11 +187,12 @@ static void rename_name(struct wfs_migrate *m, int dfd, const char *bname, const
 static int migrate_name(void *arg, int dfd, const char *bname, const char *rel, mode_t type)
 {
 	struct wfs_migrate *m = arg;
-	bool encrypt;
+	enum wfs_class cls;
 
 	(void)type;
-	if (!name_disagrees(m, bname, rel, &encrypt))
+	if (!wfs_vault_name_disagrees(m->pol, bname, rel, &cls))
 		return 0;
+	bool encrypt = cls == WFS_SENSITIVE;
 	if (!m->converting) { /* the scan */
 		m->todo++;
 		if (!encrypt) {

@@ -229,6 +229,13 @@ enum wfs_form_fix {
  */
 enum wfs_form_fix wfs_vault_form_fix(enum wfs_class cls, enum wfs_form form);
 
+/* The same rule for a name in a vault with encrypted names: the backing
+ * name bname of the path rel is encrypted exactly when rel is sensitive.
+ * Whether it disagrees (migrate renames what policy scan reports), and
+ * rel's class in *cls. */
+bool wfs_vault_name_disagrees(const struct wfs_policy *pol, const char *bname, const char *rel,
+			      enum wfs_class *cls);
+
 /* The form of the regular file dirfd/name by the daemon's mark (crypto/
  * mark.c): 0 or -errno. */
 int wfs_vault_file_form(int dirfd, const char *name, const struct stat *st, enum wfs_form *form);
