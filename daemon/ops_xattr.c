@@ -30,6 +30,25 @@ static bool own_name(const char *name)
 	return !strncmp(name, OWN_PREFIX, sizeof(OWN_PREFIX) - 1);
 }
 
+/*
+ * SELinux labels are not stored through the mount: security.selinux is
+ * answered EOPNOTSUPP, never listed, never set. A kernel with SELinux
+ * answers the name itself from the mount's label (genfs labelling for
+ * FUSE) and never asks, and says EOPNOTSUPP to a set; without it, a
+ * label in the backing file means nothing. The answer is what makes `ls
+ * -l` cheap: it asks every entry for its label, nothing in FUSE caches a
+ * missing attribute, and libselinux's callers (ls) stop asking for the
+ * rest of the device after one EOPNOTSUPP, where ENODATA cost one round
+ * trip per entry (docs/benchmarks.md, "Requests per file").
+ */
+#define SELINUX_NAME "security.selinux"
+
+/* Names the mount neither shows nor lets anyone set. */
+static bool hidden_name(const char *name)
+{
+	return own_name(name) || !strcmp(name, SELINUX_NAME);
+}
+
 /* One line per forwarded destination: up or down, rows sent, the last row
  * known delivered, failed attempts (docs/audit.md, "Forwarding"). */
 static void status_forward(struct wfs_fs *fs, char *buf, size_t len)
@@ -70,8 +89,8 @@ static void status_seal(struct wfs_fs *fs, char *buf, size_t len)
 		snprintf(buf + used, len - used, "audit-seal: off\n");
 }
 
-/* Drops the daemon's own names from a listxattr result; its new length. */
-static size_t drop_own_names(char *list, size_t len)
+/* Drops the hidden names from a listxattr result; its new length. */
+static size_t drop_hidden_names(char *list, size_t len)
 {
 	size_t out = 0;
 	for (size_t i = 0; i < len;) {
@@ -79,7 +98,7 @@ static size_t drop_own_names(char *list, size_t len)
 		 * -errno for a possible positive) */
 		/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 		size_t l = strnlen(list + i, len - i) + 1;
-		if (!own_name(list + i)) {
+		if (!hidden_name(list + i)) {
 			memmove(list + out, list + i, l);
 			out += l;
 		}
@@ -191,6 +210,8 @@ static ssize_t get_value(struct wfs_fs *fs, struct wfs_inode *n, const char *nam
 		return wfs_fs_open_sensitive(fs, val);
 	if (own_name(name))
 		return -ENODATA;
+	if (hidden_name(name))
+		return -EOPNOTSUPP;
 	char pp[64];
 	int fd;
 	int r = proc_path(n, pp, sizeof(pp), &fd);
@@ -213,7 +234,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	reply_value(req, r, val, size);
 }
 
-/* n's names but wardfs's own, in *val (the caller frees it): their length
+/* n's names but the hidden ones, in *val (the caller frees it): their length
  * or -errno. The whole list even when only its size is asked: the size
  * must not count the names dropped from it. */
 static ssize_t list_names(struct wfs_inode *n, char **val)
@@ -243,7 +264,7 @@ static ssize_t list_names(struct wfs_inode *n, char **val)
 	if (len < 0)
 		len = -errno;
 	wfs_inode_put_fd(n);
-	return len > 0 ? (ssize_t)drop_own_names(*val, (size_t)len) : len;
+	return len > 0 ? (ssize_t)drop_hidden_names(*val, (size_t)len) : len;
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -295,6 +316,8 @@ static int change_value(fuse_req_t req, struct wfs_inode *n, const char *name, c
 {
 	if (own_name(name))
 		return -EPERM;
+	if (hidden_name(name))
+		return -EOPNOTSUPP;
 	struct wfs_change ch;
 	int r = wfs_change_begin(req, &ch, value ? WFS_AUDIT_SETXATTR : WFS_AUDIT_REMOVEXATTR, n,
 				 NULL, NULL, name);

@@ -2,6 +2,7 @@
 file"), each checked for what it must not change: listings without
 directory handles still show what is there, to every user, in order."""
 import ctypes
+import errno
 import os
 import subprocess
 import sys
@@ -188,3 +189,39 @@ def test_concurrent_listings_while_names_come_and_go(mnt):
         assert p.returncode == 0
         assert set(out.split()) == {"800"}, out
     assert {n for n in os.listdir(d) if n.startswith("k")} == stay
+
+
+def test_selinux_labels_are_neither_stored_nor_asked_per_file(mnt):
+    """security.selinux answers EOPNOTSUPP, so `ls -l` (libselinux) stops
+    asking for the rest of the mount after one round trip instead of one
+    per entry; a label in a backing file is neither shown nor listed, and
+    none can be set or removed through the mount."""
+    d = mnt.mnt / "d"
+    d.mkdir()
+    for i in range(50):
+        (d / f"f{i}").write_text("x")
+    b = mnt.backing / "d" / "f0"
+    os.setxattr(b, "security.selinux", b"user_u:object_r:user_home_t:s0")
+    os.setxattr(b, "user.kept", b"v")
+    f = d / "f0"
+    for call, args in ((os.getxattr, ("security.selinux",)),
+                       (os.setxattr, ("security.selinux", b"x")),
+                       (os.removexattr, ("security.selinux",))):
+        try:
+            call(f, *args)
+            raise AssertionError(f"{call.__name__} of security.selinux succeeded")
+        except OSError as e:
+            assert e.errno == errno.EOPNOTSUPP, (call.__name__, e)
+    assert os.listxattr(f) == ["user.kept"]
+    assert os.getxattr(b, "security.selinux") == b"user_u:object_r:user_home_t:s0"
+    # a remount drops the kernel's cached ACLs, so each entry costs its
+    # one ACL query and nothing more
+    mnt.umount()
+    mnt.mount()
+    before = requests(mnt)
+    r = run("ls", "-l", d)
+    assert r.stdout.count("\n") == 51, r.stdout
+    got = delta(mnt, before).get("getxattr", 0)
+    # one ACL query per entry and the directory's two, plus the one label
+    # query that says EOPNOTSUPP; ENODATA made it one more per entry
+    assert 50 <= got <= 55, delta(mnt, before)
