@@ -183,10 +183,11 @@ static int has_encrypted(int dirfd)
 	if (dir == NULL)
 		return -errno;
 	while ((e = readdir(dir)) != NULL) {
-		size_t len = strlen(e->d_name);
+		/* one classification per entry: encrypted, long or a sidecar */
+		enum wfs_name_kind kind = wfs_name_classify(e->d_name, strlen(e->d_name));
 
-		if (wfs_name_is_encrypted(e->d_name, len) ||
-		    wfs_name_classify(e->d_name, len) == WFS_NAME_SIDECAR) {
+		if (kind == WFS_NAME_ENCRYPTED || kind == WFS_NAME_LONG ||
+		    kind == WFS_NAME_SIDECAR) {
 			r = 1;
 			break;
 		}

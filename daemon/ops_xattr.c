@@ -41,12 +41,15 @@ static bool own_name(const char *name)
  * rest of the device after one EOPNOTSUPP, where ENODATA cost one round
  * trip per entry (docs/benchmarks.md, "Requests per file").
  */
-#define SELINUX_NAME "security.selinux"
+static bool label_name(const char *name)
+{
+	return !strcmp(name, "security.selinux");
+}
 
-/* Names the mount neither shows nor lets anyone set. */
+/* Names the mount never lists: the daemon's own and the label. */
 static bool hidden_name(const char *name)
 {
-	return own_name(name) || !strcmp(name, SELINUX_NAME);
+	return own_name(name) || label_name(name);
 }
 
 /* One line per forwarded destination: up or down, rows sent, the last row
@@ -210,7 +213,7 @@ static ssize_t get_value(struct wfs_fs *fs, struct wfs_inode *n, const char *nam
 		return wfs_fs_open_sensitive(fs, val);
 	if (own_name(name))
 		return -ENODATA;
-	if (hidden_name(name))
+	if (label_name(name))
 		return -EOPNOTSUPP;
 	char pp[64];
 	int fd;
@@ -316,7 +319,7 @@ static int change_value(fuse_req_t req, struct wfs_inode *n, const char *name, c
 {
 	if (own_name(name))
 		return -EPERM;
-	if (hidden_name(name))
+	if (label_name(name))
 		return -EOPNOTSUPP;
 	struct wfs_change ch;
 	int r = wfs_change_begin(req, &ch, value ? WFS_AUDIT_SETXATTR : WFS_AUDIT_REMOVEXATTR, n,
