@@ -35,17 +35,12 @@ BENCH_BUILD_CMD=${BENCH_BUILD_CMD:-"./configure >/dev/null && make -j2"}
 BENCH_STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-3600}
 WARDFS=${WARDFS:-$ROOT/build/wardfs}
 PASSTHROUGH_HP=${PASSTHROUGH_HP:-$ROOT/deps/libfuse/bin/passthrough_hp}
-ENABLE_URING=/sys/module/fuse/parameters/enable_uring
 
-CUR_MNT="" CUR_PID="" CUR_SYS="" CUR_INST="" TARGET="" URING_WAS=""
+CUR_MNT="" CUR_PID="" CUR_SYS="" CUR_INST="" TARGET=""
 
-log() { printf '[macro %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
-want_system() { case " $BENCH_SYSTEMS " in *" $1 "*) return 0 ;; esac; return 1; }
-want_workload() { case " $BENCH_WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
+BENCH_NAME=macro
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 is_wardfs() { case $1 in wardfs*) return 0 ;; esac; return 1; }
 is_uring() { case $1 in *-uring) return 0 ;; esac; return 1; }
 
@@ -67,20 +62,6 @@ check() {
 	case "$BENCH_DIR" in /*) ;; *) die "BENCH_DIR must be an absolute path" ;; esac
 	case "$BENCH_DIR" in *[[:space:]]*) die "BENCH_DIR must not contain white space" ;; esac
 	case "$BENCH_MACRO_SUBSET" in *..* | /*) die "BENCH_MACRO_SUBSET must be a relative path inside the tree, not '$BENCH_MACRO_SUBSET'" ;; esac
-}
-
-# Debian packages of the tools and peers; installed here, never by tests.
-install_packages() {
-	local missing=() p
-	for p in gocryptfs git make gcc dpkg-dev xz-utils bzip2; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-			missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	log "installing ${missing[*]}"
-	apt-get install -y -qq "${missing[@]}" >&2 ||
-		{ apt-get update -qq >&2 && apt-get install -y -qq "${missing[@]}" >&2; } ||
-		die "cannot install ${missing[*]}"
 }
 
 # ---- sources ----------------------------------------------------------------
@@ -140,28 +121,6 @@ prepare_tree() {
 
 # ---- mounts -----------------------------------------------------------------
 
-uring_set() {
-	[ -w "$ENABLE_URING" ] || return 1
-	[ -z "$URING_WAS" ] && URING_WAS=$(cat "$ENABLE_URING")
-	echo "$1" >"$ENABLE_URING"
-}
-
-uring_restore() {
-	if [ -n "$URING_WAS" ]; then
-		echo "$URING_WAS" >"$ENABLE_URING"
-	fi
-}
-
-wait_mounted() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		mountpoint -q "$1" && return 0
-		[ -n "$2" ] && ! kill -0 "$2" 2>/dev/null && return 1
-		sleep 0.05
-	done
-	return 1
-}
-
 # mount_system SYSTEM INST: mounts SYSTEM's instance INST (made on first
 # use) and sets TARGET, the directory the workloads run in.
 mount_system() {
@@ -201,11 +160,9 @@ mount_system() {
 			uring_set Y || return 1
 			extra=(--io-uring)
 		fi
-		mkdir -p "$inst/backing" "$inst/mnt"
-		chmod 700 "$inst/backing"
+		mkdir -p "$inst/mnt"
 		if [ ! -e "$inst/.vault-ok" ]; then
-			"$WARDFS" init --passfile "$BENCH_DIR/passfile" --kdf-memory 8 --kdf-ops 1 \
-				"$inst/backing" >>"$inst/daemon.log" 2>&1 || return 1
+			wardfs_vault "$inst/backing" "$BENCH_DIR/passfile" >>"$inst/daemon.log" 2>&1 || return 1
 			touch "$inst/.vault-ok"
 		fi
 		"$WARDFS" mount --passfile "$BENCH_DIR/passfile" --policy "$policy" \
@@ -423,7 +380,7 @@ EOF
 
 main() {
 	check
-	install_packages
+	install_packages gocryptfs git make gcc dpkg-dev xz-utils bzip2
 	PY=$(command -v /usr/bin/python3 || command -v python3) || die "python3 is needed for the report"
 	prepare_tree
 	if [ -e "$BENCH_DIR" ]; then

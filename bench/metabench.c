@@ -26,24 +26,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 static const char *dir;
 static long nfiles, ndirs;
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void file_path(char *buf, size_t len, long i)
 {
-	snprintf(buf, len, "%s/d%03ld/f%07ld", dir, i % ndirs, i);
+	bench_file_path(buf, len, dir, ndirs, i);
 }
 
 static void dir_path(char *buf, size_t len, long d)
 {
-	snprintf(buf, len, "%s/d%03ld", dir, d);
+	bench_dir_path(buf, len, dir, d);
 }
 
 static void fail(const char *what, const char *path)

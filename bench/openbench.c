@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 static const char *dir;
 static long nfiles, ndirs;
 static pthread_barrier_t start;
@@ -33,23 +35,16 @@ struct slice {
 	char path[4096];
 };
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void file_path(char *buf, size_t len, long i)
 {
-	snprintf(buf, len, "%s/d%03ld/f%07ld", dir, i % ndirs, i);
+	bench_file_path(buf, len, dir, ndirs, i);
 }
 
 static int do_create(void)
 {
 	char p[4096];
 	for (long d = 0; d < ndirs; d++) {
-		snprintf(p, sizeof(p), "%s/d%03ld", dir, d);
+		bench_dir_path(p, sizeof(p), dir, d);
 		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
 			fprintf(stderr, "openbench: mkdir %s: %s\n", p, strerror(errno));
 			return 1;

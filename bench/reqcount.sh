@@ -27,11 +27,9 @@ REQ_CLASSES=${REQ_CLASSES:-public sensitive}
 REQ_USER=${REQ_USER:-}
 REQ_STRACE=${REQ_STRACE:-0}
 
-log() { printf '[reqcount %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
+BENCH_NAME=reqcount
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (it mounts)"
 [ -x "$WARDFS" ] || die "$WARDFS is missing: build it first"
@@ -54,7 +52,6 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 mkdir -p "$REQ_DIR/vault" "$MNT" && chmod 700 "$REQ_DIR/vault" && touch "$REQ_DIR/.wardfs-reqcount"
-mkdir -p "$BACKING" && chmod 700 "$BACKING"
 [ "$(findmnt -n -o FSTYPE -T "$REQ_DIR")" = ext4 ] || die "$REQ_DIR must be on ext4 (set REQ_DIR)"
 printf 'default public\nsensitive /sensitive/**\n' >"$REQ_DIR/policy"
 chmod 644 "$REQ_DIR/policy"
@@ -66,8 +63,8 @@ chmod 644 "$TAR"
 TOP=$(basename "$REQ_SRC")
 FILES=$(tar tvf "$TAR" | grep -c '^-')
 ENTRIES=$(tar tf "$TAR" | wc -l)
-"$WARDFS" init --passfile "$REQ_DIR/passfile" --kdf-memory 8 --kdf-ops 1 "$BACKING" >/dev/null 2>&1 ||
-	die "wardfs init failed"
+wardfs_vault "$BACKING" "$REQ_DIR/passfile" >"$REQ_DIR/init.log" 2>&1 ||
+	die "wardfs init failed: $(tail -n 2 "$REQ_DIR/init.log")"
 
 mount_it() {
 	"$WARDFS" mount --passfile "$REQ_DIR/passfile" --policy "$REQ_DIR/policy" \

@@ -7,6 +7,16 @@
 # before the daemon does any work for it (docs/benchmarks.md, "The
 # full-size table"). Needs root; leaves nothing mounted, restores
 # enable_uring, removes its directory.
+#
+#   sudo bash bench/rtt.sh
+#   sudo RTT_CALLER_CPUS=0 RTT_DAEMON_CPUS=1 bash bench/rtt.sh  # where each runs
+#
+# RTT_CALLER_CPUS and RTT_DAEMON_CPUS (taskset lists, default: anywhere)
+# pin the calling process and the daemon, to see what the placement costs:
+# a caller and a daemon on one CPU switch to each other, on two CPUs they
+# wake each other. libfuse pins its io_uring threads itself, one per CPU,
+# and the kernel queues a request on the caller's CPU, so the io_uring row
+# always serves on the caller's CPU whatever RTT_DAEMON_CPUS says.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,37 +24,42 @@ WARDFS=${WARDFS:-$ROOT/build/wardfs}
 RTT_DIR=${RTT_DIR:-/var/tmp/wardfs-rtt}
 RTT_CALLS=${RTT_CALLS:-200000}
 RTT_REPEAT=${RTT_REPEAT:-3}
-ENABLE_URING=/sys/module/fuse/parameters/enable_uring
+RTT_CALLER_CPUS=${RTT_CALLER_CPUS:-}
+RTT_DAEMON_CPUS=${RTT_DAEMON_CPUS:-}
 
-die() {
-	echo "rtt.sh: $*" >&2
-	exit 1
-}
+BENCH_NAME=rtt
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+
 [ "$(id -u)" = 0 ] || die "run as root (mounts, enable_uring)"
 [ -x "$WARDFS" ] || die "$WARDFS is missing: run 'make' first"
 case "$RTT_DIR" in /*) ;; *) die "RTT_DIR must be an absolute path" ;; esac
 
-URING_WAS=$(cat "$ENABLE_URING" 2>/dev/null || true)
 cleanup() {
 	mountpoint -q "$RTT_DIR/mnt" && { "$WARDFS" umount "$RTT_DIR/mnt" >/dev/null 2>&1 || umount -l "$RTT_DIR/mnt"; }
-	[ -n "$URING_WAS" ] && echo "$URING_WAS" >"$ENABLE_URING"
-	rm -rf "$RTT_DIR"
+	uring_restore
+	rm -rf --one-file-system "$RTT_DIR"
 }
 trap cleanup EXIT INT TERM
 
 rm -rf "$RTT_DIR"
-mkdir -p "$RTT_DIR/vault/backing" "$RTT_DIR/mnt" "$RTT_DIR/ext4"
-chmod 700 "$RTT_DIR/vault"
+mkdir -p "$RTT_DIR/mnt" "$RTT_DIR/ext4"
 printf 'wardfs-rtt-passphrase\n' >"$RTT_DIR/pass"
 chmod 600 "$RTT_DIR/pass"
 printf 'default public\n' >"$RTT_DIR/policy"
-"$WARDFS" init --passfile "$RTT_DIR/pass" --kdf-memory 8 --kdf-ops 1 --policy "$RTT_DIR/policy" \
-	"$RTT_DIR/vault/backing" \
-	>/dev/null || die "wardfs init failed"
+wardfs_vault "$RTT_DIR/backing" "$RTT_DIR/pass" --policy "$RTT_DIR/policy" >"$RTT_DIR/init.log" 2>&1 ||
+	die "wardfs init failed: $(tail -n 2 "$RTT_DIR/init.log")"
+
+# pin CPUS CMD...: runs CMD on CPUS (a taskset list), or anywhere if empty
+pin() {
+	local cpus=$1
+	shift
+	if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
 
 # per_call FILE: microseconds per getxattr, the median of RTT_REPEAT loops
 per_call() {
-	python3 - "$1" "$RTT_CALLS" "$RTT_REPEAT" <<'EOF'
+	pin "$RTT_CALLER_CPUS" python3 - "$1" "$RTT_CALLS" "$RTT_REPEAT" <<'EOF'
 import os, sys, time
 path, calls, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 open(path, "w").close()
@@ -62,17 +77,18 @@ EOF
 }
 
 ext4=$(per_call "$RTT_DIR/ext4/f")
+echo "Caller on CPUs ${RTT_CALLER_CPUS:-any}, daemon on CPUs ${RTT_DAEMON_CPUS:-any}; $(nproc) CPUs."
+echo
 printf '| path | us per getxattr | FUSE round trip (minus ext4) |\n| --- | ---: | ---: |\n'
 printf '| ext4 | %s | |\n' "$ext4"
 for mode in /dev/fuse io_uring; do
 	opt=--no-io-uring
 	if [ $mode = io_uring ]; then
-		[ -w "$ENABLE_URING" ] || { echo "| io_uring | (the kernel has no $ENABLE_URING) | |"; continue; }
-		echo Y >"$ENABLE_URING"
+		uring_set Y || { echo "| io_uring | (the kernel has no $ENABLE_URING) | |"; continue; }
 		opt=--io-uring
 	fi
-	"$WARDFS" mount --passfile "$RTT_DIR/pass" --policy "$RTT_DIR/policy" --audit-db "$RTT_DIR/audit.db" \
-		--log "$RTT_DIR/wardfs.log" $opt "$RTT_DIR/vault/backing" "$RTT_DIR/mnt" 2>/dev/null ||
+	pin "$RTT_DAEMON_CPUS" "$WARDFS" mount --passfile "$RTT_DIR/pass" --policy "$RTT_DIR/policy" --audit-db "$RTT_DIR/audit.db" \
+		--log "$RTT_DIR/wardfs.log" $opt "$RTT_DIR/backing" "$RTT_DIR/mnt" 2>/dev/null ||
 		die "mount ($mode) failed: $(tail -n 3 "$RTT_DIR/wardfs.log" 2>/dev/null)"
 	if [ $mode = io_uring ] && ! "$WARDFS" status "$RTT_DIR/mnt" | grep -qx 'io-uring: on'; then
 		die "io_uring is not in use: $("$WARDFS" status "$RTT_DIR/mnt" | grep '^io-uring')"

@@ -52,24 +52,11 @@ CUR_MNT="" CUR_PID="" TARGET="" FWD_READER=""
 STEP_ERR=""      # why the last mount/step failed, for the report
 STEP_PID=""      # the running workload subshell, stopped by the trap
 
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_NAME=bench
+# shellcheck source=bench/lib.sh
+. "$BENCH_SRC/lib.sh"
 
 # ---- set-up -----------------------------------------------------------------
-
-# Debian packages of the peers and tools; installed here, never by tests.
-install_packages() {
-	local missing=() p
-	for p in fio hyperfine gocryptfs loggedfs; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-			missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	log "installing ${missing[*]}"
-	apt-get install -y "${missing[@]}" >&2 ||
-		{ apt-get update >&2 && apt-get install -y "${missing[@]}" >&2; } ||
-		die "cannot install ${missing[*]}"
-}
 
 check_tools() {
 	[ "$(id -u)" = 0 ] || die "run as root (mounts, drop_caches, passthrough needs CAP_SYS_ADMIN)"
@@ -93,9 +80,6 @@ check_tools() {
 			die "'$WARDFS init' does not work yet; leave the wardfs systems out, e.g. BENCH_SYSTEMS=\"ext4 passthrough_hp gocryptfs loggedfs\""
 	fi
 }
-
-want_system() { case " $BENCH_SYSTEMS " in *" $1 "*) return 0 ;; esac; return 1; }
-want_workload() { case " $BENCH_WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # The work dir must be ext4 (the reference system is "native ext4") and must
 # be ours before we rm -rf it.
@@ -159,19 +143,6 @@ settle_after_previous_run() {
 drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-}
-
-# Waits until $1 is a mount point, failing early if daemon $2 (if any) died.
-wait_mounted() {
-	local mnt=$1 pid=${2:-} i
-	for ((i = 0; i < 200; i++)); do
-		mountpoint -q "$mnt" && return 0
-		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-			return 1
-		fi
-		sleep 0.05
-	done
-	return 1
 }
 
 # Starts a foreground FUSE daemon in the background (so we know its pid and
@@ -257,11 +228,9 @@ mount_system() {
 		# (issue 18), priced against wardfs-sensitive
 		local initx=()
 		[ "$sys" = wardfs-names ] && sub=sensitive && initx=(--encrypt-names)
-		mkdir -p "$inst/backing" "$inst/mnt"
-		chmod 700 "$inst/backing" # init and mount refuse a backing dir others reach
+		mkdir -p "$inst/mnt"
 		if [ ! -e "$inst/.vault-ok" ]; then
-			"$WARDFS" init --passfile "$BENCH_DIR/passfile" --kdf-memory 8 --kdf-ops 1 \
-				"${initx[@]}" "$inst/backing" >>"$inst/daemon.log" 2>&1 ||
+			wardfs_vault "$inst/backing" "$BENCH_DIR/passfile" "${initx[@]}" >>"$inst/daemon.log" 2>&1 ||
 				{ STEP_ERR="wardfs init failed: $(tail -n 1 "$inst/daemon.log")"; return 1; }
 			touch "$inst/.vault-ok"
 		fi
@@ -354,20 +323,6 @@ unmount_system() {
 		wait "$FWD_READER" 2>/dev/null
 	fi
 	CUR_MNT="" CUR_PID="" TARGET="" FWD_READER=""
-}
-
-# FUSE over io_uring for wardfs-uring: the kernel's switch, put back as
-# found after its mount and on every exit.
-ENABLE_URING=/sys/module/fuse/parameters/enable_uring
-URING_WAS=""
-uring_set() {
-	[ -w "$ENABLE_URING" ] || return 1
-	[ -z "$URING_WAS" ] && URING_WAS=$(cat "$ENABLE_URING")
-	echo "$1" >"$ENABLE_URING"
-}
-uring_restore() {
-	[ -n "$URING_WAS" ] && echo "$URING_WAS" >"$ENABLE_URING"
-	URING_WAS=""
 }
 
 # Safety net for the trap: everything still mounted under BENCH_DIR, deepest first.
@@ -629,7 +584,7 @@ write_header() {
 main() {
 	RESULTS_TSV=$BENCH_DIR/results.tsv
 	HEADER=$BENCH_DIR/header.md
-	install_packages
+	install_packages fio hyperfine gocryptfs loggedfs
 	check_tools
 	trap cleanup EXIT
 	trap 'exit 130' INT
