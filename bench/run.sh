@@ -123,7 +123,7 @@ build_helpers() {
 }
 
 # Creating files within minutes of a mass delete is 10-30x slower on this
-# ext4 (FUSE-NOTES "Benchmark hygiene"); our own final rm -rf is one, so wait
+# ext4 (docs/benchmarks.md, "Hygiene"); our own final rm -rf is one, so wait
 # out BENCH_SETTLE seconds after the previous run's clean-up.
 settle_after_previous_run() {
 	local stamp="$RESULTS_DIR/.last-cleanup" age wait
