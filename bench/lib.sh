@@ -62,6 +62,10 @@ uring_restore() {
 	URING_WAS=""
 }
 
+# wardfs_status MNT KEY: the value of KEY in `wardfs status MNT` (the
+# line "KEY: VALUE"), empty when the mount or the key is not there.
+wardfs_status() { "$WARDFS" status "$1" 2>/dev/null | sed -n "s/^$2: //p"; }
+
 # wardfs_vault BACKING PASSFILE [INIT-OPTION...]: makes a vault in BACKING
 # (mode 0700: init and mount refuse a backing dir other users reach), with
 # the cheapest key derivation, since a benchmark times the file system and

@@ -169,9 +169,9 @@ mount_system() {
 			--audit-db "$inst/audit.db" --log "$inst/wardfs.log" "${extra[@]}" \
 			"$inst/backing" "$inst/mnt" >>"$inst/daemon.log" 2>&1 || return 1
 		CUR_MNT=$inst/mnt
-		CUR_PID=$("$WARDFS" status "$inst/mnt" | sed -n 's/^pid: //p')
-		if is_uring "$sys" && ! "$WARDFS" status "$inst/mnt" | grep -qx 'io-uring: on'; then
-			log "  $sys: io_uring is not in use: $("$WARDFS" status "$inst/mnt" | grep '^io-uring')"
+		CUR_PID=$(wardfs_status "$inst/mnt" pid)
+		if is_uring "$sys" && [ "$(wardfs_status "$inst/mnt" io-uring)" != on ]; then
+			log "  $sys: io_uring is not in use: $(wardfs_status "$inst/mnt" io-uring)"
 			return 1
 		fi
 		mkdir -p "$inst/mnt/$sub"
@@ -233,7 +233,7 @@ cleanup() {
 # requests: the request counts of the current wardfs mount ("kind=N ...").
 requests() {
 	is_wardfs "$CUR_SYS" || return 0
-	"$WARDFS" status "$CUR_MNT" | sed -n 's/^requests: //p'
+	wardfs_status "$CUR_MNT" requests
 }
 
 # timed NAME CMD: runs CMD (bash -c) in TARGET, records its wall time in

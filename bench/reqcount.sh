@@ -81,7 +81,7 @@ cold() {
 	unmount_it
 	mount_it
 }
-requests() { "$WARDFS" status "$MNT" | sed -n 's/^requests: //p'; }
+requests() { wardfs_status "$MNT" requests; }
 
 # as_user [strace -c ... --] CMD: runs CMD with bash as REQ_USER (or root)
 as_user() {

@@ -42,7 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-rm -rf "$RTT_DIR"
+rm -rf --one-file-system "$RTT_DIR"
 mkdir -p "$RTT_DIR/mnt" "$RTT_DIR/ext4"
 printf 'wardfs-rtt-passphrase\n' >"$RTT_DIR/pass"
 chmod 600 "$RTT_DIR/pass"
@@ -90,11 +90,11 @@ for mode in /dev/fuse io_uring; do
 	pin "$RTT_DAEMON_CPUS" "$WARDFS" mount --passfile "$RTT_DIR/pass" --policy "$RTT_DIR/policy" --audit-db "$RTT_DIR/audit.db" \
 		--log "$RTT_DIR/wardfs.log" $opt "$RTT_DIR/backing" "$RTT_DIR/mnt" 2>/dev/null ||
 		die "mount ($mode) failed: $(tail -n 3 "$RTT_DIR/wardfs.log" 2>/dev/null)"
-	if [ $mode = io_uring ] && ! "$WARDFS" status "$RTT_DIR/mnt" | grep -qx 'io-uring: on'; then
-		die "io_uring is not in use: $("$WARDFS" status "$RTT_DIR/mnt" | grep '^io-uring')"
+	if [ $mode = io_uring ] && [ "$(wardfs_status "$RTT_DIR/mnt" io-uring)" != on ]; then
+		die "io_uring is not in use: $(wardfs_status "$RTT_DIR/mnt" io-uring)"
 	fi
 	us=$(per_call "$RTT_DIR/mnt/f")
-	n=$("$WARDFS" status "$RTT_DIR/mnt" | grep '^requests:' | grep -o 'getxattr=[0-9]*')
+	n=$(wardfs_status "$RTT_DIR/mnt" requests | grep -o 'getxattr=[0-9]*')
 	[ "${n#getxattr=}" -ge "$((RTT_CALLS * RTT_REPEAT))" ] || die "the daemon saw $n, not every call"
 	"$WARDFS" umount "$RTT_DIR/mnt" >/dev/null || die "unmount failed"
 	printf '| wardfs, %s | %s | %s |\n' "$mode" "$us" "$(awk "BEGIN { printf \"%.1f\", $us - $ext4 }")"

@@ -269,7 +269,7 @@ while True:
 			"$inst/backing" "$inst/mnt" >>"$inst/daemon.log" 2>&1 ||
 			{ STEP_ERR="wardfs mount failed: $(tail -n 1 "$inst/daemon.log")"; return 1; }
 		if [ "$sys" = wardfs-uring ] &&
-			! "$WARDFS" status "$inst/mnt" 2>/dev/null | grep -qx "io-uring: on"; then
+			[ "$(wardfs_status "$inst/mnt" io-uring)" != on ]; then
 			STEP_ERR="wardfs-uring is not served through io_uring (wardfs status)"
 			return 1
 		fi
