@@ -194,6 +194,9 @@ ssize_t wfs_content_pread(const struct wfs_keys *k, int fd, const struct wfs_fil
 		return -EINVAL;
 	if ((n = clamp_len(n, off)) == 0)
 		return 0;
+	if ((r = wfs__undo_settle(h->undo, wfs__cblock_off((uint64_t)(off / PB)),
+				  wfs__cblock_off((uint64_t)((off + (off_t)n - 1) / PB) + 1))) < 0)
+		return r;
 	if ((scr = wfs__scratch()) == NULL)
 		return -ENOMEM;
 	while (done < n) {
@@ -352,6 +355,26 @@ out:
 }
 
 /*
+ * A write of whole blocks first..last below the end block (format 2): its
+ * sealed blocks go to a redo entry (undo.c) instead of over durable bytes.
+ * 0 when they did, 1 when the write is to be made in place, or -errno.
+ */
+static int redo_blocks(const struct wctx *w, uint64_t first, uint64_t last)
+{
+	size_t nb = (size_t)(last - first + 1);
+	uint8_t *scr;
+	int r;
+
+	if (w->h->undo == NULL || nb * CB > WFS_REDO_MAX)
+		return 1;
+	if ((scr = wfs__scratch()) == NULL)
+		return -ENOMEM;
+	if ((r = seal_blocks(w->k, w->h, first, w->data, nb, scr)) < 0)
+		return r;
+	return wfs__undo_redo(w->h->undo, w->fd, w->h, scr, nb * CB, wfs__cblock_off(first), w->S);
+}
+
+/*
  * Stores data [off, off+n) (data NULL and n 0 to only grow to off). Format
  * 1 rebuilds every block from the one holding min(off, P) to the one
  * holding the end, zeros in between. Format 2 rebuilds the blocks the data
@@ -388,6 +411,13 @@ static ssize_t write_range(const struct wfs_keys *k, int fd, const struct wfs_fi
 	first = (uint64_t)((data != NULL ? off : w.newsize) / PB);
 	last = w.newsize > w.P ? (uint64_t)(w.newsize / PB) : (uint64_t)((w.end - 1) / PB);
 	old_end = (uint64_t)(w.P / PB);
+	if (data != NULL && off % PB == 0 && w.end % PB == 0 && w.end <= w.P &&
+	    !wfs__is_end(h, w.P, last) && (r = redo_blocks(&w, first, last)) <= 0)
+		return r < 0 ? r : (ssize_t)n;
+	/* the blocks it rebuilds are read and replaced in place */
+	if ((r = wfs__undo_settle(h->undo, wfs__cblock_off(first < old_end ? first : old_end),
+				  wfs__cblock_off(last + 1))) < 0)
+		return r;
 	/* The new blocks first: a write the backing file system refuses
 	 * (EFBIG past its largest file, ENOSPC) then leaves the file as it
 	 * was, end block and all, instead of a resealed old end block and no
@@ -426,6 +456,9 @@ int wfs_content_truncate(const struct wfs_keys *k, int fd, const struct wfs_file
 		return -errno;
 	if (st.st_size < (off_t)WFS_HDR_SIZE)
 		return -EINVAL;
+	/* the blocks a redo entry holds are in place before any is cut */
+	if ((r = wfs_undo_file_flush(h->undo)) < 0)
+		return r;
 	if ((cs = wfs__cipher_size(h, new_plain_size)) < 0)
 		return (int)cs;
 	P = wfs_plain_size(st.st_size);

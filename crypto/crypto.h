@@ -421,7 +421,9 @@ int wfs_content_reserve(int fd, const struct wfs_file_hdr *h, off_t off, off_t l
  * header's undo field; wfs_undo_file_synced after each successful fsync.
  */
 struct wfs_undo;
-typedef void (*wfs_undo_report_fn)(void *arg, const char *path, off_t at, size_t restored,
+/* redo: a write the daemon had acknowledged was finished (n bytes written
+ * at at); else a write cut short was undone (n old bytes put back) */
+typedef void (*wfs_undo_report_fn)(void *arg, const char *path, bool redo, off_t at, size_t n,
 				   off_t size_was, off_t size_now);
 long wfs_undo_replay(const struct wfs_keys *k, int dirfd, const char *name, int mount_fd,
 		     wfs_undo_report_fn fn, void *arg);
@@ -434,6 +436,14 @@ struct wfs_undo_file *wfs_undo_file_new(struct wfs_undo *u, int handle_type, con
 					unsigned handle_bytes, off_t size);
 void wfs_undo_file_free(struct wfs_undo_file *f);
 void wfs_undo_file_synced(struct wfs_undo_file *f, off_t cipher_size);
+/* Whole-block overwrites of durable bytes wait in redo entries (undo.c).
+ * wfs_undo_file_pending: does one lie in cipher range [lo, hi)?
+ * wfs_undo_file_flush writes them in place, durably: call it, with the
+ * file's writers and readers kept out, before its fsync, its last close,
+ * and before reading a range wfs_undo_file_pending names (the library does
+ * the same itself, without knowing the caller's read-ahead). */
+bool wfs_undo_file_pending(struct wfs_undo_file *f, off_t lo, off_t hi);
+int wfs_undo_file_flush(struct wfs_undo_file *f);
 
 /* Called for each damaged block found by wfs_content_verify; block is
  * WFS_BLOCK_HEADER (cipher_off 0) when the header fails authentication. */

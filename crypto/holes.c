@@ -74,6 +74,8 @@ int wfs_content_zero(const struct wfs_keys *k, int fd, const struct wfs_file_hdr
 		return -EOPNOTSUPP;
 	if (off < 0 || len <= 0)
 		return -EINVAL;
+	if ((r = wfs_undo_file_flush(h->undo)) < 0)
+		return r;
 	if ((P = plain_of(fd)) < 0)
 		return (int)P;
 	end = len > P - off ? P : off + len;
@@ -157,7 +159,8 @@ static off_t seek_hole(int fd, off_t P, off_t off)
 
 off_t wfs_content_seek(int fd, const struct wfs_file_hdr *h, off_t off, int whence)
 {
-	off_t P = plain_of(fd);
+	int r = wfs_undo_file_flush(h->undo); /* blocks a redo entry holds are data */
+	off_t P = r < 0 ? r : plain_of(fd);
 
 	if (P < 0)
 		return P;

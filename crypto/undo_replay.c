@@ -1,10 +1,12 @@
 /*
  * undo_replay.c - at mount, puts back what the undo journal (undo.c) kept
- * of writes a crash cut short: for each file with entries left, newest
- * first, while the file fails verification, the entry's old bytes go back
- * and the file is cut to its old size. A file that verifies is left as it
- * is, so entries of writes that finished (and were not cleared before the
- * crash) change nothing.
+ * of writes a crash cut short. For each file with entries left, its live
+ * redo entries first, oldest first: writes the daemon had acknowledged
+ * and not yet written in place (or not wholly), whose new blocks go in
+ * place. Then its undo entries, newest first, while the file fails
+ * verification: the entry's old bytes go back and the file is cut to its
+ * old size. A file that verifies is left as it is, so entries of writes
+ * that finished (and were not cleared before the crash) change nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,12 +28,16 @@ struct entry {
 	uint8_t file_id[WFS_FILE_ID_LEN];
 	uint8_t handle[WFS_UNDO_HANDLE_MAX];
 	uint8_t *data;
+	bool redo; /* the new bytes of whole blocks, else the old ones */
 	bool done; /* its file was handled */
 };
 
-/* Reads the entries in order until one is torn or older than the one
- * before it (what lies past the tail of a journal that was reset). Only
- * live ones (magic intact) are kept. */
+/* Reads the entries in order until one is older than the one before it
+ * (what lies past the tail of a journal that was reset) or unreadable. One
+ * whose bytes fail their sum (torn: a killed daemon's last pwrite) is
+ * stepped over when its header holds: entries written after it by other
+ * threads may be redo entries of acknowledged writes. Only live ones
+ * (magic intact) are kept. */
 static long read_entries(int fd, struct entry **out)
 {
 	struct entry *v = NULL;
@@ -43,7 +49,8 @@ static long read_entries(int fd, struct entry **out)
 	for (;;) {
 		if (wfs__pread_full(fd, h, WFS_UNDO_HDR, off) != WFS_UNDO_HDR)
 			break;
-		bool live = memcmp(h, WFS_UNDO_MAGIC, 8) == 0;
+		bool redo = memcmp(h, WFS_REDO_MAGIC, 8) == 0;
+		bool live = redo || memcmp(h, WFS_UNDO_MAGIC, 8) == 0;
 		uint64_t seq = wfs__get_le64(h + 8);
 		uint32_t saved = wfs__get_le32(h + 32), hb = wfs__get_le32(h + 40);
 		if ((!live && !sodium_is_zero(h, 8)) || seq <= last || hb > WFS_UNDO_HANDLE_MAX ||
@@ -57,13 +64,9 @@ static long read_entries(int fd, struct entry **out)
 			break;
 		}
 		wfs__undo_sum(h, data, saved, sum);
-		if (sodium_memcmp(sum, h + WFS_UNDO_SUM, 32) != 0) {
-			free(data);
-			break; /* torn: written last, when the crash came */
-		}
 		last = seq;
 		off += wfs__undo_entry_len(saved);
-		if (!live) {
+		if (!live || sodium_memcmp(sum, h + WFS_UNDO_SUM, 32) != 0) {
 			free(data);
 			continue;
 		}
@@ -88,6 +91,7 @@ static long read_entries(int fd, struct entry **out)
 		memcpy(e->file_id, h + 44, WFS_FILE_ID_LEN);
 		memcpy(e->handle, h + 64, hb);
 		e->data = data;
+		e->redo = redo;
 	}
 	*out = v;
 	return (long)n;
@@ -123,11 +127,28 @@ static long replay_file(const struct wfs_keys *k, int fd, struct entry *v, long 
 	if (wfs_hdr_read(k, fd, &h) != WFS_FORM_ENCRYPTED ||
 	    memcmp(h.file_id, v[first].file_id, WFS_FILE_ID_LEN) != 0)
 		return 0; /* not the file the entries were written for */
+	for (long i = 0; i <= first; i++) {
+		struct entry *e = &v[i];
+		struct stat st;
+
+		if (!e->redo || !same_file(e, &v[first]))
+			continue;
+		if (fstat(fd, &st) != 0)
+			return -errno;
+		if (e->at + (off_t)e->saved > st.st_size)
+			continue; /* a power cut took the size it was written under */
+		ssize_t w = wfs__pwrite_full(fd, e->data, e->saved, e->at);
+		if (w < 0)
+			return w;
+		applied++;
+		if (fn != NULL)
+			fn(arg, name, true, e->at, e->saved, st.st_size, st.st_size);
+	}
 	for (long i = first; i >= 0; i--) {
 		struct entry *e = &v[i];
 		struct stat st;
 
-		if (!same_file(e, &v[first]))
+		if (e->redo || !same_file(e, &v[first]))
 			continue;
 		if (wfs_content_verify(k, fd, NULL, NULL) == 0)
 			break;
@@ -140,7 +161,7 @@ static long replay_file(const struct wfs_keys *k, int fd, struct entry *v, long 
 			return -errno;
 		applied++;
 		if (fn != NULL)
-			fn(arg, name, e->at, e->saved, st.st_size, e->old_size);
+			fn(arg, name, false, e->at, e->saved, st.st_size, e->old_size);
 	}
 	if (applied > 0 && fsync(fd) != 0)
 		return -errno;

@@ -255,6 +255,11 @@ void wfs_file_close(fuse_req_t req, struct wfs_file *f)
 	pthread_mutex_lock(&n->open_lock);
 	if (f->serve == WFS_SERVE_ENCRYPTED)
 		atomic_fetch_sub(&n->enc_opens, 1);
+	/* the blocks are in place once no one has the file open: a rename
+	 * that converts it (opens == 0) reads it as it stands. An error
+	 * leaves them in the journal, for the next flush or the mount. */
+	if (n->opens == 1 && f->serve == WFS_SERVE_ENCRYPTED)
+		wfs_io_flush(n);
 	if (--n->opens == 0 && n->backing_id > 0) {
 		fuse_passthrough_close(req, n->backing_id);
 		n->backing_id = 0;

@@ -300,4 +300,38 @@ static inline void wfs_io_change_end(struct wfs_inode *n)
 	pthread_rwlock_unlock(&n->io_lock);
 }
 
+/*
+ * With n->io_lock held shared, before stored bytes [lo, hi) of an
+ * encrypted file are read: if a redo entry still holds some of them
+ * (crypto/undo.c), they are written in place first, as a change, so that
+ * ciphertext read ahead before is known to be stale. Returns with the lock
+ * held shared again; 0 or -errno.
+ */
+static inline int wfs_io_settle(struct wfs_inode *n, off_t lo, off_t hi)
+{
+	int r = 0;
+
+	while (r == 0 && wfs_undo_file_pending(atomic_load(&n->undo), lo, hi)) {
+		pthread_rwlock_unlock(&n->io_lock);
+		wfs_io_change_begin(n);
+		r = wfs_undo_file_flush(atomic_load(&n->undo));
+		wfs_io_change_end(n);
+		pthread_rwlock_rdlock(&n->io_lock);
+	}
+	return r;
+}
+
+/* Writes what redo entries hold of n in place (its fsync, its last close). */
+static inline int wfs_io_flush(struct wfs_inode *n)
+{
+	int r;
+
+	if (!wfs_undo_file_pending(atomic_load(&n->undo), 0, INT64_MAX))
+		return 0;
+	wfs_io_change_begin(n);
+	r = wfs_undo_file_flush(atomic_load(&n->undo));
+	wfs_io_change_end(n);
+	return r;
+}
+
 #endif

@@ -228,9 +228,11 @@ static off_t do_lseek(struct wfs_file *f, off_t off, int whence)
 	/* Encrypted: from the backing file's holes (crypto/holes.c). */
 	struct wfs_inode *n = f->inode;
 	pthread_rwlock_rdlock(&n->io_lock);
-	off_t r = whence == SEEK_DATA || whence == SEEK_HOLE
-			  ? wfs_content_seek(f->fd, &n->hdr, off, whence)
-			  : -EINVAL;
+	off_t r = wfs_io_settle(n, 0, INT64_MAX); /* blocks a redo entry holds are data */
+	if (r == 0)
+		r = whence == SEEK_DATA || whence == SEEK_HOLE
+			    ? wfs_content_seek(f->fd, &n->hdr, off, whence)
+			    : -EINVAL;
 	pthread_rwlock_unlock(&n->io_lock);
 	return r;
 }

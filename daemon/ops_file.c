@@ -56,7 +56,9 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	 * handle (file_fd.c). */
 	struct wfs_file *f = (struct wfs_file *)(uintptr_t)fi->fh;
 	int fd = wfs_file_get_fd(f);
-	int r = fd < 0 ? fd : (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
+	int r = fd < 0 ? fd : f->serve == WFS_SERVE_ENCRYPTED ? wfs_io_flush(f->inode) : 0;
+	if (r == 0)
+		r = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
 	struct stat st;
 	if (r == 0 && f->serve == WFS_SERVE_ENCRYPTED && fstat(fd, &st) == 0)
 		/* what the undo journal kept of the file may go now */

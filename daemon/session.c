@@ -169,8 +169,9 @@ static void report(struct wfs_fs *fs, const char *fmt, ...)
 		snprintf(fs->first_error, sizeof fs->first_error, "%s", line);
 }
 
-/* Each write a crash cut short and the undo journal put back: a row. */
-static void undo_applied(void *arg, const char *path, off_t at, size_t restored, off_t size_was,
+/* Each write a crash cut short and the undo journal put back, or that it
+ * finished (a redo entry): a row. */
+static void undo_applied(void *arg, const char *path, bool redo, off_t at, size_t n, off_t size_was,
 			 off_t size_now)
 {
 	struct wfs_fs *fs = arg;
@@ -179,10 +180,16 @@ static void undo_applied(void *arg, const char *path, off_t at, size_t restored,
 	size_t bl = strlen(fs->o->backing);
 	if (!strncmp(path, fs->o->backing, bl) && path[bl] == '/')
 		rel = path + bl;
-	snprintf(detail, sizeof(detail),
-		 "undo journal: a write cut short by a crash was undone: %zu bytes put back "
-		 "at cipher offset %lld, size %lld -> %lld",
-		 restored, (long long)at, (long long)size_was, (long long)size_now);
+	if (redo)
+		snprintf(detail, sizeof(detail),
+			 "undo journal: a write the daemon had acknowledged was finished: "
+			 "%zu bytes written at cipher offset %lld",
+			 n, (long long)at);
+	else
+		snprintf(detail, sizeof(detail),
+			 "undo journal: a write cut short by a crash was undone: %zu bytes put "
+			 "back at cipher offset %lld, size %lld -> %lld",
+			 n, (long long)at, (long long)size_was, (long long)size_now);
 	fprintf(stderr, "wardfs: %s: %s\n", rel, detail);
 	struct wfs_audit_event ev = {.kind = WFS_AUDIT_INTEGRITY,
 				     .path = rel,

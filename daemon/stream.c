@@ -412,8 +412,13 @@ ssize_t wfs_stream_pread(struct wfs_file *f, char *buf, size_t size, off_t off, 
 	struct wfs_inode *n = f->inode;
 	struct wfs_stream *s = atomic_load(&f->stream);
 	ssize_t r = -EAGAIN;
+	off_t clo, chi;
+	wfs_write_cipher_span(off, size, &clo, &chi);
 	pthread_rwlock_rdlock(&n->io_lock);
-	if (s)
+	int settled = wfs_io_settle(n, clo, chi);
+	if (settled < 0)
+		r = settled;
+	else if (s)
 		r = wfs_stream_read(s, buf, size, off);
 	bool ring = r != -EAGAIN;
 	if (!ring)

@@ -4,7 +4,8 @@ There is no device-mapper here to cut a disk's power, so cutdisk.c stands
 in: a FUSE file whose writes wait in a volatile cache until the kernel
 flushes them, and a loop device on it carries the ext4 that holds the vault.
 A round: processes append to and rewrite sensitive files (some fsync each
-write, some never do) and save a document by write-fsync-rename; the writers
+write, some never do), overwrite whole blocks of a durable one (redo
+entries), and save a document by write-fsync-rename; the writers
 are frozen, the power is cut (each unflushed sector lands or is lost, at
 random and in any order), the daemon is killed. Then the disk is mounted as
 it was left (ext4 replays its own journal), and wardfs with it (which
@@ -25,6 +26,7 @@ import pytest
 
 from conftest import DEFAULT_POLICY, Mount, ROOT, ended, run, throttled_writeback, wait_for, wardfs
 from test_crash import _content, _writer, log_number
+from test_redo import BLOCK, BLOCKS, _block, _layout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Two generations of appenders: a round writes one (new files, which grow
@@ -67,6 +69,39 @@ def _saver(d, log):
         except OSError:
             os._exit(0)
         log_number(logfd, v)
+
+
+def _versions(path):
+    raw = path.read_bytes()
+    return [int(raw[20 * j:20 * j + 20]) for j in range(BLOCKS)]
+
+
+def _block_writer(path, written, durable, seed):
+    """Overwrites whole blocks of a durable file with new versions (the
+    redo entries' case), logging each block's version once its write
+    returned, and the versions an fsync made durable."""
+    rnd = random.Random(seed)
+    try:
+        fd = os.open(path, os.O_RDWR)
+        wfd, dfd = os.open(written, os.O_WRONLY), os.open(durable, os.O_WRONLY)
+    except OSError:
+        os._exit(0)
+    ver = _versions(written)
+    while True:
+        i = rnd.randrange(BLOCKS - 1)
+        k = rnd.choice([1, 1, 2])
+        try:
+            data = b"".join(_block("blocks", j, ver[j] + 1) for j in range(i, i + k))
+            if os.pwrite(fd, data, i * BLOCK) != len(data):
+                os._exit(0)
+            for j in range(i, i + k):
+                ver[j] += 1
+            os.pwrite(wfd, b"".join(b"%20d" % v for v in ver), 0)
+            if rnd.random() < 0.05:
+                os.fsync(fd)
+                os.pwrite(dfd, b"".join(b"%20d" % v for v in ver), 0)
+        except OSError:
+            os._exit(0)
 
 
 class Disk:
@@ -124,6 +159,9 @@ def _powercut_rounds(base, cutdisk_bin, rounds, seed):
     logs = {n: base / f"{n}.acked" for n in NAMES + ["doc"]}
     for p in logs.values():
         p.write_text("0")
+    for n in ("written", "durable"):
+        logs[n] = base / f"blocks.{n}"
+        logs[n].write_bytes(b"%20d" % 0 * BLOCKS)
     cuts = repaired = 0
     for r in range(rounds):
         disk = Disk(base, cutdisk_bin, rnd.randrange(1 << 30))
@@ -134,6 +172,8 @@ def _powercut_rounds(base, cutdisk_bin, rounds, seed):
             v.mount()
             d = v.mnt / "secret"
             d.mkdir(exist_ok=True)
+            if r == 0:
+                _layout(d / "blocks", "blocks")
             pid = int(v.status()["pid"])
             gen = [n for n in NAMES if n.endswith(f"-{r % 2}")]
             for n in gen:
@@ -148,6 +188,11 @@ def _powercut_rounds(base, cutdisk_bin, rounds, seed):
             k = os.fork()
             if k == 0:
                 _saver(d, logs["doc"])
+                os._exit(0)
+            kids.append(k)
+            k = os.fork()
+            if k == 0:
+                _block_writer(d / "blocks", logs["written"], logs["durable"], r)
                 os._exit(0)
             kids.append(k)
             time.sleep(rnd.uniform(0.2, 1.5))
@@ -196,7 +241,7 @@ def _read_all(v):
     out = {}
     v.mount()
     try:
-        for n in NAMES + ["doc"]:
+        for n in NAMES + ["doc", "blocks"]:
             p = v.mnt / "secret" / n
             try:
                 out[n] = p.read_bytes() if p.exists() else None
@@ -238,6 +283,17 @@ def _check(base, v, logs, r):
                 blk = g[at:at + 4096]
                 assert blk == want[at:at + 4096] or (at >= acked and not any(blk)), \
                     f"round {r}: {n} holds wrong bytes at {at} (fsync'ed: {acked})"
+        blocks = got["blocks"]
+        assert isinstance(blocks, bytes) and len(blocks) == BLOCKS * BLOCK, \
+            f"round {r}: blocks reads {blocks if isinstance(blocks, OSError) else len(blocks)}"
+        lo, hi = _versions(logs["durable"]), _versions(logs["written"])
+        for j in range(BLOCKS):
+            blk = blocks[j * BLOCK:(j + 1) * BLOCK]
+            head = blk[:40].split(b"\n")[0].split()
+            vj = int(head[4]) if head[:4] == [b"blocks", b"block", b"%d" % j, b"version"] else -1
+            # the fsync'ed version or a newer one, whole; one in flight may have landed
+            assert lo[j] <= vj <= hi[j] + 1 and blk == _block("blocks", j, vj), \
+                f"round {r}: blocks block {j} is {blk[:40]!r} (fsync'ed {lo[j]}, written {hi[j]})"
         doc, acked = got["doc"], int(logs["doc"].read_text())
         assert not isinstance(doc, OSError), f"round {r}: doc reads {doc}"
         if acked:
@@ -249,7 +305,7 @@ def _check(base, v, logs, r):
         assert f.returncode == 0, f"round {r}: fsck: {f.stdout}{f.stderr}"
         if os.environ.get("WFS_POWERCUT_VERBOSE"):
             print(f"round {r}:", (base / "cutdisk.err").read_text().strip().replace("\n", "; "),
-                  {n: (len(got[n] or b""), logs[n].read_text().strip()) for n in got})
+                  {n: (len(got[n] or b""), logs[n].read_text().strip()) for n in got if n in logs})
         return repaired
     finally:
         _unmount_image(base, dev)

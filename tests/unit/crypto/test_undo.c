@@ -4,6 +4,9 @@
  * its bytes torn) is undone by replay, the file back as it was before the
  * write; a write that finished changes nothing at replay, whether its
  * entry was cleared or not; entries of a deleted file are skipped.
+ * Redo entries: a whole-block overwrite of durable bytes leaves the file
+ * as it was until a flush or a read of those blocks, and replay finishes
+ * it (also over a torn copy in place) unless a flush already did.
  */
 #include <fcntl.h>
 
@@ -38,15 +41,17 @@ static void file_new(struct wfs_undo *u, const char *name, struct file *f)
 }
 
 struct report {
-	int n;
+	int n, redo;
 	off_t size_now;
 };
 
-static void on_undo(void *arg, const char *path, off_t at, size_t restored, off_t was, off_t now)
+static void on_undo(void *arg, const char *path, bool redo, off_t at, size_t restored, off_t was,
+		    off_t now)
 {
 	struct report *r = arg;
 
 	(void)path;
+	r->redo += redo;
 	(void)at;
 	(void)restored;
 	(void)was;
@@ -180,6 +185,164 @@ static void test_journal_empties(void **state)
 	assert_int_equal(st.st_size, 0);
 }
 
+/* A file of 16 whole blocks (pattern seed), durable as it is: what a
+ * redo entry is for. */
+#define NB 16
+static void durable_file(struct wfs_undo *u, const char *name, struct file *f, uint8_t *a, int seed)
+{
+	file_new(u, name, f);
+	test_pattern(a, NB * 4096, seed);
+	assert_int_equal(wfs_content_pwrite(K, f->fd, &f->h, a, NB * 4096, 0), NB * 4096);
+	assert_int_equal(fsync(f->fd), 0);
+	wfs_undo_file_synced(f->uf, test_fsize(f->fd));
+}
+
+static off_t cblock(int i)
+{
+	return 64 + (off_t)i * 4124;
+}
+
+/* The daemon dies with the new blocks only in the journal: the file still
+ * holds the old ones, and replay writes the new ones in place. */
+static void test_redo_is_replayed(void **state)
+{
+	struct wfs_undo *u;
+	struct file f;
+	struct report rep = {0};
+	static uint8_t a[NB * 4096], b[NB * 4096], old[2 * 4124], now[2 * 4124];
+	struct wfs_file_hdr bare;
+
+	(void)state;
+	assert_int_equal(wfs_undo_open(dfd, "undo", &u), 0);
+	durable_file(u, "r", &f, a, 5);
+	test_pread_raw(f.fd, old, sizeof(old), cblock(2));
+	test_pattern(a + 2 * 4096, 2 * 4096, 6);
+	assert_int_equal(wfs_content_pwrite(K, f.fd, &f.h, a + 2 * 4096, 2 * 4096, 2 * 4096),
+			 2 * 4096);
+	assert_true(wfs_undo_file_pending(f.uf, cblock(3), cblock(3) + 1));
+	assert_false(wfs_undo_file_pending(f.uf, cblock(4), cblock(5)));
+	test_pread_raw(f.fd, now, sizeof(now), cblock(2));
+	assert_memory_equal(old, now, sizeof(old)); /* nothing written in place */
+	bare = f.h;
+	bare.undo = NULL; /* a reader that does not know of the entry */
+	assert_int_equal(wfs_content_pread(K, f.fd, &bare, b, sizeof(b), 0), sizeof(b));
+	assert_memory_not_equal(a, b, sizeof(a));
+	assert_int_equal(replay(&rep), 1);
+	assert_int_equal(rep.redo, 1);
+	assert_int_equal(wfs_content_pread(K, f.fd, &bare, b, sizeof(b), 0), sizeof(b));
+	assert_memory_equal(a, b, sizeof(a));
+	wfs_undo_file_free(f.uf);
+	close(f.fd);
+	wfs_undo_close(u);
+}
+
+/* A crash while a flush wrote the blocks in place (one of them torn):
+ * replay writes them again. */
+static void test_redo_over_a_torn_block(void **state)
+{
+	struct wfs_undo *u;
+	struct file f;
+	struct report rep = {0};
+	static uint8_t a[NB * 4096], b[NB * 4096], junk[3000];
+	struct wfs_file_hdr bare;
+
+	(void)state;
+	assert_int_equal(wfs_undo_open(dfd, "undo", &u), 0);
+	durable_file(u, "t", &f, a, 7);
+	test_pattern(a + 9 * 4096, 4096, 8);
+	assert_int_equal(wfs_content_pwrite(K, f.fd, &f.h, a + 9 * 4096, 4096, 9 * 4096), 4096);
+	memset(junk, 0x5a, sizeof(junk));
+	test_pwrite_raw(f.fd, junk, sizeof(junk), cblock(9) + 1000);
+	assert_true(wfs_content_verify(K, f.fd, NULL, NULL) > 0);
+	assert_int_equal(replay(&rep), 1);
+	assert_int_equal(wfs_content_verify(K, f.fd, NULL, NULL), 0);
+	bare = f.h;
+	bare.undo = NULL;
+	assert_int_equal(wfs_content_pread(K, f.fd, &bare, b, sizeof(b), 0), sizeof(b));
+	assert_memory_equal(a, b, sizeof(a));
+	wfs_undo_file_free(f.uf);
+	close(f.fd);
+	wfs_undo_close(u);
+}
+
+/* Reads, partial writes and truncates see a pending overwrite: each
+ * writes it in place first. A flushed entry is cleared, so replay leaves
+ * newer bytes alone. */
+static void test_redo_is_seen_and_then_gone(void **state)
+{
+	struct wfs_undo *u;
+	struct file f;
+	struct report rep = {0};
+	static uint8_t a[NB * 4096], b[NB * 4096];
+	struct wfs_file_hdr bare;
+
+	(void)state;
+	assert_int_equal(wfs_undo_open(dfd, "undo", &u), 0);
+	durable_file(u, "s", &f, a, 9);
+	/* a read of the block */
+	test_pattern(a + 4 * 4096, 4096, 10);
+	assert_int_equal(wfs_content_pwrite(K, f.fd, &f.h, a + 4 * 4096, 4096, 4 * 4096), 4096);
+	assert_int_equal(wfs_content_pread(K, f.fd, &f.h, b, 10, 4 * 4096 + 7), 10);
+	assert_memory_equal(a + 4 * 4096 + 7, b, 10);
+	assert_false(wfs_undo_file_pending(f.uf, 0, INT64_MAX));
+	/* a partial write into the block: the merge starts from the new one */
+	test_pattern(a + 6 * 4096, 4096, 11);
+	assert_int_equal(wfs_content_pwrite(K, f.fd, &f.h, a + 6 * 4096, 4096, 6 * 4096), 4096);
+	memset(a + 6 * 4096 + 100, 0x33, 50);
+	assert_int_equal(wfs_content_pwrite(K, f.fd, &f.h, a + 6 * 4096 + 100, 50, 6 * 4096 + 100),
+			 50);
+	bare = f.h;
+	bare.undo = NULL;
+	assert_int_equal(wfs_content_pread(K, f.fd, &bare, b, sizeof(b), 0), sizeof(b));
+	assert_memory_equal(a, b, sizeof(a));
+	/* cleared entries are not replayed over what came after */
+	assert_int_equal(replay(&rep), 0);
+	/* a truncate below a pending block */
+	test_pattern(a + 12 * 4096, 4096, 12);
+	assert_int_equal(wfs_content_pwrite(K, f.fd, &f.h, a + 12 * 4096, 4096, 12 * 4096), 4096);
+	assert_int_equal(wfs_content_truncate(K, f.fd, &f.h, 12 * 4096 + 20), 0);
+	assert_int_equal(wfs_content_pread(K, f.fd, &bare, b, sizeof(b), 0), 12 * 4096 + 20);
+	assert_memory_equal(a, b, 12 * 4096 + 20);
+	assert_int_equal(replay(&rep), 0);
+	wfs_undo_file_free(f.uf);
+	close(f.fd);
+	wfs_undo_close(u);
+}
+
+/* More overwrites than one batch holds: flushed as they go, the journal
+ * short, every block right; closing the journal with nothing pending
+ * empties it. */
+static void test_redo_batches(void **state)
+{
+	struct wfs_undo *u;
+	struct file f;
+	static uint8_t a[NB * 4096], b[NB * 4096];
+	struct stat st;
+	struct wfs_file_hdr bare;
+
+	(void)state;
+	assert_int_equal(wfs_undo_open(dfd, "undo", &u), 0);
+	durable_file(u, "m", &f, a, 13);
+	for (int i = 0; i < 3000; i++) {
+		int blk = (i * 7) % NB;
+		a[blk * 4096] = (uint8_t)i;
+		assert_int_equal(
+			wfs_content_pwrite(K, f.fd, &f.h, a + blk * 4096, 4096, blk * 4096), 4096);
+	}
+	assert_int_equal(fstatat(dfd, "undo", &st, 0), 0);
+	assert_true(st.st_size < 16 * 1024 * 1024);
+	bare = f.h;
+	bare.undo = NULL;
+	assert_int_equal(wfs_undo_file_flush(f.uf), 0);
+	assert_int_equal(wfs_content_pread(K, f.fd, &bare, b, sizeof(b), 0), sizeof(b));
+	assert_memory_equal(a, b, sizeof(a));
+	wfs_undo_file_free(f.uf);
+	close(f.fd);
+	wfs_undo_close(u);
+	assert_int_equal(fstatat(dfd, "undo", &st, 0), 0);
+	assert_int_equal(st.st_size, 0);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -211,6 +374,10 @@ int main(void)
 		cmocka_unit_test(test_finished_write_with_its_entry_left),
 		cmocka_unit_test(test_entries_of_a_deleted_file),
 		cmocka_unit_test(test_journal_empties),
+		cmocka_unit_test(test_redo_is_replayed),
+		cmocka_unit_test(test_redo_over_a_torn_block),
+		cmocka_unit_test(test_redo_is_seen_and_then_gone),
+		cmocka_unit_test(test_redo_batches),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
