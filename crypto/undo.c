@@ -22,11 +22,12 @@
  * random writes ran at a quarter of gocryptfs's rate. A write of whole
  * blocks inside such bytes (wfs__undo_redo) therefore does not touch the
  * file at all: its new blocks go to a redo entry, and the write is done.
- * The entries wait (pending) until the file is flushed
- * (wfs_undo_file_flush): the journal is made durable, the blocks are
- * written in place, the file is made durable, the entries are cleared and
- * that is made durable: three fdatasyncs for a batch of up to REDO_BUDGET
- * bytes instead of one per write. A flush comes with the file's fsync, its
+ * The entries wait (pending, kept in memory too) until the file is
+ * flushed (wfs_undo_file_flush): the journal is made durable, the blocks
+ * are written in place (in file order, each block once), the file is made
+ * durable, the entries are cleared and that is made durable: three
+ * fdatasyncs for a batch of up to REDO_BUDGET bytes instead of one per
+ * write (docs/benchmarks.md has the numbers). A flush comes with the file's fsync, its
  * last close, a full batch, and before anything reads or changes bytes a
  * pending entry covers (the caller asks wfs_undo_file_pending first; the
  * library settles for itself too). A killed daemon leaves the entries in
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -55,8 +57,9 @@
 /* a journal this long with entries still pinned: sync and start over */
 #define CHECKPOINT ((off_t)64 << 20)
 #define TOUCHED	   8
-/* pending redo bytes of a file before it is flushed: about 250 blocks */
+/* pending redo entries of a file before it is flushed: about 1,000 blocks */
 #define REDO_BUDGET ((size_t)4 << 20)
+#define PBUF_SIZE   (REDO_BUDGET + (size_t)wfs__undo_entry_len(WFS_REDO_MAX))
 
 struct pin {
 	off_t off;
@@ -74,6 +77,12 @@ struct wfs_undo {
 	size_t npins, cap;
 };
 
+/* a pending redo entry */
+struct redo {
+	off_t at, joff;	  /* cipher offset; the entry's offset in the journal */
+	size_t len, boff; /* cipher bytes; where the entry is in pbuf */
+};
+
 struct wfs_undo_file {
 	struct wfs_undo *u;
 	int handle_type;
@@ -88,13 +97,13 @@ struct wfs_undo_file {
 		off_t lo, hi;
 	} touched[TOUCHED];
 	unsigned ntouched;
-	/* redo entries not yet written in place (f->lock), oldest first */
+	/* redo entries not yet written in place (f->lock), oldest first;
+	 * the entries themselves, as written to the journal, back to back
+	 * in pbuf (pend_bytes used): the flush writes from there */
 	pthread_mutex_t lock;
-	struct redo {
-		off_t at, joff; /* cipher offset; the entry's offset in the journal */
-		size_t len;
-	} * pend;
+	struct redo *pend;
 	size_t npend, cap, pend_bytes;
+	uint8_t *pbuf;
 	atomic_size_t npend_now; /* npend, read without the lock */
 	int fd;			 /* the file, for the flush: a dup while npend > 0 */
 };
@@ -191,6 +200,7 @@ void wfs_undo_file_free(struct wfs_undo_file *f)
 	wfs_undo_file_flush(f);
 	if (f->fd >= 0)
 		close(f->fd);
+	free(f->pbuf);
 	free(f->pend);
 	pthread_mutex_destroy(&f->lock);
 	pthread_mutex_lock(&f->u->lock);
@@ -411,13 +421,109 @@ bool wfs_undo_file_pending(struct wfs_undo_file *f, off_t lo, off_t hi)
 	return r;
 }
 
+/* The journal is emptied by a flush (u->lock held): every live entry is
+ * f's, and all are cleared at once by a sequence number of 0 in the first
+ * entry, where a reader stops (one small write to make durable, where
+ * clearing each entry would dirty a page of the journal per entry). */
+static bool empty_locked(struct wfs_undo *u)
+{
+	static const uint8_t stop[16];
+
+	if (pwrite(u->fd, stop, sizeof(stop), 0) != (ssize_t)sizeof(stop))
+		return false;
+	u->live = 0;
+	u->redo_live = 0;
+	u->tail = 0;
+	u->npins = 0;
+	return true;
+}
+
+/* A block of a pending redo entry, in the order the flush writes it. */
+struct blk {
+	off_t at;	  /* its cipher offset */
+	const uint8_t *b; /* its sealed bytes, in pbuf */
+	size_t seq;	  /* its place in the batch: the newest copy wins */
+};
+
+static int blk_cmp(const void *pa, const void *pb)
+{
+	const struct blk *a = pa, *b = pb;
+
+	if (a->at != b->at)
+		return a->at < b->at ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Writes n iovecs (whole blocks) at off, short writes resumed. */
+static int pwritev_full(int fd, struct iovec *iov, int n, off_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwritev(fd, iov, n, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		off += w;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/* Writes the batch's blocks in place (f->lock held) in file order, each
+ * block once (its newest copy), adjacent ones in one pwritev: a batch that
+ * rewrites a block (a database's hot page) or a run writes it once, and
+ * in an order the disk likes. */
+static int apply_locked(struct wfs_undo_file *f)
+{
+	struct iovec iov[64];
+	struct blk *v;
+	size_t nb = 0, k = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < f->npend; i++)
+		nb += f->pend[i].len / WFS_CBLOCK_SIZE;
+	if ((v = malloc(nb * sizeof(*v))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < f->npend; i++)
+		for (size_t j = 0; j < f->pend[i].len / WFS_CBLOCK_SIZE; j++, k++) {
+			v[k].at = f->pend[i].at + (off_t)(j * WFS_CBLOCK_SIZE);
+			v[k].b = f->pbuf + f->pend[i].boff + WFS_UNDO_HDR + j * WFS_CBLOCK_SIZE;
+			v[k].seq = k;
+		}
+	qsort(v, nb, sizeof(*v), blk_cmp);
+	for (size_t i = 0; i < nb && r == 0;) {
+		off_t start = v[i].at, next = start;
+		int n = 0;
+
+		while (i < nb && n < 64 && v[i].at == next) {
+			while (i + 1 < nb && v[i + 1].at == v[i].at)
+				i++; /* older copies of the block */
+			iov[n].iov_base = (void *)v[i].b;
+			iov[n++].iov_len = WFS_CBLOCK_SIZE;
+			next += (off_t)WFS_CBLOCK_SIZE;
+			i++;
+		}
+		r = pwritev_full(f->fd, iov, n, start);
+	}
+	free(v);
+	return r;
+}
+
 /* Writes f's pending redo entries in place, oldest first (f->lock held):
  * the order of durability at the top of the file. On an error before the
  * entries are cleared they stay pending, for the next flush or the mount. */
 static int flush_locked(struct wfs_undo_file *f)
 {
 	struct wfs_undo *u = f->u;
-	uint8_t *buf = NULL;
 	struct stat st;
 	int r = 0;
 
@@ -425,43 +531,30 @@ static int flush_locked(struct wfs_undo_file *f)
 		return 0;
 	if (fdatasync(u->fd) != 0)
 		return -errno;
-	if ((buf = malloc(WFS_REDO_MAX)) == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < f->npend; i++) {
-		const struct redo *p = &f->pend[i];
-		ssize_t n = wfs__pread_full(u->fd, buf, p->len, p->joff + WFS_UNDO_HDR);
-
-		if (n >= 0 && (size_t)n != p->len)
-			n = -EIO; /* the journal lost what it held: never guess */
-		if (n >= 0)
-			n = wfs__pwrite_full(f->fd, buf, p->len, p->at);
-		if (n < 0) {
-			r = (int)n;
-			goto out;
-		}
-	}
-	if (fdatasync(f->fd) != 0 || fstat(f->fd, &st) != 0) {
-		r = -errno;
-		goto out;
-	}
+	if ((r = apply_locked(f)) < 0)
+		return r;
+	if (fdatasync(f->fd) != 0 || fstat(f->fd, &st) != 0)
+		return -errno;
 	pthread_mutex_lock(&u->lock);
-	for (size_t i = 0; i < f->npend; i++)
-		clear_locked(u, f->pend[i].joff);
-	u->redo_live -= (unsigned)f->npend;
 	/* that fdatasync made every earlier write of the file durable too */
 	synced_locked(f, st.st_size);
+	if (u->live != f->npend || !empty_locked(u)) {
+		for (size_t i = 0; i < f->npend; i++)
+			clear_locked(u, f->pend[i].joff);
+		u->redo_live -= (unsigned)f->npend;
+	}
 	pthread_mutex_unlock(&u->lock);
 	f->npend = 0;
 	f->pend_bytes = 0;
 	atomic_store(&f->npend_now, 0);
 	close(f->fd);
 	f->fd = -1;
+	free(f->pbuf);
+	f->pbuf = NULL;
 	/* the clears are durable before the file can change without the
 	 * journal: a stale entry is never applied over newer bytes */
 	if (fdatasync(u->fd) != 0)
 		r = -errno;
-out:
-	free(buf);
 	return r;
 }
 
@@ -499,14 +592,17 @@ int wfs__undo_redo(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *h
 	pthread_mutex_unlock(&u->lock);
 	if (!durable)
 		return 1; /* an undo entry costs no fdatasync here */
-	if ((e = calloc(1, (size_t)wfs__undo_entry_len(n))) == NULL)
-		return -ENOMEM;
-	memcpy(e + WFS_UNDO_HDR, cipher, n);
-	entry_fill(e, f, h, size, at, n);
-
 	pthread_mutex_lock(&f->lock);
 	if (f->pend_bytes + n > REDO_BUDGET && (r = flush_locked(f)) < 0)
 		goto out;
+	if (f->pbuf == NULL && (f->pbuf = malloc(PBUF_SIZE)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	e = f->pbuf + f->pend_bytes;
+	memset(e, 0, (size_t)wfs__undo_entry_len(n));
+	memcpy(e + WFS_UNDO_HDR, cipher, n);
+	entry_fill(e, f, h, size, at, n);
 	if (f->npend == f->cap) {
 		size_t cap = f->cap ? 2 * f->cap : 32;
 		struct redo *p = realloc(f->pend, cap * sizeof(*p));
@@ -536,15 +632,17 @@ int wfs__undo_redo(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *h
 	}
 	f->pend[f->npend].at = at;
 	f->pend[f->npend].joff = joff;
+	f->pend[f->npend].boff = f->pend_bytes;
 	f->pend[f->npend++].len = n;
-	f->pend_bytes += n;
+	f->pend_bytes += (size_t)wfs__undo_entry_len(n);
 	atomic_store(&f->npend_now, f->npend);
+	if (f->npend % 64 == 0) /* the flush's fdatasync of the journal waits for less */
+		sync_file_range(u->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 out:
 	if (f->npend == 0 && f->fd >= 0) {
 		close(f->fd);
 		f->fd = -1;
 	}
 	pthread_mutex_unlock(&f->lock);
-	free(e);
 	return r;
 }

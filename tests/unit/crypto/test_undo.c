@@ -329,6 +329,14 @@ static void test_redo_batches(void **state)
 		assert_int_equal(
 			wfs_content_pwrite(K, f.fd, &f.h, a + blk * 4096, 4096, blk * 4096), 4096);
 	}
+	/* entries that overlap in one batch: the newer wins block by block */
+	test_pattern(a + 6 * 4096, 2 * 4096, 14);
+	assert_int_equal(wfs_content_pwrite(K, f.fd, &f.h, a + 6 * 4096, 2 * 4096, 6 * 4096),
+			 2 * 4096);
+	test_pattern(a + 5 * 4096, 2 * 4096, 15);
+	assert_int_equal(wfs_content_pwrite(K, f.fd, &f.h, a + 5 * 4096, 2 * 4096, 5 * 4096),
+			 2 * 4096);
+	assert_true(wfs_undo_file_pending(f.uf, cblock(7), cblock(8)));
 	assert_int_equal(fstatat(dfd, "undo", &st, 0), 0);
 	assert_true(st.st_size < 16 * 1024 * 1024);
 	bare = f.h;
