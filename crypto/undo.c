@@ -73,6 +73,7 @@ struct wfs_undo {
 	uint64_t seq;
 	unsigned live;	    /* entries written and not cleared */
 	unsigned redo_live; /* of them, redo entries not yet flushed */
+	off_t next_checkpoint;
 	struct pin *pins;
 	size_t npins, cap;
 };
@@ -137,6 +138,7 @@ int wfs_undo_open(int dirfd, const char *name, struct wfs_undo **out)
 		return e;
 	}
 	pthread_mutex_init(&u->lock, NULL);
+	u->next_checkpoint = CHECKPOINT;
 	*out = u;
 	return 0;
 }
@@ -188,6 +190,7 @@ static void clear_locked(struct wfs_undo *u, off_t off)
 	if (--u->live == 0) {
 		u->tail = 0;
 		u->npins = 0;
+		u->next_checkpoint = CHECKPOINT;
 	}
 }
 
@@ -273,9 +276,12 @@ static void note_touched_locked(struct wfs_undo_file *f, off_t lo, off_t hi)
 
 /* Checkpoint (u->lock held): the journal grew long with entries pinned by
  * files not synced since. After syncfs every write is durable, so the
- * pinned entries are cleared and made durable as cleared. */
+ * pinned entries are cleared and made durable as cleared. The tail goes
+ * back to 0 only when no entry is live, and a file's pending redo entries
+ * wait for its own flush: the next checkpoint is another CHECKPOINT on. */
 static void checkpoint_locked(struct wfs_undo *u)
 {
+	u->next_checkpoint = u->tail + CHECKPOINT;
 	if (u->npins == 0 || syncfs(u->fd) != 0)
 		return;
 	while (u->npins > 0)
@@ -318,7 +324,7 @@ static off_t entry_place_locked(struct wfs_undo *u, uint8_t *e, size_t n, const 
 {
 	off_t off;
 
-	if (u->tail > CHECKPOINT)
+	if (u->tail > u->next_checkpoint)
 		checkpoint_locked(u);
 	wfs__put_le64(e + 8, ++u->seq);
 	wfs__undo_sum(e, e + WFS_UNDO_HDR, n, e + WFS_UNDO_SUM);
@@ -435,6 +441,7 @@ static bool empty_locked(struct wfs_undo *u)
 	u->redo_live = 0;
 	u->tail = 0;
 	u->npins = 0;
+	u->next_checkpoint = CHECKPOINT;
 	return true;
 }
 

@@ -414,15 +414,18 @@ ssize_t wfs_stream_pread(struct wfs_file *f, char *buf, size_t size, off_t off, 
 	ssize_t r = -EAGAIN;
 	off_t clo, chi;
 	wfs_write_cipher_span(off, size, &clo, &chi);
+	bool ring = false;
 	pthread_rwlock_rdlock(&n->io_lock);
 	int settled = wfs_io_settle(n, clo, chi);
-	if (settled < 0)
+	if (settled < 0) {
 		r = settled;
-	else if (s)
-		r = wfs_stream_read(s, buf, size, off);
-	bool ring = r != -EAGAIN;
-	if (!ring)
-		r = wfs_content_pread(n->fs->keys, f->fd, &n->hdr, buf, size, off);
+	} else {
+		if (s)
+			r = wfs_stream_read(s, buf, size, off);
+		ring = r != -EAGAIN;
+		if (!ring)
+			r = wfs_content_pread(n->fs->keys, f->fd, &n->hdr, buf, size, off);
+	}
 	pthread_rwlock_unlock(&n->io_lock);
 	if (r > 0)
 		wfs_stream_note(f, off, (size_t)r, !ring);
