@@ -76,6 +76,34 @@ def throttled_vault(base):
             m.umount()
 
 
+def kill_daemon_under(vault, workers, delay):
+    """Runs each worker() in a child process, SIGKILLs the daemon after
+    delay seconds, waits for the children and the daemon's end, and
+    unmounts what the kill left."""
+    killed = False
+    try:
+        pid = int(vault.status()["pid"])
+        kids = []
+        for w in workers:
+            k = os.fork()
+            if k == 0:
+                try:
+                    w()
+                finally:
+                    os._exit(0)
+            kids.append(k)
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        killed = True
+        for k in kids:
+            os.waitpid(k, 0)
+        assert wait_for(lambda: ended(pid))
+    finally:
+        if killed:
+            wardfs("umount", vault.mnt, check=False)
+        vault.umount()
+
+
 def _kill_loop(vault, rounds):
     names = ["sync0", "sync1", "nosync0", "nosync1"]
     logs = {n: vault.base / f"{n}.acked" for n in names}
@@ -85,28 +113,15 @@ def _kill_loop(vault, rounds):
     restored = 0
     for r in range(rounds):
         vault.mount()
-        killed = False
+        d = vault.mnt / "secret"
         try:
-            d = vault.mnt / "secret"
             d.mkdir(exist_ok=True)
-            pid = int(vault.status()["pid"])
-            kids = []
-            for i, n in enumerate(names):
-                k = os.fork()
-                if k == 0:
-                    _writer(d / n, n, logs[n], n.startswith("sync"), r * 10 + i)
-                    os._exit(0)
-                kids.append(k)
-            time.sleep(rnd.uniform(0.05, 0.6))
-            os.kill(pid, signal.SIGKILL)
-            killed = True
-            for k in kids:
-                os.waitpid(k, 0)
-            assert wait_for(lambda: ended(pid))
-        finally:
-            if killed:
-                wardfs("umount", vault.mnt, check=False)
+        except BaseException:
             vault.umount()
+            raise
+        kill_daemon_under(vault, [
+            lambda i=i, n=n: _writer(d / n, n, logs[n], n.startswith("sync"), r * 10 + i)
+            for i, n in enumerate(names)], rnd.uniform(0.05, 0.6))
         vault.mount()
         try:
             for n in names:

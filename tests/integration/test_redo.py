@@ -9,12 +9,11 @@ import mmap
 import os
 import random
 import signal
-import time
 
 import pytest
 
 from conftest import ended, run, wait_for, wardfs
-from test_crash import log_number
+from test_crash import kill_daemon_under, log_number
 
 BLOCK = 4096
 BLOCKS = 64
@@ -184,26 +183,9 @@ def _kill_rounds(vault, rounds):
     finished = 0
     for r in range(rounds):
         vault.mount()
-        killed = False
-        try:
-            pid = int(vault.status()["pid"])
-            kids = []
-            for i, n in enumerate(names):
-                k = os.fork()
-                if k == 0:
-                    _overwriter(vault.mnt / "secret" / n, n, logs[n], r * 10 + i)
-                    os._exit(0)
-                kids.append(k)
-            time.sleep(rnd.uniform(0.2, 1.0))
-            os.kill(pid, signal.SIGKILL)
-            killed = True
-            for k in kids:
-                os.waitpid(k, 0)
-            assert wait_for(lambda: ended(pid))
-        finally:
-            if killed:
-                wardfs("umount", vault.mnt, check=False)
-            vault.umount()
+        kill_daemon_under(vault, [
+            lambda i=i, n=n: _overwriter(vault.mnt / "secret" / n, n, logs[n], r * 10 + i)
+            for i, n in enumerate(names)], rnd.uniform(0.2, 1.0))
         vault.mount()
         try:
             for n in names:
