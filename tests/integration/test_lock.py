@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import WARDFS, run, wardfs
+from conftest import WARDFS, run, wait_for, wardfs
 
 
 def rows(m, where):
@@ -90,7 +90,9 @@ def test_lock_wipes_keys_and_unlock_brings_them_back(mnt):
         r = wardfs("unlock", "--passfile", bad, m.mnt, check=False)
         assert r.returncode != 0 and "passphrase" in r.stderr, r.stderr
         assert m.status()["vault"] == "locked"
-        assert rows(m, "kind = 'vault' AND detail = 'unlock failed: wrong passphrase'"), \
+        # rows reach the database a moment later (the audit writer's thread)
+        assert wait_for(lambda: rows(
+            m, "kind = 'vault' AND detail = 'unlock failed: wrong passphrase'")), \
             rows(m, "kind = 'vault'")
 
         r = wardfs("unlock", "--passfile", m.passfile, m.mnt)
@@ -177,8 +179,9 @@ def test_only_root_locks_and_unlocks(mnt, test_user):
     assert e.value.errno == errno.EINVAL
     assert m.status()["vault"] == "locked"
     fails_with(errno.ENOKEY, read_all, m.mnt / "secret" / "s")
-    refused = rows(m, "kind = 'vault' AND decision = 'deny'")
-    assert any("not this vault's key" in r["detail"] for r in refused), refused
+    assert wait_for(lambda: any("not this vault's key" in r["detail"]
+                                for r in rows(m, "kind = 'vault' AND decision = 'deny'"))), \
+        rows(m, "kind = 'vault'")
     wardfs("unlock", "--passfile", m.passfile, m.mnt)
     assert (m.mnt / "secret" / "s").read_text() == "s"
 
