@@ -225,6 +225,9 @@ void wfs__random(void *out, size_t n);
 /* pread/pwrite until done: bytes moved (short only at EOF for reads) or -errno. */
 ssize_t wfs__pread_full(int fd, void *buf, size_t n, off_t off);
 ssize_t wfs__pwrite_full(int fd, const void *buf, size_t n, off_t off);
+/* The same for n iovecs: 0 once all are written, or -errno. */
+struct iovec;
+int wfs__pwritev_full(int fd, struct iovec *iov, int n, off_t off);
 
 /* Little-endian helpers. */
 static inline void wfs__put_le16(uint8_t *p, uint16_t v)

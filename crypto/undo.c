@@ -461,30 +461,6 @@ static int blk_cmp(const void *pa, const void *pb)
 	return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-/* Writes n iovecs (whole blocks) at off, short writes resumed. */
-static int pwritev_full(int fd, struct iovec *iov, int n, off_t off)
-{
-	while (n > 0) {
-		ssize_t w = pwritev(fd, iov, n, off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		off += w;
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
 /* Writes the batch's blocks in place (f->lock held) in file order, each
  * block once (its newest copy), adjacent ones in one pwritev: a batch that
  * rewrites a block (a database's hot page) or a run writes it once, and
@@ -519,14 +495,14 @@ static int apply_locked(struct wfs_undo_file *f)
 			next += (off_t)WFS_CBLOCK_SIZE;
 			i++;
 		}
-		r = pwritev_full(f->fd, iov, n, start);
+		r = wfs__pwritev_full(f->fd, iov, n, start);
 	}
 	free(v);
 	return r;
 }
 
-/* Writes f's pending redo entries in place, oldest first (f->lock held):
- * the order of durability at the top of the file. On an error before the
+/* Writes f's pending redo entries in place (f->lock held, apply_locked's
+ * order): the order of durability at the top of the file. On an error before the
  * entries are cleared they stay pending, for the next flush or the mount. */
 static int flush_locked(struct wfs_undo_file *f)
 {
