@@ -194,8 +194,9 @@ ssize_t wfs_content_pread(const struct wfs_keys *k, int fd, const struct wfs_fil
 		return -EINVAL;
 	if ((n = clamp_len(n, off)) == 0)
 		return 0;
-	if ((r = wfs__undo_settle(h->undo, wfs__cblock_off((uint64_t)(off / PB)),
-				  wfs__cblock_off((uint64_t)((off + (off_t)n - 1) / PB) + 1))) < 0)
+	if ((r = wfs_undo_file_settle(h->undo, wfs__cblock_off((uint64_t)(off / PB)),
+				      wfs__cblock_off((uint64_t)((off + (off_t)n - 1) / PB) + 1))) <
+	    0)
 		return r;
 	if ((scr = wfs__scratch()) == NULL)
 		return -ENOMEM;
@@ -415,8 +416,8 @@ static ssize_t write_range(const struct wfs_keys *k, int fd, const struct wfs_fi
 	    !wfs__is_end(h, w.P, last) && (r = redo_blocks(&w, first, last)) <= 0)
 		return r < 0 ? r : (ssize_t)n;
 	/* the blocks it rebuilds are read and replaced in place */
-	if ((r = wfs__undo_settle(h->undo, wfs__cblock_off(first < old_end ? first : old_end),
-				  wfs__cblock_off(last + 1))) < 0)
+	if ((r = wfs_undo_file_settle(h->undo, wfs__cblock_off(first < old_end ? first : old_end),
+				      wfs__cblock_off(last + 1))) < 0)
 		return r;
 	/* The new blocks first: a write the backing file system refuses
 	 * (EFBIG past its largest file, ENOSPC) then leaves the file as it

@@ -438,11 +438,14 @@ void wfs_undo_file_free(struct wfs_undo_file *f);
 void wfs_undo_file_synced(struct wfs_undo_file *f, off_t cipher_size);
 /* Whole-block overwrites of durable bytes wait in redo entries (undo.c).
  * wfs_undo_file_pending: does one lie in cipher range [lo, hi)?
- * wfs_undo_file_flush writes them in place, durably: call it, with the
- * file's writers and readers kept out, before its fsync, its last close,
- * and before reading a range wfs_undo_file_pending names (the library does
- * the same itself, without knowing the caller's read-ahead). */
+ * wfs_undo_file_settle writes them in place if one does: call it, with
+ * the file's writers and readers kept out, before reading such a range
+ * (the library does the same itself, without knowing the caller's
+ * read-ahead). wfs_undo_file_flush writes them in place and makes the
+ * file durable, so that the journal can let go of them: before its fsync
+ * and at its last close. Both: 0 or -errno. */
 bool wfs_undo_file_pending(struct wfs_undo_file *f, off_t lo, off_t hi);
+int wfs_undo_file_settle(struct wfs_undo_file *f, off_t lo, off_t hi);
 int wfs_undo_file_flush(struct wfs_undo_file *f);
 
 /* Called for each damaged block found by wfs_content_verify; block is

@@ -202,16 +202,16 @@ void wfs__undo_end(struct wfs_undo_file *f, const struct wfs__undo_ticket *t);
 /* A redo entry (undo.c) holds a write's new whole blocks instead of the old
  * bytes; at most this many cipher bytes (32 blocks) go in one. */
 #define WFS_REDO_MAGIC "WFSREDO1"
-#define WFS_REDO_MAX   ((size_t)32 * WFS_CBLOCK_SIZE)
+/* Follows a batch of a file's redo entries once they are written in place
+ * (no bytes): replay applies them only over blocks that fail then. */
+#define WFS_APPLIED_MAGIC "WFSAPLD1"
+#define WFS_REDO_MAX	  ((size_t)32 * WFS_CBLOCK_SIZE)
 /* Keeps a write of n cipher bytes of whole blocks at at (all below the
  * file's cipher size, which stays size) in a redo entry of f, to be written
  * in place by the next flush: 0, -errno, or 1 when the write is better made
  * in place under an undo entry (none of its bytes are durable yet). */
 int wfs__undo_redo(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *h,
 		   const uint8_t *cipher, size_t n, off_t at, off_t size);
-/* Flushes f's redo entries if any of them lies in cipher range [lo, hi):
- * before those bytes are read or changed in place. */
-int wfs__undo_settle(struct wfs_undo_file *f, off_t lo, off_t hi);
 
 /*
  * Randomness for file ids and nonces. Tests may replace it with a

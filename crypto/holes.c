@@ -159,7 +159,8 @@ static off_t seek_hole(int fd, off_t P, off_t off)
 
 off_t wfs_content_seek(int fd, const struct wfs_file_hdr *h, off_t off, int whence)
 {
-	int r = wfs_undo_file_flush(h->undo); /* blocks a redo entry holds are data */
+	/* blocks a redo entry holds are data */
+	int r = wfs_undo_file_settle(h->undo, 0, INT64_MAX);
 	off_t P = r < 0 ? r : plain_of(fd);
 
 	if (P < 0)

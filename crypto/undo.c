@@ -22,19 +22,24 @@
  * random writes ran at a quarter of gocryptfs's rate. A write of whole
  * blocks inside such bytes (wfs__undo_redo) therefore does not touch the
  * file at all: its new blocks go to a redo entry, and the write is done.
- * The entries wait (pending, kept in memory too) until the file is
- * flushed (wfs_undo_file_flush): the journal is made durable, the blocks
- * are written in place (in file order, each block once), the file is made
- * durable, the entries are cleared and that is made durable: three
- * fdatasyncs for a batch of up to REDO_BUDGET bytes instead of one per
- * write (docs/benchmarks.md has the numbers). A flush comes with the file's fsync, its
- * last close, a full batch, and before anything reads or changes bytes a
- * pending entry covers (the caller asks wfs_undo_file_pending first; the
- * library settles for itself too). A killed daemon leaves the entries in
- * the page cache, a power cut the ones the flusher wrote: mount applies
- * live redo entries, oldest first, before any undo. An entry is cleared
- * durably before the file can change again without the journal, so a
- * stale one is never applied over newer bytes.
+ * The entries wait (pending, kept in memory too) until a full batch
+ * (REDO_BUDGET bytes), or anything that reads or changes bytes a pending
+ * entry covers, applies them (apply_batch_locked): the journal is made
+ * durable, the blocks are written in place (in file order, each block
+ * once) and an *applied* mark follows the batch in the journal. The file
+ * is not made durable there: the entries stay, pinned, until it is (its
+ * fsync, a flush, a checkpoint's syncfs), as its kernel writeback may
+ * still tear a block a power cut interrupts. One fdatasync per batch of
+ * about a thousand writes instead of one per write (docs/benchmarks.md).
+ * wfs_undo_file_flush (fsync, last close, truncate, hole punch) makes the
+ * file durable and clears its entries, durably. Mount (undo_replay.c)
+ * applies a file's live redo entries oldest first, before any undo: one
+ * with no mark after it unconditionally (a killed daemon's acknowledged
+ * write, kept only in the journal); one marked applied only over a block
+ * that fails authentication, so newer bytes are never overwritten. A mark
+ * lost to a power cut leaves its entries unconditional, which is safe
+ * because nothing makes newer bytes durable before the journal is synced
+ * again (every durable entry, the next batch, the fsync that clears them).
  *
  * Lock order: callers serialize writes per file (the daemon's io_lock);
  * f->lock (pending redo) before u->lock; u->lock is taken last and never
@@ -54,8 +59,11 @@
 
 #include "crypto_internal.h"
 
-/* a journal this long with entries still pinned: sync and start over */
-#define CHECKPOINT ((off_t)64 << 20)
+/* a journal this long with entries still pinned: sync and start over.
+ * Applied redo batches of a file written at random and never synced pin
+ * about 4 MiB each; each checkpoint's syncfs cost about 0.15 s here
+ * whatever it wrote, which every 64 MiB took 10 % off such writes */
+#define CHECKPOINT ((off_t)256 << 20)
 #define TOUCHED	   8
 /* pending redo entries of a file before it is flushed: about 1,000 blocks */
 #define REDO_BUDGET ((size_t)4 << 20)
@@ -106,7 +114,11 @@ struct wfs_undo_file {
 	size_t npend, cap, pend_bytes;
 	uint8_t *pbuf;
 	atomic_size_t npend_now; /* npend, read without the lock */
-	int fd;			 /* the file, for the flush: a dup while npend > 0 */
+	int fd;			 /* the file, for the flush: a dup while npend > 0 or applied */
+	/* entries applied in place and pinned until the file is durable
+	 * (u->lock; applied_now to read it without) */
+	bool applied;
+	atomic_bool applied_now;
 };
 
 void wfs__undo_sum(const uint8_t *hdr, const uint8_t *saved, size_t n, uint8_t out[32])
@@ -214,12 +226,32 @@ void wfs_undo_file_free(struct wfs_undo_file *f)
 	free(f);
 }
 
-/* The file is durable as it is (u->lock held): its pinned entries go. */
-static void synced_locked(struct wfs_undo_file *f, off_t cipher_size)
+static bool empty_locked(struct wfs_undo *u);
+
+/* No entry of f's is needed until it writes again (u->lock held). */
+static void forget_state_locked(struct wfs_undo_file *f)
+{
+	f->fresh_sync = true;
+	f->ntouched = 0;
+	f->applied = false;
+	atomic_store(&f->applied_now, false);
+}
+
+/* The file is durable as it is (u->lock held): its pinned entries go.
+ * Returns whether applied redo entries were among them: their clearing
+ * must be made durable before the caller says the file is. */
+static bool synced_locked(struct wfs_undo_file *f, off_t cipher_size)
 {
 	struct wfs_undo *u = f->u;
+	bool applied = f->applied;
+	size_t mine = 0;
 
-	for (size_t i = 0; i < u->npins;) {
+	for (size_t i = 0; i < u->npins; i++)
+		mine += u->pins[i].owner == f;
+	if (mine > 0 && mine == u->live && empty_locked(u)) {
+		mine = 0; /* every live entry was f's: one stop mark clears them */
+	}
+	for (size_t i = 0; mine > 0 && i < u->npins;) {
 		if (u->pins[i].owner != f) {
 			i++;
 			continue;
@@ -228,20 +260,27 @@ static void synced_locked(struct wfs_undo_file *f, off_t cipher_size)
 		u->pins[i] = u->pins[--u->npins];
 		clear_locked(u, off);
 	}
-	/* these clears reach the disk with the next durable entry, which
-	 * the next write of this file makes (fresh_sync) */
-	f->fresh_sync = true;
+	/* undo entries' clears reach the disk with the next durable entry,
+	 * which the next write of this file makes (fresh_sync) */
+	forget_state_locked(f);
 	f->synced_size = cipher_size;
-	f->ntouched = 0;
+	return applied;
 }
 
 void wfs_undo_file_synced(struct wfs_undo_file *f, off_t cipher_size)
 {
+	bool applied;
+
 	if (f == NULL)
 		return;
 	pthread_mutex_lock(&f->u->lock);
-	synced_locked(f, cipher_size);
+	applied = synced_locked(f, cipher_size);
 	pthread_mutex_unlock(&f->u->lock);
+	/* an applied redo entry left in the journal unmarked by a power cut
+	 * would be replayed over whatever the file holds: cleared durably
+	 * before the fsync returns */
+	if (applied)
+		fdatasync(f->u->fd);
 }
 
 /* Must an entry saving [lo, hi) be durable? (u->lock held) */
@@ -275,30 +314,49 @@ static void note_touched_locked(struct wfs_undo_file *f, off_t lo, off_t hi)
 }
 
 /* Checkpoint (u->lock held): the journal grew long with entries pinned by
- * files not synced since. After syncfs every write is durable, so the
- * pinned entries are cleared and made durable as cleared. The tail goes
- * back to 0 only when no entry is live, and a file's pending redo entries
- * wait for its own flush: the next checkpoint is another CHECKPOINT on. */
+ * files not synced since (applied redo batches of a file that is written
+ * and never synced, above all). After syncfs every write is durable, so
+ * the pinned entries are cleared and made durable as cleared, and their
+ * files start over as after an fsync: the next entry that saves their
+ * bytes is durable again. The tail goes back to 0 only when no entry is
+ * live, and a file's pending redo entries wait for its own flush: the
+ * next checkpoint is another CHECKPOINT on. */
 static void checkpoint_locked(struct wfs_undo *u)
 {
 	u->next_checkpoint = u->tail + CHECKPOINT;
 	if (u->npins == 0 || syncfs(u->fd) != 0)
 		return;
-	while (u->npins > 0)
-		clear_locked(u, u->pins[--u->npins].off);
+	for (size_t i = 0; i < u->npins; i++)
+		if (u->pins[i].owner != NULL)
+			forget_state_locked(u->pins[i].owner);
+	if (u->live != u->npins || !empty_locked(u))
+		while (u->npins > 0)
+			clear_locked(u, u->pins[--u->npins].off);
 	fdatasync(u->fd);
 }
 
-static int add_pin_locked(struct wfs_undo *u, struct wfs_undo_file *f, off_t off)
+/* Room for n more pins (u->lock held). */
+static int reserve_pins_locked(struct wfs_undo *u, size_t n)
 {
-	if (u->npins == u->cap) {
-		size_t cap = u->cap ? 2 * u->cap : 64;
+	if (u->npins + n > u->cap) {
+		size_t cap = u->cap ? u->cap : 64;
+		while (cap < u->npins + n)
+			cap *= 2;
 		struct pin *p = realloc(u->pins, cap * sizeof(*p));
 		if (p == NULL)
 			return -ENOMEM;
 		u->pins = p;
 		u->cap = cap;
 	}
+	return 0;
+}
+
+static int add_pin_locked(struct wfs_undo *u, struct wfs_undo_file *f, off_t off)
+{
+	int r = reserve_pins_locked(u, 1);
+
+	if (r != 0)
+		return r;
 	u->pins[u->npins].off = off;
 	u->pins[u->npins++].owner = f;
 	return 0;
@@ -501,14 +559,30 @@ static int apply_locked(struct wfs_undo_file *f)
 	return r;
 }
 
-/* Writes f's pending redo entries in place (f->lock held, apply_locked's
- * order): the order of durability at the top of the file. On an error before the
- * entries are cleared they stay pending, for the next flush or the mount. */
-static int flush_locked(struct wfs_undo_file *f)
+/* Pins the entry at off for f, as applied (u->lock held, room reserved). */
+static void pin_applied_locked(struct wfs_undo_file *f, off_t off)
 {
 	struct wfs_undo *u = f->u;
-	struct stat st;
-	int r = 0;
+
+	u->pins[u->npins].off = off;
+	u->pins[u->npins++].owner = f;
+	f->applied = true;
+	atomic_store(&f->applied_now, true);
+}
+
+/* Writes f's pending redo entries in place (f->lock held, apply_locked's
+ * order), after the journal that holds them is durable, and marks them
+ * applied: pinned until the file is durable (the top of the file). If the
+ * mark cannot be written, the file is made durable and the entries
+ * cleared instead, as an unmarked entry must not outlive the next change.
+ * On an error before that they stay pending, for the next flush or the
+ * mount. */
+static int apply_batch_locked(struct wfs_undo_file *f)
+{
+	struct wfs_undo *u = f->u;
+	uint8_t m[WFS_UNDO_HDR];
+	off_t moff;
+	int r;
 
 	if (f->npend == 0)
 		return 0;
@@ -516,32 +590,76 @@ static int flush_locked(struct wfs_undo_file *f)
 		return -errno;
 	if ((r = apply_locked(f)) < 0)
 		return r;
-	if (fdatasync(f->fd) != 0 || fstat(f->fd, &st) != 0)
-		return -errno;
+	/* the mark: the header of the batch's first entry (f's handle and
+	 * file id), holding no bytes, no size, no offset */
+	memcpy(m, f->pbuf, sizeof(m));
+	wfs__put_le64(m + 16, 0);
+	wfs__put_le64(m + 24, 0);
+	wfs__put_le32(m + 32, 0);
 	pthread_mutex_lock(&u->lock);
-	/* that fdatasync made every earlier write of the file durable too */
-	synced_locked(f, st.st_size);
-	if (u->live != f->npend || !empty_locked(u)) {
-		for (size_t i = 0; i < f->npend; i++)
-			clear_locked(u, f->pend[i].joff);
-		u->redo_live -= (unsigned)f->npend;
+	moff = entry_place_locked(u, m, 0, WFS_APPLIED_MAGIC);
+	r = reserve_pins_locked(u, f->npend + 1);
+	pthread_mutex_unlock(&u->lock);
+	if (r == 0 && wfs__pwrite_full(u->fd, m, WFS_UNDO_HDR, moff) < 0)
+		r = -EIO;
+	if (r != 0 && fdatasync(f->fd) != 0) {
+		r = -errno;
+		pthread_mutex_lock(&u->lock);
+		clear_locked(u, moff);
+		pthread_mutex_unlock(&u->lock);
+		return r;
 	}
+	pthread_mutex_lock(&u->lock);
+	if (r == 0)
+		pin_applied_locked(f, moff);
+	else
+		clear_locked(u, moff);
+	for (size_t i = 0; i < f->npend; i++)
+		if (r == 0)
+			pin_applied_locked(f, f->pend[i].joff);
+		else
+			clear_locked(u, f->pend[i].joff);
+	u->redo_live -= (unsigned)f->npend;
 	pthread_mutex_unlock(&u->lock);
 	f->npend = 0;
 	f->pend_bytes = 0;
 	atomic_store(&f->npend_now, 0);
-	close(f->fd);
-	f->fd = -1;
 	free(f->pbuf);
 	f->pbuf = NULL;
-	/* the clears are durable before the file can change without the
-	 * journal: a stale entry is never applied over newer bytes */
-	if (fdatasync(u->fd) != 0)
-		r = -errno;
-	return r;
+	if (r != 0 && fdatasync(u->fd) != 0)
+		return -errno;
+	return 0;
 }
 
-int wfs__undo_settle(struct wfs_undo_file *f, off_t lo, off_t hi)
+/* Makes f durable and clears its entries, durably (f->lock held): after
+ * this a stale entry can never be applied over newer bytes, whatever
+ * happens to the file. */
+static int flush_locked(struct wfs_undo_file *f)
+{
+	struct wfs_undo *u = f->u;
+	struct stat st;
+	int r;
+
+	if ((r = apply_batch_locked(f)) < 0)
+		return r;
+	if (atomic_load(&f->applied_now)) {
+		if (fdatasync(f->fd) != 0 || fstat(f->fd, &st) != 0)
+			return -errno;
+		pthread_mutex_lock(&u->lock);
+		/* that fdatasync made every earlier write of the file durable */
+		synced_locked(f, st.st_size);
+		pthread_mutex_unlock(&u->lock);
+		if (fdatasync(u->fd) != 0)
+			return -errno;
+	}
+	if (f->fd >= 0) {
+		close(f->fd);
+		f->fd = -1;
+	}
+	return 0;
+}
+
+int wfs_undo_file_settle(struct wfs_undo_file *f, off_t lo, off_t hi)
 {
 	int r = 0;
 
@@ -549,14 +667,21 @@ int wfs__undo_settle(struct wfs_undo_file *f, off_t lo, off_t hi)
 		return 0;
 	pthread_mutex_lock(&f->lock);
 	if (overlaps_locked(f, lo, hi))
-		r = flush_locked(f);
+		r = apply_batch_locked(f);
 	pthread_mutex_unlock(&f->lock);
 	return r;
 }
 
 int wfs_undo_file_flush(struct wfs_undo_file *f)
 {
-	return wfs__undo_settle(f, 0, INT64_MAX);
+	int r;
+
+	if (f == NULL || (atomic_load(&f->npend_now) == 0 && !atomic_load(&f->applied_now)))
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	r = flush_locked(f);
+	pthread_mutex_unlock(&f->lock);
+	return r;
 }
 
 int wfs__undo_redo(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *h,
@@ -576,7 +701,7 @@ int wfs__undo_redo(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *h
 	if (!durable)
 		return 1; /* an undo entry costs no fdatasync here */
 	pthread_mutex_lock(&f->lock);
-	if (f->pend_bytes + n > REDO_BUDGET && (r = flush_locked(f)) < 0)
+	if (f->pend_bytes + n > REDO_BUDGET && (r = apply_batch_locked(f)) < 0)
 		goto out;
 	if (f->pbuf == NULL && (f->pbuf = malloc(PBUF_SIZE)) == NULL) {
 		r = -ENOMEM;
@@ -622,7 +747,7 @@ int wfs__undo_redo(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *h
 	if (f->npend % 64 == 0) /* the flush's fdatasync of the journal waits for less */
 		sync_file_range(u->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 out:
-	if (f->npend == 0 && f->fd >= 0) {
+	if (f->npend == 0 && !atomic_load(&f->applied_now) && f->fd >= 0) {
 		close(f->fd);
 		f->fd = -1;
 	}

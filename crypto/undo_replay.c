@@ -1,12 +1,18 @@
 /*
  * undo_replay.c - at mount, puts back what the undo journal (undo.c) kept
  * of writes a crash cut short. For each file with entries left, its live
- * redo entries first, oldest first: writes the daemon had acknowledged
- * and not yet written in place (or not wholly), whose new blocks go in
- * place. Then its undo entries, newest first, while the file fails
- * verification: the entry's old bytes go back and the file is cut to its
- * old size. A file that verifies is left as it is, so entries of writes
- * that finished (and were not cleared before the crash) change nothing.
+ * redo entries first, oldest first: writes the daemon had acknowledged.
+ * One that no applied mark of its file follows was perhaps never written
+ * in place, and its new blocks go in place. One that a mark follows was
+ * written in place, not yet durably: only its blocks that fail
+ * authentication (torn by a power cut) are written again, as any other
+ * valid block there is its own, the old one (the write was never synced)
+ * or a newer one. Then its undo entries, newest first, while the file
+ * fails verification: the entry's old bytes go back and the file is cut
+ * to its old size. A file that verifies is left as it is, so entries of
+ * writes that finished (and were not cleared before the crash) change
+ * nothing. Every file with entries is made durable before the journal
+ * that held them is emptied.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +35,7 @@ struct entry {
 	uint8_t handle[WFS_UNDO_HANDLE_MAX];
 	uint8_t *data;
 	bool redo; /* the new bytes of whole blocks, else the old ones */
+	bool mark; /* the file's redo entries before it were applied */
 	bool done; /* its file was handled */
 };
 
@@ -50,7 +57,8 @@ static long read_entries(int fd, struct entry **out)
 		if (wfs__pread_full(fd, h, WFS_UNDO_HDR, off) != WFS_UNDO_HDR)
 			break;
 		bool redo = memcmp(h, WFS_REDO_MAGIC, 8) == 0;
-		bool live = redo || memcmp(h, WFS_UNDO_MAGIC, 8) == 0;
+		bool mark = memcmp(h, WFS_APPLIED_MAGIC, 8) == 0;
+		bool live = redo || mark || memcmp(h, WFS_UNDO_MAGIC, 8) == 0;
 		uint64_t seq = wfs__get_le64(h + 8);
 		uint32_t saved = wfs__get_le32(h + 32), hb = wfs__get_le32(h + 40);
 		if ((!live && !sodium_is_zero(h, 8)) || seq <= last || hb > WFS_UNDO_HANDLE_MAX ||
@@ -66,7 +74,9 @@ static long read_entries(int fd, struct entry **out)
 		wfs__undo_sum(h, data, saved, sum);
 		last = seq;
 		off += wfs__undo_entry_len(saved);
-		if (!live || sodium_memcmp(sum, h + WFS_UNDO_SUM, 32) != 0) {
+		/* a mark holds no bytes: one that claims some is no mark */
+		if (!live || (mark && saved != 0) ||
+		    sodium_memcmp(sum, h + WFS_UNDO_SUM, 32) != 0) {
 			free(data);
 			continue;
 		}
@@ -92,6 +102,7 @@ static long read_entries(int fd, struct entry **out)
 		memcpy(e->handle, h + 64, hb);
 		e->data = data;
 		e->redo = redo;
+		e->mark = mark;
 	}
 	*out = v;
 	return (long)n;
@@ -116,20 +127,52 @@ static void file_handled(struct entry *v, long i)
 			v[j].done = true;
 }
 
-/* Rolls back file fd with the entries of v that are its (newest first)
- * while it fails verification. Returns entries applied or -errno. */
+/* Writes the blocks of applied redo entry e that fail authentication
+ * in place again. Returns how many, or -errno. */
+static long repair_blocks(const struct wfs_keys *k, int fd, const struct wfs_file_hdr *h,
+			  const struct entry *e)
+{
+	uint8_t cb[WFS_CBLOCK_SIZE], pt[WFS_BLOCK_SIZE];
+	long n = 0;
+
+	if (e->at < (off_t)WFS_HDR_SIZE || (e->at - (off_t)WFS_HDR_SIZE) % WFS_CBLOCK_SIZE != 0)
+		return 0; /* not a redo entry's range: nothing of it is trusted */
+	for (size_t j = 0; j + WFS_CBLOCK_SIZE <= e->saved; j += WFS_CBLOCK_SIZE) {
+		off_t at = e->at + (off_t)j;
+		uint64_t i = (uint64_t)(at - (off_t)WFS_HDR_SIZE) / WFS_CBLOCK_SIZE;
+		ssize_t got = wfs__pread_full(fd, cb, sizeof(cb), at);
+
+		if (got < 0)
+			return got;
+		if (wfs__open_block(k, h, i, false, cb, (size_t)got, pt) >= 0)
+			continue;
+		if ((got = wfs__pwrite_full(fd, e->data + j, WFS_CBLOCK_SIZE, at)) < 0)
+			return got;
+		n++;
+	}
+	sodium_memzero(pt, sizeof(pt));
+	return n;
+}
+
+/* Finishes file fd's redo entries in v (oldest first), then rolls it back
+ * with its undo entries (newest first) while it fails verification, and
+ * makes it durable. Returns entries applied or -errno. */
 static long replay_file(const struct wfs_keys *k, int fd, struct entry *v, long first,
 			wfs_undo_report_fn fn, void *arg, const char *name)
 {
 	struct wfs_file_hdr h;
-	long applied = 0;
+	long applied = 0, marked = -1;
 
 	if (wfs_hdr_read(k, fd, &h) != WFS_FORM_ENCRYPTED ||
 	    memcmp(h.file_id, v[first].file_id, WFS_FILE_ID_LEN) != 0)
 		return 0; /* not the file the entries were written for */
+	for (long i = 0; i <= first; i++)
+		if (v[i].mark && same_file(&v[i], &v[first]))
+			marked = i; /* its redo entries before this were applied */
 	for (long i = 0; i <= first; i++) {
 		struct entry *e = &v[i];
 		struct stat st;
+		ssize_t w;
 
 		if (!e->redo || !same_file(e, &v[first]))
 			continue;
@@ -137,9 +180,14 @@ static long replay_file(const struct wfs_keys *k, int fd, struct entry *v, long 
 			return -errno;
 		if (e->at + (off_t)e->saved > st.st_size)
 			continue; /* a power cut took the size it was written under */
-		ssize_t w = wfs__pwrite_full(fd, e->data, e->saved, e->at);
+		if (i < marked)
+			w = repair_blocks(k, fd, &h, e);
+		else
+			w = wfs__pwrite_full(fd, e->data, e->saved, e->at);
 		if (w < 0)
 			return w;
+		if (i < marked && w == 0)
+			continue;
 		applied++;
 		if (fn != NULL)
 			fn(arg, name, true, e->at, e->saved, st.st_size, st.st_size);
@@ -148,7 +196,7 @@ static long replay_file(const struct wfs_keys *k, int fd, struct entry *v, long 
 		struct entry *e = &v[i];
 		struct stat st;
 
-		if (e->redo || !same_file(e, &v[first]))
+		if (e->redo || e->mark || !same_file(e, &v[first]))
 			continue;
 		if (wfs_content_verify(k, fd, NULL, NULL) == 0)
 			break;
@@ -163,7 +211,9 @@ static long replay_file(const struct wfs_keys *k, int fd, struct entry *v, long 
 		if (fn != NULL)
 			fn(arg, name, false, e->at, e->saved, st.st_size, e->old_size);
 	}
-	if (applied > 0 && fsync(fd) != 0)
+	/* even with nothing applied: the journal is emptied after this, and
+	 * blocks written in place before the crash may not be durable yet */
+	if (fsync(fd) != 0)
 		return -errno;
 	return applied;
 }

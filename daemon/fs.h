@@ -314,20 +314,21 @@ static inline int wfs_io_settle(struct wfs_inode *n, off_t lo, off_t hi)
 	while (r == 0 && wfs_undo_file_pending(atomic_load(&n->undo), lo, hi)) {
 		pthread_rwlock_unlock(&n->io_lock);
 		wfs_io_change_begin(n);
-		r = wfs_undo_file_flush(atomic_load(&n->undo));
+		r = wfs_undo_file_settle(atomic_load(&n->undo), lo, hi);
 		wfs_io_change_end(n);
 		pthread_rwlock_rdlock(&n->io_lock);
 	}
 	return r;
 }
 
-/* Writes what redo entries hold of n in place (its fsync, its last close). */
+/* Writes what redo entries hold of n in place, durably (its fsync, its
+ * last close). Only a write in place needs the readers kept out. */
 static inline int wfs_io_flush(struct wfs_inode *n)
 {
 	int r;
 
 	if (!wfs_undo_file_pending(atomic_load(&n->undo), 0, INT64_MAX))
-		return 0;
+		return wfs_undo_file_flush(atomic_load(&n->undo));
 	wfs_io_change_begin(n);
 	r = wfs_undo_file_flush(atomic_load(&n->undo));
 	wfs_io_change_end(n);

@@ -7,7 +7,8 @@
  * docs/format.md lays it out, with valid sums and the file's real handle
  * and id where the input asks for them (a fuzzer cannot forge a BLAKE2b
  * sum), then damaged byte by byte where the input says. Each record: kind
- * (bit 0 redo, bit 1 a foreign file id, bit 2 a broken sum, bit 3 cleared),
+ * (bit 0 redo, bit 1 a foreign file id, bit 2 a broken sum, bit 3 cleared,
+ * bit 4 an applied mark),
  * the entry's offset in blocks (u8), the size it claims (u16 LE, in 64
  * bytes), a length (u8, in 37 bytes) and that many bytes. A trailing part
  * after a 0xff kind: (offset u16 LE, byte) pairs written over the journal.
@@ -108,7 +109,11 @@ static size_t entry(uint8_t *j, size_t len, size_t cap, uint64_t seq, uint8_t ki
 	if (kind & 4)
 		e[WFS_UNDO_SUM] ^= 1;
 	if (!(kind & 8))
-		memcpy(e, (kind & 1) ? WFS_REDO_MAGIC : WFS_UNDO_MAGIC, 8);
+		memcpy(e,
+		       (kind & 16)  ? WFS_APPLIED_MAGIC
+		       : (kind & 1) ? WFS_REDO_MAGIC
+				    : WFS_UNDO_MAGIC,
+		       8);
 	return len + total;
 }
 

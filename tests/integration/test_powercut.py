@@ -26,7 +26,7 @@ import pytest
 
 from conftest import DEFAULT_POLICY, Mount, ROOT, ended, run, throttled_writeback, wait_for, wardfs
 from test_crash import _content, _writer, log_number
-from test_redo import BLOCK, BLOCKS, _block, _layout
+from test_redo import BLOCK, BLOCKS, _block, _layout, _read_direct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Two generations of appenders: a round writes one (new files, which grow
@@ -79,10 +79,14 @@ def _versions(path):
 def _block_writer(path, written, durable, seed):
     """Overwrites whole blocks of a durable file with new versions (the
     redo entries' case), logging each block's version once its write
-    returned, and the versions an fsync made durable."""
+    returned, and the versions an fsync made durable. Reads a block now
+    and then past the page cache: the daemon then writes the pending
+    entries in place without syncing them (applied entries), which a cut
+    may catch half written back."""
     rnd = random.Random(seed)
     try:
         fd = os.open(path, os.O_RDWR)
+        rd = os.open(path, os.O_RDONLY | os.O_DIRECT)
         wfd, dfd = os.open(written, os.O_WRONLY), os.open(durable, os.O_WRONLY)
     except OSError:
         os._exit(0)
@@ -97,7 +101,9 @@ def _block_writer(path, written, durable, seed):
             for j in range(i, i + k):
                 ver[j] += 1
             os.pwrite(wfd, b"".join(b"%20d" % v for v in ver), 0)
-            if rnd.random() < 0.05:
+            if rnd.random() < 0.1:
+                _read_direct(rd, rnd.randrange(BLOCKS))
+            if rnd.random() < 0.02:
                 os.fsync(fd)
                 os.pwrite(dfd, b"".join(b"%20d" % v for v in ver), 0)
         except OSError:

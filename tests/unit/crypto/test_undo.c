@@ -6,7 +6,9 @@
  * entry was cleared or not; entries of a deleted file are skipped.
  * Redo entries: a whole-block overwrite of durable bytes leaves the file
  * as it was until a flush or a read of those blocks, and replay finishes
- * it (also over a torn copy in place) unless a flush already did.
+ * it (also over a torn copy in place). Once written in place (applied),
+ * replay only mends the entry's blocks that fail, never newer ones, and a
+ * flush lets go of it.
  */
 #include <fcntl.h>
 
@@ -295,7 +297,7 @@ static void test_redo_is_seen_and_then_gone(void **state)
 	bare.undo = NULL;
 	assert_int_equal(wfs_content_pread(K, f.fd, &bare, b, sizeof(b), 0), sizeof(b));
 	assert_memory_equal(a, b, sizeof(a));
-	/* cleared entries are not replayed over what came after */
+	/* applied entries are not replayed over what came after */
 	assert_int_equal(replay(&rep), 0);
 	/* a truncate below a pending block */
 	test_pattern(a + 12 * 4096, 4096, 12);
@@ -304,6 +306,53 @@ static void test_redo_is_seen_and_then_gone(void **state)
 	assert_int_equal(wfs_content_pread(K, f.fd, &bare, b, sizeof(b), 0), 12 * 4096 + 20);
 	assert_memory_equal(a, b, 12 * 4096 + 20);
 	assert_int_equal(replay(&rep), 0);
+	wfs_undo_file_free(f.uf);
+	close(f.fd);
+	wfs_undo_close(u);
+}
+
+/* Written in place (by a read of it) but not yet durable, a block that a
+ * power cut tore is mended from its applied entry; a neighbour changed
+ * since is left alone. An fsync lets go of the entries. */
+static void test_applied_redo_mends_a_torn_block(void **state)
+{
+	struct wfs_undo *u;
+	struct file f;
+	struct report rep = {0};
+	static uint8_t a[NB * 4096], b[NB * 4096], junk[500], before[4124], after[4124];
+	struct wfs_file_hdr bare;
+
+	(void)state;
+	assert_int_equal(wfs_undo_open(dfd, "undo", &u), 0);
+	durable_file(u, "p", &f, a, 16);
+	test_pattern(a + 3 * 4096, 3 * 4096, 17);
+	assert_int_equal(wfs_content_pwrite(K, f.fd, &f.h, a + 3 * 4096, 3 * 4096, 3 * 4096),
+			 3 * 4096);
+	assert_int_equal(wfs_content_pread(K, f.fd, &f.h, b, 10, 3 * 4096), 10);
+	assert_false(wfs_undo_file_pending(f.uf, 0, INT64_MAX));
+	memset(a + 5 * 4096 + 10, 0x44, 30);
+	assert_int_equal(wfs_content_pwrite(K, f.fd, &f.h, a + 5 * 4096 + 10, 30, 5 * 4096 + 10),
+			 30);
+	memset(junk, 0xa5, sizeof(junk));
+	test_pwrite_raw(f.fd, junk, sizeof(junk), cblock(4) + 2000);
+	test_pread_raw(f.fd, before, sizeof(before), cblock(5));
+	assert_true(wfs_content_verify(K, f.fd, NULL, NULL) > 0);
+	assert_int_equal(replay(&rep), 1);
+	assert_int_equal(rep.redo, 1);
+	assert_int_equal(wfs_content_verify(K, f.fd, NULL, NULL), 0);
+	test_pread_raw(f.fd, after, sizeof(after), cblock(5));
+	assert_memory_equal(before, after, sizeof(before)); /* not rewritten */
+	bare = f.h;
+	bare.undo = NULL;
+	assert_int_equal(wfs_content_pread(K, f.fd, &bare, b, sizeof(b), 0), sizeof(b));
+	assert_memory_equal(a, b, sizeof(a));
+	/* after an fsync the journal no longer holds them */
+	assert_int_equal(fsync(f.fd), 0);
+	wfs_undo_file_synced(f.uf, test_fsize(f.fd));
+	test_pwrite_raw(f.fd, junk, sizeof(junk), cblock(4) + 2000);
+	rep.n = 0;
+	assert_int_equal(replay(&rep), 0);
+	assert_true(wfs_content_verify(K, f.fd, NULL, NULL) > 0);
 	wfs_undo_file_free(f.uf);
 	close(f.fd);
 	wfs_undo_close(u);
@@ -385,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_redo_is_replayed),
 		cmocka_unit_test(test_redo_over_a_torn_block),
 		cmocka_unit_test(test_redo_is_seen_and_then_gone),
+		cmocka_unit_test(test_applied_redo_mends_a_torn_block),
 		cmocka_unit_test(test_redo_batches),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
