@@ -228,6 +228,31 @@ void wfs_undo_file_free(struct wfs_undo_file *f)
 
 static bool empty_locked(struct wfs_undo *u);
 
+static int pin_cmp(const void *pa, const void *pb)
+{
+	const struct pin *a = pa, *b = pb;
+
+	return (a->off > b->off) - (a->off < b->off);
+}
+
+/* Clears the pinned entries of f (of every file when f is NULL; u->lock
+ * held) in journal order, oldest first: a daemon killed in the middle
+ * leaves the newest of them live, with the applied marks after them, so
+ * replay never meets an older entry of a block whose newer one is gone,
+ * nor an applied entry whose mark is. */
+static void clear_pins_locked(struct wfs_undo *u, struct wfs_undo_file *f)
+{
+	size_t n = u->npins, k = 0;
+
+	qsort(u->pins, n, sizeof(*u->pins), pin_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (f == NULL || u->pins[i].owner == f)
+			clear_locked(u, u->pins[i].off);
+		else
+			u->pins[k++] = u->pins[i];
+	u->npins = k;
+}
+
 /* No entry of f's is needed until it writes again (u->lock held). */
 static void forget_state_locked(struct wfs_undo_file *f)
 {
@@ -248,18 +273,9 @@ static bool synced_locked(struct wfs_undo_file *f, off_t cipher_size)
 
 	for (size_t i = 0; i < u->npins; i++)
 		mine += u->pins[i].owner == f;
-	if (mine > 0 && mine == u->live && empty_locked(u)) {
-		mine = 0; /* every live entry was f's: one stop mark clears them */
-	}
-	for (size_t i = 0; mine > 0 && i < u->npins;) {
-		if (u->pins[i].owner != f) {
-			i++;
-			continue;
-		}
-		off_t off = u->pins[i].off;
-		u->pins[i] = u->pins[--u->npins];
-		clear_locked(u, off);
-	}
+	/* every live entry f's: one stop mark clears them all at once */
+	if (mine > 0 && (mine != u->live || !empty_locked(u)))
+		clear_pins_locked(u, f);
 	/* undo entries' clears reach the disk with the next durable entry,
 	 * which the next write of this file makes (fresh_sync) */
 	forget_state_locked(f);
@@ -330,8 +346,7 @@ static void checkpoint_locked(struct wfs_undo *u)
 		if (u->pins[i].owner != NULL)
 			forget_state_locked(u->pins[i].owner);
 	if (u->live != u->npins || !empty_locked(u))
-		while (u->npins > 0)
-			clear_locked(u, u->pins[--u->npins].off);
+		clear_pins_locked(u, NULL);
 	fdatasync(u->fd);
 }
 
@@ -689,7 +704,7 @@ int wfs__undo_redo(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *h
 {
 	struct wfs_undo *u;
 	uint8_t *e;
-	bool durable;
+	bool durable, retried = false;
 	int r = 0;
 
 	if (f == NULL || n > WFS_REDO_MAX)
@@ -701,6 +716,7 @@ int wfs__undo_redo(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *h
 	if (!durable)
 		return 1; /* an undo entry costs no fdatasync here */
 	pthread_mutex_lock(&f->lock);
+again:
 	if (f->pend_bytes + n > REDO_BUDGET && (r = apply_batch_locked(f)) < 0)
 		goto out;
 	if (f->pbuf == NULL && (f->pbuf = malloc(PBUF_SIZE)) == NULL) {
@@ -735,6 +751,19 @@ int wfs__undo_redo(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *h
 		clear_locked(u, joff);
 		u->redo_live--;
 		pthread_mutex_unlock(&u->lock);
+		if (w == -ENOSPC && !retried) {
+			/* applied entries waiting for a sync filled the disk
+			 * (the write itself needs no room): the file's pending
+			 * ones join them, a checkpoint syncs and clears them all,
+			 * and the journal starts over where it has room */
+			retried = true;
+			if ((r = apply_batch_locked(f)) < 0)
+				goto out;
+			pthread_mutex_lock(&u->lock);
+			checkpoint_locked(u);
+			pthread_mutex_unlock(&u->lock);
+			goto again;
+		}
 		r = (int)w;
 		goto out;
 	}

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ended, run, wait_for, wardfs
 from test_crash import kill_daemon_under, log_number
+from test_sensitive import vault_on_small_tmpfs
 
 BLOCK = 4096
 BLOCKS = 64
@@ -219,3 +220,35 @@ def test_hundreds_of_sigkills_during_block_overwrites(vault):
     """The same, many more rounds (make test-long)."""
     finished = _kill_rounds(vault, int(os.environ.get("WFS_CRASH_ROUNDS", "100")))
     print(f"overwrites finished at remount: {finished}")
+
+
+def test_overwrites_on_a_disk_the_journal_fills(base):
+    """Written in place, a batch's entries wait in the journal until the
+    file is synced. On a disk they fill, an overwrite (which needs no room
+    of its own) still succeeds: the daemon syncs, the journal starts over
+    where it has room. 12 MiB of overwrites on a disk with about 5 free."""
+    with vault_on_small_tmpfs(base, "8M") as (m, _):
+        m.mount()
+        try:
+            (m.mnt / "secret").mkdir()
+            p = m.mnt / "secret" / "db"
+            n = 512
+            want = [0] * n
+            with open(p, "wb") as fh:
+                fh.write(b"".join(_block("db", i, 0) for i in range(n)))
+                fh.flush()
+                os.fsync(fh.fileno())
+            rnd = random.Random(11)
+            fd = os.open(p, os.O_RDWR)
+            try:
+                for k in range(3000):
+                    i = rnd.randrange(n - 1)
+                    want[i] += 1
+                    assert os.pwrite(fd, _block("db", i, want[i]), i * BLOCK) == BLOCK, k
+            finally:
+                os.close(fd)
+            data = p.read_bytes()
+            for i in range(n):
+                assert data[i * BLOCK:(i + 1) * BLOCK] == _block("db", i, want[i]), i
+        finally:
+            m.umount()
