@@ -42,8 +42,10 @@
  * again (every durable entry, the next batch, the fsync that clears them).
  *
  * Lock order: callers serialize writes per file (the daemon's io_lock);
- * f->lock (pending redo) before u->lock; u->lock is taken last and never
- * held across I/O other than the small pwrite that clears an entry.
+ * f->lock (pending redo) before u->lock; u->lock is taken last and held
+ * across no I/O but the journal's own writes to the page cache (entries
+ * are written under it, in order, and cleared under it) and a
+ * checkpoint's syncfs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -392,7 +394,11 @@ static void entry_fill(uint8_t *e, const struct wfs_undo_file *f, const struct w
 }
 
 /* Seals entry e (n bytes after its header) and gives it its place at the
- * tail (u->lock held): its offset in the journal. */
+ * tail (u->lock held): its offset in the journal. The caller writes it
+ * before it lets go of the lock: entries reach the journal in the order
+ * of their places, so a killed daemon never leaves a gap (an entry placed
+ * and not yet written) with acknowledged entries after it, which would
+ * end the replay's reading before them. */
 static off_t entry_place_locked(struct wfs_undo *u, uint8_t *e, size_t n, const char *magic)
 {
 	off_t off;
@@ -435,20 +441,15 @@ int wfs__undo_begin(struct wfs_undo_file *f, int fd, const struct wfs_file_hdr *
 
 	pthread_mutex_lock(&u->lock);
 	t->off = entry_place_locked(u, e, saved, WFS_UNDO_MAGIC);
+	ssize_t w = wfs__pwrite_full(u->fd, e, (size_t)wfs__undo_entry_len(saved), t->off);
 	durable = needs_durable_locked(f, at, at + (off_t)saved);
-	if (durable && (r = add_pin_locked(u, f, t->off)) != 0) {
-		clear_locked(u, t->off);
-		pthread_mutex_unlock(&u->lock);
-		free(e);
-		return r;
-	}
-	if (durable) {
+	if (w >= 0 && durable && (r = add_pin_locked(u, f, t->off)) != 0)
+		w = r;
+	else if (w >= 0 && durable) {
 		f->fresh_sync = false;
 		note_touched_locked(f, at, at + (off_t)saved);
 	}
 	pthread_mutex_unlock(&u->lock);
-
-	ssize_t w = wfs__pwrite_full(u->fd, e, (size_t)wfs__undo_entry_len(saved), t->off);
 	free(e);
 	if (w >= 0 && durable && fdatasync(u->fd) != 0)
 		w = -errno;
@@ -614,9 +615,9 @@ static int apply_batch_locked(struct wfs_undo_file *f)
 	pthread_mutex_lock(&u->lock);
 	moff = entry_place_locked(u, m, 0, WFS_APPLIED_MAGIC);
 	r = reserve_pins_locked(u, f->npend + 1);
-	pthread_mutex_unlock(&u->lock);
 	if (r == 0 && wfs__pwrite_full(u->fd, m, WFS_UNDO_HDR, moff) < 0)
 		r = -EIO;
+	pthread_mutex_unlock(&u->lock);
 	if (r != 0 && fdatasync(f->fd) != 0) {
 		r = -errno;
 		pthread_mutex_lock(&u->lock);
@@ -744,8 +745,8 @@ again:
 	pthread_mutex_lock(&u->lock);
 	off_t joff = entry_place_locked(u, e, n, WFS_REDO_MAGIC);
 	u->redo_live++;
-	pthread_mutex_unlock(&u->lock);
 	ssize_t w = wfs__pwrite_full(u->fd, e, (size_t)wfs__undo_entry_len(n), joff);
+	pthread_mutex_unlock(&u->lock);
 	if (w < 0) {
 		pthread_mutex_lock(&u->lock);
 		clear_locked(u, joff);

@@ -40,11 +40,12 @@ struct entry {
 };
 
 /* Reads the entries in order until one is older than the one before it
- * (what lies past the tail of a journal that was reset) or unreadable. One
- * whose bytes fail their sum (torn: a killed daemon's last pwrite) is
- * stepped over when its header holds: entries written after it by other
- * threads may be redo entries of acknowledged writes. Only live ones
- * (magic intact) are kept. */
+ * (what lies past the tail of a journal that was reset) or unreadable:
+ * entries are written in the order of their places (undo.c), so a killed
+ * daemon leaves no gap before an entry it wrote. One whose bytes fail
+ * their sum (torn: a killed daemon's last pwrite, or pages of the journal
+ * a power cut took out of order) is stepped over when its header holds.
+ * Only live ones (magic intact) are kept. */
 static long read_entries(int fd, struct entry **out)
 {
 	struct entry *v = NULL;
