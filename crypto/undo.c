@@ -118,9 +118,8 @@ struct wfs_undo_file {
 	atomic_size_t npend_now; /* npend, read without the lock */
 	int fd;			 /* the file, for the flush: a dup while npend > 0 or applied */
 	/* entries applied in place and pinned until the file is durable
-	 * (u->lock; applied_now to read it without) */
-	bool applied;
-	atomic_bool applied_now;
+	 * (set and cleared under u->lock; read without it too) */
+	atomic_bool applied;
 };
 
 void wfs__undo_sum(const uint8_t *hdr, const uint8_t *saved, size_t n, uint8_t out[32])
@@ -260,8 +259,7 @@ static void forget_state_locked(struct wfs_undo_file *f)
 {
 	f->fresh_sync = true;
 	f->ntouched = 0;
-	f->applied = false;
-	atomic_store(&f->applied_now, false);
+	atomic_store(&f->applied, false);
 }
 
 /* The file is durable as it is (u->lock held): its pinned entries go.
@@ -270,7 +268,7 @@ static void forget_state_locked(struct wfs_undo_file *f)
 static bool synced_locked(struct wfs_undo_file *f, off_t cipher_size)
 {
 	struct wfs_undo *u = f->u;
-	bool applied = f->applied;
+	bool applied = atomic_load(&f->applied);
 	size_t mine = 0;
 
 	for (size_t i = 0; i < u->npins; i++)
@@ -285,20 +283,23 @@ static bool synced_locked(struct wfs_undo_file *f, off_t cipher_size)
 	return applied;
 }
 
-void wfs_undo_file_synced(struct wfs_undo_file *f, off_t cipher_size)
+/* The file is durable as it is: its pinned entries go, and applied redo
+ * entries go durably (an applied entry left in the journal unmarked by a
+ * power cut would be replayed over whatever the file holds). */
+static int synced(struct wfs_undo_file *f, off_t cipher_size)
 {
 	bool applied;
 
-	if (f == NULL)
-		return;
 	pthread_mutex_lock(&f->u->lock);
 	applied = synced_locked(f, cipher_size);
 	pthread_mutex_unlock(&f->u->lock);
-	/* an applied redo entry left in the journal unmarked by a power cut
-	 * would be replayed over whatever the file holds: cleared durably
-	 * before the fsync returns */
-	if (applied)
-		fdatasync(f->u->fd);
+	return applied && fdatasync(f->u->fd) != 0 ? -errno : 0;
+}
+
+void wfs_undo_file_synced(struct wfs_undo_file *f, off_t cipher_size)
+{
+	if (f != NULL)
+		synced(f, cipher_size);
 }
 
 /* Must an entry saving [lo, hi) be durable? (u->lock held) */
@@ -575,15 +576,12 @@ static int apply_locked(struct wfs_undo_file *f)
 	return r;
 }
 
-/* Pins the entry at off for f, as applied (u->lock held, room reserved). */
+/* Pins the entry at off for f, as applied (u->lock held, room reserved:
+ * add_pin_locked cannot fail). */
 static void pin_applied_locked(struct wfs_undo_file *f, off_t off)
 {
-	struct wfs_undo *u = f->u;
-
-	u->pins[u->npins].off = off;
-	u->pins[u->npins++].owner = f;
-	f->applied = true;
-	atomic_store(&f->applied_now, true);
+	(void)add_pin_locked(f->u, f, off);
+	atomic_store(&f->applied, true);
 }
 
 /* Writes f's pending redo entries in place (f->lock held, apply_locked's
@@ -652,21 +650,17 @@ static int apply_batch_locked(struct wfs_undo_file *f)
  * happens to the file. */
 static int flush_locked(struct wfs_undo_file *f)
 {
-	struct wfs_undo *u = f->u;
 	struct stat st;
 	int r;
 
 	if ((r = apply_batch_locked(f)) < 0)
 		return r;
-	if (atomic_load(&f->applied_now)) {
+	if (atomic_load(&f->applied)) {
+		/* that fdatasync makes every earlier write of the file durable */
 		if (fdatasync(f->fd) != 0 || fstat(f->fd, &st) != 0)
 			return -errno;
-		pthread_mutex_lock(&u->lock);
-		/* that fdatasync made every earlier write of the file durable */
-		synced_locked(f, st.st_size);
-		pthread_mutex_unlock(&u->lock);
-		if (fdatasync(u->fd) != 0)
-			return -errno;
+		if ((r = synced(f, st.st_size)) < 0)
+			return r;
 	}
 	if (f->fd >= 0) {
 		close(f->fd);
@@ -692,7 +686,7 @@ int wfs_undo_file_flush(struct wfs_undo_file *f)
 {
 	int r;
 
-	if (f == NULL || (atomic_load(&f->npend_now) == 0 && !atomic_load(&f->applied_now)))
+	if (f == NULL || (atomic_load(&f->npend_now) == 0 && !atomic_load(&f->applied)))
 		return 0;
 	pthread_mutex_lock(&f->lock);
 	r = flush_locked(f);
@@ -777,7 +771,7 @@ again:
 	if (f->npend % 64 == 0) /* the flush's fdatasync of the journal waits for less */
 		sync_file_range(u->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 out:
-	if (f->npend == 0 && !atomic_load(&f->applied_now) && f->fd >= 0) {
+	if (f->npend == 0 && !atomic_load(&f->applied) && f->fd >= 0) {
 		close(f->fd);
 		f->fd = -1;
 	}
